@@ -1,3 +1,30 @@
-"""microvae: a Variational Autoencoder engine with hand-written gradients."""
+"""microvae: a Variational Autoencoder engine with every gradient written by hand.
+
+Quick tour::
+
+    import microvae
+    model = microvae.VAE(input_dim=784, latent_dim=2)     # textbook MLP VAE
+    terms = model.loss_and_grads(x_batch)                  # loss, recon, kl; grads in model.flat.grad
+    print(microvae.check_model(microvae.VAE(16, (8,), 2, dtype="float64"), x_small))
+"""
 
 __version__ = "0.1.0"
+
+from . import layers, losses
+from .backend import Backend, BackendUnavailable, get_backend
+from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .likelihoods import Bernoulli, Gaussian
+from .models import VAE, LossTerms
+from .optim import SGD, Adam, clip_grad_norm
+from .params import FlatParameters
+from .reparam import Reparameterization
+from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck
+
+__all__ = [
+    "Backend", "BackendUnavailable", "get_backend",
+    "layers", "losses",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
+    "Bernoulli", "Gaussian", "VAE", "LossTerms",
+    "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
+    "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",
+]

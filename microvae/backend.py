@@ -1,0 +1,154 @@
+"""The array backend: one object that gives the math its arrays, dtype, randomness and kernels.
+
+Model and layer code never imports NumPy or CuPy for its math. It asks the backend:
+
+    be = get_backend("numpy", dtype="float64", seed=0)
+    xp = be.xp                # numpy or cupy
+    w = be.normal((3, 4))     # seeded, in be.dtype
+    be.kernels.relu_forward(x, out)
+
+`backend="numpy"` runs on the CPU with Numba kernels for the hot loops;
+`backend="cupy"` runs on an NVIDIA GPU with CuPy kernels. The choice comes from the
+argument, else from the ``MICROVAE_BACKEND`` environment variable, else "numpy".
+Setting ``MICROVAE_KERNELS=reference`` swaps the compiled kernels for their plain
+NumPy twins (slow, but handy when debugging a kernel).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = ["Backend", "BackendUnavailable", "get_backend", "array_module", "kernels_for"]
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend (CuPy or a GPU) is not available on this machine."""
+
+
+class Backend:
+    """Array namespace (``xp``), dtype, seeded generator and kernels, bundled.
+
+    Attributes
+    ----------
+    name : "numpy" or "cupy"
+    xp : the array module (numpy or cupy)
+    dtype : numpy dtype used for parameters and activations (float32 by default)
+    rng : a seeded ``xp.random.Generator``
+    kernels : module-like object with the hot-loop kernels for this device
+    """
+
+    def __init__(self, name: str = "numpy", dtype="float32", seed: int | None = 0, kernels: str | None = None):
+        if name not in ("numpy", "cupy"):
+            raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r}")
+        dtype_name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        if dtype_name not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.name = name
+        self.dtype = np.dtype(_DTYPES[dtype_name])
+        kernels = kernels or os.environ.get("MICROVAE_KERNELS") or "compiled"
+        if kernels not in ("compiled", "reference"):
+            raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}")
+        if name == "numpy":
+            self.xp = np
+            if kernels == "reference":
+                from .kernels import reference as k
+            else:
+                from .kernels import cpu as k
+        else:
+            self.xp = _import_cupy()
+            if kernels == "reference":
+                from .kernels import reference as k
+            else:
+                from .kernels import gpu as k
+        self.kernels = k
+        self.kernel_kind = kernels
+        self.seed(seed)
+
+    # randomness ---------------------------------------------------------------
+    def seed(self, seed: int | None) -> None:
+        """Reset the generator; the same seed gives the same stream of numbers."""
+        self.rng = self.xp.random.default_rng(seed)
+
+    def normal(self, shape, scale=1.0):
+        """Standard normal draws (times ``scale``) in this backend's dtype."""
+        return (self.rng.standard_normal(shape, dtype=self.dtype) * self.dtype.type(scale)).astype(self.dtype, copy=False)
+
+    def uniform(self, shape, low=0.0, high=1.0):
+        return self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False)
+
+    # arrays -------------------------------------------------------------------
+    def asarray(self, x, dtype=None):
+        """Move ``x`` to this backend as a C-contiguous array (float arrays in ``self.dtype``)."""
+        dtype = self.dtype if dtype is None else dtype
+        return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
+
+    def to_numpy(self, x):
+        """Copy to a host NumPy array (a no-op view on the CPU backend)."""
+        if self.name == "cupy":
+            return self.xp.asnumpy(x)
+        return np.asarray(x)
+
+    def zeros(self, shape, dtype=None):
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def empty(self, shape, dtype=None):
+        return self.xp.empty(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def scalar(self, x) -> float:
+        """A Python float from a 0-d array (synchronises on the GPU)."""
+        return float(x)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r}, dtype={self.dtype.name!r}, kernels={self.kernel_kind!r})"
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on machine
+        raise BackendUnavailable(
+            "backend='cupy' needs CuPy and an NVIDIA GPU: pip install 'microvae[gpu]' "
+            "(or use backend='numpy')"
+        ) from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # pragma: no cover - depends on machine
+        raise BackendUnavailable(f"backend='cupy' found CuPy but no usable GPU ({exc}); use backend='numpy'") from exc
+    if count < 1:  # pragma: no cover
+        raise BackendUnavailable("backend='cupy' found CuPy but no GPU; use backend='numpy'")
+    return cupy
+
+
+def get_backend(backend=None, dtype="float32", seed: int | None = 0) -> Backend:
+    """Return a Backend. ``backend`` may be a Backend (returned as is), a name, or None.
+
+    None means ``$MICROVAE_BACKEND`` or "numpy".
+    """
+    if isinstance(backend, Backend):
+        return backend
+    name = backend or os.environ.get("MICROVAE_BACKEND") or "numpy"
+    return Backend(name, dtype=dtype, seed=seed)
+
+
+def array_module(a):
+    """numpy or cupy, whichever owns ``a`` (CuPy is only imported if it is installed)."""
+    if type(a).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+def kernels_for(a):
+    """The kernel module matching the device of array ``a`` (honours ``$MICROVAE_KERNELS``)."""
+    if os.environ.get("MICROVAE_KERNELS") == "reference":
+        from .kernels import reference as k
+    elif array_module(a) is np:
+        from .kernels import cpu as k
+    else:
+        from .kernels import gpu as k
+    return k

@@ -1,0 +1,88 @@
+"""Reference kernels in plain NumPy (or CuPy: they only use the array's own namespace).
+
+These are the definitions the compiled kernels in ``cpu.py`` and ``gpu.py`` are tested
+against. All write into ``out`` arrays supplied by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _xp(a):
+    try:
+        import cupy
+
+        return cupy.get_array_module(a)
+    except ImportError:
+        import numpy
+
+        return numpy
+
+
+def relu_forward(x, out):
+    """out = max(x, 0)."""
+    _xp(x).maximum(x, 0, out=out)
+    return out
+
+
+def relu_backward(dy, y, out):
+    """out = dy · [y > 0], with y the forward output (y > 0 exactly where x > 0)."""
+    xp = _xp(dy)
+    xp.multiply(dy, y > 0, out=out)
+    return out
+
+
+def sigmoid(x, out):
+    """out = 1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    xp = _xp(x)
+    e = xp.exp(-xp.abs(x))
+    out[...] = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return out
+
+
+def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
+    """Fused sigmoid + Bernoulli NLL from logits + its gradient, for (B, D) arrays.
+
+    row_loss[b] = Σ_d softplus(l) − x·l      (nats; softplus(l) = max(l,0) + log1p(e^{−|l|}))
+    dlogits     = (sigmoid(l) − x) · scale    (scale = 1/B for the batch mean)
+    """
+    xp = _xp(logits)
+    e = xp.exp(-xp.abs(logits))
+    softplus = xp.maximum(logits, 0) + xp.log1p(e)
+    prob = xp.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    row_loss[...] = (softplus - x * logits).sum(axis=1, dtype=xp.float64)
+    dlogits[...] = (prob - x) * scale
+    return row_loss
+
+
+def adam_bias_corrected_rates(lr, beta1, beta2, eps, step):
+    """Fold Adam's bias corrections into a step size and an epsilon.
+
+    lr·m̂/(√v̂ + eps) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) equals
+    lr_t·m/(√v + eps_t) with lr_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ) and eps_t = eps·√(1−β₂ᵗ).
+    """
+    c2 = math.sqrt(1.0 - beta2**step)
+    return lr * c2 / (1.0 - beta1**step), eps * c2
+
+
+def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
+    """One Adam step over flat buffers, in place (Kingma & Ba, Algorithm 1).
+
+    m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  θ ← θ − lr_t · m / (√v + eps_t)
+    """
+    xp = _xp(param)
+    g = grad.astype(xp.float64)
+    m64 = beta1 * m.astype(xp.float64) + (1.0 - beta1) * g
+    v64 = beta2 * v.astype(xp.float64) + (1.0 - beta2) * g * g
+    m[...] = m64
+    v[...] = v64
+    param[...] = param.astype(xp.float64) - lr_t * m64 / (xp.sqrt(v64) + eps_t)
+
+
+def sgd_update(param, grad, velocity, lr, momentum):
+    """SGD with (heavy-ball) momentum, in place:  u ← μu + g;  θ ← θ − lr·u."""
+    xp = _xp(param)
+    u = momentum * velocity.astype(xp.float64) + grad.astype(xp.float64)
+    velocity[...] = u
+    param[...] = param.astype(xp.float64) - lr * u

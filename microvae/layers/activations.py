@@ -1,0 +1,82 @@
+"""Elementwise activations. Each caches the one array its derivative needs."""
+
+from __future__ import annotations
+
+from .base import Layer
+
+
+class ReLU(Layer):
+    """y = max(x, 0);  dx = dy · [y > 0]  (the subgradient at 0 is taken as 0).
+
+    Runs the backend's fused kernels (Numba on CPU, CuPy on GPU).
+    """
+
+    def forward(self, x):
+        y = self.backend.xp.empty_like(x)
+        self.backend.kernels.relu_forward(x, y)
+        self._y = y
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        if not input_grad:
+            return None
+        dx = self.backend.xp.empty_like(dy)
+        self.backend.kernels.relu_backward(dy, self._y, dx)
+        return dx
+
+
+class LeakyReLU(Layer):
+    """y = x for x > 0, else a·x;  dx = dy for x > 0, else a·dy."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if not 0 <= negative_slope < 1:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
+        self.negative_slope = float(negative_slope)
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope}
+
+    def forward(self, x):
+        xp = self.backend.xp
+        self._positive = x > 0
+        return xp.where(self._positive, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, dy, input_grad: bool = True):
+        if not input_grad:
+            return None
+        xp = self.backend.xp
+        return xp.where(self._positive, dy, dy * dy.dtype.type(self.negative_slope))
+
+    def __repr__(self):
+        return f"LeakyReLU({self.negative_slope})"
+
+
+class Sigmoid(Layer):
+    """y = σ(x) = 1/(1 + e^{−x});  dx = dy · y · (1 − y)."""
+
+    def forward(self, x):
+        y = self.backend.xp.empty_like(x)
+        self.backend.kernels.sigmoid(x, y)
+        self._y = y
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        if not input_grad:
+            return None
+        y = self._y
+        return dy * y * (1 - y)
+
+
+class Tanh(Layer):
+    """y = tanh(x);  dx = dy · (1 − y²)."""
+
+    def forward(self, x):
+        self._y = self.backend.xp.tanh(x)
+        return self._y
+
+    def backward(self, dy, input_grad: bool = True):
+        if not input_grad:
+            return None
+        y = self._y
+        return dy * (1 - y * y)

@@ -1,0 +1,87 @@
+"""Observation models p(x | decoder output): what the decoder's raw output means.
+
+A likelihood turns the decoder's raw output into a loss ``nll(out, x) -> (per_example,
+dout)`` (the convention of ``microvae.losses``) and into the data-space mean ``mean(out)``.
+"""
+
+from __future__ import annotations
+
+from .backend import array_module
+from .losses import bernoulli_nll, gaussian_nll
+
+
+class Bernoulli:
+    """Pixels in [0, 1]; the decoder outputs logits, ``mean`` is σ(logits)."""
+
+    name = "bernoulli"
+
+    def output_dim(self, data_dim: int) -> int:
+        return data_dim
+
+    def nll(self, out, x):
+        return bernoulli_nll(out, x)
+
+    def mean(self, out, kernels):
+        p = array_module(out).empty_like(out)
+        kernels.sigmoid(out, p)
+        return p
+
+    def validate(self, x, what: str = "x") -> None:
+        xp = array_module(x)
+        lo, hi = float(xp.min(x)), float(xp.max(x))
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(
+                f"{what} must lie in [0, 1] for a Bernoulli likelihood (found values in [{lo:g}, {hi:g}]); "
+                "scale the data, or use likelihood='gaussian'"
+            )
+
+    def config(self):
+        return "bernoulli"
+
+
+class Gaussian:
+    """Real-valued data: N(x; μ, σ²) with a fixed σ² (``logvar`` a number, default 0: unit
+    variance) or a learned per-pixel variance (``logvar="learned"``: the decoder outputs
+    μ ‖ logvar, twice the data dimension)."""
+
+    name = "gaussian"
+
+    def __init__(self, logvar=0.0):
+        if logvar != "learned" and not isinstance(logvar, (int, float)):
+            raise ValueError(f"Gaussian logvar must be a number or 'learned', got {logvar!r}")
+        self.logvar = logvar
+        self.learned = logvar == "learned"
+
+    def output_dim(self, data_dim: int) -> int:
+        return 2 * data_dim if self.learned else data_dim
+
+    def nll(self, out, x):
+        if not self.learned:
+            per_example, dmean, _ = gaussian_nll(out, x, float(self.logvar))
+            return per_example, dmean
+        xp = array_module(out)
+        d = out.shape[1] // 2
+        per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, out[:, d:])
+        return per_example, xp.concatenate([dmean, dlogvar], axis=1)
+
+    def mean(self, out, kernels):
+        return out[:, : out.shape[1] // 2] if self.learned else out
+
+    def validate(self, x, what: str = "x") -> None:
+        return None
+
+    def config(self):
+        return "gaussian" if not self.learned else "gaussian-learned"
+
+
+def get_likelihood(spec):
+    """'bernoulli', 'gaussian' (unit variance), 'gaussian-learned', or a likelihood object."""
+    if isinstance(spec, (Bernoulli, Gaussian)):
+        return spec
+    if spec == "bernoulli":
+        return Bernoulli()
+    if spec == "gaussian":
+        return Gaussian(0.0)
+    if spec == "gaussian-learned":
+        return Gaussian("learned")
+    raise ValueError(f"likelihood must be 'bernoulli', 'gaussian' or 'gaussian-learned', got {spec!r}")

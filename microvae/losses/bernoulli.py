@@ -1,0 +1,45 @@
+"""Bernoulli reconstruction loss (binary cross-entropy), two ways."""
+
+from __future__ import annotations
+
+from ..backend import array_module, kernels_for
+from ._checks import rows, same_shape
+
+
+def bernoulli_nll(logits, x):
+    """−log p(x | logits) for Bernoulli pixels, from logits; numerically stable.
+
+    Per example:   Σ_d softplus(l_d) − x_d·l_d,   softplus(l) = max(l, 0) + log1p(e^{−|l|})
+    Gradient:      d/dl = (σ(l) − x) / batch
+
+    Exact and finite for any finite logit (±1e4 included): no log of a rounded sigmoid.
+    Returns ``(per_example, dlogits)``. Runs the fused kernel (Numba on CPU, CuPy on GPU).
+    """
+    same_shape("bernoulli_nll", logits, x, ("logits", "x"))
+    xp = array_module(logits)
+    batch = logits.shape[0]
+    logits2, x2 = rows(xp.ascontiguousarray(logits)), rows(xp.ascontiguousarray(x, dtype=logits.dtype))
+    dlogits = xp.empty_like(logits2)
+    per_example = xp.empty(batch, dtype=xp.float64)
+    kernels_for(logits).bernoulli_nll_logits(logits2, x2, 1.0 / batch, dlogits, per_example)
+    return per_example, dlogits.reshape(logits.shape)
+
+
+def bce_probabilities(p, x, eps: float = 1e-7):
+    """Textbook binary cross-entropy on probabilities, with clipping (for comparison).
+
+    Per example:   −Σ_d x·log p̃ + (1 − x)·log(1 − p̃),   p̃ = clip(p, eps, 1 − eps)
+    Gradient:      d/dp = (p̃ − x) / (p̃(1 − p̃)) / batch  where p is inside the clip, else 0
+
+    Clipping is what keeps it finite, and also what makes it wrong (and its gradient
+    vanish) for confident predictions; prefer ``bernoulli_nll`` on logits.
+    Returns ``(per_example, dp)``.
+    """
+    same_shape("bce_probabilities", p, x, ("p", "x"))
+    xp = array_module(p)
+    batch = p.shape[0]
+    clipped = xp.clip(p, eps, 1 - eps)
+    per_example = -rows(x * xp.log(clipped) + (1 - x) * xp.log1p(-clipped)).sum(axis=1, dtype=xp.float64)
+    inside = (p >= eps) & (p <= 1 - eps)
+    dp = xp.where(inside, (clipped - x) / (clipped * (1 - clipped)), 0) / batch
+    return per_example, dp.astype(p.dtype, copy=False)

@@ -1,0 +1,63 @@
+"""Gaussian reconstruction losses."""
+
+from __future__ import annotations
+
+import math
+
+from ..backend import array_module
+from ._checks import rows, same_shape
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_nll(mean, x, logvar=0.0):
+    """−log N(x; mean, e^{logvar}) summed over dimensions; fixed or learned variance.
+
+    Per example:   ½ Σ_d (x − μ)²·e^{−logvar} + logvar + log 2π
+    Gradients:     d/dμ      = (μ − x)·e^{−logvar} / batch
+                   d/dlogvar = ½(1 − (x − μ)²·e^{−logvar}) / batch   (summed to logvar's shape)
+
+    ``logvar`` is a Python float (fixed variance: the dlogvar returned is None) or an array
+    broadcastable to ``mean`` (learned variance, e.g. a decoder output or a per-pixel vector).
+    Returns ``(per_example, dmean, dlogvar)``.
+    """
+    same_shape("gaussian_nll", mean, x, ("mean", "x"))
+    xp = array_module(mean)
+    batch = mean.shape[0]
+    diff = mean - x
+    learned = not isinstance(logvar, (int, float))
+    if learned:
+        precision = xp.exp(-logvar)
+        sq = diff * diff * precision
+        per_example = 0.5 * rows(sq + logvar + _LOG_2PI + xp.zeros_like(mean)).sum(axis=1, dtype=xp.float64)
+        dmean = diff * precision / batch
+        dlogvar = _sum_to_shape(0.5 * (1 - sq) / batch, logvar.shape)
+        return per_example, dmean, dlogvar.astype(mean.dtype, copy=False)
+    precision = math.exp(-logvar)
+    dims = rows(mean).shape[1]
+    per_example = 0.5 * precision * rows(diff * diff).sum(axis=1, dtype=xp.float64) + 0.5 * dims * (logvar + _LOG_2PI)
+    dmean = diff * mean.dtype.type(precision / batch)
+    return per_example, dmean, None
+
+
+def mse(prediction, x):
+    """Squared error summed over dimensions:  Σ_d (x̂ − x)²;   d/dx̂ = 2(x̂ − x)/batch.
+
+    Equals 2·gaussian_nll with unit variance, minus a constant. Returns ``(per_example, dprediction)``.
+    """
+    same_shape("mse", prediction, x)
+    xp = array_module(prediction)
+    diff = prediction - x
+    per_example = rows(diff * diff).sum(axis=1, dtype=xp.float64)
+    return per_example, diff * prediction.dtype.type(2.0 / prediction.shape[0])
+
+
+def _sum_to_shape(g, shape):
+    """Sum a broadcast gradient back down to the shape of the broadcast operand."""
+    shape = tuple(shape)
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, size in enumerate(shape):
+        if size == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g

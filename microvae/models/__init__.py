@@ -1,0 +1,4 @@
+from .base import LossTerms, Model
+from .vae import VAE
+
+__all__ = ["Model", "LossTerms", "VAE"]

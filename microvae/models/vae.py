@@ -1,0 +1,231 @@
+"""The Variational Autoencoder (Kingma & Welling, 2014), and β-VAE as its β ≠ 1 case."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..layers import Dense, ReLU, Sequential
+from ..layers.base import Layer, layer_from_spec, layer_to_spec
+from ..likelihoods import get_likelihood
+from ..losses import kl_normal
+from ..reparam import Reparameterization
+from .base import LossTerms, Model
+
+# exp(logvar) must stay finite in float32 (e^88 overflows): logvar is clamped to this range,
+# with zero gradient outside it.
+LOGVAR_RANGE = (-30.0, 20.0)
+
+
+def mlp(sizes, final_activation=None) -> Sequential:
+    """Dense layers with ReLU between them (He init before each ReLU, Glorot for the last)."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        layers.append(Dense(n_in, n_out, init="glorot" if last else "he"))
+        if not last:
+            layers.append(ReLU())
+    if final_activation is not None:
+        layers.append(final_activation)
+    return Sequential(*layers)
+
+
+class VAE(Model):
+    """A VAE with a Gaussian encoder q(z|x) = N(μ, e^{logvar}), a N(0, I) prior and a
+    Bernoulli or Gaussian decoder p(x|z).
+
+    Objective (minimised), per example, averaged over the batch, in nats:
+
+        L = −log p(x | z) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + exp(½·logvar)·ε
+
+    With a capacity target C (Burgess et al., 2018) the KL term becomes β·|KL − C|.
+    β can warm up linearly from 0 over ``beta_warmup`` optimizer steps, and C from 0 over
+    ``capacity_warmup`` steps.
+
+    Architecture (default, as in the textbook): encoder 784→512→256 (ReLU) → μ ‖ logvar;
+    the decoder mirrors it (latent→256→512→784) and outputs logits (Bernoulli) or means.
+    Any ``Sequential`` may be passed: the encoder must map inputs to 2·latent_dim values
+    (μ then logvar), the decoder latent_dim values to the likelihood's output size.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        hidden=(512, 256),
+        latent_dim: int = 2,
+        beta: float = 1.0,
+        likelihood="bernoulli",
+        encoder: Layer | None = None,
+        decoder: Layer | None = None,
+        beta_warmup: int = 0,
+        capacity: float | None = None,
+        capacity_warmup: int = 0,
+        backend="numpy",
+        dtype="float32",
+        seed: int | None = 0,
+    ):
+        super().__init__()
+        if isinstance(encoder, dict):
+            encoder = layer_from_spec(encoder)
+        if isinstance(decoder, dict):
+            decoder = layer_from_spec(decoder)
+        input_dim, latent_dim = int(input_dim), int(latent_dim)
+        hidden = tuple(int(h) for h in hidden)
+        if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
+        if not (beta >= 0 and math.isfinite(beta)):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+        if beta_warmup < 0 or capacity_warmup < 0:
+            raise ValueError("beta_warmup and capacity_warmup are step counts >= 0")
+        if capacity is not None and not capacity >= 0:
+            raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
+        self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
+        self.input_shape = (input_dim,)
+        self.beta, self.beta_warmup = float(beta), int(beta_warmup)
+        self.capacity, self.capacity_warmup = capacity, int(capacity_warmup)
+        self.likelihood = get_likelihood(likelihood)
+        self.encoder = encoder if encoder is not None else mlp((input_dim, *hidden, 2 * latent_dim))
+        self.decoder = decoder if decoder is not None else mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)))
+        config = dict(
+            input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
+            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
+            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
+            encoder=layer_to_spec(encoder) if encoder is not None else None,
+            decoder=layer_to_spec(decoder) if decoder is not None else None,
+        )
+        self._setup(backend, dtype, seed, config)
+        self.sampler = Reparameterization(self.backend)
+
+    def children(self):
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    # the objective ----------------------------------------------------------------
+    def loss_and_grads(self, x, eps=None) -> LossTerms:
+        """Loss terms of a batch, with dL/dθ left in ``self.flat.grad`` (one forward/backward sweep).
+
+        ``eps`` (batch, latent_dim) fixes the reparameterization noise; by default it is drawn.
+        """
+        return self._objective(self._data(x), eps=self._eps(eps), compute_grads=True)
+
+    def loss(self, x, eps=None) -> LossTerms:
+        """Loss terms of a batch, forward pass only."""
+        return self._objective(self._data(x), eps=self._eps(eps), compute_grads=False)
+
+    def _objective(self, x, eps=None, compute_grads=True, condition=None) -> LossTerms:
+        # forward: x → (μ, logvar) → z → decoder output → −log p(x|z) and KL
+        mu, logvar = self._encode(x, condition)
+        z = self.sampler.forward(mu, logvar, eps)
+        out = self._decode(z, condition)
+        recon, dout = self.likelihood.nll(out, x)
+        kl, dmu_kl, dlogvar_kl = self._kl(mu, logvar, condition)
+        recon_mean, kl_mean = float(recon.mean()), float(kl.mean())
+        kl_term, kl_slope = self.kl_weighting(kl_mean)
+        terms = LossTerms(recon_mean + kl_term, recon_mean, kl_mean)
+        if not compute_grads:
+            return terms
+        # backward: dout → decoder.backward → dz → (dμ, dlogvar) + β·dKL → encoder.backward
+        dz = self._decode_backward(dout)
+        dmu, dlogvar = self.sampler.backward(dz)
+        self._encode_backward(dmu + kl_slope * dmu_kl, dlogvar + kl_slope * dlogvar_kl)
+        self._kl_backward(kl_slope)
+        return terms
+
+    def kl_weighting(self, kl_mean: float):
+        """(KL term of the loss, its derivative w.r.t. the batch-mean KL) at the current step.
+
+        β·KL, or with a capacity target C: β·|KL − C| (derivative β·sign(KL − C)).
+        """
+        beta = self.current_beta()
+        if self.capacity is None:
+            return beta * kl_mean, beta
+        gap = kl_mean - self.current_capacity()
+        return beta * abs(gap), beta * (1.0 if gap > 0 else -1.0 if gap < 0 else 0.0)
+
+    def current_beta(self) -> float:
+        """β, ramped linearly from 0 over the first ``beta_warmup`` steps."""
+        if self.beta_warmup == 0:
+            return self.beta
+        return self.beta * min(1.0, self.step / self.beta_warmup)
+
+    def current_capacity(self) -> float:
+        if self.capacity is None:
+            return 0.0
+        if self.capacity_warmup == 0:
+            return float(self.capacity)
+        return float(self.capacity) * min(1.0, self.step / self.capacity_warmup)
+
+    # the parts of the objective that conditional/convolutional variants override ----------
+    def _encode(self, x, condition=None):
+        h = self.encoder.forward(x)
+        if h.ndim != 2 or h.shape[1] != 2 * self.latent_dim:
+            raise ValueError(f"the encoder must output (batch, 2·latent_dim = {2 * self.latent_dim}) values (μ then logvar), got {tuple(h.shape)}")
+        mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        lo, hi = LOGVAR_RANGE
+        self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
+        return mu, self.backend.xp.clip(raw_logvar, lo, hi)
+
+    def _encode_backward(self, dmu, dlogvar):
+        xp = self.backend.xp
+        self.encoder.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1), input_grad=False)
+
+    def _decode(self, z, condition=None):
+        return self.decoder.forward(z)
+
+    def _decode_backward(self, dout):
+        return self.decoder.backward(dout)
+
+    def _kl(self, mu, logvar, condition=None):
+        return kl_normal(mu, logvar)
+
+    def _kl_backward(self, kl_slope):
+        """Gradient into a learned prior's parameters; the N(0, I) prior has none."""
+
+    def _data(self, x, what="x"):
+        """A checked data batch: right shape, finite, and in range for the likelihood."""
+        x = self._as_batch(x, what)
+        self.likelihood.validate(x, what)
+        return x
+
+    def _eps(self, eps):
+        return None if eps is None else self.backend.asarray(eps)
+
+    # using a trained model (NumPy in, NumPy out) ------------------------------------
+    def encode(self, x):
+        """(μ, logvar) of q(z|x), as NumPy arrays of shape (n, latent_dim)."""
+        mu, logvar = self._encode(self._data(x))
+        return self.backend.to_numpy(mu).copy(), self.backend.to_numpy(logvar).copy()
+
+    def decode(self, z):
+        """Data-space mean of p(x|z) (probabilities for Bernoulli), shape (n, *input_shape)."""
+        z = self._as_batch(z, "z", (self.latent_dim,))
+        out = self._decode(z)
+        return self.backend.to_numpy(self.likelihood.mean(out, self.backend.kernels)).copy()
+
+    def reconstruct(self, x):
+        """Decode the posterior mean: decode(μ(x))."""
+        mu, _ = self._encode(self._data(x))
+        return self.backend.to_numpy(self.likelihood.mean(self._decode(mu), self.backend.kernels)).copy()
+
+    def sample(self, n: int, seed: int | None = None):
+        """n draws of the decoder mean at z ~ N(0, I) (seeded by ``seed``, else the model's generator)."""
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)) if seed is not None else self.backend.to_numpy(self.backend.normal((int(n), self.latent_dim)))
+        return self.decode(z)
+
+    def elbo(self, x, n_samples: int = 1):
+        """Per-example evidence lower bound log p(x) ≥ E_q[log p(x|z)] − KL(q‖p), in nats,
+        estimated with ``n_samples`` draws of z (β plays no part: this is the true bound)."""
+        x = self._data(x)
+        mu, logvar = self._encode(x)
+        kl, _, _ = kl_normal(mu, logvar)
+        recon = 0.0
+        for _ in range(int(n_samples)):
+            out = self._decode(self.sampler.forward(mu, logvar))
+            recon = recon + self.likelihood.nll(out, x)[0]
+        return self.backend.to_numpy(-(recon / n_samples) - kl).copy()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, "
+                f"beta={self.beta}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, backend={self.backend!r})")

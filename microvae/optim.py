@@ -1,0 +1,94 @@
+"""Optimizers that update a whole model's flat parameter buffer in one pass."""
+
+from __future__ import annotations
+
+import math
+
+from .kernels.reference import adam_bias_corrected_rates
+
+__all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
+
+
+def clip_grad_norm(grad, max_norm: float) -> float:
+    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm``; return the norm before."""
+    norm = math.sqrt(float((grad.astype("float64") ** 2).sum())) if grad.size else 0.0
+    if norm > max_norm > 0:
+        grad *= grad.dtype.type(max_norm / (norm + 1e-12))
+    return norm
+
+
+class Optimizer:
+    def __init__(self, flat, lr: float, clip_norm: float | None):
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning rate must be a positive number, got {lr}")
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
+        self.flat, self.lr, self.clip_norm = flat, float(lr), clip_norm
+        self.kernels = flat.backend.kernels
+        self.t = 0
+
+    def step(self) -> None:
+        if self.clip_norm is not None:
+            clip_grad_norm(self.flat.grad, self.clip_norm)
+        self.t += 1
+        self._update()
+
+    def state_arrays(self) -> dict:
+        """Arrays to checkpoint for exact resumption (besides ``t``)."""
+        return {}
+
+
+class SGD(Optimizer):
+    """θ ← θ − lr·u,  u ← μ·u + g  (heavy-ball momentum μ; μ = 0 is plain SGD)."""
+
+    def __init__(self, flat, lr: float = 1e-2, momentum: float = 0.0, clip_norm: float | None = None):
+        super().__init__(flat, lr, clip_norm)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self.velocity = flat.backend.zeros(flat.size)
+
+    def _update(self):
+        self.kernels.sgd_update(self.flat.data, self.flat.grad, self.velocity, self.lr, self.momentum)
+
+    def state_arrays(self):
+        return {"velocity": self.velocity}
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (Kingma & Ba, 2015):
+
+        m ← β₁m + (1−β₁)g,   v ← β₂v + (1−β₂)g²,   θ ← θ − lr·m̂/(√v̂ + ε)
+        m̂ = m/(1−β₁ᵗ),  v̂ = v/(1−β₂ᵗ)
+
+    One fused kernel pass over the flat buffers per step.
+    """
+
+    def __init__(self, flat, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, clip_norm: float | None = None):
+        super().__init__(flat, lr, clip_norm)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {betas}")
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps}")
+        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+        self.m = flat.backend.zeros(flat.size)
+        self.v = flat.backend.zeros(flat.size)
+
+    def _update(self):
+        lr_t, eps_t = adam_bias_corrected_rates(self.lr, self.beta1, self.beta2, self.eps, self.t)
+        self.kernels.adam_update(self.flat.data, self.flat.grad, self.m, self.v, self.beta1, self.beta2, lr_t, eps_t)
+
+    def state_arrays(self):
+        return {"m": self.m, "v": self.v}
+
+
+def get_optimizer(name_or_optimizer, flat, lr: float, **kwargs) -> Optimizer:
+    """'adam' or 'sgd' (or an Optimizer, returned as is)."""
+    if isinstance(name_or_optimizer, Optimizer):
+        return name_or_optimizer
+    if name_or_optimizer == "adam":
+        return Adam(flat, lr=lr, **kwargs)
+    if name_or_optimizer == "sgd":
+        return SGD(flat, lr=lr, **kwargs)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name_or_optimizer!r}")

@@ -1,0 +1,69 @@
+"""Flat parameter storage: every parameter of a model in one contiguous buffer.
+
+A model's parameters live in ``FlatParameters.data`` and their gradients in
+``FlatParameters.grad``, both 1-D arrays. Each layer's ``params[name]`` and
+``grads[name]`` are *views* into those buffers, so an optimizer updates a whole model
+in one pass over two arrays, zeroing the gradients is one ``fill(0)``, and a checkpoint
+is one array.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["FlatParameters"]
+
+
+class FlatParameters:
+    """Allocate one buffer for the parameters of ``root`` (a layer tree) and bind views.
+
+    Parameters are initialised in place, in the deterministic order of the tree walk,
+    from ``backend.rng`` (so the same seed gives the same initial model).
+
+    Attributes
+    ----------
+    data, grad : 1-D arrays of ``size`` elements on the backend
+    layout : list of (qualified_name, offset, shape), e.g. ("encoder.0.W", 0, (784, 512))
+    """
+
+    def __init__(self, root, backend):
+        self.backend = backend
+        entries = []
+        for path, module in root.named_modules():
+            module.backend = backend
+            for name, (shape, init) in module.parameter_specs().items():
+                qualified = f"{path}.{name}" if path else name
+                entries.append((qualified, module, name, tuple(int(s) for s in shape), init))
+        self.size = sum(math.prod(shape) for _, _, _, shape, _ in entries)
+        self.data = backend.zeros(self.size)
+        self.grad = backend.zeros(self.size)
+        self.layout = []
+        offset = 0
+        for qualified, module, name, shape, init in entries:
+            n = math.prod(shape)
+            view = self.data[offset : offset + n].reshape(shape)
+            view[...] = init(backend, shape)
+            module.params[name] = view
+            module.grads[name] = self.grad[offset : offset + n].reshape(shape)
+            self.layout.append((qualified, offset, shape))
+            offset += n
+
+    def zero_grad(self) -> None:
+        self.grad.fill(0)
+
+    def named(self):
+        """Yield (qualified_name, parameter_view, gradient_view)."""
+        for qualified, offset, shape in self.layout:
+            n = math.prod(shape)
+            yield (
+                qualified,
+                self.data[offset : offset + n].reshape(shape),
+                self.grad[offset : offset + n].reshape(shape),
+            )
+
+    def layout_signature(self) -> list:
+        """JSON-friendly description of the layout, stored in checkpoints to catch mismatches."""
+        return [[name, list(shape)] for name, _, shape in self.layout]
+
+    def __repr__(self) -> str:
+        return f"FlatParameters({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
