@@ -11,6 +11,7 @@ Quick tour::
 __version__ = "0.1.0"
 
 from . import layers, losses
+from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
 from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
@@ -18,6 +19,7 @@ from .models import VAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
+from .training import EarlyStopping, History, ModelCheckpoint, TrainingDiverged
 from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck
 
 __all__ = [
@@ -26,5 +28,6 @@ __all__ = [
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
     "Bernoulli", "Gaussian", "VAE", "LossTerms",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
+    "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",
 ]

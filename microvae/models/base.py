@@ -1,4 +1,4 @@
-"""What every microvae model shares: backend, flat parameters, input checks, a train step."""
+"""What every microvae model shares: backend, flat parameters, input checks, fit/evaluate/save."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import numpy as np
 
 from ..backend import get_backend
 from ..layers.base import Module
+from ..optim import get_optimizer
 from ..params import FlatParameters
+
+MODEL_TYPES: dict = {}
 
 
 class LossTerms(NamedTuple):
@@ -20,17 +23,37 @@ class LossTerms(NamedTuple):
 
 
 class Model(Module):
-    """Base class of the models. Subclasses set their parts, then call ``_setup``."""
+    """Base class of the models. Subclasses build their parts, then call ``_setup``.
+
+    A subclass provides ``_prepare_data(*arrays)`` (check a dataset once, move it to the
+    device) and ``_objective(*batch, eps, compute_grads)``; models with several networks
+    also override ``parameter_groups``, ``_get_optimizers`` and ``_train_batch``.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODEL_TYPES[cls.__name__] = cls
 
     def _setup(self, backend, dtype, seed, config: dict):
         self.backend = get_backend(backend, dtype=dtype, seed=seed)
         self.flat = FlatParameters(self, self.backend)
-        self.step = 0  # optimizer steps taken; drives warm-up schedules
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
+        self.step = 0  # optimizer steps taken; drives warm-up schedules
+        self.epochs_trained = 0
+        self.train_seed = None
+        self.optimizers: dict = {}
+        self.optimizer_spec = None
+        from ..training import History
+
+        self.history = History()
 
     @property
     def num_parameters(self) -> int:
-        return self.flat.size
+        return sum(flat.size for flat in self.parameter_groups().values())
+
+    def parameter_groups(self) -> dict:
+        """{name: FlatParameters}; each group has its own optimizer. One group by default."""
+        return {"model": self.flat}
 
     # inputs -------------------------------------------------------------------
     def _as_batch(self, x, what="x", feature_shape=None):
@@ -46,6 +69,8 @@ class Model(Module):
                 x = x.reshape((x.shape[0],) + expected)
             else:
                 raise ValueError(f"{what} must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        if not np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.bool_):
+            raise TypeError(f"{what} must be numeric, got dtype {x.dtype}")
         x = self.backend.asarray(x)
         if not bool(xp.isfinite(x).all()):
             raise ValueError(f"{what} contains NaN or Inf")
@@ -56,9 +81,54 @@ class Model(Module):
         return np.random.default_rng(seed).standard_normal((len(x), self.latent_dim))
 
     # training -------------------------------------------------------------------
-    def train_step(self, optimizer, *batch) -> LossTerms:
-        """One optimizer step on one batch; returns the batch's LossTerms (before the step)."""
+    def fit(self, x, y=None, epochs=10, batch_size=128, validation_data=None, lr=1e-3, optimizer="adam",
+            shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
+        """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
+
+        Per epoch the history records the training ``loss``, ``recon``, ``kl`` (nats per
+        example), their ``val_`` versions if ``validation_data`` is given, and ``seconds``.
+        ``verbose=1`` shows a progress bar and one summary line per epoch, ``2`` only the
+        lines, ``0`` nothing. ``seed`` fixes shuffling and noise (default: the model's seed);
+        calling ``fit`` again, or on a loaded checkpoint, continues the same run.
+        Extra keywords go to the optimizer (e.g. ``clip_norm=5.0``, ``momentum=0.9``).
+        """
+        from ..training import fit
+
+        data = (x,) if y is None else (x, y)
+        return fit(self, data, epochs=epochs, batch_size=batch_size, validation_data=validation_data, lr=lr,
+                   optimizer=optimizer, shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                   optimizer_options=optimizer_options)
+
+    def evaluate(self, x, y=None, batch_size=512) -> dict:
+        """Mean loss terms over a dataset (forward passes only), e.g. {"loss", "recon", "kl"}."""
+        data = (x,) if y is None else (x, y)
+        return self._evaluate_arrays(self._prepare_data(*data), batch_size=batch_size)
+
+    def _get_optimizers(self, name, lr, options) -> dict:
+        spec = (name if isinstance(name, str) else id(name), float(lr), tuple(sorted(options.items())))
+        if self.optimizers and spec == self.optimizer_spec:
+            return self.optimizers  # continue the same run (moments and step count kept)
+        self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
+        self.optimizer_spec = spec
+        return self.optimizers
+
+    def _train_batch(self, batch, optimizers) -> dict:
         terms = self._objective(*batch, eps=None, compute_grads=True)
-        optimizer.step()
+        optimizers["model"].step()
         self.step += 1
-        return terms
+        return terms._asdict()
+
+    def _evaluate_arrays(self, arrays, batch_size=512) -> dict:
+        totals, n = {}, len(arrays[0])
+        for start in range(0, n, batch_size):
+            batch = tuple(a[start : start + batch_size] for a in arrays)
+            for key, value in self._objective(*batch, eps=None, compute_grads=False)._asdict().items():
+                totals[key] = totals.get(key, 0.0) + value * len(batch[0])
+        return {key: value / n for key, value in totals.items()}
+
+    # persistence ----------------------------------------------------------------
+    def save(self, path, include_optimizer: bool = True) -> None:
+        """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``)."""
+        from ..checkpoint import save
+
+        save(self, path, include_optimizer=include_optimizer)

@@ -181,6 +181,11 @@ class VAE(Model):
     def _kl_backward(self, kl_slope):
         """Gradient into a learned prior's parameters; the N(0, I) prior has none."""
 
+    def _prepare_data(self, x, y=None):
+        if y is not None:
+            raise TypeError(f"{type(self).__name__} is unconditional and takes no labels; use microvae.CVAE for labels")
+        return (self._data(x),)
+
     def _data(self, x, what="x"):
         """A checked data batch: right shape, finite, and in range for the likelihood."""
         x = self._as_batch(x, what)
