@@ -69,6 +69,7 @@ def _pyplot() -> types.SimpleNamespace:
     installed.
     """
     try:
+        import matplotlib  # noqa: F401  (top-level first: a clear failure point)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # matplotlib missing (or blocked)
