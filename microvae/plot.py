@@ -1,0 +1,904 @@
+"""Plotting helpers for microvae models (optional: needs matplotlib).
+
+Install the extra with ``pip install 'microvae[plot]'``.  Importing this
+module never imports matplotlib; it is loaded lazily the first time a figure
+is drawn, so the rest of the library works without it.
+
+Every ``plot_*`` function builds a fresh :class:`matplotlib.figure.Figure`
+attached to an Agg canvas (no ``pyplot`` global state, so nothing leaks
+between calls and it works on headless machines), returns it, and -- when
+``path`` is given -- also writes it as a PNG file.  The file is written
+atomically: to a temporary file in the same directory, then moved into place
+with :func:`os.replace`, so a reader never sees a half-written picture.
+
+Images may be passed as
+
+* flattened rows ``(n, D)`` together with ``image_shape=(H, W)``; without an
+  ``image_shape`` a square is inferred (784 -> 28x28, 1024 -> 32x32) and a
+  ``ValueError`` is raised when ``D`` is not a perfect square;
+* ``(n, H, W)`` arrays;
+* single-channel ``(n, 1, H, W)`` (NCHW) or ``(n, H, W, 1)`` arrays.
+
+Models are duck-typed: anything with ``encode(x) -> (mu, logvar)``,
+``decode(z) -> (n, D)`` and, where needed, ``latent_dim``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import types
+import uuid
+from statistics import NormalDist
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "image_grid",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_latent_grid",
+    "plot_latent_scatter",
+    "plot_loss_curves",
+    "plot_interpolation",
+    "plot_traversal",
+    "plot_samples_by_class",
+    "plot_sequences",
+    "plot_piano_roll",
+    "plot_latent_vs_prior",
+]
+
+_MISSING_MPL = "microvae.plot needs matplotlib: pip install 'microvae[plot]'"
+_DPI = 100
+# Labels with at most this many distinct integer values get a legend;
+# anything else is treated as continuous and gets a colorbar.
+_MAX_LEGEND_CLASSES = 20
+
+
+# --------------------------------------------------------------------------
+# matplotlib plumbing
+# --------------------------------------------------------------------------
+
+def _pyplot() -> types.SimpleNamespace:
+    """Import the parts of matplotlib we use, or fail with a clear message.
+
+    Despite the name this does *not* touch ``matplotlib.pyplot``: it returns
+    a namespace with ``Figure`` and ``FigureCanvasAgg`` so figures are built
+    without any global state.  Raises ``ImportError`` when matplotlib is not
+    installed.
+    """
+    try:
+        import matplotlib  # noqa: F401  (top-level first: a clear failure point)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # matplotlib missing (or blocked)
+        raise ImportError(_MISSING_MPL) from exc
+    return types.SimpleNamespace(Figure=Figure, FigureCanvasAgg=FigureCanvasAgg)
+
+
+def _new_figure(figsize: tuple[float, float]):
+    mpl = _pyplot()
+    fig = mpl.Figure(figsize=figsize, dpi=_DPI)
+    mpl.FigureCanvasAgg(fig)
+    return fig
+
+
+def _finish(fig, path) -> Any:
+    """Save ``fig`` as a PNG at ``path`` (atomically) if a path is given."""
+    if path is None:
+        return fig
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    # os.open with mode 0o666 lets the process umask decide the permissions,
+    # exactly as a plain open(path, "wb") would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=_DPI, bbox_inches="tight",
+                        pad_inches=0.1)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return fig
+
+
+# --------------------------------------------------------------------------
+# array helpers (pure NumPy)
+# --------------------------------------------------------------------------
+
+def _parse_image_shape(image_shape) -> tuple[int, int]:
+    try:
+        dims = tuple(int(s) for s in image_shape)
+    except TypeError:
+        raise ValueError(
+            f"image_shape must be a tuple like (H, W), got {image_shape!r}"
+        ) from None
+    if len(dims) == 3 and dims[0] == 1:  # (1, H, W): single channel
+        dims = dims[1:]
+    if len(dims) != 2 or min(dims) < 1:
+        raise ValueError(
+            f"image_shape must be (H, W) (or (1, H, W)) with positive sizes, "
+            f"got {tuple(image_shape)!r}"
+        )
+    return dims
+
+
+def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
+    """Convert a batch of images in any accepted layout to ``(n, H, W)``."""
+    arr = np.asarray(images, dtype=np.float64)
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ValueError(f"{what} is empty")
+    n = arr.shape[0]
+    if image_shape is not None:
+        h, w = _parse_image_shape(image_shape)
+        per_item = int(np.prod(arr.shape[1:], dtype=np.int64))
+        if per_item != h * w:
+            raise ValueError(
+                f"{what}: each item has {per_item} values, which does not "
+                f"match image_shape {(h, w)} ({h * w} pixels)"
+            )
+        return arr.reshape(n, h, w)
+    if arr.ndim == 2:
+        d = arr.shape[1]
+        side = math.isqrt(d)
+        if side * side != d:
+            raise ValueError(
+                f"{what}: cannot infer a square image from {d} features per "
+                f"item; pass image_shape=(H, W)"
+            )
+        return arr.reshape(n, side, side)
+    if arr.ndim == 3:
+        return arr
+    if arr.ndim == 4:
+        if arr.shape[1] == 1:  # NCHW, single channel
+            return arr[:, 0]
+        if arr.shape[3] == 1:  # NHWC, single channel
+            return arr[..., 0]
+        raise ValueError(
+            f"{what}: only single-channel images are supported, got shape "
+            f"{arr.shape} (expected (n, 1, H, W))"
+        )
+    raise ValueError(
+        f"{what}: expected a batch shaped (n, D), (n, H, W) or (n, 1, H, W), "
+        f"got shape {arr.shape}"
+    )
+
+
+def image_grid(images, nrow: int, image_shape=None, pad: int = 1,
+               pad_value: float = 0.0) -> np.ndarray:
+    """Tile a batch of images into one 2-D array.
+
+    ``nrow`` is the number of images per row (as in torchvision's
+    ``make_grid``); images fill the grid row by row and there are
+    ``ceil(n / nrow)`` rows.  ``pad`` pixels of ``pad_value`` separate the
+    tiles and surround the whole grid, so with ``r`` rows and ``c`` columns
+    of ``H x W`` tiles the result has shape
+    ``(r * (H + pad) + pad, c * (W + pad) + pad)``.  Unused cells in the last
+    row are filled with ``pad_value``.
+    """
+    if isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer)) or nrow < 1:
+        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    imgs = _as_images(images, image_shape)
+    n, h, w = imgs.shape
+    cols = min(int(nrow), n)
+    rows = -(-n // cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad),
+                   float(pad_value), dtype=np.float64)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top = pad + r * (h + pad)
+        left = pad + c * (w + pad)
+        grid[top:top + h, left:left + w] = imgs[i]
+    return grid
+
+
+def _cell_centers(count: int, size: int, pad: int) -> list[float]:
+    """Pixel coordinate of the centre of each tile along one grid axis."""
+    return [pad + k * (size + pad) + (size - 1) / 2.0 for k in range(count)]
+
+
+def _display_range(*arrays) -> tuple[float, float]:
+    """(vmin, vmax) for imshow: [0, 1] for probabilities, else data range."""
+    finite = [a[np.isfinite(a)] for a in arrays]
+    finite = [a for a in finite if a.size]
+    if not finite:
+        return 0.0, 1.0
+    lo = min(float(a.min()) for a in finite)
+    hi = max(float(a.max()) for a in finite)
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    if hi <= lo:
+        return lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _grid_figsize(grid_shape, extra_w: float = 0.0,
+                  extra_h: float = 0.0) -> tuple[float, float]:
+    gh, gw = grid_shape
+    scale = min(0.04, 10.0 / max(gh, gw))  # inches per pixel, capped at ~10in
+    return (max(gw * scale + 0.4 + extra_w, 2.5),
+            max(gh * scale + 0.4 + extra_h, 1.5))
+
+
+def _show_grid(ax, grid, vmin, vmax):
+    ax.imshow(grid, cmap="gray", vmin=vmin, vmax=vmax,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_batch_of_one(x) -> np.ndarray:
+    """Give a single example a leading batch axis of size 1.
+
+    An input whose first axis already has size 1 (and at least two axes) is
+    taken to be a batch of one and left alone.
+    """
+    arr = np.asarray(x)
+    if arr.ndim >= 2 and arr.shape[0] == 1:
+        return arr
+    return arr[np.newaxis]
+
+
+def _encode_mean(model, x) -> np.ndarray:
+    """Return the posterior mean ``mu`` (n, L) for a batch ``x``."""
+    out = model.encode(x)
+    mu = out[0] if isinstance(out, (tuple, list)) else out
+    mu = np.asarray(mu, dtype=np.float64)
+    return mu.reshape(mu.shape[0], -1)
+
+
+def _decode(decode: Callable, z: np.ndarray, expected: int) -> np.ndarray:
+    out = np.asarray(decode(z))
+    if out.ndim == 0 or out.shape[0] != expected:
+        raise ValueError(
+            f"decode returned shape {out.shape}, expected a batch of "
+            f"{expected} images"
+        )
+    return out
+
+
+# --------------------------------------------------------------------------
+# image figures
+# --------------------------------------------------------------------------
+
+def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
+                         title=None):
+    """Inputs in the top row, their reconstructions in the row below.
+
+    Shows the first ``n`` items (fewer if there are fewer).
+    """
+    n = _check_count("n", n)
+    x_arr = np.asarray(x)
+    rec_arr = np.asarray(x_rec)
+    if x_arr.ndim == 0 or rec_arr.ndim == 0 or len(x_arr) != len(rec_arr):
+        raise ValueError(
+            f"x and x_rec must hold the same number of items, got "
+            f"{len(x_arr) if x_arr.ndim else 'a scalar'} and "
+            f"{len(rec_arr) if rec_arr.ndim else 'a scalar'}"
+        )
+    k = min(n, len(x_arr))
+    top = _as_images(x_arr[:k], image_shape, "x")
+    bottom = _as_images(rec_arr[:k], image_shape, "x_rec")
+    if top.shape != bottom.shape:
+        raise ValueError(
+            f"x and x_rec images differ in shape: {top.shape[1:]} vs "
+            f"{bottom.shape[1:]}"
+        )
+    vmin, vmax = _display_range(top, bottom)
+    pad = 1
+    grid = image_grid(np.concatenate([top, bottom]), nrow=k, pad=pad,
+                      pad_value=vmax)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_w=1.2,
+                                    extra_h=0.4 if title else 0.0))
+    ax = fig.add_subplot(1, 1, 1)
+    _show_grid(ax, grid, vmin, vmax)
+    h = top.shape[1]
+    ax.set_yticks(_cell_centers(2, h, pad))
+    ax.set_yticklabels(["input", "reconstruction"])
+    ax.tick_params(axis="y", length=0)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_samples(images, nrow: int = 8, image_shape=None, path=None,
+                 title=None):
+    """Tile a batch of images (e.g. samples from the prior) into a grid.
+
+    ``nrow`` is the number of images per row.
+    """
+    nrow = _check_count("nrow", nrow)
+    imgs = _as_images(images, image_shape)
+    vmin, vmax = _display_range(imgs)
+    grid = image_grid(imgs, nrow=nrow, pad=1, pad_value=vmax)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_h=0.4 if title else 0.0))
+    ax = fig.add_subplot(1, 1, 1)
+    _show_grid(ax, grid, vmin, vmax)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
+    """``n`` ascending coordinates from ``-span`` to ``span``.
+
+    ``"linear"`` spaces them evenly.  ``"quantile"`` spaces them evenly in
+    probability under a standard normal: the points are the normal inverse
+    CDF of probabilities evenly spaced between ``Phi(-span)`` and
+    ``Phi(span)``, so they crowd near 0 where the prior has its mass.
+    """
+    if spacing == "linear":
+        return np.linspace(-span, span, n)
+    if spacing == "quantile":
+        if n == 1:
+            return np.zeros(1)
+        normal = NormalDist()
+        p_lo = normal.cdf(-span)
+        probs = np.linspace(p_lo, 1.0 - p_lo, n)
+        vals = np.array([normal.inv_cdf(float(p)) for p in probs])
+        vals[0], vals[-1] = -span, span  # exact endpoints despite rounding
+        return vals
+    raise ValueError(
+        f"spacing must be 'linear' or 'quantile', got {spacing!r}"
+    )
+
+
+def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
+                     image_shape=None, path=None, spacing: str = "linear"):
+    """Decode a regular ``n x n`` grid of 2-D latent codes into one picture.
+
+    ``model_or_decode`` is either a model with ``.decode`` (whose
+    ``latent_dim``, if present, must be 2) or a plain callable
+    ``decode(z) -> images`` taking ``z`` of shape ``(n*n, 2)``.  Columns go
+    from ``z[0] = -span`` (left) to ``+span`` (right); rows from
+    ``z[1] = +span`` (top) to ``-span`` (bottom), like a usual plot.
+    ``spacing`` is ``"linear"`` or ``"quantile"`` (see :func:`_latent_axis`).
+    """
+    n = _check_count("n", n)
+    span = float(span)
+    if not (math.isfinite(span) and span > 0):
+        raise ValueError(f"span must be a positive number, got {span!r}")
+    if hasattr(model_or_decode, "decode"):
+        latent_dim = getattr(model_or_decode, "latent_dim", 2)
+        if latent_dim != 2:
+            raise ValueError(
+                f"plot_latent_grid needs a 2-D latent space, but the model "
+                f"has latent_dim={latent_dim}; use plot_traversal for "
+                f"higher-dimensional latents"
+            )
+        decode = model_or_decode.decode
+    elif callable(model_or_decode):
+        decode = model_or_decode
+    else:
+        raise TypeError(
+            "plot_latent_grid expects a model with .decode or a callable "
+            f"decode(z), got {type(model_or_decode).__name__}"
+        )
+    axis = _latent_axis(n, span, spacing)
+    z1_top_down = axis[::-1]
+    # Row-major: row r has z[1] = z1_top_down[r], column c has z[0] = axis[c].
+    zz0, zz1 = np.meshgrid(axis, z1_top_down)
+    z = np.stack([zz0.ravel(), zz1.ravel()], axis=1)
+    imgs = _as_images(_decode(decode, z, n * n), image_shape, "decoded images")
+    vmin, vmax = _display_range(imgs)
+    pad = 0
+    grid = image_grid(imgs, nrow=n, pad=pad)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.8, extra_h=0.6))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(grid, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+    h, w = imgs.shape[1:]
+    # Label a handful of tiles with their latent coordinate.
+    if n <= 15:
+        idx = np.arange(n)
+    else:
+        idx = np.unique(np.round(np.linspace(0, n - 1, 9)).astype(int))
+    xc = _cell_centers(n, w, pad)
+    yc = _cell_centers(n, h, pad)
+    ax.set_xticks([xc[i] for i in idx])
+    ax.set_xticklabels([f"{axis[i]:.2g}" for i in idx], fontsize=7,
+                       rotation=90)
+    ax.set_yticks([yc[i] for i in idx])
+    ax.set_yticklabels([f"{z1_top_down[i]:.2g}" for i in idx], fontsize=7)
+    ax.set_xlabel("z[0]")
+    ax.set_ylabel("z[1]")
+    ax.set_title(f"decoded latent grid ({spacing} spacing)")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
+                       path=None):
+    """Decode a straight line between the codes (means) of two inputs.
+
+    ``x_a`` and ``x_b`` are single examples in the layout ``model.encode``
+    expects, without a batch axis or with a batch axis of size 1.  The row
+    shows ``x_a``, then ``steps`` decodings at ``t = 0 .. 1`` (both ends
+    included), then ``x_b``.
+    """
+    steps = _check_count("steps", steps)
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    a = _as_batch_of_one(x_a)
+    b = _as_batch_of_one(x_b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"x_a and x_b must have the same shape, got {np.shape(x_a)} and "
+            f"{np.shape(x_b)}"
+        )
+    mu = _encode_mean(model, np.concatenate([a, b]))
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    z = (1.0 - t) * mu[0] + t * mu[1]
+    decoded = _as_images(_decode(model.decode, z, steps), image_shape,
+                         "decoded images")
+    ends = _as_images(np.concatenate([a, b]), image_shape, "x_a/x_b")
+    if ends.shape[1:] != decoded.shape[1:]:
+        raise ValueError(
+            f"inputs are {ends.shape[1:]} images but decode returned "
+            f"{decoded.shape[1:]} images; pass image_shape"
+        )
+    row = np.concatenate([ends[:1], decoded, ends[1:]])
+    vmin, vmax = _display_range(row)
+    pad = 1
+    grid = image_grid(row, nrow=len(row), pad=pad, pad_value=vmax)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_h=0.6))
+    ax = fig.add_subplot(1, 1, 1)
+    _show_grid(ax, grid, vmin, vmax)
+    labels = ["x_a"] + [f"{v:.2f}" for v in t[:, 0]] + ["x_b"]
+    ax.set_xticks(_cell_centers(len(row), row.shape[2], pad))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.tick_params(axis="x", length=0)
+    ax.set_xlabel("interpolation weight t")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
+                   image_shape=None, path=None):
+    """Latent traversal: vary one latent dimension at a time around ``x``.
+
+    ``x`` is a single example (no batch axis, or a batch axis of size 1).
+    Its code ``mu`` is the centre; row ``k`` decodes ``mu`` with dimension
+    ``dims[k]`` replaced by ``mu[dims[k]] + offset`` for ``steps`` offsets
+    evenly spaced over ``[-span, span]``.  ``dims=None`` means all
+    dimensions, but at most the first 10.
+    """
+    steps = _check_count("steps", steps)
+    span = float(span)
+    if not (math.isfinite(span) and span >= 0):
+        raise ValueError(f"span must be a non-negative number, got {span!r}")
+    mu = _encode_mean(model, _as_batch_of_one(x))[0]
+    latent_dim = mu.shape[0]
+    if dims is None:
+        dims = list(range(min(latent_dim, 10)))
+    else:
+        dims = [int(d) for d in np.atleast_1d(dims)]
+        if not dims:
+            raise ValueError("dims must name at least one latent dimension")
+        bad = [d for d in dims if not 0 <= d < latent_dim]
+        if bad:
+            raise ValueError(
+                f"dims {bad} out of range for a latent space of dimension "
+                f"{latent_dim}"
+            )
+    offsets = np.linspace(-span, span, steps)
+    z = np.repeat(mu[None, :], len(dims) * steps, axis=0)
+    for k, d in enumerate(dims):
+        z[k * steps:(k + 1) * steps, d] += offsets
+    imgs = _as_images(_decode(model.decode, z, len(z)), image_shape,
+                      "decoded images")
+    vmin, vmax = _display_range(imgs)
+    pad = 1
+    grid = image_grid(imgs, nrow=steps, pad=pad, pad_value=vmax)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.6, extra_h=0.6))
+    ax = fig.add_subplot(1, 1, 1)
+    _show_grid(ax, grid, vmin, vmax)
+    h, w = imgs.shape[1:]
+    ax.set_yticks(_cell_centers(len(dims), h, pad))
+    ax.set_yticklabels([f"z[{d}]" for d in dims])
+    ax.set_xticks(_cell_centers(steps, w, pad))
+    ax.set_xticklabels([f"{o:+.1f}" for o in offsets], fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_xlabel("offset from the code of x")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_samples_by_class(images_per_class, image_shape=None, path=None,
+                          class_names=None):
+    """One row of images per class, labelled on the left.
+
+    ``images_per_class`` is an array ``(num_classes, n_per_class, ...)`` or a
+    list with one batch per class (rows may differ in length; short rows are
+    left blank at the end).  ``class_names`` defaults to ``class 0``,
+    ``class 1``, ...
+    """
+    if isinstance(images_per_class, np.ndarray):
+        if images_per_class.ndim < 3:
+            raise ValueError(
+                "images_per_class must be shaped (num_classes, n_per_class, "
+                f"...), got {images_per_class.shape}"
+            )
+        batches = list(images_per_class)
+    else:
+        batches = list(images_per_class)
+    if not batches:
+        raise ValueError("images_per_class is empty")
+    rows = [_as_images(b, image_shape, f"images_per_class[{i}]")
+            for i, b in enumerate(batches)]
+    shapes = {r.shape[1:] for r in rows}
+    if len(shapes) != 1:
+        raise ValueError(f"all classes must share one image shape, got {shapes}")
+    if class_names is None:
+        names = [f"class {i}" for i in range(len(rows))]
+    else:
+        names = [str(c) for c in class_names]
+        if len(names) != len(rows):
+            raise ValueError(
+                f"got {len(names)} class_names for {len(rows)} classes"
+            )
+    vmin, vmax = _display_range(*rows)
+    h, w = rows[0].shape[1:]
+    per_row = max(len(r) for r in rows)
+    cells = np.full((len(rows) * per_row, h, w), vmax)
+    for i, r in enumerate(rows):
+        cells[i * per_row:i * per_row + len(r)] = r
+    pad = 1
+    grid = image_grid(cells, nrow=per_row, pad=pad, pad_value=vmax)
+    longest = max(len(s) for s in names)
+    fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.1 * longest))
+    ax = fig.add_subplot(1, 1, 1)
+    _show_grid(ax, grid, vmin, vmax)
+    ax.set_yticks(_cell_centers(len(rows), h, pad))
+    ax.set_yticklabels(names)
+    ax.tick_params(axis="y", length=0)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------
+# latent-space scatters
+# --------------------------------------------------------------------------
+
+def _as_codes(z, what: str) -> np.ndarray:
+    arr = np.asarray(z, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty (n, d) array, got shape {arr.shape}")
+    if arr.shape[1] < 2:
+        raise ValueError(
+            f"{what} needs at least 2 latent dimensions to scatter, got {arr.shape[1]}"
+        )
+    return arr
+
+
+def _axis_labels(ax, d: int):
+    suffix = f" (first 2 of {d} dims)" if d > 2 else ""
+    ax.set_xlabel(f"z[0]{suffix}")
+    ax.set_ylabel(f"z[1]{suffix}")
+
+
+def _class_name(class_names, value) -> str:
+    if class_names is None:
+        return str(value)
+    if isinstance(class_names, Mapping):
+        return str(class_names.get(value, value))
+    if isinstance(value, (int, np.integer)) and 0 <= value < len(class_names):
+        return str(class_names[value])
+    return str(value)
+
+
+def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
+    """Scatter z[:, :2] coloured by ``labels``; legend or colorbar."""
+    lab = np.asarray(labels)
+    if lab.ndim == 2:  # one-hot / probabilities -> class index
+        lab = lab.argmax(axis=1)
+    if lab.ndim != 1 or len(lab) != len(z):
+        raise ValueError(
+            f"labels must hold one label per code ({len(z)}), got shape "
+            f"{np.shape(labels)}"
+        )
+    uniq = np.unique(lab)
+    discrete = (
+        len(uniq) <= _MAX_LEGEND_CLASSES
+        and (lab.dtype.kind in "iub" or lab.dtype.kind in "OUS"
+             or (lab.dtype.kind == "f" and np.all(np.mod(lab, 1) == 0)))
+    )
+    if discrete:
+        cmap = _colormap("tab10" if len(uniq) <= 10 else "tab20")
+        for k, u in enumerate(uniq):
+            sel = lab == u
+            value = u.item() if hasattr(u, "item") else u
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            ax.scatter(z[sel, 0], z[sel, 1], s=size, alpha=alpha,
+                       color=cmap(k % cmap.N), label=_class_name(class_names, value),
+                       edgecolors="none")
+        ax.legend(markerscale=max(1.0, 20.0 / size), fontsize=8,
+                  loc="best", framealpha=0.8)
+    else:
+        sc = ax.scatter(z[:, 0], z[:, 1], c=lab.astype(np.float64), s=size,
+                        alpha=alpha, cmap="viridis", edgecolors="none")
+        fig.colorbar(sc, ax=ax, label="label")
+
+
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+    return MaxNLocator(integer=True)
+
+
+def _colormap(name: str):
+    from matplotlib import colormaps  # matplotlib already imported by now
+    return colormaps[name]
+
+
+def plot_latent_scatter(z, labels=None, path=None, class_names=None,
+                        title=None):
+    """Scatter of latent codes ``z`` (n, d), coloured by ``labels``.
+
+    Integer/string labels with at most 20 distinct values get one colour per
+    class and a legend (``class_names`` maps a label to its display name, as
+    a sequence indexed by label or a dict); other labels are treated as
+    continuous and get a colorbar.  One-hot labels are accepted.  When ``d >
+    2`` the first two dimensions are plotted and the axis labels say so.
+    """
+    codes = _as_codes(z, "z")
+    fig = _new_figure((6.0, 5.0))
+    ax = fig.add_subplot(1, 1, 1)
+    size = 6.0 if len(codes) > 2000 else 14.0
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=size, alpha=0.7,
+                   edgecolors="none")
+    else:
+        _scatter_labelled(fig, ax, codes, labels, class_names, size, 0.7)
+    _axis_labels(ax, codes.shape[1])
+    ax.set_title(title if title else "latent codes")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_latent_vs_prior(codes, prior_samples, path=None, labels=None,
+                         class_names=None, title=None):
+    """Encoded codes drawn over samples from the prior (first two dims).
+
+    Meant for adversarial autoencoders, where the encoder is trained to make
+    the aggregate posterior match the prior: the grey cloud is the prior,
+    the coloured points are the codes (optionally coloured by ``labels``).
+    """
+    c = _as_codes(codes, "codes")
+    p = _as_codes(prior_samples, "prior_samples")
+    fig = _new_figure((6.0, 5.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.scatter(p[:, 0], p[:, 1], s=6, alpha=0.25, color="0.5",
+               edgecolors="none", label="prior samples")
+    if labels is None:
+        ax.scatter(c[:, 0], c[:, 1], s=8, alpha=0.7, color="tab:blue",
+                   edgecolors="none", label="encoded codes")
+        ax.legend(markerscale=2.5, fontsize=8, loc="best", framealpha=0.8)
+    else:
+        _scatter_labelled(fig, ax, c, labels, class_names, 8.0, 0.7)
+    _axis_labels(ax, max(c.shape[1], p.shape[1]))
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title if title else "encoded codes vs prior")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------
+# training curves
+# --------------------------------------------------------------------------
+
+_CURVE_KEYS = ("loss", "recon", "kl")
+
+
+def _history_columns(history) -> dict[str, list]:
+    """Normalise a training history to a dict of per-epoch lists."""
+    history = getattr(history, "history", history)  # Keras-style objects
+    if isinstance(history, Mapping):
+        cols = {str(k): list(np.ravel(np.asarray(v, dtype=object)))
+                for k, v in history.items()}
+    elif isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
+        rows = list(history)
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise TypeError(
+                "history must be a dict of lists or a list of per-epoch dicts"
+            )
+        keys: list[str] = []
+        for r in rows:
+            for k in r:
+                if k not in keys:
+                    keys.append(k)
+        cols = {str(k): [r.get(k) for r in rows] for k in keys}
+    else:
+        raise TypeError(
+            "history must be a dict of lists or a list of per-epoch dicts, "
+            f"got {type(history).__name__}"
+        )
+    # Accept train_loss/train_recon/train_kl as aliases.
+    for key in _CURVE_KEYS:
+        if key not in cols and f"train_{key}" in cols:
+            cols[key] = cols[f"train_{key}"]
+    return cols
+
+
+def _to_float(values) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values],
+                    dtype=np.float64)
+
+
+def plot_loss_curves(history, path=None):
+    """Training curves: total loss in one panel, recon and KL in another.
+
+    ``history`` is a dict of per-epoch lists (any subset of ``loss``,
+    ``recon``, ``kl`` and their ``val_`` versions; ``train_`` prefixes are
+    accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
+    present and of matching length, is used for the x axis; missing values
+    (``None``) are skipped.  A panel is drawn only if it has something to
+    show.
+    """
+    cols = _history_columns(history)
+    panels = [("total loss", ["loss"]), ("reconstruction and KL", ["recon", "kl"])]
+    present = [(name, [k for k in keys if k in cols or f"val_{k}" in cols])
+               for name, keys in panels]
+    present = [(name, keys) for name, keys in present if keys]
+    if not present:
+        raise ValueError(
+            "history has none of the keys loss/recon/kl (or their val_ "
+            f"versions); found {sorted(cols)}"
+        )
+    epochs = _to_float(cols["epoch"]) if "epoch" in cols else None
+    fig = _new_figure((5.0 * len(present), 3.8))
+    axes = [fig.add_subplot(1, len(present), i + 1) for i in range(len(present))]
+    colors = {"loss": "tab:blue", "recon": "tab:orange", "kl": "tab:green"}
+    for ax, (name, keys) in zip(axes, present):
+        for key in keys:
+            for series, style, label in ((key, "-", key),
+                                         (f"val_{key}", "--", f"val_{key}")):
+                if series not in cols:
+                    continue
+                y = _to_float(cols[series])
+                if epochs is not None and len(epochs) == len(y):
+                    x = epochs
+                else:
+                    x = np.arange(1, len(y) + 1, dtype=np.float64)
+                ok = np.isfinite(y) & np.isfinite(x)
+                ax.plot(x[ok], y[ok], style, color=colors[key], label=label,
+                        marker="o" if ok.sum() <= 30 else None, markersize=3)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(_integer_locator())
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# --------------------------------------------------------------------------
+# sequences
+# --------------------------------------------------------------------------
+
+def _as_sequences(x, what: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[0] == 0:
+        raise ValueError(
+            f"{what} must be shaped (n, T, F) or (n, T), got {np.shape(x)}"
+        )
+    return arr
+
+
+def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
+    """Plot up to ``n`` sequences shaped ``(n, T, F)`` (or ``(n, T)``).
+
+    With at most 4 features each feature is a line (original solid,
+    reconstruction dashed in the same colour).  With more features each
+    sequence is shown as a feature-by-time heatmap, the reconstruction
+    beside it.
+    """
+    n = _check_count("n", n)
+    seqs = _as_sequences(x, "x")
+    rec = None
+    if x_rec is not None:
+        rec = _as_sequences(x_rec, "x_rec")
+        if rec.shape != seqs.shape:
+            raise ValueError(
+                f"x and x_rec must have the same shape, got {seqs.shape} and "
+                f"{rec.shape}"
+            )
+    k = min(n, len(seqs))
+    _, t_len, feats = seqs.shape
+    if feats <= 4:
+        fig = _new_figure((7.0, 1.8 * k + 0.6))
+        colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+        t = np.arange(t_len)
+        for i in range(k):
+            ax = fig.add_subplot(k, 1, i + 1)
+            for f in range(feats):
+                tag = f" f{f}" if feats > 1 else ""
+                ax.plot(t, seqs[i, :, f], "-", color=colors[f],
+                        label=f"original{tag}")
+                if rec is not None:
+                    ax.plot(t, rec[i, :, f], "--", color=colors[f],
+                            label=f"reconstruction{tag}")
+            ax.set_ylabel(f"seq {i}")
+            ax.grid(True, alpha=0.3)
+            if i == 0:
+                ax.legend(fontsize=7, ncol=2, loc="best")
+            if i == k - 1:
+                ax.set_xlabel("time step")
+            else:
+                ax.tick_params(labelbottom=False)
+    else:
+        ncols = 1 if rec is None else 2
+        vmin, vmax = _display_range(seqs[:k], *(() if rec is None else (rec[:k],)))
+        fig = _new_figure((4.0 * ncols + 0.8, 1.8 * k + 0.6))
+        for i in range(k):
+            panels = [("original", seqs[i])] + ([] if rec is None else
+                                                [("reconstruction", rec[i])])
+            for j, (name, data) in enumerate(panels):
+                ax = fig.add_subplot(k, ncols, i * ncols + j + 1)
+                im = ax.imshow(data.T, aspect="auto", origin="lower",
+                               cmap="viridis", vmin=vmin, vmax=vmax,
+                               interpolation="nearest")
+                if i == 0:
+                    ax.set_title(name)
+                if j == 0:
+                    ax.set_ylabel(f"seq {i}\nfeature")
+                if i == k - 1:
+                    ax.set_xlabel("time step")
+        fig.colorbar(im, ax=fig.axes)
+    if title:
+        fig.suptitle(title)
+    if feats <= 4:
+        fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_piano_roll(rolls, n: int = 4, path=None):
+    """Show up to ``n`` piano rolls ``(n, T, P)`` as images.
+
+    Time runs along x and pitch along y (low pitches at the bottom); active
+    notes are dark.  Values are drawn on a 0..1 scale, so probabilities
+    (e.g. decoder outputs) can be shown as well as binary rolls.  A single
+    roll ``(T, P)`` is accepted.
+    """
+    n = _check_count("n", n)
+    arr = np.asarray(rolls, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[0] == 0:
+        raise ValueError(
+            f"rolls must be shaped (n, T, P) or (T, P), got {np.shape(rolls)}"
+        )
+    k = min(n, len(arr))
+    vmin, vmax = _display_range(arr[:k])
+    fig = _new_figure((7.0, 1.9 * k + 0.5))
+    for i in range(k):
+        ax = fig.add_subplot(k, 1, i + 1)
+        ax.imshow(arr[i].T, aspect="auto", origin="lower", cmap="gray_r",
+                  vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_ylabel(f"roll {i}\npitch")
+        if i == k - 1:
+            ax.set_xlabel("time step")
+        else:
+            ax.tick_params(labelbottom=False)
+    fig.tight_layout()
+    return _finish(fig, path)

@@ -1,0 +1,565 @@
+"""Tests for microvae.plot (skipped as a whole when matplotlib is missing)."""
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+import matplotlib.image as mpimg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import microvae.plot as mplot  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SIDE = 6
+D = SIDE * SIDE
+
+
+class FakeModel:
+    """Linear-Gaussian stand-in with the microvae model API."""
+
+    def __init__(self, latent_dim=2, d=D, seed=0):
+        rng = np.random.default_rng(seed)
+        self.latent_dim = latent_dim
+        self.w = rng.normal(size=(d, latent_dim))
+        self.calls = []
+
+    def encode(self, x):
+        x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        mu = (x - 0.5) @ self.w / self.w.shape[0]
+        return mu, np.zeros_like(mu)
+
+    def decode(self, z):
+        z = np.asarray(z, dtype=np.float64)
+        self.calls.append(z.copy())
+        return 1.0 / (1.0 + np.exp(-(z @ self.w.T)))
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x)[0])
+
+    def sample(self, n, seed=0):
+        return self.decode(np.random.default_rng(seed).normal(size=(n, self.latent_dim)))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def model():
+    return FakeModel()
+
+
+def assert_png(path):
+    """The file exists, is a PNG, decodes, and no temp file is left over."""
+    assert os.path.isfile(path)
+    assert os.path.getsize(path) > 0
+    with open(path, "rb") as fh:
+        assert fh.read(8) == PNG_MAGIC
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert img.shape[0] > 10 and img.shape[1] > 10
+    leftovers = [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
+    assert leftovers == []
+    return img
+
+
+def shown_image(fig, ax_index=0):
+    """The array drawn by the first imshow on an axes of ``fig``."""
+    return np.asarray(fig.axes[ax_index].images[0].get_array())
+
+
+# --------------------------------------------------------------------------
+# image_grid
+# --------------------------------------------------------------------------
+
+def test_image_grid_places_tiles_with_padding():
+    tiles = np.stack([np.full((2, 3), k + 1.0) for k in range(5)])  # (5, 2, 3)
+    grid = mplot.image_grid(tiles, nrow=3, pad=1, pad_value=-1.0)
+    # 2 rows x 3 cols of 2x3 tiles, 1 px pad around and between.
+    assert grid.shape == (2 * 3 + 1, 3 * 4 + 1)
+    for k in range(5):
+        r, c = divmod(k, 3)
+        top, left = 1 + r * 3, 1 + c * 4
+        np.testing.assert_array_equal(grid[top:top + 2, left:left + 3], k + 1.0)
+    # Padding rows/cols and the unused last cell hold pad_value.
+    assert np.all(grid[0] == -1) and np.all(grid[-1] == -1) and np.all(grid[3] == -1)
+    assert np.all(grid[:, 0] == -1) and np.all(grid[:, 4] == -1)
+    np.testing.assert_array_equal(grid[4:6, 9:12], -1.0)
+    # Every tile pixel plus every pad pixel is accounted for.
+    assert np.count_nonzero(grid != -1) == 5 * 6
+
+
+def test_image_grid_no_padding_is_plain_tiling():
+    tiles = np.arange(4 * 4, dtype=float).reshape(4, 2, 2)
+    grid = mplot.image_grid(tiles, nrow=2, pad=0)
+    expected = np.block([[tiles[0], tiles[1]], [tiles[2], tiles[3]]])
+    np.testing.assert_array_equal(grid, expected)
+
+
+def test_image_grid_accepts_all_layouts():
+    flat = np.arange(3 * 16, dtype=float).reshape(3, 16)
+    ref = mplot.image_grid(flat, nrow=3)  # inferred 4x4
+    np.testing.assert_array_equal(mplot.image_grid(flat.reshape(3, 4, 4), nrow=3), ref)
+    np.testing.assert_array_equal(mplot.image_grid(flat.reshape(3, 1, 4, 4), nrow=3), ref)
+    np.testing.assert_array_equal(mplot.image_grid(flat.reshape(3, 4, 4, 1), nrow=3), ref)
+    # Explicit non-square shape.
+    rect = mplot.image_grid(flat, nrow=1, image_shape=(2, 8), pad=0)
+    assert rect.shape == (6, 8)
+    np.testing.assert_array_equal(rect[:2], flat[0].reshape(2, 8))
+    # nrow larger than n: one row of n tiles.
+    assert mplot.image_grid(flat, nrow=10, pad=0).shape == (4, 12)
+
+
+def test_image_grid_784_and_1024_are_inferred_square():
+    assert mplot.image_grid(np.zeros((1, 784)), nrow=1, pad=0).shape == (28, 28)
+    assert mplot.image_grid(np.zeros((1, 1024)), nrow=1, pad=0).shape == (32, 32)
+
+
+def test_image_grid_errors():
+    with pytest.raises(ValueError, match="image_shape"):
+        mplot.image_grid(np.zeros((2, 10)), nrow=2)  # 10 is not square
+    with pytest.raises(ValueError, match="does not match image_shape"):
+        mplot.image_grid(np.zeros((2, 10)), nrow=2, image_shape=(3, 3))
+    with pytest.raises(ValueError, match="nrow"):
+        mplot.image_grid(np.zeros((2, 4)), nrow=0)
+    with pytest.raises(ValueError, match="pad"):
+        mplot.image_grid(np.zeros((2, 4)), nrow=1, pad=-1)
+    with pytest.raises(ValueError, match="single-channel"):
+        mplot.image_grid(np.zeros((2, 3, 4, 4)), nrow=1)
+    with pytest.raises(ValueError, match="empty"):
+        mplot.image_grid(np.zeros((0, 4)), nrow=1)
+
+
+# --------------------------------------------------------------------------
+# image figures
+# --------------------------------------------------------------------------
+
+def test_plot_reconstructions(tmp_path, rng, model):
+    x = rng.random((12, D))
+    out = tmp_path / "nested" / "dir" / "rec.png"  # parent dirs get created
+    fig = mplot.plot_reconstructions(x, model.reconstruct(x), n=5, path=out,
+                                     title="recon")
+    assert isinstance(fig, Figure)
+    assert_png(str(out))
+    grid = shown_image(fig)
+    # Two rows of five 6x6 tiles with 1 px padding; first tile is x[0].
+    assert grid.shape == (2 * 7 + 1, 5 * 7 + 1)
+    np.testing.assert_allclose(grid[1:7, 1:7], x[0].reshape(SIDE, SIDE))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["input", "reconstruction"]
+
+
+def test_plot_reconstructions_without_path_writes_nothing(tmp_path, rng):
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        fig = mplot.plot_reconstructions(rng.random((3, D)), rng.random((3, D)))
+    finally:
+        os.chdir(cwd)
+    assert isinstance(fig, Figure)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_reconstructions_errors(rng):
+    with pytest.raises(ValueError, match="same number of items"):
+        mplot.plot_reconstructions(rng.random((4, D)), rng.random((3, D)))
+    with pytest.raises(ValueError, match="image_shape"):
+        mplot.plot_reconstructions(rng.random((4, 10)), rng.random((4, 10)))
+    with pytest.raises(ValueError, match="differ in shape"):
+        mplot.plot_reconstructions(rng.random((2, 16)), rng.random((2, 25)))
+    # Non-square works once a shape is given.
+    fig = mplot.plot_reconstructions(rng.random((4, 10)), rng.random((4, 10)),
+                                     image_shape=(2, 5))
+    assert isinstance(fig, Figure)
+
+
+def test_plot_reconstructions_nchw(tmp_path, rng):
+    x = rng.random((3, 1, 5, 7))
+    fig = mplot.plot_reconstructions(x, x, path=tmp_path / "r.png")
+    assert shown_image(fig).shape == (2 * 6 + 1, 3 * 8 + 1)
+    assert_png(str(tmp_path / "r.png"))
+
+
+def test_plot_samples(tmp_path, model):
+    fig = mplot.plot_samples(model.sample(10), nrow=4, path=tmp_path / "s.png",
+                             title="prior samples")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "s.png"))
+    assert shown_image(fig).shape == (3 * 7 + 1, 4 * 7 + 1)
+    with pytest.raises(ValueError, match="image_shape"):
+        mplot.plot_samples(np.zeros((4, 12)))
+    with pytest.raises(ValueError, match="nrow"):
+        mplot.plot_samples(model.sample(4), nrow=0)
+
+
+def test_plot_samples_overwrites_existing_file(tmp_path, model):
+    out = tmp_path / "s.png"
+    out.write_bytes(b"old")
+    mplot.plot_samples(model.sample(4), path=str(out))
+    assert_png(str(out))
+
+
+# --------------------------------------------------------------------------
+# latent grid
+# --------------------------------------------------------------------------
+
+def test_latent_axis_linear_and_quantile():
+    lin = mplot._latent_axis(7, 3.0, "linear")
+    np.testing.assert_allclose(lin, np.linspace(-3, 3, 7))
+    q = mplot._latent_axis(7, 3.0, "quantile")
+    assert q[0] == -3.0 and q[-1] == 3.0
+    np.testing.assert_allclose(q, -q[::-1], atol=1e-12)  # symmetric
+    assert abs(q[3]) < 1e-12
+    gaps = np.diff(q)
+    assert np.all(gaps > 0)
+    assert gaps[3] < gaps[0]  # denser in the middle than linear spacing
+    # Equal probability mass between neighbours under N(0, 1).
+    from statistics import NormalDist
+    cdf = np.array([NormalDist().cdf(v) for v in q])
+    np.testing.assert_allclose(np.diff(cdf), np.diff(cdf)[0], rtol=1e-9)
+    with pytest.raises(ValueError, match="spacing"):
+        mplot._latent_axis(5, 3.0, "log")
+
+
+@pytest.mark.parametrize("spacing", ["linear", "quantile"])
+def test_plot_latent_grid_model(tmp_path, model, spacing):
+    fig = mplot.plot_latent_grid(model, n=5, span=2.0, spacing=spacing,
+                                 path=tmp_path / "grid.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "grid.png"))
+    (z,) = model.calls
+    assert z.shape == (25, 2)
+    assert z.min() == -2.0 and z.max() == 2.0
+    assert shown_image(fig).shape == (5 * SIDE, 5 * SIDE)
+
+
+def test_plot_latent_grid_orientation_with_callable():
+    # Each decoded image is constant: z[0] + 10 * z[1].
+    def decode(z):
+        return np.repeat((z[:, 0] + 10 * z[:, 1])[:, None], 4, axis=1)
+
+    fig = mplot.plot_latent_grid(decode, n=3, span=1.0)
+    grid = shown_image(fig)  # 3x3 tiles of 2x2 pixels, no padding
+    tile_values = grid[::2, ::2]
+    expected = np.array([[-1 + 10, 0 + 10, 1 + 10],
+                         [-1, 0, 1],
+                         [-1 - 10, 0 - 10, 1 - 10]], dtype=float)
+    np.testing.assert_allclose(tile_values, expected)
+
+
+def test_plot_latent_grid_errors(model):
+    with pytest.raises(ValueError, match="latent_dim=3"):
+        mplot.plot_latent_grid(FakeModel(latent_dim=3))
+    with pytest.raises(TypeError, match="decode"):
+        mplot.plot_latent_grid(42)
+    with pytest.raises(ValueError, match="spacing"):
+        mplot.plot_latent_grid(model, n=3, spacing="cubic")
+    with pytest.raises(ValueError, match="span"):
+        mplot.plot_latent_grid(model, n=3, span=0)
+    with pytest.raises(ValueError, match="expected a batch of 9"):
+        mplot.plot_latent_grid(lambda z: np.zeros((2, 4)), n=3)
+    with pytest.raises(ValueError, match="image_shape"):
+        mplot.plot_latent_grid(lambda z: np.zeros((len(z), 12)), n=3)
+
+
+# --------------------------------------------------------------------------
+# interpolation and traversal
+# --------------------------------------------------------------------------
+
+def test_plot_interpolation(tmp_path, rng, model):
+    x = rng.random((2, D))
+    fig = mplot.plot_interpolation(model, x[0], x[1], steps=6,
+                                   path=tmp_path / "interp.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "interp.png"))
+    (z,) = model.calls
+    mu, _ = model.encode(x)
+    np.testing.assert_allclose(z[0], mu[0])
+    np.testing.assert_allclose(z[-1], mu[1])
+    np.testing.assert_allclose(np.diff(z, axis=0),
+                               np.tile((mu[1] - mu[0]) / 5, (5, 1)))
+    grid = shown_image(fig)
+    assert grid.shape == (SIDE + 2, 8 * (SIDE + 1) + 1)  # x_a, 6 steps, x_b
+    np.testing.assert_allclose(grid[1:1 + SIDE, 1:1 + SIDE], x[0].reshape(SIDE, SIDE))
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[0] == "x_a" and labels[-1] == "x_b" and labels[1] == "0.00"
+
+
+def test_plot_interpolation_batch_of_one_and_errors(rng, model):
+    x = rng.random((2, 1, D))
+    assert isinstance(mplot.plot_interpolation(model, x[0], x[1], steps=3), Figure)
+    with pytest.raises(ValueError, match="same shape"):
+        mplot.plot_interpolation(model, rng.random(D), rng.random(D + 1))
+    with pytest.raises(ValueError, match="steps"):
+        mplot.plot_interpolation(model, x[0], x[1], steps=1)
+
+
+def test_plot_traversal(tmp_path, rng):
+    model = FakeModel(latent_dim=4)
+    x = rng.random(D)
+    fig = mplot.plot_traversal(model, x, dims=[0, 2], steps=5, span=1.5,
+                               path=tmp_path / "trav.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "trav.png"))
+    (z,) = model.calls
+    mu = model.encode(x[None])[0][0]
+    assert z.shape == (10, 4)
+    # Row 0 moves only z[0], row 1 only z[2], around the code of x.
+    np.testing.assert_allclose(z[:5, 0] - mu[0], np.linspace(-1.5, 1.5, 5))
+    np.testing.assert_allclose(z[:5, 1:], np.tile(mu[1:], (5, 1)))
+    np.testing.assert_allclose(z[5:, 2] - mu[2], np.linspace(-1.5, 1.5, 5))
+    np.testing.assert_allclose(z[5:, [0, 1, 3]], np.tile(mu[[0, 1, 3]], (5, 1)))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["z[0]", "z[2]"]
+
+
+def test_plot_traversal_defaults_and_errors(rng):
+    model = FakeModel(latent_dim=12)
+    fig = mplot.plot_traversal(model, rng.random(D), steps=3)
+    assert isinstance(fig, Figure)
+    assert model.calls[0].shape == (10 * 3, 12)  # capped at the first 10 dims
+    with pytest.raises(ValueError, match="out of range"):
+        mplot.plot_traversal(model, rng.random(D), dims=[12])
+    with pytest.raises(ValueError, match="steps"):
+        mplot.plot_traversal(model, rng.random(D), steps=0)
+
+
+# --------------------------------------------------------------------------
+# per-class samples
+# --------------------------------------------------------------------------
+
+def test_plot_samples_by_class(tmp_path, rng):
+    imgs = rng.random((3, 4, D))
+    fig = mplot.plot_samples_by_class(imgs, class_names=["a", "b", "c"],
+                                      path=tmp_path / "cls.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "cls.png"))
+    assert shown_image(fig).shape == (3 * 7 + 1, 4 * 7 + 1)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["a", "b", "c"]
+    # Ragged list input and default names.
+    fig = mplot.plot_samples_by_class([rng.random((2, D)), rng.random((3, D))])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["class 0", "class 1"]
+
+
+def test_plot_samples_by_class_errors(rng):
+    with pytest.raises(ValueError, match="class_names"):
+        mplot.plot_samples_by_class(rng.random((2, 3, D)), class_names=["only one"])
+    with pytest.raises(ValueError, match="image_shape"):
+        mplot.plot_samples_by_class(rng.random((2, 3, 10)))
+    with pytest.raises(ValueError, match="share one image shape"):
+        mplot.plot_samples_by_class([rng.random((2, 16)), rng.random((2, 25))])
+    with pytest.raises(ValueError, match="empty"):
+        mplot.plot_samples_by_class([])
+
+
+# --------------------------------------------------------------------------
+# scatters
+# --------------------------------------------------------------------------
+
+def test_plot_latent_scatter_discrete_labels(tmp_path, rng):
+    z = rng.normal(size=(60, 2))
+    labels = rng.integers(0, 3, size=60)
+    fig = mplot.plot_latent_scatter(z, labels, class_names=["zero", "one", "two"],
+                                    path=tmp_path / "sc.png", title="codes")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "sc.png"))
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["zero", "one", "two"]
+    assert ax.get_xlabel() == "z[0]" and ax.get_ylabel() == "z[1]"
+    assert ax.get_title() == "codes"
+
+
+def test_plot_latent_scatter_high_dim_continuous_and_onehot(tmp_path, rng):
+    z = rng.normal(size=(40, 6))
+    fig = mplot.plot_latent_scatter(z, rng.random(40), path=tmp_path / "c.png")
+    assert_png(str(tmp_path / "c.png"))
+    assert len(fig.axes) == 2  # scatter + colorbar
+    assert "first 2 of 6 dims" in fig.axes[0].get_xlabel()
+    assert "first 2 of 6 dims" in fig.axes[0].get_ylabel()
+    onehot = np.eye(4)[rng.integers(0, 4, size=40)]
+    fig = mplot.plot_latent_scatter(z, onehot)
+    assert fig.axes[0].get_legend() is not None
+    assert isinstance(mplot.plot_latent_scatter(z), Figure)  # no labels
+
+
+def test_plot_latent_scatter_errors(rng):
+    with pytest.raises(ValueError, match="at least 2 latent dimensions"):
+        mplot.plot_latent_scatter(rng.normal(size=(10, 1)))
+    with pytest.raises(ValueError, match="one label per code"):
+        mplot.plot_latent_scatter(rng.normal(size=(10, 2)), np.zeros(9))
+    with pytest.raises(ValueError, match=r"\(n, d\)"):
+        mplot.plot_latent_scatter(rng.normal(size=10))
+
+
+def test_plot_latent_vs_prior(tmp_path, rng):
+    codes = rng.normal(size=(50, 3)) * 0.5 + 1
+    prior = rng.normal(size=(200, 3))
+    fig = mplot.plot_latent_vs_prior(codes, prior, path=tmp_path / "aae.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "aae.png"))
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["prior samples", "encoded codes"]
+    assert "first 2 of 3 dims" in ax.get_xlabel()
+    fig = mplot.plot_latent_vs_prior(codes, prior, labels=rng.integers(0, 2, 50))
+    assert isinstance(fig, Figure)
+    with pytest.raises(ValueError, match="prior_samples"):
+        mplot.plot_latent_vs_prior(codes, rng.normal(size=(5, 1)))
+
+
+# --------------------------------------------------------------------------
+# loss curves
+# --------------------------------------------------------------------------
+
+def _lines(ax):
+    return {line.get_label(): line for line in ax.get_lines()}
+
+
+def test_plot_loss_curves_dict(tmp_path):
+    history = {"loss": [5, 4, 3], "val_loss": [6, 5, 4], "recon": [4, 3, 2.5],
+               "kl": [1, 1, 0.5], "val_recon": [5, 4, 3.5], "val_kl": [1, 1, 0.5],
+               "lr": [1e-3] * 3}
+    fig = mplot.plot_loss_curves(history, path=tmp_path / "loss.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "loss.png"))
+    total, parts = fig.axes
+    assert set(_lines(total)) == {"loss", "val_loss"}
+    assert set(_lines(parts)) == {"recon", "val_recon", "kl", "val_kl"}
+    np.testing.assert_allclose(_lines(total)["loss"].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(_lines(parts)["kl"].get_ydata(), [1, 1, 0.5])
+    assert _lines(total)["val_loss"].get_linestyle() == "--"
+
+
+def test_plot_loss_curves_subset_and_list_of_dicts(tmp_path):
+    fig = mplot.plot_loss_curves({"loss": [3.0, 2.0]})
+    assert len(fig.axes) == 1
+    rows = [{"epoch": 1, "loss": 3.0, "val_loss": 3.5},
+            {"epoch": 2, "loss": 2.0},  # no validation this epoch
+            {"epoch": 3, "loss": 1.5, "val_loss": 2.5, "kl": 0.3}]
+    fig = mplot.plot_loss_curves(rows, path=tmp_path / "l.png")
+    assert_png(str(tmp_path / "l.png"))
+    total, parts = fig.axes
+    val = _lines(total)["val_loss"]
+    np.testing.assert_allclose(val.get_xdata(), [1, 3])
+    np.testing.assert_allclose(val.get_ydata(), [3.5, 2.5])
+    assert set(_lines(parts)) == {"kl"}
+
+
+def test_plot_loss_curves_errors():
+    with pytest.raises(ValueError, match="none of the keys"):
+        mplot.plot_loss_curves({"accuracy": [0.5, 0.6]})
+    with pytest.raises(TypeError, match="history"):
+        mplot.plot_loss_curves(3.0)
+    with pytest.raises(TypeError, match="history"):
+        mplot.plot_loss_curves([1.0, 2.0])
+
+
+# --------------------------------------------------------------------------
+# sequences and piano rolls
+# --------------------------------------------------------------------------
+
+def test_plot_sequences_lines(tmp_path, rng):
+    x = rng.normal(size=(5, 20, 2))
+    fig = mplot.plot_sequences(x, x + 0.1, n=3, path=tmp_path / "seq.png",
+                               title="seqs")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "seq.png"))
+    assert len(fig.axes) == 3
+    styles = sorted(line.get_linestyle() for line in fig.axes[0].get_lines())
+    assert styles == ["-", "-", "--", "--"]
+    # (n, T) input is a single feature; no reconstruction is fine.
+    fig = mplot.plot_sequences(rng.normal(size=(2, 15)))
+    assert len(fig.axes) == 2 and len(fig.axes[0].get_lines()) == 1
+
+
+def test_plot_sequences_many_features_as_heatmaps(tmp_path, rng):
+    x = rng.random((3, 12, 9))
+    fig = mplot.plot_sequences(x, x[::-1], n=2, path=tmp_path / "h.png")
+    assert_png(str(tmp_path / "h.png"))
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 4  # 2 sequences x (original, reconstruction)
+    assert shown_image(fig).shape == (9, 12)  # features x time
+
+
+def test_plot_sequences_errors(rng):
+    with pytest.raises(ValueError, match="same shape"):
+        mplot.plot_sequences(rng.random((2, 10, 1)), rng.random((2, 11, 1)))
+    with pytest.raises(ValueError, match=r"\(n, T, F\)"):
+        mplot.plot_sequences(rng.random(10))
+
+
+def test_plot_piano_roll(tmp_path, rng):
+    rolls = (rng.random((3, 32, 12)) > 0.9).astype(np.float32)
+    fig = mplot.plot_piano_roll(rolls, n=2, path=tmp_path / "roll.png")
+    assert isinstance(fig, Figure)
+    assert_png(str(tmp_path / "roll.png"))
+    assert len(fig.axes) == 2
+    shown = shown_image(fig)
+    assert shown.shape == (12, 32)  # pitch on y, time on x
+    np.testing.assert_array_equal(shown, rolls[0].T)
+    assert fig.axes[0].images[0].origin == "lower"
+    assert isinstance(mplot.plot_piano_roll(rolls[0]), Figure)  # single roll
+    with pytest.raises(ValueError, match=r"\(n, T, P\)"):
+        mplot.plot_piano_roll(rng.random(5))
+
+
+# --------------------------------------------------------------------------
+# optional dependency handling and global state
+# --------------------------------------------------------------------------
+
+def test_missing_matplotlib_gives_clear_import_error(monkeypatch):
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'microvae\[plot\]'"):
+        mplot._pyplot()
+    with pytest.raises(ImportError, match="needs matplotlib"):
+        mplot.plot_samples(np.zeros((1, 4)))
+
+
+def test_module_imports_without_matplotlib(monkeypatch):
+    import microvae
+
+    # Re-importing rebinds microvae.plot; have monkeypatch put it back.
+    monkeypatch.setattr(microvae, "plot", mplot, raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "microvae.plot")
+    fresh = importlib.import_module("microvae.plot")
+    assert fresh is not mplot
+    assert callable(fresh.image_grid)
+    # Pure-NumPy helper still works.
+    assert fresh.image_grid(np.ones((2, 4)), nrow=2, pad=0).shape == (2, 4)
+    with pytest.raises(ImportError, match="needs matplotlib"):
+        fresh._pyplot()
+
+
+def test_no_pyplot_state_used(tmp_path):
+    """Drawing must not import pyplot (no global figure registry, no GUI)."""
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import microvae.plot as p
+        assert "matplotlib" not in sys.modules
+        p.plot_samples(np.zeros((4, 16)), path={str(tmp_path / "x.png")!r})
+        assert "matplotlib" in sys.modules
+        assert "matplotlib.pyplot" not in sys.modules
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MPLBACKEND", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert_png(str(tmp_path / "x.png"))
