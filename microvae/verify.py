@@ -5,11 +5,13 @@ wrap it for the three things one usually checks.
 
 **Error measure.** For each input or parameter the report gives the max-norm relative error
 
-    err = max_i |analytic_i − numeric_i| / max(max_i |analytic_i|, max_i |numeric_i|, tiny)
+    err = max_i |analytic_i − numeric_i| / max(max_i |analytic_i|, max_i |numeric_i|, floor)
 
 i.e. the worst deviation relative to the gradient's own scale. (Elementwise relative error
 blows up on components that are zero up to rounding, which says nothing about the code.)
-Numeric gradients are central differences (f(θ + h) − f(θ − h)) / 2h.
+Numeric gradients are central differences (f(θ + h) − f(θ − h)) / 2h, whose rounding error
+is about 1e-16·|f|/h; so that a gradient that is exactly zero is not judged on rounding
+noise alone, the scale never drops below ``floor = 1e-3·max(1, |f(θ)|)``.
 
 **Directional mode** (``mode="directional"``) costs two evaluations per direction instead of
 two per element: along a random unit vector v it compares ⟨analytic, v⟩ with the
@@ -55,10 +57,11 @@ class GradcheckResult:
         return f"GradcheckResult(max_error={self.max_error:.3g}, mode={self.mode!r}, names={list(self.errors)})"
 
 
-def _relative_error(analytic, numeric) -> float:
-    diff = float(np.max(np.abs(analytic - numeric))) if analytic.size else 0.0
-    scale = max(float(np.max(np.abs(analytic))) if analytic.size else 0.0, float(np.max(np.abs(numeric))) if numeric.size else 0.0, _TINY)
-    return diff / scale
+def _relative_error(analytic, numeric, floor) -> float:
+    if analytic.size == 0:
+        return 0.0
+    diff = float(np.max(np.abs(analytic - numeric)))
+    return diff / max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))), floor)
 
 
 def _host(a):
@@ -76,6 +79,7 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
     rng = np.random.default_rng(seed)
+    floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
     for name, array in wrt.items():
         if array.dtype != np.float64:
@@ -96,12 +100,12 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
                 f_minus = float(fn())
                 flat[i] = saved
                 numeric[i] = (f_plus - f_minus) / (2 * eps)
-            errors[name] = _relative_error(grad.reshape(-1), numeric)
+            errors[name] = _relative_error(grad.reshape(-1), numeric, floor)
         else:
             xp = array_module(array)
             saved = flat.copy()
             worst = 0.0
-            norm = max(float(np.linalg.norm(grad)), _TINY)
+            norm = max(float(np.linalg.norm(grad)), floor)
             for _ in range(directions):
                 v = rng.standard_normal(flat.size)
                 v /= max(np.linalg.norm(v), _TINY)

@@ -1,0 +1,111 @@
+"""Hypothesis strategies for property-testing layers, losses and models.
+
+Needs hypothesis (``pip install 'microvae[dev]'``). Example::
+
+    from hypothesis import given
+    from microvae import check_layer, testing
+
+    @given(testing.dense_layers(), testing.seeds())
+    def test_my_dense(layer, seed):
+        x = testing.normal_array((4, layer.in_features), seed)
+        assert check_layer(layer.build(dtype="float64", seed=seed), x).passed(1e-6)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("microvae.testing needs hypothesis: pip install 'microvae[dev]'") from exc
+
+from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+
+__all__ = [
+    "batch_sizes", "widths", "seeds", "betas", "matrix_shapes", "float_arrays", "unit_arrays",
+    "normal_array", "dense_layers", "activation_layers", "mlp_layers", "vae_configs",
+]
+
+
+def batch_sizes(min_size: int = 1, max_size: int = 8):
+    return st.integers(min_size, max_size)
+
+
+def widths(min_width: int = 1, max_width: int = 16):
+    return st.integers(min_width, max_width)
+
+
+def seeds():
+    return st.integers(0, 2**32 - 1)
+
+
+def betas(max_beta: float = 4.0):
+    return st.floats(0.0, max_beta, allow_nan=False, allow_infinity=False)
+
+
+def matrix_shapes(max_batch: int = 8, max_width: int = 16):
+    """(batch, width) shapes."""
+    return st.tuples(batch_sizes(1, max_batch), widths(1, max_width))
+
+
+def float_arrays(shape, min_value: float = -3.0, max_value: float = 3.0, away_from: float | None = None, dtype=np.float64):
+    """Arrays of finite floats; ``away_from=a`` keeps every element at least ``a`` from 0
+    (use for ReLU-like kinks, where a finite difference straddling 0 is meaningless)."""
+    elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, width=64)
+    if away_from is not None:
+        elements = elements.filter(lambda v: abs(v) >= away_from)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+def unit_arrays(shape, dtype=np.float64):
+    """Arrays with elements in [0, 1] (Bernoulli targets), including exact 0s and 1s."""
+    return hnp.arrays(dtype, shape, elements=st.floats(0.0, 1.0, allow_nan=False, width=64))
+
+
+def normal_array(shape, seed: int, scale: float = 1.0, dtype=np.float64):
+    """A seeded standard-normal array: continuous values, so ties and exact kinks have probability 0."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def dense_layers(max_width: int = 16):
+    return st.builds(Dense, widths(1, max_width), widths(1, max_width), init=st.sampled_from(["he", "glorot"]), bias=st.booleans())
+
+
+def activation_layers():
+    return st.one_of(
+        st.just(ReLU()).map(lambda _: ReLU()),
+        st.floats(0.0, 0.5).map(LeakyReLU),
+        st.just(None).map(lambda _: Sigmoid()),
+        st.just(None).map(lambda _: Tanh()),
+    )
+
+
+@st.composite
+def mlp_layers(draw, max_depth: int = 3, max_width: int = 16):
+    """A Sequential of Dense layers with random activations between them; ``.in_features`` set."""
+    sizes = draw(st.lists(widths(1, max_width), min_size=2, max_size=max_depth + 1))
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers.append(Dense(n_in, n_out))
+        layers.append(draw(activation_layers()))
+    model = Sequential(*layers)
+    model.in_features = sizes[0]
+    return model
+
+
+@st.composite
+def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
+    """Keyword arguments for a small float64 ``microvae.VAE`` plus a batch size."""
+    depth = draw(st.integers(1, 2))
+    return dict(
+        input_dim=draw(widths(1, max_width)),
+        hidden=tuple(draw(widths(1, max_width)) for _ in range(depth)),
+        latent_dim=draw(widths(1, 4)),
+        beta=draw(betas()),
+        likelihood=draw(st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"])),
+        capacity=draw(st.one_of(st.none(), st.floats(0.0, 5.0))),
+        dtype="float64",
+        seed=draw(st.integers(0, 1000)),
+    ), draw(batch_sizes(1, max_batch))

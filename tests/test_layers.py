@@ -1,0 +1,137 @@
+"""Every layer's backward pass against finite differences, over hypothesis-drawn shapes and values."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import testing
+from microvae.layers.base import layer_from_spec, layer_to_spec
+
+TOL = 1e-6
+
+
+def _check(layer, x, seed=0):
+    layer.build(dtype="float64", seed=seed)
+    # check at a random point of parameter space: zero biases would park dead ReLU units
+    # exactly on the kink, where a finite difference is meaningless
+    layer.flat.data[...] = testing.normal_array(layer.flat.size, seed + 1, scale=0.7)
+    result = mv.check_layer(layer, x, seed=seed)
+    assert result.passed(TOL), f"\n{result}"
+    return result
+
+
+@given(layer=testing.dense_layers(), batch=testing.batch_sizes(), seed=testing.seeds(), data=st.data())
+def test_dense_gradients(layer, batch, seed, data):
+    x = data.draw(testing.float_arrays((batch, layer.in_features)))
+    _check(layer, x, seed % 1000)
+
+
+@pytest.mark.parametrize("make", [mv.ReLU, lambda: mv.LeakyReLU(0.1), mv.Sigmoid, mv.Tanh])
+@given(shape=testing.matrix_shapes(), data=st.data())
+def test_activation_gradients(make, shape, data):
+    # away_from keeps ReLU/LeakyReLU inputs off the kink at 0, where the derivative is undefined
+    x = data.draw(testing.float_arrays(shape, -6, 6, away_from=1e-3))
+    _check(make(), x)
+
+
+@settings(max_examples=20)
+@given(model=testing.mlp_layers(), batch=testing.batch_sizes(), seed=testing.seeds())
+def test_sequential_gradients(model, batch, seed):
+    x = testing.normal_array((batch, model.in_features), seed)
+    _check(model, x, seed % 1000)
+
+
+def test_relu_values_and_subgradient_at_zero():
+    relu = mv.ReLU().build(dtype="float64")
+    x = np.array([[-2.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(relu.backward(np.ones((1, 3))), [[0.0, 0.0, 1.0]])
+
+
+def test_sigmoid_is_finite_for_extreme_inputs():
+    sig = mv.Sigmoid().build(dtype="float32")
+    y = sig.forward(np.array([[-1e4, -100.0, 0.0, 100.0, 1e4]], dtype=np.float32))
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, [[0.0, 0.0, 0.5, 1.0, 1.0]], atol=1e-30)
+    assert np.all(np.isfinite(sig.backward(np.ones_like(y))))
+
+
+def test_dense_backward_overwrites_rather_than_accumulates():
+    dense = mv.Dense(3, 2).build(dtype="float64")
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    dy = np.ones((4, 2))
+    dense.forward(x)
+    dense.backward(dy)
+    first = dense.grads["W"].copy()
+    dense.forward(x)
+    dense.backward(dy)
+    np.testing.assert_array_equal(dense.grads["W"], first)
+    np.testing.assert_allclose(first, x.T @ dy)
+
+
+def test_input_grad_false_skips_dx():
+    seq = mv.Sequential(mv.Dense(3, 4), mv.ReLU(), mv.Dense(4, 2)).build(dtype="float64")
+    seq.forward(np.ones((2, 3)))
+    assert seq.backward(np.ones((2, 2)), input_grad=False) is None
+    assert np.any(seq.layers[0].grads["W"] != 0)
+
+
+def test_dense_rejects_wrong_input_shape():
+    dense = mv.Dense(3, 2).build()
+    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 3\)"):
+        dense.forward(np.ones((4, 5), dtype=np.float32))
+    with pytest.raises(ValueError):
+        mv.Dense(0, 2)
+    with pytest.raises(ValueError, match="init"):
+        mv.Dense(2, 2, init="xavier-ish")
+
+
+def test_unbuilt_layer_gives_clear_error():
+    with pytest.raises(RuntimeError, match="build"):
+        mv.Dense(2, 2).forward(np.ones((1, 2)))
+
+
+def test_parameters_are_views_of_one_flat_buffer():
+    model = mv.VAE(12, (8,), 3, seed=0)
+    flat = model.flat
+    assert flat.data.ndim == 1 and flat.grad.ndim == 1
+    total = 0
+    for name, value, grad in flat.named():
+        assert np.shares_memory(value, flat.data), name
+        assert np.shares_memory(grad, flat.grad), name
+        total += value.size
+    assert total == flat.size == model.num_parameters
+    first = model.encoder.layers[0]
+    first.params["W"][0, 0] = 123.0
+    assert 123.0 in flat.data
+    flat.zero_grad()
+    assert not flat.grad.any()
+
+
+def test_initialisation_is_seeded_and_scaled():
+    a = mv.Dense(400, 300, init="he").build(seed=7)
+    b = mv.Dense(400, 300, init="he").build(seed=7)
+    c = mv.Dense(400, 300, init="he").build(seed=8)
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])
+    assert not np.array_equal(a.params["W"], c.params["W"])
+    assert abs(a.params["W"].std() - np.sqrt(2 / 400)) < 0.01 * np.sqrt(2 / 400) * 5
+    g = mv.Dense(400, 300, init="glorot").build(seed=7)
+    limit = np.sqrt(6 / 700)
+    assert g.params["W"].max() <= limit and g.params["W"].min() >= -limit
+    assert not a.params["b"].any()
+
+
+def test_layer_specs_rebuild_the_architecture():
+    seq = mv.Sequential(mv.Dense(5, 4, init="he"), mv.LeakyReLU(0.2), mv.Dense(4, 3, bias=False), mv.Tanh(), mv.Sigmoid())
+    rebuilt = layer_from_spec(layer_to_spec(seq))
+    assert repr(rebuilt) == repr(seq)
+    assert rebuilt.layers[1].negative_slope == 0.2 and rebuilt.layers[2].use_bias is False
+    with pytest.raises(ValueError, match="unknown layer"):
+        layer_from_spec({"type": "NoSuchLayer"})
+
+
+def test_sequential_rejects_non_layers():
+    with pytest.raises(TypeError):
+        mv.Sequential(mv.Dense(2, 2), "relu")

@@ -1,0 +1,144 @@
+"""Losses: values against their definitions, gradients against finite differences, stability."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import losses, testing
+
+TOL = 1e-6
+
+
+def _passes(fn, inputs, names=None):
+    result = mv.check_loss(fn, inputs, grad_names=names)
+    assert result.passed(TOL), f"\n{result}"
+
+
+@given(shape=testing.matrix_shapes(), data=st.data())
+def test_bernoulli_nll_gradient(shape, data):
+    logits = data.draw(testing.float_arrays(shape, -10, 10))
+    x = data.draw(testing.unit_arrays(shape))
+    _passes(lambda logits: losses.bernoulli_nll(logits, x), {"logits": logits})
+
+
+@given(shape=testing.matrix_shapes(), data=st.data())
+def test_bernoulli_nll_matches_definition(shape, data):
+    logits = data.draw(testing.float_arrays(shape, -15, 15))
+    x = data.draw(testing.unit_arrays(shape))
+    p = 1 / (1 + np.exp(-logits))
+    expected = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+    per_example, dlogits = losses.bernoulli_nll(logits, x)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(dlogits, (p - x) / shape[0], rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_nll_is_exact_at_extreme_logits(dtype):
+    logits = np.array([[1e4, -1e4, 1e4, -1e4]], dtype=dtype)
+    x = np.array([[0.0, 1.0, 1.0, 0.0]], dtype=dtype)
+    per_example, dlogits = losses.bernoulli_nll(logits, x)
+    # softplus(1e4) − 0 = 1e4; softplus(−1e4) + 1e4 = 1e4; the confident-correct terms are 0
+    assert per_example[0] == pytest.approx(2e4, rel=1e-12)
+    np.testing.assert_array_equal(dlogits, np.array([[1.0, -1.0, 0.0, 0.0]], dtype=dtype))
+    assert np.all(np.isfinite(dlogits))
+
+
+def test_textbook_bce_clips_where_logits_stay_exact():
+    logits = np.array([[40.0]])
+    x = np.array([[0.0]])
+    p = 1 / (1 + np.exp(-logits))  # rounds to 1.0
+    exact, _ = losses.bernoulli_nll(logits, x)
+    clipped, dp = losses.bce_probabilities(p, x)
+    assert exact[0] == pytest.approx(40.0)
+    assert np.isfinite(clipped[0]) and clipped[0] < 20  # capped by the clip at −log(1e-7) ≈ 16.1
+    assert dp[0, 0] == 0.0  # and its gradient has vanished
+
+
+@given(shape=testing.matrix_shapes(), data=st.data())
+def test_bce_probabilities_gradient_and_agreement(shape, data):
+    p = data.draw(testing.float_arrays(shape, 0.01, 0.99))
+    x = data.draw(testing.unit_arrays(shape))
+    _passes(lambda p: losses.bce_probabilities(p, x), {"p": p})
+    via_logits, _ = losses.bernoulli_nll(np.log(p) - np.log1p(-p), x)
+    np.testing.assert_allclose(losses.bce_probabilities(p, x)[0], via_logits, rtol=1e-9)
+
+
+@given(shape=testing.matrix_shapes(), logvar=st.floats(-3, 3), data=st.data())
+def test_gaussian_nll_fixed_variance(shape, logvar, data):
+    mean = data.draw(testing.float_arrays(shape))
+    x = data.draw(testing.float_arrays(shape))
+    _passes(lambda mean: losses.gaussian_nll(mean, x, logvar)[:2], {"mean": mean})
+    per_example, _, dlogvar = losses.gaussian_nll(mean, x, logvar)
+    assert dlogvar is None
+    expected = 0.5 * (((x - mean) ** 2) * np.exp(-logvar) + logvar + np.log(2 * np.pi)).sum(axis=1)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-10)
+
+
+@given(shape=testing.matrix_shapes(), per_feature=st.booleans(), data=st.data())
+def test_gaussian_nll_learned_variance(shape, per_feature, data):
+    mean = data.draw(testing.float_arrays(shape))
+    x = data.draw(testing.float_arrays(shape))
+    logvar = data.draw(testing.float_arrays((shape[1],) if per_feature else shape, -2, 2))
+    _passes(losses.gaussian_nll, {"mean": mean, "x": x, "logvar": logvar}, names=["mean", "logvar"])
+
+
+@given(shape=testing.matrix_shapes(), data=st.data())
+def test_mse_gradient_and_relation_to_gaussian(shape, data):
+    pred = data.draw(testing.float_arrays(shape))
+    x = data.draw(testing.float_arrays(shape))
+    _passes(lambda prediction: losses.mse(prediction, x), {"prediction": pred})
+    nll, _, _ = losses.gaussian_nll(pred, x, 0.0)
+    sq, _ = losses.mse(pred, x)
+    np.testing.assert_allclose(nll, 0.5 * sq + 0.5 * shape[1] * np.log(2 * np.pi), rtol=1e-10)
+
+
+@given(shape=testing.matrix_shapes(8, 8), data=st.data())
+def test_kl_normal_gradient_and_value(shape, data):
+    mu = data.draw(testing.float_arrays(shape))
+    logvar = data.draw(testing.float_arrays(shape, -4, 4))
+    _passes(losses.kl_normal, {"mu": mu, "logvar": logvar})
+    per_example, _, _ = losses.kl_normal(mu, logvar)
+    assert np.all(per_example >= -1e-12)
+    zeros = np.zeros(shape)
+    np.testing.assert_allclose(per_example, losses.kl_gaussians(mu, logvar, zeros, zeros)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_kl_normal_is_zero_at_the_prior():
+    per_example, dmu, dlogvar = losses.kl_normal(np.zeros((2, 3)), np.zeros((2, 3)))
+    assert not per_example.any() and not dmu.any() and not dlogvar.any()
+
+
+@given(shape=testing.matrix_shapes(8, 8), data=st.data())
+def test_kl_gaussians_gradients_both_sides(shape, data):
+    arrays = {name: data.draw(testing.float_arrays(shape, -3, 3)) for name in ("mu_q", "logvar_q", "mu_p", "logvar_p")}
+    _passes(losses.kl_gaussians, arrays)
+
+
+def test_kl_gaussians_against_monte_carlo():
+    rng = np.random.default_rng(0)
+    mu_q, lv_q, mu_p, lv_p = (rng.uniform(-1, 1, (1, 3)) for _ in range(4))
+    z = mu_q + np.exp(0.5 * lv_q) * rng.standard_normal((400_000, 3))
+    log_q = -0.5 * (((z - mu_q) ** 2) / np.exp(lv_q) + lv_q).sum(1)
+    log_p = -0.5 * (((z - mu_p) ** 2) / np.exp(lv_p) + lv_p).sum(1)
+    assert losses.kl_gaussians(mu_q, lv_q, mu_p, lv_p)[0][0] == pytest.approx((log_q - log_p).mean(), abs=0.01)
+
+
+def test_convention_sum_over_dimensions_mean_over_batch():
+    rng = np.random.default_rng(1)
+    logits, x = rng.standard_normal((3, 5)), rng.uniform(size=(3, 5))
+    per_example, grad = losses.bernoulli_nll(logits, x)
+    per2, grad2 = losses.bernoulli_nll(np.concatenate([logits, logits]), np.concatenate([x, x]))
+    assert per_example.shape == (3,)
+    assert per2.mean() == pytest.approx(per_example.mean())  # batch mean: unchanged by repeating the batch
+    np.testing.assert_allclose(grad2[:3], grad / 2)  # each example's share of the mean halves
+
+
+def test_losses_reject_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        losses.bernoulli_nll(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="same shape"):
+        losses.kl_normal(np.zeros((2, 3)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="same shape"):
+        losses.kl_gaussians(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
