@@ -1,0 +1,17 @@
+"""Datasets for microvae: real image data, procedural sprites and sequences.
+
+* :mod:`~microvae.datasets.idx`: read/write the IDX file format.
+* :mod:`~microvae.datasets.mnist`: MNIST and Fashion-MNIST loaders (local
+  search, then optional checksum-verified download).
+* :mod:`~microvae.datasets.sprites`: dSprites-like binary images with known
+  generative factors.
+* :mod:`~microvae.datasets.sequences`: synthetic sinusoids and piano rolls,
+  and a rows-as-time-steps view of images.
+
+Nothing here touches the network unless a loader is called with
+``download=True`` and the files are not found locally.
+"""
+
+from .idx import IDX_TYPE_CODES, read_idx, write_idx
+
+__all__ = ["IDX_TYPE_CODES", "read_idx", "write_idx"]
