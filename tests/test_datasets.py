@@ -137,3 +137,397 @@ def test_write_idx_rejects_unsupported_arrays(tmp_path, array):
 def test_idx_type_codes_cover_the_format():
     assert sorted(idx_mod.IDX_TYPE_CODES) == [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E]
     assert all(d.byteorder in (">", "|") for d in idx_mod.IDX_TYPE_CODES.values())
+
+
+# --------------------------------------------------------------------------- MNIST / Fashion-MNIST
+
+import dataclasses  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+from microvae.datasets import download as download_mod  # noqa: E402
+from microvae.datasets import mnist as mnist_mod  # noqa: E402
+
+STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+REAL_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def _fake_split(n, fill):
+    images = np.full((n, 28, 28), fill, dtype=np.uint8)
+    images[:, 0, 0] = np.arange(n, dtype=np.uint8)  # distinguishes rows
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    return images, labels
+
+
+def write_fake_dataset(directory, n_train=6, n_test=4, fill=51, gz=True):
+    """Write the four standard files, small, into ``directory``; return it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images, labels = _fake_split(n, fill)
+        ds.write_idx(directory / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        ds.write_idx(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+    return directory
+
+
+def _no_network(url, *args, **kwargs):
+    raise AssertionError(f"test tried to fetch {url}")
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No $MICROVAE_DATA, a fresh $HOME, a fake system dir, and no network."""
+    monkeypatch.delenv("MICROVAE_DATA", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    system = tmp_path / "system"
+    monkeypatch.setattr(mnist_mod, "_SYSTEM_DATASETS_DIR", str(system))
+    monkeypatch.setattr(download_mod, "_fetch", _no_network)
+    return {"tmp": tmp_path, "home": home, "system": system, "cache": home / ".cache" / "microvae"}
+
+
+def _train_size(result):
+    (x_train, _), _ = result
+    return len(x_train)
+
+
+def test_fake_load_types_shapes_and_values(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=12, n_test=5, fill=255)
+    (x_train, y_train), (x_test, y_test) = ds.load_fashion_mnist(root=root, download=False)
+    assert x_train.shape == (12, 784) and x_test.shape == (5, 784)
+    assert x_train.dtype == np.float32 and y_train.dtype == np.int64
+    assert y_test.shape == (5,)
+    np.testing.assert_array_equal(y_train, np.arange(12) % 10)
+    assert x_train[:, 1:].max() == 1.0 and x_train[:, 1:].min() == 1.0
+    np.testing.assert_allclose(x_train[:, 0], np.arange(12) / 255.0, rtol=1e-6)
+
+
+def test_flatten_false_gives_nchw_with_same_pixels(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root")
+    (flat, _), _ = ds.load_fashion_mnist(root=root, download=False)
+    (nchw, _), (nchw_test, _) = ds.load_fashion_mnist(root=root, download=False, flatten=False)
+    assert nchw.shape == (6, 1, 28, 28) and nchw_test.shape == (4, 1, 28, 28)
+    np.testing.assert_array_equal(nchw.reshape(6, 784), flat)
+
+
+def test_limit_takes_first_examples_of_each_split(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=8, n_test=5)
+    (x_train, y_train), (x_test, y_test) = ds.load_fashion_mnist(root=root, download=False, limit=3)
+    assert x_train.shape == (3, 784) and x_test.shape == (3, 784)
+    np.testing.assert_array_equal(y_train, [0, 1, 2])
+    (x_train, _), (x_test, _) = ds.load_fashion_mnist(root=root, download=False, limit=7)
+    assert len(x_train) == 7 and len(x_test) == 5  # fewer than limit available
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True, "3"])
+def test_limit_validation(isolated, limit):
+    with pytest.raises(ValueError, match="limit"):
+        ds.load_fashion_mnist(root=isolated["tmp"], download=False, limit=limit)
+
+
+def test_search_order_root_env_system_cache(isolated, monkeypatch):
+    tmp = isolated["tmp"]
+    root = write_fake_dataset(tmp / "root", n_train=5)
+    env = write_fake_dataset(tmp / "env", n_train=6)
+    system = write_fake_dataset(isolated["system"] / "fashion-mnist", n_train=7)
+    cache = write_fake_dataset(isolated["cache"] / "fashion-mnist", n_train=8)
+    monkeypatch.setenv("MICROVAE_DATA", str(env))
+
+    assert _train_size(ds.load_fashion_mnist(root=root, download=False)) == 5
+    assert _train_size(ds.load_fashion_mnist(download=False)) == 6
+    monkeypatch.delenv("MICROVAE_DATA")
+    assert _train_size(ds.load_fashion_mnist(download=False)) == 7
+    for f in system.iterdir():
+        f.unlink()
+    assert _train_size(ds.load_fashion_mnist(download=False)) == 8
+    assert cache.is_dir()
+
+
+def test_dataset_name_subdirectories_of_root_and_env(isolated, monkeypatch):
+    tmp = isolated["tmp"]
+    write_fake_dataset(tmp / "root" / "fashion-mnist", n_train=5)
+    write_fake_dataset(tmp / "env" / "mnist", n_train=6)
+    monkeypatch.setenv("MICROVAE_DATA", str(tmp / "env"))
+    assert _train_size(ds.load_fashion_mnist(root=tmp / "root", download=False)) == 5
+    assert _train_size(ds.load_mnist(download=False)) == 6
+    # The env dir holds no fashion-mnist, the root no mnist: those fall through.
+    with pytest.raises(ds.DatasetNotFoundError):
+        ds.load_fashion_mnist(download=False)
+    assert _train_size(ds.load_mnist(root=tmp / "root", download=False)) == 6
+
+
+def test_root_that_lacks_files_falls_through_to_later_locations(isolated):
+    write_fake_dataset(isolated["system"] / "fashion-mnist", n_train=7)
+    empty = isolated["tmp"] / "empty"
+    empty.mkdir()
+    assert _train_size(ds.load_fashion_mnist(root=empty, download=False)) == 7
+
+
+def test_uncompressed_and_mixed_file_names_are_accepted(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "raw", n_train=9, gz=False)
+    assert _train_size(ds.load_fashion_mnist(root=root, download=False)) == 9
+    (root / "t10k-labels-idx1-ubyte").unlink()
+    ds.write_idx(root / "t10k-labels-idx1-ubyte.gz", _fake_split(4, 0)[1])
+    (_, _), (_, y_test) = ds.load_fashion_mnist(root=root, download=False)
+    np.testing.assert_array_equal(y_test, [0, 1, 2, 3])
+
+
+def test_incomplete_directory_is_skipped_and_reported(isolated):
+    partial = write_fake_dataset(isolated["tmp"] / "partial")
+    (partial / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(ds.DatasetNotFoundError, match="missing t10k-labels-idx1-ubyte"):
+        ds.load_fashion_mnist(root=partial, download=False)
+
+
+def test_download_false_error_lists_directories_and_advice(isolated, monkeypatch):
+    monkeypatch.setattr(download_mod, "_fetch", _no_network)
+    root = isolated["tmp"] / "nowhere"
+    with pytest.raises(FileNotFoundError) as info:
+        ds.load_fashion_mnist(root=root, download=False)
+    assert isinstance(info.value, ds.DatasetNotFoundError)
+    message = str(info.value)
+    for directory in (root, root / "fashion-mnist", isolated["system"] / "fashion-mnist",
+                      isolated["cache"] / "fashion-mnist"):
+        assert str(directory) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "download=False" in message
+    assert "MICROVAE_DATA" in message
+    assert "train-images-idx3-ubyte.gz" in message
+    assert not isolated["cache"].exists()
+
+
+def test_mnist_error_does_not_suggest_the_fashion_package(isolated):
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.load_mnist(download=False)
+    assert "dataset-fashion-mnist" not in str(info.value)
+    assert "ossci-datasets.s3.amazonaws.com/mnist" in str(info.value)
+
+
+def test_no_network_gives_clear_not_found_error(isolated, monkeypatch):
+    calls = []
+
+    def offline(url, *args, **kwargs):
+        calls.append(url)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(download_mod, "_fetch", offline)
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.load_fashion_mnist()
+    message = str(info.value)
+    assert calls == ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz"]
+    assert "URLError" in message and "name resolution" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert str(isolated["cache"] / "fashion-mnist") in message
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+    cache = isolated["cache"] / "fashion-mnist"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def _serve_fake_files(monkeypatch, name, source_dir):
+    """Make _fetch serve files from source_dir, with matching MD5s; return the URL log."""
+    payloads = {f"{s}.gz": (source_dir / f"{s}.gz").read_bytes() for s in STEMS}
+    source = mnist_mod._SOURCES[name]
+    md5 = {fname: hashlib.md5(data).hexdigest() for fname, data in payloads.items()}
+    monkeypatch.setitem(mnist_mod._SOURCES, name, dataclasses.replace(source, md5=md5))
+    log = []
+
+    def fake_fetch(url, *args, **kwargs):
+        log.append(url)
+        return payloads[url.rsplit("/", 1)[1]]
+
+    monkeypatch.setattr(download_mod, "_fetch", fake_fetch)
+    return log
+
+
+@pytest.mark.parametrize(
+    "loader, name, mirror",
+    [
+        (ds.load_fashion_mnist, "fashion-mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+        (ds.load_mnist, "mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    ],
+)
+def test_download_into_cache_then_reuse(isolated, monkeypatch, loader, name, mirror):
+    served = write_fake_dataset(isolated["tmp"] / "served", n_train=11, n_test=3)
+    log = _serve_fake_files(monkeypatch, name, served)
+    result = loader()
+    assert _train_size(result) == 11
+    assert log == [mirror + s + ".gz" for s in STEMS]
+    cache = isolated["cache"] / name
+    assert sorted(os.listdir(cache)) == sorted(s + ".gz" for s in STEMS)  # no temp files left
+    for s in STEMS:
+        assert (cache / f"{s}.gz").read_bytes() == (served / f"{s}.gz").read_bytes()
+    log.clear()
+    assert _train_size(loader()) == 11
+    assert log == []
+
+
+def test_download_fetches_only_missing_files(isolated, monkeypatch):
+    served = write_fake_dataset(isolated["tmp"] / "served", n_train=11)
+    cache = write_fake_dataset(isolated["cache"] / "fashion-mnist", n_train=11)
+    (cache / "t10k-images-idx3-ubyte.gz").unlink()
+    log = _serve_fake_files(monkeypatch, "fashion-mnist", served)
+    ds.load_fashion_mnist()
+    assert [u.rsplit("/", 1)[1] for u in log] == ["t10k-images-idx3-ubyte.gz"]
+
+
+def test_checksum_mismatch_raises_and_saves_nothing(isolated, monkeypatch):
+    served = write_fake_dataset(isolated["tmp"] / "served")
+    _serve_fake_files(monkeypatch, "fashion-mnist", served)
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: b"<html>captive portal</html>")
+    with pytest.raises(ds.ChecksumError) as info:
+        ds.load_fashion_mnist()
+    assert "train-images-idx3-ubyte.gz" in str(info.value)
+    assert "expected MD5" in str(info.value)
+    cache = isolated["cache"] / "fashion-mnist"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_published_checksums_are_wellformed():
+    for name in ("fashion-mnist", "mnist"):
+        md5 = mnist_mod._SOURCES[name].md5
+        assert sorted(md5) == sorted(s + ".gz" for s in STEMS)
+        assert all(len(h) == 32 and int(h, 16) >= 0 for h in md5.values())
+    assert mnist_mod._SOURCES["fashion-mnist"].md5["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+
+
+def test_download_file_is_atomic_on_write_failure(tmp_path, monkeypatch):
+    data = b"payload"
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: data)
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(download_mod.os, "replace", broken_replace)
+    dest = tmp_path / "sub" / "file.gz"
+    with pytest.raises(OSError, match="disk full"):
+        download_mod.download_file("http://x/file.gz", dest, hashlib.md5(data).hexdigest(), quiet=True)
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_download_file_writes_to_temp_then_renames(tmp_path, monkeypatch):
+    data = b"complete contents"
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: data)
+    real_replace = os.replace
+    renames = []
+
+    def checking_replace(src, dst):
+        # At rename time the destination must not exist yet and the complete
+        # bytes must already sit in a different file in the same directory.
+        assert not os.path.exists(dst)
+        assert os.path.dirname(src) == os.path.dirname(dst) and src != dst
+        with open(src, "rb") as fh:
+            assert fh.read() == data
+        renames.append((src, dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(download_mod.os, "replace", checking_replace)
+    dest = tmp_path / "f.gz"
+    download_mod.download_file("http://x/f.gz", dest, hashlib.md5(data).hexdigest(), quiet=True)
+    assert len(renames) == 1 and renames[0][1] == str(dest)
+    assert os.listdir(tmp_path) == ["f.gz"]
+
+
+def test_download_file_writes_verified_bytes(tmp_path, monkeypatch):
+    data = b"\x1f\x8b some bytes"
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: data)
+    dest = tmp_path / "a" / "b" / "f.gz"
+    out = download_mod.download_file("http://x/f.gz", dest, hashlib.md5(data).hexdigest().upper(), quiet=True)
+    assert out == str(dest)
+    assert dest.read_bytes() == data
+    assert os.listdir(dest.parent) == ["f.gz"]
+
+
+def test_fetch_uses_urlopen(monkeypatch):
+    seen = {}
+
+    def fake_urlopen(url, timeout=None):
+        seen["url"], seen["timeout"] = url, timeout
+        return io.BytesIO(b"body")
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    assert download_mod._fetch("http://example.invalid/f") == b"body"
+    assert seen["url"] == "http://example.invalid/f" and seen["timeout"] > 0
+
+
+def test_corrupt_file_in_search_path_is_an_error_not_skipped(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root")
+    write_fake_dataset(isolated["system"] / "fashion-mnist")
+    bad = root / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(gzip.decompress(bad.read_bytes())[:-10]))
+    with pytest.raises(ValueError, match="truncated") as info:
+        ds.load_fashion_mnist(root=root, download=False)
+    assert str(bad) in str(info.value)
+
+
+def test_wrong_magic_in_dataset_file(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root")
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x01\x02\x08\x01" + bytes(8)))
+    with pytest.raises(ValueError, match="two zero bytes"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
+def test_label_count_mismatch(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=6)
+    ds.write_idx(root / "train-labels-idx1-ubyte.gz", np.zeros(5, dtype=np.uint8))
+    with pytest.raises(ValueError, match="expected 6 labels"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
+def test_label_out_of_range(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=6)
+    ds.write_idx(root / "train-labels-idx1-ubyte.gz", np.full(6, 10, dtype=np.uint8))
+    with pytest.raises(ValueError, match="expected labels in 0..9, found 10"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
+@pytest.mark.parametrize("array", [np.zeros((3, 27, 28), np.uint8), np.zeros((3, 784), np.uint8),
+                                   np.zeros((3, 28, 28), np.float32)])
+def test_unexpected_image_array(isolated, array):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=3)
+    ds.write_idx(root / "train-images-idx3-ubyte.gz", array)
+    with pytest.raises(ValueError, match=r"expected uint8 images of shape \(N, 28, 28\)"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
+def test_class_names():
+    assert len(ds.FASHION_MNIST_CLASSES) == 10
+    assert ds.FASHION_MNIST_CLASSES[0] == "T-shirt/top" and ds.FASHION_MNIST_CLASSES[9] == "Ankle boot"
+    assert ds.MNIST_CLASSES == tuple("0123456789")
+
+
+@pytest.fixture(scope="module")
+def real_fashion():
+    """The real Fashion-MNIST, found through the default search (Debian dir)."""
+    if not os.path.isdir(REAL_FASHION_DIR):
+        pytest.skip(f"{REAL_FASHION_DIR} not installed (apt-get install dataset-fashion-mnist)")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MICROVAE_DATA", raising=False)
+        mp.setenv("HOME", "/nonexistent-home-for-tests")
+        mp.setattr(download_mod, "_fetch", _no_network)
+        return ds.load_fashion_mnist(download=False)
+
+
+def test_real_fashion_mnist(real_fashion):
+    (x_train, y_train), (x_test, y_test) = real_fashion
+    assert x_train.shape == (60000, 784) and x_test.shape == (10000, 784)
+    assert y_train.shape == (60000,) and y_test.shape == (10000,)
+    assert x_train.dtype == np.float32 and x_test.dtype == np.float32
+    assert y_train.dtype == np.int64 and y_test.dtype == np.int64
+    assert x_train.min() == 0.0 and x_train.max() == 1.0
+    assert 0.0 <= x_test.min() and x_test.max() <= 1.0
+    # Pixel values are exactly k/255.
+    np.testing.assert_array_equal(np.round(x_test[:50] * 255) / 255, x_test[:50])
+    assert 0.2 < x_train.mean() < 0.4  # Fashion-MNIST's mean intensity is about 0.286
+    np.testing.assert_array_equal(np.bincount(y_train), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(y_test), [1000] * 10)
+
+
+def test_real_fashion_mnist_nchw_matches_flat(real_fashion):
+    (x_flat, y_flat), _ = real_fashion
+    (x, y), (x_test, _) = ds.load_fashion_mnist(REAL_FASHION_DIR, download=False, flatten=False, limit=100)
+    assert x.shape == (100, 1, 28, 28) and x_test.shape == (100, 1, 28, 28)
+    np.testing.assert_array_equal(x.reshape(100, 784), x_flat[:100])
+    np.testing.assert_array_equal(y, y_flat[:100])

@@ -12,6 +12,18 @@ Nothing here touches the network unless a loader is called with
 ``download=True`` and the files are not found locally.
 """
 
+from .download import ChecksumError, DatasetNotFoundError
 from .idx import IDX_TYPE_CODES, read_idx, write_idx
+from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_fashion_mnist, load_mnist
 
-__all__ = ["IDX_TYPE_CODES", "read_idx", "write_idx"]
+__all__ = [
+    "ChecksumError",
+    "DatasetNotFoundError",
+    "FASHION_MNIST_CLASSES",
+    "IDX_TYPE_CODES",
+    "MNIST_CLASSES",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_idx",
+    "write_idx",
+]
