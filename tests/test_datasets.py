@@ -531,3 +531,183 @@ def test_real_fashion_mnist_nchw_matches_flat(real_fashion):
     assert x.shape == (100, 1, 28, 28) and x_test.shape == (100, 1, 28, 28)
     np.testing.assert_array_equal(x.reshape(100, 784), x_flat[:100])
     np.testing.assert_array_equal(y, y_flat[:100])
+
+
+# --------------------------------------------------------------------------- sprites
+
+
+@pytest.fixture(scope="module")
+def sprite_grid():
+    """Every factor combination once, default settings (46080 images)."""
+    return ds.make_sprites(None)
+
+
+def _grid_index(sprites):
+    """Map from factor tuple to row index."""
+    return {tuple(row): i for i, row in enumerate(sprites.factors.tolist())}
+
+
+def test_sprites_shapes_dtypes_and_names():
+    s = ds.make_sprites(50, size=32, seed=1)
+    assert isinstance(s, ds.Sprites)
+    assert s.images.shape == (50, 1024) and s.images.dtype == np.float32
+    assert s.factors.shape == (50, 5) and s.factors.dtype == np.int64
+    assert s.factor_names == ("shape", "scale", "rotation", "pos_x", "pos_y")
+    assert list(s.factor_values) == list(s.factor_names)
+    assert s.factor_sizes == (3, 6, 10, 16, 16)
+    assert list(s.factor_values["shape"]) == ["square", "ellipse", "heart"]
+    nchw = ds.make_sprites(50, size=32, seed=1, flatten=False)
+    assert nchw.images.shape == (50, 1, 32, 32)
+    np.testing.assert_array_equal(nchw.images.reshape(50, 1024), s.images)
+    np.testing.assert_array_equal(nchw.factors, s.factors)
+
+
+def test_sprites_default_size():
+    s = ds.make_sprites()
+    assert s.images.shape == (20000, 1024)
+
+
+def test_sprites_binary_and_nonempty(sprite_grid):
+    images = sprite_grid.images
+    assert set(np.unique(images).tolist()) == {0.0, 1.0}
+    assert images.sum(axis=1).min() > 0
+
+
+def test_sprites_grid_enumerates_every_combination_once(sprite_grid):
+    f = sprite_grid.factors
+    assert len(f) == 3 * 6 * 10 * 16 * 16
+    assert len(np.unique(f, axis=0)) == len(f)
+    for j, k in enumerate(sprite_grid.factor_sizes):
+        assert f[:, j].min() == 0 and f[:, j].max() == k - 1
+
+
+def test_sprites_factor_ranges_when_sampled():
+    s = ds.make_sprites(3000, seed=5, n_scales=4, n_rotations=8, n_positions=9)
+    assert s.factor_sizes == (3, 4, 8, 9, 9)
+    for j, k in enumerate(s.factor_sizes):
+        assert set(np.unique(s.factors[:, j]).tolist()) == set(range(k))
+    values = s.factor_values
+    assert np.all(np.diff(values["scale"]) > 0)
+    assert values["scale"][-1] == pytest.approx(0.2 * 32) and values["scale"][0] == pytest.approx(0.1 * 32)
+    np.testing.assert_allclose(values["rotation"], 2 * np.pi * np.arange(8) / 8, rtol=1e-6)
+    assert values["rotation"].max() < 2 * np.pi
+    assert np.all(np.diff(values["pos_x"]) > 0)
+    assert values["pos_x"].min() > 0.2 * 32 and values["pos_x"].max() < 32 - 0.2 * 32
+
+
+def test_sprites_stay_inside_the_frame(sprite_grid):
+    img = sprite_grid.images.reshape(-1, 32, 32)
+    border = img[:, 0, :].sum() + img[:, -1, :].sum() + img[:, :, 0].sum() + img[:, :, -1].sum()
+    assert border == 0
+
+
+@pytest.mark.parametrize("size", [16, 21, 48])
+def test_sprites_nonempty_and_inside_for_other_sizes(size):
+    s = ds.make_sprites(None, size=size, shapes=tuple(ds.SPRITE_SHAPES), n_rotations=6, n_positions=5, flatten=False)
+    img = s.images[:, 0]
+    assert img.shape[1:] == (size, size)
+    assert img.sum(axis=(1, 2)).min() > 0
+    assert img[:, [0, -1], :].sum() == 0 and img[:, :, [0, -1]].sum() == 0
+
+
+def test_sprites_deterministic_from_seed():
+    a = ds.make_sprites(500, seed=7)
+    b = ds.make_sprites(500, seed=7)
+    assert a.images.tobytes() == b.images.tobytes()
+    assert a.factors.tobytes() == b.factors.tobytes()
+    c = ds.make_sprites(500, seed=8)
+    assert not np.array_equal(a.factors, c.factors)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_sprites_each_factor_changes_the_picture(sprite_grid):
+    index = _grid_index(sprite_grid)
+    images = sprite_grid.images
+    # Changing shape, scale, or either position always changes the image.
+    base = (0, 3, 2, 7, 7)
+    for j in (0, 1, 3, 4):
+        pictures = []
+        for value in range(sprite_grid.factor_sizes[j]):
+            key = list(base)
+            key[j] = value
+            pictures.append(images[index[tuple(key)]])
+        assert len(np.unique(np.stack(pictures), axis=0)) == len(pictures), sprite_grid.factor_names[j]
+
+
+def test_sprites_shape_factor_matters_everywhere(sprite_grid):
+    f, images = sprite_grid.factors, sprite_grid.images
+    square, ellipse, heart = (images[f[:, 0] == k] for k in range(3))  # same order of other factors
+    assert np.all(np.abs(square - ellipse).sum(axis=1) > 0)
+    assert np.all(np.abs(square - heart).sum(axis=1) > 0)
+    assert np.all(np.abs(ellipse - heart).sum(axis=1) > 0)
+
+
+def test_sprites_area_grows_with_scale(sprite_grid):
+    area = sprite_grid.images.sum(axis=1)
+    means = [area[sprite_grid.factors[:, 1] == k].mean() for k in range(6)]
+    assert np.all(np.diff(means) > 0)
+
+
+def test_sprites_centroid_follows_position(sprite_grid):
+    f = sprite_grid.factors
+    img = sprite_grid.images.reshape(-1, 32, 32)
+    symmetric = f[:, 0] < 2  # squares and ellipses are point-symmetric about their centre
+    mass = img[symmetric].sum(axis=(1, 2))
+    centres = np.arange(32) + 0.5
+    cx = (img[symmetric].sum(axis=1) * centres).sum(axis=1) / mass
+    cy = (img[symmetric].sum(axis=2) * centres).sum(axis=1) / mass
+    px = sprite_grid.factor_values["pos_x"][f[symmetric, 3]]
+    py = sprite_grid.factor_values["pos_y"][f[symmetric, 4]]
+    assert np.abs(cx - px).max() < 1.0
+    assert np.abs(cy - py).max() < 1.0
+
+
+def test_sprites_rotation_is_counterclockwise_and_heart_is_upright():
+    s = ds.make_sprites(None, shapes=("heart",), n_scales=1, n_rotations=4, n_positions=1, flatten=False)
+    img = s.images[:, 0]
+    for k in range(1, 4):
+        assert np.abs(np.rot90(img[k - 1]) - img[k]).sum() <= 2
+    rows = np.where(img[0].any(axis=1))[0]
+    centre = 16.0
+    assert (rows.max() + 0.5 - centre) > (centre - rows.min() - 0.5)  # the point sticks out further, downwards
+    widths = img[0].sum(axis=1)
+    assert rows[np.argmax(widths[rows])] + 0.5 < centre  # widest part (the lobes) is above the centre
+
+
+def test_sprites_rotational_symmetry_is_as_documented(sprite_grid):
+    f, images = sprite_grid.factors, sprite_grid.images
+    index = _grid_index(sprite_grid)
+    half_turn = np.array([index[(a, b, (c + 5) % 10, d, e)] for a, b, c, d, e in f.tolist()])
+    diff = np.abs(images - images[half_turn]).sum(axis=1)
+    assert diff[f[:, 0] == 0].max() <= 2  # square: same after half a turn
+    assert diff[f[:, 0] == 1].max() <= 2  # ellipse: same after half a turn
+    heart = diff[f[:, 0] == 2]
+    assert heart.min() > 0 and heart.mean() > 15  # heart: always different (only slightly when tiny)
+
+
+def test_sprites_shapes_argument():
+    s = ds.make_sprites(20, shapes=("triangle", "heart"))
+    assert list(s.factor_values["shape"]) == ["triangle", "heart"]
+    assert set(s.factors[:, 0].tolist()) <= {0, 1}
+    single = ds.make_sprites(20, shapes="ellipse")
+    assert single.factor_sizes[0] == 1 and np.all(single.factors[:, 0] == 0)
+    assert ds.make_sprites(0).images.shape == (0, 1024)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(n=-1), "n must be an integer >= 0, got -1"),
+        (dict(n=2.5), "n must be an integer"),
+        (dict(size=8), "size must be an integer >= 16, got 8"),
+        (dict(shapes=("square", "star")), "unknown shape 'star'; expected one of"),
+        (dict(shapes=()), "at least one shape"),
+        (dict(shapes=("heart", "heart")), "must not repeat"),
+        (dict(n_scales=0), "n_scales must be an integer >= 1"),
+        (dict(n_rotations=True), "n_rotations must be an integer"),
+        (dict(n_positions=0), "n_positions must be an integer >= 1"),
+    ],
+)
+def test_sprites_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        ds.make_sprites(**{"n": 10, **kwargs})

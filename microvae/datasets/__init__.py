@@ -15,6 +15,7 @@ Nothing here touches the network unless a loader is called with
 from .download import ChecksumError, DatasetNotFoundError
 from .idx import IDX_TYPE_CODES, read_idx, write_idx
 from .mnist import FASHION_MNIST_CLASSES, MNIST_CLASSES, load_fashion_mnist, load_mnist
+from .sprites import SPRITE_FACTOR_NAMES, SPRITE_SHAPES, Sprites, make_sprites
 
 __all__ = [
     "ChecksumError",
@@ -22,8 +23,12 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "IDX_TYPE_CODES",
     "MNIST_CLASSES",
+    "SPRITE_FACTOR_NAMES",
+    "SPRITE_SHAPES",
+    "Sprites",
     "load_fashion_mnist",
     "load_mnist",
+    "make_sprites",
     "read_idx",
     "write_idx",
 ]
