@@ -711,3 +711,249 @@ def test_sprites_shapes_argument():
 def test_sprites_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         ds.make_sprites(**{"n": 10, **kwargs})
+
+
+# --------------------------------------------------------------------------- sinusoids
+
+
+def test_sinusoids_shapes_dtypes_and_factor_ranges():
+    s = ds.make_sinusoids(n=200, length=40, n_components=(1, 3), seed=0)
+    assert isinstance(s, ds.Sinusoids)
+    assert s.x.shape == (200, 40, 1) and s.x.dtype == np.float32
+    for factor in (s.freqs, s.phases, s.amps):
+        assert factor.shape == (200, 3) and factor.dtype == np.float32
+    assert s.n_components.shape == (200,) and s.n_components.dtype == np.int64
+    assert set(np.unique(s.n_components).tolist()) == {1, 2, 3}
+    used = np.arange(3)[None, :] < s.n_components[:, None]
+    assert np.all((s.freqs[used] >= 1.0) & (s.freqs[used] <= 5.0))
+    assert np.all((s.amps[used] >= 0.5) & (s.amps[used] <= 1.0))
+    assert np.all((s.phases[used] >= 0) & (s.phases[used] < 2 * np.pi))
+    assert np.all(s.freqs[~used] == 0) and np.all(s.amps[~used] == 0) and np.all(s.phases[~used] == 0)
+
+
+def test_sinusoids_noise_free_signal_matches_factors():
+    s = ds.make_sinusoids(n=50, length=30, seed=3, noise=0.0)
+    t = np.arange(30) / 30
+    expected = (s.amps[:, None, :] * np.sin(2 * np.pi * s.freqs[:, None, :] * t[None, :, None]
+                                             + s.phases[:, None, :])).sum(axis=2)
+    np.testing.assert_allclose(s.x[:, :, 0], expected, atol=1e-5)
+
+
+def test_sinusoids_noise_level():
+    clean = ds.make_sinusoids(n=300, length=50, seed=4, noise=0.0)
+    noisy = ds.make_sinusoids(n=300, length=50, seed=4, noise=0.2)
+    np.testing.assert_array_equal(clean.freqs, noisy.freqs)
+    residual = noisy.x - clean.x
+    assert residual.std() == pytest.approx(0.2, rel=0.05)
+    assert abs(residual.mean()) < 0.01
+
+
+def test_sinusoids_fixed_component_count():
+    s = ds.make_sinusoids(n=20, n_components=2)
+    assert np.all(s.n_components == 2) and s.freqs.shape == (20, 2)
+    assert np.all(s.amps > 0)
+
+
+def test_sinusoids_unit_range_is_the_documented_affine_map():
+    raw = ds.make_sinusoids(n=100, seed=2, noise=0.05)
+    unit = ds.make_sinusoids(n=100, seed=2, noise=0.05, unit_range=True)
+    assert unit.x.dtype == np.float32
+    assert unit.x.min() >= 0.0 and unit.x.max() <= 1.0
+    bound = 3 * 1.0 + 3 * 0.05
+    np.testing.assert_allclose(unit.x, np.clip(0.5 + raw.x / (2 * bound), 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(unit.amps, raw.amps)
+
+
+def test_sinusoids_deterministic_and_seed_dependent():
+    a = ds.make_sinusoids(n=30, seed=11)
+    b = ds.make_sinusoids(n=30, seed=11)
+    c = ds.make_sinusoids(n=30, seed=12)
+    for x, y in zip(a, b):
+        assert x.tobytes() == y.tobytes()
+    assert not np.array_equal(a.x, c.x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(n=-5), "n must be an integer >= 0, got -5"),
+        (dict(length=1), "length must be an integer >= 2"),
+        (dict(n_components=0), "n_components"),
+        (dict(n_components=(3, 1)), "n_components"),
+        (dict(n_components=(1.5, 2)), "n_components must be integers"),
+        (dict(n_components="two"), "n_components must be a"),
+        (dict(freq_range=(1, 30), length=50), "Nyquist limit length/2 = 25"),
+        (dict(freq_range=(-1, 2)), "freq_range"),
+        (dict(amp_range=(1.0, 0.5)), "amp_range"),
+        (dict(noise=-0.1), "noise must be a finite number >= 0"),
+    ],
+)
+def test_sinusoids_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        ds.make_sinusoids(**{"n": 5, **kwargs})
+
+
+# --------------------------------------------------------------------------- piano rolls
+
+
+@pytest.fixture(scope="module")
+def rolls():
+    return ds.make_piano_rolls(n=1000, length=32, pitches=16, seed=0)
+
+
+def _melody(roll):
+    """Per-step active pitch of a (T, P) roll."""
+    return roll.argmax(axis=1)
+
+
+def test_piano_rolls_shapes_dtypes_and_one_note_at_a_time(rolls):
+    assert isinstance(rolls, ds.PianoRolls)
+    assert rolls.rolls.shape == (1000, 32, 16) and rolls.rolls.dtype == np.float32
+    assert set(np.unique(rolls.rolls).tolist()) == {0.0, 1.0}
+    np.testing.assert_array_equal(rolls.rolls.sum(axis=2), 1.0)
+    assert rolls.factors.shape == (1000, 5) and rolls.factors.dtype == np.int64
+    assert rolls.factor_names == ("root", "scale", "contour", "note_length", "start")
+    assert list(rolls.factor_values) == list(rolls.factor_names)
+
+
+def test_piano_rolls_factor_ranges(rolls):
+    sizes = (16 - 12, 3, 4, 3, 4)
+    for j, k in enumerate(sizes):
+        assert set(np.unique(rolls.factors[:, j]).tolist()) == set(range(k)), rolls.factor_names[j]
+        assert len(rolls.factor_values[rolls.factor_names[j]]) == k
+    assert list(rolls.factor_values["scale"]) == ["major", "minor", "pentatonic"]
+    assert list(rolls.factor_values["note_length"]) == [1, 2, 4]
+
+
+def test_piano_rolls_pitches_belong_to_key_and_scale(rolls):
+    names = rolls.factor_values["scale"]
+    for roll, (root, scale, _, _, _) in zip(rolls.rolls, rolls.factors):
+        allowed = {root + o for o in ds.PIANO_SCALES[names[scale]]}
+        assert set(_melody(roll).tolist()) <= allowed
+
+
+def test_piano_rolls_key_determines_the_pitch_set(rolls):
+    # Long enough to visit every degree: the pitch set is exactly the scale.
+    long = ds.make_piano_rolls(n=200, length=64, pitches=14, seed=9)
+    names = long.factor_values["scale"]
+    for roll, (root, scale, _, note_length, _) in zip(long.rolls, long.factors):
+        if note_length == 0:  # one step per note: 64 notes cover every degree
+            expected = {root + o for o in ds.PIANO_SCALES[names[scale]]}
+            assert set(_melody(roll).tolist()) == expected
+
+
+def test_piano_rolls_notes_change_exactly_at_note_boundaries(rolls):
+    lengths = rolls.factor_values["note_length"]
+    for roll, factors in zip(rolls.rolls, rolls.factors):
+        melody = _melody(roll)
+        note_length = lengths[factors[3]]
+        changes = np.nonzero(np.diff(melody))[0] + 1
+        np.testing.assert_array_equal(changes, np.arange(note_length, 32, note_length))
+
+
+def test_piano_rolls_contours_and_start(rolls):
+    names = rolls.factor_values["scale"]
+    lengths = rolls.factor_values["note_length"]
+    for roll, (root, scale, contour, length_idx, start) in zip(rolls.rolls, rolls.factors):
+        offsets = list(ds.PIANO_SCALES[names[scale]])
+        top = len(offsets) - 1
+        degrees = [offsets.index(p - root) for p in _melody(roll)[:: lengths[length_idx]]]
+        steps = np.diff(degrees)
+        name = ds.PIANO_CONTOURS[contour]
+        if name == "ascending":
+            assert degrees[0] == start
+            assert all(d == 1 or d == -top for d in steps)
+        elif name == "descending":
+            assert degrees[0] == top - start
+            assert all(d == -1 or d == top for d in steps)
+        else:
+            assert all(abs(d) == 1 for d in steps)
+            # Direction only turns at the ends of the scale.
+            for i in range(1, len(steps)):
+                if steps[i] != steps[i - 1]:
+                    assert degrees[i] in (0, top)
+            first_move = steps[0] if len(steps) else 0
+            if name == "up-down":
+                assert degrees[0] == start
+                assert first_move == 1
+            else:
+                assert degrees[0] == top - start
+                assert first_move == -1
+
+
+def test_piano_rolls_deterministic_and_seed_dependent():
+    a = ds.make_piano_rolls(n=50, seed=1)
+    b = ds.make_piano_rolls(n=50, seed=1)
+    c = ds.make_piano_rolls(n=50, seed=2)
+    assert a.rolls.tobytes() == b.rolls.tobytes() and a.factors.tobytes() == b.factors.tobytes()
+    assert not np.array_equal(a.factors, c.factors)
+
+
+def test_piano_rolls_other_sizes():
+    r = ds.make_piano_rolls(n=7, length=5, pitches=13, seed=0)
+    assert r.rolls.shape == (7, 5, 13)
+    assert np.all(r.factors[:, 0] == 0)  # only one root fits in 13 pitches
+    assert ds.make_piano_rolls(n=0).rolls.shape == (0, 32, 16)
+
+
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(n=-1), "n must be an integer >= 0, got -1"),
+        (dict(length=0), "length must be an integer >= 1"),
+        (dict(pitches=12), "pitches must be an integer >= 13, got 12"),
+        (dict(pitches=16.0), "pitches must be an integer"),
+    ],
+)
+def test_piano_rolls_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        ds.make_piano_rolls(**{"n": 5, **kwargs})
+
+
+# --------------------------------------------------------------------------- images as sequences
+
+
+@pytest.mark.parametrize("shape", [(4, 784), (4, 28, 28), (4, 1, 28, 28)])
+def test_images_as_sequences_accepts_image_layouts(shape):
+    x = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    seq = ds.images_as_sequences(x)
+    assert seq.shape == (4, 28, 28) and seq.dtype == np.float32
+    np.testing.assert_array_equal(seq.reshape(4, 784), x.reshape(4, 784))
+    assert np.shares_memory(seq, x)
+
+
+def test_images_as_sequences_rows_are_time_steps():
+    x = np.arange(3 * 6 * 5).reshape(3, 30)
+    seq = ds.images_as_sequences(x, height=6, width=5)
+    assert seq.shape == (3, 6, 5)
+    for t in range(6):
+        np.testing.assert_array_equal(seq[:, t, :], x[:, t * 5:(t + 1) * 5])
+
+
+def test_images_as_sequences_with_sprites():
+    s = ds.make_sprites(10, size=32)
+    seq = ds.images_as_sequences(s.images, 32, 32)
+    assert seq.shape == (10, 32, 32)
+    np.testing.assert_array_equal(seq, ds.make_sprites(10, size=32, flatten=False).images[:, 0])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 783), (4, 28, 27), (4, 3, 28, 28), (784,), (4, 1, 28, 28, 1), (4, 32, 32)],
+)
+def test_images_as_sequences_rejects_other_shapes(shape):
+    with pytest.raises(ValueError, match=r"expected an array of shape \(N, 784\), \(N, 28, 28\) or \(N, 1, 28, 28\)"):
+        ds.images_as_sequences(np.zeros(shape))
+
+
+def test_images_as_sequences_bad_size_arguments():
+    with pytest.raises(ValueError, match="height must be an integer >= 1"):
+        ds.images_as_sequences(np.zeros((2, 4)), height=0, width=4)
+
+
+def test_public_api_is_exported():
+    for name in ds.__all__:
+        assert hasattr(ds, name), name
+        obj = getattr(ds, name)
+        if callable(obj) and not isinstance(obj, type):
+            assert obj.__doc__ and len(obj.__doc__) > 100, name
