@@ -483,6 +483,14 @@ def test_label_out_of_range(isolated):
         ds.load_fashion_mnist(root=root, download=False)
 
 
+@pytest.mark.parametrize("labels", [np.zeros((6, 1), np.uint8), np.zeros(6, np.int32)])
+def test_unexpected_label_array(isolated, labels):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=6)
+    ds.write_idx(root / "train-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(ValueError, match=r"expected uint8 labels of shape \(N,\)"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
 @pytest.mark.parametrize("array", [np.zeros((3, 27, 28), np.uint8), np.zeros((3, 784), np.uint8),
                                    np.zeros((3, 28, 28), np.float32)])
 def test_unexpected_image_array(isolated, array):

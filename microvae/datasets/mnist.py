@@ -187,7 +187,9 @@ def _read_split(images_path: str, labels_path: str, limit, flatten: bool):
             f"found {images.dtype} of shape {images.shape}"
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise ValueError(f"{labels_path}: expected uint8 labels of shape (N,), found {labels.dtype} of shape {labels.shape}")
+        raise ValueError(
+            f"{labels_path}: expected uint8 labels of shape (N,), found {labels.dtype} of shape {labels.shape}"
+        )
     if len(labels) != len(images):
         raise ValueError(
             f"{labels_path}: expected {len(images)} labels to match {images_path}, found {len(labels)}"
@@ -220,7 +222,8 @@ def _load(name: str, root, download: bool, flatten: bool, limit):
         try:
             _download_missing(source, cache)
         except (urllib.error.URLError, OSError) as exc:
-            raise DatasetNotFoundError(_not_found_message(source, candidates, f"{type(exc).__name__}: {exc}")) from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            raise DatasetNotFoundError(_not_found_message(source, candidates, reason)) from exc
         found = [_find_file(cache, stem) for stem in _STEMS]
     train = _read_split(found[0], found[1], limit, flatten)
     test = _read_split(found[2], found[3], limit, flatten)
