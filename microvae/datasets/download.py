@@ -1,0 +1,82 @@
+"""Fetching dataset files over the network, checksum-verified and atomically.
+
+All network access in :mod:`microvae.datasets` goes through the module-level
+function :func:`_fetch`, so tests (or users behind unusual proxies) can replace
+it, e.g. ``monkeypatch.setattr(microvae.datasets.download, "_fetch", fake)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.request
+
+__all__ = ["ChecksumError", "DatasetNotFoundError", "download_file"]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not present locally and could not be downloaded."""
+
+
+class ChecksumError(ValueError):
+    """Downloaded bytes do not have the published checksum."""
+
+
+def _fetch(url: str, timeout: float = 60.0) -> bytes:
+    """Return the body of ``url``. Raises ``urllib.error.URLError``/``OSError`` on failure."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def _md5_hex(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def download_file(url: str, dest: str | os.PathLike, md5: str, *, quiet: bool = False) -> str:
+    """Download ``url`` to ``dest`` if its MD5 digest equals ``md5``.
+
+    The bytes are checked *before* anything appears at ``dest``; they are then
+    written to a temporary file in the same directory and renamed over
+    ``dest``, so ``dest`` is either absent or complete, never partial. The
+    parent directory is created if needed.
+
+    Returns
+    -------
+    str
+        ``dest`` as a string.
+
+    Raises
+    ------
+    ChecksumError
+        If the downloaded bytes have a different MD5 digest (nothing is written).
+    urllib.error.URLError, OSError
+        If fetching fails (propagated from :func:`_fetch`).
+    """
+    dest = os.fspath(dest)
+    if not quiet:
+        print(f"microvae: downloading {url} -> {dest}", file=sys.stderr)
+    data = _fetch(url)
+    digest = _md5_hex(data)
+    if digest != md5.lower():
+        raise ChecksumError(
+            f"checksum mismatch for {url}: expected MD5 {md5.lower()}, got {digest} "
+            f"({len(data)} bytes); the download is corrupt or the mirror changed the file"
+        )
+    directory = os.path.dirname(dest) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
+    return dest
