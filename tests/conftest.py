@@ -4,10 +4,8 @@ Profiles: "ci" is derandomized (the same examples on every run, so CI is reprodu
 "dev" explores new examples each run. CI=true selects "ci"; HYPOTHESIS_PROFILE overrides.
 """
 
-import gzip
 import os
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -20,20 +18,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.enviro
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def _read_idx_gz(path):
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    dims = np.frombuffer(raw, ">u4", count=ndim, offset=4)
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+@pytest.fixture(scope="session")
+def fashion_data():
+    """((x_train, y_train), (x_test, y_test)) of Fashion-MNIST from Debian's dataset-fashion-mnist."""
+    from microvae.datasets import load_fashion_mnist
+
+    if not os.path.isdir(FASHION_DIR):
+        pytest.fail(f"Fashion-MNIST is missing at {FASHION_DIR}: apt-get install dataset-fashion-mnist")
+    return load_fashion_mnist(FASHION_DIR, download=False)
 
 
 @pytest.fixture(scope="session")
-def fashion_subset():
+def fashion_subset(fashion_data):
     """(x, y): the first 6000 Fashion-MNIST training images, float32 in [0, 1], shape (6000, 784)."""
-    images = os.path.join(FASHION_DIR, "train-images-idx3-ubyte.gz")
-    if not os.path.exists(images):
-        pytest.fail(f"Fashion-MNIST is missing at {FASHION_DIR}: apt-get install dataset-fashion-mnist")
-    x = _read_idx_gz(images)[:6000].reshape(6000, 784).astype(np.float32) / 255.0
-    y = _read_idx_gz(os.path.join(FASHION_DIR, "train-labels-idx1-ubyte.gz"))[:6000].astype(np.int64)
-    return x, y
+    (x, y), _ = fashion_data
+    return x[:6000], y[:6000]

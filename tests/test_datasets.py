@@ -510,7 +510,7 @@ def test_class_names():
 def real_fashion():
     """The real Fashion-MNIST, found through the default search (Debian dir)."""
     if not os.path.isdir(REAL_FASHION_DIR):
-        pytest.skip(f"{REAL_FASHION_DIR} not installed (apt-get install dataset-fashion-mnist)")
+        pytest.fail(f"{REAL_FASHION_DIR} not installed (apt-get install dataset-fashion-mnist; .ci/run does this)")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MICROVAE_DATA", raising=False)
         mp.setenv("HOME", "/nonexistent-home-for-tests")
