@@ -74,8 +74,10 @@ class Backend:
         self.rng = self.xp.random.default_rng(seed)
 
     def normal(self, shape, scale=1.0):
-        """Standard normal draws (times ``scale``) in this backend's dtype."""
-        return (self.rng.standard_normal(shape, dtype=self.dtype) * self.dtype.type(scale)).astype(self.dtype, copy=False)
+        """Standard normal draws (times ``scale``) in this backend's dtype.
+
+        Drawn in float64 and cast, so a seed gives the same numbers in float32 and float64."""
+        return (self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False)
 
     def uniform(self, shape, low=0.0, high=1.0):
         return self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False)

@@ -1,0 +1,68 @@
+"""The array backend: selection, dtypes, seeding, clear errors."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from microvae.kernels import cpu
+
+
+def test_default_backend():
+    be = mv.get_backend()
+    assert be.name == "numpy" and be.xp is np and be.dtype == np.float32 and be.kernels is cpu
+
+
+def test_environment_variable_selects_backend(monkeypatch):
+    monkeypatch.setenv("MICROVAE_BACKEND", "numpy")
+    assert mv.get_backend().name == "numpy"
+    monkeypatch.setenv("MICROVAE_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="'numpy' or 'cupy'"):
+        mv.get_backend()
+
+
+def test_backend_instance_passes_through():
+    be = mv.get_backend(dtype="float64")
+    assert mv.get_backend(be) is be
+
+
+def test_bad_dtype():
+    with pytest.raises(ValueError, match="float32' or 'float64"):
+        mv.get_backend(dtype="float16")
+
+
+def test_seeded_generator_is_reproducible():
+    a, b = mv.get_backend(seed=5), mv.get_backend(seed=5)
+    np.testing.assert_array_equal(a.normal((3, 3)), b.normal((3, 3)))
+    assert a.normal((2,)).dtype == np.float32
+    # the same seed gives the same numbers in either dtype
+    np.testing.assert_allclose(mv.get_backend(dtype="float64", seed=2).normal((4,)), mv.get_backend(seed=2).normal((4,)), rtol=1e-7)
+
+
+def _gpu_ready():
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(_gpu_ready(), reason="a GPU is present, so CuPy is available")
+def test_cupy_without_gpu_is_a_clear_error():
+    with pytest.raises(mv.BackendUnavailable, match="CuPy"):
+        mv.get_backend("cupy")
+    with pytest.raises(mv.BackendUnavailable):
+        mv.VAE(backend="cupy")
+
+
+def test_layers_never_import_numpy_or_cupy_for_their_math():
+    import pathlib
+
+    layers = pathlib.Path(mv.__file__).parent / "layers"
+    for path in layers.glob("*.py"):
+        source = path.read_text()
+        assert "import numpy" not in source and "import cupy" not in source, path.name

@@ -1,0 +1,73 @@
+"""The gradient checker itself: it passes right gradients and fails wrong ones."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import testing
+
+
+@given(n=st.integers(1, 12), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
+def test_right_gradient_passes_and_wrong_one_fails(n, seed, mode):
+    a = testing.normal_array(n, seed)
+    w = testing.normal_array(n, seed + 1)
+
+    def f():
+        return float(np.sum(np.sin(a) * w))
+
+    right = np.cos(a) * w
+    assert mv.gradcheck(f, {"a": a}, {"a": right}, mode=mode).passed(1e-6)
+    wrong = right.copy()
+    wrong[np.argmax(np.abs(wrong))] *= 1.5  # a 50% error in the largest component
+    assert not mv.gradcheck(f, {"a": a}, {"a": wrong}, mode=mode, directions=5).passed(1e-3)
+
+
+def test_inputs_are_restored_after_the_check():
+    a = np.array([1.0, 2.0, 3.0])
+    mv.gradcheck(lambda: float((a**2).sum()), {"a": a}, {"a": 2 * a.copy()})
+    np.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
+
+
+def test_float32_is_refused():
+    a = np.ones(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="float64"):
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": np.ones(3)})
+
+
+def test_shape_mismatch_and_missing_gradient():
+    a = np.ones(3)
+    with pytest.raises(ValueError, match="shape"):
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": np.ones(4)})
+    with pytest.raises(ValueError, match="no analytic gradient"):
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {})
+    with pytest.raises(ValueError, match="mode"):
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": np.ones(3)}, mode="fast")
+
+
+def test_report_lists_every_input_and_parameter():
+    layer = mv.Dense(3, 2).build(dtype="float64")
+    result = mv.check_layer(layer, np.ones((2, 3)))
+    assert set(result.errors) == {"x", "W", "b"}
+    text = str(result)
+    assert "W" in text and "ok" in text and result.max_error < 1e-6
+    model = mv.VAE(5, (4,), 2, dtype="float64")
+    names = set(mv.check_model(model, np.full((2, 5), 0.5), mode="directional").errors)
+    assert names == {name for name, _, _ in model.flat.named()}
+
+
+def test_check_model_requires_float64():
+    with pytest.raises(TypeError, match="float64"):
+        mv.check_model(mv.VAE(5, (4,), 2), np.full((2, 5), 0.5))
+
+
+def test_strategies_generate_valid_objects():
+    from hypothesis import find
+
+    layer = find(testing.dense_layers(), lambda l: l.in_features > 3)
+    assert isinstance(layer, mv.Dense)
+    x = find(testing.float_arrays((3, 4), away_from=0.5), lambda a: True)
+    assert x.shape == (3, 4) and np.all(np.abs(x) >= 0.5)
+    config, batch = find(testing.vae_configs(), lambda c: c[0]["likelihood"] == "gaussian-learned")
+    assert 1 <= batch <= 8 and mv.VAE(**config).likelihood.learned

@@ -1,0 +1,148 @@
+"""Each compiled CPU kernel (Numba) equals its NumPy reference twin; GPU twins when a GPU exists."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from microvae.kernels import cpu, reference
+from microvae.kernels.reference import adam_bias_corrected_rates
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+def _tol(dtype):
+    return dict(rtol=1e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
+
+
+def arrays(dtype, shape, lo=-20.0, hi=20.0):
+    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, width=32))
+
+
+@given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=9), data=st.data())
+def test_relu_kernels_match_reference(dtype, shape, data):
+    x = data.draw(arrays(dtype, shape))
+    dy = data.draw(arrays(dtype, shape))
+    out_c, out_r = np.empty_like(x), np.empty_like(x)
+    np.testing.assert_array_equal(cpu.relu_forward(x, out_c), reference.relu_forward(x, out_r))
+    np.testing.assert_array_equal(cpu.relu_backward(dy, out_c, np.empty_like(x)), reference.relu_backward(dy, out_r, np.empty_like(x)))
+
+
+@given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=9), data=st.data())
+def test_sigmoid_kernel_matches_reference(dtype, shape, data):
+    x = data.draw(arrays(dtype, shape, -1e4, 1e4))
+    c, r = cpu.sigmoid(x, np.empty_like(x)), reference.sigmoid(x, np.empty_like(x))
+    assert np.all(np.isfinite(c))
+    np.testing.assert_allclose(c, r, **_tol(dtype))
+
+
+@given(dtype=DTYPES, shape=st.tuples(st.integers(1, 8), st.integers(1, 16)), extreme=st.booleans(), data=st.data())
+def test_fused_bernoulli_kernel_matches_reference(dtype, shape, extreme, data):
+    bound = 1e4 if extreme else 12.0
+    logits = data.draw(arrays(dtype, shape, -bound, bound))
+    x = data.draw(arrays(dtype, shape, 0.0, 1.0))
+    scale = 1.0 / shape[0]
+    d_c, d_r = np.empty_like(logits), np.empty_like(logits)
+    row_c, row_r = np.empty(shape[0]), np.empty(shape[0])
+    cpu.bernoulli_nll_logits(logits, x, scale, d_c, row_c)
+    reference.bernoulli_nll_logits(logits, x, scale, d_r, row_r)
+    assert np.all(np.isfinite(row_c)) and np.all(np.isfinite(d_c))
+    np.testing.assert_allclose(row_c, row_r, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+    np.testing.assert_allclose(d_c, d_r, **_tol(dtype))
+
+
+@given(dtype=DTYPES, n=st.integers(1, 64), steps=st.integers(1, 5), seed=st.integers(0, 1000))
+def test_adam_kernel_matches_reference(dtype, n, steps, seed):
+    rng = np.random.default_rng(seed)
+    state_c = [rng.standard_normal(n).astype(dtype), None, np.zeros(n, dtype), np.zeros(n, dtype)]
+    state_r = [a.copy() if a is not None else None for a in state_c]
+    for t in range(1, steps + 1):
+        grad = rng.standard_normal(n).astype(dtype)
+        lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, t)
+        cpu.adam_update(state_c[0], grad, state_c[2], state_c[3], 0.9, 0.999, lr_t, eps_t)
+        reference.adam_update(state_r[0], grad, state_r[2], state_r[3], 0.9, 0.999, lr_t, eps_t)
+    for c, r in zip(state_c, state_r):
+        if c is not None:
+            np.testing.assert_allclose(c, r, **_tol(dtype))
+
+
+@given(dtype=DTYPES, n=st.integers(1, 64), momentum=st.floats(0, 0.99), seed=st.integers(0, 1000))
+def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
+    rng = np.random.default_rng(seed)
+    p_c, u_c = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    p_r, u_r = p_c.copy(), u_c.copy()
+    grad = rng.standard_normal(n).astype(dtype)
+    cpu.sgd_update(p_c, grad, u_c, 0.1, momentum)
+    reference.sgd_update(p_r, grad, u_r, 0.1, momentum)
+    np.testing.assert_allclose(p_c, p_r, **_tol(dtype))
+    np.testing.assert_allclose(u_c, u_r, **_tol(dtype))
+
+
+def test_kernels_reject_non_contiguous_arrays():
+    x = np.ones((4, 4))[:, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.relu_forward(x, np.empty_like(x))
+
+
+def test_reference_kernels_can_be_selected(monkeypatch):
+    import microvae as mv
+
+    monkeypatch.setenv("MICROVAE_KERNELS", "reference")
+    assert mv.get_backend().kernels is reference
+    monkeypatch.delenv("MICROVAE_KERNELS")
+    assert mv.get_backend().kernels is cpu
+
+
+def test_jit_results_are_cached_to_disk():
+    # a second process loads the compiled kernels from the on-disk cache instead of recompiling
+    code = (
+        "import numpy as np; from microvae.kernels import cpu; x = np.ones(3); cpu.relu_forward(x, np.empty_like(x)); "
+        "print(cpu._relu_forward.stats.cache_hits and sum(cpu._relu_forward.stats.cache_hits.values()))"
+    )
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    second = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
+    assert second.stdout.strip() not in ("0", "", "{}", "False"), second.stdout
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(cpu.__file__), "__pycache__")
+    assert glob.glob(os.path.join(cache_dir, "**", "*.nbi"), recursive=True)
+
+
+def _gpu_available():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine")
+def test_gpu_kernels_match_reference():
+    import cupy as cp
+
+    from microvae.kernels import gpu
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        logits = cp.asarray(rng.uniform(-50, 50, (8, 16)).astype(dtype))
+        x = cp.asarray(rng.uniform(0, 1, (8, 16)).astype(dtype))
+        d_g, d_r = cp.empty_like(logits), cp.empty_like(logits)
+        row_g, row_r = cp.empty(8), cp.empty(8)
+        gpu.bernoulli_nll_logits(logits, x, 0.125, d_g, row_g)
+        reference.bernoulli_nll_logits(logits, x, 0.125, d_r, row_r)
+        cp.testing.assert_allclose(row_g, row_r, **_tol(dtype))
+        cp.testing.assert_allclose(d_g, d_r, **_tol(dtype))
+        y_g, y_r = gpu.relu_forward(logits, cp.empty_like(logits)), reference.relu_forward(logits, cp.empty_like(logits))
+        cp.testing.assert_array_equal(y_g, y_r)
+        p_g, m_g, v_g = cp.asarray(rng.standard_normal(32).astype(dtype)), cp.zeros(32, dtype), cp.zeros(32, dtype)
+        p_r, m_r, v_r = p_g.copy(), m_g.copy(), v_g.copy()
+        g = cp.asarray(rng.standard_normal(32).astype(dtype))
+        gpu.adam_update(p_g, g, m_g, v_g, 0.9, 0.999, 1e-3, 1e-8)
+        reference.adam_update(p_r, g, m_r, v_r, 0.9, 0.999, 1e-3, 1e-8)
+        cp.testing.assert_allclose(p_g, p_r, **_tol(dtype))

@@ -1,0 +1,106 @@
+"""Optimizers on flat buffers, against textbook implementations written out here."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import microvae as mv
+
+
+def _flat(values, dtype="float64"):
+    layer = mv.Dense(len(values), 1, bias=False).build(dtype=dtype)
+    layer.flat.data[...] = values
+    return layer.flat
+
+
+@given(n=st.integers(1, 20), steps=st.integers(1, 6), lr=st.floats(1e-4, 0.1), seed=st.integers(0, 999))
+def test_adam_matches_the_paper(n, steps, lr, seed):
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(n)
+    flat = _flat(theta.copy())
+    opt = mv.Adam(flat, lr=lr)
+    m, v, b1, b2, eps = np.zeros(n), np.zeros(n), 0.9, 0.999, 1e-8
+    for t in range(1, steps + 1):
+        g = rng.standard_normal(n)
+        flat.grad[...] = g
+        opt.step()
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1**t), v / (1 - b2**t)
+        theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(flat.data, theta, rtol=1e-12, atol=1e-12)
+
+
+@given(momentum=st.floats(0, 0.95), seed=st.integers(0, 999))
+def test_sgd_momentum_matches_heavy_ball(momentum, seed):
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(5)
+    flat = _flat(theta.copy())
+    opt = mv.SGD(flat, lr=0.05, momentum=momentum)
+    u = np.zeros(5)
+    for _ in range(4):
+        g = rng.standard_normal(5)
+        flat.grad[...] = g
+        opt.step()
+        u = momentum * u + g
+        theta = theta - 0.05 * u
+    np.testing.assert_allclose(flat.data, theta, rtol=1e-12)
+
+
+def test_clip_grad_norm():
+    g = np.array([3.0, 4.0])
+    assert mv.clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(g, [0.6, 0.8])
+    g2 = np.array([0.3, 0.4])
+    mv.clip_grad_norm(g2, 1.0)
+    np.testing.assert_array_equal(g2, [0.3, 0.4])
+
+
+def test_optimizer_clips_before_the_step():
+    flat = _flat(np.zeros(2))
+    opt = mv.SGD(flat, lr=1.0, clip_norm=1.0)
+    flat.grad[...] = [30.0, 40.0]
+    opt.step()
+    np.testing.assert_allclose(flat.data, [-0.6, -0.8])
+
+
+def test_one_pass_updates_every_layer_of_a_model():
+    model = mv.VAE(10, (6,), 2, seed=0)
+    before = {name: value.copy() for name, value, _ in model.flat.named()}
+    model.loss_and_grads(np.random.default_rng(0).uniform(0, 1, (4, 10)))
+    mv.Adam(model.flat, lr=1e-2).step()
+    for name, value, _ in model.flat.named():
+        assert not np.array_equal(value, before[name]), name
+
+
+def test_adam_minimises_a_quadratic():
+    flat = _flat(np.array([5.0, -3.0]))
+    opt = mv.Adam(flat, lr=0.1)
+    for _ in range(500):
+        flat.grad[...] = 2 * flat.data  # d/dθ |θ|²
+        opt.step()
+    assert np.abs(flat.data).max() < 1e-2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f: mv.Adam(f, lr=0),
+        lambda f: mv.Adam(f, lr=float("nan")),
+        lambda f: mv.Adam(f, betas=(1.0, 0.9)),
+        lambda f: mv.Adam(f, eps=0),
+        lambda f: mv.SGD(f, momentum=1.0),
+        lambda f: mv.SGD(f, clip_norm=-1),
+    ],
+)
+def test_bad_hyperparameters_are_rejected(make):
+    with pytest.raises(ValueError):
+        make(_flat(np.zeros(2)))
+
+
+def test_unknown_optimizer_name():
+    from microvae.optim import get_optimizer
+
+    with pytest.raises(ValueError, match="'adam' or 'sgd'"):
+        get_optimizer("rmsprop", _flat(np.zeros(2)), 1e-3)

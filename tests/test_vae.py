@@ -1,0 +1,198 @@
+"""The VAE: its whole objective against finite differences, its API, its input checks, and training."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+import microvae as mv
+from microvae import testing
+from microvae.reparam import Reparameterization
+
+
+def _data_for(likelihood, shape, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, shape) if likelihood == "bernoulli" else rng.standard_normal(shape)
+
+
+def _randomize(model, seed):
+    """Move off the initial point (zero biases) to a random, generic point of parameter space."""
+    model.flat.data[...] = testing.normal_array(model.flat.size, seed, scale=0.5)
+
+
+@settings(max_examples=25)
+@given(config_and_batch=testing.vae_configs(), seed=testing.seeds())
+def test_whole_objective_gradient(config_and_batch, seed):
+    config, batch = config_and_batch
+    model = mv.VAE(**config)
+    _randomize(model, seed % 1000)
+    x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
+    result = mv.check_model(model, x, seed=seed % 1000)
+    assert result.passed(1e-6), f"{config}\n{result}"
+
+
+def test_whole_objective_gradient_directional_on_default_size():
+    model = mv.VAE(dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 784))
+    result = mv.check_model(model, x, mode="directional")
+    assert result.passed(1e-6), f"\n{result}"
+
+
+class _StdIsExpLogvar(Reparameterization):
+    """The classic bug: sampling with σ = exp(logvar) while backward assumes exp(½·logvar)."""
+
+    def forward(self, mu, logvar, eps=None):
+        self._eps = eps
+        self._std = np.exp(0.5 * logvar)
+        return mu + np.exp(logvar) * eps
+
+
+def test_whole_objective_check_catches_the_exp_logvar_sampling_bug():
+    model = mv.VAE(6, (5,), 3, dtype="float64", seed=1)
+    _randomize(model, 1)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 6))
+    assert mv.check_model(model, x).passed(1e-6)
+    model.sampler = _StdIsExpLogvar(model.backend)
+    result = mv.check_model(model, x)
+    assert not result.passed(1e-3), f"the bug went unnoticed:\n{result}"
+    assert result.errors["encoder.2.W"] > 1e-3  # the encoder's logvar head is where it shows
+
+
+def test_whole_objective_check_catches_a_wrong_kl_gradient(monkeypatch):
+    import microvae.models.vae as vae_module
+
+    def kl_without_half(mu, logvar):
+        per_example, dmu, dlogvar = mv.losses.kl_normal(mu, logvar)
+        return per_example, dmu, 2 * dlogvar
+
+    model = mv.VAE(6, (5,), 2, dtype="float64", seed=2)
+    _randomize(model, 2)
+    monkeypatch.setattr(vae_module, "kl_normal", kl_without_half)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 6))
+    assert not mv.check_model(model, x).passed(1e-3)
+
+
+def test_loss_is_recon_plus_beta_kl():
+    x = np.random.default_rng(0).uniform(0, 1, (5, 10))
+    eps = np.random.default_rng(1).standard_normal((5, 2))
+    plain = mv.VAE(10, (6,), 2, dtype="float64", seed=0).loss(x, eps)
+    beta = mv.VAE(10, (6,), 2, beta=4.0, dtype="float64", seed=0).loss(x, eps)
+    assert plain.loss == pytest.approx(plain.recon + plain.kl)
+    assert beta.recon == pytest.approx(plain.recon) and beta.kl == pytest.approx(plain.kl)
+    assert beta.loss == pytest.approx(beta.recon + 4.0 * beta.kl)
+
+
+def test_beta_warmup_and_capacity_schedules():
+    model = mv.VAE(10, (6,), 2, beta=4.0, beta_warmup=100, capacity=5.0, capacity_warmup=50, dtype="float64")
+    assert model.current_beta() == 0.0 and model.current_capacity() == 0.0
+    model.step = 25
+    assert model.current_beta() == pytest.approx(1.0) and model.current_capacity() == pytest.approx(2.5)
+    model.step = 1000
+    assert model.current_beta() == 4.0 and model.current_capacity() == 5.0
+    x = np.random.default_rng(0).uniform(0, 1, (5, 10))
+    terms = model.loss(x, np.zeros((5, 2)))
+    assert terms.loss == pytest.approx(terms.recon + 4.0 * abs(terms.kl - 5.0))
+
+
+def test_api_shapes_and_ranges():
+    model = mv.VAE(20, (8,), 3, seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (7, 20)).astype(np.float32)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (7, 3) and isinstance(mu, np.ndarray)
+    probs = model.decode(mu)
+    assert probs.shape == (7, 20) and probs.min() >= 0 and probs.max() <= 1
+    assert model.reconstruct(x).shape == (7, 20)
+    np.testing.assert_array_equal(model.sample(4, seed=1), model.sample(4, seed=1))
+    assert model.sample(4).shape == (4, 20)
+    elbo = model.elbo(x, n_samples=3)
+    assert elbo.shape == (7,) and np.all(np.isfinite(elbo)) and np.all(elbo <= 0)
+
+
+def test_elbo_is_minus_the_beta_one_loss_with_the_same_noise():
+    model = mv.VAE(10, (6,), 2, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (5, 10))
+    model.backend.seed(11)
+    elbo = model.elbo(x)
+    model.backend.seed(11)
+    terms = model.loss(x)
+    assert -elbo.mean() == pytest.approx(terms.loss)
+
+
+def test_custom_encoder_and_decoder():
+    encoder = mv.Sequential(mv.Dense(10, 7), mv.Tanh(), mv.Dense(7, 4))
+    decoder = mv.Sequential(mv.Dense(2, 10))
+    model = mv.VAE(10, latent_dim=2, encoder=encoder, decoder=decoder, dtype="float64")
+    assert model.encoder is encoder
+    x = np.random.default_rng(0).uniform(0, 1, (3, 10))
+    _randomize(model, 0)
+    assert mv.check_model(model, x).passed(1e-6)
+    bad = mv.VAE(10, latent_dim=3, encoder=mv.Sequential(mv.Dense(10, 4)), decoder=mv.Sequential(mv.Dense(3, 10)))
+    with pytest.raises(ValueError, match="2·latent_dim"):
+        bad.loss(x)
+
+
+def test_gaussian_likelihood_accepts_real_data():
+    model = mv.VAE(6, (4,), 2, likelihood="gaussian", dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 6)) * 5
+    assert np.isfinite(model.loss(x).loss)
+    assert model.decode(np.zeros((2, 2))).shape == (2, 6)
+    learned = mv.VAE(6, (4,), 2, likelihood="gaussian-learned", dtype="float64")
+    assert learned.decode(np.zeros((2, 2))).shape == (2, 6)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.full((3, 10), 0.5)[:, :7], r"shape \(batch, 10\)"),
+        (np.array([[np.nan] * 10]), "NaN or Inf"),
+        (np.array([[np.inf] * 10]), "NaN or Inf"),
+        (np.full((2, 10), 1.5), r"must lie in \[0, 1\]"),
+        (np.full((2, 10), -0.1), r"must lie in \[0, 1\]"),
+        (np.zeros((0, 10)), "non-empty"),
+    ],
+)
+def test_bad_input_gives_clear_errors(bad, message):
+    model = mv.VAE(10, (6,), 2)
+    with pytest.raises(ValueError, match=message):
+        model.loss_and_grads(bad)
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="beta"):
+        mv.VAE(beta=-1)
+    with pytest.raises(ValueError, match="likelihood"):
+        mv.VAE(likelihood="poisson")
+    with pytest.raises(ValueError, match="sizes"):
+        mv.VAE(latent_dim=0)
+    with pytest.raises(TypeError, match="unconditional"):
+        mv.VAE(10, (6,), 2).fit(np.zeros((4, 10)), np.zeros(4), epochs=1, verbose=0)
+
+
+def test_stable_for_extreme_logvar_and_logits():
+    model = mv.VAE(8, (6,), 2, dtype="float32", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (4, 8)).astype(np.float32)
+    head = model.encoder.layers[-1]
+    for value in (1e4, -1e4):
+        head.params["b"][2:] = value  # logvar
+        terms = model.loss_and_grads(x)
+        assert np.isfinite(terms.loss) and np.all(np.isfinite(model.flat.grad)), value
+    head.params["b"][2:] = 0
+    model.decoder.layers[-1].params["b"][...] = 1e4  # logits
+    terms = model.loss_and_grads(x)
+    assert np.isfinite(terms.loss) and np.all(np.isfinite(model.flat.grad))
+
+
+def test_float32_and_float64_agree():
+    x = np.random.default_rng(0).uniform(0, 1, (5, 12))
+    eps = np.random.default_rng(1).standard_normal((5, 2))
+    a = mv.VAE(12, (8,), 2, dtype="float32", seed=3).loss(x, eps).loss
+    b = mv.VAE(12, (8,), 2, dtype="float64", seed=3).loss(x, eps).loss
+    assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_training_on_fashion_mnist_lowers_the_loss(fashion_subset):
+    x, _ = fashion_subset
+    model = mv.VAE(latent_dim=2, seed=0)
+    before = model.evaluate(x[:1000])["loss"]
+    model.fit(x, epochs=6, batch_size=100, verbose=0)  # 360 steps
+    after = model.evaluate(x[:1000])["loss"]
+    assert before > 500 and after < 0.55 * before, (before, after)
