@@ -180,7 +180,10 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     val_arrays = None
     if validation_data is not None:
         val = validation_data if isinstance(validation_data, (tuple, list)) else (validation_data,)
-        val_arrays = model._prepare_data(*val)
+        try:
+            val_arrays = model._prepare_data(*val)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"validation_data: {exc}") from exc
     if seed is None:
         seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
     model.train_seed = int(seed)

@@ -84,6 +84,14 @@ def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
     np.testing.assert_allclose(u_c, u_r, **_tol(dtype))
 
 
+def test_relu_propagates_nan_like_the_reference():
+    x = np.array([np.nan, -1.0, 2.0])
+    c = cpu.relu_forward(x, np.empty_like(x))
+    r = reference.relu_forward(x, np.empty_like(x))
+    np.testing.assert_array_equal(c, r)
+    assert np.isnan(c[0])
+
+
 def test_kernels_reject_non_contiguous_arrays():
     x = np.ones((4, 4))[:, ::2]
     with pytest.raises(ValueError, match="C-contiguous"):

@@ -19,7 +19,7 @@ _jit = nb.njit(cache=True, nogil=True)
 def _relu_forward(x, out):
     for i in range(x.size):
         v = x[i]
-        out[i] = v if v > 0 else 0.0
+        out[i] = 0.0 if v <= 0 else v  # NaN stays NaN, as in the reference
 
 
 @_jit

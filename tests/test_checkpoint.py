@@ -1,0 +1,150 @@
+"""Checkpoints: round trip, atomic writes, and clear errors for every kind of bad file."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from microvae import checkpoint
+
+
+@pytest.fixture
+def trained(tmp_path):
+    model = mv.VAE(10, (6,), 2, beta=2.0, likelihood="gaussian-learned", seed=3)
+    model.fit(np.random.default_rng(0).standard_normal((40, 10)), epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    return model, path
+
+
+def test_round_trip_restores_everything(trained):
+    model, path = trained
+    loaded = mv.load(path)
+    assert type(loaded) is mv.VAE and loaded.config == model.config
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+    z = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(loaded.decode(z), model.decode(z))
+    assert loaded.history.epochs == model.history.epochs and loaded.step == model.step
+    np.testing.assert_array_equal(loaded.optimizers["model"].m, model.optimizers["model"].m)
+
+
+def test_custom_architecture_round_trip(tmp_path):
+    enc = mv.Sequential(mv.Dense(8, 5), mv.LeakyReLU(0.3), mv.Dense(5, 6))
+    dec = mv.Sequential(mv.Dense(3, 4), mv.Tanh(), mv.Dense(4, 8))
+    model = mv.VAE(8, latent_dim=3, encoder=enc, decoder=dec, seed=1)
+    model.save(tmp_path / "c.npz")
+    loaded = mv.load(tmp_path / "c.npz")
+    assert repr(loaded.encoder) == repr(enc)
+    x = np.full((2, 8), 0.5)
+    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def test_saving_without_optimizer_state(tmp_path):
+    model = mv.VAE(6, (4,), 2)
+    model.fit(np.full((8, 6), 0.5), epochs=1, verbose=0)
+    model.save(tmp_path / "p.npz", include_optimizer=False)
+    assert mv.load(tmp_path / "p.npz").optimizers == {}
+
+
+def test_files_hold_no_pickles(trained):
+    _, path = trained
+    with np.load(path, allow_pickle=False) as npz:
+        assert all(npz[key].dtype != object for key in npz.files)
+        assert str(npz["format"]) == "microvae-checkpoint"
+
+
+def test_write_is_atomic_and_failure_keeps_the_old_file(trained, monkeypatch):
+    model, path = trained
+    before = path.read_bytes()
+
+    def broken_savez(file, **arrays):
+        file.write(b"partial garbage")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        mv.load(tmp_path / "nope.npz")
+
+
+def test_truncated_file(trained, tmp_path):
+    _, path = trained
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(mv.CheckpointError, match="truncated, corrupt"):
+        mv.load(cut)
+
+
+def test_random_bytes(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(mv.CheckpointError):
+        mv.load(junk)
+
+
+def test_foreign_npz(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones(3))
+    with pytest.raises(mv.CheckpointError, match="not a microvae checkpoint"):
+        mv.load(other)
+
+
+def test_pickled_object_arrays_are_refused(tmp_path):
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, format=np.array("microvae-checkpoint"), format_version=np.array(1),
+             model=np.array([{"class": "VAE"}], dtype=object))
+    with pytest.raises(mv.CheckpointError):
+        mv.load(evil)
+
+
+def _rewrite(path, out, **changes):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays.update(changes)
+    np.savez(out, **arrays)
+
+
+def test_future_format_version(trained, tmp_path):
+    _, path = trained
+    _rewrite(path, tmp_path / "v9.npz", format_version=np.array(9))
+    with pytest.raises(mv.CheckpointError, match="version 9"):
+        mv.load(tmp_path / "v9.npz")
+
+
+def test_unknown_model_class(trained, tmp_path):
+    _, path = trained
+    _rewrite(path, tmp_path / "u.npz", model=np.array(json.dumps({"class": "GAN", "config": {}})))
+    with pytest.raises(mv.CheckpointError, match="metadata"):
+        mv.load(tmp_path / "u.npz")
+
+
+def test_parameters_of_the_wrong_size_or_non_finite(trained, tmp_path):
+    model, path = trained
+    _rewrite(path, tmp_path / "s.npz", **{"params/model": np.ones(5, dtype=np.float32)})
+    with pytest.raises(mv.CheckpointError, match="wrong size"):
+        mv.load(tmp_path / "s.npz")
+    bad = model.flat.data.copy()
+    bad[0] = np.nan
+    _rewrite(path, tmp_path / "n.npz", **{"params/model": bad})
+    with pytest.raises(mv.CheckpointError, match="NaN"):
+        mv.load(tmp_path / "n.npz")
+
+
+def test_layout_mismatch(trained, tmp_path):
+    _, path = trained
+    _rewrite(path, tmp_path / "l.npz", layout=np.array(json.dumps({"model": [["encoder.0.W", [1, 1]]]})))
+    with pytest.raises(mv.CheckpointError, match="layout"):
+        mv.load(tmp_path / "l.npz")
+
+
+def test_file_is_a_real_zip(trained):
+    _, path = trained
+    assert zipfile.is_zipfile(path)

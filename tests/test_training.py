@@ -1,0 +1,168 @@
+"""fit(): history, determinism, exact resumption, divergence handling, callbacks, progress output."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import microvae as mv
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 1, (300, 16)).astype(np.float32), rng.uniform(0, 1, (60, 16)).astype(np.float32)
+
+
+def _model(**kw):
+    return mv.VAE(16, (12,), 2, seed=0, **kw)
+
+
+def test_history_records_every_epoch(data):
+    x, x_val = data
+    history = _model().fit(x, epochs=3, batch_size=64, validation_data=x_val, verbose=0)
+    assert len(history) == 3 and history["epoch"] == [1, 2, 3]
+    for key in ("loss", "recon", "kl", "val_loss", "val_recon", "val_kl", "seconds"):
+        assert key in history and all(np.isfinite(history[key])), key
+    record = history.epochs[0]
+    assert record["loss"] == pytest.approx(record["recon"] + record["kl"])
+    assert history["loss"][-1] < history["loss"][0]
+
+
+def test_same_seed_same_data_gives_bit_identical_parameters(data):
+    x, _ = data
+    a, b = _model(), _model()
+    a.fit(x, epochs=2, batch_size=32, seed=3, verbose=0)
+    b.fit(x, epochs=2, batch_size=32, seed=3, verbose=0)
+    np.testing.assert_array_equal(a.flat.data, b.flat.data)
+    c = _model()
+    c.fit(x, epochs=2, batch_size=32, seed=4, verbose=0)
+    assert not np.array_equal(a.flat.data, c.flat.data)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_resuming_from_a_checkpoint_continues_exactly(data, tmp_path, optimizer):
+    x, _ = data
+    kw = dict(batch_size=32, seed=1, verbose=0, optimizer=optimizer, lr=1e-2 if optimizer == "sgd" else 1e-3)
+    straight = _model(beta_warmup=20)
+    straight.fit(x, epochs=4, **kw)
+
+    first = _model(beta_warmup=20)
+    first.fit(x, epochs=2, **kw)
+    first.save(tmp_path / "half.npz")
+    resumed = mv.load(tmp_path / "half.npz")
+    assert resumed.epochs_trained == 2 and resumed.step == first.step
+    resumed.fit(x, epochs=2, **kw)
+    np.testing.assert_array_equal(resumed.flat.data, straight.flat.data)
+    assert resumed.history["loss"] == straight.history["loss"]
+
+
+def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
+    x, _ = data
+    model = _model()
+    ckpt = tmp_path / "good.npz"
+    model.fit(x, epochs=1, batch_size=50, verbose=0, callbacks=[mv.ModelCheckpoint(ckpt)])
+    saved = ckpt.read_bytes()
+    good_params = model.flat.data.copy()
+
+    # poison the model so that the 3rd batch of the next epoch produces NaN
+    calls = {"n": 0}
+    original = model._objective
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            model.flat.data[0] = np.nan
+        return original(*args, **kwargs)
+
+    model._objective = poisoned
+    with pytest.raises(mv.TrainingDiverged, match=r"epoch 2, batch 3"):
+        model.fit(x, epochs=3, batch_size=50, verbose=0, callbacks=[mv.ModelCheckpoint(ckpt)])
+    assert ckpt.read_bytes() == saved  # the last good checkpoint is untouched
+    assert np.all(np.isfinite(model.flat.data))  # and the model was rolled back to the epoch start
+    np.testing.assert_array_equal(mv.load(ckpt).flat.data, good_params)
+
+
+def test_checkpoint_every_n_epochs(data, tmp_path):
+    x, _ = data
+    cb = mv.ModelCheckpoint(tmp_path / "ep{epoch}.npz", every=2)
+    _model().fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[cb])
+    assert sorted(os.listdir(tmp_path)) == ["ep2.npz", "ep4.npz"]
+    assert mv.load(tmp_path / "ep4.npz").epochs_trained == 4
+
+
+def test_early_stopping_on_validation_loss(data):
+    x, x_val = data
+    model = _model()
+    stopper = mv.EarlyStopping(patience=0, min_delta=1e9)  # nothing counts as improvement after epoch 1
+    history = model.fit(x, epochs=10, batch_size=64, validation_data=x_val, verbose=0, callbacks=[stopper])
+    assert len(history) == 2 and stopper.stopped_epoch == 2 and stopper.best_epoch == 1
+
+
+def test_early_stopping_restores_best_parameters(data):
+    x, x_val = data
+    model = _model()
+    best = {}
+
+    class Spy(mv.training.Callback):
+        def on_epoch_end(self, m, epoch, record):
+            if epoch == 1:
+                best["params"] = m.flat.data.copy()
+
+    model.fit(x, epochs=5, batch_size=64, validation_data=x_val, verbose=0,
+              callbacks=[Spy(), mv.EarlyStopping(patience=0, min_delta=1e9, restore_best=True)])
+    np.testing.assert_array_equal(model.flat.data, best["params"])
+
+
+def test_early_stopping_without_validation_is_a_clear_error(data):
+    x, _ = data
+    with pytest.raises(KeyError, match="validation_data"):
+        _model().fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping()])
+
+
+def test_verbose_prints_one_summary_line_per_epoch(data, capsys):
+    x, _ = data
+    _model().fit(x, epochs=2, batch_size=100, verbose=2)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 2 and "loss" in lines[0] and lines[1].startswith("epoch 2/2")
+    _model().fit(x, epochs=1, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_bar_shows_running_loss(data, capsys):
+    x, _ = data
+    _model().fit(x, epochs=1, batch_size=10, verbose=1)
+    err = capsys.readouterr().err
+    assert "epoch 1/1" in err and "loss=" in err
+
+
+def test_history_files(data, tmp_path):
+    x, _ = data
+    history = _model().fit(x, epochs=2, batch_size=100, verbose=0)
+    history.to_json(tmp_path / "h.json")
+    history.to_csv(tmp_path / "h.csv")
+    assert json.loads((tmp_path / "h.json").read_text())[1]["epoch"] == 2
+    rows = (tmp_path / "h.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,loss") and len(rows) == 3
+
+
+@pytest.mark.parametrize("kwargs, error", [({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size"),
+                                           ({"optimizer": "rmsprop"}, "optimizer"), ({"lr": -1.0}, "learning rate")])
+def test_bad_fit_arguments(data, kwargs, error):
+    x, _ = data
+    with pytest.raises(ValueError, match=error):
+        _model().fit(x, verbose=0, **{"epochs": 1, **kwargs})
+
+
+def test_bad_training_data_is_rejected_before_training(data):
+    x, _ = data
+    bad = x.copy()
+    bad[7, 3] = np.nan
+    model = _model()
+    before = model.flat.data.copy()
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(bad, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.flat.data, before)
+    with pytest.raises(ValueError, match="validation"):
+        model.fit(x, epochs=1, verbose=0, validation_data=x[:, :5])
