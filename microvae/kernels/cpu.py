@@ -13,6 +13,8 @@ import numba as nb
 from .reference import adam_bias_corrected_rates  # noqa: F401  (same helper on every device)
 
 _jit = nb.njit(cache=True, nogil=True)
+# Flat-buffer updates touch every parameter: split them over the cores.
+_jit_parallel = nb.njit(cache=True, nogil=True, parallel=True)
 
 
 @_jit
@@ -59,23 +61,25 @@ def _bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
         row_loss[b] = total
 
 
-@_jit
-def _adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
-    for i in range(param.size):
-        g = float(grad[i])
-        mi = beta1 * m[i] + (1.0 - beta1) * g
-        vi = beta2 * v[i] + (1.0 - beta2) * g * g
+@_jit_parallel
+def _adam_update(param, grad, m, v, beta1, c1, beta2, c2, lr_t, eps_t):
+    # scalars arrive in the buffers' dtype, so float32 buffers get float32 vector code;
+    # c1 = 1 − β₁ and c2 = 1 − β₂ are rounded once, exactly as in the reference
+    for i in nb.prange(param.size):
+        g = grad[i]
+        mi = beta1 * m[i] + c1 * g
+        vi = beta2 * v[i] + c2 * (g * g)
         m[i] = mi
         v[i] = vi
-        param[i] = param[i] - lr_t * mi / (math.sqrt(vi) + eps_t)
+        param[i] -= lr_t * mi / (math.sqrt(vi) + eps_t)
 
 
-@_jit
+@_jit_parallel
 def _sgd_update(param, grad, velocity, lr, momentum):
-    for i in range(param.size):
+    for i in nb.prange(param.size):
         u = momentum * velocity[i] + grad[i]
         velocity[i] = u
-        param[i] = param[i] - lr * u
+        param[i] -= lr * u
 
 
 def _flat(a):
@@ -105,8 +109,10 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
-    _adam_update(param, grad, m, v, float(beta1), float(beta2), float(lr_t), float(eps_t))
+    t = param.dtype.type
+    _adam_update(param, grad, m, v, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
-    _sgd_update(param, grad, velocity, float(lr), float(momentum))
+    t = param.dtype.type
+    _sgd_update(param, grad, velocity, t(lr), t(momentum))

@@ -70,19 +70,21 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
     """One Adam step over flat buffers, in place (Kingma & Ba, Algorithm 1).
 
     m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  θ ← θ − lr_t · m / (√v + eps_t)
+
+    Arithmetic is in the buffers' dtype (Python scalars are weak under NumPy ≥ 2).
     """
     xp = _xp(param)
-    g = grad.astype(xp.float64)
-    m64 = beta1 * m.astype(xp.float64) + (1.0 - beta1) * g
-    v64 = beta2 * v.astype(xp.float64) + (1.0 - beta2) * g * g
-    m[...] = m64
-    v[...] = v64
-    param[...] = param.astype(xp.float64) - lr_t * m64 / (xp.sqrt(v64) + eps_t)
+    t = param.dtype.type
+    m *= t(beta1)
+    m += t(1.0 - beta1) * grad
+    v *= t(beta2)
+    v += t(1.0 - beta2) * grad * grad
+    param -= t(lr_t) * m / (xp.sqrt(v) + t(eps_t))
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
     """SGD with (heavy-ball) momentum, in place:  u ← μu + g;  θ ← θ − lr·u."""
-    xp = _xp(param)
-    u = momentum * velocity.astype(xp.float64) + grad.astype(xp.float64)
-    velocity[...] = u
-    param[...] = param.astype(xp.float64) - lr * u
+    t = param.dtype.type
+    velocity *= t(momentum)
+    velocity += grad
+    param -= t(lr) * velocity
