@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 from . import layers, losses
 from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
-from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .layers import GRU, RNN, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
 from .models import VAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
@@ -25,7 +25,7 @@ from .verify import GradcheckResult, check_layer, check_loss, check_model, gradc
 __all__ = [
     "Backend", "BackendUnavailable", "get_backend",
     "layers", "losses",
-    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU",
     "Bernoulli", "Gaussian", "VAE", "LossTerms",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
