@@ -1,4 +1,5 @@
+from .aae import AAE
 from .base import LossTerms, Model
 from .vae import VAE
 
-__all__ = ["Model", "LossTerms", "VAE"]
+__all__ = ["Model", "LossTerms", "VAE", "AAE"]
