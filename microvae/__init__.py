@@ -15,7 +15,7 @@ from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
 from .layers import GRU, RNN, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
-from .models import AAE, VAE, LossTerms
+from .models import AAE, VAE, VRAE, HierarchicalVRAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
@@ -26,7 +26,7 @@ __all__ = [
     "Backend", "BackendUnavailable", "get_backend",
     "layers", "losses",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU",
-    "Bernoulli", "Gaussian", "VAE", "LossTerms", "AAE",
+    "Bernoulli", "Gaussian", "VAE", "LossTerms", "AAE", "VRAE", "HierarchicalVRAE",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",
