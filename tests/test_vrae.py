@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
@@ -24,11 +24,25 @@ def ragged_mask(lengths, T):
     return (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.float64)
 
 
+def random_biases(model, seed):
+    """Give every bias a random value. With the initial zero biases and a small z, states such
+    as tanh(z·W_s) start near 0, and the gradient of a whole tensor (e.g. the decoder's W_h,
+    which multiplies those states) can be ~1e-5 of the loss — too small for central
+    differences of the loss to resolve to 1e-6. Random biases are the generic case."""
+    rng = np.random.default_rng(seed)
+    for name, value, _ in model.flat.named():
+        if name.endswith(".b") or name.endswith(".b_hn"):
+            value[...] = rng.uniform(0.2, 0.6, value.shape) * rng.choice([-1, 1], value.shape)
+    return model
+
+
 def tiny(kind, cell="gru", likelihood="bernoulli", seed=1, **kw):
     if kind == "flat":
-        return VRAE(3, hidden_size=4, latent_dim=2, cell=cell, likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
-    return HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, cell=cell,
-                            likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
+        model = VRAE(3, hidden_size=4, latent_dim=2, cell=cell, likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
+    else:
+        model = HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, cell=cell,
+                                 likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
+    return random_biases(model, seed)
 
 
 # --- the whole objective's gradient -------------------------------------------------------------------
@@ -48,7 +62,7 @@ def test_whole_objective_gradient(kind, cell, likelihood):
 
 @settings(max_examples=15)
 @given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
-       segments=st.integers(1, 3), F=st.integers(1, 3), H=st.integers(2, 4), latent=st.integers(1, 3),
+       segments=st.integers(1, 3), F=st.integers(1, 3), H=st.integers(1, 4), latent=st.integers(1, 3),
        masked=st.booleans(), seed=st.integers(0, 2**31))
 def test_whole_objective_gradient_over_shapes(kind, cell, n, segments, F, H, latent, masked, seed):
     rng = np.random.default_rng(seed)
@@ -57,14 +71,17 @@ def test_whole_objective_gradient_over_shapes(kind, cell, n, segments, F, H, lat
     else:
         model = HierarchicalVRAE(F, segment_length=2, hidden_size=H, conductor_size=2, latent_dim=latent, cell=cell,
                                  dtype="float64", seed=seed % 1000)
+    random_biases(model, seed)
     T = 2 * segments
     x = rng.random((n, T, F))
     batch = (x, ragged_mask(rng.integers(1, T + 1, size=n), T)) if masked else (x,)
-    # Finite-difference step 1e-5 (default 1e-6): in some of these tiny random networks a
-    # whole tensor's gradient is ~1e-5 of the loss (e.g. a one-step conductor's W_h), and
-    # with h = 1e-6 the rounding of the loss (~1e-16·L/h) is then ~1e-6 of that gradient.
-    # h = 1e-5 cuts that rounding error tenfold; the truncation error (~h²) stays far below 1e-6.
-    result = check_model(model, *batch, eps=1e-5)
+    # Central differences of the loss L (step h = 1e-6) carry a rounding error of about
+    # 1e-16·|L|/h = 1e-10·|L|, so they cannot check a tensor whose whole gradient happens to
+    # be below ~1e-3·|L| (terms cancelling over steps, a state near 0) to 1e-6 relative.
+    # Such draws are skipped, as kinks are elsewhere; exact zeros are still checked.
+    terms = model.loss_and_grads(*batch, eps=model.fixed_noise(*batch, seed=0))
+    assume(all(not g.any() or np.abs(g).max() > 1e-3 * abs(terms.loss) for _, _, g in model.flat.named()))
+    result = check_model(model, *batch)
     assert result.passed(1e-6), result.table()
 
 
