@@ -9,8 +9,6 @@ import microvae
 from microvae import VRAE, HierarchicalVRAE, check_model
 from microvae.models.vrae import pad_sequences
 
-rng0 = np.random.default_rng(0)
-
 
 def sinusoids(n, T=20, F=2, seed=0):
     """Noisy sinusoids of random frequency and phase, scaled into [0, 1]: (n, T, F)."""

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ..backend import array_module
 from ..likelihoods import get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..params import FlatParameters
@@ -57,7 +58,7 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
 
     ``codes`` (n, d) and ``prior_samples`` (m, d), n, m ≥ 2, NumPy or CuPy. Returns floats.
     """
-    xp = _xp(codes)
+    xp = array_module(codes)
     c = xp.asarray(codes, dtype=xp.float64)
     p = xp.asarray(prior_samples, dtype=xp.float64)
     if c.ndim != 2 or p.ndim != 2 or c.shape[1] != p.shape[1] or len(c) < 2 or len(p) < 2:
@@ -79,12 +80,6 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
     mean_gap = float(xp.linalg.norm(c.mean(0) - p.mean(0)))
     cov_gap = float(xp.linalg.norm(xp.atleast_2d(xp.cov(c, rowvar=False)) - xp.atleast_2d(xp.cov(p, rowvar=False))))
     return {"mmd2": mmd2, "mean_gap": mean_gap, "cov_gap": cov_gap}
-
-
-def _xp(a):
-    from ..backend import array_module
-
-    return array_module(a)
 
 
 class AAE(Model):
