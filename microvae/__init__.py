@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 from . import layers, losses
 from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
-from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .layers import GRU, RNN, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
-from .models import VAE, LossTerms
+from .models import AAE, VAE, VRAE, HierarchicalVRAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
@@ -25,8 +25,8 @@ from .verify import GradcheckResult, check_layer, check_loss, check_model, gradc
 __all__ = [
     "Backend", "BackendUnavailable", "get_backend",
     "layers", "losses",
-    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
-    "Bernoulli", "Gaussian", "VAE", "LossTerms",
+    "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU",
+    "Bernoulli", "Gaussian", "VAE", "LossTerms", "AAE", "VRAE", "HierarchicalVRAE",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",

@@ -116,3 +116,6 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 def sgd_update(param, grad, velocity, lr, momentum):
     t = param.dtype.type
     _sgd_update(param, grad, velocity, t(lr), t(momentum))
+
+
+from .rnn_cpu import *  # noqa: E402,F401,F403

@@ -88,3 +88,6 @@ def sgd_update(param, grad, velocity, lr, momentum):
     velocity *= t(momentum)
     velocity += grad
     param -= t(lr) * velocity
+
+
+from .rnn_reference import *  # noqa: E402,F401,F403

@@ -1,0 +1,108 @@
+"""CuPy twins of ``rnn_reference.py``: the elementwise work of one recurrent time step.
+
+Same names, arguments and results as the reference kernels (see there for the math).
+Each kernel runs one thread per (batch row, hidden unit): ``i`` is the flat index of that
+pair in a C-contiguous (batch, H) array, so row b = i / H and unit j = i % H; the GRU's
+(batch, 3H) arrays are addressed as raw memory at b·3H + {0, H, 2H} + j.
+Imported only for ``backend="cupy"``.
+"""
+
+from __future__ import annotations
+
+import cupy as cp
+
+__all__ = [
+    "rnn_tanh_forward_step",
+    "rnn_tanh_backward_step",
+    "gru_forward_step",
+    "gru_backward_step",
+]
+
+_PREAMBLE = """
+template <typename T> __device__ T microvae_rnn_sigmoid(T v) {
+    T e = exp(-fabs(v));
+    return v >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e);
+}
+"""
+
+_rnn_forward = cp.ElementwiseKernel(
+    "T a, T hp, raw T mask, int64 H",
+    "T h",
+    "h = mask[i / H] != (T)0 ? tanh(a) : hp;",
+    "microvae_rnn_tanh_forward_step",
+)
+
+_rnn_backward = cp.ElementwiseKernel(
+    "T dh, T h, raw T mask, int64 H",
+    "T da, T dhp",
+    """
+    if (mask[i / H] != (T)0) { da = dh * ((T)1 - h * h); dhp = (T)0; }
+    else { da = (T)0; dhp = dh; }
+    """,
+    "microvae_rnn_tanh_backward_step",
+)
+
+_gru_forward = cp.ElementwiseKernel(
+    "raw T gx, raw T gh, raw T bhn, T hp, raw T mask, int64 H",
+    "T h, raw T gates, raw T hn",
+    """
+    long long b = i / H, j = i % H, g = b * 3 * H;
+    T r = microvae_rnn_sigmoid<T>(gx[g + j] + gh[g + j]);
+    T u = microvae_rnn_sigmoid<T>(gx[g + H + j] + gh[g + H + j]);
+    T hnv = gh[g + 2 * H + j] + bhn[j];
+    T n = tanh(gx[g + 2 * H + j] + r * hnv);
+    gates[g + j] = r; gates[g + H + j] = u; gates[g + 2 * H + j] = n;
+    hn[i] = hnv;
+    h = mask[b] != (T)0 ? ((T)1 - u) * n + u * hp : hp;
+    """,
+    "microvae_gru_forward_step",
+    preamble=_PREAMBLE,
+)
+
+_gru_backward = cp.ElementwiseKernel(
+    "T dh, T hp, raw T mask, raw T gates, T hnv, int64 H",
+    "raw T dgx, T dhn, T dhp",
+    """
+    long long b = i / H, j = i % H, g = b * 3 * H;
+    if (mask[b] != (T)0) {
+        T r = gates[g + j], u = gates[g + H + j], n = gates[g + 2 * H + j];
+        T da_n = dh * ((T)1 - u) * ((T)1 - n * n);
+        dgx[g + j] = da_n * hnv * r * ((T)1 - r);
+        dgx[g + H + j] = dh * (hp - n) * u * ((T)1 - u);
+        dgx[g + 2 * H + j] = da_n;
+        dhn = da_n * r;
+        dhp = dh * u;
+    } else {
+        dgx[g + j] = (T)0; dgx[g + H + j] = (T)0; dgx[g + 2 * H + j] = (T)0;
+        dhn = (T)0;
+        dhp = dh;
+    }
+    """,
+    "microvae_gru_backward_step",
+)
+
+
+def _contiguous(a, name):
+    if not a.flags.c_contiguous:
+        raise ValueError(f"kernel array {name!r} must be C-contiguous")
+    return a
+
+
+def rnn_tanh_forward_step(a, h_prev, mask, h):
+    _rnn_forward(a, h_prev, _contiguous(mask, "mask"), h.shape[1], _contiguous(h, "h"))
+
+
+def rnn_tanh_backward_step(dh, h, mask, da, dh_prev):
+    _rnn_backward(dh, h, _contiguous(mask, "mask"), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
+
+
+def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
+    H = h.shape[1]
+    _gru_forward(_contiguous(gx, "gx"), _contiguous(gh, "gh"), _contiguous(b_hn, "b_hn"), _contiguous(h_prev, "h_prev"),
+                 _contiguous(mask, "mask"), H, _contiguous(h, "h"), _contiguous(gates, "gates"), _contiguous(hn, "hn"))
+
+
+def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
+    H = dh.shape[1]
+    _gru_backward(_contiguous(dh, "dh"), _contiguous(h_prev, "h_prev"), _contiguous(mask, "mask"), _contiguous(gates, "gates"),
+                  _contiguous(hn, "hn"), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"), _contiguous(dh_prev, "dh_prev"))

@@ -1,0 +1,450 @@
+"""Recurrent VAEs for sequences: the Variational Recurrent Autoencoder (Fabius & van Amersfoort,
+2014) and a hierarchical variant with a "conductor" decoder in the style of MusicVAE
+(Roberts et al., 2018).
+
+Data are batches of sequences x of shape (n, T, F): n sequences, T steps, F features per
+step. Variable lengths are given by a mask (n, T) of 0/1 whose rows are 1…1 0…0 (each
+sequence starts at step 0; the padding follows it). Pass it where a labelled model takes
+labels: ``fit(x, mask)``, ``evaluate(x, mask)``, ``validation_data=(x_val, mask_val)``, and
+``mask=`` in the other methods. Without a mask every step is real. ``pad_sequences`` turns a
+list of (T_i, F) arrays into such an (x, mask) pair.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import array_module
+from ..layers import GRU, RNN, Dense, Tanh
+from ..likelihoods import get_likelihood
+from ..losses import kl_normal
+from ..reparam import Reparameterization
+from .base import Model
+from .vae import LOGVAR_RANGE, VAE
+
+__all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
+
+CELLS = {"gru": GRU, "rnn": RNN}
+
+
+def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
+    """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
+    sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
+    longer sequences are cut to ``length``."""
+    seqs = [np.asarray(s) for s in sequences]
+    if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
+        raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
+    T = int(length) if length is not None else max(len(s) for s in seqs)
+    if T < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    x = np.full((len(seqs), T, seqs[0].shape[1]), value, dtype=np.result_type(*seqs, np.float32))
+    mask = np.zeros((len(seqs), T), dtype=np.float32)
+    for i, s in enumerate(seqs):
+        n = min(len(s), T)
+        x[i, :n], mask[i, :n] = s[:n], 1
+    return x, mask
+
+
+class SequenceLikelihood:
+    """A per-step likelihood (Bernoulli or Gaussian) for sequences, summed over real steps.
+
+    For decoder output o (n, T, D) and data x (n, T, F), per sequence:
+
+        −log p(x | o) = Σ_t mask_t · (−log p_step(x_t | o_t))
+
+    and its gradient is the step likelihood's gradient times mask_t (then scaled to the
+    batch mean over sequences). ``mask`` is the mask of the current pass (None: all
+    steps real); the model sets it when it encodes a batch, like a layer caching its input.
+    """
+
+    def __init__(self, base):
+        self.base = base
+        self.name = base.name
+        self.mask = None
+
+    def output_dim(self, features: int) -> int:
+        return self.base.output_dim(features)
+
+    def nll(self, out, x):
+        n, T = x.shape[0], x.shape[1]
+        per_step, dout = self.base.nll(out.reshape(n * T, -1), x.reshape(n * T, -1))  # dout carries 1/(n·T)
+        per_step = per_step.reshape(n, T)
+        dout = dout.reshape(out.shape) * dout.dtype.type(T)  # now 1/n: the batch mean over sequences
+        if self.mask is not None:
+            per_step = per_step * self.mask
+            dout *= self.mask[:, :, None]
+        return per_step.sum(axis=1), dout
+
+    def mean(self, out, kernels):
+        n, T = out.shape[0], out.shape[1]
+        xp = array_module(out)
+        return xp.ascontiguousarray(self.base.mean(xp.ascontiguousarray(out.reshape(n * T, -1)), kernels)).reshape(n, T, -1)
+
+    def validate(self, x, what: str = "x") -> None:
+        self.base.validate(x, what)
+
+    def config(self):
+        return self.base.config()
+
+
+class VRAE(VAE):
+    """Variational recurrent autoencoder (Fabius & van Amersfoort, 2014).
+
+    **Model.** With an RNN or GRU for each of encoder and decoder:
+
+        encoder:  h_t = Enc(x_t, h_{t−1}), h_0 = 0;  e = h at the last real step
+                  [μ ‖ logvar] = e·W_μ + b_μ,   q(z | x) = N(μ, e^{logvar})
+        decoder:  s_0 = tanh(z·W_s + b_s)
+                  s_t = Dec(x_{t−1}, s_{t−1})   (x_0 = 0: teacher forcing, the previous true step)
+                  o_t = s_t·W_o + b_o           logits (Bernoulli) or means (Gaussian) of p(x_t | z, x_{<t})
+
+    **Objective** (VAE's, minimised; nats per sequence, averaged over the batch):
+
+        L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + σ·ε
+
+    β can warm up linearly over ``beta_warmup`` steps (KL annealing, Bowman et al. 2016).
+    The objective is ``VAE._objective`` itself; this class supplies the hooks
+    (``_encode`` also caches the batch, which the decoder needs for teacher forcing, and
+    the mask, which the likelihood applies).
+
+    **Generation** (``decode``, ``sample``, ``reconstruct``) runs the decoder free: the
+    input at step t is its own previous output mean (probabilities for Bernoulli).
+
+    Masks: see the module docstring (``fit(x, mask)``).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int = 64,
+        latent_dim: int = 8,
+        cell: str = "gru",
+        likelihood="bernoulli",
+        beta: float = 1.0,
+        beta_warmup: int = 0,
+        backend="numpy",
+        dtype="float32",
+        seed: int | None = 0,
+    ):
+        Model.__init__(self)  # VAE.__init__ builds MLPs; the objective and its helpers are what we reuse
+        input_size, hidden_size, latent_dim = int(input_size), int(hidden_size), int(latent_dim)
+        if input_size < 1 or hidden_size < 1 or latent_dim < 1:
+            raise ValueError(f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}, latent_dim={latent_dim}")
+        if cell not in CELLS:
+            raise ValueError(f"cell must be 'gru' or 'rnn', got {cell!r}")
+        if not (beta >= 0 and math.isfinite(beta)):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
+        if int(beta_warmup) < 0:
+            raise ValueError(f"beta_warmup must be a step count >= 0, got {beta_warmup}")
+        self.input_size, self.hidden_size, self.latent_dim, self.cell = input_size, hidden_size, latent_dim, cell
+        self.beta, self.beta_warmup = float(beta), int(beta_warmup)
+        self.capacity, self.capacity_warmup = None, 0
+        self.likelihood = SequenceLikelihood(get_likelihood(likelihood))
+        Cell = CELLS[cell]
+        self.encoder = Cell(input_size, hidden_size)
+        self.to_latent = Dense(hidden_size, 2 * latent_dim)
+        self._build_decoder(Cell)
+        config = dict(input_size=input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell,
+                      likelihood=self.likelihood.config(), beta=self.beta, beta_warmup=self.beta_warmup,
+                      dtype=np.dtype(dtype).name, seed=seed)
+        config.update(self._extra_config())
+        self._setup(backend, dtype, seed, config)
+        self.sampler = Reparameterization(self.backend)
+        self._x = None
+
+    # the decoder (what HierarchicalVRAE replaces) -----------------------------------------
+    def _build_decoder(self, Cell):
+        self.to_state = Dense(self.latent_dim, self.hidden_size)
+        self.state_act = Tanh()
+        self.decoder = Cell(self.input_size, self.hidden_size)
+        self.readout = Dense(self.hidden_size, self.likelihood.output_dim(self.input_size))
+
+    def _extra_config(self) -> dict:
+        return {}
+
+    def children(self):
+        return {"encoder": self.encoder, "to_latent": self.to_latent, "to_state": self.to_state,
+                "state_act": self.state_act, "decoder": self.decoder, "readout": self.readout}
+
+    def _decode(self, z, condition=None):
+        """Teacher-forced decoder over the batch cached by ``_encode``: (n, T, D) outputs."""
+        x = self._x
+        n, T = x.shape[0], x.shape[1]
+        h0 = self.state_act.forward(self.to_state.forward(z))
+        states = self.decoder.forward(self._shifted(x), h0=h0)
+        return self.readout.forward(states.reshape(n * T, self.hidden_size)).reshape(n, T, -1)
+
+    def _decode_backward(self, dout):
+        n, T = dout.shape[0], dout.shape[1]
+        dstates = self.readout.backward(dout.reshape(n * T, -1)).reshape(n, T, self.hidden_size)
+        self.decoder.backward(dstates, input_grad=False)
+        return self.to_state.backward(self.state_act.backward(self.decoder.dh0))
+
+    def _generate(self, z, length):
+        """Free-running decoder: the input of step t is the output mean of step t − 1."""
+        xp = self.backend.xp
+        n = z.shape[0]
+        h = self.state_act.forward(self.to_state.forward(z))
+        step_input = xp.zeros((n, self.input_size), dtype=self.backend.dtype)
+        out = xp.empty((n, length, self.input_size), dtype=self.backend.dtype)
+        for t in range(length):
+            h = self.decoder.step(step_input, h)
+            step_input = self._step_mean(self.readout.forward(h))
+            out[:, t] = step_input
+        return out
+
+    def _step_mean(self, o):
+        return self.backend.xp.ascontiguousarray(self.likelihood.base.mean(o, self.backend.kernels), dtype=self.backend.dtype)
+
+    def _shifted(self, x):
+        """Teacher-forcing inputs: x_{t−1} at step t, zeros at step 0."""
+        x_in = self.backend.xp.zeros_like(x)
+        x_in[:, 1:] = x[:, :-1]
+        return x_in
+
+    # the encoder hooks --------------------------------------------------------------------
+    def _encode(self, x, condition=None):
+        """q(z|x) from the encoder's state at each sequence's last real step (``condition`` is the mask)."""
+        self._x = x
+        self.likelihood.mask = condition
+        states = self.encoder.forward(x, mask=condition)
+        h = self.to_latent.forward(self.backend.xp.ascontiguousarray(states[:, -1]))  # padded steps carry the last real state
+        mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        lo, hi = LOGVAR_RANGE
+        self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
+        return mu, self.backend.xp.clip(raw_logvar, lo, hi)
+
+    def _encode_backward(self, dmu, dlogvar):
+        xp = self.backend.xp
+        dlast = self.to_latent.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1))
+        x = self._x
+        dstates = xp.zeros((x.shape[0], x.shape[1], self.hidden_size), dtype=self.backend.dtype)
+        dstates[:, -1] = dlast
+        self.encoder.backward(dstates, input_grad=False)
+
+    # data -------------------------------------------------------------------------------------
+    def _prepare_data(self, x, y=None):
+        """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask."""
+        x = self._data(x)
+        if y is None:
+            return (x,)
+        return (x, self._mask(y, x))
+
+    def _data(self, x, what="x"):
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
+            raise ValueError(f"{what} must be a batch of sequences of shape (batch, time, {self.input_size}), got {tuple(x.shape)}")
+        x = self._as_batch(x, what, (x.shape[1], self.input_size))
+        self.likelihood.validate(x, what)
+        return x
+
+    def _mask(self, mask, x):
+        """Check a mask against x: shape (n, T), only 0/1, rows 1…1 0…0 with at least one 1."""
+        m = self.backend.to_numpy(mask) if hasattr(mask, "shape") else np.asarray(mask)
+        n, T = x.shape[0], x.shape[1]
+        if m.shape != (n, T):
+            raise ValueError(f"mask must have shape (batch, time) = {(n, T)} to match x, got {m.shape}")
+        if not np.issubdtype(m.dtype, np.number) and m.dtype != np.bool_:
+            raise TypeError(f"mask must be numeric or boolean, got dtype {m.dtype}")
+        m = m.astype(np.float64)
+        if not np.all((m == 0) | (m == 1)):
+            raise ValueError("mask must contain only 0 and 1")
+        if not np.all(m[:, 0] == 1) or np.any(np.diff(m, axis=1) > 0):
+            raise ValueError("each mask row must be 1…1 0…0 (a sequence starts at step 0, padding follows) with at least one 1")
+        return self.backend.asarray(m)
+
+    def _batch(self, x, mask):
+        batch = self._prepare_data(x, mask)
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+
+    # the objective with a mask -------------------------------------------------------------
+    def _objective(self, x, mask=None, eps=None, compute_grads=True):
+        """VAE's objective with the mask as its ``condition``; takes the batch tuple (x[, mask])."""
+        return super()._objective(x, eps=eps, compute_grads=compute_grads, condition=mask)
+
+    def loss_and_grads(self, x, mask=None, eps=None):
+        """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``."""
+        x, mask = self._batch(x, mask)
+        return self._objective(x, mask, eps=self._eps(eps), compute_grads=True)
+
+    def loss(self, x, mask=None, eps=None):
+        """Loss terms of a batch, forward pass only."""
+        x, mask = self._batch(x, mask)
+        return self._objective(x, mask, eps=self._eps(eps), compute_grads=False)
+
+    # using a trained model (NumPy in, NumPy out) ------------------------------------------------
+    def encode(self, x, mask=None):
+        """(μ, logvar) of q(z|x), each (n, latent_dim)."""
+        x, mask = self._batch(x, mask)
+        mu, logvar = self._encode(x, mask)
+        return self.backend.to_numpy(mu).copy(), self.backend.to_numpy(logvar).copy()
+
+    def decode(self, z, length: int):
+        """Free-running generation from codes z (n, latent_dim): output means (n, length, F)."""
+        if int(length) < 1:
+            raise ValueError(f"length must be >= 1, got {length}")
+        z = self._as_batch(z, "z", (self.latent_dim,))
+        return self.backend.to_numpy(self._generate(z, int(length))).copy()
+
+    def reconstruct(self, x, mask=None):
+        """decode(μ(x), T), free-running, with padded steps set to 0: (n, T, F)."""
+        xb, mb = self._batch(x, mask)
+        mu, _ = self._encode(xb, mb)
+        out = self._generate(mu, xb.shape[1])
+        if mb is not None:
+            out = out * mb[:, :, None]
+        return self.backend.to_numpy(out).copy()
+
+    def sample(self, n: int, length: int, seed: int | None = None):
+        """n sequences of ``length`` steps generated from z ~ N(0, I) (seeded by ``seed``)."""
+        if int(n) < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)) if seed is not None \
+            else self.backend.to_numpy(self.backend.normal((int(n), self.latent_dim)))
+        return self.decode(z, length)
+
+    def elbo(self, x, mask=None, n_samples: int = 1):
+        """Per-sequence evidence lower bound (teacher-forced likelihood), ``n_samples`` draws of z."""
+        x, mask = self._batch(x, mask)
+        mu, logvar = self._encode(x, mask)
+        kl, _, _ = kl_normal(mu, logvar)
+        recon = 0.0
+        for _ in range(int(n_samples)):
+            recon = recon + self.likelihood.nll(self._decode(self.sampler.forward(mu, logvar), mask), x)[0]
+        return self.backend.to_numpy(-(recon / n_samples) - kl).copy()
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, latent_dim={self.latent_dim}, "
+                f"cell={self.cell!r}, likelihood={self.likelihood.config()!r}, beta={self.beta}, parameters={self.num_parameters}, "
+                f"backend={self.backend!r})")
+
+
+class HierarchicalVRAE(VRAE):
+    """A VRAE with a hierarchical decoder, after MusicVAE (Roberts et al., 2018).
+
+    A sequence of T steps is cut into U = T / S segments of ``segment_length`` S steps
+    (T must be a multiple of S). The encoder and q(z|x) are VRAE's. The decoder has two levels:
+
+        conductor:  c_0 = tanh(z·W_c + b_c)
+                    c_u = Cond(z, c_{u−1}),  u = 1..U           (one embedding c_u per segment;
+                                                                  its input is z at every step)
+        segment u:  s_{u,0} = tanh(c_u·W_e + b_e)               (the embedding sets the initial state…)
+                    s_{u,k} = Dec([x_{t−1} ‖ c_u], s_{u,k−1})   (…and is appended to every input;
+                                                                  t = (u−1)·S + k, x_0 = 0)
+                    o_t = s_{u,k}·W_o + b_o                     logits or means of p(x_t | z, x_{<t})
+
+    The lower decoder's state is reset at every segment, so what it knows of the sequence
+    beyond its own segment's teacher-forced inputs must come through c_u — from z: this is
+    MusicVAE's remedy for a decoder that ignores z. All segments run as one batch of n·U
+    sequences. Teacher forcing uses the global previous step, so the first step of a
+    segment sees the last step of the previous one.
+
+    **Objective**, as for VRAE (nats per sequence, batch mean):
+
+        L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I))
+
+    Backward: the readout's gradient runs back through the lower decoder to its inputs and
+    initial states; the embedding part of the input gradient, summed over a segment's
+    steps, plus the gradient through s_{u,0}, is dL/dc_u, which runs back through the
+    conductor to z (via its inputs, summed over u, and via c_0).
+
+    Generation runs free, segment after segment (the input of a step is the previous output mean).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        segment_length: int = 16,
+        hidden_size: int = 64,
+        conductor_size: int = 64,
+        latent_dim: int = 8,
+        cell: str = "gru",
+        likelihood="bernoulli",
+        beta: float = 1.0,
+        beta_warmup: int = 0,
+        backend="numpy",
+        dtype="float32",
+        seed: int | None = 0,
+    ):
+        if int(segment_length) < 1 or int(conductor_size) < 1:
+            raise ValueError(f"segment_length and conductor_size must be positive, got {segment_length}, {conductor_size}")
+        self.segment_length, self.conductor_size = int(segment_length), int(conductor_size)
+        super().__init__(input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell, likelihood=likelihood,
+                         beta=beta, beta_warmup=beta_warmup, backend=backend, dtype=dtype, seed=seed)
+
+    def _build_decoder(self, Cell):
+        self.to_conductor = Dense(self.latent_dim, self.conductor_size)
+        self.conductor_act = Tanh()
+        self.conductor = Cell(self.latent_dim, self.conductor_size)
+        self.to_segment = Dense(self.conductor_size, self.hidden_size)
+        self.segment_act = Tanh()
+        self.decoder = Cell(self.input_size + self.conductor_size, self.hidden_size)
+        self.readout = Dense(self.hidden_size, self.likelihood.output_dim(self.input_size))
+
+    def _extra_config(self) -> dict:
+        return {"segment_length": self.segment_length, "conductor_size": self.conductor_size}
+
+    def children(self):
+        return {"encoder": self.encoder, "to_latent": self.to_latent, "to_conductor": self.to_conductor,
+                "conductor_act": self.conductor_act, "conductor": self.conductor, "to_segment": self.to_segment,
+                "segment_act": self.segment_act, "decoder": self.decoder, "readout": self.readout}
+
+    def _data(self, x, what="x"):
+        x = super()._data(x, what)
+        if x.shape[1] % self.segment_length:
+            raise ValueError(f"{what} has {x.shape[1]} steps, not a multiple of segment_length={self.segment_length}; "
+                             "pad the sequences (and mask the padding) to a multiple")
+        return x
+
+    def _embeddings(self, z, segments):
+        """Conductor: (n, U, conductor_size) segment embeddings from z."""
+        xp = self.backend.xp
+        c0 = self.conductor_act.forward(self.to_conductor.forward(z))
+        z_in = xp.ascontiguousarray(xp.broadcast_to(z[:, None, :], (z.shape[0], segments, self.latent_dim)))
+        return self.conductor.forward(z_in, h0=c0)
+
+    def _decode(self, z, condition=None):
+        xp = self.backend.xp
+        x = self._x
+        n, T, F = x.shape
+        S, Hc = self.segment_length, self.conductor_size
+        U = T // S
+        emb = self._embeddings(z, U).reshape(n * U, Hc)
+        h0 = self.segment_act.forward(self.to_segment.forward(emb))
+        x_in = self._shifted(x).reshape(n * U, S, F)
+        inputs = xp.concatenate([x_in, xp.broadcast_to(emb[:, None, :], (n * U, S, Hc))], axis=2)
+        states = self.decoder.forward(inputs, h0=h0)
+        return self.readout.forward(states.reshape(n * T, self.hidden_size)).reshape(n, T, -1)
+
+    def _decode_backward(self, dout):
+        n, T = dout.shape[0], dout.shape[1]
+        S, Hc, F = self.segment_length, self.conductor_size, self.input_size
+        U = T // S
+        dstates = self.readout.backward(dout.reshape(n * T, -1)).reshape(n * U, S, self.hidden_size)
+        dinputs = self.decoder.backward(dstates)
+        demb = dinputs[:, :, F:].sum(axis=1) + self.to_segment.backward(self.segment_act.backward(self.decoder.dh0))
+        dz_in = self.conductor.backward(demb.reshape(n, U, Hc))
+        return dz_in.sum(axis=1) + self.to_conductor.backward(self.conductor_act.backward(self.conductor.dh0))
+
+    def _generate(self, z, length):
+        xp, dtype = self.backend.xp, self.backend.dtype
+        n, S = z.shape[0], self.segment_length
+        U = -(-length // S)
+        emb = self._embeddings(z, U)
+        step_input = xp.zeros((n, self.input_size), dtype=dtype)
+        out = xp.empty((n, U * S, self.input_size), dtype=dtype)
+        for u in range(U):
+            e = xp.ascontiguousarray(emb[:, u])
+            h = self.segment_act.forward(self.to_segment.forward(e))
+            for k in range(S):
+                h = self.decoder.step(xp.concatenate([step_input, e], axis=1), h)
+                step_input = self._step_mean(self.readout.forward(h))
+                out[:, u * S + k] = step_input
+        return out[:, :length]
+
+    def __repr__(self):
+        return super().__repr__().replace(f"hidden_size={self.hidden_size},",
+                                          f"segment_length={self.segment_length}, hidden_size={self.hidden_size}, conductor_size={self.conductor_size},")

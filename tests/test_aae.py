@@ -1,0 +1,268 @@
+"""Adversarial autoencoder: GAN losses, each phase's gradient, training toward the prior, checkpoints, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae
+from microvae import AAE, check_loss, gradcheck
+from microvae.losses import discriminator_loss, generator_loss
+from microvae.models.aae import ParameterSlice, prior_distance
+
+# --- the GAN losses ------------------------------------------------------------------------
+
+
+@settings(max_examples=40)
+@given(batch=st.integers(1, 6), column=st.booleans(), scale=st.sampled_from([0.1, 1.0, 4.0]), seed=st.integers(0, 2**31))
+def test_gan_loss_gradients_match_finite_differences(batch, column, scale, seed):
+    # |logit| <= 4: beyond that a tiny gradient (σ(−r) for large r) sits next to a loss of
+    # several nats in the same example, and central differences of f lose the digits needed
+    # to resolve it; large logits are checked against exact values below.
+    rng = np.random.default_rng(seed)
+    shape = (batch, 1) if column else (batch,)
+    real, fake = rng.uniform(-scale, scale, shape), rng.uniform(-scale, scale, shape)
+    result = check_loss(discriminator_loss, {"real_logits": real, "fake_logits": fake})
+    assert result.passed(1e-6), result.table()
+    result = check_loss(generator_loss, {"fake_logits": fake})
+    assert result.passed(1e-6), result.table()
+
+
+def test_gan_losses_values_and_extremes():
+    zero = np.zeros(4)
+    per, d_real, d_fake = discriminator_loss(zero, zero)
+    np.testing.assert_allclose(per, 2 * np.log(2))
+    np.testing.assert_allclose(d_real, -0.5 / 4)
+    np.testing.assert_allclose(d_fake, 0.5 / 4)
+    per, d_fake = generator_loss(zero)
+    np.testing.assert_allclose(per, np.log(2))
+    # confident and right: ~0 loss; confident and wrong: ~|logit| nats, finite, gradient ±1/batch
+    big = np.array([1e4, -1e4])
+    per, d_real, d_fake = discriminator_loss(big, -big)
+    np.testing.assert_allclose(per, [0.0, 2e4])
+    np.testing.assert_allclose(d_real, [0.0, -0.5])
+    # far tails: the gradients keep full relative precision (σ(r) − 1 computed as −σ(−r))
+    tail = -1 / (1 + np.exp(30.0)) / 2
+    _, d_real, _ = discriminator_loss(np.array([30.0, 30.0]), np.zeros(2))
+    np.testing.assert_allclose(d_real, tail, rtol=1e-13)
+    np.testing.assert_allclose(generator_loss(np.array([30.0, 30.0]))[1], tail, rtol=1e-13)
+    per, d_fake = generator_loss(np.array([-1e4], dtype=np.float32))
+    assert per.dtype == np.float64 and np.isfinite(per).all() and d_fake.dtype == np.float32
+    np.testing.assert_allclose(per, [1e4])
+    with pytest.raises(ValueError, match="same shape"):
+        discriminator_loss(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        generator_loss(np.zeros(0))
+
+
+# --- each phase's gradient ---------------------------------------------------------------------
+
+PHASE_GROUPS = {"recon": "autoencoder", "disc": "discriminator", "gen": "generator"}
+
+
+def _tiny(encoder_type, prior, likelihood="bernoulli", seed=1):
+    """A float64 AAE with random (not zero) biases: where every ReLU of a layer is off for an
+    example, the next layer's pre-activations equal its biases, and at zero that is a kink."""
+    model = AAE(input_dim=6, hidden=(5,), latent_dim=2, encoder_type=encoder_type, prior=prior, num_classes=3,
+                disc_hidden=(4, 3), likelihood=likelihood, dtype="float64", seed=seed)
+    rng = np.random.default_rng(seed)
+    for name, value, _ in model.flat.named():
+        if name.endswith(".b"):
+            value[...] = rng.uniform(0.05, 0.3, value.shape) * rng.choice([-1, 1], value.shape)
+    return model
+
+
+@pytest.mark.parametrize("phase", ["recon", "disc", "gen"])
+@pytest.mark.parametrize("encoder_type,prior,likelihood", [
+    ("deterministic", "gaussian", "bernoulli"), ("gaussian", "gaussian", "bernoulli"),
+    ("deterministic", "mixture", "gaussian"), ("gaussian", "mixture", "bernoulli"),
+])
+def test_each_phase_gradient_wrt_the_parameters_it_updates(phase, encoder_type, prior, likelihood):
+    rng = np.random.default_rng(2)
+    model = _tiny(encoder_type, prior, likelihood)
+    x = rng.random((5, 6))
+    y = np.array([0, 2, -1, 1, 2]) if prior == "mixture" else None
+    eps, real = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    model.flat.grad.fill(0)
+    model.phase_loss(phase, x, y, eps=eps, prior_samples=real)
+    group = model.parameter_groups()[PHASE_GROUPS[phase]]
+    wrt, analytic = {}, {}
+    for name, value, grad in group.named():
+        wrt[name], analytic[name] = value, grad.copy()
+
+    def f():
+        return model.phase_loss(phase, x, y, eps=eps, prior_samples=real, compute_grads=False)
+
+    result = gradcheck(f, wrt, analytic, title=f"AAE {phase} phase")
+    assert result.passed(1e-6), result.table()
+    # phases touch no one else's gradients: recon leaves D alone, disc the encoder/decoder, gen the decoder
+    untouched = {"recon": ["discriminator"], "disc": ["encoder", "decoder"], "gen": ["decoder"]}[phase]
+    for name, _, grad in model.flat.named():
+        if name.split(".")[0] in untouched:
+            assert not grad.any(), f"{phase} phase wrote a gradient into {name}"
+
+
+def test_parameter_groups_are_views_of_one_buffer():
+    model = _tiny("deterministic", "gaussian")
+    groups = model.parameter_groups()
+    assert set(groups) == {"autoencoder", "discriminator", "generator"}
+    assert all(isinstance(g, ParameterSlice) for g in groups.values())
+    sizes = {name: sum(p.size for n, p, _ in model.flat.named() if n.startswith(name + ".")) for name in ("encoder", "decoder", "discriminator")}
+    assert groups["generator"].size == sizes["encoder"]
+    assert groups["autoencoder"].size == sizes["encoder"] + sizes["decoder"]
+    assert model.num_parameters == model.flat.size == groups["autoencoder"].size + groups["discriminator"].size
+    groups["generator"].data[0] = 123.0  # the same memory as the encoder's first weight
+    assert model.encoder[0].params["W"].flat[0] == 123.0 and groups["autoencoder"].data[0] == 123.0
+    with pytest.raises(ValueError, match="no parameters"):
+        ParameterSlice(model.flat, "nothing")
+
+
+# --- the prior ---------------------------------------------------------------------------------
+
+
+def test_mixture_prior_components_and_labelled_draws():
+    model = AAE(input_dim=4, hidden=(3,), latent_dim=3, prior="mixture", num_classes=4, disc_hidden=(3,), dtype="float64")
+    means = model.component_means()
+    np.testing.assert_allclose(np.linalg.norm(means[:, :2], axis=1), 4.0)
+    assert not means[:, 2:].any() and len(np.unique(np.round(means, 6), axis=0)) == 4
+    y = np.repeat(np.arange(4), 500)
+    draws = model.sample_prior(len(y), y=y, seed=0)
+    for k in range(4):
+        np.testing.assert_allclose(draws[y == k].mean(0), means[k], atol=0.1)
+        np.testing.assert_allclose(draws[y == k].std(0), 0.5, atol=0.05)
+    np.testing.assert_array_equal(model.sample_prior(5, seed=3), model.sample_prior(5, seed=3))
+    # the discriminator sees a one-hot label, with the last slot for "unlabelled"
+    be = model.backend
+    d = model._disc_input(be.asarray(np.zeros((3, 3))), be.asarray(np.array([2, -1, 0]), dtype=np.int64))
+    np.testing.assert_array_equal(d[:, 3:], [[0, 0, 1, 0, 0], [0, 0, 0, 0, 1], [1, 0, 0, 0, 0]])
+    assert model._disc_input(be.asarray(np.zeros((2, 3))), None)[:, -1].tolist() == [1, 1]
+
+
+def test_prior_distance_is_small_for_the_prior_itself_and_large_otherwise():
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((800, 2))
+    same = prior_distance(rng.standard_normal((800, 2)), p)
+    shifted = prior_distance(rng.standard_normal((800, 2)) + [2.0, 0.0], p)
+    squeezed = prior_distance(rng.standard_normal((800, 2)) * 0.2, p)
+    assert abs(same["mmd2"]) < 0.01 and same["mean_gap"] < 0.15 and same["cov_gap"] < 0.2
+    assert shifted["mmd2"] > 0.2 and shifted["mean_gap"] > 1.8
+    assert squeezed["mmd2"] > 0.1 and squeezed["cov_gap"] > 1.0
+    with pytest.raises(ValueError, match="prior_distance needs"):
+        prior_distance(np.zeros((5, 2)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="bandwidths"):
+        prior_distance(p, p, bandwidths=(0.0,))
+
+
+# --- training on Fashion-MNIST -----------------------------------------------------------------------
+
+
+def _train_autoencoder_only(model, x, epochs, batch_size=100):
+    """The same network trained by phase 1 alone: a plain autoencoder, for comparison."""
+    optimizers = model._get_optimizers("adam", 1e-3, {})
+    for _ in range(epochs):
+        for start in range(0, len(x), batch_size):
+            model.phase_loss("recon", x[start : start + batch_size])
+            optimizers["autoencoder"].step()
+
+
+def test_training_lowers_the_loss_and_moves_codes_toward_the_prior(fashion_subset):
+    x, _ = fashion_subset
+    train, test = x[:2000], x[5000:6000]
+    config = dict(hidden=(128,), latent_dim=2, disc_hidden=(64, 64), seed=0)
+    model = AAE(**config)
+    before, recon_before = model.prior_distance(test), model.evaluate(test)["recon"]
+    history = model.fit(train, epochs=8, batch_size=100, verbose=0, validation_data=test[:500])
+    after, recon_after = model.prior_distance(test), model.evaluate(test)["recon"]
+    plain = AAE(**config)
+    _train_autoencoder_only(plain, train, epochs=8)
+    unregularized = plain.prior_distance(test)
+    print(f"\nrecon {recon_before:.1f} -> {recon_after:.1f} nats; prior distance untrained {before}, "
+          f"AAE {after}, plain autoencoder {unregularized}")
+    assert {"loss", "recon", "disc", "gen", "val_loss", "val_recon", "val_disc", "val_gen"} <= set(history.keys())
+    assert history["loss"] == history["recon"]
+    assert history["recon"][-1] < 0.75 * history["recon"][0] and recon_after < 0.75 * recon_before
+    assert all(np.isfinite(history["disc"])) and all(np.isfinite(history["gen"]))
+    assert after["mmd2"] < 0.5 * before["mmd2"]
+    assert after["mmd2"] < 0.5 * unregularized["mmd2"]
+    assert after["mean_gap"] < unregularized["mean_gap"] and after["cov_gap"] < unregularized["cov_gap"]
+
+
+def test_labelled_mixture_training_runs_and_records_every_phase(fashion_subset):
+    x, y = fashion_subset
+    model = AAE(hidden=(64,), latent_dim=2, prior="mixture", disc_hidden=(32,), seed=0)
+    labels = y[:600].copy()
+    labels[::3] = -1  # a third unlabelled: the semi-supervised case
+    before = model.prior_distance(x[5000:5600])
+    history = model.fit(x[:600], labels, epochs=3, batch_size=100, verbose=0)
+    assert history["recon"][-1] < history["recon"][0]
+    assert model.prior_distance(x[5000:5600])["mmd2"] < before["mmd2"]
+    samples = model.sample(10, y=np.arange(10), seed=0)
+    assert samples.shape == (10, 784) and samples.min() >= 0 and samples.max() <= 1
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoder_type,prior", [("deterministic", "gaussian"), ("gaussian", "mixture")])
+def test_save_load_roundtrip_and_exact_resumption(tmp_path, encoder_type, prior):
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 12)).astype(np.float32)
+    y = rng.integers(-1, 3, size=60) if prior == "mixture" else None
+    model = AAE(input_dim=12, hidden=(8,), latent_dim=2, encoder_type=encoder_type, prior=prior, num_classes=3, disc_hidden=(6,), seed=3)
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    path = tmp_path / "aae.npz"
+    model.save(path)
+    loaded = microvae.load(path)
+    assert type(loaded) is AAE and loaded.config == model.config
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+    np.testing.assert_array_equal(loaded.encode(x), model.encode(x))
+    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+    np.testing.assert_array_equal(loaded.sample(4, seed=1), model.sample(4, seed=1))
+    assert loaded.prior_distance(x, seed=2) == model.prior_distance(x, seed=2)
+    assert set(loaded.optimizers) == {"autoencoder", "discriminator", "generator"}
+    # every optimizer's state came back: one more epoch gives bit-identical parameters
+    model.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    loaded.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+    assert loaded.history["disc"] == model.history["disc"]
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_rejected_clearly():
+    model = _tiny("deterministic", "gaussian")
+    mixture = _tiny("gaussian", "mixture")
+    x = np.random.default_rng(0).random((4, 6))
+    with pytest.raises(ValueError, match=r"shape \(batch, 6\)"):
+        model.fit(np.zeros((4, 5)), verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.fit(x * 3, verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(np.full((2, 6), np.nan))
+    with pytest.raises(TypeError, match="prior='mixture'"):
+        model.fit(x, np.zeros(4, dtype=int), verbose=0)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        mixture.fit(x, np.array([0, 1, 3, 0]), verbose=0)
+    with pytest.raises(ValueError, match="vector of 4 integer labels"):
+        mixture.fit(x, np.zeros((4, 1), dtype=int), verbose=0)
+    with pytest.raises(ValueError, match="integer labels"):
+        mixture.fit(x, np.array([0.5, 1, 1, 0]), verbose=0)
+    with pytest.raises(ValueError, match="phase must be"):
+        model.phase_loss("kl", x)
+    with pytest.raises(ValueError, match="one row per example"):
+        model.phase_loss("disc", x, prior_samples=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
+        model.decode(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="n must be"):
+        model.sample(0)
+    with pytest.raises(ValueError, match="encoder_type"):
+        AAE(input_dim=4, encoder_type="vae")
+    with pytest.raises(ValueError, match="prior must be"):
+        AAE(input_dim=4, prior="uniform")
+    with pytest.raises(ValueError, match="latent_dim >= 2"):
+        AAE(input_dim=4, hidden=(3,), latent_dim=1, prior="mixture")
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        AAE(input_dim=4, hidden=(3,), prior="mixture", num_classes=1)
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        AAE(input_dim=4, disc_hidden=(0,))

@@ -1,0 +1,193 @@
+"""RNN and GRU layers: backpropagation through time against finite differences, masks, steps, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae
+from microvae import GRU, RNN, check_layer, gradcheck
+from microvae.layers.base import layer_from_spec, layer_to_spec
+
+CELLS = [RNN, GRU]
+
+
+def _mask(kind, rng, B, T):
+    if kind == "none":
+        return None
+    if kind == "ones":
+        return np.ones((B, T))
+    if kind == "random":
+        return (rng.random((B, T)) < 0.6).astype(np.float64)
+    lengths = rng.integers(1, T + 1, size=B)  # ragged: each row 1…1 0…0
+    return (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)
+
+
+def _bptt_check(cls, B, T, I, H, mask_kind, with_h0, seed):
+    rng = np.random.default_rng(seed)
+    layer = cls(I, H).build(dtype="float64", seed=seed)
+    x = rng.standard_normal((B, T, I))
+    h0 = rng.standard_normal((B, H)) * 0.5 if with_h0 else np.zeros((B, H))
+    mask = _mask(mask_kind, rng, B, T)
+    upstream = rng.standard_normal((B, T, H))
+    layer.forward(x, h0=h0, mask=mask)
+    dx = layer.backward(upstream)
+    wrt, analytic = {"x": x, "h0": h0}, {"x": dx.copy(), "h0": layer.dh0.copy()}
+    for name, value in layer.params.items():
+        wrt[name], analytic[name] = value, layer.grads[name].copy()
+
+    def f():
+        return float((layer.forward(x, h0=h0, mask=mask) * upstream).sum())
+
+    result = gradcheck(f, wrt, analytic, title=f"{cls.__name__} B={B} T={T} I={I} H={H} mask={mask_kind}")
+    assert result.passed(1e-6), result.table()
+    if mask is not None:
+        assert not dx[mask == 0].any(), "padded steps must get no input gradient"
+
+
+@pytest.mark.parametrize("cls", CELLS)
+@settings(max_examples=60)
+@given(B=st.integers(1, 3), T=st.integers(1, 6), I=st.integers(1, 8), H=st.integers(1, 8),
+       mask_kind=st.sampled_from(["none", "ones", "random", "ragged"]), with_h0=st.booleans(), seed=st.integers(0, 2**31))
+def test_bptt_gradients_match_finite_differences(cls, B, T, I, H, mask_kind, with_h0, seed):
+    _bptt_check(cls, B, T, I, H, mask_kind, with_h0, seed)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_check_layer_on_the_default_path(cls):
+    layer = cls(3, 4).build(dtype="float64", seed=1)
+    result = check_layer(layer, np.random.default_rng(1).standard_normal((2, 5, 3)))
+    assert result.passed(1e-6), result.table()
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_gradient_only_on_the_last_state(cls):
+    """A loss on H[:, -1] alone (how the encoders use the layer) reaches every real step."""
+    rng = np.random.default_rng(3)
+    layer = cls(2, 3).build(dtype="float64", seed=3)
+    x = rng.standard_normal((3, 6, 2))
+    mask = _mask("ragged", rng, 3, 6)
+    w = rng.standard_normal((3, 3))
+    upstream = np.zeros((3, 6, 3))
+    upstream[:, -1] = w
+    layer.forward(x, mask=mask)
+    dx = layer.backward(upstream)
+    result = gradcheck(lambda: float((layer.forward(x, mask=mask)[:, -1] * w).sum()), {"x": x}, {"x": dx.copy()})
+    assert result.passed(1e-6), result.table()
+    assert np.abs(dx[mask == 1]).max() > 0
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_padded_steps_carry_the_state_and_ragged_batch_equals_separate_runs(cls):
+    rng = np.random.default_rng(5)
+    layer = cls(3, 4).build(dtype="float64", seed=5)
+    B, T = 4, 7
+    lengths = np.array([7, 1, 4, 5])
+    mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float64)
+    x = rng.standard_normal((B, T, 3))
+    h0 = rng.standard_normal((B, 4))
+    H = layer.forward(x, h0=h0, mask=mask)
+    for b in range(B):
+        alone = layer.forward(x[b : b + 1, : lengths[b]], h0=h0[b : b + 1])
+        np.testing.assert_allclose(H[b, : lengths[b]], alone[0], rtol=1e-12, atol=1e-14)
+        for t in range(lengths[b], T):
+            assert np.array_equal(H[b, t], H[b, lengths[b] - 1]), "a padded step must carry the state unchanged"
+    # a gap in the middle carries the state too
+    gap = np.ones((1, T))
+    gap[0, 2:4] = 0
+    Hg = layer.forward(x[:1], mask=gap)
+    assert np.array_equal(Hg[0, 2], Hg[0, 1]) and np.array_equal(Hg[0, 3], Hg[0, 1])
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_step_matches_forward(cls):
+    rng = np.random.default_rng(2)
+    layer = cls(3, 5).build(dtype="float64", seed=2)
+    x = rng.standard_normal((2, 4, 3))
+    h = rng.standard_normal((2, 5))
+    H = layer.forward(x, h0=h)
+    for t in range(4):
+        h = layer.step(x[:, t], h)
+        np.testing.assert_allclose(h, H[:, t], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_input_grad_false_skips_dx_but_not_the_rest(cls):
+    rng = np.random.default_rng(4)
+    layer = cls(3, 4).build(dtype="float64", seed=4)
+    x, dH = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 4))
+    layer.forward(x)
+    layer.backward(dH)
+    grads, dh0 = layer.flat.grad.copy(), layer.dh0.copy()
+    layer.flat.grad.fill(7.0)  # backward must overwrite, not accumulate
+    layer.forward(x)
+    assert layer.backward(dH, input_grad=False) is None
+    np.testing.assert_array_equal(layer.flat.grad, grads)
+    np.testing.assert_array_equal(layer.dh0, dh0)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_reference_kernels_give_the_same_layer(cls):
+    rng = np.random.default_rng(8)
+    x, dH = rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 5, 4))
+    mask = _mask("random", rng, 3, 5)
+    results = []
+    for kind in ("compiled", "reference"):
+        layer = cls(2, 4).build(backend=microvae.Backend("numpy", dtype="float64", seed=0, kernels=kind))
+        H = layer.forward(x, mask=mask)
+        dx = layer.backward(dH)
+        results.append((H, dx, layer.dh0, layer.flat.grad.copy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_float32_stays_float32(cls):
+    layer = cls(3, 4).build(dtype="float32", seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 3)).astype(np.float32)
+    H = layer.forward(x, mask=np.array([[1, 1, 0], [1, 0, 0]], dtype=bool))
+    dx = layer.backward(np.ones_like(H))
+    assert H.dtype == dx.dtype == layer.dh0.dtype == np.float32
+    assert np.isfinite(layer.flat.grad).all()
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_config_roundtrip_and_parameter_shapes(cls):
+    layer = cls(3, 5)
+    clone = layer_from_spec(layer_to_spec(layer))
+    assert type(clone) is cls and clone.get_config() == {"input_size": 3, "hidden_size": 5}
+    layer.build(dtype="float64", seed=0)
+    g = 1 if cls is RNN else 3
+    assert layer.params["W_x"].shape == (3, g * 5) and layer.params["W_h"].shape == (5, g * 5)
+    for k in range(g):  # orthogonal recurrent blocks
+        block = layer.params["W_h"][:, 5 * k : 5 * (k + 1)]
+        np.testing.assert_allclose(block.T @ block, np.eye(5), atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_bad_input_is_rejected_clearly(cls):
+    layer = cls(3, 4).build(dtype="float64")
+    x = np.zeros((2, 5, 3))
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        layer.forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        layer.forward(np.zeros((2, 5, 4)))
+    with pytest.raises(ValueError, match="at least one"):
+        layer.forward(np.zeros((2, 0, 3)))
+    with pytest.raises(ValueError, match="h0 must have shape"):
+        layer.forward(x, h0=np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        layer.forward(x, mask=np.ones((2, 4)))
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        layer.forward(x, mask=np.full((2, 5), 0.5))
+    with pytest.raises(ValueError, match="dH of shape"):
+        layer.forward(x)
+        layer.backward(np.zeros((2, 5, 3)))
+    with pytest.raises(ValueError, match="step expects"):
+        layer.step(np.zeros((2, 3)), np.zeros((3, 4)))
+    with pytest.raises(RuntimeError, match="before forward"):
+        cls(3, 4).build(dtype="float64").backward(np.zeros((2, 5, 4)))
+    with pytest.raises(RuntimeError, match="no parameters"):
+        cls(3, 4).forward(x)
+    with pytest.raises(ValueError, match="positive sizes"):
+        cls(0, 4)

@@ -1,0 +1,256 @@
+"""VRAE and HierarchicalVRAE: whole-objective gradients, masks, teacher forcing, training, checkpoints, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import microvae
+from microvae import VRAE, HierarchicalVRAE, check_model
+from microvae.models.vrae import pad_sequences
+
+
+def sinusoids(n, T=20, F=2, seed=0):
+    """Noisy sinusoids of random frequency and phase, scaled into [0, 1]: (n, T, F)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)[None, :, None]
+    freq, phase = rng.uniform(0.2, 0.6, (n, 1, F)), rng.uniform(0, 2 * np.pi, (n, 1, F))
+    return (0.5 + 0.4 * np.sin(freq * t + phase) + 0.02 * rng.standard_normal((n, T, F))).clip(0, 1).astype(np.float32)
+
+
+def ragged_mask(lengths, T):
+    return (np.arange(T)[None, :] < np.asarray(lengths)[:, None]).astype(np.float64)
+
+
+def random_biases(model, seed):
+    """Give every bias a random value. With the initial zero biases and a small z, states such
+    as tanh(z·W_s) start near 0, and the gradient of a whole tensor (e.g. the decoder's W_h,
+    which multiplies those states) can be ~1e-5 of the loss — too small for central
+    differences of the loss to resolve to 1e-6. Random biases are the generic case."""
+    rng = np.random.default_rng(seed)
+    for name, value, _ in model.flat.named():
+        if name.endswith(".b") or name.endswith(".b_hn"):
+            value[...] = rng.uniform(0.2, 0.6, value.shape) * rng.choice([-1, 1], value.shape)
+    return model
+
+
+def tiny(kind, cell="gru", likelihood="bernoulli", seed=1, **kw):
+    if kind == "flat":
+        model = VRAE(3, hidden_size=4, latent_dim=2, cell=cell, likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
+    else:
+        model = HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, cell=cell,
+                                 likelihood=likelihood, beta=0.7, dtype="float64", seed=seed, **kw)
+    return random_biases(model, seed)
+
+
+# --- the whole objective's gradient -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+def test_whole_objective_gradient(kind, cell, likelihood):
+    model = tiny(kind, cell, likelihood)
+    rng = np.random.default_rng(2)
+    x = rng.random((3, 6, 3))
+    mask = ragged_mask([6, 3, 1], 6)
+    result = check_model(model, x, mask)
+    assert result.passed(1e-6), result.table()
+
+
+@settings(max_examples=15)
+@given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
+       segments=st.integers(1, 3), F=st.integers(1, 3), H=st.integers(1, 4), latent=st.integers(1, 3),
+       masked=st.booleans(), seed=st.integers(0, 2**31))
+def test_whole_objective_gradient_over_shapes(kind, cell, n, segments, F, H, latent, masked, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "flat":
+        model = VRAE(F, hidden_size=H, latent_dim=latent, cell=cell, dtype="float64", seed=seed % 1000)
+    else:
+        model = HierarchicalVRAE(F, segment_length=2, hidden_size=H, conductor_size=2, latent_dim=latent, cell=cell,
+                                 dtype="float64", seed=seed % 1000)
+    random_biases(model, seed)
+    T = 2 * segments
+    x = rng.random((n, T, F))
+    batch = (x, ragged_mask(rng.integers(1, T + 1, size=n), T)) if masked else (x,)
+    # Central differences of the loss L (step h = 1e-6) carry a rounding error of about
+    # 1e-16·|L|/h = 1e-10·|L|, so they cannot check a tensor whose whole gradient happens to
+    # be below ~1e-3·|L| (terms cancelling over steps, a state near 0) to 1e-6 relative.
+    # Such draws are skipped, as kinks are elsewhere; exact zeros are still checked.
+    terms = model.loss_and_grads(*batch, eps=model.fixed_noise(*batch, seed=0))
+    assume(all(not g.any() or np.abs(g).max() > 1e-3 * abs(terms.loss) for _, _, g in model.flat.named()))
+    result = check_model(model, *batch)
+    assert result.passed(1e-6), result.table()
+
+
+# --- masks and teacher forcing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_padded_steps_do_not_count(kind):
+    """The masked loss ignores what padding holds, and equals the loss of the unpadded sequence."""
+    model = tiny(kind, "gru")
+    rng = np.random.default_rng(3)
+    x = rng.random((2, 6, 3))
+    mask = ragged_mask([6, 4], 6)
+    eps = rng.standard_normal((2, 2))
+    base = model.loss(x, mask, eps=eps)
+    scrambled = x.copy()
+    scrambled[1, 4:] = rng.random((2, 3))
+    assert model.loss(scrambled, mask, eps=eps) == base
+    alone = model.loss(x[1:, :4], eps=eps[1:])
+    with_padding = model.loss(x[1:], mask[1:], eps=eps[1:])
+    np.testing.assert_allclose(with_padding.loss, alone.loss, rtol=1e-12)
+    np.testing.assert_allclose(with_padding.kl, alone.kl, rtol=1e-12)
+    # the gradient agrees too
+    model.loss_and_grads(x[1:], mask[1:], eps=eps[1:])
+    g_padded = model.flat.grad.copy()
+    model.loss_and_grads(x[1:, :4], eps=eps[1:])
+    np.testing.assert_allclose(g_padded, model.flat.grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_teacher_forcing_is_causal(kind):
+    """With z fixed, the output at step t depends on x_{<t} only (decoder input at t is x_{t−1})."""
+    model = tiny(kind, "gru")
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 6, 3))
+    z = model.backend.asarray(rng.standard_normal((2, 2)))
+    model._x = x
+    before = model._decode(z).copy()
+    changed = x.copy()
+    changed[:, 3] += 0.5
+    model._x = changed
+    after = model._decode(z)
+    np.testing.assert_array_equal(before[:, :4], after[:, :4])
+    assert np.abs(before[:, 4] - after[:, 4]).max() > 1e-6
+
+
+def test_pad_sequences():
+    x, mask = pad_sequences([np.ones((3, 2)), np.full((1, 2), 0.5), np.zeros((5, 2))], length=4)
+    assert x.shape == (3, 4, 2) and mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]
+    assert x[0, 3].tolist() == [0, 0] and x[1, 0].tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="non-empty"):
+        pad_sequences([np.ones((2, 2)), np.ones((2, 3))])
+
+
+# --- training and generation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+def test_training_lowers_the_loss(kind, cell):
+    x, x_val = sinusoids(256, seed=0), sinusoids(64, seed=1)
+    lengths = np.random.default_rng(2).integers(8, 21, size=256)
+    mask = ragged_mask(lengths, 20)
+    extra = {} if kind == "flat" else dict(segment_length=5, conductor_size=16)
+    cls = VRAE if kind == "flat" else HierarchicalVRAE
+    model = cls(2, hidden_size=16, latent_dim=4, cell=cell, seed=0, **extra)
+    before = model.evaluate(x_val)["loss"]
+    history = model.fit(x, epochs=8, batch_size=32, lr=5e-3, verbose=0, validation_data=x_val)
+    assert history["val_loss"][-1] < 0.9 * before and history["loss"][-1] < history["loss"][0]
+    masked = cls(2, hidden_size=16, latent_dim=4, cell=cell, seed=0, **extra)
+    before = masked.evaluate(x, mask)["loss"]
+    masked.fit(x, mask, epochs=6, batch_size=32, lr=5e-3, verbose=0)
+    assert masked.evaluate(x, mask)["loss"] < 0.9 * before
+    samples = masked.sample(3, length=13, seed=0)
+    assert samples.shape == (3, 13, 2) and samples.min() >= 0 and samples.max() <= 1
+    np.testing.assert_array_equal(samples, masked.sample(3, length=13, seed=0))
+    recon = masked.reconstruct(x[:4], mask[:4])
+    assert recon.shape == (4, 20, 2) and not recon[mask[:4] == 0].any()
+
+
+def test_latent_code_carries_information_on_fashion_rows(fashion_subset):
+    """Images as sequences of 28 rows: reconstructions resemble their own image more than others."""
+    images, _ = fashion_subset
+    x = images.reshape(-1, 28, 28)
+    model = HierarchicalVRAE(28, segment_length=7, hidden_size=48, conductor_size=32, latent_dim=8, beta_warmup=100, seed=0)
+    before = model.evaluate(x[5000:5300])
+    model.fit(x[:1200], epochs=3, batch_size=64, lr=2e-3, verbose=0)
+    after = model.evaluate(x[5000:5300])
+    recon = model.reconstruct(x[5000:5200])
+    own = np.abs(recon - x[5000:5200]).mean()
+    other = np.abs(recon - x[5200:5400]).mean()
+    print(f"\nFashion rows: loss {before['loss']:.1f} -> {after['loss']:.1f} (KL {after['kl']:.2f}); "
+          f"reconstruction error own {own:.3f} vs other {other:.3f}")
+    assert after["loss"] < 0.6 * before["loss"]
+    assert after["kl"] > 0.5
+    assert own < 0.9 * other
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_generation_shapes_and_decode(kind):
+    model = tiny(kind, "rnn", "gaussian-learned")
+    out = model.decode(np.zeros((2, 2)), length=5)
+    assert out.shape == (2, 5, 3) and np.isfinite(out).all()
+    np.testing.assert_array_equal(out[0], out[1])
+    mu, logvar = model.encode(np.random.default_rng(0).random((4, 6, 3)))
+    assert mu.shape == logvar.shape == (4, 2)
+    elbo = model.elbo(np.random.default_rng(0).random((4, 6, 3)), ragged_mask([6, 2, 4, 6], 6), n_samples=2)
+    assert elbo.shape == (4,) and np.isfinite(elbo).all()
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_save_load_roundtrip(tmp_path, kind):
+    x = sinusoids(40, T=8, F=3, seed=5)
+    mask = ragged_mask(np.random.default_rng(1).integers(1, 9, size=40), 8)
+    cls = VRAE if kind == "flat" else HierarchicalVRAE
+    extra = {} if kind == "flat" else dict(segment_length=4, conductor_size=5)
+    model = cls(3, hidden_size=6, latent_dim=2, cell="rnn", beta=0.5, seed=7, **extra)
+    model.fit(x, mask, epochs=1, batch_size=10, verbose=0)
+    model.save(tmp_path / "m.npz")
+    loaded = microvae.load(tmp_path / "m.npz")
+    assert type(loaded) is cls and loaded.config == model.config
+    for a, b in zip(loaded.encode(x, mask), model.encode(x, mask)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.reconstruct(x, mask), model.reconstruct(x, mask))
+    np.testing.assert_array_equal(loaded.sample(3, 9, seed=2), model.sample(3, 9, seed=2))
+    eps = np.random.default_rng(0).standard_normal((40, 2))
+    assert loaded.loss(x, mask, eps=eps) == model.loss(x, mask, eps=eps)
+    model.fit(x, mask, epochs=1, batch_size=10, verbose=0)
+    loaded.fit(x, mask, epochs=1, batch_size=10, verbose=0)
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_rejected_clearly():
+    model = tiny("flat")
+    hier = tiny("hierarchical")
+    x = np.random.default_rng(0).random((2, 6, 3))
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        model.fit(x.reshape(2, 18), verbose=0)
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        model.loss(np.zeros((2, 6, 4)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.fit(x * 2, verbose=0)
+    with pytest.raises(ValueError, match="NaN"):
+        model.encode(np.full((1, 6, 3), np.nan))
+    with pytest.raises(ValueError, match=r"mask must have shape \(batch, time\) = \(2, 6\)"):
+        model.fit(x, np.ones((2, 5)), verbose=0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        model.loss(x, np.full((2, 6), 0.5))
+    with pytest.raises(ValueError, match="1…1 0…0"):
+        model.loss(x, np.array([[1, 1, 0, 1, 0, 0], [1] * 6]))
+    with pytest.raises(ValueError, match="at least one 1"):
+        model.loss(x, np.array([[0] * 6, [1] * 6]))
+    with pytest.raises(TypeError, match="numeric or boolean"):
+        model.loss(x, np.array([["a"] * 6] * 2))
+    with pytest.raises(ValueError, match="multiple of segment_length=2"):
+        hier.fit(x[:, :5], verbose=0)
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
+        model.decode(np.zeros((2, 3)), length=4)
+    with pytest.raises(ValueError, match="length must be"):
+        model.decode(np.zeros((2, 2)), length=0)
+    with pytest.raises(ValueError, match="cell must be"):
+        VRAE(3, cell="lstm")
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        VRAE(0)
+    with pytest.raises(ValueError, match="segment_length"):
+        HierarchicalVRAE(3, segment_length=0)
+    with pytest.raises(ValueError, match="beta"):
+        VRAE(3, beta=-1)
