@@ -334,6 +334,39 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def results_table(results: dict, labels: dict, epochs: int, reference: str = "microvae") -> tuple[str, list[str]]:
+    """The Markdown table of one benchmark (one row per framework that ran) and notes on the others."""
+    ref = results.get(reference, {})
+    ref_med = ref.get("summary", {}).get("median_s")
+    rows, notes = [], []
+    for fw, res in results.items():
+        label = labels.get(fw, fw)
+        if "skipped" in res:
+            notes.append(f"- {label}: skipped — {res['skipped']}")
+            continue
+        if "error" in res:
+            notes.append(f"- {label}: FAILED — {res['error']}")
+            continue
+        s = res["summary"]
+        ratio = ref_med / s["median_s"] if ref_med and s["median_s"] > 0 else None
+        rows.append([label, s["median_s"], f"{s['min_s']:.3f}–{s['max_s']:.3f}", s["first_epoch_s"], ratio,
+                     res.get("test_elbo"), res["train_loss"][-1] if res.get("train_loss") else None, res.get("params", "–")])
+    header = ["framework", "s/epoch (median)", "min–max", "epoch 1 s", f"{reference} s ÷ this s",
+              f"test ELBO after {epochs} ep. (nats)", "last train loss", "params"]
+    return markdown_table(header, rows), notes
+
+
+def memory_summary(mem: dict) -> str:
+    """One line: RSS after set-up, after each epoch, its growth, and the peaks (MiB)."""
+    nan = float("nan")
+    per = [round(r.get("VmRSS", nan), 1) for r in mem["per_epoch"]]
+    growth = f"{per[-1] - per[1]:+.1f}" if len(per) > 2 else "– (needs 3+ epochs)"
+    return (f"RSS after data+model {mem['ready'].get('VmRSS', nan):.1f}; RSS after each epoch {per}; "
+            f"growth epoch 2→{len(per)}: {growth}; peak during training VmHWM {mem['after_training'].get('VmHWM', nan):.1f} "
+            f"(ru_maxrss {mem['after_training'].get('ru_maxrss', nan):.1f}); "
+            f"peak incl. the test-ELBO pass {mem['after_elbo'].get('VmHWM', nan):.1f}")
+
+
 def print_kernel_reports(results: dict) -> None:
     """The 'which kernels ran' section: one bullet list per worker that reported."""
     print("\n### Which kernels ran\n")

@@ -335,25 +335,11 @@ def report_size(a, size: str, results: dict) -> None:
     spec = SIZES[size]
     print(f"\n## {spec['label']}\n")
     mv = results.get("microvae", {})
-    mv_med = mv.get("summary", {}).get("median_s") if "summary" in mv else None
+    mv_med = mv.get("summary", {}).get("median_s")
     n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
     n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
-    rows, notes = [], []
-    for fw, res in results.items():
-        if "skipped" in res:
-            notes.append(f"- {LABELS[fw]}: skipped — {res['skipped']}")
-            continue
-        if "error" in res:
-            notes.append(f"- {LABELS[fw]}: FAILED — {res['error']}")
-            continue
-        s = res["summary"]
-        ratio = mv_med / s["median_s"] if mv_med and s["median_s"] > 0 else None
-        rows.append([LABELS[fw], s["median_s"], f"{s['min_s']:.3f}–{s['max_s']:.3f}", s["first_epoch_s"],
-                     ratio, res.get("test_elbo"), res["train_loss"][-1] if res.get("train_loss") else None,
-                     res.get("params", "–")])
-    header = ["framework", "s/epoch (median)", "min–max", "epoch 1 s", "microvae s ÷ this s",
-              f"test ELBO after {a.epochs} ep. (nats)", "last train loss", "params"]
-    print(C.markdown_table(header, rows))
+    table, notes = C.results_table(results, LABELS, a.epochs)
+    print(table)
     used = C.summarize([0.0] * a.epochs)["epochs_used"]
     print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
@@ -369,15 +355,7 @@ def report_size(a, size: str, results: dict) -> None:
     if notes:
         print("\n" + "\n".join(notes))
     if "memory" in mv:
-        mem = mv["memory"]
-        per = [round(r.get("VmRSS", float("nan")), 1) for r in mem["per_epoch"]]
-        growth = per[-1] - per[1] if len(per) > 2 else float("nan")
-        print(f"\nmicrovae memory (MiB): RSS after data+model {mem['ready'].get('VmRSS', float('nan')):.1f}; "
-              f"RSS after each epoch {per}; growth epoch 2→{len(per)}: {growth:+.1f}; "
-              f"peak VmHWM during training {mem['after_training'].get('VmHWM', float('nan')):.1f} "
-              f"(ru_maxrss {mem['after_training'].get('ru_maxrss', float('nan')):.1f}); "
-              f"peak incl. the test-ELBO pass {mem['after_elbo'].get('VmHWM', float('nan')):.1f}")
-
+        print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
