@@ -1,0 +1,407 @@
+"""Shared pieces of the benchmark scripts: thread settings, the worker protocol, data,
+kernel reports, memory readings and Markdown tables.
+
+Protocol. A benchmark script is both a *parent* and its own *workers*. The parent never
+imports NumPy-heavy code or any framework; for each framework it launches
+``python3 <script> --worker NAME ...`` in a fresh process whose environment pins the
+thread counts (set before NumPy/torch/JAX are imported, because BLAS and OpenMP read them
+at load time). A worker does its measurement and prints exactly ONE JSON object on the
+last line of its stdout. Anything else it prints goes to stderr. A worker whose framework
+cannot be imported prints ``{"skipped": "<why>"}``; a crash is turned into
+``{"error": "<stderr tail>"}`` by the parent. Workers run one after another, never at the
+same time, so they do not compete for the cores.
+
+This module imports only the standard library at module level, so the parent stays light;
+the helpers that need NumPy import it inside the function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+BATCH_SIZE = 128
+LR = 1e-3
+DEFAULT_THREADS = 2
+
+# XLA's CPU client. jaxlib 0.10.2 accepts --xla_cpu_multi_thread_eigen; it has no flag for the
+# intra-op thread count: "--intra_op_parallelism_threads=N" aborts start-up ("Unknown flag in
+# XLA_FLAGS"), and the often-quoted bare "intra_op_parallelism_threads=N" (no dashes) is
+# silently ignored. XLA sizes its thread pool from the CPUs the process may run on, so the
+# parent pins every worker to the same `threads` CPUs (pin_cpus below): that is what limits JAX.
+XLA_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=true"
+
+
+# --------------------------------------------------------------------------- threads
+def worker_env(threads: int = DEFAULT_THREADS, extra: dict | None = None) -> dict:
+    """The environment of a worker process: thread counts pinned, OPENBLAS_CORETYPE untouched."""
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    flags = env.get("XLA_FLAGS", "")
+    env["XLA_FLAGS"] = (flags + " " + XLA_THREAD_FLAGS).strip()
+    # keep the workers' JAX on the CPU and quiet, and make stray prints unbuffered
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    # the benchmark scripts import microvae from the checkout they live in
+    root = repo_root()
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def thread_report() -> dict:
+    """Thread-related environment as the worker saw it (OPENBLAS_CORETYPE as the machine set it)."""
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS", "OPENBLAS_CORETYPE")
+    report = {k: os.environ.get(k, "(unset)") for k in keys}
+    report["cpu_affinity"] = cpu_affinity()
+    return report
+
+
+def cpu_affinity():
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return None
+
+
+def pin_cpus(threads: int):
+    """The CPUs a worker is pinned to: the first `threads` of those the parent may use (None: no pinning)."""
+    allowed = cpu_affinity()
+    if not allowed:
+        return None
+    return allowed[:threads]
+
+
+# --------------------------------------------------------------------------- protocol
+def emit(result: dict) -> None:
+    """A worker's one line of output."""
+    sys.stdout.flush()
+    print(json.dumps(result, default=_json_default), flush=True)
+
+
+def _json_default(obj):
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(obj)
+
+
+def run_worker(script: str, args: list[str], threads: int = DEFAULT_THREADS, extra_env: dict | None = None,
+               timeout: float | None = None, echo_stderr: bool = False, pin: bool = True) -> dict:
+    """Run ``python3 script args`` in a fresh process; return its JSON result.
+
+    With ``pin`` the process is bound to ``pin_cpus(threads)`` before it starts (every
+    framework gets the same CPUs). Adds ``wall_s`` (the whole process, start-up included)."""
+    cmd = [sys.executable, script, *args]
+    cpus = pin_cpus(threads) if pin else None
+    preexec = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=worker_env(threads, extra_env), capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=preexec)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s: {' '.join(cmd)}"}
+    wall = time.perf_counter() - started
+    if echo_stderr and proc.stderr:
+        sys.stderr.write(proc.stderr)
+    result = None
+    for line in reversed(proc.stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                result = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    if proc.returncode != 0 or result is None:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
+        return {"error": f"worker exited with {proc.returncode}: " + "\n".join(tail), "wall_s": wall}
+    result["wall_s"] = wall
+    return result
+
+
+def parse_frameworks(text: str, known: tuple) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise SystemExit(f"unknown framework(s) {bad}; choose from {','.join(known)}")
+    return names
+
+
+# --------------------------------------------------------------------------- data
+def load_data(limit: int | None = None, flatten: bool = True):
+    """Fashion-MNIST (train, test) images, float32 in [0, 1], via microvae's loader."""
+    from microvae.datasets import load_fashion_mnist
+
+    (x_train, _), (x_test, _) = load_fashion_mnist(flatten=flatten, limit=limit)
+    return x_train, x_test
+
+
+def epoch_batches(n: int, batch_size: int = BATCH_SIZE) -> list[int]:
+    """Sizes of the minibatches of one epoch (the last, partial batch included)."""
+    return [min(batch_size, n - start) for start in range(0, n, batch_size)]
+
+
+# --------------------------------------------------------------------------- statistics
+def steady(times: list[float]) -> list[float]:
+    """Epochs 2..N (epoch 1 carries compilation and warm-up); all of them if N == 1."""
+    return list(times[1:]) if len(times) > 1 else list(times)
+
+
+def summarize(times: list[float]) -> dict:
+    t = steady(times)
+    return {
+        "median_s": statistics.median(t) if t else float("nan"),
+        "min_s": min(t) if t else float("nan"),
+        "max_s": max(t) if t else float("nan"),
+        "epochs_used": "2..%d" % len(times) if len(times) > 1 else "1 (includes warm-up)",
+        "first_epoch_s": times[0] if times else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- memory
+def memory_now() -> dict:
+    """Resident set size now and its peak (MiB), from /proc/self/status and getrusage."""
+    out = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) / 1024.0  # kB -> MiB
+    except OSError:
+        pass
+    try:
+        import resource
+
+        out["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
+    except (ImportError, OSError):
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------- kernel reports
+def numpy_report() -> dict:
+    """NumPy's BLAS as built (show_config) and as running (OpenBLAS core type and threads)."""
+    import numpy as np
+
+    report = {"numpy": np.__version__}
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config.get("Build Dependencies", {}).get("blas", {})
+        report["blas"] = {k: blas.get(k) for k in ("name", "version", "openblas configuration") if k in blas}
+        simd = config.get("SIMD Extensions", {})
+        report["simd_found"] = simd.get("found")
+    except Exception as exc:  # older NumPy has no mode="dicts"
+        report["blas"] = f"show_config(mode='dicts') failed: {exc}"
+    report.update(_openblas_runtime())
+    report["OPENBLAS_CORETYPE"] = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    return report
+
+
+def _openblas_runtime() -> dict:
+    """Every OpenBLAS loaded in this process, with its core type and thread count (via ctypes).
+
+    NumPy's own copy is the one under NumPy's wheel directory (``numpy.libs`` or
+    ``numpy/.libs``); others (e.g. SciPy's, pulled in by Numba) are listed too."""
+    import ctypes
+
+    import numpy
+
+    numpy_dir = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+    paths = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split()
+                path = fields[-1] if len(fields) >= 6 else ""
+                if "openblas" in os.path.basename(path).lower() and path not in paths:
+                    paths.append(path)
+    except OSError:
+        return {}
+    libraries = []
+    for path in paths:
+        entry = {"library": os.path.basename(path),
+                 "numpy's": os.path.dirname(path) in (os.path.join(numpy_dir, "numpy.libs"), os.path.join(numpy_dir, "numpy", ".libs"))}
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as exc:
+            entry["error"] = str(exc)
+            libraries.append(entry)
+            continue
+        for what, key, restype in (("get_corename", "corename", ctypes.c_char_p), ("get_num_threads", "threads", ctypes.c_int)):
+            for name in (f"{pre}{what}{suf}" for pre in ("scipy_openblas_", "openblas_") for suf in ("64_", "_64_", "")):
+                if hasattr(lib, name):
+                    fn = getattr(lib, name)
+                    fn.restype, fn.argtypes = restype, []
+                    value = fn()
+                    entry[key] = value.decode() if isinstance(value, bytes) else int(value)
+                    break
+        libraries.append(entry)
+    out = {"openblas_loaded": [", ".join(f"{k}={v}" for k, v in e.items()) for e in libraries]}
+    mine = [e for e in libraries if e["numpy's"]] or libraries[:1]
+    if mine:
+        out["numpy_openblas_corename"] = mine[0].get("corename")
+        out["numpy_openblas_threads"] = mine[0].get("threads")
+    return out
+
+
+def microvae_report(model=None) -> dict:
+    import microvae
+
+    report = {"microvae": microvae.__version__, "microvae_file": microvae.__file__}
+    if model is not None:
+        report["backend"] = repr(model.backend)
+        report["kernels_module"] = getattr(model.backend.kernels, "__name__", str(model.backend.kernels))
+    try:
+        import numba
+
+        report["numba"] = numba.__version__
+        report["numba_threads"] = numba.config.NUMBA_NUM_THREADS
+    except ImportError:  # pragma: no cover
+        pass
+    return report
+
+
+def torch_report() -> dict:
+    import torch
+
+    text = torch.__config__.show()
+    keep = [line.strip() for line in text.splitlines()
+            if any(w in line for w in ("MKL", "oneDNN", "MKLDNN", "OpenMP", "BLAS_INFO", "LAPACK_INFO", "CPU capability", "USE_MKL", "USE_OPENMP"))]
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "mkl": torch.backends.mkl.is_available(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu_capability": _torch_cpu_capability(torch),
+        "config": keep,
+    }
+
+
+def _torch_cpu_capability(torch):
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except Exception:  # pragma: no cover
+        return None
+
+
+def jax_report() -> dict:
+    import jax
+    import jaxlib
+
+    return {
+        "jax": jax.__version__,
+        "jaxlib": getattr(jaxlib, "__version__", "?"),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+    }
+
+
+# --------------------------------------------------------------------------- output
+def fmt(x, digits=3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(fmt(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def results_table(results: dict, labels: dict, epochs: int, reference: str = "microvae") -> tuple[str, list[str]]:
+    """The Markdown table of one benchmark (one row per framework that ran) and notes on the others."""
+    ref = results.get(reference, {})
+    ref_med = ref.get("summary", {}).get("median_s")
+    rows, notes = [], []
+    for fw, res in results.items():
+        label = labels.get(fw, fw)
+        if "skipped" in res:
+            notes.append(f"- {label}: skipped — {res['skipped']}")
+            continue
+        if "error" in res:
+            notes.append(f"- {label}: FAILED — {res['error']}")
+            continue
+        s = res["summary"]
+        ratio = ref_med / s["median_s"] if ref_med and s["median_s"] > 0 else None
+        rows.append([label, s["median_s"], f"{s['min_s']:.3f}–{s['max_s']:.3f}", s["first_epoch_s"], ratio,
+                     res.get("test_elbo"), res["train_loss"][-1] if res.get("train_loss") else None, res.get("params", "–")])
+    header = ["framework", "s/epoch (median)", "min–max", "epoch 1 s", f"{reference} s ÷ this s",
+              f"test ELBO after {epochs} ep. (nats)", "last train loss", "params"]
+    return markdown_table(header, rows), notes
+
+
+def memory_summary(mem: dict) -> str:
+    """One line: RSS after set-up, after each epoch, its growth, and the peaks (MiB)."""
+    nan = float("nan")
+    per = [round(r.get("VmRSS", nan), 1) for r in mem["per_epoch"]]
+    growth = f"{per[-1] - per[1]:+.1f}" if len(per) > 2 else "– (needs 3+ epochs)"
+    return (f"RSS after data+model {mem['ready'].get('VmRSS', nan):.1f}; RSS after each epoch {per}; "
+            f"growth epoch 2→{len(per)}: {growth}; peak during training VmHWM {mem['after_training'].get('VmHWM', nan):.1f} "
+            f"(ru_maxrss {mem['after_training'].get('ru_maxrss', nan):.1f}); "
+            f"peak incl. the test-ELBO pass {mem['after_elbo'].get('VmHWM', nan):.1f}")
+
+
+def print_kernel_reports(results: dict) -> None:
+    """The 'which kernels ran' section: one bullet list per worker that reported."""
+    print("\n### Which kernels ran\n")
+    for name, res in results.items():
+        kernels = res.get("kernels") if isinstance(res, dict) else None
+        if not kernels:
+            continue
+        print(f"- **{name}**")
+        for key, value in kernels.items():
+            if isinstance(value, list):
+                value = "; ".join(str(v) for v in value)
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            print(f"  - {key}: {value}")
+
+
+def save_json(path: str | None, payload: dict) -> None:
+    if not path:
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, default=_json_default)
+    print(f"\nraw results written to {path}")
+
+
+def machine_report() -> dict:
+    import platform
+
+    cpu = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "cpu": cpu, "cpus_visible": os.cpu_count(),
+            "platform": platform.platform(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""Convolutional VAE on Fashion-MNIST: microvae.ConvVAE vs the same network in PyTorch (CPU, eager).
+
+    python3 bench/bench_convvae.py --epochs 5
+    python3 bench/bench_convvae.py --epochs 1 --limit 1000              # smoke test
+
+The textbook architecture, latent 2 (padding "same" everywhere):
+
+    encoder  Conv2D(16, 3, ReLU) → Conv2D(16, 3, ReLU) → MaxPool 2 → Conv2D(32, 3, ReLU) → MaxPool 2
+             → Flatten → Dense(32, ReLU) → Dense(2·latent)                       (μ then logvar)
+    decoder  Dense(7·7·32, ReLU) → Reshape(32, 7, 7) → ConvTranspose(32, 3, stride 2, ReLU)
+             → ConvTranspose(16, 3, stride 2, ReLU) → ConvTranspose(1, 3) → logits (1, 28, 28)
+
+In PyTorch the stride-2 transposed convolutions use padding=1, output_padding=1 (7 → 14 → 28,
+as "same" does). microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
+until it exists the script says "ConvVAE not available" and reports PyTorch alone. Same
+data, batch size 128, Adam (lr 1e-3), float32 and loss convention as bench_vae.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+FRAMEWORKS = ("microvae", "torch")
+LABELS = {"microvae": "microvae ConvVAE", "torch": "PyTorch (eager, CPU)"}
+LOGVAR_RANGE = (-30.0, 20.0)
+
+
+def expected_params(latent: int) -> int:
+    conv = lambda cin, cout: cin * cout * 9 + cout  # noqa: E731 - 3×3 kernels with a bias
+    dense = lambda n_in, n_out: n_in * n_out + n_out  # noqa: E731
+    encoder = conv(1, 16) + conv(16, 16) + conv(16, 32) + dense(7 * 7 * 32, 32) + dense(32, 2 * latent)
+    decoder = dense(latent, 7 * 7 * 32) + conv(32, 32) + conv(32, 16) + conv(16, 1)
+    return encoder + decoder
+
+
+# =========================================================================== workers
+def worker_microvae(a):
+    mem_start = C.memory_now()
+    import microvae as mv
+
+    if not hasattr(mv, "ConvVAE"):
+        return {"skipped": "ConvVAE not available (microvae has no ConvVAE yet)"}
+    x_train, x_test = C.load_data(a.limit, flatten=False)  # (n, 1, 28, 28)
+    model = mv.ConvVAE(input_shape=(1, 28, 28), latent_dim=a.latent, seed=a.seed)
+    layout = "NCHW (n, 1, 28, 28)"
+    try:
+        model.evaluate(x_train[:4])
+    except ValueError:  # a ConvVAE that takes flat rows
+        x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+        layout = "flat (n, 784)"
+    mem_ready = C.memory_now()
+    epoch_times, fit_times, losses, rss = [], [], [], []
+    for _ in range(a.epochs):
+        started = time.perf_counter()
+        history = model.fit(x_train, epochs=1, batch_size=C.BATCH_SIZE, lr=C.LR, verbose=0, seed=a.seed)
+        fit_times.append(time.perf_counter() - started)
+        epoch_times.append(history["seconds"][-1])
+        losses.append(history["loss"][-1])
+        rss.append(C.memory_now())
+    mem_trained = C.memory_now()
+    elbo = float(model.elbo(x_test).mean())
+    return {
+        "framework": "microvae",
+        "epoch_s": epoch_times,
+        "fit_call_s": fit_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": model.num_parameters,
+        "model": repr(model),
+        "input_layout": layout,
+        "n_train": len(x_train), "n_test": len(x_test),
+        "memory": {"start": mem_start, "ready": mem_ready, "per_epoch": rss, "after_training": mem_trained,
+                   "after_elbo": C.memory_now()},
+        "kernels": {**C.microvae_report(model), **C.numpy_report(), "threads_env": C.thread_report()},
+    }
+
+
+def worker_torch(a):
+    try:
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+    except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
+        return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    x_train, x_test = C.load_data(a.limit, flatten=False)
+    xt, xs = torch.from_numpy(x_train), torch.from_numpy(x_test)
+    latent = a.latent
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(7 * 7 * 32, 32), nn.ReLU(),
+        nn.Linear(32, 2 * latent),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(latent, 7 * 7 * 32), nn.ReLU(),
+        nn.Unflatten(1, (32, 7, 7)),
+        nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(16, 1, 3, padding=1),
+    )
+    for net in (encoder, decoder):  # He normal before a ReLU, Glorot uniform for the last layer, zero biases
+        weighted = [m for m in net if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+        with torch.no_grad():
+            for i, layer in enumerate(weighted):
+                if i < len(weighted) - 1:
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                else:
+                    nn.init.xavier_uniform_(layer.weight)
+                layer.bias.zero_()
+    params = list(encoder.parameters()) + list(decoder.parameters())
+
+    def terms(x):
+        h = encoder(x)
+        mu, logvar = h[:, :latent], h[:, latent:].clamp(*LOGVAR_RANGE)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = decoder(z)
+        if logits.shape != x.shape:
+            raise RuntimeError(f"decoder output {tuple(logits.shape)} != input {tuple(x.shape)}")
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return recon, kl
+
+    opt = torch.optim.Adam(params, lr=C.LR, betas=(0.9, 0.999), eps=1e-8)
+    gen = torch.Generator().manual_seed(a.seed)
+    n = len(xt)
+    epoch_times, losses, rss = [], [], []
+    for _ in range(a.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, C.BATCH_SIZE):
+            xb = xt[order[start:start + C.BATCH_SIZE]]
+            recon, kl = terms(xb)
+            loss = (recon + kl).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(xb)
+        epoch_times.append(time.perf_counter() - started)
+        losses.append(total / n)
+        rss.append(C.memory_now())
+    with torch.no_grad():
+        recon, kl = [], []
+        for start in range(0, len(xs), 1000):
+            r, k = terms(xs[start:start + 1000])
+            recon.append(r)
+            kl.append(k)
+        elbo = float(-(torch.cat(recon) + torch.cat(kl)).mean())
+    return {
+        "framework": "torch",
+        "epoch_s": epoch_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": int(sum(p.numel() for p in params)),
+        "n_train": n, "n_test": len(xs),
+        "memory": {"per_epoch": rss},
+        "kernels": {**C.torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
+                    "threads_env": C.thread_report()},
+    }
+
+
+WORKERS = {"microvae": worker_microvae, "torch": worker_torch}
+
+
+# =========================================================================== parent
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--latent", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train and test images (smoke tests)")
+    p.add_argument("--frameworks", default="microvae,torch")
+    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="write the raw results to this file")
+    p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
+    p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.epochs < 1:
+        p.error("--epochs must be >= 1")
+    if a.worker:
+        C.emit(WORKERS[a.worker](a))
+        return
+    frameworks = C.parse_frameworks(a.frameworks, FRAMEWORKS)
+    if "microvae" in frameworks:
+        frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
+    print(f"# microvae ConvVAE benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
+    machine = C.machine_report()
+    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    results = {}
+    for fw in frameworks:
+        args = ["--worker", fw, "--epochs", str(a.epochs), "--latent", str(a.latent), "--seed", str(a.seed),
+                "--threads", str(a.threads)]
+        if a.limit:
+            args += ["--limit", str(a.limit)]
+        print(f"[conv] running {fw} ...", file=sys.stderr, flush=True)
+        res = C.run_worker(os.path.abspath(__file__), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
+        if "epoch_s" in res:
+            res["summary"] = C.summarize(res["epoch_s"])
+        results[fw] = res
+        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
+        print(f"[conv] {fw}: {state}", file=sys.stderr, flush=True)
+
+    print(f"\n## ConvVAE (textbook architecture), latent {a.latent}\n")
+    mv = results.get("microvae", {})
+    if "skipped" in mv and "ConvVAE not available" in mv["skipped"]:
+        print("ConvVAE not available: microvae.ConvVAE does not exist in this checkout; PyTorch alone is reported.\n")
+    table, notes = C.results_table(results, LABELS, a.epochs)
+    print(table)
+    n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
+    n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
+    used = C.summarize([0.0] * a.epochs)["epochs_used"]
+    print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
+          f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
+    expected = expected_params(a.latent)
+    counts = {fw: r["params"] for fw, r in results.items() if "params" in r}
+    if counts and any(c != expected for c in counts.values()):
+        notes.append(f"- WARNING: parameter counts differ from the textbook architecture's {expected}: {counts}")
+    if "model" in mv:
+        notes.append(f"- microvae model: {mv['model']}; input layout {mv.get('input_layout')}")
+    if notes:
+        print("\n" + "\n".join(notes))
+    if mv.get("fit_call_s"):
+        extra = C.steady([f - e for f, e in zip(mv["fit_call_s"], mv["epoch_s"])])
+        print(f"microvae's s/epoch is fit's own per-epoch `seconds` (the epoch loop); each fit(epochs=1) call also "
+              f"checks the whole dataset first: +{sorted(extra)[len(extra) // 2]:.3f} s per call, not counted.")
+    if "memory" in mv:
+        print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
+    C.print_kernel_reports(results)
+    C.save_json(a.json, {"machine": machine, "args": vars(a), "results": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""MLP VAE on Fashion-MNIST: microvae vs PyTorch (CPU, eager) vs JAX (jit), and the BLAS floor.
+
+    python3 bench/bench_vae.py --epochs 10                       # both sizes, every framework
+    python3 bench/bench_vae.py --size textbook --epochs 1 --limit 2000   # smoke test
+
+Sizes: "textbook" is 784-512-256, latent 2; "examples" is the pytorch/examples VAE, 784-400,
+latent 20 (decoders mirror the encoders). Every framework trains the same model with the
+same data, batch size 128 (last partial batch included, reshuffled each epoch), Adam
+(lr 1e-3, β = (0.9, 0.999), ε = 1e-8, bias-corrected), float32, the loss summed over pixels
+and latent dimensions and averaged over the batch. Each framework runs in its own
+subprocess, one after another, with 2 threads (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+SIZES = {
+    "textbook": {"hidden": (512, 256), "latent": 2, "label": "textbook MLP VAE 784-512-256, latent 2"},
+    "examples": {"hidden": (400,), "latent": 20, "label": "pytorch/examples VAE 784-400, latent 20"},
+}
+FRAMEWORKS = ("microvae", "torch", "jax", "floor")
+LABELS = {"microvae": "microvae", "torch": "PyTorch (eager, CPU)", "jax": "JAX (jit)", "floor": "BLAS floor (NumPy matmuls only)"}
+LOGVAR_RANGE = (-30.0, 20.0)  # microvae clamps logvar to this range; the references do the same
+
+
+def dense_shapes(hidden, latent, input_dim=784):
+    """(in, out) of every Dense layer: encoder input → hidden → 2·latent, decoder latent → hidden reversed → input."""
+    enc = (input_dim, *hidden, 2 * latent)
+    dec = (latent, *hidden[::-1], input_dim)
+    return list(zip(enc[:-1], enc[1:])), list(zip(dec[:-1], dec[1:]))
+
+
+def count_params(hidden, latent, input_dim=784):
+    enc, dec = dense_shapes(hidden, latent, input_dim)
+    return sum(i * o + o for i, o in enc + dec)
+
+
+# =========================================================================== workers
+def worker_microvae(a):
+    mem_start = C.memory_now()
+    import microvae as mv
+
+    x_train, x_test = C.load_data(a.limit)
+    model = mv.VAE(784, a.hidden, a.latent, seed=a.seed)
+    mem_ready = C.memory_now()
+    fit_times, epoch_times, losses, rss = [], [], [], []
+    for _ in range(a.epochs):
+        started = time.perf_counter()
+        history = model.fit(x_train, epochs=1, batch_size=C.BATCH_SIZE, lr=C.LR, verbose=0, seed=a.seed)
+        fit_times.append(time.perf_counter() - started)
+        epoch_times.append(history["seconds"][-1])  # the epoch loop itself, without fit's data check
+        losses.append(history["loss"][-1])
+        rss.append(C.memory_now())
+    mem_trained = C.memory_now()
+    elbo = float(model.elbo(x_test).mean())
+    return {
+        "framework": "microvae",
+        "epoch_s": epoch_times,
+        "fit_call_s": fit_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": model.num_parameters,
+        "n_train": len(x_train), "n_test": len(x_test),
+        "memory": {"start": mem_start, "ready": mem_ready, "per_epoch": rss, "after_training": mem_trained,
+                   "after_elbo": C.memory_now()},
+        "kernels": {**C.microvae_report(model), **C.numpy_report(), "threads_env": C.thread_report()},
+    }
+
+
+def worker_torch(a):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
+        return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
+    import numpy as np
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    x_train, x_test = C.load_data(a.limit)
+    xt, xs = torch.from_numpy(x_train), torch.from_numpy(x_test)
+    enc_shapes, dec_shapes = dense_shapes(a.hidden, a.latent)
+
+    def mlp(shapes):
+        layers = []
+        for i, (n_in, n_out) in enumerate(shapes):
+            lin = torch.nn.Linear(n_in, n_out)
+            with torch.no_grad():
+                if i < len(shapes) - 1:  # He normal before ReLU, Glorot uniform last, zero biases (as microvae)
+                    lin.weight.normal_(0.0, math.sqrt(2.0 / n_in))
+                else:
+                    torch.nn.init.xavier_uniform_(lin.weight)
+                lin.bias.zero_()
+            layers.append(lin)
+            if i < len(shapes) - 1:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    encoder, decoder = mlp(enc_shapes), mlp(dec_shapes)
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    latent = a.latent
+
+    def terms(x):
+        h = encoder(x)
+        mu, logvar = h[:, :latent], h[:, latent:].clamp(*LOGVAR_RANGE)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = decoder(z)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
+        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return recon, kl
+
+    opt = torch.optim.Adam(params, lr=C.LR, betas=(0.9, 0.999), eps=1e-8)
+    gen = torch.Generator().manual_seed(a.seed)
+    n = len(xt)
+    epoch_times, losses, rss = [], [], []
+    for _ in range(a.epochs):
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, C.BATCH_SIZE):
+            xb = xt[order[start:start + C.BATCH_SIZE]]
+            recon, kl = terms(xb)
+            loss = (recon + kl).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(xb)
+        epoch_times.append(time.perf_counter() - started)
+        losses.append(total / n)
+        rss.append(C.memory_now())
+    with torch.no_grad():
+        recon, kl = terms(xs)
+        elbo = float(-(recon + kl).mean())
+    return {
+        "framework": "torch",
+        "epoch_s": epoch_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": int(sum(p.numel() for p in params)),
+        "n_train": n, "n_test": len(xs),
+        "memory": {"per_epoch": rss},
+        "kernels": {**C.torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
+                    "numpy": np.__version__, "threads_env": C.thread_report()},
+    }
+
+
+def worker_jax(a):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except Exception as exc:  # noqa: BLE001
+        return {"skipped": f"jax not importable ({type(exc).__name__}: {exc})"}
+    import numpy as np
+
+    x_train, x_test = C.load_data(a.limit)
+    enc_shapes, dec_shapes = dense_shapes(a.hidden, a.latent)
+    latent, b1, b2, adam_eps, lr = a.latent, 0.9, 0.999, 1e-8, C.LR
+
+    def init_mlp(key, shapes):
+        layers = []
+        for i, (n_in, n_out) in enumerate(shapes):
+            key, sub = jax.random.split(key)
+            if i < len(shapes) - 1:
+                w = jax.random.normal(sub, (n_in, n_out), jnp.float32) * math.sqrt(2.0 / n_in)
+            else:
+                limit = math.sqrt(6.0 / (n_in + n_out))
+                w = jax.random.uniform(sub, (n_in, n_out), jnp.float32, -limit, limit)
+            layers.append((w, jnp.zeros((n_out,), jnp.float32)))
+        return layers
+
+    def mlp(layers, h):
+        for i, (w, b) in enumerate(layers):
+            h = h @ w + b
+            if i < len(layers) - 1:
+                h = jax.nn.relu(h)
+        return h
+
+    def terms(params, x, eps):
+        h = mlp(params["enc"], x)
+        mu, logvar = h[:, :latent], jnp.clip(h[:, latent:], *LOGVAR_RANGE)
+        z = mu + jnp.exp(0.5 * logvar) * eps
+        logits = mlp(params["dec"], z)
+        recon = jnp.sum(jax.nn.softplus(logits) - x * logits, axis=1)
+        kl = 0.5 * jnp.sum(mu * mu + jnp.exp(logvar) - 1.0 - logvar, axis=1)
+        return recon, kl
+
+    def loss_fn(params, x, eps):
+        recon, kl = terms(params, x, eps)
+        return jnp.mean(recon + kl)
+
+    def train_step(params, m, v, t, key, x_all, idx):
+        x = x_all[idx]
+        key, sub = jax.random.split(key)
+        eps = jax.random.normal(sub, (x.shape[0], latent), jnp.float32)
+        loss, grads = jax.value_and_grad(loss_fn)(params, x, eps)
+        t = t + 1.0
+        m = jax.tree_util.tree_map(lambda m_, g: b1 * m_ + (1.0 - b1) * g, m, grads)
+        v = jax.tree_util.tree_map(lambda v_, g: b2 * v_ + (1.0 - b2) * g * g, v, grads)
+        c1, c2 = 1.0 - b1 ** t, 1.0 - b2 ** t
+        params = jax.tree_util.tree_map(lambda p, m_, v_: p - lr * (m_ / c1) / (jnp.sqrt(v_ / c2) + adam_eps), params, m, v)
+        return params, m, v, t, key, loss
+
+    step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+
+    @jax.jit
+    def test_elbo(params, x, key):
+        eps = jax.random.normal(key, (x.shape[0], latent), jnp.float32)
+        recon, kl = terms(params, x, eps)
+        return -jnp.mean(recon + kl)
+
+    key = jax.random.PRNGKey(a.seed)
+    key, k_enc, k_dec = jax.random.split(key, 3)
+    params = {"enc": init_mlp(k_enc, enc_shapes), "dec": init_mlp(k_dec, dec_shapes)}
+    m = jax.tree_util.tree_map(jnp.zeros_like, params)
+    v = jax.tree_util.tree_map(jnp.zeros_like, params)
+    t = jnp.float32(0.0)
+    x_all = jax.device_put(jnp.asarray(x_train))
+    n = len(x_train)
+    rng = np.random.default_rng(a.seed)
+    epoch_times, losses, rss = [], [], []
+    for _ in range(a.epochs):
+        started = time.perf_counter()
+        order = rng.permutation(n).astype(np.int32)
+        batch_losses, sizes = [], []
+        for start in range(0, n, C.BATCH_SIZE):
+            idx = order[start:start + C.BATCH_SIZE]
+            params, m, v, t, key, loss = step(params, m, v, t, key, x_all, idx)
+            batch_losses.append(loss)
+            sizes.append(len(idx))
+        jax.block_until_ready(params)
+        total = float(np.dot(np.asarray(jnp.stack(batch_losses)), np.asarray(sizes, np.float64)))
+        epoch_times.append(time.perf_counter() - started)
+        losses.append(total / n)
+        rss.append(C.memory_now())
+    key, k_test = jax.random.split(key)
+    elbo = float(test_elbo(params, jnp.asarray(x_test), k_test))
+    return {
+        "framework": "jax",
+        "epoch_s": epoch_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": int(sum(p.size for p in jax.tree_util.tree_leaves(params))),
+        "n_train": n, "n_test": len(x_test),
+        "memory": {"per_epoch": rss},
+        "kernels": {**C.jax_report(), "adam": "hand-written, inside the jitted step (buffers donated)",
+                    "threads_env": C.thread_report()},
+    }
+
+
+def worker_floor(a):
+    """The matrix products of one training epoch, through NumPy's BLAS, into preallocated outputs.
+
+    Per minibatch (size b) and Dense layer (in → out): forward X·W (b×in · in×out), weight
+    gradient Xᵀ·dY (in×b · b×out), input gradient dY·Wᵀ (b×out · out×in), except the input
+    gradient of the encoder's first layer, which training never needs."""
+    import numpy as np
+
+    x_train, _ = C.load_data(a.limit)  # only its length matters; loading keeps the process comparable
+    n = len(x_train)
+    del x_train
+    enc, dec = dense_shapes(a.hidden, a.latent)
+    layers = enc + dec
+    rng = np.random.default_rng(a.seed)
+    weights = [(rng.standard_normal((i, o)).astype(np.float32), np.empty((i, o), np.float32)) for i, o in layers]
+    bufs = {}
+    batches = C.epoch_batches(n)
+    for b in set(batches):
+        bufs[b] = [tuple(rng.standard_normal(s).astype(np.float32) for s in ((b, i), (b, o), (b, o), (b, i)))
+                   for i, o in layers]
+
+    def one_epoch():
+        for b in batches:
+            acts = bufs[b]
+            for (w, _), (x, y, _, _) in zip(weights, acts):
+                np.matmul(x, w, out=y)
+            for li in range(len(layers) - 1, -1, -1):
+                (w, gw), (x, _, dy, dx) = weights[li], acts[li]
+                np.matmul(x.T, dy, out=gw)
+                if li != 0:
+                    np.matmul(dy, w.T, out=dx)
+
+    flops = 0
+    for b in batches:
+        for li, (i, o) in enumerate(layers):
+            flops += 2 * b * i * o * (3 if li != 0 else 2)
+    times = []
+    for _ in range(a.floor_repeats):
+        started = time.perf_counter()
+        one_epoch()
+        times.append(time.perf_counter() - started)
+    med = C.summarize(times)["median_s"]
+    return {
+        "framework": "floor",
+        "epoch_s": times,
+        "gflop_per_epoch": flops / 1e9,
+        "gflops": flops / 1e9 / med if med > 0 else None,
+        "n_train": n,
+        "kernels": {**C.numpy_report(), "threads_env": C.thread_report()},
+    }
+
+
+WORKERS = {"microvae": worker_microvae, "torch": worker_torch, "jax": worker_jax, "floor": worker_floor}
+
+
+# =========================================================================== parent
+def run_size(a, size: str, frameworks) -> dict:
+    spec = SIZES[size]
+    results = {}
+    for fw in frameworks:
+        args = ["--worker", fw, "--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
+                "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads),
+                "--floor-repeats", str(a.floor_repeats)]
+        if a.limit:
+            args += ["--limit", str(a.limit)]
+        print(f"[{size}] running {fw} ...", file=sys.stderr, flush=True)
+        res = C.run_worker(os.path.abspath(__file__), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
+        if "epoch_s" in res:
+            res["summary"] = C.summarize(res["epoch_s"])
+        results[fw] = res
+        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
+        print(f"[{size}] {fw}: {state}", file=sys.stderr, flush=True)
+    return results
+
+
+def report_size(a, size: str, results: dict) -> None:
+    spec = SIZES[size]
+    print(f"\n## {spec['label']}\n")
+    mv = results.get("microvae", {})
+    mv_med = mv.get("summary", {}).get("median_s")
+    n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
+    n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
+    table, notes = C.results_table(results, LABELS, a.epochs)
+    print(table)
+    used = C.summarize([0.0] * a.epochs)["epochs_used"]
+    print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
+          f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
+    floor = results.get("floor", {})
+    if "summary" in floor and mv_med:
+        f_med = floor["summary"]["median_s"]
+        print(f"BLAS floor: {f_med:.3f} s/epoch ({floor['gflop_per_epoch']:.2f} GFLOP per epoch, "
+              f"{floor['gflops']:.1f} GFLOP/s); **microvae ÷ floor = {mv_med / f_med:.2f}**")
+    expected = count_params(spec["hidden"], spec["latent"])
+    counts = {fw: r["params"] for fw, r in results.items() if "params" in r}
+    if counts and any(c != expected for c in counts.values()):
+        notes.append(f"- WARNING: parameter counts differ from the expected {expected}: {counts}")
+    if notes:
+        print("\n" + "\n".join(notes))
+    if mv.get("fit_call_s"):
+        extra = C.steady([f - e for f, e in zip(mv["fit_call_s"], mv["epoch_s"])])
+        print(f"microvae's s/epoch is fit's own per-epoch `seconds` (the epoch loop); each fit(epochs=1) call also "
+              f"checks the whole dataset first: +{sorted(extra)[len(extra) // 2]:.3f} s per call, not counted.")
+    if "memory" in mv:
+        print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", choices=("textbook", "examples", "both"), default="both")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train and test images (smoke tests)")
+    p.add_argument("--frameworks", default="microvae,torch,jax,floor")
+    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--floor-repeats", type=int, default=6, help="epochs of matmuls timed for the BLAS floor")
+    p.add_argument("--json", default=None, help="write the raw results to this file")
+    p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
+    # worker side
+    p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    p.add_argument("--hidden", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--latent", type=int, default=None, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.epochs < 1:
+        p.error("--epochs must be >= 1")
+    if a.worker:
+        a.hidden = tuple(int(h) for h in a.hidden.split(","))
+        C.emit(WORKERS[a.worker](a))
+        return
+    frameworks = C.parse_frameworks(a.frameworks, FRAMEWORKS)
+    if "microvae" in frameworks:  # microvae first: the ratios are against it
+        frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
+    sizes = ["textbook", "examples"] if a.size == "both" else [a.size]
+    print(f"# microvae MLP VAE benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
+    machine = C.machine_report()
+    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    all_results = {}
+    for size in sizes:
+        all_results[size] = run_size(a, size, frameworks)
+        report_size(a, size, all_results[size])
+    C.print_kernel_reports(all_results[sizes[0]])
+    C.save_json(a.json, {"machine": machine, "args": vars(a), "results": all_results})
+
+
+if __name__ == "__main__":
+    main()
