@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["FlatParameters"]
+__all__ = ["FlatParameters", "ParameterSlice"]
 
 
 class FlatParameters:
@@ -65,5 +65,34 @@ class FlatParameters:
         """JSON-friendly description of the layout, stored in checkpoints to catch mismatches."""
         return [[name, list(shape)] for name, _, shape in self.layout]
 
+    def subset(self, *prefixes: str) -> "ParameterSlice":
+        """The parameters of the named sub-networks (e.g. "encoder"), as views of this buffer."""
+        return ParameterSlice(self, *prefixes)
+
     def __repr__(self) -> str:
         return f"FlatParameters({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
+
+
+class ParameterSlice(FlatParameters):
+    """The parameters of one or more sub-networks, as a contiguous slice of a model's flat buffer.
+
+    ``data``/``grad`` are views into the parent's buffers, so a group optimizer, a
+    checkpoint and the whole-model gradient checks all see the same numbers. The slice
+    covers the layout entries named ``<prefix>.…`` for the given prefixes; they must be
+    adjacent in the buffer (children of the model are laid out in ``children()`` order).
+    """
+
+    def __init__(self, parent: FlatParameters, *prefixes: str):  # no buffer of its own to allocate
+        picked = [(name, offset, shape) for name, offset, shape in parent.layout
+                  if any(name.startswith(prefix + ".") for prefix in prefixes)]
+        if not picked:
+            raise ValueError(f"no parameters named {'/'.join(prefixes)}.* in {parent!r}")
+        start = picked[0][1]
+        end = picked[-1][1] + math.prod(picked[-1][2])
+        if end - start != sum(math.prod(shape) for _, _, shape in picked):
+            raise ValueError(f"the parameters of {'/'.join(prefixes)} are not adjacent in the flat buffer")
+        self.backend = parent.backend
+        self.size = end - start
+        self.data = parent.data[start:end]
+        self.grad = parent.grad[start:end]
+        self.layout = [(name, offset - start, shape) for name, offset, shape in picked]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import microvae
 from microvae import AAE, check_loss, gradcheck
 from microvae.losses import discriminator_loss, generator_loss
-from microvae.models.aae import ParameterSlice, prior_distance
+from microvae.models.aae import prior_distance
+from microvae.params import ParameterSlice
 
 # --- the GAN losses ------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ def test_parameter_groups_are_views_of_one_buffer():
     groups["generator"].data[0] = 123.0  # the same memory as the encoder's first weight
     assert model.encoder[0].params["W"].flat[0] == 123.0 and groups["autoencoder"].data[0] == 123.0
     with pytest.raises(ValueError, match="no parameters"):
-        ParameterSlice(model.flat, "nothing")
+        model.flat.subset("nothing")
 
 
 # --- the prior ---------------------------------------------------------------------------------

@@ -10,37 +10,11 @@ import numpy as np
 from ..backend import array_module
 from ..likelihoods import get_likelihood
 from ..losses import discriminator_loss, generator_loss
-from ..params import FlatParameters
 from ..reparam import Reparameterization
 from .base import Model
 from .vae import LOGVAR_RANGE, mlp
 
-__all__ = ["AAE", "ParameterSlice", "prior_distance"]
-
-
-class ParameterSlice(FlatParameters):
-    """The parameters of one or more sub-networks, as a contiguous slice of a model's flat buffer.
-
-    ``data``/``grad`` are views into the parent's buffers, so a group optimizer, a
-    checkpoint and the whole-model gradient checks all see the same numbers. The slice
-    covers the layout entries named ``<prefix>.…`` for the given prefixes; they must be
-    adjacent in the buffer (children of the model are laid out in ``children()`` order).
-    """
-
-    def __init__(self, parent: FlatParameters, *prefixes: str):  # no buffer of its own to allocate
-        picked = [(name, offset, shape) for name, offset, shape in parent.layout
-                  if any(name.startswith(prefix + ".") for prefix in prefixes)]
-        if not picked:
-            raise ValueError(f"no parameters named {'/'.join(prefixes)}.* in {parent!r}")
-        start = picked[0][1]
-        end = picked[-1][1] + math.prod(picked[-1][2])
-        if end - start != sum(math.prod(shape) for _, _, shape in picked):
-            raise ValueError(f"the parameters of {'/'.join(prefixes)} are not adjacent in the flat buffer")
-        self.backend = parent.backend
-        self.size = end - start
-        self.data = parent.data[start:end]
-        self.grad = parent.grad[start:end]
-        self.layout = [(name, offset - start, shape) for name, offset, shape in picked]
+__all__ = ["AAE", "prior_distance"]
 
 
 def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) -> dict:
@@ -115,7 +89,7 @@ class AAE(Model):
     **Parameter groups and optimizers.** One optimizer per phase, each over the parameters
     its phase updates: ``"autoencoder"`` (encoder + decoder), ``"discriminator"`` and
     ``"generator"`` (the encoder). The groups are contiguous slices of the model's one
-    flat buffer (``ParameterSlice``); "generator" overlaps "autoencoder" — the same
+    flat buffer (``FlatParameters.subset``); "generator" overlaps "autoencoder" — the same
     memory — so that the encoder's two objectives keep separate optimizer state. (Shared
     Adam moments let the reconstruction gradient, hundreds of nats in scale, swamp the
     generator's, about one nat: the codes then barely move toward the prior.) A
@@ -177,9 +151,9 @@ class AAE(Model):
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
         self._groups = {
-            "autoencoder": ParameterSlice(self.flat, "encoder", "decoder"),
-            "discriminator": ParameterSlice(self.flat, "discriminator"),
-            "generator": ParameterSlice(self.flat, "encoder"),
+            "autoencoder": self.flat.subset("encoder", "decoder"),
+            "discriminator": self.flat.subset("discriminator"),
+            "generator": self.flat.subset("encoder"),
         }
 
     def children(self):
