@@ -15,22 +15,51 @@ import sys
 
 import numpy as np
 
-DATASETS = ("sprites", "mnist", "fashion-mnist")
-MODELS: dict = {}  # name -> (build(args, data) -> model, pictures(model, data, out, args) -> [paths])
+IMAGE_DATASETS = ("sprites", "mnist", "fashion-mnist")
+SEQUENCE_DATASETS = ("sinusoids", "piano-rolls")
+DATASETS = IMAGE_DATASETS + SEQUENCE_DATASETS
+MODELS: dict = {}  # name -> ModelEntry
 
 
 class CLIError(Exception):
     """A user-facing error: printed without a traceback."""
 
 
-def register_model(name: str, build, pictures):
-    MODELS[name] = (build, pictures)
+class ModelEntry:
+    """How the CLI builds, trains and pictures one kind of model."""
+
+    def __init__(self, build, pictures, uses_labels=lambda args: False, sequences=False):
+        self.build, self.pictures, self.uses_labels, self.sequences = build, pictures, uses_labels, sequences
+
+
+def register_model(name: str, build, pictures, uses_labels=lambda args: False, sequences=False):
+    MODELS[name] = ModelEntry(build, pictures, uses_labels, sequences)
 
 
 # data ---------------------------------------------------------------------------------
-def load_data(name: str, limit: int | None, seed: int, flatten: bool = True) -> dict:
-    """Train/test arrays plus what the pictures need (image shape, label names)."""
+def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, sequences: bool = False) -> dict:
+    """Train/test arrays plus what the pictures need (image shape, label names).
+
+    With ``sequences=True`` images become sequences of rows, (n, height, width)."""
     from . import datasets
+
+    if name in SEQUENCE_DATASETS:
+        if not sequences:
+            raise CLIError(f"--data {name} is sequence data; use --model vrae or hvrae (or an image dataset)")
+        n = limit or 4000
+        if name == "sinusoids":
+            x = datasets.make_sinusoids(n=n, length=48, seed=seed, unit_range=True).x
+        else:
+            x = datasets.make_piano_rolls(n=n, length=32, seed=seed).rolls
+        cut = int(0.9 * n)
+        return dict(x_train=x[:cut], y_train=None, x_test=x[cut:], y_test=None, kind=name)
+    if sequences:
+        data = load_data(name, limit, seed, flatten=True)
+        side = data["image_shape"][0]
+        for key in ("x_train", "x_test"):
+            data[key] = datasets.images_as_sequences(data[key], side, side)
+        data["kind"] = "image-rows"
+        return data
 
     if name == "sprites":
         n = limit or 20000
@@ -86,6 +115,86 @@ def _vae_pictures(model, data, out, args):
 register_model("vae", _build_vae, _vae_pictures)
 
 
+# the adversarial autoencoder -----------------------------------------------------------------
+def _build_aae(args, data):
+    from .models import AAE
+
+    return AAE(input_dim=int(np.prod(data["x_train"].shape[1:])), hidden=args.hidden, latent_dim=args.latent_dim,
+               prior=args.prior, num_classes=data["num_classes"], backend=args.backend, seed=args.seed)
+
+
+def _aae_pictures(model, data, out, args):
+    from . import plot
+
+    shape, x, y = data["image_shape"], data["x_test"], data["y_test"]
+    paths = [os.path.join(out, name) for name in ("reconstructions.png", "samples.png", "latent_vs_prior.png", "loss_curves.png")]
+    plot.plot_reconstructions(x[:10], model.reconstruct(x[:10]), image_shape=shape, path=paths[0])
+    plot.plot_samples(model.sample(64, seed=args.seed), image_shape=shape, path=paths[1], title="decoded prior samples")
+    codes = model.encode(x[:2000])
+    plot.plot_latent_vs_prior(codes, model.sample_prior(2000, seed=args.seed), labels=y[:2000],
+                              class_names=data.get("class_names"), path=paths[2])
+    plot.plot_loss_curves(model.history.as_dict(), path=paths[3])
+    if model.latent_dim == 2:
+        paths.append(os.path.join(out, "latent_grid.png"))
+        span = 1.2 * float(np.abs(model.sample_prior(2000, seed=args.seed)).max())
+        plot.plot_latent_grid(model, n=15, span=span, image_shape=shape, path=paths[-1])
+    return paths
+
+
+register_model("aae", _build_aae, _aae_pictures, uses_labels=lambda args: args.prior == "mixture")
+
+
+# the recurrent models ---------------------------------------------------------------------------
+def _sequence_likelihood(data):
+    return "gaussian" if data["kind"] == "sinusoids" else "bernoulli"
+
+
+def _build_vrae(args, data):
+    from .models import VRAE
+
+    return VRAE(input_size=data["x_train"].shape[2], hidden_size=args.rnn_hidden, latent_dim=args.latent_dim,
+                cell=args.cell, likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
+                backend=args.backend, seed=args.seed)
+
+
+def _build_hvrae(args, data):
+    from .models import HierarchicalVRAE
+
+    length = data["x_train"].shape[1]
+    segment = args.segment_length or next(s for s in (8, 7, 6, 5, 4, 3, 2, 1) if length % s == 0)
+    if length % segment:
+        raise CLIError(f"--segment-length {segment} must divide the sequence length {length}")
+    return HierarchicalVRAE(input_size=data["x_train"].shape[2], segment_length=segment, hidden_size=args.rnn_hidden,
+                            conductor_size=args.rnn_hidden, latent_dim=args.latent_dim, cell=args.cell,
+                            likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
+                            backend=args.backend, seed=args.seed)
+
+
+def _sequence_pictures(model, data, out, args):
+    from . import plot
+
+    x = data["x_test"][:8]
+    recon = model.reconstruct(x)
+    samples = model.sample(8, x.shape[1], seed=args.seed)
+    paths = [os.path.join(out, n) for n in ("reconstructions.png", "samples.png", "loss_curves.png")]
+    if data["kind"] == "image-rows":
+        side = x.shape[1]
+        plot.plot_reconstructions(x.reshape(len(x), -1), recon.reshape(len(x), -1), n=8, image_shape=(side, side), path=paths[0])
+        plot.plot_samples(samples.reshape(8, -1), nrow=8, image_shape=(side, side), path=paths[1], title="free-running samples")
+    elif data["kind"] == "piano-rolls":
+        plot.plot_piano_roll(np.concatenate([x[:4], recon[:4]]), n=8, path=paths[0])
+        plot.plot_piano_roll(samples, n=8, path=paths[1])
+    else:
+        plot.plot_sequences(x, recon, n=4, path=paths[0], title="data (solid) and reconstructions (dashed)")
+        plot.plot_sequences(samples, n=4, path=paths[1], title="free-running samples")
+    plot.plot_loss_curves(model.history.as_dict(), path=paths[2])
+    return paths
+
+
+register_model("vrae", _build_vrae, _sequence_pictures, sequences=True)
+register_model("hvrae", _build_hvrae, _sequence_pictures, sequences=True)
+
+
 # commands ---------------------------------------------------------------------------------
 def _hidden(text: str):
     try:
@@ -123,15 +232,15 @@ def cmd_train(args) -> int:
 
     if args.model not in MODELS:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
-    build, pictures = MODELS[args.model]
-    data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae")
-    model = build(args, data)
+    entry = MODELS[args.model]
+    data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
+    model = entry.build(args, data)
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "model.npz")
     print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
     fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
                     callbacks=[ModelCheckpoint(checkpoint, every=1)])
-    if getattr(model, "needs_labels", False):
+    if entry.uses_labels(args):
         model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
     else:
         model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
@@ -140,7 +249,7 @@ def cmd_train(args) -> int:
     model.history.to_csv(os.path.join(args.out, "history.csv"))
     written = [checkpoint, os.path.join(args.out, "history.json"), os.path.join(args.out, "history.csv")]
     try:
-        written += pictures(model, data, args.out, args)
+        written += entry.pictures(model, data, args.out, args)
     except ImportError as exc:
         print(f"microvae: pictures skipped: {exc}", file=sys.stderr)
     print("wrote:\n  " + "\n  ".join(written))
@@ -152,17 +261,18 @@ def cmd_sample(args) -> int:
     from .checkpoint import load
 
     model = load(args.checkpoint, backend=args.backend)
-    if getattr(model, "needs_labels", False):
+    conditional = getattr(model, "needs_labels", False)
+    if args.label is not None and not conditional:
+        raise CLIError(f"--label needs a conditional model; {type(model).__name__} is unconditional")
+    if conditional:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
-        images = model.sample(args.n, labels, seed=args.seed)
+        plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+    elif getattr(model, "is_sequence_model", False):
+        sequences = model.sample(args.n, args.length, seed=args.seed)
+        draw = plot.plot_piano_roll if sequences.shape[2] > 4 else plot.plot_sequences
+        draw(sequences, n=min(args.n, 8), path=args.out)
     else:
-        if args.label is not None:
-            raise CLIError(f"--label needs a conditional model; {type(model).__name__} is unconditional")
-        images = model.sample(args.n, seed=args.seed)
-    if getattr(model, "is_sequence_model", False):
-        plot.plot_sequences(images, n=min(args.n, 8), path=args.out)
-    else:
-        plot.plot_samples(images, nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+        plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -189,14 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model and write its checkpoint, history and pictures",
                            description="Train a model; writes model.npz, history.json/csv and PNG pictures into --out.")
-    train.add_argument("--model", default="vae", help="vae (default), or another registered model: %(default)s")
-    train.add_argument("--data", default="sprites", choices=DATASETS, help="dataset (default: the built-in sprites)")
+    train.add_argument("--model", default="vae", help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
+    train.add_argument("--data", default="sprites", choices=DATASETS,
+                       help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae)")
     train.add_argument("--epochs", type=_positive_int, default=10)
     train.add_argument("--batch-size", type=_positive_int, default=128)
     train.add_argument("--latent-dim", type=_positive_int, default=2)
     train.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
     train.add_argument("--beta", type=_non_negative_float, default=1.0, help="weight of the KL term (β-VAE when ≠ 1)")
     train.add_argument("--beta-warmup", type=int, default=0, help="steps over which β ramps up linearly from 0")
+    train.add_argument("--prior", default="gaussian", choices=("gaussian", "mixture"), help="AAE prior (mixture: one component per class)")
+    train.add_argument("--cell", default="gru", choices=("gru", "rnn"), help="recurrent cell of vrae/hvrae")
+    train.add_argument("--rnn-hidden", type=_positive_int, default=64, help="recurrent state size of vrae/hvrae")
+    train.add_argument("--segment-length", type=_positive_int, default=None, help="hvrae: steps per segment (must divide the length)")
     train.add_argument("--lr", type=_positive_float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training examples")
@@ -210,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
     sample.add_argument("--out", default="samples.png")
     sample.add_argument("--label", type=int, default=None, help="class to sample (conditional models)")
+    sample.add_argument("--length", type=_positive_int, default=32, help="steps per sequence (recurrent models)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"))
     sample.set_defaults(func=cmd_sample)

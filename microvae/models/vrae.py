@@ -115,6 +115,8 @@ class VRAE(VAE):
     Masks: see the module docstring (``fit(x, mask)``).
     """
 
+    is_sequence_model = True  # samples are (n, length, features); the CLI draws them as sequences
+
     def __init__(
         self,
         input_size: int,
