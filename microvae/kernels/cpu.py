@@ -110,3 +110,4 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 
 def sgd_update(param, grad, velocity, lr, momentum):
     _sgd_update(param, grad, velocity, float(lr), float(momentum))
+from .conv_cpu import *  # noqa: E402,F401,F403
