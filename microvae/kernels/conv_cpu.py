@@ -1,6 +1,6 @@
 """Numba twins of ``conv_reference.py`` (same names, same results), for the CPU backend.
 
-Direct loops over the 6-D column buffer (N, C, KH, KW, OH, OW); see the reference module
+Direct loops over the 6-D column buffer (C, KH, KW, N, OH, OW); see the reference module
 for the definitions. Arrays must be C-contiguous.
 """
 
@@ -17,31 +17,31 @@ _jit = nb.njit(cache=True, nogil=True)
 @_jit
 def _im2col(x, stride, pad_top, pad_left, cols):
     n_img, channels, height, width = x.shape
-    kh, kw, oh, ow = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
-    for n in range(n_img):
-        for c in range(channels):
-            for i in range(kh):
-                for j in range(kw):
+    kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_img):
                     for r in range(oh):
                         h = r * stride + i - pad_top
                         inside_row = 0 <= h < height
                         for q in range(ow):
                             w = q * stride + j - pad_left
                             if inside_row and 0 <= w < width:
-                                cols[n, c, i, j, r, q] = x[n, c, h, w]
+                                cols[c, i, j, n, r, q] = x[n, c, h, w]
                             else:
-                                cols[n, c, i, j, r, q] = 0.0
+                                cols[c, i, j, n, r, q] = 0.0
 
 
 @_jit
 def _col2im(cols, stride, pad_top, pad_left, x):
     n_img, channels, height, width = x.shape
-    kh, kw, oh, ow = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
+    kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
     x[...] = 0.0
-    for n in range(n_img):
-        for c in range(channels):
-            for i in range(kh):
-                for j in range(kw):
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_img):
                     for r in range(oh):
                         h = r * stride + i - pad_top
                         if h < 0 or h >= height:
@@ -49,7 +49,7 @@ def _col2im(cols, stride, pad_top, pad_left, x):
                         for q in range(ow):
                             w = q * stride + j - pad_left
                             if 0 <= w < width:
-                                x[n, c, h, w] += cols[n, c, i, j, r, q]
+                                x[n, c, h, w] += cols[c, i, j, n, r, q]
 
 
 @_jit

@@ -11,20 +11,21 @@ import cupy as cp
 
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
 
-_GEOMETRY = "int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 pt, int32 pl"
+_GEOMETRY = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 pt, int32 pl"
 
-# one thread per cols[n, c, ki, kj, r, q]; t = n·C + c
+# one thread per cols[c, ki, kj, n, r, q]
 _im2col = cp.ElementwiseKernel(
     "raw T x, " + _GEOMETRY,
     "T cols",
     """
     long long q = i % OW;  long long t = i / OW;
     long long r = t % OH;  t /= OH;
+    long long n = t % N;   t /= N;
     long long kj = t % KW; t /= KW;
-    long long ki = t % KH; t /= KH;
+    long long ki = t % KH; long long c = t / KH;
     long long h = r * s + ki - pt;
     long long w = q * s + kj - pl;
-    cols = (h >= 0 && h < H && w >= 0 && w < W) ? x[(t * H + h) * W + w] : (T)0;
+    cols = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : (T)0;
     """,
     "microvae_im2col",
 )
@@ -36,6 +37,7 @@ _col2im = cp.ElementwiseKernel(
     """
     long long w = i % W;  long long t = i / W;
     long long h = t % H;  t /= H;
+    long long c = t % C;  long long n = t / C;
     T acc = 0;
     for (long long ki = 0; ki < KH; ++ki) {
         long long hh = h + pt - ki;
@@ -45,7 +47,7 @@ _col2im = cp.ElementwiseKernel(
             long long ww = w + pl - kj;
             if (ww < 0 || ww % s != 0 || ww / s >= OW) continue;
             long long q = ww / s;
-            acc += cols[(((t * KH + ki) * KW + kj) * OH + r) * OW + q];
+            acc += cols[((((c * KH + ki) * KW + kj) * N + n) * OH + r) * OW + q];
         }
     }
     x = acc;
@@ -103,9 +105,9 @@ _maxpool_backward = cp.ElementwiseKernel(
 
 
 def _geometry(x_shape, cols_shape, stride, pad_top, pad_left):
-    _, _, h, w = x_shape
-    _, _, kh, kw, oh, ow = cols_shape
-    return int(h), int(w), int(kh), int(kw), int(oh), int(ow), int(stride), int(pad_top), int(pad_left)
+    n, c, h, w = x_shape
+    _, kh, kw, _, oh, ow = cols_shape
+    return (int(n), int(c), int(h), int(w), int(kh), int(kw), int(oh), int(ow), int(stride), int(pad_top), int(pad_left))
 
 
 def im2col(x, stride, pad_top, pad_left, cols):

@@ -2,10 +2,10 @@
 
 Layout is NCHW throughout. The column buffer of a convolution is a 6-D array
 
-    cols[n, c, i, j, oh, ow] = x[n, c, oh·s + i − pad_top, ow·s + j − pad_left]   (0 outside x)
+    cols[c, i, j, n, oh, ow] = x[n, c, oh·s + i − pad_top, ow·s + j − pad_left]   (0 outside x)
 
-of shape (N, C, KH, KW, OH, OW); reshaped to (N, C·KH·KW, OH·OW) it turns a convolution
-into one matrix product per image. ``col2im`` is the adjoint (transpose) of ``im2col``:
+of shape (C, KH, KW, N, OH, OW); reshaped to (C·KH·KW, N·OH·OW) it turns a convolution of
+the whole batch into one matrix product (one large BLAS call rather than one per image). ``col2im`` is the adjoint (transpose) of ``im2col``:
 it scatters the columns back, *adding* where windows overlap. Max pooling keeps, per
 window, the flat index (h·W + w) of its maximum so that the backward pass can route dY.
 
@@ -35,7 +35,7 @@ def _window_slices(i, j, stride, oh, ow):
 
 def _padded_geometry(x_shape, cols_shape, stride, pad_top, pad_left):
     n, c, h, w = x_shape
-    _, _, kh, kw, oh, ow = cols_shape
+    _, kh, kw, _, oh, ow = cols_shape
     # enough zero rows/columns at the bottom/right that every window fits
     pad_bottom = max(stride * (oh - 1) + kh - h - pad_top, 0)
     pad_right = max(stride * (ow - 1) + kw - w - pad_left, 0)
@@ -43,9 +43,9 @@ def _padded_geometry(x_shape, cols_shape, stride, pad_top, pad_left):
 
 
 def im2col(x, stride, pad_top, pad_left, cols):
-    """cols[n, c, i, j, oh, ow] = x[n, c, oh·s + i − pad_top, ow·s + j − pad_left], 0 outside x.
+    """cols[c, i, j, n, oh, ow] = x[n, c, oh·s + i − pad_top, ow·s + j − pad_left], 0 outside x.
 
-    x: (N, C, H, W);  cols: (N, C, KH, KW, OH, OW), overwritten.
+    x: (N, C, H, W);  cols: (C, KH, KW, N, OH, OW), overwritten.
     """
     xp = _xp(x)
     n, c, h, w = x.shape
@@ -55,14 +55,14 @@ def im2col(x, stride, pad_top, pad_left, cols):
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, stride, oh, ow)
-            cols[:, :, i, j] = padded[:, :, rows, columns]
+            cols[:, i, j] = padded[:, :, rows, columns].swapaxes(0, 1)
     return cols
 
 
 def col2im(cols, stride, pad_top, pad_left, x):
     """The adjoint of ``im2col``: x[n, c, h, w] = Σ of the cols entries that im2col read from (h, w).
 
-    cols: (N, C, KH, KW, OH, OW);  x: (N, C, H, W), overwritten.
+    cols: (C, KH, KW, N, OH, OW);  x: (N, C, H, W), overwritten.
     """
     xp = _xp(cols)
     n, c, h, w = x.shape
@@ -71,7 +71,7 @@ def col2im(cols, stride, pad_top, pad_left, x):
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, stride, oh, ow)
-            padded[:, :, rows, columns] += cols[:, :, i, j]  # one tap: no two windows hit the same pixel
+            padded[:, :, rows, columns] += cols[:, i, j].swapaxes(0, 1)  # one tap: no two windows hit the same pixel
     x[...] = padded[:, :, pad_top : pad_top + h, pad_left : pad_left + w]
     return x
 

@@ -10,10 +10,11 @@ left/right. This is the TensorFlow/Keras split: with stride 1 and an odd kernel 
 puts the extra zero row/column at the bottom/right.
 
 **The computation** goes through the column buffer of ``kernels.im2col`` (Numba on the
-CPU, CuPy on the GPU): cols (N, C·KH·KW, OH·OW) holds every input window as a column, so
+CPU, CuPy on the GPU): cols (C·KH·KW, N·OH·OW) holds every input window of the batch as
+a column, so with W₂ = W reshaped to (F, C·KH·KW) and Y, dY seen as (F, N·OH·OW):
 
-    Y_n = W₂·cols_n + b           with W₂ = W reshaped to (F, C·KH·KW)   (one BLAS product per image)
-    dW₂ = Σ_n dY_n·cols_nᵀ,   db = Σ_{n,oh,ow} dY,   dX = col2im(W₂ᵀ·dY_n)
+    Y = W₂·cols + b               (one BLAS product for the whole batch)
+    dW₂ = dY·colsᵀ,   db = Σ_{n,oh,ow} dY,   dX = col2im(W₂ᵀ·dY)
 
 ``col2im`` is im2col's adjoint. The three helpers below are shared with
 ``Conv2DTranspose``, whose forward pass *is* this layer's input gradient.
@@ -51,37 +52,40 @@ def conv_geometry(size: int, kernel: int, stride: int, padding: str):
     return out, total // 2
 
 
+def _channels_first(a):
+    """(N, F, H, W) → (F, N·H·W), contiguous: the layout the one-product formulation needs."""
+    n, f = a.shape[:2]
+    return a.transpose(1, 0, 2, 3).reshape(f, -1)
+
+
 def conv_forward(backend, x, weight, stride, pads, out_hw):
-    """Y = W₂·im2col(X) per image. Returns (Y (N, F, OH, OW), cols (N, C, KH, KW, OH, OW))."""
+    """Y = W₂·im2col(X) for the whole batch. Returns (Y (N, F, OH, OW), cols (C·KH·KW, N·OH·OW))."""
     xp = backend.xp
     n, c = x.shape[:2]
     f, _, kh, kw = weight.shape
     oh, ow = out_hw
-    cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     backend.kernels.im2col(xp.ascontiguousarray(x), stride, pads[0], pads[1], cols)
-    y = xp.matmul(weight.reshape(f, c * kh * kw), cols.reshape(n, c * kh * kw, oh * ow))
-    return y.reshape(n, f, oh, ow), cols
+    cols = cols.reshape(c * kh * kw, n * oh * ow)
+    y = weight.reshape(f, c * kh * kw) @ cols  # (F, N·OH·OW): one BLAS product
+    return xp.ascontiguousarray(y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)), cols
 
 
 def conv_input_grad(backend, dy, weight, stride, pads, x_shape):
-    """dX = col2im(W₂ᵀ·dY_n): the adjoint of ``conv_forward`` in X, shape ``x_shape``."""
+    """dX = col2im(W₂ᵀ·dY): the adjoint of ``conv_forward`` in X, shape ``x_shape``."""
     xp = backend.xp
     n, f, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
-    dcols = xp.matmul(weight.reshape(f, c * kh * kw).T, xp.ascontiguousarray(dy).reshape(n, f, oh * ow))
+    dcols = weight.reshape(f, c * kh * kw).T @ _channels_first(dy)  # (C·KH·KW, N·OH·OW)
     dx = xp.empty(x_shape, dtype=dy.dtype)
-    backend.kernels.col2im(xp.ascontiguousarray(dcols).reshape(n, c, kh, kw, oh, ow), stride, pads[0], pads[1], dx)
+    backend.kernels.col2im(xp.ascontiguousarray(dcols).reshape(c, kh, kw, n, oh, ow), stride, pads[0], pads[1], dx)
     return dx
 
 
 def conv_weight_grad(backend, dy, cols, out):
-    """dW₂ = Σ_n dY_n·cols_nᵀ, written into ``out`` (F, C, KH, KW)."""
-    xp = backend.xp
-    n, f = dy.shape[:2]
-    cols2 = cols.reshape(n, -1, cols.shape[4] * cols.shape[5])
-    # one product over the batch and positions: (F, N·L)·(N·L, CKK) done as Σ_n per-image products
-    per_image = xp.matmul(xp.ascontiguousarray(dy).reshape(n, f, -1), cols2.transpose(0, 2, 1))
-    out[...] = per_image.sum(axis=0).reshape(out.shape)
+    """dW₂ = dY·colsᵀ (dY as (F, N·OH·OW)), written into ``out`` (F, C, KH, KW)."""
+    f = out.shape[0]
+    backend.xp.matmul(_channels_first(dy), cols.T, out=out.reshape(f, -1))
 
 
 class _ConvBase(Layer):
@@ -127,8 +131,8 @@ class _ConvBase(Layer):
 class Conv2D(_ConvBase):
     """2-D convolution, NCHW: ``Y[n, f] = Σ_c W[f, c] ⋆ X[n, c] + b[f]`` (⋆: cross-correlation).
 
-    Forward (via im2col):   Y_n = W₂·cols_n + b,  cols_n (C·KH·KW, OH·OW) the windows of X_n
-    Backward:               dW₂ = Σ_n dY_n·cols_nᵀ,   db = Σ_{n,oh,ow} dY,   dX = col2im(W₂ᵀ·dY_n)
+    Forward (via im2col):   Y = W₂·cols + b,  cols (C·KH·KW, N·OH·OW) the windows of X
+    Backward:               dW₂ = dY·colsᵀ,   db = Σ_{n,oh,ow} dY,   dX = col2im(W₂ᵀ·dY)
 
     ``kernel_size`` is an int or (KH, KW); ``stride`` an int; ``padding`` "same" (output
     ⌈H/s⌉ × ⌈W/s⌉; extra zero row/column at the bottom/right when the padding is odd) or

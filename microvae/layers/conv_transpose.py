@@ -3,11 +3,13 @@
 Let K be the Conv2D with ``out_channels → in_channels``, the same kernel, stride and
 padding, applied to an image of the *output* size. K is linear in its input, K(U) = A·U.
 This layer computes Y = Aᵀ·X + b: its forward pass is K's input gradient (col2im of
-W₂ᵀ·X_n), and its backward pass is K's forward pass (im2col):
+W₂ᵀ·X), and its backward pass is K's forward pass (im2col):
 
-    Y   = col2im(W₂ᵀ·X_n) + b                 W (in_channels, out_channels, KH, KW), W₂ = W as (C_in, C_out·KH·KW)
-    dX  = A·dY = W₂·im2col(dY)_n              (Conv2D's forward, without bias)
-    dW₂ = Σ_n X_n·im2col(dY)_nᵀ,   db = Σ_{n,h,w} dY
+    Y   = col2im(W₂ᵀ·X) + b                W (in_channels, out_channels, KH, KW), W₂ = W as (C_in, C_out·KH·KW)
+    dX  = A·dY = W₂·im2col(dY)             (Conv2D's forward, without bias)
+    dW₂ = X·im2col(dY)ᵀ,   db = Σ_{n,h,w} dY
+
+(X and dX seen as (C_in, N·H·W), as in Conv2D.)
 
 **Sizes.** ``"same"``: output = input·stride (as in Keras); K is then a "same" convolution
 of the output size, whose padding split (⌊P/2⌋ before, the rest after, P = max(KH − s, 0))
@@ -27,9 +29,9 @@ __all__ = ["Conv2DTranspose"]
 class Conv2DTranspose(_ConvBase):
     """Transposed convolution, NCHW: the adjoint of Conv2D(out_channels → in_channels), plus a bias.
 
-    Forward:    Y = col2im(W₂ᵀ·X_n) + b            (Conv2D's input gradient, applied to X)
-    Backward:   dX = W₂·im2col(dY)_n               (Conv2D's forward, applied to dY)
-                dW₂ = Σ_n X_n·im2col(dY)_nᵀ,   db = Σ_{n,h,w} dY
+    Forward:    Y = col2im(W₂ᵀ·X) + b             (Conv2D's input gradient, applied to X)
+    Backward:   dX = W₂·im2col(dY)                (Conv2D's forward, applied to dY)
+                dW₂ = X·im2col(dY)ᵀ,   db = Σ_{n,h,w} dY
 
     W has shape (in_channels, out_channels, KH, KW). Output size: input·stride ("same")
     or (input − 1)·stride + KH ("valid"). ``init``: "he" or "glorot" with
