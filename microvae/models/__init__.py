@@ -1,4 +1,5 @@
 from .base import LossTerms, Model
+from .cvae import CVAE
 from .vae import VAE
 
-__all__ = ["Model", "LossTerms", "VAE"]
+__all__ = ["Model", "LossTerms", "VAE", "CVAE"]
