@@ -63,8 +63,10 @@ def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, lat
     eps = model.fixed_noise(x, labels, seed=seed % 1000)
     with relu_margins() as margins:
         model.loss(x, labels, eps=eps)
-    assume(min(margins) > 1e-4)  # finite differences across a ReLU kink are meaningless
-    result = check_model(model, x, labels, eps_noise=eps)
+    assume(min(margins) > 1e-3)  # finite differences across a ReLU kink are meaningless
+    # FD step 1e-5: a deep narrow net with β = 0 can have gradients ~1e-4 against a loss ~5, where
+    # the round-off of a 1e-6 step (~1e-16·5/1e-6) alone would be ~1e-6 of the gradient's scale
+    result = check_model(model, x, labels, eps_noise=eps, eps=1e-5)
     assert result.passed(1e-6), result.table()
     names = set(result.errors)
     assert any(name.startswith("prior.") for name in names) == learned_prior
@@ -82,8 +84,8 @@ def test_cvae_gradients_with_warmup_and_capacity(condition_at, learned_prior):
     x, y = tiny_batch(4, seed=3)
     with relu_margins() as margins:
         model.loss(x, y, eps=model.fixed_noise(x, y, seed=1))
-    assert min(margins) > 1e-4
-    result = check_model(model, x, y, seed=1)
+    assert min(margins) > 1e-3
+    result = check_model(model, x, y, seed=1, eps=1e-5)
     assert result.passed(1e-6), result.table()
 
 
