@@ -15,7 +15,7 @@ from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
 from .layers import Conv2D, Conv2DTranspose, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Reshape, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
-from .models import CVAE, VAE, LossTerms
+from .models import CVAE, VAE, ConvVAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
@@ -27,7 +27,7 @@ __all__ = [
     "layers", "losses",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
     "Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape",
-    "Bernoulli", "Gaussian", "VAE", "CVAE", "LossTerms",
+    "Bernoulli", "Gaussian", "VAE", "CVAE", "ConvVAE", "LossTerms",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",
