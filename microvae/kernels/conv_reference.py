@@ -107,14 +107,18 @@ def maxpool_forward(x, pool, stride, y, argmax):
 def maxpool_backward(dy, argmax, pool, stride, dx):
     """dx[n, c, h, w] = Σ of dy[n, c, oh, ow] over the windows whose maximum sat at (h, w).
 
-    dy, argmax: (N, C, OH, OW);  dx: (N, C, H, W), overwritten. ``pool`` and ``stride``
-    (unused here: argmax already says where each window's gradient goes) let the GPU twin
-    gather over the windows that contain a pixel instead of scattering with atomics.
+    dy, argmax: (N, C, OH, OW);  dx: (N, C, H, W), overwritten. Gathered one window tap at
+    a time (windows may overlap when stride < pool, but one tap of distinct windows never does).
     """
     xp = _xp(dy)
-    n, c, h, w = dx.shape
-    flat = xp.zeros((n * c, h * w), dtype=dx.dtype)
-    rows = xp.repeat(xp.arange(n * c), dy.shape[2] * dy.shape[3])
-    xp.add.at(flat, (rows, argmax.reshape(-1)), dy.reshape(-1))  # add.at: overlapping windows may share a maximum
-    dx[...] = flat.reshape(n, c, h, w)
+    _, _, h, w = dx.shape
+    oh, ow = dy.shape[2:]
+    rows0 = (xp.arange(oh) * stride)[:, None]
+    cols0 = (xp.arange(ow) * stride)[None, :]
+    dx[...] = 0
+    for i in range(pool):
+        for j in range(pool):
+            rows, columns = _window_slices(i, j, stride, oh, ow)
+            here = argmax == (rows0 + i) * w + (cols0 + j)
+            dx[:, :, rows, columns] += xp.where(here, dy, 0)
     return dx
