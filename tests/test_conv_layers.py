@@ -317,6 +317,7 @@ def test_bad_inputs_raise_clear_errors():
     (lambda: Conv2D(0, 4, 3), "positive channel"),
     (lambda: Conv2D(1, 4, 0), "kernel_size must be positive"),
     (lambda: Conv2D(1, 4, (3, 3, 3)), "pair"),
+    (lambda: Conv2D(1, 4, 2.5), "pair"),
     (lambda: Conv2D(1, 4, 3, stride=0), "stride"),
     (lambda: Conv2D(1, 4, 3, padding="full"), "padding must be one of"),
     (lambda: Conv2D(1, 4, 3, init="lecun"), "init must be one of"),

@@ -30,12 +30,10 @@ PADDINGS = ("same", "valid")
 
 
 def _pair(value, what):
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
-        pair = (int(value[0]), int(value[1]))
-    else:
-        pair = (int(value), int(value))
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or any(int(v) != v for v in items):
+        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
+    pair = (int(items[0]), int(items[1]))
     if min(pair) < 1:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return pair
