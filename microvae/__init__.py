@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 from . import layers, losses
 from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
-from .layers import GRU, RNN, Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
+from .layers import GRU, RNN, Conv2D, Conv2DTranspose, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Reshape, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
-from .models import AAE, VAE, VRAE, HierarchicalVRAE, LossTerms
+from .models import AAE, CVAE, VAE, VRAE, ConvVAE, HierarchicalVRAE, LossTerms
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
@@ -26,7 +26,8 @@ __all__ = [
     "Backend", "BackendUnavailable", "get_backend",
     "layers", "losses",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU",
-    "Bernoulli", "Gaussian", "VAE", "LossTerms", "AAE", "VRAE", "HierarchicalVRAE",
+    "Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape",
+    "Bernoulli", "Gaussian", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE", "LossTerms",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",

@@ -119,3 +119,4 @@ def sgd_update(param, grad, velocity, lr, momentum):
 
 
 from .rnn_cpu import *  # noqa: E402,F401,F403
+from .conv_cpu import *  # noqa: E402,F401,F403

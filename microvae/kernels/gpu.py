@@ -78,3 +78,4 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 def sgd_update(param, grad, velocity, lr, momentum):
     _sgd(grad, float(lr), float(momentum), param, velocity)
 from .rnn_gpu import *  # noqa: E402,F401,F403
+from .conv_gpu import *  # noqa: E402,F401,F403

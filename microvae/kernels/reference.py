@@ -91,3 +91,4 @@ def sgd_update(param, grad, velocity, lr, momentum):
 
 
 from .rnn_reference import *  # noqa: E402,F401,F403
+from .conv_reference import *  # noqa: E402,F401,F403

@@ -2,8 +2,13 @@
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import Layer
+from .conv import Conv2D
+from .conv_transpose import Conv2DTranspose
 from .dense import Dense
+from .pooling import MaxPool2D
 from .recurrent import GRU, RNN
+from .reshape import Flatten, Reshape
 from .sequential import Sequential
 
-__all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU"]
+__all__ = ["Layer", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential",
+           "Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape", "RNN", "GRU"]

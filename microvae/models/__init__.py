@@ -1,6 +1,8 @@
 from .aae import AAE
 from .base import LossTerms, Model
+from .conv_vae import ConvVAE
+from .cvae import CVAE
 from .vae import VAE
 from .vrae import VRAE, HierarchicalVRAE
 
-__all__ = ["Model", "LossTerms", "VAE", "AAE", "VRAE", "HierarchicalVRAE"]
+__all__ = ["Model", "LossTerms", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE"]

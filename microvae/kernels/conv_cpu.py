@@ -1,0 +1,118 @@
+"""Numba twins of ``conv_reference.py`` (same names, same results), for the CPU backend.
+
+Direct loops over the 6-D column buffer (C, KH, KW, N, OH, OW); see the reference module
+for the definitions. Arrays must be C-contiguous.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
+
+_jit = nb.njit(cache=True, nogil=True)
+
+
+@_jit
+def _im2col(x, stride, pad_top, pad_left, cols):
+    n_img, channels, height, width = x.shape
+    kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_img):
+                    for r in range(oh):
+                        h = r * stride + i - pad_top
+                        inside_row = 0 <= h < height
+                        for q in range(ow):
+                            w = q * stride + j - pad_left
+                            if inside_row and 0 <= w < width:
+                                cols[c, i, j, n, r, q] = x[n, c, h, w]
+                            else:
+                                cols[c, i, j, n, r, q] = 0.0
+
+
+@_jit
+def _col2im(cols, stride, pad_top, pad_left, x):
+    n_img, channels, height, width = x.shape
+    kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    x[...] = 0.0
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                for n in range(n_img):
+                    for r in range(oh):
+                        h = r * stride + i - pad_top
+                        if h < 0 or h >= height:
+                            continue
+                        for q in range(ow):
+                            w = q * stride + j - pad_left
+                            if 0 <= w < width:
+                                x[n, c, h, w] += cols[c, i, j, n, r, q]
+
+
+@_jit
+def _maxpool_forward(x, pool, stride, y, argmax):
+    n_img, channels, height, width = x.shape
+    oh, ow = y.shape[2], y.shape[3]
+    for n in range(n_img):
+        for c in range(channels):
+            for r in range(oh):
+                for q in range(ow):
+                    h0, w0 = r * stride, q * stride
+                    best = x[n, c, h0, w0]
+                    best_at = h0 * width + w0
+                    for i in range(pool):
+                        for j in range(pool):
+                            v = x[n, c, h0 + i, w0 + j]
+                            if v > best:  # strict: the first maximum wins ties
+                                best = v
+                                best_at = (h0 + i) * width + w0 + j
+                    y[n, c, r, q] = best
+                    argmax[n, c, r, q] = best_at
+
+
+@_jit
+def _maxpool_backward(dy, argmax, dx):
+    n_img, channels, height, width = dx.shape
+    oh, ow = dy.shape[2], dy.shape[3]
+    dx[...] = 0.0
+    for n in range(n_img):
+        for c in range(channels):
+            for r in range(oh):
+                for q in range(ow):
+                    k = argmax[n, c, r, q]
+                    dx[n, c, k // width, k % width] += dy[n, c, r, q]
+
+
+def _contiguous(*arrays):
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            raise ValueError("kernel arguments must be C-contiguous arrays")
+
+
+def im2col(x, stride, pad_top, pad_left, cols):
+    _contiguous(x, cols)
+    _im2col(x, int(stride), int(pad_top), int(pad_left), cols)
+    return cols
+
+
+def col2im(cols, stride, pad_top, pad_left, x):
+    _contiguous(cols, x)
+    _col2im(cols, int(stride), int(pad_top), int(pad_left), x)
+    return x
+
+
+def maxpool_forward(x, pool, stride, y, argmax):
+    _contiguous(x, y, argmax)
+    if argmax.dtype != np.int64:
+        raise TypeError(f"argmax must be int64, got {argmax.dtype}")
+    _maxpool_forward(x, int(pool), int(stride), y, argmax)
+    return y
+
+
+def maxpool_backward(dy, argmax, pool, stride, dx):
+    _contiguous(dy, argmax, dx)
+    _maxpool_backward(dy, argmax, dx)
+    return dx

@@ -1,0 +1,72 @@
+"""Transposed 2-D convolution ("deconvolution"), layout NCHW, built as the adjoint of Conv2D.
+
+Let K be the Conv2D with ``out_channels → in_channels``, the same kernel, stride and
+padding, applied to an image of the *output* size. K is linear in its input, K(U) = A·U.
+This layer computes Y = Aᵀ·X + b: its forward pass is K's input gradient (col2im of
+W₂ᵀ·X), and its backward pass is K's forward pass (im2col):
+
+    Y   = col2im(W₂ᵀ·X) + b                W (in_channels, out_channels, KH, KW), W₂ = W as (C_in, C_out·KH·KW)
+    dX  = A·dY = W₂·im2col(dY)             (Conv2D's forward, without bias)
+    dW₂ = X·im2col(dY)ᵀ,   db = Σ_{n,h,w} dY
+
+(X and dX seen as (C_in, N·H·W), as in Conv2D.)
+
+**Sizes.** ``"same"``: output = input·stride (as in Keras); K is then a "same" convolution
+of the output size, whose padding split (⌊P/2⌋ before, the rest after, P = max(KH − s, 0))
+decides where the kernel sits: e.g. KH = 3, s = 2 gives P = 1, so 0 on top and 1 at the
+bottom; then output row 2r receives input rows r (tap 0) and r − 1 (tap 2), and row 2r + 1
+input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1.
+``"valid"``: output = (input − 1)·stride + KH.
+"""
+
+from __future__ import annotations
+
+from .conv import _ConvBase, conv_forward, conv_geometry, conv_input_grad, conv_weight_grad
+
+__all__ = ["Conv2DTranspose"]
+
+
+class Conv2DTranspose(_ConvBase):
+    """Transposed convolution, NCHW: the adjoint of Conv2D(out_channels → in_channels), plus a bias.
+
+    Forward:    Y = col2im(W₂ᵀ·X) + b             (Conv2D's input gradient, applied to X)
+    Backward:   dX = W₂·im2col(dY)                (Conv2D's forward, applied to dY)
+                dW₂ = X·im2col(dY)ᵀ,   db = Σ_{n,h,w} dY
+
+    W has shape (in_channels, out_channels, KH, KW). Output size: input·stride ("same")
+    or (input − 1)·stride + KH ("valid"). ``init``: "he" or "glorot" with
+    fan_in = in_channels·KH·KW, fan_out = out_channels·KH·KW.
+    """
+
+    def _weight_shape(self):
+        return (self.in_channels, self.out_channels, *self.kernel_size)
+
+    def output_shape(self, height: int, width: int):
+        """(OH, OW) for an input of height × width."""
+        kh, kw = self.kernel_size
+        s = self.stride
+        if self.padding == "same":
+            return height * s, width * s
+        return (height - 1) * s + kh, (width - 1) * s + kw
+
+    def forward(self, x):
+        self._require_built()
+        self._check_input(x, self.in_channels)
+        n, _, h, w = x.shape
+        oh, ow = self.output_shape(h, w)
+        # padding of the adjoint convolution K, which maps (oh, ow) back to (h, w)
+        self._pads_hw = (conv_geometry(oh, self.kernel_size[0], self.stride, self.padding)[1],
+                         conv_geometry(ow, self.kernel_size[1], self.stride, self.padding)[1])
+        self._x = x
+        y = conv_input_grad(self.backend, x, self.params["W"], self.stride, self._pads_hw, (n, self.out_channels, oh, ow))
+        if self.use_bias:
+            y += self.params["b"][:, None, None]
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        x = self._x
+        dx, cols = conv_forward(self.backend, dy, self.params["W"], self.stride, self._pads_hw, x.shape[2:])
+        conv_weight_grad(self.backend, x, cols, self.grads["W"])
+        if self.use_bias:
+            dy.sum(axis=(0, 2, 3), out=self.grads["b"])
+        return dx if input_grad else None

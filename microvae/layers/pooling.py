@@ -1,0 +1,62 @@
+"""Max pooling over spatial windows, layout NCHW."""
+
+from __future__ import annotations
+
+from .base import Layer
+
+__all__ = ["MaxPool2D"]
+
+
+class MaxPool2D(Layer):
+    """Y[n, c, r, q] = max over the pool×pool window at (r·s, q·s) of X[n, c]  (no padding:
+    OH = ⌊(H − pool)/s⌋ + 1; rows/columns past the last full window are dropped).
+
+    Backward routes each window's gradient to the position of its maximum:
+
+        dX[n, c, h, w] = Σ_{windows (r, q) whose argmax is (h, w)} dY[n, c, r, q]
+
+    (ties go to the first maximum in row-major order). ``stride`` defaults to ``pool_size``.
+    Both passes run the backend's kernels (Numba on CPU, CuPy on GPU).
+    """
+
+    def __init__(self, pool_size: int = 2, stride: int | None = None):
+        super().__init__()
+        if int(pool_size) != pool_size or int(pool_size) < 1:
+            raise ValueError(f"pool_size must be a positive int, got {pool_size!r}")
+        if stride is not None and (int(stride) != stride or int(stride) < 1):
+            raise ValueError(f"stride must be a positive int or None, got {stride!r}")
+        self.pool_size = int(pool_size)
+        self.stride = int(stride) if stride is not None else self.pool_size
+
+    def get_config(self):
+        return {"pool_size": self.pool_size, "stride": self.stride}
+
+    def output_shape(self, height: int, width: int):
+        p = self.pool_size
+        if height < p or width < p:
+            raise ValueError(f"{self!r} needs inputs of at least {p}×{p}, got {height}×{width}")
+        return (height - p) // self.stride + 1, (width - p) // self.stride + 1
+
+    def forward(self, x):
+        self._require_built()
+        if x.ndim != 4:
+            raise ValueError(f"{self!r} expects input of shape (batch, channels, height, width) (NCHW), got {tuple(x.shape)}")
+        xp = self.backend.xp
+        n, c, h, w = x.shape
+        oh, ow = self.output_shape(h, w)
+        y = xp.empty((n, c, oh, ow), dtype=x.dtype)
+        self._argmax = xp.empty((n, c, oh, ow), dtype=xp.int64)
+        self.backend.kernels.maxpool_forward(xp.ascontiguousarray(x), self.pool_size, self.stride, y, self._argmax)
+        self._x_shape = tuple(x.shape)
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        if not input_grad:
+            return None
+        xp = self.backend.xp
+        dx = xp.empty(self._x_shape, dtype=dy.dtype)
+        self.backend.kernels.maxpool_backward(xp.ascontiguousarray(dy), self._argmax, self.pool_size, self.stride, dx)
+        return dx
+
+    def __repr__(self):
+        return f"MaxPool2D({self.pool_size}, stride={self.stride})"

@@ -1,0 +1,49 @@
+"""Shape changes between convolutional (N, C, H, W) and dense (N, D) parts; no arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+from .base import Layer
+
+__all__ = ["Flatten", "Reshape"]
+
+
+class Flatten(Layer):
+    """Y = X reshaped to (batch, C·H·W) (row-major, so NCHW order);  dX = dY reshaped back."""
+
+    def forward(self, x):
+        if x.ndim < 1:
+            raise ValueError(f"Flatten expects a batch (batch, ...), got a scalar of shape {tuple(x.shape)}")
+        self._x_shape = tuple(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy, input_grad: bool = True):
+        return dy.reshape(self._x_shape) if input_grad else None
+
+
+class Reshape(Layer):
+    """Y = X reshaped to (batch, *shape), e.g. (N, 32·7·7) → (N, 32, 7, 7);  dX = dY reshaped back."""
+
+    def __init__(self, shape):
+        super().__init__()
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if not shape or any(int(s) != s or int(s) < 1 for s in shape):
+            raise ValueError(f"Reshape needs a non-empty shape of positive ints (batch excluded), got {shape!r}")
+        self.shape = tuple(int(s) for s in shape)
+
+    def get_config(self):
+        return {"shape": list(self.shape)}
+
+    def forward(self, x):
+        if x.ndim < 1 or math.prod(x.shape[1:]) != math.prod(self.shape):
+            raise ValueError(f"{self!r} needs inputs of shape (batch, ...) with {math.prod(self.shape)} values per example, "
+                             f"got {tuple(x.shape)}")
+        self._x_shape = tuple(x.shape)
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def backward(self, dy, input_grad: bool = True):
+        return dy.reshape(self._x_shape) if input_grad else None
+
+    def __repr__(self):
+        return f"Reshape({self.shape})"

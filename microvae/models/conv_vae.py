@@ -1,0 +1,111 @@
+"""A convolutional VAE for images (NCHW): VAE's objective with convolutional encoder and decoder."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
+from ..likelihoods import get_likelihood
+from .vae import VAE
+
+__all__ = ["ConvVAE"]
+
+VARIANTS = ("pooling", "strided")
+
+
+def conv_encoder(channels, height, width, latent_dim, variant) -> Sequential:
+    """The encoder of ``ConvVAE``: (N, C, H, W) → (N, 2·latent_dim) = μ ‖ logvar."""
+    h4, w4 = height // 4, width // 4
+    if variant == "pooling":
+        return Sequential(
+            Conv2D(channels, 16, 3), ReLU(), Conv2D(16, 16, 3), ReLU(), MaxPool2D(2),
+            Conv2D(16, 32, 3), ReLU(), MaxPool2D(2),
+            Flatten(), Dense(32 * h4 * w4, 32, init="he"), ReLU(), Dense(32, 2 * latent_dim),
+        )
+    return Sequential(
+        Conv2D(channels, 32, 3, stride=2), ReLU(), Conv2D(32, 64, 3, stride=2), ReLU(),
+        Flatten(), Dense(64 * h4 * w4, 32, init="he"), ReLU(), Dense(32, 2 * latent_dim),
+    )
+
+
+def conv_decoder(out_channels, height, width, latent_dim, variant) -> Sequential:
+    """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means."""
+    h4, w4 = height // 4, width // 4
+    c1, c2 = (32, 16) if variant == "pooling" else (64, 32)
+    return Sequential(
+        Dense(latent_dim, c1 * h4 * w4, init="he"), ReLU(), Reshape((c1, h4, w4)),
+        Conv2DTranspose(c1, c1, 3, stride=2), ReLU(), Conv2DTranspose(c1, c2, 3, stride=2), ReLU(),
+        Conv2DTranspose(c2, out_channels, 3, stride=1, init="glorot"),
+    )
+
+
+class ConvVAE(VAE):
+    """A VAE with convolutional encoder and decoder, for images of shape ``input_shape`` = (C, H, W).
+
+    Objective: exactly ``VAE``'s (−log p(x|z) + β·KL(q(z|x) ‖ N(0, I))), which this class
+    reuses unchanged: it only builds the two networks. Data may be given as (n, C, H, W)
+    or flattened (n, C·H·W); decoded images come back as (n, C, H, W).
+
+    ``variant="pooling"`` (the textbook architecture, default; all convolutions 3×3, "same"):
+
+        encoder  Conv 16 → ReLU → Conv 16 → ReLU → MaxPool 2 → Conv 32 → ReLU → MaxPool 2
+                 → Flatten → Dense 32 → ReLU → Dense 2·latent (μ ‖ logvar)
+        decoder  Dense 32·(H/4)·(W/4) → ReLU → Reshape (32, H/4, W/4)
+                 → ConvT 32, stride 2 → ReLU → ConvT 16, stride 2 → ReLU → ConvT C (logits)
+
+    ``variant="strided"``: downsampling by stride-2 convolutions instead of pooling:
+
+        encoder  Conv 32, stride 2 → ReLU → Conv 64, stride 2 → ReLU → Flatten → Dense 32 → ReLU → Dense 2·latent
+        decoder  Dense 64·(H/4)·(W/4) → ReLU → Reshape → ConvT 64, s 2 → ReLU → ConvT 32, s 2 → ReLU → ConvT C
+
+    H and W must be divisible by 4 (two halvings). With ``likelihood="gaussian-learned"``
+    the last layer outputs 2·C channels (means, then log-variances).
+    """
+
+    def __init__(
+        self,
+        input_shape=(1, 28, 28),
+        latent_dim: int = 2,
+        beta: float = 1.0,
+        variant: str = "pooling",
+        likelihood="bernoulli",
+        beta_warmup: int = 0,
+        capacity: float | None = None,
+        capacity_warmup: int = 0,
+        backend="numpy",
+        dtype="float32",
+        seed: int | None = 0,
+    ):
+        try:
+            shape = tuple(int(s) for s in input_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}") from None
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"input_shape must be three positive ints (channels, height, width), got {input_shape!r}")
+        channels, height, width = shape
+        if height % 4 or width % 4:
+            raise ValueError(f"ConvVAE halves the image twice, so height and width must be divisible by 4; "
+                             f"got input_shape={shape} (pad or crop the images, e.g. to {((height + 3) // 4) * 4}×{((width + 3) // 4) * 4})")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        latent_dim = int(latent_dim)
+        lik = get_likelihood(likelihood)
+        self.variant = variant
+        encoder = conv_encoder(channels, height, width, latent_dim, variant)
+        decoder = conv_decoder(lik.output_dim(channels), height, width, latent_dim, variant)
+        super().__init__(input_dim=channels * height * width, hidden=(), latent_dim=latent_dim, beta=beta,
+                         likelihood=lik, encoder=encoder, decoder=decoder, beta_warmup=beta_warmup, capacity=capacity,
+                         capacity_warmup=capacity_warmup, backend=backend, dtype=dtype, seed=seed)
+        self.input_shape = shape
+        self.config = dict(
+            input_shape=list(shape), latent_dim=latent_dim, beta=self.beta, variant=variant,
+            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
+            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
+        )
+
+    def __repr__(self):
+        return (f"ConvVAE(input_shape={self.input_shape}, latent_dim={self.latent_dim}, beta={self.beta}, "
+                f"variant={self.variant!r}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, "
+                f"backend={self.backend!r})")

@@ -1,0 +1,270 @@
+"""The Conditional VAE (Sohn, Lee & Yan, 2015): a VAE whose encoder and decoder also see a class label."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import array_module
+from ..layers import Dense, ReLU, Sequential
+from ..likelihoods import get_likelihood
+from ..losses import kl_gaussians, kl_normal
+from .base import LossTerms
+from .vae import LOGVAR_RANGE, VAE, mlp
+
+__all__ = ["CVAE"]
+
+CONDITION_POINTS = ("input", "hidden")
+
+
+class CVAE(VAE):
+    """A VAE conditioned on a class label y (one-hot, K = ``num_classes`` values):
+    q(z | x, y) = N(μ, e^{logvar}),  p(x | z, y),  and a prior p(z | y).
+
+    Objective (minimised), per example, averaged over the batch, in nats:
+
+        L = −log p(x | z, y) + β · KL(q(z|x,y) ‖ p(z|y)),   z = μ + exp(½·logvar)·ε
+
+    - Encoder: the one-hot label is joined to the image (``condition_at="input"``:
+      [x ‖ onehot(y)] → hidden → μ ‖ logvar) or to the first hidden layer's output
+      (``"hidden"``, as in the textbook: x → h₁, [h₁ ‖ onehot(y)] → … → μ ‖ logvar).
+    - Decoder: [z ‖ onehot(y)] → hidden (mirrored) → logits/means.
+    - Prior: N(0, I) by default. With ``learned_prior=True`` it is N(μ_p(y), e^{logvar_p(y)})
+      from a small network onehot(y) → Dense(``prior_hidden``) → ReLU → Dense → μ_p ‖ logvar_p,
+      trained through the KL term (``microvae.losses.kl_gaussians``); ``sample`` draws from it.
+
+    The labels are inputs, not parameters: the gradients flowing into their one-hot part
+    (at the encoder's and the decoder's inputs) are computed by the layers and discarded.
+
+    Labels may be given as class indices (n,) of ints in [0, K) or as one-hot rows (n, K).
+    The objective, its backward pass, β warm-up and capacity come from ``VAE``: this class
+    only overrides its hooks (``_encode``, ``_decode``, ``_kl`` and their backward passes).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 784,
+        num_classes: int = 10,
+        hidden=(512, 256),
+        latent_dim: int = 2,
+        beta: float = 1.0,
+        condition_at: str = "input",
+        learned_prior: bool = False,
+        prior_hidden: int = 64,
+        likelihood="bernoulli",
+        beta_warmup: int = 0,
+        capacity: float | None = None,
+        capacity_warmup: int = 0,
+        backend="numpy",
+        dtype="float32",
+        seed: int | None = 0,
+    ):
+        if int(num_classes) != num_classes or int(num_classes) < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if condition_at not in CONDITION_POINTS:
+            raise ValueError(f"condition_at must be one of {CONDITION_POINTS}, got {condition_at!r}")
+        hidden = tuple(int(h) for h in hidden)
+        if condition_at == "hidden" and not hidden:
+            raise ValueError("condition_at='hidden' joins the label to the first hidden layer, so hidden needs at least one size")
+        if int(prior_hidden) < 1:
+            raise ValueError(f"prior_hidden must be a positive int, got {prior_hidden!r}")
+        input_dim, latent_dim, num_classes = int(input_dim), int(latent_dim), int(num_classes)
+        if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
+        self.num_classes, self.condition_at = num_classes, condition_at
+        self.learned_prior, self.prior_hidden = bool(learned_prior), int(prior_hidden)
+        lik = get_likelihood(likelihood)
+        k = num_classes
+        if condition_at == "input":
+            self.encoder_head = None
+            encoder = mlp((input_dim + k, *hidden, 2 * latent_dim))
+        else:
+            self.encoder_head = Sequential(Dense(input_dim, hidden[0], init="he"), ReLU())
+            encoder = mlp((hidden[0] + k, *hidden[1:], 2 * latent_dim))
+        decoder = mlp((latent_dim + k, *hidden[::-1], lik.output_dim(input_dim)))
+        self.prior = (Sequential(Dense(k, self.prior_hidden, init="he"), ReLU(), Dense(self.prior_hidden, 2 * latent_dim))
+                      if self.learned_prior else None)
+        super().__init__(input_dim=input_dim, hidden=hidden, latent_dim=latent_dim, beta=beta, likelihood=lik,
+                         encoder=encoder, decoder=decoder, beta_warmup=beta_warmup, capacity=capacity,
+                         capacity_warmup=capacity_warmup, backend=backend, dtype=dtype, seed=seed)
+        self.config = dict(
+            input_dim=input_dim, num_classes=num_classes, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
+            condition_at=condition_at, learned_prior=self.learned_prior, prior_hidden=self.prior_hidden,
+            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
+            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
+        )
+
+    def children(self):
+        parts = {"encoder_head": self.encoder_head, "encoder": self.encoder, "decoder": self.decoder, "prior": self.prior}
+        return {name: part for name, part in parts.items() if part is not None}
+
+    # labels -------------------------------------------------------------------------
+    def _labels(self, y, n: int | None = None, what: str = "y"):
+        """One-hot (n, K) backend array from class indices (n,) or one-hot rows (n, K) (or one int, given n)."""
+        k = self.num_classes
+        if y is None:
+            raise TypeError(f"{type(self).__name__} needs class labels: {what} of shape (n,) with ints in [0, {k - 1}] "
+                            f"or one-hot of shape (n, {k})")
+        if array_module(y) is not np:
+            y = y.get()
+        y = np.asarray(y)
+        if y.ndim == 0 and n is not None:
+            y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) else y.reshape(1)
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+            raise ValueError(f"{what} must hold integer class labels, got dtype {y.dtype}")
+        if y.ndim == 1:
+            if y.dtype == np.bool_:
+                raise ValueError(f"{what} must be integer class indices in [0, {k - 1}], got a boolean array")
+            integral = np.isfinite(y) & (y == np.round(y))
+            if not integral.all():
+                raise ValueError(f"{what} must be integer class indices in [0, {k - 1}]; found the non-integer value {y[~integral][0].item()!r}")
+            bad = (y < 0) | (y >= k)
+            if bad.any():
+                raise ValueError(f"{what} must be class indices in [0, {k - 1}] for num_classes={k}; found {y[bad][0].item()!r}")
+            onehot = np.zeros((len(y), k))
+            onehot[np.arange(len(y)), y.astype(np.int64)] = 1.0
+        elif y.ndim == 2 and y.shape[1] == k:
+            if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+                raise ValueError(f"one-hot {what} of shape (n, {k}) must hold exactly one 1 per row and 0 elsewhere")
+            onehot = y.astype(np.float64)
+        else:
+            raise ValueError(f"{what} must be class indices of shape (n,) or one-hot of shape (n, {k}), got shape {y.shape}")
+        if n is not None and len(onehot) != n:
+            raise ValueError(f"{what} has {len(onehot)} labels for {n} examples; expected one label per example")
+        if len(onehot) == 0:
+            raise ValueError(f"{what} must be a non-empty batch of labels")
+        return self.backend.asarray(onehot)
+
+    def _prepare_data(self, x, y=None):
+        if y is None:
+            self._labels(None)
+        x = self._data(x)
+        return x, self._labels(y, len(x))
+
+    def fixed_noise(self, x, y=None, seed: int = 0):
+        """A reproducible draw of ε (n, latent_dim) for the batch (x, y), for gradient checks."""
+        return super().fixed_noise(x, seed=seed)
+
+    # the objective: VAE's, with the label as its condition -------------------------------
+    def _objective(self, x, onehot, eps=None, compute_grads=True) -> LossTerms:
+        return super()._objective(x, eps=eps, compute_grads=compute_grads, condition=onehot)
+
+    def loss_and_grads(self, x, y, eps=None) -> LossTerms:
+        """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``."""
+        return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
+
+    def loss(self, x, y, eps=None) -> LossTerms:
+        """Loss terms of a labelled batch, forward pass only."""
+        return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=False)
+
+    def _encode(self, x, condition=None):
+        xp = self.backend.xp
+        h = x if self.encoder_head is None else self.encoder_head.forward(x)
+        return super()._encode(xp.concatenate([h, condition], axis=1))
+
+    def _encode_backward(self, dmu, dlogvar):
+        if self.encoder_head is None:
+            super()._encode_backward(dmu, dlogvar)  # the encoder's input is [x ‖ onehot]: no input gradient needed
+            return
+        xp = self.backend.xp
+        dh = self.encoder.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1), input_grad=True)
+        self.encoder_head.backward(xp.ascontiguousarray(dh[:, : self.hidden[0]]), input_grad=False)  # one-hot part dropped
+
+    def _decode(self, z, condition=None):
+        return self.decoder.forward(self.backend.xp.concatenate([z, condition], axis=1))
+
+    def _decode_backward(self, dout):
+        return self.decoder.backward(dout)[:, : self.latent_dim]  # the one-hot part of [z ‖ onehot] is dropped
+
+    def _prior_moments(self, onehot):
+        """(μ_p, logvar_p) of p(z | y); logvar_p clamped like the encoder's."""
+        h = self.prior.forward(onehot)
+        mu_p, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        lo, hi = LOGVAR_RANGE
+        self._prior_logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
+        return mu_p, self.backend.xp.clip(raw_logvar, lo, hi)
+
+    def _kl(self, mu, logvar, condition=None):
+        if self.prior is None:
+            return kl_normal(mu, logvar)
+        mu_p, logvar_p = self._prior_moments(condition)
+        per_example, dmu, dlogvar, dmu_p, dlogvar_p = kl_gaussians(mu, logvar, mu_p, logvar_p)
+        self._prior_grads = (dmu_p, dlogvar_p)
+        return per_example, dmu, dlogvar
+
+    def _kl_backward(self, kl_slope):
+        if self.prior is None:
+            return
+        dmu_p, dlogvar_p = self._prior_grads
+        xp = self.backend.xp
+        dh = xp.concatenate([dmu_p * kl_slope, dlogvar_p * self._prior_logvar_inside * kl_slope], axis=1)
+        self.prior.backward(dh.astype(self.backend.dtype, copy=False), input_grad=False)
+
+    # using a trained model (NumPy in, NumPy out) ------------------------------------
+    def encode(self, x, y):
+        """(μ, logvar) of q(z | x, y), as NumPy arrays of shape (n, latent_dim)."""
+        x, onehot = self._prepare_data(x, y)
+        mu, logvar = self._encode(x, onehot)
+        return self.backend.to_numpy(mu).copy(), self.backend.to_numpy(logvar).copy()
+
+    def decode(self, z, y):
+        """Data-space mean of p(x | z, y) (probabilities for Bernoulli), shape (n, input_dim).
+
+        ``y``: class indices (n,), one-hot (n, K), or one int for all rows."""
+        z = self._as_batch(z, "z", (self.latent_dim,))
+        out = self._decode(z, self._labels(y, len(z)))
+        return self.backend.to_numpy(self.likelihood.mean(out, self.backend.kernels)).copy()
+
+    def reconstruct(self, x, y):
+        """Decode the posterior mean: decode(μ(x, y), y)."""
+        x, onehot = self._prepare_data(x, y)
+        mu, _ = self._encode(x, onehot)
+        return self.backend.to_numpy(self.likelihood.mean(self._decode(mu, onehot), self.backend.kernels)).copy()
+
+    def prior_moments(self, labels):
+        """(μ_p, logvar_p) of the prior p(z | y) for the given labels, as NumPy arrays (zeros for N(0, I))."""
+        onehot = self._labels(labels)
+        if self.prior is None:
+            zeros = np.zeros((len(onehot), self.latent_dim))
+            return zeros, zeros.copy()
+        mu_p, logvar_p = self._prior_moments(onehot)
+        return self.backend.to_numpy(mu_p).copy(), self.backend.to_numpy(logvar_p).copy()
+
+    def sample(self, n: int, labels, seed: int | None = None):
+        """n images of the requested classes: z ~ p(z | y), then the decoder mean of p(x | z, y).
+
+        ``labels``: one int (every sample of that class) or n class indices / one-hot rows.
+        ``seed`` fixes the draw (else the model's generator is used).
+        """
+        if int(n) != n or int(n) < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = int(n)
+        onehot = self._labels(labels, n, "labels")
+        if seed is not None:
+            eps = self.backend.asarray(np.random.default_rng(seed).standard_normal((n, self.latent_dim)))
+        else:
+            eps = self.backend.normal((n, self.latent_dim))
+        if self.prior is None:
+            z = eps
+        else:
+            mu_p, logvar_p = self._prior_moments(onehot)
+            z = mu_p + self.backend.xp.exp(0.5 * logvar_p) * eps
+        out = self._decode(z, onehot)
+        return self.backend.to_numpy(self.likelihood.mean(out, self.backend.kernels)).copy()
+
+    def elbo(self, x, y, n_samples: int = 1):
+        """Per-example conditional ELBO, log p(x | y) ≥ E_q[log p(x | z, y)] − KL(q(z|x,y) ‖ p(z|y)),
+        in nats, with ``n_samples`` draws of z (β plays no part)."""
+        x, onehot = self._prepare_data(x, y)
+        mu, logvar = self._encode(x, onehot)
+        kl, _, _ = self._kl(mu, logvar, onehot)
+        recon = 0.0
+        for _ in range(int(n_samples)):
+            out = self._decode(self.sampler.forward(mu, logvar), onehot)
+            recon = recon + self.likelihood.nll(out, x)[0]
+        return self.backend.to_numpy(-(recon / n_samples) - kl).copy()
+
+    def __repr__(self):
+        return (f"CVAE(input_dim={self.input_dim}, num_classes={self.num_classes}, hidden={self.hidden}, "
+                f"latent_dim={self.latent_dim}, beta={self.beta}, condition_at={self.condition_at!r}, "
+                f"learned_prior={self.learned_prior}, likelihood={self.likelihood.config()!r}, "
+                f"parameters={self.num_parameters}, backend={self.backend!r})")

@@ -1,0 +1,168 @@
+"""The convolution kernels: each Numba kernel equals its NumPy reference twin (float32 and float64).
+
+Outputs are pre-filled with NaN, so a kernel that forgets to write (or to zero before
+accumulating) fails. The reference im2col/col2im are also checked to be adjoint.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microvae.kernels import cpu, reference
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
+
+
+@st.composite
+def conv_problems(draw):
+    """A convolution geometry with explicit padding (any split), and a data seed."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    pads = [draw(st.integers(0, k - 1)) for k in (kh, kh, kw, kw)]  # top, bottom, left, right
+    h = draw(st.integers(max(1, kh - pads[0] - pads[1]), 8))
+    w = draw(st.integers(max(1, kw - pads[2] - pads[3]), 8))
+    oh = (h + pads[0] + pads[1] - kh) // stride + 1
+    ow = (w + pads[2] + pads[3] - kw) // stride + 1
+    return dict(shape=(n, c, h, w), kernel=(kh, kw), stride=stride, pad_top=pads[0], pad_left=pads[2], out=(oh, ow),
+                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+@st.composite
+def pool_problems(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pool, stride = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(pool, 9)), draw(st.integers(pool, 9))
+    ties = draw(st.booleans())  # integer-valued inputs: many ties, to pin down tie-breaking
+    return dict(shape=(n, c, h, w), pool=pool, stride=stride, out=((h - pool) // stride + 1, (w - pool) // stride + 1),
+                ties=ties, seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+def _cols_shape(p):
+    n, c = p["shape"][:2]
+    return (c, *p["kernel"], n, *p["out"])
+
+
+@settings(max_examples=60)
+@given(conv_problems())
+def test_im2col_matches_reference(p):
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
+    expected = np.full(_cols_shape(p), np.nan, dtype=p["dtype"])
+    got = np.full_like(expected, np.nan)
+    reference.im2col(x, p["stride"], p["pad_top"], p["pad_left"], expected)
+    cpu.im2col(x, p["stride"], p["pad_top"], p["pad_left"], got)
+    np.testing.assert_array_equal(got, expected)
+
+
+@settings(max_examples=60)
+@given(conv_problems())
+def test_col2im_matches_reference(p):
+    rng = np.random.default_rng(p["seed"])
+    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
+    expected = np.full(p["shape"], np.nan, dtype=p["dtype"])
+    got = np.full_like(expected, np.nan)
+    reference.col2im(cols, p["stride"], p["pad_top"], p["pad_left"], expected)
+    cpu.col2im(cols, p["stride"], p["pad_top"], p["pad_left"], got)
+    np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
+
+
+@settings(max_examples=40)
+@given(conv_problems())
+def test_col2im_is_the_adjoint_of_im2col(p):
+    """<im2col(x), g> = <x, col2im(g)> for all x, g: col2im is im2col's transpose."""
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal(p["shape"])
+    g = rng.standard_normal(_cols_shape(p))
+    for k in (reference, cpu):
+        cols = k.im2col(x, p["stride"], p["pad_top"], p["pad_left"], np.empty(_cols_shape(p)))
+        back = k.col2im(g, p["stride"], p["pad_top"], p["pad_left"], np.empty(p["shape"]))
+        assert np.isclose((cols * g).sum(), (x * back).sum(), rtol=1e-10, atol=1e-10)
+
+
+def test_im2col_reads_the_documented_window():
+    """cols[c, i, j, n, r, q] = x[n, c, r·s + i − top, q·s + j − left], 0 outside."""
+    x = np.arange(2 * 2 * 5 * 6, dtype=np.float64).reshape(2, 2, 5, 6)
+    for k in (reference, cpu):
+        cols = k.im2col(x, 2, 1, 0, np.empty((2, 3, 2, 2, 3, 3)))
+        for c, i, j, n, r, q in np.ndindex(*cols.shape):
+            h, w = 2 * r + i - 1, 2 * q + j
+            expected = x[n, c, h, w] if 0 <= h < 5 and 0 <= w < 6 else 0.0
+            assert cols[c, i, j, n, r, q] == expected
+
+
+def _pool_input(p):
+    rng = np.random.default_rng(p["seed"])
+    if p["ties"]:
+        return rng.integers(-2, 3, size=p["shape"]).astype(p["dtype"])
+    return rng.standard_normal(p["shape"]).astype(p["dtype"])
+
+
+@settings(max_examples=60)
+@given(pool_problems())
+def test_maxpool_forward_matches_reference(p):
+    x = _pool_input(p)
+    out_shape = p["shape"][:2] + p["out"]
+    y_ref, y = np.full(out_shape, np.nan, p["dtype"]), np.full(out_shape, np.nan, p["dtype"])
+    a_ref, a = np.full(out_shape, -1, np.int64), np.full(out_shape, -1, np.int64)
+    reference.maxpool_forward(x, p["pool"], p["stride"], y_ref, a_ref)
+    cpu.maxpool_forward(x, p["pool"], p["stride"], y, a)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(a, a_ref)
+    # the values are the window maxima, and argmax points at a maximum of its window
+    w = p["shape"][3]
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    np.testing.assert_array_equal(np.take_along_axis(flat, a.reshape(a.shape[0], a.shape[1], -1), axis=2).reshape(y.shape), y)
+    s, k = p["stride"], p["pool"]
+    for idx in np.ndindex(*out_shape):
+        n, c, r, q = idx
+        assert y[idx] == x[n, c, r * s : r * s + k, q * s : q * s + k].max()
+        hh, ww = divmod(int(a[idx]), w)
+        assert r * s <= hh < r * s + k and q * s <= ww < q * s + k
+
+
+@settings(max_examples=60)
+@given(pool_problems())
+def test_maxpool_backward_matches_reference(p):
+    x = _pool_input(p)
+    out_shape = p["shape"][:2] + p["out"]
+    y, argmax = np.empty(out_shape, p["dtype"]), np.empty(out_shape, np.int64)
+    reference.maxpool_forward(x, p["pool"], p["stride"], y, argmax)
+    dy = np.random.default_rng(p["seed"] + 1).standard_normal(out_shape).astype(p["dtype"])
+    expected, got = np.full(p["shape"], np.nan, p["dtype"]), np.full(p["shape"], np.nan, p["dtype"])
+    reference.maxpool_backward(dy, argmax, p["pool"], p["stride"], expected)
+    cpu.maxpool_backward(dy, argmax, p["pool"], p["stride"], got)
+    np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
+    # every window's gradient lands somewhere
+    np.testing.assert_allclose(got.sum(dtype=np.float64), dy.sum(dtype=np.float64), rtol=0, atol=1e-5 * np.abs(dy).sum())
+
+
+def test_maxpool_ties_go_to_the_first_maximum():
+    x = np.zeros((1, 1, 2, 2))
+    y, a = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int64)
+    for k in (reference, cpu):
+        k.maxpool_forward(x, 2, 2, y, a)
+        assert a[0, 0, 0, 0] == 0
+
+
+def test_cpu_kernels_reject_non_contiguous_arrays():
+    x = np.zeros((1, 1, 4, 8))[..., ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.im2col(x, 1, 0, 0, np.empty((1, 1, 1, 1, 4, 4)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.col2im(np.zeros((1, 1, 1, 1, 4, 8))[..., ::2], 1, 0, 0, np.empty((1, 1, 4, 4)))
+    with pytest.raises(TypeError, match="int64"):
+        cpu.maxpool_forward(np.zeros((1, 1, 2, 2)), 2, 2, np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int32))
+
+
+def test_kernels_are_reachable_through_the_backend():
+    from microvae import get_backend
+
+    from microvae.kernels import conv_cpu, conv_reference
+
+    assert get_backend("numpy").kernels.im2col is cpu.im2col
+    assert get_backend("numpy", dtype="float64").kernels.maxpool_backward is cpu.maxpool_backward
+    assert sorted(conv_cpu.__all__) == sorted(conv_reference.__all__) == ["col2im", "im2col", "maxpool_backward", "maxpool_forward"]
+    assert all(getattr(reference, name) is getattr(conv_reference, name) for name in conv_reference.__all__)

@@ -1,0 +1,342 @@
+"""Conv2D, Conv2DTranspose, MaxPool2D, Flatten, Reshape: gradients, forward values, shapes, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae
+from microvae import Backend, Conv2D, Conv2DTranspose, Flatten, MaxPool2D, Reshape, check_layer
+from microvae.layers.base import layer_from_spec, layer_to_spec
+
+# ---------------------------------------------------------------------------------------------
+# independent definitions, written as direct loops
+
+
+def same_padding(size, kernel, stride):
+    """TensorFlow's "SAME": output ⌈size/stride⌉, total padding split with the extra at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2
+
+
+def naive_conv2d(x, w, b, stride, padding):
+    """y[n, f, r, q] = b[f] + Σ_{c,i,j} w[f, c, i, j]·x[n, c, r·s + i − top, q·s + j − left]."""
+    n, c, h, wd = x.shape
+    f, _, kh, kw = w.shape
+    if padding == "same":
+        (oh, top), (ow, left) = same_padding(h, kh, stride), same_padding(wd, kw, stride)
+    else:
+        oh, ow, top, left = (h - kh) // stride + 1, (wd - kw) // stride + 1, 0, 0
+    y = np.zeros((n, f, oh, ow))
+    for nn in range(n):
+        for ff in range(f):
+            for r in range(oh):
+                for q in range(ow):
+                    total = b[ff]
+                    for cc in range(c):
+                        for i in range(kh):
+                            for j in range(kw):
+                                hh, ww = r * stride + i - top, q * stride + j - left
+                                if 0 <= hh < h and 0 <= ww < wd:
+                                    total += w[ff, cc, i, j] * x[nn, cc, hh, ww]
+                    y[nn, ff, r, q] = total
+    return y
+
+
+def naive_conv2d_transpose(x, w, b, stride, padding):
+    """Scatter form: every input pixel x[n, ci, h, v] adds w[ci, co, i, j]·x at output
+    (h·s + i − top, v·s + j − left); "same" crops to input·stride, with top = ⌊max(K − s, 0)/2⌋."""
+    n, ci_count, h, wd = x.shape
+    _, co_count, kh, kw = w.shape
+    if padding == "same":
+        oh, ow, top, left = h * stride, wd * stride, max(kh - stride, 0) // 2, max(kw - stride, 0) // 2
+    else:
+        oh, ow, top, left = (h - 1) * stride + kh, (wd - 1) * stride + kw, 0, 0
+    y = np.zeros((n, co_count, oh, ow)) + b[None, :, None, None]
+    for nn in range(n):
+        for ci in range(ci_count):
+            for hh in range(h):
+                for vv in range(wd):
+                    for co in range(co_count):
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, q = hh * stride + i - top, vv * stride + j - left
+                                if 0 <= r < oh and 0 <= q < ow:
+                                    y[nn, co, r, q] += w[ci, co, i, j] * x[nn, ci, hh, vv]
+    return y
+
+
+def built(layer, dtype="float64", seed=0, kernels=None):
+    if kernels is None:
+        return layer.build(dtype=dtype, seed=seed)
+    return layer.build(Backend("numpy", dtype=dtype, seed=seed, kernels=kernels))
+
+
+def randomize_params(layer, seed):
+    """Non-trivial parameters (a fresh layer has b = 0)."""
+    rng = np.random.default_rng(seed)
+    layer.flat.data[...] = rng.standard_normal(layer.flat.size)
+
+
+def assert_gradcheck(layer, x, seed=0):
+    result = check_layer(layer, x, seed=seed)
+    assert result.passed(1e-6), result.table()
+    names = {f"{path}.{n}" if path else n for path, module in layer.named_modules() for n in module.params}
+    assert set(result.errors) == {"x", *names}
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies
+
+
+@st.composite
+def conv_cases(draw, transpose=False):
+    padding = draw(st.sampled_from(["same", "valid"]))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    if transpose:
+        h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    elif padding == "valid":
+        h, w = draw(st.integers(kh, kh + 4)), draw(st.integers(kw, kw + 4))
+    else:
+        h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)),
+                kernel=(kh, kw) if draw(st.booleans()) or kh != kw else kh, stride=stride, padding=padding,
+                h=h, w=w, bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
+
+
+# ---------------------------------------------------------------------------------------------
+# gradient checks (float64, relative error <= 1e-6)
+
+
+@settings(max_examples=60)
+@given(conv_cases())
+def test_conv2d_gradients(case):
+    layer = built(Conv2D(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"], bias=case["bias"]))
+    randomize_params(layer, case["seed"])
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    assert_gradcheck(layer, x, seed=case["seed"] % 1000)
+
+
+@settings(max_examples=60)
+@given(conv_cases(transpose=True))
+def test_conv2d_transpose_gradients(case):
+    layer = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"],
+                                  bias=case["bias"]))
+    randomize_params(layer, case["seed"])
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    assert_gradcheck(layer, x, seed=case["seed"] % 1000)
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 2), c=st.integers(1, 3), pool=st.integers(1, 3), stride=st.one_of(st.none(), st.integers(1, 3)),
+       extra_h=st.integers(0, 4), extra_w=st.integers(0, 4), seed=st.integers(0, 2**31))
+def test_maxpool_gradients(n, c, pool, stride, extra_h, extra_w, seed):
+    layer = built(MaxPool2D(pool, stride))
+    shape = (n, c, pool + extra_h, pool + extra_w)
+    rng = np.random.default_rng(seed)
+    # distinct values 0.01 apart: every window's maximum is unique by a margin far above the FD step
+    x = (rng.permutation(int(np.prod(shape))).reshape(shape) - 50.0) * 0.01
+    assert_gradcheck(layer, x, seed=seed % 1000)
+
+
+@settings(max_examples=15)
+@given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4), seed=st.integers(0, 1000))
+def test_flatten_and_reshape_gradients(shape, seed):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    assert_gradcheck(built(Flatten()), x, seed=seed)
+    assert_gradcheck(built(Reshape(shape[1:][::-1])), x.reshape(shape[0], -1), seed=seed)
+
+
+def test_small_conv_stack_gradients():
+    """Layers composed as in ConvVAE's encoder and decoder (with their NCHW hand-offs)."""
+    from microvae import Dense, ReLU, Sequential
+
+    rng = np.random.default_rng(3)
+    net = built(Sequential(Conv2D(2, 3, 3, stride=2), ReLU(), MaxPool2D(2), Flatten(), Dense(3 * 2 * 2, 5),
+                           Reshape((5, 1, 1)), Conv2DTranspose(5, 2, 3, stride=2), ReLU(), Conv2DTranspose(2, 1, 2, stride=2)))
+    randomize_params(net, 4)
+    x = rng.standard_normal((2, 2, 8, 8))
+    assert_gradcheck(net, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# forward values against direct loops
+
+
+@settings(max_examples=25)
+@given(conv_cases())
+def test_conv2d_forward_matches_direct_loops(case):
+    layer = built(Conv2D(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"]))
+    randomize_params(layer, case["seed"])
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    expected = naive_conv2d(x, layer.params["W"], layer.params["b"], case["stride"], case["padding"])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=25)
+@given(conv_cases(transpose=True))
+def test_conv2d_transpose_forward_matches_direct_loops(case):
+    layer = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"]))
+    randomize_params(layer, case["seed"])
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    expected = naive_conv2d_transpose(x, layer.params["W"], layer.params["b"], case["stride"], case["padding"])
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride,padding", [(1, "same"), (2, "same"), (1, "valid"), (2, "valid"), (3, "same")])
+def test_conv2d_and_transpose_are_adjoint(stride, padding):
+    """<Conv2D(u), v> = <u, Conv2DTranspose(v)> with the same weights and no bias."""
+    rng = np.random.default_rng(stride)
+    conv = built(Conv2D(2, 3, 3, stride=stride, padding=padding, bias=False))
+    tconv = built(Conv2DTranspose(3, 2, 3, stride=stride, padding=padding, bias=False))
+    tconv.params["W"][...] = conv.params["W"]
+    v = rng.standard_normal((2, 3, 4, 5))
+    out = tconv.forward(v)
+    u = rng.standard_normal(out.shape)
+    assert conv.forward(u).shape == v.shape
+    assert np.isclose((conv.forward(u) * v).sum(), (u * out).sum(), rtol=1e-12)
+
+
+def test_conv2d_same_padding_alignment():
+    """An odd "same" kernel is centred; an even one puts the extra zero row/column at the bottom/right."""
+    x = np.random.default_rng(0).standard_normal((1, 1, 5, 6))
+    centred = built(Conv2D(1, 1, 3, bias=False))
+    centred.params["W"][...] = 0
+    centred.params["W"][0, 0, 1, 1] = 1  # identity kernel
+    np.testing.assert_array_equal(centred.forward(x), x)
+    even = built(Conv2D(1, 1, 2, bias=False))
+    even.params["W"][...] = 1
+    padded = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
+    expected = padded[..., :-1, :-1] + padded[..., 1:, :-1] + padded[..., :-1, 1:] + padded[..., 1:, 1:]
+    np.testing.assert_allclose(even.forward(x), expected, rtol=1e-14)
+
+
+def test_conv2d_transpose_same_stride2_matches_keras_layout():
+    """Ones through a 3×3 all-ones kernel, stride 2, "same": the pattern TensorFlow/Keras give."""
+    layer = built(Conv2DTranspose(1, 1, 3, stride=2, bias=False))
+    layer.params["W"][...] = 1
+    y = layer.forward(np.ones((1, 1, 2, 2)))
+    profile = np.array([1.0, 1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(y[0, 0], np.outer(profile, profile))
+
+
+@pytest.mark.parametrize("padding,stride,hw,expected", [
+    ("same", 1, (5, 6), (5, 6)), ("same", 2, (5, 6), (3, 3)), ("same", 3, (7, 7), (3, 3)),
+    ("valid", 1, (5, 6), (3, 4)), ("valid", 2, (5, 6), (2, 2)), ("valid", 2, (3, 3), (1, 1)),
+])
+def test_conv2d_output_shapes(padding, stride, hw, expected):
+    layer = built(Conv2D(2, 4, 3, stride=stride, padding=padding))
+    assert layer.forward(np.zeros((3, 2, *hw))).shape == (3, 4, *expected)
+    assert layer.output_shape(*hw) == expected
+
+
+@pytest.mark.parametrize("padding,stride,kernel,hw,expected", [
+    ("same", 2, 3, (7, 7), (14, 14)), ("same", 1, 3, (5, 4), (5, 4)), ("same", 2, 4, (3, 5), (6, 10)),
+    ("valid", 2, 3, (3, 4), (7, 9)), ("valid", 1, 2, (3, 3), (4, 4)),
+])
+def test_conv2d_transpose_output_shapes(padding, stride, kernel, hw, expected):
+    layer = built(Conv2DTranspose(2, 4, kernel, stride=stride, padding=padding))
+    assert layer.forward(np.zeros((3, 2, *hw))).shape == (3, 4, *expected)
+
+
+def test_maxpool_values_and_shapes():
+    x = np.arange(2 * 3 * 5 * 4, dtype=np.float64).reshape(2, 3, 5, 4)
+    y = built(MaxPool2D(2)).forward(x)
+    assert y.shape == (2, 3, 2, 2)  # the last row (odd height) is dropped
+    np.testing.assert_array_equal(y, x[:, :, 1:4:2, 1::2])
+    assert built(MaxPool2D(3, stride=1)).forward(x).shape == (2, 3, 3, 2)
+
+
+def test_layers_match_with_reference_kernels():
+    """The compiled kernels and their NumPy twins give the same layer outputs and gradients."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 6, 6))
+    for make in (lambda: Conv2D(3, 4, 3, stride=2), lambda: Conv2DTranspose(3, 4, 3, stride=2), lambda: MaxPool2D(2)):
+        a, b = built(make(), kernels="compiled"), built(make(), kernels="reference")
+        ya, yb = a.forward(x), b.forward(x)
+        np.testing.assert_allclose(ya, yb, rtol=1e-12, atol=1e-12)
+        dy = rng.standard_normal(ya.shape)
+        np.testing.assert_allclose(a.backward(dy), b.backward(dy), rtol=1e-12, atol=1e-12)
+        if a.flat is not None:
+            np.testing.assert_allclose(a.flat.grad, b.flat.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_layers_keep_their_dtype():
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    for layer in (Conv2D(1, 2, 3), MaxPool2D(2), Conv2DTranspose(1, 2, 3, stride=2), Flatten()):
+        layer = built(layer, dtype="float32")
+        y = layer.forward(x)
+        assert y.dtype == np.float32
+        assert layer.backward(np.ones_like(y)).dtype == np.float32
+
+
+def test_parameter_shapes_and_config_roundtrip():
+    conv = Conv2D(3, 5, (2, 3), stride=2, padding="valid", bias=False, init="glorot")
+    tconv = Conv2DTranspose(3, 5, 3, stride=2)
+    assert built(conv).params["W"].shape == (5, 3, 2, 3) and "b" not in conv.params
+    assert built(tconv).params["W"].shape == (3, 5, 3, 3) and tconv.params["b"].shape == (5,)
+    for layer in (conv, tconv, MaxPool2D(3, stride=2), Flatten(), Reshape((2, 3))):
+        clone = layer_from_spec(layer_to_spec(layer))
+        assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    import json
+
+    json.dumps([layer_to_spec(layer) for layer in (conv, tconv, MaxPool2D(2), Reshape((2, 3)))])
+
+
+def test_he_init_scale():
+    w = built(Conv2D(16, 32, 3), seed=1).params["W"]
+    assert abs(w.std() - np.sqrt(2.0 / (16 * 9))) < 0.05 * np.sqrt(2.0 / (16 * 9))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+def test_bad_inputs_raise_clear_errors():
+    conv = built(Conv2D(3, 4, 3, padding="valid"))
+    with pytest.raises(ValueError, match=r"\(batch, 3, height, width\).*got \(2, 3, 5\)"):
+        conv.forward(np.zeros((2, 3, 5)))
+    with pytest.raises(ValueError, match=r"\(batch, 3, height, width\).*got \(2, 1, 5, 5\)"):
+        conv.forward(np.zeros((2, 1, 5, 5)))
+    with pytest.raises(ValueError, match=r"at least 3×3.*padding='valid', got 2×5"):
+        conv.forward(np.zeros((2, 3, 2, 5)))
+    tconv = built(Conv2DTranspose(2, 4, 3, stride=2))
+    with pytest.raises(ValueError, match=r"\(batch, 2, height, width\)"):
+        tconv.forward(np.zeros((1, 3, 4, 4)))
+    with pytest.raises(ValueError, match="at least 3×3"):
+        built(MaxPool2D(3)).forward(np.zeros((1, 1, 2, 5)))
+    with pytest.raises(ValueError, match="NCHW"):
+        built(MaxPool2D(2)).forward(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="12 values per example"):
+        built(Reshape((3, 4))).forward(np.zeros((2, 10)))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: Conv2D(0, 4, 3), "positive channel"),
+    (lambda: Conv2D(1, 4, 0), "kernel_size must be positive"),
+    (lambda: Conv2D(1, 4, (3, 3, 3)), "pair"),
+    (lambda: Conv2D(1, 4, 2.5), "pair"),
+    (lambda: Conv2D(1, 4, 3, stride=0), "stride"),
+    (lambda: Conv2D(1, 4, 3, padding="full"), "padding must be one of"),
+    (lambda: Conv2D(1, 4, 3, init="lecun"), "init must be one of"),
+    (lambda: Conv2DTranspose(1, 4, 3, stride=1.5), "stride"),
+    (lambda: MaxPool2D(0), "pool_size"),
+    (lambda: MaxPool2D(2, stride=0), "stride"),
+    (lambda: Reshape(()), "non-empty shape"),
+    (lambda: Reshape((2, 0)), "positive ints"),
+])
+def test_bad_constructor_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_unbuilt_layer_says_so():
+    with pytest.raises(RuntimeError, match="build"):
+        Conv2D(1, 1, 3).forward(np.zeros((1, 1, 3, 3)))
+
+
+def test_exported_names():
+    for name in ("Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape"):
+        assert getattr(microvae, name) is getattr(microvae.layers, name)
