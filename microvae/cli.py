@@ -115,6 +115,43 @@ def _vae_pictures(model, data, out, args):
 register_model("vae", _build_vae, _vae_pictures)
 
 
+# the conditional and convolutional VAEs ------------------------------------------------------
+def _build_cvae(args, data):
+    from .models import CVAE
+
+    return CVAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"], hidden=args.hidden,
+                latent_dim=args.latent_dim, beta=args.beta, beta_warmup=args.beta_warmup,
+                condition_at=args.condition_at, learned_prior=args.learned_prior, backend=args.backend, seed=args.seed)
+
+
+def _cvae_pictures(model, data, out, args):
+    from . import plot
+
+    shape, x, y = data["image_shape"], data["x_test"], data["y_test"]
+    k, per_class = model.num_classes, 10
+    paths = [os.path.join(out, n) for n in ("reconstructions.png", "samples_by_class.png", "latent_scatter.png", "loss_curves.png")]
+    plot.plot_reconstructions(x[:10], model.reconstruct(x[:10], y[:10]), image_shape=shape, path=paths[0])
+    labels = np.repeat(np.arange(k), per_class)
+    samples = model.sample(k * per_class, labels, seed=args.seed).reshape(k, per_class, -1)
+    plot.plot_samples_by_class(samples, image_shape=shape, class_names=data.get("class_names"), path=paths[1])
+    mu, _ = model.encode(x[:2000], y[:2000])
+    plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=paths[2],
+                             title="q(z|x,y) means: the label is given, so z need not encode it")
+    plot.plot_loss_curves(model.history.as_dict(), path=paths[3])
+    return paths
+
+
+def _build_convvae(args, data):
+    from .models import ConvVAE
+
+    return ConvVAE(input_shape=data["x_train"].shape[1:], latent_dim=args.latent_dim, beta=args.beta,
+                   beta_warmup=args.beta_warmup, variant=args.variant, backend=args.backend, seed=args.seed)
+
+
+register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda args: True)
+register_model("convvae", _build_convvae, _vae_pictures)
+
+
 # the adversarial autoencoder -----------------------------------------------------------------
 def _build_aae(args, data):
     from .models import AAE
@@ -146,7 +183,9 @@ register_model("aae", _build_aae, _aae_pictures, uses_labels=lambda args: args.p
 
 # the recurrent models ---------------------------------------------------------------------------
 def _sequence_likelihood(data):
-    return "bernoulli"  # every sequence dataset here lies in [0, 1]
+    # sinusoids are real-valued: a learned variance rewards precise reconstructions, where a
+    # Bernoulli on values near 0.5 (or a unit variance) makes ignoring z the optimum
+    return "gaussian-learned" if data["kind"] == "sinusoids" else "bernoulli"
 
 
 def _build_vrae(args, data):
@@ -154,7 +193,7 @@ def _build_vrae(args, data):
 
     return VRAE(input_size=data["x_train"].shape[2], hidden_size=args.rnn_hidden, latent_dim=args.latent_dim,
                 cell=args.cell, likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
-                backend=args.backend, seed=args.seed)
+                input_dropout=args.input_dropout, backend=args.backend, seed=args.seed)
 
 
 def _build_hvrae(args, data):
@@ -167,7 +206,7 @@ def _build_hvrae(args, data):
     return HierarchicalVRAE(input_size=data["x_train"].shape[2], segment_length=segment, hidden_size=args.rnn_hidden,
                             conductor_size=args.rnn_hidden, latent_dim=args.latent_dim, cell=args.cell,
                             likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
-                            backend=args.backend, seed=args.seed)
+                            input_dropout=args.input_dropout, backend=args.backend, seed=args.seed)
 
 
 def _sequence_pictures(model, data, out, args):
@@ -308,9 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
     train.add_argument("--beta", type=_non_negative_float, default=1.0, help="weight of the KL term (β-VAE when ≠ 1)")
     train.add_argument("--beta-warmup", type=int, default=0, help="steps over which β ramps up linearly from 0")
+    train.add_argument("--condition-at", default="input", choices=("input", "hidden"), help="cvae: where the label joins the encoder")
+    train.add_argument("--learned-prior", action="store_true", help="cvae: learn p(z|y) instead of N(0, I)")
+    train.add_argument("--variant", default="pooling", choices=("pooling", "strided"), help="convvae architecture")
     train.add_argument("--prior", default="gaussian", choices=("gaussian", "mixture"), help="AAE prior (mixture: one component per class)")
     train.add_argument("--cell", default="gru", choices=("gru", "rnn"), help="recurrent cell of vrae/hvrae")
     train.add_argument("--rnn-hidden", type=_positive_int, default=64, help="recurrent state size of vrae/hvrae")
+    train.add_argument("--input-dropout", type=float, default=0.0,
+                       help="vrae/hvrae: probability of hiding each teacher-forced input during training")
     train.add_argument("--segment-length", type=_positive_int, default=None, help="hvrae: steps per segment (must divide the length)")
     train.add_argument("--lr", type=_positive_float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)

@@ -154,3 +154,21 @@ def test_gpu_kernels_match_reference():
         gpu.adam_update(p_g, g, m_g, v_g, 0.9, 0.999, 1e-3, 1e-8)
         reference.adam_update(p_r, g, m_r, v_r, 0.9, 0.999, 1e-3, 1e-8)
         cp.testing.assert_allclose(p_g, p_r, **_tol(dtype))
+
+
+def test_every_kernel_has_a_compiled_and_a_reference_twin():
+    import ast
+    import pathlib
+
+    from microvae.kernels import KERNEL_NAMES
+
+    for name in KERNEL_NAMES:
+        assert callable(getattr(cpu, name, None)), f"cpu.{name} missing"
+        assert callable(getattr(reference, name, None)), f"reference.{name} missing"
+    # the GPU module can't be imported without CuPy: check that it defines (or re-exports) each name
+    folder = pathlib.Path(cpu.__file__).parent
+    gpu_names = set()
+    for path in folder.glob("*gpu.py"):
+        tree = ast.parse(path.read_text())
+        gpu_names |= {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert set(KERNEL_NAMES) <= gpu_names, set(KERNEL_NAMES) - gpu_names

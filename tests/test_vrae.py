@@ -6,6 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
+import microvae as mv
 from microvae import VRAE, HierarchicalVRAE, check_model
 from microvae.models.vrae import pad_sequences
 
@@ -254,3 +255,29 @@ def test_bad_input_is_rejected_clearly():
         HierarchicalVRAE(3, segment_length=0)
     with pytest.raises(ValueError, match="beta"):
         VRAE(3, beta=-1)
+
+
+def test_input_dropout_only_acts_during_fit():
+    model = mv.VRAE(3, hidden_size=5, latent_dim=2, input_dropout=0.5, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (40, 30, 3))
+    plain = model._shifted(x)
+    np.testing.assert_array_equal(plain[:, 1:], x[:, :-1])  # outside fit: exact teacher forcing
+    model._training = True
+    dropped = model._shifted(x)
+    model._training = False
+    zeroed = np.all(dropped[:, 1:] == 0, axis=2).mean()
+    assert 0.4 < zeroed < 0.6, zeroed
+    kept = ~np.all(dropped[:, 1:] == 0, axis=2)
+    np.testing.assert_array_equal(dropped[:, 1:][kept], x[:, :-1][kept])
+    # gradients are checked outside fit, where the objective is deterministic given ε
+    small = mv.VRAE(2, hidden_size=3, latent_dim=2, input_dropout=0.5, dtype="float64", seed=1)
+    xs = np.random.default_rng(1).uniform(0, 1, (2, 4, 2))
+    assert mv.check_model(small, xs).passed(1e-6)
+
+
+def test_input_dropout_is_saved_and_validated(tmp_path):
+    model = mv.VRAE(2, hidden_size=3, latent_dim=2, input_dropout=0.25)
+    model.save(tmp_path / "v.npz")
+    assert mv.load(tmp_path / "v.npz").input_dropout == 0.25
+    with pytest.raises(ValueError, match="input_dropout"):
+        mv.VRAE(2, input_dropout=1.0)

@@ -8,11 +8,9 @@ Every kernel writes into caller-provided output arrays so training steps can reu
 preallocated workspaces. Tests hold each compiled kernel equal to its reference twin.
 """
 
-KERNEL_NAMES = (
-    "relu_forward",
-    "relu_backward",
-    "sigmoid",
-    "bernoulli_nll_logits",
-    "adam_update",
-    "sgd_update",
-)
+CORE_KERNELS = ("relu_forward", "relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update")
+CONV_KERNELS = ("im2col", "col2im", "maxpool_forward", "maxpool_backward")
+RNN_KERNELS = ("rnn_tanh_forward_step", "rnn_tanh_backward_step", "gru_forward_step", "gru_backward_step")
+
+# Every device module (reference, cpu, gpu) provides each of these names; tests hold them to it.
+KERNEL_NAMES = CORE_KERNELS + CONV_KERNELS + RNN_KERNELS

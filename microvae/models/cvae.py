@@ -40,6 +40,8 @@ class CVAE(VAE):
     only overrides its hooks (``_encode``, ``_decode``, ``_kl`` and their backward passes).
     """
 
+    needs_labels = True  # fit, encode, decode and sample all take labels
+
     def __init__(
         self,
         input_dim: int = 784,

@@ -126,6 +126,7 @@ class VRAE(VAE):
         likelihood="bernoulli",
         beta: float = 1.0,
         beta_warmup: int = 0,
+        input_dropout: float = 0.0,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -140,6 +141,10 @@ class VRAE(VAE):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         if int(beta_warmup) < 0:
             raise ValueError(f"beta_warmup must be a step count >= 0, got {beta_warmup}")
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
+        self.input_dropout = float(input_dropout)
+        self._training = False
         self.input_size, self.hidden_size, self.latent_dim, self.cell = input_size, hidden_size, latent_dim, cell
         self.beta, self.beta_warmup = float(beta), int(beta_warmup)
         self.capacity, self.capacity_warmup = None, 0
@@ -150,7 +155,7 @@ class VRAE(VAE):
         self._build_decoder(Cell)
         config = dict(input_size=input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell,
                       likelihood=self.likelihood.config(), beta=self.beta, beta_warmup=self.beta_warmup,
-                      dtype=np.dtype(dtype).name, seed=seed)
+                      input_dropout=self.input_dropout, dtype=np.dtype(dtype).name, seed=seed)
         config.update(self._extra_config())
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
@@ -201,10 +206,26 @@ class VRAE(VAE):
         return self.backend.xp.ascontiguousarray(self.likelihood.base.mean(o, self.backend.kernels), dtype=self.backend.dtype)
 
     def _shifted(self, x):
-        """Teacher-forcing inputs: x_{t−1} at step t, zeros at step 0."""
+        """Teacher-forcing inputs: x_{t−1} at step t, zeros at step 0.
+
+        During ``fit`` each step's input is zeroed with probability ``input_dropout``
+        ("word dropout", Bowman et al. 2016): a decoder that can always see the true past
+        predicts smooth sequences without z, and the KL term collapses to 0. The inputs are
+        data, so no gradient flows through them and the dropout changes no gradient formula.
+        """
         x_in = self.backend.xp.zeros_like(x)
         x_in[:, 1:] = x[:, :-1]
+        if self._training and self.input_dropout > 0:
+            keep = self.backend.uniform((x.shape[0], x.shape[1], 1)) >= self.input_dropout
+            x_in *= keep
         return x_in
+
+    def _train_batch(self, batch, optimizers):
+        self._training = True
+        try:
+            return super()._train_batch(batch, optimizers)
+        finally:
+            self._training = False
 
     # the encoder hooks --------------------------------------------------------------------
     def _encode(self, x, condition=None):
@@ -367,6 +388,7 @@ class HierarchicalVRAE(VRAE):
         likelihood="bernoulli",
         beta: float = 1.0,
         beta_warmup: int = 0,
+        input_dropout: float = 0.0,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -375,7 +397,8 @@ class HierarchicalVRAE(VRAE):
             raise ValueError(f"segment_length and conductor_size must be positive, got {segment_length}, {conductor_size}")
         self.segment_length, self.conductor_size = int(segment_length), int(conductor_size)
         super().__init__(input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell, likelihood=likelihood,
-                         beta=beta, beta_warmup=beta_warmup, backend=backend, dtype=dtype, seed=seed)
+                         beta=beta, beta_warmup=beta_warmup, input_dropout=input_dropout, backend=backend,
+                         dtype=dtype, seed=seed)
 
     def _build_decoder(self, Cell):
         self.to_conductor = Dense(self.latent_dim, self.conductor_size)
