@@ -130,3 +130,34 @@ def test_corrupt_checkpoint_is_a_clear_message(tmp_path, capsys):
 def test_label_on_unconditional_model(trained_run, capsys, tmp_path):
     _fails_cleanly(["sample", str(trained_run / "model.npz"), "--label", "1", "--out", str(tmp_path / "x.png")], capsys,
                    "conditional")
+
+
+@pytest.mark.parametrize(
+    "argv, pictures",
+    [
+        (["--model", "cvae", "--learned-prior", "--data", "fashion-mnist", "--limit", "600"],
+         ["reconstructions", "samples_by_class", "latent_scatter", "loss_curves"]),
+        (["--model", "convvae", "--limit", "200", "--batch-size", "50"], ["reconstructions", "samples", "latent_grid"]),
+        (["--model", "aae", "--prior", "mixture", "--data", "fashion-mnist", "--limit", "600"],
+         ["reconstructions", "samples", "latent_vs_prior", "latent_grid"]),
+        (["--model", "vrae", "--data", "sinusoids", "--limit", "200"], ["reconstructions", "samples", "loss_curves"]),
+        (["--model", "hvrae", "--data", "piano-rolls", "--limit", "200"], ["reconstructions", "samples"]),
+        (["--model", "vrae", "--data", "sprites", "--limit", "200", "--cell", "rnn"], ["reconstructions", "samples"]),
+    ],
+    ids=["cvae", "convvae", "aae-mixture", "vrae-sinusoids", "hvrae-piano", "vrae-image-rows"],
+)
+def test_train_every_model(argv, pictures, tmp_path):
+    assert main(["train", *argv, "--epochs", "1", "--hidden", "32", "--rnn-hidden", "16", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    for name in pictures:
+        _png(tmp_path / f"{name}.png")
+    model = mv.load(tmp_path / "model.npz")
+    assert model.epochs_trained == 1
+    target = tmp_path / "sampled.png"
+    extra = ["--label", "3"] if getattr(model, "needs_labels", False) else []
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "8", "--length", "16", "--out", str(target), *extra]) == 0
+    _png(target)
+
+
+def test_sequence_data_needs_a_sequence_model(capsys, tmp_path):
+    _fails_cleanly(["train", "--model", "vae", "--data", "sinusoids", "--out", str(tmp_path)], capsys, "sequence data")
