@@ -320,11 +320,11 @@ def cmd_gradcheck(args) -> int:
     from .selfcheck import run_checks
 
     failed = 0
-    print(f"{'what':<10} {'check':<52} {'max rel. error':>14}  verdict   (float64, tolerance {args.tol:g})")
+    print(f"{'what':<10} {'check':<58} {'max rel. error':>14}  verdict   (float64, tolerance {args.tol:g})")
     for group, name, result in run_checks(seed=args.seed):
         ok = result.passed(args.tol)
         failed += not ok
-        print(f"{group:<10} {name:<52} {result.max_error:>14.2e}  {'ok' if ok else 'FAIL'}")
+        print(f"{group:<10} {name:<58} {result.max_error:>14.2e}  {'ok' if ok else 'FAIL'}")
         if args.verbose or not ok:
             for line in result.table(args.tol).splitlines()[1:]:
                 print(f"{'':<11}{line}")

@@ -120,8 +120,128 @@ def _beta_vae(rng):
     return check_model(model, rng.standard_normal((4, 8)))
 
 
+@register("layer", "Conv2D (stride 2, same)")
+def _conv(rng):
+    from .layers import Conv2D
+
+    return _layer(Conv2D(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 5, 5)), rng)
+
+
+@register("layer", "Conv2DTranspose (stride 2, same)")
+def _conv_t(rng):
+    from .layers import Conv2DTranspose
+
+    return _layer(Conv2DTranspose(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 3, 3)), rng)
+
+
+@register("layer", "MaxPool2D")
+def _pool(rng):
+    from .layers import MaxPool2D
+
+    return _layer(MaxPool2D(2), rng.standard_normal((2, 2, 4, 4)), rng)  # continuous values: no ties
+
+
+@register("layer", "RNN (tanh), with a ragged mask")
+def _rnn(rng):
+    return _recurrent("RNN", rng)
+
+
+@register("layer", "GRU, with a ragged mask")
+def _gru(rng):
+    return _recurrent("GRU", rng)
+
+
+def _recurrent(kind, rng):
+    from . import layers
+
+    layer = getattr(layers, kind)(3, 4)
+    layer.build(dtype="float64", seed=0)
+    randomize(layer, rng)
+    x, h0 = rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 4))
+    mask = np.ones((3, 5))
+    mask[1, 3:] = 0
+    mask[2, 1:] = 0
+    up = rng.standard_normal((3, 5, 4))
+    layer.forward(x, h0=h0, mask=mask)
+    dx = layer.backward(up)
+    wrt = {"x": x, "h0": h0}
+    analytic = {"x": dx.copy(), "h0": layer.dh0.copy()}
+    for name, value in layer.params.items():
+        wrt[name], analytic[name] = value, layer.grads[name].copy()
+    return gradcheck(lambda: float((layer.forward(x, h0=h0, mask=mask) * up).sum()), wrt, analytic, title=kind)
+
+
+@register("loss", "discriminator_loss (from logits)")
+def _disc(rng):
+    return check_loss(losses.discriminator_loss, {"real_logits": rng.standard_normal((5, 1)) * 2,
+                                                  "fake_logits": rng.standard_normal((5, 1)) * 2})
+
+
+@register("loss", "generator_loss (non-saturating)")
+def _gen(rng):
+    return check_loss(losses.generator_loss, {"fake_logits": rng.standard_normal((5, 1)) * 2})
+
+
+@register("model", "CVAE (label at the hidden layer, learned prior p(z|y))")
+def _cvae(rng):
+    from .models import CVAE
+
+    model = randomize(CVAE(6, 3, (5, 4), 2, condition_at="hidden", learned_prior=True, prior_hidden=4, dtype="float64"), rng)
+    x, y = rng.uniform(0, 1, (4, 6)), np.array([0, 2, 1, 2])
+    return check_model(model, x, y, eps_noise=rng.standard_normal((4, 2)))
+
+
+@register("model", "ConvVAE (pooling variant, 8×8 input; directional)")
+def _conv_vae(rng):
+    from .models import ConvVAE
+
+    model = randomize(ConvVAE(input_shape=(1, 8, 8), latent_dim=2, dtype="float64"), rng, scale=0.3)
+    return check_model(model, rng.uniform(0, 1, (2, 1, 8, 8)), mode="directional", directions=4)
+
+
+@register("model", "AAE (Gaussian encoder, mixture prior): all three phases")
+def _aae(rng):
+    from .models import AAE
+
+    model = randomize(AAE(6, (5,), 2, encoder_type="gaussian", prior="mixture", num_classes=3, disc_hidden=(4,),
+                          dtype="float64"), rng)
+    x, y = rng.uniform(0, 1, (4, 6)), np.array([0, 2, -1, 1])
+    eps, real = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    errors = {}
+    for phase, group in (("recon", "autoencoder"), ("disc", "discriminator"), ("gen", "generator")):
+        model.flat.grad.fill(0)
+        model.phase_loss(phase, x, y, eps=eps, prior_samples=real)
+        named = list(model.parameter_groups()[group].named())
+        result = gradcheck(lambda: model.phase_loss(phase, x, y, eps=eps, prior_samples=real, compute_grads=False),
+                           {n: v for n, v, _ in named}, {n: g.copy() for n, _, g in named})
+        errors.update({f"{phase}: {name}": err for name, err in result.errors.items()})
+    from .verify import GradcheckResult
+
+    return GradcheckResult(errors, "full", "AAE")
+
+
+@register("model", "VRAE (GRU, masked)")
+def _vrae(rng):
+    from .models import VRAE
+
+    model = randomize(VRAE(2, hidden_size=3, latent_dim=2, dtype="float64"), rng)
+    x, mask = rng.uniform(0, 1, (2, 4, 2)), np.array([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=float)
+    return check_model(model, x, mask, eps_noise=rng.standard_normal((2, 2)))
+
+
+@register("model", "HierarchicalVRAE (RNN cells, 2 segments)")
+def _hvrae(rng):
+    from .models import HierarchicalVRAE
+
+    model = randomize(HierarchicalVRAE(2, segment_length=2, hidden_size=3, conductor_size=3, latent_dim=2, cell="rnn",
+                                       dtype="float64"), rng)
+    return check_model(model, rng.uniform(0, 1, (2, 4, 2)), eps_noise=rng.standard_normal((2, 2)))
+
+
 def run_checks(seed: int = 0, groups=None):
-    """Run every registered check; yields (group, name, GradcheckResult)."""
-    for (group, name), fn in CHECKS.items():
+    """Run every registered check, layers first, then losses, sampling and models;
+    yields (group, name, GradcheckResult)."""
+    order = {"layer": 0, "loss": 1, "sampling": 2, "model": 3}
+    for (group, name), fn in sorted(CHECKS.items(), key=lambda item: order.get(item[0][0], 9)):
         if groups is None or group in groups:
             yield group, name, fn(np.random.default_rng(seed))

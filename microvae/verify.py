@@ -178,7 +178,8 @@ def check_loss(loss_fn, inputs: dict, *, grad_names=None, eps: float = 1e-6, mod
     return gradcheck(f, wrt, analytic, eps=eps, mode=mode, seed=seed, title=getattr(loss_fn, "__name__", "loss"))
 
 
-def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "full", seed: int = 0) -> GradcheckResult:
+def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "full", directions: int = 3,
+                seed: int = 0) -> GradcheckResult:
     """Check a float64 model's whole objective as a function of all its parameters.
 
     The reparameterization noise is held fixed (``eps_noise``, drawn from ``seed`` if not
@@ -197,4 +198,4 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
     def f():
         return model.loss(*batch, eps=eps_noise).loss
 
-    return gradcheck(f, wrt, analytic, eps=eps, mode=mode, seed=seed, title=type(model).__name__)
+    return gradcheck(f, wrt, analytic, eps=eps, mode=mode, directions=directions, seed=seed, title=type(model).__name__)

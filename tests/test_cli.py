@@ -82,7 +82,9 @@ def test_sample_command(trained_run, tmp_path, capsys):
 def test_gradcheck_command_prints_every_check(capsys):
     assert main(["gradcheck"]) == 0
     out = capsys.readouterr().out
-    for name in ("Dense", "ReLU", "Sigmoid", "Tanh", "bernoulli_nll", "kl_normal", "kl_gaussians", "reparameterization", "VAE"):
+    for name in ("Dense", "ReLU", "Sigmoid", "Tanh", "Conv2D", "Conv2DTranspose", "MaxPool2D", "RNN", "GRU",
+                 "bernoulli_nll", "kl_normal", "kl_gaussians", "discriminator_loss", "generator_loss",
+                 "reparameterization", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE"):
         assert name in out
     assert "all gradients agree" in out and "FAIL" not in out
 
