@@ -317,6 +317,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_gradcheck(args) -> int:
+    if args.explain:
+        return _gradcheck_explain(args)
     from .selfcheck import run_checks
 
     failed = 0
@@ -330,6 +332,15 @@ def cmd_gradcheck(args) -> int:
                 print(f"{'':<11}{line}")
     print(f"{'all gradients agree' if not failed else f'{failed} check(s) FAILED'}")
     return 1 if failed else 0
+
+
+def _gradcheck_explain(args) -> int:
+    """`gradcheck --explain`: each VAE gradient's formula, analytic value and finite difference (microvae.explain)."""
+    from .explain import explain_gradients, format_explanation
+
+    terms = explain_gradients(seed=args.seed)
+    print(format_explanation(terms, tol=args.tol))
+    return 0 if all(np.isfinite(t.error) and t.error <= args.tol for t in terms) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--tol", type=float, default=1e-6)
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("-v", "--verbose", action="store_true", help="show the error of every input and parameter")
+    check.add_argument("--explain", action="store_true",
+                       help="walk through a tiny VAE's backward pass: each gradient's formula, value and finite difference")
     check.set_defaults(func=cmd_gradcheck)
     return parser
 

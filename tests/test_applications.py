@@ -1,0 +1,171 @@
+"""microvae.applications: noise, PSNR, denoising, interpolation, traversals and their pictures."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import applications as app
+from microvae.datasets import make_sprites
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# noise
+
+
+@given(st.sampled_from(app.NOISE_KINDS), st.floats(0.0, 1.0), st.integers(0, 2 ** 31 - 1))
+def test_add_noise_keeps_shape_dtype_and_range_and_is_seeded(kind, level, seed):
+    x = np.random.default_rng(seed).random((6, 20)).astype(np.float32)
+    noisy = app.add_noise(x, kind, level, seed=seed)
+    assert noisy.shape == x.shape and noisy.dtype == np.float32
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    np.testing.assert_array_equal(noisy, app.add_noise(x, kind, level, seed=seed))
+    assert x.dtype == np.float32 and not np.shares_memory(noisy, x)
+
+
+def test_each_kind_of_noise_does_what_it_says():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, (200, 100))
+    np.testing.assert_array_equal(app.add_noise(x, "gaussian", 0.0), x)
+    g = app.add_noise(x, "gaussian", 0.1, seed=1)
+    assert np.std(g - x) == pytest.approx(0.1, rel=0.05)  # little clipping inside [0.2, 0.8]
+    m = app.add_noise(x, "mask", 0.3, seed=1)
+    changed = m != x
+    assert changed.mean() == pytest.approx(0.3, abs=0.01) and np.all(m[changed] == 0)
+    sp = app.add_noise(x, "salt_pepper", 0.2, seed=1)
+    changed = sp != x
+    assert changed.mean() == pytest.approx(0.2, abs=0.01)
+    assert set(np.unique(sp[changed])) == {0.0, 1.0} and (sp[changed] == 1).mean() == pytest.approx(0.5, abs=0.03)
+    assert app.add_noise(np.ones((2, 3), dtype=np.uint8), "mask", 0.5).dtype == np.float32
+
+
+def test_add_noise_rejects_bad_arguments():
+    x = np.zeros((2, 4))
+    with pytest.raises(ValueError, match="kind"):
+        app.add_noise(x, "speckle", 0.1)
+    with pytest.raises(ValueError, match="level"):
+        app.add_noise(x, "mask", 1.5)
+    with pytest.raises(ValueError, match="level"):
+        app.add_noise(x, "gaussian", -0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        app.add_noise(np.array([[np.nan]]), "gaussian", 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# PSNR
+
+
+def test_psnr_known_values():
+    clean = np.zeros((4, 16))
+    assert app.psnr(clean, clean + 0.1) == pytest.approx(20.0)  # MSE 0.01 -> 10·log10(1/0.01)
+    assert app.psnr(clean, clean + 0.5) == pytest.approx(10 * math.log10(4))  # 6.02 dB
+    assert app.psnr(clean, clean + 1.0) == pytest.approx(0.0)
+    assert app.psnr(clean, clean) == math.inf
+    assert app.psnr(np.zeros(3), np.full(3, 25.5), data_range=255.0) == pytest.approx(20.0)
+    other = clean.copy()
+    other[1] = 0.1
+    per = app.psnr(clean, other, per_example=True)
+    assert per.shape == (4,) and per[1] == pytest.approx(20.0) and np.isinf(per[[0, 2, 3]]).all()
+    # whole-batch PSNR uses the MSE over every value: 1/4 of the rows off by 0.1 -> MSE 0.0025
+    assert app.psnr(clean, other) == pytest.approx(10 * math.log10(1 / 0.0025))
+    with pytest.raises(ValueError, match="same shape"):
+        app.psnr(clean, clean[:2])
+    with pytest.raises(ValueError, match="data_range"):
+        app.psnr(clean, clean, data_range=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# a briefly trained model
+
+
+@pytest.fixture(scope="module")
+def sprites_and_model():
+    sprites = make_sprites(n=1600, seed=3)
+    model = mv.VAE(1024, (64,), 4, seed=0)
+    model.fit(sprites.images[:1500], epochs=3, batch_size=50, lr=3e-3, verbose=0)
+    return sprites.images[1500:], model
+
+
+@pytest.mark.parametrize("kind, level", [("gaussian", 0.3), ("salt_pepper", 0.1)])
+def test_denoising_gains_psnr_with_a_trained_model(sprites_and_model, kind, level):
+    clean, model = sprites_and_model
+    report = app.denoising_report(model, clean, kind=kind, level=level, seed=0)
+    assert report.gain == pytest.approx(report.psnr_denoised - report.psnr_noisy)
+    assert report.psnr_noisy == pytest.approx(app.psnr(clean, app.add_noise(clean, kind, level, seed=0)))
+    np.testing.assert_allclose(report.denoised, model.reconstruct(report.noisy))
+    assert report.gain > 1.0, report  # dB
+
+
+def test_an_untrained_model_does_not_denoise(sprites_and_model):
+    clean, _ = sprites_and_model
+    report = app.denoising_report(mv.VAE(1024, (64,), 4, seed=1), clean, "salt_pepper", 0.1)
+    assert report.gain < 0  # its reconstructions are grey blur: worse than the noisy input
+
+
+def test_slerp_follows_the_great_circle():
+    a, b = np.array([3.0, 0.0]), np.array([0.0, 3.0])
+    t = np.linspace(0, 1, 7)
+    path = app.slerp(a, b, t)
+    np.testing.assert_allclose(path[0], a, atol=1e-12)
+    np.testing.assert_allclose(path[-1], b, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 3.0)  # equal norms: stays on the circle
+    np.testing.assert_allclose(np.arctan2(path[:, 1], path[:, 0]), t * np.pi / 2, atol=1e-12)  # uniform angle
+    np.testing.assert_allclose(app.slerp(a, 2 * a, t), (1 - t[:, None]) * a + t[:, None] * 2 * a)  # parallel: a line
+    np.testing.assert_allclose(app.slerp(np.zeros(2), b, 0.5), b / 2)
+
+
+def test_interpolate_decodes_the_path_between_two_codes(sprites_and_model):
+    x, model = sprites_and_model
+    mu, _ = model.encode(x[:2])
+    for method in ("linear", "slerp"):
+        images = app.interpolate(model, x[0], x[1], steps=5, method=method)
+        assert images.shape == (5, 1024)
+        np.testing.assert_allclose(images[0], model.decode(mu[:1])[0], atol=1e-6)
+        np.testing.assert_allclose(images[-1], model.decode(mu[1:])[0], atol=1e-6)
+    mid = app.interpolate(model, x[0], x[1][None], steps=3)[1]  # a batch axis of one is fine too
+    np.testing.assert_allclose(mid, model.decode(mu.mean(axis=0, keepdims=True))[0], atol=1e-6)
+    with pytest.raises(ValueError, match="method"):
+        app.interpolate(model, x[0], x[1], method="cubic")
+    with pytest.raises(ValueError, match="steps"):
+        app.interpolate(model, x[0], x[1], steps=1)
+
+
+def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
+    x, model = sprites_and_model
+    mu = model.encode(x[:1])[0][0]
+    values = np.array([-2.0, 0.0, 2.0])
+    images = app.traverse(model, x[0], dim=2, values=values)
+    z = np.repeat(mu[None], 3, axis=0)
+    z[:, 2] = values
+    np.testing.assert_allclose(images, model.decode(z), atol=1e-6)
+    z[:, 2] = mu[2] + values
+    np.testing.assert_allclose(app.traverse(model, x[0], 2, values, relative=True), model.decode(z), atol=1e-6)
+    with pytest.raises(ValueError, match="dim"):
+        app.traverse(model, x[0], dim=4, values=values)
+    with pytest.raises(ValueError, match="values"):
+        app.traverse(model, x[0], dim=0, values=[])
+
+
+def test_picture_functions_write_pngs(sprites_and_model, tmp_path):
+    pytest.importorskip("matplotlib")
+    x, model = sprites_and_model
+    report = app.denoising_report(model, x[:6], "gaussian", 0.3)
+    paths = {
+        "denoise": lambda p: app.plot_denoising(x[:6], report.noisy, report.denoised, n=6, path=p),
+        "interp": lambda p: app.plot_interpolations(model, x[0], x[1], steps=6, path=p),
+        "trav": lambda p: app.plot_traversal(model, x[0], steps=5, path=p),
+    }
+    for name, draw in paths.items():
+        path = tmp_path / f"{name}.png"
+        fig = draw(path)
+        assert path.read_bytes()[:8] == PNG
+        assert fig.axes
+    fig = app.plot_denoising(x[:6], report.noisy, report.denoised, n=4)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["clean", "noisy", "denoised"]
+    # the labels sit on the centres of the three rows of 32-pixel tiles (one pixel of padding)
+    np.testing.assert_allclose(fig.axes[0].get_yticks(), [16.5, 49.5, 82.5])

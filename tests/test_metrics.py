@@ -1,0 +1,317 @@
+"""microvae.metrics: log-mean-exp, the IWAE bound, ELBO, anomaly scores, ROC, MIG."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import metrics
+from microvae.datasets import make_sprites
+from microvae.layers import Dense, Sequential
+
+# ---------------------------------------------------------------------------------------------
+# log_mean_exp
+
+
+@given(st.integers(1, 6), st.integers(1, 7), st.integers(0, 2 ** 31 - 1), st.sampled_from([0, 1, None]))
+def test_log_mean_exp_matches_the_naive_formula_on_safe_values(rows, cols, seed, axis):
+    a = np.random.default_rng(seed).uniform(-20, 20, (rows, cols))
+    naive = np.log(np.mean(np.exp(a), axis=axis))
+    np.testing.assert_allclose(metrics.log_mean_exp(a, axis=axis), naive, rtol=1e-12, atol=1e-12)
+    assert metrics.log_mean_exp(a, axis=axis, keepdims=True).shape == np.mean(a, axis=axis, keepdims=True).shape
+
+
+def test_log_mean_exp_is_finite_and_right_where_the_naive_formula_overflows():
+    a = np.array([[1e4, 1e4 + math.log(3.0)], [-1e4, -1e4], [-800.0, -3000.0]])
+    with np.errstate(over="ignore", divide="ignore"):
+        naive = np.log(np.mean(np.exp(a), axis=1))
+    assert not np.isfinite(naive).all()  # the naive formula overflows / underflows here
+    out = metrics.log_mean_exp(a, axis=1)
+    assert np.isfinite(out).all()
+    # log((e^m + 3e^m)/2) = m + log 2;  log((e^m + e^m)/2) = m;  log((e^-800 + ~0)/2) = −800 − log 2
+    np.testing.assert_allclose(out, [1e4 + math.log(2.0), -1e4, -800.0 - math.log(2.0)], rtol=1e-14)
+
+
+def test_log_mean_exp_edge_values():
+    assert metrics.log_mean_exp(np.array([-np.inf, -np.inf])) == -np.inf
+    assert metrics.log_mean_exp(np.array([0.0, np.inf])) == np.inf
+    assert math.isnan(metrics.log_mean_exp(np.array([0.0, np.nan])))
+    assert metrics.log_mean_exp(np.array([-np.inf, 0.0])) == pytest.approx(-math.log(2.0))
+    assert metrics.log_mean_exp(np.array([5])) == 5.0  # integers are promoted to float
+    with pytest.raises(ValueError, match="empty"):
+        metrics.log_mean_exp(np.array([]))
+
+
+# ---------------------------------------------------------------------------------------------
+# IWAE and ELBO on a linear-Gaussian model whose exact log p(x) is known
+
+
+def _exact_linear_gaussian(dim=5, seed=0):
+    """p(z) = N(0, 1), p(x|z) = N(w·z + b, I) and an encoder set to the exact posterior:
+
+        q(z|x) = N((wᵀ(x − b)) / (1 + |w|²), 1 / (1 + |w|²))
+
+    so every importance weight equals p(x) = N(x; b, I + w wᵀ), for any z."""
+    rng = np.random.default_rng(seed)
+    w, b = rng.standard_normal(dim), rng.standard_normal(dim)
+    model = mv.VAE(dim, (), 1, likelihood="gaussian", dtype="float64", seed=0,
+                   encoder=Sequential(Dense(dim, 2)), decoder=Sequential(Dense(1, dim)))
+    s = 1.0 + w @ w
+    enc, dec = model.encoder.layers[0], model.decoder.layers[0]
+    enc.params["W"][:, 0] = w / s
+    enc.params["W"][:, 1] = 0.0
+    enc.params["b"][...] = [-(w @ b) / s, -math.log(s)]
+    dec.params["W"][0] = w
+    dec.params["b"][...] = b
+    x = rng.standard_normal((40, dim)) * 2
+    cov = np.eye(dim) + np.outer(w, w)
+    diff = x - b
+    log_px = -0.5 * (np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff) + np.linalg.slogdet(cov)[1] + dim * math.log(2 * math.pi))
+    return model, x, log_px
+
+
+def test_iwae_and_elbo_equal_the_exact_log_likelihood_when_q_is_the_true_posterior():
+    model, x, log_px = _exact_linear_gaussian()
+    for k in (1, 7, 50):
+        np.testing.assert_allclose(metrics.iwae_bound(model, x, k=k, batch_size=16, seed=k), log_px, rtol=1e-10)
+    w = metrics.importance_log_weights(model, x, k=9, seed=3)
+    assert w.shape == (40, 9)
+    np.testing.assert_allclose(w, np.repeat(log_px[:, None], 9, axis=1), rtol=1e-10)  # zero-variance weights
+    # the ELBO with a closed-form KL is log p(x) only in expectation (KL(q ‖ posterior) = 0)
+    np.testing.assert_allclose(metrics.elbo(model, x, n_samples=4000, seed=1), log_px, atol=0.1)
+    np.testing.assert_allclose(model.elbo(x, n_samples=4000), log_px, atol=0.1)
+
+
+def test_iwae_is_below_the_exact_log_likelihood_when_q_is_off():
+    model, x, log_px = _exact_linear_gaussian(seed=1)
+    model.encoder.layers[0].params["b"][1] += 1.5  # q too wide: the bounds are now strict
+    bounds = [metrics.iwae_bound(model, x, k=k, seed=0).mean() for k in (1, 10, 200)]
+    assert bounds[0] < bounds[1] < bounds[2] < log_px.mean()
+    assert log_px.mean() - bounds[2] < 0.1 * (log_px.mean() - bounds[0])  # most of the gap closed at k = 200
+
+
+@pytest.fixture(scope="module")
+def sprite_vae():
+    """A small VAE trained briefly on sprites, and held-out sprites."""
+    sprites = make_sprites(n=1620, seed=0)
+    model = mv.VAE(1024, (64,), 4, seed=0)
+    model.fit(sprites.images[:1500], epochs=3, batch_size=50, lr=3e-3, verbose=0)
+    return model, sprites.images[1500:]
+
+
+def test_iwae_with_one_sample_is_an_unbiased_elbo_estimate(sprite_vae):
+    model, x = sprite_vae
+    reference = model.elbo(x, n_samples=64)  # per-example ELBO, 64 draws each
+    w = metrics.importance_log_weights(model, x, k=64, seed=1)
+    within_sd = np.sqrt((w.var(axis=1, ddof=1)).mean())  # spread of a one-sample estimate about its example's ELBO
+    tolerance = 5 * within_sd / math.sqrt(len(x))  # 5 standard errors of the mean over examples
+    k1 = metrics.iwae_bound(model, x, k=1, seed=2)
+    assert abs(k1.mean() - reference.mean()) < tolerance
+    assert abs(w.mean() - reference.mean()) < tolerance
+    ours = metrics.elbo(model, x, n_samples=64, seed=3)
+    assert abs(ours.mean() - reference.mean()) < tolerance
+
+
+def test_iwae_bound_is_above_the_elbo_and_rises_with_k(sprite_vae):
+    model, x = sprite_vae
+    elbo = model.elbo(x, n_samples=64).mean()
+    bounds = {k: metrics.iwae_bound(model, x, k=k, seed=0).mean() for k in (1, 5, 50)}
+    assert bounds[1] <= bounds[5] <= bounds[50]
+    assert bounds[50] > elbo + 1.0  # nats per example: a visible tightening on a briefly trained model
+    # Jensen, exactly, on any fixed set of weights: log-mean-exp >= mean
+    w = metrics.importance_log_weights(model, x, k=20, seed=5)
+    assert np.all(metrics.log_mean_exp(w, axis=1) >= w.mean(axis=1))
+    # the bound is the log-mean-exp of those same weights
+    np.testing.assert_allclose(metrics.iwae_bound(model, x, k=20, seed=5), metrics.log_mean_exp(w, axis=1), rtol=1e-12)
+
+
+def test_iwae_is_seeded_and_batch_size_only_regroups_the_work(sprite_vae):
+    model, x = sprite_vae
+    a = metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=30)
+    np.testing.assert_array_equal(a, metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=30))
+    assert not np.array_equal(a, metrics.iwae_bound(model, x[:30], k=8, seed=12, batch_size=30))
+    # one example at a time draws differently but estimates the same thing
+    b = metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=1)
+    assert b.shape == (30,) and np.isfinite(b).all()
+
+
+def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
+    model, x = sprite_vae
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="k must be"):
+            metrics.iwae_bound(model, x[:3], k=bad)
+    with pytest.raises(ValueError, match="n_samples"):
+        metrics.elbo(model, x[:3], n_samples=0)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.iwae_bound(model, x[:3, :100])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        metrics.iwae_bound(model, x[:3] * 2)
+    with pytest.raises(TypeError, match="labels"):
+        metrics.iwae_bound(model, x[:3], y=np.zeros(3))
+
+
+# ---------------------------------------------------------------------------------------------
+# reconstruction error and anomaly scores
+
+
+def test_reconstruction_error_matches_its_definition(sprite_vae):
+    model, x = sprite_vae
+    x = x[:50]
+    rec = model.reconstruct(x).astype(np.float64)
+    mse = metrics.reconstruction_error(model, x, kind="mse")
+    np.testing.assert_allclose(mse, ((x - rec) ** 2).sum(axis=1), rtol=1e-5)
+    bce = metrics.reconstruction_error(model, x, kind="bce", batch_size=7)
+    p = np.clip(rec, 1e-7, 1 - 1e-7)
+    textbook = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+    np.testing.assert_allclose(bce, textbook, rtol=1e-3)
+    with pytest.raises(ValueError, match="kind"):
+        metrics.reconstruction_error(model, x, kind="l1")
+
+
+def test_reconstruction_error_of_a_gaussian_model():
+    model, x, _ = _exact_linear_gaussian()
+    mu, _ = model.encode(x)
+    rec = model.decode(mu)
+    np.testing.assert_allclose(metrics.reconstruction_error(model, x, kind="mse"), ((x - rec) ** 2).sum(axis=1), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        metrics.reconstruction_error(model, x, kind="bce")  # real-valued data: BCE is undefined
+
+
+def test_anomaly_scores_flag_noise_images_against_sprites(sprite_vae):
+    model, x = sprite_vae
+    normal = x[:100]
+    noise = (np.random.default_rng(0).random((100, 1024)) < 0.1).astype(np.float32)  # sparse random pixels
+    labels = np.r_[np.zeros(100), np.ones(100)]
+    both = np.concatenate([normal, noise])
+    for method in ("elbo", "recon", "iwae"):
+        scores = metrics.anomaly_scores(model, both, method=method, k=10)
+        assert scores.shape == (200,)
+        assert metrics.roc_auc(scores, labels) > 0.95, method
+    np.testing.assert_allclose(metrics.anomaly_scores(model, normal, "elbo", seed=4), -metrics.elbo(model, normal, seed=4))
+    np.testing.assert_allclose(metrics.anomaly_scores(model, normal, "iwae", k=5, seed=4),
+                               -metrics.iwae_bound(model, normal, k=5, seed=4))
+    with pytest.raises(ValueError, match="method"):
+        metrics.anomaly_scores(model, normal, method="likelihood")
+
+
+# ---------------------------------------------------------------------------------------------
+# ROC
+
+
+def test_roc_auc_on_cases_with_known_answers():
+    assert metrics.roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0  # perfect separation
+    assert metrics.roc_auc([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == 0.0  # reversed
+    assert metrics.roc_auc([3.0] * 6, [0, 1, 0, 1, 1, 0]) == 0.5  # all tied
+    # by hand: positive 0.35 beats 0.1, loses to 0.4; positive 0.8 beats both -> 3 of 4 pairs
+    assert metrics.roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    # with a tie: pos 2 vs (neg 1: win, neg 2: half), pos 3 vs both: win -> 3.5 / 4
+    assert metrics.roc_auc([1, 2, 2, 3], [False, True, False, True]) == 0.875
+
+
+@given(st.integers(0, 2 ** 31 - 1), st.integers(2, 40), st.integers(1, 6))
+def test_roc_auc_equals_the_pair_count_and_the_area_under_roc_curve(seed, n, levels):
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.5
+    labels[:2] = [True, False]
+    scores = rng.integers(0, levels, n).astype(float)  # few levels: many ties
+    pos, neg = scores[labels], scores[~labels]
+    pairs = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg)) / (len(pos) * len(neg))
+    auc = metrics.roc_auc(scores, labels)
+    assert auc == pytest.approx(pairs, abs=1e-12)
+    fpr, tpr, thresholds = metrics.roc_curve(scores, labels)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(thresholds) < 0)
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    assert area == pytest.approx(auc, abs=1e-12)
+    # each point is the rule "score >= threshold"
+    for f, t, th in zip(fpr, tpr, thresholds):
+        assert f == pytest.approx(np.mean(neg >= th)) and t == pytest.approx(np.mean(pos >= th))
+
+
+def test_roc_rejects_bad_input():
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.roc_auc([1, 2, 3], [1, 1, 1])
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.roc_curve([1, 2, 3], [0, 0, 0])
+    with pytest.raises(ValueError, match="same length"):
+        metrics.roc_auc([1, 2, 3], [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.roc_auc([1, np.nan], [0, 1])
+    with pytest.raises(ValueError, match="0/1"):
+        metrics.roc_auc([1, 2, 3], [0, 1, 2])
+
+
+# ---------------------------------------------------------------------------------------------
+# information and MIG
+
+
+def test_entropy_and_mutual_information_of_simple_variables():
+    a = np.repeat(np.arange(4), 25)
+    assert metrics.entropy(a) == pytest.approx(math.log(4))
+    assert metrics.entropy(np.zeros(10)) == 0.0
+    assert metrics.mutual_information(a, a) == pytest.approx(math.log(4))
+    assert metrics.mutual_information(a, 10 * a + 7) == pytest.approx(math.log(4))  # only the partition matters
+    b = np.tile(np.arange(5), 20)  # exactly independent of a (every pair equally often)
+    assert metrics.mutual_information(a, b) == pytest.approx(0.0, abs=1e-12)
+    # one bit shared: c = a mod 2 -> I(a; c) = H(c) = log 2
+    assert metrics.mutual_information(a, a % 2) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="same length"):
+        metrics.mutual_information(a, b[:10])
+
+
+def test_discretize_uses_equal_width_bins_per_column():
+    codes = np.array([[0.0, 5.0], [0.5, 5.0], [0.99, 5.0], [1.0, 5.0]])
+    bins = metrics.discretize(codes, n_bins=4)
+    np.testing.assert_array_equal(bins[:, 0], [0, 2, 3, 3])
+    np.testing.assert_array_equal(bins[:, 1], [0, 0, 0, 0])  # a constant column
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.discretize(np.array([[np.nan, 1.0]]))
+
+
+def _factors(n=6000, sizes=(3, 6, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.integers(0, k, n) for k in sizes], axis=1)
+
+
+def test_mig_is_near_one_for_codes_that_copy_the_factors():
+    factors = _factors()
+    rng = np.random.default_rng(1)
+    codes = factors * np.array([1.0, -2.0, 0.5]) + 3.0  # one dimension per factor, any scale or sign
+    codes = np.concatenate([codes, rng.standard_normal((len(codes), 2))], axis=1)  # plus two noise dimensions
+    mig, gaps, mi = metrics.mutual_information_gap(codes, factors, return_per_factor=True)
+    assert mig > 0.95 and np.all(gaps > 0.95)
+    assert mi.shape == (5, 3)
+    np.testing.assert_array_equal(mi.argmax(axis=0), [0, 1, 2])
+
+
+def test_mig_is_near_zero_for_codes_independent_of_the_factors():
+    factors = _factors()
+    codes = np.random.default_rng(2).standard_normal((len(factors), 4))
+    assert metrics.mutual_information_gap(codes, factors) < 0.03
+
+
+def test_mig_gap_vanishes_for_a_factor_captured_twice():
+    factors = _factors()
+    codes = np.stack([factors[:, 0], factors[:, 0] * 3.0, factors[:, 1], factors[:, 2]], axis=1).astype(float)
+    mig, gaps, _ = metrics.mutual_information_gap(codes, factors, return_per_factor=True)
+    assert gaps[0] == pytest.approx(0.0, abs=1e-12)
+    assert gaps[1] > 0.95 and gaps[2] > 0.95
+    assert mig == pytest.approx(np.mean(gaps))
+
+
+def test_mig_skips_constant_factors_and_checks_its_input():
+    factors = _factors()
+    factors_with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=int)], axis=1)
+    codes = factors.astype(float)
+    mig, gaps, _ = metrics.mutual_information_gap(codes, factors_with_constant, return_per_factor=True)
+    assert np.isnan(gaps[-1]) and mig == pytest.approx(metrics.mutual_information_gap(codes, factors))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.mutual_information_gap(codes[:, :1], factors)
+    with pytest.raises(ValueError, match="same number of rows"):
+        metrics.mutual_information_gap(codes, factors[:10])
+    with pytest.raises(ValueError, match="constant"):
+        metrics.mutual_information_gap(codes, np.zeros((len(codes), 2)))
