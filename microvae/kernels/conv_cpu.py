@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
 
-_jit = nb.njit(cache=True, nogil=True)
+_jit = nb.njit(cache=True, nogil=True, error_model="numpy")  # no per-element ZeroDivision checks: loops vectorise
 
 
 @_jit

@@ -18,7 +18,7 @@ __all__ = [
     "gru_backward_step",
 ]
 
-_jit = nb.njit(cache=True, nogil=True)
+_jit = nb.njit(cache=True, nogil=True, error_model="numpy")  # no per-element ZeroDivision checks: loops vectorise
 
 
 @_jit
