@@ -27,6 +27,7 @@ import time
 
 BATCH_SIZE = 128
 LR = 1e-3
+LOGVAR_RANGE = (-30.0, 20.0)  # microvae clamps logvar to this range; the references do the same
 DEFAULT_THREADS = 2
 
 # XLA's CPU client. jaxlib 0.10.2 accepts --xla_cpu_multi_thread_eigen; it has no flag for the
@@ -405,3 +406,56 @@ def machine_report() -> dict:
         pass
     return {"python": platform.python_version(), "cpu": cpu, "cpus_visible": os.cpu_count(),
             "platform": platform.platform(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+
+
+def torch_train_vae(torch, encoder, decoder, latent: int, xt, xs, epochs: int, seed: int, eval_chunk: int = 1000) -> dict:
+    """Train a PyTorch VAE exactly as microvae's benchmark does (same loss convention, Adam,
+    shuffled minibatches with the last partial batch) and return the worker's JSON fields."""
+    import torch.nn.functional as F
+
+    params = list(encoder.parameters()) + list(decoder.parameters())
+
+    def terms(x):
+        h = encoder(x)
+        mu, logvar = h[:, :latent], h[:, latent:].clamp(*LOGVAR_RANGE)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        logits = decoder(z)
+        if logits.shape != x.shape:
+            raise RuntimeError(f"decoder output {tuple(logits.shape)} != input {tuple(x.shape)}")
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(dim=1)
+        return recon, kl
+
+    opt = torch.optim.Adam(params, lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(xt)
+    epoch_times, losses, rss = [], [], []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, BATCH_SIZE):
+            xb = xt[order[start:start + BATCH_SIZE]]
+            recon, kl = terms(xb)
+            loss = (recon + kl).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(xb)
+        epoch_times.append(time.perf_counter() - started)
+        losses.append(total / n)
+        rss.append(memory_now())
+    with torch.no_grad():
+        parts = [terms(xs[start:start + eval_chunk]) for start in range(0, len(xs), eval_chunk)]
+        elbo = float(-(torch.cat([r for r, _ in parts]) + torch.cat([k for _, k in parts])).mean())
+    return {
+        "framework": "torch",
+        "epoch_s": epoch_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": int(sum(p.numel() for p in params)),
+        "n_train": n, "n_test": len(xs),
+        "memory": {"per_epoch": rss},
+        "kernels": {**torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
+                    "threads_env": thread_report()},
+    }

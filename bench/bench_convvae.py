@@ -20,7 +20,6 @@ data, batch size 128, Adam (lr 1e-3), float32 and loss convention as bench_vae.p
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ import _common as C  # noqa: E402
 
 FRAMEWORKS = ("microvae", "torch")
 LABELS = {"microvae": "microvae ConvVAE", "torch": "PyTorch (eager, CPU)"}
-LOGVAR_RANGE = (-30.0, 20.0)
+LOGVAR_RANGE = C.LOGVAR_RANGE
 
 
 def expected_params(latent: int) -> int:
@@ -86,7 +85,6 @@ def worker_microvae(a):
 def worker_torch(a):
     try:
         import torch
-        import torch.nn.functional as F
         from torch import nn
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
         return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
@@ -122,56 +120,7 @@ def worker_torch(a):
                 else:
                     nn.init.xavier_uniform_(layer.weight)
                 layer.bias.zero_()
-    params = list(encoder.parameters()) + list(decoder.parameters())
-
-    def terms(x):
-        h = encoder(x)
-        mu, logvar = h[:, :latent], h[:, latent:].clamp(*LOGVAR_RANGE)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = decoder(z)
-        if logits.shape != x.shape:
-            raise RuntimeError(f"decoder output {tuple(logits.shape)} != input {tuple(x.shape)}")
-        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
-        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return recon, kl
-
-    opt = torch.optim.Adam(params, lr=C.LR, betas=(0.9, 0.999), eps=1e-8)
-    gen = torch.Generator().manual_seed(a.seed)
-    n = len(xt)
-    epoch_times, losses, rss = [], [], []
-    for _ in range(a.epochs):
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, C.BATCH_SIZE):
-            xb = xt[order[start:start + C.BATCH_SIZE]]
-            recon, kl = terms(xb)
-            loss = (recon + kl).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(xb)
-        epoch_times.append(time.perf_counter() - started)
-        losses.append(total / n)
-        rss.append(C.memory_now())
-    with torch.no_grad():
-        recon, kl = [], []
-        for start in range(0, len(xs), 1000):
-            r, k = terms(xs[start:start + 1000])
-            recon.append(r)
-            kl.append(k)
-        elbo = float(-(torch.cat(recon) + torch.cat(kl)).mean())
-    return {
-        "framework": "torch",
-        "epoch_s": epoch_times,
-        "train_loss": losses,
-        "test_elbo": elbo,
-        "params": int(sum(p.numel() for p in params)),
-        "n_train": n, "n_test": len(xs),
-        "memory": {"per_epoch": rss},
-        "kernels": {**C.torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
-                    "threads_env": C.thread_report()},
-    }
+    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
 
 
 WORKERS = {"microvae": worker_microvae, "torch": worker_torch}

@@ -29,7 +29,7 @@ SIZES = {
 }
 FRAMEWORKS = ("microvae", "torch", "jax", "floor")
 LABELS = {"microvae": "microvae", "torch": "PyTorch (eager, CPU)", "jax": "JAX (jit)", "floor": "BLAS floor (NumPy matmuls only)"}
-LOGVAR_RANGE = (-30.0, 20.0)  # microvae clamps logvar to this range; the references do the same
+LOGVAR_RANGE = C.LOGVAR_RANGE
 
 
 def dense_shapes(hidden, latent, input_dim=784):
@@ -79,10 +79,8 @@ def worker_microvae(a):
 def worker_torch(a):
     try:
         import torch
-        import torch.nn.functional as F
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
         return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
-    import numpy as np
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -106,51 +104,7 @@ def worker_torch(a):
         return torch.nn.Sequential(*layers)
 
     encoder, decoder = mlp(enc_shapes), mlp(dec_shapes)
-    params = list(encoder.parameters()) + list(decoder.parameters())
-    latent = a.latent
-
-    def terms(x):
-        h = encoder(x)
-        mu, logvar = h[:, :latent], h[:, latent:].clamp(*LOGVAR_RANGE)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = decoder(z)
-        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(dim=1)
-        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(dim=1)
-        return recon, kl
-
-    opt = torch.optim.Adam(params, lr=C.LR, betas=(0.9, 0.999), eps=1e-8)
-    gen = torch.Generator().manual_seed(a.seed)
-    n = len(xt)
-    epoch_times, losses, rss = [], [], []
-    for _ in range(a.epochs):
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, C.BATCH_SIZE):
-            xb = xt[order[start:start + C.BATCH_SIZE]]
-            recon, kl = terms(xb)
-            loss = (recon + kl).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(xb)
-        epoch_times.append(time.perf_counter() - started)
-        losses.append(total / n)
-        rss.append(C.memory_now())
-    with torch.no_grad():
-        recon, kl = terms(xs)
-        elbo = float(-(recon + kl).mean())
-    return {
-        "framework": "torch",
-        "epoch_s": epoch_times,
-        "train_loss": losses,
-        "test_elbo": elbo,
-        "params": int(sum(p.numel() for p in params)),
-        "n_train": n, "n_test": len(xs),
-        "memory": {"per_epoch": rss},
-        "kernels": {**C.torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
-                    "numpy": np.__version__, "threads_env": C.thread_report()},
-    }
+    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
 
 
 def worker_jax(a):

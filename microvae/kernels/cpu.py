@@ -11,7 +11,6 @@ import math
 import numba as nb
 import numpy as np
 
-from .reference import adam_bias_corrected_rates  # noqa: F401  (same helper on every device)
 
 # error_model="numpy": no per-element ZeroDivision checks, so the loops vectorise (7× for Adam).
 # Kernels stay single-threaded: NumPy's BLAS already runs on every core, and Numba worker

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import cupy as cp
 
-from .reference import adam_bias_corrected_rates  # noqa: F401
 
 _relu_forward = cp.ElementwiseKernel("T x", "T y", "y = x <= 0 ? (T)0 : x", "microvae_relu_forward")
 _relu_backward = cp.ElementwiseKernel("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0", "microvae_relu_backward")
