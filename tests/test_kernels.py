@@ -172,3 +172,12 @@ def test_every_kernel_has_a_compiled_and_a_reference_twin():
         tree = ast.parse(path.read_text())
         gpu_names |= {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
     assert set(KERNEL_NAMES) <= gpu_names, set(KERNEL_NAMES) - gpu_names
+
+
+def test_gpu_kernel_module_defines_every_kernel_when_cupy_is_installed():
+    # importable without a GPU: the CuPy kernels are compiled on first use, not at import
+    pytest.importorskip("cupy")
+    from microvae.kernels import KERNEL_NAMES, gpu
+
+    missing = [name for name in KERNEL_NAMES if not callable(getattr(gpu, name, None))]
+    assert not missing, missing
