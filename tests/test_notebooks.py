@@ -26,6 +26,7 @@ def _kernel_name():
 def test_the_notebooks_are_there():
     names = [p.name for p in NOTEBOOKS]
     for expected in ("01_gradients_by_hand.ipynb", "02_training_a_vae.ipynb", "03_beta_vae_disentanglement.ipynb",
+                     "04_conditional_vae.ipynb", "05_convolutional_vae.ipynb", "06_aae_and_recurrent_models.ipynb",
                      "07_applications.ipynb"):
         assert expected in names
 
