@@ -459,3 +459,32 @@ def torch_train_vae(torch, encoder, decoder, latent: int, xt, xs, epochs: int, s
         "kernels": {**torch_report(), "adam": "torch.optim.Adam defaults (foreach=None, fused=None)",
                     "threads_env": thread_report()},
     }
+
+
+def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: dict, extra: dict | None = None) -> dict:
+    """Train a microvae model one epoch per ``fit`` call (timing each epoch loop) and return
+    the worker's JSON fields, including the test ELBO and memory after every epoch."""
+    mem_ready = memory_now()
+    fit_times, epoch_times, losses, rss = [], [], [], []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        history = model.fit(x_train, epochs=1, batch_size=BATCH_SIZE, lr=LR, verbose=0, seed=seed)
+        fit_times.append(time.perf_counter() - started)
+        epoch_times.append(history["seconds"][-1])  # the epoch loop itself, without fit's data check
+        losses.append(history["loss"][-1])
+        rss.append(memory_now())
+    mem_trained = memory_now()
+    elbo = float(model.elbo(x_test).mean())
+    return {
+        "framework": "microvae",
+        "epoch_s": epoch_times,
+        "fit_call_s": fit_times,
+        "train_loss": losses,
+        "test_elbo": elbo,
+        "params": model.num_parameters,
+        "n_train": len(x_train), "n_test": len(x_test),
+        **(extra or {}),
+        "memory": {"start": mem_start, "ready": mem_ready, "per_epoch": rss, "after_training": mem_trained,
+                   "after_elbo": memory_now()},
+        "kernels": {**microvae_report(model), **numpy_report(), "threads_env": thread_report()},
+    }

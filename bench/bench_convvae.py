@@ -55,31 +55,8 @@ def worker_microvae(a):
     except ValueError:  # a ConvVAE that takes flat rows
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
         layout = "flat (n, 784)"
-    mem_ready = C.memory_now()
-    epoch_times, fit_times, losses, rss = [], [], [], []
-    for _ in range(a.epochs):
-        started = time.perf_counter()
-        history = model.fit(x_train, epochs=1, batch_size=C.BATCH_SIZE, lr=C.LR, verbose=0, seed=a.seed)
-        fit_times.append(time.perf_counter() - started)
-        epoch_times.append(history["seconds"][-1])
-        losses.append(history["loss"][-1])
-        rss.append(C.memory_now())
-    mem_trained = C.memory_now()
-    elbo = float(model.elbo(x_test).mean())
-    return {
-        "framework": "microvae",
-        "epoch_s": epoch_times,
-        "fit_call_s": fit_times,
-        "train_loss": losses,
-        "test_elbo": elbo,
-        "params": model.num_parameters,
-        "model": repr(model),
-        "input_layout": layout,
-        "n_train": len(x_train), "n_test": len(x_test),
-        "memory": {"start": mem_start, "ready": mem_ready, "per_epoch": rss, "after_training": mem_trained,
-                   "after_elbo": C.memory_now()},
-        "kernels": {**C.microvae_report(model), **C.numpy_report(), "threads_env": C.thread_report()},
-    }
+    return C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start,
+                            extra={"model": repr(model), "input_layout": layout})
 
 
 def worker_torch(a):

@@ -51,29 +51,7 @@ def worker_microvae(a):
 
     x_train, x_test = C.load_data(a.limit)
     model = mv.VAE(784, a.hidden, a.latent, seed=a.seed)
-    mem_ready = C.memory_now()
-    fit_times, epoch_times, losses, rss = [], [], [], []
-    for _ in range(a.epochs):
-        started = time.perf_counter()
-        history = model.fit(x_train, epochs=1, batch_size=C.BATCH_SIZE, lr=C.LR, verbose=0, seed=a.seed)
-        fit_times.append(time.perf_counter() - started)
-        epoch_times.append(history["seconds"][-1])  # the epoch loop itself, without fit's data check
-        losses.append(history["loss"][-1])
-        rss.append(C.memory_now())
-    mem_trained = C.memory_now()
-    elbo = float(model.elbo(x_test).mean())
-    return {
-        "framework": "microvae",
-        "epoch_s": epoch_times,
-        "fit_call_s": fit_times,
-        "train_loss": losses,
-        "test_elbo": elbo,
-        "params": model.num_parameters,
-        "n_train": len(x_train), "n_test": len(x_test),
-        "memory": {"start": mem_start, "ready": mem_ready, "per_epoch": rss, "after_training": mem_trained,
-                   "after_elbo": C.memory_now()},
-        "kernels": {**C.microvae_report(model), **C.numpy_report(), "threads_env": C.thread_report()},
-    }
+    return C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start)
 
 
 def worker_torch(a):
