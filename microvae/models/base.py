@@ -26,7 +26,7 @@ class Model(Module):
     """Base class of the models. Subclasses build their parts, then call ``_setup``.
 
     A subclass provides ``_prepare_data(*arrays)`` (check a dataset once, move it to the
-    device) and ``_objective(*batch, eps, compute_grads)``; models with several networks
+    device) and ``_objective(*batch, eps=..., compute_grads=...)``; models with several networks
     also override ``parameter_groups``, ``_get_optimizers`` and ``_train_batch``.
     """
 

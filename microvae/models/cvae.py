@@ -147,9 +147,6 @@ class CVAE(VAE):
         return super().fixed_noise(x, seed=seed)
 
     # the objective: VAE's, with the label as its condition -------------------------------
-    def _objective(self, x, onehot, eps=None, compute_grads=True) -> LossTerms:
-        return super()._objective(x, eps=eps, compute_grads=compute_grads, condition=onehot)
-
     def loss_and_grads(self, x, y, eps=None) -> LossTerms:
         """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``."""
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
@@ -165,11 +162,9 @@ class CVAE(VAE):
 
     def _encode_backward(self, dmu, dlogvar):
         if self.encoder_head is None:
-            super()._encode_backward(dmu, dlogvar)  # the encoder's input is [x ‖ onehot]: no input gradient needed
-            return
-        xp = self.backend.xp
-        dh = self.encoder.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1), input_grad=True)
-        self.encoder_head.backward(xp.ascontiguousarray(dh[:, : self.hidden[0]]), input_grad=False)  # one-hot part dropped
+            return super()._encode_backward(dmu, dlogvar)  # the encoder's input is [x ‖ onehot]: no input gradient needed
+        dh = super()._encode_backward(dmu, dlogvar, input_grad=True)
+        self.encoder_head.backward(self.backend.xp.ascontiguousarray(dh[:, : self.hidden[0]]), input_grad=False)  # one-hot part dropped
 
     def _decode(self, z, condition=None):
         return self.decoder.forward(self.backend.xp.concatenate([z, condition], axis=1))

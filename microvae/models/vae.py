@@ -112,7 +112,8 @@ class VAE(Model):
         """Loss terms of a batch, forward pass only."""
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=False)
 
-    def _objective(self, x, eps=None, compute_grads=True, condition=None) -> LossTerms:
+    def _objective(self, x, condition=None, eps=None, compute_grads=True) -> LossTerms:
+        """The batch tuple is (x,) or (x, condition): labels for the CVAE, masks for the VRAEs."""
         # forward: x → (μ, logvar) → z → decoder output → −log p(x|z) and KL
         mu, logvar = self._encode(x, condition)
         z = self.sampler.forward(mu, logvar, eps)
@@ -165,9 +166,10 @@ class VAE(Model):
         self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
         return mu, self.backend.xp.clip(raw_logvar, lo, hi)
 
-    def _encode_backward(self, dmu, dlogvar):
+    def _encode_backward(self, dmu, dlogvar, input_grad=False):
+        """Backward through the logvar clamp and the encoder; returns dL/d(encoder input) if asked."""
         xp = self.backend.xp
-        self.encoder.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1), input_grad=False)
+        return self.encoder.backward(xp.concatenate([dmu, dlogvar * self._logvar_inside], axis=1), input_grad=input_grad)
 
     def _decode(self, z, condition=None):
         return self.decoder.forward(z)

@@ -284,10 +284,6 @@ class VRAE(VAE):
         return batch[0], (batch[1] if len(batch) > 1 else None)
 
     # the objective with a mask -------------------------------------------------------------
-    def _objective(self, x, mask=None, eps=None, compute_grads=True):
-        """VAE's objective with the mask as its ``condition``; takes the batch tuple (x[, mask])."""
-        return super()._objective(x, eps=eps, compute_grads=compute_grads, condition=mask)
-
     def loss_and_grads(self, x, mask=None, eps=None):
         """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``."""
         x, mask = self._batch(x, mask)
