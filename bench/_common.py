@@ -488,3 +488,21 @@ def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: di
                    "after_elbo": memory_now()},
         "kernels": {**microvae_report(model), **numpy_report(), "threads_env": thread_report()},
     }
+
+
+def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> dict:
+    """Run each framework's worker of ``script`` in its own process, one after another;
+    returns {framework: result} with a ``summary`` of epoch times added where timed."""
+    results = {}
+    for fw in frameworks:
+        args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
+        if a.limit:
+            args += ["--limit", str(a.limit)]
+        print(f"[{tag}] running {fw} ...", file=sys.stderr, flush=True)
+        res = run_worker(os.path.abspath(script), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
+        if "epoch_s" in res:
+            res["summary"] = summarize(res["epoch_s"])
+        results[fw] = res
+        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
+        print(f"[{tag}] {fw}: {state}", file=sys.stderr, flush=True)
+    return results

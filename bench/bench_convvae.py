@@ -129,19 +129,7 @@ def main(argv=None):
     machine = C.machine_report()
     machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
     print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
-    results = {}
-    for fw in frameworks:
-        args = ["--worker", fw, "--epochs", str(a.epochs), "--latent", str(a.latent), "--seed", str(a.seed),
-                "--threads", str(a.threads)]
-        if a.limit:
-            args += ["--limit", str(a.limit)]
-        print(f"[conv] running {fw} ...", file=sys.stderr, flush=True)
-        res = C.run_worker(os.path.abspath(__file__), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
-        if "epoch_s" in res:
-            res["summary"] = C.summarize(res["epoch_s"])
-        results[fw] = res
-        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
-        print(f"[conv] {fw}: {state}", file=sys.stderr, flush=True)
+    results = C.run_frameworks(__file__, frameworks, ["--latent", str(a.latent)], a, "conv")
 
     print(f"\n## ConvVAE (textbook architecture), latent {a.latent}\n")
     mv = results.get("microvae", {})

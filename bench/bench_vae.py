@@ -246,21 +246,9 @@ WORKERS = {"microvae": worker_microvae, "torch": worker_torch, "jax": worker_jax
 # =========================================================================== parent
 def run_size(a, size: str, frameworks) -> dict:
     spec = SIZES[size]
-    results = {}
-    for fw in frameworks:
-        args = ["--worker", fw, "--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
-                "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads),
-                "--floor-repeats", str(a.floor_repeats)]
-        if a.limit:
-            args += ["--limit", str(a.limit)]
-        print(f"[{size}] running {fw} ...", file=sys.stderr, flush=True)
-        res = C.run_worker(os.path.abspath(__file__), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
-        if "epoch_s" in res:
-            res["summary"] = C.summarize(res["epoch_s"])
-        results[fw] = res
-        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
-        print(f"[{size}] {fw}: {state}", file=sys.stderr, flush=True)
-    return results
+    worker_args = ["--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
+                   "--floor-repeats", str(a.floor_repeats)]
+    return C.run_frameworks(__file__, frameworks, worker_args, a, size)
 
 
 def report_size(a, size: str, results: dict) -> None:
