@@ -129,6 +129,57 @@ def test_conv2d_transpose_gradients(case):
     assert_gradcheck(layer, x, seed=case["seed"] % 1000)
 
 
+def _pass(layer, x, dy, input_grad=True):
+    y = layer.forward(x)
+    dx = layer.backward(dy, input_grad=input_grad)
+    return y, dx, {k: v.copy() for k, v in layer.grads.items()}
+
+
+@settings(max_examples=30)
+@given(st.tuples(conv_cases(), st.just(Conv2D)) | st.tuples(conv_cases(transpose=True), st.just(Conv2DTranspose)))
+def test_conv_batch_chunks_change_nothing(case_and_class):
+    """Column buffers are formed a chunk of images at a time (to stay in cache); one image
+    per chunk must give exactly what one chunk for the whole batch gives."""
+    import microvae.layers.conv as conv_module
+
+    case, cls = case_and_class
+    layer = built(cls(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"], bias=case["bias"]))
+    randomize_params(layer, case["seed"])
+    rng = np.random.default_rng(case["seed"] + 1)
+    x = rng.standard_normal((3, case["c"], case["h"], case["w"]))
+    dy = rng.standard_normal(layer.forward(x).shape)
+    saved = conv_module.CHUNK_BYTES
+    try:
+        conv_module.CHUNK_BYTES = 10**12
+        whole = _pass(layer, x, dy)
+        conv_module.CHUNK_BYTES = 1
+        chunked = _pass(layer, x, dy)
+    finally:
+        conv_module.CHUNK_BYTES = saved
+    np.testing.assert_allclose(chunked[0], whole[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(chunked[1], whole[1], rtol=1e-12, atol=1e-12)
+    assert set(chunked[2]) == set(whole[2]) == set(layer.params)
+    for name in whole[2]:
+        np.testing.assert_allclose(chunked[2][name], whole[2][name], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=30)
+@given(conv_cases())
+def test_conv2d_weight_grads_with_and_without_input_grad(case):
+    """With an input gradient, stride 1 and F ≤ C, Conv2D forms dW from the columns of dY
+    (shared with dX); without one it uses the columns of X. Both give the same dW and db."""
+    layer = built(Conv2D(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"], bias=case["bias"]))
+    randomize_params(layer, case["seed"])
+    rng = np.random.default_rng(case["seed"] + 1)
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    dy = rng.standard_normal(layer.forward(x).shape)
+    _, dx, with_dx = _pass(layer, x, dy, input_grad=True)
+    _, none, without_dx = _pass(layer, x, dy, input_grad=False)
+    assert none is None and dx.shape == x.shape
+    for name in with_dx:
+        np.testing.assert_allclose(without_dx[name], with_dx[name], rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=40)
 @given(n=st.integers(1, 2), c=st.integers(1, 3), pool=st.integers(1, 3), stride=st.one_of(st.none(), st.integers(1, 3)),
        extra_h=st.integers(0, 4), extra_w=st.integers(0, 4), seed=st.integers(0, 2**31))

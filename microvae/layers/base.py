@@ -108,6 +108,24 @@ class Layer(Module):
         if self.backend is None:
             raise RuntimeError(f"{type(self).__name__} has no parameters yet: call .build() or put it in a model")
 
+    def _scratch(self, name: str, shape, dtype=None):
+        """A scratch array of ``shape``, kept and handed out again on every step.
+
+        For intermediates that live from a forward pass to its backward pass (im2col
+        columns, transposed copies), never for arrays a layer returns. Large buffers
+        allocated afresh each step cost page faults and zeroing in the kernel; reusing
+        them removes that. The storage grows when a larger shape is asked for.
+        """
+        xp, dtype = self.backend.xp, dtype or self.backend.dtype
+        size = 1
+        for s in shape:
+            size *= int(s)
+        store = self.__dict__.setdefault("_scratch_store", {})
+        buf = store.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = store[name] = xp.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
     def get_config(self) -> dict:
         """Constructor arguments (JSON-friendly) that rebuild this layer's architecture."""
         return {}

@@ -21,7 +21,8 @@ input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1
 
 from __future__ import annotations
 
-from .conv import _ConvBase, conv_forward, conv_geometry, conv_input_grad, conv_weight_grad
+from .conv import (WeightGradAccumulator, _channels_first, _columns, _ConvBase, _image_chunks, _store_nchw,
+                   conv_geometry, conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -58,15 +59,28 @@ class Conv2DTranspose(_ConvBase):
         self._pads_hw = (conv_geometry(oh, self.kernel_size[0], self.stride, self.padding)[1],
                          conv_geometry(ow, self.kernel_size[1], self.stride, self.padding)[1])
         self._x = x
-        y = conv_input_grad(self.backend, x, self.params["W"], self.stride, self._pads_hw, (n, self.out_channels, oh, ow))
-        if self.use_bias:
-            y += self.params["b"][:, None, None]
-        return y
+        return conv_input_grad(self, x, self.params["W"], self.stride, self._pads_hw, (n, self.out_channels, oh, ow),
+                               bias=self.params.get("b"))
 
     def backward(self, dy, input_grad: bool = True):
-        x = self._x
-        dx, cols = conv_forward(self.backend, dy, self.params["W"], self.stride, self._pads_hw, x.shape[2:])
-        conv_weight_grad(self.backend, x, cols, self.grads["W"])
+        """One pass over the batch: each chunk's columns of dY serve both dX and dW."""
+        xp, x = self.backend.xp, self._x
+        dy = xp.ascontiguousarray(dy)
+        weight = self.params["W"]
+        n, c_in, h, w = x.shape
+        kh, kw = self.kernel_size
+        w2 = weight.reshape(c_in, -1)
+        acc = WeightGradAccumulator(self, self.grads["W"])
+        dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
+        for s, e in _image_chunks(self, n, w2.shape[1] * h * w * dy.itemsize):
+            cols = _columns(self, "cols", dy[s:e], (kh, kw), self.stride, self._pads_hw, (h, w))
+            x2 = _channels_first(x[s:e], self._scratch("x_channels_first", (c_in, cols.shape[1]), dy.dtype))
+            acc.add(x2, cols)                                        # dW₂ += X₂·colsᵀ
+            if input_grad:
+                dx2 = self._scratch("conv_out", (c_in, cols.shape[1]), dy.dtype)
+                xp.matmul(w2, cols, out=dx2)                         # dX = W₂·cols
+                _store_nchw(xp, dx2, dx[s:e], None)
+        acc.finish()
         if self.use_bias:
             dy.sum(axis=(0, 2, 3), out=self.grads["b"])
-        return dx if input_grad else None
+        return dx.reshape(x.shape) if input_grad else None
