@@ -167,6 +167,19 @@ def steady(times: list[float]) -> list[float]:
     return list(times[1:]) if len(times) > 1 else list(times)
 
 
+def epochs_used(a) -> str:
+    """Which epochs the medians are over, for the report."""
+    rounds = max(1, int(getattr(a, "rounds", 1) or 1))
+    used = summarize([0.0] * a.epochs)["epochs_used"]
+    return f"{used} of each of {rounds} rounds" if rounds > 1 else used
+
+
+def add_common_arguments(p) -> None:
+    """Options every benchmark script takes."""
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every framework's worker this many times, interleaved (A B A B ...); medians over all rounds")
+
+
 def summarize(times: list[float]) -> dict:
     t = steady(times)
     return {
@@ -352,6 +365,10 @@ def results_table(results: dict, labels: dict, epochs: int, reference: str = "mi
         ratio = ref_med / s["median_s"] if ref_med and s["median_s"] > 0 else None
         rows.append([label, s["median_s"], f"{s['min_s']:.3f}–{s['max_s']:.3f}", s["first_epoch_s"], ratio,
                      res.get("test_elbo"), res["train_loss"][-1] if res.get("train_loss") else None, res.get("params", "–")])
+        if res.get("rounds", 1) > 1:
+            elbos = res.get("round_test_elbos")
+            notes.append(f"- {label}: medians per round " + ", ".join(f"{m:.3f}" for m in res["round_median_s"])
+                         + " s/epoch" + (("; test ELBO per round " + ", ".join(f"{e:.2f}" for e in elbos)) if elbos else ""))
     header = ["framework", "s/epoch (median)", "min–max", "epoch 1 s", f"{reference} s ÷ this s",
               f"test ELBO after {epochs} ep. (nats)", "last train loss", "params"]
     return markdown_table(header, rows), notes
@@ -461,9 +478,11 @@ def torch_train_vae(torch, encoder, decoder, latent: int, xt, xs, epochs: int, s
     }
 
 
-def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: dict, extra: dict | None = None) -> dict:
+def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: dict, extra: dict | None = None,
+                   after_epoch=None) -> dict:
     """Train a microvae model one epoch per ``fit`` call (timing each epoch loop) and return
-    the worker's JSON fields, including the test ELBO and memory after every epoch."""
+    the worker's JSON fields, including the test ELBO and memory after every epoch.
+    ``after_epoch()``, if given, runs after each epoch, outside the timed loop."""
     mem_ready = memory_now()
     fit_times, epoch_times, losses, rss = [], [], [], []
     for _ in range(epochs):
@@ -473,6 +492,8 @@ def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: di
         epoch_times.append(history["seconds"][-1])  # the epoch loop itself, without fit's data check
         losses.append(history["loss"][-1])
         rss.append(memory_now())
+        if after_epoch is not None:
+            after_epoch()
     mem_trained = memory_now()
     elbo = float(model.elbo(x_test).mean())
     return {
@@ -491,18 +512,48 @@ def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: di
 
 
 def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> dict:
-    """Run each framework's worker of ``script`` in its own process, one after another;
-    returns {framework: result} with a ``summary`` of epoch times added where timed."""
-    results = {}
-    for fw in frameworks:
-        args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
-        if a.limit:
-            args += ["--limit", str(a.limit)]
-        print(f"[{tag}] running {fw} ...", file=sys.stderr, flush=True)
-        res = run_worker(os.path.abspath(script), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
-        if "epoch_s" in res:
-            res["summary"] = summarize(res["epoch_s"])
-        results[fw] = res
-        state = "skipped" if "skipped" in res else "error" if "error" in res else f"{res['summary']['median_s']:.3f} s/epoch"
-        print(f"[{tag}] {fw}: {state}", file=sys.stderr, flush=True)
-    return results
+    """Run each framework's worker of ``script`` in its own process, one after another, for
+    ``a.rounds`` rounds (framework order A, B, C, A, B, C, ...); returns {framework: result}
+    with the rounds merged (``merge_rounds``) and a ``summary`` of epoch times added.
+
+    Rounds guard the ratios against the machine's own drift (other tenants, turbo, memory
+    traffic): every framework is timed early and late in the run, not once each.
+    """
+    rounds = max(1, int(getattr(a, "rounds", 1) or 1))
+    runs: dict = {fw: [] for fw in frameworks}
+    for r in range(rounds):
+        for fw in frameworks:
+            args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
+            if a.limit:
+                args += ["--limit", str(a.limit)]
+            which = f"{fw} (round {r + 1}/{rounds})" if rounds > 1 else fw
+            print(f"[{tag}] running {which} ...", file=sys.stderr, flush=True)
+            res = run_worker(os.path.abspath(script), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)
+            runs[fw].append(res)
+            state = ("skipped" if "skipped" in res else "error" if "error" in res
+                     else f"{summarize(res['epoch_s'])['median_s']:.3f} s/epoch")
+            print(f"[{tag}] {which}: {state}", file=sys.stderr, flush=True)
+            if "skipped" in res or "error" in res:
+                break
+    return {fw: merge_rounds(rs) for fw, rs in runs.items()}
+
+
+def merge_rounds(runs: list[dict]) -> dict:
+    """One result from a framework's rounds: the first round's fields, with the epoch times
+    of every round (the first epoch of each dropped as warm-up) summarised together, the
+    median test ELBO, and the per-round medians and ELBOs kept for the report."""
+    failed = [r for r in runs if "skipped" in r or "error" in r]
+    if failed:
+        return failed[0]
+    merged = dict(runs[0])
+    times = [runs[0]["epoch_s"][0]] + [t for r in runs for t in steady(r["epoch_s"])]
+    merged["summary"] = summarize(times)
+    merged["rounds"] = len(runs)
+    merged["epoch_s_by_round"] = [r["epoch_s"] for r in runs]
+    merged["round_median_s"] = [summarize(r["epoch_s"])["median_s"] for r in runs]
+    if all("test_elbo" in r for r in runs):
+        merged["round_test_elbos"] = [r["test_elbo"] for r in runs]
+        merged["test_elbo"] = statistics.median(merged["round_test_elbos"])
+    if all("paired_floor" in r for r in runs):
+        merged["paired_floor"] = [r["paired_floor"] for r in runs]
+    return merged

@@ -113,6 +113,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--seed", type=int, default=0)
+    C.add_common_arguments(p)
     p.add_argument("--json", default=None, help="write the raw results to this file")
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
@@ -139,7 +140,7 @@ def main(argv=None):
     print(table)
     n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
     n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
-    used = C.summarize([0.0] * a.epochs)["epochs_used"]
+    used = C.epochs_used(a)
     print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     expected = expected_params(a.latent)

@@ -51,7 +51,17 @@ def worker_microvae(a):
 
     x_train, x_test = C.load_data(a.limit)
     model = mv.VAE(784, a.hidden, a.latent, seed=a.seed)
-    return C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start)
+    floor_epoch, _ = matmul_floor(len(x_train), a.hidden, a.latent, a.seed)
+    floor_times = []
+
+    def time_floor():  # one epoch of the floor's matmuls right after each microvae epoch: a paired ratio
+        started = time.perf_counter()
+        floor_epoch()
+        floor_times.append(time.perf_counter() - started)
+
+    result = C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start, after_epoch=time_floor)
+    result["paired_floor"] = {"epoch_s": floor_times}
+    return result
 
 
 def worker_torch(a):
@@ -188,20 +198,18 @@ def worker_jax(a):
     }
 
 
-def worker_floor(a):
-    """The matrix products of one training epoch, through NumPy's BLAS, into preallocated outputs.
+def matmul_floor(n: int, hidden, latent, seed: int):
+    """(one_epoch, flops): the matrix products of one training epoch on n images, through
+    NumPy's BLAS, into preallocated outputs.
 
     Per minibatch (size b) and Dense layer (in → out): forward X·W (b×in · in×out), weight
     gradient Xᵀ·dY (in×b · b×out), input gradient dY·Wᵀ (b×out · out×in), except the input
     gradient of the encoder's first layer, which training never needs."""
     import numpy as np
 
-    x_train, _ = C.load_data(a.limit)  # only its length matters; loading keeps the process comparable
-    n = len(x_train)
-    del x_train
-    enc, dec = dense_shapes(a.hidden, a.latent)
+    enc, dec = dense_shapes(hidden, latent)
     layers = enc + dec
-    rng = np.random.default_rng(a.seed)
+    rng = np.random.default_rng(seed)
     weights = [(rng.standard_normal((i, o)).astype(np.float32), np.empty((i, o), np.float32)) for i, o in layers]
     bufs = {}
     batches = C.epoch_batches(n)
@@ -220,10 +228,16 @@ def worker_floor(a):
                 if li != 0:
                     np.matmul(dy, w.T, out=dx)
 
-    flops = 0
-    for b in batches:
-        for li, (i, o) in enumerate(layers):
-            flops += 2 * b * i * o * (3 if li != 0 else 2)
+    flops = sum(2 * b * i * o * (3 if li != 0 else 2) for b in batches for li, (i, o) in enumerate(layers))
+    return one_epoch, flops
+
+
+def worker_floor(a):
+    """The BLAS floor on its own (``matmul_floor``), timed over ``--floor-repeats`` epochs."""
+    x_train, _ = C.load_data(a.limit)  # only its length matters; loading keeps the process comparable
+    n = len(x_train)
+    del x_train
+    one_epoch, flops = matmul_floor(n, a.hidden, a.latent, a.seed)
     times = []
     for _ in range(a.floor_repeats):
         started = time.perf_counter()
@@ -260,7 +274,7 @@ def report_size(a, size: str, results: dict) -> None:
     n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
     table, notes = C.results_table(results, LABELS, a.epochs)
     print(table)
-    used = C.summarize([0.0] * a.epochs)["epochs_used"]
+    used = C.epochs_used(a)
     print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     floor = results.get("floor", {})
@@ -268,6 +282,16 @@ def report_size(a, size: str, results: dict) -> None:
         f_med = floor["summary"]["median_s"]
         print(f"BLAS floor: {f_med:.3f} s/epoch ({floor['gflop_per_epoch']:.2f} GFLOP per epoch, "
               f"{floor['gflops']:.1f} GFLOP/s); **microvae ÷ floor = {mv_med / f_med:.2f}**")
+    if mv.get("paired_floor"):
+        ratios, floors = [], []
+        for mv_times, paired in zip(mv["epoch_s_by_round"], mv["paired_floor"]):
+            pairs = list(zip(mv_times, paired["epoch_s"]))
+            pairs = pairs[1:] if len(pairs) > 1 else pairs  # epoch 1 carries warm-up
+            ratios += [m / f for m, f in pairs]
+            floors += [f for _, f in pairs]
+        print(f"Paired floor (one epoch of the same matmuls timed in microvae's process right after each of its "
+              f"epochs): median {C.statistics.median(floors):.3f} s/epoch; **microvae ÷ paired floor = "
+              f"{C.statistics.median(ratios):.2f}** (median of per-epoch ratios, range {min(ratios):.2f}–{max(ratios):.2f})")
     expected = count_params(spec["hidden"], spec["latent"])
     counts = {fw: r["params"] for fw, r in results.items() if "params" in r}
     if counts and any(c != expected for c in counts.values()):
@@ -290,6 +314,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--seed", type=int, default=0)
+    C.add_common_arguments(p)
     p.add_argument("--floor-repeats", type=int, default=6, help="epochs of matmuls timed for the BLAS floor")
     p.add_argument("--json", default=None, help="write the raw results to this file")
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
