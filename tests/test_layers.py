@@ -135,3 +135,22 @@ def test_layer_specs_rebuild_the_architecture():
 def test_sequential_rejects_non_layers():
     with pytest.raises(TypeError):
         mv.Sequential(mv.Dense(2, 2), "relu")
+
+
+def test_scratch_buffers_are_reused_and_grow_when_needed():
+    """Layers keep intermediates (im2col columns) in scratch buffers between steps: the
+    same request gets the same memory back, a larger one gets new memory of the new size,
+    and a smaller one a view of what is already there."""
+    layer = mv.Dense(2, 3).build(dtype="float32")
+    a = layer._scratch("cols", (4, 5))
+    assert a.shape == (4, 5) and a.dtype == np.float32
+    b = layer._scratch("cols", (4, 5))
+    assert np.shares_memory(a, b)
+    smaller = layer._scratch("cols", (2, 3))
+    assert smaller.shape == (2, 3) and np.shares_memory(a, smaller)
+    bigger = layer._scratch("cols", (10, 10))
+    assert bigger.shape == (10, 10) and not np.shares_memory(a, bigger)
+    other = layer._scratch("other", (4, 5))
+    assert not np.shares_memory(other, layer._scratch("cols", (4, 5)))
+    as64 = layer._scratch("cols", (4, 5), np.float64)
+    assert as64.dtype == np.float64
