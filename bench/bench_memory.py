@@ -40,7 +40,7 @@ def main(argv=None):
         p.error("--epochs must be >= 3 to tell growth from the first epoch's allocations")
     spec = SIZES[a.size]
     args = ["--worker", "microvae", "--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
-            "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
+            "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads), "--no-paired-floor"]
     if a.limit:
         args += ["--limit", str(a.limit)]
     print(f"# microvae training memory ({time.strftime('%Y-%m-%d %H:%M')}): {spec['label']}")

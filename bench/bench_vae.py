@@ -51,6 +51,8 @@ def worker_microvae(a):
 
     x_train, x_test = C.load_data(a.limit)
     model = mv.VAE(784, a.hidden, a.latent, seed=a.seed)
+    if a.no_paired_floor:
+        return C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start)
     floor_epoch, _ = matmul_floor(len(x_train), a.hidden, a.latent, a.seed)
     floor_times = []
 
@@ -322,6 +324,7 @@ def main(argv=None):
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     p.add_argument("--hidden", default=None, help=argparse.SUPPRESS)
     p.add_argument("--latent", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-paired-floor", action="store_true", help=argparse.SUPPRESS)  # bench_memory: training alone
     a = p.parse_args(argv)
     if a.epochs < 1:
         p.error("--epochs must be >= 1")
