@@ -202,3 +202,24 @@ def test_trained_conv_vae_reaches_a_clearly_lower_loss(fashion_subset):
     print(f"ConvVAE: loss {before:.1f} -> {after:.1f} nats, {seconds:.1f}s for 1 epoch of {len(x)} images")
     assert len(history) == 1 and np.isfinite(history["loss"][0])
     assert after < 0.8 * before
+
+
+@pytest.mark.parametrize("variant", ["pooling", "strided"])
+def test_inference_in_row_blocks_gives_the_same_results(variant):
+    """encode/decode/reconstruct/elbo go through the networks INFERENCE_BATCH rows at a time
+    (a whole test set in one pass took gigabytes): blocks of 3 rows must give what one
+    pass over all 7 gives, the ELBO's noise included (drawn in the same order)."""
+    model = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, seed=0)
+    x = (np.random.default_rng(0).random((7, 1, 8, 8)) < 0.4).astype(np.float32)
+    z = np.random.default_rng(1).standard_normal((7, 2))
+
+    def everything():
+        model.backend.seed(5)
+        return (*model.encode(x), model.decode(z), model.reconstruct(x), model.elbo(x, n_samples=1))
+
+    whole = everything()
+    model.INFERENCE_BATCH = 3
+    blocks = everything()
+    assert [a.shape for a in blocks] == [(7, 2), (7, 2), (7, 1, 8, 8), (7, 1, 8, 8), (7,)]
+    for a, b in zip(blocks, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

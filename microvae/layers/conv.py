@@ -85,6 +85,12 @@ def _store_nchw(xp, y2, out, bias):
         xp.add(y, bias[:, None], out=out)
 
 
+def _flipped_kernel(xp, weight):
+    """W′₂ (C, F·KH·KW), W′[c, f, i, j] = W[f, c, KH−1−i, KW−1−j]: the kernel of the stride-1 input gradient."""
+    f, c, kh, kw = weight.shape
+    return xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, f * kh * kw)
+
+
 def _columns(layer, name, x, kernel_hw, stride, pads, out_hw):
     """im2col of ``x`` (k, C, H, W) into ``layer``'s scratch buffer ``name``, as (C·KH·KW, k·OH·OW)."""
     k, c = x.shape[:2]
@@ -147,7 +153,7 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
     n, f = dy.shape[:2]
     _, c, kh, kw = weight.shape
     h, w = x.shape[2:]
-    flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, f * kh * kw)
+    flipped = _flipped_kernel(xp, weight)
     total = layer._scratch("weight_grad", (f * kh * kw, c), dy.dtype)
     part = layer._scratch("weight_grad_part", total.shape, dy.dtype)
     total[...] = 0
@@ -207,7 +213,7 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
     _, c, kh, kw = weight.shape
     h, w = x_shape[2:]
     if stride == 1 and f <= c:
-        flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, f * kh * kw)
+        flipped = _flipped_kernel(xp, weight)
         dx = xp.empty((n, c, h * w), dtype=dy.dtype)
         for s, e in _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize):
             cols = _columns(layer, "grad_cols", dy[s:e], (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w))
