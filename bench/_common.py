@@ -523,6 +523,8 @@ def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> d
     runs: dict = {fw: [] for fw in frameworks}
     for r in range(rounds):
         for fw in frameworks:
+            if runs[fw] and ("skipped" in runs[fw][-1] or "error" in runs[fw][-1]):
+                continue  # a framework that is absent or failed is not tried again
             args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
             if a.limit:
                 args += ["--limit", str(a.limit)]
@@ -533,8 +535,6 @@ def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> d
             state = ("skipped" if "skipped" in res else "error" if "error" in res
                      else f"{summarize(res['epoch_s'])['median_s']:.3f} s/epoch")
             print(f"[{tag}] {which}: {state}", file=sys.stderr, flush=True)
-            if "skipped" in res or "error" in res:
-                break
     return {fw: merge_rounds(rs) for fw, rs in runs.items()}
 
 
