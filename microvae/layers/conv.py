@@ -85,6 +85,12 @@ def _store_nchw(xp, y2, out, bias):
         xp.add(y, bias[:, None], out=out)
 
 
+def _input_grad_from_dy_columns(stride, f, c):
+    """Whether dX is formed from the columns of dY (stride 1, F ≤ C: columns no larger than
+    col2im's) rather than by col2im; see ``conv_input_grad``."""
+    return stride == 1 and f <= c
+
+
 def _flipped_kernel(xp, weight):
     """W′₂ (C, F·KH·KW), W′[c, f, i, j] = W[f, c, KH−1−i, KW−1−j]: the kernel of the stride-1 input gradient."""
     f, c, kh, kw = weight.shape
@@ -212,7 +218,7 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
     n, f, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
     h, w = x_shape[2:]
-    if stride == 1 and f <= c:
+    if _input_grad_from_dy_columns(stride, f, c):
         flipped = _flipped_kernel(xp, weight)
         dx = xp.empty((n, c, h * w), dtype=dy.dtype)
         for s, e in _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize):
@@ -311,7 +317,7 @@ class Conv2D(_ConvBase):
         return conv_forward(self, x, self.params["W"], self.stride, self._pads_hw, out_hw, bias=self.params.get("b"))
 
     def backward(self, dy, input_grad: bool = True):
-        if input_grad and self.stride == 1 and self.out_channels <= self.in_channels:
+        if input_grad and _input_grad_from_dy_columns(self.stride, self.out_channels, self.in_channels):
             return conv_backward_unit_stride(self, dy, self._x, self.params["W"], self._pads_hw, self.grads["W"],
                                              self.grads.get("b"))
         conv_weight_grad(self, dy, self._x, self.stride, self._pads_hw, self.grads["W"], self.grads.get("b"))
