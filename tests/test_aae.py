@@ -154,6 +154,30 @@ def test_prior_distance_is_small_for_the_prior_itself_and_large_otherwise():
         prior_distance(p, p, bandwidths=(0.0,))
 
 
+@pytest.mark.parametrize("encoder_type", ["deterministic", "gaussian"])
+@pytest.mark.parametrize("prior", ["gaussian", "mixture"])
+def test_inference_in_row_blocks_gives_the_same_results(encoder_type, prior):
+    """encode/decode/reconstruct/sample (and prior_distance, through encode) go through the
+    networks INFERENCE_BATCH rows at a time: blocks of 3 rows (the last one partial) must
+    give what one pass over all 7 gives."""
+    model = _tiny(encoder_type, prior)
+    x = np.random.default_rng(0).uniform(0.05, 0.95, (7, 6))
+    z = np.random.default_rng(1).standard_normal((7, 2))
+    y = np.array([0, 2, 1, -1, 2, 0, 1])
+
+    def everything():
+        labelled = (model.sample(7, y=y, seed=2),) if prior == "mixture" else ()
+        return (model.encode(x), model.decode(z), model.reconstruct(x), model.sample(7, seed=2), *labelled,
+                np.array(list(model.prior_distance(x, seed=1).values())))
+
+    whole = everything()
+    model.INFERENCE_BATCH = 3
+    blocks = everything()
+    assert [a.shape for a in blocks] == [(7, 2)] + [(7, 6)] * (3 if prior == "gaussian" else 4) + [(3,)]
+    for a, b in zip(blocks, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # --- training on Fashion-MNIST -----------------------------------------------------------------------
 
 

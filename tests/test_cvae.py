@@ -233,6 +233,31 @@ def test_learned_prior_is_trained():
     assert "val_loss" in history and np.all(np.isfinite(history["loss"]))
 
 
+@pytest.mark.parametrize("condition_at", ["input", "hidden"])
+@pytest.mark.parametrize("learned_prior", [False, True])
+def test_inference_in_row_blocks_gives_the_same_results(condition_at, learned_prior):
+    """encode/decode/reconstruct/prior_moments/sample/elbo go through the networks
+    INFERENCE_BATCH rows at a time: blocks of 3 rows (the last one partial) must give what
+    one pass over all 7 gives, the noise of sample and elbo included, for 1 and 3 draws."""
+    model = tiny_cvae(condition_at=condition_at, learned_prior=learned_prior)
+    model.flat.data[...] += np.random.default_rng(2).normal(0, 0.3, model.flat.size)
+    x, y = tiny_batch(7)
+    z = np.random.default_rng(1).standard_normal((7, 2))
+
+    def everything():
+        model.backend.seed(5)
+        return (*model.encode(x, y), model.decode(z, y), model.decode(z, 2), model.reconstruct(x, y),
+                *model.prior_moments(y), model.sample(7, y, seed=4), model.sample(7, y),
+                model.elbo(x, y, n_samples=1), model.elbo(x, y, n_samples=3))
+
+    whole = everything()
+    model.INFERENCE_BATCH = 3
+    blocks = everything()
+    assert [a.shape for a in blocks] == [(7, 2)] * 2 + [(7, 6)] * 3 + [(7, 2)] * 2 + [(7, 6)] * 2 + [(7,)] * 2
+    for a, b in zip(blocks, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # checkpoints
 

@@ -117,6 +117,24 @@ def test_elbo_is_minus_the_beta_one_loss_with_the_same_noise():
     assert -elbo.mean() == pytest.approx(terms.loss)
 
 
+def test_elbo_draws_the_noise_of_each_sample_for_all_rows_at_once():
+    """elbo runs INFERENCE_BATCH rows at a time, but its k-th draw of ε is the generator's
+    k-th (n, latent_dim) draw, as in one pass over all rows: for any block size and any
+    n_samples the estimate is the one-pass estimate below."""
+    model = mv.VAE(10, (6,), 2, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (7, 10))
+    mu, logvar = model.encode(x)
+    kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)
+    model.backend.seed(11)
+    eps = [model.backend.normal((7, 2)) for _ in range(3)]
+    recon = sum(model.likelihood.nll(model.decoder.forward(mu + np.exp(0.5 * logvar) * e), x)[0] for e in eps)
+    expected = -recon / 3 - kl
+    for batch in (256, 3, 1):
+        model.INFERENCE_BATCH = batch
+        model.backend.seed(11)
+        np.testing.assert_allclose(model.elbo(x, n_samples=3), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_custom_encoder_and_decoder():
     encoder = mv.Sequential(mv.Dense(10, 7), mv.Tanh(), mv.Dense(7, 4))
     decoder = mv.Sequential(mv.Dense(2, 10))

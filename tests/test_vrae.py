@@ -191,6 +191,30 @@ def test_generation_shapes_and_decode(kind):
     assert elbo.shape == (4,) and np.isfinite(elbo).all()
 
 
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_inference_in_row_blocks_gives_the_same_results(kind):
+    """encode/decode/reconstruct/sample/elbo go through the networks INFERENCE_BATCH rows at a
+    time: blocks of 3 sequences (the last one partial) must give what one pass over all 7
+    gives, with and without a mask, the noise of sample and elbo included, for 1 and 3 draws."""
+    model = tiny(kind, "gru", "gaussian")
+    x = np.random.default_rng(0).random((7, 6, 3))
+    mask = ragged_mask([6, 2, 4, 6, 1, 5, 3], 6)
+    z = np.random.default_rng(1).standard_normal((7, 2))
+
+    def everything():
+        model.backend.seed(5)
+        return (*model.encode(x, mask), *model.encode(x), model.decode(z, 5), model.reconstruct(x, mask),
+                model.reconstruct(x), model.sample(7, 5, seed=3), model.sample(7, 5),
+                model.elbo(x, mask, n_samples=1), model.elbo(x, mask, n_samples=3), model.elbo(x, n_samples=2))
+
+    whole = everything()
+    model.INFERENCE_BATCH = 3
+    blocks = everything()
+    assert [a.shape for a in blocks] == [(7, 2)] * 4 + [(7, 5, 3), (7, 6, 3), (7, 6, 3), (7, 5, 3), (7, 5, 3)] + [(7,)] * 3
+    for a, b in zip(blocks, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # --- checkpoints -----------------------------------------------------------------------------------------------
 
 

@@ -319,16 +319,15 @@ class AAE(Model):
             raise ValueError(f"labels must lie in [0, {self.num_classes - 1}] (or -1 for unlabelled), found [{int(y.min())}, {int(y.max())}]")
         return self.backend.asarray(y, dtype=np.int64)
 
-    # using a trained model (NumPy in, NumPy out) ----------------------------------------
+    # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ------------
     def encode(self, x):
         """Codes of x, shape (n, latent_dim): E(x), or the posterior mean μ(x) for the Gaussian encoder."""
-        h = self.encoder.forward(self._prepare_data(x)[0])
-        return self.backend.to_numpy(h[:, : self.latent_dim]).copy()
+        return self._by_rows(lambda xb: self.encoder.forward(xb)[:, : self.latent_dim], self._prepare_data(x)[0])
 
     def decode(self, z):
         """Data-space mean of p(x|z) (probabilities for Bernoulli), shape (n, input_dim)."""
         z = self._as_batch(z, "z", (self.latent_dim,))
-        return self.backend.to_numpy(self.likelihood.mean(self.decoder.forward(z), self.backend.kernels)).copy()
+        return self._by_rows(lambda zb: self.likelihood.mean(self.decoder.forward(zb), self.backend.kernels), z)
 
     def reconstruct(self, x):
         return self.decode(self.encode(x))

@@ -80,6 +80,22 @@ class Model(Module):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64)."""
         return np.random.default_rng(seed).standard_normal((len(x), self.latent_dim))
 
+    # using a trained model (NumPy in, NumPy out) ------------------------------------
+    # Inputs go through the networks INFERENCE_BATCH rows at a time: a ConvVAE's activations
+    # for 10000 images in one pass took 3.5 GB; results are the same either way.
+    INFERENCE_BATCH = 256
+
+    def _by_rows(self, fn, *arrays):
+        """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length;
+        a None, e.g. an absent mask, goes to every call as None), its outputs (one array or a
+        tuple of them) moved to NumPy and concatenated."""
+        n, step = len(arrays[0]), self.INFERENCE_BATCH
+        parts = [fn(*(None if a is None else a[s : s + step] for a in arrays)) for s in range(0, n, step)]
+        to_numpy = self.backend.to_numpy
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate([to_numpy(p[i]) for p in parts]) for i in range(len(parts[0])))
+        return np.concatenate([to_numpy(p) for p in parts])
+
     # training -------------------------------------------------------------------
     def fit(self, x, y=None, epochs=10, batch_size=128, validation_data=None, lr=1e-3, optimizer="adam",
             shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):

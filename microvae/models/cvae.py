@@ -196,26 +196,21 @@ class CVAE(VAE):
         dh = xp.concatenate([dmu_p * kl_slope, dlogvar_p * self._prior_logvar_inside * kl_slope], axis=1)
         self.prior.backward(dh.astype(self.backend.dtype, copy=False), input_grad=False)
 
-    # using a trained model (NumPy in, NumPy out) ------------------------------------
+    # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x, y):
         """(μ, logvar) of q(z | x, y), as NumPy arrays of shape (n, latent_dim)."""
-        x, onehot = self._prepare_data(x, y)
-        mu, logvar = self._encode(x, onehot)
-        return self.backend.to_numpy(mu).copy(), self.backend.to_numpy(logvar).copy()
+        return self._by_rows(self._encode, *self._prepare_data(x, y))
 
     def decode(self, z, y):
         """Data-space mean of p(x | z, y) (probabilities for Bernoulli), shape (n, input_dim).
 
         ``y``: class indices (n,), one-hot (n, K), or one int for all rows."""
         z = self._as_batch(z, "z", (self.latent_dim,))
-        out = self._decode(z, self._labels(y, len(z)))
-        return self.backend.to_numpy(self.likelihood.mean(out, self.backend.kernels)).copy()
+        return self._by_rows(self._decoded_mean, z, self._labels(y, len(z)))
 
     def reconstruct(self, x, y):
         """Decode the posterior mean: decode(μ(x, y), y)."""
-        x, onehot = self._prepare_data(x, y)
-        mu, _ = self._encode(x, onehot)
-        return self.backend.to_numpy(self.likelihood.mean(self._decode(mu, onehot), self.backend.kernels)).copy()
+        return self._by_rows(lambda xb, cb: self._decoded_mean(self._encode(xb, cb)[0], cb), *self._prepare_data(x, y))
 
     def prior_moments(self, labels):
         """(μ_p, logvar_p) of the prior p(z | y) for the given labels, as NumPy arrays (zeros for N(0, I))."""
@@ -223,8 +218,7 @@ class CVAE(VAE):
         if self.prior is None:
             zeros = np.zeros((len(onehot), self.latent_dim))
             return zeros, zeros.copy()
-        mu_p, logvar_p = self._prior_moments(onehot)
-        return self.backend.to_numpy(mu_p).copy(), self.backend.to_numpy(logvar_p).copy()
+        return self._by_rows(self._prior_moments, onehot)
 
     def sample(self, n: int, labels, seed: int | None = None):
         """n images of the requested classes: z ~ p(z | y), then the decoder mean of p(x | z, y).
@@ -240,25 +234,19 @@ class CVAE(VAE):
             eps = self.backend.asarray(np.random.default_rng(seed).standard_normal((n, self.latent_dim)))
         else:
             eps = self.backend.normal((n, self.latent_dim))
-        if self.prior is None:
-            z = eps
-        else:
-            mu_p, logvar_p = self._prior_moments(onehot)
-            z = mu_p + self.backend.xp.exp(0.5 * logvar_p) * eps
-        out = self._decode(z, onehot)
-        return self.backend.to_numpy(self.likelihood.mean(out, self.backend.kernels)).copy()
+
+        def rows(cb, eb):
+            if self.prior is None:
+                return self._decoded_mean(eb, cb)
+            mu_p, logvar_p = self._prior_moments(cb)
+            return self._decoded_mean(mu_p + self.backend.xp.exp(0.5 * logvar_p) * eb, cb)
+
+        return self._by_rows(rows, onehot, eps)
 
     def elbo(self, x, y, n_samples: int = 1):
         """Per-example conditional ELBO, log p(x | y) ≥ E_q[log p(x | z, y)] − KL(q(z|x,y) ‖ p(z|y)),
         in nats, with ``n_samples`` draws of z (β plays no part)."""
-        x, onehot = self._prepare_data(x, y)
-        mu, logvar = self._encode(x, onehot)
-        kl, _, _ = self._kl(mu, logvar, onehot)
-        recon = 0.0
-        for _ in range(int(n_samples)):
-            out = self._decode(self.sampler.forward(mu, logvar), onehot)
-            recon = recon + self.likelihood.nll(out, x)[0]
-        return self.backend.to_numpy(-(recon / n_samples) - kl).copy()
+        return self._elbo(*self._prepare_data(x, y), int(n_samples))
 
     def __repr__(self):
         return (f"CVAE(input_dim={self.input_dim}, num_classes={self.num_classes}, hidden={self.hidden}, "

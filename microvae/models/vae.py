@@ -197,34 +197,18 @@ class VAE(Model):
     def _eps(self, eps):
         return None if eps is None else self.backend.asarray(eps)
 
-    # using a trained model (NumPy in, NumPy out) ------------------------------------
-    # Inputs go through the networks INFERENCE_BATCH rows at a time: a ConvVAE's activations
-    # for 10000 images in one pass took 3.5 GB; results are the same either way.
-    INFERENCE_BATCH = 256
-
-    def _by_rows(self, fn, *arrays):
-        """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length),
-        its outputs (one array or a tuple of them) moved to NumPy and concatenated."""
-        n, step = len(arrays[0]), self.INFERENCE_BATCH
-        parts = [fn(*(a[s : s + step] for a in arrays)) for s in range(0, n, step)]
-        to_numpy = self.backend.to_numpy
-        if isinstance(parts[0], tuple):
-            return tuple(np.concatenate([to_numpy(p[i]) for p in parts]) for i in range(len(parts[0])))
-        return np.concatenate([to_numpy(p) for p in parts])
-
+    # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x):
         """(μ, logvar) of q(z|x), as NumPy arrays of shape (n, latent_dim)."""
         return self._by_rows(self._encode, self._data(x))
 
     def decode(self, z):
         """Data-space mean of p(x|z) (probabilities for Bernoulli), shape (n, *input_shape)."""
-        z = self._as_batch(z, "z", (self.latent_dim,))
-        return self._by_rows(lambda zb: self.likelihood.mean(self._decode(zb), self.backend.kernels), z)
+        return self._by_rows(self._decoded_mean, self._as_batch(z, "z", (self.latent_dim,)))
 
     def reconstruct(self, x):
         """Decode the posterior mean: decode(μ(x))."""
-        return self._by_rows(lambda xb: self.likelihood.mean(self._decode(self._encode(xb)[0]), self.backend.kernels),
-                             self._data(x))
+        return self._by_rows(lambda xb: self._decoded_mean(self._encode(xb)[0]), self._data(x))
 
     def sample(self, n: int, seed: int | None = None):
         """n draws of the decoder mean at z ~ N(0, I) (seeded by ``seed``, else the model's generator)."""
@@ -236,16 +220,35 @@ class VAE(Model):
     def elbo(self, x, n_samples: int = 1):
         """Per-example evidence lower bound log p(x) ≥ E_q[log p(x|z)] − KL(q‖p), in nats,
         estimated with ``n_samples`` draws of z (β plays no part: this is the true bound)."""
-        return self._by_rows(lambda xb: self._elbo_rows(xb, int(n_samples)), self._data(x))
+        return self._elbo(self._data(x), None, int(n_samples))
 
-    def _elbo_rows(self, x, n_samples):
-        mu, logvar = self._encode(x)
-        kl, _, _ = kl_normal(mu, logvar)
+    def _decoded_mean(self, z, condition=None):
+        return self.likelihood.mean(self._decode(z, condition), self.backend.kernels)
+
+    def _elbo(self, x, condition, n_samples):
+        """The ELBO of checked data (condition: labels, a mask or None), in row blocks.
+
+        Draw k's ε is one (n, latent_dim) array, taken for all rows before its blocks are
+        decoded: the generator's stream is used as by one pass over all rows, so the block
+        size changes no number, whatever ``n_samples`` (drawing inside each block, draw after
+        draw, would give the rows other noise once n_samples > 1). Between draws only
+        (μ, logvar) of all rows are kept, not activations or an (n_samples, n, latent_dim) ε."""
+        def posterior(xb, cb):
+            mu, logvar = self._encode(xb, cb)
+            return mu, logvar, self._kl(mu, logvar, cb)[0]
+
+        mu, logvar, kl = self._by_rows(posterior, x, condition)
+        mu, logvar = self.backend.asarray(mu), self.backend.asarray(logvar)
         recon = 0.0
         for _ in range(n_samples):
-            out = self._decode(self.sampler.forward(mu, logvar))
-            recon = recon + self.likelihood.nll(out, x)[0]
+            eps = self.backend.normal(mu.shape)
+            recon = recon + self._by_rows(lambda xb, cb, mb, lb, eb: self._nll_at(self.sampler.forward(mb, lb, eb), xb, cb),
+                                          x, condition, mu, logvar, eps)
         return -(recon / n_samples) - kl
+
+    def _nll_at(self, z, x, condition=None):
+        """−log p(x | z) per row."""
+        return self.likelihood.nll(self._decode(z, condition), x)[0]
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, "

@@ -19,7 +19,6 @@ import numpy as np
 from ..backend import array_module
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import get_likelihood
-from ..losses import kl_normal
 from ..reparam import Reparameterization
 from .base import Model
 from .vae import LOGVAR_RANGE, VAE
@@ -294,28 +293,25 @@ class VRAE(VAE):
         x, mask = self._batch(x, mask)
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=False)
 
-    # using a trained model (NumPy in, NumPy out) ------------------------------------------------
+    # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x, mask=None):
         """(μ, logvar) of q(z|x), each (n, latent_dim)."""
-        x, mask = self._batch(x, mask)
-        mu, logvar = self._encode(x, mask)
-        return self.backend.to_numpy(mu).copy(), self.backend.to_numpy(logvar).copy()
+        return self._by_rows(self._encode, *self._batch(x, mask))
 
     def decode(self, z, length: int):
         """Free-running generation from codes z (n, latent_dim): output means (n, length, F)."""
         if int(length) < 1:
             raise ValueError(f"length must be >= 1, got {length}")
         z = self._as_batch(z, "z", (self.latent_dim,))
-        return self.backend.to_numpy(self._generate(z, int(length))).copy()
+        return self._by_rows(lambda zb: self._generate(zb, int(length)), z)
 
     def reconstruct(self, x, mask=None):
         """decode(μ(x), T), free-running, with padded steps set to 0: (n, T, F)."""
-        xb, mb = self._batch(x, mask)
-        mu, _ = self._encode(xb, mb)
-        out = self._generate(mu, xb.shape[1])
-        if mb is not None:
-            out = out * mb[:, :, None]
-        return self.backend.to_numpy(out).copy()
+        def rows(xb, mb):
+            out = self._generate(self._encode(xb, mb)[0], xb.shape[1])
+            return out if mb is None else out * mb[:, :, None]
+
+        return self._by_rows(rows, *self._batch(x, mask))
 
     def sample(self, n: int, length: int, seed: int | None = None):
         """n sequences of ``length`` steps generated from z ~ N(0, I) (seeded by ``seed``)."""
@@ -327,13 +323,11 @@ class VRAE(VAE):
 
     def elbo(self, x, mask=None, n_samples: int = 1):
         """Per-sequence evidence lower bound (teacher-forced likelihood), ``n_samples`` draws of z."""
-        x, mask = self._batch(x, mask)
-        mu, logvar = self._encode(x, mask)
-        kl, _, _ = kl_normal(mu, logvar)
-        recon = 0.0
-        for _ in range(int(n_samples)):
-            recon = recon + self.likelihood.nll(self._decode(self.sampler.forward(mu, logvar), mask), x)[0]
-        return self.backend.to_numpy(-(recon / n_samples) - kl).copy()
+        return self._elbo(*self._batch(x, mask), int(n_samples))
+
+    def _nll_at(self, z, x, mask=None):
+        self._x, self.likelihood.mask = x, mask  # as _encode caches them, for this block: teacher forcing and the masked sum read them
+        return super()._nll_at(z, x, mask)
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, latent_dim={self.latent_dim}, "
