@@ -277,7 +277,8 @@ def report_size(a, size: str, results: dict) -> None:
     table, notes = C.results_table(results, LABELS, a.epochs)
     print(table)
     used = C.epochs_used(a)
-    print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
+    tested = f"{n_test} test images" if n_test is not None else "no test images (no framework evaluated one)"
+    print(f"\n{n_train} training / {tested}, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     floor = results.get("floor", {})
     if "summary" in floor and mv_med:
