@@ -176,6 +176,7 @@ def test_inference_in_row_blocks_gives_the_same_results(encoder_type, prior):
     assert [a.shape for a in blocks] == [(7, 2)] + [(7, 6)] * (3 if prior == "gaussian" else 4) + [(3,)]
     for a, b in zip(blocks, whole):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(model.reconstruct(x), model.decode(model.encode(x)))
 
 
 # --- training on Fashion-MNIST -----------------------------------------------------------------------

@@ -322,15 +322,22 @@ class AAE(Model):
     # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ------------
     def encode(self, x):
         """Codes of x, shape (n, latent_dim): E(x), or the posterior mean μ(x) for the Gaussian encoder."""
-        return self._by_rows(lambda xb: self.encoder.forward(xb)[:, : self.latent_dim], self._prepare_data(x)[0])
+        return self._by_rows(self._code_means, self._prepare_data(x)[0])
 
     def decode(self, z):
         """Data-space mean of p(x|z) (probabilities for Bernoulli), shape (n, input_dim)."""
-        z = self._as_batch(z, "z", (self.latent_dim,))
-        return self._by_rows(lambda zb: self.likelihood.mean(self.decoder.forward(zb), self.backend.kernels), z)
+        return self._by_rows(self._decoded_mean, self._as_batch(z, "z", (self.latent_dim,)))
 
     def reconstruct(self, x):
-        return self.decode(self.encode(x))
+        """decode(encode(x)), each block's codes going straight to the decoder."""
+        return self._by_rows(lambda xb: self._decoded_mean(self._code_means(xb)), self._prepare_data(x)[0])
+
+    def _code_means(self, x):
+        """E(x), or μ(x) for the Gaussian encoder: no noise, unlike training's ``_codes``."""
+        return self.encoder.forward(x)[:, : self.latent_dim]
+
+    def _decoded_mean(self, z):
+        return self.likelihood.mean(self.decoder.forward(z), self.backend.kernels)
 
     def sample_prior(self, n: int, y=None, seed: int | None = None):
         """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component."""
