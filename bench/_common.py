@@ -9,7 +9,9 @@ at load time). A worker does its measurement and prints exactly ONE JSON object 
 last line of its stdout. Anything else it prints goes to stderr. A worker whose framework
 cannot be imported prints ``{"skipped": "<why>"}``; a crash is turned into
 ``{"error": "<stderr tail>"}`` by the parent. Workers run one after another, never at the
-same time, so they do not compete for the cores.
+same time, so they do not compete for the cores. Under ``--lockstep`` every worker is
+alive at once but they still never run together: they take turns, one epoch each
+(``epoch_turns``), so that epoch k of every framework lands in the same minute.
 
 This module imports only the standard library at module level, so the parent stays light;
 the helpers that need NumPy import it inside the function.
@@ -178,6 +180,9 @@ def add_common_arguments(p) -> None:
     """Options every benchmark script takes."""
     p.add_argument("--rounds", type=int, default=1,
                    help="run every framework's worker this many times, interleaved (A B A B ...); medians over all rounds")
+    p.add_argument("--lockstep", action="store_true",
+                   help="start every framework's worker at once and let them take turns, one epoch each (A B, B A, ...), "
+                        "so that epoch k of each framework runs in the same minute: paired per-epoch ratios")
 
 
 def summarize(times: list[float]) -> dict:
@@ -369,6 +374,11 @@ def results_table(results: dict, labels: dict, epochs: int, reference: str = "mi
             elbos = res.get("round_test_elbos")
             notes.append(f"- {label}: medians per round " + ", ".join(f"{m:.3f}" for m in res["round_median_s"])
                          + " s/epoch" + (("; test ELBO per round " + ", ".join(f"{e:.2f}" for e in elbos)) if elbos else ""))
+    for fw, res in results.items():
+        ratios = paired_ratios(ref, res) if fw != reference else []
+        if ratios:
+            notes.append(f"- {labels.get(fw, fw)}: paired per-epoch ratio ({reference} ÷ this, epochs taken in turns): median "
+                         f"**{statistics.median(ratios):.2f}**, range {min(ratios):.2f}–{max(ratios):.2f} over {len(ratios)} pairs")
     header = ["framework", "s/epoch (median)", "min–max", "epoch 1 s", f"{reference} s ÷ this s",
               f"test ELBO after {epochs} ep. (nats)", "last train loss", "params"]
     return markdown_table(header, rows), notes
@@ -447,7 +457,7 @@ def torch_train_vae(torch, encoder, decoder, latent: int, xt, xs, epochs: int, s
     gen = torch.Generator().manual_seed(seed)
     n = len(xt)
     epoch_times, losses, rss = [], [], []
-    for _ in range(epochs):
+    for _ in epoch_turns(epochs):
         started = time.perf_counter()
         order = torch.randperm(n, generator=gen)
         total = 0.0
@@ -485,7 +495,7 @@ def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: di
     ``after_epoch()``, if given, runs after each epoch, outside the timed loop."""
     mem_ready = memory_now()
     fit_times, epoch_times, losses, rss = [], [], [], []
-    for _ in range(epochs):
+    for _ in epoch_turns(epochs):
         started = time.perf_counter()
         history = model.fit(x_train, epochs=1, batch_size=BATCH_SIZE, lr=LR, verbose=0, seed=seed)
         fit_times.append(time.perf_counter() - started)
@@ -511,6 +521,130 @@ def microvae_train(model, x_train, x_test, epochs: int, seed: int, mem_start: di
     }
 
 
+# --------------------------------------------------------------------------- lockstep
+LOCKSTEP = False  # True in a worker started with --lockstep (set by the script's main)
+READY, TURN_DONE = "@@ready", "@@epoch"
+
+
+def epoch_turns(epochs: int):
+    """``range(epochs)``, taking turns with the other workers under ``--lockstep``.
+
+    A lockstep worker says READY on stdout once its data and model are set up, then before
+    each epoch waits for a line from the parent on stdin, and after it prints TURN_DONE.
+    After the last epoch it waits for one more turn (or for stdin to close), so what it does
+    next (the test ELBO, its JSON line) never overlaps another worker's epoch.
+    """
+    for epoch in range(epochs):
+        if LOCKSTEP:
+            if epoch == 0:
+                print(READY, flush=True)
+            sys.stdin.readline()
+        yield epoch
+        if LOCKSTEP:
+            print(TURN_DONE, flush=True)
+    if LOCKSTEP:
+        if epochs == 0:
+            print(READY, flush=True)
+        sys.stdin.readline()
+
+
+class _LockstepWorker:
+    """A worker process driven one turn at a time (see ``epoch_turns``)."""
+
+    def __init__(self, script: str, args: list[str], threads: int, pin: bool):
+        import tempfile
+
+        self.cmd = [sys.executable, script, *args, "--lockstep"]
+        cpus = pin_cpus(threads) if pin else None
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(self.cmd, env=worker_env(threads), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        self.result = None  # the worker's JSON object, once it has printed it
+        self.turns = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or self.proc.poll() is not None
+
+    def _read_until(self, marker: str) -> None:
+        """Read stdout until ``marker`` (True), or the worker's JSON line or its exit (False)."""
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line == marker:
+                return True
+            if line.startswith("{"):
+                try:
+                    self.result = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+        return False
+
+    def wait_ready(self) -> None:
+        self._read_until(READY)
+
+    def take_turn(self) -> None:
+        try:
+            self.proc.stdin.write("go\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return
+        if self._read_until(TURN_DONE):
+            self.turns += 1
+
+    def finish(self) -> dict:
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if self.result is None:
+            self._read_until("\0")
+        code = self.proc.wait()
+        wall = time.perf_counter() - self.started
+        if code != 0 or self.result is None:
+            self.stderr.seek(0)
+            tail = self.stderr.read().strip().splitlines()[-15:]
+            return {"error": f"worker exited with {code}: " + "\n".join(tail), "wall_s": wall}
+        self.result["wall_s"] = wall
+        self.result["lockstep"] = True
+        return self.result
+
+
+def run_lockstep_round(script: str, frameworks, args_for, a, tag: str) -> dict:
+    """One round under ``--lockstep``: every framework's worker is started (one at a time,
+    each waiting until it is set up), then they take turns, one epoch each, in the order
+    A B C, C B A, A B C, ... until every worker is done; returns {framework: result}."""
+    workers = {}
+    for fw in frameworks:
+        print(f"[{tag}] starting {fw} ...", file=sys.stderr, flush=True)
+        workers[fw] = _LockstepWorker(os.path.abspath(script), args_for(fw), a.threads, pin=not a.no_pin)
+        workers[fw].wait_ready()
+    turn = 0
+    while True:
+        alive = [fw for fw in frameworks if not workers[fw].finished]
+        if not alive:
+            break
+        for fw in (alive if turn % 2 == 0 else alive[::-1]):
+            workers[fw].take_turn()
+        turn += 1
+        print(f"[{tag}] turn {turn} done", file=sys.stderr, flush=True)
+    return {fw: w.finish() for fw, w in workers.items()}
+
+
+def paired_ratios(mv: dict, other: dict) -> list[float]:
+    """microvae's epoch time ÷ the other's, epoch by epoch within each round (epochs 2..N),
+    for results measured under ``--lockstep``; [] otherwise."""
+    if not (mv.get("lockstep") and other.get("lockstep")):
+        return []
+    ratios = []
+    for mine, theirs in zip(mv.get("epoch_s_by_round", [mv.get("epoch_s", [])]),
+                            other.get("epoch_s_by_round", [other.get("epoch_s", [])])):
+        pairs = list(zip(mine, theirs))
+        ratios += [m / t for m, t in steady(pairs) if t > 0]
+    return ratios
+
+
 def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> dict:
     """Run each framework's worker of ``script`` in its own process, one after another, for
     ``a.rounds`` rounds (framework order A, B, C, A, B, C, ...); returns {framework: result}
@@ -521,13 +655,22 @@ def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> d
     """
     rounds = max(1, int(getattr(a, "rounds", 1) or 1))
     runs: dict = {fw: [] for fw in frameworks}
+
+    def args_for(fw):
+        args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
+        return args + (["--limit", str(a.limit)] if a.limit else [])
+
+    if getattr(a, "lockstep", False):
+        for r in range(rounds):
+            print(f"[{tag}] lockstep round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+            for fw, res in run_lockstep_round(script, frameworks, args_for, a, tag).items():
+                runs[fw].append(res)
+        return {fw: merge_rounds(rs) for fw, rs in runs.items()}
     for r in range(rounds):
         for fw in frameworks:
             if runs[fw] and ("skipped" in runs[fw][-1] or "error" in runs[fw][-1]):
                 continue  # a framework that is absent or failed is not tried again
-            args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
-            if a.limit:
-                args += ["--limit", str(a.limit)]
+            args = args_for(fw)
             which = f"{fw} (round {r + 1}/{rounds})" if rounds > 1 else fw
             print(f"[{tag}] running {which} ...", file=sys.stderr, flush=True)
             res = run_worker(os.path.abspath(script), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)

@@ -121,6 +121,7 @@ def main(argv=None):
     if a.epochs < 1:
         p.error("--epochs must be >= 1")
     if a.worker:
+        C.LOCKSTEP = a.lockstep
         C.emit(WORKERS[a.worker](a))
         return
     frameworks = C.parse_frameworks(a.frameworks, FRAMEWORKS)

@@ -171,7 +171,7 @@ def worker_jax(a):
     n = len(x_train)
     rng = np.random.default_rng(a.seed)
     epoch_times, losses, rss = [], [], []
-    for _ in range(a.epochs):
+    for _ in C.epoch_turns(a.epochs):
         started = time.perf_counter()
         order = rng.permutation(n).astype(np.int32)
         batch_losses, sizes = [], []
@@ -241,7 +241,7 @@ def worker_floor(a):
     del x_train
     one_epoch, flops = matmul_floor(n, a.hidden, a.latent, a.seed)
     times = []
-    for _ in range(a.floor_repeats):
+    for _ in C.epoch_turns(a.floor_repeats):
         started = time.perf_counter()
         one_epoch()
         times.append(time.perf_counter() - started)
@@ -330,6 +330,7 @@ def main(argv=None):
     if a.epochs < 1:
         p.error("--epochs must be >= 1")
     if a.worker:
+        C.LOCKSTEP = a.lockstep
         a.hidden = tuple(int(h) for h in a.hidden.split(","))
         C.emit(WORKERS[a.worker](a))
         return
