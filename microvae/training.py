@@ -3,7 +3,9 @@
 Determinism: the shuffle order and the reparameterization noise of epoch *e* are drawn
 from generators seeded by (seed, e) alone. So the same seed and data give bit-identical
 parameters on the CPU, and a run resumed from a checkpoint after epoch *e* continues
-exactly as the uninterrupted run would.
+exactly as the uninterrupted run would. (A model with convolutions sums its weight
+gradients per chunk worker, so that holds for a given number of threads; see
+``microvae.threads``.)
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 import time
 
 import numpy as np
+
+from .threads import parallel_chunks
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
 
@@ -198,53 +202,56 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     xp = model.backend.xp
     first = model.epochs_trained + 1
     last = model.epochs_trained + int(epochs)
-    for epoch in range(first, last + 1):
-        started = time.perf_counter()
-        model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
-        order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
-        order = xp.asarray(order)
-        snapshot = {name: flat.data.copy() for name, flat in model.parameter_groups().items()}
-        totals: dict = {}
-        seen = 0
-        bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, disable=verbose != 1, dynamic_ncols=True) if tqdm else None
-        for batch_index, idx in enumerate(_batches(n, int(batch_size), order), start=1):
-            batch = tuple(a[idx] for a in arrays)
-            metrics = model._train_batch(batch, optimizers)
-            if not all(math.isfinite(v) for v in metrics.values()):
-                for name, flat in model.parameter_groups().items():
-                    flat.data[...] = snapshot[name]
+    # convolutions share their image chunks out among microvae's threads, BLAS on one thread
+    chunked = model.backend.name == "numpy" and any(getattr(layer, "chunk_parallel", False) for _, layer in model.named_modules())
+    with parallel_chunks(enabled=chunked):
+        for epoch in range(first, last + 1):
+            started = time.perf_counter()
+            model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
+            order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
+            order = xp.asarray(order)
+            snapshot = {name: flat.data.copy() for name, flat in model.parameter_groups().items()}
+            totals: dict = {}
+            seen = 0
+            bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, disable=verbose != 1, dynamic_ncols=True) if tqdm else None
+            for batch_index, idx in enumerate(_batches(n, int(batch_size), order), start=1):
+                batch = tuple(a[idx] for a in arrays)
+                metrics = model._train_batch(batch, optimizers)
+                if not all(math.isfinite(v) for v in metrics.values()):
+                    for name, flat in model.parameter_groups().items():
+                        flat.data[...] = snapshot[name]
+                    if bar is not None:
+                        bar.close()
+                    bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
+                    raise TrainingDiverged(
+                        f"training diverged at epoch {epoch}, batch {batch_index}: {bad}. The parameters were "
+                        f"restored to their values at the start of epoch {epoch}; checkpoints already written are intact. "
+                        "Try a lower learning rate or gradient clipping (clip_norm)."
+                    )
+                size = len(idx)
+                seen += size
+                for key, value in metrics.items():
+                    totals[key] = totals.get(key, 0.0) + value * size
                 if bar is not None:
-                    bar.close()
-                bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
-                raise TrainingDiverged(
-                    f"training diverged at epoch {epoch}, batch {batch_index}: {bad}. The parameters were "
-                    f"restored to their values at the start of epoch {epoch}; checkpoints already written are intact. "
-                    "Try a lower learning rate or gradient clipping (clip_norm)."
-                )
-            size = len(idx)
-            seen += size
-            for key, value in metrics.items():
-                totals[key] = totals.get(key, 0.0) + value * size
+                    bar.update(1)
+                    if batch_index % 10 == 0 or seen == n:
+                        bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
             if bar is not None:
-                bar.update(1)
-                if batch_index % 10 == 0 or seen == n:
-                    bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
-        if bar is not None:
-            bar.close()
-        record = {"epoch": epoch}
-        record.update({key: value / max(seen, 1) for key, value in totals.items()})
-        if val_arrays is not None:
-            record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(int(batch_size), 256)).items()})
-        record["seconds"] = time.perf_counter() - started
-        model.epochs_trained = epoch
-        model.history.append(record)
-        if verbose:
-            print(_summary(epoch, last, record), flush=True)
-        stop = False
-        for cb in callbacks:
-            stop = bool(cb.on_epoch_end(model, epoch, record)) or stop
-        if stop:
-            break
+                bar.close()
+            record = {"epoch": epoch}
+            record.update({key: value / max(seen, 1) for key, value in totals.items()})
+            if val_arrays is not None:
+                record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(int(batch_size), 256)).items()})
+            record["seconds"] = time.perf_counter() - started
+            model.epochs_trained = epoch
+            model.history.append(record)
+            if verbose:
+                print(_summary(epoch, last, record), flush=True)
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb.on_epoch_end(model, epoch, record)) or stop
+            if stop:
+                break
     for cb in callbacks:
         cb.on_train_end(model)
     return model.history

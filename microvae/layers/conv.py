@@ -18,7 +18,8 @@ with W₂ = W reshaped to (F, C·KH·KW) and Y, dY seen as (F, N·OH·OW):
 
 ``col2im`` is im2col's adjoint. On the CPU the batch goes through in chunks of images
 whose columns fit in cache (``CHUNK_BYTES``), in scratch buffers kept between steps;
-dW₂ is summed over the chunks. With stride 1, dX is also a convolution of dY with the
+dW₂ is summed over the chunks. During training the chunks are shared out among
+microvae's threads (``microvae.threads``), each with its own scratch buffers. With stride 1, dX is also a convolution of dY with the
 flipped kernel, and those columns of dY give dW₂ too (``conv_backward_unit_stride``).
 The helpers below are shared with ``Conv2DTranspose``, whose forward pass *is* this
 layer's input gradient.
@@ -26,6 +27,7 @@ layer's input gradient.
 
 from __future__ import annotations
 
+from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
 
 __all__ = ["Conv2D", "conv_geometry", "conv_forward", "conv_input_grad", "conv_weight_grad", "PADDINGS"]
@@ -97,10 +99,15 @@ def _flipped_kernel(xp, weight):
     return xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, f * kh * kw)
 
 
-def _columns(layer, name, x, kernel_hw, stride, pads, out_hw):
+def _worker_scratch(layer, name, worker, shape, dtype):
+    """``layer``'s scratch buffer ``name`` for chunk worker ``worker`` (each has its own)."""
+    return layer._scratch(name if worker == 0 else f"{name}@{worker}", shape, dtype)
+
+
+def _columns(layer, name, x, kernel_hw, stride, pads, out_hw, worker=0):
     """im2col of ``x`` (k, C, H, W) into ``layer``'s scratch buffer ``name``, as (C·KH·KW, k·OH·OW)."""
     k, c = x.shape[:2]
-    cols = layer._scratch(name, (c, *kernel_hw, k, *out_hw), x.dtype)
+    cols = _worker_scratch(layer, name, worker, (c, *kernel_hw, k, *out_hw), x.dtype)
     layer.backend.kernels.im2col(x, stride, pads[0], pads[1], cols)
     return cols.reshape(c * kernel_hw[0] * kernel_hw[1], -1)
 
@@ -113,11 +120,14 @@ def conv_forward(layer, x, weight, stride, pads, out_hw, bias=None):
     f, _, kh, kw = weight.shape
     w2 = weight.reshape(f, c * kh * kw)
     y = xp.empty((n, f, out_hw[0] * out_hw[1]), dtype=x.dtype)
-    for s, e in _image_chunks(layer, n, c * kh * kw * y.shape[2] * x.itemsize):
-        cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw)
-        y2 = layer._scratch("conv_out", (f, cols.shape[1]), x.dtype)
+
+    def chunk(s, e, worker):
+        cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw, worker)
+        y2 = _worker_scratch(layer, "conv_out", worker, (f, cols.shape[1]), x.dtype)
         xp.matmul(w2, cols, out=y2)
         _store_nchw(xp, y2, y[s:e], bias)
+
+    map_chunks(_image_chunks(layer, n, c * kh * kw * y.shape[2] * x.itemsize), chunk)
     return y.reshape(n, f, *out_hw)
 
 
@@ -131,16 +141,18 @@ def conv_weight_grad(layer, dy, x, stride, pads, out, bias_out=None):
     n, f = dy.shape[:2]
     kh, kw = out.shape[2:]
     out_hw = dy.shape[2:]
-    acc = WeightGradAccumulator(layer, out)
-    if bias_out is not None:
-        bias_out[...] = 0
-    for s, e in _image_chunks(layer, n, out[0].size * out_hw[0] * out_hw[1] * x.itemsize):
-        cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw)
-        dy2 = _channels_first(dy[s:e], layer._scratch("dy_channels_first", (f, cols.shape[1]), dy.dtype))
-        if bias_out is not None:
-            bias_out += dy2.sum(axis=1)
-        acc.add(dy2, cols)
+    chunks = _image_chunks(layer, n, out[0].size * out_hw[0] * out_hw[1] * x.itemsize)
+    acc = WeightGradAccumulator(layer, out, chunk_workers(chunks))
+
+    def chunk(s, e, worker):
+        cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw, worker)
+        dy2 = _channels_first(dy[s:e], _worker_scratch(layer, "dy_channels_first", worker, (f, cols.shape[1]), dy.dtype))
+        acc.add(dy2, cols, worker)
+
+    map_chunks(chunks, chunk)
     acc.finish()
+    if bias_out is not None:
+        dy.sum(axis=(0, 2, 3), out=bias_out)
 
 
 def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
@@ -160,22 +172,49 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
     _, c, kh, kw = weight.shape
     h, w = x.shape[2:]
     flipped = _flipped_kernel(xp, weight)
-    total = layer._scratch("weight_grad", (f * kh * kw, c), dy.dtype)
-    part = layer._scratch("weight_grad_part", total.shape, dy.dtype)
-    total[...] = 0
+    chunks = _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize)
+    acc = _ChunkSums(layer, (f * kh * kw, c), dy.dtype, chunk_workers(chunks))
     dx = xp.empty((n, c, h * w), dtype=dy.dtype)
-    for s, e in _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize):
-        cols = _columns(layer, "grad_cols", dy[s:e], (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w))
-        x2 = _channels_first(x[s:e], layer._scratch("x_channels_first", (c, cols.shape[1]), dy.dtype))
-        xp.matmul(cols, x2.T, out=part)
-        total += part
-        dx2 = layer._scratch("conv_out", (c, cols.shape[1]), dy.dtype)
+
+    def chunk(s, e, worker):
+        cols = _columns(layer, "grad_cols", dy[s:e], (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w), worker)
+        x2 = _channels_first(x[s:e], _worker_scratch(layer, "x_channels_first", worker, (c, cols.shape[1]), dy.dtype))
+        xp.matmul(cols, x2.T, out=acc.part(worker))
+        acc.add_part(worker)
+        dx2 = _worker_scratch(layer, "conv_out", worker, (c, cols.shape[1]), dy.dtype)
         xp.matmul(flipped, cols, out=dx2)
         _store_nchw(xp, dx2, dx[s:e], None)
+
+    map_chunks(chunks, chunk)
+    total = acc.total()
     grad_w[...] = total.reshape(f, kh, kw, c)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2)
     if grad_b is not None:
         dy.sum(axis=(0, 2, 3), out=grad_b)
     return dx.reshape(x.shape)
+
+
+class _ChunkSums:
+    """A sum over chunks, kept per chunk worker (each in its own scratch buffers) and added
+    in worker order at the end, so the result does not depend on which thread ran first."""
+
+    def __init__(self, layer, shape, dtype, workers):
+        self._totals = [_worker_scratch(layer, "weight_grad", w, shape, dtype) for w in range(workers)]
+        self._parts = [_worker_scratch(layer, "weight_grad_part", w, shape, dtype) for w in range(workers)]
+        for t in self._totals:
+            t[...] = 0
+
+    def part(self, worker):
+        """The buffer a chunk's term goes into before ``add_part``."""
+        return self._parts[worker]
+
+    def add_part(self, worker):
+        self._totals[worker] += self._parts[worker]
+
+    def total(self):
+        total = self._totals[0]
+        for other in self._totals[1:]:
+            total += other
+        return total
 
 
 class WeightGradAccumulator:
@@ -185,23 +224,21 @@ class WeightGradAccumulator:
     splits the work along the rows of its left operand, and F (16, 32) are too few.
     """
 
-    def __init__(self, layer, out):
+    def __init__(self, layer, out, workers=1):
         f, ckk = out.shape[0], out[0].size
         self.xp, self.out, self.transposed = layer.backend.xp, out, ckk > f
-        shape = (ckk, f) if self.transposed else (f, ckk)
-        self.total = layer._scratch("weight_grad", shape, out.dtype)
-        self.part = layer._scratch("weight_grad_part", shape, out.dtype)
-        self.total[...] = 0
+        self.sums = _ChunkSums(layer, (ckk, f) if self.transposed else (f, ckk), out.dtype, workers)
 
-    def add(self, dy2, cols):
+    def add(self, dy2, cols, worker=0):
         if self.transposed:
-            self.xp.matmul(cols, dy2.T, out=self.part)
+            self.xp.matmul(cols, dy2.T, out=self.sums.part(worker))
         else:
-            self.xp.matmul(dy2, cols.T, out=self.part)
-        self.total += self.part
+            self.xp.matmul(dy2, cols.T, out=self.sums.part(worker))
+        self.sums.add_part(worker)
 
     def finish(self):
-        self.out.reshape(self.out.shape[0], -1)[...] = self.total.T if self.transposed else self.total
+        total = self.sums.total()
+        self.out.reshape(self.out.shape[0], -1)[...] = total.T if self.transposed else total
 
 
 def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
@@ -221,19 +258,25 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
     if _input_grad_from_dy_columns(stride, f, c):
         flipped = _flipped_kernel(xp, weight)
         dx = xp.empty((n, c, h * w), dtype=dy.dtype)
-        for s, e in _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize):
-            cols = _columns(layer, "grad_cols", dy[s:e], (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w))
-            dx2 = layer._scratch("conv_out", (c, cols.shape[1]), dy.dtype)
+
+        def flipped_chunk(s, e, worker):
+            cols = _columns(layer, "grad_cols", dy[s:e], (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w), worker)
+            dx2 = _worker_scratch(layer, "conv_out", worker, (c, cols.shape[1]), dy.dtype)
             xp.matmul(flipped, cols, out=dx2)
             _store_nchw(xp, dx2, dx[s:e], bias)
+
+        map_chunks(_image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize), flipped_chunk)
         return dx.reshape(x_shape)
     w2t = weight.reshape(f, c * kh * kw).T
     dx = xp.empty(x_shape, dtype=dy.dtype)
-    for s, e in _image_chunks(layer, n, c * kh * kw * oh * ow * dy.itemsize):
-        dy2 = _channels_first(dy[s:e], layer._scratch("dy_channels_first", (f, (e - s) * oh * ow), dy.dtype))
-        dcols = layer._scratch("grad_cols", (c * kh * kw, dy2.shape[1]), dy.dtype)
+
+    def col2im_chunk(s, e, worker):
+        dy2 = _channels_first(dy[s:e], _worker_scratch(layer, "dy_channels_first", worker, (f, (e - s) * oh * ow), dy.dtype))
+        dcols = _worker_scratch(layer, "grad_cols", worker, (c * kh * kw, dy2.shape[1]), dy.dtype)
         xp.matmul(w2t, dy2, out=dcols)
         kernels.col2im(dcols.reshape(c, kh, kw, e - s, oh, ow), stride, pads[0], pads[1], dx[s:e])
+
+    map_chunks(_image_chunks(layer, n, c * kh * kw * oh * ow * dy.itemsize), col2im_chunk)
     if bias is not None:
         dx += bias[:, None, None]
     return dx
@@ -241,6 +284,8 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
 
 class _ConvBase(Layer):
     """What Conv2D and Conv2DTranspose share: arguments, parameters, config."""
+
+    chunk_parallel = True  # fit runs this layer's image chunks on microvae's threads (microvae.threads)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: str = "same",
                  bias: bool = True, init: str = "he"):

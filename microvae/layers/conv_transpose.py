@@ -21,8 +21,9 @@ input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1
 
 from __future__ import annotations
 
+from ..threads import chunk_workers, map_chunks
 from .conv import (WeightGradAccumulator, _channels_first, _columns, _ConvBase, _image_chunks, _store_nchw,
-                   conv_geometry, conv_input_grad)
+                   _worker_scratch, conv_geometry, conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -70,16 +71,20 @@ class Conv2DTranspose(_ConvBase):
         n, c_in, h, w = x.shape
         kh, kw = self.kernel_size
         w2 = weight.reshape(c_in, -1)
-        acc = WeightGradAccumulator(self, self.grads["W"])
+        chunks = _image_chunks(self, n, w2.shape[1] * h * w * dy.itemsize)
+        acc = WeightGradAccumulator(self, self.grads["W"], chunk_workers(chunks))
         dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
-        for s, e in _image_chunks(self, n, w2.shape[1] * h * w * dy.itemsize):
-            cols = _columns(self, "cols", dy[s:e], (kh, kw), self.stride, self._pads_hw, (h, w))
-            x2 = _channels_first(x[s:e], self._scratch("x_channels_first", (c_in, cols.shape[1]), dy.dtype))
-            acc.add(x2, cols)                                        # dW₂ += X₂·colsᵀ
+
+        def chunk(s, e, worker):
+            cols = _columns(self, "cols", dy[s:e], (kh, kw), self.stride, self._pads_hw, (h, w), worker)
+            x2 = _channels_first(x[s:e], _worker_scratch(self, "x_channels_first", worker, (c_in, cols.shape[1]), dy.dtype))
+            acc.add(x2, cols, worker)                                # dW₂ += X₂·colsᵀ
             if input_grad:
-                dx2 = self._scratch("conv_out", (c_in, cols.shape[1]), dy.dtype)
+                dx2 = _worker_scratch(self, "conv_out", worker, (c_in, cols.shape[1]), dy.dtype)
                 xp.matmul(w2, cols, out=dx2)                         # dX = W₂·cols
                 _store_nchw(xp, dx2, dx[s:e], None)
+
+        map_chunks(chunks, chunk)
         acc.finish()
         if self.use_bias:
             dy.sum(axis=(0, 2, 3), out=self.grads["b"])

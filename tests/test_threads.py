@@ -1,0 +1,189 @@
+"""microvae.threads: NumPy's BLAS thread count, and convolution chunks on microvae's own threads."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import microvae as mv
+import microvae.layers.conv as conv_module
+from microvae import threads
+from microvae.layers import Conv2D, Conv2DTranspose
+from microvae.training import Callback
+
+needs_openblas = pytest.mark.skipif(threads.blas_threads() is None,
+                                    reason="NumPy's BLAS is not an OpenBLAS microvae can find; its thread count cannot be set")
+
+
+@needs_openblas
+def test_blas_thread_count_can_be_read_and_set():
+    before = threads.blas_threads()
+    try:
+        assert threads.set_blas_threads(1) is True
+        assert threads.blas_threads() == 1
+        threads.set_blas_threads(2)
+        assert threads.blas_threads() == 2
+    finally:
+        threads.set_blas_threads(before)
+    with pytest.raises(ValueError, match=">= 1"):
+        threads.set_blas_threads(0)
+
+
+@needs_openblas
+def test_parallel_chunks_sets_blas_to_one_thread_and_restores_it():
+    before = threads.blas_threads()
+    with threads.parallel_chunks(threads=3) as workers:
+        assert workers == 3
+        assert threads.blas_threads() == 1
+        assert threads.chunk_workers([(0, 1)] * 5) == 3
+        assert threads.chunk_workers([(0, 1)] * 2) == 2  # never more workers than chunks
+        with threads.parallel_chunks(threads=2) as inner:  # nested: the outer setting stands
+            assert inner == 3 and threads.blas_threads() == 1
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == before
+    assert threads.chunk_workers([(0, 1)] * 5) == 1
+    with pytest.raises(RuntimeError):
+        with threads.parallel_chunks(threads=2):
+            raise RuntimeError("boom")
+    assert threads.blas_threads() == before and threads.chunk_workers([(0, 1)] * 5) == 1
+
+
+def test_parallel_chunks_off_or_single_threaded_changes_nothing():
+    before = threads.blas_threads()
+    for kwargs in ({"enabled": False, "threads": 2}, {"threads": 1}):
+        with threads.parallel_chunks(**kwargs) as workers:
+            assert workers == 1
+            assert threads.blas_threads() == before
+            assert threads.chunk_workers([(0, 1)] * 4) == 1
+
+
+def test_chunk_threads_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "3")
+    assert threads.chunk_threads() == 3
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("MICROVAE_NUM_THREADS", bad)
+        with pytest.raises(ValueError, match="MICROVAE_NUM_THREADS must be a positive integer"):
+            threads.chunk_threads()
+    monkeypatch.delenv("MICROVAE_NUM_THREADS")
+    assert threads.chunk_threads() >= 1
+
+
+@needs_openblas
+def test_map_chunks_runs_every_chunk_once_on_its_fixed_worker():
+    chunks = [(s, s + 1) for s in range(7)]
+    seen, lock = [], threading.Lock()
+
+    def body(s, e, worker):
+        with lock:
+            seen.append((s, e, worker, threading.get_ident()))
+
+    with threads.parallel_chunks(threads=3):
+        assert threads.map_chunks(chunks, body) == 3
+    assert sorted((s, e) for s, e, _, _ in seen) == chunks
+    assert all(worker == s % 3 for s, _, worker, _ in seen)  # worker w takes chunks w, w + 3, ...
+    idents = {w: {i for _, _, wk, i in seen if wk == w} for w in range(3)}
+    assert all(len(v) == 1 for v in idents.values())  # each worker's chunks run in one thread
+
+    seen.clear()
+    assert threads.map_chunks(chunks, body) == 1  # outside: in the calling thread, in order
+    assert [(s, w, i) for s, _, w, i in seen] == [(s, 0, threading.get_ident()) for s in range(7)]
+
+
+@needs_openblas
+def test_map_chunks_passes_on_a_workers_exception():
+    def body(s, e, worker):
+        if s == 3:
+            raise ValueError("chunk 3 failed")
+
+    with threads.parallel_chunks(threads=2):
+        with pytest.raises(ValueError, match="chunk 3 failed"):
+            threads.map_chunks([(s, s + 1) for s in range(5)], body)
+
+
+def _forward_backward(layer, x, dy):
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    return y.copy(), dx.copy(), {k: v.copy() for k, v in layer.grads.items()}
+
+
+@needs_openblas
+@pytest.mark.parametrize("make", [
+    lambda: Conv2D(3, 2, 3, padding="same"),              # F ≤ C, stride 1: dX and dW from dY's columns
+    lambda: Conv2D(2, 4, 3, stride=2, padding="same"),    # dW from X's columns, dX by col2im
+    lambda: Conv2D(4, 4, (3, 2), padding="valid"),
+    lambda: Conv2DTranspose(3, 2, 3, stride=2),           # forward by col2im
+    lambda: Conv2DTranspose(2, 3, 3, stride=1),           # forward from dY's columns
+], ids=["conv-unit-stride", "conv-stride-2", "conv-valid", "convT-stride-2", "convT-stride-1"])
+def test_convolutions_on_threads_equal_one_thread(make, monkeypatch):
+    """One image per chunk, shared out among 3 workers, gives what one thread gives (to
+    rounding: the weight gradients are summed per worker, then across workers)."""
+    layer = make().build(dtype="float64", seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, layer.in_channels, 9, 8))
+    dy = rng.standard_normal(layer.forward(x).shape)
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
+    serial = _forward_backward(layer, x, dy)
+    with threads.parallel_chunks(threads=3) as workers:
+        assert workers == 3
+        parallel = _forward_backward(layer, x, dy)
+        again = _forward_backward(layer, x, dy)
+    np.testing.assert_allclose(parallel[0], serial[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(parallel[1], serial[1], rtol=1e-12, atol=1e-12)
+    for name in serial[2]:
+        np.testing.assert_allclose(parallel[2][name], serial[2][name], rtol=1e-12, atol=1e-12)
+    for a, b in zip(parallel[:2], again[:2]):
+        np.testing.assert_array_equal(a, b)  # the same every time
+    for name in parallel[2]:
+        np.testing.assert_array_equal(parallel[2][name], again[2][name])
+
+
+class _Probe(Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, model, epoch, record):
+        self.seen.append((threads.blas_threads(), threads.chunk_workers([(0, 1)] * 64)))
+
+
+@needs_openblas
+def test_fit_of_a_conv_model_uses_chunk_threads_and_restores_blas(monkeypatch):
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "2")
+    before = threads.blas_threads()
+    x = np.random.default_rng(0).random((24, 1, 8, 8)).astype(np.float32)
+    probe = _Probe()
+    mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2).fit(x, epochs=2, batch_size=8, verbose=0, callbacks=[probe])
+    assert probe.seen == [(1, 2), (1, 2)]
+    assert threads.blas_threads() == before and threads.chunk_workers([(0, 1)] * 64) == 1
+
+    probe = _Probe()  # a model without convolutions leaves BLAS alone
+    mv.VAE(64, (16,), 2).fit(x.reshape(24, -1), epochs=1, batch_size=8, verbose=0, callbacks=[probe])
+    assert probe.seen == [(before, 1)]
+
+
+@needs_openblas
+def test_fit_restores_blas_threads_when_training_fails(monkeypatch):
+    before = threads.blas_threads()
+    x = np.random.default_rng(0).random((16, 1, 8, 8)).astype(np.float32)
+    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2)
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("step failed")
+
+    monkeypatch.setattr(model, "_train_batch", explode)
+    with pytest.raises(RuntimeError, match="step failed"):
+        model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert threads.blas_threads() == before and threads.chunk_workers([(0, 1)] * 64) == 1
+
+
+@needs_openblas
+def test_conv_training_on_threads_is_repeatable(monkeypatch):
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "2")
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)  # several chunks per batch, on both workers
+    x = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    runs = []
+    for _ in range(2):
+        model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=3)
+        model.fit(x, epochs=2, batch_size=10, verbose=0, seed=5)
+        runs.append(model.flat.data.copy() if hasattr(model, "flat") else
+                    np.concatenate([f.data.ravel() for f in model.parameter_groups().values()]))
+    np.testing.assert_array_equal(runs[0], runs[1])
