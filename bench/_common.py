@@ -291,6 +291,13 @@ def microvae_report(model=None) -> dict:
         report["backend"] = repr(model.backend)
         report["kernels_module"] = getattr(model.backend.kernels, "__name__", str(model.backend.kernels))
     try:
+        from microvae import threads
+
+        report["chunk_threads"] = (f"{threads.chunk_threads()} (convolution chunks while training; NumPy's BLAS "
+                                   f"{'set to 1 thread then' if threads.blas_threads() is not None else 'thread count not settable: chunks stay serial'})")
+    except ImportError:  # an older microvae
+        pass
+    try:
         import numba
 
         report["numba"] = numba.__version__
