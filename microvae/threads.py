@@ -10,9 +10,11 @@ Worker w takes chunks w, w + T, w + 2T, ... (a fixed assignment) with scratch bu
 its own, and per-worker weight-gradient sums are added in worker order, so a run gives
 the same numbers every time for a given thread count.
 
-Threads: ``MICROVAE_NUM_THREADS`` if set, else the CPUs this process may run on. Where
-NumPy's BLAS is not an OpenBLAS microvae can find (MKL, Accelerate), its thread count
-cannot be set, and the chunks stay on one thread.
+Threads: ``MICROVAE_NUM_THREADS`` if set, else the CPUs this process may run on. Every
+OpenBLAS loaded in the process is set to one thread (SciPy's too, which Numba can load
+mid-run) and each is restored to its own count. Where NumPy's BLAS is not an OpenBLAS
+microvae can find (MKL, Accelerate), its thread count cannot be set, and the chunks stay
+on one thread.
 """
 
 from __future__ import annotations
@@ -25,59 +27,78 @@ from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["blas_threads", "set_blas_threads", "chunk_threads", "parallel_chunks", "chunk_workers", "map_chunks"]
 
-_blas = None  # (get, set) of NumPy's OpenBLAS, or () if none was found
+_libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if it has neither
 _pool = None
 _pool_lock = threading.Lock()
 _active = 1  # workers for chunk loops right now (1: run them in the calling thread)
 
 
-def _openblas_functions():
-    """(get_num_threads, set_num_threads) of the OpenBLAS NumPy loaded, or () if not found."""
-    global _blas
-    if _blas is not None:
-        return _blas
+def _openblas_libraries():
+    """[(get, set, is_numpys)] for every OpenBLAS loaded in this process, NumPy's own first.
+
+    Read from /proc/self/maps each time: libraries load late (Numba can pull in SciPy, and
+    with it a second OpenBLAS, in the middle of a run), and every copy gets the setting.
+    """
     import numpy
 
-    _blas = ()
-    numpy_root = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+    numpy_libs = {os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__))), "numpy.libs"),
+                  os.path.join(os.path.dirname(os.path.abspath(numpy.__file__)), ".libs")}
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in os.path.basename(line.split()[-1]).lower()}
-    except (OSError, IndexError):
-        return _blas
-    # NumPy's own copy first (its wheels put it next to the package); other copies after
-    for path in sorted(paths, key=lambda p: not p.startswith(numpy_root)):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", "_64_", ""):
-                get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    get.restype, get.argtypes = ctypes.c_int, []
-                    put.restype, put.argtypes = None, [ctypes.c_int]
-                    _blas = (get, put)
-                    return _blas
-    return _blas
+            paths = {fields[-1] for fields in (line.split() for line in maps)
+                     if len(fields) >= 6 and "openblas" in os.path.basename(fields[-1]).lower()}
+    except OSError:  # not Linux
+        return []
+    found = []
+    for path in sorted(paths):
+        if path not in _libraries:
+            _libraries[path] = _thread_functions(path)
+        if _libraries[path] is not None:
+            found.append((*_libraries[path], os.path.dirname(path) in numpy_libs))
+    return sorted(found, key=lambda entry: not entry[2])
+
+
+def _thread_functions(path):
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix in ("scipy_openblas_", "openblas_"):
+        for suffix in ("64_", "_64_", ""):
+            get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                return get, put
+    return None
 
 
 def blas_threads() -> int | None:
-    """Threads NumPy's OpenBLAS uses now (None if it cannot be found)."""
-    functions = _openblas_functions()
-    return int(functions[0]()) if functions else None
+    """Threads NumPy's OpenBLAS uses now (None if no OpenBLAS can be found)."""
+    libraries = _openblas_libraries()
+    return int(libraries[0][0]()) if libraries else None
 
 
 def set_blas_threads(n: int) -> bool:
-    """Set NumPy's OpenBLAS to ``n`` threads; False (and nothing changed) if it cannot be found."""
+    """Set every loaded OpenBLAS (NumPy's and any other) to ``n`` threads; False (and
+    nothing changed) if none can be found."""
     if int(n) < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
-    functions = _openblas_functions()
-    if not functions:
-        return False
-    functions[1](int(n))
-    return True
+    libraries = _openblas_libraries()
+    for _, put, _ in libraries:
+        put(int(n))
+    return bool(libraries)
+
+
+def _blas_thread_counts():
+    """[(set_num_threads, count)] of every loaded OpenBLAS, to put back later."""
+    return [(put, int(get())) for get, put, _ in _openblas_libraries()]
+
+
+def _restore_blas_thread_counts(counts):
+    for put, count in counts:
+        put(count)
 
 
 def chunk_threads() -> int:
@@ -105,8 +126,8 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     number of workers."""
     global _active
     n = chunk_threads() if threads is None else int(threads)
-    before = blas_threads() if enabled and n > 1 else None
-    if before is None or _active > 1:  # off, one thread, unknown BLAS, or already inside
+    before = _blas_thread_counts() if enabled and n > 1 else []
+    if not before or _active > 1:  # off, one thread, no OpenBLAS found, or already inside
         yield _active
         return
     set_blas_threads(1)
@@ -115,7 +136,7 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
         yield n
     finally:
         _active = 1
-        set_blas_threads(before)
+        _restore_blas_thread_counts(before)
 
 
 def chunk_workers(chunks) -> int:

@@ -187,3 +187,29 @@ def test_conv_training_on_threads_is_repeatable(monkeypatch):
         runs.append(model.flat.data.copy() if hasattr(model, "flat") else
                     np.concatenate([f.data.ravel() for f in model.parameter_groups().values()]))
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_every_loaded_openblas_is_set_to_one_thread_and_restored_to_its_own_count(monkeypatch):
+    """Numba can load SciPy (and its own OpenBLAS) in the middle of a run: every copy is set."""
+    counts = {"numpy": 2, "scipy": 4}
+
+    def library(name, numpys):
+        return (lambda: counts[name], lambda n: counts.__setitem__(name, n), numpys)
+
+    monkeypatch.setattr(threads, "_openblas_libraries", lambda: [library("numpy", True), library("scipy", False)])
+    assert threads.blas_threads() == 2
+    with threads.parallel_chunks(threads=2) as workers:
+        assert workers == 2 and counts == {"numpy": 1, "scipy": 1}
+    assert counts == {"numpy": 2, "scipy": 4}
+    monkeypatch.setattr(threads, "_openblas_libraries", lambda: [])  # no OpenBLAS: nothing to do, one worker
+    with threads.parallel_chunks(threads=2) as workers:
+        assert workers == 1 and threads.chunk_workers([(0, 1)] * 4) == 1
+    assert threads.blas_threads() is None and threads.set_blas_threads(3) is False
+
+
+@needs_openblas
+def test_numpys_own_openblas_is_the_one_reported():
+    libraries = threads._openblas_libraries()
+    if not any(numpys for _, _, numpys in libraries):
+        pytest.skip("NumPy's OpenBLAS is not in a wheel's numpy.libs directory here")
+    assert libraries[0][2] is True
