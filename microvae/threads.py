@@ -31,6 +31,7 @@ _libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if
 _pool = None
 _pool_lock = threading.Lock()
 _active = 1  # workers for chunk loops right now (1: run them in the calling thread)
+_inside = threading.local()  # .worker is set in a pool thread: a chunk loop there runs serially
 
 
 def _openblas_libraries():
@@ -120,8 +121,8 @@ def chunk_threads() -> int:
 
 @contextlib.contextmanager
 def parallel_chunks(enabled: bool = True, threads: int | None = None):
-    """Within: NumPy's OpenBLAS on one thread, chunk loops on ``threads`` workers (default
-    ``chunk_threads()``); both restored on exit. Does nothing when ``enabled`` is False,
+    """Within: every loaded OpenBLAS on one thread, chunk loops on ``threads`` workers
+    (default ``chunk_threads()``); both restored on exit. Does nothing when ``enabled`` is False,
     when there is one thread, or when the BLAS thread count cannot be set. Yields the
     number of workers."""
     global _active
@@ -141,6 +142,8 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
 
 def chunk_workers(chunks) -> int:
     """How many workers ``map_chunks`` will use for these chunks (1: the calling thread)."""
+    if getattr(_inside, "worker", False):  # already on a worker: never wait on the pool from it
+        return 1
     return max(1, min(_active, len(chunks)))
 
 
@@ -148,6 +151,8 @@ def _get_pool(n):
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="microvae-chunks")
         return _pool
 
@@ -163,8 +168,12 @@ def map_chunks(chunks, body) -> int:
         return 1
 
     def run(worker):
-        for start, end in chunks[worker::workers]:
-            body(start, end, worker)
+        _inside.worker = True
+        try:
+            for start, end in chunks[worker::workers]:
+                body(start, end, worker)
+        finally:
+            _inside.worker = False
 
     for _ in _get_pool(workers).map(run, range(workers)):  # re-raises a worker's exception
         pass

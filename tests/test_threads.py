@@ -213,3 +213,16 @@ def test_numpys_own_openblas_is_the_one_reported():
     if not any(numpys for _, _, numpys in libraries):
         pytest.skip("NumPy's OpenBLAS is not in a wheel's numpy.libs directory here")
     assert libraries[0][2] is True
+
+
+@needs_openblas
+def test_a_chunk_loop_inside_a_worker_runs_in_that_worker():
+    """A body that itself maps chunks must not wait on the pool it is running in."""
+    inner = []
+
+    def body(s, e, worker):
+        inner.append(threads.map_chunks([(0, 1), (1, 2), (2, 3)], lambda a, b, w: None))
+
+    with threads.parallel_chunks(threads=2):
+        assert threads.map_chunks([(0, 1), (1, 2)], body) == 2
+    assert inner == [1, 1]
