@@ -4,8 +4,9 @@ Why both. A convolution's work is a loop over chunks of images (im2col into a ca
 buffer, one skinny product with 16 or 32 rows, a copy back). BLAS's own threads gain
 little on such products, and after each call OpenBLAS's workers spin for about 0.1 s,
 which keeps the other cores busy, so the rest of the loop runs on one core. So while a
-model with convolutions trains, ``fit`` enters ``parallel_chunks()``: NumPy's OpenBLAS is
-set to one thread, and the chunk loops run on microvae's threads instead (``map_chunks``).
+CPU model with convolutions trains (``fit``) or runs its inference methods (``encode``,
+``elbo``, ...: ``Model._by_rows``), it enters ``parallel_chunks()``: OpenBLAS is set to one
+thread, and the chunk loops run on microvae's threads instead (``map_chunks``).
 Worker w takes chunks w, w + T, w + 2T, ... (a fixed assignment) with scratch buffers of
 its own, and per-worker weight-gradient sums are added in worker order, so a run gives
 the same numbers every time for a given thread count.

@@ -18,8 +18,6 @@ import time
 
 import numpy as np
 
-from .threads import parallel_chunks
-
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
 
 
@@ -203,8 +201,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     first = model.epochs_trained + 1
     last = model.epochs_trained + int(epochs)
     # convolutions share their image chunks out among microvae's threads, BLAS on one thread
-    chunked = model.backend.name == "numpy" and any(getattr(layer, "chunk_parallel", False) for _, layer in model.named_modules())
-    with parallel_chunks(enabled=chunked):
+    with model._parallel_chunks():
         for epoch in range(first, last + 1):
             started = time.perf_counter()
             model.backend.seed(epoch_seed(model.train_seed, epoch, 1))

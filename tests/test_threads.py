@@ -226,3 +226,24 @@ def test_a_chunk_loop_inside_a_worker_runs_in_that_worker():
     with threads.parallel_chunks(threads=2):
         assert threads.map_chunks([(0, 1), (1, 2)], body) == 2
     assert inner == [1, 1]
+
+
+@needs_openblas
+def test_conv_inference_runs_on_threads_and_gives_what_one_thread_gives(monkeypatch):
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
+    used = []
+    real_map = conv_module.map_chunks
+    monkeypatch.setattr(conv_module, "map_chunks", lambda chunks, body: used.append(real_map(chunks, body)) or used[-1])
+    x = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=1)
+    before = threads.blas_threads()
+    results = {}
+    for n in ("1", "3"):
+        monkeypatch.setenv("MICROVAE_NUM_THREADS", n)
+        used.clear()
+        model.backend.seed(0)  # the same ε for both ELBO estimates
+        results[n] = (model.encode(x), model.reconstruct(x), model.elbo(x))
+        assert used and set(used) == {int(n)}  # every convolution's chunks on n workers
+        assert threads.blas_threads() == before
+    for one, three in zip(results["1"], results["3"]):
+        np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-5)

@@ -10,6 +10,7 @@ from ..backend import get_backend
 from ..layers.base import Module
 from ..optim import get_optimizer
 from ..params import FlatParameters
+from ..threads import parallel_chunks
 
 MODEL_TYPES: dict = {}
 
@@ -85,12 +86,19 @@ class Model(Module):
     # for 10000 images in one pass took 3.5 GB; results are the same either way.
     INFERENCE_BATCH = 256
 
+    def _parallel_chunks(self):
+        """``microvae.threads.parallel_chunks``, switched on for a CPU model with convolutions."""
+        chunked = self.backend.name == "numpy" and any(getattr(layer, "chunk_parallel", False)
+                                                       for _, layer in self.named_modules())
+        return parallel_chunks(enabled=chunked)
+
     def _by_rows(self, fn, *arrays):
         """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length;
         a None, e.g. an absent mask, goes to every call as None), its outputs (one array or a
         tuple of them) moved to NumPy and concatenated."""
         n, step = len(arrays[0]), self.INFERENCE_BATCH
-        parts = [fn(*(None if a is None else a[s : s + step] for a in arrays)) for s in range(0, n, step)]
+        with self._parallel_chunks():
+            parts = [fn(*(None if a is None else a[s : s + step] for a in arrays)) for s in range(0, n, step)]
         to_numpy = self.backend.to_numpy
         if isinstance(parts[0], tuple):
             return tuple(np.concatenate([to_numpy(p[i]) for p in parts]) for i in range(len(parts[0])))
