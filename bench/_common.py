@@ -569,13 +569,12 @@ class _LockstepWorker:
                                      stderr=self.stderr, text=True,
                                      preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         self.result = None  # the worker's JSON object, once it has printed it
-        self.turns = 0
 
     @property
     def finished(self) -> bool:
         return self.result is not None or self.proc.poll() is not None
 
-    def _read_until(self, marker: str) -> None:
+    def _read_until(self, marker: str) -> bool:
         """Read stdout until ``marker`` (True), or the worker's JSON line or its exit (False)."""
         for line in self.proc.stdout:
             line = line.strip()
@@ -597,8 +596,7 @@ class _LockstepWorker:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             return
-        if self._read_until(TURN_DONE):
-            self.turns += 1
+        self._read_until(TURN_DONE)
 
     def finish(self) -> dict:
         try:

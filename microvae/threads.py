@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 __all__ = ["blas_threads", "set_blas_threads", "chunk_threads", "parallel_chunks", "chunk_workers", "map_chunks"]
 
 _libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if it has neither
-_pool = None
+_pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 _active = 1  # workers for chunk loops right now (1: run them in the calling thread)
 _inside = threading.local()  # .worker is set in a pool thread: a chunk loop there runs serially
@@ -149,12 +149,12 @@ def chunk_workers(chunks) -> int:
 
 
 def _get_pool(n):
-    global _pool
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool._max_workers < n:
+        if _pool_size < n:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="microvae-chunks")
+            _pool, _pool_size = ThreadPoolExecutor(max_workers=n, thread_name_prefix="microvae-chunks"), n
         return _pool
 
 

@@ -18,10 +18,10 @@ with W₂ = W reshaped to (F, C·KH·KW) and Y, dY seen as (F, N·OH·OW):
 
 ``col2im`` is im2col's adjoint. On the CPU the batch goes through in chunks of images
 whose columns fit in cache (``CHUNK_BYTES``), in scratch buffers kept between steps;
-dW₂ is summed over the chunks. During training the chunks are shared out among
-microvae's threads (``microvae.threads``), each with its own scratch buffers. With stride 1, dX is also a convolution of dY with the
-flipped kernel, and those columns of dY give dW₂ too (``conv_backward_unit_stride``).
-The helpers below are shared with ``Conv2DTranspose``, whose forward pass *is* this
+dW₂ is summed over the chunks. While a model trains or runs inference on the CPU, the
+chunks are shared out among microvae's threads (``microvae.threads``), each with its own
+scratch buffers. With stride 1, dX is also a convolution of dY with the flipped kernel,
+and those columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below are shared with ``Conv2DTranspose``, whose forward pass *is* this
 layer's input gradient.
 """
 
@@ -285,7 +285,7 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
 class _ConvBase(Layer):
     """What Conv2D and Conv2DTranspose share: arguments, parameters, config."""
 
-    chunk_parallel = True  # fit runs this layer's image chunks on microvae's threads (microvae.threads)
+    chunk_parallel = True  # Model._parallel_chunks: its image chunks may run on microvae's threads
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: str = "same",
                  bias: bool = True, init: str = "he"):
