@@ -21,8 +21,8 @@ whose columns fit in cache (``CHUNK_BYTES``), in scratch buffers kept between st
 dW₂ is summed over the chunks. While a model trains or runs inference on the CPU, the
 chunks are shared out among microvae's threads (``microvae.threads``), each with its own
 scratch buffers. With stride 1, dX is also a convolution of dY with the flipped kernel,
-and those columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below are shared with ``Conv2DTranspose``, whose forward pass *is* this
-layer's input gradient.
+and those columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below
+are shared with ``Conv2DTranspose``, whose forward pass *is* this layer's input gradient.
 """
 
 from __future__ import annotations
