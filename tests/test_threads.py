@@ -247,3 +247,24 @@ def test_conv_inference_runs_on_threads_and_gives_what_one_thread_gives(monkeypa
         assert threads.blas_threads() == before
     for one, three in zip(results["1"], results["3"]):
         np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-5)
+
+
+def test_image_chunks_fit_the_buffer_and_give_every_worker_an_equal_share(monkeypatch):
+    """Chunks cover the batch in order, each within CHUNK_BYTES; on T workers their number is
+    a multiple of T unless every chunk is down to one image (a batch that fits one buffer
+    still goes to every worker), and their sizes differ by at most one image."""
+    layer = Conv2D(1, 4, 3).build(seed=0)
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1000)
+    cases = [(1, 128, 10), (1, 128, 1000), (1, 7, 300), (2, 128, 10), (2, 128, 1000), (2, 128, 333),
+             (3, 10, 1000), (3, 2, 1000), (4, 129, 100)]
+    for workers, n, bytes_per_image in cases:
+        with threads.parallel_chunks(threads=workers) if workers > 1 else threads.parallel_chunks(enabled=False):
+            chunks = conv_module._image_chunks(layer, n, bytes_per_image)
+        assert chunks[0][0] == 0 and chunks[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+        sizes = [e - s for s, e in chunks]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+        assert max(sizes) * bytes_per_image <= max(conv_module.CHUNK_BYTES, bytes_per_image)
+        if len(chunks) < n:
+            assert len(chunks) % workers == 0, (workers, n, bytes_per_image, sizes)
+        assert len(chunks) >= min(workers, n)

@@ -63,11 +63,17 @@ CHUNK_BYTES = 4 << 20
 
 
 def _image_chunks(layer, n, bytes_per_image):
-    """Batch slices [s, e) whose column buffers fit in CHUNK_BYTES (the whole batch on a GPU)."""
+    """Batch slices [s, e) whose column buffers fit in CHUNK_BYTES (the whole batch on a GPU),
+    of near-equal sizes, and at least as many as there are chunk workers, in a multiple of
+    their number, so that every worker gets the same share (with one worker per chunk of a
+    single-channel layer, whose whole batch fits in one buffer, the other core sat idle)."""
     if layer.backend.name == "cupy":
         return [(0, n)]
-    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
-    return [(s, min(s + step, n)) for s in range(0, n, step)]
+    count = -(-n * max(1, bytes_per_image) // CHUNK_BYTES)
+    workers = chunk_workers([None] * n)
+    count = min(n, -(-count // workers) * workers)
+    bounds = [n * k // count for k in range(count + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(count)]
 
 
 def _channels_first(a, out):
