@@ -105,6 +105,12 @@ def _flipped_kernel(xp, weight):
     return xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)).reshape(c, f * kh * kw)
 
 
+def _bias_grad_sums(layer, dy, workers, wanted):
+    """Per-worker sums of dY over images and pixels (db), taken chunk by chunk while each
+    chunk of dY is in cache; None when there is no bias."""
+    return _ChunkSums(layer, (dy.shape[1],), dy.dtype, workers, "bias_grad") if wanted else None
+
+
 def _worker_scratch(layer, name, worker, shape, dtype):
     """``layer``'s scratch buffer ``name`` for chunk worker ``worker`` (each has its own)."""
     return layer._scratch(name if worker == 0 else f"{name}@{worker}", shape, dtype)
@@ -149,16 +155,19 @@ def conv_weight_grad(layer, dy, x, stride, pads, out, bias_out=None):
     out_hw = dy.shape[2:]
     chunks = _image_chunks(layer, n, out[0].size * out_hw[0] * out_hw[1] * x.itemsize)
     acc = WeightGradAccumulator(layer, out, chunk_workers(chunks))
+    bias_sums = _bias_grad_sums(layer, dy, chunk_workers(chunks), bias_out is not None)
 
     def chunk(s, e, worker):
         cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw, worker)
         dy2 = _channels_first(dy[s:e], _worker_scratch(layer, "dy_channels_first", worker, (f, cols.shape[1]), dy.dtype))
         acc.add(dy2, cols, worker)
+        if bias_sums is not None:
+            bias_sums.add_sum(worker, dy2, 1)
 
     map_chunks(chunks, chunk)
     acc.finish()
-    if bias_out is not None:
-        dy.sum(axis=(0, 2, 3), out=bias_out)
+    if bias_sums is not None:
+        bias_out[...] = bias_sums.total()
 
 
 def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
@@ -180,6 +189,7 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
     flipped = _flipped_kernel(xp, weight)
     chunks = _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize)
     acc = _ChunkSums(layer, (f * kh * kw, c), dy.dtype, chunk_workers(chunks))
+    bias_sums = _bias_grad_sums(layer, dy, chunk_workers(chunks), grad_b is not None)
     dx = xp.empty((n, c, h * w), dtype=dy.dtype)
 
     def chunk(s, e, worker):
@@ -190,12 +200,14 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
         dx2 = _worker_scratch(layer, "conv_out", worker, (c, cols.shape[1]), dy.dtype)
         xp.matmul(flipped, cols, out=dx2)
         _store_nchw(xp, dx2, dx[s:e], None)
+        if bias_sums is not None:
+            bias_sums.add_sum(worker, dy[s:e], (0, 2, 3))
 
     map_chunks(chunks, chunk)
     total = acc.total()
     grad_w[...] = total.reshape(f, kh, kw, c)[:, ::-1, ::-1, :].transpose(0, 3, 1, 2)
-    if grad_b is not None:
-        dy.sum(axis=(0, 2, 3), out=grad_b)
+    if bias_sums is not None:
+        grad_b[...] = bias_sums.total()
     return dx.reshape(x.shape)
 
 
@@ -203,9 +215,9 @@ class _ChunkSums:
     """A sum over chunks, kept per chunk worker (each in its own scratch buffers) and added
     in worker order at the end, so the result does not depend on which thread ran first."""
 
-    def __init__(self, layer, shape, dtype, workers):
-        self._totals = [_worker_scratch(layer, "weight_grad", w, shape, dtype) for w in range(workers)]
-        self._parts = [_worker_scratch(layer, "weight_grad_part", w, shape, dtype) for w in range(workers)]
+    def __init__(self, layer, shape, dtype, workers, name="weight_grad"):
+        self._totals = [_worker_scratch(layer, name, w, shape, dtype) for w in range(workers)]
+        self._parts = [_worker_scratch(layer, f"{name}_part", w, shape, dtype) for w in range(workers)]
         for t in self._totals:
             t[...] = 0
 
@@ -215,6 +227,11 @@ class _ChunkSums:
 
     def add_part(self, worker):
         self._totals[worker] += self._parts[worker]
+
+    def add_sum(self, worker, a, axis):
+        """Add ``a.sum(axis)`` to this worker's total."""
+        a.sum(axis=axis, out=self._parts[worker])
+        self.add_part(worker)
 
     def total(self):
         total = self._totals[0]
@@ -281,10 +298,10 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None):
         dcols = _worker_scratch(layer, "grad_cols", worker, (c * kh * kw, dy2.shape[1]), dy.dtype)
         xp.matmul(w2t, dy2, out=dcols)
         kernels.col2im(dcols.reshape(c, kh, kw, e - s, oh, ow), stride, pads[0], pads[1], dx[s:e])
+        if bias is not None:
+            dx[s:e] += bias[:, None, None]
 
     map_chunks(_image_chunks(layer, n, c * kh * kw * oh * ow * dy.itemsize), col2im_chunk)
-    if bias is not None:
-        dx += bias[:, None, None]
     return dx
 
 

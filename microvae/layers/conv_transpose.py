@@ -22,8 +22,8 @@ input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1
 from __future__ import annotations
 
 from ..threads import chunk_workers, map_chunks
-from .conv import (WeightGradAccumulator, _channels_first, _columns, _ConvBase, _image_chunks, _store_nchw,
-                   _worker_scratch, conv_geometry, conv_input_grad)
+from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _image_chunks,
+                   _store_nchw, _worker_scratch, conv_geometry, conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -73,6 +73,7 @@ class Conv2DTranspose(_ConvBase):
         w2 = weight.reshape(c_in, -1)
         chunks = _image_chunks(self, n, w2.shape[1] * h * w * dy.itemsize)
         acc = WeightGradAccumulator(self, self.grads["W"], chunk_workers(chunks))
+        bias_sums = _bias_grad_sums(self, dy, chunk_workers(chunks), self.use_bias)
         dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
 
         def chunk(s, e, worker):
@@ -83,9 +84,11 @@ class Conv2DTranspose(_ConvBase):
                 dx2 = _worker_scratch(self, "conv_out", worker, (c_in, cols.shape[1]), dy.dtype)
                 xp.matmul(w2, cols, out=dx2)                         # dX = W₂·cols
                 _store_nchw(xp, dx2, dx[s:e], None)
+            if bias_sums is not None:
+                bias_sums.add_sum(worker, dy[s:e], (0, 2, 3))
 
         map_chunks(chunks, chunk)
         acc.finish()
-        if self.use_bias:
-            dy.sum(axis=(0, 2, 3), out=self.grads["b"])
+        if bias_sums is not None:
+            self.grads["b"][...] = bias_sums.total()
         return dx.reshape(x.shape) if input_grad else None
