@@ -16,7 +16,8 @@ Models are duck-typed: anything with ``_encode(x, condition) -> (μ, logvar)``,
 ``latent_dim`` and ``backend`` works. Conditional models receive their labels ``y`` through
 ``model._prepare_data(x, y)`` (whose second array is the condition). The prior is N(0, I),
 unless the model has a learned prior (``model.prior`` set and ``model._prior_moments(condition)``
-giving its mean and log-variance).
+giving its mean and log-variance). A microvae model's CPU convolutions run on its threads
+here, as in its own inference methods (``model._parallel_chunks()``, ``microvae.threads``).
 
 **Anomaly detection.** ``anomaly_scores`` gives higher scores to less likely inputs;
 ``roc_auc`` is the rank (Mann–Whitney) form of the area under the ROC curve, with tied scores
@@ -31,6 +32,7 @@ All information quantities are in nats.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -99,6 +101,13 @@ def _log_prior(model, z64, condition):
     return -0.5 * (z64 * z64 + _LOG_2PI).sum(axis=1)
 
 
+def _model_threads(model):
+    """The model's CPU thread context (a ConvVAE's convolution chunks on microvae's threads,
+    as in its own inference methods); a no-op for a duck-typed model without one."""
+    enter = getattr(model, "_parallel_chunks", None)
+    return enter() if enter is not None else contextlib.nullcontext()
+
+
 def _check_positive(name, value):
     if isinstance(value, bool) or int(value) != value or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -122,20 +131,21 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     rng = np.random.default_rng(seed) if seed is not None else None
     n = len(x)
     out = np.empty((n, k))
-    for start in range(0, n, batch_size):
-        xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
-        b = len(xb)
-        mu, logvar = model._encode(xb, cb)
-        eps = rng.standard_normal((k, b, latent)) if rng is not None else backend.to_numpy(backend.normal((k, b, latent)))
-        eps = xp.asarray(eps, dtype=xp.float64)
-        mu64, logvar64 = mu.astype(xp.float64)[None], logvar.astype(xp.float64)[None]
-        z64 = (mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent)
-        c_rep = _repeat(cb, k)
-        out_dec = model._decode(backend.asarray(z64), c_rep)
-        nll = model.likelihood.nll(out_dec, _repeat(xb, k))[0]
-        log_q = -0.5 * (eps * eps + logvar64 + _LOG_2PI).sum(axis=2).reshape(k * b)
-        log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
-        out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T
+    with _model_threads(model):
+        for start in range(0, n, batch_size):
+            xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
+            b = len(xb)
+            mu, logvar = model._encode(xb, cb)
+            eps = rng.standard_normal((k, b, latent)) if rng is not None else backend.to_numpy(backend.normal((k, b, latent)))
+            eps = xp.asarray(eps, dtype=xp.float64)
+            mu64, logvar64 = mu.astype(xp.float64)[None], logvar.astype(xp.float64)[None]
+            z64 = (mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent)
+            c_rep = _repeat(cb, k)
+            out_dec = model._decode(backend.asarray(z64), c_rep)
+            nll = model.likelihood.nll(out_dec, _repeat(xb, k))[0]
+            log_q = -0.5 * (eps * eps + logvar64 + _LOG_2PI).sum(axis=2).reshape(k * b)
+            log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
+            out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T
     return out
 
 
@@ -164,15 +174,17 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
     rng = np.random.default_rng(seed) if seed is not None else None
     out = np.empty(len(x))
-    for start in range(0, len(x), batch_size):
-        xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
-        b = len(xb)
-        mu, logvar = model._encode(xb, cb)
-        kl = xp.asarray(model._kl(mu, logvar, cb)[0], dtype=xp.float64)
-        eps = rng.standard_normal((n_samples, b, latent)) if rng is not None else backend.to_numpy(backend.normal((n_samples, b, latent)))
-        z = (mu[None] + xp.exp(0.5 * logvar)[None] * backend.asarray(eps)).reshape(n_samples * b, latent)
-        nll = xp.asarray(model.likelihood.nll(model._decode(z, _repeat(cb, n_samples)), _repeat(xb, n_samples))[0], dtype=xp.float64)
-        out[start : start + b] = backend.to_numpy(-nll.reshape(n_samples, b).mean(axis=0) - kl)
+    with _model_threads(model):
+        for start in range(0, len(x), batch_size):
+            xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
+            b = len(xb)
+            mu, logvar = model._encode(xb, cb)
+            kl = xp.asarray(model._kl(mu, logvar, cb)[0], dtype=xp.float64)
+            eps = rng.standard_normal((n_samples, b, latent)) if rng is not None else backend.to_numpy(backend.normal((n_samples, b, latent)))
+            z = (mu[None] + xp.exp(0.5 * logvar)[None] * backend.asarray(eps)).reshape(n_samples * b, latent)
+            nll = xp.asarray(model.likelihood.nll(model._decode(z, _repeat(cb, n_samples)), _repeat(xb, n_samples))[0],
+                             dtype=xp.float64)
+            out[start : start + b] = backend.to_numpy(-nll.reshape(n_samples, b).mean(axis=0) - kl)
     return out
 
 
@@ -194,16 +206,17 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     if kind == "bce" and not bernoulli and (float(xp.min(x)) < 0 or float(xp.max(x)) > 1):
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
     out = np.empty(len(x))
-    for start in range(0, len(x), batch_size):
-        xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
-        mu, _ = model._encode(xb, cb)
-        raw = model._decode(mu, cb)
-        if kind == "bce" and bernoulli:
-            err = bernoulli_nll(raw, xb)[0]
-        else:
-            mean = model.likelihood.mean(raw, backend.kernels)
-            err = bce_probabilities(mean, xb)[0] if kind == "bce" else mse(mean, xb)[0]
-        out[start : start + len(xb)] = backend.to_numpy(err)
+    with _model_threads(model):
+        for start in range(0, len(x), batch_size):
+            xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
+            mu, _ = model._encode(xb, cb)
+            raw = model._decode(mu, cb)
+            if kind == "bce" and bernoulli:
+                err = bernoulli_nll(raw, xb)[0]
+            else:
+                mean = model.likelihood.mean(raw, backend.kernels)
+                err = bce_probabilities(mean, xb)[0] if kind == "bce" else mse(mean, xb)[0]
+            out[start : start + len(xb)] = backend.to_numpy(err)
     return out
 
 

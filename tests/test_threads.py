@@ -268,3 +268,28 @@ def test_image_chunks_fit_the_buffer_and_give_every_worker_an_equal_share(monkey
         if len(chunks) < n:
             assert len(chunks) % workers == 0, (workers, n, bytes_per_image, sizes)
         assert len(chunks) >= min(workers, n)
+
+
+@needs_openblas
+def test_conv_model_metrics_run_on_threads_and_give_what_one_thread_gives(monkeypatch):
+    """microvae.metrics (ELBO, IWAE bound, reconstruction error) enter a conv model's thread
+    context, as its own inference methods do, and restore BLAS after."""
+    from microvae import metrics
+
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
+    used = []
+    real_map = conv_module.map_chunks
+    monkeypatch.setattr(conv_module, "map_chunks", lambda chunks, body: used.append(real_map(chunks, body)) or used[-1])
+    x = np.random.default_rng(1).random((9, 1, 8, 8)).astype(np.float32)
+    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=2)
+    before = threads.blas_threads()
+    results = {}
+    for n in ("1", "3"):
+        monkeypatch.setenv("MICROVAE_NUM_THREADS", n)
+        used.clear()
+        results[n] = (metrics.elbo(model, x, n_samples=2, batch_size=9), metrics.iwae_bound(model, x, k=3, batch_size=9),
+                      metrics.reconstruction_error(model, x, batch_size=9))
+        assert used and set(used) == {int(n)}
+        assert threads.blas_threads() == before
+    for one, three in zip(results["1"], results["3"]):
+        np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-4)
