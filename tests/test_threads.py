@@ -268,6 +268,18 @@ def test_image_chunks_fit_the_buffer_and_give_every_worker_an_equal_share(monkey
         if len(chunks) < n:
             assert len(chunks) % workers == 0, (workers, n, bytes_per_image, sizes)
         assert len(chunks) >= min(workers, n)
+    assert conv_module._image_chunks(layer, 0, 10) == []  # an empty batch: no chunks
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2D(2, 3, 3), lambda: Conv2D(2, 3, 3, stride=2), lambda: Conv2D(4, 3, 3),
+                                  lambda: Conv2DTranspose(3, 2, 3, stride=2), lambda: Conv2DTranspose(3, 2, 3)])
+def test_convolutions_take_an_empty_batch(make):
+    layer = make().build(seed=0)
+    y = layer.forward(np.zeros((0, layer.in_channels, 6, 6), np.float32))
+    dx = layer.backward(np.zeros_like(y))
+    assert y.shape[0] == 0 and dx.shape == (0, layer.in_channels, 6, 6)
+    for grad in layer.grads.values():
+        np.testing.assert_array_equal(grad, 0)
 
 
 @needs_openblas

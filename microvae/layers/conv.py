@@ -69,6 +69,8 @@ def _image_chunks(layer, n, bytes_per_image):
     single-channel layer, whose whole batch fits in one buffer, the other core sat idle)."""
     if layer.backend.name == "cupy":
         return [(0, n)]
+    if n == 0:
+        return []
     count = -(-n * max(1, bytes_per_image) // CHUNK_BYTES)
     workers = chunk_workers([None] * n)
     count = min(n, -(-count // workers) * workers)
