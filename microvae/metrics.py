@@ -166,7 +166,10 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
 
         ELBO(x) = (1/S) Σ_s log p(x | z_s) − KL(q(z|x) ‖ p(z)),   z_s ~ q(z|x)
 
-    (β plays no part: this is the true bound). Seeded like ``iwae_bound``.
+    (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
+    ``seed`` (default 0), drawn batch by batch, so the numbers are repeatable but are not
+    those of ``model.elbo``, which draws from the model's own generator over all rows at
+    once. Both are estimates of the same bound.
     """
     n_samples = _check_positive("n_samples", n_samples)
     batch_size = _check_positive("batch_size", batch_size)

@@ -72,7 +72,7 @@ def _image_chunks(layer, n, bytes_per_image):
     if n == 0:
         return []
     count = -(-n * max(1, bytes_per_image) // CHUNK_BYTES)
-    workers = chunk_workers([None] * n)
+    workers = chunk_workers(range(n))
     count = min(n, -(-count // workers) * workers)
     bounds = [n * k // count for k in range(count + 1)]
     return [(bounds[k], bounds[k + 1]) for k in range(count)]
