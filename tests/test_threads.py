@@ -228,23 +228,35 @@ def test_a_chunk_loop_inside_a_worker_runs_in_that_worker():
     assert inner == [1, 1]
 
 
-@needs_openblas
-def test_conv_inference_runs_on_threads_and_gives_what_one_thread_gives(monkeypatch):
+def _on_one_and_three_workers(monkeypatch, run):
+    """run() with MICROVAE_NUM_THREADS 1, then 3 (one image per chunk); asserts that every
+    convolution's chunks went to that many workers and that BLAS's count was restored.
+    Returns {"1": result, "3": result}."""
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
     used = []
     real_map = conv_module.map_chunks
     monkeypatch.setattr(conv_module, "map_chunks", lambda chunks, body: used.append(real_map(chunks, body)) or used[-1])
-    x = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
-    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=1)
     before = threads.blas_threads()
     results = {}
     for n in ("1", "3"):
         monkeypatch.setenv("MICROVAE_NUM_THREADS", n)
         used.clear()
-        model.backend.seed(0)  # the same ε for both ELBO estimates
-        results[n] = (model.encode(x), model.reconstruct(x), model.elbo(x))
+        results[n] = run()
         assert used and set(used) == {int(n)}  # every convolution's chunks on n workers
         assert threads.blas_threads() == before
+    return results
+
+
+@needs_openblas
+def test_conv_inference_runs_on_threads_and_gives_what_one_thread_gives(monkeypatch):
+    x = np.random.default_rng(0).random((12, 1, 8, 8)).astype(np.float32)
+    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=1)
+
+    def run():
+        model.backend.seed(0)  # the same ε for both ELBO estimates
+        return model.encode(x), model.reconstruct(x), model.elbo(x)
+
+    results = _on_one_and_three_workers(monkeypatch, run)
     for one, three in zip(results["1"], results["3"]):
         np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-5)
 
@@ -288,20 +300,10 @@ def test_conv_model_metrics_run_on_threads_and_give_what_one_thread_gives(monkey
     context, as its own inference methods do, and restore BLAS after."""
     from microvae import metrics
 
-    monkeypatch.setattr(conv_module, "CHUNK_BYTES", 1)
-    used = []
-    real_map = conv_module.map_chunks
-    monkeypatch.setattr(conv_module, "map_chunks", lambda chunks, body: used.append(real_map(chunks, body)) or used[-1])
     x = np.random.default_rng(1).random((9, 1, 8, 8)).astype(np.float32)
     model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=2)
-    before = threads.blas_threads()
-    results = {}
-    for n in ("1", "3"):
-        monkeypatch.setenv("MICROVAE_NUM_THREADS", n)
-        used.clear()
-        results[n] = (metrics.elbo(model, x, n_samples=2, batch_size=9), metrics.iwae_bound(model, x, k=3, batch_size=9),
-                      metrics.reconstruction_error(model, x, batch_size=9))
-        assert used and set(used) == {int(n)}
-        assert threads.blas_threads() == before
+    results = _on_one_and_three_workers(monkeypatch, lambda: (
+        metrics.elbo(model, x, n_samples=2, batch_size=9), metrics.iwae_bound(model, x, k=3, batch_size=9),
+        metrics.reconstruction_error(model, x, batch_size=9)))
     for one, three in zip(results["1"], results["3"]):
         np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-4)

@@ -156,8 +156,9 @@ def conv_weight_grad(layer, dy, x, stride, pads, out, bias_out=None):
     kh, kw = out.shape[2:]
     out_hw = dy.shape[2:]
     chunks = _image_chunks(layer, n, out[0].size * out_hw[0] * out_hw[1] * x.itemsize)
-    acc = WeightGradAccumulator(layer, out, chunk_workers(chunks))
-    bias_sums = _bias_grad_sums(layer, dy, chunk_workers(chunks), bias_out is not None)
+    workers = chunk_workers(chunks)
+    acc = WeightGradAccumulator(layer, out, workers)
+    bias_sums = _bias_grad_sums(layer, dy, workers, bias_out is not None)
 
     def chunk(s, e, worker):
         cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw, worker)
@@ -190,8 +191,9 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None):
     h, w = x.shape[2:]
     flipped = _flipped_kernel(xp, weight)
     chunks = _image_chunks(layer, n, f * kh * kw * h * w * dy.itemsize)
-    acc = _ChunkSums(layer, (f * kh * kw, c), dy.dtype, chunk_workers(chunks))
-    bias_sums = _bias_grad_sums(layer, dy, chunk_workers(chunks), grad_b is not None)
+    workers = chunk_workers(chunks)
+    acc = _ChunkSums(layer, (f * kh * kw, c), dy.dtype, workers)
+    bias_sums = _bias_grad_sums(layer, dy, workers, grad_b is not None)
     dx = xp.empty((n, c, h * w), dtype=dy.dtype)
 
     def chunk(s, e, worker):

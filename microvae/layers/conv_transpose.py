@@ -72,8 +72,9 @@ class Conv2DTranspose(_ConvBase):
         kh, kw = self.kernel_size
         w2 = weight.reshape(c_in, -1)
         chunks = _image_chunks(self, n, w2.shape[1] * h * w * dy.itemsize)
-        acc = WeightGradAccumulator(self, self.grads["W"], chunk_workers(chunks))
-        bias_sums = _bias_grad_sums(self, dy, chunk_workers(chunks), self.use_bias)
+        workers = chunk_workers(chunks)
+        acc = WeightGradAccumulator(self, self.grads["W"], workers)
+        bias_sums = _bias_grad_sums(self, dy, workers, self.use_bias)
         dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
 
         def chunk(s, e, worker):
