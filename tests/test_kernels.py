@@ -32,6 +32,14 @@ def test_relu_kernels_match_reference(dtype, shape, data):
     out_c, out_r = np.empty_like(x), np.empty_like(x)
     np.testing.assert_array_equal(cpu.relu_forward(x, out_c), reference.relu_forward(x, out_r))
     np.testing.assert_array_equal(cpu.relu_backward(dy, out_c, np.empty_like(x)), reference.relu_backward(dy, out_r, np.empty_like(x)))
+    # in place (out is x, as the fused ReLU of a convolution calls it), the whole array or a slice of it
+    whole, part = x.copy(), x.copy()
+    assert cpu.relu_forward(whole, whole) is whole
+    np.testing.assert_array_equal(whole, out_r)
+    half = part[: max(1, len(part) // 2)]
+    cpu.relu_forward(half, half)
+    np.testing.assert_array_equal(half, out_r[: len(half)])
+    np.testing.assert_array_equal(part[len(half):], x[len(half):])  # the rest untouched
 
 
 @given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=9), data=st.data())
@@ -90,6 +98,9 @@ def test_relu_propagates_nan_like_the_reference():
     r = reference.relu_forward(x, np.empty_like(x))
     np.testing.assert_array_equal(c, r)
     assert np.isnan(c[0])
+    in_place = x.copy()
+    cpu.relu_forward(in_place, in_place)
+    np.testing.assert_array_equal(in_place, r)
 
 
 def test_kernels_reject_non_contiguous_arrays():

@@ -20,9 +20,16 @@ _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
 @_jit
 def _relu_forward(x, out):
-    for i in range(x.size):
-        v = x[i]
-        out[i] = 0.0 if v <= 0 else v  # NaN stays NaN, as in the reference
+    if x.ctypes.data == out.ctypes.data:
+        # in place (out is x): a loop over one array, since LLVM keeps a loop over two
+        # arrays that overlap scalar (about 5× slower)
+        for i in range(out.size):
+            v = out[i]
+            out[i] = 0.0 if v <= 0 else v
+    else:
+        for i in range(x.size):
+            v = x[i]
+            out[i] = 0.0 if v <= 0 else v  # NaN stays NaN, as in the reference
 
 
 @_jit
@@ -90,6 +97,7 @@ def _flat(a):
 
 
 def relu_forward(x, out):
+    """out = max(x, 0); ``out`` may be ``x`` itself (in place), or must not overlap it."""
     _relu_forward(_flat(x), _flat(out))
     return out
 
