@@ -154,3 +154,12 @@ def test_scratch_buffers_are_reused_and_grow_when_needed():
     assert not np.shares_memory(other, layer._scratch("cols", (4, 5)))
     as64 = layer._scratch("cols", (4, 5), np.float64)
     assert as64.dtype == np.float64
+
+
+def test_sequential_refuses_one_layer_object_at_two_positions():
+    """Layers keep state from their forward pass for the backward pass: one object at two
+    positions would hand the first position the second one's state (a wrong gradient)."""
+    relu = mv.ReLU()
+    with pytest.raises(ValueError, match=r"same ReLU\(\) object is at positions 1 and 3"):
+        mv.Sequential(mv.Dense(3, 4), relu, mv.Dense(4, 4), relu)
+    mv.Sequential(mv.Dense(3, 4), mv.ReLU(), mv.Dense(4, 4), mv.ReLU())  # new objects: fine

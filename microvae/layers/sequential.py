@@ -12,9 +12,15 @@ class Sequential(Layer):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
-        for layer in layers:
+        first_position = {}
+        for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes Layer instances, got {type(layer).__name__}")
+            if id(layer) in first_position:
+                # each layer keeps what its backward pass needs from its last forward pass
+                raise ValueError(f"the same {layer!r} object is at positions {first_position[id(layer)]} and {i} of the "
+                                 "Sequential; pass a new layer for each position")
+            first_position[id(layer)] = i
         self.layers = list(layers)
 
     def children(self):
