@@ -163,6 +163,69 @@ def test_conv_batch_chunks_change_nothing(case_and_class):
         np.testing.assert_allclose(chunked[2][name], whole[2][name], rtol=1e-12, atol=1e-12)
 
 
+def _fused_and_separate(cls, case, dtype="float64"):
+    """cls(..., activation="relu") and Sequential(cls(...), ReLU()) with the same parameters."""
+    from microvae import ReLU, Sequential
+
+    args = (case["c"], case["f"], case["kernel"])
+    kwargs = dict(stride=case["stride"], padding=case["padding"], bias=case["bias"])
+    fused = built(cls(*args, activation="relu", **kwargs), dtype=dtype)
+    separate = built(Sequential(cls(*args, **kwargs), ReLU()), dtype=dtype)
+    values = np.random.default_rng(case["seed"]).standard_normal(fused.flat.size)
+    fused.flat.data[...] = values
+    separate.flat.data[...] = values
+    return fused, separate
+
+
+@settings(max_examples=40)
+@given(case_and_class=st.tuples(conv_cases(), st.just(Conv2D)) | st.tuples(conv_cases(transpose=True), st.just(Conv2DTranspose)),
+       dtype=st.sampled_from(["float32", "float64"]), input_grad=st.booleans(), threads=st.sampled_from([1, 3]))
+def test_fused_relu_equals_the_layer_then_relu(case_and_class, dtype, input_grad, threads):
+    """activation="relu": Y, dX, dW and db exactly as the layer followed by a ReLU layer,
+    whichever backward route the layer takes, in one chunk or one image per chunk on 3 workers."""
+    from hypothesis import assume
+
+    import microvae.layers.conv as conv_module
+    from microvae.threads import parallel_chunks
+
+    case, cls = case_and_class
+    fused, separate = _fused_and_separate(cls, case, dtype)
+    rng = np.random.default_rng(case["seed"] + 1)
+    x = rng.standard_normal((3, case["c"], case["h"], case["w"])).astype(dtype)
+    saved = conv_module.CHUNK_BYTES
+    try:
+        conv_module.CHUNK_BYTES = 1 if threads > 1 else saved
+        with parallel_chunks(threads=threads):
+            y = fused.forward(x)
+            np.testing.assert_array_equal(y, separate.forward(x))
+            assert (y >= 0).all()
+            assume((y == 0).any() and (y > 0).any())  # cases where the ReLU zeroes some outputs and passes others
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dx_fused, dx_separate = fused.backward(dy, input_grad=input_grad), separate.backward(dy, input_grad=input_grad)
+    finally:
+        conv_module.CHUNK_BYTES = saved
+    if input_grad:
+        np.testing.assert_array_equal(dx_fused, dx_separate)
+    else:
+        assert dx_fused is None
+    np.testing.assert_array_equal(fused.flat.grad, separate.flat.grad)
+
+
+@settings(max_examples=40)
+@given(st.tuples(conv_cases(), st.just(Conv2D)) | st.tuples(conv_cases(transpose=True), st.just(Conv2DTranspose)))
+def test_fused_relu_gradients(case_and_class):
+    """Finite differences (float64) of Conv2D and Conv2DTranspose with a fused ReLU, at points
+    whose pre-activations stay clear of the kink at 0."""
+    from hypothesis import assume
+
+    case, cls = case_and_class
+    fused, separate = _fused_and_separate(cls, case)
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    pre_activation = separate.layers[0].forward(x)
+    assume(np.abs(pre_activation).min() > 1e-3 and (pre_activation > 0).any())
+    assert_gradcheck(fused, x, seed=case["seed"] % 1000)
+
+
 @settings(max_examples=30)
 @given(conv_cases())
 def test_conv2d_weight_grads_with_and_without_input_grad(case):
@@ -328,9 +391,15 @@ def test_parameter_shapes_and_config_roundtrip():
     tconv = Conv2DTranspose(3, 5, 3, stride=2)
     assert built(conv).params["W"].shape == (5, 3, 2, 3) and "b" not in conv.params
     assert built(tconv).params["W"].shape == (3, 5, 3, 3) and tconv.params["b"].shape == (5,)
-    for layer in (conv, tconv, MaxPool2D(3, stride=2), Flatten(), Reshape((2, 3))):
+    fused = Conv2DTranspose(2, 4, 3, stride=2, activation="relu")
+    assert conv.get_config()["activation"] is None and fused.get_config()["activation"] == "relu"
+    assert repr(fused) == "Conv2DTranspose(2, 4, 3, stride=2, padding='same', activation='relu')"
+    for layer in (conv, tconv, fused, MaxPool2D(3, stride=2), Flatten(), Reshape((2, 3))):
         clone = layer_from_spec(layer_to_spec(layer))
         assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    spec = layer_to_spec(conv)
+    del spec["config"]["activation"]  # a spec written before the option existed
+    assert layer_from_spec(spec).activation is None
     import json
 
     json.dumps([layer_to_spec(layer) for layer in (conv, tconv, MaxPool2D(2), Reshape((2, 3)))])
@@ -373,6 +442,8 @@ def test_bad_inputs_raise_clear_errors():
     (lambda: Conv2D(1, 4, 3, padding="full"), "padding must be one of"),
     (lambda: Conv2D(1, 4, 3, init="lecun"), "init must be one of"),
     (lambda: Conv2DTranspose(1, 4, 3, stride=1.5), "stride"),
+    (lambda: Conv2D(1, 4, 3, activation="tanh"), r"activation must be one of \(None, 'relu'\)"),
+    (lambda: Conv2DTranspose(1, 4, 3, activation="ReLU"), "activation must be one of"),
     (lambda: MaxPool2D(0), "pool_size"),
     (lambda: MaxPool2D(2, stride=0), "stride"),
     (lambda: Reshape(()), "non-empty shape"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ..threads import chunk_workers, map_chunks
 from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _image_chunks,
-                   _store_nchw, _worker_scratch, conv_geometry, conv_input_grad)
+                   _store_nchw, _upstream, _worker_scratch, conv_geometry, conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -38,6 +38,9 @@ class Conv2DTranspose(_ConvBase):
     W has shape (in_channels, out_channels, KH, KW). Output size: input·stride ("same")
     or (input − 1)·stride + KH ("valid"). ``init``: "he" or "glorot" with
     fan_in = in_channels·KH·KW, fan_out = out_channels·KH·KW.
+
+    ``activation="relu"`` fuses a ReLU into the layer: Y = max(col2im(W₂ᵀ·X) + b, 0), and
+    the backward pass above runs on dY·[Y > 0] (the same numbers as Conv2DTranspose, then ReLU).
     """
 
     def _weight_shape(self):
@@ -60,8 +63,9 @@ class Conv2DTranspose(_ConvBase):
         self._pads_hw = (conv_geometry(oh, self.kernel_size[0], self.stride, self.padding)[1],
                          conv_geometry(ow, self.kernel_size[1], self.stride, self.padding)[1])
         self._x = x
-        return conv_input_grad(self, x, self.params["W"], self.stride, self._pads_hw, (n, self.out_channels, oh, ow),
-                               bias=self.params.get("b"))
+        return self._keep_output(conv_input_grad(self, x, self.params["W"], self.stride, self._pads_hw,
+                                                 (n, self.out_channels, oh, ow), bias=self.params.get("b"),
+                                                 relu=self.activation == "relu"))
 
     def backward(self, dy, input_grad: bool = True):
         """One pass over the batch: each chunk's columns of dY serve both dX and dW."""
@@ -78,15 +82,16 @@ class Conv2DTranspose(_ConvBase):
         dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
 
         def chunk(s, e, worker):
-            cols = _columns(self, "cols", dy[s:e], (kh, kw), self.stride, self._pads_hw, (h, w), worker)
+            dy_chunk = _upstream(self, dy, self._y, s, e, worker)                # dY·[Y > 0] with a fused ReLU
+            cols = _columns(self, "cols", dy_chunk, (kh, kw), self.stride, self._pads_hw, (h, w), worker)
             x2 = _channels_first(x[s:e], _worker_scratch(self, "x_channels_first", worker, (c_in, cols.shape[1]), dy.dtype))
             acc.add(x2, cols, worker)                                # dW₂ += X₂·colsᵀ
             if input_grad:
                 dx2 = _worker_scratch(self, "conv_out", worker, (c_in, cols.shape[1]), dy.dtype)
                 xp.matmul(w2, cols, out=dx2)                         # dX = W₂·cols
-                _store_nchw(xp, dx2, dx[s:e], None)
+                _store_nchw(self, dx2, dx[s:e], None)
             if bias_sums is not None:
-                bias_sums.add_sum(worker, dy[s:e], (0, 2, 3))
+                bias_sums.add_sum(worker, dy_chunk, (0, 2, 3))
 
         map_chunks(chunks, chunk)
         acc.finish()
