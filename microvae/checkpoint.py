@@ -109,7 +109,7 @@ def load(path, backend=None):
         raise CheckpointError(f"{os.fspath(path)!r} has missing or malformed metadata: {exc!r}") from exc
     if backend is not None:
         config["backend"] = backend
-    model = cls(**config)
+    model = cls(**cls.config_from_checkpoint(config))
     groups = model.parameter_groups()
     if set(groups) != set(layout) or any(flat.layout_signature() != layout[name] for name, flat in groups.items()):
         raise CheckpointError(f"{os.fspath(path)!r}: stored parameter layout does not match a {meta['class']} built from its config")

@@ -67,8 +67,12 @@ def test_conv_vae_objective_gradients(variant, shape, likelihood, beta, latent, 
     model.flat.data[...] += rng.normal(0.0, 0.02, model.flat.size)  # b ≠ 0: no pre-activation sits exactly on a kink
     x = images(n, shape, seed)
     eps = model.fixed_noise(x, seed=seed % 1000)
+    # the model's convolutions hold their ReLUs inside; its twin with separate ReLU layers
+    # (the same function and parameters) shows every ReLU's input
+    twin = ConvVAE(**{**model.config, "fuse_relu": False})
+    twin.flat.data[...] = model.flat.data
     with kink_margins() as margins:
-        model.loss(x, eps=eps)
+        twin.loss(x, eps=eps)
     assume(min(margins) > 1e-4)  # finite differences across a kink are meaningless
     result = check_model(model, x, eps_noise=eps, mode="directional", seed=seed % 1000)
     assert result.passed(1e-6), result.table()
@@ -162,6 +166,59 @@ def test_config_rebuilds_the_same_model():
     clone = ConvVAE(**model.config)
     assert clone.flat.layout == model.flat.layout
     np.testing.assert_array_equal(clone.flat.data, model.flat.data)  # same seed, same initial parameters
+
+
+@pytest.mark.parametrize("variant", ["pooling", "strided"])
+def test_fused_relus_change_nothing_but_the_layer_list(variant):
+    """fuse_relu=True (the default) puts each ReLU after a convolution inside it: the same
+    initial parameters, and the same loss and gradients to the last bit, in float32 and
+    float64, on one worker and on three (several chunks per layer)."""
+    import microvae.layers.conv as conv_module
+    from microvae.threads import parallel_chunks
+
+    for dtype in ("float32", "float64"):
+        fused = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, dtype=dtype, seed=4)
+        separate = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, dtype=dtype, seed=4, fuse_relu=False)
+        assert fused.config["fuse_relu"] is True and separate.config["fuse_relu"] is False
+        convs = [l for l in fused.encoder.layers + fused.decoder.layers if isinstance(l, (Conv2D, Conv2DTranspose))]
+        assert [l.activation for l in convs] == ["relu"] * (len(convs) - 1) + [None]  # not the output layer
+        assert sum(isinstance(l, ReLU) for l in separate.encoder.layers + separate.decoder.layers) == \
+            sum(isinstance(l, ReLU) for l in fused.encoder.layers + fused.decoder.layers) + len(convs) - 1
+        assert [shape for _, _, shape in fused.flat.layout] == [shape for _, _, shape in separate.flat.layout]
+        np.testing.assert_array_equal(fused.flat.data, separate.flat.data)
+        x = images(5, (1, 8, 8), seed=1).astype(dtype)
+        eps = fused.fixed_noise(x, seed=2)
+        saved = conv_module.CHUNK_BYTES
+        try:
+            for threads, chunk_bytes in ((1, saved), (3, 1)):
+                conv_module.CHUNK_BYTES = chunk_bytes
+                with parallel_chunks(threads=threads):
+                    assert fused.loss_and_grads(x, eps=eps) == separate.loss_and_grads(x, eps=eps)
+                np.testing.assert_array_equal(fused.flat.grad, separate.flat.grad)
+        finally:
+            conv_module.CHUNK_BYTES = saved
+
+
+def test_checkpoints_from_before_fused_relus_load_with_separate_relus(tmp_path):
+    """A checkpoint whose config has no fuse_relu (written before the option existed) holds
+    separate ReLU layers, and so their parameter names: it loads as fuse_relu=False."""
+    model = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=3, fuse_relu=False)
+    x = images(16, (1, 8, 8), seed=3).astype(np.float32)
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "old.npz"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["model"]))
+    del meta["config"]["fuse_relu"]
+    arrays["model"] = np.array(json.dumps(meta))
+    old = tmp_path / "older.npz"
+    np.savez(old, **arrays)
+    assert "fuse_relu" not in json.loads(str(np.load(old, allow_pickle=False)["model"]))["config"]
+    loaded = microvae.load(old)
+    assert loaded.config["fuse_relu"] is False and loaded.flat.layout == model.flat.layout
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
 
 
 @pytest.mark.parametrize("variant", ["pooling", "strided"])

@@ -35,6 +35,12 @@ class Model(Module):
         super().__init_subclass__(**kwargs)
         MODEL_TYPES[cls.__name__] = cls
 
+    @classmethod
+    def config_from_checkpoint(cls, config: dict) -> dict:
+        """Constructor arguments for a checkpoint's stored config: where an option was added
+        later, the value that rebuilds what older checkpoints hold (see ConvVAE)."""
+        return config
+
     def _setup(self, backend, dtype, seed, config: dict):
         self.backend = get_backend(backend, dtype=dtype, seed=seed)
         self.flat = FlatParameters(self, self.backend)

@@ -13,28 +13,36 @@ __all__ = ["ConvVAE"]
 VARIANTS = ("pooling", "strided")
 
 
-def conv_encoder(channels, height, width, latent_dim, variant) -> Sequential:
+def conv_encoder(channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
     """The encoder of ``ConvVAE``: (N, C, H, W) → (N, 2·latent_dim) = μ ‖ logvar."""
     h4, w4 = height // 4, width // 4
+    act = "relu" if fuse_relu else None  # a ReLU inside each convolution, or a layer of its own after it
+
+    def relu():
+        return [] if fuse_relu else [ReLU()]  # a new layer each time: a ReLU keeps its own output
     if variant == "pooling":
         return Sequential(
-            Conv2D(channels, 16, 3), ReLU(), Conv2D(16, 16, 3), ReLU(), MaxPool2D(2),
-            Conv2D(16, 32, 3), ReLU(), MaxPool2D(2),
+            Conv2D(channels, 16, 3, activation=act), *relu(), Conv2D(16, 16, 3, activation=act), *relu(), MaxPool2D(2),
+            Conv2D(16, 32, 3, activation=act), *relu(), MaxPool2D(2),
             Flatten(), Dense(32 * h4 * w4, 32, init="he"), ReLU(), Dense(32, 2 * latent_dim),
         )
     return Sequential(
-        Conv2D(channels, 32, 3, stride=2), ReLU(), Conv2D(32, 64, 3, stride=2), ReLU(),
+        Conv2D(channels, 32, 3, stride=2, activation=act), *relu(), Conv2D(32, 64, 3, stride=2, activation=act), *relu(),
         Flatten(), Dense(64 * h4 * w4, 32, init="he"), ReLU(), Dense(32, 2 * latent_dim),
     )
 
 
-def conv_decoder(out_channels, height, width, latent_dim, variant) -> Sequential:
+def conv_decoder(out_channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
     """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means."""
     h4, w4 = height // 4, width // 4
     c1, c2 = (32, 16) if variant == "pooling" else (64, 32)
+    act = "relu" if fuse_relu else None
+
+    def relu():
+        return [] if fuse_relu else [ReLU()]
     return Sequential(
         Dense(latent_dim, c1 * h4 * w4, init="he"), ReLU(), Reshape((c1, h4, w4)),
-        Conv2DTranspose(c1, c1, 3, stride=2), ReLU(), Conv2DTranspose(c1, c2, 3, stride=2), ReLU(),
+        Conv2DTranspose(c1, c1, 3, stride=2, activation=act), *relu(), Conv2DTranspose(c1, c2, 3, stride=2, activation=act), *relu(),
         Conv2DTranspose(c2, out_channels, 3, stride=1, init="glorot"),
     )
 
@@ -60,6 +68,12 @@ class ConvVAE(VAE):
 
     H and W must be divisible by 4 (two halvings). With ``likelihood="gaussian-learned"``
     the last layer outputs 2·C channels (means, then log-variances).
+
+    ``fuse_relu`` (default True): each ReLU after a convolution runs inside it
+    (``Conv2D(..., activation="relu")``), which spares a pass over the whole activation.
+    The function, the parameters and their initial values are the same either way; only
+    the layer list, and so the parameters' names, differ. Checkpoints written before this
+    option existed have separate ReLU layers and load with ``fuse_relu=False``.
     """
 
     def __init__(
@@ -72,6 +86,7 @@ class ConvVAE(VAE):
         beta_warmup: int = 0,
         capacity: float | None = None,
         capacity_warmup: int = 0,
+        fuse_relu: bool = True,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -93,8 +108,9 @@ class ConvVAE(VAE):
         latent_dim = int(latent_dim)
         lik = get_likelihood(likelihood)
         self.variant = variant
-        encoder = conv_encoder(channels, height, width, latent_dim, variant)
-        decoder = conv_decoder(lik.output_dim(channels), height, width, latent_dim, variant)
+        fuse_relu = bool(fuse_relu)
+        encoder = conv_encoder(channels, height, width, latent_dim, variant, fuse_relu)
+        decoder = conv_decoder(lik.output_dim(channels), height, width, latent_dim, variant, fuse_relu)
         super().__init__(input_dim=channels * height * width, hidden=(), latent_dim=latent_dim, beta=beta,
                          likelihood=lik, encoder=encoder, decoder=decoder, beta_warmup=beta_warmup, capacity=capacity,
                          capacity_warmup=capacity_warmup, backend=backend, dtype=dtype, seed=seed)
@@ -102,8 +118,13 @@ class ConvVAE(VAE):
         self.config = dict(
             input_shape=list(shape), latent_dim=latent_dim, beta=self.beta, variant=variant,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
-            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name, seed=seed,
         )
+
+    @classmethod
+    def config_from_checkpoint(cls, config: dict) -> dict:
+        """Checkpoints written before ``fuse_relu`` existed have separate ReLU layers."""
+        return {"fuse_relu": False, **config}
 
     def __repr__(self):
         return (f"ConvVAE(input_shape={self.input_shape}, latent_dim={self.latent_dim}, beta={self.beta}, "
