@@ -13,13 +13,19 @@ __all__ = ["ConvVAE"]
 VARIANTS = ("pooling", "strided")
 
 
+def _relu_placement(fuse_relu):
+    """(the convolutions' ``activation``, a maker of the ReLU layers that follow each one): a
+    ReLU inside each convolution, or a new ReLU layer after it (new each time: a ReLU keeps
+    its own output for its backward pass)."""
+    if fuse_relu:
+        return "relu", lambda: []
+    return None, lambda: [ReLU()]
+
+
 def conv_encoder(channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
     """The encoder of ``ConvVAE``: (N, C, H, W) → (N, 2·latent_dim) = μ ‖ logvar."""
     h4, w4 = height // 4, width // 4
-    act = "relu" if fuse_relu else None  # a ReLU inside each convolution, or a layer of its own after it
-
-    def relu():
-        return [] if fuse_relu else [ReLU()]  # a new layer each time: a ReLU keeps its own output
+    act, relu = _relu_placement(fuse_relu)
     if variant == "pooling":
         return Sequential(
             Conv2D(channels, 16, 3, activation=act), *relu(), Conv2D(16, 16, 3, activation=act), *relu(), MaxPool2D(2),
@@ -36,10 +42,7 @@ def conv_decoder(out_channels, height, width, latent_dim, variant, fuse_relu=Tru
     """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means."""
     h4, w4 = height // 4, width // 4
     c1, c2 = (32, 16) if variant == "pooling" else (64, 32)
-    act = "relu" if fuse_relu else None
-
-    def relu():
-        return [] if fuse_relu else [ReLU()]
+    act, relu = _relu_placement(fuse_relu)
     return Sequential(
         Dense(latent_dim, c1 * h4 * w4, init="he"), ReLU(), Reshape((c1, h4, w4)),
         Conv2DTranspose(c1, c1, 3, stride=2, activation=act), *relu(), Conv2DTranspose(c1, c2, 3, stride=2, activation=act), *relu(),
