@@ -139,6 +139,83 @@ def test_maxpool_backward_matches_reference(p):
     np.testing.assert_allclose(got.sum(dtype=np.float64), dy.sum(dtype=np.float64), rtol=0, atol=1e-5 * np.abs(dy).sum())
 
 
+@st.composite
+def direct_problems(draw):
+    """A 3×3 stride-1 "same" convolution: any batch, channel and filter counts (odd F
+    included: the kernel takes filters in pairs) and image sizes down to 1×1."""
+    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 4)), f=draw(st.integers(1, 5)),
+                h=draw(st.integers(1, 9)), w=draw(st.integers(1, 9)), bias=draw(st.booleans()), relu=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+def _direct_arrays(p):
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal((p["n"], p["c"], p["h"], p["w"])).astype(p["dtype"])
+    weight = rng.standard_normal((p["f"], p["c"], 3, 3)).astype(p["dtype"])
+    bias = rng.standard_normal(p["f"]).astype(p["dtype"]) if p["bias"] else None
+    dy = rng.standard_normal((p["n"], p["f"], p["h"], p["w"])).astype(p["dtype"])
+    return x, weight, bias, dy
+
+
+def _tolerance(p, terms):
+    """float32 sums of ``terms`` products, in another order than the reference's."""
+    return dict(rtol=1e-12, atol=1e-12 * terms) if p["dtype"] == np.float64 else dict(rtol=1e-5, atol=1e-6 * terms)
+
+
+@settings(max_examples=60)
+@given(direct_problems())
+def test_conv3x3_same_matches_reference(p):
+    x, weight, bias, _ = _direct_arrays(p)
+    expected = reference.conv3x3_same(x, weight, bias, p["relu"], np.full((p["n"], p["f"], p["h"], p["w"]), np.nan, p["dtype"]))
+    got = cpu.conv3x3_same(x, weight, bias, p["relu"], np.full(expected.shape, np.nan, p["dtype"]))
+    np.testing.assert_allclose(got, expected, **_tolerance(p, 9 * p["c"]))
+    if p["relu"]:
+        assert (got >= 0).all()
+
+
+@settings(max_examples=60)
+@given(direct_problems())
+def test_conv3x3_same_weight_grad_matches_reference(p):
+    x, _, _, dy = _direct_arrays(p)
+    expected = reference.conv3x3_same_weight_grad(x, dy, np.full((p["f"], p["c"], 3, 3), np.nan, p["dtype"]))
+    got = cpu.conv3x3_same_weight_grad(x, dy, np.full(expected.shape, np.nan, p["dtype"]))
+    np.testing.assert_allclose(got, expected, **_tolerance(p, p["n"] * p["h"] * p["w"]))
+
+
+@settings(max_examples=30)
+@given(direct_problems())
+def test_reference_conv3x3_same_is_the_im2col_convolution(p):
+    """The direct definitions against the column-buffer ones: Y = W₂·im2col(X) + b, and
+    dW₂ = dY₂·im2col(X)ᵀ, with one zero row/column on every side."""
+    x, weight, bias, dy = _direct_arrays(p)
+    n, c, f, h, w = p["n"], p["c"], p["f"], p["h"], p["w"]
+    cols = reference.im2col(x, 1, 1, 1, np.empty((c, 3, 3, n, h, w), p["dtype"])).reshape(c * 9, n * h * w)
+    product = (weight.reshape(f, c * 9) @ cols).reshape(f, n, h, w).transpose(1, 0, 2, 3)
+    if bias is not None:
+        product = product + bias[:, None, None]
+    if p["relu"]:
+        product = np.maximum(product, 0)
+    np.testing.assert_allclose(reference.conv3x3_same(x, weight, bias, p["relu"], np.empty_like(product)), product,
+                               **_tolerance(p, 9 * c))
+    dy2 = dy.transpose(1, 0, 2, 3).reshape(f, n * h * w)
+    np.testing.assert_allclose(reference.conv3x3_same_weight_grad(x, dy, np.empty((f, c, 3, 3), p["dtype"])),
+                               (dy2 @ cols.T).reshape(f, c, 3, 3), **_tolerance(p, n * h * w))
+
+
+def test_conv3x3_same_keeps_nan_through_the_relu_and_checks_shapes():
+    x = np.ones((1, 1, 2, 2))
+    x[0, 0, 0, 0] = np.nan
+    for k in (reference, cpu):
+        y = k.conv3x3_same(x, np.ones((1, 1, 3, 3)), None, True, np.empty((1, 1, 2, 2)))
+        assert np.isnan(y).all()  # every output's window holds the NaN
+    with pytest.raises(ValueError, match=r"weight \(F, C, 3, 3\)"):
+        cpu.conv3x3_same(np.zeros((1, 2, 4, 4)), np.zeros((1, 2, 5, 5)), None, False, np.empty((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match=r"y \(N, F, H, W\)"):
+        cpu.conv3x3_same(np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3)), None, False, np.empty((1, 3, 2, 2)))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.conv3x3_same_weight_grad(np.zeros((1, 1, 4, 8))[..., ::2], np.zeros((1, 1, 4, 4)), np.empty((1, 1, 3, 3)))
+
+
 def test_maxpool_ties_go_to_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
     y, a = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int64)
@@ -164,5 +241,6 @@ def test_kernels_are_reachable_through_the_backend():
 
     assert get_backend("numpy").kernels.im2col is cpu.im2col
     assert get_backend("numpy", dtype="float64").kernels.maxpool_backward is cpu.maxpool_backward
-    assert sorted(conv_cpu.__all__) == sorted(conv_reference.__all__) == ["col2im", "im2col", "maxpool_backward", "maxpool_forward"]
+    assert sorted(conv_cpu.__all__) == sorted(conv_reference.__all__) == ["col2im", "conv3x3_same", "conv3x3_same_weight_grad", "im2col",
+                                                                         "maxpool_backward", "maxpool_forward"]
     assert all(getattr(reference, name) is getattr(conv_reference, name) for name in conv_reference.__all__)

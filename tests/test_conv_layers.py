@@ -95,6 +95,8 @@ def conv_cases(draw, transpose=False):
     padding = draw(st.sampled_from(["same", "valid"]))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     stride = draw(st.integers(1, 3))
+    if draw(st.integers(0, 3)) == 0:  # a quarter of the cases take the direct 3×3 route (conv3x3_same)
+        padding, kh, kw, stride = "same", 3, 3, 1
     if transpose:
         h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     elif padding == "valid":
@@ -224,6 +226,91 @@ def test_fused_relu_gradients(case_and_class):
     pre_activation = separate.layers[0].forward(x)
     assume(np.abs(pre_activation).min() > 1e-3 and (pre_activation > 0).any())
     assert_gradcheck(fused, x, seed=case["seed"] % 1000)
+
+
+@st.composite
+def direct_cases(draw):
+    """3×3, stride 1, "same": the geometry the direct route (``kernels.conv3x3_same``) takes."""
+    return dict(n=draw(st.integers(1, 4)), c=draw(st.integers(1, 4)), f=draw(st.integers(1, 5)), kernel=3, stride=1,
+                padding="same", h=draw(st.integers(1, 9)), w=draw(st.integers(1, 9)), bias=draw(st.booleans()),
+                seed=draw(st.integers(0, 2**31)))
+
+
+def _route_counter(monkeypatch, layer):
+    """Count the calls of the direct kernels made through ``layer``'s backend."""
+    calls = []
+    kernels = layer.backend.kernels
+    for name in ("conv3x3_same", "conv3x3_same_weight_grad"):
+        original = getattr(kernels, name)
+        monkeypatch.setattr(kernels, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    return calls
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=direct_cases(), cls=st.sampled_from([Conv2D, Conv2DTranspose]), activation=st.sampled_from([None, "relu"]),
+       input_grad=st.booleans(), threads=st.sampled_from([1, 3]))
+def test_direct_route_equals_the_im2col_route(case, cls, activation, input_grad, threads):
+    """Y, dX, dW and db of a 3×3 stride-1 "same" layer: the direct kernels against the column
+    buffer and BLAS (``DIRECT_3X3 = False``), in float64, on 1 or 3 workers."""
+    import microvae.layers.conv as conv_module
+    from microvae.threads import parallel_chunks
+
+    layer = built(cls(case["c"], case["f"], 3, bias=case["bias"], activation=activation))
+    randomize_params(layer, case["seed"])
+    rng = np.random.default_rng(case["seed"] + 1)
+    x = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    dy = rng.standard_normal((case["n"], case["f"], case["h"], case["w"]))
+    results = {}
+    saved = conv_module.DIRECT_3X3
+    try:
+        for direct in (True, False):
+            conv_module.DIRECT_3X3 = direct
+            with parallel_chunks(threads=threads):
+                results[direct] = _pass(layer, x, dy, input_grad=input_grad)
+    finally:
+        conv_module.DIRECT_3X3 = saved
+    (y, dx, grads), (y_ref, dx_ref, grads_ref) = results[True], results[False]
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    if input_grad:
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-12)
+    else:
+        assert dx is None and dx_ref is None
+    assert set(grads) == set(layer.params)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=direct_cases(), cls=st.sampled_from([Conv2D, Conv2DTranspose]))
+def test_direct_route_gradients(case, cls):
+    """Finite differences (float64) of 3×3 stride-1 "same" layers, whose every pass is direct."""
+    layer = built(cls(case["c"], case["f"], 3, bias=case["bias"]))
+    randomize_params(layer, case["seed"])
+    x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    assert_gradcheck(layer, x, seed=case["seed"] % 1000)
+
+
+@pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
+def test_direct_route_is_taken_only_where_it_applies(monkeypatch, cls):
+    """3×3, stride 1, "same" on the CPU: forward and backward run the direct kernels (and
+    nothing else does); with ``DIRECT_3X3 = False``, or any other geometry, they are never called."""
+    import microvae.layers.conv as conv_module
+
+    x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
+    for make, direct in [(lambda: cls(2, 3, 3), True), (lambda: cls(2, 3, 3, stride=2), False),
+                         (lambda: cls(2, 3, 5), False), (lambda: cls(2, 3, 3, padding="valid"), False),
+                         (lambda: cls(2, 3, (3, 1)), False)]:
+        for enabled in (True, False):
+            layer = built(make())
+            calls = _route_counter(monkeypatch, layer)
+            monkeypatch.setattr(conv_module, "DIRECT_3X3", enabled)
+            y = layer.forward(x)
+            layer.backward(np.ones_like(y))
+            monkeypatch.undo()
+            if direct and enabled:
+                assert calls.count("conv3x3_same") == 2 and calls.count("conv3x3_same_weight_grad") == 1, (layer, calls)
+            else:
+                assert calls == [], (layer, calls)
 
 
 @settings(max_examples=30)

@@ -9,9 +9,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "conv3x3_same", "conv3x3_same_weight_grad"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")  # no per-element ZeroDivision checks: loops vectorise
+# The direct 3×3 kernels: FMAs, and (for the weight gradient's sums) reassociation, which
+# lets LLVM split a sum over pixels across vector lanes.
+_jit_fma = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+_jit_sum = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 
 
 @_jit
@@ -105,6 +109,140 @@ def _maxpool_backward(dy, argmax, dx):
                 d_plane[at_plane[k]] += g_plane[k]
 
 
+# The direct 3×3 convolution. Each image is copied into a zero-bordered plane per channel,
+# flattened with row pitch Wp = W + 2. On that grid tap (i, j) of output position
+# k = h·Wp + w reads padded[c, k + i·Wp + j]: every tap is the same flat plane shifted, so
+# the loops over k run over contiguous memory and vectorise. Positions with w ≥ W (the
+# last two of each row) are computed and thrown away (2/Wp of the work).
+
+@_jit
+def _pad_image(image, padded, pitch):
+    """image (C, H, W) into the interior of ``padded`` (C, (H+2)·pitch + 2); the border is not touched."""
+    channels, height, width = image.shape
+    for c in range(channels):
+        for h in range(height):
+            row = padded[c, (h + 1) * pitch + 1 : (h + 1) * pitch + 1 + width]
+            source = image[c, h]
+            for q in range(width):
+                row[q] = source[q]
+
+
+@_jit_fma
+def _conv3x3_planes(padded, weight, length, pitch, wide):
+    """wide[f, k] = Σ_c Σ_{i,j} weight[f, c, i, j]·padded[c, k + i·pitch + j] for k < length.
+
+    Two filters at a time, with the nine taps of one input channel in one pass: each input
+    value loaded serves 18 products, and each output value is read and written once per
+    input channel rather than once per tap. An odd last filter goes alone."""
+    filters, channels = weight.shape[0], weight.shape[1]
+    for f0 in range(0, filters - 1, 2):
+        a, b = wide[f0, :length], wide[f0 + 1, :length]
+        a[:] = 0.0
+        b[:] = 0.0
+        for c in range(channels):
+            r0 = padded[c, 0 : length + 2]
+            r1 = padded[c, pitch : pitch + length + 2]
+            r2 = padded[c, 2 * pitch : 2 * pitch + length + 2]
+            u, v = weight[f0, c], weight[f0 + 1, c]
+            u00, u01, u02, u10, u11, u12, u20, u21, u22 = u[0, 0], u[0, 1], u[0, 2], u[1, 0], u[1, 1], u[1, 2], u[2, 0], u[2, 1], u[2, 2]
+            v00, v01, v02, v10, v11, v12, v20, v21, v22 = v[0, 0], v[0, 1], v[0, 2], v[1, 0], v[1, 1], v[1, 2], v[2, 0], v[2, 1], v[2, 2]
+            for k in range(length):
+                x00, x01, x02 = r0[k], r0[k + 1], r0[k + 2]
+                x10, x11, x12 = r1[k], r1[k + 1], r1[k + 2]
+                x20, x21, x22 = r2[k], r2[k + 1], r2[k + 2]
+                a[k] += (u00 * x00 + u01 * x01 + u02 * x02 + u10 * x10 + u11 * x11 + u12 * x12
+                         + u20 * x20 + u21 * x21 + u22 * x22)
+                b[k] += (v00 * x00 + v01 * x01 + v02 * x02 + v10 * x10 + v11 * x11 + v12 * x12
+                         + v20 * x20 + v21 * x21 + v22 * x22)
+    if filters % 2:
+        a = wide[filters - 1, :length]
+        a[:] = 0.0
+        for c in range(channels):
+            r0 = padded[c, 0 : length + 2]
+            r1 = padded[c, pitch : pitch + length + 2]
+            r2 = padded[c, 2 * pitch : 2 * pitch + length + 2]
+            u = weight[filters - 1, c]
+            u00, u01, u02, u10, u11, u12, u20, u21, u22 = u[0, 0], u[0, 1], u[0, 2], u[1, 0], u[1, 1], u[1, 2], u[2, 0], u[2, 1], u[2, 2]
+            for k in range(length):
+                a[k] += (u00 * r0[k] + u01 * r0[k + 1] + u02 * r0[k + 2] + u10 * r1[k] + u11 * r1[k + 1]
+                         + u12 * r1[k + 2] + u20 * r2[k] + u21 * r2[k + 1] + u22 * r2[k + 2])
+
+
+@_jit
+def _conv3x3_same(x, weight, bias, relu, y):
+    n_img, channels, height, width = x.shape
+    filters = weight.shape[0]
+    pitch, length = width + 2, height * (width + 2)
+    padded = np.zeros((channels, (height + 2) * pitch + 2), dtype=x.dtype)
+    wide = np.empty((filters, length), dtype=y.dtype)
+    shift = np.zeros(filters, dtype=y.dtype)
+    if bias.size:
+        shift[:] = bias
+    for n in range(n_img):
+        _pad_image(x[n], padded, pitch)
+        _conv3x3_planes(padded, weight, length, pitch, wide)
+        for f in range(filters):
+            for h in range(height):
+                source, target = wide[f, h * pitch : h * pitch + width], y[n, f, h]
+                for q in range(width):
+                    value = source[q] + shift[f]
+                    target[q] = (0.0 if value <= 0 else value) if relu else value  # as relu_forward (NaN stays)
+
+
+@_jit_sum
+def _weight_grad_planes(padded, dy_wide, length, pitch, dw):
+    """dw[f, c, i, j] += Σ_k dy_wide[f, k]·padded[c, k + i·pitch + j] for k < length: nine
+    sums over the pixels per (f, c), each input row read once for all nine."""
+    filters, channels = dw.shape[0], dw.shape[1]
+    zero = np.zeros(1, dtype=dw.dtype)[0]
+    for c in range(channels):
+        r0 = padded[c, 0 : length + 2]
+        r1 = padded[c, pitch : pitch + length + 2]
+        r2 = padded[c, 2 * pitch : 2 * pitch + length + 2]
+        for f in range(filters):
+            g = dy_wide[f, :length]
+            s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = zero
+            for k in range(length):
+                d = g[k]
+                s00 += d * r0[k]
+                s01 += d * r0[k + 1]
+                s02 += d * r0[k + 2]
+                s10 += d * r1[k]
+                s11 += d * r1[k + 1]
+                s12 += d * r1[k + 2]
+                s20 += d * r2[k]
+                s21 += d * r2[k + 1]
+                s22 += d * r2[k + 2]
+            t = dw[f, c]
+            t[0, 0] += s00
+            t[0, 1] += s01
+            t[0, 2] += s02
+            t[1, 0] += s10
+            t[1, 1] += s11
+            t[1, 2] += s12
+            t[2, 0] += s20
+            t[2, 1] += s21
+            t[2, 2] += s22
+
+
+@_jit
+def _conv3x3_same_weight_grad(x, dy, dw):
+    n_img, channels, height, width = x.shape
+    filters = dy.shape[1]
+    pitch, length = width + 2, height * (width + 2)
+    padded = np.zeros((channels, (height + 2) * pitch + 2), dtype=x.dtype)
+    dy_wide = np.zeros((filters, length), dtype=dy.dtype)  # the two extra columns of each row stay 0
+    dw[...] = 0.0
+    for n in range(n_img):
+        _pad_image(x[n], padded, pitch)
+        for f in range(filters):
+            for h in range(height):
+                target, source = dy_wide[f, h * pitch : h * pitch + width], dy[n, f, h]
+                for q in range(width):
+                    target[q] = source[q]
+        _weight_grad_planes(padded, dy_wide, length, pitch, dw)
+
+
 def _contiguous(*arrays):
     for a in arrays:
         if not a.flags.c_contiguous:
@@ -135,3 +273,25 @@ def maxpool_backward(dy, argmax, pool, stride, dx):
     _contiguous(dy, argmax, dx)
     _maxpool_backward(dy, argmax, dx)
     return dx
+
+
+def _conv3x3_shapes(x, weight_shape, y_shape):
+    n, c, h, w = x.shape
+    if weight_shape[1:] != (c, 3, 3) or y_shape != (n, weight_shape[0], h, w):
+        raise ValueError(f"conv3x3_same needs x (N, C, H, W), weight (F, C, 3, 3) and y (N, F, H, W); "
+                         f"got {x.shape}, {weight_shape}, {y_shape}")
+
+
+def conv3x3_same(x, weight, bias, relu, y):
+    _contiguous(x, weight, y)
+    _conv3x3_shapes(x, weight.shape, y.shape)
+    bias = np.empty(0, dtype=y.dtype) if bias is None else np.ascontiguousarray(bias)
+    _conv3x3_same(x, weight, bias, bool(relu), y)
+    return y
+
+
+def conv3x3_same_weight_grad(x, dy, dw):
+    _contiguous(x, dy, dw)
+    _conv3x3_shapes(x, dw.shape, dy.shape)
+    _conv3x3_same_weight_grad(x, dy, dw)
+    return dw

@@ -14,7 +14,7 @@ All kernels write into caller-provided outputs (which they overwrite) and return
 
 from __future__ import annotations
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "conv3x3_same", "conv3x3_same_weight_grad"]
 
 
 def _xp(a):
@@ -122,3 +122,43 @@ def maxpool_backward(dy, argmax, pool, stride, dx):
             here = argmax == (rows0 + i) * w + (cols0 + j)
             dx[:, :, rows, columns] += xp.where(here, dy, 0)
     return dx
+
+
+def conv3x3_same(x, weight, bias, relu, y):
+    """The 3×3, stride-1 convolution with one zero row/column on every side (OH, OW = H, W),
+    computed directly, without a column buffer:
+
+        y[n, f, h, w] = Σ_{c,i,j} weight[f, c, i, j]·x[n, c, h + i − 1, w + j − 1] + bias[f]
+
+    then max(·, 0) if ``relu``. x: (N, C, H, W); weight: (F, C, 3, 3); bias: (F,) or None;
+    y: (N, F, H, W), overwritten.
+    """
+    xp = _xp(x)
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2, w + 2), dtype=x.dtype)
+    padded[:, :, 1 : h + 1, 1 : w + 1] = x
+    total = xp.zeros(y.shape, dtype=y.dtype)
+    for i in range(3):
+        for j in range(3):  # one tap: (F, C)·(N, C, H, W) shifted by (i, j)
+            total += xp.einsum("fc,nchw->nfhw", weight[:, :, i, j], padded[:, :, i : i + h, j : j + w])
+    if bias is not None:
+        total += bias[:, None, None]
+    y[...] = xp.where(total <= 0, 0, total) if relu else total  # NaN stays NaN, as in relu_forward
+    return y
+
+
+def conv3x3_same_weight_grad(x, dy, dw):
+    """The weight gradient of ``conv3x3_same``:
+
+        dw[f, c, i, j] = Σ_{n,h,w} dy[n, f, h, w]·x[n, c, h + i − 1, w + j − 1]   (0 outside x)
+
+    x: (N, C, H, W); dy: (N, F, H, W); dw: (F, C, 3, 3), overwritten.
+    """
+    xp = _xp(x)
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2, w + 2), dtype=x.dtype)
+    padded[:, :, 1 : h + 1, 1 : w + 1] = x
+    for i in range(3):
+        for j in range(3):
+            dw[:, :, i, j] = xp.einsum("nfhw,nchw->fc", dy, padded[:, :, i : i + h, j : j + w])
+    return dw

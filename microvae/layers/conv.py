@@ -24,6 +24,15 @@ scratch buffers. With stride 1, dX is also a convolution of dY with the flipped 
 and those columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below
 are shared with ``Conv2DTranspose``, whose forward pass *is* this layer's input gradient.
 
+**The direct route.** On the CPU, a 3×3 convolution with stride 1 and "same" padding (one
+zero row/column on every side) skips the column buffer: ``kernels.conv3x3_same`` computes
+Y from a zero-bordered copy of each image, ``conv3x3_same_weight_grad`` gives dW the same
+way, and dX is ``conv3x3_same`` of dY with the flipped kernel (``conv3x3_backward``).
+Conv2DTranspose takes it too (its forward pass is that dX). Why: the columns of a
+16-channel 28×28 layer are nine copies of its input, and with both cores forming them
+the memory traffic, not the arithmetic, set the pace (two threads ran a chunk loop no
+faster than one). ``DIRECT_3X3 = False`` turns the route off. The GPU always uses im2col.
+
 **A fused ReLU** (``activation="relu"``): Y = max(W₂·cols + b, 0), applied to each chunk of
 the output as it is stored, and the backward pass starts from dY·[Y > 0], formed chunk by
 chunk. It gives what Conv2D followed by ReLU gives, without a separate pass over the whole
@@ -146,6 +155,67 @@ def _columns(layer, name, x, kernel_hw, stride, pads, out_hw, worker=0):
     return cols.reshape(c * kernel_hw[0] * kernel_hw[1], -1)
 
 
+# The direct route (``kernels.conv3x3_same``): no column buffer. Building a 16-channel 28×28
+# layer's columns writes nine copies of its input, and with both cores doing that the memory
+# traffic, not the arithmetic, set the pace. Off: every convolution goes through im2col.
+DIRECT_3X3 = True
+
+
+def _direct_3x3(layer, kernel_hw, stride, pads, in_hw, out_hw):
+    """Whether this convolution takes the direct route: on the CPU, 3×3, stride 1, and one
+    zero row/column on every side (so the output is the input's size)."""
+    return (DIRECT_3X3 and layer.backend.name == "numpy" and tuple(kernel_hw) == (3, 3) and stride == 1
+            and tuple(pads) == (1, 1) and tuple(in_hw) == tuple(out_hw))
+
+
+def _direct_chunks(layer, n):
+    """One chunk of images per worker: the direct kernels need no cache-sized buffers."""
+    return _image_chunks(layer, n, 1)
+
+
+def _flipped_3x3(xp, weight):
+    """W′ (C, F, 3, 3): the kernel that maps dY to dX of a 3×3 "same" convolution,
+    dX[c] = Σ_f W′[c, f] ⋆ dY[f] (``_flipped_kernel``, unflattened)."""
+    return _flipped_kernel(xp, weight).reshape(weight.shape[1], weight.shape[0], 3, 3)
+
+
+def conv3x3_backward(layer, dy, x, dx_weight, grad_w, grad_b=None, relu_out=None, input_grad=True, transposed=False):
+    """A direct 3×3 layer's backward pass, in one pass over the chunks of the batch:
+
+        Conv2D:            dW[f, c] = Σ_n dY[n, f] ⋆ X[n, c]     dX = conv3x3_same(dY, W′)
+        Conv2DTranspose:   dW[c, f] = Σ_n X[n, c] ⋆ dY[n, f]      dX = conv3x3_same(dY, W)
+
+    (⋆: the nine-tap correlation of ``conv3x3_same_weight_grad``), db = Σ dY. ``dx_weight``
+    is W′ or W; with a fused ReLU's output ``relu_out``, dY·[Y > 0] stands for dY. Returns
+    dX (a new array) or None."""
+    xp, kernels = layer.backend.xp, layer.backend.kernels
+    x, dy = xp.ascontiguousarray(x), xp.ascontiguousarray(dy)
+    n = dy.shape[0]
+    chunks = _direct_chunks(layer, n)
+    workers = chunk_workers(chunks)
+    sums = _ChunkSums(layer, grad_w.shape, dy.dtype, workers)
+    bias_sums = _bias_grad_sums(layer, dy, workers, grad_b is not None)
+    dx = xp.empty((n, dx_weight.shape[0], *dy.shape[2:]), dtype=dy.dtype) if input_grad else None
+
+    def chunk(s, e, worker):
+        dy_chunk = _upstream(layer, dy, relu_out, s, e, worker)
+        if transposed:
+            kernels.conv3x3_same_weight_grad(dy_chunk, x[s:e], sums.part(worker))
+        else:
+            kernels.conv3x3_same_weight_grad(x[s:e], dy_chunk, sums.part(worker))
+        sums.add_part(worker)
+        if bias_sums is not None:
+            bias_sums.add_sum(worker, dy_chunk, (0, 2, 3))
+        if input_grad:
+            kernels.conv3x3_same(dy_chunk, dx_weight, None, False, dx[s:e])
+
+    map_chunks(chunks, chunk)
+    grad_w[...] = sums.total()
+    if bias_sums is not None:
+        grad_b[...] = bias_sums.total()
+    return dx
+
+
 def conv_forward(layer, x, weight, stride, pads, out_hw, bias=None, relu=False):
     """Y = W₂·im2col(X) + b (then max(·, 0) if ``relu``), as a new (N, F, OH, OW) array; one
     BLAS product per chunk of images."""
@@ -154,6 +224,12 @@ def conv_forward(layer, x, weight, stride, pads, out_hw, bias=None, relu=False):
     n, c = x.shape[:2]
     f, _, kh, kw = weight.shape
     w2 = weight.reshape(f, c * kh * kw)
+    if _direct_3x3(layer, (kh, kw), stride, pads, x.shape[2:], out_hw):
+        y = xp.empty((n, f, *out_hw), dtype=x.dtype)
+        weight = xp.ascontiguousarray(weight)
+        map_chunks(_direct_chunks(layer, n),
+                   lambda s, e, worker: layer.backend.kernels.conv3x3_same(x[s:e], weight, bias, relu, y[s:e]))
+        return y
     y = xp.empty((n, f, out_hw[0] * out_hw[1]), dtype=x.dtype)
 
     def chunk(s, e, worker):
@@ -308,6 +384,15 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None, relu=Fa
     n, f, oh, ow = dy.shape
     _, c, kh, kw = weight.shape
     h, w = x_shape[2:]
+    if _direct_3x3(layer, (kh, kw), stride, pads, (h, w), (oh, ow)):
+        dx = xp.empty(x_shape, dtype=dy.dtype)
+        flipped = _flipped_3x3(xp, weight)
+
+        def direct_chunk(s, e, worker):
+            layer.backend.kernels.conv3x3_same(_upstream(layer, dy, relu_out, s, e, worker), flipped, bias, relu, dx[s:e])
+
+        map_chunks(_direct_chunks(layer, n), direct_chunk)
+        return dx
     if _input_grad_from_dy_columns(stride, f, c):
         flipped = _flipped_kernel(xp, weight)
         dx = xp.empty((n, c, h * w), dtype=dy.dtype)
@@ -433,6 +518,9 @@ class Conv2D(_ConvBase):
                                               bias=self.params.get("b"), relu=self.activation == "relu"))
 
     def backward(self, dy, input_grad: bool = True):
+        if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, self._x_shape[2:], dy.shape[2:]):
+            return conv3x3_backward(self, dy, self._x, _flipped_3x3(self.backend.xp, self.params["W"]), self.grads["W"],
+                                    self.grads.get("b"), relu_out=self._y, input_grad=input_grad)
         if input_grad and _input_grad_from_dy_columns(self.stride, self.out_channels, self.in_channels):
             return conv_backward_unit_stride(self, dy, self._x, self.params["W"], self._pads_hw, self.grads["W"],
                                              self.grads.get("b"), relu_out=self._y)

@@ -22,8 +22,9 @@ input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1
 from __future__ import annotations
 
 from ..threads import chunk_workers, map_chunks
-from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _image_chunks,
-                   _store_nchw, _upstream, _worker_scratch, conv_geometry, conv_input_grad)
+from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _direct_3x3,
+                   _image_chunks, _store_nchw, _upstream, _worker_scratch, conv3x3_backward, conv_geometry,
+                   conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -72,6 +73,9 @@ class Conv2DTranspose(_ConvBase):
         xp, x = self.backend.xp, self._x
         dy = xp.ascontiguousarray(dy)
         weight = self.params["W"]
+        if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, dy.shape[2:], x.shape[2:]):
+            return conv3x3_backward(self, dy, x, xp.ascontiguousarray(weight), self.grads["W"], self.grads.get("b"),
+                                    relu_out=self._y, input_grad=input_grad, transposed=True)
         n, c_in, h, w = x.shape
         kh, kw = self.kernel_size
         w2 = weight.reshape(c_in, -1)
