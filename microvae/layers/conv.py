@@ -482,6 +482,9 @@ class Conv2D(_ConvBase):
     Forward (via im2col):   Y = W₂·cols + b,  cols (C·KH·KW, N·OH·OW) the windows of X
     Backward:               dW₂ = dY·colsᵀ,   db = Σ_{n,oh,ow} dY,   dX = col2im(W₂ᵀ·dY)
 
+    3×3, stride 1, "same" on the CPU (direct, no column buffer; see the module doc):
+    Y[f] = Σ_c W[f, c] ⋆ X[c] + b,   dW[f, c] = Σ_n dY[f] ⋆ X[c],   dX[c] = Σ_f W′[c, f] ⋆ dY[f]
+
     ``kernel_size`` is an int or (KH, KW); ``stride`` an int; ``padding`` "same" (output
     ⌈H/s⌉ × ⌈W/s⌉; extra zero row/column at the bottom/right when the padding is odd) or
     "valid" (no padding). ``init``: "he" (N(0, 2/fan_in), before ReLU) or "glorot", with

@@ -36,6 +36,9 @@ class Conv2DTranspose(_ConvBase):
     Backward:   dX = W₂·im2col(dY)                (Conv2D's forward, applied to dY)
                 dW₂ = X·im2col(dY)ᵀ,   db = Σ_{n,h,w} dY
 
+    3×3, stride 1, "same" on the CPU: the same passes through Conv2D's direct kernels
+    (``kernels.conv3x3_same``), without a column buffer.
+
     W has shape (in_channels, out_channels, KH, KW). Output size: input·stride ("same")
     or (input − 1)·stride + KH ("valid"). ``init``: "he" or "glorot" with
     fan_in = in_channels·KH·KW, fan_out = out_channels·KH·KW.
