@@ -155,9 +155,8 @@ def _columns(layer, name, x, kernel_hw, stride, pads, out_hw, worker=0):
     return cols.reshape(c * kernel_hw[0] * kernel_hw[1], -1)
 
 
-# The direct route (``kernels.conv3x3_same``): no column buffer. Building a 16-channel 28×28
-# layer's columns writes nine copies of its input, and with both cores doing that the memory
-# traffic, not the arithmetic, set the pace. Off: every convolution goes through im2col.
+# The direct route for 3×3 stride-1 "same" convolutions (see the module doc). False: every
+# convolution goes through im2col (the tests compare the two routes this way).
 DIRECT_3X3 = True
 
 
