@@ -69,6 +69,30 @@ def test_col2im_matches_reference(p):
     np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
 
 
+@st.composite
+def stride2_three_wide_problems(draw):
+    """The geometry of col2im's stride-2 fast path: KW = 3, no left padding, width = 2·OW
+    (any KH, top padding and height)."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh = draw(st.integers(1, 4))
+    pad_top = draw(st.integers(0, kh - 1))
+    ow = draw(st.integers(1, 6))
+    h = draw(st.integers(max(1, kh - pad_top), 9))
+    oh = draw(st.integers(1, (h + pad_top + kh - 1 - kh) // 2 + 1))  # windows may run past the bottom (zero rows)
+    return dict(shape=(n, c, h, 2 * ow), kernel=(kh, 3), stride=2, pad_top=pad_top, pad_left=0, out=(oh, ow),
+                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+@settings(max_examples=60)
+@given(stride2_three_wide_problems())
+def test_col2im_stride2_fast_path_matches_reference(p):
+    rng = np.random.default_rng(p["seed"])
+    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
+    expected = reference.col2im(cols, 2, p["pad_top"], 0, np.full(p["shape"], np.nan, p["dtype"]))
+    got = cpu.col2im(cols, 2, p["pad_top"], 0, np.full(p["shape"], np.nan, p["dtype"]))
+    np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
+
+
 @settings(max_examples=40)
 @given(conv_problems())
 def test_col2im_is_the_adjoint_of_im2col(p):

@@ -41,6 +41,9 @@ def _im2col(x, stride, pad_top, pad_left, cols):
 def _col2im(cols, stride, pad_top, pad_left, x):
     n_img, channels, height, width = x.shape
     kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    if stride == 2 and kw == 3 and pad_left == 0 and width == 2 * ow:
+        _col2im_stride2_three_wide(cols, pad_top, x)
+        return
     x[...] = 0.0
     for c in range(channels):
         for i in range(kh):
@@ -54,6 +57,32 @@ def _col2im(cols, stride, pad_top, pad_left, x):
                             w = q * stride + j - pad_left
                             if 0 <= w < width:
                                 x[n, c, h, w] += cols[c, i, j, n, r, q]
+
+
+@_jit
+def _col2im_stride2_three_wide(cols, pad_top, x):
+    # col2im for stride 2, KW = 3, no left padding and width = 2·OW (a stride-2 "same"
+    # convolution of an even width, and its transposed twin): output column 2m takes taps
+    # j = 0 (q = m) and j = 2 (q = m − 1), column 2m + 1 takes tap j = 1 (q = m). Written as
+    # pairs of neighbouring columns from three contiguous rows of taps, the loop vectorises,
+    # where the general loop's stride-2 scatter ran one element at a time (3.5–4.6× slower).
+    n_img, channels, height = x.shape[0], x.shape[1], x.shape[2]
+    kh, oh, ow = cols.shape[1], cols.shape[4], cols.shape[5]
+    x[...] = 0.0
+    for c in range(channels):
+        for i in range(kh):
+            for n in range(n_img):
+                for r in range(oh):
+                    h = r * 2 + i - pad_top
+                    if h < 0 or h >= height:
+                        continue
+                    tap0, tap1, tap2 = cols[c, i, 0, n, r], cols[c, i, 1, n, r], cols[c, i, 2, n, r]
+                    row = x[n, c, h]
+                    row[0] += tap0[0]
+                    row[1] += tap1[0]
+                    for m in range(1, ow):
+                        row[2 * m] += tap0[m] + tap2[m - 1]
+                        row[2 * m + 1] += tap1[m]
 
 
 @_jit
