@@ -71,8 +71,8 @@ def test_col2im_matches_reference(p):
 
 @st.composite
 def stride2_three_wide_problems(draw):
-    """The geometry of col2im's stride-2 fast path: KW = 3, no left padding, width = 2·OW
-    (any KH, top padding and height)."""
+    """The geometry of the stride-2 fast paths of im2col and col2im: KW = 3, no left
+    padding, width = 2·OW (any KH, top padding and height)."""
     n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     kh = draw(st.integers(1, 4))
     pad_top = draw(st.integers(0, kh - 1))
@@ -81,6 +81,15 @@ def stride2_three_wide_problems(draw):
     oh = draw(st.integers(1, (h + pad_top + kh - 1 - kh) // 2 + 1))  # windows may run past the bottom (zero rows)
     return dict(shape=(n, c, h, 2 * ow), kernel=(kh, 3), stride=2, pad_top=pad_top, pad_left=0, out=(oh, ow),
                 seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+@settings(max_examples=60)
+@given(stride2_three_wide_problems())
+def test_im2col_stride2_fast_path_matches_reference(p):
+    x = np.random.default_rng(p["seed"]).standard_normal(p["shape"]).astype(p["dtype"])
+    expected = reference.im2col(x, 2, p["pad_top"], 0, np.full(_cols_shape(p), np.nan, p["dtype"]))
+    got = cpu.im2col(x, 2, p["pad_top"], 0, np.full(_cols_shape(p), np.nan, p["dtype"]))
+    np.testing.assert_array_equal(got, expected)
 
 
 @settings(max_examples=60)
