@@ -1,7 +1,10 @@
 """Numba twins of ``conv_reference.py`` (same names, same results), for the CPU backend.
 
 Direct loops over the 6-D column buffer (C, KH, KW, N, OH, OW); see the reference module
-for the definitions. Arrays must be C-contiguous.
+for the definitions. Arrays must be C-contiguous. im2col and col2im take a fast path for
+stride 2, three taps across, no left padding and an even width (the stride-2 layers of the
+ConvVAE); ``conv3x3_same`` and ``conv3x3_same_weight_grad`` are the direct 3×3 kernels,
+which need no column buffer.
 """
 
 from __future__ import annotations
