@@ -45,8 +45,26 @@ def _cols_shape(p):
     return (c, *p["kernel"], n, *p["out"])
 
 
-@settings(max_examples=60)
-@given(conv_problems())
+@st.composite
+def stride2_three_wide_problems(draw):
+    """The geometry of the stride-2 fast paths of im2col and col2im: KW = 3, no left
+    padding, width = 2·OW (any KH, top padding and height)."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh = draw(st.integers(1, 4))
+    pad_top = draw(st.integers(0, kh - 1))
+    ow = draw(st.integers(1, 6))
+    h = draw(st.integers(max(1, kh - pad_top), 9))
+    oh = draw(st.integers(1, (h + pad_top - 1) // 2 + 1))  # every window starts inside; it may run past the bottom
+    return dict(shape=(n, c, h, 2 * ow), kernel=(kh, 3), stride=2, pad_top=pad_top, pad_left=0, out=(oh, ow),
+                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+# Either geometry: im2col and col2im take their stride-2 fast path on the second kind.
+GEOMETRIES = st.one_of(conv_problems(), stride2_three_wide_problems())
+
+
+@settings(max_examples=80)
+@given(GEOMETRIES)
 def test_im2col_matches_reference(p):
     rng = np.random.default_rng(p["seed"])
     x = rng.standard_normal(p["shape"]).astype(p["dtype"])
@@ -57,8 +75,8 @@ def test_im2col_matches_reference(p):
     np.testing.assert_array_equal(got, expected)
 
 
-@settings(max_examples=60)
-@given(conv_problems())
+@settings(max_examples=80)
+@given(GEOMETRIES)
 def test_col2im_matches_reference(p):
     rng = np.random.default_rng(p["seed"])
     cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
@@ -69,41 +87,8 @@ def test_col2im_matches_reference(p):
     np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
 
 
-@st.composite
-def stride2_three_wide_problems(draw):
-    """The geometry of the stride-2 fast paths of im2col and col2im: KW = 3, no left
-    padding, width = 2·OW (any KH, top padding and height)."""
-    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    kh = draw(st.integers(1, 4))
-    pad_top = draw(st.integers(0, kh - 1))
-    ow = draw(st.integers(1, 6))
-    h = draw(st.integers(max(1, kh - pad_top), 9))
-    oh = draw(st.integers(1, (h + pad_top + kh - 1 - kh) // 2 + 1))  # windows may run past the bottom (zero rows)
-    return dict(shape=(n, c, h, 2 * ow), kernel=(kh, 3), stride=2, pad_top=pad_top, pad_left=0, out=(oh, ow),
-                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
-
-
-@settings(max_examples=60)
-@given(stride2_three_wide_problems())
-def test_im2col_stride2_fast_path_matches_reference(p):
-    x = np.random.default_rng(p["seed"]).standard_normal(p["shape"]).astype(p["dtype"])
-    expected = reference.im2col(x, 2, p["pad_top"], 0, np.full(_cols_shape(p), np.nan, p["dtype"]))
-    got = cpu.im2col(x, 2, p["pad_top"], 0, np.full(_cols_shape(p), np.nan, p["dtype"]))
-    np.testing.assert_array_equal(got, expected)
-
-
-@settings(max_examples=60)
-@given(stride2_three_wide_problems())
-def test_col2im_stride2_fast_path_matches_reference(p):
-    rng = np.random.default_rng(p["seed"])
-    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
-    expected = reference.col2im(cols, 2, p["pad_top"], 0, np.full(p["shape"], np.nan, p["dtype"]))
-    got = cpu.col2im(cols, 2, p["pad_top"], 0, np.full(p["shape"], np.nan, p["dtype"]))
-    np.testing.assert_allclose(got, expected, **TOL[p["dtype"]])
-
-
 @settings(max_examples=40)
-@given(conv_problems())
+@given(GEOMETRIES)
 def test_col2im_is_the_adjoint_of_im2col(p):
     """<im2col(x), g> = <x, col2im(g)> for all x, g: col2im is im2col's transpose."""
     rng = np.random.default_rng(p["seed"])
