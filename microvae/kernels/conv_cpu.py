@@ -180,12 +180,13 @@ def _maxpool_backward(dy, argmax, dx):
 # last two of each row) are computed and thrown away (2/Wp of the work).
 
 @_jit
-def _pad_image(image, padded, pitch):
-    """image (C, H, W) into the interior of ``padded`` (C, (H+2)·pitch + 2); the border is not touched."""
+def _into_grid(image, grid, pitch, offset):
+    """image (C, H, W) into ``grid`` (C, ·), row h at grid[c, offset + h·pitch :][:W]; the
+    rest of the grid is not touched. offset = pitch + 1 is the interior of a zero border."""
     channels, height, width = image.shape
     for c in range(channels):
         for h in range(height):
-            row = padded[c, (h + 1) * pitch + 1 : (h + 1) * pitch + 1 + width]
+            row = grid[c, offset + h * pitch : offset + h * pitch + width]
             source = image[c, h]
             for q in range(width):
                 row[q] = source[q]
@@ -250,7 +251,7 @@ def _conv3x3_same(x, weight, bias, relu, y):
     if bias.size:
         shift[:] = bias
     for n in range(n_img):
-        _pad_image(x[n], padded, pitch)
+        _into_grid(x[n], padded, pitch, pitch + 1)
         _conv3x3_planes(padded, weight, length, pitch, wide)
         for f in range(filters):
             for h in range(height):
@@ -305,12 +306,8 @@ def _conv3x3_same_weight_grad(x, dy, dw):
     dy_wide = np.zeros((filters, length), dtype=dy.dtype)  # the two extra columns of each row stay 0
     dw[...] = 0.0
     for n in range(n_img):
-        _pad_image(x[n], padded, pitch)
-        for f in range(filters):
-            for h in range(height):
-                target, source = dy_wide[f, h * pitch : h * pitch + width], dy[n, f, h]
-                for q in range(width):
-                    target[q] = source[q]
+        _into_grid(x[n], padded, pitch, pitch + 1)
+        _into_grid(dy[n], dy_wide, pitch, 0)
         _weight_grad_planes(padded, dy_wide, length, pitch, dw)
 
 

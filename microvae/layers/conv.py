@@ -222,13 +222,13 @@ def conv_forward(layer, x, weight, stride, pads, out_hw, bias=None, relu=False):
     x = xp.ascontiguousarray(x)
     n, c = x.shape[:2]
     f, _, kh, kw = weight.shape
-    w2 = weight.reshape(f, c * kh * kw)
     if _direct_3x3(layer, (kh, kw), stride, pads, x.shape[2:], out_hw):
         y = xp.empty((n, f, *out_hw), dtype=x.dtype)
         weight = xp.ascontiguousarray(weight)
         map_chunks(_direct_chunks(layer, n),
                    lambda s, e, worker: layer.backend.kernels.conv3x3_same(x[s:e], weight, bias, relu, y[s:e]))
         return y
+    w2 = weight.reshape(f, c * kh * kw)
     y = xp.empty((n, f, out_hw[0] * out_hw[1]), dtype=x.dtype)
 
     def chunk(s, e, worker):
