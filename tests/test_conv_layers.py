@@ -290,6 +290,19 @@ def test_direct_route_gradients(case, cls):
     assert_gradcheck(layer, x, seed=case["seed"] % 1000)
 
 
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4),
+       bias=st.booleans(), seed=st.integers(0, 2**31), cls=st.sampled_from([Conv2D, Conv2DTranspose]))
+def test_stride2_fast_path_gradients(n, c, f, h, w, bias, seed, cls):
+    """Finite differences (float64) of 3×3 stride-2 "same" layers on even sizes, whose im2col
+    and col2im take the stride-2 fast path (Conv2D sees 2h × 2w, Conv2DTranspose h × w)."""
+    layer = built(cls(c, f, 3, stride=2, bias=bias))
+    randomize_params(layer, seed)
+    size = (2 * h, 2 * w) if cls is Conv2D else (h, w)
+    x = np.random.default_rng(seed + 1).standard_normal((n, c, *size))
+    assert_gradcheck(layer, x, seed=seed % 1000)
+
+
 @pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
 def test_direct_route_is_taken_only_where_it_applies(monkeypatch, cls):
     """3×3, stride 1, "same" on the CPU: forward and backward run the direct kernels (and
