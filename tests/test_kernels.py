@@ -65,6 +65,40 @@ def test_fused_bernoulli_kernel_matches_reference(dtype, shape, extreme, data):
     np.testing.assert_allclose(d_c, d_r, **_tol(dtype))
 
 
+@pytest.mark.parametrize("shape", [(3, 784), (5, 37), (1, 1)])
+def test_fused_bernoulli_kernel_float32_at_image_widths(shape):
+    # float32 takes the one-pass kernel (vector_math's exp and log1p); rows as wide as images
+    rng = np.random.default_rng(sum(shape))
+    logits = (rng.standard_normal(shape) * 6).astype(np.float32)
+    x = rng.random(shape).astype(np.float32)
+    d_c, d_r = np.empty_like(logits), np.empty_like(logits)
+    row_c, row_r = np.empty(shape[0]), np.empty(shape[0])
+    cpu.bernoulli_nll_logits(logits, x, 0.5, d_c, row_c)
+    reference.bernoulli_nll_logits(logits, x, 0.5, d_r, row_r)
+    np.testing.assert_allclose(row_c, row_r, rtol=1e-6)
+    np.testing.assert_allclose(d_c, d_r, rtol=1e-6, atol=1e-7)
+
+
+def test_fused_bernoulli_kernel_takes_the_float32_pass_only_for_float32(monkeypatch):
+    calls = []
+    original = cpu._bernoulli_nll_f32
+    monkeypatch.setattr(cpu, "_bernoulli_nll_f32", lambda *args: calls.append(args[0].dtype) or original(*args))
+    for dtype in (np.float32, np.float64):
+        logits = np.zeros((2, 3), dtype)
+        cpu.bernoulli_nll_logits(logits, np.full_like(logits, 0.5), 1.0, np.empty_like(logits), np.empty(2))
+    assert calls == [np.float32]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_bernoulli_kernel_propagates_nan(dtype):
+    logits = np.array([[np.nan, 1.0, -2.0], [0.5, -0.5, 3.0]], dtype)
+    x = np.full_like(logits, 0.25)
+    d, row = np.empty_like(logits), np.empty(2)
+    cpu.bernoulli_nll_logits(logits, x, 1.0, d, row)
+    assert np.isnan(row[0]) and np.isnan(d[0, 0])
+    assert np.all(np.isfinite(row[1:])) and np.all(np.isfinite(d.ravel()[1:]))
+
+
 @given(dtype=DTYPES, n=st.integers(1, 64), steps=st.integers(1, 5), seed=st.integers(0, 1000))
 def test_adam_kernel_matches_reference(dtype, n, steps, seed):
     rng = np.random.default_rng(seed)

@@ -18,6 +18,69 @@ import numpy as np
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
 
+# float32 exp(−a) and log1p(e) for e in [0, 1], written so that Numba loops vectorise. Numba
+# compiles math.exp and math.log1p to scalar libm calls, so a loop using them stays scalar;
+# these are plain arithmetic (a polynomial, a division, an integer shift), inlined into the
+# caller as vector code. They serve the float32 Bernoulli kernel (a = |logit|, e = e^{−a}).
+#
+# exp(−a), a ≥ 0:  n = round(a/ln 2), r = n·ln 2 − a ∈ [−ln2/2, ln2/2], e^{−a} = e^{r}·2^{−n},
+#   e^{r} by its Taylor polynomial to r⁷ (the r⁸ term is below 1e-8 of the value), 2^{−n} from
+#   its exponent bits. For a > 87 the result is 0 (e^{−87} ≈ 1.6e-38 is near the smallest
+#   normal float32; below it 2^{−n} has no exponent field), off by less than 2e-38.
+# log1p(e), e ∈ [0, 1]:  s = e/(2 + e) ∈ [0, 1/3], log1p(e) = log((1 + s)/(1 − s)) = 2·atanh(s)
+#   = 2s·(1 + s²/3 + s⁴/5 + … + s¹⁴/15)  (the next term is below 2e-8 of the value).
+#
+# Against float64 over 10⁶ points of [0, 87] (tests/test_vector_math.py): within 1.5 ulp (exp)
+# and 2 ulp (log1p), about what NumPy's own float32 ufuncs achieve. NaN in gives NaN out.
+# float32 only: float64 would need more terms and a wider range. They live in this file
+# because Numba's disk cache of a kernel is not invalidated when a function it inlines from
+# another file changes.
+_f32 = np.float32
+_LOG2E = _f32(1.4426950408889634)
+# ln 2 in two parts: the high part has 15 significant bits, so n·_LN2_HI is exact for n ≤ 126
+_LN2_HI = _f32(0.693145751953125)
+_LN2_LO = _f32(1.4286067653302226e-06)
+_CLAMP = _f32(87.0)
+
+_inline = nb.njit(inline="always", cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+
+
+@_inline
+def exp_neg_f32(a):
+    """e^{−a} for float32 a ≥ 0 (0 for a > 87; NaN gives NaN)."""
+    beyond = a > _CLAMP  # False for NaN, which then stays NaN through the arithmetic
+    a = _CLAMP if beyond else a
+    n = np.int32(a * _LOG2E + _f32(0.5))
+    nf = _f32(n)
+    r = (nf * _LN2_HI - a) + nf * _LN2_LO
+    p = _f32(1 / 5040)
+    p = p * r + _f32(1 / 720)
+    p = p * r + _f32(1 / 120)
+    p = p * r + _f32(1 / 24)
+    p = p * r + _f32(1 / 6)
+    p = p * r + _f32(0.5)
+    p = p * r + _f32(1.0)
+    p = p * r + _f32(1.0)
+    value = p * np.int32((127 - n) << 23).view(np.float32)  # 2^{−n}: exponent field 127 − n
+    return _f32(0.0) if beyond else value
+
+
+@_inline
+def log1p_unit_f32(e):
+    """log(1 + e) for float32 e in [0, 1]."""
+    s = e / (_f32(2.0) + e)
+    w = s * s
+    q = _f32(1 / 15)
+    q = q * w + _f32(1 / 13)
+    q = q * w + _f32(1 / 11)
+    q = q * w + _f32(1 / 9)
+    q = q * w + _f32(1 / 7)
+    q = q * w + _f32(1 / 5)
+    q = q * w + _f32(1 / 3)
+    twice = s + s
+    return twice + twice * (w * q)
+
+
 @_jit
 def _relu_forward(x, out):
     if x.ctypes.data == out.ctypes.data:
@@ -69,6 +132,36 @@ def _bernoulli_nll_fuse(logits, x, e, log1p_e, scale, dlogits, row_loss):
         row_loss[b] = total
 
 
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _sum_as_float64(values):
+    total = 0.0
+    for i in range(values.size):  # indexed: "for v in values" compiled to gathers (kernel 1.8× slower)
+        total += values[i]
+    return total
+
+
+# float32 (training): one pass, e^{−|l|} and log1p from vector_math, so the loop vectorises
+# (NumPy's exp and log1p passes plus the loop above took about twice as long, with two
+# temporaries a call). Each row's float64 sum is taken after the row from a scratch row:
+# inside the loop it would halve the vector width. No "reassoc" here: it would let LLVM
+# regroup the polynomials and the split ln 2 that vector_math's accuracy depends on.
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _bernoulli_nll_f32(logits, x, scale, dlogits, row_loss):
+    rows, cols = logits.shape
+    terms = np.empty(cols, dtype=np.float32)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for b in range(rows):
+        for d in range(cols):
+            l = logits[b, d]
+            t = x[b, d]
+            e = exp_neg_f32(abs(l))
+            inv = one / (one + e)
+            prob = inv if l >= 0 else e * inv
+            terms[d] = (l if l > 0 else zero) + log1p_unit_f32(e) - t * l
+            dlogits[b, d] = (prob - t) * scale
+        row_loss[b] = _sum_as_float64(terms)
+
+
 @_jit
 def _adam_update(param, grad, m, v, beta1, c1, beta2, c2, lr_t, eps_t):
     # scalars arrive in the buffers' dtype, so float32 buffers get float32 vector code;
@@ -113,9 +206,12 @@ def sigmoid(x, out):
 
 
 def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
-    # Numba has no vector exp/log1p here (calls stay scalar, ~16 ns an element); NumPy's
-    # float32/float64 ufuncs are SIMD-vectorised, so the two transcendental passes go
-    # through them and everything else is fused into one Numba loop.
+    if logits.dtype == np.float32 and x.dtype == np.float32 and dlogits.dtype == np.float32:
+        _bernoulli_nll_f32(logits, x, np.float32(scale), dlogits, row_loss)
+        return row_loss
+    # float64 (gradient checks): Numba's exp/log1p calls stay scalar (~16 ns an element) and
+    # vector_math is float32 only, so the two transcendental passes go through NumPy's
+    # SIMD ufuncs and everything else is fused into one Numba loop.
     e = np.abs(logits)
     np.negative(e, out=e)
     np.exp(e, out=e)
