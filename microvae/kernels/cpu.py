@@ -30,11 +30,11 @@ _jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 # log1p(e), e ∈ [0, 1]:  s = e/(2 + e) ∈ [0, 1/3], log1p(e) = log((1 + s)/(1 − s)) = 2·atanh(s)
 #   = 2s·(1 + s²/3 + s⁴/5 + … + s¹⁴/15)  (the next term is below 2e-8 of the value).
 #
-# Against float64 over 10⁶ points of [0, 87] (tests/test_vector_math.py): within 1.5 ulp (exp)
-# and 2 ulp (log1p), about what NumPy's own float32 ufuncs achieve. NaN in gives NaN out.
-# float32 only: float64 would need more terms and a wider range. They live in this file
-# because Numba's disk cache of a kernel is not invalidated when a function it inlines from
-# another file changes.
+# Against float64 over 10⁶ points of [0, 87] and of [0, 1] (tests/test_vector_math.py):
+# within 1.5 ulp (exp) and 2 ulp (log1p), about what NumPy's own float32 ufuncs achieve.
+# NaN in gives NaN out. float32 only: float64 would need more terms and a wider range. They
+# live in this file because Numba's disk cache of a kernel is not invalidated when a
+# function it inlines from another file changes.
 _f32 = np.float32
 _LOG2E = _f32(1.4426950408889634)
 # ln 2 in two parts: the high part has 15 significant bits, so n·_LN2_HI is exact for n ≤ 126
@@ -140,11 +140,11 @@ def _sum_as_float64(values):
     return total
 
 
-# float32 (training): one pass, e^{−|l|} and log1p from vector_math, so the loop vectorises
+# float32 (training): one pass, e^{−|l|} and log1p from the helpers above, so the loop vectorises
 # (NumPy's exp and log1p passes plus the loop above took about twice as long, with two
 # temporaries a call). Each row's float64 sum is taken after the row from a scratch row:
 # inside the loop it would halve the vector width. No "reassoc" here: it would let LLVM
-# regroup the polynomials and the split ln 2 that vector_math's accuracy depends on.
+# regroup the polynomials and the split ln 2 that the helpers' accuracy depends on.
 @nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _bernoulli_nll_f32(logits, x, scale, dlogits, row_loss):
     rows, cols = logits.shape
@@ -210,7 +210,7 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
         _bernoulli_nll_f32(logits, x, np.float32(scale), dlogits, row_loss)
         return row_loss
     # float64 (gradient checks): Numba's exp/log1p calls stay scalar (~16 ns an element) and
-    # vector_math is float32 only, so the two transcendental passes go through NumPy's
+    # the helpers above are float32 only, so the two transcendental passes go through NumPy's
     # SIMD ufuncs and everything else is fused into one Numba loop.
     e = np.abs(logits)
     np.negative(e, out=e)
