@@ -185,8 +185,8 @@ def conv3x3_backward(layer, dy, x, dx_weight, grad_w, grad_b=None, relu_out=None
         Conv2DTranspose:   dW[c, f] = Σ_n X[n, c] ⋆ dY[n, f]      dX = conv3x3_same(dY, W)
 
     (⋆: the nine-tap correlation of ``conv3x3_same_weight_grad``), db = Σ dY. ``dx_weight``
-    is W′ or W; with a fused ReLU's output ``relu_out``, dY·[Y > 0] stands for dY. Returns
-    dX (a new array) or None."""
+    is W′ or W (None without dX); with a fused ReLU's output ``relu_out``, dY·[Y > 0] stands
+    for dY. Returns dX (a new array) or None."""
     xp, kernels = layer.backend.xp, layer.backend.kernels
     x, dy = xp.ascontiguousarray(x), xp.ascontiguousarray(dy)
     n = dy.shape[0]
@@ -520,13 +520,21 @@ class Conv2D(_ConvBase):
                                               bias=self.params.get("b"), relu=self.activation == "relu"))
 
     def backward(self, dy, input_grad: bool = True):
+        xp = self.backend.xp
         if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, self._x_shape[2:], dy.shape[2:]):
-            return conv3x3_backward(self, dy, self._x, _flipped_3x3(self.backend.xp, self.params["W"]), self.grads["W"],
-                                    self.grads.get("b"), relu_out=self._y, input_grad=input_grad)
+            flipped = _flipped_3x3(xp, self.params["W"]) if input_grad else None
+            return conv3x3_backward(self, dy, self._x, flipped, self.grads["W"], self.grads.get("b"), relu_out=self._y,
+                                    input_grad=input_grad)
         if input_grad and _input_grad_from_dy_columns(self.stride, self.out_channels, self.in_channels):
             return conv_backward_unit_stride(self, dy, self._x, self.params["W"], self._pads_hw, self.grads["W"],
                                              self.grads.get("b"), relu_out=self._y)
-        conv_weight_grad(self, dy, self._x, self.stride, self._pads_hw, self.grads["W"], self.grads.get("b"), relu_out=self._y)
+        relu_out = self._y
+        if input_grad and relu_out is not None:
+            # both passes below start from dY·[Y > 0]: form it once, not once in each
+            dy = xp.ascontiguousarray(dy)
+            dy = self.backend.kernels.relu_backward(dy, relu_out, xp.empty_like(dy))
+            relu_out = None
+        conv_weight_grad(self, dy, self._x, self.stride, self._pads_hw, self.grads["W"], self.grads.get("b"), relu_out=relu_out)
         if not input_grad:
             return None
-        return conv_input_grad(self, dy, self.params["W"], self.stride, self._pads_hw, self._x_shape, relu_out=self._y)
+        return conv_input_grad(self, dy, self.params["W"], self.stride, self._pads_hw, self._x_shape, relu_out=relu_out)
