@@ -210,7 +210,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             snapshot = {name: flat.data.copy() for name, flat in model.parameter_groups().items()}
             totals: dict = {}
             seen = 0
-            bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, disable=verbose != 1, dynamic_ncols=True) if tqdm else None
+            # no bar object at all unless shown: even a disabled tqdm starts its monitor thread
+            bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, dynamic_ncols=True) if tqdm and verbose == 1 else None
             for batch_index, idx in enumerate(_batches(n, int(batch_size), order), start=1):
                 batch = tuple(a[idx] for a in arrays)
                 metrics = model._train_batch(batch, optimizers)

@@ -137,6 +137,20 @@ def test_progress_bar_shows_running_loss(data, capsys):
     assert "epoch 1/1" in err and "loss=" in err
 
 
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_no_progress_bar_object_unless_shown(data, monkeypatch, verbose):
+    # a disabled tqdm bar still starts tqdm's monitor thread, so none is made at all
+    import tqdm.auto
+
+    def no_bar(*args, **kwargs):
+        raise AssertionError("fit made a tqdm bar with verbose != 1")
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", no_bar)
+    x, _ = data
+    history = _model().fit(x, epochs=2, batch_size=100, verbose=verbose)
+    assert len(history) == 2
+
+
 def test_history_files(data, tmp_path):
     x, _ = data
     history = _model().fit(x, epochs=2, batch_size=100, verbose=0)
