@@ -15,6 +15,10 @@ settings.register_profile("dev", deadline=None, max_examples=30,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
+# Tests never use the network: with this set, microvae.datasets refuses to download, here and in
+# the subprocesses and notebook kernels the tests start (they inherit the environment).
+os.environ["MICROVAE_OFFLINE"] = "1"
+
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 

@@ -150,6 +150,8 @@ import urllib.request  # noqa: E402
 from microvae.datasets import download as download_mod  # noqa: E402
 from microvae.datasets import mnist as mnist_mod  # noqa: E402
 
+_REAL_FETCH = download_mod._fetch
+
 STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 REAL_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -326,6 +328,28 @@ def test_no_network_gives_clear_not_found_error(isolated, monkeypatch):
     assert not cache.exists() or not any(cache.iterdir())
 
 
+def test_offline_variable_stops_downloads_before_the_network(isolated, monkeypatch):
+    # the real _fetch this time, with urlopen replaced to record any attempt
+    monkeypatch.setattr(download_mod, "_fetch", _REAL_FETCH)
+    opened = []
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, *a, **k: opened.append(url))
+    monkeypatch.setenv("MICROVAE_OFFLINE", "1")
+    with pytest.raises(ds.DatasetNotFoundError, match=r"\$MICROVAE_OFFLINE is set, so microvae does not use the network"):
+        ds.load_fashion_mnist()
+    assert opened == []
+    assert download_mod.offline()
+    for value in ("", "0"):
+        monkeypatch.setenv("MICROVAE_OFFLINE", value)
+        assert not download_mod.offline()
+    monkeypatch.delenv("MICROVAE_OFFLINE")
+    assert not download_mod.offline()
+
+
+def test_the_test_suite_runs_offline():
+    # set by conftest.py for this process and every subprocess and notebook kernel it starts
+    assert download_mod.offline()
+
+
 def _serve_fake_files(monkeypatch, name, source_dir):
     """Make _fetch serve files from source_dir, with matching MD5s; return the URL log."""
     payloads = {f"{s}.gz": (source_dir / f"{s}.gz").read_bytes() for s in STEMS}
@@ -448,6 +472,7 @@ def test_fetch_uses_urlopen(monkeypatch):
         return io.BytesIO(b"body")
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.delenv("MICROVAE_OFFLINE")  # urlopen is the fake above
     assert download_mod._fetch("http://example.invalid/f") == b"body"
     assert seen["url"] == "http://example.invalid/f" and seen["timeout"] > 0
 

@@ -2,7 +2,8 @@
 
 All network access in :mod:`microvae.datasets` goes through the module-level
 function :func:`_fetch`, so tests (or users behind unusual proxies) can replace
-it, e.g. ``monkeypatch.setattr(microvae.datasets.download, "_fetch", fake)``.
+it, e.g. ``monkeypatch.setattr(microvae.datasets.download, "_fetch", fake)``, and
+``$MICROVAE_OFFLINE`` can forbid it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,21 @@ class ChecksumError(ValueError):
     """Downloaded bytes do not have the published checksum."""
 
 
+#: Set (to anything but "" or "0") to forbid all network access: downloads then fail with a
+#: message naming this variable. The test suite sets it, so no test can reach the network.
+OFFLINE_ENV_VAR = "MICROVAE_OFFLINE"
+
+
+def offline() -> bool:
+    """True when ``$MICROVAE_OFFLINE`` forbids network access."""
+    return os.environ.get(OFFLINE_ENV_VAR, "") not in ("", "0")
+
+
 def _fetch(url: str, timeout: float = 60.0) -> bytes:
-    """Return the body of ``url``. Raises ``urllib.error.URLError``/``OSError`` on failure."""
+    """Return the body of ``url``. Raises ``urllib.error.URLError``/``OSError`` on failure,
+    and ``OSError`` without touching the network when ``$MICROVAE_OFFLINE`` is set."""
+    if offline():
+        raise OSError(f"${OFFLINE_ENV_VAR} is set, so microvae does not use the network (wanted {url})")
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read()
 

@@ -16,7 +16,8 @@ look for a directory holding all four, in this order:
 
 where ``<name>`` is ``fashion-mnist`` or ``mnist``. Only if none of these is
 complete, and ``download=True``, are the missing files downloaded into the
-cache from the dataset's public mirror, MD5-verified.
+cache from the dataset's public mirror, MD5-verified (unless ``$MICROVAE_OFFLINE``
+is set: then nothing is fetched and the error says so).
 """
 
 from __future__ import annotations
