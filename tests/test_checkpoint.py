@@ -97,19 +97,36 @@ def test_foreign_npz(tmp_path):
         mv.load(other)
 
 
-def test_pickled_object_arrays_are_refused(tmp_path):
-    evil = tmp_path / "evil.npz"
-    np.savez(evil, format=np.array("microvae-checkpoint"), format_version=np.array(1),
-             model=np.array([{"class": "VAE"}], dtype=object))
-    with pytest.raises(mv.CheckpointError):
-        mv.load(evil)
-
-
 def _rewrite(path, out, **changes):
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays.update(changes)
     np.savez(out, **arrays)
+
+
+UNPICKLED = []
+
+
+def _record_unpickling(tag):
+    UNPICKLED.append(tag)
+    return tag
+
+
+class _Trap:
+    def __reduce__(self):  # unpickling it calls _record_unpickling: proof that a pickle was loaded
+        return _record_unpickling, ("trap",)
+
+
+def test_pickled_object_arrays_are_refused(trained, tmp_path):
+    # a real checkpoint with one entry swapped for a pickled object array, so that the only
+    # thing wrong with the file is the pickle (no earlier metadata error can stand in for it)
+    _, path = trained
+    evil = tmp_path / "evil.npz"
+    _rewrite(path, evil, **{"params/model": np.array([_Trap()], dtype=object)})
+    UNPICKLED.clear()
+    with pytest.raises(mv.CheckpointError, match="not a readable microvae checkpoint.*allow_pickle=False"):
+        mv.load(evil)
+    assert UNPICKLED == []
 
 
 def test_future_format_version(trained, tmp_path):

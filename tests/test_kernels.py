@@ -152,18 +152,18 @@ def test_reference_kernels_can_be_selected(monkeypatch):
     assert mv.get_backend().kernels is cpu
 
 
-def test_jit_results_are_cached_to_disk():
-    # a second process loads the compiled kernels from the on-disk cache instead of recompiling
+def test_jit_results_are_cached_to_disk(tmp_path):
+    # a second process loads the compiled kernel from the on-disk cache instead of recompiling;
+    # an empty NUMBA_CACHE_DIR of its own, so the first process must compile (0 hits) and write it
     code = (
         "import numpy as np; from microvae.kernels import cpu; x = np.ones(3); cpu.relu_forward(x, np.empty_like(x)); "
-        "print(cpu._relu_forward.stats.cache_hits and sum(cpu._relu_forward.stats.cache_hits.values()))"
+        "print(sum(cpu._relu_forward.stats.cache_hits.values()))"
     )
-    env = dict(os.environ)
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
     second = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True)
-    assert second.stdout.strip() not in ("0", "", "{}", "False"), second.stdout
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(cpu.__file__), "__pycache__")
-    assert glob.glob(os.path.join(cache_dir, "**", "*.nbi"), recursive=True)
+    assert int(first.stdout) == 0 and int(second.stdout) > 0, (first.stdout, second.stdout)
+    assert glob.glob(os.path.join(tmp_path, "**", "*_relu_forward*.nbi"), recursive=True)
 
 
 def _gpu_available():

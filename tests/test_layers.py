@@ -82,7 +82,7 @@ def test_dense_rejects_wrong_input_shape():
     dense = mv.Dense(3, 2).build()
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 3\)"):
         dense.forward(np.ones((4, 5), dtype=np.float32))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Dense needs positive sizes"):
         mv.Dense(0, 2)
     with pytest.raises(ValueError, match="init"):
         mv.Dense(2, 2, init="xavier-ish")

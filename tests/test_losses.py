@@ -76,11 +76,20 @@ def test_gaussian_nll_fixed_variance(shape, logvar, data):
     np.testing.assert_allclose(per_example, expected, rtol=1e-10)
 
 
-@given(shape=testing.matrix_shapes(), per_feature=st.booleans(), data=st.data())
-def test_gaussian_nll_learned_variance(shape, per_feature, data):
+@given(shape=testing.matrix_shapes(), kind=st.sampled_from(["element", "feature", "row", "scalar"]), data=st.data())
+def test_gaussian_nll_learned_variance(shape, kind, data):
+    # every logvar broadcastable to mean: (batch, d), (d,), (1, d) (kept dims summed back) and 0-d
+    lv_shape = {"element": shape, "feature": (shape[1],), "row": (1, shape[1]), "scalar": ()}[kind]
     mean = data.draw(testing.float_arrays(shape))
     x = data.draw(testing.float_arrays(shape))
-    logvar = data.draw(testing.float_arrays((shape[1],) if per_feature else shape, -2, 2))
+    logvar = data.draw(testing.float_arrays(lv_shape, -2, 2))
+    per_example, dmean, dlogvar = losses.gaussian_nll(mean, x, logvar)
+    assert dmean.shape == shape and np.shape(dlogvar) == lv_shape
+    # the value against the formula, elementwise in float64 (a gradient check alone can't see a
+    # wrong value whose gradient is wrong consistently)
+    lv = np.broadcast_to(logvar.astype(np.float64), shape)
+    expected = 0.5 * (((x - mean) ** 2) * np.exp(-lv) + lv + np.log(2 * np.pi)).sum(axis=1)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-12, atol=1e-12)
     _passes(losses.gaussian_nll, {"mean": mean, "x": x, "logvar": logvar}, names=["mean", "logvar"])
 
 

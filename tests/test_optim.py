@@ -84,18 +84,18 @@ def test_adam_minimises_a_quadratic():
 
 
 @pytest.mark.parametrize(
-    "make",
+    "make, message",
     [
-        lambda f: mv.Adam(f, lr=0),
-        lambda f: mv.Adam(f, lr=float("nan")),
-        lambda f: mv.Adam(f, betas=(1.0, 0.9)),
-        lambda f: mv.Adam(f, eps=0),
-        lambda f: mv.SGD(f, momentum=1.0),
-        lambda f: mv.SGD(f, clip_norm=-1),
+        (lambda f: mv.Adam(f, lr=0), "learning rate must be a positive number"),
+        (lambda f: mv.Adam(f, lr=float("nan")), "learning rate must be a positive number"),
+        (lambda f: mv.Adam(f, betas=(1.0, 0.9)), r"betas must be in \[0, 1\)"),
+        (lambda f: mv.Adam(f, eps=0), "eps must be positive"),
+        (lambda f: mv.SGD(f, momentum=1.0), r"momentum must be in \[0, 1\)"),
+        (lambda f: mv.SGD(f, clip_norm=-1), "clip_norm must be positive or None"),
     ],
 )
-def test_bad_hyperparameters_are_rejected(make):
-    with pytest.raises(ValueError):
+def test_bad_hyperparameters_are_rejected(make, message):
+    with pytest.raises(ValueError, match=message):
         make(_flat(np.zeros(2)))
 
 
