@@ -1,0 +1,192 @@
+"""Every compiled kernel, on each device, equals its NumPy reference twin over hypothesis-drawn
+shapes and values: the Numba kernels ("cpu", everywhere) and the CuPy ones ("gpu", skipped
+cleanly where CuPy or a GPU is missing, as on CI). Running the same harness on the CPU keeps
+the GPU cases honest on machines that cannot run them.
+
+The reference runs on host arrays, the device kernel on device copies of the same inputs, with
+every output buffer pre-filled with NaN (-1 for indices) so a kernel that skips an element
+fails. (tests/test_kernels.py, test_conv_kernels.py and test_rnn_kernels.py hold the Numba
+kernels to more cases: extreme values, tie-breaking, fast paths, contiguity errors.)
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from microvae.kernels import KERNEL_NAMES, reference
+
+
+def _gpu_available():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # no CuPy, no driver, no device: all mean "no GPU here"
+        return False
+
+
+DEVICES = [pytest.param("cpu"),
+           pytest.param("gpu", marks=pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine"))]
+
+
+class _Device:
+    """A kernel module and how to move arrays to and from its device."""
+
+    def __init__(self, name):
+        if name == "gpu":
+            import cupy as cp
+
+            from microvae.kernels import gpu
+
+            self.kernels, self.put, self.get = gpu, cp.asarray, cp.asnumpy
+        else:
+            from microvae.kernels import cpu
+
+            self.kernels, self.put, self.get = cpu, np.array, np.array  # np.array copies
+
+DTYPES = st.sampled_from([np.float32, np.float64])
+SEEDS = st.integers(0, 2**31)
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def _blank(template):
+    return np.full_like(template, -1 if template.dtype.kind == "i" else np.nan)
+
+
+def _assert_twins(device, name, inputs, outputs, exact=False, precision=None):
+    """Run kernel ``name`` from reference (host) and from ``device``; every output must agree,
+    to the tolerance of ``precision`` (default: each output's own dtype)."""
+    dev = _Device(device)
+    want = [_blank(o) for o in outputs]
+    getattr(reference, name)(*[i.copy() if isinstance(i, np.ndarray) else i for i in inputs], *want)
+    got_device = [dev.put(_blank(o)) for o in outputs]
+    getattr(dev.kernels, name)(*[dev.put(i) if isinstance(i, np.ndarray) else i for i in inputs], *got_device)
+    for g, w in zip((dev.get(d) for d in got_device), want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        if exact or w.dtype.kind == "i":
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, **TOL[precision or w.dtype.type])
+
+
+def _normal(seed, dtype, *shapes, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal(s) * scale).astype(dtype) for s in shapes]
+
+
+def test_this_file_covers_every_kernel():
+    covered = {"relu_forward", "relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update",
+               "im2col", "col2im", "maxpool_forward", "maxpool_backward", "rnn_tanh_forward_step",
+               "rnn_tanh_backward_step", "gru_forward_step", "gru_backward_step"}
+    assert set(KERNEL_NAMES) == covered
+
+
+# ------------------------------------------------------------------------- elementwise
+MATRICES = st.tuples(st.integers(1, 9), st.integers(1, 40))
+
+
+@settings(max_examples=25)
+@given(MATRICES, DTYPES, SEEDS, st.sampled_from([1.0, 30.0]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_activations(device, shape, dtype, seed, scale):
+    x, dy = _normal(seed, dtype, shape, shape, scale=scale)
+    _assert_twins(device, "relu_forward", [x], [x])
+    y = np.maximum(x, 0)
+    _assert_twins(device, "relu_backward", [dy, y], [dy])
+    _assert_twins(device, "sigmoid", [x], [x])
+
+
+@settings(max_examples=25)
+@given(MATRICES, DTYPES, SEEDS, st.sampled_from([1.0, 60.0]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_bernoulli_nll_logits(device, shape, dtype, seed, scale):
+    (logits,) = _normal(seed, dtype, shape, scale=scale)
+    x = np.random.default_rng(seed + 1).random(shape).astype(dtype)
+    # the row losses are float64 sums of terms computed from `dtype` inputs
+    _assert_twins(device, "bernoulli_nll_logits", [logits, x, 1.0 / shape[0]], [logits, np.empty(shape[0], np.float64)],
+                  precision=dtype)
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 300), DTYPES, SEEDS, st.integers(1, 4))
+@pytest.mark.parametrize("device", DEVICES)
+def test_optimizer_updates(device, n, dtype, seed, steps):
+    from microvae.kernels.reference import adam_bias_corrected_rates
+
+    dev = _Device(device)
+    p, m, v, u = _normal(seed, dtype, n, n, n, n)
+    v = np.abs(v)
+    host = [a.copy() for a in (p, m, v, u)]
+    on_device = [dev.put(a) for a in (p, m, v, u)]
+    for t in range(1, steps + 1):
+        (g,) = _normal(seed + t, dtype, n)
+        lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, t)
+        reference.adam_update(host[0], g, host[1], host[2], 0.9, 0.999, lr_t, eps_t)
+        dev.kernels.adam_update(on_device[0], dev.put(g), on_device[1], on_device[2], 0.9, 0.999, lr_t, eps_t)
+        reference.sgd_update(host[0], g, host[3], 0.05, 0.9)
+        dev.kernels.sgd_update(on_device[0], dev.put(g), on_device[3], 0.05, 0.9)
+    for d, h in zip(on_device, host):  # parameters, both Adam moments and the SGD velocity
+        np.testing.assert_allclose(dev.get(d), h, **TOL[dtype])
+
+
+# ------------------------------------------------------------------------- convolution
+@st.composite
+def conv_problems(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = draw(st.integers(1, 3))
+    top, bottom, left, right = (draw(st.integers(0, k - 1)) for k in (kh, kh, kw, kw))
+    h = draw(st.integers(max(1, kh - top - bottom), 8))
+    w = draw(st.integers(max(1, kw - left - right), 8))
+    oh, ow = (h + top + bottom - kh) // stride + 1, (w + left + right - kw) // stride + 1
+    return dict(x=(n, c, h, w), cols=(c, kh, kw, n, oh, ow), stride=stride, top=top, left=left,
+                seed=draw(SEEDS), dtype=draw(DTYPES))
+
+
+@settings(max_examples=40)
+@given(conv_problems())
+@pytest.mark.parametrize("device", DEVICES)
+def test_im2col_and_col2im(device, p):
+    x, cols = _normal(p["seed"], p["dtype"], p["x"], p["cols"])
+    _assert_twins(device, "im2col", [x, p["stride"], p["top"], p["left"]], [np.empty(p["cols"], p["dtype"])], exact=True)
+    _assert_twins(device, "col2im", [cols, p["stride"], p["top"], p["left"]], [np.empty(p["x"], p["dtype"])])
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 6),
+       st.integers(0, 6), st.booleans(), SEEDS, DTYPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_maxpool(device, n, c, pool, stride, extra_h, extra_w, ties, seed, dtype):
+    h, w = pool + extra_h, pool + extra_w
+    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
+    rng = np.random.default_rng(seed)
+    # integer values make ties, which both twins must break the same way (first maximum)
+    x = (rng.integers(-2, 3, (n, c, h, w)) if ties else rng.standard_normal((n, c, h, w))).astype(dtype)
+    _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
+    y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
+    reference.maxpool_forward(x, pool, stride, y, argmax)
+    (dy,) = _normal(seed + 1, dtype, out)
+    _assert_twins(device, "maxpool_backward", [dy, argmax, pool, stride], [np.empty((n, c, h, w), dtype)])
+
+
+# ------------------------------------------------------------------------- recurrent steps
+def _mask(seed, batch, dtype):
+    return (np.random.default_rng(seed + 2).random(batch) < 0.6).astype(dtype)
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 6), st.integers(1, 9), DTYPES, SEEDS, st.sampled_from([0.1, 1.0, 30.0]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_recurrent_steps(device, batch, hidden, dtype, seed, scale):
+    B, H = batch, hidden
+    mask = _mask(seed, B, dtype)
+    a, h_prev, dh, gx, gh, b_hn, raw_gates, hn = _normal(
+        seed, dtype, (B, H), (B, H), (B, H), (B, 3 * H), (B, 3 * H), (H,), (B, 3 * H), (B, H), scale=scale)
+    _assert_twins(device, "rnn_tanh_forward_step", [a, h_prev, mask], [np.empty((B, H), dtype)])
+    _assert_twins(device, "rnn_tanh_backward_step", [dh, np.tanh(h_prev), mask], [np.empty((B, H), dtype), np.empty((B, H), dtype)])
+    _assert_twins(device, "gru_forward_step", [gx, gh, b_hn, h_prev, mask],
+                  [np.empty((B, H), dtype), np.empty((B, 3 * H), dtype), np.empty((B, H), dtype)])
+    gates = np.concatenate([1 / (1 + np.exp(-raw_gates[:, : 2 * H])), np.tanh(raw_gates[:, 2 * H:])], axis=1).astype(dtype)
+    _assert_twins(device, "gru_backward_step", [dh, h_prev, mask, gates, hn],
+                  [np.empty((B, 3 * H), dtype), np.empty((B, H), dtype), np.empty((B, H), dtype)])
