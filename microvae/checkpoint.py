@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -27,25 +28,72 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """The file is not a usable microvae checkpoint (corrupt, truncated, foreign or mismatched)."""
+    """The file is not a usable microvae checkpoint (corrupt, truncated, foreign or mismatched).
+
+    ``CheckpointError(path, reason)``: the message names the file, then what was wrong with it.
+    """
+
+    def __init__(self, path, reason: str):
+        super().__init__(os.fspath(path), reason)  # both in args, so that the error pickles
+        self.path, self.reason = os.fspath(path), reason
+
+    def __str__(self):
+        return f"{self.path!r}: {self.reason}"
+
+
+def _plain(value):
+    """``json.dumps`` hook: NumPy scalars and arrays as Python numbers and lists (a config may
+    hold ``seed=np.int64(3)`` or ``capacity=np.float32(5)``, which json refuses)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a {type(value).__name__} cannot be stored in a checkpoint: "
+                    "only numbers, strings, None, lists and dicts of them")
+
+
+def _json_array(value) -> np.ndarray:
+    return np.array(json.dumps(value, default=_plain))
+
+
+def _second_moment(optimizer, key: str) -> bool:
+    """Whether ``optimizer.state_arrays()[key]`` is a running mean of g², so never negative
+    (a negative one makes Adam's √v̂ NaN at the next step)."""
+    from .optim import Adam
+
+    return isinstance(optimizer, Adam) and key == "v"
+
+
+def _checked_for_saving(path, what: str, values: np.ndarray, nonnegative: bool = False) -> np.ndarray:
+    # load() rejects such a file, so writing it would replace a good checkpoint with a useless one
+    if not np.isfinite(values).all():
+        raise ValueError(f"not saving {path!r}: {what} contains NaN or Inf (has training diverged?); "
+                         "a file already there is left as it was")
+    if nonnegative and (values < 0).any():
+        raise ValueError(f"not saving {path!r}: {what} has negative values (second moments must be >= 0); "
+                         "a file already there is left as it was")
+    return values
 
 
 def save(model, path, include_optimizer: bool = True) -> None:
     """Write ``model`` to ``path`` (.npz) atomically: a temporary file in the same folder,
-    fsynced, then renamed over the target, so an existing checkpoint is never half-written."""
+    fsynced, then renamed over the target, so an existing checkpoint is never half-written.
+
+    Refuses (ValueError, nothing written) parameters or optimizer state that ``load`` would
+    reject: NaN, Inf, negative second moments.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     be = model.backend
     groups = model.parameter_groups()
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
-        "model": np.array(json.dumps({"class": type(model).__name__, "config": model.config})),
-        "layout": np.array(json.dumps({name: flat.layout_signature() for name, flat in groups.items()})),
+        "model": _json_array({"class": type(model).__name__, "config": model.config}),
+        "layout": _json_array({name: flat.layout_signature() for name, flat in groups.items()}),
     }
     for name, flat in groups.items():
-        arrays[f"params/{name}"] = be.to_numpy(flat.data)
+        arrays[f"params/{name}"] = _checked_for_saving(path, f"parameter group {name!r}", be.to_numpy(flat.data))
     training = {"step": model.step, "epochs_trained": model.epochs_trained, "train_seed": model.train_seed,
                 "history": model.history.epochs, "optimizer": None}
     if include_optimizer and model.optimizers:
@@ -56,9 +104,14 @@ def save(model, path, include_optimizer: bool = True) -> None:
                                  "t": {group: opt.t for group, opt in model.optimizers.items()}}
         for group, opt in model.optimizers.items():
             for key, value in opt.state_arrays().items():
-                arrays[f"optim/{group}/{key}"] = be.to_numpy(value)
-    arrays["training"] = np.array(json.dumps(training))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+                arrays[f"optim/{group}/{key}"] = _checked_for_saving(
+                    path, f"optimizer state {group}/{key}", be.to_numpy(value), nonnegative=_second_moment(opt, key))
+    arrays["training"] = _json_array(training)
+    os.makedirs(folder, exist_ok=True)
+    # not tempfile.mkstemp, whose files are 0600: os.open with mode 0o666 lets the umask decide
+    # the permissions, as a plain open(path, "wb") would (as microvae.plot does for PNGs)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -71,72 +124,161 @@ def save(model, path, include_optimizer: bool = True) -> None:
         raise
 
 
-def _read(path) -> dict:
-    path = os.fspath(path)
+# what reading a damaged zip member can raise: zipfile's own errors, a bad CRC or deflate
+# stream, an encrypted or unsupported-compression member, a short read
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError, RuntimeError)
+
+
+def _read(path: str) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
+    # our own file object: np.load given a name leaves its file open when a damaged zip fails to open
+    with open(path, "rb") as f:
+        try:
+            loaded = np.load(f, allow_pickle=False)
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                with loaded as npz:
+                    return {key: npz[key] for key in npz.files}
+        except _UNREADABLE as exc:
+            raise CheckpointError(path, f"not a readable microvae checkpoint (truncated, corrupt or not an .npz file): {exc}") from exc
+    # a .npy file: np.load gives one bare array, not an archive of named entries
+    raise CheckpointError(path, f"not a microvae checkpoint: it holds a single {loaded.dtype} array of shape "
+                                f"{loaded.shape} (an .npy file); expected an .npz archive written by model.save()")
+
+
+def _describe(arr: np.ndarray) -> str:
+    return repr(arr.item()) if arr.ndim == 0 and arr.dtype.kind in "biufU" else f"a {arr.dtype} array of shape {arr.shape}"
+
+
+def _json_entry(data: dict, key: str, path: str, what: str):
+    """The JSON document in entry ``key`` (a 0-d unicode array); ``what`` says what it should hold."""
+    if key not in data:
+        raise CheckpointError(path, f"malformed metadata: no '{key}' entry; expected {what}")
+    arr = data[key]
+    if arr.ndim != 0 or arr.dtype.kind != "U":
+        raise CheckpointError(path, f"malformed metadata: '{key}' is {_describe(arr)}; expected a JSON string holding {what}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path!r} is not a readable microvae checkpoint (truncated, corrupt or not an .npz file): {exc}") from exc
+        return json.loads(str(arr))
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"malformed metadata: '{key}' is not valid JSON ({exc}); expected {what}") from exc
+
+
+def _stored_array(data: dict, key: str, like, path: str, what: str, nonnegative: bool = False) -> np.ndarray:
+    """Entry ``key`` as an array of ``like``'s shape and dtype, checked: floating point, the
+    right size, finite once cast (float64 values near 1e300 are finite but overflow float32)."""
+    values = data.get(key)
+    if values is None or values.shape != tuple(like.shape):
+        raise CheckpointError(path, f"{what} missing or of the wrong size (expected {like.size} values)")
+    if values.dtype.kind != "f":
+        raise CheckpointError(path, f"{what} is stored as {values.dtype}; expected floating-point numbers")
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = values.astype(like.dtype)
+    if not np.isfinite(values).all():
+        raise CheckpointError(path, f"{what} contains NaN or Inf (in {like.dtype}); expected finite values")
+    if nonnegative and (values < 0).any():
+        raise CheckpointError(path, f"{what} has negative values; expected second moments >= 0")
+    return values
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def load(path, backend=None):
     """Rebuild the model saved at ``path`` (any microvae model class), with its parameters,
     history and, if saved, optimizer state, so ``fit`` continues the same run.
 
-    ``backend`` overrides the device ("numpy" or "cupy"). Raises CheckpointError for a
-    corrupt, truncated, foreign or inconsistent file, FileNotFoundError if there is none.
+    ``backend`` overrides the device ("numpy" or "cupy"). Raises CheckpointError, naming the
+    file and what was expected, for a corrupt, truncated, foreign or inconsistent file, and
+    FileNotFoundError if there is none.
     """
+    from .backend import get_backend
     from .models.base import MODEL_TYPES
-    from .optim import get_optimizer
-
-    data = _read(path)
-    if "format" not in data or str(data["format"]) != FORMAT:
-        raise CheckpointError(f"{os.fspath(path)!r} is not a microvae checkpoint (no '{FORMAT}' marker); "
-                              "expected a file written by model.save()")
-    version = int(data["format_version"]) if "format_version" in data else -1
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{os.fspath(path)!r} has checkpoint format version {version}; this microvae reads version {FORMAT_VERSION}")
-    try:
-        meta = json.loads(str(data["model"]))
-        layout = json.loads(str(data["layout"]))
-        training = json.loads(str(data["training"])) if "training" in data else {}
-        cls = MODEL_TYPES[meta["class"]]
-        config = dict(meta["config"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{os.fspath(path)!r} has missing or malformed metadata: {exc!r}") from exc
-    if backend is not None:
-        config["backend"] = backend
-    model = cls(**cls.config_from_checkpoint(config))
-    groups = model.parameter_groups()
-    if set(groups) != set(layout) or any(flat.layout_signature() != layout[name] for name, flat in groups.items()):
-        raise CheckpointError(f"{os.fspath(path)!r}: stored parameter layout does not match a {meta['class']} built from its config")
-    for name, flat in groups.items():
-        values = data.get(f"params/{name}")
-        if values is None or values.shape != (flat.size,):
-            raise CheckpointError(f"{os.fspath(path)!r}: parameter group {name!r} missing or of the wrong size")
-        if not np.isfinite(values).all():
-            raise CheckpointError(f"{os.fspath(path)!r}: parameter group {name!r} contains NaN or Inf")
-        flat.data[...] = model.backend.asarray(values)
     from .training import History
 
-    model.step = int(training.get("step", 0))
-    model.epochs_trained = int(training.get("epochs_trained", 0))
-    model.train_seed = training.get("train_seed")
-    model.history = History(training.get("history", []))
-    opt = training.get("optimizer")
-    if opt:
-        model.optimizers = {}
-        for group, flat in groups.items():
-            optimizer = get_optimizer(opt["name"], flat, opt["lr"], **opt["options"])
-            optimizer.t = int(opt["t"][group])
-            for key, value in optimizer.state_arrays().items():
-                stored = data.get(f"optim/{group}/{key}")
-                if stored is None or stored.shape != value.shape:
-                    raise CheckpointError(f"{os.fspath(path)!r}: optimizer state {group}/{key} missing or of the wrong size")
-                value[...] = model.backend.asarray(stored)
-            model.optimizers[group] = optimizer
-        model.optimizer_spec = (opt["name"], float(opt["lr"]), tuple(sorted(opt["options"].items())))
+    path = os.fspath(path)
+    data = _read(path)
+    if "format" not in data or str(data["format"]) != FORMAT:
+        raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
+    version = data.get("format_version")
+    if version is None or version.ndim != 0 or version.dtype.kind not in "iu":
+        found = "none" if version is None else _describe(version)
+        raise CheckpointError(path, f"format_version is {found}; expected the integer {FORMAT_VERSION}")
+    if int(version) != FORMAT_VERSION:
+        raise CheckpointError(path, f"has checkpoint format version {int(version)}; this microvae reads version {FORMAT_VERSION}")
+
+    meta = _json_entry(data, "model", path, '{"class": <model class>, "config": {...}}')
+    if not (isinstance(meta, dict) and isinstance(meta.get("class"), str) and isinstance(meta.get("config"), dict)):
+        raise CheckpointError(path, 'malformed metadata: \'model\' must be {"class": <model class>, "config": {...}}')
+    cls = MODEL_TYPES.get(meta["class"])
+    if cls is None:
+        raise CheckpointError(path, f"malformed metadata: unknown model class {meta['class']!r}; expected one of {', '.join(sorted(MODEL_TYPES))}")
+    if backend is not None:
+        get_backend(backend)  # an unusable backend argument is the caller's error, not the file's
+    config = dict(meta["config"])
+    if backend is not None:
+        config["backend"] = backend
+    try:
+        model = cls(**cls.config_from_checkpoint(config))
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(path, f"its config does not build a {cls.__name__} (expected the constructor "
+                                    f"arguments model.save() stored): {exc}") from exc
+
+    layout = _json_entry(data, "layout", path, "{group: parameter layout}")
+    groups = model.parameter_groups()
+    if (not isinstance(layout, dict) or set(groups) != set(layout)
+            or any(flat.layout_signature() != layout[name] for name, flat in groups.items())):
+        raise CheckpointError(path, f"stored parameter layout does not match a {cls.__name__} built from its config "
+                                    f"(expected the groups {', '.join(groups)} with the layers of that model)")
+    for name, flat in groups.items():
+        flat.data[...] = model.backend.asarray(_stored_array(data, f"params/{name}", flat.data, path, f"parameter group {name!r}"))
+
+    training = _json_entry(data, "training", path, "the training state") if "training" in data else {}
+    expected = "{step, epochs_trained, train_seed, history, optimizer}"
+    if not isinstance(training, dict):
+        raise CheckpointError(path, f"malformed training state: expected a JSON object {expected}")
+    for key in ("step", "epochs_trained"):
+        if not _is_count(training.get(key, 0)):
+            raise CheckpointError(path, f"malformed training state: {key} is {training[key]!r}; expected an integer >= 0")
+    seed = training.get("train_seed")
+    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)):
+        raise CheckpointError(path, f"malformed training state: train_seed is {seed!r}; expected an integer or null")
+    history = training.get("history", [])
+    if not (isinstance(history, list) and all(isinstance(record, dict) for record in history)):
+        raise CheckpointError(path, "malformed training state: history must be a list of per-epoch records (JSON objects)")
+    model.step = training.get("step", 0)
+    model.epochs_trained = training.get("epochs_trained", 0)
+    model.train_seed = seed
+    model.history = History(history)
+    if training.get("optimizer") is not None:
+        model.optimizers, model.optimizer_spec = _load_optimizers(training["optimizer"], groups, data, model.backend, path)
     return model
+
+
+def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
+    """({group: optimizer}, optimizer_spec) rebuilt from the stored settings and moments."""
+    from .optim import get_optimizer
+
+    expected = "{name, lr, options: {...}, t: {group: steps taken}}"
+    if not (isinstance(opt, dict) and isinstance(opt.get("name"), str) and isinstance(opt.get("options"), dict)
+            and isinstance(opt.get("t"), dict)):
+        raise CheckpointError(path, f"malformed optimizer state: expected {expected}, got {opt!r}")
+    optimizers = {}
+    for group, flat in groups.items():
+        t = opt["t"].get(group)
+        if not _is_count(t):
+            raise CheckpointError(path, f"malformed optimizer state: t[{group!r}] is {t!r}; expected an integer >= 0")
+        try:
+            optimizer = get_optimizer(opt["name"], flat, opt.get("lr"), **opt["options"])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(path, f"optimizer {opt['name']!r} with lr={opt.get('lr')!r} and options {opt['options']!r} "
+                                        f"cannot be rebuilt (expected 'adam' or 'sgd' with their options): {exc}") from exc
+        optimizer.t = t
+        for key, value in optimizer.state_arrays().items():
+            value[...] = backend.asarray(_stored_array(data, f"optim/{group}/{key}", value, path, f"optimizer state {group}/{key}",
+                                                       nonnegative=_second_moment(optimizer, key)))
+        optimizers[group] = optimizer
+    # JSON turned tuple options (Adam's betas) into lists; as tuples they equal what fit() is
+    # given, so fitting on with the same settings keeps these moments instead of starting afresh
+    options = {key: tuple(value) if isinstance(value, list) else value for key, value in opt["options"].items()}
+    return optimizers, (opt["name"], float(opt["lr"]), tuple(sorted(options.items())))

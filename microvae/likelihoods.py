@@ -6,6 +6,9 @@ dout)`` (the convention of ``microvae.losses``) and into the data-space mean ``m
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from .backend import array_module
 from .losses import bernoulli_nll, gaussian_nll
 
@@ -47,10 +50,14 @@ class Gaussian:
     name = "gaussian"
 
     def __init__(self, logvar=0.0):
-        if logvar != "learned" and not isinstance(logvar, (int, float)):
-            raise ValueError(f"Gaussian logvar must be a number or 'learned', got {logvar!r}")
+        self.learned = isinstance(logvar, str) and logvar == "learned"
+        if not self.learned:
+            # any real number, NumPy scalars included, stored as a float so that the config is
+            # plain JSON; a NaN or infinite variance would make every loss NaN
+            if not isinstance(logvar, numbers.Real) or isinstance(logvar, bool) or not math.isfinite(logvar):
+                raise ValueError(f"Gaussian logvar must be a finite number or 'learned', got {logvar!r}")
+            logvar = float(logvar)
         self.logvar = logvar
-        self.learned = logvar == "learned"
 
     def output_dim(self, data_dim: int) -> int:
         return 2 * data_dim if self.learned else data_dim
@@ -71,17 +78,30 @@ class Gaussian:
         return None
 
     def config(self):
-        return "gaussian" if not self.learned else "gaussian-learned"
+        """A spec ``get_likelihood`` rebuilds this from: a name, or for a fixed variance other
+        than 1 a dict that keeps ``logvar`` (a bare "gaussian" lost it in checkpoints)."""
+        if self.learned:
+            return "gaussian-learned"
+        return "gaussian" if self.logvar == 0.0 else {"name": "gaussian", "logvar": self.logvar}
 
 
 def get_likelihood(spec):
-    """'bernoulli', 'gaussian' (unit variance), 'gaussian-learned', or a likelihood object."""
+    """'bernoulli', 'gaussian' (unit variance), 'gaussian-learned', a dict such as
+    ``{"name": "gaussian", "logvar": -2.0}`` (what ``config()`` gives), or a likelihood object."""
     if isinstance(spec, (Bernoulli, Gaussian)):
         return spec
+    if isinstance(spec, dict):
+        name, settings = spec.get("name"), {k: v for k, v in spec.items() if k != "name"}
+        if name == "gaussian" and set(settings) <= {"logvar"}:
+            return Gaussian(settings.get("logvar", 0.0))
+        if name == "bernoulli" and not settings:
+            return Bernoulli()
+        raise ValueError(f"likelihood dict must be {{'name': 'bernoulli'}} or {{'name': 'gaussian', 'logvar': <number "
+                         f"or 'learned'>}}, got {spec!r}")
     if spec == "bernoulli":
         return Bernoulli()
     if spec == "gaussian":
         return Gaussian(0.0)
     if spec == "gaussian-learned":
         return Gaussian("learned")
-    raise ValueError(f"likelihood must be 'bernoulli', 'gaussian' or 'gaussian-learned', got {spec!r}")
+    raise ValueError(f"likelihood must be 'bernoulli', 'gaussian', 'gaussian-learned', a dict or a likelihood object, got {spec!r}")

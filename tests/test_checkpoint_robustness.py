@@ -1,0 +1,403 @@
+"""Checkpoints: settings that must survive a round trip, saves that must be refused, and
+malformed-but-readable files that must give a CheckpointError naming the file."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from microvae.likelihoods import get_likelihood
+
+X = np.random.default_rng(0).random((32, 16)).astype("f4")  # in [0, 1]: valid for every likelihood
+EPS = np.random.default_rng(1).standard_normal((32, 2))
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A VAE trained one epoch with Adam (history, step, moments), saved; and its path."""
+    model = mv.VAE(16, (8,), 2, seed=3)
+    model.fit(X, epochs=1, batch_size=16, verbose=0)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    return model, path
+
+
+def _rewrite(path, out, drop=(), **changes):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k not in drop}
+    arrays.update(changes)
+    np.savez(out, **arrays)
+
+
+def _entry(path, key):
+    with np.load(path, allow_pickle=False) as npz:
+        return json.loads(str(npz[key]))
+
+
+def _spec_id(spec):
+    return repr(spec.config() if hasattr(spec, "config") else spec)
+
+
+def _leftovers(folder, keep):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+# 1. likelihood settings ------------------------------------------------------------------
+
+LIKELIHOODS = ["bernoulli", "gaussian", "gaussian-learned", mv.Gaussian(-2.0), mv.Gaussian(np.float32(1.5)),
+               {"name": "gaussian", "logvar": -0.5}, {"name": "bernoulli"}]
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS, ids=_spec_id)
+def test_every_likelihood_round_trips_with_the_same_objective(likelihood, tmp_path):
+    model = mv.VAE(16, (8,), 2, likelihood=likelihood, seed=1)
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    assert loaded.config == model.config
+    assert loaded.likelihood.config() == model.likelihood.config()
+    assert getattr(loaded.likelihood, "logvar", None) == getattr(model.likelihood, "logvar", None)
+    assert loaded.loss(X, eps=EPS) == model.loss(X, eps=EPS)
+    model.backend.seed(7)
+    loaded.backend.seed(7)
+    np.testing.assert_array_equal(loaded.elbo(X), model.elbo(X))
+
+
+def test_a_fixed_gaussian_noise_level_is_kept(tmp_path):
+    model = mv.VAE(16, (8,), 2, likelihood=mv.Gaussian(-2.0))
+    model.save(tmp_path / "g.npz")
+    assert mv.load(tmp_path / "g.npz").likelihood.logvar == -2.0
+    unit = mv.VAE(16, (8,), 2, likelihood="gaussian")  # same parameters (same seed), unit variance
+    assert unit.loss(X, eps=EPS) != model.loss(X, eps=EPS)  # so a lost logvar would show above
+
+
+@pytest.mark.parametrize("build", [
+    lambda lik: mv.CVAE(16, 3, (8,), 2, likelihood=lik),
+    lambda lik: mv.ConvVAE((1, 8, 8), 2, likelihood=lik),
+    lambda lik: mv.AAE(16, (8,), 2, disc_hidden=(4,), likelihood=lik),
+    lambda lik: mv.VRAE(3, hidden_size=4, latent_dim=2, likelihood=lik),
+], ids=["CVAE", "ConvVAE", "AAE", "VRAE"])
+def test_every_model_class_keeps_the_noise_level(build, tmp_path):
+    model = build(mv.Gaussian(-2.0))
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    assert loaded.config == model.config
+    assert loaded.likelihood.config() == {"name": "gaussian", "logvar": -2.0}
+
+
+@pytest.mark.parametrize("likelihood", [mv.Bernoulli(), mv.Gaussian(), mv.Gaussian(-2.0), mv.Gaussian(3), mv.Gaussian("learned")],
+                         ids=_spec_id)
+def test_likelihood_config_rebuilds_the_same_likelihood(likelihood):
+    again = get_likelihood(json.loads(json.dumps(likelihood.config())))
+    assert type(again) is type(likelihood) and again.config() == likelihood.config()
+    assert getattr(again, "logvar", None) == getattr(likelihood, "logvar", None)
+
+
+def test_unit_variance_keeps_its_old_name():
+    # configs (and checkpoints) written before logvar was stored still read the same
+    assert mv.Gaussian(0.0).config() == "gaussian" and mv.Gaussian("learned").config() == "gaussian-learned"
+
+
+def test_gaussian_logvar_is_stored_as_a_float():
+    g = mv.Gaussian(np.float32(-1.5))
+    assert type(g.logvar) is float and g.logvar == -1.5
+    json.dumps(g.config())  # plain JSON
+
+
+@pytest.mark.parametrize("logvar", [float("nan"), float("inf"), True, "big", None, [1.0]], ids=repr)
+def test_gaussian_rejects_a_bad_logvar(logvar):
+    with pytest.raises(ValueError, match="finite number or 'learned'"):
+        mv.Gaussian(logvar)
+
+
+@pytest.mark.parametrize("spec", [{"name": "gaussian", "sigma": 1.0}, {"name": "bernoulli", "logvar": 0.0}, {"logvar": 1.0},
+                                  {"name": "poisson"}, "poisson"], ids=repr)
+def test_get_likelihood_rejects_unknown_specs(spec):
+    with pytest.raises(ValueError, match="likelihood"):
+        get_likelihood(spec)
+
+
+# 2. refusing to save what load() would reject -----------------------------------------------
+
+@pytest.mark.parametrize("spoil, what", [
+    (lambda m: m.flat.data.__setitem__(0, np.nan), "parameter group 'model' contains NaN or Inf"),
+    (lambda m: m.flat.data.__setitem__(-1, np.inf), "parameter group 'model' contains NaN or Inf"),
+    (lambda m: m.optimizers["model"].m.__setitem__(0, np.inf), "optimizer state model/m contains NaN or Inf"),
+    (lambda m: m.optimizers["model"].v.__setitem__(0, np.nan), "optimizer state model/v contains NaN or Inf"),
+    (lambda m: m.optimizers["model"].v.__setitem__(0, -1.0), "optimizer state model/v has negative values"),
+], ids=["nan-param", "inf-param", "inf-m", "nan-v", "negative-v"])
+def test_save_refuses_state_that_load_would_reject(trained, spoil, what):
+    model, path = trained
+    before = path.read_bytes()
+    spoil(model)
+    with pytest.raises(ValueError, match=f"not saving .*model.npz.*{what}"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert _leftovers(path.parent, {path.name}) == []
+    mv.load(path)  # the good checkpoint is still there and loads
+
+
+def test_refused_save_creates_nothing(trained, tmp_path):
+    model, _ = trained
+    model.flat.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        model.save(tmp_path / "new" / "m.npz")
+    assert not (tmp_path / "new").exists()
+
+
+def test_save_without_optimizer_ignores_its_state(trained, tmp_path):
+    model, _ = trained
+    model.optimizers["model"].m[0] = np.nan  # not written, so not checked
+    model.save(tmp_path / "p.npz", include_optimizer=False)
+    assert mv.load(tmp_path / "p.npz").optimizers == {}
+
+
+# 3. NumPy scalars in configs and training state ------------------------------------------------
+
+@pytest.mark.parametrize("options", [dict(seed=np.int64(3)), dict(capacity=np.float32(5)), dict(beta_warmup=np.int32(4)),
+                                     dict(seed=np.uint8(7), capacity=np.float64(2.5), capacity_warmup=np.int16(3))], ids=repr)
+def test_numpy_scalars_in_the_config_round_trip(options, tmp_path):
+    model = mv.VAE(16, (8,), 2, **options)
+    model.save(tmp_path / "s.npz")
+    stored = _entry(tmp_path / "s.npz", "model")["config"]
+    for key, value in options.items():
+        assert stored[key] == value.item() and type(stored[key]) is type(value.item())
+    loaded = mv.load(tmp_path / "s.npz")
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+def test_numpy_values_in_layer_specs_and_training_state(tmp_path):
+    encoder = mv.Sequential(mv.Dense(16, 5), mv.LeakyReLU(np.float32(0.25)), mv.Dense(5, 4))
+    model = mv.VAE(16, latent_dim=2, encoder=encoder, seed=np.int64(2))
+    model.fit(X, epochs=1, batch_size=16, verbose=0, seed=np.int64(5), clip_norm=np.float32(5.0))
+    model.history.epochs[0]["note"] = np.arange(2)  # a callback's array in a history record
+    model.save(tmp_path / "n.npz")
+    training = _entry(tmp_path / "n.npz", "training")
+    assert training["optimizer"]["options"] == {"clip_norm": 5.0} and training["history"][0]["note"] == [0, 1]
+    loaded = mv.load(tmp_path / "n.npz")
+    assert loaded.config == model.config and loaded.train_seed == 5
+    np.testing.assert_array_equal(loaded.optimizers["model"].v, model.optimizers["model"].v)
+
+
+def test_an_unstorable_config_value_is_named_and_nothing_is_written(tmp_path):
+    model = mv.VAE(16, (8,), 2)
+    model.config["seed"] = np.random.SeedSequence(0)
+    with pytest.raises(TypeError, match="a SeedSequence cannot be stored in a checkpoint"):
+        model.save(tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+# 4. malformed but readable files --------------------------------------------------------------
+
+def _config_with(**changes):
+    def change(meta):
+        meta["config"].update(changes)
+        return meta
+    return change
+
+
+def _json_change(key, change):
+    """A rewrite of the JSON entry ``key``: change(document) -> new document."""
+    return lambda path: {key: np.array(json.dumps(change(_entry(path, key))))}
+
+
+def _training(**changes):
+    return _json_change("training", lambda t: {**t, **changes})
+
+
+def _optimizer(**changes):
+    return _json_change("training", lambda t: {**t, "optimizer": {**t["optimizer"], **changes}})
+
+
+MALFORMED = {
+    "format_version-string": (lambda p: {"format_version": np.array("x")}, "format_version is 'x'; expected the integer 1"),
+    "format_version-array": (lambda p: {"format_version": np.array([1, 1])}, "format_version is a int64 array of shape"),
+    "format_version-float": (lambda p: {"format_version": np.array(1.0)}, "format_version is 1.0"),
+    "model-not-json": (lambda p: {"model": np.array("{class: VAE")}, "'model' is not valid JSON"),
+    "model-as-array": (lambda p: {"model": np.array(["{}", "{}"])}, "'model' is a <U2 array of shape \\(2,\\)"),
+    "model-a-list": (_json_change("model", lambda m: [m]), "'model' must be"),
+    "unknown-config-key": (_json_change("model", _config_with(colour="red")), "does not build a VAE.*colour"),
+    "other-model-class": (_json_change("model", lambda m: {**m, "class": "CVAE"}), "does not build a CVAE"),
+    "bad-config-value": (_json_change("model", _config_with(input_dim="abc")), "does not build a VAE.*abc"),
+    "infinite-config-value": (_json_change("model", _config_with(input_dim=float("inf"))), "does not build a VAE"),
+    "bad-likelihood": (_json_change("model", _config_with(likelihood={"name": "gaussian", "logvar": "wide"})), "does not build a VAE"),
+    "layout-a-list": (_json_change("layout", lambda layout: list(layout.items())), "layout does not match"),
+    "params-as-strings": (lambda p: {"params/model": np.array(["1.0"] * mv.load(p).num_parameters)},
+                          "parameter group 'model' is stored as <U3; expected floating-point"),
+    "params-as-ints": (lambda p: {"params/model": np.zeros(mv.load(p).num_parameters, dtype=np.int32)}, "stored as int32"),
+    "params-2d": (lambda p: {"params/model": np.zeros((1, mv.load(p).num_parameters), dtype=np.float32)}, "wrong size"),
+    "training-a-list": (_json_change("training", lambda t: [t]), "training state: expected a JSON object"),
+    "training-as-array": (lambda p: {"training": np.zeros(3)}, "'training' is a float64 array"),
+    "step-null": (_training(step=None), "step is None; expected an integer >= 0"),
+    "step-negative": (_training(step=-1), "step is -1"),
+    "step-float": (_training(step=2.5), "step is 2.5"),
+    "epochs-string": (_training(epochs_trained="1"), "epochs_trained is '1'"),
+    "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer or null"),
+    "history-a-dict": (_training(history={"loss": [1.0]}), "history must be a list of per-epoch records"),
+    "history-of-numbers": (_training(history=[1.0, 2.0]), "history must be a list"),
+    "optimizer-a-string": (_training(optimizer="adam"), "malformed optimizer state"),
+    "optimizer-no-t-for-group": (_optimizer(t={}), "t\\['model'\\] is None"),
+    "optimizer-no-t": (lambda p: _json_change("training", lambda t: {**t, "optimizer": {
+        k: v for k, v in t["optimizer"].items() if k != "t"}})(p), "malformed optimizer state"),
+    "optimizer-negative-t": (_optimizer(t={"model": -1}), "t\\['model'\\] is -1"),
+    "optimizer-unknown-name": (_optimizer(name="rmsprop"), "'rmsprop' .* cannot be rebuilt"),
+    "optimizer-unknown-option": (_optimizer(options={"nesterov": True}), "cannot be rebuilt.*nesterov"),
+    "optimizer-bad-option": (_optimizer(options={"betas": [0.9]}), "cannot be rebuilt"),
+    "optimizer-bad-lr": (_optimizer(lr="fast"), "cannot be rebuilt"),
+    "optimizer-zero-lr": (_optimizer(lr=0), "cannot be rebuilt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_checkpoints_name_the_file_and_what_was_expected(trained, tmp_path, case):
+    _, path = trained
+    changes, message = MALFORMED[case]
+    bad = tmp_path / f"bad-{case}.npz"
+    _rewrite(path, bad, **changes(path))
+    before = bad.read_bytes()
+    with pytest.raises(mv.CheckpointError, match=message) as info:
+        mv.load(bad)
+    assert str(bad) in str(info.value) and info.value.path == str(bad)
+    assert bad.read_bytes() == before
+
+
+@pytest.mark.parametrize("case", ["unknown-config-key", "other-model-class", "bad-config-value",
+                                  "optimizer-unknown-name", "optimizer-unknown-option", "model-not-json"])
+def test_malformed_checkpoint_errors_keep_the_original_exception(trained, tmp_path, case):
+    _, path = trained
+    changes, _ = MALFORMED[case]
+    _rewrite(path, tmp_path / "bad.npz", **changes(path))
+    with pytest.raises(mv.CheckpointError) as info:
+        mv.load(tmp_path / "bad.npz")
+    assert isinstance(info.value.__cause__, (TypeError, ValueError))
+
+
+@pytest.mark.parametrize("drop, message", [
+    ("format_version", "format_version is none"),
+    ("model", "no 'model' entry"),
+    ("layout", "no 'layout' entry"),
+    ("optim/model/m", "optimizer state model/m missing"),
+])
+def test_missing_entries(trained, tmp_path, drop, message):
+    _, path = trained
+    _rewrite(path, tmp_path / "d.npz", drop=(drop,))
+    with pytest.raises(mv.CheckpointError, match=message):
+        mv.load(tmp_path / "d.npz")
+
+
+def test_an_npy_file(tmp_path):
+    npy = tmp_path / "weights.npy"
+    np.save(npy, np.ones(3))
+    before = npy.read_bytes()
+    with pytest.raises(mv.CheckpointError, match="weights.npy.*single float64 array of shape \\(3,\\).*expected an .npz"):
+        mv.load(npy)
+    assert npy.read_bytes() == before
+
+
+def test_a_bad_backend_argument_is_not_blamed_on_the_file(trained):
+    _, path = trained
+    with pytest.raises(ValueError, match="backend must be") as info:
+        mv.load(path, backend="tpu")
+    assert not isinstance(info.value, mv.CheckpointError)
+
+
+def test_checkpoint_error_pickles_and_names_the_file():
+    error = pickle.loads(pickle.dumps(mv.CheckpointError("/tmp/m.npz", "something expected")))
+    assert (error.path, error.reason, str(error)) == ("/tmp/m.npz", "something expected", "'/tmp/m.npz': something expected")
+
+
+def test_damaged_files_give_checkpoint_errors(trained, tmp_path):
+    # byte flips and truncations anywhere in a real checkpoint: a CheckpointError or a model, nothing else
+    _, path = trained
+    good = path.read_bytes()
+    rng = np.random.default_rng(0)
+    damaged = tmp_path / "damaged.npz"
+    for trial in range(150):
+        if trial % 3 == 0:
+            data = good[: rng.integers(len(good))]
+        else:
+            data = bytearray(good)
+            data[rng.integers(len(good))] = rng.integers(256)
+        damaged.write_bytes(bytes(data))
+        try:
+            mv.load(damaged)
+        except mv.CheckpointError:
+            pass
+
+
+# 5. non-finite values on load ------------------------------------------------------------------
+
+def test_float64_parameters_that_overflow_float32_are_refused(trained, tmp_path):
+    model, path = trained
+    huge = model.flat.data.astype(np.float64)
+    huge[0] = 1e300  # finite in float64, inf in the model's float32
+    _rewrite(path, tmp_path / "h.npz", **{"params/model": huge})
+    with pytest.raises(mv.CheckpointError, match="parameter group 'model' contains NaN or Inf \\(in float32\\)"):
+        mv.load(tmp_path / "h.npz")
+
+
+def test_float64_parameters_in_range_are_cast(trained, tmp_path):
+    model, path = trained
+    _rewrite(path, tmp_path / "w.npz", **{"params/model": model.flat.data.astype(np.float64)})
+    loaded = mv.load(tmp_path / "w.npz")
+    assert loaded.flat.data.dtype == np.float32
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("m", np.nan, "optimizer state model/m contains NaN or Inf"),
+    ("v", np.nan, "optimizer state model/v contains NaN or Inf"),
+    ("v", np.inf, "optimizer state model/v contains NaN or Inf"),
+    ("v", 1e300, "optimizer state model/v contains NaN or Inf"),
+    ("v", -1e-3, "optimizer state model/v has negative values; expected second moments >= 0"),
+])
+def test_bad_optimizer_moments_are_refused(trained, tmp_path, key, value, message):
+    model, path = trained
+    moments = model.optimizers["model"].state_arrays()[key].astype(np.float64)
+    moments[3] = value
+    _rewrite(path, tmp_path / "o.npz", **{f"optim/model/{key}": moments})
+    with pytest.raises(mv.CheckpointError, match=message):
+        mv.load(tmp_path / "o.npz")
+
+
+def test_negative_first_moments_and_sgd_velocity_are_fine(tmp_path):
+    model = mv.VAE(16, (8,), 2)
+    model.fit(X, epochs=1, batch_size=16, verbose=0, optimizer="sgd", lr=0.1, momentum=0.9)
+    assert (model.optimizers["model"].velocity < 0).any()
+    model.save(tmp_path / "sgd.npz")
+    np.testing.assert_array_equal(mv.load(tmp_path / "sgd.npz").optimizers["model"].velocity, model.optimizers["model"].velocity)
+
+
+# resuming with tuple options ---------------------------------------------------------------------
+
+def test_resuming_with_the_same_tuple_options_keeps_the_moments(tmp_path):
+    model = mv.VAE(16, (8,), 2)
+    model.fit(X, epochs=1, batch_size=16, verbose=0, betas=(0.8, 0.99))
+    model.save(tmp_path / "b.npz")
+    loaded = mv.load(tmp_path / "b.npz")
+    adam = loaded.optimizers["model"]
+    loaded.fit(X, epochs=1, batch_size=16, verbose=0, betas=(0.8, 0.99))
+    model.fit(X, epochs=1, batch_size=16, verbose=0, betas=(0.8, 0.99))
+    assert loaded.optimizers["model"] is adam and adam.t == model.optimizers["model"].t
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+# 6. file permissions --------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_checkpoints_get_umask_permissions(tmp_path, umask, mode):
+    model = mv.VAE(16, (8,), 2)
+    old = os.umask(umask)
+    try:
+        model.save(tmp_path / "m.npz")
+        assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == mode
+        (tmp_path / "m.npz").chmod(0o600)
+        model.save(tmp_path / "m.npz")  # replacing a file: the new one gets the umask's permissions too
+        assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == mode
+    finally:
+        os.umask(old)
+    assert _leftovers(tmp_path, {"m.npz"}) == []
