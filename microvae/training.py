@@ -18,11 +18,13 @@ import time
 
 import numpy as np
 
+from .models.base import check_int, check_number
+
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or Inf; the message names the epoch and the batch."""
+    """The loss or the parameters became NaN or Inf; the message names the epoch (and the batch)."""
 
 
 def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
@@ -92,6 +94,10 @@ class Callback:
 
     def on_train_begin(self, model) -> None: ...
 
+    def _check_run(self, recorded: list, optimizer) -> None:
+        """Raise now, before fit changes anything, for a run this callback would fail in an epoch's time
+        (``recorded``: the history keys each epoch will have; ``optimizer``: fit's argument)."""
+
     def on_epoch_end(self, model, epoch: int, record: dict) -> bool | None: ...
 
     def on_train_end(self, model) -> None: ...
@@ -105,10 +111,20 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, every: int = 1, include_optimizer: bool = True):
-        if int(every) < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.path, self.every, self.include_optimizer = os.fspath(path), int(every), include_optimizer
+        self.path, self.every, self.include_optimizer = os.fspath(path), check_int("every", every, 1), include_optimizer
+        try:  # a bad template would otherwise fail only when the first epoch is over
+            self.path.format(epoch=1)
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"path {self.path!r} is not a valid checkpoint name: the only field it may contain is "
+                             f"{{epoch}} (e.g. 'ckpt_{{epoch:03d}}.npz'; write {{{{ and }}}} for literal braces); "
+                             f"formatting it failed with {type(exc).__name__}: {exc}") from None
         self.saved: list[str] = []
+
+    def _check_run(self, recorded, optimizer):
+        if self.include_optimizer and not isinstance(optimizer, str):
+            raise TypeError("ModelCheckpoint saves the optimizer state, which it can do only for an optimizer given by "
+                            "name ('adam' or 'sgd'), not for an Optimizer instance; pass optimizer by name, or "
+                            "ModelCheckpoint(..., include_optimizer=False)")
 
     def on_epoch_end(self, model, epoch, record):
         if epoch % self.every == 0:
@@ -122,14 +138,21 @@ class EarlyStopping(Callback):
     ``patience`` epochs; optionally restore the best parameters seen."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
-        if int(patience) < 0:
-            raise ValueError(f"patience must be >= 0, got {patience}")
-        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, int(patience), float(min_delta), restore_best
+        patience = check_int("patience", patience, 0)
+        min_delta = check_number("min_delta", min_delta)
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
+        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
         self.best = math.inf
         self.best_epoch = None
         self.stopped_epoch = None
         self._wait = 0
         self._best_params = None
+
+    def _check_run(self, recorded, optimizer):
+        if self.monitor not in recorded:
+            raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run will not record (it records "
+                             f"{list(recorded)}); pass validation_data or monitor='loss'")
 
     def on_train_begin(self, model):
         self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = math.inf, None, None, 0, None
@@ -156,6 +179,24 @@ class EarlyStopping(Callback):
                 flat.data[...] = self._best_params[name]
 
 
+def _snapshot(model, optimizers) -> dict:
+    """The parameters and optimizer state at the start of an epoch, for ``_restore``."""
+    return {"params": {name: flat.data.copy() for name, flat in model.parameter_groups().items()},
+            "optim": {group: (opt.t, {k: v.copy() for k, v in opt.state_arrays().items()}) for group, opt in optimizers.items()},
+            "step": model.step}
+
+
+def _restore(model, optimizers, snapshot) -> None:
+    """Undo a diverged epoch: parameters, optimizer moments (NaN after a NaN gradient) and step counts."""
+    for name, flat in model.parameter_groups().items():
+        flat.data[...] = snapshot["params"][name]
+    for group, opt in optimizers.items():
+        opt.t, state = snapshot["optim"][group]
+        for key, value in opt.state_arrays().items():
+            value[...] = state[key]
+    model.step = snapshot["step"]
+
+
 def _batches(n: int, batch_size: int, order):
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
@@ -173,24 +214,32 @@ def _summary(epoch, epochs, record) -> str:
 def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, lr=1e-3, optimizer="adam",
         shuffle=True, seed=None, callbacks=None, verbose=1, optimizer_options=None) -> History:
     """Train ``model`` for ``epochs`` more epochs on ``data`` (a tuple of arrays, see ``Model.fit``)."""
-    if int(epochs) < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    seed = check_int("seed", seed, 0, none_ok=True)
+    check_number("lr", lr, "a positive number (the learning rate)")
     arrays = model._prepare_data(*data)
     n = len(arrays[0])
     val_arrays = None
     if validation_data is not None:
-        val = validation_data if isinstance(validation_data, (tuple, list)) else (validation_data,)
+        # only a tuple is (x, y): a list or an array is x itself (a list of rows would be unpacked)
+        val = validation_data if isinstance(validation_data, tuple) else (validation_data,)
+        if not 1 <= len(val) <= 2:
+            raise ValueError(f"validation_data must be x or a tuple (x, y), got a tuple of {len(val)} items")
         try:
             val_arrays = model._prepare_data(*val)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"validation_data: {exc}") from exc
+    callbacks = list(callbacks or [])
+    recorded = ["epoch", *model.metric_names, *(f"val_{k}" for k in model.metric_names if val_arrays is not None), "seconds"]
+    for cb in callbacks:
+        check = getattr(cb, "_check_run", None)  # a duck-typed callback may lack it
+        if check is not None:
+            check(recorded, optimizer)
+    optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
     if seed is None:
         seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
     model.train_seed = int(seed)
-    optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
-    callbacks = list(callbacks or [])
     for cb in callbacks:
         cb.on_train_begin(model)
     try:
@@ -199,7 +248,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         tqdm = None
     xp = model.backend.xp
     first = model.epochs_trained + 1
-    last = model.epochs_trained + int(epochs)
+    last = model.epochs_trained + epochs
     # convolutions share their image chunks out among microvae's threads, BLAS on one thread
     with model._parallel_chunks():
         for epoch in range(first, last + 1):
@@ -207,23 +256,22 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
             order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
             order = xp.asarray(order)
-            snapshot = {name: flat.data.copy() for name, flat in model.parameter_groups().items()}
+            snapshot = _snapshot(model, optimizers)
             totals: dict = {}
             seen = 0
             # no bar object at all unless shown: even a disabled tqdm starts its monitor thread
             bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, dynamic_ncols=True) if tqdm and verbose == 1 else None
-            for batch_index, idx in enumerate(_batches(n, int(batch_size), order), start=1):
+            for batch_index, idx in enumerate(_batches(n, batch_size, order), start=1):
                 batch = tuple(a[idx] for a in arrays)
                 metrics = model._train_batch(batch, optimizers)
                 if not all(math.isfinite(v) for v in metrics.values()):
-                    for name, flat in model.parameter_groups().items():
-                        flat.data[...] = snapshot[name]
+                    _restore(model, optimizers, snapshot)
                     if bar is not None:
                         bar.close()
                     bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
                     raise TrainingDiverged(
-                        f"training diverged at epoch {epoch}, batch {batch_index}: {bad}. The parameters were "
-                        f"restored to their values at the start of epoch {epoch}; checkpoints already written are intact. "
+                        f"training diverged at epoch {epoch}, batch {batch_index}: {bad}. The parameters and "
+                        f"optimizer state were restored to their values at the start of epoch {epoch}; checkpoints already written are intact. "
                         "Try a lower learning rate or gradient clipping (clip_norm)."
                     )
                 size = len(idx)
@@ -236,10 +284,20 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                         bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
             if bar is not None:
                 bar.close()
+            # a finite loss is computed before the step: an overflowing gradient can still leave NaN
+            # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
+            if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
+                _restore(model, optimizers, snapshot)
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every "
+                    f"batch's loss was finite (an overflowing gradient). The parameters and optimizer state were restored to "
+                    f"their values at the start of epoch {epoch}; checkpoints already written are intact. Try a lower learning rate, "
+                    "gradient clipping (clip_norm) or rescaled inputs."
+                )
             record = {"epoch": epoch}
             record.update({key: value / max(seen, 1) for key, value in totals.items()})
             if val_arrays is not None:
-                record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(int(batch_size), 256)).items()})
+                record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()})
             record["seconds"] = time.perf_counter() - started
             model.epochs_trained = epoch
             model.history.append(record)

@@ -117,7 +117,7 @@ def test_early_stopping_restores_best_parameters(data):
 
 def test_early_stopping_without_validation_is_a_clear_error(data):
     x, _ = data
-    with pytest.raises(KeyError, match="validation_data"):
+    with pytest.raises(ValueError, match="validation_data"):
         _model().fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping()])
 
 

@@ -11,7 +11,7 @@ from ..backend import array_module
 from ..likelihoods import get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
-from .base import Model
+from .base import Model, check_int, check_number, check_sizes
 from .vae import LOGVAR_RANGE, mlp
 
 __all__ = ["AAE", "prior_distance"]
@@ -100,6 +100,8 @@ class AAE(Model):
     ``prior_distance(x)`` measures how close the codes of x are to the prior.
     """
 
+    metric_names = ("loss", "recon", "disc", "gen")
+
     def __init__(
         self,
         input_dim: int = 784,
@@ -117,9 +119,11 @@ class AAE(Model):
         seed: int | None = 0,
     ):
         super().__init__()
-        input_dim, latent_dim, num_classes = int(input_dim), int(latent_dim), int(num_classes)
-        hidden = tuple(int(h) for h in hidden)
-        disc_hidden = tuple(int(h) for h in disc_hidden)
+        input_dim, latent_dim = check_int("input_dim", input_dim), check_int("latent_dim", latent_dim)
+        num_classes = check_int("num_classes", num_classes)
+        hidden, disc_hidden = check_sizes("hidden", hidden), check_sizes("disc_hidden", disc_hidden)
+        mixture_radius = check_number("mixture_radius", mixture_radius, "a positive number")
+        mixture_std = check_number("mixture_std", mixture_std, "a positive number")
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden + disc_hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}, disc_hidden={disc_hidden}")
         if encoder_type not in ("deterministic", "gaussian"):
@@ -341,11 +345,10 @@ class AAE(Model):
 
     def sample_prior(self, n: int, y=None, seed: int | None = None):
         """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component."""
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        labels = None if y is None else self._labels(y, int(n))
+        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
+        labels = None if y is None else self._labels(y, n)
         rng = None if seed is None else self.backend.xp.random.default_rng(seed)
-        return self.backend.to_numpy(self._draw_prior(int(n), labels, rng)).copy()
+        return self.backend.to_numpy(self._draw_prior(n, labels, rng)).copy()
 
     def sample(self, n: int, y=None, seed: int | None = None):
         """Decoder means at n prior draws (components chosen by ``y`` for the mixture)."""
@@ -354,8 +357,9 @@ class AAE(Model):
     def prior_distance(self, x, seed: int = 0, n_prior: int | None = None) -> dict:
         """``prior_distance(encode(x), prior draws)``: {"mmd2", "mean_gap", "cov_gap"}, with
         ``n_prior`` (default len(x)) draws from the prior seeded by ``seed``."""
+        n_prior = check_int("n_prior", n_prior, 2, none_ok=True)
         codes = self.encode(x)
-        return prior_distance(codes, self.sample_prior(int(n_prior or len(codes)), seed=seed))
+        return prior_distance(codes, self.sample_prior(n_prior or len(codes), seed=seed))
 
     def __repr__(self):
         return (f"AAE(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, encoder_type={self.encoder_type!r}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -13,6 +15,37 @@ from ..params import FlatParameters
 from ..threads import parallel_chunks
 
 MODEL_TYPES: dict = {}
+
+
+# argument checks shared by the models and fit: int() would take "5" and truncate 2.7, and a
+# comparison with a string fails with an error that names no argument
+def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
+    """``value`` as an int (an integer, or a float without a fraction; never a bool or a string),
+    at least ``minimum`` if given; else a TypeError/ValueError naming ``name``."""
+    if value is None and none_ok:
+        return None
+    form = {None: "an integer", 0: "an integer >= 0", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+    form = f"None or {form}" if none_ok else form
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {form}, got {value!r}")
+    if not (math.isfinite(value) and value == int(value)) or (minimum is not None and value < minimum):
+        raise ValueError(f"{name} must be {form}, got {value!r}")
+    return int(value)
+
+
+def check_number(name: str, value, form: str = "a number") -> float:
+    """``value`` as a float if it is a real number (not a bool or a string), else a TypeError naming
+    ``name`` and ``form``; the caller checks the range."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {form}, got {value!r}")
+    return float(value)
+
+
+def check_sizes(name: str, value) -> tuple:
+    """Layer sizes as a tuple of ints (the caller checks that they are positive)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of layer sizes, e.g. (64,) for one hidden layer or () for none, got {value!r}")
+    return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 
 
 class LossTerms(NamedTuple):
@@ -31,6 +64,8 @@ class Model(Module):
     also override ``parameter_groups``, ``_get_optimizers`` and ``_train_batch``.
     """
 
+    metric_names = ("loss", "recon", "kl")  # what _train_batch and _evaluate_arrays report: the history's keys
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         MODEL_TYPES[cls.__name__] = cls
@@ -42,7 +77,7 @@ class Model(Module):
         return config
 
     def _setup(self, backend, dtype, seed, config: dict):
-        self.backend = get_backend(backend, dtype=dtype, seed=seed)
+        self.backend = get_backend(backend, dtype=dtype, seed=check_int("seed", seed, 0, none_ok=True))
         self.flat = FlatParameters(self, self.backend)
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
         self.step = 0  # optimizer steps taken; drives warm-up schedules
@@ -72,16 +107,34 @@ class Model(Module):
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"{what} must be a non-empty batch of shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         if tuple(x.shape[1:]) != expected:
-            if int(np.prod(x.shape[1:])) == int(np.prod(expected)):
-                x = x.reshape((x.shape[0],) + expected)
-            else:
-                raise ValueError(f"{what} must have shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+            # Reshaped only where that cannot scramble the data: flattened examples; anything of the
+            # right size for a flat input (images for an MLP); one-channel images without their
+            # channel axis. Channels-last images, say, would be silently mixed up.
+            size, shape = math.prod(expected), tuple(x.shape[1:])
+            unambiguous = (shape == (size,) or (len(expected) == 1 and math.prod(shape) == size)
+                           or (len(expected) == 3 and expected[0] == 1 and shape == expected[1:]))
+            if not unambiguous:
+                raise ValueError(self._shape_error(what, tuple(x.shape), expected))
+            x = x.reshape((x.shape[0],) + expected)
         if not np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.bool_):
             raise TypeError(f"{what} must be numeric, got dtype {x.dtype}")
         x = self.backend.asarray(x)
         if not bool(xp.isfinite(x).all()):
             raise ValueError(f"{what} contains NaN or Inf")
         return x
+
+    @staticmethod
+    def _shape_error(what, shape, expected) -> str:
+        """What is wrong with a batch of ``shape`` whose examples should be ``expected``, and the likely fix."""
+        message = f"{what} must have shape (batch, {', '.join(map(str, expected))}), got {shape}"
+        if len(expected) > 1:
+            message += f"; the flattened form (batch, {math.prod(expected)}) is accepted too"
+        if len(expected) == 3 and shape[1:] == expected[1:] + expected[:1]:
+            message += (". Images are channels-first (NCHW); this looks channels-last (NHWC): "
+                        f"pass {what}.transpose(0, 3, 1, 2)")
+        elif shape == expected:
+            message += f". A single example needs a batch axis: {what}[None]"
+        return message
 
     def fixed_noise(self, x, *rest, seed: int = 0):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64)."""
@@ -116,7 +169,7 @@ class Model(Module):
         """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
 
         Per epoch the history records the training ``loss``, ``recon``, ``kl`` (nats per
-        example), their ``val_`` versions if ``validation_data`` is given, and ``seconds``.
+        example), their ``val_`` versions if ``validation_data`` (x, or a tuple (x, y)) is given, and ``seconds``.
         ``verbose=1`` shows a progress bar and one summary line per epoch, ``2`` only the
         lines, ``0`` nothing. ``seed`` fixes shuffling and noise (default: the model's seed);
         calling ``fit`` again, or on a loaded checkpoint, continues the same run.
@@ -131,10 +184,20 @@ class Model(Module):
 
     def evaluate(self, x, y=None, batch_size=512) -> dict:
         """Mean loss terms over a dataset (forward passes only), e.g. {"loss", "recon", "kl"}."""
+        batch_size = check_int("batch_size", batch_size, 1)
         data = (x,) if y is None else (x, y)
         return self._evaluate_arrays(self._prepare_data(*data), batch_size=batch_size)
 
     def _get_optimizers(self, name, lr, options) -> dict:
+        if not isinstance(name, str):
+            groups = self.parameter_groups()
+            if len(groups) > 1:  # one instance would step every phase's parameters with stale gradients
+                raise TypeError(f"{type(self).__name__} trains {len(groups)} parameter groups ({', '.join(groups)}), each with "
+                                "its own optimizer, so it cannot take an optimizer instance; pass optimizer='adam' or "
+                                "'sgd' by name (with lr= and options such as clip_norm=)")
+            if getattr(name, "flat", None) is not next(iter(groups.values())):
+                raise TypeError(f"optimizer must be 'adam', 'sgd' or an Optimizer built on this model's parameters "
+                                f"(e.g. microvae.Adam(model.flat)), got {name!r}")
         spec = (name if isinstance(name, str) else id(name), float(lr), tuple(sorted(options.items())))
         if self.optimizers and spec == self.optimizer_spec:
             return self.optimizers  # continue the same run (moments and step count kept)

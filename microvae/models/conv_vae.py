@@ -6,6 +6,7 @@ import numpy as np
 
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
+from .base import check_int
 from .vae import VAE
 
 __all__ = ["ConvVAE"]
@@ -95,7 +96,7 @@ class ConvVAE(VAE):
         seed: int | None = 0,
     ):
         try:
-            shape = tuple(int(s) for s in input_shape)
+            shape = tuple(check_int("input_shape", s) for s in input_shape)
         except (TypeError, ValueError):
             raise ValueError(f"input_shape must be (channels, height, width), got {input_shape!r}") from None
         if len(shape) != 3 or min(shape) < 1:
@@ -106,9 +107,7 @@ class ConvVAE(VAE):
                              f"got input_shape={shape} (pad or crop the images, e.g. to {((height + 3) // 4) * 4}×{((width + 3) // 4) * 4})")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        if int(latent_dim) < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
-        latent_dim = int(latent_dim)
+        latent_dim = check_int("latent_dim", latent_dim, 1)
         lik = get_likelihood(likelihood)
         self.variant = variant
         fuse_relu = bool(fuse_relu)

@@ -8,7 +8,7 @@ from ..backend import array_module
 from ..layers import Dense, ReLU, Sequential
 from ..likelihoods import get_likelihood
 from ..losses import kl_gaussians, kl_normal
-from .base import LossTerms
+from .base import LossTerms, check_int, check_sizes
 from .vae import LOGVAR_RANGE, VAE, mlp
 
 __all__ = ["CVAE"]
@@ -60,16 +60,14 @@ class CVAE(VAE):
         dtype="float32",
         seed: int | None = 0,
     ):
-        if int(num_classes) != num_classes or int(num_classes) < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        num_classes = check_int("num_classes", num_classes, 1)
         if condition_at not in CONDITION_POINTS:
             raise ValueError(f"condition_at must be one of {CONDITION_POINTS}, got {condition_at!r}")
-        hidden = tuple(int(h) for h in hidden)
+        hidden = check_sizes("hidden", hidden)
         if condition_at == "hidden" and not hidden:
             raise ValueError("condition_at='hidden' joins the label to the first hidden layer, so hidden needs at least one size")
-        if int(prior_hidden) < 1:
-            raise ValueError(f"prior_hidden must be a positive int, got {prior_hidden!r}")
-        input_dim, latent_dim, num_classes = int(input_dim), int(latent_dim), int(num_classes)
+        prior_hidden = check_int("prior_hidden", prior_hidden, 1)
+        input_dim, latent_dim = check_int("input_dim", input_dim), check_int("latent_dim", latent_dim)
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
         self.num_classes, self.condition_at = num_classes, condition_at
@@ -226,9 +224,7 @@ class CVAE(VAE):
         ``labels``: one int (every sample of that class) or n class indices / one-hot rows.
         ``seed`` fixes the draw (else the model's generator is used).
         """
-        if int(n) != n or int(n) < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        n = int(n)
+        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
         onehot = self._labels(labels, n, "labels")
         if seed is not None:
             eps = self.backend.asarray(np.random.default_rng(seed).standard_normal((n, self.latent_dim)))
@@ -246,7 +242,7 @@ class CVAE(VAE):
     def elbo(self, x, y, n_samples: int = 1):
         """Per-example conditional ELBO, log p(x | y) ≥ E_q[log p(x | z, y)] − KL(q(z|x,y) ‖ p(z|y)),
         in nats, with ``n_samples`` draws of z (β plays no part)."""
-        return self._elbo(*self._prepare_data(x, y), int(n_samples))
+        return self._elbo(*self._prepare_data(x, y), n_samples)
 
     def __repr__(self):
         return (f"CVAE(input_dim={self.input_dim}, num_classes={self.num_classes}, hidden={self.hidden}, "

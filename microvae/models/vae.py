@@ -11,7 +11,7 @@ from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import get_likelihood
 from ..losses import kl_normal
 from ..reparam import Reparameterization
-from .base import LossTerms, Model
+from .base import LossTerms, Model, check_int, check_number, check_sizes
 
 # exp(logvar) must stay finite in float32 (e^88 overflows): logvar is clamped to this range,
 # with zero gradient outside it.
@@ -70,15 +70,16 @@ class VAE(Model):
             encoder = layer_from_spec(encoder)
         if isinstance(decoder, dict):
             decoder = layer_from_spec(decoder)
-        input_dim, latent_dim = int(input_dim), int(latent_dim)
-        hidden = tuple(int(h) for h in hidden)
+        input_dim, latent_dim = check_int("input_dim", input_dim), check_int("latent_dim", latent_dim)
+        hidden = check_sizes("hidden", hidden)
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
+        beta = check_number("beta", beta, "a finite number >= 0")
         if not (beta >= 0 and math.isfinite(beta)):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        if beta_warmup < 0 or capacity_warmup < 0:
-            raise ValueError("beta_warmup and capacity_warmup are step counts >= 0")
-        if capacity is not None and not capacity >= 0:
+        beta_warmup, capacity_warmup = check_int("beta_warmup", beta_warmup, 0), check_int("capacity_warmup", capacity_warmup, 0)
+        if capacity is not None and not (check_number("capacity", capacity, "a number >= 0 (nats) or None") >= 0
+                                         and math.isfinite(capacity)):
             raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
         self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
         self.input_shape = (input_dim,)
@@ -212,15 +213,14 @@ class VAE(Model):
 
     def sample(self, n: int, seed: int | None = None):
         """n draws of the decoder mean at z ~ N(0, I) (seeded by ``seed``, else the model's generator)."""
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)) if seed is not None else self.backend.to_numpy(self.backend.normal((int(n), self.latent_dim)))
+        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) if seed is not None else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z)
 
     def elbo(self, x, n_samples: int = 1):
         """Per-example evidence lower bound log p(x) ≥ E_q[log p(x|z)] − KL(q‖p), in nats,
         estimated with ``n_samples`` draws of z (β plays no part: this is the true bound)."""
-        return self._elbo(self._data(x), None, int(n_samples))
+        return self._elbo(self._data(x), None, n_samples)
 
     def _decoded_mean(self, z, condition=None):
         return self.likelihood.mean(self._decode(z, condition), self.backend.kernels)
@@ -233,6 +233,7 @@ class VAE(Model):
         size changes no number, whatever ``n_samples`` (drawing inside each block, draw after
         draw, would give the rows other noise once n_samples > 1). Between draws only
         (μ, logvar) of all rows are kept, not activations or an (n_samples, n, latent_dim) ε."""
+        n_samples = check_int("n_samples", n_samples, 1)  # every model's elbo comes here
         def posterior(xb, cb):
             mu, logvar = self._encode(xb, cb)
             return mu, logvar, self._kl(mu, logvar, cb)[0]

@@ -20,7 +20,7 @@ from ..backend import array_module
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import get_likelihood
 from ..reparam import Reparameterization
-from .base import Model
+from .base import Model, check_int, check_number
 from .vae import LOGVAR_RANGE, VAE
 
 __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
@@ -131,16 +131,16 @@ class VRAE(VAE):
         seed: int | None = 0,
     ):
         Model.__init__(self)  # VAE.__init__ builds MLPs; the objective and its helpers are what we reuse
-        input_size, hidden_size, latent_dim = int(input_size), int(hidden_size), int(latent_dim)
+        input_size, hidden_size = check_int("input_size", input_size), check_int("hidden_size", hidden_size)
+        latent_dim = check_int("latent_dim", latent_dim)
         if input_size < 1 or hidden_size < 1 or latent_dim < 1:
             raise ValueError(f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}, latent_dim={latent_dim}")
         if cell not in CELLS:
             raise ValueError(f"cell must be 'gru' or 'rnn', got {cell!r}")
-        if not (beta >= 0 and math.isfinite(beta)):
+        if not (check_number("beta", beta, "a finite number >= 0") >= 0 and math.isfinite(beta)):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        if int(beta_warmup) < 0:
-            raise ValueError(f"beta_warmup must be a step count >= 0, got {beta_warmup}")
-        if not 0.0 <= input_dropout < 1.0:
+        beta_warmup = check_int("beta_warmup", beta_warmup, 0)
+        if not 0.0 <= check_number("input_dropout", input_dropout, "a number in [0, 1)") < 1.0:
             raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
         self.input_dropout = float(input_dropout)
         self._training = False
@@ -300,10 +300,9 @@ class VRAE(VAE):
 
     def decode(self, z, length: int):
         """Free-running generation from codes z (n, latent_dim): output means (n, length, F)."""
-        if int(length) < 1:
-            raise ValueError(f"length must be >= 1, got {length}")
+        length = check_int("length", length, 1)
         z = self._as_batch(z, "z", (self.latent_dim,))
-        return self._by_rows(lambda zb: self._generate(zb, int(length)), z)
+        return self._by_rows(lambda zb: self._generate(zb, length), z)
 
     def reconstruct(self, x, mask=None):
         """decode(μ(x), T), free-running, with padded steps set to 0: (n, T, F)."""
@@ -315,15 +314,14 @@ class VRAE(VAE):
 
     def sample(self, n: int, length: int, seed: int | None = None):
         """n sequences of ``length`` steps generated from z ~ N(0, I) (seeded by ``seed``)."""
-        if int(n) < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)) if seed is not None \
-            else self.backend.to_numpy(self.backend.normal((int(n), self.latent_dim)))
+        n, seed, length = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True), check_int("length", length, 1)
+        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) if seed is not None \
+            else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z, length)
 
     def elbo(self, x, mask=None, n_samples: int = 1):
         """Per-sequence evidence lower bound (teacher-forced likelihood), ``n_samples`` draws of z."""
-        return self._elbo(*self._batch(x, mask), int(n_samples))
+        return self._elbo(*self._batch(x, mask), n_samples)
 
     def _nll_at(self, z, x, mask=None):
         self._x, self.likelihood.mask = x, mask  # as _encode caches them, for this block: teacher forcing and the masked sum read them
@@ -383,9 +381,8 @@ class HierarchicalVRAE(VRAE):
         dtype="float32",
         seed: int | None = 0,
     ):
-        if int(segment_length) < 1 or int(conductor_size) < 1:
-            raise ValueError(f"segment_length and conductor_size must be positive, got {segment_length}, {conductor_size}")
-        self.segment_length, self.conductor_size = int(segment_length), int(conductor_size)
+        self.segment_length = check_int("segment_length", segment_length, 1)
+        self.conductor_size = check_int("conductor_size", conductor_size, 1)
         super().__init__(input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell, likelihood=likelihood,
                          beta=beta, beta_warmup=beta_warmup, input_dropout=input_dropout, backend=backend,
                          dtype=dtype, seed=seed)

@@ -1,0 +1,401 @@
+"""Bad arguments and data fail at once with an error naming what was expected; nothing good is lost.
+
+Divergence that leaves the loss finite (an overflowing gradient), image layouts, sample counts,
+batch sizes, optimizer instances, validation data, callback mistakes and wrongly typed settings.
+"""
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from microvae.models.base import check_int, check_number, check_sizes
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(0).random((64, 16)).astype("f4")
+
+
+def _vae(**kw):
+    return mv.VAE(16, (8,), 2, **kw)
+
+
+def _aae(**kw):
+    return mv.AAE(16, (8,), 2, disc_hidden=(8,), **kw)
+
+
+def _cvae():
+    return mv.CVAE(16, 3, (8,), 2)
+
+
+def _vrae():
+    return mv.VRAE(3, hidden_size=4, latent_dim=2)
+
+
+def _sequences(n=8):
+    return np.random.default_rng(0).random((n, 5, 3))
+
+
+# --- the shared checks ----------------------------------------------------------------------------------
+
+
+def test_check_int_accepts_integers_and_integral_floats_only():
+    assert check_int("n", 3) == 3 and check_int("n", np.int64(3)) == 3 and check_int("n", 3.0) == 3
+    assert type(check_int("n", np.int64(3))) is int
+    assert check_int("seed", None, 0, none_ok=True) is None
+    for bad, error in [(True, TypeError), (None, TypeError), ("3", TypeError), ([3], TypeError),
+                       (2.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError)]:
+        with pytest.raises(error, match=r"^n must be an integer, got "):
+            check_int("n", bad)
+    with pytest.raises(ValueError, match=r"n must be a positive integer, got 0"):
+        check_int("n", 0, 1)
+    with pytest.raises(ValueError, match=r"epochs must be an integer >= 0, got -1"):
+        check_int("epochs", -1, 0)
+    with pytest.raises(ValueError, match=r"seed must be None or an integer >= 0, got -1"):
+        check_int("seed", -1, 0, none_ok=True)
+
+
+def test_check_number_and_check_sizes():
+    assert check_number("beta", 2) == 2.0 and check_number("beta", np.float32(0.5)) == 0.5
+    for bad in ("1", None, True, [1.0]):
+        with pytest.raises(TypeError, match="beta must be a number"):
+            check_number("beta", bad)
+    assert check_sizes("hidden", [8, np.int64(4)]) == (8, 4) and check_sizes("hidden", ()) == ()
+    for bad in (8, "64", None):
+        with pytest.raises(TypeError, match=r"hidden must be a sequence of layer sizes, e\.g\. \(64,\)"):
+            check_sizes("hidden", bad)
+    with pytest.raises(ValueError, match=r"hidden\[1\] must be an integer, got 4\.5"):
+        check_sizes("hidden", (8, 4.5))
+
+
+# --- 1. parameters that become non-finite while the loss stays finite ------------------------------------
+
+
+def test_overflowing_gradient_raises_restores_and_keeps_the_checkpoint(x, tmp_path):
+    model = _vae(likelihood="gaussian")
+    ckpt = tmp_path / "good.npz"
+    checkpoint = mv.ModelCheckpoint(ckpt)
+    model.fit(x, epochs=1, batch_size=64, callbacks=[checkpoint], verbose=0)
+    saved, params = ckpt.read_bytes(), model.flat.data.copy()
+    adam = model.optimizers["model"]
+    moments, t, step = (adam.m.copy(), adam.v.copy()), adam.t, model.step
+    with np.errstate(over="ignore", invalid="ignore"), \
+            pytest.raises(mv.TrainingDiverged, match="epoch 2: the parameters became non-finite"):
+        model.fit(x * 7e18, epochs=1, batch_size=64, callbacks=[checkpoint], verbose=0)
+    assert ckpt.read_bytes() == saved and checkpoint.saved == [str(ckpt)]  # no save after the bad epoch
+    np.testing.assert_array_equal(model.flat.data, params)
+    # the optimizer's moments (NaN after the step) and the step counts are those of the epoch start
+    np.testing.assert_array_equal(adam.m, moments[0])
+    np.testing.assert_array_equal(adam.v, moments[1])
+    assert (adam.t, model.step, model.epochs_trained, len(model.history)) == (t, step, 1, 1)
+    model.fit(x, epochs=1, batch_size=64, verbose=0)  # so training can go on
+    assert np.isfinite(model.flat.data).all() and model.epochs_trained == 2
+
+
+def test_non_finite_parameters_are_caught_before_any_callback_for_a_multi_group_model(x):
+    model = _aae()
+    original = model._train_batch
+
+    def overflowing(batch, optimizers):  # the step leaves a NaN parameter; the loss was finite
+        metrics = original(batch, optimizers)
+        model.flat.data[-1] = np.inf
+        return metrics
+
+    model._train_batch = overflowing
+    seen = []
+
+    class Spy(mv.training.Callback):
+        def on_epoch_end(self, m, epoch, record):
+            seen.append(epoch)
+
+    before = model.flat.data.copy()
+    with pytest.raises(mv.TrainingDiverged, match="non-finite"):
+        model.fit(x, epochs=2, batch_size=64, verbose=0, callbacks=[Spy()])  # one batch: the next loss never sees it
+    assert seen == [] and model.epochs_trained == 0
+    np.testing.assert_array_equal(model.flat.data, before)
+
+
+# --- 2. only the exact or the flattened image layout ------------------------------------------------------
+
+
+def test_conv_vae_rejects_channels_last_images_naming_both_layouts():
+    model = mv.ConvVAE((3, 8, 8), 2)
+    before = model.flat.data.copy()
+    with pytest.raises(ValueError, match=r"shape \(batch, 3, 8, 8\), got \(8, 8, 8, 3\); the flattened form "
+                                         r"\(batch, 192\) is accepted too.*channels-first \(NCHW\).*NHWC"):
+        model.fit(np.random.rand(8, 8, 8, 3), epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.flat.data, before)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 24), (8, 192, 1), (8, 3, 64), (8, 1, 3, 8, 8)])
+def test_conv_vae_rejects_other_reshapes_of_the_right_size(shape):
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 3, 8, 8\), got .*\(batch, 192\)") as info:
+        mv.ConvVAE((3, 8, 8), 2).loss(np.random.rand(*shape))
+    assert "NHWC" not in str(info.value)
+
+
+def test_exact_and_flattened_images_are_the_same_data():
+    model = mv.ConvVAE((3, 8, 8), 2, dtype="float64")
+    images = np.random.default_rng(0).random((4, 3, 8, 8))
+    np.testing.assert_array_equal(model.encode(images)[0], model.encode(images.reshape(4, -1))[0])
+
+
+def test_vectors_need_a_batch_axis_and_the_right_size(x):
+    model = _vae()
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 16\), got \(16,\)\. A single example needs a batch axis"):
+        model.encode(x[0])
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 16\), got \(64, 5\)$"):
+        model.encode(np.random.rand(64, 5))
+
+
+def test_unambiguous_reshapes_are_accepted(x):
+    # flattening an image for an MLP, or adding the one channel axis, cannot mix up values
+    model = mv.VAE(16, (8,), 2, dtype="float64")
+    np.testing.assert_array_equal(model.encode(x.reshape(64, 4, 4))[0], model.encode(x)[0])
+    gray = mv.ConvVAE((1, 8, 8), 2, dtype="float64")
+    images = np.random.default_rng(0).random((4, 8, 8))
+    np.testing.assert_array_equal(gray.encode(images)[0], gray.encode(images[:, None])[0])
+
+
+# --- 3. n_samples of elbo ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_samples, error", [(0, ValueError), (-1, ValueError), (1.9, ValueError),
+                                              (None, TypeError), ("2", TypeError), (True, TypeError)])
+def test_elbo_n_samples_must_be_a_positive_integer(x, n_samples, error):
+    labels = np.arange(len(x)) % 3
+    for elbo in (lambda n: _vae().elbo(x, n_samples=n), lambda n: _cvae().elbo(x, labels, n_samples=n),
+                 lambda n: _vrae().elbo(_sequences(), n_samples=n)):
+        with pytest.raises(error, match=f"n_samples must be a positive integer, got {n_samples!r}"):
+            elbo(n_samples)
+
+
+def test_elbo_takes_an_integral_float(x):
+    model = _vae()
+    assert model.elbo(x, n_samples=2.0).shape == (64,)
+
+
+# --- 4. evaluate's batch_size ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch_size, error", [(-1, ValueError), (0, ValueError), (2.5, ValueError),
+                                               (None, TypeError), ("8", TypeError)])
+def test_evaluate_batch_size_must_be_a_positive_integer(x, batch_size, error):
+    labels = np.arange(len(x)) % 3
+    for evaluate in (lambda b: _vae().evaluate(x, batch_size=b), lambda b: _cvae().evaluate(x, labels, batch_size=b),
+                     lambda b: _aae().evaluate(x, batch_size=b), lambda b: _vrae().evaluate(_sequences(), batch_size=b)):
+        with pytest.raises(error, match=f"batch_size must be a positive integer, got {batch_size!r}"):
+            evaluate(batch_size)
+
+
+def test_evaluate_batch_size_does_not_change_the_result(x):
+    model = _aae()
+    assert set(model.evaluate(x, batch_size=5)) == {"loss", "recon", "disc", "gen"}
+    vae = _vae()
+    # the KL term needs no noise draw: the same whatever the blocks
+    assert vae.evaluate(x, batch_size=64)["kl"] == pytest.approx(vae.evaluate(x, batch_size=7.0)["kl"], rel=1e-5)
+
+
+# --- 5. optimizer instances --------------------------------------------------------------------------------
+
+
+def test_a_model_with_several_parameter_groups_rejects_an_optimizer_instance(x):
+    model = _aae()
+    before = model.flat.data.copy()
+    with pytest.raises(TypeError, match=r"AAE trains 3 parameter groups \(autoencoder, discriminator, generator\).*"
+                                        r"optimizer='adam' or 'sgd' by name"):
+        model.fit(x, epochs=1, verbose=0, optimizer=mv.Adam(model.flat))
+    np.testing.assert_array_equal(model.flat.data, before)
+    assert model.optimizers == {} and model.epochs_trained == 0
+
+
+def test_an_optimizer_instance_must_be_built_on_the_models_parameters(x):
+    with pytest.raises(TypeError, match=r"an Optimizer built on this model's parameters"):
+        _vae().fit(x, epochs=1, verbose=0, optimizer=mv.Adam(_vae().flat))
+
+
+def test_checkpointing_an_optimizer_instance_fails_before_training(x, tmp_path):
+    model = _vae()
+    model.fit(x, epochs=1, verbose=0)
+    named, before = model.optimizers, model.flat.data.copy()
+    with pytest.raises(TypeError, match=r"optimizer given by name.*include_optimizer=False"):
+        model.fit(x, epochs=1, verbose=0, optimizer=mv.SGD(model.flat), callbacks=[mv.ModelCheckpoint(tmp_path / "c.npz")])
+    assert list(tmp_path.iterdir()) == [] and model.epochs_trained == 1
+    assert model.optimizers is named  # the named optimizer's state is kept
+    np.testing.assert_array_equal(model.flat.data, before)
+    model.fit(x, epochs=1, verbose=0, optimizer=mv.SGD(model.flat),
+              callbacks=[mv.ModelCheckpoint(tmp_path / "c.npz", include_optimizer=False)])
+    assert mv.load(tmp_path / "c.npz").epochs_trained == 2
+
+
+# --- 6. validation_data -----------------------------------------------------------------------------------
+
+
+def test_a_list_as_validation_data_is_x_not_x_and_y(x):
+    as_list = _vae(seed=1).fit(x, epochs=1, verbose=0, validation_data=x[:5].tolist())
+    as_array = _vae(seed=1).fit(x, epochs=1, verbose=0, validation_data=x[:5])
+    assert as_list["val_loss"] == pytest.approx(as_array["val_loss"], rel=1e-6)
+    labels = np.arange(len(x)) % 3
+    history = _cvae().fit(x, labels, epochs=1, verbose=0, validation_data=(x[:5], labels[:5]))
+    assert "val_loss" in history
+
+
+def test_validation_data_tuple_of_the_wrong_length(x):
+    for bad in ((), (x[:5], None, None)):
+        with pytest.raises(ValueError, match=rf"validation_data must be x or a tuple \(x, y\), got a tuple of {len(bad)}"):
+            _vae().fit(x, epochs=1, verbose=0, validation_data=bad)
+
+
+# --- 7. callback mistakes, found before the first epoch ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["c_{step}.npz", "c_{}.npz", "c_{epoch:s}.npz", "c_{epoch.real.x}.npz", "c_{.npz"])
+def test_model_checkpoint_rejects_a_bad_path_template(tmp_path, path):
+    with pytest.raises(ValueError, match=r"not a valid checkpoint name: the only field it may contain is \{epoch\}"):
+        mv.ModelCheckpoint(str(tmp_path / path))
+
+
+def test_model_checkpoint_accepts_epoch_fields_and_literal_braces(x, tmp_path):
+    cb = mv.ModelCheckpoint(str(tmp_path / "c{{x}}_{epoch:03d}.npz"))
+    _vae().fit(x, epochs=1, verbose=0, callbacks=[cb])
+    assert [p.name for p in tmp_path.iterdir()] == ["c{x}_001.npz"]
+    for every, error in [(0, ValueError), (1.5, ValueError), ("2", TypeError)]:
+        with pytest.raises(error, match="every must be a positive integer"):
+            mv.ModelCheckpoint(tmp_path / "c.npz", every=every)
+
+
+def test_early_stopping_on_an_unrecorded_metric_fails_before_training(x):
+    model = _vae()
+    before = model.flat.data.copy()
+    with pytest.raises(ValueError, match=r"EarlyStopping monitors 'val_loss', which this run will not record.*validation_data"):
+        model.fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping()])
+    np.testing.assert_array_equal(model.flat.data, before)
+    assert model.epochs_trained == 0
+    with pytest.raises(ValueError, match="monitors 'val_gen'"):
+        _vae().fit(x, epochs=1, verbose=0, validation_data=x, callbacks=[mv.EarlyStopping("val_gen")])
+    # each model's own metrics are known
+    _aae().fit(x, epochs=1, verbose=0, validation_data=x[:8], callbacks=[mv.EarlyStopping("val_disc")])
+    _vae().fit(x, epochs=1, verbose=0, callbacks=[mv.EarlyStopping("loss")])
+
+
+def test_early_stopping_settings():
+    for kwargs, error, match in [(dict(patience=-1), ValueError, "patience must be an integer >= 0"),
+                                 (dict(patience=1.5), ValueError, "patience must be an integer >= 0"),
+                                 (dict(min_delta="0.1"), TypeError, "min_delta must be a number"),
+                                 (dict(monitor=None), TypeError, "monitor must be the name of a recorded metric")]:
+        with pytest.raises(error, match=match):
+            mv.EarlyStopping(**kwargs)
+
+
+def test_a_duck_typed_callback_still_works(x):
+    class Minimal:  # no Callback base class
+        def on_train_begin(self, model): ...
+
+        def on_epoch_end(self, model, epoch, record): ...
+
+        def on_train_end(self, model): ...
+
+    assert len(_vae().fit(x, epochs=1, verbose=0, callbacks=[Minimal()])) == 1
+
+
+# --- 8. wrongly typed or fractional settings ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: mv.VAE(16, 8, 2), TypeError, r"hidden must be a sequence of layer sizes"),
+    (lambda: mv.VAE(16, (8,), 2.5), ValueError, r"latent_dim must be an integer, got 2\.5"),
+    (lambda: mv.VAE(16.5, (8,), 2), ValueError, r"input_dim must be an integer"),
+    (lambda: mv.VAE(16, (8,), 2, beta="1"), TypeError, r"beta must be a finite number >= 0, got '1'"),
+    (lambda: mv.VAE(16, (8,), 2, capacity="5"), TypeError, r"capacity must be a number >= 0 \(nats\) or None, got '5'"),
+    (lambda: mv.VAE(16, (8,), 2, capacity=float("inf")), ValueError, r"capacity must be >= 0 nats"),
+    (lambda: mv.VAE(16, (8,), 2, beta_warmup=1.5), ValueError, r"beta_warmup must be an integer >= 0"),
+    (lambda: mv.VAE(16, (8,), 2, capacity_warmup=None), TypeError, r"capacity_warmup must be an integer >= 0"),
+    (lambda: mv.VAE(16, (8,), 2, seed=-1), ValueError, r"seed must be None or an integer >= 0, got -1"),
+    (lambda: mv.VAE(16, (8,), 2, seed="0"), TypeError, r"seed must be None or an integer >= 0"),
+    (lambda: mv.CVAE(16, 3, 8, 2), TypeError, r"hidden must be a sequence"),
+    (lambda: mv.CVAE(16, 3, (8,), 2.5), ValueError, r"latent_dim must be an integer"),
+    (lambda: mv.CVAE(16, "3"), TypeError, r"num_classes must be a positive integer"),
+    (lambda: mv.CVAE(16, 3, prior_hidden=2.5), ValueError, r"prior_hidden must be a positive integer"),
+    (lambda: mv.ConvVAE((1, 8, 8), 2.5), ValueError, r"latent_dim must be a positive integer, got 2\.5"),
+    (lambda: mv.ConvVAE((1, 8.5, 8), 2), ValueError, r"input_shape must be \(channels, height, width\)"),
+    (lambda: mv.ConvVAE((1, 8, 8), 2, seed=-1), ValueError, r"seed must be None or an integer >= 0"),
+    (lambda: mv.AAE(16, 8, 2), TypeError, r"hidden must be a sequence"),
+    (lambda: mv.AAE(16, (8,), 2, disc_hidden=8), TypeError, r"disc_hidden must be a sequence"),
+    (lambda: mv.AAE(16, (8,), 2.5), ValueError, r"latent_dim must be an integer"),
+    (lambda: mv.AAE(16, (8,), 2, prior="mixture", mixture_std="1"), TypeError, r"mixture_std must be a positive number"),
+    (lambda: mv.VRAE(3, hidden_size=4.5), ValueError, r"hidden_size must be an integer"),
+    (lambda: mv.VRAE(3, beta="1"), TypeError, r"beta must be a finite number >= 0"),
+    (lambda: mv.VRAE(3, beta_warmup=None), TypeError, r"beta_warmup must be an integer >= 0"),
+    (lambda: mv.VRAE(3, input_dropout="0.5"), TypeError, r"input_dropout must be a number in \[0, 1\)"),
+    (lambda: mv.HierarchicalVRAE(3, segment_length=2.5), ValueError, r"segment_length must be a positive integer"),
+    (lambda: mv.HierarchicalVRAE(3, conductor_size=0), ValueError, r"conductor_size must be a positive integer"),
+])
+def test_bad_constructor_settings_name_the_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lr="0.01"), TypeError, r"lr must be a positive number \(the learning rate\), got '0\.01'"),
+    (dict(lr=None), TypeError, r"lr must be a positive number"),
+    (dict(lr=0.0), ValueError, r"learning rate must be a positive number, got lr=0\.0"),
+    (dict(batch_size=None), TypeError, r"batch_size must be a positive integer, got None"),
+    (dict(batch_size=16.5), ValueError, r"batch_size must be a positive integer"),
+    (dict(epochs=None), TypeError, r"epochs must be an integer >= 0, got None"),
+    (dict(epochs=2.7), ValueError, r"epochs must be an integer >= 0, got 2\.7"),
+    (dict(epochs=True), TypeError, r"epochs must be an integer >= 0"),
+    (dict(seed=-1), ValueError, r"seed must be None or an integer >= 0, got -1"),
+    (dict(betas=0.9), TypeError, r"betas must be a pair \(beta1, beta2\)"),
+    (dict(betas=("0.9", 0.999)), TypeError, r"betas must be a pair"),
+    (dict(eps="1e-8"), TypeError, r"eps must be a positive number"),
+    (dict(clip_norm="5"), TypeError, r"clip_norm must be a positive number or None"),
+    (dict(optimizer="sgd", momentum="0.9"), TypeError, r"momentum must be a number in \[0, 1\)"),
+])
+def test_bad_fit_settings_name_the_argument_and_change_nothing(x, kwargs, error, match):
+    model = _vae()
+    before = model.flat.data.copy()
+    with pytest.raises(error, match=match):
+        model.fit(x, verbose=0, **{"epochs": 1, **kwargs})
+    np.testing.assert_array_equal(model.flat.data, before)
+    assert model.epochs_trained == 0 and len(model.history) == 0
+
+
+def test_integral_floats_are_taken_as_ints(x):
+    model = _vae()
+    model.fit(x, epochs=2.0, batch_size=32.0, seed=np.int64(3), verbose=0)
+    assert model.epochs_trained == 2 and model.train_seed == 3 and model.step == 4
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: _vae().sample(2.5), ValueError, r"n must be a positive integer, got 2\.5"),
+    (lambda: _vae().sample(None), TypeError, r"n must be a positive integer"),
+    (lambda: _vae().sample(2, seed=-1), ValueError, r"seed must be None or an integer >= 0, got -1"),
+    (lambda: _cvae().sample(2.5, 0), ValueError, r"n must be a positive integer"),
+    (lambda: _cvae().sample(2, 0, seed=-1), ValueError, r"seed must be None or an integer >= 0"),
+    (lambda: _aae().sample(2.5), ValueError, r"n must be a positive integer"),
+    (lambda: _aae().sample_prior(2, seed=-1), ValueError, r"seed must be None or an integer >= 0"),
+    (lambda: _aae().prior_distance(np.random.rand(4, 16), n_prior=1), ValueError, r"n_prior must be None or an integer >= 2"),
+    (lambda: _vrae().sample(2.5, 4), ValueError, r"n must be a positive integer"),
+    (lambda: _vrae().sample(2, 4.5), ValueError, r"length must be a positive integer"),
+    (lambda: _vrae().sample(2, 4, seed=-1), ValueError, r"seed must be None or an integer >= 0"),
+    (lambda: _vrae().decode(np.zeros((2, 2)), length="4"), TypeError, r"length must be a positive integer"),
+])
+def test_bad_sample_settings_name_the_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_sample_with_integral_float_n(x):
+    assert _vae().sample(3.0, seed=1).shape == (3, 16)
+    np.testing.assert_array_equal(_vae().sample(3, seed=1), _vae().sample(3.0, seed=np.int64(1)))
+
+
+def test_adam_and_sgd_settings_name_the_argument():
+    flat = _vae().flat
+    with pytest.raises(TypeError, match=r"betas must be a pair \(beta1, beta2\) of numbers in \[0, 1\), got 0\.9"):
+        mv.Adam(flat, betas=0.9)
+    with pytest.raises(TypeError, match=r"betas must be a pair"):
+        mv.Adam(flat, betas=(0.9, 0.99, 0.999))
+    with pytest.raises(TypeError, match=r"lr must be a positive number \(the learning rate\), got '0\.01'"):
+        mv.SGD(flat, lr="0.01")
+    assert mv.Adam(flat, betas=[0.8, 0.9]).beta1 == 0.8
