@@ -58,6 +58,23 @@ def test_resuming_from_a_checkpoint_continues_exactly(data, tmp_path, optimizer)
     assert resumed.history["loss"] == straight.history["loss"]
 
 
+def test_betas_as_a_list_or_a_tuple_continue_the_same_run(data, tmp_path):
+    # a checkpoint's JSON gives lists; fit(betas=(...)) must keep those moments
+    x, _ = data
+    kw = dict(batch_size=32, seed=1, verbose=0)
+    straight = _model()
+    straight.fit(x, epochs=2, betas=(0.8, 0.99), **kw)
+    first = _model()
+    first.fit(x, epochs=1, betas=[0.8, 0.99], **kw)
+    moments = first.optimizers["model"]
+    first.fit(x, epochs=1, betas=(0.8, 0.99), **kw)
+    assert first.optimizers["model"] is moments
+    np.testing.assert_array_equal(first.flat.data, straight.flat.data)
+    first.save(tmp_path / "c.npz")
+    resumed = mv.load(tmp_path / "c.npz")
+    assert resumed._get_optimizers("adam", 1e-3, {"betas": (0.8, 0.99)}) is resumed.optimizers
+
+
 def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     x, _ = data
     model = _model()

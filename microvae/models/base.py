@@ -198,7 +198,9 @@ class Model(Module):
             if getattr(name, "flat", None) is not next(iter(groups.values())):
                 raise TypeError(f"optimizer must be 'adam', 'sgd' or an Optimizer built on this model's parameters "
                                 f"(e.g. microvae.Adam(model.flat)), got {name!r}")
-        spec = (name if isinstance(name, str) else id(name), float(lr), tuple(sorted(options.items())))
+        # lists as tuples: betas=[0.9, 0.999] and (0.9, 0.999) are the same run (a checkpoint's JSON gives lists)
+        options_key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+        spec = (name if isinstance(name, str) else id(name), float(lr), options_key)
         if self.optimizers and spec == self.optimizer_spec:
             return self.optimizers  # continue the same run (moments and step count kept)
         self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
