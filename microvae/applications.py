@@ -1,7 +1,10 @@
 """Putting a trained VAE to work: denoising, latent interpolation and traversals.
 
 All functions take and return NumPy arrays. Models are duck-typed like ``microvae.plot``:
-``encode(x) -> (μ, logvar)``, ``decode(z) -> images`` and ``reconstruct(x)``.
+``encode(x) -> (μ, logvar)`` (or the codes alone, as an AAE's ``encode`` gives them),
+``decode(z) -> images`` and ``reconstruct(x)``. A conditional model (``needs_labels``: a CVAE)
+takes its class labels through ``y`` everywhere it encodes or decodes, and without them is a
+TypeError.
 
 **Denoising.** A VAE trained on clean images maps a corrupted image to the code of a nearby
 clean one, and its decoder only draws what it learned: reconstructing the noisy image is a
@@ -30,12 +33,17 @@ NOISE_KINDS = ("gaussian", "salt_pepper", "mask")
 
 
 # denoising ------------------------------------------------------------------------------------
-def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0):
-    """A corrupted copy of images ``x`` with values in [0, 1] (same shape and float dtype).
+def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, clip: bool | None = None):
+    """A corrupted copy of ``x`` (same shape and float dtype), usually images with values in [0, 1].
 
-    - ``"gaussian"``: x + level·N(0, 1) per pixel, clipped to [0, 1] (``level`` is the std);
+    - ``"gaussian"``: x + level·N(0, 1) per pixel (``level`` is the std), clipped to [0, 1]
+      as ``clip`` says;
     - ``"salt_pepper"``: a fraction ``level`` of the pixels set to 0 or 1 (equally likely);
     - ``"mask"``: a fraction ``level`` of the pixels set to 0 (dropped out).
+
+    ``clip``: None (the default) clips the Gaussian-noised values to [0, 1] only when x
+    already lies in [0, 1] (images and probabilities stay valid data), and leaves real-valued
+    data unclipped; True always clips to [0, 1]; False never does.
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
@@ -43,6 +51,8 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     if not math.isfinite(level) or level < 0 or (kind != "gaussian" and level > 1):
         raise ValueError(f"level must be >= 0 (a standard deviation) for gaussian noise and a fraction in [0, 1] "
                          f"for {kind!r}, got {level!r}")
+    if clip is not None and not isinstance(clip, (bool, np.bool_)):
+        raise ValueError(f"clip must be True, False or None (clip only data already in [0, 1]), got {clip!r}")
     x = np.asarray(x)
     dtype = x.dtype if x.dtype.kind == "f" else np.float32
     x = x.astype(dtype)
@@ -50,7 +60,10 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
         raise ValueError("x contains NaN or Inf")
     rng = np.random.default_rng(seed)
     if kind == "gaussian":
-        return np.clip(x + level * rng.standard_normal(x.shape), 0.0, 1.0).astype(dtype)
+        noisy = x + level * rng.standard_normal(x.shape)
+        if clip is None:
+            clip = bool(x.size == 0 or (x.min() >= 0 and x.max() <= 1))
+        return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(dtype)
     hit = rng.random(x.shape) < level
     out = x.copy()
     if kind == "mask":
@@ -60,10 +73,25 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     return out
 
 
+def _check_labels(model, y):
+    """A conditional model needs its labels ``y``; an unconditional one (other than a
+    sequence model, whose second array is a mask) takes none."""
+    name = type(model).__name__
+    if getattr(model, "needs_labels", False):
+        if y is None:
+            raise TypeError(f"{name} is conditional: pass y, the class labels of the examples")
+    elif y is not None and not getattr(model, "is_sequence_model", False):
+        raise TypeError(f"y is for a conditional model (such as a CVAE); {name} is unconditional and takes no labels")
+
+
 def denoise(model, x_noisy, y=None):
     """The model's reconstruction of ``x_noisy``: decode(μ(x_noisy)) (labels ``y`` for a
-    conditional model)."""
-    return model.reconstruct(x_noisy) if y is None else model.reconstruct(x_noisy, y)
+    conditional model, or a sequence model's mask), in the shape of ``x_noisy`` (a ConvVAE
+    given flat rows returns flat rows)."""
+    _check_labels(model, y)
+    x_noisy = np.asarray(x_noisy)
+    out = np.asarray(model.reconstruct(x_noisy) if y is None else model.reconstruct(x_noisy, y))
+    return out.reshape(x_noisy.shape) if out.size == x_noisy.size else out
 
 
 def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
@@ -99,7 +127,9 @@ class DenoisingReport(NamedTuple):
 
 
 def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, y=None) -> DenoisingReport:
-    """Corrupt ``clean``, reconstruct it with the model, and compare PSNRs against the clean images."""
+    """Corrupt ``clean``, reconstruct it with the model, and compare PSNRs against the clean images.
+
+    The reconstructions have the shape of ``clean`` (see ``denoise``); PSNRs use a data range of 1."""
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean, noisy)
@@ -156,43 +186,55 @@ def slerp(z_a, z_b, t):
     return (np.sin((1 - t) * omega) * z_a + np.sin(t * omega) * z_b) / math.sin(omega)
 
 
-def _code(model, x):
-    """The posterior mean μ of one example (with or without a batch axis of size 1)."""
-    x = np.asarray(x)
-    batch = x if x.ndim >= 2 and x.shape[0] == 1 else x[None]
-    return np.asarray(model.encode(batch)[0], dtype=np.float64)[0]
+def _code(model, x, y=None):
+    """The posterior mean μ of one example (with or without a batch axis of size 1); an AAE's code."""
+    from .plot import _as_batch_of_one, _encode_mean
+
+    return _encode_mean(model, _as_batch_of_one(x, model), y)[0]
 
 
-def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear"):
+def _decode(model, z, y=None):
+    """Decoder means at codes z, with the label ``y`` of a conditional model."""
+    from .plot import _decoder
+
+    return np.asarray(_decoder(model, y)(z))
+
+
+def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None):
     """Decode ``steps`` codes on the path from μ(x_a) to μ(x_b), ends included.
 
     ``method``: ``"linear"`` ((1 − t)·z_a + t·z_b) or ``"slerp"`` (see ``slerp``).
+    ``y``: for a conditional model, one class label (an int), used to encode both ends and
+    decode the whole path (so the path changes the style, not the class).
     Returns decoded images of shape (steps, *image) (the decoder mean).
     """
     if method not in ("linear", "slerp"):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
     if isinstance(steps, bool) or int(steps) != steps or steps < 2:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    z_a, z_b = _code(model, x_a), _code(model, x_b)
+    z_a, z_b = _code(model, x_a, y), _code(model, x_b, y)
     t = np.linspace(0.0, 1.0, int(steps))
     z = slerp(z_a, z_b, t) if method == "slerp" else (1 - t[:, None]) * z_a + t[:, None] * z_b
-    return np.asarray(model.decode(z))
+    return _decode(model, z, y)
 
 
-def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "slerp"), image_shape=None, path=None):
+def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "slerp"), image_shape=None, path=None,
+                        y=None):
     """One row per method: the decoded path from x_a to x_b (for a single linear path with the
-    inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row)."""
-    rows = [np.asarray(interpolate(model, x_a, x_b, steps, m), dtype=np.float64).reshape(steps, -1) for m in methods]
+    inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row). ``y``: the
+    class label of a conditional model, as in ``interpolate``."""
+    rows = [np.asarray(interpolate(model, x_a, x_b, steps, m, y=y), dtype=np.float64).reshape(steps, -1) for m in methods]
     from . import plot
 
     fig = plot.plot_samples(np.concatenate(rows), nrow=steps, image_shape=image_shape)
     return _label_rows(fig, list(methods), path)
 
 
-def traverse(model, x, dim: int, values, relative: bool = False):
+def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     """Decode the code of ``x`` with latent dimension ``dim`` set to each of ``values``
-    (or moved by them, with ``relative=True``). Returns images of shape (len(values), *image)."""
-    z0 = _code(model, x)
+    (or moved by them, with ``relative=True``). Returns images of shape (len(values), *image).
+    ``y``: for a conditional model, the class label (an int) of x, used for every decoding."""
+    z0 = _code(model, x, y)
     if not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
         raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -200,12 +242,13 @@ def traverse(model, x, dim: int, values, relative: bool = False):
         raise ValueError("values must be a non-empty list of finite numbers")
     z = np.repeat(z0[None], len(values), axis=0)
     z[:, dim] = z0[dim] + values if relative else values
-    return np.asarray(model.decode(z))
+    return _decode(model, z, y)
 
 
-def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0, image_shape=None, path=None):
+def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0, image_shape=None, path=None, y=None):
     """The traversal figure of ``microvae.plot.plot_traversal`` (one row per dimension,
-    offsets in [−span, span] around μ(x)); re-exported here next to ``traverse``."""
+    offsets in [−span, span] around μ(x); ``y``: a conditional model's class label);
+    re-exported here next to ``traverse``."""
     from . import plot
 
-    return plot.plot_traversal(model, x, dims=dims, steps=steps, span=span, image_shape=image_shape, path=path)
+    return plot.plot_traversal(model, x, dims=dims, steps=steps, span=span, image_shape=image_shape, path=path, y=y)

@@ -4,7 +4,10 @@
     microvae sample runs/vae/model.npz -n 64 --out samples.png
     microvae gradcheck
 
-Bad arguments or a missing dataset print a one-line error and exit with status 2.
+Bad arguments, a missing dataset or an unwritable output path print a one-line error and
+exit with status 2. ``train --out`` is a folder (created if missing; any text, braces
+included, is taken literally); ``sample --out`` is a ``.png`` file (its folder is created if
+missing).
 """
 
 from __future__ import annotations
@@ -26,17 +29,39 @@ class CLIError(Exception):
 
 
 class ModelEntry:
-    """How the CLI builds, trains and pictures one kind of model."""
+    """How the CLI builds, trains and pictures one kind of model. ``min_test``: how many test
+    examples its pictures need (an interpolation needs two)."""
 
-    def __init__(self, build, pictures, uses_labels=lambda args: False, sequences=False):
+    def __init__(self, build, pictures, uses_labels=lambda args: False, sequences=False, min_test=1):
         self.build, self.pictures, self.uses_labels, self.sequences = build, pictures, uses_labels, sequences
+        self.min_test = min_test
 
 
-def register_model(name: str, build, pictures, uses_labels=lambda args: False, sequences=False):
-    MODELS[name] = ModelEntry(build, pictures, uses_labels, sequences)
+def register_model(name: str, build, pictures, uses_labels=lambda args: False, sequences=False, min_test=1):
+    MODELS[name] = ModelEntry(build, pictures, uses_labels, sequences, min_test)
 
 
 # data ---------------------------------------------------------------------------------
+SPLIT_DATASETS = ("sprites",) + SEQUENCE_DATASETS  # generated here: --limit examples, split 90/10 into train/test
+
+
+def _train_size(n: int) -> int:
+    """How many of n generated examples are for training; the rest are the test set."""
+    return int(0.9 * n)
+
+
+def check_limit(limit: int | None, data: str, min_test: int = 1) -> None:
+    """Reject a --limit too small to leave a training example and ``min_test`` test examples."""
+    if limit is None or data not in SPLIT_DATASETS:
+        return  # the default size, or MNIST: --limit cuts the training set only, the test set keeps >= 100
+    smallest = next(n for n in range(2, 100) if _train_size(n) >= 1 and n - _train_size(n) >= min_test)
+    if limit < smallest:
+        need = "1 training example and " + ("2 test examples (the pictures interpolate between two)" if min_test > 1
+                                            else "1 test example")
+        raise CLIError(f"--limit {limit} is too small for --data {data}: a tenth of the examples is held out for testing, "
+                       f"and this model needs {need}; use --limit {smallest} or more")
+
+
 def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, sequences: bool = False) -> dict:
     """Train/test arrays plus what the pictures need (image shape, label names).
 
@@ -51,7 +76,7 @@ def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, seq
             x = datasets.make_sinusoids(n=n, length=48, seed=seed, unit_range=True).x
         else:
             x = datasets.make_piano_rolls(n=n, length=32, seed=seed).rolls
-        cut = int(0.9 * n)
+        cut = _train_size(n)
         return dict(x_train=x[:cut], y_train=None, x_test=x[cut:], y_test=None, kind=name)
     if sequences:
         data = load_data(name, limit, seed, flatten=True)
@@ -64,7 +89,7 @@ def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, seq
     if name == "sprites":
         n = limit or 20000
         sprites = datasets.make_sprites(n=n, seed=seed, flatten=flatten)
-        cut = int(0.9 * n)
+        cut = _train_size(n)
         labels = sprites.factors[:, 0]
         return dict(x_train=sprites.images[:cut], y_train=labels[:cut], x_test=sprites.images[cut:], y_test=labels[cut:],
                     image_shape=(32, 32), class_names=[str(s) for s in sprites.factor_values["shape"]],
@@ -112,7 +137,7 @@ def _vae_pictures(model, data, out, args):
     return written
 
 
-register_model("vae", _build_vae, _vae_pictures)
+register_model("vae", _build_vae, _vae_pictures, min_test=2)
 
 
 # the conditional and convolutional VAEs ------------------------------------------------------
@@ -149,7 +174,7 @@ def _build_convvae(args, data):
 
 
 register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda args: True)
-register_model("convvae", _build_convvae, _vae_pictures)
+register_model("convvae", _build_convvae, _vae_pictures, min_test=2)
 
 
 # the adversarial autoencoder -----------------------------------------------------------------
@@ -272,13 +297,18 @@ def cmd_train(args) -> int:
     if args.model not in MODELS:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
     entry = MODELS[args.model]
+    check_limit(args.limit, args.data, entry.min_test)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
+                       "history.json/csv and the pictures into")
     data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
     model = entry.build(args, data)
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "model.npz")
     print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
     fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
-                    callbacks=[ModelCheckpoint(checkpoint, every=1)])
+                    # ModelCheckpoint formats its path with {epoch}: braces from --out are literal
+                    callbacks=[ModelCheckpoint(checkpoint.replace("{", "{{").replace("}", "}}"), every=1)])
     if entry.uses_labels(args):
         model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
     else:
@@ -299,11 +329,25 @@ def cmd_sample(args) -> int:
     from . import plot
     from .checkpoint import load
 
+    if os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is a folder; give the PNG file to write, e.g. {os.path.join(args.out, 'samples.png')}")
+    if os.path.splitext(args.out)[1].lower() != ".png":
+        raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out}")
     model = load(args.checkpoint, backend=args.backend)
     conditional = getattr(model, "needs_labels", False)
-    if args.label is not None and not conditional:
-        raise CLIError(f"--label needs a conditional model; {type(model).__name__} is unconditional")
-    if conditional:
+    prior = getattr(model, "prior", None)
+    mixture = prior == "mixture"  # an AAE whose prior has one component per class: a label picks the component
+    if args.label is not None and not (conditional or mixture):
+        name = type(model).__name__ + (f" with prior={prior!r}" if isinstance(prior, str) else "")
+        raise CLIError(f"--label needs a conditional model (a CVAE, or an AAE with prior='mixture'); {name} takes no labels")
+    if args.label is not None and not (-1 if mixture else 0) <= args.label < model.num_classes:
+        allowed = (f"a prior component in [0, {model.num_classes - 1}] (or -1 for any)" if mixture
+                   else f"a class in [0, {model.num_classes - 1}]")
+        raise CLIError(f"--label must be {allowed} for this {type(model).__name__}, got {args.label}")
+    if mixture and args.label is not None:
+        samples = model.sample(args.n, y=np.full(args.n, args.label), seed=args.seed)
+        plot.plot_samples(samples, nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+    elif conditional:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
         plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
     elif getattr(model, "is_sequence_model", False):
@@ -369,17 +413,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--segment-length", type=_positive_int, default=None, help="hvrae: steps per segment (must divide the length)")
     train.add_argument("--lr", type=_positive_float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--limit", type=_positive_int, default=None, help="use only the first N training examples")
+    train.add_argument("--limit", type=_positive_int, default=None,
+                       help="use only N examples (sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
+                            "testing; mnist: N training examples)")
     train.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
-    train.add_argument("--out", default="runs/latest", help="output folder (default: %(default)s)")
+    train.add_argument("--out", default="runs/latest", help="output folder, created if missing (default: %(default)s)")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="1: progress bar + summary, 2: summary only")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into a PNG")
     sample.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")
     sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
-    sample.add_argument("--out", default="samples.png")
-    sample.add_argument("--label", type=int, default=None, help="class to sample (conditional models)")
+    sample.add_argument("--out", default="samples.png", help="the .png file to write (its folder is created if missing)")
+    sample.add_argument("--label", type=int, default=None,
+                        help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component)")
     sample.add_argument("--length", type=_positive_int, default=32, help="steps per sequence (recurrent models)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"))
@@ -387,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
                            description="Prints the max relative error of each layer, loss and model gradient (float64).")
-    check.add_argument("--tol", type=float, default=1e-6)
+    check.add_argument("--tol", type=_positive_float, default=1e-6, help="largest relative error accepted (> 0)")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("-v", "--verbose", action="store_true", help="show the error of every input and parameter")
     check.add_argument("--explain", action="store_true",
@@ -408,8 +455,12 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, CheckpointError, BackendUnavailable, TrainingDiverged, ImportError) as exc:
+    except (CLIError, ValueError, TypeError, CheckpointError, BackendUnavailable, TrainingDiverged, ImportError) as exc:
         print(f"microvae: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a missing checkpoint, an unwritable --out, a full disk, ...
+        what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        print(f"microvae: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("microvae: interrupted", file=sys.stderr)

@@ -14,7 +14,13 @@ the mean of the k = 1 estimate is the ELBO exactly, and ``elbo`` below agrees wi
 Models are duck-typed: anything with ``_encode(x, condition) -> (μ, logvar)``,
 ``_decode(z, condition) -> out``, ``likelihood`` (with ``nll(out, x) -> (per_example, _)``),
 ``latent_dim`` and ``backend`` works. Conditional models receive their labels ``y`` through
-``model._prepare_data(x, y)`` (whose second array is the condition). The prior is N(0, I),
+``model._prepare_data(x, y)`` (whose second array is the condition). A model with
+``_nll_at(z, x, condition)`` computes −log p(x | z) with it: a VRAE's decoder reads the batch
+(and its likelihood the mask) cached by ``_encode``, and ``_nll_at`` re-caches the rows it is
+given, so the k·n repeated rows of a k-sample bound are decoded against k·n repeated sequences.
+A model without ``_encode`` (an AAE: codes, no posterior variance, no KL term) has no ELBO: its
+likelihood bounds raise a TypeError, and ``reconstruction_error`` (``anomaly_scores`` with
+``method="recon"``) uses its public ``reconstruct``. The prior is N(0, I),
 unless the model has a learned prior (``model.prior`` set and ``model._prior_moments(condition)``
 giving its mean and log-variance). A microvae model's CPU convolutions run on its threads
 here, as in its own inference methods (``model._parallel_chunks()``, ``microvae.threads``).
@@ -101,6 +107,28 @@ def _log_prior(model, z64, condition):
     return -0.5 * (z64 * z64 + _LOG_2PI).sum(axis=1)
 
 
+def _posterior(model, what: str):
+    """``model._encode``, or a TypeError naming what to use instead for a model without q(z|x)."""
+    encode = getattr(model, "_encode", None)
+    if encode is None:
+        raise TypeError(f"{type(model).__name__} has no posterior variance or ELBO, so {what} is undefined for it "
+                        "(it needs a model whose _encode gives q(z|x) as (μ, logvar), such as a VAE); use "
+                        "reconstruction_error(model, x) or anomaly_scores(model, x, method='recon') instead")
+    return encode
+
+
+def _nll(model, z, x, condition):
+    """−log p(x | z) per row, for decoder inputs z and data x with the same number of rows.
+
+    Through the model's ``_nll_at`` where it has one: a VRAE teacher-forces its decoder with
+    the batch ``_encode`` cached (and masks its likelihood with the cached mask), so rows
+    repeated here must replace that cache, which ``_nll_at`` does."""
+    nll_at = getattr(model, "_nll_at", None)
+    if nll_at is not None:
+        return nll_at(z, x, condition)
+    return model.likelihood.nll(model._decode(z, condition), x)[0]
+
+
 def _model_threads(model):
     """The model's CPU thread context (a ConvVAE's convolution chunks on microvae's threads,
     as in its own inference methods); a no-op for a duck-typed model without one."""
@@ -124,6 +152,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
         log p(z)   = −½ Σ_j [ log 2π + z_j² ]
         log p(x|z) = −nll(decoder(z), x)                       (e.g. −bernoulli_nll per example)
     """
+    encode = _posterior(model, "the importance-weighted bound")
     k = _check_positive("k", k)
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
@@ -135,14 +164,13 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
         for start in range(0, n, batch_size):
             xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
             b = len(xb)
-            mu, logvar = model._encode(xb, cb)
+            mu, logvar = encode(xb, cb)
             eps = rng.standard_normal((k, b, latent)) if rng is not None else backend.to_numpy(backend.normal((k, b, latent)))
             eps = xp.asarray(eps, dtype=xp.float64)
             mu64, logvar64 = mu.astype(xp.float64)[None], logvar.astype(xp.float64)[None]
             z64 = (mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent)
             c_rep = _repeat(cb, k)
-            out_dec = model._decode(backend.asarray(z64), c_rep)
-            nll = model.likelihood.nll(out_dec, _repeat(xb, k))[0]
+            nll = _nll(model, backend.asarray(z64), _repeat(xb, k), c_rep)
             log_q = -0.5 * (eps * eps + logvar64 + _LOG_2PI).sum(axis=2).reshape(k * b)
             log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
             out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T
@@ -171,6 +199,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     those of ``model.elbo``, which draws from the model's own generator over all rows at
     once. Both are estimates of the same bound.
     """
+    encode = _posterior(model, "the ELBO")
     n_samples = _check_positive("n_samples", n_samples)
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
@@ -181,12 +210,11 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
         for start in range(0, len(x), batch_size):
             xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
             b = len(xb)
-            mu, logvar = model._encode(xb, cb)
+            mu, logvar = encode(xb, cb)
             kl = xp.asarray(model._kl(mu, logvar, cb)[0], dtype=xp.float64)
             eps = rng.standard_normal((n_samples, b, latent)) if rng is not None else backend.to_numpy(backend.normal((n_samples, b, latent)))
             z = (mu[None] + xp.exp(0.5 * logvar)[None] * backend.asarray(eps)).reshape(n_samples * b, latent)
-            nll = xp.asarray(model.likelihood.nll(model._decode(z, _repeat(cb, n_samples)), _repeat(xb, n_samples))[0],
-                             dtype=xp.float64)
+            nll = xp.asarray(_nll(model, z, _repeat(xb, n_samples), _repeat(cb, n_samples)), dtype=xp.float64)
             out[start : start + b] = backend.to_numpy(-nll.reshape(n_samples, b).mean(axis=0) - kl)
     return out
 
@@ -197,6 +225,10 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     ``kind="bce"``: −Σ_d x·log x̂ + (1 − x)·log(1 − x̂), computed from the decoder's logits
     (exact, no clipping) for a Bernoulli model, else from x̂ clipped to [1e-7, 1 − 1e-7]
     (x must then lie in [0, 1]).  ``kind="mse"``: Σ_d (x − x̂)².
+
+    A model without ``_encode`` (an AAE) is reconstructed through its public API,
+    x̂ = ``model.reconstruct(x)`` (the decoder mean at the code E(x)), so its BCE is always
+    computed from the clipped x̂. Labels ``y`` are checked as for ``fit`` but play no part there.
     """
     from .losses import bce_probabilities, bernoulli_nll, mse
 
@@ -205,6 +237,7 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp = model.backend, model.backend.xp
+    encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
     bernoulli = getattr(model.likelihood, "name", None) == "bernoulli"
     if kind == "bce" and not bernoulli and (float(xp.min(x)) < 0 or float(xp.max(x)) > 1):
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
@@ -212,12 +245,16 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     with _model_threads(model):
         for start in range(0, len(x), batch_size):
             xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
-            mu, _ = model._encode(xb, cb)
-            raw = model._decode(mu, cb)
-            if kind == "bce" and bernoulli:
+            if encode is None:
+                raw, mean = None, backend.asarray(model.reconstruct(xb)).reshape(xb.shape)
+            else:
+                raw = model._decode(encode(xb, cb)[0], cb)
+                mean = None
+            if kind == "bce" and bernoulli and raw is not None:
                 err = bernoulli_nll(raw, xb)[0]
             else:
-                mean = model.likelihood.mean(raw, backend.kernels)
+                if mean is None:
+                    mean = model.likelihood.mean(raw, backend.kernels)
                 err = bce_probabilities(mean, xb)[0] if kind == "bce" else mse(mean, xb)[0]
             out[start : start + len(xb)] = backend.to_numpy(err)
     return out
@@ -229,6 +266,7 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
 
     ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the BCE
     reconstruction error of x from its posterior mean, ``"iwae"`` → −L_k(x) (``k`` samples).
+    A model without an ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
     """
     if method == "elbo":
         return -elbo(model, x, n_samples=n_samples, y=y, batch_size=batch_size, seed=seed)

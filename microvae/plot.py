@@ -19,8 +19,11 @@ Images may be passed as
 * ``(n, H, W)`` arrays;
 * single-channel ``(n, 1, H, W)`` (NCHW) or ``(n, H, W, 1)`` arrays.
 
-Models are duck-typed: anything with ``encode(x) -> (mu, logvar)``,
-``decode(z) -> (n, D)`` and, where needed, ``latent_dim``.
+Models are duck-typed: anything with ``encode(x) -> (mu, logvar)`` (or the
+codes alone, as an adversarial autoencoder's ``encode`` gives them),
+``decode(z) -> (n, D)`` and, where needed, ``latent_dim``.  A conditional model
+(``needs_labels``, e.g. a CVAE) gets its class label through ``y``:
+``encode(x, y)`` and ``decode(z, y)``.
 """
 
 from __future__ import annotations
@@ -244,21 +247,69 @@ def _check_count(name: str, value) -> int:
     return int(value)
 
 
-def _as_batch_of_one(x) -> np.ndarray:
+def _as_batch_of_one(x, model=None) -> np.ndarray:
     """Give a single example a leading batch axis of size 1.
 
-    An input whose first axis already has size 1 (and at least two axes) is
+    An input shaped like one example of ``model`` (its ``input_shape``, e.g.
+    a single-channel image ``(1, H, W)``) gets the batch axis.  Otherwise an
+    input whose first axis already has size 1 (and at least two axes) is
     taken to be a batch of one and left alone.
     """
     arr = np.asarray(x)
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and arr.shape == tuple(shape):
+        return arr[np.newaxis]
     if arr.ndim >= 2 and arr.shape[0] == 1:
         return arr
     return arr[np.newaxis]
 
 
-def _encode_mean(model, x) -> np.ndarray:
-    """Return the posterior mean ``mu`` (n, L) for a batch ``x``."""
-    out = model.encode(x)
+def _check_label(model, y):
+    """``y`` for a conditional model (``needs_labels``) as one class label, else None.
+
+    One label serves a whole batch: it encodes the inputs and decodes every code, so a
+    path or traversal varies the style within one class.
+    """
+    name = type(model).__name__
+    if not getattr(model, "needs_labels", False):
+        if y is not None:
+            raise TypeError(
+                f"y is the class label of a conditional model (such as a CVAE); "
+                f"{name} is unconditional and takes none"
+            )
+        return None
+    if y is None:
+        raise TypeError(
+            f"{name} is conditional: pass y, the class label to encode and "
+            f"decode with (an int)"
+        )
+    label = np.asarray(y)
+    if label.size != 1 or not (np.issubdtype(label.dtype, np.integer)
+                               or (np.issubdtype(label.dtype, np.floating)
+                                   and float(label.reshape(-1)[0]).is_integer())):
+        raise ValueError(
+            f"y must be one integer class label, got {y!r}"
+        )
+    return int(label.reshape(-1)[0])
+
+
+def _encoder(model, y=None) -> Callable:
+    """``model.encode``, with the label ``y`` of a conditional model bound."""
+    y = _check_label(model, y)
+    return model.encode if y is None else (lambda x: model.encode(x, y))
+
+
+def _decoder(model, y=None) -> Callable:
+    """``model.decode``, with the label ``y`` of a conditional model bound."""
+    y = _check_label(model, y)
+    return model.decode if y is None else (lambda z: model.decode(z, y))
+
+
+def _encode_mean(model, x, y=None) -> np.ndarray:
+    """Return the posterior mean ``mu`` (n, L) for a batch ``x`` (labels ``y``
+    for a conditional model); a model whose ``encode`` returns the codes alone
+    (an AAE) gives those."""
+    out = _encoder(model, y)(x)
     mu = out[0] if isinstance(out, (tuple, list)) else out
     mu = np.asarray(mu, dtype=np.float64)
     return mu.reshape(mu.shape[0], -1)
@@ -426,28 +477,29 @@ def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
 
 
 def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
-                       path=None):
+                       path=None, y=None):
     """Decode a straight line between the codes (means) of two inputs.
 
     ``x_a`` and ``x_b`` are single examples in the layout ``model.encode``
     expects, without a batch axis or with a batch axis of size 1.  The row
     shows ``x_a``, then ``steps`` decodings at ``t = 0 .. 1`` (both ends
-    included), then ``x_b``.
+    included), then ``x_b``.  ``y``: the class label (an int) of a
+    conditional model, used for both ends and every decoding.
     """
     steps = _check_count("steps", steps)
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
-    a = _as_batch_of_one(x_a)
-    b = _as_batch_of_one(x_b)
+    a = _as_batch_of_one(x_a, model)
+    b = _as_batch_of_one(x_b, model)
     if a.shape != b.shape:
         raise ValueError(
             f"x_a and x_b must have the same shape, got {np.shape(x_a)} and "
             f"{np.shape(x_b)}"
         )
-    mu = _encode_mean(model, np.concatenate([a, b]))
+    mu = _encode_mean(model, np.concatenate([a, b]), y)
     t = np.linspace(0.0, 1.0, steps)[:, None]
     z = (1.0 - t) * mu[0] + t * mu[1]
-    decoded = _as_images(_decode(model.decode, z, steps), image_shape,
+    decoded = _as_images(_decode(_decoder(model, y), z, steps), image_shape,
                          "decoded images")
     ends = _as_images(np.concatenate([a, b]), image_shape, "x_a/x_b")
     if ends.shape[1:] != decoded.shape[1:]:
@@ -472,20 +524,21 @@ def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
 
 
 def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
-                   image_shape=None, path=None):
+                   image_shape=None, path=None, y=None):
     """Latent traversal: vary one latent dimension at a time around ``x``.
 
     ``x`` is a single example (no batch axis, or a batch axis of size 1).
     Its code ``mu`` is the centre; row ``k`` decodes ``mu`` with dimension
     ``dims[k]`` replaced by ``mu[dims[k]] + offset`` for ``steps`` offsets
     evenly spaced over ``[-span, span]``.  ``dims=None`` means all
-    dimensions, but at most the first 10.
+    dimensions, but at most the first 10.  ``y``: the class label (an int) of
+    a conditional model.
     """
     steps = _check_count("steps", steps)
     span = float(span)
     if not (math.isfinite(span) and span >= 0):
         raise ValueError(f"span must be a non-negative number, got {span!r}")
-    mu = _encode_mean(model, _as_batch_of_one(x))[0]
+    mu = _encode_mean(model, _as_batch_of_one(x, model), y)[0]
     latent_dim = mu.shape[0]
     if dims is None:
         dims = list(range(min(latent_dim, 10)))
@@ -503,7 +556,7 @@ def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
     z = np.repeat(mu[None, :], len(dims) * steps, axis=0)
     for k, d in enumerate(dims):
         z[k * steps:(k + 1) * steps, d] += offsets
-    imgs = _as_images(_decode(model.decode, z, len(z)), image_shape,
+    imgs = _as_images(_decode(_decoder(model, y), z, len(z)), image_shape,
                       "decoded images")
     vmin, vmax = _display_range(imgs)
     pad = 1
@@ -710,6 +763,8 @@ _CURVE_KEYS = ("loss", "recon", "kl")
 
 def _history_columns(history) -> dict[str, list]:
     """Normalise a training history to a dict of per-epoch lists."""
+    if callable(getattr(history, "as_dict", None)):  # microvae.training.History (model.history)
+        history = history.as_dict()
     history = getattr(history, "history", history)  # Keras-style objects
     if isinstance(history, Mapping):
         cols = {str(k): list(np.ravel(np.asarray(v, dtype=object)))
@@ -718,7 +773,8 @@ def _history_columns(history) -> dict[str, list]:
         rows = list(history)
         if not all(isinstance(r, Mapping) for r in rows):
             raise TypeError(
-                "history must be a dict of lists or a list of per-epoch dicts"
+                "history must be a History (model.history), a dict of lists "
+                "or a list of per-epoch dicts"
             )
         keys: list[str] = []
         for r in rows:
@@ -728,8 +784,8 @@ def _history_columns(history) -> dict[str, list]:
         cols = {str(k): [r.get(k) for r in rows] for k in keys}
     else:
         raise TypeError(
-            "history must be a dict of lists or a list of per-epoch dicts, "
-            f"got {type(history).__name__}"
+            "history must be a History (model.history), a dict of lists or "
+            f"a list of per-epoch dicts, got {type(history).__name__}"
         )
     # Accept train_loss/train_recon/train_kl as aliases.
     for key in _CURVE_KEYS:
@@ -746,9 +802,10 @@ def _to_float(values) -> np.ndarray:
 def plot_loss_curves(history, path=None):
     """Training curves: total loss in one panel, recon and KL in another.
 
-    ``history`` is a dict of per-epoch lists (any subset of ``loss``,
-    ``recon``, ``kl`` and their ``val_`` versions; ``train_`` prefixes are
-    accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
+    ``history`` is the :class:`microvae.training.History` that ``fit``
+    returns (``model.history``), a dict of per-epoch lists (any subset of
+    ``loss``, ``recon``, ``kl`` and their ``val_`` versions; ``train_``
+    prefixes are accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
     present and of matching length, is used for the x axis; missing values
     (``None``) are skipped.  A panel is drawn only if it has something to
     show.

@@ -44,6 +44,26 @@ def test_each_kind_of_noise_does_what_it_says():
     assert app.add_noise(np.ones((2, 3), dtype=np.uint8), "mask", 0.5).dtype == np.float32
 
 
+def test_gaussian_noise_clips_only_data_already_in_the_unit_interval():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((50, 40)) * 5  # real-valued data, far outside [0, 1]
+    noisy = app.add_noise(real, "gaussian", 0.1, seed=1)
+    assert np.std(noisy - real) == pytest.approx(0.1, rel=0.05)  # nothing clipped
+    assert noisy.max() > 5 and noisy.min() < -5
+    np.testing.assert_array_equal(app.add_noise(real, "gaussian", 0.1, seed=1, clip=False), noisy)
+    clipped = app.add_noise(real, "gaussian", 0.1, seed=1, clip=True)
+    np.testing.assert_array_equal(clipped, np.clip(noisy, 0, 1))
+    images = rng.random((50, 40))
+    default = app.add_noise(images, "gaussian", 0.5, seed=2)  # images: clipped by default
+    assert default.min() == 0 and default.max() == 1
+    np.testing.assert_array_equal(default, app.add_noise(images, "gaussian", 0.5, seed=2, clip=True))
+    unclipped = app.add_noise(images, "gaussian", 0.5, seed=2, clip=False)
+    assert unclipped.min() < 0 and unclipped.max() > 1
+    np.testing.assert_array_equal(default, np.clip(unclipped, 0, 1).astype(default.dtype))
+    with pytest.raises(ValueError, match="clip"):
+        app.add_noise(images, "gaussian", 0.1, clip="yes")
+
+
 def test_add_noise_rejects_bad_arguments():
     x = np.zeros((2, 4))
     with pytest.raises(ValueError, match="kind"):
@@ -149,6 +169,82 @@ def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
         app.traverse(model, x[0], dim=4, values=values)
     with pytest.raises(ValueError, match="values"):
         app.traverse(model, x[0], dim=0, values=[])
+
+
+def test_denoising_a_conv_vae_given_flat_rows_keeps_their_shape():
+    rng = np.random.default_rng(0)
+    model = mv.ConvVAE(input_shape=(3, 8, 8), latent_dim=2, seed=0)
+    clean = rng.random((8, 3 * 8 * 8)).astype(np.float32)  # flat rows: the ConvVAE reshapes them
+    report = app.denoising_report(model, clean, "salt_pepper", 0.1, seed=0)
+    assert report.noisy.shape == report.denoised.shape == clean.shape
+    np.testing.assert_allclose(report.denoised, model.reconstruct(report.noisy).reshape(clean.shape))
+    assert report.psnr_denoised == pytest.approx(app.psnr(clean, report.denoised))
+    assert app.denoise(model, clean.reshape(8, 3, 8, 8)).shape == (8, 3, 8, 8)
+
+
+def test_one_single_channel_image_is_one_example_not_a_batch():
+    x = np.random.default_rng(0).random((2, 1, 8, 8)).astype(np.float32)
+    model = mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=0)  # x[0] has shape (1, 8, 8): the model's input shape
+    mu, _ = model.encode(x)
+    path = app.interpolate(model, x[0], x[1], steps=3)
+    np.testing.assert_allclose(path[[0, -1]], model.decode(mu), atol=1e-6)
+    np.testing.assert_allclose(app.interpolate(model, x[:1], x[1:], steps=3), path)  # explicit batches of one
+    assert app.traverse(model, x[0], 1, [0.0, 1.0]).shape == (2, 1, 8, 8)
+
+
+def _tiny(rng):
+    return rng.random((4, 16)).astype(np.float32)
+
+
+def test_interpolate_and_traverse_an_aae_through_its_codes():
+    x = _tiny(np.random.default_rng(0))
+    model = mv.AAE(16, (8,), 3, seed=0)  # encode returns the codes alone, not (μ, logvar)
+    codes = model.encode(x[:2]).astype(np.float64)
+    images = app.interpolate(model, x[0], x[1], steps=3)
+    assert images.shape == (3, 16)
+    np.testing.assert_allclose(images, model.decode(np.stack([codes[0], codes.mean(axis=0), codes[1]])), atol=1e-6)
+    values = np.array([-1.0, 1.0])
+    z = np.repeat(codes[:1], 2, axis=0)
+    z[:, 2] = values
+    np.testing.assert_allclose(app.traverse(model, x[0], 2, values), model.decode(z), atol=1e-6)
+    with pytest.raises(ValueError, match="dim"):
+        app.traverse(model, x[0], 3, values)
+
+
+def test_a_conditional_model_encodes_and_decodes_with_its_label():
+    x = _tiny(np.random.default_rng(1))
+    model = mv.CVAE(16, 3, (8,), 2, seed=0)
+    mu, _ = model.encode(x[:2], [2, 2])
+    path = app.interpolate(model, x[0], x[1], steps=3, method="slerp", y=2)
+    np.testing.assert_allclose(path[[0, -1]], model.decode(mu, 2), atol=1e-6)
+    assert not np.allclose(path, app.interpolate(model, x[0], x[1], steps=3, method="slerp", y=0))
+    z = np.repeat(mu[:1], 2, axis=0)
+    z[:, 1] = [0.5, -0.5]
+    np.testing.assert_allclose(app.traverse(model, x[0], 1, [0.5, -0.5], y=np.int64(2)), model.decode(z, 2), atol=1e-6)
+    np.testing.assert_allclose(app.denoise(model, x, y=[0, 1, 2, 0]), model.reconstruct(x, [0, 1, 2, 0]))
+    for call in (lambda: app.interpolate(model, x[0], x[1]), lambda: app.traverse(model, x[0], 0, [1.0]),
+                 lambda: app.denoise(model, x), lambda: app.denoising_report(model, x)):
+        with pytest.raises(TypeError, match="CVAE is conditional: pass y"):
+            call()
+    with pytest.raises(ValueError, match="one integer class label"):
+        app.traverse(model, x[0], 0, [1.0], y=[0, 1])
+    vae = mv.VAE(16, (8,), 2, seed=0)
+    for call in (lambda: app.interpolate(vae, x[0], x[1], y=1), lambda: app.traverse(vae, x[0], 0, [1.0], y=1),
+                 lambda: app.denoise(vae, x, y=[0, 1, 2, 0])):
+        with pytest.raises(TypeError, match="VAE is unconditional"):
+            call()
+
+
+def test_conditional_pictures_take_the_label(tmp_path):
+    pytest.importorskip("matplotlib")
+    x = np.random.default_rng(2).random((2, 16)).astype(np.float32)
+    model = mv.CVAE(16, 3, (8,), 2, seed=0)
+    for name, draw in {"interp": lambda p: app.plot_interpolations(model, x[0], x[1], steps=4, image_shape=(4, 4), path=p, y=1),
+                       "trav": lambda p: app.plot_traversal(model, x[0], steps=3, image_shape=(4, 4), path=p, y=1)}.items():
+        draw(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == PNG
+    with pytest.raises(TypeError, match="pass y"):
+        app.plot_traversal(model, x[0], steps=3, image_shape=(4, 4))
 
 
 def test_picture_functions_write_pngs(sprites_and_model, tmp_path):

@@ -79,13 +79,32 @@ def test_sample_command(trained_run, tmp_path, capsys):
 
 
 def test_gradcheck_command_prints_every_check(capsys):
-    assert main(["gradcheck"]) == 0
-    out = capsys.readouterr().out
+    import re
+
+    from microvae.selfcheck import CHECKS
+
+    # the registry holds a check of each of these (the first word of its title, exactly)
+    first_words = {re.split(r"[ ,:]", name)[0] for _, name in CHECKS}
     for name in ("Dense", "ReLU", "Sigmoid", "Tanh", "Conv2D", "Conv2DTranspose", "MaxPool2D", "RNN", "GRU",
                  "bernoulli_nll", "kl_normal", "kl_gaussians", "discriminator_loss", "generator_loss",
                  "reparameterization", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE"):
-        assert name in out
-    assert "all gradients agree" in out and "FAIL" not in out
+        assert name in first_words, name
+    assert main(["gradcheck"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["what", "check"] and lines[-1] == "all gradients agree"
+    rows = lines[1:-1]  # one line per check: group, title, max relative error, verdict
+    assert len(rows) == len(CHECKS)
+    for group, name in CHECKS:
+        row = re.compile(re.escape(f"{group:<10} {name}") + r" +\d\.\d\de[+-]\d+  ok")
+        assert sum(bool(row.fullmatch(line)) for line in rows) == 1, (group, name)
+
+
+def test_gradcheck_tolerance_must_be_positive(capsys):
+    for tol in ("-1", "0"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["gradcheck", "--tol", tol])
+        assert exit_info.value.code == 2
+        assert "--tol: must be a positive number" in capsys.readouterr().err
 
 
 def _fails_cleanly(argv, capsys, pattern):
@@ -162,3 +181,60 @@ def test_train_every_model(argv, pictures, tmp_path):
 
 def test_sequence_data_needs_a_sequence_model(capsys, tmp_path):
     _fails_cleanly(["train", "--model", "vae", "--data", "sinusoids", "--out", str(tmp_path)], capsys, "sequence data")
+
+
+def test_a_limit_too_small_for_the_split_is_a_clear_message(capsys, tmp_path):
+    out = tmp_path / "o"
+    _fails_cleanly(["train", "--limit", "5", "--out", str(out)], capsys, "--limit 11 or more")
+    _fails_cleanly(["train", "--limit", "10", "--model", "convvae", "--out", str(out)], capsys, "2 test examples")
+    _fails_cleanly(["train", "--limit", "1", "--model", "vrae", "--data", "sinusoids", "--out", str(out)], capsys,
+                   "--limit 2 or more")
+    assert not out.exists()  # refused before anything was trained or written
+
+
+@pytest.mark.parametrize("argv", [["--model", "vae", "--limit", "11"], ["--model", "convvae", "--limit", "11"],
+                                  ["--model", "vrae", "--data", "sinusoids", "--limit", "2"]], ids=["vae", "convvae", "vrae"])
+def test_the_smallest_limit_trains_and_draws_every_picture(argv, tmp_path):
+    assert main(["train", *argv, "--epochs", "1", "--hidden", "8", "--rnn-hidden", "4", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    _png(tmp_path / "loss_curves.png")
+    if argv[1] != "vrae":  # a single-channel ConvVAE example (1, 32, 32) is one example, not a batch of one
+        _png(tmp_path / "interpolation.png")
+
+
+def test_braces_in_the_output_folder_are_literal(tmp_path, capsys):
+    for name in ("{epoch}", "run{x}"):
+        out = tmp_path / name
+        assert main(["train", "--limit", "11", "--epochs", "2", "--hidden", "8", "--out", str(out), "--verbose", "0"]) == 0
+        assert mv.load(out / "model.npz").epochs_trained == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run{x}", "{epoch}"]  # no runs/1, runs/2
+
+
+def test_unusable_output_paths_are_clear_messages(trained_run, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    _fails_cleanly(["train", "--limit", "11", "--out", str(afile)], capsys, "is an existing file")
+    _fails_cleanly(["train", "--limit", "11", "--epochs", "1", "--out", str(afile / "run")], capsys, "afile")
+    checkpoint = str(trained_run / "model.npz")
+    _fails_cleanly(["sample", checkpoint, "--out", str(tmp_path)], capsys, "is a folder")
+    _fails_cleanly(["sample", checkpoint, "--out", str(tmp_path / "s.xyz")], capsys, "must name a .png file")
+    _fails_cleanly(["sample", checkpoint, "--out", str(afile / "s.png")], capsys, "afile")  # an OSError, reported
+    assert afile.read_text() == "not a folder" and not (tmp_path / "s.xyz").exists()
+    nested = tmp_path / "new" / "sub" / "S.PNG"  # the folder is created; the suffix in any case
+    assert main(["sample", checkpoint, "-n", "4", "--out", str(nested)]) == 0
+    _png(nested)
+
+
+def test_labels_pick_the_component_of_an_aae_mixture_prior(tmp_path, capsys):
+    for prior in ("mixture", "gaussian"):
+        assert main(["train", "--model", "aae", "--prior", prior, "--limit", "20", "--epochs", "1", "--hidden", "8",
+                     "--out", str(tmp_path / prior), "--verbose", "0"]) == 0
+    checkpoint = str(tmp_path / "mixture" / "model.npz")
+    for label in ("0", "1"):
+        assert main(["sample", checkpoint, "-n", "9", "--label", label, "--out", str(tmp_path / f"{label}.png")]) == 0
+        _png(tmp_path / f"{label}.png")
+    assert (tmp_path / "0.png").read_bytes() != (tmp_path / "1.png").read_bytes()
+    _fails_cleanly(["sample", checkpoint, "--label", "3", "--out", str(tmp_path / "x.png")], capsys,
+                   "--label must be a prior component in [0, 2]")
+    _fails_cleanly(["sample", str(tmp_path / "gaussian" / "model.npz"), "--label", "1", "--out", str(tmp_path / "x.png")],
+                   capsys, "AAE with prior='gaussian' takes no labels")

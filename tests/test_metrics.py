@@ -155,6 +155,98 @@ def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
 
 
 # ---------------------------------------------------------------------------------------------
+# recurrent models: the k draws of a bound are k·n repeated rows, each decoded with its own sequence
+
+
+def _ragged_sequences(n=5, steps=8, features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, steps, features))
+    mask = np.ones((n, steps))
+    mask[1, 5:] = 0
+    mask[3, 2:] = 0
+    return x, mask
+
+
+_RECURRENT = {
+    "vrae": lambda: mv.VRAE(3, hidden_size=5, latent_dim=2, dtype="float64", seed=0),
+    "hvrae": lambda: mv.HierarchicalVRAE(3, segment_length=4, hidden_size=5, conductor_size=4, latent_dim=2,
+                                         dtype="float64", seed=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_RECURRENT))
+def test_k_sample_bounds_of_recurrent_models_equal_one_sequence_at_a_time(name):
+    """With the noise fixed, every log weight equals the model's own objective on that one sequence
+    and that one draw: −recon (teacher-forced, masked) + log p(z) − log q(z|x)."""
+    model = _RECURRENT[name]()
+    x, mask = _ragged_sequences()
+    n, k, seed = len(x), 3, 7
+    mu, logvar = model.encode(x, mask)
+    eps = np.random.default_rng(seed).standard_normal((k, n, model.latent_dim))  # the draws importance_log_weights makes
+    recon, kl = np.empty((k, n)), np.empty(n)
+    for i in range(k):
+        for j in range(n):
+            terms = model.loss(x[j : j + 1], mask[j : j + 1], eps=eps[i, j : j + 1])
+            recon[i, j], kl[j] = terms.recon, terms.kl
+    z = mu + np.exp(0.5 * logvar) * eps
+    log_p = -0.5 * (z * z + math.log(2 * math.pi)).sum(axis=2)
+    log_q = -0.5 * (eps * eps + logvar + math.log(2 * math.pi)).sum(axis=2)
+    expected = (-recon + log_p - log_q).T  # (n, k)
+    w = metrics.importance_log_weights(model, x, k=k, y=mask, seed=seed)
+    assert w.shape == (n, k)
+    np.testing.assert_allclose(w, expected, rtol=1e-10)
+    np.testing.assert_allclose(metrics.iwae_bound(model, x, k=k, y=mask, seed=seed), metrics.log_mean_exp(expected, axis=1),
+                               rtol=1e-10)
+    np.testing.assert_allclose(metrics.elbo(model, x, n_samples=k, y=mask, seed=seed), -recon.mean(axis=0) - kl, rtol=1e-10)
+    # the first draw of k is the draw of k = 1 (the same seeded stream), whatever the repetition
+    np.testing.assert_allclose(metrics.importance_log_weights(model, x, k=1, y=mask, seed=seed)[:, 0], w[:, 0], rtol=1e-12)
+    # the mask matters: without it the padding counts
+    assert not np.allclose(metrics.iwae_bound(model, x, k=k, seed=seed), metrics.iwae_bound(model, x, k=k, y=mask, seed=seed))
+
+
+@pytest.mark.parametrize("name", sorted(_RECURRENT))
+def test_default_anomaly_scores_of_recurrent_models(name):
+    model = _RECURRENT[name]()
+    x, mask = _ragged_sequences()
+    for method in ("elbo", "recon", "iwae"):  # "iwae" with the default k = 50
+        scores = metrics.anomaly_scores(model, x, method=method, y=mask, n_samples=2, batch_size=2)
+        assert scores.shape == (len(x),) and np.isfinite(scores).all(), method
+    iwae = metrics.iwae_bound(model, x, y=mask)
+    assert np.all(iwae >= metrics.elbo(model, x, n_samples=50, y=mask) - 1.0)  # L_50 is above the ELBO, up to noise
+
+
+# ---------------------------------------------------------------------------------------------
+# the adversarial autoencoder: a reconstruction error, but no ELBO
+
+
+def test_reconstruction_error_of_an_aae_uses_its_public_reconstruction():
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 16))
+    for aae in (mv.AAE(16, (8,), 2, seed=0), mv.AAE(16, (8,), 3, encoder_type="gaussian", seed=1)):
+        rec = aae.reconstruct(x).astype(np.float64)
+        np.testing.assert_allclose(metrics.reconstruction_error(aae, x, kind="mse", batch_size=7),
+                                   ((x - rec) ** 2).sum(axis=1), rtol=1e-5)
+        p = np.clip(rec, 1e-7, 1 - 1e-7)
+        bce = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+        np.testing.assert_allclose(metrics.reconstruction_error(aae, x), bce, rtol=1e-4)
+        np.testing.assert_allclose(metrics.anomaly_scores(aae, x, method="recon"), bce, rtol=1e-4)
+    mixture = mv.AAE(16, (8,), 2, prior="mixture", num_classes=3, seed=0)
+    labels = np.arange(30) % 3
+    np.testing.assert_allclose(metrics.reconstruction_error(mixture, x, y=labels), metrics.reconstruction_error(mixture, x))
+
+
+def test_likelihood_bounds_of_an_aae_are_a_clear_type_error():
+    aae = mv.AAE(16, (8,), 2, seed=0)
+    x = np.random.default_rng(0).random((4, 16))
+    calls = [lambda: metrics.elbo(aae, x), lambda: metrics.iwae_bound(aae, x, k=3),
+             lambda: metrics.importance_log_weights(aae, x, k=3)]
+    calls += [lambda m=m: metrics.anomaly_scores(aae, x, method=m) for m in ("elbo", "iwae")]
+    for call in calls:
+        with pytest.raises(TypeError, match=r"AAE has no posterior variance or ELBO.*method='recon'"):
+            call()
+
+
+# ---------------------------------------------------------------------------------------------
 # reconstruction error and anomaly scores
 
 

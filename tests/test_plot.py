@@ -332,6 +332,55 @@ def test_plot_traversal_defaults_and_errors(rng):
         mplot.plot_traversal(model, rng.random(D), steps=0)
 
 
+class FakeAAE(FakeModel):
+    """An adversarial autoencoder's API: ``encode`` gives the codes alone."""
+
+    def encode(self, x):
+        return super().encode(x)[0]
+
+
+class FakeCVAE(FakeModel):
+    """A conditional model's API: the label shifts the code."""
+
+    needs_labels = True
+
+    def encode(self, x, y):
+        mu, logvar = super().encode(x)
+        return mu + np.asarray(y, dtype=np.float64).reshape(-1, 1), logvar
+
+    def decode(self, z, y):
+        assert np.ndim(y) == 0  # one label for every row
+        return super().decode(np.asarray(z) - float(y))
+
+
+def test_plot_interpolation_and_traversal_of_an_aae(rng):
+    model = FakeAAE(latent_dim=3)
+    x = rng.random((2, D))
+    mplot.plot_interpolation(model, x[0], x[1], steps=4)
+    codes = model.encode(x)
+    np.testing.assert_allclose(model.calls[0][[0, -1]], codes)
+    mplot.plot_traversal(model, x[0], dims=[1], steps=3, span=1.0)
+    np.testing.assert_allclose(model.calls[1][:, 1] - codes[0, 1], [-1, 0, 1], atol=1e-12)
+
+
+def test_plot_interpolation_and_traversal_of_a_conditional_model(rng):
+    model = FakeCVAE(latent_dim=2)
+    x = rng.random((2, D))
+    mplot.plot_interpolation(model, x[0], x[1], steps=3, y=2)
+    mu = FakeModel.encode(model, x)[0]
+    np.testing.assert_allclose(model.calls[0][[0, -1]], mu)  # encoded with +2, decoded with −2
+    mplot.plot_traversal(model, x[0], dims=[0], steps=3, span=1.0, y=np.int64(2))
+    np.testing.assert_allclose(model.calls[1][:, 1], mu[0, 1])
+    with pytest.raises(TypeError, match="FakeCVAE is conditional: pass y"):
+        mplot.plot_interpolation(model, x[0], x[1])
+    with pytest.raises(TypeError, match="FakeCVAE is conditional: pass y"):
+        mplot.plot_traversal(model, x[0])
+    with pytest.raises(ValueError, match="one integer class label"):
+        mplot.plot_traversal(model, x[0], y=1.5)
+    with pytest.raises(TypeError, match="FakeModel is unconditional"):
+        mplot.plot_traversal(FakeModel(), x[0], y=1)
+
+
 # --------------------------------------------------------------------------
 # per-class samples
 # --------------------------------------------------------------------------
@@ -454,6 +503,24 @@ def test_plot_loss_curves_subset_and_list_of_dicts(tmp_path):
     np.testing.assert_allclose(val.get_xdata(), [1, 3])
     np.testing.assert_allclose(val.get_ydata(), [3.5, 2.5])
     assert set(_lines(parts)) == {"kl"}
+
+
+def test_plot_loss_curves_takes_the_history_that_fit_returns(tmp_path):
+    import microvae as mv
+    from microvae.training import History
+
+    history = History([{"epoch": 1, "loss": 3.0, "recon": 2.5, "kl": 0.5, "val_loss": 3.2},
+                       {"epoch": 2, "loss": 2.0, "recon": 1.7, "kl": 0.3}])
+    fig = mplot.plot_loss_curves(history, path=tmp_path / "h.png")
+    assert_png(str(tmp_path / "h.png"))
+    total, parts = fig.axes
+    np.testing.assert_allclose(_lines(total)["loss"].get_ydata(), [3.0, 2.0])
+    np.testing.assert_allclose(_lines(total)["val_loss"].get_xdata(), [1])  # the epoch without one is skipped
+    assert set(_lines(parts)) == {"recon", "kl"}
+    model = mv.VAE(D, (4,), 2, seed=0)
+    fitted = model.fit(np.random.default_rng(0).random((20, D)), epochs=2, batch_size=10, verbose=0)
+    for h in {id(fitted): fitted, id(model.history): model.history}.values():
+        assert len(_lines(mplot.plot_loss_curves(h).axes[0])["loss"].get_xdata()) == 2
 
 
 def test_plot_loss_curves_errors():
