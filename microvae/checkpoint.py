@@ -75,6 +75,22 @@ def _checked_for_saving(path, what: str, values: np.ndarray, nonnegative: bool =
     return values
 
 
+def _unrebuildable_layers(model) -> list:
+    """Paths of layers whose class takes constructor arguments but keeps Layer's empty
+    ``get_config``: a checkpoint would rebuild them with their defaults, silently."""
+    import inspect
+
+    from .layers.base import Layer
+
+    found = []
+    for where, part in model.named_modules():
+        cls = type(part)
+        if isinstance(part, Layer) and cls.get_config is Layer.get_config and cls.from_config.__func__ is Layer.from_config.__func__:
+            if len(inspect.signature(cls.__init__).parameters) > 1:  # more than self
+                found.append(f"{where} ({cls.__name__})")
+    return found
+
+
 def save(model, path, include_optimizer: bool = True) -> None:
     """Write ``model`` to ``path`` (.npz) atomically: a temporary file in the same folder,
     fsynced, then renamed over the target, so an existing checkpoint is never half-written.
@@ -84,6 +100,11 @@ def save(model, path, include_optimizer: bool = True) -> None:
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    unrebuildable = _unrebuildable_layers(model)
+    if unrebuildable:
+        raise TypeError(f"not saving {path!r}: {', '.join(unrebuildable)} take constructor arguments but define no "
+                        "get_config(), so load() would rebuild them with their defaults; give each class a "
+                        "get_config() returning its constructor arguments")
     be = model.backend
     groups = model.parameter_groups()
     arrays = {

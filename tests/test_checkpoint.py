@@ -8,6 +8,7 @@ import pytest
 
 import microvae as mv
 from microvae import checkpoint
+from microvae.layers.base import Layer
 
 
 @pytest.fixture
@@ -39,6 +40,42 @@ def test_custom_architecture_round_trip(tmp_path):
     assert repr(loaded.encoder) == repr(enc)
     x = np.full((2, 8), 0.5)
     np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
+
+
+class _ScaledForCheckpointTest(Layer):
+    """y = s·x: a user's layer with a constructor argument, and (below) with and without get_config."""
+
+    def __init__(self, s=1.0):
+        super().__init__()
+        self.s = s
+
+    def forward(self, x):
+        return self.s * x
+
+    def backward(self, dy, input_grad=True):
+        return self.s * dy
+
+
+class _ScaledWithConfigForCheckpointTest(_ScaledForCheckpointTest):
+    def get_config(self):
+        return {"s": self.s}
+
+
+def test_a_user_layer_without_get_config_is_not_saved_wrongly(tmp_path):
+    # its argument would be lost: load() would rebuild it as s=1.0 and decode differently
+    path = tmp_path / "c.npz"
+    mv.VAE(8, (4,), 2).save(path)
+    before = path.read_bytes()
+    dec = mv.Sequential(mv.Dense(2, 8), _ScaledForCheckpointTest(3.0))
+    model = mv.VAE(8, (4,), 2, decoder=dec)
+    with pytest.raises(TypeError, match=r"decoder\.1 \(_ScaledForCheckpointTest\) take constructor arguments but define no get_config"):
+        model.save(path)
+    assert path.read_bytes() == before
+    dec = mv.Sequential(mv.Dense(2, 8), _ScaledWithConfigForCheckpointTest(3.0))
+    model = mv.VAE(8, (4,), 2, decoder=dec)
+    model.save(path)
+    z = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(mv.load(path).decode(z), model.decode(z))
 
 
 def test_saving_without_optimizer_state(tmp_path):
