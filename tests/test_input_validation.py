@@ -118,6 +118,15 @@ def test_non_finite_parameters_are_caught_before_any_callback_for_a_multi_group_
 # --- 2. only the exact or the flattened image layout ------------------------------------------------------
 
 
+def test_complex_inputs_and_labels_are_refused_not_cast():
+    # casting to float would drop the imaginary part with only a ComplexWarning
+    x = np.random.default_rng(0).random((6, 16))
+    with pytest.raises(TypeError, match=r"x must hold real numbers \(integer, float or bool\), got dtype complex128"):
+        _vae().loss(x.astype(complex))
+    with pytest.raises(ValueError, match="must hold integer class labels, got dtype complex128"):
+        _cvae().loss(x, (np.arange(6) % 3).astype(complex))
+
+
 def test_conv_vae_rejects_channels_last_images_naming_both_layouts():
     model = mv.ConvVAE((3, 8, 8), 2)
     before = model.flat.data.copy()

@@ -116,8 +116,9 @@ class Model(Module):
             if not unambiguous:
                 raise ValueError(self._shape_error(what, tuple(x.shape), expected))
             x = x.reshape((x.shape[0],) + expected)
-        if not np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.bool_):
-            raise TypeError(f"{what} must be numeric, got dtype {x.dtype}")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == np.bool_):
+            # complex too: casting would drop the imaginary part with only a warning
+            raise TypeError(f"{what} must hold real numbers (integer, float or bool), got dtype {x.dtype}")
         x = self.backend.asarray(x)
         if not bool(xp.isfinite(x).all()):
             raise ValueError(f"{what} contains NaN or Inf")

@@ -109,7 +109,7 @@ class CVAE(VAE):
         y = np.asarray(y)
         if y.ndim == 0 and n is not None:
             y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) else y.reshape(1)
-        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+        if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating) or y.dtype == np.bool_):
             raise ValueError(f"{what} must hold integer class labels, got dtype {y.dtype}")
         if y.ndim == 1:
             if y.dtype == np.bool_:
