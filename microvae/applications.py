@@ -193,10 +193,13 @@ def _code(model, x, y=None):
     return _encode_mean(model, _as_batch_of_one(x, model), y)[0]
 
 
-def _decode(model, z, y=None):
-    """Decoder means at codes z, with the label ``y`` of a conditional model."""
+def _decode(model, z, y=None, like=None):
+    """Decoder means at codes z, with the label ``y`` of a conditional model; a sequence model
+    (a VRAE) generates as many steps as the example ``like`` has."""
     from .plot import _decoder
 
+    if getattr(model, "is_sequence_model", False):
+        return np.asarray(model.decode(z, np.shape(like)[-2]))
     return np.asarray(_decoder(model, y)(z))
 
 
@@ -206,7 +209,8 @@ def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None
     ``method``: ``"linear"`` ((1 − t)·z_a + t·z_b) or ``"slerp"`` (see ``slerp``).
     ``y``: for a conditional model, one class label (an int), used to encode both ends and
     decode the whole path (so the path changes the style, not the class).
-    Returns decoded images of shape (steps, *image) (the decoder mean).
+    Returns decoded images of shape (steps, *image) (the decoder mean); for a sequence
+    model, sequences as long as x_a, generated freely from each code.
     """
     if method not in ("linear", "slerp"):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
@@ -215,7 +219,7 @@ def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None
     z_a, z_b = _code(model, x_a, y), _code(model, x_b, y)
     t = np.linspace(0.0, 1.0, int(steps))
     z = slerp(z_a, z_b, t) if method == "slerp" else (1 - t[:, None]) * z_a + t[:, None] * z_b
-    return _decode(model, z, y)
+    return _decode(model, z, y, like=x_a)
 
 
 def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "slerp"), image_shape=None, path=None,
@@ -242,7 +246,7 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
         raise ValueError("values must be a non-empty list of finite numbers")
     z = np.repeat(z0[None], len(values), axis=0)
     z[:, dim] = z0[dim] + values if relative else values
-    return _decode(model, z, y)
+    return _decode(model, z, y, like=x)
 
 
 def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0, image_shape=None, path=None, y=None):

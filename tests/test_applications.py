@@ -211,6 +211,22 @@ def test_interpolate_and_traverse_an_aae_through_its_codes():
         app.traverse(model, x[0], 3, values)
 
 
+@pytest.mark.parametrize("hierarchical", [False, True])
+def test_interpolate_and_traverse_a_sequence_model_generate_sequences_as_long_as_the_input(hierarchical):
+    from microvae.datasets import make_sinusoids
+
+    seqs = make_sinusoids(n=4, length=12, seed=0, unit_range=True).x
+    f = seqs.shape[-1]
+    model = (mv.HierarchicalVRAE(f, segment_length=4, hidden_size=8, conductor_size=8, latent_dim=2, dtype="float64")
+             if hierarchical else mv.VRAE(f, 8, 2, dtype="float64"))
+    mu = model.encode(seqs[:2])[0]
+    path = app.interpolate(model, seqs[0], seqs[1], steps=3)
+    np.testing.assert_allclose(path, model.decode(np.stack([mu[0], mu.mean(axis=0), mu[1]]), 12), atol=1e-12)
+    z = np.repeat(mu[:1], 2, axis=0)
+    z[:, 1] = [-1.0, 1.0]
+    np.testing.assert_allclose(app.traverse(model, seqs[0], 1, [-1.0, 1.0]), model.decode(z, 12), atol=1e-12)
+
+
 def test_a_conditional_model_encodes_and_decodes_with_its_label():
     x = _tiny(np.random.default_rng(1))
     model = mv.CVAE(16, 3, (8,), 2, seed=0)
