@@ -12,6 +12,11 @@ import numbers
 from .backend import array_module
 from .losses import bernoulli_nll, gaussian_nll
 
+# Every learned log-variance (the encoder's, a learned prior's, a Gaussian decoder's) is
+# clamped to this range, with zero gradient outside it: e^{-logvar} overflows float32 below
+# about −88 (a decoder's logvar heads there on constant pixels), e^{logvar} above +88.
+LOGVAR_RANGE = (-30.0, 20.0)
+
 
 class Bernoulli:
     """Pixels in [0, 1]; the decoder outputs logits, ``mean`` is σ(logits)."""
@@ -45,7 +50,7 @@ class Bernoulli:
 class Gaussian:
     """Real-valued data: N(x; μ, σ²) with a fixed σ² (``logvar`` a number, default 0: unit
     variance) or a learned per-pixel variance (``logvar="learned"``: the decoder outputs
-    μ ‖ logvar, twice the data dimension)."""
+    μ ‖ logvar, twice the data dimension; logvar clamped to ``LOGVAR_RANGE``)."""
 
     name = "gaussian"
 
@@ -68,8 +73,9 @@ class Gaussian:
             return per_example, dmean
         xp = array_module(out)
         d = out.shape[1] // 2
-        per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, out[:, d:])
-        return per_example, xp.concatenate([dmean, dlogvar], axis=1)
+        raw_logvar, (lo, hi) = out[:, d:], LOGVAR_RANGE
+        per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, xp.clip(raw_logvar, lo, hi))
+        return per_example, xp.concatenate([dmean, dlogvar * ((raw_logvar > lo) & (raw_logvar < hi))], axis=1)
 
     def mean(self, out, kernels):
         return out[:, : out.shape[1] // 2] if self.learned else out

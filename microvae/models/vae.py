@@ -8,14 +8,11 @@ import numpy as np
 
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
-from ..likelihoods import get_likelihood
+from ..likelihoods import LOGVAR_RANGE, get_likelihood
 from ..losses import kl_normal
 from ..reparam import Reparameterization
 from .base import LossTerms, Model, check_int, check_number, check_sizes
 
-# exp(logvar) must stay finite in float32 (e^88 overflows): logvar is clamped to this range,
-# with zero gradient outside it.
-LOGVAR_RANGE = (-30.0, 20.0)
 
 
 def mlp(sizes, final_activation=None) -> Sequential:

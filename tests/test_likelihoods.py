@@ -1,0 +1,53 @@
+"""Likelihoods: the learned Gaussian decoder variance is clamped like every other logvar."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from microvae.likelihoods import LOGVAR_RANGE, Gaussian
+from microvae.losses import gaussian_nll
+from microvae.verify import check_loss
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31), st.sampled_from([np.float32, np.float64]))
+def test_learned_decoder_logvar_is_clamped_with_zero_gradient_outside(batch, dims, seed, dtype):
+    # A decoder's logvar heads to −∞ on constant pixels; unclamped, e^{−logvar} overflows
+    # (float32 below about −88) and 0·inf makes the loss NaN.
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal((batch, dims))
+    x = mean.copy()
+    x[:, 0] += rng.standard_normal(batch)  # one pixel off its mean, the rest exact
+    lo, hi = LOGVAR_RANGE
+    raw = rng.choice([lo - 70.0, lo - 5.0, -1.0, 0.5, hi + 5.0, hi + 70.0], size=(batch, dims))
+    out = np.concatenate([mean, raw], axis=1).astype(dtype)
+    per_example, dout = Gaussian("learned").nll(out, x.astype(dtype))
+    want, dmean, dlogvar = gaussian_nll(mean, x, np.clip(raw, lo, hi))
+    assert np.isfinite(per_example).all() and np.isfinite(dout).all()
+    np.testing.assert_allclose(per_example, want, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    inside = (raw > lo) & (raw < hi)
+    np.testing.assert_array_equal(dout[:, dims:][~inside], 0)
+    np.testing.assert_allclose(dout[:, dims:][inside], dlogvar[inside], rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**31))
+def test_the_clamped_gradient_agrees_with_finite_differences(batch, dims, seed):
+    # float64, across entries inside and beyond the range (the steps never cross its ends);
+    # pixels with logvar below it sit on their mean, else e^{30}·(x − μ)² swamps the check
+    rng = np.random.default_rng(seed)
+    lo, hi = LOGVAR_RANGE
+    raw = rng.choice([lo - 3.0, -2.0, 0.1, 1.5, hi + 3.0], size=(batch, dims))
+    mean = rng.standard_normal((batch, dims))
+    x = np.where(raw < lo, mean, mean + rng.standard_normal((batch, dims)))
+    likelihood = Gaussian("learned")
+    result = check_loss(lambda out, x: likelihood.nll(out, x), {"out": np.concatenate([mean, raw], axis=1), "x": x},
+                        grad_names=["out"])
+    assert result.passed(1e-6), result
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_very_negative_decoder_logvar_gives_the_clamped_value_not_nan(dtype):
+    out = np.concatenate([np.zeros((1, 3)), np.full((1, 3), -100.0)], axis=1).astype(dtype)
+    per_example, _ = Gaussian("learned").nll(out, np.zeros((1, 3), dtype))
+    lo = LOGVAR_RANGE[0]
+    np.testing.assert_allclose(per_example, [0.5 * 3 * (lo + np.log(2 * np.pi))], rtol=1e-6)
