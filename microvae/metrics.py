@@ -302,7 +302,8 @@ def _average_ranks(values):
     sorted_values = values[order]
     n = len(values)
     # each run of equal values [start, end) gets rank (start + 1 + end) / 2
-    boundaries = np.flatnonzero(np.diff(sorted_values) != 0) + 1
+    # v[1:] != v[:-1], not np.diff: inf − inf is NaN, which would split a run of tied infinities
+    boundaries = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [n]])
     run_ranks = (starts + 1 + ends) / 2.0
@@ -337,7 +338,7 @@ def roc_curve(scores, labels):
     scores, labels = _scores_and_labels(scores, labels)
     order = np.argsort(-scores, kind="mergesort")
     s, lab = scores[order], labels[order]
-    last_of_run = np.concatenate([np.flatnonzero(np.diff(s) != 0), [s.size - 1]])
+    last_of_run = np.concatenate([np.flatnonzero(s[1:] != s[:-1]), [s.size - 1]])  # (ties of ±inf too)
     tp = np.cumsum(lab)[last_of_run]
     fp = np.cumsum(~lab)[last_of_run]
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())

@@ -56,6 +56,15 @@ def test_textbook_bce_clips_where_logits_stay_exact():
     assert dp[0, 0] == 0.0  # and its gradient has vanished
 
 
+def test_textbook_bce_clips_at_the_documented_level_in_float32_too():
+    # 1 − 1e-7 rounds to 1 − 1.19e-7 in float32; the clip is applied in float64
+    p, x = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    want = -2 * np.log(1e-7)
+    for dtype in (np.float32, np.float64):
+        per_example, _ = losses.bce_probabilities(p.astype(dtype), x.astype(dtype))
+        assert per_example[0] == pytest.approx(want, rel=1e-9)
+
+
 @given(shape=testing.matrix_shapes(), data=st.data())
 def test_bce_probabilities_gradient_and_agreement(shape, data):
     p = data.draw(testing.float_arrays(shape, 0.01, 0.99))

@@ -324,6 +324,23 @@ def test_roc_auc_equals_the_pair_count_and_the_area_under_roc_curve(seed, n, lev
         assert f == pytest.approx(np.mean(neg >= th)) and t == pytest.approx(np.mean(pos >= th))
 
 
+@given(st.integers(0, 2 ** 31 - 1), st.integers(2, 30))
+def test_roc_counts_tied_infinities_as_ties(seed, n):
+    # −ELBO can be +inf; inf − inf is NaN, which must not split a run of tied infinite scores
+    assert metrics.roc_auc([np.inf, np.inf], [1, 0]) == 0.5
+    assert metrics.roc_auc([np.inf, np.inf, 0, 1], [1, 0, 0, 1]) == 0.625
+    rng = np.random.default_rng(seed)
+    labels = rng.random(n) < 0.5
+    labels[:2] = [True, False]
+    scores = np.array([-np.inf, -1.0, 0.0, 2.0, np.inf])[rng.integers(0, 5, n)]
+    pos, neg = scores[labels], scores[~labels]
+    pairs = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg)) / (len(pos) * len(neg))
+    auc = metrics.roc_auc(scores, labels)
+    assert auc == pytest.approx(pairs, abs=1e-12)
+    fpr, tpr, _ = metrics.roc_curve(scores, labels)
+    assert float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)) == pytest.approx(auc, abs=1e-12)
+
+
 def test_roc_rejects_bad_input():
     with pytest.raises(ValueError, match="both classes"):
         metrics.roc_auc([1, 2, 3], [1, 1, 1])

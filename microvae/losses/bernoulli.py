@@ -38,8 +38,10 @@ def bce_probabilities(p, x, eps: float = 1e-7):
     same_shape("bce_probabilities", p, x, ("p", "x"))
     xp = array_module(p)
     batch = p.shape[0]
-    clipped = xp.clip(p, eps, 1 - eps)
-    per_example = -rows(x * xp.log(clipped) + (1 - x) * xp.log1p(-clipped)).sum(axis=1, dtype=xp.float64)
-    inside = (p >= eps) & (p <= 1 - eps)
-    dp = xp.where(inside, (clipped - x) / (clipped * (1 - clipped)), 0) / batch
+    # in float64: in float32, 1 − 1e-7 rounds to 1 − 1.19e-7, a saturated pixel's cost 1 % off
+    p64, x64 = p.astype(xp.float64, copy=False), x.astype(xp.float64, copy=False)
+    clipped = xp.clip(p64, eps, 1 - eps)
+    per_example = -rows(x64 * xp.log(clipped) + (1 - x64) * xp.log1p(-clipped)).sum(axis=1)
+    inside = (p64 >= eps) & (p64 <= 1 - eps)
+    dp = xp.where(inside, (clipped - x64) / (clipped * (1 - clipped)), 0) / batch
     return per_example, dp.astype(p.dtype, copy=False)
