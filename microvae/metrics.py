@@ -229,6 +229,8 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     A model without ``_encode`` (an AAE) is reconstructed through its public API,
     x̂ = ``model.reconstruct(x)`` (the decoder mean at the code E(x)), so its BCE is always
     computed from the clipped x̂. Labels ``y`` are checked as for ``fit`` but play no part there.
+    For a VRAE, x̂ is the teacher-forced decoder output (each step predicted from the true
+    steps before it, as in training) and only the real steps (``y``: the mask) count.
     """
     from .losses import bce_probabilities, bernoulli_nll, mse
 
@@ -238,6 +240,7 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     x, condition = _inputs(model, x, y)
     backend, xp = model.backend, model.backend.xp
     encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
+    sequences = getattr(model, "is_sequence_model", False)  # y is then the mask of real steps
     bernoulli = getattr(model.likelihood, "name", None) == "bernoulli"
     if kind == "bce" and not bernoulli and (float(xp.min(x)) < 0 or float(xp.max(x)) > 1):
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
@@ -250,14 +253,25 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
             else:
                 raw = model._decode(encode(xb, cb)[0], cb)
                 mean = None
+            mask = cb if sequences else None
             if kind == "bce" and bernoulli and raw is not None:
-                err = bernoulli_nll(raw, xb)[0]
+                err = _summed(bernoulli_nll, raw, xb, mask)
             else:
                 if mean is None:
                     mean = model.likelihood.mean(raw, backend.kernels)
-                err = bce_probabilities(mean, xb)[0] if kind == "bce" else mse(mean, xb)[0]
+                err = _summed(bce_probabilities if kind == "bce" else mse, mean, xb, mask)
             out[start : start + len(xb)] = backend.to_numpy(err)
     return out
+
+
+def _summed(error, a, b, mask):
+    """Per-example sums of ``error(a, b)`` over pixels; for sequences (n, T, F) with a mask
+    (n, T), over the real steps only, as the model's own likelihood sums them."""
+    if mask is None:
+        return error(a, b)[0]
+    n, steps = b.shape[0], b.shape[1]
+    per_step = error(a.reshape(n * steps, -1), b.reshape(n * steps, -1))[0].reshape(n, steps)
+    return (per_step * mask).sum(axis=1)
 
 
 def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_samples: int = 1, seed: int | None = 0,

@@ -205,6 +205,21 @@ def test_k_sample_bounds_of_recurrent_models_equal_one_sequence_at_a_time(name):
 
 
 @pytest.mark.parametrize("name", sorted(_RECURRENT))
+def test_reconstruction_error_of_recurrent_models_counts_only_real_steps(name):
+    # BCE from logits is the model's own masked recon at z = μ; padding changes nothing
+    model = _RECURRENT[name]()
+    x, mask = _ragged_sequences()
+    scores = metrics.reconstruction_error(model, x, y=mask, batch_size=2)
+    at_mu = [model.loss(x[j : j + 1], mask[j : j + 1], eps=np.zeros((1, model.latent_dim))).recon for j in range(len(x))]
+    np.testing.assert_allclose(scores, at_mu, rtol=1e-10)
+    repadded = x.copy()
+    repadded[mask == 0] = 1.0
+    for kind in ("bce", "mse"):
+        np.testing.assert_allclose(metrics.reconstruction_error(model, repadded, kind=kind, y=mask),
+                                   metrics.reconstruction_error(model, x, kind=kind, y=mask), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(_RECURRENT))
 def test_default_anomaly_scores_of_recurrent_models(name):
     model = _RECURRENT[name]()
     x, mask = _ragged_sequences()
