@@ -141,6 +141,13 @@ class VAE(Model):
         gap = kl_mean - self.current_capacity()
         return beta * abs(gap), beta * (1.0 if gap > 0 else -1.0 if gap < 0 else 0.0)
 
+    def _evaluate_arrays(self, arrays, batch_size=512) -> dict:
+        means = super()._evaluate_arrays(arrays, batch_size=batch_size)
+        if getattr(self, "capacity", None) is not None:
+            # β·|KL − C| is not linear in KL: taken per batch and averaged, it would depend on batch_size
+            means["loss"] = means["recon"] + self.kl_weighting(means["kl"])[0]
+        return means
+
     def current_beta(self) -> float:
         """β, ramped linearly from 0 over the first ``beta_warmup`` steps."""
         if self.beta_warmup == 0:
