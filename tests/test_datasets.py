@@ -328,7 +328,7 @@ def test_no_network_gives_clear_not_found_error(isolated, monkeypatch):
     assert not cache.exists() or not any(cache.iterdir())
 
 
-def test_offline_variable_stops_downloads_before_the_network(isolated, monkeypatch):
+def test_offline_variable_stops_downloads_before_the_network(isolated, monkeypatch, capsys):
     # the real _fetch this time, with urlopen replaced to record any attempt
     monkeypatch.setattr(download_mod, "_fetch", _REAL_FETCH)
     opened = []
@@ -336,7 +336,7 @@ def test_offline_variable_stops_downloads_before_the_network(isolated, monkeypat
     monkeypatch.setenv("MICROVAE_OFFLINE", "1")
     with pytest.raises(ds.DatasetNotFoundError, match=r"\$MICROVAE_OFFLINE is set, so microvae does not use the network"):
         ds.load_fashion_mnist()
-    assert opened == []
+    assert opened == [] and "downloading" not in capsys.readouterr().err
     assert download_mod.offline()
     for value in ("", "0"):
         monkeypatch.setenv("MICROVAE_OFFLINE", value)

@@ -69,7 +69,7 @@ def download_file(url: str, dest: str | os.PathLike, md5: str, *, quiet: bool = 
         If fetching fails (propagated from :func:`_fetch`).
     """
     dest = os.fspath(dest)
-    if not quiet:
+    if not quiet and not offline():  # offline, _fetch refuses: no "downloading" line before the error
         print(f"microvae: downloading {url} -> {dest}", file=sys.stderr)
     data = _fetch(url)
     digest = _md5_hex(data)
