@@ -26,6 +26,7 @@ from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 __all__ = [
     "batch_sizes", "widths", "seeds", "betas", "matrix_shapes", "float_arrays", "unit_arrays",
     "normal_array", "dense_layers", "activation_layers", "mlp_layers", "vae_configs",
+    "CLAMPED_SIDES", "logvar_side_lists", "logvar_sides", "push_logvar_outside", "clear_of_the_clamp",
 ]
 
 
@@ -109,3 +110,55 @@ def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
         dtype="float64",
         seed=draw(st.integers(0, 1000)),
     ), draw(batch_sizes(1, max_batch))
+
+
+# logvar beyond the clamp ------------------------------------------------------------------------
+# Models clamp every learned logvar to LOGVAR_RANGE with zero gradient outside it. A check that
+# draws logvar inside the range never sees that mask, so these helpers place chosen logvar
+# columns beyond it: "low" (below −30), "high" (above 20) or "inside".
+
+# Each side alone, then both: a column clamped high (in q; low in a learned prior) puts ~β·e^20
+# (e^30) into the loss L, and check_model judges each tensor against at least 1e-3·|L|, which
+# would hide a leak of O(1) through the other side's mask.
+CLAMPED_SIDES = [("low",), ("high",), ("low", "high")]
+
+
+def logvar_side_lists(size: int = 4):
+    """A side for each of ``size`` logvar columns (sliced to the model's latent_dim)."""
+    return st.lists(st.sampled_from(["low", "inside", "high"]), min_size=size, max_size=size)
+
+
+def logvar_sides(clamped, drawn, rng):
+    """A side per logvar column, len(drawn) of them in random order: each kind in ``clamped`` at
+    least once; each other column its drawn side if that is in ``clamped``, else "inside"."""
+    sides = list(clamped) + [s if s in clamped else "inside" for s in drawn[len(clamped):]]
+    return [sides[i] for i in rng.permutation(len(sides))]
+
+
+def push_logvar_outside(bias, sides, eps=None):
+    """Set the logvar bias of each "low"/"high" column so that logvar lands ~5 beyond LOGVAR_RANGE;
+    return ε scaled there by exp(−½·clamped logvar), so that σ·ε stays O(1): z stays moderate,
+    and a missing mask would leak a dlogvar of O(1) through the sampler (not ~e^−15 or e^10)."""
+    from .likelihoods import LOGVAR_RANGE
+
+    eps = None if eps is None else eps.copy()
+    for j, side in enumerate(sides):
+        if side != "inside":
+            bias[j] = {"low": LOGVAR_RANGE[0] - 5.0, "high": LOGVAR_RANGE[1] + 5.0}[side]
+            if eps is not None:
+                eps[:, j] *= np.exp(-0.5 * LOGVAR_RANGE[side == "high"])
+    return eps
+
+
+def clear_of_the_clamp(head, offset, sides) -> bool:
+    """Whether the logvar outputs (columns ``offset:``) of Dense ``head``'s last forward pass lie
+    >= 1 beyond the clamp where meant to and >= 1 inside it elsewhere, so that no
+    finite-difference step crosses the boundary."""
+    from .likelihoods import LOGVAR_RANGE
+
+    raw = (head._x @ head.params["W"] + head.params["b"])[:, offset:]
+    lo, hi = LOGVAR_RANGE
+    sides = np.asarray(sides)
+    inside = raw[:, sides == "inside"]
+    return bool(np.all(raw[:, sides == "high"] > hi + 1) and np.all(raw[:, sides == "low"] < lo - 1)
+                and np.all((inside > lo + 1) & (inside < hi - 1)))

@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
-from microvae import CVAE, check_model
+from microvae import CVAE, check_model, testing
 from microvae.layers import ReLU
 from microvae.losses import kl_gaussians
 
@@ -71,6 +71,35 @@ def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, lat
     names = set(result.errors)
     assert any(name.startswith("prior.") for name in names) == learned_prior
     assert any(name.startswith("encoder_head.") for name in names) == (condition_at == "hidden")
+
+
+@pytest.mark.parametrize("head", ["encoder", "prior"])
+@pytest.mark.parametrize("clamped", testing.CLAMPED_SIDES, ids="+".join)
+@settings(max_examples=4)
+@given(condition_at=st.sampled_from(["input", "hidden"]), learned_prior=st.booleans(), beta=st.sampled_from([0.5, 1.0, 2.5]),
+       latent=st.integers(1, 3), k=st.integers(2, 4), n=st.integers(1, 5),
+       likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), drawn=testing.logvar_side_lists(), seed=st.integers(0, 2**31))
+def test_cvae_objective_gradients_with_logvar_outside_the_clamps(head, clamped, condition_at, learned_prior, beta, latent, k, n,
+                                                                likelihood, drawn, seed):
+    # The encoder's logvar and the learned prior's logvar_p are clamped to LOGVAR_RANGE with no
+    # gradient outside it (masks in VAE._encode_backward and CVAE._kl_backward); the main check
+    # never leaves the range, so here some columns of one of them are clamped, the others not.
+    assume(latent >= len(clamped))
+    learned_prior = learned_prior or head == "prior"
+    sides = testing.logvar_sides(clamped, drawn[:latent], np.random.default_rng(seed))
+    model = tiny_cvae(num_classes=k, hidden=(7, 5), latent_dim=latent, beta=beta, condition_at=condition_at,
+                      learned_prior=learned_prior, likelihood=likelihood, seed=seed % 1000)
+    model.flat.data[...] += np.random.default_rng(seed).normal(0.0, 0.1, model.flat.size)
+    layer = (model.encoder if head == "encoder" else model.prior).layers[-1]
+    x, y = tiny_batch(n, 6, k, seed)
+    eps = model.fixed_noise(x, y, seed=seed % 1000)
+    scaled = testing.push_logvar_outside(layer.params["b"][latent:], sides, eps)
+    eps = scaled if head == "encoder" else eps  # the prior's logvar_p does not scale z
+    with relu_margins() as margins:
+        model.loss(x, y, eps=eps)
+    assume(min(margins) > 1e-3 and testing.clear_of_the_clamp(layer, latent, sides))
+    result = check_model(model, x, y, eps_noise=eps, eps=1e-5)  # step 1e-5 as in the main check above
+    assert result.passed(1e-6), result.table()
 
 
 @pytest.mark.parametrize("condition_at", ["input", "hidden"])

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 
 import microvae as mv
 from microvae import testing
@@ -28,6 +28,26 @@ def test_whole_objective_gradient(config_and_batch, seed):
     x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
     result = mv.check_model(model, x, seed=seed % 1000)
     assert result.passed(1e-6), f"{config}\n{result}"
+
+
+@pytest.mark.parametrize("clamped", testing.CLAMPED_SIDES, ids="+".join)
+@settings(max_examples=5)
+@given(config_and_batch=testing.vae_configs(), drawn=testing.logvar_side_lists(), seed=testing.seeds())
+def test_whole_objective_gradient_with_logvar_outside_the_clamp(clamped, config_and_batch, drawn, seed):
+    # The other checks draw logvar inside LOGVAR_RANGE, so none sees the mask that zeroes dlogvar
+    # where _encode clamped it; here some columns are clamped, the others not.
+    config, batch = config_and_batch
+    assume(config["latent_dim"] >= len(clamped))
+    sides = testing.logvar_sides(clamped, drawn[: config["latent_dim"]], np.random.default_rng(seed))
+    model = mv.VAE(**config)
+    _randomize(model, seed % 1000)
+    head = model.encoder.layers[-1]
+    x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
+    eps = testing.push_logvar_outside(head.params["b"][model.latent_dim :], sides, model.fixed_noise(x, seed=seed % 1000))
+    model.loss(x, eps=eps)
+    assume(testing.clear_of_the_clamp(head, model.latent_dim, sides))
+    result = mv.check_model(model, x, eps_noise=eps)
+    assert result.passed(1e-6), f"{config} {sides}\n{result}"
 
 
 def test_whole_objective_gradient_directional_on_default_size():
