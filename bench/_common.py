@@ -607,10 +607,12 @@ class _LockstepWorker:
             self._read_until("\0")
         code = self.proc.wait()
         wall = time.perf_counter() - self.started
-        if code != 0 or self.result is None:
-            self.stderr.seek(0)
-            tail = self.stderr.read().strip().splitlines()[-15:]
-            return {"error": f"worker exited with {code}: " + "\n".join(tail), "wall_s": wall}
+        self.proc.stdout.close()
+        with self.stderr:  # closed once read: a temporary file per worker
+            if code != 0 or self.result is None:
+                self.stderr.seek(0)
+                tail = self.stderr.read().strip().splitlines()[-15:]
+                return {"error": f"worker exited with {code}: " + "\n".join(tail), "wall_s": wall}
         self.result["wall_s"] = wall
         self.result["lockstep"] = True
         return self.result
