@@ -126,15 +126,21 @@ class DenoisingReport(NamedTuple):
     psnr_clean_reconstruction: float  # how well the model reconstructs the clean images (a ceiling of sorts)
 
 
-def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, y=None) -> DenoisingReport:
+def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, y=None,
+                     data_range: float | None = None) -> DenoisingReport:
     """Corrupt ``clean``, reconstruct it with the model, and compare PSNRs against the clean images.
 
-    The reconstructions have the shape of ``clean`` (see ``denoise``); PSNRs use a data range of 1."""
+    The reconstructions have the shape of ``clean`` (see ``denoise``). PSNRs use ``data_range``;
+    by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
+    real-valued data's PSNRs meaningless)."""
+    if data_range is None:
+        lo, hi = float(np.min(clean)), float(np.max(clean))
+        data_range = 1.0 if 0.0 <= lo and hi <= 1.0 else (hi - lo if hi > lo else 1.0)
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
-    p_noisy = psnr(clean, noisy)
-    p_denoised = psnr(clean, denoised)
-    p_rec = psnr(clean, denoise(model, clean, y))
+    p_noisy = psnr(clean, noisy, data_range)
+    p_denoised = psnr(clean, denoised, data_range)
+    p_rec = psnr(clean, denoise(model, clean, y), data_range)
     return DenoisingReport(noisy, denoised, p_noisy, p_denoised, p_denoised - p_noisy, p_rec)
 
 

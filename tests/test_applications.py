@@ -171,6 +171,22 @@ def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
         app.traverse(model, x[0], dim=0, values=[])
 
 
+def test_denoising_report_measures_psnr_on_the_data_range():
+    # [0, 1] data: a range of 1; real-valued data: its own max − min (unless given)
+    rng = np.random.default_rng(0)
+    model = mv.VAE(16, (8,), 2, likelihood="gaussian", seed=0)
+    real = rng.standard_normal((6, 16)) * 5
+    report = app.denoising_report(model, real, "gaussian", 0.3, seed=0)
+    span = real.max() - real.min()
+    assert report.psnr_noisy == pytest.approx(app.psnr(real, report.noisy, span))
+    assert report.psnr_denoised == pytest.approx(app.psnr(real, report.denoised, span))
+    explicit = app.denoising_report(model, real, "gaussian", 0.3, seed=0, data_range=2.0)
+    assert explicit.psnr_noisy == pytest.approx(app.psnr(real, report.noisy, 2.0))
+    unit = rng.random((6, 16))
+    assert app.denoising_report(model, unit, "gaussian", 0.3, seed=0).psnr_noisy == pytest.approx(
+        app.psnr(unit, app.add_noise(unit, "gaussian", 0.3, 0)))
+
+
 def test_denoising_a_conv_vae_given_flat_rows_keeps_their_shape():
     rng = np.random.default_rng(0)
     model = mv.ConvVAE(input_shape=(3, 8, 8), latent_dim=2, seed=0)
