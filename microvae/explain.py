@@ -30,7 +30,7 @@ __all__ = ["ExplainedTerm", "explain_gradients", "format_explanation", "FORWARD"
 FORWARD = (
     "forward:  a1 = x·W1 + b1,  h1 = relu(a1),  [μ ‖ logvar] = h1·W2 + b2,  z = μ + exp(½·logvar)⊙ε,\n"
     "          a3 = z·W3 + b3,  h3 = relu(a3),  l = h3·W4 + b4\n"
-    "loss:     L = (1/B) Σ_batch [ BCE(l, x) + β·KL ],  BCE = Σ softplus(l) − x·l,  KL = ½ Σ μ² + e^logvar − 1 − logvar"
+    "loss:     L = (1/B) Σ_batch [ BCE(l, x) + β·KL ],  BCE = Σ (softplus(l) − x·l),  KL = ½ Σ (μ² + e^logvar − 1 − logvar)"
 )
 
 
@@ -174,14 +174,22 @@ def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
     return terms
 
 
-def _entries(a, n):
+def _largest(a, n):
+    """Flat indices of ``a``'s ``n`` entries of largest magnitude, in index order: a gradient
+    whose first entries are exact zeros (a ReLU unit off for the whole batch) shows 0 against 0."""
+    flat = np.abs(np.asarray(a)).reshape(-1)
+    return np.sort(np.argsort(-flat, kind="stable")[:n])
+
+
+def _entries(a, idx):
     flat = np.asarray(a).reshape(-1)
-    shown = ", ".join(f"{v:+.8f}" for v in flat[:n])
-    return f"[{shown}{', …' if flat.size > n else ''}]"
+    shown = ", ".join(f"{flat[i]:+.8f}" for i in idx)
+    return f"[{shown}{', …' if flat.size > len(idx) else ''}]"
 
 
 def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
-    """The walk-through as text: formula, first ``entries`` analytic and numeric values, error."""
+    """The walk-through as text: formula, the ``entries`` analytic values of largest magnitude
+    and the numeric values at the same places, error."""
     lines = [
         "microvae gradcheck --explain: a VAE 4 → 3 → (μ, logvar: 2 + 2) → 3 → 4, float64, a batch of B = 2, ε fixed",
         FORWARD,
@@ -191,10 +199,11 @@ def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
     ]
     for i, t in enumerate(terms, 1):
         verdict = "ok" if np.isfinite(t.error) and t.error <= tol else "FAIL"
+        idx = _largest(t.analytic, entries)
         lines += [
             f"{i:2d}. {t.name:<34} {t.formula}",
-            f"      analytic  {_entries(t.analytic, entries)}   shape {tuple(t.analytic.shape)}",
-            f"      numeric   {_entries(t.numeric, entries)}",
+            f"      analytic  {_entries(t.analytic, idx)}   shape {tuple(t.analytic.shape)}",
+            f"      numeric   {_entries(t.numeric, idx)}",
             f"      rel. error {t.error:.2e}  {verdict}",
         ]
     failed = sum(not (np.isfinite(t.error) and t.error <= tol) for t in terms)

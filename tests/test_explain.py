@@ -79,8 +79,16 @@ def test_a_wrong_gradient_shows_up_at_its_own_line(monkeypatch, capsys):
     assert "FAIL" in out and "FAILED" in out
 
 
-def test_format_shows_the_first_entries_only():
+def test_format_shows_the_largest_entries_and_the_numeric_values_at_the_same_places():
+    # the first entries can be exact zeros (a ReLU unit off for the whole batch): 0 against 0 says nothing
     terms = explain.explain_gradients(seed=0)
     text = explain.format_explanation(terms, entries=2)
-    first = terms[0]
-    assert f"{first.analytic.reshape(-1)[0]:+.8f}, {first.analytic.reshape(-1)[1]:+.8f}, …]" in text
+    for t in terms:
+        flat, numeric = t.analytic.reshape(-1), t.numeric.reshape(-1)
+        i, j = sorted(np.argsort(-np.abs(flat), kind="stable")[:2]) if flat.size > 1 else (0, None)
+        if j is None:
+            continue
+        assert f"analytic  [{flat[i]:+.8f}, {flat[j]:+.8f}, " in text
+        assert f"numeric   [{numeric[i]:+.8f}, {numeric[j]:+.8f}" in text
+        assert np.abs(flat[[i, j]]).min() >= np.sort(np.abs(flat))[-2]
+    assert "KL = ½ Σ (μ² + e^logvar − 1 − logvar)" in text and "BCE = Σ (softplus(l) − x·l)" in text
