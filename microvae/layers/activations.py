@@ -1,4 +1,9 @@
-"""Elementwise activations. Each caches the one array its derivative needs."""
+"""Elementwise activations. Each caches the one array its derivative needs.
+
+Inputs and upstream gradients are taken in the layer's dtype (``Layer._input``,
+``Layer._upstream``), and dy must have the shape of the output it belongs to: one that
+merely broadcasts against the cache would give a gradient of the wrong shape.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ class ReLU(Layer):
     """
 
     def forward(self, x):
+        x = self._input(x, contiguous=True)  # the kernels see their arguments flattened
         y = self.backend.xp.empty_like(x)
         self.backend.kernels.relu_forward(x, y)
         self._y = y
-        return y
+        return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        # checked first: the kernel loops over dy.size reading y with no bounds check
+        dy = self._upstream(dy, contiguous=True)
         if not input_grad:
             return None
         dx = self.backend.xp.empty_like(dy)
@@ -38,11 +46,13 @@ class LeakyReLU(Layer):
         return {"negative_slope": self.negative_slope}
 
     def forward(self, x):
+        x = self._input(x)  # an integer x would make a·x integer too (a ReLU)
         xp = self.backend.xp
         self._positive = x > 0
-        return xp.where(self._positive, x, x * x.dtype.type(self.negative_slope))
+        return self._output(xp.where(self._positive, x, x * x.dtype.type(self.negative_slope)))
 
     def backward(self, dy, input_grad: bool = True):
+        dy = self._upstream(dy)
         if not input_grad:
             return None
         xp = self.backend.xp
@@ -56,12 +66,14 @@ class Sigmoid(Layer):
     """y = σ(x) = 1/(1 + e^{−x});  dx = dy · y · (1 − y)."""
 
     def forward(self, x):
+        x = self._input(x, contiguous=True)  # an integer y = empty_like(x) would hold zeros
         y = self.backend.xp.empty_like(x)
         self.backend.kernels.sigmoid(x, y)
         self._y = y
-        return y
+        return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        dy = self._upstream(dy)
         if not input_grad:
             return None
         y = self._y
@@ -72,10 +84,12 @@ class Tanh(Layer):
     """y = tanh(x);  dx = dy · (1 − y²)."""
 
     def forward(self, x):
+        x = self._input(x)  # tanh of an int8 or bool array would be float16
         self._y = self.backend.xp.tanh(x)
-        return self._y
+        return self._output(self._y)
 
     def backward(self, dy, input_grad: bool = True):
+        dy = self._upstream(dy)
         if not input_grad:
             return None
         y = self._y

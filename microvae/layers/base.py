@@ -3,7 +3,10 @@
 - ``forward(x)`` computes the output and caches only what ``backward`` needs;
 - ``backward(dy)`` takes dL/dy, *writes* (overwrites) the gradients of its parameters into
   ``self.grads`` and returns dL/dx. With ``input_grad=False`` it may skip dL/dx and return
-  None (the first layer of an encoder never needs it).
+  None (the first layer of an encoder never needs it). dy must have the shape of the
+  output of the last forward pass (ValueError otherwise, RuntimeError before any pass).
+- Both take arrays of any dtype and memory order, and compute in the layer's dtype
+  (``backend.dtype``): other inputs are converted (``_input``, ``_upstream``).
 
 A layer instance is used once per forward pass; its cache holds one pass.
 
@@ -104,9 +107,49 @@ class Layer(Module):
         super().__init_subclass__(**kwargs)
         LAYER_TYPES[cls.__name__] = cls
 
+    # The shape of the last forward pass's output, which is what backward's dy must have
+    # (None: no forward pass yet). Set by ``_output`` once the pass has finished, so a pass
+    # that raised leaves the previous one's shape and caches together.
+    _out_shape = None
+
     def _require_built(self):
         if self.backend is None:
-            raise RuntimeError(f"{type(self).__name__} has no parameters yet: call .build() or put it in a model")
+            missing = "parameters" if self.parameter_specs() else "backend"  # (ReLU has no parameters to wait for)
+            raise RuntimeError(f"{type(self).__name__} has no {missing} yet: call .build() or put it in a model")
+
+    def _input(self, x, contiguous: bool = False):
+        """``x`` as an array of this layer's dtype (C-contiguous if ``contiguous``, for kernels).
+
+        Integer or bool inputs become floats, and a float64 array reaching a float32 layer
+        (or the reverse) is converted rather than changing the precision of the pass and
+        of its output. A no-op, with no copy, when ``x`` is already right.
+        """
+        self._require_built()
+        if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):  # asarray(None, float) would be NaN
+            raise TypeError(f"{type(self).__name__}.forward expects an array, got {type(x).__name__}")
+        xp, dtype = self.backend.xp, self.backend.dtype
+        return xp.asarray(x, dtype=dtype, order="C" if contiguous else None)
+
+    def _output(self, y):
+        """Record ``y``'s shape for ``_upstream``'s check; return ``y``."""
+        self._out_shape = tuple(y.shape)
+        return y
+
+    def _upstream(self, dy, contiguous: bool = False):
+        """``dy`` checked against the last forward pass's output and converted as ``_input`` does.
+
+        The kernels index dy by the caches of that pass (ReLU's output, MaxPool2D's argmax)
+        with no bounds checks, and the convolutions read their route and geometry from
+        dy's shape: a dy of any other shape would read out of bounds or give wrong
+        gradients without a word, and one that merely broadcasts would pass silently.
+        """
+        if self._out_shape is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        if getattr(dy, "shape", None) != self._out_shape:
+            raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "
+                             f"pass), got {tuple(getattr(dy, 'shape', ()))}")
+        xp, dtype = self.backend.xp, self.backend.dtype
+        return xp.asarray(dy, dtype=dtype, order="C" if contiguous else None)
 
     def _scratch(self, name: str, shape, dtype=None):
         """A scratch array of ``shape``, kept and handed out again on every step.

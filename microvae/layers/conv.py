@@ -509,17 +509,19 @@ class Conv2D(_ConvBase):
         return top, left
 
     def forward(self, x):
-        self._require_built()
+        x = self._input(x)  # in the layer's dtype: the kernels compute in x's (uint8 would wrap)
         self._check_input(x, self.in_channels)
         h, w = x.shape[2:]
         out_hw = self.output_shape(h, w)
-        self._pads_hw = self._pads(h, w)
-        self._x_shape = tuple(x.shape)
-        self._x = x
-        return self._keep_output(conv_forward(self, x, self.params["W"], self.stride, self._pads_hw, out_hw,
-                                              bias=self.params.get("b"), relu=self.activation == "relu"))
+        pads = self._pads(h, w)
+        y = conv_forward(self, x, self.params["W"], self.stride, pads, out_hw, bias=self.params.get("b"),
+                         relu=self.activation == "relu")
+        self._pads_hw, self._x_shape, self._x = pads, tuple(x.shape), x
+        return self._output(self._keep_output(y))
 
     def backward(self, dy, input_grad: bool = True):
+        # checked first: the route and the geometry below are read from dY's shape
+        dy = self._upstream(dy)
         xp = self.backend.xp
         if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, self._x_shape[2:], dy.shape[2:]):
             flipped = _flipped_3x3(xp, self.params["W"]) if input_grad else None

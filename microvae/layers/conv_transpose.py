@@ -59,22 +59,23 @@ class Conv2DTranspose(_ConvBase):
         return (height - 1) * s + kh, (width - 1) * s + kw
 
     def forward(self, x):
-        self._require_built()
+        x = self._input(x)  # in the layer's dtype: the kernels compute in x's
         self._check_input(x, self.in_channels)
         n, _, h, w = x.shape
         oh, ow = self.output_shape(h, w)
         # padding of the adjoint convolution K, which maps (oh, ow) back to (h, w)
-        self._pads_hw = (conv_geometry(oh, self.kernel_size[0], self.stride, self.padding)[1],
-                         conv_geometry(ow, self.kernel_size[1], self.stride, self.padding)[1])
-        self._x = x
-        return self._keep_output(conv_input_grad(self, x, self.params["W"], self.stride, self._pads_hw,
-                                                 (n, self.out_channels, oh, ow), bias=self.params.get("b"),
-                                                 relu=self.activation == "relu"))
+        pads = (conv_geometry(oh, self.kernel_size[0], self.stride, self.padding)[1],
+                conv_geometry(ow, self.kernel_size[1], self.stride, self.padding)[1])
+        y = conv_input_grad(self, x, self.params["W"], self.stride, pads, (n, self.out_channels, oh, ow),
+                            bias=self.params.get("b"), relu=self.activation == "relu")
+        self._pads_hw, self._x = pads, x
+        return self._output(self._keep_output(y))
 
     def backward(self, dy, input_grad: bool = True):
         """One pass over the batch: each chunk's columns of dY serve both dX and dW."""
+        # checked first: the route and the columns' geometry below are read from dY's shape
+        dy = self._upstream(dy, contiguous=True)
         xp, x = self.backend.xp, self._x
-        dy = xp.ascontiguousarray(dy)
         weight = self.params["W"]
         if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, dy.shape[2:], x.shape[2:]):
             return conv3x3_backward(self, dy, x, xp.ascontiguousarray(weight), self.grads["W"], self.grads.get("b"),

@@ -37,16 +37,17 @@ class Dense(Layer):
         return {"in_features": self.in_features, "out_features": self.out_features, "init": self.init, "bias": self.use_bias}
 
     def forward(self, x):
-        self._require_built()
+        x = self._input(x)  # in the layer's dtype: a float64 X must not make a float32 layer's Y float64
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Dense({self.in_features}, {self.out_features}) expects input of shape (batch, {self.in_features}), got {tuple(x.shape)}")
-        self._x = x
         y = x @ self.params["W"]
         if self.use_bias:
             y += self.params["b"]
-        return y
+        self._x = x
+        return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        dy = self._upstream(dy)  # checked against Y's shape: NumPy's own errors would not name the layer
         xp = self.backend.xp
         xp.matmul(self._x.T, dy, out=self.grads["W"])
         if self.use_bias:

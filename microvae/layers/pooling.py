@@ -38,24 +38,26 @@ class MaxPool2D(Layer):
         return (height - p) // self.stride + 1, (width - p) // self.stride + 1
 
     def forward(self, x):
-        self._require_built()
+        x = self._input(x, contiguous=True)  # Y in the layer's dtype; the kernel needs C order
         if x.ndim != 4:
             raise ValueError(f"{self!r} expects input of shape (batch, channels, height, width) (NCHW), got {tuple(x.shape)}")
         xp = self.backend.xp
         n, c, h, w = x.shape
         oh, ow = self.output_shape(h, w)
         y = xp.empty((n, c, oh, ow), dtype=x.dtype)
-        self._argmax = xp.empty((n, c, oh, ow), dtype=xp.int64)
-        self.backend.kernels.maxpool_forward(xp.ascontiguousarray(x), self.pool_size, self.stride, y, self._argmax)
-        self._x_shape = tuple(x.shape)
-        return y
+        argmax = xp.empty((n, c, oh, ow), dtype=xp.int64)
+        self.backend.kernels.maxpool_forward(x, self.pool_size, self.stride, y, argmax)
+        self._argmax, self._x_shape = argmax, tuple(x.shape)
+        return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        # checked first: the kernel runs over dY's positions reading the cached argmax at
+        # each, with no bounds checks, so a dY of another shape reads out of bounds
+        dy = self._upstream(dy, contiguous=True)
         if not input_grad:
             return None
-        xp = self.backend.xp
-        dx = xp.empty(self._x_shape, dtype=dy.dtype)
-        self.backend.kernels.maxpool_backward(xp.ascontiguousarray(dy), self._argmax, self.pool_size, self.stride, dx)
+        dx = self.backend.xp.empty(self._x_shape, dtype=dy.dtype)
+        self.backend.kernels.maxpool_backward(dy, self._argmax, self.pool_size, self.stride, dx)
         return dx
 
     def __repr__(self):

@@ -128,12 +128,15 @@ class _Recurrent(Layer):
         dx = (da.reshape(T * B, -1) @ self.params["W_x"].T).reshape(T, B, self.input_size)
         return self.backend.xp.ascontiguousarray(dx.transpose(1, 0, 2))
 
-    def _check_step(self, x_t, h):
-        B = x_t.shape[0] if getattr(x_t, "ndim", None) == 2 else None
+    def _step_inputs(self, x_t, h):
+        """Check shapes; return x_t and h in the layer's dtype, as ``forward`` takes them."""
+        x_t, h = self._input(x_t), self._input(h)
+        B = x_t.shape[0] if x_t.ndim == 2 else None
         if B is None or x_t.shape[1] != self.input_size:
-            raise ValueError(f"{type(self).__name__}.step expects x_t of shape (batch, {self.input_size}), got {tuple(getattr(x_t, 'shape', ()))}")
-        if getattr(h, "shape", None) != (B, self.hidden_size):
-            raise ValueError(f"{type(self).__name__}.step expects h of shape {(B, self.hidden_size)}, got {tuple(getattr(h, 'shape', ()))}")
+            raise ValueError(f"{type(self).__name__}.step expects x_t of shape (batch, {self.input_size}), got {tuple(x_t.shape)}")
+        if h.shape != (B, self.hidden_size):
+            raise ValueError(f"{type(self).__name__}.step expects h of shape {(B, self.hidden_size)}, got {tuple(h.shape)}")
+        return x_t, h
 
     def __call__(self, x, h0=None, mask=None):
         return self.forward(x, h0=h0, mask=mask)
@@ -198,7 +201,7 @@ class RNN(_Recurrent):
 
     def step(self, x_t, h):
         """One step h_t = tanh(x_t·W_x + h·W_h + b) for (B, input) and (B, hidden); no cache."""
-        self._check_step(x_t, h)
+        x_t, h = self._step_inputs(x_t, h)
         xp = self.backend.xp
         out = xp.empty(h.shape, dtype=self.backend.dtype)
         a = x_t @ self.params["W_x"] + h @ self.params["W_h"] + self.params["b"]
@@ -287,7 +290,7 @@ class GRU(_Recurrent):
 
     def step(self, x_t, h):
         """One GRU step for (B, input) and (B, hidden); no cache."""
-        self._check_step(x_t, h)
+        x_t, h = self._step_inputs(x_t, h)
         xp, dtype = self.backend.xp, self.backend.dtype
         B, H = h.shape
         gx = xp.ascontiguousarray(x_t @ self.params["W_x"] + self.params["b"], dtype=dtype)

@@ -13,12 +13,15 @@ class Flatten(Layer):
     """Y = X reshaped to (batch, C·H·W) (row-major, so NCHW order);  dX = dY reshaped back."""
 
     def forward(self, x):
+        x = self._input(x)
         if x.ndim < 1:
             raise ValueError(f"Flatten expects a batch (batch, ...), got a scalar of shape {tuple(x.shape)}")
         self._x_shape = tuple(x.shape)
-        return x.reshape(x.shape[0], -1)
+        return self._output(x.reshape(x.shape[0], -1))
 
     def backward(self, dy, input_grad: bool = True):
+        # the shape checked, not just the size: a dY of another layout would be reshaped silently
+        dy = self._upstream(dy)
         return dy.reshape(self._x_shape) if input_grad else None
 
 
@@ -36,13 +39,15 @@ class Reshape(Layer):
         return {"shape": list(self.shape)}
 
     def forward(self, x):
+        x = self._input(x)
         if x.ndim < 1 or math.prod(x.shape[1:]) != math.prod(self.shape):
             raise ValueError(f"{self!r} needs inputs of shape (batch, ...) with {math.prod(self.shape)} values per example, "
                              f"got {tuple(x.shape)}")
         self._x_shape = tuple(x.shape)
-        return x.reshape((x.shape[0],) + self.shape)
+        return self._output(x.reshape((x.shape[0],) + self.shape))
 
     def backward(self, dy, input_grad: bool = True):
+        dy = self._upstream(dy)  # as in Flatten
         return dy.reshape(self._x_shape) if input_grad else None
 
     def __repr__(self):

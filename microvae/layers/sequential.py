@@ -12,15 +12,21 @@ class Sequential(Layer):
         super().__init__()
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
-        first_position = {}
-        for i, layer in enumerate(layers):
+        for layer in layers:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes Layer instances, got {type(layer).__name__}")
-            if id(layer) in first_position:
-                # each layer keeps what its backward pass needs from its last forward pass
-                raise ValueError(f"the same {layer!r} object is at positions {first_position[id(layer)]} and {i} of the "
-                                 "Sequential; pass a new layer for each position")
-            first_position[id(layer)] = i
+        # Each layer keeps what its backward pass needs from its last forward pass, and the
+        # flat buffer would allocate its parameters twice: one object at two positions, at
+        # any depth (a layer inside a nested Sequential too), gets wrong gradients.
+        # Positions are dotted paths, "2.0" being layer 0 of the Sequential at position 2.
+        first_position = {}
+        for i, layer in enumerate(layers):
+            for path, module in layer.named_modules(str(i)):
+                if id(module) in first_position:
+                    what = type(module).__name__ if module.children() else repr(module)
+                    raise ValueError(f"the same {what} object is at positions {first_position[id(module)]} and {path} "
+                                     "of the Sequential; pass a new layer for each position")
+                first_position[id(module)] = path
         self.layers = list(layers)
 
     def children(self):

@@ -1,0 +1,303 @@
+"""Layers used wrongly fail loudly, naming the layer, before any kernel or product runs.
+
+The kernels trust their arguments (no bounds checks: a dy larger than the cached output
+read past its end), and the convolutions read their route and geometry from dy's shape,
+so a dy not shaped like the last forward pass's output must be refused up front. The
+same for backward before forward, an unbuilt layer, one layer object at two places of a
+tree, and inputs of another dtype (converted to the layer's) or memory order (accepted).
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from microvae.layers import (GRU, RNN, Conv2D, Conv2DTranspose, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Reshape,
+                             Sequential, Sigmoid, Tanh)
+
+# name: (make the layer, input shape). Several convolutions, one per route of their passes:
+# the direct 3×3 kernels, im2col with stride 2, and the stride-1 route through dY's columns.
+CASES = {
+    "Dense": (lambda: Dense(3, 4), (5, 3)),
+    "ReLU": (ReLU, (5, 3)),
+    "LeakyReLU": (lambda: LeakyReLU(0.1), (5, 3)),
+    "Sigmoid": (Sigmoid, (5, 3)),
+    "Tanh": (Tanh, (5, 3)),
+    "Conv2D-direct3x3": (lambda: Conv2D(2, 3, 3), (2, 2, 6, 6)),
+    "Conv2D-direct3x3-relu": (lambda: Conv2D(2, 3, 3, activation="relu"), (2, 2, 6, 6)),
+    "Conv2D-stride2": (lambda: Conv2D(2, 3, 3, stride=2), (2, 2, 9, 9)),
+    "Conv2D-unit-stride-valid": (lambda: Conv2D(3, 2, 3, padding="valid"), (2, 3, 6, 6)),
+    "Conv2DTranspose-direct3x3": (lambda: Conv2DTranspose(2, 3, 3), (2, 2, 5, 5)),
+    "Conv2DTranspose-stride2": (lambda: Conv2DTranspose(2, 3, 3, stride=2, activation="relu"), (2, 2, 4, 4)),
+    "MaxPool2D": (lambda: MaxPool2D(2), (2, 2, 6, 6)),
+    "Flatten": (Flatten, (2, 2, 3, 3)),
+    "Reshape": (lambda: Reshape((2, 3, 3)), (2, 18)),
+    "Sequential": (lambda: Sequential(Dense(3, 4), ReLU(), Dense(4, 2), Sigmoid()), (5, 3)),
+    "RNN": (lambda: RNN(3, 4), (2, 5, 3)),
+    "GRU": (lambda: GRU(3, 4), (2, 5, 3)),
+}
+KINDS = list(CASES)
+RECURRENT = {"RNN", "GRU"}
+
+
+def _layer(kind, dtype="float64"):
+    make, shape = CASES[kind]
+    return make().build(dtype=dtype, seed=1), shape
+
+
+def _x(shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _leaf_name(layer):
+    """The layer whose backward runs first, and so refuses a wrong dy."""
+    return type(layer.layers[-1] if isinstance(layer, Sequential) else layer).__name__
+
+
+class _NoKernels:
+    """Stands in for ``backend.kernels``: any kernel that would run fails the test instead
+    (so a missing check shows up as a failure here, not as a read out of bounds)."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"kernel {name} ran before the shape check")
+
+
+def _wrong_shapes(shape):
+    """Shapes a dy must not have after a forward pass that returned ``shape``."""
+    n, rest = shape[0], shape[1:]
+    wrong = {(n + 1, *rest), (1, *rest), (n, *rest[:-1], rest[-1] * 1000), (n * int(np.prod(rest)),)}
+    if n > 1:
+        wrong.add((n - 1, *rest))
+    if len(shape) == 4:
+        wrong.add((n, rest[0], rest[1] - 1, rest[2] - 1))  # a smaller image
+        wrong.add((n, rest[0], rest[2], rest[1]) if rest[1] != rest[2] else (n, rest[0], rest[1] + 1, rest[2]))
+    if len(shape) > 2:
+        wrong.add((n, int(np.prod(rest))))  # the same size, flattened
+    wrong.discard(tuple(shape))
+    return sorted(wrong)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. dy must have the shape of the last forward pass's output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_refuses_a_dy_of_another_shape_before_any_kernel(kind):
+    layer, shape = _layer(kind)
+    y = layer.forward(_x(shape))
+    grads_before = layer.flat.grad.copy()
+    layer.backend.kernels = _NoKernels()
+    name = _leaf_name(layer)
+    for wrong in _wrong_shapes(y.shape):
+        dy = np.zeros(wrong)  # zeros: calloc'd, so even the 1000× one costs no page writes
+        if kind in RECURRENT:
+            pattern = rf"{name}\.backward expects dH of shape {re.escape(str(y.shape))}, got {re.escape(str(wrong))}"
+        else:
+            pattern = (rf"{name}\(.*\)\.backward expects dy of shape {re.escape(str(y.shape))} .*"
+                       rf"got {re.escape(str(wrong))}")
+        for input_grad in (True, False):
+            with pytest.raises(ValueError, match=pattern):
+                layer.backward(dy, input_grad=input_grad)
+    # nothing was written: the check came first
+    np.testing.assert_array_equal(layer.flat.grad, grads_before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_refuses_a_dy_from_an_earlier_larger_batch(kind):
+    """The case that read heap garbage: a dy kept from a larger batch after a smaller one."""
+    layer, shape = _layer(kind)
+    big = layer.forward(_x((4, *shape[1:])))
+    small = layer.forward(_x((2, *shape[1:]), seed=1))
+    layer.backend.kernels = _NoKernels()
+    with pytest.raises(ValueError, match=re.escape(f"got {tuple(big.shape)}")):
+        layer.backward(np.ones_like(big))
+    assert small.shape[0] == 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_still_takes_the_right_dy(kind):
+    layer, shape = _layer(kind)
+    x = _x(shape)
+    y = layer.forward(x)
+    dx = layer.backward(_x(y.shape, seed=2))
+    assert dx.shape == x.shape and dx.dtype == np.float64 and np.all(np.isfinite(dx))
+
+
+def test_conv2d_geometry_comes_from_the_forward_pass_not_dy():
+    """Conv2D(1, 2, 3, stride=2) on 9×9 gives 5×5; a 3×3 dy returned dX and dW before."""
+    conv = Conv2D(1, 2, 3, stride=2).build(dtype="float64")
+    y = conv.forward(_x((2, 1, 9, 9)))
+    assert y.shape == (2, 2, 5, 5)
+    with pytest.raises(ValueError, match=r"Conv2D\(1, 2, 3, stride=2.*expects dy of shape \(2, 2, 5, 5\).*got \(2, 2, 3, 3\)"):
+        conv.backward(np.ones((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"got \(1, 2, 5, 5\)"):  # a batch-1 dy returned a batch-1 dX
+        conv.backward(np.ones((1, 2, 5, 5)))
+
+
+def test_elementwise_layers_do_not_broadcast_dy():
+    for make in (Sigmoid, Tanh, lambda: LeakyReLU(0.2), ReLU):
+        layer = make().build(dtype="float64")
+        layer.forward(_x((4, 3)))
+        with pytest.raises(ValueError, match=r"expects dy of shape \(4, 3\).*got \(1, 3\)"):
+            layer.backward(np.ones((1, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. backward before forward, and layers that were never built
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_before_forward_says_so(kind):
+    layer, shape = _layer(kind)
+    with pytest.raises(RuntimeError, match=r"backward called before forward"):
+        layer.backward(np.ones(shape))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unbuilt_layer_says_to_build_it(kind):
+    make, shape = CASES[kind]
+    with pytest.raises(RuntimeError, match=r"call \.build\(\) or put it in a model"):
+        make().forward(_x(shape))
+    with pytest.raises(RuntimeError, match="before forward"):
+        make().backward(np.ones(shape))
+
+
+def test_unbuilt_activation_does_not_claim_missing_parameters():
+    with pytest.raises(RuntimeError, match=r"^ReLU has no backend yet: call \.build\(\)"):
+        ReLU().forward(np.ones((2, 2)))
+    with pytest.raises(RuntimeError, match=r"^Dense has no parameters yet: call \.build\(\)"):
+        Dense(2, 2).forward(np.ones((2, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. one layer object at two places of a tree, at any depth
+
+
+@pytest.mark.parametrize("build,first,second,what", [
+    (lambda a: Sequential(a, Tanh(), Sequential(a)), "0", "2.0", "Dense"),
+    (lambda a: Sequential(Sequential(a), Tanh(), Sequential(Dense(3, 3), a)), "0.0", "2.1", "Dense"),
+    (lambda a: Sequential(Sequential(Sequential(a)), Sequential(Tanh(), Sequential(a))), "0.0.0", "1.1.0", "Dense"),
+    (lambda s: Sequential(s, Tanh(), Sequential(s)), "0", "2.0", "Sequential"),
+    (lambda r: Sequential(Dense(3, 3), r, Sequential(Dense(3, 3), r)), "1", "2.1", "ReLU"),
+])
+def test_sequential_refuses_a_layer_reused_at_any_depth(build, first, second, what):
+    shared = {"Dense": lambda: Dense(3, 3), "Sequential": lambda: Sequential(Dense(3, 3)), "ReLU": ReLU}[what]()
+    with pytest.raises(ValueError, match=rf"same {what}.* object is at positions {re.escape(first)} and {re.escape(second)} "):
+        build(shared)
+
+
+def test_nested_sequentials_of_distinct_layers_are_fine():
+    seq = Sequential(Dense(3, 4), Tanh(), Sequential(Dense(4, 4), ReLU(), Sequential(Dense(4, 2))))
+    seq.build(dtype="float64")
+    x = _x((5, 3))
+    y = seq.forward(x)
+    dy = _x(y.shape, seed=3)
+    seq.backward(dy)
+    # dW of the innermost layer against the chain rule written out
+    hidden = np.maximum(np.tanh(x @ seq[0].params["W"] + seq[0].params["b"]) @ seq[2][0].params["W"] + seq[2][0].params["b"], 0)
+    np.testing.assert_allclose(seq[2][2][0].grads["W"], hidden.T @ dy, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. inputs of another dtype are converted to the layer's
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("in_dtype", [np.bool_, np.uint8, np.int8, np.int64])
+def test_integer_and_bool_inputs_compute_as_floats(kind, in_dtype):
+    layer, shape = _layer(kind)
+    low, high = {np.bool_: (0, 2), np.uint8: (0, 256), np.int8: (-128, 128), np.int64: (-1000, 1000)}[in_dtype]
+    x = np.random.default_rng(0).integers(low, high, shape).astype(in_dtype)
+    y = layer.forward(x)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, layer.forward(x.astype(np.float64)), rtol=1e-12, atol=1e-12)
+
+
+def test_sigmoid_leaky_relu_and_uint8_conv_of_integers_are_not_integer_arithmetic():
+    np.testing.assert_allclose(Sigmoid().build().forward(np.array([[0, 1]])), [[0.5, 1 / (1 + np.exp(-1))]], rtol=1e-6)
+    np.testing.assert_array_equal(LeakyReLU(0.5).build().forward(np.array([[-2, 4]])), [[-1.0, 4.0]])
+    conv = Conv2D(1, 1, 3, bias=False).build(dtype="float64")  # the direct 3×3 route
+    conv.params["W"][...] = 1.0
+    y = conv.forward(np.full((1, 1, 4, 4), 200, np.uint8))
+    assert y.dtype == np.float64 and y[0, 0, 1, 1] == 9 * 200  # not 1800 mod 256
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("layer_dtype,other", [("float32", np.float64), ("float64", np.float32)])
+def test_inputs_and_dy_of_the_other_float_dtype_take_the_layers(kind, layer_dtype, other):
+    layer, shape = _layer(kind, layer_dtype)
+    x = _x(shape).astype(other)
+    y = layer.forward(x)
+    assert y.dtype == layer_dtype
+    # computed in the layer's precision: the same numbers as from x converted first
+    reference, _ = _layer(kind, layer_dtype)
+    y_ref = reference.forward(x.astype(layer_dtype))
+    np.testing.assert_array_equal(y, y_ref)
+    dy = _x(y.shape, seed=4).astype(other)
+    dx = layer.backward(dy)
+    assert dx.dtype == layer_dtype
+    np.testing.assert_array_equal(dx, reference.backward(dy.astype(layer_dtype)))
+    np.testing.assert_array_equal(layer.flat.grad, reference.flat.grad)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in RECURRENT])
+def test_inputs_already_right_are_not_copied(kind):
+    """The conversions are no-ops on the training path: the same array objects go through."""
+    layer, shape = _layer(kind)
+    leaf = layer.layers[0] if isinstance(layer, Sequential) else layer
+    x = _x(shape)
+    assert leaf._input(x) is x and leaf._input(x, contiguous=True) is x
+    y = layer.forward(x)
+    if hasattr(leaf, "_x"):
+        assert leaf._x is x  # Dense and the convolutions keep X itself for backward
+    last = layer.layers[-1] if isinstance(layer, Sequential) else layer
+    dy = _x(y.shape)
+    assert last._upstream(dy) is dy and last._upstream(dy, contiguous=True) is dy
+
+
+def test_recurrent_step_takes_other_dtypes():
+    for cls in (RNN, GRU):
+        layer = cls(3, 4).build(dtype="float32")
+        h = layer.step(np.ones((2, 3), dtype=np.int64), np.zeros((2, 4)))
+        assert h.dtype == np.float32
+        np.testing.assert_array_equal(h, layer.step(np.ones((2, 3), np.float32), np.zeros((2, 4), np.float32)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. non-contiguous x and dy
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_non_contiguous_x_and_dy_are_accepted(kind):
+    layer, shape = _layer(kind)
+    # every other element along a doubled last axis: a strided, non-contiguous view
+    x_wide = _x((*shape[:-1], 2 * shape[-1]))
+    x = x_wide[..., ::2]
+    assert not x.flags.c_contiguous
+    y = layer.forward(x)
+    reference, _ = _layer(kind)
+    # (NumPy's products may sum strided operands in another order: equal to rounding)
+    np.testing.assert_allclose(y, reference.forward(np.ascontiguousarray(x)), rtol=1e-12, atol=1e-12)
+    dy_wide = _x((*y.shape[:-1], 2 * y.shape[-1]), seed=5)
+    dy = dy_wide[..., ::2]
+    assert not dy.flags.c_contiguous
+    np.testing.assert_allclose(layer.backward(dy), reference.backward(np.ascontiguousarray(dy)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.flat.grad, reference.flat.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_relu_and_sigmoid_take_transposed_arrays():
+    for make in (ReLU, Sigmoid):
+        layer = make().build(dtype="float64")
+        x = _x((3, 4)).T
+        y = layer.forward(x)
+        assert y.shape == (4, 3)
+        assert layer.backward(np.ones((3, 4)).T).shape == (4, 3)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in RECURRENT])
+@pytest.mark.parametrize("bad", [None, 3.0, "x"])
+def test_forward_refuses_what_is_not_an_array(kind, bad):
+    # asarray(None, float) would be a NaN array that elementwise layers pass on silently
+    layer, _ = _layer(kind)
+    with pytest.raises(TypeError, match="expects an array"):
+        layer.forward(bad)
