@@ -301,3 +301,13 @@ def test_forward_refuses_what_is_not_an_array(kind, bad):
     layer, _ = _layer(kind)
     with pytest.raises(TypeError, match="expects an array"):
         layer.forward(bad)
+
+
+def test_a_model_refuses_one_layer_object_in_two_of_its_parts():
+    # Sequential sees only its own tree; the model's parameter buffer sees them all
+    import microvae as mv
+
+    shared = Dense(4, 4)
+    encoder, decoder = Sequential(Dense(6, 4), ReLU(), shared, Dense(4, 4)), Sequential(Dense(2, 4), shared, ReLU(), Dense(4, 6))
+    with pytest.raises(ValueError, match=r"the same Dense\(4, 4.*object is at encoder\.2 and at decoder\.1"):
+        mv.VAE(6, latent_dim=2, encoder=encoder, decoder=decoder)
