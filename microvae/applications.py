@@ -38,7 +38,8 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
 
     - ``"gaussian"``: x + level·N(0, 1) per pixel (``level`` is the std), clipped to [0, 1]
       as ``clip`` says;
-    - ``"salt_pepper"``: a fraction ``level`` of the pixels set to 0 or 1 (equally likely);
+    - ``"salt_pepper"``: a fraction ``level`` of the pixels set to 0 or 1 (equally likely),
+      or, for data not in [0, 1], to its minimum or maximum;
     - ``"mask"``: a fraction ``level`` of the pixels set to 0 (dropped out).
 
     ``clip``: None (the default) clips the Gaussian-noised values to [0, 1] only when x
@@ -69,7 +70,9 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     if kind == "mask":
         out[hit] = 0
     else:
-        out[hit] = (rng.random(int(hit.sum())) < 0.5).astype(dtype)
+        # the extremes of the data: 0 and 1 for images; 0/1 would be ordinary values of real-valued data
+        low, high = (0.0, 1.0) if x.size == 0 or (x.min() >= 0 and x.max() <= 1) else (float(x.min()), float(x.max()))
+        out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, high, low).astype(dtype)
     return out
 
 

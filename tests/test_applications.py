@@ -64,6 +64,17 @@ def test_gaussian_noise_clips_only_data_already_in_the_unit_interval():
         app.add_noise(images, "gaussian", 0.1, clip="yes")
 
 
+def test_salt_and_pepper_uses_the_extremes_of_real_valued_data():
+    x = np.random.default_rng(0).standard_normal((50, 40)) * 3
+    noisy = app.add_noise(x, "salt_pepper", 0.3, seed=1)
+    changed = noisy != x
+    assert 0.2 < changed.mean() < 0.4
+    assert set(np.unique(noisy[changed])) <= {x.min(), x.max()} and len(np.unique(noisy[changed])) == 2
+    unit = np.random.default_rng(0).random((50, 40))
+    noisy = app.add_noise(unit, "salt_pepper", 0.3, seed=1)
+    assert set(np.unique(noisy[noisy != unit])) <= {0.0, 1.0}
+
+
 def test_add_noise_rejects_bad_arguments():
     x = np.zeros((2, 4))
     with pytest.raises(ValueError, match="kind"):
