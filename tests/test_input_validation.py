@@ -223,6 +223,15 @@ def test_an_optimizer_instance_must_be_built_on_the_models_parameters(x):
         _vae().fit(x, epochs=1, verbose=0, optimizer=mv.Adam(_vae().flat))
 
 
+def test_options_for_an_optimizer_instance_are_refused_not_ignored(x):
+    model = _vae()
+    with pytest.raises(TypeError, match=r"optimizer options \(clip_norm\) go to the Optimizer's constructor"):
+        model.fit(x, epochs=1, verbose=0, optimizer=mv.Adam(model.flat), clip_norm=1.0)
+    assert model.epochs_trained == 0
+    model.fit(x, epochs=1, verbose=0, optimizer=mv.Adam(model.flat, 1e-3, clip_norm=1.0))
+    assert model.epochs_trained == 1
+
+
 def test_checkpointing_an_optimizer_instance_fails_before_training(x, tmp_path):
     model = _vae()
     model.fit(x, epochs=1, verbose=0)

@@ -199,6 +199,9 @@ class Model(Module):
             if getattr(name, "flat", None) is not next(iter(groups.values())):
                 raise TypeError(f"optimizer must be 'adam', 'sgd' or an Optimizer built on this model's parameters "
                                 f"(e.g. microvae.Adam(model.flat)), got {name!r}")
+            if options:  # they would be ignored: the instance was built with its own
+                raise TypeError(f"optimizer options ({', '.join(sorted(options))}) go to the Optimizer's constructor when "
+                                f"an instance is given (e.g. microvae.Adam(model.flat, lr, clip_norm=5.0)), not to fit")
         # lists as tuples: betas=[0.9, 0.999] and (0.9, 0.999) are the same run (a checkpoint's JSON gives lists)
         options_key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
         spec = (name if isinstance(name, str) else id(name), float(lr), options_key)
