@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import numbers
 
+from .checks import check_number
 from .kernels.reference import adam_bias_corrected_rates
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
@@ -18,18 +18,11 @@ def clip_grad_norm(grad, max_norm: float) -> float:
     return norm
 
 
-def _number(name: str, value, form: str) -> float:
-    """``value`` as a float, or a TypeError naming the setting (a string or a bool is not a number)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {form}, got {value!r}")
-    return float(value)
-
-
 class Optimizer:
     def __init__(self, flat, lr: float, clip_norm: float | None):
-        if not (_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
+        if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
-        if clip_norm is not None and not _number("clip_norm", clip_norm, "a positive number or None") > 0:
+        if clip_norm is not None and not check_number("clip_norm", clip_norm, "a positive number or None") > 0:
             raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
         self.flat, self.lr, self.clip_norm = flat, float(lr), clip_norm
         self.kernels = flat.backend.kernels
@@ -51,7 +44,7 @@ class SGD(Optimizer):
 
     def __init__(self, flat, lr: float = 1e-2, momentum: float = 0.0, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)
-        if not 0 <= _number("momentum", momentum, "a number in [0, 1)") < 1:
+        if not 0 <= check_number("momentum", momentum, "a number in [0, 1)") < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = float(momentum)
         self.velocity = flat.backend.zeros(flat.size)
@@ -76,10 +69,10 @@ class Adam(Optimizer):
         super().__init__(flat, lr, clip_norm)
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
-        b1, b2 = (_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
+        b1, b2 = (check_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if not _number("eps", eps, "a positive number") > 0:
+        if not check_number("eps", eps, "a positive number") > 0:
             raise ValueError(f"eps must be positive, got {eps}")
         self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
         self.m = flat.backend.zeros(flat.size)

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .models.base import check_int, check_number
+from .checks import check_int, check_number
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import microvae as mv
-from microvae.models.base import check_int, check_number, check_sizes
+from microvae.checks import check_int, check_number, check_sizes
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import math
 import numpy as np
 
 from ..backend import array_module
+from ..checks import check_int, check_number, check_sizes
 from ..likelihoods import get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
-from .base import Model, check_int, check_number, check_sizes
+from .base import Model
 from .vae import LOGVAR_RANGE, mlp
 
 __all__ = ["AAE", "prior_distance"]

@@ -3,49 +3,18 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from ..backend import get_backend
+from ..checks import check_int
 from ..layers.base import Module
 from ..optim import get_optimizer
 from ..params import FlatParameters
 from ..threads import parallel_chunks
 
 MODEL_TYPES: dict = {}
-
-
-# argument checks shared by the models and fit: int() would take "5" and truncate 2.7, and a
-# comparison with a string fails with an error that names no argument
-def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
-    """``value`` as an int (an integer, or a float without a fraction; never a bool or a string),
-    at least ``minimum`` if given; else a TypeError/ValueError naming ``name``."""
-    if value is None and none_ok:
-        return None
-    form = {None: "an integer", 0: "an integer >= 0", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-    form = f"None or {form}" if none_ok else form
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {form}, got {value!r}")
-    if not (math.isfinite(value) and value == int(value)) or (minimum is not None and value < minimum):
-        raise ValueError(f"{name} must be {form}, got {value!r}")
-    return int(value)
-
-
-def check_number(name: str, value, form: str = "a number") -> float:
-    """``value`` as a float if it is a real number (not a bool or a string), else a TypeError naming
-    ``name`` and ``form``; the caller checks the range."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {form}, got {value!r}")
-    return float(value)
-
-
-def check_sizes(name: str, value) -> tuple:
-    """Layer sizes as a tuple of ints (the caller checks that they are positive)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of layer sizes, e.g. (64,) for one hidden layer or () for none, got {value!r}")
-    return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 
 
 class LossTerms(NamedTuple):

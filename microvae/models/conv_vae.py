@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
-from .base import check_int
 from .vae import VAE
 
 __all__ = ["ConvVAE"]

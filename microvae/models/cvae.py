@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module
+from ..checks import check_int, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..likelihoods import get_likelihood
 from ..losses import kl_gaussians, kl_normal
-from .base import LossTerms, check_int, check_sizes
+from .base import LossTerms
 from .vae import LOGVAR_RANGE, VAE, mlp
 
 __all__ = ["CVAE"]

@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 
+from ..checks import check_int, check_number, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import LOGVAR_RANGE, get_likelihood
 from ..losses import kl_normal
 from ..reparam import Reparameterization
-from .base import LossTerms, Model, check_int, check_number, check_sizes
+from .base import LossTerms, Model
 
 
 

@@ -17,10 +17,11 @@ import math
 import numpy as np
 
 from ..backend import array_module
+from ..checks import check_int, check_number
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import get_likelihood
 from ..reparam import Reparameterization
-from .base import Model, check_int, check_number
+from .base import Model
 from .vae import LOGVAR_RANGE, VAE
 
 __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
