@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+from .layers.base import repeated_module
+
 __all__ = ["FlatParameters", "ParameterSlice"]
 
 
@@ -28,13 +30,13 @@ class FlatParameters:
 
     def __init__(self, root, backend):
         self.backend = backend
-        entries, seen = [], {}
+        repeat = repeated_module(root.named_modules())
+        if repeat is not None:
+            first, second, module = repeat
+            raise ValueError(f"the same {module!r} object is at {first or 'the root'} and at {second} of this model; "
+                             "give each place a layer of its own")
+        entries = []
         for path, module in root.named_modules():
-            if id(module) in seen:
-                # it would get two slices of the buffer, and its one cache would serve two passes
-                raise ValueError(f"the same {module!r} object is at {seen[id(module)] or 'the root'} and at {path} of "
-                                 f"this model; give each place a layer of its own")
-            seen[id(module)] = path
             module.backend = backend
             for name, (shape, init) in module.parameter_specs().items():
                 qualified = f"{path}.{name}" if path else name

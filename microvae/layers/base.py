@@ -25,6 +25,18 @@ __all__ = ["Layer", "Module", "he_normal", "glorot_uniform", "zeros", "INITIALIZ
 LAYER_TYPES: dict = {}
 
 
+def repeated_module(named_modules):
+    """The first module that appears twice among ``(path, module)`` pairs, as
+    ``(first_path, second_path, module)``, or None. One object at two places of a tree keeps
+    one cache for two passes and would get two slices of a flat parameter buffer."""
+    first_path = {}
+    for path, module in named_modules:
+        if id(module) in first_path:
+            return first_path[id(module)], path, module
+        first_path[id(module)] = path
+    return None
+
+
 def layer_to_spec(layer) -> dict:
     """A JSON-friendly description {"type", "config"} from which the layer can be rebuilt."""
     return {"type": type(layer).__name__, "config": layer.get_config()}

@@ -521,7 +521,7 @@ class Conv2D(_ConvBase):
 
     def backward(self, dy, input_grad: bool = True):
         # checked first: the route and the geometry below are read from dY's shape
-        dy = self._upstream(dy)
+        dy = self._upstream(dy, contiguous=True)
         xp = self.backend.xp
         if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, self._x_shape[2:], dy.shape[2:]):
             flipped = _flipped_3x3(xp, self.params["W"]) if input_grad else None
@@ -533,7 +533,6 @@ class Conv2D(_ConvBase):
         relu_out = self._y
         if input_grad and relu_out is not None:
             # both passes below start from dY·[Y > 0]: form it once, not once in each
-            dy = xp.ascontiguousarray(dy)
             dy = self.backend.kernels.relu_backward(dy, relu_out, xp.empty_like(dy))
             relu_out = None
         conv_weight_grad(self, dy, self._x, self.stride, self._pads_hw, self.grads["W"], self.grads.get("b"), relu_out=relu_out)

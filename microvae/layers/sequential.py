@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Layer, layer_from_spec, layer_to_spec
+from .base import Layer, layer_from_spec, layer_to_spec, repeated_module
 
 
 class Sequential(Layer):
@@ -15,18 +15,14 @@ class Sequential(Layer):
         for layer in layers:
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential takes Layer instances, got {type(layer).__name__}")
-        # Each layer keeps what its backward pass needs from its last forward pass, and the
-        # flat buffer would allocate its parameters twice: one object at two positions, at
-        # any depth (a layer inside a nested Sequential too), gets wrong gradients.
-        # Positions are dotted paths, "2.0" being layer 0 of the Sequential at position 2.
-        first_position = {}
-        for i, layer in enumerate(layers):
-            for path, module in layer.named_modules(str(i)):
-                if id(module) in first_position:
-                    what = type(module).__name__ if module.children() else repr(module)
-                    raise ValueError(f"the same {what} object is at positions {first_position[id(module)]} and {path} "
-                                     "of the Sequential; pass a new layer for each position")
-                first_position[id(module)] = path
+        # checked here, at any depth, so the mistake shows where it is made; positions are
+        # dotted paths, "2.0" being layer 0 of the Sequential at position 2
+        repeat = repeated_module(pair for i, layer in enumerate(layers) for pair in layer.named_modules(str(i)))
+        if repeat is not None:
+            first, second, module = repeat
+            what = type(module).__name__ if module.children() else repr(module)
+            raise ValueError(f"the same {what} object is at positions {first} and {second} of the Sequential; "
+                             "pass a new layer for each position")
         self.layers = list(layers)
 
     def children(self):
