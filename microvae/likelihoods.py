@@ -18,6 +18,13 @@ from .losses import bernoulli_nll, gaussian_nll
 LOGVAR_RANGE = (-30.0, 20.0)
 
 
+def clamp_logvar(raw):
+    """(raw clipped to LOGVAR_RANGE, mask of the entries strictly inside it): the backward
+    pass multiplies dlogvar by the mask, the clamp's derivative."""
+    lo, hi = LOGVAR_RANGE
+    return array_module(raw).clip(raw, lo, hi), (raw > lo) & (raw < hi)
+
+
 class Bernoulli:
     """Pixels in [0, 1]; the decoder outputs logits, ``mean`` is σ(logits)."""
 
@@ -73,9 +80,9 @@ class Gaussian:
             return per_example, dmean
         xp = array_module(out)
         d = out.shape[1] // 2
-        raw_logvar, (lo, hi) = out[:, d:], LOGVAR_RANGE
-        per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, xp.clip(raw_logvar, lo, hi))
-        return per_example, xp.concatenate([dmean, dlogvar * ((raw_logvar > lo) & (raw_logvar < hi))], axis=1)
+        logvar, inside = clamp_logvar(out[:, d:])
+        per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, logvar)
+        return per_example, xp.concatenate([dmean, dlogvar * inside], axis=1)
 
     def mean(self, out, kernels):
         return out[:, : out.shape[1] // 2] if self.learned else out

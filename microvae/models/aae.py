@@ -9,11 +9,11 @@ import numpy as np
 
 from ..backend import array_module
 from ..checks import check_int, check_number, check_sizes
-from ..likelihoods import get_likelihood
+from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
 from .base import Model
-from .vae import LOGVAR_RANGE, mlp
+from .vae import mlp
 
 __all__ = ["AAE", "prior_distance"]
 
@@ -213,9 +213,8 @@ class AAE(Model):
         if self.encoder_type == "deterministic":
             return h
         mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        lo, hi = LOGVAR_RANGE
-        self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
-        return self.sampler.forward(mu, self.backend.xp.clip(raw_logvar, lo, hi), eps)
+        logvar, self._logvar_inside = clamp_logvar(raw_logvar)
+        return self.sampler.forward(mu, logvar, eps)
 
     def _codes_backward(self, dz):
         if self.encoder_type == "deterministic":

@@ -7,10 +7,10 @@ import numpy as np
 from ..backend import array_module
 from ..checks import check_int, check_sizes
 from ..layers import Dense, ReLU, Sequential
-from ..likelihoods import get_likelihood
+from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
 from .base import LossTerms
-from .vae import LOGVAR_RANGE, VAE, mlp
+from .vae import VAE, mlp
 
 __all__ = ["CVAE"]
 
@@ -175,9 +175,8 @@ class CVAE(VAE):
         """(μ_p, logvar_p) of p(z | y); logvar_p clamped like the encoder's."""
         h = self.prior.forward(onehot)
         mu_p, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        lo, hi = LOGVAR_RANGE
-        self._prior_logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
-        return mu_p, self.backend.xp.clip(raw_logvar, lo, hi)
+        logvar_p, self._prior_logvar_inside = clamp_logvar(raw_logvar)
+        return mu_p, logvar_p
 
     def _kl(self, mu, logvar, condition=None):
         if self.prior is None:

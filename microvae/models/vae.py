@@ -9,7 +9,7 @@ import numpy as np
 from ..checks import check_int, check_number, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
-from ..likelihoods import LOGVAR_RANGE, get_likelihood
+from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_normal
 from ..reparam import Reparameterization
 from .base import LossTerms, Model
@@ -168,9 +168,8 @@ class VAE(Model):
         if h.ndim != 2 or h.shape[1] != 2 * self.latent_dim:
             raise ValueError(f"the encoder must output (batch, 2·latent_dim = {2 * self.latent_dim}) values (μ then logvar), got {tuple(h.shape)}")
         mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        lo, hi = LOGVAR_RANGE
-        self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
-        return mu, self.backend.xp.clip(raw_logvar, lo, hi)
+        logvar, self._logvar_inside = clamp_logvar(raw_logvar)
+        return mu, logvar
 
     def _encode_backward(self, dmu, dlogvar, input_grad=False):
         """Backward through the logvar clamp and the encoder; returns dL/d(encoder input) if asked."""

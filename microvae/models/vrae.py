@@ -19,10 +19,10 @@ import numpy as np
 from ..backend import array_module
 from ..checks import check_int, check_number
 from ..layers import GRU, RNN, Dense, Tanh
-from ..likelihoods import get_likelihood
+from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
 from .base import Model
-from .vae import LOGVAR_RANGE, VAE
+from .vae import VAE
 
 __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
 
@@ -235,9 +235,8 @@ class VRAE(VAE):
         states = self.encoder.forward(x, mask=condition)
         h = self.to_latent.forward(self.backend.xp.ascontiguousarray(states[:, -1]))  # padded steps carry the last real state
         mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        lo, hi = LOGVAR_RANGE
-        self._logvar_inside = (raw_logvar > lo) & (raw_logvar < hi)
-        return mu, self.backend.xp.clip(raw_logvar, lo, hi)
+        logvar, self._logvar_inside = clamp_logvar(raw_logvar)
+        return mu, logvar
 
     def _encode_backward(self, dmu, dlogvar):
         xp = self.backend.xp
