@@ -33,6 +33,13 @@ NOISE_KINDS = ("gaussian", "salt_pepper", "mask")
 
 
 # denoising ------------------------------------------------------------------------------------
+def _in_unit_interval(x) -> bool:
+    """Whether ``x`` lies in [0, 1] (images, probabilities): what the noise and the PSNR's
+    data range treat as image data rather than real-valued data."""
+    x = np.asarray(x)
+    return bool(x.size == 0 or (x.min() >= 0 and x.max() <= 1))
+
+
 def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, clip: bool | None = None):
     """A corrupted copy of ``x`` (same shape and float dtype), usually images with values in [0, 1].
 
@@ -63,7 +70,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     if kind == "gaussian":
         noisy = x + level * rng.standard_normal(x.shape)
         if clip is None:
-            clip = bool(x.size == 0 or (x.min() >= 0 and x.max() <= 1))
+            clip = _in_unit_interval(x)
         return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(dtype)
     hit = rng.random(x.shape) < level
     out = x.copy()
@@ -71,7 +78,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
         out[hit] = 0
     else:
         # the extremes of the data: 0 and 1 for images; 0/1 would be ordinary values of real-valued data
-        low, high = (0.0, 1.0) if x.size == 0 or (x.min() >= 0 and x.max() <= 1) else (float(x.min()), float(x.max()))
+        low, high = (0.0, 1.0) if _in_unit_interval(x) else (float(x.min()), float(x.max()))
         out[hit] = np.where(rng.random(int(hit.sum())) < 0.5, high, low).astype(dtype)
     return out
 
@@ -137,8 +144,8 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
     real-valued data's PSNRs meaningless)."""
     if data_range is None:
-        lo, hi = float(np.min(clean)), float(np.max(clean))
-        data_range = 1.0 if 0.0 <= lo and hi <= 1.0 else (hi - lo if hi > lo else 1.0)
+        span = float(np.max(clean) - np.min(clean))
+        data_range = 1.0 if _in_unit_interval(clean) or span == 0 else span
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean, noisy, data_range)
