@@ -241,6 +241,7 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     backend, xp = model.backend, model.backend.xp
     encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
     sequences = getattr(model, "is_sequence_model", False)  # y is then the mask of real steps
+    on_mean = bce_probabilities if kind == "bce" else mse  # the error of a decoded mean x̂
     bernoulli = getattr(model.likelihood, "name", None) == "bernoulli"
     if kind == "bce" and not bernoulli and (float(xp.min(x)) < 0 or float(xp.max(x)) > 1):
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
@@ -248,18 +249,14 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     with _model_threads(model):
         for start in range(0, len(x), batch_size):
             xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
-            if encode is None:
-                raw, mean = None, backend.asarray(model.reconstruct(xb)).reshape(xb.shape)
-            else:
-                raw = model._decode(encode(xb, cb)[0], cb)
-                mean = None
             mask = cb if sequences else None
-            if kind == "bce" and bernoulli and raw is not None:
-                err = _summed(bernoulli_nll, raw, xb, mask)
+            if encode is None:  # an AAE: its public reconstruction
+                err = _summed(on_mean, backend.asarray(model.reconstruct(xb)).reshape(xb.shape), xb, mask)
+            elif kind == "bce" and bernoulli:  # exact, from the logits
+                err = _summed(bernoulli_nll, model._decode(encode(xb, cb)[0], cb), xb, mask)
             else:
-                if mean is None:
-                    mean = model.likelihood.mean(raw, backend.kernels)
-                err = _summed(bce_probabilities if kind == "bce" else mse, mean, xb, mask)
+                mean = model.likelihood.mean(model._decode(encode(xb, cb)[0], cb), backend.kernels)
+                err = _summed(on_mean, mean, xb, mask)
             out[start : start + len(xb)] = backend.to_numpy(err)
     return out
 
