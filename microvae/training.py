@@ -211,13 +211,14 @@ def _summary(epoch, epochs, record) -> str:
     return "  ".join(parts)
 
 
-def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, lr=1e-3, optimizer="adam",
+def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, lr=None, optimizer=None,
         shuffle=True, seed=None, callbacks=None, verbose=1, optimizer_options=None) -> History:
     """Train ``model`` for ``epochs`` more epochs on ``data`` (a tuple of arrays, see ``Model.fit``)."""
     epochs = check_int("epochs", epochs, 0)
     batch_size = check_int("batch_size", batch_size, 1)
     seed = check_int("seed", seed, 0, none_ok=True)
-    check_number("lr", lr, "a positive number (the learning rate)")
+    if lr is not None:
+        check_number("lr", lr, "a positive number (the learning rate)")
     arrays = model._prepare_data(*data)
     n = len(arrays[0])
     val_arrays = None
@@ -230,6 +231,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             val_arrays = model._prepare_data(*val)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"validation_data: {exc}") from exc
+    if optimizer is None:
+        optimizer = model._current_optimizer()
     callbacks = list(callbacks or [])
     recorded = ["epoch", *model.metric_names, *(f"val_{k}" for k in model.metric_names if val_arrays is not None), "seconds"]
     for cb in callbacks:

@@ -232,6 +232,54 @@ def test_options_for_an_optimizer_instance_are_refused_not_ignored(x):
     assert model.epochs_trained == 1
 
 
+@pytest.mark.parametrize("lr", [1e-3, 0.05])  # 1e-3 too: fit's default, given explicitly, is still refused
+def test_a_learning_rate_beside_an_optimizer_instance_is_refused_not_ignored(x, lr):
+    model = _vae()
+    before = model.flat.data.copy()
+    with pytest.raises(TypeError, match=rf"lr goes to the Optimizer's constructor.*Adam\(model.flat, lr={lr!r}\).*"
+                                        r"this one has lr=0.01"):
+        model.fit(x, epochs=1, verbose=0, optimizer=mv.Adam(model.flat, lr=0.01), lr=lr)
+    np.testing.assert_array_equal(model.flat.data, before)
+    assert model.epochs_trained == 0
+
+
+def test_a_new_run_uses_adam_at_1e_3_and_a_named_optimizer_its_own_defaults(x):
+    model = _vae()
+    model.fit(x, epochs=1, verbose=0)
+    adam = model.optimizers["model"]
+    assert isinstance(adam, mv.Adam) and adam.lr == 1e-3 and (adam.beta1, adam.beta2, adam.clip_norm) == (0.9, 0.999, None)
+    model.fit(x, epochs=1, verbose=0, optimizer="sgd")  # another optimizer: a new run with its defaults and lr 1e-3
+    sgd = model.optimizers["model"]
+    assert isinstance(sgd, mv.SGD) and (sgd.lr, sgd.momentum, sgd.clip_norm, sgd.t) == (1e-3, 0.0, None, 1)
+
+
+def test_settings_left_out_continue_the_current_run_also_from_a_checkpoint(x, tmp_path):
+    model = _vae()
+    model.fit(x, epochs=1, batch_size=16, verbose=0, optimizer="sgd", lr=0.02, momentum=0.9)
+    sgd = model.optimizers["model"]
+    model.fit(x, epochs=1, batch_size=16, verbose=0)  # nothing named: the same SGD goes on, moments and steps kept
+    assert model.optimizers["model"] is sgd and sgd.t == 8
+    model.fit(x, epochs=1, batch_size=16, verbose=0, clip_norm=1.0)  # one setting changed: afresh, the others kept
+    clipped = model.optimizers["model"]
+    assert clipped is not sgd and isinstance(clipped, mv.SGD)
+    assert (clipped.lr, clipped.momentum, clipped.clip_norm, clipped.t) == (0.02, 0.9, 1.0, 4)
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    loaded.fit(x, epochs=1, batch_size=16, verbose=0)
+    resumed = loaded.optimizers["model"]
+    assert isinstance(resumed, mv.SGD) and (resumed.lr, resumed.momentum, resumed.clip_norm, resumed.t) == (0.02, 0.9, 1.0, 8)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)  # the same steps from the same state as the reloaded copy
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+def test_an_optimizer_instance_goes_on_when_fit_is_called_again_without_one(x):
+    model = _vae()
+    adam = mv.Adam(model.flat, lr=0.01)
+    model.fit(x, epochs=1, batch_size=16, verbose=0, optimizer=adam)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    assert model.optimizers["model"] is adam and adam.t == 8 and adam.lr == 0.01
+
+
 def test_checkpointing_an_optimizer_instance_fails_before_training(x, tmp_path):
     model = _vae()
     model.fit(x, epochs=1, verbose=0)
@@ -355,7 +403,6 @@ def test_bad_constructor_settings_name_the_argument(make, error, match):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(lr="0.01"), TypeError, r"lr must be a positive number \(the learning rate\), got '0\.01'"),
-    (dict(lr=None), TypeError, r"lr must be a positive number"),
     (dict(lr=0.0), ValueError, r"learning rate must be a positive number, got lr=0\.0"),
     (dict(batch_size=None), TypeError, r"batch_size must be a positive integer, got None"),
     (dict(batch_size=16.5), ValueError, r"batch_size must be a positive integer"),

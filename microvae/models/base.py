@@ -14,6 +14,8 @@ from ..optim import get_optimizer
 from ..params import FlatParameters
 from ..threads import parallel_chunks
 
+DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd') when lr is left out
+
 MODEL_TYPES: dict = {}
 
 
@@ -134,7 +136,7 @@ class Model(Module):
         return np.concatenate([to_numpy(p) for p in parts])
 
     # training -------------------------------------------------------------------
-    def fit(self, x, y=None, epochs=10, batch_size=128, validation_data=None, lr=1e-3, optimizer="adam",
+    def fit(self, x, y=None, epochs=10, batch_size=128, validation_data=None, lr=None, optimizer=None,
             shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
         """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
 
@@ -143,7 +145,11 @@ class Model(Module):
         ``verbose=1`` shows a progress bar and one summary line per epoch, ``2`` only the
         lines, ``0`` nothing. ``seed`` fixes shuffling and noise (default: the model's seed);
         calling ``fit`` again, or on a loaded checkpoint, continues the same run.
-        Extra keywords go to the optimizer (e.g. ``clip_norm=5.0``, ``momentum=0.9``).
+        ``optimizer`` is 'adam', 'sgd' or an Optimizer built on ``model.flat``; ``lr`` is a named
+        optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
+        ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
+        lr 1e-3, the optimizer's defaults); a changed setting starts the optimizer afresh. An
+        Optimizer instance brings its own settings, so ``lr`` and the options must then be left out.
         """
         from ..training import fit
 
@@ -158,6 +164,13 @@ class Model(Module):
         data = (x,) if y is None else (x, y)
         return self._evaluate_arrays(self._prepare_data(*data), batch_size=batch_size)
 
+    def _current_optimizer(self):
+        """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""
+        if not self.optimizers:
+            return "adam"
+        name = self.optimizer_spec[0]
+        return name if isinstance(name, str) else next(iter(self.optimizers.values()))  # an instance (one group)
+
     def _get_optimizers(self, name, lr, options) -> dict:
         if not isinstance(name, str):
             groups = self.parameter_groups()
@@ -168,12 +181,20 @@ class Model(Module):
             if getattr(name, "flat", None) is not next(iter(groups.values())):
                 raise TypeError(f"optimizer must be 'adam', 'sgd' or an Optimizer built on this model's parameters "
                                 f"(e.g. microvae.Adam(model.flat)), got {name!r}")
+            if lr is not None:  # it would be ignored: the instance was built with its own
+                raise TypeError(f"lr goes to the Optimizer's constructor when an instance is given "
+                                f"(e.g. microvae.Adam(model.flat, lr={lr!r})), not to fit; this one has lr={name.lr!r}")
             if options:  # they would be ignored: the instance was built with its own
                 raise TypeError(f"optimizer options ({', '.join(sorted(options))}) go to the Optimizer's constructor when "
                                 f"an instance is given (e.g. microvae.Adam(model.flat, lr, clip_norm=5.0)), not to fit")
+        key = name if isinstance(name, str) else id(name)
+        # settings left out continue the current run's (fit again, or on a loaded checkpoint, with the same optimizer)
+        current = self.optimizer_spec if self.optimizers and self.optimizer_spec[0] == key else (key, DEFAULT_LR, ())
+        lr = current[1] if lr is None else lr
+        options = {**dict(current[2]), **options}
         # lists as tuples: betas=[0.9, 0.999] and (0.9, 0.999) are the same run (a checkpoint's JSON gives lists)
         options_key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
-        spec = (name if isinstance(name, str) else id(name), float(lr), options_key)
+        spec = (key, float(lr), options_key)
         if self.optimizers and spec == self.optimizer_spec:
             return self.optimizers  # continue the same run (moments and step count kept)
         self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
