@@ -44,12 +44,21 @@ def naive_conv2d(x, w, b, stride, padding):
     return y
 
 
-def naive_conv2d_transpose(x, w, b, stride, padding):
+def naive_conv2d_transpose(x, w, b, stride, padding, output_padding=None):
     """Scatter form: every input pixel x[n, ci, h, v] adds w[ci, co, i, j]·x at output
-    (h·s + i − top, v·s + j − left); "same" crops to input·stride, with top = ⌊max(K − s, 0)/2⌋."""
+    (h·s + i − top, v·s + j − left); "same" crops to input·stride, with top = ⌊max(K − s, 0)/2⌋.
+    With output_padding p, the output has (h − 1)·s + 1 + p rows ("same", with top the "same"
+    padding of a convolution over that many rows) or (h − 1)·s + K + p ("valid")."""
     n, ci_count, h, wd = x.shape
     _, co_count, kh, kw = w.shape
-    if padding == "same":
+    if output_padding is not None:
+        ph, pw = (output_padding, output_padding) if isinstance(output_padding, int) else output_padding
+        if padding == "same":
+            oh, ow = (h - 1) * stride + 1 + ph, (wd - 1) * stride + 1 + pw
+            top, left = same_padding(oh, kh, stride)[1], same_padding(ow, kw, stride)[1]
+        else:
+            oh, ow, top, left = (h - 1) * stride + kh + ph, (wd - 1) * stride + kw + pw, 0, 0
+    elif padding == "same":
         oh, ow, top, left = h * stride, wd * stride, max(kh - stride, 0) // 2, max(kw - stride, 0) // 2
     else:
         oh, ow, top, left = (h - 1) * stride + kh, (wd - 1) * stride + kw, 0, 0
@@ -97,15 +106,19 @@ def conv_cases(draw, transpose=False):
     stride = draw(st.integers(1, 3))
     if draw(st.integers(0, 3)) == 0:  # a quarter of the cases take the direct 3×3 route (conv3x3_same)
         padding, kh, kw, stride = "same", 3, 3, 1
+    extra = {}  # further constructor arguments: a transposed convolution's output_padding
     if transpose:
         h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        if draw(st.booleans()):
+            pads = st.integers(0, stride - 1)
+            extra["output_padding"] = draw(pads | st.tuples(pads, pads))
     elif padding == "valid":
         h, w = draw(st.integers(kh, kh + 4)), draw(st.integers(kw, kw + 4))
     else:
         h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)),
                 kernel=(kh, kw) if draw(st.booleans()) or kh != kw else kh, stride=stride, padding=padding,
-                h=h, w=w, bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31)))
+                h=h, w=w, bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31)), extra=extra)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +138,7 @@ def test_conv2d_gradients(case):
 @given(conv_cases(transpose=True))
 def test_conv2d_transpose_gradients(case):
     layer = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"],
-                                  bias=case["bias"]))
+                                  bias=case["bias"], **case["extra"]))
     randomize_params(layer, case["seed"])
     x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
     assert_gradcheck(layer, x, seed=case["seed"] % 1000)
@@ -145,7 +158,8 @@ def test_conv_batch_chunks_change_nothing(case_and_class):
     import microvae.layers.conv as conv_module
 
     case, cls = case_and_class
-    layer = built(cls(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"], bias=case["bias"]))
+    layer = built(cls(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"], bias=case["bias"],
+                      **case["extra"]))
     randomize_params(layer, case["seed"])
     rng = np.random.default_rng(case["seed"] + 1)
     x = rng.standard_normal((3, case["c"], case["h"], case["w"]))
@@ -170,7 +184,7 @@ def _fused_and_separate(cls, case, dtype="float64"):
     from microvae import ReLU, Sequential
 
     args = (case["c"], case["f"], case["kernel"])
-    kwargs = dict(stride=case["stride"], padding=case["padding"], bias=case["bias"])
+    kwargs = dict(stride=case["stride"], padding=case["padding"], bias=case["bias"], **case["extra"])
     fused = built(cls(*args, activation="relu", **kwargs), dtype=dtype)
     separate = built(Sequential(cls(*args, **kwargs), ReLU()), dtype=dtype)
     values = np.random.default_rng(case["seed"]).standard_normal(fused.flat.size)
@@ -392,10 +406,12 @@ def test_conv2d_forward_matches_direct_loops(case):
 @settings(max_examples=25)
 @given(conv_cases(transpose=True))
 def test_conv2d_transpose_forward_matches_direct_loops(case):
-    layer = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"]))
+    layer = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], stride=case["stride"], padding=case["padding"],
+                                  **case["extra"]))
     randomize_params(layer, case["seed"])
     x = np.random.default_rng(case["seed"] + 1).standard_normal((case["n"], case["c"], case["h"], case["w"]))
-    expected = naive_conv2d_transpose(x, layer.params["W"], layer.params["b"], case["stride"], case["padding"])
+    expected = naive_conv2d_transpose(x, layer.params["W"], layer.params["b"], case["stride"], case["padding"],
+                                      case["extra"].get("output_padding"))
     np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
 
 
@@ -411,6 +427,69 @@ def test_conv2d_and_transpose_are_adjoint(stride, padding):
     u = rng.standard_normal(out.shape)
     assert conv.forward(u).shape == v.shape
     assert np.isclose((conv.forward(u) * v).sum(), (u * out).sum(), rtol=1e-12)
+
+
+@settings(max_examples=40)
+@given(conv_cases(transpose=True))
+def test_conv2d_transpose_is_the_adjoint_of_conv2d_at_its_output_size(case):
+    """<Conv2D(u), v> = <u, Conv2DTranspose(v)> (same weights, no bias), where u has the
+    transposed layer's output size (output_padding included) and Conv2D maps it back to v's."""
+    kwargs = dict(stride=case["stride"], padding=case["padding"], bias=False)
+    conv = built(Conv2D(case["f"], case["c"], case["kernel"], **kwargs))
+    tconv = built(Conv2DTranspose(case["c"], case["f"], case["kernel"], **kwargs, **case["extra"]))
+    rng = np.random.default_rng(case["seed"])
+    conv.params["W"][...] = tconv.params["W"][...] = rng.standard_normal(conv.params["W"].shape)
+    v = rng.standard_normal((case["n"], case["c"], case["h"], case["w"]))
+    out = tconv.forward(v)
+    assert out.shape[2:] == tconv.output_shape(case["h"], case["w"])
+    u = rng.standard_normal(out.shape)
+    assert conv.forward(u).shape == v.shape
+    np.testing.assert_allclose((conv.forward(u) * v).sum(), (u * out).sum(), rtol=1e-11, atol=1e-11)
+
+
+def test_output_padding_mirrors_a_strided_same_conv2d_on_odd_sizes():
+    """A stride-2 "same" Conv2D takes 7 × 5 to 4 × 3; output_padding=0 takes 4 × 3 back to 7 × 5
+    (the default gives 8 × 6), and (1, 0) gives 8 × 5."""
+    x = np.zeros((1, 2, 7, 5))
+    small = built(Conv2D(2, 3, 3, stride=2)).forward(x)
+    assert small.shape == (1, 3, 4, 3)
+    assert built(Conv2DTranspose(3, 2, 3, stride=2, output_padding=0)).forward(small).shape == x.shape
+    assert built(Conv2DTranspose(3, 2, 3, stride=2)).forward(small).shape == (1, 2, 8, 6)
+    assert built(Conv2DTranspose(3, 2, 3, stride=2, output_padding=(1, 0))).forward(small).shape == (1, 2, 8, 5)
+    assert built(Conv2DTranspose(3, 2, 3, stride=2, output_padding=1)).forward(small).shape == (1, 2, 8, 6)
+    assert built(Conv2DTranspose(3, 2, 3, stride=2, padding="valid", output_padding=1)).forward(small).shape == (1, 2, 10, 8)
+
+
+def test_output_padding_rows_under_valid_padding_hold_the_bias_alone():
+    layer = built(Conv2DTranspose(2, 3, 2, stride=3, padding="valid", output_padding=(2, 1)))
+    randomize_params(layer, 4)
+    y = layer.forward(np.random.default_rng(5).standard_normal((2, 2, 3, 4)))
+    assert y.shape == (2, 3, 2 * 3 + 2 + 2, 3 * 3 + 2 + 1)
+    bias = np.broadcast_to(layer.params["b"][None, :, None, None], y.shape)
+    np.testing.assert_array_equal(y[:, :, -2:], bias[:, :, -2:])
+    np.testing.assert_array_equal(y[:, :, :, -1:], bias[:, :, :, -1:])
+    assert not np.any(y[:, :, 0, 0] == layer.params["b"])
+
+
+@pytest.mark.parametrize("output_padding,stride,match", [
+    (2, 2, r"output_padding must be None or in \[0, stride\) = \[0, 2\) for each axis, got 2"),
+    ((0, 1), 1, r"in \[0, stride\) = \[0, 1\) for each axis, got \(0, 1\)"),
+    (-1, 2, r"output_padding must be at least 0, got -1"),
+    (True, 2, r"output_padding must be an int or a pair of ints, got True"),
+    (0.5, 2, r"output_padding must be an int or a pair of ints, got 0\.5"),
+    ((0, 0, 0), 2, r"output_padding must be an int or a pair of ints"),
+])
+def test_bad_output_padding_is_refused(output_padding, stride, match):
+    with pytest.raises(ValueError, match=match):
+        Conv2DTranspose(2, 3, 3, stride=stride, output_padding=output_padding)
+
+
+def test_output_padding_survives_config_and_repr():
+    layer = Conv2DTranspose(2, 3, 3, stride=2, output_padding=(0, 1))
+    assert layer_from_spec(layer_to_spec(layer)).output_padding == (0, 1)
+    assert repr(layer) == "Conv2DTranspose(2, 3, 3, stride=2, padding='same', output_padding=(0, 1))"
+    assert repr(Conv2DTranspose(2, 3, 3, stride=2, output_padding=0)).endswith("output_padding=0)")
+    assert "output_padding" not in Conv2DTranspose(2, 3, 3).get_config()  # as written by earlier versions
 
 
 def test_conv2d_same_padding_alignment():

@@ -42,6 +42,8 @@ tenth the ReLU layers took: the mask still reads dY and Y from memory.)
 
 from __future__ import annotations
 
+import numbers
+
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
 
@@ -51,13 +53,13 @@ PADDINGS = ("same", "valid")
 ACTIVATIONS = (None, "relu")
 
 
-def _pair(value, what):
+def _pair(value, what, minimum=1):
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(int(v) != v for v in items):
+    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
         raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
     pair = (int(items[0]), int(items[1]))
-    if min(pair) < 1:
-        raise ValueError(f"{what} must be positive, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{what} must be {'positive' if minimum == 1 else f'at least {minimum}'}, got {value!r}")
     return pair
 
 

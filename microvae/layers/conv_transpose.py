@@ -17,13 +17,20 @@ decides where the kernel sits: e.g. KH = 3, s = 2 gives P = 1, so 0 on top and 1
 bottom; then output row 2r receives input rows r (tap 0) and r − 1 (tap 2), and row 2r + 1
 input row r alone (tap 1). An even kernel KH = 4, s = 2 gives P = 2, split 1 / 1.
 ``"valid"``: output = (input − 1)·stride + KH.
+
+**output_padding** p (0 ≤ p < stride) picks another of the output sizes that K maps back to
+the input size: (input − 1)·stride + 1 + p for ``"same"`` (p = stride − 1 is the default
+size) and (input − 1)·stride + KH + p for ``"valid"``. The layer stays the adjoint of K at
+that size, so it mirrors a Conv2D that took an image of that size to the input's: a stride-2
+"same" Conv2D takes 7 rows to 4, and ``output_padding=0`` takes 4 back to 7. Under
+``"valid"``, the p extra rows and columns at the bottom and right hold the bias alone.
 """
 
 from __future__ import annotations
 
 from ..threads import chunk_workers, map_chunks
 from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _direct_3x3,
-                   _image_chunks, _store_nchw, _upstream, _worker_scratch, conv3x3_backward, conv_geometry,
+                   _image_chunks, _pair, _store_nchw, _upstream, _worker_scratch, conv3x3_backward, conv_geometry,
                    conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
@@ -40,12 +47,25 @@ class Conv2DTranspose(_ConvBase):
     (``kernels.conv3x3_same``), without a column buffer.
 
     W has shape (in_channels, out_channels, KH, KW). Output size: input·stride ("same")
-    or (input − 1)·stride + KH ("valid"). ``init``: "he" or "glorot" with
+    or (input − 1)·stride + KH ("valid"); with ``output_padding`` p (an int, or a pair for
+    height and width, each in [0, stride)): (input − 1)·stride + 1 + p ("same") or
+    (input − 1)·stride + KH + p ("valid"), see the module doc. ``init``: "he" or "glorot" with
     fan_in = in_channels·KH·KW, fan_out = out_channels·KH·KW.
 
     ``activation="relu"`` fuses a ReLU into the layer: Y = max(col2im(W₂ᵀ·X) + b, 0), and
     the backward pass above runs on dY·[Y > 0] (the same numbers as Conv2DTranspose, then ReLU).
     """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: str = "same",
+                 bias: bool = True, init: str = "he", activation: str | None = None, output_padding=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, init, activation)
+        self.output_padding = None
+        if output_padding is not None:
+            pair = _pair(output_padding, "output_padding", minimum=0)
+            if max(pair) >= self.stride:  # K would map the larger output to more rows than the input has
+                raise ValueError(f"output_padding must be None or in [0, stride) = [0, {self.stride}) for each axis, "
+                                 f"got {output_padding!r}")
+            self.output_padding = pair
 
     def _weight_shape(self):
         return (self.in_channels, self.out_channels, *self.kernel_size)
@@ -54,9 +74,27 @@ class Conv2DTranspose(_ConvBase):
         """(OH, OW) for an input of height × width."""
         kh, kw = self.kernel_size
         s = self.stride
+        if self.output_padding is None:
+            if self.padding == "same":
+                return height * s, width * s
+            return (height - 1) * s + kh, (width - 1) * s + kw
+        ph, pw = self.output_padding
         if self.padding == "same":
-            return height * s, width * s
-        return (height - 1) * s + kh, (width - 1) * s + kw
+            return (height - 1) * s + 1 + ph, (width - 1) * s + 1 + pw
+        return (height - 1) * s + kh + ph, (width - 1) * s + kw + pw
+
+    def get_config(self):
+        config = super().get_config()
+        if self.output_padding is not None:  # left out otherwise: checkpoints of earlier versions have no such key
+            config["output_padding"] = list(self.output_padding)
+        return config
+
+    def __repr__(self):
+        text = super().__repr__()
+        if self.output_padding is None:
+            return text
+        p = self.output_padding[0] if self.output_padding[0] == self.output_padding[1] else self.output_padding
+        return f"{text[:-1]}, output_padding={p})"
 
     def forward(self, x):
         x = self._input(x)  # in the layer's dtype: the kernels compute in x's
