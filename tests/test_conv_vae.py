@@ -54,13 +54,16 @@ def images(n, shape, seed=0):
 
 
 @settings(max_examples=12)
-@given(variant=st.sampled_from(["pooling", "strided"]), shape=st.sampled_from([(1, 4, 4), (2, 4, 8), (1, 8, 4)]),
+@given(variant_and_shape=st.tuples(st.just("pooling"), st.sampled_from([(1, 4, 4), (2, 4, 8), (1, 8, 4)]))
+       | st.tuples(st.just("strided"), st.sampled_from([(1, 4, 4), (2, 4, 8), (1, 5, 7), (2, 3, 6), (1, 1, 2)])),
        likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), beta=st.sampled_from([0.5, 1.0, 3.0]),
        latent=st.integers(1, 3), n=st.integers(1, 2), seed=st.integers(0, 2**31))
-def test_conv_vae_objective_gradients(variant, shape, likelihood, beta, latent, n, seed):
+def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, latent, n, seed):
     """Every tensor along random directions (the model has 2·10⁴-2·10⁵ parameters), and every
     element of the tensors with at most 300 (all biases, the first convolution's and the last
-    layers' weights, the dense layers around the latent code) element by element."""
+    layers' weights, the dense layers around the latent code) element by element. The strided
+    variant also on odd sizes, where the decoder mirrors them with output_padding."""
+    variant, shape = variant_and_shape
     model = ConvVAE(input_shape=shape, latent_dim=latent, beta=beta, variant=variant, likelihood=likelihood,
                     dtype="float64", seed=seed % 1000)
     rng = np.random.default_rng(seed)
@@ -107,8 +110,10 @@ def test_textbook_architecture():
     assert tconvs == [(64, 64, 2), (64, 32, 2), (32, 1, 1)]
 
 
-@pytest.mark.parametrize("variant", ["pooling", "strided"])
-@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 8, 12)])
+@pytest.mark.parametrize("variant,shape", [
+    ("pooling", (1, 28, 28)), ("pooling", (3, 8, 12)),
+    ("strided", (1, 28, 28)), ("strided", (3, 8, 12)), ("strided", (1, 30, 22)), ("strided", (2, 7, 5)), ("strided", (1, 1, 3)),
+])
 def test_shapes_through_the_public_api(variant, shape):
     model = ConvVAE(input_shape=shape, latent_dim=3, variant=variant, seed=1)
     x = images(4, shape)
@@ -132,8 +137,9 @@ def test_gaussian_learned_likelihood_doubles_the_output_channels():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(input_shape=(1, 28, 30)), r"divisible by 4.*\(1, 28, 30\)"),
+    (dict(input_shape=(1, 28, 30)), r"pooling ConvVAE.*divisible by 4.*\(1, 28, 30\).*28×32, or use variant='strided'"),
     (dict(input_shape=(1, 6, 8)), r"divisible by 4"),
+    (dict(input_shape=(1, 6, 8), variant="unet"), r"variant must be one of"),
     (dict(input_shape=(28, 28)), r"three positive ints"),
     (dict(input_shape=(0, 8, 8)), r"three positive ints"),
     (dict(input_shape="abc"), r"\(channels, height, width\)"),
@@ -158,6 +164,26 @@ def test_bad_images_raise_clear_errors():
         model.loss(np.full((2, 1, 8, 8), np.nan))
     with pytest.raises(TypeError, match="takes no labels"):
         model.fit(np.zeros((2, 64)), np.zeros(2), epochs=1, verbose=0)
+
+
+def test_the_strided_decoder_mirrors_each_halving_of_an_odd_size():
+    """30 × 22 → 15 × 11 → 8 × 6 in the encoder, and back through exactly those sizes."""
+    model = ConvVAE(input_shape=(1, 30, 22), variant="strided", latent_dim=2, seed=0)
+    x = images(2, (1, 30, 22))
+    sizes = []
+    for layer in model.encoder.layers:
+        x = layer.forward(x)
+        if isinstance(layer, Conv2D):
+            sizes.append(x.shape[2:])
+    assert sizes == [(15, 11), (8, 6)]
+    z = np.zeros((2, 2))
+    ups = []
+    for layer in model.decoder.layers:
+        z = layer.forward(z)
+        if isinstance(layer, Conv2DTranspose):
+            ups.append(z.shape[2:])
+    assert ups == [(15, 11), (30, 22), (30, 22)]
+    assert [l.output_padding for l in model.decoder.layers if isinstance(l, Conv2DTranspose)] == [(0, 0), None, None]
 
 
 def test_config_rebuilds_the_same_model():
@@ -221,15 +247,15 @@ def test_checkpoints_from_before_fused_relus_load_with_separate_relus(tmp_path):
     np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
 
 
-@pytest.mark.parametrize("variant", ["pooling", "strided"])
-def test_save_load_roundtrip_gives_identical_outputs(tmp_path, variant):
-    model = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, seed=2)
-    x = images(48, (1, 8, 8), seed=2).astype(np.float32)
+@pytest.mark.parametrize("variant,shape", [("pooling", (1, 8, 8)), ("strided", (1, 8, 8)), ("strided", (1, 7, 9))])
+def test_save_load_roundtrip_gives_identical_outputs(tmp_path, variant, shape):
+    model = ConvVAE(input_shape=shape, latent_dim=2, variant=variant, seed=2)
+    x = images(48, shape, seed=2).astype(np.float32)
     model.fit(x, epochs=1, batch_size=16, verbose=0)
     path = tmp_path / "conv.npz"
     model.save(path)
     loaded = microvae.load(path)
-    assert type(loaded) is ConvVAE and loaded.config == model.config and loaded.input_shape == (1, 8, 8)
+    assert type(loaded) is ConvVAE and loaded.config == model.config and loaded.input_shape == shape
     np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
     for a, b in zip(model.encode(x), loaded.encode(x)):
         np.testing.assert_array_equal(a, b)

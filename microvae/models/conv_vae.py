@@ -23,9 +23,25 @@ def _relu_placement(fuse_relu):
     return None, lambda: [ReLU()]
 
 
+def _halvings(size: int, variant: str):
+    """(size after one halving, after two): a pooling halves exactly (sizes divisible by 4), a
+    stride-2 "same" convolution rounds up (7 → 4 → 2)."""
+    if variant == "pooling":
+        return size // 2, size // 4
+    half = -(-size // 2)
+    return half, -(-half // 2)
+
+
+def _mirror_padding(target: int, size: int):
+    """Conv2DTranspose's output_padding that takes ``size`` back to ``target`` at stride 2
+    (None where that is its default, 2·size)."""
+    padding = target - 2 * size + 1
+    return None if padding == 1 else padding
+
+
 def conv_encoder(channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
     """The encoder of ``ConvVAE``: (N, C, H, W) → (N, 2·latent_dim) = μ ‖ logvar."""
-    h4, w4 = height // 4, width // 4
+    (_, h4), (_, w4) = _halvings(height, variant), _halvings(width, variant)
     act, relu = _relu_placement(fuse_relu)
     if variant == "pooling":
         return Sequential(
@@ -40,15 +56,25 @@ def conv_encoder(channels, height, width, latent_dim, variant, fuse_relu=True) -
 
 
 def conv_decoder(out_channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
-    """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means."""
-    h4, w4 = height // 4, width // 4
+    """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means.
+    Each stride-2 transposed convolution mirrors the encoder's halving, odd sizes included."""
+    (h2, h4), (w2, w4) = _halvings(height, variant), _halvings(width, variant)
+    up1 = _pair_or_none(_mirror_padding(h2, h4), _mirror_padding(w2, w4))
+    up2 = _pair_or_none(_mirror_padding(height, h2), _mirror_padding(width, w2))
     c1, c2 = (32, 16) if variant == "pooling" else (64, 32)
     act, relu = _relu_placement(fuse_relu)
     return Sequential(
         Dense(latent_dim, c1 * h4 * w4, init="he"), ReLU(), Reshape((c1, h4, w4)),
-        Conv2DTranspose(c1, c1, 3, stride=2, activation=act), *relu(), Conv2DTranspose(c1, c2, 3, stride=2, activation=act), *relu(),
+        Conv2DTranspose(c1, c1, 3, stride=2, activation=act, output_padding=up1), *relu(),
+        Conv2DTranspose(c1, c2, 3, stride=2, activation=act, output_padding=up2), *relu(),
         Conv2DTranspose(c2, out_channels, 3, stride=1, init="glorot"),
     )
+
+
+def _pair_or_none(height_padding, width_padding):
+    if height_padding is None and width_padding is None:
+        return None
+    return (1 if height_padding is None else height_padding, 1 if width_padding is None else width_padding)
 
 
 class ConvVAE(VAE):
@@ -70,7 +96,9 @@ class ConvVAE(VAE):
         encoder  Conv 32, stride 2 → ReLU → Conv 64, stride 2 → ReLU → Flatten → Dense 32 → ReLU → Dense 2·latent
         decoder  Dense 64·(H/4)·(W/4) → ReLU → Reshape → ConvT 64, s 2 → ReLU → ConvT 32, s 2 → ReLU → ConvT C
 
-    H and W must be divisible by 4 (two halvings). With ``likelihood="gaussian-learned"``
+    With pooling, H and W must be divisible by 4 (two exact halvings). The strided variant
+    takes any size: its convolutions round up (e.g. 30 → 15 → 8), and the decoder's
+    transposed convolutions mirror them with ``output_padding`` (8 → 15 → 30). With ``likelihood="gaussian-learned"``
     the last layer outputs 2·C channels (means, then log-variances).
 
     ``fuse_relu`` (default True): each ReLU after a convolution runs inside it
@@ -102,11 +130,12 @@ class ConvVAE(VAE):
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"input_shape must be three positive ints (channels, height, width), got {input_shape!r}")
         channels, height, width = shape
-        if height % 4 or width % 4:
-            raise ValueError(f"ConvVAE halves the image twice, so height and width must be divisible by 4; "
-                             f"got input_shape={shape} (pad or crop the images, e.g. to {((height + 3) // 4) * 4}×{((width + 3) // 4) * 4})")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        if variant == "pooling" and (height % 4 or width % 4):
+            raise ValueError(f"the pooling ConvVAE halves the image twice, so height and width must be divisible by 4; "
+                             f"got input_shape={shape} (pad or crop the images, e.g. to {((height + 3) // 4) * 4}×"
+                             f"{((width + 3) // 4) * 4}, or use variant='strided', which takes any size)")
         latent_dim = check_int("latent_dim", latent_dim, 1)
         lik = get_likelihood(likelihood)
         self.variant = variant
