@@ -134,8 +134,14 @@ class ModelCheckpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` (default val_loss) has not improved by ``min_delta`` for
-    ``patience`` epochs; optionally restore the best parameters seen."""
+    """Stop once more than ``patience`` epochs in a row have not improved ``monitor``
+    (default val_loss) on its best value by more than ``min_delta``: patience=0 stops at the
+    first epoch without an improvement, patience=2 at the third in a row.
+
+    ``restore_best`` (default True): when training ends, stopped early or not, the
+    parameters go back to those of the best epoch (the optimizer state stays the last
+    epoch's). ``best_epoch`` and ``stopped_epoch`` (None if it did not stop) say what happened.
+    """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
         patience = check_int("patience", patience, 0)
@@ -148,6 +154,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch = None
         self._wait = 0
         self._best_params = None
+        self._last_epoch = None
 
     def _check_run(self, recorded, optimizer):
         if self.monitor not in recorded:
@@ -156,12 +163,14 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, model):
         self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = math.inf, None, None, 0, None
+        self._last_epoch = None
 
     def on_epoch_end(self, model, epoch, record):
         if self.monitor not in record:
             raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which this run does not record "
                            f"(recorded: {sorted(record)}); pass validation_data or monitor='loss'")
         value = record[self.monitor]
+        self._last_epoch = epoch
         if value < self.best - self.min_delta:
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best:
@@ -174,7 +183,7 @@ class EarlyStopping(Callback):
         return False
 
     def on_train_end(self, model):
-        if self.restore_best and self._best_params is not None and self.stopped_epoch is not None:
+        if self.restore_best and self._best_params is not None and self.best_epoch != self._last_epoch:
             for name, flat in model.parameter_groups().items():
                 flat.data[...] = self._best_params[name]
 

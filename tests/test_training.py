@@ -132,6 +132,50 @@ def test_early_stopping_restores_best_parameters(data):
     np.testing.assert_array_equal(model.flat.data, best["params"])
 
 
+def _drive(stopper, values, model):
+    """Feed ``stopper`` one monitored value per epoch, with the parameters set to the epoch
+    number, as fit would; return the last epoch run."""
+    stopper.on_train_begin(model)
+    for epoch, value in enumerate(values, 1):
+        model.flat.data[...] = epoch
+        if stopper.on_epoch_end(model, epoch, {"val_loss": value}):
+            break
+    stopper.on_train_end(model)
+    return epoch
+
+
+@pytest.mark.parametrize("patience", [0, 1, 3])
+def test_early_stopping_stops_after_patience_epochs_without_improvement(patience):
+    model = _model()
+    stopper = mv.EarlyStopping(patience=patience)
+    last = _drive(stopper, [5.0, 4.0] + [4.0] * 10, model)
+    assert last == stopper.stopped_epoch == 2 + patience + 1  # patience epochs tolerated, the next one stops
+    assert stopper.best_epoch == 2 and (model.flat.data == 2).all()
+
+
+def test_early_stopping_counts_only_improvements_beyond_min_delta():
+    stopper = mv.EarlyStopping(patience=1, min_delta=0.1)
+    assert _drive(stopper, [5.0, 4.95, 4.92, 4.0, 3.95, 3.91], _model()) == 3
+    assert stopper.best_epoch == 1 and stopper.best == 5.0
+    stopper = mv.EarlyStopping(patience=1, min_delta=0.1)
+    assert _drive(stopper, [5.0, 4.85, 4.7, 4.55], _model()) == 4 and stopper.stopped_epoch is None
+
+
+@pytest.mark.parametrize("restore_best,expected", [(True, 2), (False, 5)])
+def test_early_stopping_restores_the_best_epoch_also_when_the_run_ends_without_stopping(restore_best, expected):
+    model = _model()
+    stopper = mv.EarlyStopping(patience=10, restore_best=restore_best)
+    assert _drive(stopper, [5.0, 1.0, 4.0, 4.0, 4.0], model) == 5 and stopper.stopped_epoch is None
+    assert (model.flat.data == expected).all()
+
+
+def test_early_stopping_keeps_the_last_parameters_when_the_last_epoch_is_the_best():
+    model = _model()
+    stopper = mv.EarlyStopping(patience=0)
+    assert _drive(stopper, [5.0, 4.0, 3.0], model) == 3 and stopper.best_epoch == 3
+    assert (model.flat.data == 3).all()
+
+
 def test_early_stopping_without_validation_is_a_clear_error(data):
     x, _ = data
     with pytest.raises(ValueError, match="validation_data"):
