@@ -272,17 +272,21 @@ def _summed(error, a, b, mask):
 
 
 def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_samples: int = 1, seed: int | None = 0,
-                   batch_size: int = 100):
+                   batch_size: int = 100, kind: str = "bce"):
     """Per-example anomaly scores: higher means less like the training data.
 
-    ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the BCE
-    reconstruction error of x from its posterior mean, ``"iwae"`` → −L_k(x) (``k`` samples).
-    A model without an ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
+    ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the
+    ``reconstruction_error`` of x from its posterior mean (``kind`` "bce", which needs data in
+    [0, 1] unless the model is Bernoulli, or "mse"), ``"iwae"`` → −L_k(x) (``k`` samples).
+    Every method works through x in blocks of ``batch_size`` examples. A model without an
+    ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
     """
+    if method != "recon" and kind != "bce":
+        raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
     if method == "elbo":
         return -elbo(model, x, n_samples=n_samples, y=y, batch_size=batch_size, seed=seed)
     if method == "recon":
-        return reconstruction_error(model, x, kind="bce", y=y)
+        return reconstruction_error(model, x, kind=kind, y=y, batch_size=batch_size)
     if method == "iwae":
         return -iwae_bound(model, x, k=k, y=y, batch_size=batch_size, seed=seed)
     raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}")

@@ -288,6 +288,21 @@ def test_reconstruction_error_of_a_gaussian_model():
         metrics.reconstruction_error(model, x, kind="bce")  # real-valued data: BCE is undefined
 
 
+def test_reconstruction_anomaly_scores_take_kind_and_batch_size(monkeypatch):
+    model, x, _ = _exact_linear_gaussian()
+    np.testing.assert_array_equal(metrics.anomaly_scores(model, x, "recon", kind="mse"),
+                                  metrics.reconstruction_error(model, x, kind="mse"))
+    with pytest.raises(ValueError, match=r"kind='bce' needs data in \[0, 1\]; use kind='mse'"):
+        metrics.anomaly_scores(model, x, "recon")  # real-valued data
+    with pytest.raises(ValueError, match=r"kind='mse' applies to method='recon' only, got method='elbo'"):
+        metrics.anomaly_scores(model, x, "elbo", kind="mse")
+    blocks = []
+    decode = model._decode
+    monkeypatch.setattr(model, "_decode", lambda z, *rest: blocks.append(len(z)) or decode(z, *rest))
+    metrics.anomaly_scores(model, x[:30], "recon", kind="mse", batch_size=7)
+    assert blocks == [7, 7, 7, 7, 2]
+
+
 def test_anomaly_scores_flag_noise_images_against_sprites(sprite_vae):
     model, x = sprite_vae
     normal = x[:100]
