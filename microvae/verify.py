@@ -18,9 +18,9 @@ minimum with a large third derivative) and whose rounding error is about 1e-16·
 that a gradient that is exactly zero is not judged on rounding noise alone, the scale never
 drops below ``floor = 1e-3·max(1, |f(θ)|)``.
 
-**Directional mode** (``mode="directional"``) costs two evaluations per direction instead of
-two per element: along a random unit vector v it compares ⟨analytic, v⟩ with the
-central difference of f along v, relative to ‖analytic‖₂ (Cauchy–Schwarz bounds
+**Directional mode** (``mode="directional"``) costs four evaluations per direction instead of
+four per element: along a random unit vector v it compares ⟨analytic, v⟩ with the same
+fourth-order difference of f along v, relative to ‖analytic‖₂ (Cauchy–Schwarz bounds
 |⟨analytic, v⟩| by it).
 """
 
@@ -194,7 +194,12 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
     The reparameterization noise is held fixed (``eps_noise``, drawn from ``seed`` if not
     given), so encoder → sampling → decoder → loss is one deterministic function of θ.
     ``batch`` is what ``model.loss_and_grads`` takes before ``eps`` (x, or x and labels).
+    For the VAEs (every model with ``loss_and_grads``); an AAE's three phases are checked
+    with ``gradcheck`` over ``model.phase_loss`` (see tests/test_aae.py).
     """
+    if not hasattr(model, "loss_and_grads"):
+        raise TypeError(f"check_model checks a VAE's objective (a model with loss_and_grads); {type(model).__name__} "
+                        "has none: check its phases with gradcheck over model.phase_loss")
     if model.backend.dtype != np.float64:
         raise TypeError("check_model needs a model built with dtype='float64'")
     if eps_noise is None:

@@ -62,6 +62,27 @@ def test_check_model_requires_float64():
         mv.check_model(mv.VAE(5, (4,), 2), np.full((2, 5), 0.5))
 
 
+def test_check_model_refuses_a_model_without_a_vae_objective():
+    aae = mv.AAE(5, (4,), 2, dtype="float64")
+    with pytest.raises(TypeError, match=r"AAE has none: check its phases with gradcheck over model.phase_loss"):
+        mv.check_model(aae, np.full((2, 5), 0.5))
+
+
+@pytest.mark.parametrize("mode,per_item", [("full", 5), ("directional", 3)])
+def test_each_element_or_direction_costs_four_evaluations(mode, per_item):
+    """The module doc's cost: the fourth-order stencil takes four evaluations per element (full)
+    or per direction (directional), plus one for the scale floor."""
+    calls = []
+    theta = np.linspace(-1.0, 1.0, 5)
+
+    def f():
+        calls.append(1)
+        return float((theta**2).sum())
+
+    mv.gradcheck(f, {"theta": theta}, {"theta": 2 * theta}, mode=mode, directions=3)
+    assert len(calls) == 1 + 4 * per_item
+
+
 def test_strategies_generate_valid_objects():
     from hypothesis import find
 
