@@ -205,6 +205,21 @@ def test_evaluate_batch_size_does_not_change_the_result(x):
     assert vae.evaluate(x, batch_size=64)["kl"] == pytest.approx(vae.evaluate(x, batch_size=7.0)["kl"], rel=1e-5)
 
 
+@pytest.mark.parametrize("make", [_vae, _cvae, _aae, _vrae])
+def test_a_seeded_evaluate_repeats_itself_and_leaves_the_models_generator_alone(x, make):
+    model = make()
+    data = {"VRAE": (_sequences(),), "CVAE": (x, np.arange(len(x)) % 3)}.get(type(model).__name__, (x,))
+    twin = make()  # the same seed: the same generator state
+    first = model.evaluate(*data, seed=3)
+    assert model.evaluate(*data, seed=3) == first
+    assert model.evaluate(*data, seed=4) != first  # the noise does come from the seed
+    np.testing.assert_array_equal(model.backend.rng.random(5), twin.backend.rng.random(5))
+    unseeded = model.evaluate(*data)  # from the model's generator, which moves on
+    assert model.evaluate(*data) != unseeded
+    with pytest.raises(ValueError, match=r"seed must be None or an integer >= 0, got -1"):
+        model.evaluate(*data, seed=-1)
+
+
 # --- 5. optimizer instances --------------------------------------------------------------------------------
 
 

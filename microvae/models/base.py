@@ -158,11 +158,27 @@ class Model(Module):
                    optimizer=optimizer, shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                    optimizer_options=optimizer_options)
 
-    def evaluate(self, x, y=None, batch_size=512) -> dict:
-        """Mean loss terms over a dataset (forward passes only), e.g. {"loss", "recon", "kl"}."""
+    def evaluate(self, x, y=None, batch_size=512, seed=None) -> dict:
+        """Mean loss terms over a dataset (forward passes only), e.g. {"loss", "recon", "kl"}.
+
+        A one-sample Monte-Carlo estimate: each example's ε (and an AAE's prior draws) come
+        from ``seed`` when it is given (the same figures on every call, and the model's own
+        generator untouched), else from the model's generator, which then moves on, so the
+        figures vary between calls and later unseeded draws (``sample``) change.
+        """
         batch_size = check_int("batch_size", batch_size, 1)
+        seed = check_int("seed", seed, 0, none_ok=True)
         data = (x,) if y is None else (x, y)
-        return self._evaluate_arrays(self._prepare_data(*data), batch_size=batch_size)
+        arrays = self._prepare_data(*data)
+        if seed is None:
+            return self._evaluate_arrays(arrays, batch_size=batch_size)
+        backend = self.backend
+        own = backend.rng
+        backend.rng = backend.xp.random.default_rng(seed)
+        try:
+            return self._evaluate_arrays(arrays, batch_size=batch_size)
+        finally:
+            backend.rng = own
 
     def _current_optimizer(self):
         """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""
