@@ -126,9 +126,10 @@ def _import_cupy():
 
 
 def get_backend(backend=None, dtype="float32", seed: int | None = 0) -> Backend:
-    """Return a Backend. ``backend`` may be a Backend (returned as is), a name, or None.
+    """Return a Backend. ``backend`` may be a Backend, a name, or None.
 
-    None means ``$MICROVAE_BACKEND`` or "numpy".
+    None means ``$MICROVAE_BACKEND`` or "numpy". A Backend is returned as is, with its own
+    dtype and generator: ``dtype`` and ``seed`` apply only to a Backend made here.
     """
     if isinstance(backend, Backend):
         return backend

@@ -11,7 +11,9 @@ __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:
-    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm``; return the norm before."""
+    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before."""
+    if not (check_number("max_norm", max_norm, "a positive number") > 0 and math.isfinite(max_norm)):
+        raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
     norm = math.sqrt(float((grad.astype("float64") ** 2).sum())) if grad.size else 0.0
     if norm > max_norm > 0:
         grad *= grad.dtype.type(max_norm / (norm + 1e-12))
@@ -87,7 +89,8 @@ class Adam(Optimizer):
 
 
 def get_optimizer(name_or_optimizer, flat, lr: float, **kwargs) -> Optimizer:
-    """'adam' or 'sgd' (or an Optimizer, returned as is)."""
+    """A new Adam or SGD on ``flat`` with ``lr`` and options, for 'adam' or 'sgd'; an
+    Optimizer is returned as is (it keeps its own buffer, lr and options)."""
     if isinstance(name_or_optimizer, Optimizer):
         return name_or_optimizer
     if name_or_optimizer == "adam":

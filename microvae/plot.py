@@ -414,11 +414,12 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
 
 
 def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
-                     image_shape=None, path=None, spacing: str = "linear"):
+                     image_shape=None, path=None, spacing: str = "linear", y=None):
     """Decode a regular ``n x n`` grid of 2-D latent codes into one picture.
 
     ``model_or_decode`` is either a model with ``.decode`` (whose
-    ``latent_dim``, if present, must be 2) or a plain callable
+    ``latent_dim``, if present, must be 2; ``y``: the class to decode with, for
+    a conditional model) or a plain callable
     ``decode(z) -> images`` taking ``z`` of shape ``(n*n, 2)``.  Columns go
     from ``z[0] = -span`` (left) to ``+span`` (right); rows from
     ``z[1] = +span`` (top) to ``-span`` (bottom), like a usual plot.
@@ -436,8 +437,11 @@ def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
                 f"has latent_dim={latent_dim}; use plot_traversal for "
                 f"higher-dimensional latents"
             )
-        decode = model_or_decode.decode
+        decode = _decoder(model_or_decode, y)
     elif callable(model_or_decode):
+        if y is not None:
+            raise TypeError("y is the class label of a conditional model; a decode callable takes none "
+                            "(bind the label in it)")
         decode = model_or_decode
     else:
         raise TypeError(

@@ -16,8 +16,12 @@ class Reparameterization:
         self.backend = backend
 
     def forward(self, mu, logvar, eps=None):
-        """Return z. Pass ``eps`` (same shape as mu) to fix the noise; otherwise it is drawn
-        from the backend's seeded generator."""
+        """Return z, in the backend's dtype (as are μ, logvar and ε). Pass ``eps`` (same shape as
+        mu) to fix the noise; otherwise it is drawn from the backend's seeded generator."""
+        xp, dtype = self.backend.xp, self.backend.dtype
+        mu, logvar = xp.asarray(mu, dtype=dtype), xp.asarray(logvar, dtype=dtype)  # no copy when they already are
+        if eps is not None:
+            eps = xp.asarray(eps, dtype=dtype)
         if mu.shape != logvar.shape:
             raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
         if eps is None:

@@ -27,6 +27,15 @@ def test_backend_instance_passes_through():
     assert mv.get_backend(be) is be
 
 
+def test_a_model_on_a_backend_object_records_that_backends_dtype_and_no_seed():
+    be = mv.Backend("numpy", dtype="float64", seed=3)
+    model = mv.VAE(8, (6,), 2, backend=be)  # dtype left at its default, float32: the backend's float64 is used
+    assert model.backend is be and model.flat.data.dtype == np.float64
+    assert model.config["dtype"] == "float64" and model.config["seed"] is None
+    assert mv.VAE(**model.config).flat.data.dtype == np.float64
+    assert mv.VAE(8, (6,), 2, dtype="float64", seed=3).config["seed"] == 3  # by name: the arguments as given
+
+
 def test_bad_dtype():
     with pytest.raises(ValueError, match="float32' or 'float64"):
         mv.get_backend(dtype="float16")

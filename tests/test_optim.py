@@ -57,6 +57,15 @@ def test_clip_grad_norm():
     np.testing.assert_array_equal(g2, [0.3, 0.4])
 
 
+@pytest.mark.parametrize("max_norm,error", [(0.0, ValueError), (-1.0, ValueError), (float("inf"), ValueError),
+                                            (float("nan"), ValueError), ("1", TypeError), (None, TypeError)])
+def test_clip_grad_norm_refuses_a_bound_that_is_not_positive(max_norm, error):
+    g = np.array([3.0, 4.0])
+    with pytest.raises(error, match="max_norm must be a positive number"):
+        mv.clip_grad_norm(g, max_norm)
+    np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
 def test_optimizer_clips_before_the_step():
     flat = _flat(np.zeros(2))
     opt = mv.SGD(flat, lr=1.0, clip_norm=1.0)

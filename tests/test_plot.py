@@ -381,6 +381,28 @@ def test_plot_interpolation_and_traversal_of_a_conditional_model(rng):
         mplot.plot_traversal(FakeModel(), x[0], y=1)
 
 
+def test_plot_latent_grid_of_a_conditional_model_decodes_with_the_given_class():
+    model = FakeCVAE(latent_dim=2)
+    mplot.plot_latent_grid(model, n=3, span=1.0, y=2)
+    (z,) = model.calls  # the grid, shifted by −2 by FakeCVAE.decode's label
+    assert z.shape == (9, 2) and z.min() == -3.0 and z.max() == -1.0
+    with pytest.raises(TypeError, match="FakeCVAE is conditional: pass y"):
+        mplot.plot_latent_grid(model, n=3)
+    with pytest.raises(TypeError, match="FakeModel is unconditional"):
+        mplot.plot_latent_grid(FakeModel(latent_dim=2), n=3, y=1)
+    with pytest.raises(TypeError, match="a decode callable takes none"):
+        mplot.plot_latent_grid(lambda z: np.zeros((len(z), D)), n=3, y=1)
+
+
+def test_plot_latent_grid_of_a_real_cvae(tmp_path):
+    import microvae as mv
+
+    model = mv.CVAE(16, 3, (8,), 2, seed=0)
+    fig = mplot.plot_latent_grid(model, n=4, y=1, path=tmp_path / "grid.png")
+    assert isinstance(fig, Figure) and shown_image(fig).shape == (16, 16)
+    assert_png(str(tmp_path / "grid.png"))
+
+
 # --------------------------------------------------------------------------
 # per-class samples
 # --------------------------------------------------------------------------

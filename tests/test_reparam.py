@@ -43,6 +43,17 @@ def test_given_eps_is_used_exactly():
     assert z[0, 0] == pytest.approx(1.0 + 3.0 * 2.0)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_z_comes_in_the_backends_dtype_whatever_the_inputs(dtype):
+    sampler = mv.Reparameterization(mv.get_backend(dtype=dtype))
+    mu, logvar, eps = np.zeros((2, 3), "f8"), np.zeros((2, 3), "f4"), [[1.0, 2.0, 3.0]] * 2
+    z = sampler.forward(mu, logvar, eps)
+    assert z.dtype == dtype and sampler.forward(mu.astype("f4"), logvar, np.asarray(eps)).dtype == dtype
+    np.testing.assert_array_equal(z, eps)
+    dmu, dlogvar = sampler.backward(np.ones((2, 3), dtype))
+    assert dmu.dtype == dlogvar.dtype == dtype
+
+
 def test_shape_errors():
     sampler = mv.Reparameterization(mv.get_backend(dtype="float64"))
     with pytest.raises(ValueError, match="same shape"):

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend
+from ..backend import Backend, get_backend
 from ..checks import check_int
 from ..layers.base import Module
 from ..optim import get_optimizer
@@ -33,6 +33,12 @@ class Model(Module):
     A subclass provides ``_prepare_data(*arrays)`` (check a dataset once, move it to the
     device) and ``_objective(*batch, eps=..., compute_grads=...)``; models with several networks
     also override ``parameter_groups``, ``_get_optimizers`` and ``_train_batch``.
+
+    Every model takes ``backend`` ("numpy", "cupy", None for ``$MICROVAE_BACKEND``, or a
+    ``Backend``), ``dtype`` and ``seed`` (initial parameters and the model's generator). A
+    ``Backend`` object brings its own dtype and generator, so the model's ``dtype`` and
+    ``seed`` are then not used: ``config`` records the backend's dtype and seed=None (the
+    parameters came from the backend's generator as it stood, not from a seed).
     """
 
     metric_names = ("loss", "recon", "kl")  # what _train_batch and _evaluate_arrays report: the history's keys
@@ -50,6 +56,8 @@ class Model(Module):
     def _setup(self, backend, dtype, seed, config: dict):
         self.backend = get_backend(backend, dtype=dtype, seed=check_int("seed", seed, 0, none_ok=True))
         self.flat = FlatParameters(self, self.backend)
+        if isinstance(backend, Backend):  # its dtype and generator, not the model's arguments (see the class doc)
+            config = {**config, "dtype": self.backend.dtype.name, "seed": None}
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
         self.step = 0  # optimizer steps taken; drives warm-up schedules
         self.epochs_trained = 0
