@@ -31,17 +31,22 @@ class Bernoulli:
     name = "bernoulli"
 
     def output_dim(self, data_dim: int) -> int:
+        """Decoder outputs per example: one logit per pixel."""
         return data_dim
 
     def nll(self, out, x):
+        """(−log p(x | logits) per example, summed over pixels; d(batch mean)/d logits):
+        ``losses.bernoulli_nll``, softplus(l) − x·l."""
         return bernoulli_nll(out, x)
 
     def mean(self, out, kernels):
+        """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``)."""
         p = array_module(out).empty_like(out)
         kernels.sigmoid(out, p)
         return p
 
     def validate(self, x, what: str = "x") -> None:
+        """Raise ValueError unless every value of ``x`` lies in [0, 1]."""
         xp = array_module(x)
         lo, hi = float(xp.min(x)), float(xp.max(x))
         if not (0.0 <= lo and hi <= 1.0):
@@ -51,6 +56,7 @@ class Bernoulli:
             )
 
     def config(self):
+        """The spec ``get_likelihood`` rebuilds this from."""
         return "bernoulli"
 
 
@@ -72,9 +78,12 @@ class Gaussian:
         self.logvar = logvar
 
     def output_dim(self, data_dim: int) -> int:
+        """Decoder outputs per example: the means, and with a learned variance the log-variances too."""
         return 2 * data_dim if self.learned else data_dim
 
     def nll(self, out, x):
+        """(−log N(x; μ, σ²) per example, summed over pixels; d(batch mean)/d out), with
+        out = μ, or μ ‖ logvar (logvar clamped, zero gradient beyond the clamp)."""
         if not self.learned:
             per_example, dmean, _ = gaussian_nll(out, x, float(self.logvar))
             return per_example, dmean
@@ -85,9 +94,11 @@ class Gaussian:
         return per_example, xp.concatenate([dmean, dlogvar * inside], axis=1)
 
     def mean(self, out, kernels):
+        """The means μ (the first half of ``out`` with a learned variance); ``kernels`` unused."""
         return out[:, : out.shape[1] // 2] if self.learned else out
 
     def validate(self, x, what: str = "x") -> None:
+        """Any real values are valid (NaN and Inf are refused where data enters a model)."""
         return None
 
     def config(self):

@@ -43,9 +43,11 @@ class History:
         self.epochs: list[dict] = list(epochs or [])
 
     def append(self, record: dict) -> None:
+        """Add one epoch's record (copied)."""
         self.epochs.append(dict(record))
 
     def __getitem__(self, key):
+        """The values of ``key`` across epochs, NaN for epochs that lack it."""
         return [record.get(key, float("nan")) for record in self.epochs]
 
     def __contains__(self, key):
@@ -55,6 +57,7 @@ class History:
         return len(self.epochs)
 
     def keys(self):
+        """Every key any record has, in first-seen order."""
         seen = []
         for record in self.epochs:
             for key in record:
@@ -63,12 +66,15 @@ class History:
         return seen
 
     def as_dict(self) -> dict:
+        """{key: values across epochs} for every key."""
         return {key: self[key] for key in self.keys()}
 
     def to_json(self, path) -> None:
+        """Write the records as a JSON list, atomically (an existing file is replaced whole or kept)."""
         _atomic_write_text(path, json.dumps(self.epochs, indent=2))
 
     def to_csv(self, path) -> None:
+        """Write one CSV row per epoch (a column per key, empty where a record lacks it), atomically."""
         import io
 
         buffer = io.StringIO()
@@ -92,15 +98,19 @@ def _atomic_write_text(path, text: str) -> None:
 class Callback:
     """Hooks into ``fit``. ``on_epoch_end`` returns True to stop training."""
 
-    def on_train_begin(self, model) -> None: ...
+    def on_train_begin(self, model) -> None:
+        """Called once by every ``fit`` call, before its first epoch."""
 
     def _check_run(self, recorded: list, optimizer) -> None:
         """Raise now, before fit changes anything, for a run this callback would fail in an epoch's time
         (``recorded``: the history keys each epoch will have; ``optimizer``: fit's argument)."""
 
-    def on_epoch_end(self, model, epoch: int, record: dict) -> bool | None: ...
+    def on_epoch_end(self, model, epoch: int, record: dict) -> bool | None:
+        """Called after each epoch (``epoch`` counts from 1 over the model's life) with the
+        history record just added; return True to stop training."""
 
-    def on_train_end(self, model) -> None: ...
+    def on_train_end(self, model) -> None:
+        """Called once when ``fit`` ends, stopped early or not (not when it raises)."""
 
 
 class ModelCheckpoint(Callback):

@@ -26,6 +26,8 @@ fourth-order difference of f along v, relative to ‖analytic‖₂ (Cauchy–Sc
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .backend import array_module
@@ -45,12 +47,18 @@ class GradcheckResult:
 
     @property
     def max_error(self) -> float:
-        return max(self.errors.values(), default=0.0)
+        """The largest relative error (NaN if any error is NaN; 0 for an empty check)."""
+        values = list(self.errors.values())
+        if any(math.isnan(e) for e in values):  # max() would skip a NaN that is not first
+            return math.nan
+        return max(values, default=0.0)
 
     def passed(self, tol: float = 1e-6) -> bool:
+        """True when every error is finite and at most ``tol`` (a NaN error fails)."""
         return all(np.isfinite(e) and e <= tol for e in self.errors.values())
 
     def table(self, tol: float = 1e-6) -> str:
+        """One line per name: its relative error and ok or FAIL against ``tol``."""
         width = max([len(k) for k in self.errors] + [8])
         head = f"{self.title} ({self.mode})\n" if self.title else ""
         lines = [f"  {name:<{width}}  {err:9.2e}  {'ok' if err <= tol else 'FAIL'}" for name, err in self.errors.items()]

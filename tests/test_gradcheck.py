@@ -83,6 +83,15 @@ def test_each_element_or_direction_costs_four_evaluations(mode, per_item):
     assert len(calls) == 1 + 4 * per_item
 
 
+def test_a_nan_error_is_the_max_error_and_fails_wherever_it_sits():
+    import math
+
+    for errors in ({"a": math.nan, "b": 1e-9}, {"a": 1e-9, "b": math.nan}):
+        result = mv.verify.GradcheckResult(errors, "full")
+        assert math.isnan(result.max_error) and not result.passed() and "FAIL" in result.table()
+    assert mv.verify.GradcheckResult({}, "full").max_error == 0.0
+
+
 def test_strategies_generate_valid_objects():
     from hypothesis import find
 

@@ -187,13 +187,19 @@ class Layer(Module):
 
     @classmethod
     def from_config(cls, config: dict):
+        """A new, unbuilt layer from ``get_config()``'s arguments."""
         return cls(**config)
 
     # math -----------------------------------------------------------------------
     def forward(self, x):
+        """Return y = f(x), computed in the layer's dtype, and keep what ``backward`` needs.
+        Raises RuntimeError before ``build`` and ValueError for an input of the wrong shape."""
         raise NotImplementedError
 
     def backward(self, dy, input_grad: bool = True):
+        """Given dy = dL/dy for the last forward pass (same shape as its output), overwrite
+        ``self.grads`` with dL/dθ and return dL/dx (None with ``input_grad=False``).
+        Raises RuntimeError before any forward pass and ValueError for a dy of another shape."""
         raise NotImplementedError
 
     def __call__(self, x):

@@ -32,6 +32,7 @@ class MaxPool2D(Layer):
         return {"pool_size": self.pool_size, "stride": self.stride}
 
     def output_shape(self, height: int, width: int):
+        """(OH, OW) = (⌊(H − pool)/stride⌋ + 1, likewise for W); ValueError below pool × pool."""
         p = self.pool_size
         if height < p or width < p:
             raise ValueError(f"{self!r} needs inputs of at least {p}×{p}, got {height}×{width}")

@@ -165,6 +165,9 @@ class RNN(_Recurrent):
     num_gates = 1
 
     def forward(self, x, h0=None, mask=None):
+        """x (B, T, input) -> H (B, T, hidden), every step's hidden state. ``h0`` (B, hidden):
+        the initial state (default 0); ``mask`` (B, T) of 0/1: the real steps (padded steps
+        carry the state unchanged, see the module doc)."""
         xt, h0, mt = self._inputs(x, h0, mask)
         xp, k = self.backend.xp, self.backend.kernels
         T, B, H = xt.shape[0], xt.shape[1], self.hidden_size
@@ -248,6 +251,9 @@ class GRU(_Recurrent):
         return specs
 
     def forward(self, x, h0=None, mask=None):
+        """x (B, T, input) -> H (B, T, hidden), every step's hidden state. ``h0`` (B, hidden):
+        the initial state (default 0); ``mask`` (B, T) of 0/1: the real steps (padded steps
+        carry the state unchanged, see the module doc)."""
         xt, h0, mt = self._inputs(x, h0, mask)
         xp, k, dtype = self.backend.xp, self.backend.kernels, self.backend.dtype
         T, B, H = xt.shape[0], xt.shape[1], self.hidden_size

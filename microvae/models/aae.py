@@ -172,6 +172,7 @@ class AAE(Model):
 
     @property
     def num_parameters(self) -> int:
+        """Trainable values, each counted once (the encoder belongs to two groups)."""
         return self.flat.size  # the groups overlap: count every parameter once
 
     # the prior -------------------------------------------------------------------

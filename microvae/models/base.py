@@ -70,6 +70,7 @@ class Model(Module):
 
     @property
     def num_parameters(self) -> int:
+        """Trainable values over all parameter groups."""
         return sum(flat.size for flat in self.parameter_groups().values())
 
     def parameter_groups(self) -> dict:
@@ -157,7 +158,8 @@ class Model(Module):
         optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
         ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
         lr 1e-3, the optimizer's defaults); a changed setting starts the optimizer afresh. An
-        Optimizer instance brings its own settings, so ``lr`` and the options must then be left out.
+        Optimizer instance brings its own settings, so ``lr`` and the options must then be left out;
+        a model with several parameter groups (the AAE) takes its optimizer by name only.
         """
         from ..training import fit
 

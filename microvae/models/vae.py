@@ -156,6 +156,8 @@ class VAE(Model):
         return self.beta * min(1.0, self.step / self.beta_warmup)
 
     def current_capacity(self) -> float:
+        """The capacity target C, ramped linearly from 0 over the first ``capacity_warmup``
+        steps (0 without a target)."""
         if self.capacity is None:
             return 0.0
         if self.capacity_warmup == 0:
