@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from .checks import check_number
@@ -88,6 +89,9 @@ class Adam(Optimizer):
         return {"m": self.m, "v": self.v}
 
 
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
 def get_optimizer(name_or_optimizer, flat, lr: float, **kwargs) -> Optimizer:
     """A new Adam or SGD on ``flat`` with ``lr`` and options, for 'adam' or 'sgd'; an
     Optimizer is returned as is (it keeps its own buffer, lr and options)."""
@@ -98,3 +102,18 @@ def get_optimizer(name_or_optimizer, flat, lr: float, **kwargs) -> Optimizer:
     if name_or_optimizer == "sgd":
         return SGD(flat, lr=lr, **kwargs)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name_or_optimizer!r}")
+
+
+def check_option_names(name: str, options: dict) -> None:
+    """Refuse keywords that neither fit nor the named optimizer takes (fit hands its extra
+    keywords to the optimizer, whose own error would not say where they came from)."""
+    if name not in OPTIMIZERS:
+        return  # get_optimizer names the valid choices
+    accepted = [p for p in inspect.signature(OPTIMIZERS[name].__init__).parameters if p not in ("self", "flat", "lr")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        hint = ""
+        if {"labels", "mask", "y"} & set(unknown):
+            hint = "; labels (CVAE, AAE) and a sequence model's mask are fit's second argument: fit(x, labels) or fit(x, mask)"
+        raise TypeError(f"fit() got unexpected keyword argument(s) {', '.join(unknown)}: fit passes its extra keywords to "
+                        f"the optimizer, and {name!r} takes {', '.join(accepted)}{hint}")

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from .checks import check_int, check_number
+from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
 
@@ -238,6 +239,10 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     seed = check_int("seed", seed, 0, none_ok=True)
     if lr is not None:
         check_number("lr", lr, "a positive number (the learning rate)")
+    if optimizer is None:
+        optimizer = model._current_optimizer()
+    if isinstance(optimizer, str) and optimizer_options:  # before the data: fit(x, labels=y) lands here
+        check_option_names(optimizer, optimizer_options)
     arrays = model._prepare_data(*data)
     n = len(arrays[0])
     val_arrays = None
@@ -250,8 +255,6 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             val_arrays = model._prepare_data(*val)
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"validation_data: {exc}") from exc
-    if optimizer is None:
-        optimizer = model._current_optimizer()
     callbacks = list(callbacks or [])
     recorded = ["epoch", *model.metric_names, *(f"val_{k}" for k in model.metric_names if val_arrays is not None), "seconds"]
     for cb in callbacks:

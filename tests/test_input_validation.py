@@ -220,6 +220,64 @@ def test_a_seeded_evaluate_repeats_itself_and_leaves_the_models_generator_alone(
         model.evaluate(*data, seed=-1)
 
 
+@pytest.mark.parametrize("call,match", [
+    (lambda x: _vae().fit(x, epoch=3, verbose=0), r"fit\(\) got unexpected keyword argument\(s\) epoch: fit passes its extra "
+                                                  r"keywords to the optimizer, and 'adam' takes betas, eps, clip_norm$"),
+    (lambda x: _vae().fit(x, optimizer="sgd", betas=(0.9, 0.9), verbose=0), r"'sgd' takes momentum, clip_norm$"),
+    (lambda x: _cvae().fit(x, labels=np.arange(len(x)) % 3, verbose=0),
+     r"argument\(s\) labels: .*labels \(CVAE, AAE\) and a sequence model's mask are fit's second argument"),
+    (lambda x: _vrae().fit(_sequences(), masks=np.ones((8, 5)), verbose=0), r"argument\(s\) masks: .*'adam' takes"),
+])
+def test_keywords_that_neither_fit_nor_the_optimizer_takes_are_named_before_anything_runs(x, call, match):
+    with pytest.raises(TypeError, match=match):
+        call(x)
+
+
+def test_a_sequence_models_fit_and_evaluate_take_the_mask_by_name():
+    sequences, mask = _sequences(), np.ones((8, 5))
+    mask[:4, 3:] = 0
+    by_name, by_position = _vrae(), _vrae()
+    by_name.fit(sequences, mask=mask, epochs=1, verbose=0)
+    by_position.fit(sequences, mask, epochs=1, verbose=0)
+    np.testing.assert_array_equal(by_name.flat.data, by_position.flat.data)
+    assert by_name.evaluate(sequences, mask=mask, seed=0) == by_position.evaluate(sequences, mask, seed=0)
+    assert by_name.evaluate(sequences, mask=mask, seed=0) != by_name.evaluate(sequences, seed=0)  # the mask counts
+
+
+class _ArrayLike:
+    """What a data frame or a tensor offers: a shape and __array__, but no NumPy dtype."""
+
+    def __init__(self, values):
+        self.values, self.shape, self.ndim = values, values.shape, values.ndim
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values if dtype is None else self.values.astype(dtype)
+
+
+def test_array_likes_without_a_numpy_dtype_are_read_through_numpy(x):
+    as_array, as_like = _vae(), _vae()
+    as_array.fit(x, epochs=1, verbose=0)
+    as_like.fit(_ArrayLike(x), epochs=1, verbose=0)
+    np.testing.assert_array_equal(as_like.flat.data, as_array.flat.data)
+    np.testing.assert_array_equal(as_like.encode(memoryview(np.ascontiguousarray(x)))[0], as_array.encode(x)[0])
+
+
+def test_finite_values_beyond_float32_are_reported_as_such_not_as_nan():
+    import warnings
+
+    data = np.full((4, 16), 1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and without a RuntimeWarning from the cast
+        with pytest.raises(ValueError, match=r"x holds values up to 1e\+300, beyond the range of float32 \(they overflow "
+                                             r"to Inf\); rescale the data or use dtype='float64'"):
+            _vae(likelihood="gaussian").fit(data, verbose=0)
+        data[0, 0] = np.nan
+        with pytest.raises(ValueError, match=r"^x contains NaN or Inf$"):
+            _vae(likelihood="gaussian").fit(data, verbose=0)
+    mu, _ = _vae(likelihood="gaussian", dtype="float64").encode(np.full((4, 16), 1e300))  # in range for float64: accepted
+    assert mu.shape == (4, 2) and mu.dtype == np.float64
+
+
 # --- 5. optimizer instances --------------------------------------------------------------------------------
 
 

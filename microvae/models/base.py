@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..backend import Backend, get_backend
+from ..backend import Backend, array_module, get_backend
 from ..checks import check_int
 from ..layers.base import Module
 from ..optim import get_optimizer
@@ -81,7 +81,7 @@ class Model(Module):
     def _as_batch(self, x, what="x", feature_shape=None):
         """Check a batch (finite, right trailing shape) and move it to the backend's device and dtype."""
         xp = self.backend.xp
-        if not hasattr(x, "shape"):
+        if not isinstance(x, (np.ndarray, xp.ndarray)):  # lists, and array-likes (torch tensors, data frames)
             x = np.asarray(x)
         expected = tuple(feature_shape if feature_shape is not None else self.input_shape)
         if x.ndim < 1 or x.shape[0] == 0:
@@ -99,10 +99,14 @@ class Model(Module):
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == np.bool_):
             # complex too: casting would drop the imaginary part with only a warning
             raise TypeError(f"{what} must hold real numbers (integer, float or bool), got dtype {x.dtype}")
-        x = self.backend.asarray(x)
-        if not bool(xp.isfinite(x).all()):
+        with np.errstate(over="ignore"):  # a finite value beyond float32's range: reported below
+            cast = self.backend.asarray(x)
+        if not bool(xp.isfinite(cast).all()):
+            if np.issubdtype(x.dtype, np.floating) and bool(array_module(x).isfinite(x).all()):
+                raise ValueError(f"{what} holds values up to {float(array_module(x).abs(x).max()):g}, beyond the range of "
+                                 f"{self.backend.dtype.name} (they overflow to Inf); rescale the data or use dtype='float64'")
             raise ValueError(f"{what} contains NaN or Inf")
-        return x
+        return cast
 
     @staticmethod
     def _shape_error(what, shape, expected) -> str:
@@ -247,3 +251,4 @@ class Model(Module):
         from ..checkpoint import save
 
         save(self, path, include_optimizer=include_optimizer)
+

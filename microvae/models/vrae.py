@@ -282,6 +282,16 @@ class VRAE(VAE):
         batch = self._prepare_data(x, mask)
         return batch[0], (batch[1] if len(batch) > 1 else None)
 
+    # training and evaluation, with the mask as the second argument --------------------------
+    def fit(self, x, mask=None, **kwargs):
+        """``Model.fit`` on sequences x (n, T, F), ``mask`` (n, T) of 0/1 marking the real steps
+        (default: all); ``validation_data`` is x or a tuple (x, mask)."""
+        return super().fit(x, mask, **kwargs)
+
+    def evaluate(self, x, mask=None, batch_size=512, seed=None) -> dict:
+        """``Model.evaluate`` on sequences x (n, T, F) with their ``mask`` (n, T)."""
+        return super().evaluate(x, mask, batch_size=batch_size, seed=seed)
+
     # the objective with a mask -------------------------------------------------------------
     def loss_and_grads(self, x, mask=None, eps=None):
         """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``."""
