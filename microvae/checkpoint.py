@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from .checks import check_file_path
+
 __all__ = ["CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "microvae-checkpoint"
@@ -98,7 +100,7 @@ def save(model, path, include_optimizer: bool = True) -> None:
     Refuses (ValueError, nothing written) parameters or optimizer state that ``load`` would
     reject: NaN, Inf, negative second moments.
     """
-    path = os.fspath(path)
+    path = check_file_path("path", path)
     folder = os.path.dirname(os.path.abspath(path))
     unrebuildable = _unrebuildable_layers(model)
     if unrebuildable:
@@ -155,6 +157,11 @@ def _read(path: str) -> dict:
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     # our own file object: np.load given a name leaves its file open when a damaged zip fails to open
     with open(path, "rb") as f:
+        head = f.read(6)
+        f.seek(0)
+        if not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):  # a zip archive (.npz), an .npy file
+            raise CheckpointError(path, f"not a microvae checkpoint: not an .npz archive (it starts with {head!r}); "
+                                        "expected a file written by model.save()")
         try:
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):

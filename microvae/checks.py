@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_number", "check_sizes"]
+__all__ = ["check_int", "check_number", "check_sizes", "check_file_path"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -42,3 +43,14 @@ def check_sizes(name: str, value) -> tuple:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a sequence of layer sizes, e.g. (64,) for one hidden layer or () for none, got {value!r}")
     return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
+
+
+def check_file_path(name: str, path, example: str = "model.npz") -> str:
+    """``path`` as a string, if it can name a file to write (missing folders are made later);
+    else a ValueError naming ``name``: an empty path, one ending in a separator, or an
+    existing folder (the atomic writes would otherwise fail on a hidden temporary name)."""
+    path = os.fspath(path)
+    if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} names a folder, not a file; give a file name, such as "
+                         f"{os.path.join(path or '.', example)!r}")
+    return path

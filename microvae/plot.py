@@ -7,7 +7,8 @@ is drawn, so the rest of the library works without it.
 Every ``plot_*`` function builds a fresh :class:`matplotlib.figure.Figure`
 attached to an Agg canvas (no ``pyplot`` global state, so nothing leaks
 between calls and it works on headless machines), returns it, and -- when
-``path`` is given -- also writes it as a PNG file.  The file is written
+``path`` is given -- also writes it in the format its suffix names (.png, .pdf,
+.svg, ...; PNG without a suffix).  The file is written
 atomically: to a temporary file in the same directory, then moved into place
 with :func:`os.replace`, so a reader never sees a half-written picture.
 
@@ -88,10 +89,18 @@ def _new_figure(figsize: tuple[float, float]):
 
 
 def _finish(fig, path) -> Any:
-    """Save ``fig`` as a PNG at ``path`` (atomically) if a path is given."""
+    """Save ``fig`` at ``path`` (atomically) if a path is given, in the format its suffix names
+    (PNG without one; ValueError for a suffix matplotlib cannot write)."""
     if path is None:
         return fig
-    path = os.fspath(path)
+    from .checks import check_file_path
+
+    path = check_file_path("path", path, "picture.png")
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    supported = fig.canvas.get_supported_filetypes()
+    if suffix and suffix not in supported:
+        raise ValueError(f"path {path!r}: matplotlib cannot write .{suffix} files; use one of "
+                         f"{', '.join('.' + s for s in sorted(supported))}, or no suffix for PNG")
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
@@ -100,7 +109,7 @@ def _finish(fig, path) -> Any:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=_DPI, bbox_inches="tight",
+            fig.savefig(fh, format=suffix or "png", dpi=_DPI, bbox_inches="tight",
                         pad_inches=0.1)
         os.replace(tmp, path)
     except BaseException:

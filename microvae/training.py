@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .checks import check_int, check_number
+from .checks import check_file_path, check_int, check_number
 from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
@@ -72,7 +72,7 @@ class History:
 
     def to_json(self, path) -> None:
         """Write the records as a JSON list, atomically (an existing file is replaced whole or kept)."""
-        _atomic_write_text(path, json.dumps(self.epochs, indent=2))
+        _atomic_write_text(check_file_path("path", path, "history.json"), json.dumps(self.epochs, indent=2))
 
     def to_csv(self, path) -> None:
         """Write one CSV row per epoch (a column per key, empty where a record lacks it), atomically."""
@@ -82,7 +82,7 @@ class History:
         writer = csv.DictWriter(buffer, fieldnames=self.keys())
         writer.writeheader()
         writer.writerows(self.epochs)
-        _atomic_write_text(path, buffer.getvalue())
+        _atomic_write_text(check_file_path("path", path, "history.csv"), buffer.getvalue())
 
     def __repr__(self):
         return f"History({len(self.epochs)} epochs, keys={self.keys()})"
@@ -123,12 +123,13 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, path, every: int = 1, include_optimizer: bool = True):
         self.path, self.every, self.include_optimizer = os.fspath(path), check_int("every", every, 1), include_optimizer
-        try:  # a bad template would otherwise fail only when the first epoch is over
-            self.path.format(epoch=1)
+        try:  # a bad template or a folder would otherwise fail only when the first epoch is over
+            first = self.path.format(epoch=1)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
             raise ValueError(f"path {self.path!r} is not a valid checkpoint name: the only field it may contain is "
                              f"{{epoch}} (e.g. 'ckpt_{{epoch:03d}}.npz'; write {{{{ and }}}} for literal braces); "
                              f"formatting it failed with {type(exc).__name__}: {exc}") from None
+        check_file_path("ModelCheckpoint path", first)
         self.saved: list[str] = []
 
     def _check_run(self, recorded, optimizer):

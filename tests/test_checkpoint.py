@@ -166,6 +166,28 @@ def test_pickled_object_arrays_are_refused(trained, tmp_path):
     assert UNPICKLED == []
 
 
+@pytest.mark.parametrize("content", [b"hello\n", b"", b"\x80\x04\x95 a pickle"])
+def test_a_file_that_is_no_archive_is_named_as_such_without_numpys_pickle_advice(tmp_path, content):
+    other = tmp_path / "other.npz"
+    other.write_bytes(content)
+    with pytest.raises(mv.CheckpointError, match=r"not a microvae checkpoint: not an .npz archive \(it starts with b") as info:
+        mv.load(other)
+    assert "allow_pickle" not in str(info.value) and "pickle.load" not in str(info.value)
+
+
+@pytest.mark.parametrize("target", ["folder", "folder/", ""])
+def test_saving_to_a_folder_is_refused_up_front_and_writes_nothing(trained, tmp_path, monkeypatch, target):
+    model, _ = trained
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for write in (lambda p: model.save(p), lambda p: model.history.to_json(p), lambda p: model.history.to_csv(p),
+                  lambda p: mv.ModelCheckpoint(p)):
+        with pytest.raises(ValueError, match=r"names a folder, not a file; give a file name, such as '(folder|\.)/\w+\.\w+'"):
+            write(target)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
 def test_future_format_version(trained, tmp_path):
     _, path = trained
     _rewrite(path, tmp_path / "v9.npz", format_version=np.array(9))

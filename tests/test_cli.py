@@ -143,7 +143,7 @@ def test_missing_dataset_is_a_clear_message(monkeypatch, capsys, tmp_path):
 def test_corrupt_checkpoint_is_a_clear_message(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a checkpoint")
-    _fails_cleanly(["sample", str(bad), "--out", str(tmp_path / "x.png")], capsys, "not a readable microvae checkpoint")
+    _fails_cleanly(["sample", str(bad), "--out", str(tmp_path / "x.png")], capsys, "not an .npz archive")
     _fails_cleanly(["sample", str(tmp_path / "none.npz")], capsys, "no checkpoint")
 
 

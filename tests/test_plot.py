@@ -207,6 +207,21 @@ def test_plot_samples_overwrites_existing_file(tmp_path, model):
     assert_png(str(out))
 
 
+@pytest.mark.parametrize("name,magic", [("s.png", b"\x89PNG"), ("s.PDF", b"%PDF-"), ("s.svg", b"<?xml"), ("s", b"\x89PNG")])
+def test_pictures_are_written_in_the_format_their_suffix_names(tmp_path, model, name, magic):
+    mplot.plot_samples(model.sample(4), path=tmp_path / name)
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_picture_paths_that_cannot_be_written_are_refused_and_nothing_is_written(tmp_path, model):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match=r"matplotlib cannot write \.xyz files; use one of .*\.png.*, or no suffix for PNG"):
+        mplot.plot_samples(model.sample(4), path=tmp_path / "s.xyz")
+    with pytest.raises(ValueError, match=r"names a folder, not a file; give a file name, such as '.*folder/picture\.png'"):
+        mplot.plot_samples(model.sample(4), path=tmp_path / "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"] and not any((tmp_path / "folder").iterdir())
+
+
 # --------------------------------------------------------------------------
 # latent grid
 # --------------------------------------------------------------------------
