@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import check_number
+
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
     "slerp", "interpolate", "plot_interpolations", "traverse", "plot_traversal",
@@ -104,11 +106,18 @@ def denoise(model, x_noisy, y=None):
     return out.reshape(x_noisy.shape) if out.size == x_noisy.size else out
 
 
+def _data_range(clean) -> float:
+    """PSNR's default peak: 1 for data in [0, 1] (or constant data), else the data's max − min."""
+    span = float(np.max(clean) - np.min(clean))
+    return 1.0 if _in_unit_interval(clean) or span == 0 else span
+
+
 def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
     """Peak signal-to-noise ratio in dB:  10·log10(data_range² / MSE).
 
     By default one number for the whole batch (MSE over every value); with ``per_example``
-    an array with one PSNR per row. Identical inputs give +inf.
+    an array with one PSNR per row. Identical inputs give +inf. ``data_range=None``: 1 for
+    data in [0, 1], else the clean data's max − min (as ``denoising_report`` chooses it).
     """
     clean = np.asarray(clean, dtype=np.float64)
     other = np.asarray(other, dtype=np.float64)
@@ -116,6 +125,7 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
         raise ValueError(f"clean and other must have the same shape, got {clean.shape} and {other.shape}")
     if clean.size == 0:
         raise ValueError("psnr of empty arrays is undefined")
+    data_range = _data_range(clean) if data_range is None else check_number("data_range", data_range, "a positive number or None")
     if not (data_range > 0 and math.isfinite(data_range)):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     sq = (clean - other) ** 2
@@ -144,8 +154,7 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
     real-valued data's PSNRs meaningless)."""
     if data_range is None:
-        span = float(np.max(clean) - np.min(clean))
-        data_range = 1.0 if _in_unit_interval(clean) or span == 0 else span
+        data_range = _data_range(clean)
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean, noisy, data_range)
@@ -158,7 +167,7 @@ def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=No
     """Three rows: clean images, their corrupted versions, and the model's reconstructions."""
     from . import plot
 
-    n = min(int(n), len(clean))
+    n = min(plot._check_count("n", n), len(clean))
     rows = np.concatenate([np.asarray(a[:n], dtype=np.float64).reshape(n, -1) for a in (clean, noisy, denoised)])
     fig = plot.plot_samples(rows, nrow=n, image_shape=image_shape, title=title)
     return _label_rows(fig, ["clean", "noisy", "denoised"], path)

@@ -44,7 +44,10 @@ class Backend:
     def __init__(self, name: str = "numpy", dtype="float32", seed: int | None = 0, kernels: str | None = None):
         if name not in ("numpy", "cupy"):
             raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r}")
-        dtype_name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+        try:  # any spelling NumPy reads: "f8", "double", np.float64, float (but not None, NumPy's float64)
+            dtype_name = None if dtype is None else np.dtype(dtype).name
+        except TypeError:
+            dtype_name = None
         if dtype_name not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name

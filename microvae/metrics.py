@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 
 import numpy as np
 
@@ -137,7 +138,8 @@ def _model_threads(model):
 
 
 def _check_positive(name, value):
-    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or int(value) != value or value < 1):  # a string, None or inf included, with the same ValueError
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -298,6 +300,8 @@ def _scores_and_labels(scores, labels):
     labels = np.asarray(labels).reshape(-1)
     if scores.shape != labels.shape:
         raise ValueError(f"scores and labels must have the same length, got {scores.size} and {labels.size}")
+    if scores.size == 0:
+        raise ValueError("the ROC needs scores and labels; both are empty")
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN")
     if labels.dtype != np.bool_:

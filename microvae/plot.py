@@ -265,6 +265,8 @@ def _as_batch_of_one(x, model=None) -> np.ndarray:
     taken to be a batch of one and left alone.
     """
     arr = np.asarray(x)
+    if getattr(model, "is_sequence_model", False) and arr.ndim == 2:
+        return arr[np.newaxis]  # one sequence (T, F), also when T = 1
     shape = getattr(model, "input_shape", None)
     if shape is not None and arr.shape == tuple(shape):
         return arr[np.newaxis]
@@ -310,6 +312,9 @@ def _encoder(model, y=None) -> Callable:
 
 def _decoder(model, y=None) -> Callable:
     """``model.decode``, with the label ``y`` of a conditional model bound."""
+    if getattr(model, "is_sequence_model", False):
+        raise TypeError(f"this picture decodes images; {type(model).__name__} generates sequences: use "
+                        "microvae.applications.interpolate or traverse, and plot_sequences or plot_piano_roll to draw them")
     y = _check_label(model, y)
     return model.decode if y is None else (lambda z: model.decode(z, y))
 

@@ -198,6 +198,45 @@ def test_denoising_report_measures_psnr_on_the_data_range():
         app.psnr(unit, app.add_noise(unit, "gaussian", 0.3, 0)))
 
 
+def test_psnr_chooses_the_data_range_as_denoising_report_does_when_given_none():
+    rng = np.random.default_rng(1)
+    real, unit = rng.standard_normal((5, 8)) * 3, rng.random((5, 8))
+    assert app.psnr(real, real + 0.1, data_range=None) == pytest.approx(app.psnr(real, real + 0.1, real.max() - real.min()))
+    assert app.psnr(unit, unit * 0.9, data_range=None) == app.psnr(unit, unit * 0.9)
+    with pytest.raises(TypeError, match=r"data_range must be a positive number or None, got '1'"):
+        app.psnr(unit, unit, data_range="1")
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_plot_denoising_refuses_a_count_that_is_not_positive(n):
+    pytest.importorskip("matplotlib")
+    x = np.random.default_rng(0).random((4, 16))
+    with pytest.raises(ValueError, match=rf"n must be a positive integer, got {n!r}"):
+        app.plot_denoising(x, x, x, n=n)
+
+
+def test_a_single_sequence_of_one_step_is_one_example_not_a_batch():
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    sequences = np.random.default_rng(0).random((2, 1, 3))
+    path = app.interpolate(model, sequences[0], sequences[1], steps=3)  # (T, F) = (1, 3): one sequence
+    assert path.shape == (3, 1, 3)
+    assert app.traverse(model, sequences[0], dim=0, values=[-1.0, 1.0]).shape == (2, 1, 3)
+    np.testing.assert_array_equal(app.interpolate(model, sequences[:1], sequences[1:], steps=3), path)
+
+
+def test_image_pictures_of_a_sequence_model_point_to_the_sequence_tools():
+    pytest.importorskip("matplotlib")
+    from microvae import plot
+
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    x = np.random.default_rng(0).random((2, 4, 3))
+    for draw in (lambda: plot.plot_traversal(model, x[0]), lambda: plot.plot_interpolation(model, x[0], x[1]),
+                 lambda: plot.plot_latent_grid(model, n=3)):
+        with pytest.raises(TypeError, match=r"this picture decodes images; VRAE generates sequences: use "
+                                            r"microvae.applications.interpolate or traverse, and plot_sequences"):
+            draw()
+
+
 def test_denoising_a_conv_vae_given_flat_rows_keeps_their_shape():
     rng = np.random.default_rng(0)
     model = mv.ConvVAE(input_shape=(3, 8, 8), latent_dim=2, seed=0)

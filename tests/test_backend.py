@@ -36,6 +36,19 @@ def test_a_model_on_a_backend_object_records_that_backends_dtype_and_no_seed():
     assert mv.VAE(8, (6,), 2, dtype="float64", seed=3).config["seed"] == 3  # by name: the arguments as given
 
 
+@pytest.mark.parametrize("spelling,expected", [("f8", "float64"), ("double", "float64"), (np.float64, "float64"),
+                                               (float, "float64"), ("f4", "float32"), ("single", "float32")])
+def test_any_numpy_spelling_of_the_two_dtypes_is_read(spelling, expected):
+    assert mv.Backend(dtype=spelling).dtype == np.dtype(expected)
+    assert mv.VAE(4, (3,), 2, dtype=spelling).config["dtype"] == expected
+
+
+@pytest.mark.parametrize("dtype", ["float16", "abc", None, "int32"])
+def test_other_dtypes_are_refused(dtype):
+    with pytest.raises(ValueError, match=rf"dtype must be 'float32' or 'float64', got {dtype!r}"):
+        mv.Backend(dtype=dtype)
+
+
 def test_bad_dtype():
     with pytest.raises(ValueError, match="float32' or 'float64"):
         mv.get_backend(dtype="float16")

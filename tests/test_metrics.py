@@ -3,6 +3,8 @@
 import itertools
 import math
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -141,8 +143,8 @@ def test_iwae_is_seeded_and_batch_size_only_regroups_the_work(sprite_vae):
 
 def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
     model, x = sprite_vae
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="k must be"):
+    for bad in (0, -1, 2.5, True, None, "5", math.inf):
+        with pytest.raises(ValueError, match=rf"k must be a positive integer, got {re.escape(repr(bad))}"):
             metrics.iwae_bound(model, x[:3], k=bad)
     with pytest.raises(ValueError, match="n_samples"):
         metrics.elbo(model, x[:3], n_samples=0)
@@ -382,6 +384,8 @@ def test_roc_rejects_bad_input():
         metrics.roc_auc([1, np.nan], [0, 1])
     with pytest.raises(ValueError, match="0/1"):
         metrics.roc_auc([1, 2, 3], [0, 1, 2])
+    with pytest.raises(ValueError, match="both are empty"):
+        metrics.roc_auc([], [])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -194,6 +194,16 @@ def test_bad_input_gives_clear_errors(bad, message):
         model.loss_and_grads(bad)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_noise_that_is_not_finite_is_refused(bad):
+    model = mv.VAE(6, (4,), 2, dtype="float64")
+    x, eps = np.full((3, 6), 0.5), np.zeros((3, 2))
+    eps[1, 0] = bad
+    for objective in (model.loss, model.loss_and_grads):
+        with pytest.raises(ValueError, match="eps contains NaN or Inf; the reparameterization noise must be finite"):
+            objective(x, eps=eps)
+
+
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="beta"):
         mv.VAE(beta=-1)

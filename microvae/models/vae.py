@@ -202,7 +202,13 @@ class VAE(Model):
         return x
 
     def _eps(self, eps):
-        return None if eps is None else self.backend.asarray(eps)
+        """A given ε on the device, checked: NaN noise would make every loss and gradient NaN."""
+        if eps is None:
+            return None
+        eps = self.backend.asarray(eps)
+        if not bool(self.backend.xp.isfinite(eps).all()):
+            raise ValueError("eps contains NaN or Inf; the reparameterization noise must be finite")
+        return eps
 
     # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x):
