@@ -96,6 +96,7 @@ def _unrebuildable_layers(model) -> list:
 def save(model, path, include_optimizer: bool = True) -> None:
     """Write ``model`` to ``path`` (.npz) atomically: a temporary file in the same folder,
     fsynced, then renamed over the target, so an existing checkpoint is never half-written.
+    The name is used as given: unlike ``np.savez``, no ".npz" is appended.
 
     Refuses (ValueError, nothing written) parameters or optimizer state that ``load`` would
     reject: NaN, Inf, negative second moments.
