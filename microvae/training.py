@@ -255,7 +255,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         try:
             val_arrays = model._prepare_data(*val)
         except (ValueError, TypeError) as exc:
-            raise type(exc)(f"validation_data: {exc}") from exc
+            hint = "; a list is read as x itself: pass (x, y) as a tuple" if isinstance(validation_data, list) else ""
+            raise type(exc)(f"validation_data: {exc}{hint}") from exc
     callbacks = list(callbacks or [])
     recorded = ["epoch", *model.metric_names, *(f"val_{k}" for k in model.metric_names if val_arrays is not None), "seconds"]
     for cb in callbacks:

@@ -297,6 +297,21 @@ def test_save_load_roundtrip_and_exact_resumption(tmp_path, encoder_type, prior)
 # --- bad input -------------------------------------------------------------------------------------
 
 
+def test_mixture_labels_take_the_forms_a_cvae_takes():
+    """Indices, one label for every example, or one-hot rows: the same run, the same samples."""
+    x = np.random.default_rng(0).random((4, 6))
+    runs = []
+    for labels in (np.array([1, 1, 1, 1]), 1, np.eye(3)[[1, 1, 1, 1]], [1.0, 1.0, 1.0, 1.0]):
+        model = _tiny("gaussian", "mixture")
+        model.fit(x, labels, epochs=1, batch_size=2, verbose=0)
+        runs.append((model.flat.data.copy(), model.sample(3, y=labels if np.ndim(labels) == 0 else 1, seed=0)))
+    for params, samples in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        np.testing.assert_array_equal(samples, runs[0][1])
+    model = _tiny("gaussian", "mixture")
+    np.testing.assert_array_equal(model.sample(2, y=np.eye(3)[[0, 2]], seed=1), model.sample(2, y=[0, 2], seed=1))
+
+
 def test_bad_input_is_rejected_clearly():
     model = _tiny("deterministic", "gaussian")
     mixture = _tiny("gaussian", "mixture")
@@ -311,8 +326,10 @@ def test_bad_input_is_rejected_clearly():
         model.fit(x, np.zeros(4, dtype=int), verbose=0)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
         mixture.fit(x, np.array([0, 1, 3, 0]), verbose=0)
-    with pytest.raises(ValueError, match="vector of 4 integer labels"):
+    with pytest.raises(ValueError, match=r"y must be 4 integer labels \(or one label for all, or one-hot rows of shape \(4, 3\)\)"):
         mixture.fit(x, np.zeros((4, 1), dtype=int), verbose=0)
+    with pytest.raises(ValueError, match=r"one-hot rows of shape \(4, 3\)\), got shape \(4, 3\)"):
+        mixture.fit(x, np.ones((4, 3)), verbose=0)  # not one-hot: three 1s per row
     with pytest.raises(ValueError, match="integer labels"):
         mixture.fit(x, np.array([0.5, 1, 1, 0]), verbose=0)
     with pytest.raises(ValueError, match="phase must be"):

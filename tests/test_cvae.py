@@ -244,6 +244,14 @@ def test_sample_draws_from_the_prior_of_the_label(learned_prior):
     np.testing.assert_array_equal(model.sample(4, labels, seed=3), model.sample(4, labels, seed=3))
 
 
+def test_prior_moments_take_one_label_as_a_batch_of_one():
+    model = tiny_cvae(learned_prior=True)
+    for one in (2, np.int64(2), 2.0):
+        mu_p, logvar_p = model.prior_moments(one)
+        assert mu_p.shape == logvar_p.shape == (1, 2)
+        np.testing.assert_array_equal(mu_p, model.prior_moments([2])[0])
+
+
 def test_learned_prior_kl_is_kl_between_posterior_and_conditional_prior():
     model = tiny_cvae(learned_prior=True)
     x, y = tiny_batch()

@@ -385,6 +385,13 @@ def test_validation_data_tuple_of_the_wrong_length(x):
             _vae().fit(x, epochs=1, verbose=0, validation_data=bad)
 
 
+def test_a_list_x_y_as_validation_data_gets_a_hint_to_pass_a_tuple(x):
+    labels = np.arange(len(x)) % 3
+    with pytest.raises(TypeError, match=r"validation_data: CVAE needs class labels.*; a list is read as x itself: pass "
+                                        r"\(x, y\) as a tuple"):
+        _cvae().fit(x, labels, epochs=1, verbose=0, validation_data=[x[:5], labels[:5]])
+
+
 # --- 7. callback mistakes, found before the first epoch ------------------------------------------------------
 
 

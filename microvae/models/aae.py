@@ -315,9 +315,14 @@ class AAE(Model):
         if self.prior != "mixture":
             raise TypeError("AAE uses labels only with prior='mixture' (to pick each code's component); "
                             "with prior='gaussian' call fit(x) without y")
-        y = self.backend.to_numpy(y) if hasattr(y, "shape") else np.asarray(y)
+        y = np.asarray(self.backend.to_numpy(y) if hasattr(y, "shape") else y)
+        if y.ndim == 0:  # one label for every example, as a CVAE takes it
+            y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) and not y.dtype == np.bool_ else y
+        elif y.shape == (n, self.num_classes) and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+            y = y.argmax(axis=1)  # one-hot rows, as a CVAE takes them
         if y.shape != (n,):
-            raise ValueError(f"y must be a vector of {n} integer labels, got shape {y.shape}")
+            raise ValueError(f"y must be {n} integer labels (or one label for all, or one-hot rows of shape "
+                             f"({n}, {self.num_classes})), got shape {y.shape}")
         if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))):
             raise ValueError(f"y must hold integer labels, got dtype {y.dtype}")
         if y.size and (y.min() < -1 or y.max() >= self.num_classes):
