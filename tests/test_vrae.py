@@ -291,10 +291,12 @@ def test_bad_input_is_rejected_clearly():
         model.fit(x, np.ones((2, 5)), verbose=0)
     with pytest.raises(ValueError, match="only 0 and 1"):
         model.loss(x, np.full((2, 6), 0.5))
-    with pytest.raises(ValueError, match="1…1 0…0"):
+    with pytest.raises(ValueError, match="1…1 0…0.*; row 0 is 110100$"):
         model.loss(x, np.array([[1, 1, 0, 1, 0, 0], [1] * 6]))
-    with pytest.raises(ValueError, match="at least one 1"):
-        model.loss(x, np.array([[0] * 6, [1] * 6]))
+    with pytest.raises(ValueError, match="at least one 1; row 1 is 000000$"):
+        model.loss(x, np.array([[1] * 6, [0] * 6]))
+    with pytest.raises(TypeError, match=r"fit takes the mask as its second argument or as mask=, not y="):
+        model.fit(x, y=np.ones((2, 6)), verbose=0)
     with pytest.raises(TypeError, match="numeric or boolean"):
         model.loss(x, np.array([["a"] * 6] * 2))
     with pytest.raises(ValueError, match="multiple of segment_length=2"):

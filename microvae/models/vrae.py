@@ -274,8 +274,12 @@ class VRAE(VAE):
         m = m.astype(np.float64)
         if not np.all((m == 0) | (m == 1)):
             raise ValueError("mask must contain only 0 and 1")
-        if not np.all(m[:, 0] == 1) or np.any(np.diff(m, axis=1) > 0):
-            raise ValueError("each mask row must be 1…1 0…0 (a sequence starts at step 0, padding follows) with at least one 1")
+        bad = (m[:, 0] != 1) | (np.diff(m, axis=1) > 0).any(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            steps = "".join(str(int(v)) for v in m[row, :40]) + ("…" if T > 40 else "")
+            raise ValueError("each mask row must be 1…1 0…0 (a sequence starts at step 0, padding follows) with at least "
+                             f"one 1; row {row} is {steps}")
         return self.backend.asarray(m)
 
     def _batch(self, x, mask):
@@ -286,6 +290,8 @@ class VRAE(VAE):
     def fit(self, x, mask=None, **kwargs):
         """``Model.fit`` on sequences x (n, T, F), ``mask`` (n, T) of 0/1 marking the real steps
         (default: all); ``validation_data`` is x or a tuple (x, mask)."""
+        if "y" in kwargs:  # Model.fit's name for its second argument
+            raise TypeError(f"{type(self).__name__}.fit takes the mask as its second argument or as mask=, not y=")
         return super().fit(x, mask, **kwargs)
 
     def evaluate(self, x, mask=None, batch_size=512, seed=None) -> dict:
