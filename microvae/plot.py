@@ -38,6 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .checks import check_file_path
+
 __all__ = [
     "image_grid",
     "plot_reconstructions",
@@ -93,8 +95,6 @@ def _finish(fig, path) -> Any:
     (PNG without one; ValueError for a suffix matplotlib cannot write)."""
     if path is None:
         return fig
-    from .checks import check_file_path
-
     path = check_file_path("path", path, "picture.png")
     suffix = os.path.splitext(path)[1].lower().lstrip(".")
     supported = fig.canvas.get_supported_filetypes()

@@ -72,16 +72,12 @@ class Conv2DTranspose(_ConvBase):
 
     def output_shape(self, height: int, width: int):
         """(OH, OW) for an input of height × width."""
-        kh, kw = self.kernel_size
-        s = self.stride
-        if self.output_padding is None:
-            if self.padding == "same":
-                return height * s, width * s
-            return (height - 1) * s + kh, (width - 1) * s + kw
-        ph, pw = self.output_padding
-        if self.padding == "same":
-            return (height - 1) * s + 1 + ph, (width - 1) * s + 1 + pw
-        return (height - 1) * s + kh + ph, (width - 1) * s + kw + pw
+        # (input − 1)·stride + base + p, base 1 ("same") or KH ("valid"); p defaults to
+        # stride − 1 under "same" (output = input·stride) and to 0 under "valid"
+        s, same = self.stride, self.padding == "same"
+        ph, pw = self.output_padding if self.output_padding is not None else ((s - 1, s - 1) if same else (0, 0))
+        base_h, base_w = (1, 1) if same else self.kernel_size
+        return (height - 1) * s + base_h + ph, (width - 1) * s + base_w + pw
 
     def get_config(self):
         config = super().get_config()

@@ -251,4 +251,3 @@ class Model(Module):
         from ..checkpoint import save
 
         save(self, path, include_optimizer=include_optimizer)
-

@@ -32,11 +32,11 @@ def _halvings(size: int, variant: str):
     return half, -(-half // 2)
 
 
-def _mirror_padding(target: int, size: int):
-    """Conv2DTranspose's output_padding that takes ``size`` back to ``target`` at stride 2
-    (None where that is its default, 2·size)."""
-    padding = target - 2 * size + 1
-    return None if padding == 1 else padding
+def _mirror_padding(targets, sizes):
+    """Conv2DTranspose's output_padding that takes (h, w) = ``sizes`` back to ``targets`` at
+    stride 2: (target − 1) − 2·(size − 1) per axis; None where that is the default, 2·size."""
+    padding = tuple(t - 2 * s + 1 for t, s in zip(targets, sizes))
+    return None if padding == (1, 1) else padding
 
 
 def conv_encoder(channels, height, width, latent_dim, variant, fuse_relu=True) -> Sequential:
@@ -59,8 +59,8 @@ def conv_decoder(out_channels, height, width, latent_dim, variant, fuse_relu=Tru
     """The decoder of ``ConvVAE``: (N, latent_dim) → (N, out_channels, H, W) logits/means.
     Each stride-2 transposed convolution mirrors the encoder's halving, odd sizes included."""
     (h2, h4), (w2, w4) = _halvings(height, variant), _halvings(width, variant)
-    up1 = _pair_or_none(_mirror_padding(h2, h4), _mirror_padding(w2, w4))
-    up2 = _pair_or_none(_mirror_padding(height, h2), _mirror_padding(width, w2))
+    up1 = _mirror_padding((h2, w2), (h4, w4))
+    up2 = _mirror_padding((height, width), (h2, w2))
     c1, c2 = (32, 16) if variant == "pooling" else (64, 32)
     act, relu = _relu_placement(fuse_relu)
     return Sequential(
@@ -70,11 +70,6 @@ def conv_decoder(out_channels, height, width, latent_dim, variant, fuse_relu=Tru
         Conv2DTranspose(c2, out_channels, 3, stride=1, init="glorot"),
     )
 
-
-def _pair_or_none(height_padding, width_padding):
-    if height_padding is None and width_padding is None:
-        return None
-    return (1 if height_padding is None else height_padding, 1 if width_padding is None else width_padding)
 
 
 class ConvVAE(VAE):
