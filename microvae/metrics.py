@@ -351,7 +351,9 @@ def roc_curve(scores, labels):
     """(fpr, tpr, thresholds) of the rule "positive if score ≥ threshold".
 
     ``thresholds`` are the distinct scores in decreasing order, preceded by +inf (nothing
-    flagged), so the curve runs from (0, 0) to (1, 1). Tied scores move the curve in one
+    flagged), so the curve runs from (0, 0) to (1, 1). That leading +inf stands for "nothing
+    flagged" even where some scores are +inf themselves (the rule would flag those; their
+    point is the next one, whose threshold is also +inf). Tied scores move the curve in one
     diagonal step; its trapezoidal area equals ``roc_auc``.
     """
     scores, labels = _scores_and_labels(scores, labels)

@@ -369,8 +369,13 @@ def test_roc_counts_tied_infinities_as_ties(seed, n):
     pairs = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p, q in itertools.product(pos, neg)) / (len(pos) * len(neg))
     auc = metrics.roc_auc(scores, labels)
     assert auc == pytest.approx(pairs, abs=1e-12)
-    fpr, tpr, _ = metrics.roc_curve(scores, labels)
+    fpr, tpr, thresholds = metrics.roc_curve(scores, labels)
     assert float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)) == pytest.approx(auc, abs=1e-12)
+    # the leading +inf is "nothing flagged"; +inf scores, if any, are the next point (also at +inf)
+    assert (thresholds[0], fpr[0], tpr[0]) == (np.inf, 0.0, 0.0)
+    if scores.max() == np.inf:
+        assert thresholds[1] == np.inf
+        assert (fpr[1], tpr[1]) == (np.mean(neg == np.inf), np.mean(pos == np.inf))
 
 
 def test_roc_rejects_bad_input():
