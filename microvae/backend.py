@@ -52,9 +52,11 @@ class Backend:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name
         self.dtype = np.dtype(_DTYPES[dtype_name])
+        from_env = not kernels and bool(os.environ.get("MICROVAE_KERNELS"))
         kernels = kernels or os.environ.get("MICROVAE_KERNELS") or "compiled"
         if kernels not in ("compiled", "reference"):
-            raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}")
+            where = " (from $MICROVAE_KERNELS)" if from_env else ""
+            raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}{where}")
         if name == "numpy":
             self.xp = np
             if kernels == "reference":
@@ -137,6 +139,8 @@ def get_backend(backend=None, dtype="float32", seed: int | None = 0) -> Backend:
     if isinstance(backend, Backend):
         return backend
     name = backend or os.environ.get("MICROVAE_BACKEND") or "numpy"
+    if not backend and name not in ("numpy", "cupy"):
+        raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r} (from $MICROVAE_BACKEND)")
     return Backend(name, dtype=dtype, seed=seed)
 
 

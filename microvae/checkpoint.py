@@ -9,6 +9,8 @@ Contents (all plain arrays; strings are 0-d unicode arrays):
 - ``params/<group>``  the flat parameter buffer of each parameter group
 - ``training``        JSON: step, epochs, seed, history and optimizer settings (optional)
 - ``optim/<group>/<name>`` optimizer moments, for exact resumption (optional)
+- ``info``            JSON: a dict the caller stored with ``save(..., info=...)``, e.g. what
+                      data the model was trained on (optional; read with ``read_info``)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from .checks import check_file_path
 
-__all__ = ["CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["CheckpointError", "save", "load", "read_info", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "microvae-checkpoint"
 FORMAT_VERSION = 1
@@ -93,15 +95,20 @@ def _unrebuildable_layers(model) -> list:
     return found
 
 
-def save(model, path, include_optimizer: bool = True) -> None:
+def save(model, path, include_optimizer: bool = True, info: dict | None = None) -> None:
     """Write ``model`` to ``path`` (.npz) atomically: a temporary file in the same folder,
     fsynced, then renamed over the target, so an existing checkpoint is never half-written.
     The name is used as given: unlike ``np.savez``, no ".npz" is appended.
+
+    ``info``: a dict of JSON values (string keys) stored beside the model, e.g. what data it
+    was trained on; ``read_info(path)`` gives it back. ``load`` ignores it.
 
     Refuses (ValueError, nothing written) parameters or optimizer state that ``load`` would
     reject: NaN, Inf, negative second moments.
     """
     path = check_file_path("path", path)
+    if info is not None and not (isinstance(info, dict) and all(isinstance(key, str) for key in info)):
+        raise TypeError(f"info must be a dict with string keys (stored as JSON), got {type(info).__name__}")
     folder = os.path.dirname(os.path.abspath(path))
     unrebuildable = _unrebuildable_layers(model)
     if unrebuildable:
@@ -131,6 +138,11 @@ def save(model, path, include_optimizer: bool = True) -> None:
                 arrays[f"optim/{group}/{key}"] = _checked_for_saving(
                     path, f"optimizer state {group}/{key}", be.to_numpy(value), nonnegative=_second_moment(opt, key))
     arrays["training"] = _json_array(training)
+    if info is not None:
+        try:
+            arrays["info"] = np.array(json.dumps(info, default=_plain, allow_nan=False))
+        except ValueError as exc:  # NaN or Inf, which JSON cannot hold
+            raise ValueError(f"not saving {path!r}: info must hold JSON values: {exc}") from None
     os.makedirs(folder, exist_ok=True)
     # not tempfile.mkstemp, whose files are 0600: os.open with mode 0o666 lets the umask decide
     # the permissions, as a plain open(path, "wb") would (as microvae.plot does for PNGs)
@@ -207,6 +219,24 @@ def _stored_array(data: dict, key: str, like, path: str, what: str, nonnegative:
     if nonnegative and (values < 0).any():
         raise CheckpointError(path, f"{what} has negative values; expected second moments >= 0")
     return values
+
+
+def read_info(path) -> dict:
+    """The ``info`` dict stored by ``save(..., info=...)``; {} for a checkpoint saved without one.
+
+    Raises CheckpointError for a file that is not a microvae checkpoint or whose info is not
+    a JSON object, and FileNotFoundError if there is no file.
+    """
+    path = os.fspath(path)
+    data = _read(path)
+    if "format" not in data or str(data["format"]) != FORMAT:
+        raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
+    if "info" not in data:
+        return {}
+    info = _json_entry(data, "info", path, "a JSON object")
+    if not isinstance(info, dict):
+        raise CheckpointError(path, f"malformed metadata: 'info' is a {type(info).__name__}; expected a JSON object")
+    return info
 
 
 def _is_count(value) -> bool:

@@ -104,12 +104,49 @@ def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, seq
                 num_classes=10)
 
 
+# which model takes which option -----------------------------------------------------------
+# An option left out gives the model class's own default, so `microvae train --model X` builds
+# what `mv.X(...)` builds. An option given to a model that does not take it is refused.
+MODEL_OPTIONS = {
+    "hidden": ("vae", "cvae", "aae"),
+    "beta": ("vae", "cvae", "convvae", "vrae", "hvrae"),
+    "beta_warmup": ("vae", "cvae", "convvae", "vrae", "hvrae"),
+    "capacity": ("vae", "cvae", "convvae"),
+    "capacity_warmup": ("vae", "cvae", "convvae"),
+    "condition_at": ("cvae",),
+    "learned_prior": ("cvae",),
+    "variant": ("convvae",),
+    "prior": ("aae",),
+    "cell": ("vrae", "hvrae"),
+    "rnn_hidden": ("vrae", "hvrae"),
+    "input_dropout": ("vrae", "hvrae"),
+    "segment_length": ("hvrae",),
+}
+
+
+def check_model_options(args) -> None:
+    """Refuse options the chosen model does not take (they would be silently ignored)."""
+    for name, models in MODEL_OPTIONS.items():
+        if getattr(args, name, None) not in (None, False) and args.model not in models:
+            raise CLIError(f"--{name.replace('_', '-')} is an option of --model {' / '.join(models)}; "
+                           f"--model {args.model} does not take it")
+
+
+def given(args, **names) -> dict:
+    """Constructor keywords for the options given on the command line: {keyword: option name}."""
+    return {keyword: getattr(args, option) for keyword, option in names.items() if getattr(args, option) not in (None, False)}
+
+
+_VAE_OPTIONS = dict(latent_dim="latent_dim", beta="beta", beta_warmup="beta_warmup", capacity="capacity",
+                    capacity_warmup="capacity_warmup")
+
+
 # the VAE ----------------------------------------------------------------------------------
 def _build_vae(args, data):
     from .models import VAE
 
-    return VAE(input_dim=int(np.prod(data["x_train"].shape[1:])), hidden=args.hidden, latent_dim=args.latent_dim,
-               beta=args.beta, beta_warmup=args.beta_warmup, backend=args.backend, seed=args.seed)
+    return VAE(input_dim=int(np.prod(data["x_train"].shape[1:])), **given(args, hidden="hidden", **_VAE_OPTIONS),
+               backend=args.backend, seed=args.seed)
 
 
 def _vae_pictures(model, data, out, args):
@@ -144,9 +181,9 @@ register_model("vae", _build_vae, _vae_pictures, min_test=2)
 def _build_cvae(args, data):
     from .models import CVAE
 
-    return CVAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"], hidden=args.hidden,
-                latent_dim=args.latent_dim, beta=args.beta, beta_warmup=args.beta_warmup,
-                condition_at=args.condition_at, learned_prior=args.learned_prior, backend=args.backend, seed=args.seed)
+    return CVAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"],
+                **given(args, hidden="hidden", condition_at="condition_at", learned_prior="learned_prior", **_VAE_OPTIONS),
+                backend=args.backend, seed=args.seed)
 
 
 def _cvae_pictures(model, data, out, args):
@@ -169,8 +206,8 @@ def _cvae_pictures(model, data, out, args):
 def _build_convvae(args, data):
     from .models import ConvVAE
 
-    return ConvVAE(input_shape=data["x_train"].shape[1:], latent_dim=args.latent_dim, beta=args.beta,
-                   beta_warmup=args.beta_warmup, variant=args.variant, backend=args.backend, seed=args.seed)
+    return ConvVAE(input_shape=data["x_train"].shape[1:], **given(args, variant="variant", **_VAE_OPTIONS),
+                   backend=args.backend, seed=args.seed)
 
 
 register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda args: True)
@@ -181,8 +218,8 @@ register_model("convvae", _build_convvae, _vae_pictures, min_test=2)
 def _build_aae(args, data):
     from .models import AAE
 
-    return AAE(input_dim=int(np.prod(data["x_train"].shape[1:])), hidden=args.hidden, latent_dim=args.latent_dim,
-               prior=args.prior, num_classes=data["num_classes"], backend=args.backend, seed=args.seed)
+    return AAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"],
+               **given(args, hidden="hidden", latent_dim="latent_dim", prior="prior"), backend=args.backend, seed=args.seed)
 
 
 def _aae_pictures(model, data, out, args):
@@ -213,25 +250,29 @@ def _sequence_likelihood(data):
     return "gaussian-learned" if data["kind"] == "sinusoids" else "bernoulli"
 
 
+_SEQUENCE_OPTIONS = dict(latent_dim="latent_dim", cell="cell", beta="beta", beta_warmup="beta_warmup",
+                        input_dropout="input_dropout")
+
+
 def _build_vrae(args, data):
     from .models import VRAE
 
-    return VRAE(input_size=data["x_train"].shape[2], hidden_size=args.rnn_hidden, latent_dim=args.latent_dim,
-                cell=args.cell, likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
-                input_dropout=args.input_dropout, backend=args.backend, seed=args.seed)
+    return VRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data),
+                **given(args, hidden_size="rnn_hidden", **_SEQUENCE_OPTIONS), backend=args.backend, seed=args.seed)
 
 
 def _build_hvrae(args, data):
     from .models import HierarchicalVRAE
 
     length = data["x_train"].shape[1]
+    # the largest segment of at most 8 steps that divides the length (the class's default, 16,
+    # does not divide 28 image rows)
     segment = args.segment_length or next(s for s in (8, 7, 6, 5, 4, 3, 2, 1) if length % s == 0)
     if length % segment:
         raise CLIError(f"--segment-length {segment} must divide the sequence length {length}")
-    return HierarchicalVRAE(input_size=data["x_train"].shape[2], segment_length=segment, hidden_size=args.rnn_hidden,
-                            conductor_size=args.rnn_hidden, latent_dim=args.latent_dim, cell=args.cell,
-                            likelihood=_sequence_likelihood(data), beta=args.beta, beta_warmup=args.beta_warmup,
-                            input_dropout=args.input_dropout, backend=args.backend, seed=args.seed)
+    return HierarchicalVRAE(input_size=data["x_train"].shape[2], segment_length=segment, likelihood=_sequence_likelihood(data),
+                            **given(args, hidden_size="rnn_hidden", conductor_size="rnn_hidden", **_SEQUENCE_OPTIONS),
+                            backend=args.backend, seed=args.seed)
 
 
 def _sequence_pictures(model, data, out, args):
@@ -270,25 +311,62 @@ def _hidden(text: str):
     return sizes
 
 
+def _number(kind, text: str, expected: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+
+
 def _positive_int(text):
-    value = int(text)
+    value = _number(int, text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
+def _non_negative_int(text):
+    value = _number(int, text, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def _integer(text):
+    return _number(int, text, "an integer")
+
+
 def _non_negative_float(text):
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    value = _number(float, text, "a number >= 0")
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
 def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    value = _number(float, text, "a positive number")
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
     return value
+
+
+def _probability(text):
+    value = _number(float, text, "a number in [0, 1)")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text}")
+    return value
+
+
+SEQUENCE_DRAWINGS = ("image-rows", "piano-roll", "curves")
+
+
+def _run_info(args, data) -> dict:
+    """What `microvae sample` needs to draw the model as its training data looked."""
+    info = {"data": args.data}
+    if MODELS[args.model].sequences:
+        kind = {"piano-rolls": "piano-roll", "sinusoids": "curves"}.get(data["kind"], data["kind"])
+        info.update(draw_as=kind, length=int(data["x_train"].shape[1]))
+    return info
 
 
 def cmd_train(args) -> int:
@@ -297,6 +375,7 @@ def cmd_train(args) -> int:
     if args.model not in MODELS:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
     entry = MODELS[args.model]
+    check_model_options(args)
     check_limit(args.limit, args.data, entry.min_test)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
@@ -313,7 +392,7 @@ def cmd_train(args) -> int:
         model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
     else:
         model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
-    model.save(checkpoint)
+    model.save(checkpoint, info=_run_info(args, data))
     model.history.to_json(os.path.join(args.out, "history.json"))
     model.history.to_csv(os.path.join(args.out, "history.csv"))
     written = [checkpoint, os.path.join(args.out, "history.json"), os.path.join(args.out, "history.csv")]
@@ -327,13 +406,17 @@ def cmd_train(args) -> int:
 
 def cmd_sample(args) -> int:
     from . import plot
-    from .checkpoint import load
+    from .checkpoint import load, read_info
 
     if os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is a folder; give the PNG file to write, e.g. {os.path.join(args.out, 'samples.png')}")
     if os.path.splitext(args.out)[1].lower() != ".png":
         raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out}")
     model = load(args.checkpoint, backend=args.backend)
+    if not getattr(model, "is_sequence_model", False):
+        for option, value in (("--length", args.length), ("--draw-as", args.draw_as)):
+            if value is not None:
+                raise CLIError(f"{option} is for recurrent models (vrae, hvrae); this checkpoint holds a {type(model).__name__}")
     conditional = getattr(model, "needs_labels", False)
     prior = getattr(model, "prior", None)
     mixture = prior == "mixture"  # an AAE whose prior has one component per class: a label picks the component
@@ -351,9 +434,17 @@ def cmd_sample(args) -> int:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
         plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
     elif getattr(model, "is_sequence_model", False):
-        sequences = model.sample(args.n, args.length, seed=args.seed)
-        draw = plot.plot_piano_roll if sequences.shape[2] > 4 else plot.plot_sequences
-        draw(sequences, n=min(args.n, 8), path=args.out)
+        info = read_info(args.checkpoint)
+        length = args.length or info.get("length") or 32
+        sequences = model.sample(args.n, length, seed=args.seed)
+        draw_as = args.draw_as or info.get("draw_as") or ("piano-roll" if sequences.shape[2] > 4 else "curves")
+        if draw_as == "image-rows":  # each sequence is an image, one step per row
+            plot.plot_samples(sequences.reshape(len(sequences), -1), nrow=int(np.ceil(np.sqrt(args.n))),
+                              image_shape=sequences.shape[1:], path=args.out)
+        elif draw_as == "piano-roll":
+            plot.plot_piano_roll(sequences, n=min(args.n, 8), path=args.out)
+        else:
+            plot.plot_sequences(sequences, n=min(args.n, 8), path=args.out)
     else:
         plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
     print(f"wrote {args.out}")
@@ -392,50 +483,71 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model and write its checkpoint, history and pictures",
-                           description="Train a model; writes model.npz, history.json/csv and PNG pictures into --out.")
+                           description="Train a model; writes model.npz, history.json/csv and PNG pictures into --out. "
+                                       "Options marked (model) belong to the models named; left out, they take that "
+                                       "model class's own default, as in Python.")
     train.add_argument("--model", default="vae", help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
     train.add_argument("--data", default="sprites", choices=DATASETS,
                        help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae)")
-    train.add_argument("--epochs", type=_positive_int, default=10)
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    train.add_argument("--latent-dim", type=_positive_int, default=2)
-    train.add_argument("--hidden", type=_hidden, default=(512, 256), help="hidden layer widths, e.g. 512,256")
-    train.add_argument("--beta", type=_non_negative_float, default=1.0, help="weight of the KL term (β-VAE when ≠ 1)")
-    train.add_argument("--beta-warmup", type=int, default=0, help="steps over which β ramps up linearly from 0")
-    train.add_argument("--condition-at", default="input", choices=("input", "hidden"), help="cvae: where the label joins the encoder")
-    train.add_argument("--learned-prior", action="store_true", help="cvae: learn p(z|y) instead of N(0, I)")
-    train.add_argument("--variant", default="pooling", choices=("pooling", "strided"), help="convvae architecture")
-    train.add_argument("--prior", default="gaussian", choices=("gaussian", "mixture"), help="AAE prior (mixture: one component per class)")
-    train.add_argument("--cell", default="gru", choices=("gru", "rnn"), help="recurrent cell of vrae/hvrae")
-    train.add_argument("--rnn-hidden", type=_positive_int, default=64, help="recurrent state size of vrae/hvrae")
-    train.add_argument("--input-dropout", type=float, default=0.0,
-                       help="vrae/hvrae: probability of hiding each teacher-forced input during training")
-    train.add_argument("--segment-length", type=_positive_int, default=None, help="hvrae: steps per segment (must divide the length)")
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default: %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=128, help="examples per step (default: %(default)s)")
+    train.add_argument("--latent-dim", type=_positive_int, default=None,
+                       help="size of z (default: the model's: 2, and 8 for vrae/hvrae)")
+    train.add_argument("--hidden", type=_hidden, default=None,
+                       help="(vae, cvae, aae) hidden layer widths, e.g. 512,256 (default: 512,256)")
+    train.add_argument("--beta", type=_non_negative_float, default=None,
+                       help="(all but aae) weight of the KL term, a β-VAE when ≠ 1 (default: 1)")
+    train.add_argument("--beta-warmup", type=_non_negative_int, default=None,
+                       help="(all but aae) steps over which β ramps up linearly from 0 (default: 0)")
+    train.add_argument("--capacity", type=_non_negative_float, default=None,
+                       help="(vae, cvae, convvae) capacity target C in nats: the KL term becomes β·|KL − C| (default: none)")
+    train.add_argument("--capacity-warmup", type=_non_negative_int, default=None,
+                       help="(vae, cvae, convvae) steps over which C ramps up linearly from 0 (default: 0)")
+    train.add_argument("--condition-at", default=None, choices=("input", "hidden"),
+                       help="(cvae) where the label joins the encoder (default: input)")
+    train.add_argument("--learned-prior", action="store_true", help="(cvae) learn p(z|y) instead of N(0, I)")
+    train.add_argument("--variant", default=None, choices=("pooling", "strided"), help="(convvae) architecture (default: pooling)")
+    train.add_argument("--prior", default=None, choices=("gaussian", "mixture"),
+                       help="(aae) prior; mixture: one component per class (default: gaussian)")
+    train.add_argument("--cell", default=None, choices=("gru", "rnn"), help="(vrae, hvrae) recurrent cell (default: gru)")
+    train.add_argument("--rnn-hidden", type=_positive_int, default=None,
+                       help="(vrae, hvrae) recurrent state size; hvrae: of the conductor too (default: 64)")
+    train.add_argument("--input-dropout", type=_probability, default=None,
+                       help="(vrae, hvrae) probability of hiding each teacher-forced input during training (default: 0)")
+    train.add_argument("--segment-length", type=_positive_int, default=None,
+                       help="(hvrae) steps per segment, dividing the length (default: the largest divisor up to 8)")
+    train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
+    train.add_argument("--seed", type=_integer, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
     train.add_argument("--limit", type=_positive_int, default=None,
-                       help="use only N examples (sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
-                            "testing; mnist: N training examples)")
+                       help="use fewer examples: sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
+                            "testing; mnist, fashion-mnist: the first N training and max(N/6, 100) test examples")
     train.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
     train.add_argument("--out", default="runs/latest", help="output folder, created if missing (default: %(default)s)")
-    train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="1: progress bar + summary, 2: summary only")
+    train.add_argument("--verbose", type=_integer, default=1, choices=(0, 1, 2),
+                       help="0: silent, 1: progress bar and a summary per epoch, 2: the summary only (default: %(default)s)")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into a PNG")
     sample.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")
-    sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
-    sample.add_argument("--out", default="samples.png", help="the .png file to write (its folder is created if missing)")
-    sample.add_argument("--label", type=int, default=None,
+    sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
+    sample.add_argument("--out", default="samples.png", help="the .png file to write; its folder is created if missing "
+                                                             "(default: %(default)s)")
+    sample.add_argument("--label", type=_integer, default=None,
                         help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component)")
-    sample.add_argument("--length", type=_positive_int, default=32, help="steps per sequence (recurrent models)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--length", type=_positive_int, default=None,
+                        help="steps per sequence (recurrent models; default: the training sequences' length "
+                             "if `microvae train` wrote the checkpoint, else 32)")
+    sample.add_argument("--draw-as", default=None, choices=SEQUENCE_DRAWINGS,
+                        help="how to draw a recurrent model's sequences (default: as its training data, if `microvae "
+                             "train` wrote the checkpoint; else piano-roll for more than 4 features, curves otherwise)")
+    sample.add_argument("--seed", type=_integer, default=0, help="seeds the samples (default: %(default)s)")
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"))
     sample.set_defaults(func=cmd_sample)
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
                            description="Prints the max relative error of each layer, loss and model gradient (float64).")
     check.add_argument("--tol", type=_positive_float, default=1e-6, help="largest relative error accepted (> 0)")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--seed", type=_integer, default=0)
     check.add_argument("-v", "--verbose", action="store_true", help="show the error of every input and parameter")
     check.add_argument("--explain", action="store_true",
                        help="walk through a tiny VAE's backward pass: each gradient's formula, value and finite difference")

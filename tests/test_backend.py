@@ -18,8 +18,18 @@ def test_environment_variable_selects_backend(monkeypatch):
     monkeypatch.setenv("MICROVAE_BACKEND", "numpy")
     assert mv.get_backend().name == "numpy"
     monkeypatch.setenv("MICROVAE_BACKEND", "tpu")
-    with pytest.raises(ValueError, match="'numpy' or 'cupy'"):
+    with pytest.raises(ValueError, match=r"'numpy' or 'cupy', got 'tpu' \(from \$MICROVAE_BACKEND\)"):
         mv.get_backend()
+    with pytest.raises(ValueError, match="got 'gpu'$"):  # an argument is not blamed on the variable
+        mv.get_backend("gpu")
+
+
+def test_a_bad_kernels_variable_is_named(monkeypatch):
+    monkeypatch.setenv("MICROVAE_KERNELS", "fast")
+    with pytest.raises(ValueError, match=r"'compiled' or 'reference', got 'fast' \(from \$MICROVAE_KERNELS\)"):
+        mv.Backend("numpy")
+    with pytest.raises(ValueError, match="got 'fastest'$"):
+        mv.Backend("numpy", kernels="fastest")
 
 
 def test_backend_instance_passes_through():

@@ -188,6 +188,42 @@ def test_saving_to_a_folder_is_refused_up_front_and_writes_nothing(trained, tmp_
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
 
+def test_info_is_stored_beside_the_model_and_read_back(trained, tmp_path):
+    model, path = trained
+    assert checkpoint.read_info(path) == {}  # saved without one
+    info = {"data": "sprites", "length": np.int64(32), "shape": (28, 28), "nested": {"a": [1.5, None]}}
+    target = tmp_path / "with_info.npz"
+    model.save(target, info=info)
+    assert checkpoint.read_info(target) == {"data": "sprites", "length": 32, "shape": [28, 28], "nested": {"a": [1.5, None]}}
+    assert np.array_equal(mv.load(target).flat.data, model.flat.data)
+
+
+@pytest.mark.parametrize("info, error, message", [
+    (["data"], TypeError, "info must be a dict with string keys"),
+    ({1: "x"}, TypeError, "info must be a dict with string keys"),
+    ({"x": float("nan")}, ValueError, "info must hold JSON values"),
+    ({"x": object()}, TypeError, "cannot be stored in a checkpoint"),
+])
+def test_bad_info_is_refused_and_the_old_file_kept(trained, info, error, message):
+    model, path = trained
+    before = path.read_bytes()
+    with pytest.raises(error, match=message):
+        model.save(path, info=info)
+    assert path.read_bytes() == before and [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_malformed_info_and_foreign_files(trained, tmp_path):
+    _, path = trained
+    _rewrite(path, tmp_path / "i.npz", info=np.array(json.dumps([1, 2])))
+    with pytest.raises(mv.CheckpointError, match="'info' is a list; expected a JSON object"):
+        checkpoint.read_info(tmp_path / "i.npz")
+    np.savez(tmp_path / "foreign.npz", a=np.zeros(3))
+    with pytest.raises(mv.CheckpointError, match="not a microvae checkpoint"):
+        checkpoint.read_info(tmp_path / "foreign.npz")
+    with pytest.raises(FileNotFoundError):
+        checkpoint.read_info(tmp_path / "none.npz")
+
+
 def test_future_format_version(trained, tmp_path):
     _, path = trained
     _rewrite(path, tmp_path / "v9.npz", format_version=np.array(9))

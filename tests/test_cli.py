@@ -104,7 +104,7 @@ def test_gradcheck_tolerance_must_be_positive(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(["gradcheck", "--tol", tol])
         assert exit_info.value.code == 2
-        assert "--tol: must be a positive number" in capsys.readouterr().err
+        assert "--tol: must be a finite positive number" in capsys.readouterr().err
 
 
 def _fails_cleanly(argv, capsys, pattern):
@@ -119,6 +119,33 @@ def test_bad_arguments_exit_non_zero(capsys):
             main(argv)
         assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "abc"], "--epochs: must be a positive integer, got 'abc'"),
+    (["train", "--beta-warmup", "-5"], "--beta-warmup: must be an integer >= 0, got -5"),
+    (["train", "--input-dropout", "1.5"], "--input-dropout: must be a number in [0, 1), got 1.5"),
+    (["train", "--lr", "inf"], "--lr: must be a finite positive number, got inf"),
+    (["train", "--beta", "nan"], "--beta: must be a finite number >= 0, got nan"),
+    (["train", "--seed", "x"], "--seed: must be an integer, got 'x'"),
+    (["sample", "m.npz", "--label", "one"], "--label: must be an integer, got 'one'"),
+])
+def test_bad_numbers_are_named_in_the_options_words(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "_positive_int" not in err, err
+
+
+def test_train_help_gives_every_default():
+    import argparse
+
+    from microvae.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in subparsers.choices["train"]._actions:
+        if action.option_strings and action.dest not in ("help", "learned_prior", "limit", "backend"):
+            assert "(default:" in (action.help or ""), action.option_strings
 
 
 def test_unknown_model(capsys, tmp_path):
@@ -167,16 +194,108 @@ def test_label_on_unconditional_model(trained_run, capsys, tmp_path):
     ids=["cvae", "convvae", "aae-mixture", "vrae-sinusoids", "hvrae-piano", "vrae-image-rows"],
 )
 def test_train_every_model(argv, pictures, tmp_path):
-    assert main(["train", *argv, "--epochs", "1", "--hidden", "32", "--rnn-hidden", "16", "--out", str(tmp_path),
-                 "--verbose", "0"]) == 0
+    model_name = argv[1]
+    size = ["--rnn-hidden", "16"] if model_name in ("vrae", "hvrae") else [] if model_name == "convvae" else ["--hidden", "32"]
+    assert main(["train", *argv, "--epochs", "1", *size, "--out", str(tmp_path), "--verbose", "0"]) == 0
     for name in pictures:
         _png(tmp_path / f"{name}.png")
     model = mv.load(tmp_path / "model.npz")
     assert model.epochs_trained == 1
     target = tmp_path / "sampled.png"
     extra = ["--label", "3"] if getattr(model, "needs_labels", False) else []
-    assert main(["sample", str(tmp_path / "model.npz"), "-n", "8", "--length", "16", "--out", str(target), *extra]) == 0
+    extra += ["--length", "16"] if getattr(model, "is_sequence_model", False) else []
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "8", "--out", str(target), *extra]) == 0
     _png(target)
+
+
+def _built_by_cli(argv, monkeypatch):
+    """The model `microvae train <argv>` builds (its fit and pictures skipped)."""
+    from microvae import cli
+
+    built = {}
+
+    def stop_after_building(entry_build):
+        def build(args, data):
+            built["model"] = entry_build(args, data)
+            raise cli.CLIError("built")
+        return build
+
+    for name, entry in cli.MODELS.items():
+        monkeypatch.setattr(entry, "build", stop_after_building(entry.build))
+    assert main(["train", *argv]) == 2
+    return built["model"]
+
+
+@pytest.mark.parametrize("model_name", ["vae", "cvae", "convvae", "aae", "vrae", "hvrae"])
+def test_options_left_out_take_the_model_classs_defaults(model_name, monkeypatch, capsys, tmp_path):
+    import inspect
+
+    from microvae import cli
+
+    data = "piano-rolls" if model_name == "hvrae" else "sinusoids" if model_name == "vrae" else "sprites"
+    model = _built_by_cli(["--model", model_name, "--data", data, "--limit", "40", "--out", str(tmp_path)], monkeypatch)
+    defaults = {name: p.default for name, p in inspect.signature(type(model)).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    set_from_data = {"input_dim", "input_shape", "input_size", "num_classes", "likelihood", "segment_length", "backend"}
+    for name, default in defaults.items():
+        if name not in set_from_data and name in model.config:
+            assert model.config[name] == (list(default) if isinstance(default, tuple) else default), (model_name, name)
+    assert not (tmp_path / "model.npz").exists()
+    # every option the table gives to this model reaches it
+    taken = [name for name, models in cli.MODEL_OPTIONS.items() if model_name in models]
+    assert taken and all(isinstance(name, str) for name in taken)
+
+
+@pytest.mark.parametrize("option, value", [("--hidden", "16"), ("--beta", "2"), ("--beta-warmup", "5"),
+                                           ("--capacity", "3"), ("--capacity-warmup", "7"), ("--condition-at", "hidden"),
+                                           ("--learned-prior", None), ("--variant", "strided"), ("--prior", "mixture"),
+                                           ("--cell", "rnn"), ("--rnn-hidden", "12"), ("--input-dropout", "0.25"),
+                                           ("--segment-length", "4"), ("--latent-dim", "3")])
+def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(option, value, monkeypatch, capsys, tmp_path):
+    from microvae import cli
+
+    dest = option[2:].replace("-", "_")
+    takers = cli.MODEL_OPTIONS.get(dest, tuple(cli.MODELS))  # --latent-dim: every model
+    argv_option = [option] + ([value] if value is not None else [])
+    for model_name in cli.MODELS:
+        data = "piano-rolls" if model_name in ("vrae", "hvrae") else "sprites"
+        argv = ["--model", model_name, "--data", data, "--limit", "40", *argv_option, "--out", str(tmp_path / model_name)]
+        if model_name not in takers:
+            _fails_cleanly(["train", *argv], capsys, f"{option} is an option of --model")
+            continue
+        model = _built_by_cli(argv, monkeypatch)
+        monkeypatch.undo()
+        keyword = {"rnn_hidden": "hidden_size"}.get(dest, dest)
+        expected = {"16": (16,)}.get(value, value) if dest == "hidden" else True if value is None else type(
+            getattr(model, keyword))(value)
+        assert getattr(model, keyword) == expected, (model_name, option)
+    assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+def test_sample_draws_a_recurrent_model_as_its_training_data(tmp_path, monkeypatch):
+    from microvae import checkpoint, plot
+
+    assert main(["train", "--model", "vrae", "--data", "sprites", "--limit", "40", "--epochs", "1", "--rnn-hidden", "8",
+                 "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert checkpoint.read_info(tmp_path / "model.npz") == {"data": "sprites", "draw_as": "image-rows", "length": 32}
+    drawn = []
+    for name in ("plot_samples", "plot_piano_roll", "plot_sequences"):
+        monkeypatch.setattr(plot, name, lambda *a, _name=name, **k: drawn.append((_name, a[0].shape, k.get("image_shape"))))
+    target = str(tmp_path / "s.png")
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "4", "--out", target]) == 0
+    assert drawn[-1] == ("plot_samples", (4, 32 * 32), (32, 32))  # images of the training rows' length and width
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "4", "--length", "8", "--out", target]) == 0
+    assert drawn[-1] == ("plot_samples", (4, 8 * 32), (8, 32))
+    for draw_as, function in (("piano-roll", "plot_piano_roll"), ("curves", "plot_sequences")):
+        assert main(["sample", str(tmp_path / "model.npz"), "-n", "4", "--draw-as", draw_as, "--out", target]) == 0
+        assert drawn[-1][0] == function and drawn[-1][1] == (4, 32, 32)
+
+
+def test_sequence_options_of_sample_are_refused_for_image_models(trained_run, capsys, tmp_path):
+    for extra in (["--length", "5"], ["--draw-as", "curves"]):
+        _fails_cleanly(["sample", str(trained_run / "model.npz"), *extra, "--out", str(tmp_path / "x.png")], capsys,
+                       f"{extra[0]} is for recurrent models")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_sequence_data_needs_a_sequence_model(capsys, tmp_path):
@@ -192,11 +311,11 @@ def test_a_limit_too_small_for_the_split_is_a_clear_message(capsys, tmp_path):
     assert not out.exists()  # refused before anything was trained or written
 
 
-@pytest.mark.parametrize("argv", [["--model", "vae", "--limit", "11"], ["--model", "convvae", "--limit", "11"],
-                                  ["--model", "vrae", "--data", "sinusoids", "--limit", "2"]], ids=["vae", "convvae", "vrae"])
+@pytest.mark.parametrize("argv", [["--model", "vae", "--limit", "11", "--hidden", "8"], ["--model", "convvae", "--limit", "11"],
+                                  ["--model", "vrae", "--data", "sinusoids", "--limit", "2", "--rnn-hidden", "4"]],
+                         ids=["vae", "convvae", "vrae"])
 def test_the_smallest_limit_trains_and_draws_every_picture(argv, tmp_path):
-    assert main(["train", *argv, "--epochs", "1", "--hidden", "8", "--rnn-hidden", "4", "--out", str(tmp_path),
-                 "--verbose", "0"]) == 0
+    assert main(["train", *argv, "--epochs", "1", "--out", str(tmp_path), "--verbose", "0"]) == 0
     _png(tmp_path / "loss_curves.png")
     if argv[1] != "vrae":  # a single-channel ConvVAE example (1, 32, 32) is one example, not a batch of one
         _png(tmp_path / "interpolation.png")

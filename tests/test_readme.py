@@ -270,7 +270,8 @@ def test_sample_command_runs(readme_runs, tmp_path, monkeypatch):
     """README's ``microvae sample DIR/model.npz -n 64 --out samples.png`` on a README run."""
     base, folders = readme_runs
     monkeypatch.chdir(tmp_path)
-    (argv,) = [c for c in cli_commands() if c[:1] == ["sample"] and "--label" not in c]  # --label: for a CVAE
+    # --label: for a CVAE; --length, --draw-as: for a recurrent model
+    (argv,) = [c for c in cli_commands() if c[:1] == ["sample"] and not {"--label", "--length", "--draw-as"} & set(c)]
     argv = [a.replace("DIR", str(base / folders[0])) for a in argv]
     assert cli.main(argv) == 0
     _png(tmp_path / _out_folder(argv))
@@ -818,6 +819,16 @@ def test_model_table_row(label, python, command):
     given = {a.dest for a in _subparser("train")._actions if set(a.option_strings) & set(argv)}
     for name in given & set(bound):
         assert getattr(parsed, name) == bound[name], f"{command}: --{name} gives {getattr(parsed, name)!r}, {python} {bound[name]!r}"
+    # and the command line builds that same model (its optional [...] parts left out); what the
+    # data decides (input size, classes, likelihood) is compared only where the cell names --data
+    plain, _ = _cli_args(re.sub(r"\[[^]]*\]", "", command))
+    cli.check_model_options(plain)
+    built = cli.MODELS[plain.model].build(plain, cli.load_data(plain.data, 60, plain.seed, flatten=plain.model != "convvae",
+                                                               sequences=cli.MODELS[plain.model].sequences))
+    from_data = set() if "--data" in argv else {"input_dim", "input_shape", "input_size", "num_classes", "likelihood"}
+    python_config = {k: v for k, v in model.config.items() if k not in from_data}
+    cli_config = {k: v for k, v in built.config.items() if k not in from_data}
+    assert cli_config == python_config, f"{command} builds {built!r}; {python} builds {model!r}"
 
 
 # 4. the command line ------------------------------------------------------------------------------
@@ -889,6 +900,7 @@ def test_cli_command_parses(argv, capsys):
         pytest.fail(f"README's `microvae {' '.join(argv)}` does not parse: {capsys.readouterr().err.strip()} ({exc})")
     if args.command == "train":
         assert args.model in cli.MODELS, f"--model {args.model}: not one of {list(cli.MODELS)}"
+        cli.check_model_options(args)  # no option the model does not take
 
 
 def test_cli_synopsis_lists_every_choice():
@@ -901,15 +913,14 @@ def test_cli_synopsis_lists_every_choice():
     assert models == list(cli.MODELS), f"README: {models}; the CLI: {list(cli.MODELS)}"
     assert tuple(data) == cli.DATASETS, f"README: {data}; the CLI: {cli.DATASETS}"
     assert _subparser("train")._option_string_actions["--data"].choices == cli.DATASETS
-    options = [t for t in tokens if t.startswith("-")]
-    for option in ("--model", "--data", "--epochs", "--batch-size", "--latent-dim", "--beta", "--lr", "--seed",
-                   "--backend", "--out"):
+    options = [t.strip("[]") for t in tokens if t.strip("[]").startswith("-")]
+    for option in ("--model", "--data", "--epochs", "--batch-size", "--latent-dim", "--lr", "--seed", "--backend", "--out"):
         assert option in options, f"{option} is no longer in README's synopsis: update this test"
     for option in options:
         assert option in _subparser("train")._option_string_actions, f"README's train synopsis has {option}; the CLI has not"
     backend = tokens[tokens.index("--backend") + 1]
     assert backend in _subparser("train")._option_string_actions["--backend"].choices
-    for command, options in (("sample", ("-n", "--out", "--label")), ("gradcheck", ("--explain",))):
+    for command, options in (("sample", ("-n", "--out", "--label", "--length", "--draw-as")), ("gradcheck", ("--explain",))):
         line = next(c for c in _bash_commands() if c.startswith(f"microvae {command}"))
         for option in options:
             assert option in line, f"{option} is no longer in README's {command} line: update this test"
@@ -922,12 +933,15 @@ def test_cli_defaults_the_readme_states():
     procedural **sprites** dataset (no download) for 10 epochs": `microvae train --out runs/first`."""
     shown("microvae train --out runs/first")
     defaults = strict_parser().parse_args(["train", "--out", "runs/first"])
-    claims = [("the textbook MLP VAE", "model", "vae"), ("(hidden 512, 256; latent 2)", "hidden", (512, 256)),
-              ("(hidden 512, 256; latent 2)", "latent_dim", 2), ("procedural **sprites** dataset", "data", "sprites"),
+    claims = [("the textbook MLP VAE", "model", "vae"), ("procedural **sprites** dataset", "data", "sprites"),
               ("**sprites** dataset (no download) for 10 epochs", "epochs", 10)]
     for phrase, dest, value in claims:
         shown(phrase, section("On a fresh machine"))
         assert getattr(defaults, dest) == value, f"README: {phrase!r}; `microvae train` defaults {dest} to {getattr(defaults, dest)!r}"
+    # the model options left out take the model's defaults: what the command builds
+    model = cli.MODELS[defaults.model].build(defaults, cli.load_data(defaults.data, 40, defaults.seed))
+    shown("(hidden 512, 256; latent 2)", section("On a fresh machine"))
+    assert model.hidden == (512, 256) and model.latent_dim == 2, model
 
 
 def test_implementation_names_in_the_measurements_exist():

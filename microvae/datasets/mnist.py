@@ -157,7 +157,7 @@ def _not_found_message(source: _Source, candidates, download_error: str | None) 
         lines.append(f"  - sudo apt-get install {source.apt_package}   "
                      f"(installs into {os.path.join(_SYSTEM_DATASETS_DIR, source.name)})")
     lines.append(f"  - download them from {source.mirrors[0]} into {_cache_dir(source.name)}")
-    lines.append(f"  - or pass root=<directory> or set ${DATA_ENV_VAR}=<directory>")
+    lines.append(f"  - or set ${DATA_ENV_VAR}=<directory> (in Python, root=<directory> works too)")
     return "\n".join(lines)
 
 

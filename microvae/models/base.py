@@ -246,8 +246,9 @@ class Model(Module):
         return {key: value / n for key, value in totals.items()}
 
     # persistence ----------------------------------------------------------------
-    def save(self, path, include_optimizer: bool = True) -> None:
-        """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``)."""
+    def save(self, path, include_optimizer: bool = True, info: dict | None = None) -> None:
+        """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``); ``info``, a
+        dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``)."""
         from ..checkpoint import save
 
-        save(self, path, include_optimizer=include_optimizer)
+        save(self, path, include_optimizer=include_optimizer, info=info)
