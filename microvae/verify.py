@@ -82,11 +82,28 @@ def _derivative(at, h):
     return (8.0 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12.0 * h)
 
 
+def _check_step(eps) -> float:
+    """The finite-difference step: one finite positive number (not the reparameterization noise)."""
+    if np.ndim(eps) != 0 or isinstance(eps, (bool, str, bytes)):
+        raise TypeError(f"eps is the finite-difference step, a small positive number (default 1e-6), got "
+                        f"{type(eps).__name__}{' of shape ' + str(np.shape(eps)) if np.ndim(eps) else ''}; "
+                        "check_model takes fixed reparameterization noise as eps_noise=")
+    try:
+        step = float(eps)
+    except (TypeError, ValueError):
+        raise TypeError(f"eps is the finite-difference step, a small positive number (default 1e-6), got {eps!r}") from None
+    if not (step > 0 and math.isfinite(step)):
+        raise ValueError(f"eps is the finite-difference step and must be a finite positive number (default 1e-6), got {eps!r}")
+    return step
+
+
 def numeric_gradient(fn, array, eps: float = 1e-6):
     """d fn() / d array, element by element, by the fourth-order central stencil.
 
-    ``array`` is perturbed in place (and restored); returns a float64 NumPy array of its shape.
+    ``array`` is perturbed in place (and restored); ``eps`` is the step h. Returns a float64
+    NumPy array of its shape.
     """
+    eps = _check_step(eps)
     flat = array.reshape(-1)
     numeric = np.empty(flat.size)
     for i in range(flat.size):
@@ -111,8 +128,10 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
 
     ``fn`` takes no arguments and returns a float computed from the arrays in ``wrt``, which
     are perturbed *in place* (so they may be parameter views of a model). Arrays must be
-    float64. Returns a GradcheckResult of per-name max-norm relative errors.
+    float64. ``eps`` is the finite-difference step h. Returns a GradcheckResult of per-name
+    max-norm relative errors.
     """
+    eps = _check_step(eps)
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
     rng = np.random.default_rng(seed)
@@ -201,13 +220,14 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
 
     The reparameterization noise is held fixed (``eps_noise``, drawn from ``seed`` if not
     given), so encoder → sampling → decoder → loss is one deterministic function of θ.
-    ``batch`` is what ``model.loss_and_grads`` takes before ``eps`` (x, or x and labels).
-    For the VAEs (every model with ``loss_and_grads``); an AAE's three phases are checked
+    ``batch`` is what ``model.loss_and_grads`` takes before its noise (x, or x and labels);
+    ``eps`` here is the finite-difference step h, as in ``gradcheck``. For the VAEs (every model with ``loss_and_grads``); an AAE's three phases are checked
     with ``gradcheck`` over ``model.phase_loss`` (see tests/test_aae.py).
     """
     if not hasattr(model, "loss_and_grads"):
         raise TypeError(f"check_model checks a VAE's objective (a model with loss_and_grads); {type(model).__name__} "
                         "has none: check its phases with gradcheck over model.phase_loss")
+    _check_step(eps)  # before any work: an array here is most likely noise meant for eps_noise
     if model.backend.dtype != np.float64:
         raise TypeError("check_model needs a model built with dtype='float64'")
     if eps_noise is None:

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import microvae as mv
 from microvae import testing
+from microvae.verify import numeric_gradient
 
 
 @given(n=st.integers(1, 12), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
@@ -60,6 +61,27 @@ def test_report_lists_every_input_and_parameter():
 def test_check_model_requires_float64():
     with pytest.raises(TypeError, match="float64"):
         mv.check_model(mv.VAE(5, (4,), 2), np.full((2, 5), 0.5))
+
+
+@pytest.mark.parametrize("eps, error, message", [
+    (np.zeros((4, 2)), TypeError, r"finite-difference step.*ndarray of shape \(4, 2\).*eps_noise="),
+    (0.0, ValueError, "finite positive number"), (-1e-6, ValueError, "finite positive number"),
+    (float("nan"), ValueError, "finite positive number"), (float("inf"), ValueError, "finite positive number"),
+    ("1e-6", TypeError, "finite-difference step"), (None, TypeError, "finite-difference step"),
+])
+def test_the_step_must_be_a_finite_positive_number_and_noise_is_pointed_to_eps_noise(eps, error, message):
+    model = mv.VAE(8, (6,), 2, dtype="float64")
+    x = np.random.default_rng(0).random((4, 8))
+    before = model.flat.data.copy()
+    with pytest.raises(error, match=message):
+        mv.check_model(model, x, eps=eps)
+    assert model.step == 0 and np.array_equal(model.flat.data, before)
+    layer = mv.Dense(3, 2).build(dtype="float64")
+    with pytest.raises(error, match=message.split(".*")[0]):
+        mv.check_layer(layer, np.ones((2, 3)), eps=eps)
+    with pytest.raises(error, match=message.split(".*")[0]):
+        numeric_gradient(lambda: 0.0, np.zeros(2), eps=eps)
+    assert mv.check_model(model, x, eps=np.float64(1e-5)).passed()  # a NumPy scalar is a number
 
 
 def test_check_model_refuses_a_model_without_a_vae_objective():
