@@ -183,8 +183,15 @@ def _largest(a, n):
 
 def _entries(a, idx):
     flat = np.asarray(a).reshape(-1)
-    shown = ", ".join(f"{flat[i]:+.8f}" for i in idx)
-    return f"[{shown}{', …' if flat.size > len(idx) else ''}]"
+    return "[" + ", ".join(f"{flat[i]:+.8f}" for i in idx) + "]"
+
+
+def _where(a, idx) -> str:
+    """Which entries were shown: all of them, or the flat indices of the largest."""
+    a = np.asarray(a)
+    if a.size <= len(idx):
+        return f"shape {tuple(a.shape)}"
+    return f"the {len(idx)} largest |·| of shape {tuple(a.shape)}, at flat indices {', '.join(str(int(i)) for i in idx)}"
 
 
 def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
@@ -202,7 +209,7 @@ def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
         idx = _largest(t.analytic, entries)
         lines += [
             f"{i:2d}. {t.name:<34} {t.formula}",
-            f"      analytic  {_entries(t.analytic, idx)}   shape {tuple(t.analytic.shape)}",
+            f"      analytic  {_entries(t.analytic, idx)}   {_where(t.analytic, idx)}",
             f"      numeric   {_entries(t.numeric, idx)}",
             f"      rel. error {t.error:.2e}  {verdict}",
         ]

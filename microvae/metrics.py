@@ -18,7 +18,8 @@ Models are duck-typed: anything with ``_encode(x, condition) -> (μ, logvar)``,
 ``_nll_at(z, x, condition)`` computes −log p(x | z) with it: a VRAE's decoder reads the batch
 (and its likelihood the mask) cached by ``_encode``, and ``_nll_at`` re-caches the rows it is
 given, so the k·n repeated rows of a k-sample bound are decoded against k·n repeated sequences.
-A model without ``_encode`` (an AAE: codes, no posterior variance, no KL term) has no ELBO: its
+A model without ``_encode`` (an AAE: no KL term, and with its default deterministic encoder no
+posterior variance either) has no ELBO: its
 likelihood bounds raise a TypeError, and ``reconstruction_error`` (``anomaly_scores`` with
 ``method="recon"``) uses its public ``reconstruct``. The prior is N(0, I),
 unless the model has a learned prior (``model.prior`` set and ``model._prior_moments(condition)``
@@ -112,7 +113,7 @@ def _posterior(model, what: str):
     """``model._encode``, or a TypeError naming what to use instead for a model without q(z|x)."""
     encode = getattr(model, "_encode", None)
     if encode is None:
-        raise TypeError(f"{type(model).__name__} has no posterior variance or ELBO, so {what} is undefined for it "
+        raise TypeError(f"{type(model).__name__} has no ELBO (no KL term to a prior), so {what} is undefined for it "
                         "(it needs a model whose _encode gives q(z|x) as (μ, logvar), such as a VAE); use "
                         "reconstruction_error(model, x) or anomaly_scores(model, x, method='recon') instead")
     return encode

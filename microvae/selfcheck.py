@@ -120,18 +120,48 @@ def _beta_vae(rng):
     return check_model(model, rng.standard_normal((4, 8)))
 
 
-@register("layer", "Conv2D (stride 2, same)")
+# the CPU computes a convolution by one of three routes, each checked: the general im2col
+# loops (odd sizes with stride 2), the stride-2 fast path (even widths) and the direct 3×3
+@register("layer", "Conv2D (stride 2, same, odd size: general im2col)")
 def _conv(rng):
     from .layers import Conv2D
 
     return _layer(Conv2D(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 5, 5)), rng)
 
 
-@register("layer", "Conv2DTranspose (stride 2, same)")
+@register("layer", "Conv2D (stride 2, same, even size: fast im2col)")
+def _conv_even(rng):
+    from .layers import Conv2D
+
+    return _layer(Conv2D(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 6, 6)), rng)
+
+
+@register("layer", "Conv2D (3×3, stride 1, same: direct on the CPU)")
+def _conv_direct(rng):
+    from .layers import Conv2D
+
+    return _layer(Conv2D(2, 3, 3, stride=1, padding="same"), rng.standard_normal((2, 2, 5, 4)), rng)
+
+
+@register("layer", "Conv2DTranspose (stride 2, same, odd output)")
 def _conv_t(rng):
     from .layers import Conv2DTranspose
 
+    return _layer(Conv2DTranspose(2, 3, 3, stride=2, padding="same", output_padding=0), rng.standard_normal((2, 2, 3, 3)), rng)
+
+
+@register("layer", "Conv2DTranspose (stride 2, same, even output)")
+def _conv_t_even(rng):
+    from .layers import Conv2DTranspose
+
     return _layer(Conv2DTranspose(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 3, 3)), rng)
+
+
+@register("layer", "Conv2DTranspose (3×3, stride 1, same: direct on the CPU)")
+def _conv_t_direct(rng):
+    from .layers import Conv2DTranspose
+
+    return _layer(Conv2DTranspose(2, 3, 3, stride=1, padding="same"), rng.standard_normal((2, 2, 4, 5)), rng)
 
 
 @register("layer", "MaxPool2D")

@@ -88,7 +88,8 @@ def test_format_shows_the_largest_entries_and_the_numeric_values_at_the_same_pla
         i, j = sorted(np.argsort(-np.abs(flat), kind="stable")[:2]) if flat.size > 1 else (0, None)
         if j is None:
             continue
-        assert f"analytic  [{flat[i]:+.8f}, {flat[j]:+.8f}, " in text
-        assert f"numeric   [{numeric[i]:+.8f}, {numeric[j]:+.8f}" in text
+        where = "shape" if flat.size == 2 else f"the 2 largest |·| of shape {t.analytic.shape}, at flat indices {i}, {j}"
+        assert f"analytic  [{flat[i]:+.8f}, {flat[j]:+.8f}]   {where}" in text  # says which entries it shows
+        assert f"numeric   [{numeric[i]:+.8f}, {numeric[j]:+.8f}]" in text
         assert np.abs(flat[[i, j]]).min() >= np.sort(np.abs(flat))[-2]
     assert "KL = ½ Σ (μ² + e^logvar − 1 − logvar)" in text and "BCE = Σ (softplus(l) − x·l)" in text

@@ -9,7 +9,7 @@ from ._checks import rows, same_shape
 def bernoulli_nll(logits, x):
     """−log p(x | logits) for Bernoulli pixels, from logits; numerically stable.
 
-    Per example:   Σ_d softplus(l_d) − x_d·l_d,   softplus(l) = max(l, 0) + log1p(e^{−|l|})
+    Per example:   Σ_d [softplus(l_d) − x_d·l_d],   softplus(l) = max(l, 0) + log1p(e^{−|l|})
     Gradient:      d/dl = (σ(l) − x) / batch
 
     Exact and finite for any finite logit (±1e4 included): no log of a rounded sigmoid.
@@ -28,7 +28,7 @@ def bernoulli_nll(logits, x):
 def bce_probabilities(p, x, eps: float = 1e-7):
     """Textbook binary cross-entropy on probabilities, with clipping (for comparison).
 
-    Per example:   −Σ_d x·log p̃ + (1 − x)·log(1 − p̃),   p̃ = clip(p, eps, 1 − eps)
+    Per example:   −Σ_d [x·log p̃ + (1 − x)·log(1 − p̃)],   p̃ = clip(p, eps, 1 − eps)
     Gradient:      d/dp = (p̃ − x) / (p̃(1 − p̃)) / batch  where p is inside the clip, else 0
 
     Clipping is what keeps it finite, and also what makes it wrong (and its gradient

@@ -13,7 +13,7 @@ _LOG_2PI = math.log(2 * math.pi)
 def gaussian_nll(mean, x, logvar=0.0):
     """−log N(x; mean, e^{logvar}) summed over dimensions; fixed or learned variance.
 
-    Per example:   ½ Σ_d (x − μ)²·e^{−logvar} + logvar + log 2π
+    Per example:   ½ Σ_d [(x − μ)²·e^{−logvar} + logvar + log 2π]
     Gradients:     d/dμ      = (μ − x)·e^{−logvar} / batch
                    d/dlogvar = ½(1 − (x − μ)²·e^{−logvar}) / batch   (summed to logvar's shape)
 

@@ -9,7 +9,7 @@ from ._checks import rows, same_shape
 def kl_normal(mu, logvar):
     """KL(N(μ, e^{logvar}) ‖ N(0, I)), summed over latent dimensions.
 
-    Per example:   ½ Σ_j μ² + e^{logvar} − 1 − logvar
+    Per example:   ½ Σ_j [μ² + e^{logvar} − 1 − logvar]
     Gradients:     d/dμ = μ / batch,    d/dlogvar = ½(e^{logvar} − 1) / batch
     Returns ``(per_example, dmu, dlogvar)``.
     """
@@ -25,7 +25,7 @@ def kl_normal(mu, logvar):
 def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
     """KL(q ‖ p) for diagonal Gaussians q = N(μ_q, e^{lv_q}), p = N(μ_p, e^{lv_p}).
 
-    Per example:   ½ Σ_j lv_p − lv_q + (e^{lv_q} + (μ_q − μ_p)²)·e^{−lv_p} − 1
+    Per example:   ½ Σ_j [lv_p − lv_q + (e^{lv_q} + (μ_q − μ_p)²)·e^{−lv_p} − 1]
     Gradients (each / batch):
         d/dμ_q  = (μ_q − μ_p)·e^{−lv_p}          d/dμ_p  = −d/dμ_q
         d/dlv_q = ½(e^{lv_q − lv_p} − 1)          d/dlv_p = ½(1 − (e^{lv_q} + (μ_q − μ_p)²)·e^{−lv_p})

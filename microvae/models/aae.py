@@ -60,7 +60,8 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
 class AAE(Model):
     """Adversarial autoencoder: encoder q(z|x), decoder p(x|z), and a discriminator D on codes.
 
-    **Parts.** The encoder is deterministic (z = E(x)) or Gaussian (z = μ(x) + σ(x)·ε, the
+    **Parts.** The encoder is deterministic (``encoder_type="deterministic"``, the default:
+    z = E(x)) or Gaussian (``encoder_type="gaussian"``: z = μ(x) + σ(x)·ε, the
     reparameterization; it has no KL term: only the adversarial game shapes its spread).
     The decoder maps z to logits (Bernoulli) or means (Gaussian) as in ``VAE``. The
     discriminator is an MLP from a code to one logit, D(z) = P(z came from the prior).

@@ -33,8 +33,10 @@ class CVAE(VAE):
       from a small network onehot(y) → Dense(``prior_hidden``) → ReLU → Dense → μ_p ‖ logvar_p,
       trained through the KL term (``microvae.losses.kl_gaussians``); ``sample`` draws from it.
 
-    The labels are inputs, not parameters: the gradients flowing into their one-hot part
-    (at the encoder's and the decoder's inputs) are computed by the layers and discarded.
+    The labels are inputs, not parameters, so no gradient is kept for their one-hot part. The
+    decoder's input gradient (needed for z) includes it, and it is discarded; so does, with
+    ``condition_at="hidden"``, the gradient at [h₁ ‖ onehot(y)] (needed for h₁). With
+    ``"input"`` the encoder's input gradient is not computed at all.
 
     Labels may be given as class indices (n,) of ints in [0, K) or as one-hot rows (n, K).
     The objective, its backward pass, β warm-up and capacity come from ``VAE``: this class

@@ -105,6 +105,9 @@ class VRAE(VAE):
         L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + σ·ε
 
     β can warm up linearly over ``beta_warmup`` steps (KL annealing, Bowman et al. 2016).
+    ``input_dropout`` p: during ``fit`` each teacher-forced input x_{t−1} is zeroed with
+    probability p ("word dropout", Bowman et al. 2016), so that the decoder cannot predict
+    well without z; it changes no gradient formula (the inputs are data).
     The objective is ``VAE._objective`` itself; this class supplies the hooks
     (``_encode`` also caches the batch, which the decoder needs for teacher forcing, and
     the mask, which the likelihood applies).
@@ -372,6 +375,8 @@ class HierarchicalVRAE(VRAE):
     **Objective**, as for VRAE (nats per sequence, batch mean):
 
         L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I))
+
+    ``input_dropout`` works as in VRAE (on the lower decoder's x_{t−1} part of the input).
 
     Backward: the readout's gradient runs back through the lower decoder to its inputs and
     initial states; the embedding part of the input gradient, summed over a segment's
