@@ -26,7 +26,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["blas_threads", "set_blas_threads", "chunk_threads", "parallel_chunks", "chunk_workers", "map_chunks"]
+__all__ = ["blas_threads", "set_blas_threads", "blas_core", "chunk_threads", "parallel_chunks", "chunk_workers", "map_chunks"]
 
 _libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if it has neither
 _pool, _pool_size = None, 0
@@ -35,11 +35,11 @@ _active = 1  # workers for chunk loops right now (1: run them in the calling thr
 _inside = threading.local()  # .worker is set in a pool thread: a chunk loop there runs serially
 
 
-def _openblas_libraries():
-    """[(get, set, is_numpys)] for every OpenBLAS loaded in this process, NumPy's own first.
+def _openblas_paths():
+    """[(path, is_numpys)] of every OpenBLAS loaded in this process, NumPy's own first.
 
     Read from /proc/self/maps each time: libraries load late (Numba can pull in SciPy, and
-    with it a second OpenBLAS, in the middle of a run), and every copy gets the setting.
+    with it a second OpenBLAS, in the middle of a run).
     """
     import numpy
 
@@ -51,13 +51,36 @@ def _openblas_libraries():
                      if len(fields) >= 6 and "openblas" in os.path.basename(fields[-1]).lower()}
     except OSError:  # not Linux
         return []
+    return sorted(((path, os.path.dirname(path) in numpy_libs) for path in paths), key=lambda entry: (not entry[1], entry[0]))
+
+
+def _openblas_libraries():
+    """[(get, set, is_numpys)] for every OpenBLAS loaded in this process, NumPy's own first
+    (every copy gets a thread setting)."""
     found = []
-    for path in sorted(paths):
+    for path, is_numpys in _openblas_paths():
         if path not in _libraries:
             _libraries[path] = _thread_functions(path)
         if _libraries[path] is not None:
-            found.append((*_libraries[path], os.path.dirname(path) in numpy_libs))
-    return sorted(found, key=lambda entry: not entry[2])
+            found.append((*_libraries[path], is_numpys))
+    return found
+
+
+def blas_core() -> str | None:
+    """The CPU kernels NumPy's OpenBLAS runs ("Haswell", "SkylakeX", ...: what
+    ``$OPENBLAS_CORETYPE`` names, else what it detected), or None if none can be found.
+    float32 results depend on it: kernels differ in their order of operations."""
+    for path, _ in _openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in (f"{prefix}get_corename{suffix}" for prefix in ("scipy_openblas_", "openblas_") for suffix in ("64_", "_64_", "")):
+            corename = getattr(lib, name, None)
+            if corename is not None:
+                corename.restype, corename.argtypes = ctypes.c_char_p, []
+                return corename().decode()
+    return None
 
 
 def _thread_functions(path):

@@ -1,5 +1,7 @@
 """Every notebook in notebooks/ runs top to bottom without an error (they assert their own results)."""
 
+import difflib
+import importlib.util
 import json
 import pathlib
 import time
@@ -9,18 +11,12 @@ import pytest
 NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 
-def _kernel_name():
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    try:
-        KernelSpecManager().get_kernel_spec("python3")
-    except NoSuchKernel:  # ipykernel is installed but its kernelspec is not registered
-        import subprocess
-        import sys
-
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"], check=True,
-                       capture_output=True)
-    return "python3"
+def _runner():
+    """notebooks/run_notebooks.py, which executes the notebooks and records where."""
+    spec = importlib.util.spec_from_file_location("run_notebooks", NOTEBOOKS[0].parent / "run_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_notebooks_are_there():
@@ -42,21 +38,36 @@ def test_notebook_is_stored_executed_in_order(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code, f"{path.name} has no code"
-    # The kernel inherits this environment. One BLAS thread: the notebooks multiply small
-    # matrices, where OpenBLAS's extra threads only spin against each other (and against other
-    # processes on a shared machine); the results do not depend on it.
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    client = NotebookClient(nb, timeout=300, kernel_name=_kernel_name(), allow_errors=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+def test_notebook_runs_top_to_bottom_and_prints_what_is_stored(path):
+    """It runs without an error (the notebooks assert their own results). Where the stored
+    outputs were made in this environment (same libraries, CPU, BLAS kernels, threads), a
+    fresh run prints exactly the stored text, wall times aside: stale outputs fail."""
+    pytest.importorskip("nbformat")
+    runner = _runner()
+    stored = json.loads(path.read_text(encoding="utf-8"))
     started = time.perf_counter()
-    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+    nb = runner.execute(path)  # raises CellExecutionError, naming the cell, if any cell fails
     print(f"{path.name}: {time.perf_counter() - started:.1f} s")
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    recorded = stored.get("metadata", {}).get(runner.METADATA_KEY, {}).get("executed_with")
+    assert recorded, f"{path.name} has no record of where it was executed: run python3 notebooks/run_notebooks.py"
+    if recorded != runner.environment():
+        print(f"{path.name}: stored outputs not compared (executed with {recorded}, this is {runner.environment()})")
+        return
+    before, after = runner.text_outputs(stored), runner.text_outputs(nb)
+    if before != after:
+        diff = difflib.unified_diff([f"[cell {i}] {line}" for i, t in before for line in t.splitlines()],
+                                    [f"[cell {i}] {line}" for i, t in after for line in t.splitlines()],
+                                    "stored", "fresh run", lineterm="", n=0)
+        pytest.fail(f"{path.name}: its stored outputs are not what the code prints now; run python3 "
+                    "notebooks/run_notebooks.py and update the figures quoted from them\n" + "\n".join(list(diff)[:40]))
+
+
+def test_stored_outputs_are_compared_as_text_with_wall_times_masked():
+    runner = _runner()
+    nb = {"cells": [{"cell_type": "markdown", "source": "3 s"}, {"cell_type": "code", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": ["trained in 3.9 s; epoch 0.92s\n", "6 models, "]},
+        {"output_type": "stream", "name": "stdout", "text": "3 seeds, 2 s\n"},  # one print, cut in two messages
+        {"output_type": "execute_result", "data": {"text/plain": "0.25"}}]}]}
+    assert runner.text_outputs(nb) == [(1, "0.25"), (1, "trained in <seconds>; epoch <seconds>\n6 models, 3 seeds, <seconds>\n")]

@@ -1,5 +1,6 @@
 """microvae.threads: NumPy's BLAS thread count, and convolution chunks on microvae's own threads."""
 
+import os
 import threading
 
 import numpy as np
@@ -30,6 +31,22 @@ def test_blas_thread_count_can_be_read_and_set():
 
 
 @needs_openblas
+def test_blas_core_names_the_kernels_openblas_runs():
+    import subprocess
+    import sys
+
+    if threads.blas_threads() is None:
+        assert threads.blas_core() is None
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS")
+    assert isinstance(threads.blas_core(), str) and threads.blas_core()
+    # OPENBLAS_CORETYPE is read when OpenBLAS loads: a fresh process shows the forced kernels
+    script = "import numpy; from microvae import threads; print(threads.blas_core())"
+    for core in ("Haswell", "Sandybridge"):
+        env = {**os.environ, "OPENBLAS_CORETYPE": core}
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout
+        assert out.strip() == core
+
+
 def test_parallel_chunks_sets_blas_to_one_thread_and_restores_it():
     before = threads.blas_threads()
     with threads.parallel_chunks(threads=3) as workers:
