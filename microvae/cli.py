@@ -124,17 +124,22 @@ MODEL_OPTIONS = {
 }
 
 
+def _is_given(value) -> bool:
+    # identity, not ==: 0 (--beta 0, --beta-warmup 0) is given, and 0 == False
+    return value is not None and value is not False
+
+
 def check_model_options(args) -> None:
     """Refuse options the chosen model does not take (they would be silently ignored)."""
     for name, models in MODEL_OPTIONS.items():
-        if getattr(args, name, None) not in (None, False) and args.model not in models:
+        if _is_given(getattr(args, name, None)) and args.model not in models:
             raise CLIError(f"--{name.replace('_', '-')} is an option of --model {' / '.join(models)}; "
                            f"--model {args.model} does not take it")
 
 
 def given(args, **names) -> dict:
     """Constructor keywords for the options given on the command line: {keyword: option name}."""
-    return {keyword: getattr(args, option) for keyword, option in names.items() if getattr(args, option) not in (None, False)}
+    return {keyword: getattr(args, option) for keyword, option in names.items() if _is_given(getattr(args, option))}
 
 
 _VAE_OPTIONS = dict(latent_dim="latent_dim", beta="beta", beta_warmup="beta_warmup", capacity="capacity",

@@ -246,11 +246,11 @@ def test_options_left_out_take_the_model_classs_defaults(model_name, monkeypatch
     assert taken and all(isinstance(name, str) for name in taken)
 
 
-@pytest.mark.parametrize("option, value", [("--hidden", "16"), ("--beta", "2"), ("--beta-warmup", "5"),
+@pytest.mark.parametrize("option, value", [("--hidden", "16"), ("--beta", "2"), ("--beta", "0"), ("--beta-warmup", "5"),
                                            ("--capacity", "3"), ("--capacity-warmup", "7"), ("--condition-at", "hidden"),
                                            ("--learned-prior", None), ("--variant", "strided"), ("--prior", "mixture"),
                                            ("--cell", "rnn"), ("--rnn-hidden", "12"), ("--input-dropout", "0.25"),
-                                           ("--segment-length", "4"), ("--latent-dim", "3")])
+                                           ("--segment-length", "4"), ("--latent-dim", "3"), ("--capacity", "0")])
 def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(option, value, monkeypatch, capsys, tmp_path):
     from microvae import cli
 
