@@ -20,6 +20,7 @@ import contextlib
 import glob
 import importlib
 import inspect
+import json
 import os
 import re
 import shlex
@@ -1004,3 +1005,20 @@ def test_files_the_readme_names_exist():
     run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     shown("runs exactly `python3 -m pytest -q`")
     assert re.search(r"^python3 -m pytest -q$", run, re.M)
+
+
+def test_figures_under_the_pictures_are_the_notebooks_stored_outputs():
+    """The captions of "What they produce" quote figures that the notebooks print (and
+    tests/test_notebooks.py holds those outputs to a fresh run)."""
+    quoted = [  # (the caption's words, the notebook, what its stored outputs print)
+        ("labels 72.6 % of them as asked", "04_conditional_vae", "learned prior 0.726"),
+        ("with the N(0, I) prior, 19.7 %", "04_conditional_vae", "N(0, I) prior 0.197"),
+        ("MMD² to the prior fell from 0.550 to 0.035", "06_aae_and_recurrent_models", "0.550 untrained ->  0.035 trained"),
+        ("0.166 to the image's own pixels, 0.261 to another image's", "06_aae_and_recurrent_models",
+         "own image 0.166, another image 0.261"),
+    ]
+    for words, notebook, printed in quoted:
+        shown(words, section("Models"))
+        nb = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+        text = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+        assert printed in text, f"README quotes {words!r}; {notebook} prints no {printed!r}"
