@@ -103,6 +103,9 @@ def test_padded_steps_carry_the_state_and_ragged_batch_equals_separate_runs(cls)
 def test_step_matches_forward(cls):
     rng = np.random.default_rng(2)
     layer = cls(3, 5).build(dtype="float64", seed=2)
+    for name, value in layer.params.items():
+        if name.startswith("b"):  # biases start at 0, where a step that dropped them would agree
+            value[...] = rng.standard_normal(value.shape)
     x = rng.standard_normal((2, 4, 3))
     h = rng.standard_normal((2, 5))
     H = layer.forward(x, h0=h)
