@@ -120,48 +120,30 @@ def _beta_vae(rng):
     return check_model(model, rng.standard_normal((4, 8)))
 
 
-# the CPU computes a convolution by one of three routes, each checked: the general im2col
-# loops (odd sizes with stride 2), the stride-2 fast path (even widths) and the direct 3×3
-@register("layer", "Conv2D (stride 2, same, odd size: general im2col)")
-def _conv(rng):
-    from .layers import Conv2D
-
-    return _layer(Conv2D(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 5, 5)), rng)
-
-
-@register("layer", "Conv2D (stride 2, same, even size: fast im2col)")
-def _conv_even(rng):
-    from .layers import Conv2D
-
-    return _layer(Conv2D(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 6, 6)), rng)
+# The CPU computes a convolution by one of three routes, each checked: the general im2col
+# loops (odd sizes with stride 2), the stride-2 fast path (even widths) and the direct 3×3.
+# (title, layer class, its arguments after (in, out, kernel 3), input shape)
+_CONVOLUTIONS = [
+    ("Conv2D (stride 2, same, odd size: general im2col)", "Conv2D", dict(stride=2), (2, 2, 5, 5)),
+    ("Conv2D (stride 2, same, even size: fast im2col)", "Conv2D", dict(stride=2), (2, 2, 6, 6)),
+    ("Conv2D (3×3, stride 1, same: direct on the CPU)", "Conv2D", dict(stride=1), (2, 2, 5, 4)),
+    ("Conv2DTranspose (stride 2, same, odd output)", "Conv2DTranspose", dict(stride=2, output_padding=0), (2, 2, 3, 3)),
+    ("Conv2DTranspose (stride 2, same, even output)", "Conv2DTranspose", dict(stride=2), (2, 2, 3, 3)),
+    ("Conv2DTranspose (3×3, stride 1, same: direct on the CPU)", "Conv2DTranspose", dict(stride=1), (2, 2, 4, 5)),
+]
 
 
-@register("layer", "Conv2D (3×3, stride 1, same: direct on the CPU)")
-def _conv_direct(rng):
-    from .layers import Conv2D
+def _convolution_check(class_name, options, shape):
+    def check(rng):
+        from . import layers
 
-    return _layer(Conv2D(2, 3, 3, stride=1, padding="same"), rng.standard_normal((2, 2, 5, 4)), rng)
-
-
-@register("layer", "Conv2DTranspose (stride 2, same, odd output)")
-def _conv_t(rng):
-    from .layers import Conv2DTranspose
-
-    return _layer(Conv2DTranspose(2, 3, 3, stride=2, padding="same", output_padding=0), rng.standard_normal((2, 2, 3, 3)), rng)
+        layer = getattr(layers, class_name)(2, 3, 3, padding="same", **options)
+        return _layer(layer, rng.standard_normal(shape), rng)
+    return check
 
 
-@register("layer", "Conv2DTranspose (stride 2, same, even output)")
-def _conv_t_even(rng):
-    from .layers import Conv2DTranspose
-
-    return _layer(Conv2DTranspose(2, 3, 3, stride=2, padding="same"), rng.standard_normal((2, 2, 3, 3)), rng)
-
-
-@register("layer", "Conv2DTranspose (3×3, stride 1, same: direct on the CPU)")
-def _conv_t_direct(rng):
-    from .layers import Conv2DTranspose
-
-    return _layer(Conv2DTranspose(2, 3, 3, stride=1, padding="same"), rng.standard_normal((2, 2, 4, 5)), rng)
+for _title, _class_name, _options, _shape in _CONVOLUTIONS:
+    register("layer", _title)(_convolution_check(_class_name, _options, _shape))
 
 
 @register("layer", "MaxPool2D")
