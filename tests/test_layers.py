@@ -163,3 +163,12 @@ def test_sequential_refuses_one_layer_object_at_two_positions():
     with pytest.raises(ValueError, match=r"same ReLU\(\) object is at positions 1 and 3"):
         mv.Sequential(mv.Dense(3, 4), relu, mv.Dense(4, 4), relu)
     mv.Sequential(mv.Dense(3, 4), mv.ReLU(), mv.Dense(4, 4), mv.ReLU())  # new objects: fine
+
+
+def test_leaky_relu_values_and_subgradient_at_zero():
+    """dx = a·dy for x ≤ 0, at 0 too (as ReLU's subgradient there is 0): the gradient checks keep
+    their inputs off the kink, so this pins it."""
+    leaky = mv.LeakyReLU(0.1).build(dtype="float64")
+    x = np.array([[-2.0, 0.0, 3.0]])
+    np.testing.assert_array_equal(leaky.forward(x), [[-0.2, 0.0, 3.0]])
+    np.testing.assert_array_equal(leaky.backward(np.ones((1, 3))), [[0.1, 0.1, 1.0]])

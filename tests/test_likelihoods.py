@@ -51,3 +51,18 @@ def test_a_very_negative_decoder_logvar_gives_the_clamped_value_not_nan(dtype):
     per_example, _ = Gaussian("learned").nll(out, np.zeros((1, 3), dtype))
     lo = LOGVAR_RANGE[0]
     np.testing.assert_allclose(per_example, [0.5 * 3 * (lo + np.log(2 * np.pi))], rtol=1e-6)
+
+
+def test_logvar_clamp_mask_is_strict_at_both_ends():
+    """clamp_logvar's mask is 'strictly inside' LOGVAR_RANGE, at the ends themselves too (the other
+    clamp tests place logvar well beyond them); also through a learned Gaussian decoder."""
+    from microvae.likelihoods import LOGVAR_RANGE, Gaussian, clamp_logvar
+
+    lo, hi = LOGVAR_RANGE
+    raw = np.array([[lo - 1.0, lo, lo + 1.0, 0.0, hi - 1.0, hi, hi + 1.0]])
+    clamped, inside = clamp_logvar(raw)
+    np.testing.assert_array_equal(clamped, np.clip(raw, lo, hi))
+    np.testing.assert_array_equal(inside, [[False, False, True, True, True, False, False]])
+    mean = np.zeros((1, raw.shape[1]))
+    _, dout = Gaussian("learned").nll(np.concatenate([mean, raw], axis=1), mean + 0.5)
+    np.testing.assert_array_equal(dout[0, raw.shape[1]:] == 0, ~inside[0])

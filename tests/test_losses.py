@@ -160,3 +160,21 @@ def test_losses_reject_mismatched_shapes():
         losses.kl_normal(np.zeros((2, 3)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="same shape"):
         losses.kl_gaussians(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("x", [0.0, 0.3, 1.0])
+def test_bce_gradient_at_the_clip_edges_is_the_derivative_from_inside(x):
+    """At p = eps and p = 1 − eps the value is the unclipped one, and dp is the derivative from
+    inside [eps, 1 − eps] (a one-sided fourth-order difference), not 0."""
+    eps = 1e-7
+    for edge, inward in ((eps, 1.0), (1 - eps, -1.0)):
+        p, target = np.array([[edge]]), np.array([[x]])
+        _, dp = mv.losses.bce_probabilities(p, target)
+
+        def f(t):
+            return float(mv.losses.bce_probabilities(np.array([[edge + inward * t]]), target)[0][0])
+
+        h = 1e-11
+        one_sided = inward * (-25 * f(0) + 48 * f(h) - 36 * f(2 * h) + 16 * f(3 * h) - 3 * f(4 * h)) / (12 * h)
+        assert dp[0, 0] != 0.0
+        assert dp[0, 0] == pytest.approx(one_sided, rel=1e-4)

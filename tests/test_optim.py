@@ -113,3 +113,11 @@ def test_unknown_optimizer_name():
 
     with pytest.raises(ValueError, match="'adam' or 'sgd'"):
         get_optimizer("rmsprop", _flat(np.zeros(2)), 1e-3)
+
+
+def test_clip_grad_norm_leaves_a_gradient_at_the_bound_untouched():
+    """"So its norm is at most max_norm": a gradient whose norm equals the bound already is, and
+    must not be rescaled by max_norm/(norm + 1e-12) (which moves every value by ~1e-13)."""
+    g = np.array([3.0, 4.0])
+    assert mv.clip_grad_norm(g, 5.0) == 5.0
+    np.testing.assert_array_equal(g, [3.0, 4.0])

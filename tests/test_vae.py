@@ -244,3 +244,21 @@ def test_training_on_fashion_mnist_lowers_the_loss(fashion_subset):
     model.fit(x, epochs=6, batch_size=100, verbose=0)  # 360 steps
     after = model.evaluate(x[:1000])["loss"]
     assert before > 500 and after < 0.55 * before, (before, after)
+
+
+def test_capacity_slope_is_zero_when_the_kl_meets_the_target():
+    """kl_weighting's derivative is β·sign(KL − C), 0 at KL = C (the gradient checks draw C at
+    random and never meet it): with C set to the batch's KL exactly, the KL term adds no gradient."""
+    model = mv.VAE(6, (5,), 2, beta=3.0, capacity=1.0, dtype="float64", seed=0)
+    model.flat.data[...] = testing.normal_array(model.flat.size, 1, scale=0.5)
+    x = np.random.default_rng(2).uniform(0, 1, (4, 6))
+    eps = model.fixed_noise(x, seed=3)
+    kl = model.loss(x, eps=eps).kl
+    assert kl > 0
+    model.capacity = kl
+    assert model.kl_weighting(kl) == (0.0, 0.0)
+    model.loss_and_grads(x, eps=eps)
+    at_target = model.flat.grad.copy()
+    model.beta = 0.0  # no KL gradient at all
+    model.loss_and_grads(x, eps=eps)
+    np.testing.assert_array_equal(at_target, model.flat.grad)
