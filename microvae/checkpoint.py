@@ -56,8 +56,8 @@ def _plain(value):
                     "only numbers, strings, None, lists and dicts of them")
 
 
-def _json_array(value) -> np.ndarray:
-    return np.array(json.dumps(value, default=_plain))
+def _json_array(value, allow_nan: bool = True) -> np.ndarray:
+    return np.array(json.dumps(value, default=_plain, allow_nan=allow_nan))
 
 
 def _second_moment(optimizer, key: str) -> bool:
@@ -140,7 +140,7 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     arrays["training"] = _json_array(training)
     if info is not None:
         try:
-            arrays["info"] = np.array(json.dumps(info, default=_plain, allow_nan=False))
+            arrays["info"] = _json_array(info, allow_nan=False)
         except ValueError as exc:  # NaN or Inf, which JSON cannot hold
             raise ValueError(f"not saving {path!r}: info must hold JSON values: {exc}") from None
     os.makedirs(folder, exist_ok=True)
@@ -221,16 +221,28 @@ def _stored_array(data: dict, key: str, like, path: str, what: str, nonnegative:
     return values
 
 
-def read_info(path) -> dict:
-    """The ``info`` dict stored by ``save(..., info=...)``; {} for a checkpoint saved without one.
-
-    Raises CheckpointError for a file that is not a microvae checkpoint or whose info is not
-    a JSON object, and FileNotFoundError if there is no file.
-    """
-    path = os.fspath(path)
+def _read_checkpoint(path: str) -> dict:
+    """The file's entries, once its marker and format version say it is a checkpoint we read."""
     data = _read(path)
     if "format" not in data or str(data["format"]) != FORMAT:
         raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
+    version = data.get("format_version")
+    if version is None or version.ndim != 0 or version.dtype.kind not in "iu":
+        found = "none" if version is None else _describe(version)
+        raise CheckpointError(path, f"format_version is {found}; expected the integer {FORMAT_VERSION}")
+    if int(version) != FORMAT_VERSION:
+        raise CheckpointError(path, f"has checkpoint format version {int(version)}; this microvae reads version {FORMAT_VERSION}")
+    return data
+
+
+def read_info(path) -> dict:
+    """The ``info`` dict stored by ``save(..., info=...)``; {} for a checkpoint saved without one.
+
+    Raises CheckpointError for a file that is not a microvae checkpoint (or of another format
+    version) or whose info is not a JSON object, and FileNotFoundError if there is no file.
+    """
+    path = os.fspath(path)
+    data = _read_checkpoint(path)
     if "info" not in data:
         return {}
     info = _json_entry(data, "info", path, "a JSON object")
@@ -256,16 +268,7 @@ def load(path, backend=None):
     from .training import History
 
     path = os.fspath(path)
-    data = _read(path)
-    if "format" not in data or str(data["format"]) != FORMAT:
-        raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
-    version = data.get("format_version")
-    if version is None or version.ndim != 0 or version.dtype.kind not in "iu":
-        found = "none" if version is None else _describe(version)
-        raise CheckpointError(path, f"format_version is {found}; expected the integer {FORMAT_VERSION}")
-    if int(version) != FORMAT_VERSION:
-        raise CheckpointError(path, f"has checkpoint format version {int(version)}; this microvae reads version {FORMAT_VERSION}")
-
+    data = _read_checkpoint(path)
     meta = _json_entry(data, "model", path, '{"class": <model class>, "config": {...}}')
     if not (isinstance(meta, dict) and isinstance(meta.get("class"), str) and isinstance(meta.get("config"), dict)):
         raise CheckpointError(path, 'malformed metadata: \'model\' must be {"class": <model class>, "config": {...}}')
