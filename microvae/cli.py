@@ -108,6 +108,7 @@ def load_data(name: str, limit: int | None, seed: int, flatten: bool = True, seq
 # An option left out gives the model class's own default, so `microvae train --model X` builds
 # what `mv.X(...)` builds. An option given to a model that does not take it is refused.
 MODEL_OPTIONS = {
+    "latent_dim": ("vae", "cvae", "convvae", "aae", "vrae", "hvrae"),
     "hidden": ("vae", "cvae", "aae"),
     "beta": ("vae", "cvae", "convvae", "vrae", "hvrae"),
     "beta_warmup": ("vae", "cvae", "convvae", "vrae", "hvrae"),
@@ -122,6 +123,7 @@ MODEL_OPTIONS = {
     "input_dropout": ("vrae", "hvrae"),
     "segment_length": ("hvrae",),
 }
+_KEYWORD = {"rnn_hidden": "hidden_size"}  # the constructor's name, where the option's differs
 
 
 def _is_given(value) -> bool:
@@ -137,21 +139,17 @@ def check_model_options(args) -> None:
                            f"--model {args.model} does not take it")
 
 
-def given(args, **names) -> dict:
-    """Constructor keywords for the options given on the command line: {keyword: option name}."""
-    return {keyword: getattr(args, option) for keyword, option in names.items() if _is_given(getattr(args, option))}
-
-
-_VAE_OPTIONS = dict(latent_dim="latent_dim", beta="beta", beta_warmup="beta_warmup", capacity="capacity",
-                    capacity_warmup="capacity_warmup")
+def model_keywords(args) -> dict:
+    """Constructor keywords for the model options given on the command line (after
+    ``check_model_options``, every given option belongs to ``args.model``)."""
+    return {_KEYWORD.get(name, name): getattr(args, name) for name in MODEL_OPTIONS if _is_given(getattr(args, name))}
 
 
 # the VAE ----------------------------------------------------------------------------------
 def _build_vae(args, data):
     from .models import VAE
 
-    return VAE(input_dim=int(np.prod(data["x_train"].shape[1:])), **given(args, hidden="hidden", **_VAE_OPTIONS),
-               backend=args.backend, seed=args.seed)
+    return VAE(input_dim=int(np.prod(data["x_train"].shape[1:])), **model_keywords(args), backend=args.backend, seed=args.seed)
 
 
 def _vae_pictures(model, data, out, args):
@@ -186,8 +184,7 @@ register_model("vae", _build_vae, _vae_pictures, min_test=2)
 def _build_cvae(args, data):
     from .models import CVAE
 
-    return CVAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"],
-                **given(args, hidden="hidden", condition_at="condition_at", learned_prior="learned_prior", **_VAE_OPTIONS),
+    return CVAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"], **model_keywords(args),
                 backend=args.backend, seed=args.seed)
 
 
@@ -211,8 +208,7 @@ def _cvae_pictures(model, data, out, args):
 def _build_convvae(args, data):
     from .models import ConvVAE
 
-    return ConvVAE(input_shape=data["x_train"].shape[1:], **given(args, variant="variant", **_VAE_OPTIONS),
-                   backend=args.backend, seed=args.seed)
+    return ConvVAE(input_shape=data["x_train"].shape[1:], **model_keywords(args), backend=args.backend, seed=args.seed)
 
 
 register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda args: True)
@@ -223,8 +219,8 @@ register_model("convvae", _build_convvae, _vae_pictures, min_test=2)
 def _build_aae(args, data):
     from .models import AAE
 
-    return AAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"],
-               **given(args, hidden="hidden", latent_dim="latent_dim", prior="prior"), backend=args.backend, seed=args.seed)
+    return AAE(input_dim=int(np.prod(data["x_train"].shape[1:])), num_classes=data["num_classes"], **model_keywords(args),
+               backend=args.backend, seed=args.seed)
 
 
 def _aae_pictures(model, data, out, args):
@@ -255,28 +251,26 @@ def _sequence_likelihood(data):
     return "gaussian-learned" if data["kind"] == "sinusoids" else "bernoulli"
 
 
-_SEQUENCE_OPTIONS = dict(latent_dim="latent_dim", cell="cell", beta="beta", beta_warmup="beta_warmup",
-                        input_dropout="input_dropout")
-
-
 def _build_vrae(args, data):
     from .models import VRAE
 
-    return VRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data),
-                **given(args, hidden_size="rnn_hidden", **_SEQUENCE_OPTIONS), backend=args.backend, seed=args.seed)
+    return VRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data), **model_keywords(args),
+                backend=args.backend, seed=args.seed)
 
 
 def _build_hvrae(args, data):
     from .models import HierarchicalVRAE
 
+    keywords = model_keywords(args)
+    if "hidden_size" in keywords:  # --rnn-hidden sizes the conductor too
+        keywords["conductor_size"] = keywords["hidden_size"]
     length = data["x_train"].shape[1]
     # the largest segment of at most 8 steps that divides the length (the class's default, 16,
     # does not divide 28 image rows)
-    segment = args.segment_length or next(s for s in (8, 7, 6, 5, 4, 3, 2, 1) if length % s == 0)
-    if length % segment:
-        raise CLIError(f"--segment-length {segment} must divide the sequence length {length}")
-    return HierarchicalVRAE(input_size=data["x_train"].shape[2], segment_length=segment, likelihood=_sequence_likelihood(data),
-                            **given(args, hidden_size="rnn_hidden", conductor_size="rnn_hidden", **_SEQUENCE_OPTIONS),
+    keywords.setdefault("segment_length", next(s for s in (8, 7, 6, 5, 4, 3, 2, 1) if length % s == 0))
+    if length % keywords["segment_length"]:
+        raise CLIError(f"--segment-length {keywords['segment_length']} must divide the sequence length {length}")
+    return HierarchicalVRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data), **keywords,
                             backend=args.backend, seed=args.seed)
 
 
