@@ -25,8 +25,10 @@ class Optimizer:
     def __init__(self, flat, lr: float, clip_norm: float | None):
         if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
-        if clip_norm is not None and not check_number("clip_norm", clip_norm, "a positive number or None") > 0:
-            raise ValueError(f"clip_norm must be positive or None, got {clip_norm}")
+        # checked here, not at the first step, so that fit refuses it before it becomes the run's setting
+        if clip_norm is not None and not (check_number("clip_norm", clip_norm, "a positive number or None") > 0
+                                          and math.isfinite(clip_norm)):
+            raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
         self.flat, self.lr, self.clip_norm = flat, float(lr), clip_norm
         self.kernels = flat.backend.kernels
         self.t = 0
@@ -75,8 +77,8 @@ class Adam(Optimizer):
         b1, b2 = (check_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if not check_number("eps", eps, "a positive number") > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        if not (check_number("eps", eps, "a positive number") > 0 and math.isfinite(eps)):  # eps = inf freezes every update
+            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
         self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
         self.m = flat.backend.zeros(flat.size)
         self.v = flat.backend.zeros(flat.size)

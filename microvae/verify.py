@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from .backend import array_module
+from .checks import check_int
 
 __all__ = ["GradcheckResult", "gradcheck", "numeric_gradient", "check_layer", "check_loss", "check_model"]
 
@@ -134,6 +135,7 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     eps = _check_step(eps)
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
+    directions = check_int("directions", directions, 1)  # 0 directions would compare nothing and pass
     rng = np.random.default_rng(seed)
     floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
@@ -174,6 +176,8 @@ def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full
 
     Its gradient is exactly what ``backward(R)`` returns (dx) and writes (parameter grads).
     """
+    if getattr(layer, "backend", None) is None:
+        raise RuntimeError(f"check_layer needs a built layer: call {type(layer).__name__}(...).build(dtype='float64') first")
     xp = layer.backend.xp
     x = xp.array(x, dtype=np.float64)
     y = layer.forward(x)
@@ -228,6 +232,7 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
         raise TypeError(f"check_model checks a VAE's objective (a model with loss_and_grads); {type(model).__name__} "
                         "has none: check its phases with gradcheck over model.phase_loss")
     _check_step(eps)  # before any work: an array here is most likely noise meant for eps_noise
+    check_int("directions", directions, 1)
     if model.backend.dtype != np.float64:
         raise TypeError("check_model needs a model built with dtype='float64'")
     if eps_noise is None:

@@ -123,3 +123,19 @@ def test_strategies_generate_valid_objects():
     assert x.shape == (3, 4) and np.all(np.abs(x) >= 0.5)
     config, batch = find(testing.vae_configs(), lambda c: c[0]["likelihood"] == "gaussian-learned")
     assert 1 <= batch <= 8 and mv.VAE(**config).likelihood.learned
+
+
+@pytest.mark.parametrize("directions", [0, -2, 1.5, True, "3"])
+def test_directions_must_be_a_positive_integer(directions):
+    """Zero directions would compare nothing and report a pass for any gradient."""
+    a = np.ones(3)
+    with pytest.raises((TypeError, ValueError), match="directions must be a positive integer"):
+        mv.gradcheck(lambda: float((a**2).sum()), {"a": a}, {"a": 5 * a}, mode="directional", directions=directions)
+    model = mv.VAE(4, (3,), 2, dtype="float64")
+    with pytest.raises((TypeError, ValueError), match="directions must be a positive integer"):
+        mv.check_model(model, np.full((2, 4), 0.5), mode="directional", directions=directions)
+
+
+def test_check_layer_on_an_unbuilt_layer_says_build_it():
+    with pytest.raises(RuntimeError, match=r"built layer: call Dense\(...\).build"):
+        mv.check_layer(mv.Dense(3, 2), np.ones((2, 3)))

@@ -98,9 +98,12 @@ def test_adam_minimises_a_quadratic():
         (lambda f: mv.Adam(f, lr=0), "learning rate must be a positive number"),
         (lambda f: mv.Adam(f, lr=float("nan")), "learning rate must be a positive number"),
         (lambda f: mv.Adam(f, betas=(1.0, 0.9)), r"betas must be in \[0, 1\)"),
-        (lambda f: mv.Adam(f, eps=0), "eps must be positive"),
+        (lambda f: mv.Adam(f, eps=0), "eps must be a positive finite number"),
+        (lambda f: mv.Adam(f, eps=float("inf")), "eps must be a positive finite number"),
         (lambda f: mv.SGD(f, momentum=1.0), r"momentum must be in \[0, 1\)"),
-        (lambda f: mv.SGD(f, clip_norm=-1), "clip_norm must be positive or None"),
+        (lambda f: mv.SGD(f, clip_norm=-1), "clip_norm must be a positive finite number or None"),
+        (lambda f: mv.Adam(f, clip_norm=float("inf")), "clip_norm must be a positive finite number or None"),
+        (lambda f: mv.SGD(f, clip_norm=float("nan")), "clip_norm must be a positive finite number or None"),
     ],
 )
 def test_bad_hyperparameters_are_rejected(make, message):
@@ -121,3 +124,14 @@ def test_clip_grad_norm_leaves_a_gradient_at_the_bound_untouched():
     g = np.array([3.0, 4.0])
     assert mv.clip_grad_norm(g, 5.0) == 5.0
     np.testing.assert_array_equal(g, [3.0, 4.0])
+
+
+def test_fit_refuses_an_infinite_clip_norm_before_it_becomes_the_runs_setting():
+    """fit carries the last run's optimizer options over; a refused one must not stick."""
+    x = np.random.default_rng(0).random((6, 4))
+    model = mv.VAE(4, (3,), 2)
+    with pytest.raises(ValueError, match="clip_norm must be a positive finite number"):
+        model.fit(x, epochs=1, clip_norm=float("inf"), verbose=0)
+    assert model.optimizer_spec is None and model.step == 0
+    model.fit(x, epochs=1, verbose=0)  # the next fit runs with the defaults
+    assert model.step > 0 and dict(model.optimizer_spec[2]) == {}
