@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import zipfile
 import zlib
 
 import numpy as np
 
+from .atomic import write_atomically
 from .checks import check_file_path
 
 __all__ = ["CheckpointError", "save", "load", "read_info", "FORMAT", "FORMAT_VERSION"]
@@ -109,7 +109,6 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     path = check_file_path("path", path)
     if info is not None and not (isinstance(info, dict) and all(isinstance(key, str) for key in info)):
         raise TypeError(f"info must be a dict with string keys (stored as JSON), got {type(info).__name__}")
-    folder = os.path.dirname(os.path.abspath(path))
     unrebuildable = _unrebuildable_layers(model)
     if unrebuildable:
         raise TypeError(f"not saving {path!r}: {', '.join(unrebuildable)} take constructor arguments but define no "
@@ -143,21 +142,7 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
             arrays["info"] = _json_array(info, allow_nan=False)
         except ValueError as exc:  # NaN or Inf, which JSON cannot hold
             raise ValueError(f"not saving {path!r}: info must hold JSON values: {exc}") from None
-    os.makedirs(folder, exist_ok=True)
-    # not tempfile.mkstemp, whose files are 0600: os.open with mode 0o666 lets the umask decide
-    # the permissions, as a plain open(path, "wb") would (as microvae.plot does for PNGs)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 # what reading a damaged zip member can raise: zipfile's own errors, a bad CRC or deflate

@@ -32,12 +32,12 @@ from __future__ import annotations
 import math
 import os
 import types
-import uuid
 from statistics import NormalDist
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import write_atomically
 from .checks import check_file_path
 
 __all__ = [
@@ -101,23 +101,8 @@ def _finish(fig, path) -> Any:
     if suffix and suffix not in supported:
         raise ValueError(f"path {path!r}: matplotlib cannot write .{suffix} files; use one of "
                          f"{', '.join('.' + s for s in sorted(supported))}, or no suffix for PNG")
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 lets the process umask decide the permissions,
-    # exactly as a plain open(path, "wb") would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=suffix or "png", dpi=_DPI, bbox_inches="tight",
-                        pad_inches=0.1)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(path, lambda fh: fig.savefig(fh, format=suffix or "png", dpi=_DPI,
+                                                  bbox_inches="tight", pad_inches=0.1))
     return fig
 
 

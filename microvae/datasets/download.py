@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.request
+
+from ..atomic import write_atomically
 
 __all__ = ["ChecksumError", "DatasetNotFoundError", "download_file"]
 
@@ -78,19 +79,4 @@ def download_file(url: str, dest: str | os.PathLike, md5: str, *, quiet: bool = 
             f"checksum mismatch for {url}: expected MD5 {md5.lower()}, got {digest} "
             f"({len(data)} bytes); the download is corrupt or the mirror changed the file"
         )
-    directory = os.path.dirname(dest) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
-        raise
-    return dest
+    return write_atomically(dest, lambda fh: fh.write(data))

@@ -1,0 +1,55 @@
+"""Atomic file writes: a reader finds the old file or the new one, never half of one.
+
+Every file microvae writes (checkpoints, histories, pictures, downloads) goes through
+``write_atomically``: the bytes go to a hidden temporary file in the target's folder, are
+flushed to disk, and the temporary file is renamed over the target (``os.replace`` is atomic
+within one file system). If anything fails, the temporary file is removed and an existing
+target is left as it was. No imports from the rest of microvae, so any module can use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+
+__all__ = ["write_atomically"]
+
+
+def write_atomically(path, write) -> str:
+    """Call ``write(f)`` with a binary file object, then move what it wrote to ``path``.
+
+    Missing folders are made. The file's permissions are what a plain ``open(path, "wb")``
+    would give (the umask decides). Returns ``path`` as a string.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    _make_folder(folder, path)
+    # The temporary name keeps at most 64 bytes of the target's, so that it stays within the
+    # file system's 255-byte limit whenever the target's own name does.
+    stem = os.path.basename(path).encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
+    tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open with 0o666, not tempfile.mkstemp, whose files are private (0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _make_folder(folder: str, path: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # os.makedirs names only the folder it could not make; name the file in the way
+        blocker = folder
+        while not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        raise NotADirectoryError(f"cannot write {path!r}: {blocker!r} is a file, not a folder") from None

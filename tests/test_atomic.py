@@ -1,0 +1,77 @@
+"""write_atomically: every file microvae writes (checkpoints, histories, pictures, downloads)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from microvae.atomic import write_atomically
+
+
+def test_writes_and_replaces_whole(tmp_path):
+    path = tmp_path / "a.bin"
+    assert write_atomically(path, lambda f: f.write(b"first")) == str(path)
+    write_atomically(path, lambda f: f.write(b"second"))
+    assert path.read_bytes() == b"second" and os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"saved")
+
+    def fails(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, fails)
+    assert path.read_bytes() == b"saved" and os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_missing_folders_are_made(tmp_path):
+    path = tmp_path / "new" / "deeper" / "a.bin"
+    write_atomically(path, lambda f: f.write(b"x"))
+    assert path.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("name", ["a" * 251 + ".npz", "é" * 125 + "a.npz"])
+def test_a_name_the_file_system_takes_is_written_although_the_temporary_name_is_longer(tmp_path, name):
+    """A target of 255 bytes is allowed; '.<name>.<uuid>.tmp' would not be."""
+    assert len(name.encode()) == 255
+    write_atomically(tmp_path / name, lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path):
+    (tmp_path / "afile").write_bytes(b"")
+    for path in (tmp_path / "afile" / "m.npz", tmp_path / "afile" / "sub" / "m.npz"):
+        with pytest.raises(NotADirectoryError, match=rf"{tmp_path / 'afile'}' is a file, not a folder"):
+            write_atomically(path, lambda f: f.write(b"x"))
+
+
+def test_permissions_are_those_of_a_plain_open(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_atomically(tmp_path / "a.bin", lambda f: f.write(b"x"))
+        with open(tmp_path / "b.bin", "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o640
+
+
+def test_every_writer_goes_through_it(tmp_path):
+    """Checkpoints and histories into folders that do not exist yet, under a long name."""
+    model = mv.VAE(4, (3,), 2)
+    model.fit(np.full((4, 4), 0.5), epochs=1, verbose=0)
+    long = "h" * 240
+    model.save(tmp_path / "ckpt" / f"{long}.npz")
+    model.history.to_json(tmp_path / "new" / f"{long}.json")
+    model.history.to_csv(tmp_path / "other" / f"{long}.csv")
+    assert mv.load(tmp_path / "ckpt" / f"{long}.npz").step == model.step
+    assert (tmp_path / "new" / f"{long}.json").read_text().startswith("[")
+    assert (tmp_path / "other" / f"{long}.csv").read_text().startswith("epoch,loss")
+    (tmp_path / "afile").write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        model.save(tmp_path / "afile" / "m.npz")
