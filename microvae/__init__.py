@@ -15,7 +15,7 @@ from .checkpoint import CheckpointError, load
 from .backend import Backend, BackendUnavailable, get_backend
 from .layers import GRU, RNN, Conv2D, Conv2DTranspose, Dense, Flatten, LeakyReLU, MaxPool2D, ReLU, Reshape, Sequential, Sigmoid, Tanh
 from .likelihoods import Bernoulli, Gaussian
-from .models import AAE, CVAE, VAE, VRAE, ConvVAE, HierarchicalVRAE, LossTerms
+from .models import AAE, CVAE, VAE, VRAE, ConvVAE, HierarchicalVRAE, LossTerms, pad_sequences
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
@@ -27,7 +27,7 @@ __all__ = [
     "layers", "losses",
     "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "RNN", "GRU",
     "Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape",
-    "Bernoulli", "Gaussian", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE", "LossTerms",
+    "Bernoulli", "Gaussian", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE", "LossTerms", "pad_sequences",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
     "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",

@@ -516,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--segment-length", type=_positive_int, default=None,
                        help="(hvrae) steps per segment, dividing the length (default: the largest divisor up to 8)")
     train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
-    train.add_argument("--seed", type=_integer, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
+    train.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
     train.add_argument("--limit", type=_positive_int, default=None,
                        help="use fewer examples: sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
                             "testing; mnist, fashion-mnist: the first N training and max(N/6, 100) test examples")
@@ -539,14 +539,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--draw-as", default=None, choices=SEQUENCE_DRAWINGS,
                         help="how to draw a recurrent model's sequences (default: as its training data, if `microvae "
                              "train` wrote the checkpoint; else piano-roll for more than 4 features, curves otherwise)")
-    sample.add_argument("--seed", type=_integer, default=0, help="seeds the samples (default: %(default)s)")
+    sample.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the samples (default: %(default)s)")
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"))
     sample.set_defaults(func=cmd_sample)
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
                            description="Prints the max relative error of each layer, loss and model gradient (float64).")
     check.add_argument("--tol", type=_positive_float, default=1e-6, help="largest relative error accepted (> 0)")
-    check.add_argument("--seed", type=_integer, default=0)
+    check.add_argument("--seed", type=_non_negative_int, default=0)
     check.add_argument("-v", "--verbose", action="store_true", help="show the error of every input and parameter")
     check.add_argument("--explain", action="store_true",
                        help="walk through a tiny VAE's backward pass: each gradient's formula, value and finite difference")

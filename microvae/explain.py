@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import check_int
 from .losses import bernoulli_nll, kl_normal
 from .verify import _relative_error, numeric_gradient
 
@@ -49,7 +50,7 @@ def _tiny_model(seed):
     kink, each example with an active unit in both hidden layers, and some encoder unit off."""
     from .models import VAE
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
     for _ in range(1000):
         model = VAE(input_dim=4, hidden=(3,), latent_dim=2, beta=1.0, dtype="float64", seed=int(rng.integers(1 << 30)))
         model.flat.data[...] = rng.standard_normal(model.flat.size) * 0.8

@@ -46,6 +46,7 @@ import numbers
 import numpy as np
 
 from .backend import array_module
+from .checks import check_int
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -160,6 +161,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
+    seed = check_int("seed", seed, 0, none_ok=True)
     rng = np.random.default_rng(seed) if seed is not None else None
     n = len(x)
     out = np.empty((n, k))
@@ -207,6 +209,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
+    seed = check_int("seed", seed, 0, none_ok=True)
     rng = np.random.default_rng(seed) if seed is not None else None
     out = np.empty(len(x))
     with _model_threads(model):

@@ -127,7 +127,9 @@ def test_bad_arguments_exit_non_zero(capsys):
     (["train", "--input-dropout", "1.5"], "--input-dropout: must be a number in [0, 1), got 1.5"),
     (["train", "--lr", "inf"], "--lr: must be a finite positive number, got inf"),
     (["train", "--beta", "nan"], "--beta: must be a finite number >= 0, got nan"),
-    (["train", "--seed", "x"], "--seed: must be an integer, got 'x'"),
+    (["train", "--seed", "x"], "--seed: must be an integer >= 0, got 'x'"),
+    (["train", "--seed", "-1"], "--seed: must be an integer >= 0, got -1"),
+    (["sample", "m.npz", "--seed", "-3"], "--seed: must be an integer >= 0, got -3"),
     (["sample", "m.npz", "--label", "one"], "--label: must be an integer, got 'one'"),
 ])
 def test_bad_numbers_are_named_in_the_options_words(argv, message, capsys):

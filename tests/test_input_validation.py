@@ -427,7 +427,7 @@ def test_early_stopping_on_an_unrecorded_metric_fails_before_training(x):
 def test_early_stopping_settings():
     for kwargs, error, match in [(dict(patience=-1), ValueError, "patience must be an integer >= 0"),
                                  (dict(patience=1.5), ValueError, "patience must be an integer >= 0"),
-                                 (dict(min_delta="0.1"), TypeError, "min_delta must be a number"),
+                                 (dict(min_delta="0.1"), TypeError, "min_delta must be a finite number >= 0"),
                                  (dict(monitor=None), TypeError, "monitor must be the name of a recorded metric")]:
         with pytest.raises(error, match=match):
             mv.EarlyStopping(**kwargs)
@@ -544,3 +544,34 @@ def test_adam_and_sgd_settings_name_the_argument():
     with pytest.raises(TypeError, match=r"lr must be a positive number \(the learning rate\), got '0\.01'"):
         mv.SGD(flat, lr="0.01")
     assert mv.Adam(flat, betas=[0.8, 0.9]).beta1 == 0.8
+
+
+def _seeded_entry_points():
+    from microvae import applications, explain, metrics
+    from microvae.datasets import make_piano_rolls, make_sinusoids, make_sprites
+
+    x = np.random.default_rng(0).random((4, 6))
+    model = mv.VAE(6, (5,), 2)
+    return {
+        "fixed_noise": lambda seed: model.fixed_noise(x, seed=seed),
+        "iwae_bound": lambda seed: metrics.iwae_bound(model, x, k=2, seed=seed),
+        "metrics.elbo": lambda seed: metrics.elbo(model, x, seed=seed),
+        "anomaly_scores": lambda seed: metrics.anomaly_scores(model, x, seed=seed),
+        "add_noise": lambda seed: applications.add_noise(x, seed=seed),
+        "make_sprites": lambda seed: make_sprites(n=3, seed=seed),
+        "make_sinusoids": lambda seed: make_sinusoids(n=3, seed=seed),
+        "make_piano_rolls": lambda seed: make_piano_rolls(n=3, seed=seed),
+        "gradcheck": lambda seed: mv.gradcheck(lambda: float((x**2).sum()), {}, {}, seed=seed),
+        "check_layer": lambda seed: mv.check_layer(mv.Dense(2, 2).build(dtype="float64"), np.ones((1, 2)), seed=seed),
+        "explain_gradients": lambda seed: explain.explain_gradients(seed=seed),
+    }
+
+
+@pytest.mark.parametrize("entry", sorted(_seeded_entry_points()))
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, ValueError), ("3", TypeError), (True, TypeError)])
+def test_every_seed_is_checked_and_named(entry, seed, error):
+    """A seed anywhere is None or an integer >= 0, refused by name (NumPy's own message names nothing)."""
+    fn = _seeded_entry_points()[entry]
+    with pytest.raises(error, match=r"seed must be None or an integer >= 0"):
+        fn(seed)
+    fn(2.0)  # an integral float is an integer, as everywhere else

@@ -165,6 +165,20 @@ def test_pad_sequences():
     assert x[0, 3].tolist() == [0, 0] and x[1, 0].tolist() == [0.5, 0.5]
     with pytest.raises(ValueError, match="non-empty"):
         pad_sequences([np.ones((2, 2)), np.ones((2, 3))])
+    assert mv.pad_sequences is pad_sequences  # the VRAE docs point to it: importable from the top
+
+
+@pytest.mark.parametrize("length, error", [(2.7, ValueError), (0, ValueError), ("3", TypeError), (True, TypeError)])
+def test_pad_sequences_refuses_a_length_that_is_not_a_positive_integer(length, error):
+    """int(length) would cut every sequence to 2 steps for length=2.7, without a word."""
+    with pytest.raises(error, match="length must be None or a positive integer"):
+        pad_sequences([np.zeros((5, 1)), np.ones((4, 1))], length=length)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "0"])
+def test_pad_sequences_refuses_a_padding_value_that_is_not_a_finite_number(value):
+    with pytest.raises((TypeError, ValueError), match="value must be a finite number"):
+        pad_sequences([np.zeros((2, 1))], length=3, value=value)
 
 
 # --- training and generation ---------------------------------------------------------------------------------

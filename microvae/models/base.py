@@ -123,7 +123,7 @@ class Model(Module):
 
     def fixed_noise(self, x, *rest, seed: int = 0):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64)."""
-        return np.random.default_rng(seed).standard_normal((len(x), self.latent_dim))
+        return np.random.default_rng(check_int("seed", seed, 0, none_ok=True)).standard_normal((len(x), self.latent_dim))
 
     # using a trained model (NumPy in, NumPy out) ------------------------------------
     # Inputs go through the networks INFERENCE_BATCH rows at a time: a ConvVAE's activations

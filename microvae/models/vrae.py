@@ -32,13 +32,15 @@ CELLS = {"gru": GRU, "rnn": RNN}
 def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
     sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
-    longer sequences are cut to ``length``."""
+    longer sequences are cut to ``length``. The padding is checked like data (a Bernoulli
+    likelihood needs ``value`` in [0, 1]) although the masked steps add nothing to the loss."""
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
         raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
-    T = int(length) if length is not None else max(len(s) for s in seqs)
-    if T < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+    length = check_int("length", length, 1, none_ok=True)  # int() would cut 2.7 to 2 steps without a word
+    if not math.isfinite(check_number("value", value, "a finite number")):
+        raise ValueError(f"value must be a finite number, got {value!r}")
+    T = length if length is not None else max(len(s) for s in seqs)
     x = np.full((len(seqs), T, seqs[0].shape[1]), value, dtype=np.result_type(*seqs, np.float32))
     mask = np.zeros((len(seqs), T), dtype=np.float32)
     for i, s in enumerate(seqs):
