@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+from .atomic import write_atomically
 from .checks import check_file_path, check_int, check_number
 from .optim import check_option_names
 
@@ -89,11 +90,7 @@ class History:
 
 
 def _atomic_write_text(path, text: str) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 class Callback:
@@ -157,7 +154,11 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
         patience = check_int("patience", patience, 0)
-        min_delta = check_number("min_delta", min_delta)
+        min_delta = check_number("min_delta", min_delta, "a finite number >= 0")
+        if not (math.isfinite(min_delta) and min_delta >= 0):  # NaN: no epoch would ever count as an improvement
+            raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
+        if not isinstance(restore_best, (bool, np.bool_)):
+            raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
@@ -240,6 +241,12 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     seed = check_int("seed", seed, 0, none_ok=True)
     if lr is not None:
         check_number("lr", lr, "a positive number (the learning rate)")
+    if verbose not in (0, 1, 2):  # (True and False are 1 and 0)
+        raise ValueError(f"verbose must be 0 (silent), 1 (progress bar and a line per epoch) or 2 (a line per epoch), got {verbose!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):  # shuffle="no" would shuffle
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if hasattr(callbacks, "on_epoch_end") or not (callbacks is None or hasattr(callbacks, "__iter__")):
+        raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()], got {callbacks!r}")
     if optimizer is None:
         optimizer = model._current_optimizer()
     if isinstance(optimizer, str) and optimizer_options:  # before the data: fit(x, labels=y) lands here

@@ -161,6 +161,20 @@ def test_early_stopping_counts_only_improvements_beyond_min_delta():
     assert _drive(stopper, [5.0, 4.85, 4.7, 4.55], _model()) == 4 and stopper.stopped_epoch is None
 
 
+@pytest.mark.parametrize("options, error, message", [
+    ({"min_delta": float("nan")}, ValueError, "min_delta must be a finite number >= 0"),
+    ({"min_delta": float("inf")}, ValueError, "min_delta must be a finite number >= 0"),
+    ({"min_delta": -0.5}, ValueError, "min_delta must be a finite number >= 0"),
+    ({"min_delta": "0.1"}, TypeError, "min_delta must be a finite number >= 0"),
+    ({"restore_best": "no"}, TypeError, "restore_best must be True or False"),
+])
+def test_early_stopping_refuses_settings_that_would_quietly_do_something_else(options, error, message):
+    """min_delta=NaN made no epoch an improvement: it stopped after patience + 1 epochs and
+    restored nothing; "no" is a true value."""
+    with pytest.raises(error, match=message):
+        mv.EarlyStopping(monitor="loss", **options)
+
+
 @pytest.mark.parametrize("restore_best,expected", [(True, 2), (False, 5)])
 def test_early_stopping_restores_the_best_epoch_also_when_the_run_ends_without_stopping(restore_best, expected):
     model = _model()
@@ -223,11 +237,32 @@ def test_history_files(data, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error", [({"epochs": -1}, "epochs"), ({"batch_size": 0}, "batch_size"),
-                                           ({"optimizer": "rmsprop"}, "optimizer"), ({"lr": -1.0}, "learning rate")])
+                                           ({"optimizer": "rmsprop"}, "optimizer"), ({"lr": -1.0}, "learning rate"),
+                                           ({"verbose": 3}, "verbose must be 0"), ({"verbose": "x"}, "verbose must be 0")])
 def test_bad_fit_arguments(data, kwargs, error):
     x, _ = data
     with pytest.raises(ValueError, match=error):
-        _model().fit(x, verbose=0, **{"epochs": 1, **kwargs})
+        _model().fit(x, **{"epochs": 1, "verbose": 0, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"shuffle": "no"}, "shuffle must be True or False"),
+    ({"callbacks": mv.EarlyStopping(monitor="loss")}, r"callbacks must be a list of callbacks, e.g. callbacks=\[EarlyStopping\(\)\]"),
+    ({"callbacks": 3}, "callbacks must be a list of callbacks"),
+])
+def test_fit_arguments_of_the_wrong_type_are_named(data, kwargs, message):
+    x, _ = data
+    model = _model()
+    with pytest.raises(TypeError, match=message):
+        model.fit(x, epochs=1, verbose=0, **kwargs)
+    assert model.step == 0
+
+
+def test_history_files_go_into_folders_made_for_them(data, tmp_path):
+    history = _model().fit(data[0], epochs=1, batch_size=100, verbose=0)
+    history.to_json(tmp_path / "new" / "h.json")
+    history.to_csv(tmp_path / "other" / "h.csv")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["h.csv", "h.json"]
 
 
 def test_bad_training_data_is_rejected_before_training(data):
