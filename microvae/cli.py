@@ -368,6 +368,16 @@ def _run_info(args, data) -> dict:
     return info
 
 
+# every file `train` may write into --out: a run's own and, for --overwrite, an earlier run's
+RUN_FILES = ("model.npz", "history.json", "history.csv", "reconstructions.png", "samples.png", "samples_by_class.png",
+             "latent_scatter.png", "latent_vs_prior.png", "latent_grid.png", "traversal.png", "interpolation.png",
+             "loss_curves.png")
+
+
+def _earlier_run(out: str) -> list:
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
+
+
 def cmd_train(args) -> int:
     from .training import ModelCheckpoint
 
@@ -379,6 +389,10 @@ def cmd_train(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
                        "history.json/csv and the pictures into")
+    earlier = _earlier_run(args.out)
+    if earlier and not args.overwrite:  # a trained model is not replaced unasked
+        raise CLIError(f"--out {args.out} already holds a run ({', '.join(earlier)}); choose another --out, "
+                       "or pass --overwrite to replace it")
     data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
     model = entry.build(args, data)
     os.makedirs(args.out, exist_ok=True)
@@ -400,6 +414,11 @@ def cmd_train(args) -> int:
     except ImportError as exc:
         print(f"microvae: pictures skipped: {exc}", file=sys.stderr)
     print("wrote:\n  " + "\n  ".join(written))
+    stale = [os.path.join(args.out, name) for name in earlier if os.path.join(args.out, name) not in written]
+    for path in stale:  # the replaced run's pictures that this run does not draw (e.g. a latent grid)
+        os.remove(path)
+    if stale:
+        print("removed, from the run it replaced:\n  " + "\n  ".join(stale))
     return 0
 
 
@@ -521,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use fewer examples: sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
                             "testing; mnist, fashion-mnist: the first N training and max(N/6, 100) test examples")
     train.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
-    train.add_argument("--out", default="runs/latest", help="output folder, created if missing (default: %(default)s)")
+    train.add_argument("--out", default="runs/latest",
+                       help="output folder, created if missing; one that holds a run is refused (default: %(default)s)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out: its checkpoint, history and pictures")
     train.add_argument("--verbose", type=_integer, default=1, choices=(0, 1, 2),
                        help="0: silent, 1: progress bar and a summary per epoch, 2: the summary only (default: %(default)s)")
     train.set_defaults(func=cmd_train)

@@ -146,7 +146,7 @@ def test_train_help_gives_every_default():
 
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for action in subparsers.choices["train"]._actions:
-        if action.option_strings and action.dest not in ("help", "learned_prior", "limit", "backend"):
+        if action.option_strings and action.dest not in ("help", "learned_prior", "limit", "backend", "overwrite"):
             assert "(default:" in (action.help or ""), action.option_strings
 
 
@@ -201,6 +201,9 @@ def test_train_every_model(argv, pictures, tmp_path):
     assert main(["train", *argv, "--epochs", "1", *size, "--out", str(tmp_path), "--verbose", "0"]) == 0
     for name in pictures:
         _png(tmp_path / f"{name}.png")
+    from microvae.cli import RUN_FILES  # what --overwrite clears must name every file a run writes
+
+    assert {p.name for p in tmp_path.iterdir()} <= set(RUN_FILES)
     model = mv.load(tmp_path / "model.npz")
     assert model.epochs_trained == 1
     target = tmp_path / "sampled.png"
@@ -359,3 +362,28 @@ def test_labels_pick_the_component_of_an_aae_mixture_prior(tmp_path, capsys):
                    "--label must be a prior component in [0, 2]")
     _fails_cleanly(["sample", str(tmp_path / "gaussian" / "model.npz"), "--label", "1", "--out", str(tmp_path / "x.png")],
                    capsys, "AAE with prior='gaussian' takes no labels")
+
+
+def test_a_folder_that_holds_a_run_is_refused_unless_overwrite_is_given(tmp_path, capsys):
+    """A trained model is not replaced unasked; --overwrite replaces the whole run, removing the
+    earlier run's pictures that the new one does not draw (a latent grid at latent 2 and a
+    traversal at latent 3 would otherwise sit side by side)."""
+    from microvae.cli import RUN_FILES
+
+    out = tmp_path / "run"
+    base = ["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(out), "--verbose", "0"]
+    assert main(base) == 0
+    saved = (out / "model.npz").read_bytes()
+    assert (out / "latent_grid.png").exists() and not (out / "traversal.png").exists()
+    _fails_cleanly([*base, "--latent-dim", "3"], capsys, f"--out {out} already holds a run (model.npz, history.json")
+    assert (out / "model.npz").read_bytes() == saved
+    capsys.readouterr()
+    assert main([*base, "--latent-dim", "3", "--overwrite"]) == 0
+    assert mv.load(out / "model.npz").latent_dim == 3
+    assert (out / "traversal.png").exists() and not (out / "latent_grid.png").exists()
+    assert "removed, from the run it replaced:" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} <= set(RUN_FILES)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")  # a folder with other files is not a run
+    assert main([*base[:-4], "--out", str(tmp_path / "other"), "--verbose", "0"]) == 0
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
