@@ -12,13 +12,29 @@ between calls and it works on headless machines), returns it, and -- when
 atomically: to a temporary file in the same directory, then moved into place
 with :func:`os.replace`, so a reader never sees a half-written picture.
 
-Images may be passed as
+Images are grey (one channel) or colour (three channels, RGB) and may be
+passed as
 
-* flattened rows ``(n, D)`` together with ``image_shape=(H, W)``; without an
-  ``image_shape`` a square is inferred (784 -> 28x28, 1024 -> 32x32) and a
+* flattened rows ``(n, D)`` together with ``image_shape``: ``(H, W)`` or
+  ``(1, H, W)`` for grey, ``(3, H, W)`` (channel-first, as the models lay
+  out their images) or ``(H, W, 3)`` for colour; without an ``image_shape``
+  a grey square is inferred (784 -> 28x28, 1024 -> 32x32) and a
   ``ValueError`` is raised when ``D`` is not a perfect square;
-* ``(n, H, W)`` arrays;
-* single-channel ``(n, 1, H, W)`` (NCHW) or ``(n, H, W, 1)`` arrays.
+* ``(n, H, W)`` arrays (grey);
+* ``(n, C, H, W)`` (NCHW, what ``ConvVAE`` returns) or ``(n, H, W, C)``
+  (NHWC) arrays with ``C`` = 1 or 3.  Other channel counts raise a
+  ``ValueError``.
+
+Which axis holds the channels is decided by one rule, for arrays and
+``image_shape`` alike: a size-1 axis first (channel-first before
+channel-last), then a size-3 axis, again channel-first before channel-last.
+So ``(n, 3, H, 3)`` is read as NCHW colour (NHWC colour images 3 pixels
+high must be passed as NCHW) and ``(n, 3, H, 1)`` as grey NHWC (as before
+colour support).
+
+Grey images are drawn with the ``gray`` colormap; colour images are scaled
+into [0, 1] over the same display range (one range for all channels, so
+hues are kept) and clipped.  One figure never mixes grey and colour images.
 
 Models are duck-typed: anything with ``encode(x) -> (mu, logvar)`` (or the
 codes alone, as an adversarial autoencoder's ``encode`` gives them),
@@ -110,85 +126,135 @@ def _finish(fig, path) -> Any:
 # array helpers (pure NumPy)
 # --------------------------------------------------------------------------
 
-def _parse_image_shape(image_shape) -> tuple[int, int]:
+# Accepted channel counts: grey and RGB.  Anything else (a 2-channel pair,
+# RGBA, feature maps) has no single obvious picture, so it is refused.
+_CHANNELS = (1, 3)
+
+
+def _channel_layout(dims) -> tuple[int, int, int, bool] | None:
+    """Read a 3-axis item shape as ``(H, W, C, channel_first)``, or None.
+
+    A size-1 axis is taken as the channel axis first (so single-channel
+    shapes read exactly as before colour support), then a size-3 one; at
+    each step channel-first wins, since the models are NCHW.
+    """
+    a, b, c = dims
+    for channels in _CHANNELS:
+        if a == channels:
+            return b, c, channels, True
+        if c == channels:
+            return a, b, channels, False
+    return None
+
+
+def _to_hwc(batch: np.ndarray, channels: int, channel_first: bool) -> np.ndarray:
+    """``(n, C, H, W)`` or ``(n, H, W, C)`` -> ``(n, H, W)`` (grey) or ``(n, H, W, 3)``."""
+    if channels == 1:
+        return batch[:, 0] if channel_first else batch[..., 0]
+    return batch.transpose(0, 2, 3, 1) if channel_first else batch
+
+
+def _parse_image_shape(image_shape) -> tuple[int, int, int, bool]:
+    """``image_shape`` as ``(H, W, C, channel_first)``; ``(H, W)`` is grey."""
     try:
         dims = tuple(int(s) for s in image_shape)
     except TypeError:
         raise ValueError(
             f"image_shape must be a tuple like (H, W), got {image_shape!r}"
         ) from None
-    if len(dims) == 3 and dims[0] == 1:  # (1, H, W): single channel
-        dims = dims[1:]
-    if len(dims) != 2 or min(dims) < 1:
+    layout = None
+    if len(dims) == 2:
+        layout = (*dims, 1, True)
+    elif len(dims) == 3:
+        layout = _channel_layout(dims)
+    if layout is None or min(dims) < 1:
         raise ValueError(
-            f"image_shape must be (H, W) (or (1, H, W)) with positive sizes, "
-            f"got {tuple(image_shape)!r}"
+            f"image_shape must be (H, W), (C, H, W) or (H, W, C) with positive "
+            f"sizes and C = 1 or 3 (grey or RGB), got {tuple(image_shape)!r}"
         )
-    return dims
+    return layout
 
 
 def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
-    """Convert a batch of images in any accepted layout to ``(n, H, W)``."""
+    """Convert a batch of images in any accepted layout to ``(n, H, W)``
+    (grey) or ``(n, H, W, 3)`` (colour)."""
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{what} is empty")
     n = arr.shape[0]
     if image_shape is not None:
-        h, w = _parse_image_shape(image_shape)
+        h, w, c, first = _parse_image_shape(image_shape)
+        item = (c, h, w) if first else (h, w, c)
         per_item = int(np.prod(arr.shape[1:], dtype=np.int64))
-        if per_item != h * w:
+        if per_item != h * w * c:
+            shown, unit = ((h, w), "pixels") if c == 1 else (item, "values")
             raise ValueError(
                 f"{what}: each item has {per_item} values, which does not "
-                f"match image_shape {(h, w)} ({h * w} pixels)"
+                f"match image_shape {shown} ({h * w * c} {unit})"
             )
-        return arr.reshape(n, h, w)
+        # A colour batch already shaped as images in the other layout would
+        # be scrambled by a reshape, not transposed: refuse it.
+        if c == 3 and arr.ndim == 4 and arr.shape[1:] != item:
+            raise ValueError(
+                f"{what}: items shaped {arr.shape[1:]} do not match "
+                f"image_shape {item}; pass flattened rows or an image_shape "
+                f"in the items' own layout"
+            )
+        return _to_hwc(arr.reshape(n, *item), c, first)
     if arr.ndim == 2:
         d = arr.shape[1]
         side = math.isqrt(d)
         if side * side != d:
             raise ValueError(
                 f"{what}: cannot infer a square image from {d} features per "
-                f"item; pass image_shape=(H, W)"
+                f"item; pass image_shape=(H, W), or (3, H, W) for colour"
             )
         return arr.reshape(n, side, side)
     if arr.ndim == 3:
         return arr
     if arr.ndim == 4:
-        if arr.shape[1] == 1:  # NCHW, single channel
-            return arr[:, 0]
-        if arr.shape[3] == 1:  # NHWC, single channel
-            return arr[..., 0]
-        raise ValueError(
-            f"{what}: only single-channel images are supported, got shape "
-            f"{arr.shape} (expected (n, 1, H, W))"
-        )
+        layout = _channel_layout(arr.shape[1:])
+        if layout is None:
+            raise ValueError(
+                f"{what}: images must have 1 (grey) or 3 (RGB) channels, as "
+                f"(n, C, H, W) or (n, H, W, C); got shape {arr.shape}"
+            )
+        _, _, c, first = layout
+        return _to_hwc(arr, c, first)
     raise ValueError(
-        f"{what}: expected a batch shaped (n, D), (n, H, W) or (n, 1, H, W), "
-        f"got shape {arr.shape}"
+        f"{what}: expected a batch shaped (n, D), (n, H, W), (n, C, H, W) or "
+        f"(n, H, W, C) with C = 1 or 3, got shape {arr.shape}"
     )
 
 
-def image_grid(images, nrow: int, image_shape=None, pad: int = 1,
-               pad_value: float = 0.0) -> np.ndarray:
-    """Tile a batch of images into one 2-D array.
+def _check_same_kind(named) -> None:
+    """Refuse to put grey and colour images in one figure.
 
-    ``nrow`` is the number of images per row (as in torchvision's
-    ``make_grid``); images fill the grid row by row and there are
-    ``ceil(n / nrow)`` rows.  ``pad`` pixels of ``pad_value`` separate the
-    tiles and surround the whole grid, so with ``r`` rows and ``c`` columns
-    of ``H x W`` tiles the result has shape
-    ``(r * (H + pad) + pad, c * (W + pad) + pad)``.  Unused cells in the last
-    row are filled with ``pad_value``.
+    ``named`` holds ``(name, images)`` pairs as :func:`_as_images` returns
+    them.  One display range and one way of drawing serve a whole figure,
+    and silently greying the colour images (or tinting the grey) would hide
+    a mismatch such as a colour input with a grey reconstruction.
     """
-    if isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer)) or nrow < 1:
-        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
-    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
-    imgs = _as_images(images, image_shape)
-    n, h, w = imgs.shape
+    first_of = {}  # kind -> name of the first batch of that kind
+    for name, imgs in named:
+        first_of.setdefault("colour" if imgs.ndim == 4 else "grey", name)
+    if len(first_of) > 1:
+        raise ValueError(
+            f"cannot mix grey and colour (RGB) images in one figure: colour "
+            f"in {first_of['colour']}, grey in {first_of['grey']}"
+        )
+
+
+def _tile(imgs: np.ndarray, nrow: int, pad: int, pad_value: float) -> np.ndarray:
+    """Tile ``(n, H, W)`` or ``(n, H, W, 3)`` images, already in that layout.
+
+    The figures call this directly: sending ``(n, H, W, 3)`` back through
+    :func:`_as_images` would misread it when ``H`` is 1 or 3.
+    """
+    n, h, w = imgs.shape[:3]
     cols = min(int(nrow), n)
     rows = -(-n // cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad),
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad) + imgs.shape[3:],
                    float(pad_value), dtype=np.float64)
     for i in range(n):
         r, c = divmod(i, cols)
@@ -196,6 +262,26 @@ def image_grid(images, nrow: int, image_shape=None, pad: int = 1,
         left = pad + c * (w + pad)
         grid[top:top + h, left:left + w] = imgs[i]
     return grid
+
+
+def image_grid(images, nrow: int, image_shape=None, pad: int = 1,
+               pad_value: float = 0.0) -> np.ndarray:
+    """Tile a batch of images into one array: ``(rows, cols)`` for grey
+    images, ``(rows, cols, 3)`` for colour ones.
+
+    ``nrow`` is the number of images per row (as in torchvision's
+    ``make_grid``); images fill the grid row by row and there are
+    ``ceil(n / nrow)`` rows.  ``pad`` pixels of ``pad_value`` (in every
+    channel) separate the tiles and surround the whole grid, so with ``r``
+    rows and ``c`` columns of ``H x W`` tiles the grid is
+    ``r * (H + pad) + pad`` by ``c * (W + pad) + pad`` pixels.  Unused cells
+    in the last row are filled with ``pad_value``.
+    """
+    if isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer)) or nrow < 1:
+        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
+    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+    return _tile(_as_images(images, image_shape), int(nrow), int(pad), pad_value)
 
 
 def _cell_centers(count: int, size: int, pad: int) -> list[float]:
@@ -220,15 +306,25 @@ def _display_range(*arrays) -> tuple[float, float]:
 
 def _grid_figsize(grid_shape, extra_w: float = 0.0,
                   extra_h: float = 0.0) -> tuple[float, float]:
-    gh, gw = grid_shape
+    gh, gw = grid_shape[:2]
     scale = min(0.04, 10.0 / max(gh, gw))  # inches per pixel, capped at ~10in
     return (max(gw * scale + 0.4 + extra_w, 2.5),
             max(gh * scale + 0.4 + extra_h, 1.5))
 
 
+def _draw(ax, grid, vmin, vmax):
+    """imshow a grey ``(rows, cols)`` or colour ``(rows, cols, 3)`` grid over [vmin, vmax]."""
+    if grid.ndim == 3:
+        # imshow ignores cmap/vmin/vmax for RGB and wants floats in [0, 1]:
+        # scale with the range grey images get, and clip what lies outside.
+        rgb = np.clip((grid - vmin) / (vmax - vmin), 0.0, 1.0)
+        return ax.imshow(rgb, interpolation="nearest")
+    return ax.imshow(grid, cmap="gray", vmin=vmin, vmax=vmax,
+                     interpolation="nearest")
+
+
 def _show_grid(ax, grid, vmin, vmax):
-    ax.imshow(grid, cmap="gray", vmin=vmin, vmax=vmax,
-              interpolation="nearest")
+    _draw(ax, grid, vmin, vmax)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -332,7 +428,8 @@ def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
                          title=None):
     """Inputs in the top row, their reconstructions in the row below.
 
-    Shows the first ``n`` items (fewer if there are fewer).
+    Shows the first ``n`` items (fewer if there are fewer).  ``x`` and
+    ``x_rec`` must both be grey or both colour.
     """
     n = _check_count("n", n)
     x_arr = np.asarray(x)
@@ -346,6 +443,7 @@ def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
     k = min(n, len(x_arr))
     top = _as_images(x_arr[:k], image_shape, "x")
     bottom = _as_images(rec_arr[:k], image_shape, "x_rec")
+    _check_same_kind([("x", top), ("x_rec", bottom)])
     if top.shape != bottom.shape:
         raise ValueError(
             f"x and x_rec images differ in shape: {top.shape[1:]} vs "
@@ -353,8 +451,7 @@ def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
         )
     vmin, vmax = _display_range(top, bottom)
     pad = 1
-    grid = image_grid(np.concatenate([top, bottom]), nrow=k, pad=pad,
-                      pad_value=vmax)
+    grid = _tile(np.concatenate([top, bottom]), k, pad, vmax)
     fig = _new_figure(_grid_figsize(grid.shape, extra_w=1.2,
                                     extra_h=0.4 if title else 0.0))
     ax = fig.add_subplot(1, 1, 1)
@@ -371,14 +468,15 @@ def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
 
 def plot_samples(images, nrow: int = 8, image_shape=None, path=None,
                  title=None):
-    """Tile a batch of images (e.g. samples from the prior) into a grid.
+    """Tile a batch of grey or colour images (e.g. samples from the prior)
+    into a grid.
 
     ``nrow`` is the number of images per row.
     """
     nrow = _check_count("nrow", nrow)
     imgs = _as_images(images, image_shape)
     vmin, vmax = _display_range(imgs)
-    grid = image_grid(imgs, nrow=nrow, pad=1, pad_value=vmax)
+    grid = _tile(imgs, nrow, 1, vmax)
     fig = _new_figure(_grid_figsize(grid.shape, extra_h=0.4 if title else 0.0))
     ax = fig.add_subplot(1, 1, 1)
     _show_grid(ax, grid, vmin, vmax)
@@ -419,7 +517,7 @@ def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
     ``model_or_decode`` is either a model with ``.decode`` (whose
     ``latent_dim``, if present, must be 2; ``y``: the class to decode with, for
     a conditional model) or a plain callable
-    ``decode(z) -> images`` taking ``z`` of shape ``(n*n, 2)``.  Columns go
+    ``decode(z) -> images`` (grey or colour) taking ``z`` of shape ``(n*n, 2)``.  Columns go
     from ``z[0] = -span`` (left) to ``+span`` (right); rows from
     ``z[1] = +span`` (top) to ``-span`` (bottom), like a usual plot.
     ``spacing`` is ``"linear"`` or ``"quantile"`` (see :func:`_latent_axis`).
@@ -455,11 +553,11 @@ def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
     imgs = _as_images(_decode(decode, z, n * n), image_shape, "decoded images")
     vmin, vmax = _display_range(imgs)
     pad = 0
-    grid = image_grid(imgs, nrow=n, pad=pad)
+    grid = _tile(imgs, n, pad, 0.0)
     fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.8, extra_h=0.6))
     ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(grid, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
-    h, w = imgs.shape[1:]
+    _draw(ax, grid, vmin, vmax)
+    h, w = imgs.shape[1:3]
     # Label a handful of tiles with their latent coordinate.
     if n <= 15:
         idx = np.arange(n)
@@ -487,7 +585,8 @@ def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
     expects, without a batch axis or with a batch axis of size 1.  The row
     shows ``x_a``, then ``steps`` decodings at ``t = 0 .. 1`` (both ends
     included), then ``x_b``.  ``y``: the class label (an int) of a
-    conditional model, used for both ends and every decoding.
+    conditional model, used for both ends and every decoding.  The inputs
+    and the decodings must both be grey or both colour.
     """
     steps = _check_count("steps", steps)
     if steps < 2:
@@ -505,6 +604,7 @@ def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
     decoded = _as_images(_decode(_decoder(model, y), z, steps), image_shape,
                          "decoded images")
     ends = _as_images(np.concatenate([a, b]), image_shape, "x_a/x_b")
+    _check_same_kind([("x_a/x_b", ends), ("the decoded images", decoded)])
     if ends.shape[1:] != decoded.shape[1:]:
         raise ValueError(
             f"inputs are {ends.shape[1:]} images but decode returned "
@@ -513,7 +613,7 @@ def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
     row = np.concatenate([ends[:1], decoded, ends[1:]])
     vmin, vmax = _display_range(row)
     pad = 1
-    grid = image_grid(row, nrow=len(row), pad=pad, pad_value=vmax)
+    grid = _tile(row, len(row), pad, vmax)
     fig = _new_figure(_grid_figsize(grid.shape, extra_h=0.6))
     ax = fig.add_subplot(1, 1, 1)
     _show_grid(ax, grid, vmin, vmax)
@@ -563,11 +663,11 @@ def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
                       "decoded images")
     vmin, vmax = _display_range(imgs)
     pad = 1
-    grid = image_grid(imgs, nrow=steps, pad=pad, pad_value=vmax)
+    grid = _tile(imgs, steps, pad, vmax)
     fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.6, extra_h=0.6))
     ax = fig.add_subplot(1, 1, 1)
     _show_grid(ax, grid, vmin, vmax)
-    h, w = imgs.shape[1:]
+    h, w = imgs.shape[1:3]
     ax.set_yticks(_cell_centers(len(dims), h, pad))
     ax.set_yticklabels([f"z[{d}]" for d in dims])
     ax.set_xticks(_cell_centers(steps, w, pad))
@@ -584,8 +684,8 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
 
     ``images_per_class`` is an array ``(num_classes, n_per_class, ...)`` or a
     list with one batch per class (rows may differ in length; short rows are
-    left blank at the end).  ``class_names`` defaults to ``class 0``,
-    ``class 1``, ...
+    left blank at the end).  All classes must be grey or all colour.
+    ``class_names`` defaults to ``class 0``, ``class 1``, ...
     """
     if isinstance(images_per_class, np.ndarray):
         if images_per_class.ndim < 3:
@@ -600,6 +700,7 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
         raise ValueError("images_per_class is empty")
     rows = [_as_images(b, image_shape, f"images_per_class[{i}]")
             for i, b in enumerate(batches)]
+    _check_same_kind([(f"images_per_class[{i}]", r) for i, r in enumerate(rows)])
     shapes = {r.shape[1:] for r in rows}
     if len(shapes) != 1:
         raise ValueError(f"all classes must share one image shape, got {shapes}")
@@ -612,13 +713,13 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
                 f"got {len(names)} class_names for {len(rows)} classes"
             )
     vmin, vmax = _display_range(*rows)
-    h, w = rows[0].shape[1:]
+    h = rows[0].shape[1]
     per_row = max(len(r) for r in rows)
-    cells = np.full((len(rows) * per_row, h, w), vmax)
+    cells = np.full((len(rows) * per_row,) + rows[0].shape[1:], vmax)
     for i, r in enumerate(rows):
         cells[i * per_row:i * per_row + len(r)] = r
     pad = 1
-    grid = image_grid(cells, nrow=per_row, pad=pad, pad_value=vmax)
+    grid = _tile(cells, per_row, pad, vmax)
     longest = max(len(s) for s in names)
     fig = _new_figure(_grid_figsize(grid.shape, extra_w=0.1 * longest))
     ax = fig.add_subplot(1, 1, 1)

@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -132,8 +133,8 @@ def test_image_grid_errors():
         mplot.image_grid(np.zeros((2, 4)), nrow=0)
     with pytest.raises(ValueError, match="pad"):
         mplot.image_grid(np.zeros((2, 4)), nrow=1, pad=-1)
-    with pytest.raises(ValueError, match="single-channel"):
-        mplot.image_grid(np.zeros((2, 3, 4, 4)), nrow=1)
+    with pytest.raises(ValueError, match=r"1 \(grey\) or 3 \(RGB\) channels"):
+        mplot.image_grid(np.zeros((2, 2, 4, 4)), nrow=1)
     with pytest.raises(ValueError, match="empty"):
         mplot.image_grid(np.zeros((0, 4)), nrow=1)
 
@@ -446,6 +447,232 @@ def test_plot_samples_by_class_errors(rng):
         mplot.plot_samples_by_class([rng.random((2, 16)), rng.random((2, 25))])
     with pytest.raises(ValueError, match="empty"):
         mplot.plot_samples_by_class([])
+
+
+# --------------------------------------------------------------------------
+# colour (3-channel) images
+# --------------------------------------------------------------------------
+
+CH, CW = 2, 4  # tile size; neither is 1 or 3, so no layout is ambiguous
+
+
+def rgb_tiles(n=5, h=CH, w=CW):
+    """(n, H, W, 3) tiles whose every value is distinct and names its place:
+    1000 * image + 100 * channel + 10 * row + column."""
+    k, y, x, c = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), np.arange(3),
+                             indexing="ij")
+    return (1000 * k + 100 * c + 10 * y + x).astype(np.float64)
+
+
+COLOUR_LAYOUTS = {
+    "nchw": lambda t: (t.transpose(0, 3, 1, 2), None),
+    "nhwc": lambda t: (t, None),
+    "flat (3, H, W)": lambda t: (t.transpose(0, 3, 1, 2).reshape(len(t), -1), (3, CH, CW)),
+    "flat (H, W, 3)": lambda t: (t.reshape(len(t), -1), (CH, CW, 3)),
+    "nchw with image_shape": lambda t: (t.transpose(0, 3, 1, 2), (3, CH, CW)),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(COLOUR_LAYOUTS))
+def test_image_grid_colour_layouts_place_every_channel(layout):
+    tiles = rgb_tiles()
+    images, image_shape = COLOUR_LAYOUTS[layout](tiles)
+    grid = mplot.image_grid(images, nrow=3, image_shape=image_shape, pad=1, pad_value=-1.0)
+    assert grid.shape == (2 * (CH + 1) + 1, 3 * (CW + 1) + 1, 3)
+    for k in range(5):
+        r, c = divmod(k, 3)
+        top, left = 1 + r * (CH + 1), 1 + c * (CW + 1)
+        np.testing.assert_array_equal(grid[top:top + CH, left:left + CW], tiles[k])
+    # The rest (padding and the unused last cell) is pad_value.
+    assert np.count_nonzero(grid != -1) == tiles.size
+
+
+def test_image_grid_colour_pad_value_fills_every_channel():
+    grid = mplot.image_grid(np.zeros((3, 3, CH, CW)), nrow=2, pad=2, pad_value=0.25)
+    assert grid.shape == (2 * (CH + 2) + 2, 2 * (CW + 2) + 2, 3)
+    pad_mask = np.ones(grid.shape[:2], dtype=bool)
+    for top, left in [(2, 2), (2, 2 + CW + 2), (2 + CH + 2, 2)]:  # the three tiles
+        pad_mask[top:top + CH, left:left + CW] = False
+    for ch in range(3):
+        assert np.all(grid[..., ch][pad_mask] == 0.25)
+        assert np.all(grid[..., ch][~pad_mask] == 0.0)
+    # Also the unused last cell, in every channel.
+    np.testing.assert_array_equal(grid[2 + CH + 2:2 + 2 * CH + 2, 2 + CW + 2:2 + 2 * CW + 2], 0.25)
+
+
+def test_image_grid_ambiguous_layouts_follow_the_documented_rule():
+    # (n, 3, H, 3): channel-first wins, so 3-channel H x 3 images, not 3 x H ones.
+    nchw = np.arange(2 * 3 * 2 * 3, dtype=float).reshape(2, 3, 2, 3)
+    grid = mplot.image_grid(nchw, nrow=2, pad=0)
+    np.testing.assert_array_equal(
+        grid, np.concatenate([nchw[0].transpose(1, 2, 0), nchw[1].transpose(1, 2, 0)], axis=1))
+    # The same for flattened rows with image_shape (3, H, 3).
+    flat = mplot.image_grid(nchw.reshape(2, -1), nrow=2, pad=0, image_shape=(3, 2, 3))
+    np.testing.assert_array_equal(flat, grid)
+    # A size-1 axis is the channel axis before a size-3 one, as before colour
+    # support: (n, 3, H, 1) is grey NHWC 3 x H, (n, 1, H, 3) grey NCHW H x 3.
+    nhwc_grey = np.arange(2 * 3 * 5, dtype=float).reshape(2, 3, 5, 1)
+    np.testing.assert_array_equal(mplot.image_grid(nhwc_grey, nrow=2, pad=0),
+                                  np.concatenate([nhwc_grey[0, ..., 0], nhwc_grey[1, ..., 0]], axis=1))
+    nchw_grey = np.arange(2 * 5 * 3, dtype=float).reshape(2, 1, 5, 3)
+    np.testing.assert_array_equal(mplot.image_grid(nchw_grey, nrow=2, pad=0),
+                                  np.concatenate([nchw_grey[0, 0], nchw_grey[1, 0]], axis=1))
+    # image_shape follows the same rule: (1, H, 3) is grey, (H, W, 1) grey too.
+    assert mplot.image_grid(np.zeros((2, 15)), nrow=2, pad=0, image_shape=(1, 5, 3)).shape == (5, 6)
+    assert mplot.image_grid(np.zeros((2, 15)), nrow=2, pad=0, image_shape=(5, 3, 1)).shape == (5, 6)
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 4, 4), (2, 4, 5, 5), (2, 5, 5, 2), (2, 5, 5, 4)])
+def test_image_grid_refuses_other_channel_counts(shape):
+    with pytest.raises(ValueError, match=r"1 \(grey\) or 3 \(RGB\) channels.*" + re.escape(str(shape))):
+        mplot.image_grid(np.zeros(shape), nrow=1)
+
+
+@pytest.mark.parametrize("image_shape", [(2, 4, 4), (4, 5, 5), (5, 5, 2), (5, 5, 4), (3, 4, 4, 1)])
+def test_image_shape_refuses_other_channel_counts(image_shape):
+    d = int(np.prod(image_shape))
+    with pytest.raises(ValueError, match=r"\(C, H, W\) or \(H, W, C\).*C = 1 or 3"):
+        mplot.image_grid(np.zeros((2, d)), nrow=1, image_shape=image_shape)
+
+
+def test_colour_image_shape_errors():
+    with pytest.raises(ValueError, match=r"image_shape \(3, 4, 4\) \(48 values\)"):
+        mplot.image_grid(np.zeros((2, 47)), nrow=1, image_shape=(3, 4, 4))
+    # NHWC images with a channel-first image_shape would be scrambled by a reshape.
+    with pytest.raises(ValueError, match=r"items shaped \(4, 5, 3\) do not match image_shape \(3, 4, 5\)"):
+        mplot.image_grid(np.zeros((2, 4, 5, 3)), nrow=1, image_shape=(3, 4, 5))
+    with pytest.raises(ValueError, match=r"or \(3, H, W\) for colour"):
+        mplot.image_grid(np.zeros((2, 3 * 4 * 4)), nrow=1)  # 48 is not a square
+
+
+def drawn_rgb(fig):
+    """The RGB array drawn by a figure's image, checked to be in [0, 1]."""
+    shown = shown_image(fig)
+    assert shown.ndim == 3 and shown.shape[2] == 3
+    assert np.all(np.isfinite(shown)) and shown.min() >= 0.0 and shown.max() <= 1.0
+    return shown
+
+
+@pytest.fixture
+def conv3():
+    import microvae as mv
+
+    return mv.ConvVAE((3, 8, 8), latent_dim=2, seed=0)
+
+
+@pytest.fixture
+def x3(rng):
+    return rng.random((4, 3, 8, 8))
+
+
+def hwc(a):
+    return np.asarray(a, dtype=np.float64).transpose(1, 2, 0)
+
+
+def test_plot_reconstructions_colour(tmp_path, conv3, x3):
+    rec = conv3.reconstruct(x3)
+    fig = mplot.plot_reconstructions(x3, rec, path=tmp_path / "r.png")
+    assert_png(str(tmp_path / "r.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (2 * 9 + 1, 4 * 9 + 1, 3)
+    np.testing.assert_allclose(shown[1:9, 1:9], hwc(x3[0]))  # values in [0, 1] drawn as they are
+    np.testing.assert_allclose(shown[10:18, 10:18], hwc(rec[1]), rtol=1e-6)
+    assert np.all(shown[0] == 1.0)  # padding (vmax) is white in every channel
+    # Flattened rows with a channel-first image_shape give the same picture.
+    flat = mplot.plot_reconstructions(x3.reshape(4, -1), rec, image_shape=(3, 8, 8))
+    np.testing.assert_array_equal(shown_image(flat), shown)
+
+
+def test_plot_samples_colour_scales_into_the_display_range(tmp_path):
+    images = np.zeros((2, 3, 4, 4))
+    images[0, 0] = -2.0  # red channel of the first image at the bottom of the range
+    images[1, 2] = 3.0   # blue channel of the second at the top
+    images[1, 1, 0, 0] = 0.5
+    fig = mplot.plot_samples(images, nrow=2, path=tmp_path / "s.png")
+    assert_png(str(tmp_path / "s.png"))
+    shown = drawn_rgb(fig)
+    # One range for all channels, [-2, 3]: v -> (v + 2) / 5.
+    np.testing.assert_allclose(shown[1:5, 1:5, 0], 0.0)
+    np.testing.assert_allclose(shown[1:5, 1:5, 1:], 0.4)
+    np.testing.assert_allclose(shown[1:5, 6:10, 2], 1.0)
+    np.testing.assert_allclose(shown[1, 6, 1], 0.5)
+    np.testing.assert_allclose(shown[1, 7, 1], 0.4)
+
+
+def test_plot_samples_colour_clips_infinite_values():
+    images = np.full((1, 3, 4, 4), 0.5)
+    images[0, 0, 0, 0] = np.inf
+    images[0, 1, 0, 0] = -np.inf
+    shown = drawn_rgb(mplot.plot_samples(images))
+    np.testing.assert_array_equal(shown[1, 1], [1.0, 0.0, 0.5])
+
+
+@pytest.mark.parametrize("height", [1, 3])
+def test_plot_samples_colour_images_one_or_three_pixels_high(height):
+    # Tiled as (n, H, W, 3) already: H of 1 or 3 must not be re-read as channels.
+    images = np.arange(2 * 3 * height * 5, dtype=float).reshape(2, 3, height, 5)
+    shown = drawn_rgb(mplot.plot_samples(images, nrow=2))
+    assert shown.shape == (height + 2, 2 * 6 + 1, 3)
+    lo, hi = images.min(), images.max()
+    np.testing.assert_allclose(shown[1:1 + height, 7:12], (hwc(images[1]) - lo) / (hi - lo))
+
+
+def test_plot_samples_of_a_colour_model(tmp_path, conv3):
+    fig = mplot.plot_samples(conv3.sample(5, seed=3), nrow=3, path=tmp_path / "s.png")
+    assert_png(str(tmp_path / "s.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (2 * 9 + 1, 3 * 9 + 1, 3)
+    np.testing.assert_allclose(shown[10:18, 1:9], hwc(conv3.sample(5, seed=3)[3]), rtol=1e-6)
+
+
+def test_plot_latent_grid_of_a_colour_model(tmp_path, conv3):
+    fig = mplot.plot_latent_grid(conv3, n=3, span=1.0, path=tmp_path / "g.png")
+    assert_png(str(tmp_path / "g.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (3 * 8, 3 * 8, 3)
+    # Top left is z = (-span, +span); bottom right z = (+span, -span).
+    np.testing.assert_allclose(shown[:8, :8], hwc(conv3.decode(np.array([[-1.0, 1.0]]))[0]), rtol=1e-6)
+    np.testing.assert_allclose(shown[16:, 16:], hwc(conv3.decode(np.array([[1.0, -1.0]]))[0]), rtol=1e-6)
+
+
+def test_plot_interpolation_of_a_colour_model(tmp_path, conv3, x3):
+    fig = mplot.plot_interpolation(conv3, x3[0], x3[1], steps=3, path=tmp_path / "i.png")
+    assert_png(str(tmp_path / "i.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (8 + 2, 5 * 9 + 1, 3)
+    np.testing.assert_allclose(shown[1:9, 1:9], hwc(x3[0]))
+    np.testing.assert_allclose(shown[1:9, 37:45], hwc(x3[1]))
+
+
+def test_plot_traversal_of_a_colour_model(tmp_path, conv3, x3):
+    fig = mplot.plot_traversal(conv3, x3[0], dims=[1], steps=3, span=1.0, path=tmp_path / "t.png")
+    assert_png(str(tmp_path / "t.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (8 + 2, 3 * 9 + 1, 3)
+    mu = conv3.encode(x3[:1])[0][0].astype(np.float64)
+    np.testing.assert_allclose(shown[1:9, 1:9], hwc(conv3.decode((mu - [0.0, 1.0])[None])[0]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_plot_samples_by_class_colour(tmp_path, conv3, x3):
+    fig = mplot.plot_samples_by_class([x3[:3], conv3.sample(2, seed=0)], class_names=["a", "b"],
+                                      path=tmp_path / "c.png")
+    assert_png(str(tmp_path / "c.png"))
+    shown = drawn_rgb(fig)
+    assert shown.shape == (2 * 9 + 1, 3 * 9 + 1, 3)
+    np.testing.assert_allclose(shown[1:9, 19:27], hwc(x3[2]))
+    np.testing.assert_array_equal(shown[10:18, 19:27], 1.0)  # the short row's blank cell, all channels
+
+
+def test_grey_and_colour_images_are_not_mixed_in_one_figure(rng, x3):
+    with pytest.raises(ValueError, match="cannot mix grey and colour.*colour in x, grey in x_rec"):
+        mplot.plot_reconstructions(x3, x3[:, 0])
+    with pytest.raises(ValueError, match=r"colour in images_per_class\[1\], grey in images_per_class\[0\]"):
+        mplot.plot_samples_by_class([x3[:, 0], x3])
+    # The inputs are colour 2 x 6 images (36 values); FakeModel decodes grey 6 x 6 ones.
+    x = rng.random((2, 3, 2, 6))
+    with pytest.raises(ValueError, match="colour in x_a/x_b, grey in the decoded images"):
+        mplot.plot_interpolation(FakeModel(), x[0], x[1], steps=2)
 
 
 # --------------------------------------------------------------------------
