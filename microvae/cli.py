@@ -13,6 +13,7 @@ missing).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -310,6 +311,16 @@ def _hidden(text: str):
     return sizes
 
 
+def _image_shape(text: str):
+    try:
+        dims = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        dims = ()
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected H,W or C,H,W in positive integers, like 28,28 or 3,32,32, got {text!r}")
+    return dims
+
+
 def _number(kind, text: str, expected: str):
     try:
         return kind(text)
@@ -365,6 +376,8 @@ def _run_info(args, data) -> dict:
     if MODELS[args.model].sequences:
         kind = {"piano-rolls": "piano-roll", "sinusoids": "curves"}.get(data["kind"], data["kind"])
         info.update(draw_as=kind, length=int(data["x_train"].shape[1]))
+    else:
+        info["image_shape"] = list(data["image_shape"])
     return info
 
 
@@ -431,10 +444,14 @@ def cmd_sample(args) -> int:
     if os.path.splitext(args.out)[1].lower() != ".png":
         raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out}")
     model = load(args.checkpoint, backend=args.backend)
+    info = read_info(args.checkpoint)
     if not getattr(model, "is_sequence_model", False):
         for option, value in (("--length", args.length), ("--draw-as", args.draw_as)):
             if value is not None:
                 raise CLIError(f"{option} is for recurrent models (vrae, hvrae); this checkpoint holds a {type(model).__name__}")
+    elif args.image_shape is not None:
+        raise CLIError("--image-shape is for image models; a recurrent model's sequences are drawn by --draw-as")
+    image_shape = _sample_image_shape(model, args.image_shape or info.get("image_shape"))
     conditional = getattr(model, "needs_labels", False)
     prior = getattr(model, "prior", None)
     mixture = prior == "mixture"  # an AAE whose prior has one component per class: a label picks the component
@@ -447,12 +464,12 @@ def cmd_sample(args) -> int:
         raise CLIError(f"--label must be {allowed} for this {type(model).__name__}, got {args.label}")
     if mixture and args.label is not None:
         samples = model.sample(args.n, y=np.full(args.n, args.label), seed=args.seed)
-        plot.plot_samples(samples, nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+        plot.plot_samples(samples, nrow=int(np.ceil(np.sqrt(args.n))), image_shape=image_shape, path=args.out)
     elif conditional:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
-        plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+        plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
+                          image_shape=image_shape, path=args.out)
     elif getattr(model, "is_sequence_model", False):
-        info = read_info(args.checkpoint)
         length = args.length or info.get("length") or 32
         sequences = model.sample(args.n, length, seed=args.seed)
         draw_as = args.draw_as or info.get("draw_as") or ("piano-roll" if sequences.shape[2] > 4 else "curves")
@@ -464,9 +481,27 @@ def cmd_sample(args) -> int:
         else:
             plot.plot_sequences(sequences, n=min(args.n, 8), path=args.out)
     else:
-        plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))), path=args.out)
+        plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
+                          image_shape=image_shape, path=args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _sample_image_shape(model, image_shape):
+    """The picture shape of an image model's samples: ``image_shape`` if given (checked against
+    the model), else None for one the pictures can infer (a square, or a ConvVAE's (C, H, W))."""
+    if getattr(model, "is_sequence_model", False):
+        return None
+    features = int(np.prod(model.input_shape))
+    if image_shape is not None:
+        if int(np.prod(image_shape)) != features:
+            raise CLIError(f"--image-shape {','.join(map(str, image_shape))} has {int(np.prod(image_shape))} values; "
+                           f"this {type(model).__name__} draws {features} per sample")
+        return tuple(image_shape)
+    if len(model.input_shape) == 1 and math.isqrt(features) ** 2 != features:
+        raise CLIError(f"this {type(model).__name__} draws {features} values per sample, not a square image; "
+                       "pass --image-shape H,W (or C,H,W for colour)")
+    return None
 
 
 def cmd_gradcheck(args) -> int:
@@ -555,6 +590,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(default: %(default)s)")
     sample.add_argument("--label", type=_integer, default=None,
                         help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component)")
+    sample.add_argument("--image-shape", type=_image_shape, default=None,
+                        help="how to draw each sample, H,W or C,H,W (image models; default: the training images' "
+                             "shape if `microvae train` wrote the checkpoint, else a square or a ConvVAE's own shape)")
     sample.add_argument("--length", type=_positive_int, default=None,
                         help="steps per sequence (recurrent models; default: the training sequences' length "
                              "if `microvae train` wrote the checkpoint, else 32)")

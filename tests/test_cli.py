@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import microvae as mv
@@ -387,3 +388,34 @@ def test_a_folder_that_holds_a_run_is_refused_unless_overwrite_is_given(tmp_path
     (tmp_path / "other" / "notes.txt").write_text("mine")  # a folder with other files is not a run
     assert main([*base[:-4], "--out", str(tmp_path / "other"), "--verbose", "0"]) == 0
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_sample_draws_any_image_model_and_takes_an_image_shape(tmp_path, capsys):
+    """A colour ConvVAE, a VAE of 3·8·8 colour pixels and a VAE of a non-square size each
+    draw; what cannot be inferred asks for --image-shape, whose size is checked."""
+    from PIL import Image
+
+    mv.ConvVAE((3, 8, 8), latent_dim=2).save(tmp_path / "conv.npz")
+    mv.VAE(3 * 8 * 8, (4,), 2).save(tmp_path / "rgb.npz")
+    mv.VAE(60, (4,), 2).save(tmp_path / "six.npz")
+    for checkpoint, extra in (("conv.npz", []), ("rgb.npz", ["--image-shape", "3,8,8"]), ("six.npz", ["--image-shape", "6,10"])):
+        target = tmp_path / f"{checkpoint}.png"
+        assert main(["sample", str(tmp_path / checkpoint), "-n", "16", "--out", str(target), *extra]) == 0
+        _png(target)
+    pixels = np.asarray(Image.open(tmp_path / "conv.npz.png").convert("RGB")).astype(int)
+    assert np.abs(pixels[..., 0] - pixels[..., 1]).max() > 0  # drawn in colour, not grey
+    _fails_cleanly(["sample", str(tmp_path / "six.npz"), "--out", str(tmp_path / "x.png")], capsys,
+                   "this VAE draws 60 values per sample, not a square image; pass --image-shape H,W")
+    _fails_cleanly(["sample", str(tmp_path / "six.npz"), "--image-shape", "2,2", "--out", str(tmp_path / "x.png")], capsys,
+                   "--image-shape 2,2 has 4 values; this VAE draws 60 per sample")
+    with pytest.raises(SystemExit):
+        main(["sample", str(tmp_path / "six.npz"), "--image-shape", "2,x"])
+    assert "expected H,W or C,H,W" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_train_records_the_image_shape_for_sample(tmp_path):
+    from microvae.checkpoint import read_info
+
+    assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "run"), "--verbose", "0"]) == 0
+    assert read_info(tmp_path / "run" / "model.npz")["image_shape"] == [32, 32]
