@@ -271,8 +271,9 @@ def test_sample_command_runs(readme_runs, tmp_path, monkeypatch):
     """README's ``microvae sample DIR/model.npz -n 64 --out samples.png`` on a README run."""
     base, folders = readme_runs
     monkeypatch.chdir(tmp_path)
-    # --label: for a CVAE; --length, --draw-as: for a recurrent model
-    (argv,) = [c for c in cli_commands() if c[:1] == ["sample"] and not {"--label", "--length", "--draw-as"} & set(c)]
+    # --label: for a CVAE; --image-shape 3,32,32: for a colour model; --length, --draw-as: for a recurrent model
+    (argv,) = [c for c in cli_commands()
+               if c[:1] == ["sample"] and not {"--label", "--image-shape", "--length", "--draw-as"} & set(c)]
     argv = [a.replace("DIR", str(base / folders[0])) for a in argv]
     assert cli.main(argv) == 0
     _png(tmp_path / _out_folder(argv))
@@ -921,7 +922,7 @@ def test_cli_synopsis_lists_every_choice():
         assert option in _subparser("train")._option_string_actions, f"README's train synopsis has {option}; the CLI has not"
     backend = tokens[tokens.index("--backend") + 1]
     assert backend in _subparser("train")._option_string_actions["--backend"].choices
-    for command, options in (("sample", ("-n", "--out", "--label", "--length", "--draw-as")), ("gradcheck", ("--explain",))):
+    for command, options in (("sample", ("-n", "--out", "--label", "--image-shape", "--length", "--draw-as")), ("gradcheck", ("--explain",))):
         line = next(c for c in _bash_commands() if c.startswith(f"microvae {command}"))
         for option in options:
             assert option in line, f"{option} is no longer in README's {command} line: update this test"
