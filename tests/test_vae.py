@@ -163,9 +163,20 @@ def test_custom_encoder_and_decoder():
     x = np.random.default_rng(0).uniform(0, 1, (3, 10))
     _randomize(model, 0)
     assert mv.check_model(model, x).passed(1e-6)
-    bad = mv.VAE(10, latent_dim=3, encoder=mv.Sequential(mv.Dense(10, 4)), decoder=mv.Sequential(mv.Dense(3, 10)))
-    with pytest.raises(ValueError, match="2·latent_dim"):
-        bad.loss(x)
+
+
+@pytest.mark.parametrize("networks, message", [
+    ({"encoder": mv.Sequential(mv.Dense(10, 4))}, r"encoder must map input_dim = 10 values to 2·latent_dim = 6 \(μ then logvar\), got \(4,\)"),
+    ({"encoder": mv.Sequential(mv.Dense(9, 6))}, r"encoder must take input_dim = 10 values per example: Dense\(9, 6\) expects"),
+    ({"decoder": mv.Sequential(mv.Dense(3, 5))}, r"decoder must map latent_dim = 3 values to the Bernoulli likelihood's 10 outputs"),
+    ({"decoder": mv.Sequential(mv.Dense(2, 10))}, r"decoder must take latent_dim = 3 values per example"),
+    ({"decoder": mv.Sequential(mv.Dense(3, 10)), "likelihood": "gaussian-learned"}, r"likelihood's 20 outputs for input_dim = 10, got \(10,\)"),
+])
+def test_networks_of_the_wrong_sizes_are_refused_when_the_model_is_built(networks, message):
+    """Not at the first batch, nor (a decoder with too few outputs) as a decode() of the wrong
+    shape that only the loss would catch."""
+    with pytest.raises(ValueError, match=message):
+        mv.VAE(10, latent_dim=3, **networks)
 
 
 def test_gaussian_likelihood_accepts_real_data():

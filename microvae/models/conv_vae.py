@@ -147,6 +147,8 @@ class ConvVAE(VAE):
             capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name, seed=seed,
         )
 
+    _builds_own_networks = True
+
     @classmethod
     def config_from_checkpoint(cls, config: dict) -> dict:
         """Checkpoints written before ``fuse_relu`` existed have separate ReLU layers."""

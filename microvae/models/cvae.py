@@ -96,6 +96,8 @@ class CVAE(VAE):
             capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
         )
 
+    _builds_own_networks = True
+
     def children(self):
         parts = {"encoder_head": self.encoder_head, "encoder": self.encoder, "decoder": self.decoder, "prior": self.prior}
         return {name: part for name, part in parts.items() if part is not None}

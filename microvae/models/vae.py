@@ -95,6 +95,30 @@ class VAE(Model):
         )
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
+        if (encoder is not None or decoder is not None) and not self._builds_own_networks:
+            self._check_network_sizes()
+
+    _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
+
+    def _check_network_sizes(self):
+        """A network passed in with the wrong sizes is refused now, not at the first batch or
+        (a decoder's) only when the loss meets the data."""
+        xp, dtype = self.backend.xp, self.backend.dtype
+        try:
+            h = self.encoder.forward(xp.zeros((1, self.input_dim), dtype=dtype))
+        except ValueError as exc:
+            raise ValueError(f"the encoder must take input_dim = {self.input_dim} values per example: {exc}") from None
+        if tuple(h.shape) != (1, 2 * self.latent_dim):
+            raise ValueError(f"the encoder must map input_dim = {self.input_dim} values to 2·latent_dim = "
+                             f"{2 * self.latent_dim} (μ then logvar), got {tuple(h.shape[1:])}")
+        expected = self.likelihood.output_dim(self.input_dim)
+        try:
+            out = self.decoder.forward(xp.zeros((1, self.latent_dim), dtype=dtype))
+        except ValueError as exc:
+            raise ValueError(f"the decoder must take latent_dim = {self.latent_dim} values per example: {exc}") from None
+        if tuple(out.shape) != (1, expected):
+            raise ValueError(f"the decoder must map latent_dim = {self.latent_dim} values to the {type(self.likelihood).__name__} "
+                             f"likelihood's {expected} outputs for input_dim = {self.input_dim}, got {tuple(out.shape[1:])}")
 
     def children(self):
         return {"encoder": self.encoder, "decoder": self.decoder}
