@@ -162,6 +162,50 @@ def test_losses_reject_mismatched_shapes():
         losses.kl_gaussians(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 2)), np.zeros((2, 2)))
 
 
+_PREDICTION_LOSSES = {
+    "bernoulli_nll": lambda a, b: losses.bernoulli_nll(a, b),
+    "bce_probabilities": lambda a, b: losses.bce_probabilities(a, b),
+    "gaussian_nll": lambda a, b: losses.gaussian_nll(a, b),
+    "mse": lambda a, b: losses.mse(a, b),
+    "kl_normal": lambda a, b: losses.kl_normal(a, b),
+    "kl_gaussians": lambda a, b: losses.kl_gaussians(a, b, a, b),
+    "discriminator_loss": lambda a, b: losses.discriminator_loss(a, b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PREDICTION_LOSSES))
+@pytest.mark.parametrize("bad", [np.zeros((2, 3), dtype=np.int64), np.zeros((2, 3), dtype=np.float16), [[0.0, 0.0, 0.0]] * 2],
+                         ids=["int64", "float16", "list"])
+def test_losses_refuse_what_is_not_a_float32_or_float64_array_by_name(name, bad):
+    """int64 logits failed in a ufunc cast, float16 in the kernel, a list with an AttributeError."""
+    with pytest.raises(TypeError, match=r"must be (a float32 or float64 array|a NumPy or CuPy array)"):
+        _PREDICTION_LOSSES[name](bad, np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("name", ["bernoulli_nll", "bce_probabilities", "gaussian_nll", "mse"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int32])
+def test_data_may_be_integers_or_bools(name, dtype):
+    """0/1 pixels stored as integers or bools are data; the result is that of the float copy."""
+    x = np.random.default_rng(0).integers(0, 2, (3, 4))
+    prediction = np.random.default_rng(1).uniform(0.1, 0.9, (3, 4))
+    ints = _PREDICTION_LOSSES[name](prediction, x.astype(dtype))
+    floats = _PREDICTION_LOSSES[name](prediction, x.astype(np.float64))
+    for a, b in zip(ints, floats):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="x must be an array of numbers, got dtype <U1"):
+        losses.bernoulli_nll(prediction, np.full((3, 4), "1"))
+
+
+@pytest.mark.parametrize("logvar", [np.float32(0.5), np.float64(0.5), 0.5, 1])
+def test_a_scalar_logvar_of_any_kind_is_a_fixed_variance(logvar):
+    mean, x = np.zeros((2, 3)), np.ones((2, 3))
+    per_example, _, dlogvar = losses.gaussian_nll(mean, x, logvar)
+    assert dlogvar is None
+    np.testing.assert_allclose(per_example, losses.gaussian_nll(mean, x, float(logvar))[0])
+    with pytest.raises(TypeError, match="logvar must be a number .* or a float32/float64 array"):
+        losses.gaussian_nll(mean, x, [0.5, 0.5, 0.5])
+
+
 @pytest.mark.parametrize("x", [0.0, 0.3, 1.0])
 def test_bce_gradient_at_the_clip_edges_is_the_derivative_from_inside(x):
     """At p = eps and p = 1 − eps the value is the unclipped one, and dp is the derivative from

@@ -35,6 +35,9 @@ def _sigmoid(v):
 
 
 def _check(what, logits):
+    if getattr(getattr(logits, "dtype", None), "name", None) not in ("float32", "float64"):
+        raise TypeError(f"{what}: logits must be a float32 or float64 array, got "
+                        f"{getattr(logits, 'dtype', type(logits).__name__)}")
     if getattr(logits, "ndim", 0) < 1 or logits.shape[0] < 1:
         raise ValueError(f"{what}: expected a non-empty batch of logits (batch,) or (batch, 1), got shape {tuple(getattr(logits, 'shape', ()))}")
 

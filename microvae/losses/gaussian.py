@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..backend import array_module
 from ._checks import rows, same_shape
@@ -17,16 +18,21 @@ def gaussian_nll(mean, x, logvar=0.0):
     Gradients:     d/dμ      = (μ − x)·e^{−logvar} / batch
                    d/dlogvar = ½(1 − (x − μ)²·e^{−logvar}) / batch   (summed to logvar's shape)
 
-    ``logvar`` is a Python float (fixed variance: the dlogvar returned is None) or an array
-    broadcastable to ``mean`` (learned variance, e.g. a decoder output or a per-pixel vector).
+    ``logvar`` is a number (a Python or NumPy scalar: a fixed variance, and the dlogvar
+    returned is None) or an array broadcastable to ``mean`` (a learned variance, e.g. a decoder
+    output or a per-pixel vector).
     Returns ``(per_example, dmean, dlogvar)``.
     """
     same_shape("gaussian_nll", mean, x, ("mean", "x"))
     xp = array_module(mean)
     batch = mean.shape[0]
     diff = mean - x
-    learned = not isinstance(logvar, (int, float))
+    # a number (Python or NumPy scalar) is a fixed variance; an array, even 0-d, is learned
+    learned = not isinstance(logvar, numbers.Real)
     if learned:
+        if getattr(getattr(logvar, "dtype", None), "name", None) not in ("float32", "float64"):
+            raise TypeError(f"gaussian_nll: logvar must be a number (a fixed variance) or a float32/float64 array "
+                            f"(a learned one), got {type(logvar).__name__}")
         precision = xp.exp(-logvar)
         sq = diff * diff * precision
         per_example = 0.5 * rows(sq + logvar + _LOG_2PI + xp.zeros_like(mean)).sum(axis=1, dtype=xp.float64)

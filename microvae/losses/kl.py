@@ -13,7 +13,7 @@ def kl_normal(mu, logvar):
     Gradients:     d/dμ = μ / batch,    d/dlogvar = ½(e^{logvar} − 1) / batch
     Returns ``(per_example, dmu, dlogvar)``.
     """
-    same_shape("kl_normal", mu, logvar, ("mu", "logvar"))
+    same_shape("kl_normal", mu, logvar, ("mu", "logvar"), b_is_data=False)
     xp = array_module(mu)
     batch = mu.shape[0]
     var = xp.exp(logvar)
@@ -32,9 +32,9 @@ def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
     Both sides get gradients, so a learned prior p(z|y) can be trained through it.
     Returns ``(per_example, dmu_q, dlogvar_q, dmu_p, dlogvar_p)``.
     """
-    same_shape("kl_gaussians", mu_q, logvar_q, ("mu_q", "logvar_q"))
-    same_shape("kl_gaussians", mu_p, logvar_p, ("mu_p", "logvar_p"))
-    same_shape("kl_gaussians", mu_q, mu_p, ("mu_q", "mu_p"))
+    same_shape("kl_gaussians", mu_q, logvar_q, ("mu_q", "logvar_q"), b_is_data=False)
+    same_shape("kl_gaussians", mu_p, logvar_p, ("mu_p", "logvar_p"), b_is_data=False)
+    same_shape("kl_gaussians", mu_q, mu_p, ("mu_q", "mu_p"), b_is_data=False)
     xp = array_module(mu_q)
     batch = mu_q.shape[0]
     diff = mu_q - mu_p
