@@ -98,15 +98,21 @@ def mlp_layers(draw, max_depth: int = 3, max_width: int = 16):
 
 @st.composite
 def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
-    """Keyword arguments for a small float64 ``microvae.VAE`` plus a batch size."""
+    """Keyword arguments for a small float64 ``microvae.VAE`` plus a batch size: every
+    likelihood (a fixed variance other than 1 too), with or without a capacity target, and
+    warm-ups of β and C (0: none) that a check part-way through them exercises."""
     depth = draw(st.integers(1, 2))
+    fixed_variance = st.builds(lambda logvar: {"name": "gaussian", "logvar": logvar}, st.floats(-3.0, 3.0))
+    warmup = st.one_of(st.just(0), st.integers(1, 20))
     return dict(
         input_dim=draw(widths(1, max_width)),
         hidden=tuple(draw(widths(1, max_width)) for _ in range(depth)),
         latent_dim=draw(widths(1, 4)),
         beta=draw(betas()),
-        likelihood=draw(st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"])),
+        likelihood=draw(st.one_of(st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), fixed_variance)),
         capacity=draw(st.one_of(st.none(), st.floats(0.0, 5.0))),
+        beta_warmup=draw(warmup),
+        capacity_warmup=draw(warmup),
         dtype="float64",
         seed=draw(st.integers(0, 1000)),
     ), draw(batch_sizes(1, max_batch))

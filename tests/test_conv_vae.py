@@ -57,15 +57,20 @@ def images(n, shape, seed=0):
 @given(variant_and_shape=st.tuples(st.just("pooling"), st.sampled_from([(1, 4, 4), (2, 4, 8), (1, 8, 4)]))
        | st.tuples(st.just("strided"), st.sampled_from([(1, 4, 4), (2, 4, 8), (1, 5, 7), (2, 3, 6), (1, 1, 2)])),
        likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), beta=st.sampled_from([0.5, 1.0, 3.0]),
+       capacity=st.sampled_from([None, 0.5, 40.0]), warmup=st.sampled_from([0, 10]), fuse_relu=st.booleans(),
        latent=st.integers(1, 3), n=st.integers(1, 2), seed=st.integers(0, 2**31))
-def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, latent, n, seed):
+def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, capacity, warmup, fuse_relu, latent, n, seed):
     """Every tensor along random directions (the model has 2·10⁴-2·10⁵ parameters), and every
     element of the tensors with at most 300 (all biases, the first convolution's and the last
     layers' weights, the dense layers around the latent code) element by element. The strided
-    variant also on odd sizes, where the decoder mirrors them with output_padding."""
+    variant also on odd sizes, where the decoder mirrors them with output_padding. With ReLUs
+    inside the convolutions or as layers of their own, and a capacity target (C below and above
+    the KL) and warm-ups of β and C, checked part-way through (step 4 of 10)."""
     variant, shape = variant_and_shape
     model = ConvVAE(input_shape=shape, latent_dim=latent, beta=beta, variant=variant, likelihood=likelihood,
+                    capacity=capacity, beta_warmup=warmup, capacity_warmup=warmup, fuse_relu=fuse_relu,
                     dtype="float64", seed=seed % 1000)
+    model.step = 4
     rng = np.random.default_rng(seed)
     model.flat.data[...] += rng.normal(0.0, 0.02, model.flat.size)  # b ≠ 0: no pre-activation sits exactly on a kink
     x = images(n, shape, seed)

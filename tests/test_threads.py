@@ -3,13 +3,18 @@
 import os
 import threading
 
+from unittest import mock
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import microvae as mv
 import microvae.layers.conv as conv_module
 from microvae import threads
 from microvae.layers import Conv2D, Conv2DTranspose
+from microvae.verify import check_layer
 from microvae.training import Callback
 
 needs_openblas = pytest.mark.skipif(threads.blas_threads() is None,
@@ -152,6 +157,25 @@ def test_convolutions_on_threads_equal_one_thread(make, monkeypatch):
         np.testing.assert_array_equal(a, b)  # the same every time
     for name in parallel[2]:
         np.testing.assert_array_equal(parallel[2][name], again[2][name])
+
+
+@needs_openblas
+@pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(2, 5), c=st.integers(1, 3), f=st.integers(1, 3), h=st.integers(3, 6), w=st.integers(3, 6),
+       stride=st.integers(1, 2), padding=st.sampled_from(["same", "valid"]), seed=st.integers(0, 2**31))
+def test_convolution_gradients_on_threads_match_finite_differences(cls, n, c, f, h, w, stride, padding, seed):
+    """What fit runs on the CPU: one image per chunk on 3 workers, the weight gradients summed
+    per worker and then across workers, checked against finite differences of its own forward
+    (itself on the workers) rather than against the one-thread path, which shares its code."""
+    options = {"padding": padding} if cls is Conv2D else {}
+    layer = cls(c, f, 3, stride=stride, **options).build(dtype="float64", seed=seed % 1000)
+    layer.params["b"][...] = np.random.default_rng(seed).uniform(-0.5, 0.5, f)
+    x = np.random.default_rng(seed + 1).standard_normal((n, c, h, w))
+    with mock.patch.object(conv_module, "CHUNK_BYTES", 1), threads.parallel_chunks(threads=3) as workers:
+        assert workers == 3
+        result = check_layer(layer, x, seed=seed % 1000)
+    assert result.passed(1e-6), result.table()
 
 
 class _Probe(Callback):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import microvae as mv
 from microvae import testing
@@ -19,12 +20,14 @@ def _randomize(model, seed):
     model.flat.data[...] = testing.normal_array(model.flat.size, seed, scale=0.5)
 
 
-@settings(max_examples=25)
-@given(config_and_batch=testing.vae_configs(), seed=testing.seeds())
-def test_whole_objective_gradient(config_and_batch, seed):
+@settings(max_examples=30)
+@given(config_and_batch=testing.vae_configs(), seed=testing.seeds(), step=st.integers(0, 25))
+def test_whole_objective_gradient(config_and_batch, seed, step):
+    """``step``: optimizer steps taken, so that a warm-up of β or C is checked part-way too."""
     config, batch = config_and_batch
     model = mv.VAE(**config)
     _randomize(model, seed % 1000)
+    model.step = step
     x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
     result = mv.check_model(model, x, seed=seed % 1000)
     assert result.passed(1e-6), f"{config}\n{result}"

@@ -59,11 +59,11 @@ def test_whole_objective_gradient(kind, cell, likelihood):
     assert result.passed(1e-6), result.table()
 
 
-def _model(kind, F, H, latent, cell, likelihood, beta, seed):
+def _model(kind, F, H, latent, cell, likelihood, beta, seed, segment_length=2, conductor_size=2):
     if kind == "flat":
         return VRAE(F, hidden_size=H, latent_dim=latent, cell=cell, likelihood=likelihood, beta=beta, dtype="float64", seed=seed)
-    return HierarchicalVRAE(F, segment_length=2, hidden_size=H, conductor_size=2, latent_dim=latent, cell=cell,
-                            likelihood=likelihood, beta=beta, dtype="float64", seed=seed)
+    return HierarchicalVRAE(F, segment_length=segment_length, hidden_size=H, conductor_size=conductor_size, latent_dim=latent,
+                            cell=cell, likelihood=likelihood, beta=beta, dtype="float64", seed=seed)
 
 
 # Over likelihoods and β too: the Gaussian likelihoods and β ≠ 1 were otherwise checked at one shape
@@ -72,13 +72,14 @@ def _model(kind, F, H, latent, cell, likelihood, beta, seed):
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
 @settings(max_examples=5)
 @given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
-       segments=st.integers(1, 3), F=st.integers(1, 3), H=st.integers(1, 4), latent=st.integers(1, 3),
-       masked=st.booleans(), beta=testing.betas(), seed=st.integers(0, 2**31))
-def test_whole_objective_gradient_over_shapes(likelihood, kind, cell, n, segments, F, H, latent, masked, beta, seed):
+       segments=st.integers(1, 3), segment_length=st.integers(1, 4), conductor_size=st.integers(1, 4), F=st.integers(1, 3),
+       H=st.integers(1, 4), latent=st.integers(1, 3), masked=st.booleans(), beta=testing.betas(), seed=st.integers(0, 2**31))
+def test_whole_objective_gradient_over_shapes(likelihood, kind, cell, n, segments, segment_length, conductor_size, F, H, latent,
+                                              masked, beta, seed):
     rng = np.random.default_rng(seed)
-    model = _model(kind, F, H, latent, cell, likelihood, beta, seed % 1000)
+    model = _model(kind, F, H, latent, cell, likelihood, beta, seed % 1000, segment_length, conductor_size)
     random_biases(model, seed)
-    T = 2 * segments
+    T = segment_length * segments
     x = rng.random((n, T, F))
     batch = (x, ragged_mask(rng.integers(1, T + 1, size=n), T)) if masked else (x,)
     # Central differences of the loss L (step h = 1e-6) carry a rounding error of about
