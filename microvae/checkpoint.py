@@ -263,11 +263,14 @@ def load(path, backend=None):
     if backend is not None:
         get_backend(backend)  # an unusable backend argument is the caller's error, not the file's
     config = dict(meta["config"])
+    if "backend" in config:  # save() never stores one: the device is the loader's choice
+        raise CheckpointError(path, "malformed metadata: the config names a backend, which save() never stores "
+                                    "(pass backend= to load)")
     if backend is not None:
         config["backend"] = backend
     try:
         model = cls(**cls.config_from_checkpoint(config))
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
         raise CheckpointError(path, f"its config does not build a {cls.__name__} (expected the constructor "
                                     f"arguments model.save() stored): {exc}") from exc
 
@@ -291,8 +294,13 @@ def load(path, backend=None):
     if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)):
         raise CheckpointError(path, f"malformed training state: train_seed is {seed!r}; expected an integer or null")
     history = training.get("history", [])
-    if not (isinstance(history, list) and all(isinstance(record, dict) for record in history)):
-        raise CheckpointError(path, "malformed training state: history must be a list of per-epoch records (JSON objects)")
+    # what fit records is numbers; a callback may add any JSON value under a name of its own
+    recorded = {"epoch", "seconds", *model.metric_names, *(f"val_{name}" for name in model.metric_names)}
+    if not (isinstance(history, list) and all(isinstance(record, dict) for record in history)
+            and all(isinstance(value, (int, float)) and not isinstance(value, bool)
+                    for record in history for key, value in record.items() if key in recorded)):
+        raise CheckpointError(path, "malformed training state: history must be a list of per-epoch records (JSON objects "
+                                    f"whose {', '.join(sorted(recorded))} are numbers)")
     model.step = training.get("step", 0)
     model.epochs_trained = training.get("epochs_trained", 0)
     model.train_seed = seed

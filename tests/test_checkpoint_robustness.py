@@ -238,6 +238,10 @@ MALFORMED = {
     "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer or null"),
     "history-a-dict": (_training(history={"loss": [1.0]}), "history must be a list of per-epoch records"),
     "history-of-numbers": (_training(history=[1.0, 2.0]), "history must be a list"),
+    "history-value-a-string": (_training(history=[{"epoch": 1, "loss": "x"}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers"),
+    "history-value-a-bool": (_training(history=[{"epoch": 1, "loss": True}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers"),
+    "config-names-a-backend": (_json_change("model", _config_with(backend="cupy")), "the config names a backend"),
+    "config-too-large-to-build": (_json_change("model", _config_with(hidden=[10**12])), "does not build a VAE"),
     "optimizer-a-string": (_training(optimizer="adam"), "malformed optimizer state"),
     "optimizer-no-t-for-group": (_optimizer(t={}), "t\\['model'\\] is None"),
     "optimizer-no-t": (lambda p: _json_change("training", lambda t: {**t, "optimizer": {
