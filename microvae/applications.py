@@ -57,7 +57,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
-    level = float(level)
+    level = check_number("level", level, "a number")
     if not math.isfinite(level) or level < 0 or (kind != "gaussian" and level > 1):
         raise ValueError(f"level must be >= 0 (a standard deviation) for gaussian noise and a fraction in [0, 1] "
                          f"for {kind!r}, got {level!r}")
@@ -155,11 +155,12 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     real-valued data's PSNRs meaningless)."""
     if data_range is None:
         data_range = _data_range(clean)
+    reconstructed = denoise(model, clean, y)  # first: bad data is reported as the caller's clean input, not its noisy copy
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean, noisy, data_range)
     p_denoised = psnr(clean, denoised, data_range)
-    p_rec = psnr(clean, denoise(model, clean, y), data_range)
+    p_rec = psnr(clean, reconstructed, data_range)
     return DenoisingReport(noisy, denoised, p_noisy, p_denoised, p_denoised - p_noisy, p_rec)
 
 
@@ -211,11 +212,20 @@ def slerp(z_a, z_b, t):
     return (np.sin((1 - t) * omega) * z_a + np.sin(t * omega) * z_b) / math.sin(omega)
 
 
-def _code(model, x, y=None):
+def _code(model, x, y=None, what="x"):
     """The posterior mean μ of one example (with or without a batch axis of size 1); an AAE's code."""
     from .plot import _as_batch_of_one, _encode_mean
 
-    return _encode_mean(model, _as_batch_of_one(x, model), y)[0]
+    batch = _as_batch_of_one(x, model)
+    # else the model's shape check would name a batch of one that the caller never passed
+    if getattr(model, "is_sequence_model", False):
+        one, shape = batch.ndim == 3 and len(batch) == 1, ", a sequence (time, features)"
+    else:
+        one = len(batch) == 1 and batch.size == math.prod(model.input_shape)  # (H, W) for a (1, H, W) ConvVAE too
+        shape = f", shaped {tuple(model.input_shape)}"
+    if not one:
+        raise ValueError(f"{what} must be one example{shape} (or with a batch axis of one), got shape {np.shape(x)}")
+    return _encode_mean(model, batch, y)[0]
 
 
 def _decode(model, z, y=None, like=None):
@@ -239,10 +249,9 @@ def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None
     """
     if method not in ("linear", "slerp"):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
-    if isinstance(steps, bool) or int(steps) != steps or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
-    z_a, z_b = _code(model, x_a, y), _code(model, x_b, y)
-    t = np.linspace(0.0, 1.0, int(steps))
+    steps = check_int("steps", steps, 2)
+    z_a, z_b = _code(model, x_a, y, "x_a"), _code(model, x_b, y, "x_b")
+    t = np.linspace(0.0, 1.0, steps)
     z = slerp(z_a, z_b, t) if method == "slerp" else (1 - t[:, None]) * z_a + t[:, None] * z_b
     return _decode(model, z, y, like=x_a)
 
@@ -264,7 +273,7 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     (or moved by them, with ``relative=True``). Returns images of shape (len(values), *image).
     ``y``: for a conditional model, the class label (an int) of x, used for every decoding."""
     z0 = _code(model, x, y)
-    if not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
+    if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
         raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size == 0 or not np.isfinite(values).all():

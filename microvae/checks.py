@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_number", "check_sizes", "check_file_path"]
+__all__ = ["check_int", "check_number", "check_bool", "check_sizes", "check_file_path"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -36,6 +36,14 @@ def check_number(name: str, value, form: str = "a number") -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {form}, got {value!r}")
     return float(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` if it is True or False (a NumPy bool too), else a TypeError naming ``name``:
+    ``bool("no")`` is True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_sizes(name: str, value) -> tuple:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_int, check_number
+from .checks import check_bool, check_file_path, check_int, check_number
 from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
@@ -157,8 +157,7 @@ class EarlyStopping(Callback):
         min_delta = check_number("min_delta", min_delta, "a finite number >= 0")
         if not (math.isfinite(min_delta) and min_delta >= 0):  # NaN: no epoch would ever count as an improvement
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta!r}")
-        if not isinstance(restore_best, (bool, np.bool_)):
-            raise TypeError(f"restore_best must be True or False, got {restore_best!r}")
+        restore_best = check_bool("restore_best", restore_best)
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
@@ -243,8 +242,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         check_number("lr", lr, "a positive number (the learning rate)")
     if verbose not in (0, 1, 2):  # (True and False are 1 and 0)
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar and a line per epoch) or 2 (a line per epoch), got {verbose!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):  # shuffle="no" would shuffle
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    shuffle = check_bool("shuffle", shuffle)  # shuffle="no" would shuffle
     if hasattr(callbacks, "on_epoch_end") or not (callbacks is None or hasattr(callbacks, "__iter__")):
         raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()], got {callbacks!r}")
     if optimizer is None:

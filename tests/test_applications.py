@@ -85,6 +85,9 @@ def test_add_noise_rejects_bad_arguments():
         app.add_noise(x, "gaussian", -0.1)
     with pytest.raises(ValueError, match="NaN"):
         app.add_noise(np.array([[np.nan]]), "gaussian", 0.1)
+    for level in ("0.3", True, None):  # float() took "0.3" and True
+        with pytest.raises(TypeError, match="level must be a number"):
+            app.add_noise(x, "gaussian", level)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,6 +167,14 @@ def test_interpolate_decodes_the_path_between_two_codes(sprites_and_model):
         app.interpolate(model, x[0], x[1], method="cubic")
     with pytest.raises(ValueError, match="steps"):
         app.interpolate(model, x[0], x[1], steps=1)
+    for steps, error in ((float("inf"), ValueError), (float("nan"), ValueError), (None, TypeError), ("5", TypeError)):
+        with pytest.raises(error, match="steps must be an integer >= 2"):
+            app.interpolate(model, x[0], x[1], steps=steps)
+    # two examples where one is expected: named as given, not as the (1, 2, 1024) batch it became
+    with pytest.raises(ValueError, match=r"x_a must be one example, shaped \(1024,\) .*got shape \(2, 1024\)"):
+        app.interpolate(model, x[:2], x[1])
+    with pytest.raises(ValueError, match=r"x_b must be one example, shaped \(1024,\) .*got shape \(1023,\)"):
+        app.interpolate(model, x[0], x[1][:-1])
 
 
 def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
@@ -178,8 +189,18 @@ def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
     np.testing.assert_allclose(app.traverse(model, x[0], 2, values, relative=True), model.decode(z), atol=1e-6)
     with pytest.raises(ValueError, match="dim"):
         app.traverse(model, x[0], dim=4, values=values)
+    with pytest.raises(ValueError, match="dim must be an integer"):
+        app.traverse(model, x[0], dim=True, values=values)
     with pytest.raises(ValueError, match="values"):
         app.traverse(model, x[0], dim=0, values=[])
+
+
+def test_denoising_report_blames_the_clean_input_not_its_noisy_copy():
+    """0..255 images for a Bernoulli model: the range reported is the input's, as passed."""
+    model = mv.VAE(16, (8,), 2, seed=0)
+    images = np.tile(np.arange(0, 256, 17, dtype=np.uint8), (3, 1))
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\] for a Bernoulli likelihood \(found values in \[0, 255\]\)"):
+        app.denoising_report(model, images)
 
 
 def test_denoising_report_measures_psnr_on_the_data_range():

@@ -575,3 +575,46 @@ def test_every_seed_is_checked_and_named(entry, seed, error):
     with pytest.raises(error, match=r"seed must be None or an integer >= 0"):
         fn(seed)
     fn(2.0)  # an integral float is an integer, as everywhere else
+
+
+@pytest.mark.parametrize("eps, dtype", [("a", "<U1"), (np.ones((3, 2)) * 1j, "complex128")])
+def test_noise_that_is_not_real_numbers_is_refused_by_name(eps, dtype):
+    """A string failed in a cast that named nothing; complex noise lost its imaginary part with a warning."""
+    model = mv.VAE(8, (6,), 2)
+    x = np.random.default_rng(0).random((3, 8))
+    for method in (model.loss, model.loss_and_grads):
+        with pytest.raises(TypeError, match=rf"eps must be an array of real numbers, .* got dtype {dtype}"):
+            method(x, eps=eps)
+
+
+@pytest.mark.parametrize("noise", ["a", None, True])
+def test_make_sinusoids_refuses_a_noise_level_that_is_not_a_number(noise):
+    from microvae.datasets import make_sinusoids
+
+    with pytest.raises(TypeError, match="noise must be a finite number >= 0"):
+        make_sinusoids(n=2, noise=noise)
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda v: mv.CVAE(8, 3, learned_prior=v), "learned_prior"),
+    (lambda v: mv.ConvVAE((1, 4, 4), fuse_relu=v), "fuse_relu"),
+    (lambda v: mv.EarlyStopping(restore_best=v), "restore_best"),
+])
+def test_switches_are_true_or_false(build, name):
+    """bool("no") is True: a switch given a string or a number is refused, not read as on."""
+    for value in ("no", 0, None):
+        with pytest.raises(TypeError, match=f"{name} must be True or False"):
+            build(value)
+    build(np.bool_(False))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_classes": -3}, "num_classes must be a positive integer"),
+    ({"mixture_std": -1.0}, "mixture_radius and mixture_std must be positive"),
+    ({"mixture_radius": float("inf")}, "mixture_radius and mixture_std must be positive"),
+])
+def test_aae_mixture_settings_are_checked_with_either_prior(options, message):
+    """They are stored in the config with a Gaussian prior too."""
+    for prior in ("gaussian", "mixture"):
+        with pytest.raises(ValueError, match=message):
+            mv.AAE(8, prior=prior, **options)

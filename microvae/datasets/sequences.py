@@ -134,6 +134,8 @@ def make_sinusoids(
             f"cycles per sequence, got {f_hi:g}"
         )
     a_lo, a_hi = _check_range("amp_range", amp_range, 0.0)
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, (int, float, np.integer, np.floating)):
+        raise TypeError(f"noise must be a finite number >= 0, got {noise!r}")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
 

@@ -132,13 +132,16 @@ class AAE(Model):
             raise ValueError(f"encoder_type must be 'deterministic' or 'gaussian', got {encoder_type!r}")
         if prior not in ("gaussian", "mixture"):
             raise ValueError(f"prior must be 'gaussian' or 'mixture', got {prior!r}")
+        # checked with either prior: they are stored in the config, and read if it is changed to 'mixture'
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+        if not (mixture_radius > 0 and mixture_std > 0 and math.isfinite(mixture_radius) and math.isfinite(mixture_std)):
+            raise ValueError(f"mixture_radius and mixture_std must be positive, got {mixture_radius}, {mixture_std}")
         if prior == "mixture":
             if latent_dim < 2:
                 raise ValueError("prior='mixture' places its components on a circle and needs latent_dim >= 2")
             if num_classes < 2:
                 raise ValueError(f"prior='mixture' needs num_classes >= 2 components, got {num_classes}")
-            if not (mixture_radius > 0 and mixture_std > 0 and math.isfinite(mixture_radius) and math.isfinite(mixture_std)):
-                raise ValueError(f"mixture_radius and mixture_std must be positive, got {mixture_radius}, {mixture_std}")
         self.input_dim, self.latent_dim, self.hidden, self.disc_hidden = input_dim, latent_dim, hidden, disc_hidden
         self.input_shape = (input_dim,)
         self.encoder_type, self.prior, self.num_classes = encoder_type, prior, num_classes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_bool, check_int
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
 from .vae import VAE
@@ -134,7 +134,7 @@ class ConvVAE(VAE):
         latent_dim = check_int("latent_dim", latent_dim, 1)
         lik = get_likelihood(likelihood)
         self.variant = variant
-        fuse_relu = bool(fuse_relu)
+        fuse_relu = check_bool("fuse_relu", fuse_relu)
         encoder = conv_encoder(channels, height, width, latent_dim, variant, fuse_relu)
         decoder = conv_decoder(lik.output_dim(channels), height, width, latent_dim, variant, fuse_relu)
         super().__init__(input_dim=channels * height * width, hidden=(), latent_dim=latent_dim, beta=beta,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_sizes
+from ..checks import check_bool, check_int, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
@@ -74,7 +74,7 @@ class CVAE(VAE):
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
         self.num_classes, self.condition_at = num_classes, condition_at
-        self.learned_prior, self.prior_hidden = bool(learned_prior), int(prior_hidden)
+        self.learned_prior, self.prior_hidden = check_bool("learned_prior", learned_prior), int(prior_hidden)
         lik = get_likelihood(likelihood)
         k = num_classes
         if condition_at == "input":
