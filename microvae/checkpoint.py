@@ -107,8 +107,9 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     reject: NaN, Inf, negative second moments.
     """
     path = check_file_path("path", path)
-    if info is not None and not (isinstance(info, dict) and all(isinstance(key, str) for key in info)):
-        raise TypeError(f"info must be a dict with string keys (stored as JSON), got {type(info).__name__}")
+    if info is not None and not (isinstance(info, dict) and _string_keys(info)):
+        raise TypeError(f"info must be a dict with string keys, nested dicts too (stored as JSON, which would turn "
+                        f"other keys into strings), got {info!r}")
     unrebuildable = _unrebuildable_layers(model)
     if unrebuildable:
         raise TypeError(f"not saving {path!r}: {', '.join(unrebuildable)} take constructor arguments but define no "
@@ -218,6 +219,15 @@ def _read_checkpoint(path: str) -> dict:
     if int(version) != FORMAT_VERSION:
         raise CheckpointError(path, f"has checkpoint format version {int(version)}; this microvae reads version {FORMAT_VERSION}")
     return data
+
+
+def _string_keys(value) -> bool:
+    """Whether every dict inside ``value`` (lists and dicts, to any depth) has only string keys."""
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _string_keys(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_string_keys(item) for item in value)
+    return True
 
 
 def read_info(path) -> dict:

@@ -289,6 +289,7 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
     """
     if method != "recon" and kind != "bce":
         raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
+    k, n_samples = _check_positive("k", k), _check_positive("n_samples", n_samples)  # checked whichever method uses them
     if method == "elbo":
         return -elbo(model, x, n_samples=n_samples, y=y, batch_size=batch_size, seed=seed)
     if method == "recon":
@@ -300,8 +301,9 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
 
 # ROC ------------------------------------------------------------------------------------------
 def _scores_and_labels(scores, labels):
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels).reshape(-1)
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if scores.ndim != 1 or labels.ndim != 1:  # flattening (n, 2) scores would pair them with the wrong labels
+        raise ValueError(f"scores and labels must be 1-D, one per example, got shapes {scores.shape} and {labels.shape}")
     if scores.shape != labels.shape:
         raise ValueError(f"scores and labels must have the same length, got {scores.size} and {labels.size}")
     if scores.size == 0:

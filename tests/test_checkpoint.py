@@ -201,6 +201,8 @@ def test_info_is_stored_beside_the_model_and_read_back(trained, tmp_path):
 @pytest.mark.parametrize("info, error, message", [
     (["data"], TypeError, "info must be a dict with string keys"),
     ({1: "x"}, TypeError, "info must be a dict with string keys"),
+    ({"a": {1: 2}}, TypeError, "info must be a dict with string keys, nested dicts too"),  # read back as {"1": 2}
+    ({"a": [{"b": {(1, 2): 0}}]}, TypeError, "info must be a dict with string keys, nested dicts too"),
     ({"x": float("nan")}, ValueError, "info must hold JSON values"),
     ({"x": object()}, TypeError, "cannot be stored in a checkpoint"),
 ])

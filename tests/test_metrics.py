@@ -336,6 +336,23 @@ def test_roc_auc_on_cases_with_known_answers():
     assert metrics.roc_auc([1, 2, 2, 3], [False, True, False, True]) == 0.875
 
 
+def test_roc_refuses_scores_or_labels_that_are_not_one_per_example():
+    """(n, 2) scores flattened would pair 2n scores with the wrong labels."""
+    for scores, labels in (([[0.1, 0.9], [0.2, 0.8]], [[0, 1], [0, 1]]), ([[0.1], [0.9]], [0, 1])):
+        for fn in (metrics.roc_auc, metrics.roc_curve):
+            with pytest.raises(ValueError, match="scores and labels must be 1-D, one per example"):
+                fn(scores, labels)
+
+
+def test_anomaly_scores_checks_k_and_n_samples_whichever_method_runs():
+    model = mv.VAE(4, (3,), 2)
+    x = np.full((2, 4), 0.5)
+    for method in ("elbo", "recon", "iwae"):
+        for options in ({"k": -5}, {"n_samples": 0}, {"k": 2.5}):
+            with pytest.raises(ValueError, match=f"{next(iter(options))} must be a positive integer"):
+                metrics.anomaly_scores(model, x, method, **options)
+
+
 @given(st.integers(0, 2 ** 31 - 1), st.integers(2, 40), st.integers(1, 6))
 def test_roc_auc_equals_the_pair_count_and_the_area_under_roc_curve(seed, n, levels):
     rng = np.random.default_rng(seed)
