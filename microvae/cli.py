@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--beta-warmup", type=_non_negative_int, default=None,
                        help="(all but aae) steps over which β ramps up linearly from 0 (default: 0)")
     train.add_argument("--capacity", type=_non_negative_float, default=None,
-                       help="(vae, cvae, convvae) capacity target C in nats: the KL term becomes β·|KL − C| (default: none)")
+                       help="(vae, cvae, convvae) capacity target C in nats: the KL term becomes β·|KL̄ − C|, KL̄ the batch's mean KL (default: none)")
     train.add_argument("--capacity-warmup", type=_non_negative_int, default=None,
                        help="(vae, cvae, convvae) steps over which C ramps up linearly from 0 (default: 0)")
     train.add_argument("--condition-at", default=None, choices=("input", "hidden"),

@@ -45,7 +45,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """θ ← θ − lr·u,  u ← μ·u + g  (heavy-ball momentum μ; μ = 0 is plain SGD)."""
+    """u ← μ·u + g, then θ ← θ − lr·u  (heavy-ball momentum μ; μ = 0 is plain SGD)."""
 
     def __init__(self, flat, lr: float = 1e-2, momentum: float = 0.0, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)

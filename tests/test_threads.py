@@ -295,7 +295,8 @@ def test_conv_inference_runs_on_threads_and_gives_what_one_thread_gives(monkeypa
 
     def run():
         model.backend.seed(0)  # the same ε for both ELBO estimates
-        return model.encode(x), model.reconstruct(x), model.elbo(x)
+        evaluated = model.evaluate(x, seed=0)
+        return model.encode(x), model.reconstruct(x), model.elbo(x), [evaluated[k] for k in sorted(evaluated)]
 
     results = _on_one_and_three_workers(monkeypatch, run)
     for one, three in zip(results["1"], results["3"]):

@@ -184,15 +184,16 @@ class Model(Module):
         seed = check_int("seed", seed, 0, none_ok=True)
         data = (x,) if y is None else (x, y)
         arrays = self._prepare_data(*data)
-        if seed is None:
-            return self._evaluate_arrays(arrays, batch_size=batch_size)
-        backend = self.backend
-        own = backend.rng
-        backend.rng = backend.xp.random.default_rng(seed)
-        try:
-            return self._evaluate_arrays(arrays, batch_size=batch_size)
-        finally:
-            backend.rng = own
+        with self._parallel_chunks():  # as fit's validation pass runs (a model with convolutions)
+            if seed is None:
+                return self._evaluate_arrays(arrays, batch_size=batch_size)
+            backend = self.backend
+            own = backend.rng
+            backend.rng = backend.xp.random.default_rng(seed)
+            try:
+                return self._evaluate_arrays(arrays, batch_size=batch_size)
+            finally:
+                backend.rng = own
 
     def _current_optimizer(self):
         """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""

@@ -37,7 +37,9 @@ class VAE(Model):
 
         L = −log p(x | z) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + exp(½·logvar)·ε
 
-    With a capacity target C (Burgess et al., 2018) the KL term becomes β·|KL − C|.
+    With a capacity target C (Burgess et al., 2018) the KL term becomes β·|KL̄ − C|, where
+    KL̄ is the batch's mean KL (the whole dataset's in ``evaluate``), not a mean of
+    per-example β·|KL_i − C|: the target is for the average code, as in the paper.
     β can warm up linearly from 0 over ``beta_warmup`` optimizer steps, and C from 0 over
     ``capacity_warmup`` steps.
 
