@@ -113,6 +113,9 @@ def test_read_idx_truncated_gzip_of_valid_prefix_reports_sizes(tmp_path):
         (bytes([0, 0, 8, 0]), "0 dimensions"),
         (bytes([0, 0, 8, 3, 0, 0, 0, 1]), "expected a 16-byte header, found only 8"),
         (b"PK\x03\x04 a zip file", "two zero bytes"),
+        # sizes whose product overflows int64 (it came out negative) or wraps to 0 (NumPy's reshape error)
+        (bytes([0, 0, 8, 4]) + b"\xff\xff\xff\xff" * 4 + bytes(8), r"expected 340282366604025813516997721482669850625 bytes of data .* found 8 \(file truncated\?\)"),
+        (bytes([0, 0, 8, 4]) + b"\x00\x01\x00\x00" * 4, r"expected 18446744073709551616 bytes of data .* found 0"),
     ],
 )
 def test_read_idx_bad_headers(tmp_path, content, pattern):
@@ -268,6 +271,48 @@ def test_root_that_lacks_files_falls_through_to_later_locations(isolated):
     assert _train_size(ds.load_fashion_mnist(root=empty, download=False)) == 7
 
 
+def test_a_root_that_is_not_a_folder_is_an_error_not_a_fall_through(isolated):
+    """A typo in root= would otherwise load the data from wherever else it is found."""
+    write_fake_dataset(isolated["system"] / "fashion-mnist", n_train=7)
+    (isolated["tmp"] / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="root '.*typo' does not exist"):
+        ds.load_fashion_mnist(root=isolated["tmp"] / "typo", download=False)
+    with pytest.raises(NotADirectoryError, match="root '.*afile' is not a folder"):
+        ds.load_fashion_mnist(root=isolated["tmp"] / "afile", download=False)
+
+
+def _disguise_as(directory, first_labels):
+    """Give a fake dataset the full training set's 60000 labels, starting as the real one's do."""
+    labels = (np.arange(60000) % 10).astype(np.uint8)
+    labels[:10] = first_labels
+    ds.write_idx(directory / "train-labels-idx1-ubyte.gz", labels)
+    return directory
+
+
+@pytest.mark.parametrize("load, other, title", [
+    (ds.load_mnist, mnist_mod._SOURCES["fashion-mnist"], "Fashion-MNIST"),
+    (ds.load_fashion_mnist, mnist_mod._SOURCES["mnist"], "MNIST"),
+])
+def test_a_folder_of_the_other_dataset_is_passed_over(isolated, load, other, title):
+    """The two datasets share their file names: load_mnist on a Fashion-MNIST folder returned
+    Fashion-MNIST, labelled as digits."""
+    root = _disguise_as(write_fake_dataset(isolated["tmp"] / "root"), other.first_train_labels)
+    wanted = "MNIST" if title == "Fashion-MNIST" else "Fashion-MNIST"
+    with pytest.raises(ds.DatasetNotFoundError, match=rf"\[root argument: holds {title}, not {wanted}\]"):
+        load(root=root, download=False)
+    write_fake_dataset(isolated["system"] / ("mnist" if load is ds.load_mnist else "fashion-mnist"), n_train=7)
+    assert _train_size(load(root=root, download=False)) == 7  # the search goes on to the right one
+
+
+def test_the_installed_fashion_mnist_is_not_loaded_as_mnist(isolated):
+    real = "/usr/share/datasets/fashion-mnist"
+    if not os.path.isfile(os.path.join(real, "train-labels-idx1-ubyte.gz")):
+        pytest.skip("dataset-fashion-mnist is not installed")
+    with pytest.raises(ds.DatasetNotFoundError, match="holds Fashion-MNIST, not MNIST"):
+        ds.load_mnist(root=real, download=False)
+    assert _train_size(ds.load_fashion_mnist(root=real, download=False, limit=3)) == 3
+
+
 def test_uncompressed_and_mixed_file_names_are_accepted(isolated):
     root = write_fake_dataset(isolated["tmp"] / "raw", n_train=9, gz=False)
     assert _train_size(ds.load_fashion_mnist(root=root, download=False)) == 9
@@ -287,6 +332,7 @@ def test_incomplete_directory_is_skipped_and_reported(isolated):
 def test_download_false_error_lists_directories_and_advice(isolated, monkeypatch):
     monkeypatch.setattr(download_mod, "_fetch", _no_network)
     root = isolated["tmp"] / "nowhere"
+    root.mkdir()
     with pytest.raises(FileNotFoundError) as info:
         ds.load_fashion_mnist(root=root, download=False)
     assert isinstance(info.value, ds.DatasetNotFoundError)

@@ -16,6 +16,7 @@ the gzip magic bytes ``1f 8b`` rather than trusting the file name.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -110,7 +111,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         )
     dims = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = IDX_TYPE_CODES[type_code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: four dims of 2³²−1 overflow int64
     found = len(data) - header_size
     if found != expected:
         hint = "file truncated?" if found < expected else "trailing garbage?"

@@ -14,7 +14,10 @@ look for a directory holding all four, in this order:
    (Fashion-MNIST is packaged as ``dataset-fashion-mnist``);
 4. the download cache ``~/.cache/microvae/<name>``;
 
-where ``<name>`` is ``fashion-mnist`` or ``mnist``. Only if none of these is
+where ``<name>`` is ``fashion-mnist`` or ``mnist``. A ``root`` that is not a folder is
+an error (a typo would otherwise load data from elsewhere); one without the files is passed
+over, as is a folder holding the *other* dataset (the two use the same file names; their
+first training labels tell them apart). Only if none of these is
 complete, and ``download=True``, are the missing files downloaded into the
 cache from the dataset's public mirror, MD5-verified (unless ``$MICROVAE_OFFLINE``
 is set: then nothing is fetched and the error says so).
@@ -76,6 +79,9 @@ class _Source:
     title: str  # human-readable name for messages
     mirrors: tuple  # base URLs, tried in order
     md5: dict  # "<stem>.gz" -> MD5 of the published gzip file
+    # The first ten labels of the 60000-example training set: both datasets use the same file
+    # names, and copies are often re-compressed (Debian's are), so the MD5s cannot tell them apart
+    first_train_labels: tuple
     apt_package: str | None = None
 
 
@@ -90,6 +96,7 @@ _SOURCES = {
             "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
+        first_train_labels=(9, 0, 0, 3, 0, 2, 7, 2, 5, 5),
         apt_package="dataset-fashion-mnist",
     ),
     "mnist": _Source(
@@ -102,6 +109,7 @@ _SOURCES = {
             "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
             "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
         },
+        first_train_labels=(5, 0, 4, 1, 9, 2, 1, 3, 1, 4),
     ),
 }
 
@@ -119,11 +127,28 @@ def _find_file(directory: str, stem: str) -> str | None:
     return None
 
 
+def _other_dataset(source: _Source, paths) -> str | None:
+    """The title of the other dataset if ``paths`` (the four files found) hold its full
+    training set, told by its first labels; else None (other data, e.g. made for a test,
+    passes)."""
+    try:
+        labels = read_idx(paths[1])  # 60 kB: cheap beside the images
+    except (OSError, ValueError):
+        return None  # a damaged file: _read_split reports it
+    for other in _SOURCES.values():
+        if other is not source and labels.shape == (60000,) and tuple(labels[:10].tolist()) == other.first_train_labels:
+            return other.title
+    return None
+
+
 def _candidate_dirs(source: _Source, root) -> list[tuple[str, str]]:
     """Directories to search, in order, as (path, where-it-came-from) pairs."""
     out = []
     if root is not None:
         root = os.fspath(root)
+        if not os.path.isdir(root):  # a typo would otherwise fall through to data from elsewhere
+            raise NotADirectoryError(f"root {root!r} is not a folder" if os.path.exists(root) else
+                                     f"root {root!r} does not exist")
         out += [(root, "root argument"), (os.path.join(root, source.name), "root argument")]
     env = os.environ.get(DATA_ENV_VAR)
     if env:
@@ -133,19 +158,21 @@ def _candidate_dirs(source: _Source, root) -> list[tuple[str, str]]:
     return out
 
 
-def _describe(directory: str) -> str:
+def _describe(source: _Source, directory: str) -> str:
     if not os.path.isdir(directory):
         return "does not exist"
-    missing = [s for s in _STEMS if _find_file(directory, s) is None]
-    return "missing " + ", ".join(missing)
+    paths = [_find_file(directory, s) for s in _STEMS]
+    if None not in paths:
+        return f"holds {_other_dataset(source, paths)}, not {source.title}"
+    return "missing " + ", ".join(s for s, p in zip(_STEMS, paths) if p is None)
 
 
 def _not_found_message(source: _Source, candidates, download_error: str | None) -> str:
-    lines = [f"{source.title} not found: no directory holds all four files "
+    lines = [f"{source.title} not found: no directory holds its four files "
              f"({', '.join(s + '.gz' for s in _STEMS)}; un-gzipped names are accepted too)."]
     lines.append("Searched, in order:")
     for directory, origin in candidates:
-        lines.append(f"  - {directory}  [{origin}: {_describe(directory)}]")
+        lines.append(f"  - {directory}  [{origin}: {_describe(source, directory)}]")
     if not os.environ.get(DATA_ENV_VAR):
         lines.append(f"  (${DATA_ENV_VAR} is not set)")
     if download_error is None:
@@ -213,7 +240,7 @@ def _load(name: str, root, download: bool, flatten: bool, limit):
     found = None
     for directory, _origin in candidates:
         paths = [_find_file(directory, stem) for stem in _STEMS]
-        if all(p is not None for p in paths):
+        if all(p is not None for p in paths) and _other_dataset(source, paths) is None:
             found = paths
             break
     if found is None:
