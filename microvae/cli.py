@@ -633,6 +633,9 @@ def main(argv=None) -> int:
         what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"microvae: error: {what}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # e.g. a --limit of generated data beyond the machine's memory
+        print(f"microvae: error: out of memory ({exc}); try a smaller --limit, --batch-size or model", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("microvae: interrupted", file=sys.stderr)
         return 130

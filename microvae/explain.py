@@ -18,11 +18,12 @@ gradient's scale). The parameter gradients are also compared with what
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_int
+from .checks import check_int, check_number
 from .losses import bernoulli_nll, kl_normal
 from .verify import _relative_error, numeric_gradient
 
@@ -43,6 +44,7 @@ class ExplainedTerm(NamedTuple):
     analytic: np.ndarray
     numeric: np.ndarray
     error: float
+    step: float = 1e-6  # the finite-difference step h that gave ``numeric``
 
 
 def _tiny_model(seed):
@@ -69,7 +71,11 @@ def _tiny_model(seed):
 
 
 def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
-    """Run the walk-through; returns a list of ``ExplainedTerm`` in backward order."""
+    """Run the walk-through; returns a list of ``ExplainedTerm`` in backward order. ``h`` is the
+    finite-difference step."""
+    h = check_number("h", h, "a finite positive number (the finite-difference step)")
+    if not (h > 0 and math.isfinite(h)):
+        raise ValueError(f"h must be a finite positive number (the finite-difference step), got {h!r}")
     model, x, eps = _tiny_model(seed)
     beta = model.beta
     enc1, enc_relu, enc2 = model.encoder.layers
@@ -140,7 +146,7 @@ def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
         numeric = numeric_gradient(f, v, h)
         floor = 1e-3 * max(1.0, abs(float(f())))
         terms.append(ExplainedTerm(name, formula, np.array(analytic, dtype=np.float64),
-                                   numeric, _relative_error(np.asarray(analytic).reshape(-1), numeric.reshape(-1), floor)))
+                                   numeric, _relative_error(np.asarray(analytic).reshape(-1), numeric.reshape(-1), floor), h))
 
     lg = logits.copy()
     add("BCE from logits", "dL/dl = (σ(l) − x) / B", dlogits, lambda: from_logits(lg) + beta * kl_mean, lg)
@@ -198,11 +204,13 @@ def _where(a, idx) -> str:
 def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
     """The walk-through as text: formula, the ``entries`` analytic values of largest magnitude
     and the numeric values at the same places, error."""
+    entries = check_int("entries", entries, 1)
+    step = terms[0].step if terms else 1e-6
     lines = [
         "microvae gradcheck --explain: a VAE 4 → 3 → (μ, logvar: 2 + 2) → 3 → 4, float64, a batch of B = 2, ε fixed",
         FORWARD,
         f"each gradient of L below: analytic (microvae's backward pass) vs numeric (fourth-order central differences, "
-        f"step 1e-6); tolerance {tol:g}",
+        f"step {step:g}); tolerance {tol:g}",
         "",
     ]
     for i, t in enumerate(terms, 1):

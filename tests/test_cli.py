@@ -419,3 +419,16 @@ def test_train_records_the_image_shape_for_sample(tmp_path):
 
     assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path / "run"), "--verbose", "0"]) == 0
     assert read_info(tmp_path / "run" / "model.npz")["image_shape"] == [32, 32]
+
+
+def test_running_out_of_memory_is_a_short_message(capsys, monkeypatch):
+    """A --limit of generated data beyond the machine's memory (e.g. 99999999999 piano rolls:
+    745 GiB) ended in a NumPy traceback with status 1."""
+    from microvae import cli
+
+    def too_large(*args, **kwargs):
+        raise MemoryError("Unable to allocate 745. GiB")
+
+    monkeypatch.setattr(cli, "load_data", too_large)
+    _fails_cleanly(["train", "--model", "vrae", "--data", "piano-rolls", "--limit", "99999999999", "--epochs", "1",
+                    "--out", "never-written"], capsys, "microvae: error: out of memory (Unable to allocate 745. GiB); try a smaller")

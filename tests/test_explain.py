@@ -93,3 +93,16 @@ def test_format_shows_the_largest_entries_and_the_numeric_values_at_the_same_pla
         assert f"numeric   [{numeric[i]:+.8f}, {numeric[j]:+.8f}]" in text
         assert np.abs(flat[[i, j]]).min() >= np.sort(np.abs(flat))[-2]
     assert "KL = ½ Σ (μ² + e^logvar − 1 − logvar)" in text and "BCE = Σ (softplus(l) − x·l)" in text
+
+
+def test_the_step_shown_is_the_step_used_and_bad_arguments_are_named():
+    from microvae import explain
+
+    terms = explain.explain_gradients(h=1e-4)
+    assert all(t.step == 1e-4 for t in terms)
+    assert "central differences, step 0.0001);" in explain.format_explanation(terms)  # it said 1e-6 whatever h was
+    for h, error in (("a", TypeError), (0.0, ValueError), (float("inf"), ValueError)):
+        with pytest.raises(error, match="h must be a finite positive number"):  # it named eps and check_model
+            explain.explain_gradients(h=h)
+    with pytest.raises(ValueError, match="entries must be a positive integer"):  # -1 showed all but one
+        explain.format_explanation(terms, entries=-1)
