@@ -19,6 +19,7 @@ the helpers that need NumPy import it inside the function.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -141,12 +142,63 @@ def run_worker(script: str, args: list[str], threads: int = DEFAULT_THREADS, ext
     return result
 
 
-def parse_frameworks(text: str, known: tuple) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise SystemExit(f"unknown framework(s) {bad}; choose from {','.join(known)}")
-    return names
+def count(minimum: int = 1, why: str = ""):
+    """An argparse ``type``: an integer >= ``minimum`` (a count of epochs, images, threads, runs ...).
+
+    Anything else is refused the argparse way: ``error: argument --x: must be >= N`` (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}{' ' + why if why else ''}, got {value}")
+        return value
+
+    return parse
+
+
+def framework_list(known: tuple):
+    """An argparse ``type``: a comma-separated, non-empty list of names from ``known`` (repeats dropped)."""
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown framework(s) {', '.join(bad)}; choose from {','.join(known)}")
+        if not names:
+            raise argparse.ArgumentTypeError(f"must name at least one framework of {','.join(known)}")
+        return names
+
+    return parse
+
+
+def parse_frameworks(text, known: tuple) -> list[str]:
+    """The frameworks to run, from ``--frameworks`` (already a list when parsed by ``framework_list``)."""
+    if isinstance(text, list):
+        return text
+    try:
+        return framework_list(known)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"--frameworks: {exc}") from None
+
+
+def one_line(error) -> str:
+    """A worker's error (its stderr tail, several lines) as one line: how it ended and its last line."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed (no output)"
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0].split(':', 1)[0]}: {lines[-1]}"
+
+
+def exit_if_failed(failed: dict) -> None:
+    """Exit non-zero, with a one-line reason, if any worker failed; ``failed`` maps a label to a
+    result (only those with an ``error`` count)."""
+    reasons = [f"{label}: {one_line(res['error'])}" for label, res in failed.items()
+               if isinstance(res, dict) and "error" in res]
+    if reasons:
+        raise SystemExit(f"{len(reasons)} worker(s) failed; " + "; ".join(reasons))
 
 
 # --------------------------------------------------------------------------- data
@@ -178,7 +230,7 @@ def epochs_used(a) -> str:
 
 def add_common_arguments(p) -> None:
     """Options every benchmark script takes."""
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=count(1), default=1,
                    help="run every framework's worker this many times, interleaved (A B A B ...); medians over all rounds")
     p.add_argument("--lockstep", action="store_true",
                    help="start every framework's worker at once and let them take turns, one epoch each (A B, B A, ...), "
@@ -391,13 +443,25 @@ def results_table(results: dict, labels: dict, epochs: int, reference: str = "mi
     return markdown_table(header, rows), notes
 
 
+def images_used(results: dict) -> str:
+    """"N training / M test images" from the workers' results, never printing None."""
+    n_train = next((r["n_train"] for r in results.values() if isinstance(r, dict) and "n_train" in r), None)
+    n_test = next((r["n_test"] for r in results.values() if isinstance(r, dict) and "n_test" in r), None)
+    if n_train is None and n_test is None:
+        return "no training or test images (no framework ran)"
+    train = f"{n_train} training" if n_train is not None else "no training images reported"
+    test = f"{n_test} test images" if n_test is not None else "no test images (no framework evaluated one)"
+    return f"{train} / {test}"
+
+
 def memory_summary(mem: dict) -> str:
     """One line: RSS after set-up, after each epoch, its growth, and the peaks (MiB)."""
     nan = float("nan")
     per = [round(r.get("VmRSS", nan), 1) for r in mem["per_epoch"]]
-    growth = f"{per[-1] - per[1]:+.1f}" if len(per) > 2 else "– (needs 3+ epochs)"
+    growth = (f"growth epoch 2→{len(per)}: {per[-1] - per[1]:+.1f}" if len(per) > 2
+              else f"growth: – (needs 3+ epochs, ran {len(per)})")
     return (f"RSS after data+model {mem['ready'].get('VmRSS', nan):.1f}; RSS after each epoch {per}; "
-            f"growth epoch 2→{len(per)}: {growth}; peak during training VmHWM {mem['after_training'].get('VmHWM', nan):.1f} "
+            f"{growth}; peak during training VmHWM {mem['after_training'].get('VmHWM', nan):.1f} "
             f"(ru_maxrss {mem['after_training'].get('ru_maxrss', nan):.1f}); "
             f"peak incl. the test-ELBO pass {mem['after_elbo'].get('VmHWM', nan):.1f}")
 
@@ -665,7 +729,7 @@ def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> d
 
     def args_for(fw):
         args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
-        return args + (["--limit", str(a.limit)] if a.limit else [])
+        return args + (["--limit", str(a.limit)] if a.limit is not None else [])
 
     if getattr(a, "lockstep", False):
         for r in range(rounds):

@@ -106,11 +106,11 @@ WORKERS = {"microvae": worker_microvae, "torch": worker_torch}
 # =========================================================================== parent
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--latent", type=int, default=2)
-    p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train and test images (smoke tests)")
-    p.add_argument("--frameworks", default="microvae,torch")
-    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--epochs", type=C.count(1), default=5)
+    p.add_argument("--latent", type=C.count(1), default=2)
+    p.add_argument("--limit", type=C.count(1), default=None, help="use only the first LIMIT train and test images (smoke tests)")
+    p.add_argument("--frameworks", type=C.framework_list(FRAMEWORKS), default="microvae,torch")
+    p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--seed", type=int, default=0)
     C.add_common_arguments(p)
@@ -118,8 +118,6 @@ def main(argv=None):
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
-    if a.epochs < 1:
-        p.error("--epochs must be >= 1")
     if a.worker:
         C.LOCKSTEP = a.lockstep
         C.emit(WORKERS[a.worker](a))
@@ -139,10 +137,8 @@ def main(argv=None):
         print("ConvVAE not available: microvae.ConvVAE does not exist in this checkout; PyTorch alone is reported.\n")
     table, notes = C.results_table(results, LABELS, a.epochs)
     print(table)
-    n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
-    n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
     used = C.epochs_used(a)
-    print(f"\n{n_train} training / {n_test} test images, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
+    print(f"\n{C.images_used(results)}, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     expected = expected_params(a.latent)
     counts = {fw: r["params"] for fw, r in results.items() if "params" in r}
@@ -160,6 +156,7 @@ def main(argv=None):
         print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
     C.print_kernel_reports(results)
     C.save_json(a.json, {"machine": machine, "args": vars(a), "results": results})
+    C.exit_if_failed(results)
 
 
 if __name__ == "__main__":

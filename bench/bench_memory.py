@@ -29,25 +29,24 @@ GROWTH_TOLERANCE_MIB = 2.0
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=tuple(SIZES), default="textbook")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--epochs", type=C.count(3, "(to tell growth from the first epoch's allocations)"), default=5)
+    p.add_argument("--limit", type=C.count(1), default=None)
+    p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    if a.epochs < 3:
-        p.error("--epochs must be >= 3 to tell growth from the first epoch's allocations")
     spec = SIZES[a.size]
     args = ["--worker", "microvae", "--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
             "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads), "--no-paired-floor"]
-    if a.limit:
+    if a.limit is not None:
         args += ["--limit", str(a.limit)]
     print(f"# microvae training memory ({time.strftime('%Y-%m-%d %H:%M')}): {spec['label']}")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_vae.py")
     res = C.run_worker(script, args, threads=a.threads, pin=not a.no_pin)
     if "error" in res:
-        raise SystemExit(f"the microvae worker failed:\n{res['error']}")
+        print(res["error"], file=sys.stderr)  # the worker's stderr tail
+        C.exit_if_failed({"microvae": res})
     mem = res["memory"]
     nan = float("nan")
     ready = mem["ready"].get("VmRSS", nan)
@@ -63,12 +62,16 @@ def main(argv=None):
     rows = [[r[0], r[1]] + [f"{v:.1f}" for v in r[2:]] for r in rows]
     print(C.markdown_table(["point", "epoch s", "VmRSS MiB", "VmHWM MiB", "ru_maxrss MiB"], rows))
     per = [m.get("VmRSS", nan) for m in mem["per_epoch"]]
-    growth = per[-1] - per[1]
     peak = mem["after_training"].get("VmHWM", nan)
-    verdict = "flat" if abs(growth) <= GROWTH_TOLERANCE_MIB else "GROWS"
+    if len(per) > 2:
+        growth = per[-1] - per[1]
+        verdict = "flat" if abs(growth) <= GROWTH_TOLERANCE_MIB else "GROWS"
+        growth_text = (f"RSS growth from epoch 2 to epoch {len(per)}: **{growth:+.1f} MiB** "
+                       f"({verdict}; tolerance ±{GROWTH_TOLERANCE_MIB} MiB)")
+    else:
+        growth_text = f"RSS growth: not measured (needs 3+ epochs, the worker reported {len(per)})"
     print(f"\nPeak RSS during training (VmHWM): **{peak:.1f} MiB**; training working set above set-up: "
-          f"{peak - ready:.1f} MiB; RSS growth from epoch 2 to epoch {a.epochs}: **{growth:+.1f} MiB** "
-          f"({verdict}; tolerance ±{GROWTH_TOLERANCE_MIB} MiB).")
+          f"{peak - ready:.1f} MiB; {growth_text}.")
     C.save_json(a.json, {"machine": C.machine_report(), "args": vars(a), "result": res})
 
 

@@ -60,9 +60,10 @@ def worker_first_step(a):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--imports", type=int, default=7, help="timed fresh-process imports per module")
-    p.add_argument("--step-runs", type=int, default=3, help="fresh processes timing the first step (>= 2)")
-    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--imports", type=C.count(1), default=7, help="timed fresh-process imports per module")
+    p.add_argument("--step-runs", type=C.count(2, "(the second run is the warm-cache one)"), default=3,
+                   help="fresh processes timing the first step (>= 2)")
+    p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--json", default=None)
     p.add_argument("--worker", choices=("import", "step"), help=argparse.SUPPRESS)
@@ -71,8 +72,6 @@ def main(argv=None):
     if a.worker:
         C.emit(worker_import(a) if a.worker == "import" else worker_first_step(a))
         return
-    if a.step_runs < 2:
-        p.error("--step-runs must be >= 2 (the second run is the warm-cache one)")
     script = os.path.abspath(__file__)
     run = lambda args, env=None: C.run_worker(script, args, a.threads, extra_env=env, pin=not a.no_pin)  # noqa: E731
     print(f"# microvae start-up benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
@@ -80,13 +79,14 @@ def main(argv=None):
     machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
     print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
 
-    imports, rows = {}, []
+    imports, rows, failed = {}, [], {}
     for module in IMPORTS:
         print(f"[startup] import {module} x{a.imports} ...", file=sys.stderr, flush=True)
         run(["--worker", "import", "--module", module])  # warm the file cache, untimed
         runs = [run(["--worker", "import", "--module", module]) for _ in range(a.imports)]
         bad = [r["error"] for r in runs if "error" in r]
         if bad:
+            failed[f"import {module}"] = {"error": bad[0]}
             rows.append([f"import {module}", "FAILED: " + bad[0].splitlines()[-1], "", "", ""])
             continue
         times = [r["import_s"] for r in runs]
@@ -106,6 +106,7 @@ def main(argv=None):
     for i, r in enumerate(steps, start=1):
         kind = "cold cache (compiles)" if i == 1 else "warm cache"
         if "error" in r:
+            failed[f"first step run {i}"] = r
             rows.append([f"run {i}: {kind}", "FAILED: " + r["error"].splitlines()[-1], "", "", ""])
         else:
             rows.append([f"run {i}: {kind}", r["first_step_s"], r["second_step_s"], r["import_s"], r["build_s"]])
@@ -121,6 +122,7 @@ def main(argv=None):
         print(f"**`import microvae`: {statistics.median(imports['microvae']['import_s']):.3f} s** (median of {a.imports}).")
     C.print_kernel_reports({"first-step worker": steps[1]})
     C.save_json(a.json, {"machine": machine, "args": vars(a), "imports": imports, "first_step": steps})
+    C.exit_if_failed(failed)
 
 
 if __name__ == "__main__":

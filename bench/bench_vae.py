@@ -272,13 +272,10 @@ def report_size(a, size: str, results: dict) -> None:
     print(f"\n## {spec['label']}\n")
     mv = results.get("microvae", {})
     mv_med = mv.get("summary", {}).get("median_s")
-    n_train = next((r["n_train"] for r in results.values() if "n_train" in r), None)
-    n_test = next((r["n_test"] for r in results.values() if "n_test" in r), None)
     table, notes = C.results_table(results, LABELS, a.epochs)
     print(table)
     used = C.epochs_used(a)
-    tested = f"{n_test} test images" if n_test is not None else "no test images (no framework evaluated one)"
-    print(f"\n{n_train} training / {tested}, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
+    print(f"\n{C.images_used(results)}, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     floor = results.get("floor", {})
     if "summary" in floor and mv_med:
@@ -311,24 +308,22 @@ def report_size(a, size: str, results: dict) -> None:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=("textbook", "examples", "both"), default="both")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT train and test images (smoke tests)")
-    p.add_argument("--frameworks", default="microvae,torch,jax,floor")
-    p.add_argument("--threads", type=int, default=C.DEFAULT_THREADS)
+    p.add_argument("--epochs", type=C.count(1), default=10)
+    p.add_argument("--limit", type=C.count(1), default=None, help="use only the first LIMIT train and test images (smoke tests)")
+    p.add_argument("--frameworks", type=C.framework_list(FRAMEWORKS), default="microvae,torch,jax,floor")
+    p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--seed", type=int, default=0)
     C.add_common_arguments(p)
-    p.add_argument("--floor-repeats", type=int, default=6, help="epochs of matmuls timed for the BLAS floor")
+    p.add_argument("--floor-repeats", type=C.count(1), default=6, help="epochs of matmuls timed for the BLAS floor")
     p.add_argument("--json", default=None, help="write the raw results to this file")
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
     # worker side
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     p.add_argument("--hidden", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--latent", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--latent", type=C.count(1), default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-paired-floor", action="store_true", help=argparse.SUPPRESS)  # bench_memory: training alone
     a = p.parse_args(argv)
-    if a.epochs < 1:
-        p.error("--epochs must be >= 1")
     if a.worker:
         C.LOCKSTEP = a.lockstep
         a.hidden = tuple(int(h) for h in a.hidden.split(","))
@@ -348,6 +343,7 @@ def main(argv=None):
         report_size(a, size, all_results[size])
     C.print_kernel_reports(all_results[sizes[0]])
     C.save_json(a.json, {"machine": machine, "args": vars(a), "results": all_results})
+    C.exit_if_failed({f"{fw} ({size})": res for size in sizes for fw, res in all_results[size].items()})
 
 
 if __name__ == "__main__":
