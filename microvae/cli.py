@@ -303,7 +303,7 @@ register_model("hvrae", _build_hvrae, _sequence_pictures, sequences=True)
 # commands ---------------------------------------------------------------------------------
 def _hidden(text: str):
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        sizes = tuple(int(s) for s in text.split(","))  # an empty item ("512,,256") is a typo, not a skip
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 512,256, got {text!r}")
     if not sizes or any(s < 1 for s in sizes):
@@ -532,7 +532,10 @@ def _gradcheck_explain(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="microvae", description="Variational autoencoders with hand-written gradients.")
+    parser.add_argument("--version", action="version", version=f"microvae {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model and write its checkpoint, history and pictures",
@@ -618,7 +621,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
+        parser.print_help(sys.stderr)  # a usage error, as argparse reports its own: on stderr
         return 2
     from .backend import BackendUnavailable
     from .checkpoint import CheckpointError

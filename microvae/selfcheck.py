@@ -254,6 +254,12 @@ def run_checks(seed: int = 0, groups=None):
     """Run every registered check, layers first, then losses, sampling and models;
     yields (group, name, GradcheckResult)."""
     order = {"layer": 0, "loss": 1, "sampling": 2, "model": 3}
+    if groups is not None:
+        groups = [groups] if isinstance(groups, str) else list(groups)  # "layers" would match as a substring
+        known = sorted({group for group, _ in CHECKS})
+        unknown = [g for g in groups if g not in known]
+        if unknown:  # else nothing runs and a caller reports that every check agreed
+            raise ValueError(f"unknown check group(s) {unknown}; the groups are {known}")
     for (group, name), fn in sorted(CHECKS.items(), key=lambda item: order.get(item[0][0], 9)):
         if groups is None or group in groups:
             yield group, name, fn(np.random.default_rng(seed))

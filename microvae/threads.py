@@ -26,6 +26,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from .checks import check_int
+
 __all__ = ["blas_threads", "set_blas_threads", "blas_core", "chunk_threads", "parallel_chunks", "chunk_workers", "map_chunks"]
 
 _libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if it has neither
@@ -108,11 +110,10 @@ def blas_threads() -> int | None:
 def set_blas_threads(n: int) -> bool:
     """Set every loaded OpenBLAS (NumPy's and any other) to ``n`` threads; False (and
     nothing changed) if none can be found."""
-    if int(n) < 1:
-        raise ValueError(f"thread count must be >= 1, got {n}")
+    n = check_int("thread count", n, 1)  # int() would take '2' and cut 2.7 to 2
     libraries = _openblas_libraries()
     for _, put, _ in libraries:
-        put(int(n))
+        put(n)
     return bool(libraries)
 
 
@@ -150,7 +151,7 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     when there is one thread, or when the BLAS thread count cannot be set. Yields the
     number of workers."""
     global _active
-    n = chunk_threads() if threads is None else int(threads)
+    n = chunk_threads() if threads is None else check_int("threads", threads, 1)
     before = _blas_thread_counts() if enabled and n > 1 else []
     if not before or _active > 1:  # off, one thread, no OpenBLAS found, or already inside
         yield _active

@@ -330,6 +330,15 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             record.update({key: value / max(seen, 1) for key, value in totals.items()})
             if val_arrays is not None:
                 record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()})
+                bad = ", ".join(f"{k}={v}" for k, v in record.items() if k.startswith("val_") and not math.isfinite(v))
+                if bad:  # finite but extreme parameters (a huge learning rate) that overflow on the validation data
+                    _restore(model, optimizers, snapshot)
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {epoch}: the validation loss is non-finite ({bad}) although every "
+                        f"training batch's was finite. The parameters and optimizer state were restored to their values at "
+                        f"the start of epoch {epoch}; checkpoints already written are intact. Try a lower learning rate or "
+                        "gradient clipping (clip_norm)."
+                    )
             record["seconds"] = time.perf_counter() - started
             model.epochs_trained = epoch
             model.history.append(record)

@@ -31,7 +31,21 @@ def test_help_everywhere(argv, capsys):
 
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
-    assert "COMMAND" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "COMMAND" in captured.err and not captured.out  # a usage error goes where argparse puts its own
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"microvae {mv.__version__}"
+
+
+@pytest.mark.parametrize("hidden", ["512,,256", "512,", ",8"])
+def test_hidden_with_an_empty_item_is_refused(hidden, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--hidden", hidden])
+    assert "expected comma-separated layer widths like 512,256" in capsys.readouterr().err
 
 
 def test_python_dash_m_and_console_script():
@@ -432,3 +446,13 @@ def test_running_out_of_memory_is_a_short_message(capsys, monkeypatch):
     monkeypatch.setattr(cli, "load_data", too_large)
     _fails_cleanly(["train", "--model", "vrae", "--data", "piano-rolls", "--limit", "99999999999", "--epochs", "1",
                     "--out", "never-written"], capsys, "microvae: error: out of memory (Unable to allocate 745. GiB); try a smaller")
+
+
+def test_run_checks_refuses_a_group_it_does_not_have():
+    """An unknown group ran nothing, so a caller would report that every check agreed."""
+    from microvae.selfcheck import CHECKS, run_checks
+
+    with pytest.raises(ValueError, match=r"unknown check group\(s\) \['layers'\]; the groups are \['layer', 'loss', 'model', 'sampling'\]"):
+        next(run_checks(groups="layers"))  # matched as a substring of "layer" before
+    ran = [name for _, name, _ in run_checks(groups="loss")]
+    assert ran and sorted(ran) == sorted(name for group, name in CHECKS if group == "loss")

@@ -1036,3 +1036,8 @@ def test_public_api_is_exported():
         obj = getattr(ds, name)
         if callable(obj) and not isinstance(obj, type):
             assert obj.__doc__ and len(obj.__doc__) > 100, name
+
+
+def test_make_sprites_flatten_is_true_or_false():
+    with pytest.raises(TypeError, match="flatten must be True or False"):  # "no" flattened
+        ds.make_sprites(n=2, flatten="no")

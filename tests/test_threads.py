@@ -31,8 +31,9 @@ def test_blas_thread_count_can_be_read_and_set():
         assert threads.blas_threads() == 2
     finally:
         threads.set_blas_threads(before)
-    with pytest.raises(ValueError, match=">= 1"):
-        threads.set_blas_threads(0)
+    for bad, error in ((0, ValueError), (2.7, ValueError), ("2", TypeError)):  # int() took "2" and cut 2.7 to 2
+        with pytest.raises(error, match="thread count must be a positive integer"):
+            threads.set_blas_threads(bad)
 
 
 @needs_openblas
@@ -68,6 +69,14 @@ def test_parallel_chunks_sets_blas_to_one_thread_and_restores_it():
         with threads.parallel_chunks(threads=2):
             raise RuntimeError("boom")
     assert threads.blas_threads() == before and threads.chunk_workers([(0, 1)] * 5) == 1
+
+
+def test_parallel_chunks_refuses_a_thread_count_that_is_not_positive():
+    """0 and -3 were ignored silently, while $MICROVAE_NUM_THREADS=0 is refused."""
+    for bad in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            with threads.parallel_chunks(threads=bad):
+                pass
 
 
 def test_parallel_chunks_off_or_single_threaded_changes_nothing():

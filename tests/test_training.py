@@ -101,6 +101,26 @@ def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     np.testing.assert_array_equal(mv.load(ckpt).flat.data, good_params)
 
 
+def test_a_non_finite_validation_loss_is_divergence_too(data, tmp_path):
+    """Parameters finite but extreme can overflow on the validation data alone (seen with a
+    learning rate of 1e9); the epoch is rolled back and no checkpoint sees it."""
+    x, _ = data
+    model = _model()
+    ckpt = tmp_path / "good.npz"
+    model.fit(x, epochs=1, batch_size=50, verbose=0, validation_data=x[:20], callbacks=[mv.ModelCheckpoint(ckpt)])
+    saved, good_params = ckpt.read_bytes(), model.flat.data.copy()
+    original = model._evaluate_arrays
+
+    def overflowing(*args, **kwargs):
+        return {**original(*args, **kwargs), "kl": float("inf")}
+
+    model._evaluate_arrays = overflowing
+    with pytest.raises(mv.TrainingDiverged, match=r"epoch 2: the validation loss is non-finite \(val_kl=inf\)"):
+        model.fit(x, epochs=3, batch_size=50, verbose=0, validation_data=x[:20], callbacks=[mv.ModelCheckpoint(ckpt)])
+    assert ckpt.read_bytes() == saved and model.epochs_trained == 1 and len(model.history) == 1
+    np.testing.assert_array_equal(model.flat.data, good_params)
+
+
 def test_checkpoint_every_n_epochs(data, tmp_path):
     x, _ = data
     cb = mv.ModelCheckpoint(tmp_path / "ep{epoch}.npz", every=2)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_bool, check_int
 
 __all__ = ["SPRITE_FACTOR_NAMES", "SPRITE_SHAPES", "Sprites", "make_sprites"]
 
@@ -199,7 +199,7 @@ def make_sprites(
         position_values[:] = size / 2.0
 
     images = _render(factors, size, shapes, scale_values, rotation_values, position_values)
-    images = images.reshape(len(factors), size * size) if flatten else images.reshape(len(factors), 1, size, size)
+    images = images.reshape(len(factors), size * size) if check_bool("flatten", flatten) else images.reshape(len(factors), 1, size, size)
     values = {
         "shape": np.array(shapes),
         "scale": scale_values,
