@@ -9,7 +9,9 @@ is one array.
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 
 from .layers.base import repeated_module
 
@@ -20,7 +22,10 @@ class FlatParameters:
     """Allocate one buffer for the parameters of ``root`` (a layer tree) and bind views.
 
     Parameters are initialised in place, in the deterministic order of the tree walk,
-    from ``backend.rng`` (so the same seed gives the same initial model).
+    from ``backend.rng`` (so the same seed gives the same initial model). A module belongs
+    to one tree: a module that another live tree built before still holds is refused
+    (rebinding it would leave that tree's buffer driving nothing); rebuilding the same
+    root is fine.
 
     Attributes
     ----------
@@ -35,9 +40,11 @@ class FlatParameters:
             first, second, module = repeat
             raise ValueError(f"the same {module!r} object is at {first or 'the root'} and at {second} of this model; "
                              "give each place a layer of its own")
+        _check_not_in_another_tree(root)
         entries = []
         for path, module in root.named_modules():
             module.backend = backend
+            module._tree = weakref.ref(root)
             for name, (shape, init) in module.parameter_specs().items():
                 qualified = f"{path}.{name}" if path else name
                 entries.append((qualified, module, name, tuple(int(s) for s in shape), init))
@@ -78,6 +85,48 @@ class FlatParameters:
 
     def __repr__(self) -> str:
         return f"FlatParameters({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
+
+
+def _held_elsewhere(root):
+    """(path, module, other_root, path_there) for the first module of ``root``'s tree that
+    another live tree, built before, still holds; else None."""
+    trees = {}  # id(other root) -> {id(module): path} of that tree
+    for path, module in root.named_modules():
+        other = module.__dict__.get("_tree")
+        other = other() if other is not None else None
+        if other is None or other is root:
+            continue
+        if id(other) not in trees:
+            trees[id(other)] = {id(m): p for p, m in other.named_modules()}
+        if id(module) in trees[id(other)]:
+            return path, module, other, trees[id(other)][id(module)]
+    return None
+
+
+def _check_not_in_another_tree(root) -> None:
+    """Refuse a module that another live tree, built before, still holds.
+
+    Binding it here would point its parameters into this buffer (and its backend at this
+    one), leaving the other tree's buffer, optimizers and checkpoint loads driving
+    nothing, without a word. Rebuilding the same root (a model's constructor, a second
+    ``build()``) is fine: every module moves to the new buffer together. A tree that is
+    gone, or that no longer holds the module, loses nothing.
+    """
+    clash = _held_elsewhere(root)
+    if clash is not None:
+        gc.collect()  # a tree dropped in a reference cycle answers its weak reference until collected
+        clash = _held_elsewhere(root)
+    if clash is None:
+        return
+    path, module, other, path_there = clash
+    what = type(module).__name__ if module.children() else repr(module)  # (a Sequential's repr spans lines)
+    here = f" at {path} of the {type(root).__name__} being built" if path else ""
+    there = (f"a {type(other).__name__} built before holds it at {path_there}, and that model's buffer" if path_there
+             else "it was built on its own before, and that buffer")
+    raise ValueError(f"this {what}{here} already belongs to another model: {there} (with any optimizer or checkpoint "
+                     f"load on it) would no longer drive it. Give each model layers of its own, e.g. "
+                     f"{type(module).__name__}.from_config(layer.get_config()) for a new, unbuilt copy (copy its params "
+                     f"after building to keep their values), or rebuild that {type(other).__name__} itself")
 
 
 class ParameterSlice(FlatParameters):

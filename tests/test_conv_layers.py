@@ -471,16 +471,16 @@ def test_output_padding_rows_under_valid_padding_hold_the_bias_alone():
     assert not np.any(y[:, :, 0, 0] == layer.params["b"])
 
 
-@pytest.mark.parametrize("output_padding,stride,match", [
-    (2, 2, r"output_padding must be None or in \[0, stride\) = \[0, 2\) for each axis, got 2"),
-    ((0, 1), 1, r"in \[0, stride\) = \[0, 1\) for each axis, got \(0, 1\)"),
-    (-1, 2, r"output_padding must be at least 0, got -1"),
-    (True, 2, r"output_padding must be an int or a pair of ints, got True"),
-    (0.5, 2, r"output_padding must be an int or a pair of ints, got 0\.5"),
-    ((0, 0, 0), 2, r"output_padding must be an int or a pair of ints"),
+@pytest.mark.parametrize("output_padding,stride,error,match", [
+    (2, 2, ValueError, r"output_padding must be None or in \[0, stride\) = \[0, 2\) for each axis, got 2"),
+    ((0, 1), 1, ValueError, r"in \[0, stride\) = \[0, 1\) for each axis, got \(0, 1\)"),
+    (-1, 2, ValueError, r"output_padding must be an integer >= 0 or a pair of them, got -1"),
+    (True, 2, TypeError, r"output_padding must be an integer >= 0 or a pair of them, got True"),  # a bool is no size
+    (0.5, 2, ValueError, r"output_padding must be an integer >= 0 or a pair of them, got 0\.5"),
+    ((0, 0, 0), 2, ValueError, r"output_padding must be an integer >= 0 or a pair of them"),
 ])
-def test_bad_output_padding_is_refused(output_padding, stride, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_output_padding_is_refused(output_padding, stride, error, match):
+    with pytest.raises(error, match=match):
         Conv2DTranspose(2, 3, 3, stride=stride, output_padding=output_padding)
 
 
@@ -613,8 +613,8 @@ def test_bad_inputs_raise_clear_errors():
 
 
 @pytest.mark.parametrize("make,match", [
-    (lambda: Conv2D(0, 4, 3), "positive channel"),
-    (lambda: Conv2D(1, 4, 0), "kernel_size must be positive"),
+    (lambda: Conv2D(0, 4, 3), "in_channels must be a positive integer, got 0"),
+    (lambda: Conv2D(1, 4, 0), "kernel_size must be a positive integer or a pair of them, got 0"),
     (lambda: Conv2D(1, 4, (3, 3, 3)), "pair"),
     (lambda: Conv2D(1, 4, 2.5), "pair"),
     (lambda: Conv2D(1, 4, 3, stride=0), "stride"),

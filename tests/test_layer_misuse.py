@@ -311,3 +311,96 @@ def test_a_model_refuses_one_layer_object_in_two_of_its_parts():
     encoder, decoder = Sequential(Dense(6, 4), ReLU(), shared, Dense(4, 4)), Sequential(Dense(2, 4), shared, ReLU(), Dense(4, 6))
     with pytest.raises(ValueError, match=r"the same Dense\(4, 4.*object is at encoder\.2 and at decoder\.1"):
         mv.VAE(6, latent_dim=2, encoder=encoder, decoder=decoder)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. sizes are checked as check_int does, not int()-ed (which truncated 2.5 and took True and "4")
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: Dense(2.5, 3), ValueError, r"^in_features must be a positive integer, got 2\.5$"),
+    (lambda: Dense(True, 4), TypeError, r"^in_features must be a positive integer, got True$"),
+    (lambda: Dense("a", 4), TypeError, r"^in_features must be a positive integer, got 'a'$"),
+    (lambda: Dense(None, 4), TypeError, r"^in_features must be a positive integer, got None$"),
+    (lambda: Dense(3, 0), ValueError, r"^out_features must be a positive integer, got 0$"),
+    (lambda: GRU(2.9, 3), ValueError, r"^input_size must be a positive integer, got 2\.9$"),
+    (lambda: RNN(3, False), TypeError, r"^hidden_size must be a positive integer, got False$"),
+    (lambda: Conv2D(1.7, 4, 3), ValueError, r"^in_channels must be a positive integer, got 1\.7$"),
+    (lambda: Conv2DTranspose(2, "4", 3), TypeError, r"^out_channels must be a positive integer, got '4'$"),
+    (lambda: Conv2D(1, 4, 3, stride=True), TypeError, r"^stride must be a positive integer, got True$"),
+    (lambda: Conv2D(1, 4, (3, True)), TypeError, r"^kernel_size must be a positive integer or a pair of them, got \(3, True\)$"),
+    (lambda: MaxPool2D((2, 2)), TypeError, r"^pool_size must be a positive integer, got \(2, 2\)$"),  # square windows only
+    (lambda: MaxPool2D(2, stride="1"), TypeError, r"^stride must be None or a positive integer, got '1'$"),
+    (lambda: LeakyReLU("0.1"), TypeError, r"^negative_slope must be a number in \[0, 1\), got '0\.1'$"),
+    (lambda: Reshape(2.5), ValueError, r"^Reshape needs a non-empty shape of positive ints .*got 2\.5$"),
+    (lambda: Reshape(None), TypeError, r"^Reshape needs a non-empty shape of positive ints .*got None$"),
+    (lambda: Reshape((3, "4")), TypeError, r"^Reshape needs a non-empty shape of positive ints .*got \(3, '4'\)$"),
+])
+def test_sizes_are_checked_and_named(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_numpy_integers_and_integral_floats_are_sizes():
+    import json
+
+    layers = [Dense(3.0, np.int64(4)), GRU(np.int32(2), 3.0), Conv2D(np.int64(1), 4.0, 3.0, stride=2.0),
+              Conv2DTranspose(2, 3, (np.int64(3), 2.0), stride=2, output_padding=1.0), MaxPool2D(2.0, stride=np.int64(1)),
+              Reshape(np.int64(4)), Reshape(2.0), Reshape(np.array([3, 4]))]
+    configs = [layer.get_config() for layer in layers]
+    assert json.loads(json.dumps(configs)) == configs  # plain ints, for checkpoints
+    assert configs[0]["in_features"] == 3 and configs[1] == {"input_size": 2, "hidden_size": 3}
+    assert configs[2]["kernel_size"] == [3, 3] and configs[3]["kernel_size"] == [3, 2] and configs[3]["output_padding"] == [1, 1]
+    assert [layer.shape for layer in layers[5:]] == [(4,), (2,), (3, 4)]
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. a layer belongs to the one model whose buffer holds its parameters
+
+
+def test_a_layer_of_a_built_model_is_refused_by_another():
+    # building it again would point its params into the new buffer: the first model's buffer
+    # (its optimizer steps, checkpoint loads) would no longer drive it, without a word
+    import microvae as mv
+
+    a = Dense(3, 3)
+    s3 = Sequential(a, ReLU()).build(dtype="float64")
+    with pytest.raises(ValueError, match=r"^this Dense\(3, 3, init='glorot'\) at 0 of the Sequential being built already "
+                                         r"belongs to another model: a Sequential built before holds it at 0.*Dense\.from_config"):
+        Sequential(a).build()
+    assert a.backend is s3.backend and np.shares_memory(a.params["W"], s3.flat.data)  # the refusal changed nothing
+    s3.flat.data[...] = 0
+    assert not s3.forward(np.ones((2, 3))).any()
+
+    s = Sequential(Dense(3, 2)).build()
+    with pytest.raises(ValueError, match=r"^this Dense\(3, 2, init='glorot'\) already belongs to another model: a Sequential"):
+        s.layers[0].build()
+    alone = Dense(2, 2).build()
+    with pytest.raises(ValueError, match="it was built on its own before"):
+        Sequential(alone).build()
+    model = mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(6, 4)))
+    with pytest.raises(ValueError, match=r"^this Sequential at encoder of the VAE being built already belongs to another "
+                                         r"model: a VAE built before holds it at encoder"):
+        mv.VAE(6, latent_dim=2, encoder=model.encoder)
+
+
+def test_a_tree_can_be_rebuilt_and_the_layers_of_one_gone_reused():
+    import microvae as mv
+
+    a = Dense(3, 3)
+    s = Sequential(a, ReLU()).build(seed=0)
+    s.build(dtype="float64", seed=1)  # the same root: every module moves to the new buffer together
+    assert a.params["W"].dtype == np.float64 and np.shares_memory(a.params["W"], s.flat.data)
+    s.flat.data[...] = 0
+    assert not s.forward(np.ones((2, 3))).any()
+    del s  # nothing is left that the new buffer could detach
+    Sequential(a).build()
+    # a model whose constructor raised holds its layers no longer than its error is handled
+    decoder = Sequential(Dense(2, 6))
+    try:
+        mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(5, 4)), decoder=decoder)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a 5-input encoder was taken for input_dim=6")
+    assert mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(6, 4)), decoder=decoder).decoder is decoder

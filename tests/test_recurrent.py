@@ -195,5 +195,32 @@ def test_bad_input_is_rejected_clearly(cls):
         cls(3, 4).build(dtype="float64").backward(np.zeros((2, 5, 4)))
     with pytest.raises(RuntimeError, match="no parameters"):
         cls(3, 4).forward(x)
-    with pytest.raises(ValueError, match="positive sizes"):
+    with pytest.raises(ValueError, match="input_size must be a positive integer, got 0"):
         cls(0, 4)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_lists_are_taken_as_arrays_are(cls):
+    # as by every other layer (Layer._input); a list has no .shape, and was reported as shape ()
+    layer = cls(3, 4).build(dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    x, h0 = rng.standard_normal((2, 3, 3)), rng.standard_normal((2, 4))
+    mask = np.array([[1, 1, 0], [1, 1, 1]])
+    expected = layer.forward(x, h0=h0, mask=mask)
+    np.testing.assert_array_equal(layer.forward(x.tolist(), h0=h0.tolist(), mask=mask.tolist()), expected)
+    np.testing.assert_array_equal(layer.step(x[:, 0].tolist(), h0.tolist()), layer.step(x[:, 0], h0))
+    with pytest.raises(ValueError, match="only 0 and 1"):  # checked before float32 rounds it to 1
+        cls(3, 4).build(dtype="float32").forward(x.tolist(), mask=[[1, 0.99999999, 1], [1, 1, 1]])
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_what_is_not_an_array_is_named_with_the_method_called(cls):
+    layer = cls(3, 4).build(dtype="float64")
+    name, x = cls.__name__, np.zeros((2, 5, 3))
+    for call, match in [(lambda: layer.step(np.zeros((2, 3)), None), rf"^{name}\.step expects an array for h, got NoneType$"),
+                        (lambda: layer.step("x", np.zeros((2, 4))), rf"^{name}\.step expects an array for x_t, got str$"),
+                        (lambda: layer.forward(None), rf"^{name}\.forward expects an array for x, got NoneType$"),
+                        (lambda: layer.forward(x, h0=0.0), rf"^{name}\.forward expects an array for h0, got float$"),
+                        (lambda: layer.forward(x, mask=1), rf"^{name}\.forward expects an array for mask, got int$")]:
+        with pytest.raises(TypeError, match=match):
+            call()

@@ -276,3 +276,16 @@ def test_capacity_slope_is_zero_when_the_kl_meets_the_target():
     model.beta = 0.0  # no KL gradient at all
     model.loss_and_grads(x, eps=eps)
     np.testing.assert_array_equal(at_target, model.flat.grad)
+
+
+def test_a_layer_refused_with_a_wrong_partner_can_be_used_again_at_once():
+    """The half-built model of a refused VAE is alive while its error is handled (a REPL keeps
+    it); it must not keep the caller's encoder as its own."""
+    encoder = mv.Sequential(mv.Dense(10, 6))
+    try:
+        mv.VAE(10, latent_dim=3, encoder=encoder, decoder=mv.Sequential(mv.Dense(3, 5)))
+    except ValueError:
+        model = mv.VAE(10, latent_dim=3, encoder=encoder, decoder=mv.Sequential(mv.Dense(3, 10)))
+    assert model.encoder is encoder
+    with pytest.raises(ValueError, match="already belongs to another model"):
+        mv.VAE(10, latent_dim=3, encoder=encoder)  # while that model lives, it is its own

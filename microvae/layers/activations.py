@@ -7,6 +7,7 @@ merely broadcasts against the cache would give a gradient of the wrong shape.
 
 from __future__ import annotations
 
+from ..checks import check_number
 from .base import Layer
 
 
@@ -38,9 +39,11 @@ class LeakyReLU(Layer):
 
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        if not 0 <= negative_slope < 1:
+        # a string would fail the comparison with an error naming nothing, and False pass as 0
+        slope = check_number("negative_slope", negative_slope, "a number in [0, 1)")
+        if not 0 <= slope < 1:
             raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = slope
 
     def get_config(self):
         return {"negative_slope": self.negative_slope}

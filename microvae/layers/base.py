@@ -16,6 +16,7 @@ and initialiser, and ``FlatParameters`` allocates them as views into one flat bu
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from ..backend import get_backend
@@ -48,7 +49,10 @@ def layer_from_spec(spec: dict):
         cls = LAYER_TYPES[spec["type"]]
     except (KeyError, TypeError) as exc:
         raise ValueError(f"unknown layer spec {spec!r}; known types: {sorted(LAYER_TYPES)}") from exc
-    return cls.from_config(spec.get("config", {}))
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise TypeError(f"the config of layer spec {spec!r} must be a dict of {cls.__name__}'s arguments, got {config!r}")
+    return cls.from_config(config)
 
 
 def he_normal(fan_in, fan_out):
@@ -85,6 +89,7 @@ class Module:
         self.grads: dict = {}
         self.backend = None
         self.flat = None
+        self._tree = None  # weak reference to the root whose FlatParameters bound this module (see params.py)
 
     def parameter_specs(self) -> dict:
         """{name: (shape, initializer(backend, shape) -> array)}; empty for parameter-free layers."""
@@ -117,7 +122,8 @@ class Layer(Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_TYPES[cls.__name__] = cls
+        if cls.forward is not Layer.forward:  # not the shared bases (_ConvBase, _Recurrent): they compute nothing
+            LAYER_TYPES[cls.__name__] = cls
 
     # The shape of the last forward pass's output, which is what backward's dy must have
     # (None: no forward pass yet). Set by ``_output`` once the pass has finished, so a pass
@@ -129,16 +135,18 @@ class Layer(Module):
             missing = "parameters" if self.parameter_specs() else "backend"  # (ReLU has no parameters to wait for)
             raise RuntimeError(f"{type(self).__name__} has no {missing} yet: call .build() or put it in a model")
 
-    def _input(self, x, contiguous: bool = False):
+    def _input(self, x, contiguous: bool = False, method: str = "forward", name: str | None = None):
         """``x`` as an array of this layer's dtype (C-contiguous if ``contiguous``, for kernels).
 
         Integer or bool inputs become floats, and a float64 array reaching a float32 layer
         (or the reverse) is converted rather than changing the precision of the pass and
-        of its output. A no-op, with no copy, when ``x`` is already right.
+        of its output. A no-op, with no copy, when ``x`` is already right. ``method`` and
+        ``name`` (the argument, where a method takes several) are what an error names.
         """
         self._require_built()
         if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):  # asarray(None, float) would be NaN
-            raise TypeError(f"{type(self).__name__}.forward expects an array, got {type(x).__name__}")
+            what = f" for {name}" if name else ""
+            raise TypeError(f"{type(self).__name__}.{method} expects an array{what}, got {type(x).__name__}")
         xp, dtype = self.backend.xp, self.backend.dtype
         return xp.asarray(x, dtype=dtype, order="C" if contiguous else None)
 
@@ -188,6 +196,15 @@ class Layer(Module):
     @classmethod
     def from_config(cls, config: dict):
         """A new, unbuilt layer from ``get_config()``'s arguments."""
+        try:
+            signature = inspect.signature(cls)
+        except (TypeError, ValueError):  # no signature to check against: let the constructor judge
+            signature = None
+        if signature is not None:
+            try:  # a missing or unknown key is named here, not by a TypeError from __init__ naming no spec
+                signature.bind(**config)
+            except TypeError as exc:
+                raise TypeError(f"a {cls.__name__} config takes the arguments {signature}; {config!r} does not fit: {exc}") from None
         return cls(**config)
 
     # math -----------------------------------------------------------------------

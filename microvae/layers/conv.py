@@ -42,8 +42,7 @@ tenth the ReLU layers took: the mask still reads dY and Y from memory.)
 
 from __future__ import annotations
 
-import numbers
-
+from ..checks import check_int
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
 
@@ -54,13 +53,16 @@ ACTIVATIONS = (None, "relu")
 
 
 def _pair(value, what, minimum=1):
+    """``value`` (one int for both axes, or a (height, width) pair) as a pair of ints >= ``minimum``,
+    each taken as ``check_int`` takes it (3.0 is 3; 2.5, True and "3" are refused); errors name ``what``."""
+    form = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
-        raise ValueError(f"{what} must be an int or a pair of ints, got {value!r}")
-    pair = (int(items[0]), int(items[1]))
-    if min(pair) < minimum:
-        raise ValueError(f"{what} must be {'positive' if minimum == 1 else f'at least {minimum}'}, got {value!r}")
-    return pair
+    if len(items) != 2:
+        raise ValueError(f"{what} must be {form} or a pair of them, got {value!r}")
+    try:
+        return tuple(check_int(what, v, minimum) for v in items)
+    except (TypeError, ValueError) as exc:  # check_int's message would show one item, not what was given
+        raise type(exc)(f"{what} must be {form} or a pair of them, got {value!r}") from None
 
 
 def conv_geometry(size: int, kernel: int, stride: int, padding: str):
@@ -433,13 +435,11 @@ class _ConvBase(Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride: int = 1, padding: str = "same",
                  bias: bool = True, init: str = "he", activation: str | None = None):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"{type(self).__name__} needs positive channel counts, got in_channels={in_channels}, out_channels={out_channels}")
+        # checked, not int()-ed: int() truncates 1.7 and takes True and "4"
+        self.in_channels = check_int("in_channels", in_channels, 1)
+        self.out_channels = check_int("out_channels", out_channels, 1)
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = int(stride)
-        if self.stride < 1 or self.stride != stride:
-            raise ValueError(f"stride must be a positive int, got {stride!r}")
+        self.stride = check_int("stride", stride, 1)
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         if init not in INITIALIZERS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..checks import check_int
 from .base import INITIALIZERS, Layer, zeros
 
 
@@ -17,12 +18,11 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, init: str = "glorot", bias: bool = True):
         super().__init__()
-        if int(in_features) < 1 or int(out_features) < 1:
-            raise ValueError(f"Dense needs positive sizes, got in_features={in_features}, out_features={out_features}")
+        # checked, not int()-ed: int() truncates 2.5 and takes True and "4"
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
         if init not in INITIALIZERS:
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
         self.init = init
         self.use_bias = bool(bias)
         self._x = None

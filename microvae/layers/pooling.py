@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..checks import check_int
 from .base import Layer
 
 __all__ = ["MaxPool2D"]
@@ -21,12 +22,10 @@ class MaxPool2D(Layer):
 
     def __init__(self, pool_size: int = 2, stride: int | None = None):
         super().__init__()
-        if int(pool_size) != pool_size or int(pool_size) < 1:
-            raise ValueError(f"pool_size must be a positive int, got {pool_size!r}")
-        if stride is not None and (int(stride) != stride or int(stride) < 1):
-            raise ValueError(f"stride must be a positive int or None, got {stride!r}")
-        self.pool_size = int(pool_size)
-        self.stride = int(stride) if stride is not None else self.pool_size
+        # one size for both axes (the kernels pool square windows): a pair is refused by name, as 2.5 is
+        self.pool_size = check_int("pool_size", pool_size, 1)
+        stride = check_int("stride", stride, 1, none_ok=True)
+        self.stride = stride if stride is not None else self.pool_size
 
     def get_config(self):
         return {"pool_size": self.pool_size, "stride": self.stride}

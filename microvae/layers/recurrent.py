@@ -32,6 +32,7 @@ Sequences are stored time-major inside the layer so each step is a contiguous bl
 
 from __future__ import annotations
 
+from ..checks import check_int
 from .base import Layer, glorot_uniform, zeros
 
 __all__ = ["RNN", "GRU"]
@@ -60,10 +61,8 @@ class _Recurrent(Layer):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        if int(input_size) < 1 or int(hidden_size) < 1:
-            raise ValueError(f"{type(self).__name__} needs positive sizes, got input_size={input_size}, hidden_size={hidden_size}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
+        self.input_size = check_int("input_size", input_size, 1)  # int() would truncate 2.9 and take True
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
         self.dh0 = None
         self._cache = None
 
@@ -80,28 +79,34 @@ class _Recurrent(Layer):
 
     # inputs -----------------------------------------------------------------------
     def _inputs(self, x, h0, mask):
-        """Check shapes; return time-major x (T, B, I), h0 (B, H) and mask (T, B) in the layer's dtype."""
+        """Check shapes; return time-major x (T, B, I), h0 (B, H) and mask (T, B) in the layer's dtype.
+        Each may be a list, as every layer's input may (``Layer._input``)."""
         self._require_built()
         xp, dtype = self.backend.xp, self.backend.dtype
         name = type(self).__name__
-        if getattr(x, "ndim", None) != 3 or x.shape[2] != self.input_size:
+        x = self._input(x, name="x")
+        if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"{name}({self.input_size}, {self.hidden_size}) expects x of shape (batch, time, {self.input_size}), "
-                             f"got {tuple(getattr(x, 'shape', ()))}")
+                             f"got {tuple(x.shape)}")
         B, T = int(x.shape[0]), int(x.shape[1])
         if B < 1 or T < 1:
             raise ValueError(f"{name} needs at least one sequence and one time step, got x of shape {tuple(x.shape)}")
-        xt = xp.ascontiguousarray(xp.asarray(x, dtype=dtype).transpose(1, 0, 2))
+        xt = xp.ascontiguousarray(x.transpose(1, 0, 2))
         if h0 is None:
             h0 = xp.zeros((B, self.hidden_size), dtype=dtype)
         else:
-            if getattr(h0, "shape", None) != (B, self.hidden_size):
-                raise ValueError(f"{name}: h0 must have shape (batch, hidden_size) = {(B, self.hidden_size)}, got {tuple(getattr(h0, 'shape', ()))}")
-            h0 = xp.asarray(h0, dtype=dtype)
+            h0 = self._input(h0, name="h0")
+            if h0.shape != (B, self.hidden_size):
+                raise ValueError(f"{name}: h0 must have shape (batch, hidden_size) = {(B, self.hidden_size)}, got {tuple(h0.shape)}")
         if mask is None:
             mt = xp.ones((T, B), dtype=dtype)
         else:
-            if getattr(mask, "shape", None) != (B, T):
-                raise ValueError(f"{name}: mask must have shape (batch, time) = {(B, T)}, got {tuple(getattr(mask, 'shape', ()))}")
+            if not hasattr(mask, "shape"):
+                if not isinstance(mask, (list, tuple)):
+                    raise TypeError(f"{name}.forward expects an array for mask, got {type(mask).__name__}")
+                mask = xp.asarray(mask)  # not yet in the layer's dtype: float32 would round 0.99999999 to 1 before the check
+            if mask.shape != (B, T):
+                raise ValueError(f"{name}: mask must have shape (batch, time) = {(B, T)}, got {tuple(mask.shape)}")
             if not bool(((mask == 0) | (mask == 1)).all()):
                 raise ValueError(f"{name}: mask must contain only 0 and 1")
             mt = xp.ascontiguousarray(xp.asarray(mask, dtype=dtype).T)
@@ -130,7 +135,7 @@ class _Recurrent(Layer):
 
     def _step_inputs(self, x_t, h):
         """Check shapes; return x_t and h in the layer's dtype, as ``forward`` takes them."""
-        x_t, h = self._input(x_t), self._input(h)
+        x_t, h = self._input(x_t, method="step", name="x_t"), self._input(h, method="step", name="h")
         B = x_t.shape[0] if x_t.ndim == 2 else None
         if B is None or x_t.shape[1] != self.input_size:
             raise ValueError(f"{type(self).__name__}.step expects x_t of shape (batch, {self.input_size}), got {tuple(x_t.shape)}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 
+from ..checks import check_int
 from .base import Layer
 
 __all__ = ["Flatten", "Reshape"]
@@ -30,10 +32,16 @@ class Reshape(Layer):
 
     def __init__(self, shape):
         super().__init__()
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        if not shape or any(int(s) != s or int(s) < 1 for s in shape):
-            raise ValueError(f"Reshape needs a non-empty shape of positive ints (batch excluded), got {shape!r}")
-        self.shape = tuple(int(s) for s in shape)
+        # one number (a NumPy integer too, which is no int) is a 1-D target; each size as check_int takes it
+        one = isinstance(shape, (numbers.Number, str, bytes)) or not hasattr(shape, "__iter__")
+        form = f"Reshape needs a non-empty shape of positive ints (batch excluded), or one positive int, got {shape!r}"
+        try:
+            sizes = tuple(check_int("shape", s, 1) for s in ((shape,) if one else shape))
+        except (TypeError, ValueError) as exc:  # (iterating a 0-d array is a TypeError too)
+            raise type(exc)(form) from None
+        if not sizes:
+            raise ValueError(form)
+        self.shape = sizes
 
     def get_config(self):
         return {"shape": list(self.shape)}

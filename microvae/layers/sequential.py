@@ -33,6 +33,9 @@ class Sequential(Layer):
 
     @classmethod
     def from_config(cls, config):
+        # named here: config["layers"] would be a bare KeyError, and another key would pass unread
+        if not isinstance(config, dict) or set(config) != {"layers"} or not isinstance(config["layers"], (list, tuple)):
+            raise ValueError(f"a Sequential config must be {{'layers': [layer specs]}}, got {config!r}")
         return cls(*[layer_from_spec(spec) for spec in config["layers"]])
 
     def forward(self, x):

@@ -98,7 +98,14 @@ class VAE(Model):
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
         if (encoder is not None or decoder is not None) and not self._builds_own_networks:
-            self._check_network_sizes()
+            try:
+                self._check_network_sizes()
+            except ValueError:
+                # this half-built model must not keep the caller's layers: while the error is
+                # handled (or shown in a REPL) it is alive, and a retry with them would be refused
+                for _, module in self.named_modules():
+                    module._tree = None
+                raise
 
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
 
