@@ -404,3 +404,12 @@ def test_a_tree_can_be_rebuilt_and_the_layers_of_one_gone_reused():
     else:
         raise AssertionError("a 5-input encoder was taken for input_dim=6")
     assert mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(6, 4)), decoder=decoder).decoder is decoder
+
+
+@pytest.mark.parametrize("make", [lambda b: Dense(2, 3, bias=b), lambda b: Conv2D(1, 2, 3, bias=b)], ids=["Dense", "Conv2D"])
+def test_bias_is_true_or_false(make):
+    """bool("no") is True: bias="no" built a bias."""
+    for value in ("no", 0, None):
+        with pytest.raises(TypeError, match="bias must be True or False"):
+            make(value)
+    assert make(False).get_config()["bias"] is False

@@ -42,7 +42,7 @@ tenth the ReLU layers took: the mask still reads dY and Y from memory.)
 
 from __future__ import annotations
 
-from ..checks import check_int
+from ..checks import check_bool, check_int
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
 
@@ -446,7 +446,7 @@ class _ConvBase(Layer):
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS} (a ReLU fused into the layer, or none), got {activation!r}")
-        self.padding, self.init, self.use_bias, self.activation = padding, init, bool(bias), activation
+        self.padding, self.init, self.use_bias, self.activation = padding, init, check_bool("bias", bias), activation
         self._y = None  # the output, kept for the fused ReLU's backward pass
 
     def parameter_specs(self):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..checks import check_int
+from ..checks import check_bool, check_int
 from .base import INITIALIZERS, Layer, zeros
 
 
@@ -24,7 +24,7 @@ class Dense(Layer):
         if init not in INITIALIZERS:
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
         self.init = init
-        self.use_bias = bool(bias)
+        self.use_bias = check_bool("bias", bias)
         self._x = None
 
     def parameter_specs(self):
