@@ -210,7 +210,7 @@ def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
         "microvae gradcheck --explain: a VAE 4 → 3 → (μ, logvar: 2 + 2) → 3 → 4, float64, a batch of B = 2, ε fixed",
         FORWARD,
         f"each gradient of L below: analytic (microvae's backward pass) vs numeric (fourth-order central differences, "
-        f"step {step:g}); tolerance {tol:g}",
+        f"step {f'{step:g}'.replace('e-0', 'e-')}); tolerance {tol:g}",
         "",
     ]
     for i, t in enumerate(terms, 1):
