@@ -232,6 +232,8 @@ def test_generation_shapes_and_decode(kind):
     out = model.decode(np.zeros((2, 2)), length=5)
     assert out.shape == (2, 5, 3) and np.isfinite(out).all()
     np.testing.assert_array_equal(out[0], out[1])
+    # 5 steps is 2½ segments of 2: whole segments are generated and the first 5 steps kept
+    np.testing.assert_array_equal(model.decode(np.zeros((2, 2)), length=6)[:, :5], out)
     mu, logvar = model.encode(np.random.default_rng(0).random((4, 6, 3)))
     assert mu.shape == logvar.shape == (4, 2)
     elbo = model.elbo(np.random.default_rng(0).random((4, 6, 3)), ragged_mask([6, 2, 4, 6], 6), n_samples=2)

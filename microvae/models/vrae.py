@@ -385,7 +385,9 @@ class HierarchicalVRAE(VRAE):
     steps, plus the gradient through s_{u,0}, is dL/dc_u, which runs back through the
     conductor to z (via its inputs, summed over u, and via c_0).
 
-    Generation runs free, segment after segment (the input of a step is the previous output mean).
+    Generation runs free, segment after segment (the input of a step is the previous output mean);
+    a ``length`` that is not a multiple of ``segment_length`` generates whole segments and keeps
+    the first ``length`` steps (training data must be whole segments).
     """
 
     def __init__(
