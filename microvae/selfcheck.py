@@ -2,7 +2,8 @@
 
 Each entry builds a small random instance and returns a GradcheckResult; ``run_checks``
 runs them all. Parameters are moved to a random point first (zero biases would put ReLU
-units exactly on their kink, where finite differences are meaningless).
+units exactly on their kink, where finite differences are meaningless). Everything runs on
+the NumPy backend, whatever ``$MICROVAE_BACKEND`` says: the checks are float64 host arithmetic.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def randomize(module, rng, scale=0.5):
 
 
 def _layer(layer, x, rng):
-    layer.build(dtype="float64", seed=int(rng.integers(1 << 30)))
+    layer.build(backend="numpy", dtype="float64", seed=int(rng.integers(1 << 30)))
     if layer.flat.size:
         randomize(layer, rng)
     return check_layer(layer, x)
@@ -96,7 +97,7 @@ def _kl2(rng):
 def _reparam(rng):
     from .backend import get_backend
 
-    sampler = Reparameterization(get_backend(dtype="float64"))
+    sampler = Reparameterization(get_backend("numpy", dtype="float64"))
     mu, logvar, eps, up = (rng.standard_normal((4, 3)) for _ in range(4))
     sampler.forward(mu, logvar, eps)
     dmu, dlogvar = sampler.backward(up)
@@ -167,7 +168,7 @@ def _recurrent(kind, rng):
     from . import layers
 
     layer = getattr(layers, kind)(3, 4)
-    layer.build(dtype="float64", seed=0)
+    layer.build(backend="numpy", dtype="float64", seed=0)
     randomize(layer, rng)
     x, h0 = rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 4))
     mask = np.ones((3, 5))

@@ -2,7 +2,7 @@
 
 - ``reference``: plain NumPy, the readable definition of each kernel;
 - ``cpu``: Numba (``@njit(cache=True)``) twins of the reference kernels;
-- ``gpu``: CuPy twins (ElementwiseKernel / RawKernel).
+- ``gpu``: CuPy twins (ElementwiseKernels).
 
 Every kernel writes into caller-provided output arrays so training steps can reuse
 preallocated workspaces. Tests hold each compiled kernel equal to its reference twin.

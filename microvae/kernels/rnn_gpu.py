@@ -83,26 +83,33 @@ _gru_backward = cp.ElementwiseKernel(
 
 
 def _contiguous(a, name):
+    """An output array, which the kernel writes by flat index: it must be C-contiguous."""
     if not a.flags.c_contiguous:
         raise ValueError(f"kernel array {name!r} must be C-contiguous")
     return a
 
 
+def _in(a):
+    """An input, made C-contiguous if it is not (a copy), as the CPU twin takes any layout:
+    GRU.step(x_t, H[:, -1]) passes a strided view."""
+    return cp.ascontiguousarray(a)
+
+
 def rnn_tanh_forward_step(a, h_prev, mask, h):
-    _rnn_forward(a, h_prev, _contiguous(mask, "mask"), h.shape[1], _contiguous(h, "h"))
+    _rnn_forward(a, h_prev, _in(mask), h.shape[1], _contiguous(h, "h"))
 
 
 def rnn_tanh_backward_step(dh, h, mask, da, dh_prev):
-    _rnn_backward(dh, h, _contiguous(mask, "mask"), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
+    _rnn_backward(dh, h, _in(mask), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
 
 
 def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
     H = h.shape[1]
-    _gru_forward(_contiguous(gx, "gx"), _contiguous(gh, "gh"), _contiguous(b_hn, "b_hn"), _contiguous(h_prev, "h_prev"),
-                 _contiguous(mask, "mask"), H, _contiguous(h, "h"), _contiguous(gates, "gates"), _contiguous(hn, "hn"))
+    _gru_forward(_in(gx), _in(gh), _in(b_hn), _in(h_prev), _in(mask), H, _contiguous(h, "h"), _contiguous(gates, "gates"),
+                 _contiguous(hn, "hn"))
 
 
 def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
     H = dh.shape[1]
-    _gru_backward(_contiguous(dh, "dh"), _contiguous(h_prev, "h_prev"), _contiguous(mask, "mask"), _contiguous(gates, "gates"),
-                  _contiguous(hn, "hn"), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"), _contiguous(dh_prev, "dh_prev"))
+    _gru_backward(_in(dh), _in(h_prev), _in(mask), _in(gates), _in(hn), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"),
+                  _contiguous(dh_prev, "dh_prev"))
