@@ -544,7 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "model class's own default, as in Python.")
     train.add_argument("--model", default="vae", help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
     train.add_argument("--data", default="sprites", choices=DATASETS,
-                       help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae)")
+                       help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae; "
+                            "mnist and fashion-mnist are read from $MICROVAE_DATA, /usr/share/datasets or ~/.cache/microvae, "
+                            "and downloaded there if absent unless $MICROVAE_OFFLINE is set)")
     train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default: %(default)s)")
     train.add_argument("--batch-size", type=_positive_int, default=128, help="examples per step (default: %(default)s)")
     train.add_argument("--latent-dim", type=_positive_int, default=None,

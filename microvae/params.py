@@ -44,6 +44,10 @@ class FlatParameters:
         entries = []
         for path, module in root.named_modules():
             module.backend = backend
+            # a new buffer: the last forward pass's caches belong to the old one
+            for cache in ("_out_shape", "_cache"):
+                if cache in vars(module):
+                    setattr(module, cache, None)
             module._tree = weakref.ref(root)
             for name, (shape, init) in module.parameter_specs().items():
                 qualified = f"{path}.{name}" if path else name

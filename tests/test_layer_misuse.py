@@ -154,6 +154,17 @@ def test_backward_before_forward_says_so(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_backward_after_a_rebuild_needs_a_forward_of_its_own(kind):
+    """The caches of a pass before the rebuild (a float64 pass, here, before a float32 build)
+    belong to the old buffer: backward used to run on them."""
+    layer, shape = _layer(kind)
+    y = layer.forward(_x(shape))
+    layer.build(dtype="float32", seed=1)
+    with pytest.raises(RuntimeError, match=r"backward called before forward \(since it was last built\)"):
+        layer.backward(np.ones(y.shape))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_unbuilt_layer_says_to_build_it(kind):
     make, shape = CASES[kind]
     with pytest.raises(RuntimeError, match=r"call \.build\(\) or put it in a model"):

@@ -164,7 +164,7 @@ class Layer(Module):
         gradients without a word, and one that merely broadcasts would pass silently.
         """
         if self._out_shape is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built)")
         if getattr(dy, "shape", None) != self._out_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "
                              f"pass), got {tuple(getattr(dy, 'shape', ()))}")

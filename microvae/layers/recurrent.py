@@ -190,7 +190,7 @@ class RNN(_Recurrent):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
         parameter gradients and sets ``self.dh0``."""
         if self._cache is None:
-            raise RuntimeError("RNN.backward called before forward")
+            raise RuntimeError("RNN.backward called before forward (since it was last built)")
         dHt = self._check_dH(dH)
         xp, k = self.backend.xp, self.backend.kernels
         c = self._cache
@@ -277,7 +277,7 @@ class GRU(_Recurrent):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
         parameter gradients and sets ``self.dh0``."""
         if self._cache is None:
-            raise RuntimeError("GRU.backward called before forward")
+            raise RuntimeError("GRU.backward called before forward (since it was last built)")
         dHt = self._check_dH(dH)
         xp, k, dtype = self.backend.xp, self.backend.kernels, self.backend.dtype
         c = self._cache
