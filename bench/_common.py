@@ -172,16 +172,6 @@ def framework_list(known: tuple):
     return parse
 
 
-def parse_frameworks(text, known: tuple) -> list[str]:
-    """The frameworks to run, from ``--frameworks`` (already a list when parsed by ``framework_list``)."""
-    if isinstance(text, list):
-        return text
-    try:
-        return framework_list(known)(text)
-    except argparse.ArgumentTypeError as exc:
-        raise SystemExit(f"--frameworks: {exc}") from None
-
-
 def one_line(error) -> str:
     """A worker's error (its stderr tail, several lines) as one line: how it ended and its last line."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]

@@ -122,7 +122,7 @@ def main(argv=None):
         C.LOCKSTEP = a.lockstep
         C.emit(WORKERS[a.worker](a))
         return
-    frameworks = C.parse_frameworks(a.frameworks, FRAMEWORKS)
+    frameworks = a.frameworks  # a list: argparse runs framework_list on the default too
     if "microvae" in frameworks:
         frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
     print(f"# microvae ConvVAE benchmark ({time.strftime('%Y-%m-%d %H:%M')})")

@@ -329,7 +329,7 @@ def main(argv=None):
         a.hidden = tuple(int(h) for h in a.hidden.split(","))
         C.emit(WORKERS[a.worker](a))
         return
-    frameworks = C.parse_frameworks(a.frameworks, FRAMEWORKS)
+    frameworks = a.frameworks  # a list: argparse runs framework_list on the default too
     if "microvae" in frameworks:  # microvae first: the ratios are against it
         frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
     sizes = ["textbook", "examples"] if a.size == "both" else [a.size]

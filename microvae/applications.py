@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_int, check_number
+from .checks import check_int, check_number, check_seed
 
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
@@ -68,7 +68,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     x = x.astype(dtype)
     if x.size and not np.isfinite(x).all():
         raise ValueError("x contains NaN or Inf")
-    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+    rng = np.random.default_rng(check_seed(seed))
     if kind == "gaussian":
         noisy = x + level * rng.standard_normal(x.shape)
         if clip is None:

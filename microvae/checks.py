@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_number", "check_bool", "check_sizes", "check_file_path"]
+__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_sizes", "check_file_path"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -28,6 +28,11 @@ def check_int(name: str, value, minimum: int | None = None, none_ok: bool = Fals
     if not (math.isfinite(value) and value == int(value)) or (minimum is not None and value < minimum):
         raise ValueError(f"{name} must be {form}, got {value!r}")
     return int(value)
+
+
+def check_seed(seed):
+    """A random seed: None (fresh entropy) or an integer >= 0, as everywhere in microvae."""
+    return check_int("seed", seed, 0, none_ok=True)
 
 
 def check_number(name: str, value, form: str = "a number") -> float:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_int, check_number
+from .checks import check_int, check_number, check_seed
 from .losses import bernoulli_nll, kl_normal
 from .verify import _relative_error, numeric_gradient
 
@@ -52,7 +52,7 @@ def _tiny_model(seed):
     kink, each example with an active unit in both hidden layers, and some encoder unit off."""
     from .models import VAE
 
-    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+    rng = np.random.default_rng(check_seed(seed))
     for _ in range(1000):
         model = VAE(input_dim=4, hidden=(3,), latent_dim=2, beta=1.0, dtype="float64", seed=int(rng.integers(1 << 30)))
         model.flat.data[...] = rng.standard_normal(model.flat.size) * 0.8

@@ -46,7 +46,7 @@ import numbers
 import numpy as np
 
 from .backend import array_module
-from .checks import check_int
+from .checks import check_seed
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -161,7 +161,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
-    seed = check_int("seed", seed, 0, none_ok=True)
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed) if seed is not None else None
     n = len(x)
     out = np.empty((n, k))
@@ -209,7 +209,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
-    seed = check_int("seed", seed, 0, none_ok=True)
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed) if seed is not None else None
     out = np.empty(len(x))
     with _model_threads(model):

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_bool, check_file_path, check_int, check_number
+from .checks import check_bool, check_file_path, check_int, check_number, check_seed
 from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
@@ -237,7 +237,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     """Train ``model`` for ``epochs`` more epochs on ``data`` (a tuple of arrays, see ``Model.fit``)."""
     epochs = check_int("epochs", epochs, 0)
     batch_size = check_int("batch_size", batch_size, 1)
-    seed = check_int("seed", seed, 0, none_ok=True)
+    seed = check_seed(seed)
     if lr is not None:
         check_number("lr", lr, "a positive number (the learning rate)")
     if verbose not in (0, 1, 2):  # (True and False are 1 and 0)

@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .checks import check_int
+from .checks import check_int, check_seed
 
 __all__ = ["GradcheckResult", "gradcheck", "numeric_gradient", "check_layer", "check_loss", "check_model"]
 
@@ -136,7 +136,7 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
     directions = check_int("directions", directions, 1)  # 0 directions would compare nothing and pass
-    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+    rng = np.random.default_rng(check_seed(seed))
     floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
     for name, array in wrt.items():
@@ -181,7 +181,7 @@ def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full
     xp = layer.backend.xp
     x = xp.array(x, dtype=np.float64)
     y = layer.forward(x)
-    upstream = xp.asarray(np.random.default_rng(check_int("seed", seed, 0, none_ok=True)).standard_normal(tuple(y.shape)))
+    upstream = xp.asarray(np.random.default_rng(check_seed(seed)).standard_normal(tuple(y.shape)))
     dx = layer.backward(upstream, input_grad=True)
     wrt, analytic = {}, {}
     if check_input:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_int
+from ..checks import check_int, check_seed
 
 __all__ = [
     "PIANO_CONTOURS",
@@ -139,7 +139,7 @@ def make_sinusoids(
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
 
-    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+    rng = np.random.default_rng(check_seed(seed))
     counts = rng.integers(k_lo, k_hi + 1, size=n)
     freqs = rng.uniform(f_lo, f_hi, size=(n, k_hi))
     phases = rng.uniform(0.0, 2.0 * np.pi, size=(n, k_hi))
@@ -262,7 +262,7 @@ def make_piano_rolls(n: int = 1000, length: int = 32, pitches: int = 16, seed: i
 
     scale_names = tuple(PIANO_SCALES)
     sizes = (pitches - _SPAN, len(scale_names), len(PIANO_CONTOURS), len(PIANO_NOTE_LENGTHS), _N_STARTS)
-    rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+    rng = np.random.default_rng(check_seed(seed))
     factors = np.stack([rng.integers(0, k, size=n) for k in sizes], axis=1).astype(np.int64)
 
     # Precompute the pitch sequence (relative to the root) for every

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_bool, check_int
+from ..checks import check_bool, check_seed
 
 __all__ = ["SPRITE_FACTOR_NAMES", "SPRITE_SHAPES", "Sprites", "make_sprites"]
 
@@ -186,7 +186,7 @@ def make_sprites(
         factors = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
     else:
         n = _check_count("n", n, 0)
-        rng = np.random.default_rng(check_int("seed", seed, 0, none_ok=True))
+        rng = np.random.default_rng(check_seed(seed))
         factors = np.stack([rng.integers(0, k, size=n) for k in sizes], axis=1).astype(np.int64)
 
     max_radius = _MAX_RADIUS_FRACTION * size

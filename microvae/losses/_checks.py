@@ -1,19 +1,21 @@
 """Type and shape checks shared by the losses (cheap: no pass over the data)."""
 
-_FLOATS = ("float32", "float64")
+def array_of(what: str, name: str, array, data: bool = False) -> None:
+    """``array`` must be a float32/float64 array (what a gradient is taken for), or with
+    ``data`` an array of any numbers (data may be integers or bools: 0/1 pixels)."""
+    dtype = getattr(array, "dtype", None)
+    if dtype is None or not hasattr(array, "shape"):
+        raise TypeError(f"{what}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
+    if not (dtype.name in ("float32", "float64") or (data and dtype.kind in "biu")):
+        expected = "an array of numbers" if data else "a float32 or float64 array"
+        raise TypeError(f"{what}: {name} must be {expected}, got dtype {dtype}")
 
 
 def same_shape(what: str, a, b, names=("prediction", "target"), b_is_data: bool = True) -> None:
-    """``a`` (what the gradient is taken for) must be a float32/float64 array; ``b`` an array of
-    numbers (data may be integers or bools: 0/1 pixels), or of floats too if ``b_is_data`` is
-    False; both of one non-empty batch shape."""
-    for name, array, data in ((names[0], a, False), (names[1], b, b_is_data)):
-        dtype = getattr(array, "dtype", None)
-        if dtype is None or not hasattr(array, "shape"):
-            raise TypeError(f"{what}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
-        if not (dtype.name in _FLOATS or (data and dtype.kind in "biu")):
-            expected = "an array of numbers" if data else "a float32 or float64 array"
-            raise TypeError(f"{what}: {name} must be {expected}, got dtype {dtype}")
+    """``a`` a float array and ``b`` data (or floats too, if not ``b_is_data``; see ``array_of``),
+    both of one non-empty batch shape."""
+    array_of(what, names[0], a)
+    array_of(what, names[1], b, data=b_is_data)
     if a.shape != b.shape:
         raise ValueError(f"{what}: {names[0]} and {names[1]} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.ndim < 1 or a.shape[0] < 1:

@@ -17,7 +17,7 @@ in ``microvae.losses``). Gradients are of the batch mean, so they carry the 1/ba
 from __future__ import annotations
 
 from ..backend import array_module
-from ._checks import rows
+from ._checks import array_of, rows
 
 __all__ = ["discriminator_loss", "generator_loss", "softplus"]
 
@@ -35,11 +35,9 @@ def _sigmoid(v):
 
 
 def _check(what, logits):
-    if getattr(getattr(logits, "dtype", None), "name", None) not in ("float32", "float64"):
-        raise TypeError(f"{what}: logits must be a float32 or float64 array, got "
-                        f"{getattr(logits, 'dtype', type(logits).__name__)}")
-    if getattr(logits, "ndim", 0) < 1 or logits.shape[0] < 1:
-        raise ValueError(f"{what}: expected a non-empty batch of logits (batch,) or (batch, 1), got shape {tuple(getattr(logits, 'shape', ()))}")
+    array_of(what, "logits", logits)
+    if logits.ndim < 1 or logits.shape[0] < 1:
+        raise ValueError(f"{what}: expected a non-empty batch of logits (batch,) or (batch, 1), got shape {tuple(logits.shape)}")
 
 
 def discriminator_loss(real_logits, fake_logits):

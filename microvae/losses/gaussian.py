@@ -6,7 +6,7 @@ import math
 import numbers
 
 from ..backend import array_module
-from ._checks import rows, same_shape
+from ._checks import array_of, rows, same_shape
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -30,9 +30,10 @@ def gaussian_nll(mean, x, logvar=0.0):
     # a number (Python or NumPy scalar) is a fixed variance; an array, even 0-d, is learned
     learned = not isinstance(logvar, numbers.Real)
     if learned:
-        if getattr(getattr(logvar, "dtype", None), "name", None) not in ("float32", "float64"):
+        if not hasattr(logvar, "dtype"):
             raise TypeError(f"gaussian_nll: logvar must be a number (a fixed variance) or a float32/float64 array "
                             f"(a learned one), got {type(logvar).__name__}")
+        array_of("gaussian_nll", "logvar", logvar)
         precision = xp.exp(-logvar)
         sq = diff * diff * precision
         per_example = 0.5 * rows(sq + logvar + _LOG_2PI + xp.zeros_like(mean)).sum(axis=1, dtype=xp.float64)

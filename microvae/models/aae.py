@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_number, check_sizes
+from ..checks import check_int, check_number, check_seed, check_sizes
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
@@ -355,7 +355,7 @@ class AAE(Model):
 
     def sample_prior(self, n: int, y=None, seed: int | None = None):
         """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component."""
-        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
+        n, seed = check_int("n", n, 1), check_seed(seed)
         labels = None if y is None else self._labels(y, n)
         rng = None if seed is None else self.backend.xp.random.default_rng(seed)
         return self.backend.to_numpy(self._draw_prior(n, labels, rng)).copy()

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import Backend, array_module, get_backend
-from ..checks import check_int
+from ..checks import check_int, check_seed
 from ..layers.base import Module
 from ..optim import get_optimizer
 from ..params import FlatParameters
@@ -54,7 +54,7 @@ class Model(Module):
         return config
 
     def _setup(self, backend, dtype, seed, config: dict):
-        self.backend = get_backend(backend, dtype=dtype, seed=check_int("seed", seed, 0, none_ok=True))
+        self.backend = get_backend(backend, dtype=dtype, seed=check_seed(seed))
         self.flat = FlatParameters(self, self.backend)
         if isinstance(backend, Backend):  # its dtype and generator, not the model's arguments (see the class doc)
             config = {**config, "dtype": self.backend.dtype.name, "seed": None}
@@ -123,7 +123,7 @@ class Model(Module):
 
     def fixed_noise(self, x, *rest, seed: int = 0):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64)."""
-        return np.random.default_rng(check_int("seed", seed, 0, none_ok=True)).standard_normal((len(x), self.latent_dim))
+        return np.random.default_rng(check_seed(seed)).standard_normal((len(x), self.latent_dim))
 
     # using a trained model (NumPy in, NumPy out) ------------------------------------
     # Inputs go through the networks INFERENCE_BATCH rows at a time: a ConvVAE's activations
@@ -181,7 +181,7 @@ class Model(Module):
         figures vary between calls and later unseeded draws (``sample``) change.
         """
         batch_size = check_int("batch_size", batch_size, 1)
-        seed = check_int("seed", seed, 0, none_ok=True)
+        seed = check_seed(seed)
         data = (x,) if y is None else (x, y)
         arrays = self._prepare_data(*data)
         with self._parallel_chunks():  # as fit's validation pass runs (a model with convolutions)

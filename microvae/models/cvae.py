@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_int, check_sizes
+from ..checks import check_bool, check_int, check_seed, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
@@ -229,7 +229,7 @@ class CVAE(VAE):
         ``labels``: one int (every sample of that class) or n class indices / one-hot rows.
         ``seed`` fixes the draw (else the model's generator is used).
         """
-        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
+        n, seed = check_int("n", n, 1), check_seed(seed)
         onehot = self._labels(labels, n, "labels")
         if seed is not None:
             eps = self.backend.asarray(np.random.default_rng(seed).standard_normal((n, self.latent_dim)))

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..checks import check_int, check_number, check_sizes
+from ..checks import check_int, check_number, check_seed, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import clamp_logvar, get_likelihood
@@ -262,7 +262,7 @@ class VAE(Model):
 
     def sample(self, n: int, seed: int | None = None):
         """n draws of the decoder mean at z ~ N(0, I) (seeded by ``seed``, else the model's generator)."""
-        n, seed = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True)
+        n, seed = check_int("n", n, 1), check_seed(seed)
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) if seed is not None else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z)
 

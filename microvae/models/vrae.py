@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, check_seed
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
@@ -335,7 +335,7 @@ class VRAE(VAE):
 
     def sample(self, n: int, length: int, seed: int | None = None):
         """n sequences of ``length`` steps generated from z ~ N(0, I) (seeded by ``seed``)."""
-        n, seed, length = check_int("n", n, 1), check_int("seed", seed, 0, none_ok=True), check_int("length", length, 1)
+        n, seed, length = check_int("n", n, 1), check_seed(seed), check_int("length", length, 1)
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) if seed is not None \
             else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z, length)
