@@ -301,22 +301,26 @@ register_model("hvrae", _build_hvrae, _sequence_pictures, sequences=True)
 
 
 # commands ---------------------------------------------------------------------------------
-def _hidden(text: str):
+def _comma_ints(text: str):
+    """"512,256" as (512, 256); None if an item is not an integer (an empty one, "512,,256", is a typo)."""
     try:
-        sizes = tuple(int(s) for s in text.split(","))  # an empty item ("512,,256") is a typo, not a skip
+        return tuple(int(s) for s in text.split(","))
     except ValueError:
+        return None
+
+
+def _hidden(text: str):
+    sizes = _comma_ints(text)
+    if sizes is None:
         raise argparse.ArgumentTypeError(f"expected comma-separated layer widths like 512,256, got {text!r}")
-    if not sizes or any(s < 1 for s in sizes):
+    if min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"layer widths must be positive integers, got {text!r}")
     return sizes
 
 
 def _image_shape(text: str):
-    try:
-        dims = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        dims = ()
-    if len(dims) not in (2, 3) or min(dims) < 1:
+    dims = _comma_ints(text)
+    if dims is None or len(dims) not in (2, 3) or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"expected H,W or C,H,W in positive integers, like 28,28 or 3,32,32, got {text!r}")
     return dims
 

@@ -91,6 +91,13 @@ class FlatParameters:
         return f"FlatParameters({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
 
 
+def release(root) -> None:
+    """Let another tree take ``root``'s modules: for a model whose construction failed after
+    its buffer was made (it may stay alive, e.g. in a REPL's last traceback)."""
+    for _, module in root.named_modules():
+        module._tree = None
+
+
 def _held_elsewhere(root):
     """(path, module, other_root, path_there) for the first module of ``root``'s tree that
     another live tree, built before, still holds; else None."""

@@ -218,6 +218,20 @@ def _restore(model, optimizers, snapshot) -> None:
     model.step = snapshot["step"]
 
 
+def _non_finite(metrics: dict) -> str:
+    """"key=value, ..." of the metrics that are NaN or Inf ("" if none)."""
+    return ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
+
+
+def _diverged(model, optimizers, snapshot, epoch: int, what: str, advice: str) -> TrainingDiverged:
+    """Roll the epoch back (see ``_restore``) and say so: the error for each way fit finds divergence."""
+    _restore(model, optimizers, snapshot)
+    return TrainingDiverged(
+        f"training diverged {what}. The parameters and optimizer state were restored to their values at the start of "
+        f"epoch {epoch}; checkpoints already written are intact. Try {advice}."
+    )
+
+
 def _batches(n: int, batch_size: int, order):
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
@@ -296,16 +310,12 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             for batch_index, idx in enumerate(_batches(n, batch_size, order), start=1):
                 batch = tuple(a[idx] for a in arrays)
                 metrics = model._train_batch(batch, optimizers)
-                if not all(math.isfinite(v) for v in metrics.values()):
-                    _restore(model, optimizers, snapshot)
+                bad = _non_finite(metrics)
+                if bad:
                     if bar is not None:
                         bar.close()
-                    bad = ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
-                    raise TrainingDiverged(
-                        f"training diverged at epoch {epoch}, batch {batch_index}: {bad}. The parameters and "
-                        f"optimizer state were restored to their values at the start of epoch {epoch}; checkpoints already written are intact. "
-                        "Try a lower learning rate or gradient clipping (clip_norm)."
-                    )
+                    raise _diverged(model, optimizers, snapshot, epoch, f"at epoch {epoch}, batch {batch_index}: {bad}",
+                                    "a lower learning rate or gradient clipping (clip_norm)")
                 size = len(idx)
                 seen += size
                 for key, value in metrics.items():
@@ -319,26 +329,20 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             # a finite loss is computed before the step: an overflowing gradient can still leave NaN
             # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
             if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
-                _restore(model, optimizers, snapshot)
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every "
-                    f"batch's loss was finite (an overflowing gradient). The parameters and optimizer state were restored to "
-                    f"their values at the start of epoch {epoch}; checkpoints already written are intact. Try a lower learning rate, "
-                    "gradient clipping (clip_norm) or rescaled inputs."
-                )
+                raise _diverged(model, optimizers, snapshot, epoch,
+                                f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
+                                "loss was finite (an overflowing gradient)",
+                                "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
             record = {"epoch": epoch}
             record.update({key: value / max(seen, 1) for key, value in totals.items()})
             if val_arrays is not None:
-                record.update({f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()})
-                bad = ", ".join(f"{k}={v}" for k, v in record.items() if k.startswith("val_") and not math.isfinite(v))
+                validation = {f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()}
+                bad = _non_finite(validation)
                 if bad:  # finite but extreme parameters (a huge learning rate) that overflow on the validation data
-                    _restore(model, optimizers, snapshot)
-                    raise TrainingDiverged(
-                        f"training diverged in epoch {epoch}: the validation loss is non-finite ({bad}) although every "
-                        f"training batch's was finite. The parameters and optimizer state were restored to their values at "
-                        f"the start of epoch {epoch}; checkpoints already written are intact. Try a lower learning rate or "
-                        "gradient clipping (clip_norm)."
-                    )
+                    raise _diverged(model, optimizers, snapshot, epoch,
+                                    f"in epoch {epoch}: the validation loss is non-finite ({bad}) although every training "
+                                    "batch's was finite", "a lower learning rate or gradient clipping (clip_norm)")
+                record.update(validation)
             record["seconds"] = time.perf_counter() - started
             model.epochs_trained = epoch
             model.history.append(record)

@@ -11,6 +11,7 @@ from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_normal
+from ..params import release
 from ..reparam import Reparameterization
 from .base import LossTerms, Model
 
@@ -101,10 +102,7 @@ class VAE(Model):
             try:
                 self._check_network_sizes()
             except ValueError:
-                # this half-built model must not keep the caller's layers: while the error is
-                # handled (or shown in a REPL) it is alive, and a retry with them would be refused
-                for _, module in self.named_modules():
-                    module._tree = None
+                release(self)  # the caller's layers are theirs again, for a retry
                 raise
 
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
