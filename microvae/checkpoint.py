@@ -151,7 +151,9 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError, RuntimeError)
 
 
-def _read(path: str) -> dict:
+def _read(path: str, keys=None) -> dict:
+    """The file's entries (those named in ``keys`` that it has, if given: an archive's members
+    are read one by one, so read_info need not read the parameters)."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     # our own file object: np.load given a name leaves its file open when a damaged zip fails to open
@@ -165,7 +167,7 @@ def _read(path: str) -> dict:
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded as npz:
-                    return {key: npz[key] for key in npz.files}
+                    return {key: npz[key] for key in npz.files if keys is None or key in keys}
         except _UNREADABLE as exc:
             raise CheckpointError(path, f"not a readable microvae checkpoint (truncated, corrupt or not an .npz file): {exc}") from exc
     # a .npy file: np.load gives one bare array, not an archive of named entries
@@ -207,9 +209,10 @@ def _stored_array(data: dict, key: str, like, path: str, what: str, nonnegative:
     return values
 
 
-def _read_checkpoint(path: str) -> dict:
-    """The file's entries, once its marker and format version say it is a checkpoint we read."""
-    data = _read(path)
+def _read_checkpoint(path: str, keys=None) -> dict:
+    """The file's entries (or those in ``keys``), once its marker and format version say it is a
+    checkpoint we read."""
+    data = _read(path, None if keys is None else {"format", "format_version", *keys})
     if "format" not in data or str(data["format"]) != FORMAT:
         raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
     version = data.get("format_version")
@@ -237,7 +240,7 @@ def read_info(path) -> dict:
     version) or whose info is not a JSON object, and FileNotFoundError if there is no file.
     """
     path = os.fspath(path)
-    data = _read_checkpoint(path)
+    data = _read_checkpoint(path, keys=("info",))
     if "info" not in data:
         return {}
     info = _json_entry(data, "info", path, "a JSON object")

@@ -262,3 +262,20 @@ def test_layout_mismatch(trained, tmp_path):
 def test_file_is_a_real_zip(trained):
     _, path = trained
     assert zipfile.is_zipfile(path)
+
+
+def test_read_info_reads_only_the_marker_version_and_info(trained, monkeypatch):
+    """`microvae sample` loads a checkpoint and reads its info: the second read used to read the
+    parameters and optimizer moments again."""
+    model, path = trained
+    model.save(path, info={"data": "sprites"})
+    read = []
+    original = np.lib.npyio.NpzFile.__getitem__
+
+    def spy(self, key):
+        read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", spy)
+    assert checkpoint.read_info(path) == {"data": "sprites"}
+    assert sorted(read) == ["format", "format_version", "info"]
