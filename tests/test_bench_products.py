@@ -1,0 +1,175 @@
+"""bench/bench_products.py: its options, its list of products (the BLAS floor's work per step),
+its report when a framework is absent or a worker fails, and one real run of the NumPy worker.
+
+Nothing here is timed and no speed is asserted: the report is checked with stand-in workers
+that answer fixed figures; the one real run (NumPy alone, two repeats) takes about a second.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+CRASH = "worker exited with 1: Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom"
+# (in, out) of every Dense layer, written out here rather than taken from bench_vae.py
+LAYERS = {"textbook": [(784, 512), (512, 256), (256, 4), (2, 256), (256, 512), (512, 784)],
+          "examples": [(784, 400), (400, 40), (20, 400), (400, 784)]}
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    """bench_products.py, loaded fresh, with starting a real worker refused."""
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    spec = importlib.util.spec_from_file_location("bench_products_under_test", os.path.join(BENCH, "bench_products.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a benchmark worker was started")
+
+    monkeypatch.setattr(module.C, "run_worker", no_worker)
+    return module
+
+
+def fake_workers(module, monkeypatch, answers):
+    """Replace run_worker: framework -> a result, or a float (that many µs for every product).
+    Returns the list of frameworks started, in order."""
+    started = []
+
+    def run_worker(script, args, *rest, **kw):
+        fw = args[args.index("--worker") + 1]
+        started.append(fw)
+        answer = answers[fw]
+        if not isinstance(answer, float):
+            return answer
+        hidden = tuple(int(h) for h in args[args.index("--hidden") + 1].split(","))
+        n = len(module.step_products(hidden, int(args[args.index("--latent") + 1])))
+        return {"median_us": [answer] * n, "overhead_us": 1.0, "kernels": {"what": fw}, "wall_s": 0.1}
+
+    monkeypatch.setattr(module.C, "run_worker", run_worker)
+    return started
+
+
+# --------------------------------------------------------------------------- options
+BAD_OPTIONS = [
+    (["--repeats", "0"], "--repeats"),
+    (["--repeats", "-3"], "--repeats"),
+    (["--rounds", "0"], "--rounds"),
+    (["--threads", "0"], "--threads"),
+    (["--frameworks", ","], "--frameworks"),
+    (["--frameworks", "numpy,microvae"], "--frameworks"),
+]
+
+
+@pytest.mark.parametrize("argv,option", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_out_of_range_options_are_refused_with_status_2(bench, capsys, argv, option):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {option}: must" in err or f"argument {option}: unknown" in err, err
+
+
+def test_an_empty_framework_list_exits_2_from_the_command_line():
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, "bench_products.py"), "--frameworks", ""],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "error: argument --frameworks: must name at least one framework" in proc.stderr
+    assert proc.stdout == ""
+
+
+# --------------------------------------------------------------------------- the products
+def test_textbook_products_are_the_step_in_training_order(bench):
+    shapes = [(p["kind"], p["m"], p["k"], p["n"]) for p in bench.step_products((512, 256), 2)]
+    forward = [("X·W", 128, i, o) for i, o in LAYERS["textbook"]]
+    backward = [("Xᵀ·dY", 512, 128, 784), ("dY·Wᵀ", 128, 784, 512), ("Xᵀ·dY", 256, 128, 512), ("dY·Wᵀ", 128, 512, 256),
+                ("Xᵀ·dY", 2, 128, 256), ("dY·Wᵀ", 128, 256, 2), ("Xᵀ·dY", 256, 128, 4), ("dY·Wᵀ", 128, 4, 256),
+                ("Xᵀ·dY", 512, 128, 256), ("dY·Wᵀ", 128, 256, 512), ("Xᵀ·dY", 784, 128, 512)]
+    assert shapes == forward + backward  # 17: no input gradient for the encoder's first layer
+
+
+@pytest.mark.parametrize("size", ["textbook", "examples"])
+def test_products_add_up_to_the_floors_work_per_full_batch(bench, size):
+    spec = bench.SIZES[size]
+    products = bench.step_products(spec["hidden"], spec["latent"])
+    layers = LAYERS[size]
+    assert len(products) == 3 * len(layers) - 1
+    assert [p for p in products if p["kind"] == "dY·Wᵀ" and p["layer"] == f"enc {layers[0][0]}→{layers[0][1]}"] == []
+    work = sum(bench.flops(p) for p in products)
+    assert work == 2 * 128 * sum(i * o * (2 if li == 0 else 3) for li, (i, o) in enumerate(layers))
+    import bench_vae  # importable once the fixture has put bench/ on sys.path
+
+    _, floor_flops = bench_vae.matmul_floor(128, spec["hidden"], spec["latent"], 0)  # one full batch
+    assert work == floor_flops
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("kind", ["X·W", "Xᵀ·dY", "dY·Wᵀ"])
+def test_each_framework_computes_the_product_of_the_stored_operands(bench, framework, kind):
+    """Transposed operands are views of arrays stored as training stores them; every
+    framework's call computes the same (m×n) product from them."""
+    if framework != "numpy":
+        pytest.importorskip(framework)
+    p = {"kind": kind, "m": 6, "k": 5, "n": 3}
+    a, b, ta, tb = bench.operands(p, np.random.default_rng(1))
+    assert a.shape == ((5, 6) if ta else (6, 5)) and b.shape == ((3, 5) if tb else (5, 3))
+    expected = (a.T if ta else a) @ (b.T if tb else b)
+    got = np.asarray(getattr(bench, f"{framework}_call")(p, np.random.default_rng(1))())
+    assert got.shape == (6, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the report
+def test_totals_ratios_and_epoch_row_from_fixed_figures(bench, monkeypatch, capsys):
+    fake_workers(bench, monkeypatch, {"numpy": 100.0, "torch": 50.0, "jax": 200.0})
+    bench.main(["--size", "textbook", "--rounds", "1"])
+    out = capsys.readouterr().out
+    # 17 products of 100 µs; NumPy ÷ PyTorch 2, NumPy ÷ JAX 0.5; 716.31 MFLOP per step
+    assert "| **total per step** | 17 products |  | 716.31 | 1700.0 | 850.0 | 3400.0 | 2.00 | 0.50 |" in out, out
+    assert "| **per epoch, s** | ≈ 469 × step |  | 335949 | 0.80 | 0.40 | 1.59 | 2.00 | 0.50 |" in out, out
+    assert "None" not in out and "skipped" not in out
+
+
+def test_absent_references_leave_numpy_alone_and_say_why(bench, monkeypatch, capsys):
+    started = fake_workers(bench, monkeypatch, {"numpy": 10.0, "torch": {"skipped": "torch not importable (ImportError: x)"},
+                                                "jax": {"skipped": "jax not importable (ImportError: y)"}})
+    bench.main(["--size", "examples", "--rounds", "3"])  # no SystemExit: skipping is not failing
+    out = capsys.readouterr().out
+    assert "| NumPy µs |" in out and "PyTorch µs" not in out and "NumPy ÷" not in out
+    assert "- PyTorch: skipped — torch not importable (ImportError: x)" in out
+    assert "- JAX: skipped — jax not importable (ImportError: y)" in out
+    assert started.count("numpy") == 3 and started.count("torch") == 1 and started.count("jax") == 1
+
+
+def test_nothing_ran_says_so_and_never_prints_none(bench, monkeypatch, capsys):
+    fake_workers(bench, monkeypatch, {"torch": {"skipped": "torch not importable"}, "jax": {"skipped": "jax not importable"}})
+    bench.main(["--size", "textbook", "--frameworks", "torch,jax"])
+    out = capsys.readouterr().out
+    assert "No framework ran." in out and "- JAX: skipped — jax not importable" in out and "None" not in out
+
+
+def test_a_failing_worker_makes_main_exit_non_zero_with_one_line(bench, monkeypatch, capsys):
+    fake_workers(bench, monkeypatch, {"numpy": {"error": CRASH, "wall_s": 1.0}, "torch": 50.0})
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--size", "textbook", "--frameworks", "numpy,torch", "--rounds", "1"])
+    code = exc.value.code
+    assert isinstance(code, str) and "\n" not in code, code
+    assert "numpy (textbook)" in code and "worker exited with 1" in code and "ValueError: boom" in code
+    assert "- NumPy: FAILED" in capsys.readouterr().out  # the report is printed first
+
+
+def test_numpy_worker_smoke_run_exits_0():
+    """The one real run: the NumPy worker alone, examples size, two repeats, one round."""
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, "bench_products.py"), "--size", "examples",
+                           "--frameworks", "numpy", "--repeats", "2", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    report = proc.stdout.split("### Which kernels")[0]
+    assert "| **total per step** | 11 products |" in report and "None" not in report
+    assert "- **NumPy**" in proc.stdout
