@@ -946,24 +946,28 @@ def test_cli_defaults_the_readme_states():
     assert model.hidden == (512, 256) and model.latent_dim == 2, model
 
 
-def test_implementation_names_in_the_measurements_exist():
-    """The performance notes name kernels, switches and settings: they must still exist (hand-written
-    table; every entry is found verbatim in the README)."""
+@pytest.mark.parametrize("document", ["README.md", "bench/RESULTS.md"])
+def test_implementation_names_in_the_measurements_exist(document):
+    """The performance notes (the README's speed section and the full record in bench/RESULTS.md)
+    name kernels, switches and settings: they must still exist (hand-written table; every entry
+    is found verbatim in both documents)."""
+    text = README if document == "README.md" else (ROOT / document).read_text(encoding="utf-8")
     kernels_source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "microvae" / "kernels").glob("*.py"))
     for kernel in ("relu_forward", "conv3x3_same", "conv3x3_same_weight_grad"):
-        shown(f"`{kernel}`")
-        assert re.search(rf"^def {kernel}\(", kernels_source, re.M), f"README names kernel {kernel}; microvae/kernels has none"
-    shown("`microvae.layers.conv.DIRECT_3X3`")
+        shown(f"`{kernel}`", text)
+        assert re.search(rf"^def {kernel}\(", kernels_source, re.M), f"{document} names kernel {kernel}; microvae/kernels has none"
+    shown("`microvae.layers.conv.DIRECT_3X3`", text)
     assert hasattr(resolve("microvae.layers.conv", mv), "DIRECT_3X3")
-    shown("`fuse_relu=True`")
+    shown("`fuse_relu=True`", text)
     assert inspect.signature(mv.ConvVAE).parameters["fuse_relu"].default is True
-    shown('`activation="relu"`')
+    shown('`activation="relu"`', text)
     assert "activation" in inspect.signature(mv.Conv2D).parameters
     mv.Conv2D(1, 2, 3, activation="relu")
-    shown("`Backend('numpy', dtype='float32', kernels='compiled')`")
+    shown("`Backend('numpy', dtype='float32', kernels='compiled')`", text)
     assert mv.Backend("numpy", dtype="float32", kernels="compiled").dtype == np.float32
-    shown('`backend="cupy"`')
-    assert "backend" in inspect.signature(mv.VAE).parameters
+    if document == "README.md":  # the GPU paragraph stays in the README
+        shown('`backend="cupy"`')
+        assert "backend" in inspect.signature(mv.VAE).parameters
 
 
 def test_install_claims_match_pyproject():
