@@ -130,7 +130,8 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     if include_optimizer and model.optimizers:
         name, lr, options = model.optimizer_spec
         if not isinstance(name, str):
-            raise TypeError("only optimizers created by name ('adam', 'sgd') can be checkpointed")
+            raise TypeError("only optimizers created by name ('adam', 'sgd') can be checkpointed; save the model "
+                            "without its optimizer state with include_optimizer=False")
         training["optimizer"] = {"name": name, "lr": lr, "options": dict(options),
                                  "t": {group: opt.t for group, opt in model.optimizers.items()}}
         for group, opt in model.optimizers.items():
@@ -325,7 +326,7 @@ def load(path, backend=None):
 
 def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
     """({group: optimizer}, optimizer_spec) rebuilt from the stored settings and moments."""
-    from .optim import get_optimizer
+    from .optim import get_optimizer, run_settings
 
     expected = "{name, lr, options: {...}, t: {group: steps taken}}"
     if not (isinstance(opt, dict) and isinstance(opt.get("name"), str) and isinstance(opt.get("options"), dict)
@@ -346,7 +347,6 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
             value[...] = backend.asarray(_stored_array(data, f"optim/{group}/{key}", value, path, f"optimizer state {group}/{key}",
                                                        nonnegative=_second_moment(optimizer, key)))
         optimizers[group] = optimizer
-    # JSON turned tuple options (Adam's betas) into lists; as tuples they equal what fit() is
-    # given, so fitting on with the same settings keeps these moments instead of starting afresh
-    options = {key: tuple(value) if isinstance(value, list) else value for key, value in opt["options"].items()}
-    return optimizers, (opt["name"], float(opt["lr"]), tuple(sorted(options.items())))
+    # in the form fit compares (JSON gave Adam's betas back as a list), so fitting on with the
+    # same settings keeps these moments instead of starting afresh
+    return optimizers, (opt["name"], float(opt["lr"]), run_settings(opt["name"], opt["options"]))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import math
 
+import numpy as np
+
 from .checks import check_number
 from .kernels.reference import adam_bias_corrected_rates
 
@@ -104,6 +106,39 @@ def get_optimizer(name_or_optimizer, flat, lr: float, **kwargs) -> Optimizer:
     if name_or_optimizer == "sgd":
         return SGD(flat, lr=lr, **kwargs)
     raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name_or_optimizer!r}")
+
+
+def run_settings(name, options: dict) -> tuple:
+    """``options`` as the sorted, hashable key that tells whether fit continues a run: values
+    as plain Python (a NumPy scalar as a number; a list, tuple or 1-D array as a tuple), and
+    an option at the named optimizer's own default left out, since it changes nothing. So
+    ``fit()``, ``fit(clip_norm=None)`` and a checkpoint's JSON lists all name the same run."""
+    defaults = {}
+    if isinstance(name, str) and name in OPTIMIZERS:
+        defaults = {p.name: p.default for p in inspect.signature(OPTIMIZERS[name].__init__).parameters.values()
+                    if p.default is not inspect.Parameter.empty}
+    settings = []
+    for key, value in options.items():
+        value = _plain(value)
+        if key in defaults and _equal(value, defaults[key]):
+            continue
+        settings.append((key, value))
+    return tuple(sorted(settings))
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray) and value.ndim <= 1:
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _equal(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # an odd value the optimizer will refuse anyway
+        return False
 
 
 def check_option_names(name: str, options: dict) -> None:

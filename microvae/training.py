@@ -200,15 +200,20 @@ class EarlyStopping(Callback):
                 flat.data[...] = self._best_params[name]
 
 
-def _snapshot(model, optimizers) -> dict:
-    """The parameters and optimizer state at the start of an epoch, for ``_restore``."""
+def _snapshot(model, optimizers, run_before=None) -> dict:
+    """The parameters and optimizer state at the start of an epoch, for ``_restore``; in a fit
+    call's first epoch also the run it found (optimizers and settings), which fit may have
+    replaced with a new one for new settings."""
     return {"params": {name: flat.data.copy() for name, flat in model.parameter_groups().items()},
             "optim": {group: (opt.t, {k: v.copy() for k, v in opt.state_arrays().items()}) for group, opt in optimizers.items()},
-            "step": model.step}
+            "step": model.step, "run_before": run_before}
 
 
 def _restore(model, optimizers, snapshot) -> None:
-    """Undo a diverged epoch: parameters, optimizer moments (NaN after a NaN gradient) and step counts."""
+    """Undo a diverged epoch: parameters, optimizer moments (NaN after a NaN gradient) and step
+    counts. In a fit call's first epoch the model also gets back the run it had before the call:
+    its optimizers, whose moments new settings did not touch, and its settings, so that a later
+    fit() does not continue the settings that diverged."""
     for name, flat in model.parameter_groups().items():
         flat.data[...] = snapshot["params"][name]
     for group, opt in optimizers.items():
@@ -216,6 +221,8 @@ def _restore(model, optimizers, snapshot) -> None:
         for key, value in opt.state_arrays().items():
             value[...] = state[key]
     model.step = snapshot["step"]
+    if snapshot["run_before"] is not None:
+        model.optimizers, model.optimizer_spec = snapshot["run_before"]
 
 
 def _non_finite(metrics: dict) -> str:
@@ -282,6 +289,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         check = getattr(cb, "_check_run", None)  # a duck-typed callback may lack it
         if check is not None:
             check(recorded, optimizer)
+    run_before = (model.optimizers, model.optimizer_spec)  # what a divergence in the first epoch goes back to
     optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
     if seed is None:
         seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
@@ -302,7 +310,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
             order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
             order = xp.asarray(order)
-            snapshot = _snapshot(model, optimizers)
+            snapshot = _snapshot(model, optimizers, run_before if epoch == first else None)
             totals: dict = {}
             seen = 0
             # no bar object at all unless shown: even a disabled tqdm starts its monitor thread

@@ -85,6 +85,15 @@ def test_saving_without_optimizer_state(tmp_path):
     assert mv.load(tmp_path / "p.npz").optimizers == {}
 
 
+def test_an_optimizer_instance_cannot_be_checkpointed_and_the_error_says_what_to_do(tmp_path):
+    model = mv.VAE(6, (4,), 2)
+    model.fit(np.full((8, 6), 0.5), epochs=1, verbose=0, optimizer=mv.Adam(model.flat, 1e-3))
+    with pytest.raises(TypeError, match=r"created by name .* with include_optimizer=False"):
+        model.save(tmp_path / "p.npz")
+    assert not (tmp_path / "p.npz").exists()
+    model.save(tmp_path / "p.npz", include_optimizer=False)
+
+
 def test_files_hold_no_pickles(trained):
     _, path = trained
     with np.load(path, allow_pickle=False) as npz:

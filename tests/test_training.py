@@ -75,6 +75,79 @@ def test_betas_as_a_list_or_a_tuple_continue_the_same_run(data, tmp_path):
     assert resumed._get_optimizers("adam", 1e-3, {"betas": (0.8, 0.99)}) is resumed.optimizers
 
 
+@pytest.mark.parametrize("optimizer,options", [
+    ("adam", {"clip_norm": None}), ("adam", {"betas": (0.9, 0.999)}), ("adam", {"eps": 1e-8}),
+    ("adam", {"betas": np.array([0.9, 0.999])}), ("sgd", {"momentum": 0}), ("sgd", {"clip_norm": None}),
+])
+def test_an_option_given_at_its_default_continues_the_run(data, tmp_path, optimizer, options):
+    """fit(clip_norm=None) is how one writes "no clipping": it changes nothing, so Adam's
+    moments and step count carry on (they were thrown away: the run key held the options as
+    passed). The same after a checkpoint, whose settings are stored without the defaults."""
+    x, _ = data
+    kw = dict(batch_size=32, seed=1, verbose=0, optimizer=optimizer, lr=1e-2)
+    straight = _model()
+    straight.fit(x, epochs=3, **kw)
+    split = _model()
+    split.fit(x, epochs=1, **kw)
+    run = split.optimizers["model"]
+    split.fit(x, epochs=1, **kw, **options)
+    assert split.optimizers["model"] is run
+    split.save(tmp_path / "c.npz")
+    resumed = mv.load(tmp_path / "c.npz")
+    resumed.fit(x, epochs=1, **kw, **options)
+    assert resumed.optimizers["model"].t == straight.optimizers["model"].t
+    np.testing.assert_array_equal(resumed.flat.data, straight.flat.data)
+
+
+def test_betas_as_a_numpy_array_continue_the_run_or_change_it(data):
+    """A second fit(betas=np.array(...)) raised "truth value of an array is ambiguous"."""
+    x, _ = data
+    kw = dict(batch_size=32, seed=1, verbose=0)
+    model = _model()
+    model.fit(x, epochs=1, betas=np.array([0.8, 0.99]), **kw)
+    run = model.optimizers["model"]
+    model.fit(x, epochs=1, betas=np.array([0.8, 0.99]), **kw)
+    model.fit(x, epochs=1, betas=(np.float64(0.8), 0.99), **kw)
+    assert model.optimizers["model"] is run and run.t == 3 * 10
+    model.fit(x, epochs=1, betas=np.array([0.7, 0.99]), **kw)  # a changed setting: a new run
+    assert model.optimizers["model"] is not run and model.optimizers["model"].beta1 == 0.7
+
+
+def _diverging_fit(model, x, epoch, **kw):
+    with pytest.raises(mv.TrainingDiverged, match=f"at epoch {epoch}, batch"), np.errstate(over="ignore", invalid="ignore"):
+        model.fit(x, epochs=1, batch_size=32, verbose=0, optimizer="sgd", lr=1e6, **kw)
+
+
+def test_divergence_under_new_settings_gives_back_the_run_before(data):
+    """A fit with new settings (here SGD at lr 100) that diverges in its first epoch rolls the
+    model back to before the call: the parameters, and also the Adam run it had, moments and
+    settings, which fit had replaced. So a later fit() continues Adam exactly as if the failed
+    call had never been made, instead of continuing SGD at lr 100 or Adam from scratch."""
+    x, _ = data
+    kw = dict(batch_size=32, seed=1, verbose=0)
+    never = _model(likelihood="gaussian-learned")
+    never.fit(x, epochs=2, **kw)
+    model = _model(likelihood="gaussian-learned")
+    model.fit(x, epochs=1, **kw)
+    run, spec, params = model.optimizers["model"], model.optimizer_spec, model.flat.data.copy()
+    _diverging_fit(model, x, epoch=2)
+    np.testing.assert_array_equal(model.flat.data, params)
+    assert model.optimizers["model"] is run and model.optimizer_spec == spec and run.t == 10
+    model.fit(x, epochs=1, **kw)
+    np.testing.assert_array_equal(model.flat.data, never.flat.data)
+
+
+def test_divergence_in_a_new_models_first_fit_leaves_no_run(data):
+    x, _ = data
+    model = _model(likelihood="gaussian-learned")
+    _diverging_fit(model, x, epoch=1)
+    assert model.optimizers == {} and model.optimizer_spec is None and model.step == 0
+    fresh = _model(likelihood="gaussian-learned")
+    model.fit(x, epochs=1, batch_size=32, seed=1, verbose=0)  # a new run: Adam at lr 1e-3
+    fresh.fit(x, epochs=1, batch_size=32, seed=1, verbose=0)
+    np.testing.assert_array_equal(model.flat.data, fresh.flat.data)
+
+
 def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     x, _ = data
     model = _model()

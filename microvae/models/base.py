@@ -10,7 +10,7 @@ import numpy as np
 from ..backend import Backend, array_module, get_backend
 from ..checks import check_int, check_seed
 from ..layers.base import Module
-from ..optim import get_optimizer
+from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
 
@@ -161,9 +161,13 @@ class Model(Module):
         ``optimizer`` is 'adam', 'sgd' or an Optimizer built on ``model.flat``; ``lr`` is a named
         optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
         ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
-        lr 1e-3, the optimizer's defaults); a changed setting starts the optimizer afresh. An
+        lr 1e-3, the optimizer's defaults), and so do options given at the optimizer's own
+        default (``clip_norm=None``); a changed setting starts the optimizer afresh. An
         Optimizer instance brings its own settings, so ``lr`` and the options must then be left out;
         a model with several parameter groups (the AAE) takes its optimizer by name only.
+        A NaN or Inf loss raises ``TrainingDiverged`` and rolls the model back to the start of
+        that epoch; in the call's first epoch that includes the optimizer run it had before the
+        call, so new settings that diverge leave the old run to continue.
         """
         from ..training import fit
 
@@ -223,9 +227,7 @@ class Model(Module):
         current = self.optimizer_spec if self.optimizers and self.optimizer_spec[0] == key else (key, DEFAULT_LR, ())
         lr = current[1] if lr is None else lr
         options = {**dict(current[2]), **options}
-        # lists as tuples: betas=[0.9, 0.999] and (0.9, 0.999) are the same run (a checkpoint's JSON gives lists)
-        options_key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
-        spec = (key, float(lr), options_key)
+        spec = (key, float(lr), run_settings(key, options))
         if self.optimizers and spec == self.optimizer_spec:
             return self.optimizers  # continue the same run (moments and step count kept)
         self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
