@@ -62,8 +62,8 @@ class Bernoulli:
 
 class Gaussian:
     """Real-valued data: N(x; μ, σ²) with a fixed σ² (``logvar`` a number, default 0: unit
-    variance) or a learned per-pixel variance (``logvar="learned"``: the decoder outputs
-    μ ‖ logvar, twice the data dimension; logvar clamped to ``LOGVAR_RANGE``)."""
+    variance; in ``LOGVAR_RANGE``) or a learned per-pixel variance (``logvar="learned"``: the
+    decoder outputs μ ‖ logvar, twice the data dimension; logvar clamped to ``LOGVAR_RANGE``)."""
 
     name = "gaussian"
 
@@ -74,6 +74,10 @@ class Gaussian:
             # plain JSON; a NaN or infinite variance would make every loss NaN
             if not isinstance(logvar, numbers.Real) or isinstance(logvar, bool) or not math.isfinite(logvar):
                 raise ValueError(f"Gaussian logvar must be a finite number or 'learned', got {logvar!r}")
+            lo, hi = LOGVAR_RANGE  # what a learned one may take: beyond it e^{±logvar} overflows float32
+            if not lo <= logvar <= hi:
+                raise ValueError(f"Gaussian logvar must be in [{lo:g}, {hi:g}] (a variance from {math.exp(lo):.1e} to "
+                                 f"{math.exp(hi):.1e}; beyond it the loss overflows float32), got {logvar!r}")
             logvar = float(logvar)
         self.logvar = logvar
 

@@ -35,7 +35,8 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
 
 
 class History:
-    """Per-epoch records: ``history.epochs`` is a list of dicts; ``history["loss"]`` a list.
+    """Per-epoch records: ``history.epochs`` is a list of dicts (iterating a History gives them);
+    ``history["loss"]`` a list.
 
     Each record has ``epoch``, the training metrics (``loss``, ``recon``, ``kl`` for VAEs),
     their ``val_`` twins when validation data is given, and ``seconds``.
@@ -49,8 +50,17 @@ class History:
         self.epochs.append(dict(record))
 
     def __getitem__(self, key):
-        """The values of ``key`` across epochs, NaN for epochs that lack it."""
+        """The values of ``key`` across epochs, NaN for epochs that lack a key other epochs have."""
+        if not isinstance(key, str):  # history[0] is not epoch 1's record, and a loop over history must end
+            raise TypeError(f"history[...] takes a metric name such as 'loss' (history.keys() lists them), got {key!r}; "
+                            f"history.epochs[i] is epoch i + 1's record")
+        if self.epochs and key not in self:
+            raise KeyError(f"no epoch recorded {key!r}; the history has {', '.join(map(repr, self.keys()))}")
         return [record.get(key, float("nan")) for record in self.epochs]
+
+    def __iter__(self):
+        """The epochs' records, in order (as ``history.epochs``)."""
+        return iter(self.epochs)
 
     def __contains__(self, key):
         return any(key in record for record in self.epochs)
@@ -340,6 +350,13 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                 raise _diverged(model, optimizers, snapshot, epoch,
                                 f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
                                 "loss was finite (an overflowing gradient)",
+                                "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
+            # Adam squares the gradient: past ~1.8e19 its second moment is Inf in float32, and every
+            # later update of that parameter is m/Inf = 0, frozen for good with nothing else non-finite
+            if not all(bool(xp.isfinite(state).all()) for opt in optimizers.values() for state in opt.state_arrays().values()):
+                raise _diverged(model, optimizers, snapshot, epoch,
+                                f"in epoch {epoch}: the optimizer's state became non-finite (NaN or Inf) although the "
+                                "parameters and every batch's loss were finite (a gradient too large to square)",
                                 "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
             record = {"epoch": epoch}
             record.update({key: value / max(seen, 1) for key, value in totals.items()})

@@ -112,6 +112,15 @@ def test_gaussian_rejects_a_bad_logvar(logvar):
         mv.Gaussian(logvar)
 
 
+@pytest.mark.parametrize("logvar", [-100.0, -30.5, 20.5, 800])
+def test_gaussian_refuses_a_fixed_logvar_beyond_the_learned_range(logvar):
+    """A learned logvar is clamped to LOGVAR_RANGE; a fixed one beyond it made the float32 loss
+    NaN (logvar −100: 0·e^{100}) or failed with "math range error" (−800)."""
+    with pytest.raises(ValueError, match=r"logvar must be in \[-30, 20\] .* got"):
+        mv.Gaussian(logvar)
+    assert mv.Gaussian(-30).logvar == -30.0 and mv.Gaussian(20).logvar == 20.0
+
+
 @pytest.mark.parametrize("spec", [{"name": "gaussian", "sigma": 1.0}, {"name": "bernoulli", "logvar": 0.0}, {"logvar": 1.0},
                                   {"name": "poisson"}, "poisson"], ids=repr)
 def test_get_likelihood_rejects_unknown_specs(spec):

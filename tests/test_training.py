@@ -1,5 +1,6 @@
 """fit(): history, determinism, exact resumption, divergence handling, callbacks, progress output."""
 
+import itertools
 import json
 import os
 
@@ -28,6 +29,22 @@ def test_history_records_every_epoch(data):
     record = history.epochs[0]
     assert record["loss"] == pytest.approx(record["recon"] + record["kl"])
     assert history["loss"][-1] < history["loss"][0]
+
+
+def test_a_history_iterates_over_its_records_and_names_unknown_keys(data):
+    """list(history) never ended (iteration fell back to history[0], history[1], ..., each a
+    list of NaN) and filled memory; a misspelt key gave a list of NaN."""
+    x, _ = data
+    history = _model().fit(x, epochs=2, batch_size=64, verbose=0)
+    assert list(itertools.islice(history, 3)) == history.epochs  # (islice: no endless loop if it regresses)
+    assert list(history) == history.epochs and [r["epoch"] for r in history] == [1, 2]
+    with pytest.raises(KeyError, match=r"no epoch recorded 'lss'; the history has 'epoch', 'loss'"):
+        history["lss"]
+    with pytest.raises(TypeError, match=r"takes a metric name .* history.epochs\[i\]"):
+        history[0]
+    partial = mv.History([{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5, "val_loss": 1.7}])
+    assert partial["val_loss"][0] != partial["val_loss"][0] and partial["val_loss"][1] == 1.7  # NaN where missing
+    assert mv.History()["loss"] == []
 
 
 def test_same_seed_same_data_gives_bit_identical_parameters(data):
@@ -172,6 +189,35 @@ def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     assert ckpt.read_bytes() == saved  # the last good checkpoint is untouched
     assert np.all(np.isfinite(model.flat.data))  # and the model was rolled back to the epoch start
     np.testing.assert_array_equal(mv.load(ckpt).flat.data, good_params)
+
+
+def test_an_overflowing_optimizer_state_is_divergence_too(data, tmp_path):
+    """A gradient of 3e19 squares to Inf in float32: Adam's second moment became Inf and froze
+    that parameter for good (every later update m/Inf = 0) while the loss and parameters stayed
+    finite, so fit carried on, or a checkpoint callback failed on the Inf. Now the epoch is
+    rolled back like any divergence."""
+    x, _ = data
+    model = _model()
+    ckpt = tmp_path / "good.npz"
+    model.fit(x, epochs=1, batch_size=50, verbose=0, callbacks=[mv.ModelCheckpoint(ckpt)])
+    saved, good_params = ckpt.read_bytes(), model.flat.data.copy()
+    adam = model.optimizers["model"]
+    good_v = adam.v.copy()
+    original, calls = model._objective, {"n": 0}
+
+    def huge_gradient(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            model.flat.grad[0] = 3e19
+        return terms
+
+    model._objective = huge_gradient
+    with pytest.raises(mv.TrainingDiverged, match=r"epoch 2: the optimizer's state became non-finite"):
+        model.fit(x, epochs=2, batch_size=50, verbose=0, callbacks=[mv.ModelCheckpoint(ckpt)])
+    assert ckpt.read_bytes() == saved and model.epochs_trained == 1
+    np.testing.assert_array_equal(model.flat.data, good_params)
+    np.testing.assert_array_equal(adam.v, good_v)
 
 
 def test_a_non_finite_validation_loss_is_divergence_too(data, tmp_path):

@@ -12,7 +12,9 @@ def bernoulli_nll(logits, x):
     Per example:   Σ_d [softplus(l_d) − x_d·l_d],   softplus(l) = max(l, 0) + log1p(e^{−|l|})
     Gradient:      d/dl = (σ(l) − x) / batch
 
-    Exact and finite for any finite logit (±1e4 included): no log of a rounded sigmoid.
+    Finite for any finite logit (±1e4 included), with no log of a rounded sigmoid: the loss
+    is accurate to about a unit in the last place of l. The gradient is σ(l) − x as rounded,
+    so in float32 it is 0 for x = 1 and l ≳ 17, where the true value is below 6e-8 per pixel.
     Returns ``(per_example, dlogits)``. Runs the fused kernel (Numba on CPU, CuPy on GPU).
     """
     same_shape("bernoulli_nll", logits, x, ("logits", "x"))
