@@ -167,8 +167,9 @@ def _vae_pictures(model, data, out, args):
 
     save("reconstructions.png", lambda p: plot.plot_reconstructions(x[:10], model.reconstruct(x[:10]), image_shape=shape, path=p))
     save("samples.png", lambda p: plot.plot_samples(model.sample(64, seed=args.seed), image_shape=shape, path=p, title="samples from the prior"))
-    mu, _ = model.encode(x[:2000])
-    save("latent_scatter.png", lambda p: plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=p))
+    if model.latent_dim >= 2:  # a scatter of a 1-D latent has nothing to put on its second axis
+        mu, _ = model.encode(x[:2000])
+        save("latent_scatter.png", lambda p: plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=p))
     save("interpolation.png", lambda p: plot.plot_interpolation(model, x[0], x[1], image_shape=shape, path=p))
     if model.latent_dim == 2:
         save("latent_grid.png", lambda p: plot.plot_latent_grid(model, n=15, image_shape=shape, path=p))
@@ -194,15 +195,17 @@ def _cvae_pictures(model, data, out, args):
 
     shape, x, y = data["image_shape"], data["x_test"], data["y_test"]
     k, per_class = model.num_classes, 10
-    paths = [os.path.join(out, n) for n in ("reconstructions.png", "samples_by_class.png", "latent_scatter.png", "loss_curves.png")]
+    paths = [os.path.join(out, n) for n in ("reconstructions.png", "samples_by_class.png", "loss_curves.png")]
     plot.plot_reconstructions(x[:10], model.reconstruct(x[:10], y[:10]), image_shape=shape, path=paths[0])
     labels = np.repeat(np.arange(k), per_class)
     samples = model.sample(k * per_class, labels, seed=args.seed).reshape(k, per_class, -1)
     plot.plot_samples_by_class(samples, image_shape=shape, class_names=data.get("class_names"), path=paths[1])
-    mu, _ = model.encode(x[:2000], y[:2000])
-    plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=paths[2],
-                             title="q(z|x,y) means: the label is given, so z need not encode it")
-    plot.plot_loss_curves(model.history.as_dict(), path=paths[3])
+    plot.plot_loss_curves(model.history.as_dict(), path=paths[2])
+    if model.latent_dim >= 2:  # (a 1-D latent has no second axis to scatter on)
+        paths.append(os.path.join(out, "latent_scatter.png"))
+        mu, _ = model.encode(x[:2000], y[:2000])
+        plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=paths[-1],
+                                 title="q(z|x,y) means: the label is given, so z need not encode it")
     return paths
 
 
@@ -228,13 +231,15 @@ def _aae_pictures(model, data, out, args):
     from . import plot
 
     shape, x, y = data["image_shape"], data["x_test"], data["y_test"]
-    paths = [os.path.join(out, name) for name in ("reconstructions.png", "samples.png", "latent_vs_prior.png", "loss_curves.png")]
+    paths = [os.path.join(out, name) for name in ("reconstructions.png", "samples.png", "loss_curves.png")]
     plot.plot_reconstructions(x[:10], model.reconstruct(x[:10]), image_shape=shape, path=paths[0])
     plot.plot_samples(model.sample(64, seed=args.seed), image_shape=shape, path=paths[1], title="decoded prior samples")
-    codes = model.encode(x[:2000])
-    plot.plot_latent_vs_prior(codes, model.sample_prior(2000, seed=args.seed), labels=y[:2000],
-                              class_names=data.get("class_names"), path=paths[2])
-    plot.plot_loss_curves(model.history.as_dict(), path=paths[3])
+    plot.plot_loss_curves(model.history.as_dict(), path=paths[2])
+    if model.latent_dim >= 2:  # (a 1-D latent has no second axis to scatter on)
+        paths.append(os.path.join(out, "latent_vs_prior.png"))
+        codes = model.encode(x[:2000])
+        plot.plot_latent_vs_prior(codes, model.sample_prior(2000, seed=args.seed), labels=y[:2000],
+                                  class_names=data.get("class_names"), path=paths[-1])
     if model.latent_dim == 2:
         paths.append(os.path.join(out, "latent_grid.png"))
         span = 1.2 * float(np.abs(model.sample_prior(2000, seed=args.seed)).max())
@@ -322,6 +327,8 @@ def _image_shape(text: str):
     dims = _comma_ints(text)
     if dims is None or len(dims) not in (2, 3) or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"expected H,W or C,H,W in positive integers, like 28,28 or 3,32,32, got {text!r}")
+    if len(dims) == 3 and dims[0] not in (1, 3):  # what the pictures draw: grey or RGB
+        raise argparse.ArgumentTypeError(f"C must be 1 (grey) or 3 (colour) in C,H,W, got {text!r}")
     return dims
 
 
@@ -548,7 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "model class's own default, as in Python.")
     train.add_argument("--model", default="vae", help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
     train.add_argument("--data", default="sprites", choices=DATASETS,
-                       help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae; "
+                       help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae, "
+                            "which model sinusoids with a Gaussian likelihood of learned variance; "
                             "mnist and fashion-mnist are read from $MICROVAE_DATA, /usr/share/datasets or ~/.cache/microvae, "
                             "and downloaded there if absent unless $MICROVAE_OFFLINE is set)")
     train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default: %(default)s)")
@@ -598,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default="samples.png", help="the .png file to write; its folder is created if missing "
                                                              "(default: %(default)s)")
     sample.add_argument("--label", type=_integer, default=None,
-                        help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component)")
+                        help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component, "
+                             "or -1 for the whole mixture)")
     sample.add_argument("--image-shape", type=_image_shape, default=None,
                         help="how to draw each sample, H,W or C,H,W (image models; default: the training images' "
                              "shape if `microvae train` wrote the checkpoint, else a square or a ConvVAE's own shape)")

@@ -972,7 +972,8 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
     With at most 4 features each feature is a line (original solid,
     reconstruction dashed in the same colour).  With more features each
     sequence is shown as a feature-by-time heatmap, the reconstruction
-    beside it.
+    beside it.  Without ``x_rec`` nothing is labelled "original": the
+    sequences may be samples.
     """
     n = _check_count("n", n)
     seqs = _as_sequences(x, "x")
@@ -994,14 +995,16 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
             ax = fig.add_subplot(k, 1, i + 1)
             for f in range(feats):
                 tag = f" f{f}" if feats > 1 else ""
+                # without reconstructions the lines are whatever was given (samples, say): name
+                # only the features, and with one feature nothing
                 ax.plot(t, seqs[i, :, f], "-", color=colors[f],
-                        label=f"original{tag}")
+                        label=f"original{tag}" if rec is not None else tag.strip() or None)
                 if rec is not None:
                     ax.plot(t, rec[i, :, f], "--", color=colors[f],
                             label=f"reconstruction{tag}")
             ax.set_ylabel(f"seq {i}")
             ax.grid(True, alpha=0.3)
-            if i == 0:
+            if i == 0 and (rec is not None or feats > 1):
                 ax.legend(fontsize=7, ncol=2, loc="best")
             if i == k - 1:
                 ax.set_xlabel("time step")
@@ -1012,8 +1015,8 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
         vmin, vmax = _display_range(seqs[:k], *(() if rec is None else (rec[:k],)))
         fig = _new_figure((4.0 * ncols + 0.8, 1.8 * k + 0.6))
         for i in range(k):
-            panels = [("original", seqs[i])] + ([] if rec is None else
-                                                [("reconstruction", rec[i])])
+            panels = [("original" if rec is not None else "", seqs[i])] + ([] if rec is None else
+                                                                            [("reconstruction", rec[i])])
             for j, (name, data) in enumerate(panels):
                 ax = fig.add_subplot(k, ncols, i * ncols + j + 1)
                 im = ax.imshow(data.T, aspect="auto", origin="lower",

@@ -814,6 +814,18 @@ def test_plot_sequences_lines(tmp_path, rng):
     assert len(fig.axes) == 2 and len(fig.axes[0].get_lines()) == 1
 
 
+def test_plot_sequences_without_reconstructions_labels_nothing_original(rng):
+    """Samples drawn alone were labelled "original" in the legend (or the heatmap's title)."""
+    one = mplot.plot_sequences(rng.normal(size=(2, 15)))
+    assert one.axes[0].get_legend() is None
+    two = mplot.plot_sequences(rng.normal(size=(2, 15, 2)))
+    assert [t.get_text() for t in two.axes[0].get_legend().get_texts()] == ["f0", "f1"]
+    many = mplot.plot_sequences(rng.random((2, 12, 9)))
+    assert all(ax.get_title() != "original" for ax in many.axes)
+    both = mplot.plot_sequences(rng.random((2, 12, 9)), rng.random((2, 12, 9)))
+    assert [ax.get_title() for ax in both.axes if ax.images][:2] == ["original", "reconstruction"]
+
+
 def test_plot_sequences_many_features_as_heatmaps(tmp_path, rng):
     x = rng.random((3, 12, 9))
     fig = mplot.plot_sequences(x, x[::-1], n=2, path=tmp_path / "h.png")
