@@ -150,7 +150,9 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for k draws z_i ~ q(z|x) per example.
 
     Returns a float64 array of shape (n, k). ``seed`` fixes the draws (None: the model's own
-    generator). Examples are processed ``batch_size`` at a time (k·batch_size decoder rows).
+    generator). Examples are processed ``batch_size`` at a time (k·batch_size decoder rows);
+    each example's draws depend on the seed and its position in ``x``, not on ``batch_size``,
+    and with a seed the first k draws are those of any larger k.
 
         log q(z|x) = −½ Σ_j [ log 2π + logvar_j + ε_j² ]      (z = μ + e^{½logvar}·ε)
         log p(z)   = −½ Σ_j [ log 2π + z_j² ]
@@ -161,8 +163,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
-    seed = check_seed(seed)
-    rng = np.random.default_rng(seed) if seed is not None else None
+    streams = _noise_streams(check_seed(seed), k)
     n = len(x)
     out = np.empty((n, k))
     with _model_threads(model):
@@ -170,8 +171,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
             xb, cb = x[start : start + batch_size], _rows(condition, start, start + batch_size)
             b = len(xb)
             mu, logvar = encode(xb, cb)
-            eps = rng.standard_normal((k, b, latent)) if rng is not None else backend.to_numpy(backend.normal((k, b, latent)))
-            eps = xp.asarray(eps, dtype=xp.float64)
+            eps = xp.asarray(_noise(streams, backend, k, b, latent), dtype=xp.float64)
             mu64, logvar64 = mu.astype(xp.float64)[None], logvar.astype(xp.float64)[None]
             z64 = (mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent)
             c_rep = _repeat(cb, k)
@@ -180,6 +180,21 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
             log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
             out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T
     return out
+
+
+def _noise_streams(seed, samples: int):
+    """One generator per draw index i, the seed's i-th spawned stream (None: no seed)."""
+    return None if seed is None else [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(samples)]
+
+
+def _noise(streams, backend, samples: int, rows: int, latent: int):
+    """ε of shape (samples, rows, latent) for the next ``rows`` examples. Draw i of every example
+    comes from stream i, read example by example: so an example's draws depend on the seed, its
+    position in the data and i, not on ``batch_size``, and the first k draws are the same for any
+    larger k. Unseeded, the model's own generator is read example by example."""
+    if streams is None:
+        return np.ascontiguousarray(backend.to_numpy(backend.normal((rows, samples, latent))).transpose(1, 0, 2))
+    return np.stack([stream.standard_normal((rows, latent)) for stream in streams])
 
 
 def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
@@ -200,7 +215,8 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
         ELBO(x) = (1/S) Σ_s log p(x | z_s) − KL(q(z|x) ‖ p(z)),   z_s ~ q(z|x)
 
     (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
-    ``seed`` (default 0), drawn batch by batch, so the numbers are repeatable but are not
+    ``seed`` (default 0), example by example, so the numbers are repeatable (whatever
+    ``batch_size``) but are not
     those of ``model.elbo``, which draws from the model's own generator over all rows at
     once. Both are estimates of the same bound.
     """
@@ -209,8 +225,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
-    seed = check_seed(seed)
-    rng = np.random.default_rng(seed) if seed is not None else None
+    streams = _noise_streams(check_seed(seed), n_samples)
     out = np.empty(len(x))
     with _model_threads(model):
         for start in range(0, len(x), batch_size):
@@ -218,7 +233,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
             b = len(xb)
             mu, logvar = encode(xb, cb)
             kl = xp.asarray(model._kl(mu, logvar, cb)[0], dtype=xp.float64)
-            eps = rng.standard_normal((n_samples, b, latent)) if rng is not None else backend.to_numpy(backend.normal((n_samples, b, latent)))
+            eps = _noise(streams, backend, n_samples, b, latent)
             z = (mu[None] + xp.exp(0.5 * logvar)[None] * backend.asarray(eps)).reshape(n_samples * b, latent)
             nll = xp.asarray(_nll(model, z, _repeat(xb, n_samples), _repeat(cb, n_samples)), dtype=xp.float64)
             out[start : start + b] = backend.to_numpy(-nll.reshape(n_samples, b).mean(axis=0) - kl)

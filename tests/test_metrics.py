@@ -91,9 +91,13 @@ def test_iwae_and_elbo_equal_the_exact_log_likelihood_when_q_is_the_true_posteri
 def test_iwae_is_below_the_exact_log_likelihood_when_q_is_off():
     model, x, log_px = _exact_linear_gaussian(seed=1)
     model.encoder.layers[0].params["b"][1] += 1.5  # q too wide: the bounds are now strict
-    bounds = [metrics.iwae_bound(model, x, k=k, seed=0).mean() for k in (1, 10, 200)]
-    assert bounds[0] < bounds[1] < bounds[2] < log_px.mean()
-    assert log_px.mean() - bounds[2] < 0.1 * (log_px.mean() - bounds[0])  # most of the gap closed at k = 200
+    # L_1 estimated on 40 examples is too noisy to order against L_10 draw by draw: its
+    # expectation, the ELBO, is taken from 4000 samples. At k = 200 the gap is nearly closed, so
+    # the estimate may land a little above log p(x): it is a bound in expectation only.
+    elbo = metrics.elbo(model, x, n_samples=4000, seed=0).mean()
+    bounds = [metrics.iwae_bound(model, x, k=k, seed=0).mean() for k in (10, 200)]
+    assert elbo < bounds[0] < log_px.mean() and elbo < bounds[1]
+    assert abs(log_px.mean() - bounds[1]) < 0.1 * (log_px.mean() - elbo)  # most of the gap closed at k = 200
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +140,16 @@ def test_iwae_is_seeded_and_batch_size_only_regroups_the_work(sprite_vae):
     a = metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=30)
     np.testing.assert_array_equal(a, metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=30))
     assert not np.array_equal(a, metrics.iwae_bound(model, x[:30], k=8, seed=12, batch_size=30))
-    # one example at a time draws differently but estimates the same thing
-    b = metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=1)
-    assert b.shape == (30,) and np.isfinite(b).all()
+    # an example's draws depend on its position, not on batch_size (a memory setting): the same
+    # numbers one example at a time, in uneven blocks, or for the first rows alone (they
+    # differed, so anomaly scores changed with batch_size)
+    for batch_size in (1, 7):
+        np.testing.assert_allclose(metrics.iwae_bound(model, x[:30], k=8, seed=11, batch_size=batch_size), a, rtol=1e-6)
+    np.testing.assert_allclose(metrics.iwae_bound(model, x[:5], k=8, seed=11), a[:5], rtol=1e-6)
+    e = metrics.elbo(model, x[:30], n_samples=3, seed=11, batch_size=30)
+    np.testing.assert_allclose(metrics.elbo(model, x[:30], n_samples=3, seed=11, batch_size=4), e, rtol=1e-6)
+    scores = metrics.anomaly_scores(model, x[:30], method="iwae", k=8, seed=11, batch_size=30)
+    np.testing.assert_allclose(metrics.anomaly_scores(model, x[:30], method="iwae", k=8, seed=11, batch_size=1), scores, rtol=1e-6)
 
 
 def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
@@ -184,7 +195,8 @@ def test_k_sample_bounds_of_recurrent_models_equal_one_sequence_at_a_time(name):
     x, mask = _ragged_sequences()
     n, k, seed = len(x), 3, 7
     mu, logvar = model.encode(x, mask)
-    eps = np.random.default_rng(seed).standard_normal((k, n, model.latent_dim))  # the draws importance_log_weights makes
+    # the draws importance_log_weights makes: draw i of every example from the seed's i-th spawned stream
+    eps = np.stack([np.random.default_rng(c).standard_normal((n, model.latent_dim)) for c in np.random.SeedSequence(seed).spawn(k)])
     recon, kl = np.empty((k, n)), np.empty(n)
     for i in range(k):
         for j in range(n):
