@@ -153,9 +153,9 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     The reconstructions have the shape of ``clean`` (see ``denoise``). PSNRs use ``data_range``;
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
     real-valued data's PSNRs meaningless)."""
-    if data_range is None:
-        data_range = _data_range(clean)
     reconstructed = denoise(model, clean, y)  # first: bad data is reported as the caller's clean input, not its noisy copy
+    if data_range is None:  # (after the check: an empty batch has no range)
+        data_range = _data_range(clean)
     noisy = add_noise(clean, kind, level, seed)
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean, noisy, data_range)
@@ -261,6 +261,9 @@ def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "sl
     """One row per method: the decoded path from x_a to x_b (for a single linear path with the
     inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row). ``y``: the
     class label of a conditional model, as in ``interpolate``."""
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    if not methods:
+        raise ValueError("methods must name at least one of 'linear' and 'slerp', got none")
     rows = [np.asarray(interpolate(model, x_a, x_b, steps, m, y=y), dtype=np.float64).reshape(steps, -1) for m in methods]
     from . import plot
 

@@ -448,8 +448,10 @@ def mutual_information_matrix(codes, factors, n_bins: int = 20):
         factors = factors[:, None]
     if len(factors) != len(bins):
         raise ValueError(f"codes and factors must have the same number of rows, got {len(bins)} and {len(factors)}")
+    if factors.ndim != 2 or factors.shape[1] == 0:
+        raise ValueError(f"factors must be shaped (n,) or (n, n_factors) with at least one factor, got {factors.shape}")
     return np.array([[mutual_information(bins[:, j], factors[:, f]) for f in range(factors.shape[1])]
-                     for j in range(bins.shape[1])])
+                     for j in range(bins.shape[1])]).reshape(bins.shape[1], factors.shape[1])
 
 
 def mutual_information_gap(codes, factors, n_bins: int = 20, return_per_factor: bool = False):

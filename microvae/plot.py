@@ -181,6 +181,8 @@ def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{what} is empty")
+    if arr.size == 0:  # n items of no pixels: an empty grid, or a zero-sized figure
+        raise ValueError(f"{what}: the items have no pixels (shape {arr.shape})")
     n = arr.shape[0]
     if image_shape is not None:
         h, w, c, first = _parse_image_shape(image_shape)
@@ -494,8 +496,8 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
     CDF of probabilities evenly spaced between ``Phi(-span)`` and
     ``Phi(span)``, so they crowd near 0 where the prior has its mass.
     """
-    if spacing == "linear":
-        return np.linspace(-span, span, n)
+    if spacing == "linear":  # (one point is the centre, as for "quantile": linspace would give -span)
+        return np.linspace(-span, span, n) if n > 1 else np.zeros(1)
     if spacing == "quantile":
         if n == 1:
             return np.zeros(1)
@@ -655,7 +657,7 @@ def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
                 f"dims {bad} out of range for a latent space of dimension "
                 f"{latent_dim}"
             )
-    offsets = np.linspace(-span, span, steps)
+    offsets = np.linspace(-span, span, steps) if steps > 1 else np.zeros(1)  # one step: the code itself
     z = np.repeat(mu[None, :], len(dims) * steps, axis=0)
     for k, d in enumerate(dims):
         z[k * steps:(k + 1) * steps, d] += offsets

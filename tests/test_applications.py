@@ -195,6 +195,14 @@ def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
         app.traverse(model, x[0], dim=0, values=[])
 
 
+def test_empty_input_and_no_methods_are_named():
+    model = mv.VAE(4, (3,), 2, seed=0)
+    with pytest.raises(ValueError, match="non-empty"):  # was NumPy's "zero-size array to reduction operation"
+        app.denoising_report(model, np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="methods must name at least one of 'linear' and 'slerp'"):
+        app.plot_interpolations(model, np.full(4, 0.2), np.full(4, 0.8), steps=3, methods=())
+
+
 def test_denoising_report_blames_the_clean_input_not_its_noisy_copy():
     """0..255 images for a Bernoulli model: the range reported is the input's, as passed."""
     model = mv.VAE(16, (8,), 2, seed=0)

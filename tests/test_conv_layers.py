@@ -369,6 +369,14 @@ def test_maxpool_gradients(n, c, pool, stride, extra_h, extra_w, seed):
     assert_gradcheck(layer, x, seed=seed % 1000)
 
 
+
+def test_flatten_takes_an_empty_batch():
+    """reshape(0, -1) cannot infer -1: every other layer took a batch of 0, Flatten failed in NumPy."""
+    layer = Flatten().build()
+    y = layer.forward(np.zeros((0, 2, 3, 3), np.float32))
+    assert y.shape == (0, 18) and layer.backward(y).shape == (0, 2, 3, 3)
+
+
 @settings(max_examples=15)
 @given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4), seed=st.integers(0, 1000))
 def test_flatten_and_reshape_gradients(shape, seed):

@@ -480,6 +480,13 @@ def test_mig_gap_vanishes_for_a_factor_captured_twice():
     assert mig == pytest.approx(np.mean(gaps))
 
 
+def test_mig_with_no_factors_or_no_codes_says_so():
+    codes = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match=r"at least one factor, got \(50, 0\)"):  # was "every factor is constant"
+        metrics.mutual_information_gap(codes, np.zeros((50, 0)))
+    assert metrics.mutual_information_matrix(np.zeros((5, 0)), np.arange(5)).shape == (0, 1)  # was (0,)
+
+
 def test_mig_skips_constant_factors_and_checks_its_input():
     factors = _factors()
     factors_with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=int)], axis=1)

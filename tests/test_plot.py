@@ -271,6 +271,31 @@ def test_plot_latent_grid_orientation_with_callable():
     np.testing.assert_allclose(tile_values, expected)
 
 
+@pytest.mark.parametrize("spacing", ["linear", "quantile"])
+def test_a_one_point_grid_or_traversal_is_the_centre(spacing, rng):
+    """n=1 (linear) decoded z = (−span, −span) and steps=1 the code moved by −span: a corner,
+    where the quantile grid gave the centre."""
+    seen = []
+
+    def decode(z):
+        seen.append(np.array(z))
+        return np.zeros((len(z), 4))
+
+    mplot.plot_latent_grid(decode, n=1, span=3.0, spacing=spacing)
+    np.testing.assert_array_equal(seen[0], [[0.0, 0.0]])
+    model = FakeModel(latent_dim=2)
+    x = rng.random(D)
+    mplot.plot_traversal(model, x, dims=[0], steps=1, span=3.0)
+    np.testing.assert_allclose(model.calls[0], model.encode(x[None])[0])  # the code itself
+
+
+def test_pictures_refuse_items_without_pixels():
+    with pytest.raises(ValueError, match=r"the items have no pixels \(shape \(2, 0\)\)"):
+        mplot.plot_samples(np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="no pixels"):  # (a ZeroDivisionError in the figure size)
+        mplot.plot_latent_grid(lambda z: np.zeros((len(z), 0)), n=2)
+
+
 def test_plot_latent_grid_errors(model):
     with pytest.raises(ValueError, match="latent_dim=3"):
         mplot.plot_latent_grid(FakeModel(latent_dim=3))

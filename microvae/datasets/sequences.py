@@ -92,7 +92,8 @@ def make_sinusoids(
     n:
         Number of sequences (>= 0).
     length:
-        Number of time steps ``T`` (>= 2).
+        Number of time steps ``T`` (>= 2; with the default ``freq_range``, > 10, since its
+        high end must stay below ``length / 2``).
     n_components:
         Number of sinusoids per signal: an int, or an inclusive ``(low, high)``
         pair from which each signal's count is drawn uniformly.

@@ -19,7 +19,7 @@ class Flatten(Layer):
         if x.ndim < 1:
             raise ValueError(f"Flatten expects a batch (batch, ...), got a scalar of shape {tuple(x.shape)}")
         self._x_shape = tuple(x.shape)
-        return self._output(x.reshape(x.shape[0], -1))
+        return self._output(x.reshape(x.shape[0], math.prod(x.shape[1:])))  # (-1 cannot be inferred for a batch of 0)
 
     def backward(self, dy, input_grad: bool = True):
         # the shape checked, not just the size: a dY of another layout would be reshaped silently
