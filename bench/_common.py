@@ -480,6 +480,16 @@ def save_json(path: str | None, payload: dict) -> None:
     print(f"\nraw results written to {path}")
 
 
+def print_header(title: str, a) -> dict:
+    """Print the report's first lines (title, date, machine) and pin this process to the workers'
+    CPUs, unless ``--no-pin``; returns the machine report, which the JSON output keeps."""
+    print(f"# microvae {title} ({time.strftime('%Y-%m-%d %H:%M')})")
+    machine = machine_report()
+    machine["worker_cpus"] = "not pinned" if a.no_pin else pin_cpus(a.threads)
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    return machine
+
+
 def machine_report() -> dict:
     import platform
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
@@ -125,10 +124,7 @@ def main(argv=None):
     frameworks = a.frameworks  # a list: argparse runs framework_list on the default too
     if "microvae" in frameworks:
         frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
-    print(f"# microvae ConvVAE benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
-    machine = C.machine_report()
-    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
-    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    machine = C.print_header("ConvVAE benchmark", a)
     results = C.run_frameworks(__file__, frameworks, ["--latent", str(a.latent)], a, "conv")
 
     print(f"\n## ConvVAE (textbook architecture), latent {a.latent}\n")

@@ -247,10 +247,7 @@ def main(argv=None):
         C.emit(WORKERS[a.worker](a, step_products(hidden, a.latent)))
         return
     sizes = ["textbook", "examples"] if a.size == "both" else [a.size]
-    print(f"# microvae matrix-product benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
-    machine = C.machine_report()
-    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
-    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    machine = C.print_header("matrix-product benchmark", a)
     all_results = {}
     for size in sizes:
         all_results[size] = run_size(a, size, a.frameworks)

@@ -74,10 +74,7 @@ def main(argv=None):
         return
     script = os.path.abspath(__file__)
     run = lambda args, env=None: C.run_worker(script, args, a.threads, extra_env=env, pin=not a.no_pin)  # noqa: E731
-    print(f"# microvae start-up benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
-    machine = C.machine_report()
-    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
-    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    machine = C.print_header("start-up benchmark", a)
 
     imports, rows, failed = {}, [], {}
     for module in IMPORTS:

@@ -333,10 +333,7 @@ def main(argv=None):
     if "microvae" in frameworks:  # microvae first: the ratios are against it
         frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
     sizes = ["textbook", "examples"] if a.size == "both" else [a.size]
-    print(f"# microvae MLP VAE benchmark ({time.strftime('%Y-%m-%d %H:%M')})")
-    machine = C.machine_report()
-    machine["worker_cpus"] = "not pinned" if a.no_pin else C.pin_cpus(a.threads)
-    print("\n" + ", ".join(f"{k}: {v}" for k, v in machine.items()))
+    machine = C.print_header("MLP VAE benchmark", a)
     all_results = {}
     for size in sizes:
         all_results[size] = run_size(a, size, frameworks)
