@@ -215,10 +215,9 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
         ELBO(x) = (1/S) Σ_s log p(x | z_s) − KL(q(z|x) ‖ p(z)),   z_s ~ q(z|x)
 
     (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
-    ``seed`` (default 0), example by example, so the numbers are repeatable (whatever
-    ``batch_size``) but are not
-    those of ``model.elbo``, which draws from the model's own generator over all rows at
-    once. Both are estimates of the same bound.
+    ``seed`` (default 0), example by example, so the numbers are repeatable whatever the
+    ``batch_size``, but are not those of ``model.elbo``, which draws from the model's own
+    generator over all rows at once. Both are estimates of the same bound.
     """
     encode = _posterior(model, "the ELBO")
     n_samples = _check_positive("n_samples", n_samples)
