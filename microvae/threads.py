@@ -24,7 +24,7 @@ import contextlib
 import ctypes
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from .checks import check_int
 
@@ -200,6 +200,15 @@ def map_chunks(chunks, body) -> int:
         finally:
             _inside.worker = False
 
-    for _ in _get_pool(workers).map(run, range(workers)):  # re-raises a worker's exception
-        pass
+    pool = _get_pool(workers)
+    futures = [pool.submit(run, w) for w in range(workers)]
+    # every worker finished before the caller goes on, even when one failed or Ctrl-C reached
+    # this thread: a worker still running would write into scratch sums the next call reuses
+    try:
+        wait(futures)
+    except BaseException:
+        wait(futures)
+        raise
+    for future in futures:
+        future.result()  # the first failed worker's exception, with its traceback
     return workers

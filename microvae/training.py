@@ -5,7 +5,9 @@ from generators seeded by (seed, e) alone. So the same seed and data give bit-id
 parameters on the CPU, and a run resumed from a checkpoint after epoch *e* continues
 exactly as the uninterrupted run would. (A model with convolutions sums its weight
 gradients per chunk worker, so that holds for a given number of threads; see
-``microvae.threads``.)
+``microvae.threads``.) An epoch that does not finish (divergence, Ctrl-C, an error) is rolled
+back to its start, so the model is always as ``epochs_trained`` says and a later fit continues
+exactly too.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class EarlyStopping(Callback):
 
 def _snapshot(model, optimizers, run_before=None) -> dict:
     """The parameters and optimizer state at the start of an epoch, for ``_restore``; in a fit
-    call's first epoch also the run it found (optimizers and settings), which fit may have
+    call's first epoch also the run it found (optimizers, settings, seed), which fit may have
     replaced with a new one for new settings."""
     return {"params": {name: flat.data.copy() for name, flat in model.parameter_groups().items()},
             "optim": {group: (opt.t, {k: v.copy() for k, v in opt.state_arrays().items()}) for group, opt in optimizers.items()},
@@ -222,8 +224,8 @@ def _snapshot(model, optimizers, run_before=None) -> dict:
 def _restore(model, optimizers, snapshot) -> None:
     """Undo a diverged epoch: parameters, optimizer moments (NaN after a NaN gradient) and step
     counts. In a fit call's first epoch the model also gets back the run it had before the call:
-    its optimizers, whose moments new settings did not touch, and its settings, so that a later
-    fit() does not continue the settings that diverged."""
+    its optimizers, whose moments new settings did not touch, its settings and its seed, so that
+    a later fit() does not continue the settings of a call that failed."""
     for name, flat in model.parameter_groups().items():
         flat.data[...] = snapshot["params"][name]
     for group, opt in optimizers.items():
@@ -232,7 +234,7 @@ def _restore(model, optimizers, snapshot) -> None:
             value[...] = state[key]
     model.step = snapshot["step"]
     if snapshot["run_before"] is not None:
-        model.optimizers, model.optimizer_spec = snapshot["run_before"]
+        model.optimizers, model.optimizer_spec, model.train_seed = snapshot["run_before"]
 
 
 def _non_finite(metrics: dict) -> str:
@@ -240,13 +242,56 @@ def _non_finite(metrics: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in metrics.items() if not math.isfinite(v))
 
 
-def _diverged(model, optimizers, snapshot, epoch: int, what: str, advice: str) -> TrainingDiverged:
-    """Roll the epoch back (see ``_restore``) and say so: the error for each way fit finds divergence."""
-    _restore(model, optimizers, snapshot)
+def _diverged(epoch: int, what: str, advice: str) -> TrainingDiverged:
+    """The error for each way fit finds divergence (fit rolls the epoch back as it propagates)."""
     return TrainingDiverged(
         f"training diverged {what}. The parameters and optimizer state were restored to their values at the start of "
         f"epoch {epoch}; checkpoints already written are intact. Try {advice}."
     )
+
+
+def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch_size: int, bar) -> dict:
+    """One epoch of steps, then the checks that no callback may see a broken model pass; returns
+    the epoch's record (mean training metrics, and validation ones). Raises TrainingDiverged."""
+    xp, n = model.backend.xp, len(arrays[0])
+    totals: dict = {}
+    seen = 0
+    for batch_index, idx in enumerate(_batches(n, batch_size, order), start=1):
+        metrics = model._train_batch(tuple(a[idx] for a in arrays), optimizers)
+        bad = _non_finite(metrics)
+        if bad:
+            raise _diverged(epoch, f"at epoch {epoch}, batch {batch_index}: {bad}",
+                            "a lower learning rate or gradient clipping (clip_norm)")
+        size = len(idx)
+        seen += size
+        for key, value in metrics.items():
+            totals[key] = totals.get(key, 0.0) + value * size
+        if bar is not None:
+            bar.update(1)
+            if batch_index % 10 == 0 or seen == n:
+                bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
+    # a finite loss is computed before the step: an overflowing gradient can still leave NaN
+    # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
+    if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
+        raise _diverged(epoch, f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
+                               "loss was finite (an overflowing gradient)",
+                        "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
+    # Adam squares the gradient: past ~1.8e19 its second moment is Inf in float32, and every
+    # later update of that parameter is m/Inf = 0, frozen for good with nothing else non-finite
+    if not all(bool(xp.isfinite(state).all()) for opt in optimizers.values() for state in opt.state_arrays().values()):
+        raise _diverged(epoch, f"in epoch {epoch}: the optimizer's state became non-finite (NaN or Inf) although the "
+                               "parameters and every batch's loss were finite (a gradient too large to square)",
+                        "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
+    record = {"epoch": epoch}
+    record.update({key: value / max(seen, 1) for key, value in totals.items()})
+    if val_arrays is not None:
+        validation = {f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()}
+        bad = _non_finite(validation)
+        if bad:  # finite but extreme parameters (a huge learning rate) that overflow on the validation data
+            raise _diverged(epoch, f"in epoch {epoch}: the validation loss is non-finite ({bad}) although every training "
+                                   "batch's was finite", "a lower learning rate or gradient clipping (clip_norm)")
+        record.update(validation)
+    return record
 
 
 def _batches(n: int, batch_size: int, order):
@@ -299,11 +344,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         check = getattr(cb, "_check_run", None)  # a duck-typed callback may lack it
         if check is not None:
             check(recorded, optimizer)
-    run_before = (model.optimizers, model.optimizer_spec)  # what a divergence in the first epoch goes back to
-    optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
-    if seed is None:
-        seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
-    model.train_seed = int(seed)
+    if getattr(model, "_fitting", False):  # from a callback: the outer loop's epoch numbers would repeat
+        raise RuntimeError(f"{type(model).__name__}.fit was called while this model's fit is running (from a callback?); "
+                           "train it after that fit returns")
     for cb in callbacks:
         cb.on_train_begin(model)
     try:
@@ -313,71 +356,43 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     xp = model.backend.xp
     first = model.epochs_trained + 1
     last = model.epochs_trained + epochs
-    # convolutions share their image chunks out among microvae's threads, BLAS on one thread
+    # convolutions share their image chunks out among microvae's threads, BLAS on one thread;
+    # entered before the run changes, so that a bad thread setting changes nothing
     with model._parallel_chunks():
-        for epoch in range(first, last + 1):
-            started = time.perf_counter()
-            model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
-            order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
-            order = xp.asarray(order)
-            snapshot = _snapshot(model, optimizers, run_before if epoch == first else None)
-            totals: dict = {}
-            seen = 0
-            # no bar object at all unless shown: even a disabled tqdm starts its monitor thread
-            bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, dynamic_ncols=True) if tqdm and verbose == 1 else None
-            for batch_index, idx in enumerate(_batches(n, batch_size, order), start=1):
-                batch = tuple(a[idx] for a in arrays)
-                metrics = model._train_batch(batch, optimizers)
-                bad = _non_finite(metrics)
-                if bad:
+        run_before = (model.optimizers, model.optimizer_spec, model.train_seed)  # what a first epoch that fails goes back to
+        optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
+        if seed is None:
+            seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
+        model.train_seed = int(seed)
+        model._fitting = True
+        try:
+            for epoch in range(first, last + 1):
+                started = time.perf_counter()
+                model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
+                order = np.random.default_rng(epoch_seed(model.train_seed, epoch, 0)).permutation(n) if shuffle else np.arange(n)
+                snapshot = _snapshot(model, optimizers, run_before if epoch == first else None)
+                # no bar object at all unless shown: even a disabled tqdm starts its monitor thread
+                bar = tqdm(total=math.ceil(n / batch_size), desc=f"epoch {epoch}/{last}", leave=False, dynamic_ncols=True) if tqdm and verbose == 1 else None
+                try:
+                    record = _train_epoch(model, arrays, val_arrays, xp.asarray(order), optimizers, epoch, batch_size, bar)
+                except BaseException:  # divergence, Ctrl-C, a failing batch: back to the epoch's start, as epochs_trained says
+                    _restore(model, optimizers, snapshot)
+                    raise
+                finally:
                     if bar is not None:
                         bar.close()
-                    raise _diverged(model, optimizers, snapshot, epoch, f"at epoch {epoch}, batch {batch_index}: {bad}",
-                                    "a lower learning rate or gradient clipping (clip_norm)")
-                size = len(idx)
-                seen += size
-                for key, value in metrics.items():
-                    totals[key] = totals.get(key, 0.0) + value * size
-                if bar is not None:
-                    bar.update(1)
-                    if batch_index % 10 == 0 or seen == n:
-                        bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
-            if bar is not None:
-                bar.close()
-            # a finite loss is computed before the step: an overflowing gradient can still leave NaN
-            # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
-            if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
-                raise _diverged(model, optimizers, snapshot, epoch,
-                                f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
-                                "loss was finite (an overflowing gradient)",
-                                "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
-            # Adam squares the gradient: past ~1.8e19 its second moment is Inf in float32, and every
-            # later update of that parameter is m/Inf = 0, frozen for good with nothing else non-finite
-            if not all(bool(xp.isfinite(state).all()) for opt in optimizers.values() for state in opt.state_arrays().values()):
-                raise _diverged(model, optimizers, snapshot, epoch,
-                                f"in epoch {epoch}: the optimizer's state became non-finite (NaN or Inf) although the "
-                                "parameters and every batch's loss were finite (a gradient too large to square)",
-                                "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
-            record = {"epoch": epoch}
-            record.update({key: value / max(seen, 1) for key, value in totals.items()})
-            if val_arrays is not None:
-                validation = {f"val_{k}": v for k, v in model._evaluate_arrays(val_arrays, batch_size=max(batch_size, 256)).items()}
-                bad = _non_finite(validation)
-                if bad:  # finite but extreme parameters (a huge learning rate) that overflow on the validation data
-                    raise _diverged(model, optimizers, snapshot, epoch,
-                                    f"in epoch {epoch}: the validation loss is non-finite ({bad}) although every training "
-                                    "batch's was finite", "a lower learning rate or gradient clipping (clip_norm)")
-                record.update(validation)
-            record["seconds"] = time.perf_counter() - started
-            model.epochs_trained = epoch
-            model.history.append(record)
-            if verbose:
-                print(_summary(epoch, last, record), flush=True)
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb.on_epoch_end(model, epoch, record)) or stop
-            if stop:
-                break
+                record["seconds"] = time.perf_counter() - started
+                model.epochs_trained = epoch
+                model.history.append(record)
+                if verbose:
+                    print(_summary(epoch, last, record), flush=True)
+                stop = False
+                for cb in callbacks:
+                    stop = bool(cb.on_epoch_end(model, epoch, record)) or stop
+                if stop:
+                    break
+        finally:
+            model._fitting = False
     for cb in callbacks:
         cb.on_train_end(model)
     return model.history

@@ -131,6 +131,27 @@ def test_map_chunks_passes_on_a_workers_exception():
             threads.map_chunks([(s, s + 1) for s in range(5)], body)
 
 
+@needs_openblas
+def test_map_chunks_returns_only_when_every_worker_has_finished():
+    """A failing worker made map_chunks raise at once while the other worker still ran; a call
+    made right after (a retry) could then find its scratch sums written by the stale worker."""
+    import time
+
+    finished = []
+
+    def body(s, e, worker):
+        if worker == 0:
+            raise ValueError("worker 0 failed")
+        time.sleep(0.2)
+        finished.append(s)
+
+    with threads.parallel_chunks(threads=2) as workers:
+        assert workers == 2
+        with pytest.raises(ValueError, match="worker 0 failed"):
+            threads.map_chunks([(s, s + 1) for s in range(4)], body)
+        assert finished == [1, 3]  # worker 1's chunks, done before the error reached the caller
+
+
 def _forward_backward(layer, x, dy):
     y = layer.forward(x)
     dx = layer.backward(dy)

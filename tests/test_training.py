@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import microvae as mv
+from microvae.training import Callback
 
 
 @pytest.fixture
@@ -218,6 +219,76 @@ def test_an_overflowing_optimizer_state_is_divergence_too(data, tmp_path):
     assert ckpt.read_bytes() == saved and model.epochs_trained == 1
     np.testing.assert_array_equal(model.flat.data, good_params)
     np.testing.assert_array_equal(adam.v, good_v)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_interrupted_epoch_is_rolled_back_and_the_run_resumes_exactly(data, error, capsys):
+    """Ctrl-C (or any error) in the middle of an epoch kept the epoch's first steps while
+    epochs_trained and the history said it never happened: the next fit trained that epoch
+    again on top of them, and step (which drives warm-ups) stayed off for good. Now the epoch
+    is rolled back as for divergence, and its progress bar closed."""
+    from tqdm.auto import tqdm
+
+    x, _ = data
+    kw = dict(batch_size=32, seed=1)
+    straight = _model(beta_warmup=50)
+    straight.fit(x, epochs=3, verbose=0, **kw)
+    model = _model(beta_warmup=50)
+    model.fit(x, epochs=1, verbose=0, **kw)
+    params, step, t = model.flat.data.copy(), model.step, model.optimizers["model"].t
+    original, calls = model._train_batch, {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise error("stop")
+        return original(*args, **kwargs)
+
+    model._train_batch = interrupted
+    with pytest.raises(error):
+        model.fit(x, epochs=2, verbose=1, **kw)
+    assert len(getattr(tqdm, "_instances", ())) == 0  # no bar left open to shift the next one
+    np.testing.assert_array_equal(model.flat.data, params)
+    assert (model.step, model.optimizers["model"].t, model.epochs_trained, len(model.history)) == (step, t, 1, 1)
+    del model._train_batch
+    model.fit(x, epochs=2, verbose=0, **kw)
+    np.testing.assert_array_equal(model.flat.data, straight.flat.data)
+    assert model.step == straight.step and model.history["loss"] == straight.history["loss"]
+    capsys.readouterr()
+
+
+def test_a_fit_that_fails_before_training_changes_no_setting(data):
+    """A callback's on_train_begin raising (or a bad $MICROVAE_NUM_THREADS) came after fit had
+    replaced the optimizer run and the seed: a call that trained nothing threw the moments away,
+    and its lr and seed carried into the next fit."""
+    x, _ = data
+    model = _model()
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    run, spec, seed = model.optimizers["model"], model.optimizer_spec, model.train_seed
+
+    class FailsAtBegin(Callback):
+        def on_train_begin(self, model):
+            raise OSError("no room for the log")
+
+    with pytest.raises(OSError, match="no room"):
+        model.fit(x, epochs=1, batch_size=32, verbose=0, lr=1e-2, seed=7, callbacks=[FailsAtBegin()])
+    assert model.optimizers["model"] is run and model.optimizer_spec == spec and model.train_seed == seed
+
+
+def test_fit_from_inside_the_same_models_fit_is_refused(data):
+    """It trained, then the outer loop went on with its own epoch numbers: history [1, 2, 2, 3]."""
+    x, _ = data
+    model = _model()
+
+    class Nested(Callback):
+        def on_epoch_end(self, model, epoch, record):
+            model.fit(x, epochs=1, batch_size=64, verbose=0)
+
+    with pytest.raises(RuntimeError, match="fit was called while this model's fit is running"):
+        model.fit(x, epochs=3, batch_size=64, verbose=0, callbacks=[Nested()])
+    assert model.history["epoch"] == [1] and model.epochs_trained == 1
+    model.fit(x, epochs=1, batch_size=64, verbose=0)  # and it trains again afterwards
+    assert model.history["epoch"] == [1, 2]
 
 
 def test_a_non_finite_validation_loss_is_divergence_too(data, tmp_path):

@@ -166,8 +166,10 @@ class Model(Module):
         Optimizer instance brings its own settings, so ``lr`` and the options must then be left out;
         a model with several parameter groups (the AAE) takes its optimizer by name only.
         A NaN or Inf loss raises ``TrainingDiverged`` and rolls the model back to the start of
-        that epoch; in the call's first epoch that includes the optimizer run it had before the
-        call, so new settings that diverge leave the old run to continue.
+        that epoch, as does any other way an epoch fails to finish (Ctrl-C, an error); in the
+        call's first epoch that includes the optimizer run and seed it had before the call, so
+        new settings that fail leave the old run to continue. ``fit`` cannot be called from
+        within the same model's ``fit`` (a callback).
         """
         from ..training import fit
 
