@@ -597,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out: its checkpoint, history and pictures")
     train.add_argument("--verbose", type=_integer, default=1, choices=(0, 1, 2),
-                       help="0: silent, 1: progress bar and a summary per epoch, 2: the summary only (default: %(default)s)")
+                       help="0: no progress bar or epoch lines (what was trained and written is still said), 1: progress bar and "
+                            "a summary per epoch, 2: the summary only (default: %(default)s)")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into a PNG")
