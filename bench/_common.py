@@ -172,6 +172,11 @@ def framework_list(known: tuple):
     return parse
 
 
+def not_importable(framework: str, exc: BaseException) -> dict:
+    """A worker's result when its framework cannot be imported: skipped, with the reason."""
+    return {"skipped": f"{framework} not importable ({type(exc).__name__}: {exc})"}
+
+
 def one_line(error) -> str:
     """A worker's error (its stderr tail, several lines) as one line: how it ended and its last line."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]

@@ -63,7 +63,7 @@ def worker_torch(a):
         import torch
         from torch import nn
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
-        return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
+        return C.not_importable("torch", exc)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)

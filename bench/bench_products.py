@@ -133,7 +133,7 @@ def worker_torch(a, products):
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
-        return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
+        return C.not_importable("torch", exc)
     torch.set_num_threads(a.threads)
     return {**time_products(torch_call, products, a.repeats), "kernels": {**C.torch_report(), "threads_env": C.thread_report()}}
 
@@ -142,7 +142,7 @@ def worker_jax(a, products):
     try:
         import jax  # noqa: F401
     except Exception as exc:  # noqa: BLE001
-        return {"skipped": f"jax not importable ({type(exc).__name__}: {exc})"}
+        return C.not_importable("jax", exc)
     return {**time_products(jax_call, products, a.repeats), "kernels": {**C.jax_report(), "threads_env": C.thread_report()}}
 
 

@@ -70,7 +70,7 @@ def worker_torch(a):
     try:
         import torch
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
-        return {"skipped": f"torch not importable ({type(exc).__name__}: {exc})"}
+        return C.not_importable("torch", exc)
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -102,7 +102,7 @@ def worker_jax(a):
         import jax
         import jax.numpy as jnp
     except Exception as exc:  # noqa: BLE001
-        return {"skipped": f"jax not importable ({type(exc).__name__}: {exc})"}
+        return C.not_importable("jax", exc)
     import numpy as np
 
     x_train, x_test = C.load_data(a.limit)

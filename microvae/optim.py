@@ -113,24 +113,30 @@ def run_settings(name, options: dict) -> tuple:
     as plain Python (a NumPy scalar as a number; a list, tuple or 1-D array as a tuple), and
     an option at the named optimizer's own default left out, since it changes nothing. So
     ``fit()``, ``fit(clip_norm=None)`` and a checkpoint's JSON lists all name the same run."""
-    defaults = {}
-    if isinstance(name, str) and name in OPTIMIZERS:
-        defaults = {p.name: p.default for p in inspect.signature(OPTIMIZERS[name].__init__).parameters.values()
-                    if p.default is not inspect.Parameter.empty}
+    defaults = _options_of(name) if isinstance(name, str) else {}
     settings = []
     for key, value in options.items():
-        value = _plain(value)
+        value = _hashable(value)
         if key in defaults and _equal(value, defaults[key]):
             continue
         settings.append((key, value))
     return tuple(sorted(settings))
 
 
-def _plain(value):
+def _options_of(name: str) -> dict:
+    """{option: default} of the named optimizer's constructor, beyond the buffer and lr ({} for
+    an unknown name: get_optimizer names the valid choices)."""
+    if name not in OPTIMIZERS:
+        return {}
+    parameters = inspect.signature(OPTIMIZERS[name].__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.name not in ("self", "flat", "lr")}
+
+
+def _hashable(value):
     if isinstance(value, np.ndarray) and value.ndim <= 1:
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return tuple(_plain(v) for v in value)
+        return tuple(_hashable(v) for v in value)
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -144,9 +150,9 @@ def _equal(a, b) -> bool:
 def check_option_names(name: str, options: dict) -> None:
     """Refuse keywords that neither fit nor the named optimizer takes (fit hands its extra
     keywords to the optimizer, whose own error would not say where they came from)."""
-    if name not in OPTIMIZERS:
-        return  # get_optimizer names the valid choices
-    accepted = [p for p in inspect.signature(OPTIMIZERS[name].__init__).parameters if p not in ("self", "flat", "lr")]
+    accepted = list(_options_of(name))
+    if not accepted:
+        return  # an unknown name: get_optimizer names the valid choices
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         hint = ""

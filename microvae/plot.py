@@ -495,21 +495,22 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
     probability under a standard normal: the points are the normal inverse
     CDF of probabilities evenly spaced between ``Phi(-span)`` and
     ``Phi(span)``, so they crowd near 0 where the prior has its mass.
+    One point is the centre, 0, with either spacing.
     """
-    if spacing == "linear":  # (one point is the centre, as for "quantile": linspace would give -span)
-        return np.linspace(-span, span, n) if n > 1 else np.zeros(1)
-    if spacing == "quantile":
-        if n == 1:
-            return np.zeros(1)
-        normal = NormalDist()
-        p_lo = normal.cdf(-span)
-        probs = np.linspace(p_lo, 1.0 - p_lo, n)
-        vals = np.array([normal.inv_cdf(float(p)) for p in probs])
-        vals[0], vals[-1] = -span, span  # exact endpoints despite rounding
-        return vals
-    raise ValueError(
-        f"spacing must be 'linear' or 'quantile', got {spacing!r}"
-    )
+    if spacing not in ("linear", "quantile"):
+        raise ValueError(
+            f"spacing must be 'linear' or 'quantile', got {spacing!r}"
+        )
+    if n == 1:  # (linspace would give -span)
+        return np.zeros(1)
+    if spacing == "linear":
+        return np.linspace(-span, span, n)
+    normal = NormalDist()
+    p_lo = normal.cdf(-span)
+    probs = np.linspace(p_lo, 1.0 - p_lo, n)
+    vals = np.array([normal.inv_cdf(float(p)) for p in probs])
+    vals[0], vals[-1] = -span, span  # exact endpoints despite rounding
+    return vals
 
 
 def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
