@@ -134,6 +134,29 @@ def test_kl_gaussians_gradients_both_sides(shape, data):
     _passes(losses.kl_gaussians, arrays)
 
 
+@given(shape=testing.matrix_shapes(8, 8), data=st.data(), exponent=st.integers(-12, 0))
+def test_kl_in_float32_stays_accurate_where_the_variances_nearly_agree(shape, data, exponent):
+    # A collapsed latent dimension sits at logvar ≈ 0, where e^{logvar} − 1 cancels in float32
+    # to rounding noise (6e-8 absolute) unless computed as expm1. The KL must stay ≥ 0, its
+    # error must scale with the inputs (not with 1), and its logvar gradient keep its digits.
+    scale = 10.0**exponent
+    mu = (data.draw(testing.float_arrays(shape, -1, 1)) * scale).astype(np.float32)
+    logvar = (data.draw(testing.float_arrays(shape, -1, 1)) * scale).astype(np.float32)
+    exact, _, dlogvar_exact = losses.kl_normal(mu.astype(np.float64), logvar.astype(np.float64))
+    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny  # tiny: where float32 underflows
+    size = (mu.astype(np.float64) ** 2 + np.abs(logvar)).sum(axis=1)  # what float32 rounding scales with
+    zeros = np.zeros(shape, np.float32)
+    single, _, dlogvar = losses.kl_normal(mu, logvar)
+    pair, _, dlogvar_q, _, dlogvar_p = losses.kl_gaussians(mu, logvar, zeros, zeros)
+    for value in (single, pair):
+        assert np.all(value >= 0), value
+        assert np.all(np.abs(value - exact) <= 4 * eps * size + shape[1] * tiny), (value, exact)
+    for grad in (dlogvar, dlogvar_q):
+        np.testing.assert_allclose(grad, dlogvar_exact, rtol=4 * eps, atol=tiny)
+    dlogvar_p_exact = -dlogvar_exact - mu.astype(np.float64) ** 2 / (2 * shape[0])
+    assert np.all(np.abs(dlogvar_p - dlogvar_p_exact) <= 4 * eps * (np.abs(logvar) + mu.astype(np.float64) ** 2) / shape[0] + tiny)
+
+
 def test_kl_gaussians_against_monte_carlo():
     rng = np.random.default_rng(0)
     mu_q, lv_q, mu_p, lv_p = (rng.uniform(-1, 1, (1, 3)) for _ in range(4))

@@ -11,15 +11,18 @@ def kl_normal(mu, logvar):
 
     Per example:   ½ Σ_j [μ² + e^{logvar} − 1 − logvar]
     Gradients:     d/dμ = μ / batch,    d/dlogvar = ½(e^{logvar} − 1) / batch
+    e^{logvar} − 1 is computed as expm1(logvar): near logvar = 0, where a collapsed latent
+    dimension sits, exp(logvar) − 1 cancels to rounding noise (in float32, per-example KLs of
+    a few 1e-7 nats came out negative) and expm1 keeps every digit.
     Returns ``(per_example, dmu, dlogvar)``.
     """
     same_shape("kl_normal", mu, logvar, ("mu", "logvar"), b_is_data=False)
     xp = array_module(mu)
     batch = mu.shape[0]
-    var = xp.exp(logvar)
-    per_example = 0.5 * rows(mu * mu + var - 1 - logvar).sum(axis=1, dtype=xp.float64)
+    var_minus_1 = xp.expm1(logvar)
+    per_example = 0.5 * rows(mu * mu + (var_minus_1 - logvar)).sum(axis=1, dtype=xp.float64)
     inv_batch = mu.dtype.type(1.0 / batch)
-    return per_example, mu * inv_batch, (var - 1) * (inv_batch / 2)
+    return per_example, mu * inv_batch, var_minus_1 * (inv_batch / 2)
 
 
 def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
@@ -30,6 +33,7 @@ def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
         d/dμ_q  = (μ_q − μ_p)·e^{−lv_p}          d/dμ_p  = −d/dμ_q
         d/dlv_q = ½(e^{lv_q − lv_p} − 1)          d/dlv_p = ½(1 − (e^{lv_q} + (μ_q − μ_p)²)·e^{−lv_p})
     Both sides get gradients, so a learned prior p(z|y) can be trained through it.
+    e^{lv_q − lv_p} − 1 is expm1(lv_q − lv_p), exact where q's variance nears p's.
     Returns ``(per_example, dmu_q, dlogvar_q, dmu_p, dlogvar_p)``.
     """
     same_shape("kl_gaussians", mu_q, logvar_q, ("mu_q", "logvar_q"), b_is_data=False)
@@ -39,10 +43,12 @@ def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
     batch = mu_q.shape[0]
     diff = mu_q - mu_p
     inv_var_p = xp.exp(-logvar_p)
-    ratio = xp.exp(logvar_q - logvar_p)
-    per_example = 0.5 * rows(logvar_p - logvar_q + ratio + diff * diff * inv_var_p - 1).sum(axis=1, dtype=xp.float64)
+    log_ratio = logvar_q - logvar_p
+    ratio_minus_1 = xp.expm1(log_ratio)
+    mahalanobis = diff * diff * inv_var_p
+    per_example = 0.5 * rows((ratio_minus_1 - log_ratio) + mahalanobis).sum(axis=1, dtype=xp.float64)
     inv_batch = mu_q.dtype.type(1.0 / batch)
     dmu_q = diff * inv_var_p * inv_batch
-    dlogvar_q = (ratio - 1) * (inv_batch / 2)
-    dlogvar_p = (1 - ratio - diff * diff * inv_var_p) * (inv_batch / 2)
+    dlogvar_q = ratio_minus_1 * (inv_batch / 2)
+    dlogvar_p = -(ratio_minus_1 + mahalanobis) * (inv_batch / 2)
     return per_example, dmu_q, dlogvar_q, -dmu_q, dlogvar_p
