@@ -276,7 +276,7 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         raise _diverged(epoch, f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
                                "loss was finite (an overflowing gradient)",
                         "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
-    # Adam squares the gradient: past ~1.8e19 its second moment is Inf in float32, and every
+    # Adam squares the gradient: past ~5.8e20, (1 − β₂)·g² is Inf in float32, and every
     # later update of that parameter is m/Inf = 0, frozen for good with nothing else non-finite
     if not all(bool(xp.isfinite(state).all()) for opt in optimizers.values() for state in opt.state_arrays().values()):
         raise _diverged(epoch, f"in epoch {epoch}: the optimizer's state became non-finite (NaN or Inf) although the "

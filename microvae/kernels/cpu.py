@@ -165,11 +165,13 @@ def _bernoulli_nll_f32(logits, x, scale, dlogits, row_loss):
 @_jit
 def _adam_update(param, grad, m, v, beta1, c1, beta2, c2, lr_t, eps_t):
     # scalars arrive in the buffers' dtype, so float32 buffers get float32 vector code;
-    # c1 = 1 − β₁ and c2 = 1 − β₂ are rounded once, exactly as in the reference
+    # c1 = 1 − β₁ and c2 = 1 − β₂ are rounded once, and every operation runs in the
+    # reference's order ((c2·g)·g: scaled before squaring, so g² cannot overflow first),
+    # which makes the two agree bit for bit
     for i in range(param.size):
         g = grad[i]
         mi = beta1 * m[i] + c1 * g
-        vi = beta2 * v[i] + c2 * (g * g)
+        vi = beta2 * v[i] + c2 * g * g
         m[i] = mi
         v[i] = vi
         param[i] -= lr_t * mi / (math.sqrt(vi) + eps_t)
