@@ -103,6 +103,20 @@ def test_gaussian_nll_learned_variance(shape, kind, data):
 
 
 @given(shape=testing.matrix_shapes(), data=st.data())
+def test_gaussian_nll_in_float32_is_finite_for_an_exact_fit_at_a_tiny_learned_variance(shape, data):
+    # e^{−logvar} is Inf in float32 below logvar ≈ −88; an exact fit (x = mean) then gave
+    # 0·Inf = NaN, though the loss, ½Σ(logvar + log 2π), is finite. Down to logvar ≈ −176 the
+    # loss goes through e^{−logvar/2} and stays finite (the models clamp logvar at −30 anyway).
+    mean = data.draw(testing.float_arrays(shape)).astype(np.float32)
+    logvar = data.draw(testing.float_arrays(shape, -170, 20)).astype(np.float32)
+    per_example, dmean, dlogvar = losses.gaussian_nll(mean, mean.copy(), logvar)
+    expected = 0.5 * (logvar.astype(np.float64) + np.log(2 * np.pi)).sum(axis=1)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-6)
+    assert not dmean.any()
+    np.testing.assert_allclose(dlogvar, np.float32(0.5 / shape[0]), rtol=1e-6)
+
+
+@given(shape=testing.matrix_shapes(), data=st.data())
 def test_mse_gradient_and_relation_to_gaussian(shape, data):
     pred = data.draw(testing.float_arrays(shape))
     x = data.draw(testing.float_arrays(shape))

@@ -34,10 +34,13 @@ def gaussian_nll(mean, x, logvar=0.0):
             raise TypeError(f"gaussian_nll: logvar must be a number (a fixed variance) or a float32/float64 array "
                             f"(a learned one), got {type(logvar).__name__}")
         array_of("gaussian_nll", "logvar", logvar)
-        precision = xp.exp(-logvar)
-        sq = diff * diff * precision
+        # through 1/σ = e^{−logvar/2}, not e^{−logvar}: that overflows float32 already at logvar
+        # < −88, and an exact fit (x − μ = 0) then gave 0·Inf = NaN for a finite loss
+        inv_std = xp.exp(-0.5 * logvar)
+        scaled = diff * inv_std
+        sq = scaled * scaled
         per_example = 0.5 * rows(sq + logvar + _LOG_2PI + xp.zeros_like(mean)).sum(axis=1, dtype=xp.float64)
-        dmean = diff * precision / batch
+        dmean = scaled * inv_std / batch
         dlogvar = _sum_to_shape(0.5 * (1 - sq) / batch, logvar.shape)
         return per_example, dmean, dlogvar.astype(mean.dtype, copy=False)
     precision = math.exp(-logvar)
