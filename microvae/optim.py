@@ -14,11 +14,16 @@ __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:
-    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before."""
+    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before.
+
+    A gradient holding Inf or NaN has no finite scale, so it is left as it is (scaling by
+    max_norm/Inf = 0 would turn its Inf entries into NaN and silently zero the rest) and its
+    norm, Inf or NaN, is returned for the caller to see.
+    """
     if not (check_number("max_norm", max_norm, "a positive number") > 0 and math.isfinite(max_norm)):
         raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
     norm = math.sqrt(float((grad.astype("float64") ** 2).sum())) if grad.size else 0.0
-    if norm > max_norm > 0:
+    if max_norm < norm < math.inf:
         grad *= grad.dtype.type(max_norm / (norm + 1e-12))
     return norm
 

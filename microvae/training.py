@@ -250,6 +250,17 @@ def _diverged(epoch: int, what: str, advice: str) -> TrainingDiverged:
     )
 
 
+def _advice(optimizers, *remedies: str) -> str:
+    """What to try after a divergence: a lower learning rate, gradient clipping unless every
+    optimizer already clips, then ``remedies``."""
+    clipping = all(opt.clip_norm is not None for opt in optimizers.values())
+    found = ["a lower learning rate"] + ([] if clipping else ["gradient clipping (clip_norm)"]) + list(remedies)
+    text = ", ".join(found[:-1]) + " or " + found[-1] if len(found) > 1 else found[0]
+    if clipping:
+        text += " (gradient clipping was already on)"
+    return text
+
+
 def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch_size: int, bar) -> dict:
     """One epoch of steps, then the checks that no callback may see a broken model pass; returns
     the epoch's record (mean training metrics, and validation ones). Raises TrainingDiverged."""
@@ -260,8 +271,7 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         metrics = model._train_batch(tuple(a[idx] for a in arrays), optimizers)
         bad = _non_finite(metrics)
         if bad:
-            raise _diverged(epoch, f"at epoch {epoch}, batch {batch_index}: {bad}",
-                            "a lower learning rate or gradient clipping (clip_norm)")
+            raise _diverged(epoch, f"at epoch {epoch}, batch {batch_index}: {bad}", _advice(optimizers))
         size = len(idx)
         seen += size
         for key, value in metrics.items():
@@ -275,13 +285,13 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
     if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
         raise _diverged(epoch, f"in epoch {epoch}: the parameters became non-finite (NaN or Inf) although every batch's "
                                "loss was finite (an overflowing gradient)",
-                        "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
+                        _advice(optimizers, "rescaled inputs"))
     # Adam squares the gradient: past ~5.8e20, (1 − β₂)·g² is Inf in float32, and every
     # later update of that parameter is m/Inf = 0, frozen for good with nothing else non-finite
     if not all(bool(xp.isfinite(state).all()) for opt in optimizers.values() for state in opt.state_arrays().values()):
         raise _diverged(epoch, f"in epoch {epoch}: the optimizer's state became non-finite (NaN or Inf) although the "
                                "parameters and every batch's loss were finite (a gradient too large to square)",
-                        "a lower learning rate, gradient clipping (clip_norm) or rescaled inputs")
+                        _advice(optimizers, "rescaled inputs"))
     record = {"epoch": epoch}
     record.update({key: value / max(seen, 1) for key, value in totals.items()})
     if val_arrays is not None:
@@ -289,7 +299,7 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         bad = _non_finite(validation)
         if bad:  # finite but extreme parameters (a huge learning rate) that overflow on the validation data
             raise _diverged(epoch, f"in epoch {epoch}: the validation loss is non-finite ({bad}) although every training "
-                                   "batch's was finite", "a lower learning rate or gradient clipping (clip_norm)")
+                                   "batch's was finite", _advice(optimizers))
         record.update(validation)
     return record
 

@@ -118,6 +118,17 @@ def test_unknown_optimizer_name():
         get_optimizer("rmsprop", _flat(np.zeros(2)), 1e-3)
 
 
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_clip_grad_norm_leaves_a_non_finite_gradient_as_it_is(bad):
+    # scaling by max_norm/Inf = 0 turned Inf into NaN and zeroed every finite entry, hiding where
+    # the overflow was; no scale can make the gradient finite, so it is returned untouched
+    g = np.array([3.0, bad, -4.0], np.float32)
+    before = g.copy()
+    norm = mv.clip_grad_norm(g, 1.0)
+    assert not np.isfinite(norm) and (np.isnan(norm) == np.isnan(bad))
+    np.testing.assert_array_equal(g, before)
+
+
 def test_clip_grad_norm_leaves_a_gradient_at_the_bound_untouched():
     """"So its norm is at most max_norm": a gradient whose norm equals the bound already is, and
     must not be rescaled by max_norm/(norm + 1e-12) (which moves every value by ~1e-13)."""

@@ -192,6 +192,29 @@ def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     np.testing.assert_array_equal(mv.load(ckpt).flat.data, good_params)
 
 
+@pytest.mark.parametrize("clip_norm", [None, 1.0])
+def test_divergence_advises_clipping_only_when_it_was_off(data, clip_norm):
+    """An Inf gradient (finite loss, overflowing backward pass) gives Inf parameters; clipping
+    cannot rescale it, so with clip_norm set the advice must not be "try gradient clipping"."""
+    x, _ = data
+    model = _model()
+    original = model._objective
+
+    def inf_gradient(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        model.flat.grad[0] = np.inf
+        return terms
+
+    model._objective = inf_gradient
+    with pytest.raises(mv.TrainingDiverged) as raised, np.errstate(over="ignore", invalid="ignore"):
+        model.fit(x, epochs=1, batch_size=50, verbose=0, clip_norm=clip_norm)
+    message = str(raised.value)
+    if clip_norm is None:
+        assert "Try a lower learning rate or gradient clipping (clip_norm)." in message
+    else:
+        assert "clip_norm)" not in message and "(gradient clipping was already on)" in message
+
+
 def test_an_overflowing_optimizer_state_is_divergence_too(data, tmp_path):
     """A gradient of 1e21 makes (1 − β₂)·g² Inf in float32: Adam's second moment became Inf and froze
     that parameter for good (every later update m/Inf = 0) while the loss and parameters stayed
