@@ -421,7 +421,7 @@ def entropy(labels) -> float:
     """H(a) = −Σ_v p(v) log p(v) of a discrete variable from its empirical frequencies, in nats."""
     counts = np.bincount(_as_labels(labels))
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum()) + 0.0  # one value: −(1·log 1) is −0.0, and −0.0 + 0.0 is 0.0
 
 
 def mutual_information(a, b) -> float:

@@ -252,6 +252,12 @@ def test_prior_moments_take_one_label_as_a_batch_of_one():
         np.testing.assert_array_equal(mu_p, model.prior_moments([2])[0])
 
 
+@pytest.mark.parametrize("bad, message", [([], "labels must be a non-empty batch"), (7, r"labels must be class indices in \[0, 2\]")])
+def test_prior_moments_errors_name_its_own_argument(bad, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_cvae(learned_prior=True).prior_moments(bad)
+
+
 def test_learned_prior_kl_is_kl_between_posterior_and_conditional_prior():
     model = tiny_cvae(learned_prior=True)
     x, y = tiny_batch()

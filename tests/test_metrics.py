@@ -430,6 +430,7 @@ def test_entropy_and_mutual_information_of_simple_variables():
     a = np.repeat(np.arange(4), 25)
     assert metrics.entropy(a) == pytest.approx(math.log(4))
     assert metrics.entropy(np.zeros(10)) == 0.0
+    assert math.copysign(1.0, metrics.entropy([3])) == 1.0  # 0.0, not −0.0 (prints as "-0.0")
     assert metrics.mutual_information(a, a) == pytest.approx(math.log(4))
     assert metrics.mutual_information(a, 10 * a + 7) == pytest.approx(math.log(4))  # only the partition matters
     b = np.tile(np.arange(5), 20)  # exactly independent of a (every pair equally often)

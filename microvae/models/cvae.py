@@ -217,7 +217,7 @@ class CVAE(VAE):
     def prior_moments(self, labels):
         """(μ_p, logvar_p) of the prior p(z | y) for the given labels (class indices, one-hot rows,
         or one int), as NumPy arrays of shape (n, latent_dim) (zeros for N(0, I))."""
-        onehot = self._labels(labels, 1 if getattr(labels, "ndim", np.ndim(labels)) == 0 else None)
+        onehot = self._labels(labels, 1 if getattr(labels, "ndim", np.ndim(labels)) == 0 else None, "labels")
         if self.prior is None:
             zeros = np.zeros((len(onehot), self.latent_dim))
             return zeros, zeros.copy()
