@@ -123,6 +123,7 @@ MODEL_OPTIONS = {
     "rnn_hidden": ("vrae", "hvrae"),
     "input_dropout": ("vrae", "hvrae"),
     "segment_length": ("hvrae",),
+    "likelihood": ("vae", "cvae", "convvae", "aae", "vrae", "hvrae"),
 }
 _KEYWORD = {"rnn_hidden": "hidden_size"}  # the constructor's name, where the option's differs
 
@@ -251,23 +252,24 @@ register_model("aae", _build_aae, _aae_pictures, uses_labels=lambda args: args.p
 
 
 # the recurrent models ---------------------------------------------------------------------------
-def _sequence_likelihood(data):
+def _sequence_keywords(args, data):
     # sinusoids are real-valued: a learned variance rewards precise reconstructions, where a
     # Bernoulli on values near 0.5 (or a unit variance) makes ignoring z the optimum
-    return "gaussian-learned" if data["kind"] == "sinusoids" else "bernoulli"
+    keywords = model_keywords(args)
+    keywords.setdefault("likelihood", "gaussian-learned" if data["kind"] == "sinusoids" else "bernoulli")
+    return keywords
 
 
 def _build_vrae(args, data):
     from .models import VRAE
 
-    return VRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data), **model_keywords(args),
-                backend=args.backend, seed=args.seed)
+    return VRAE(input_size=data["x_train"].shape[2], **_sequence_keywords(args, data), backend=args.backend, seed=args.seed)
 
 
 def _build_hvrae(args, data):
     from .models import HierarchicalVRAE
 
-    keywords = model_keywords(args)
+    keywords = _sequence_keywords(args, data)
     if "hidden_size" in keywords:  # --rnn-hidden sizes the conductor too
         keywords["conductor_size"] = keywords["hidden_size"]
     length = data["x_train"].shape[1]
@@ -276,8 +278,7 @@ def _build_hvrae(args, data):
     keywords.setdefault("segment_length", next(s for s in (8, 7, 6, 5, 4, 3, 2, 1) if length % s == 0))
     if length % keywords["segment_length"]:
         raise CLIError(f"--segment-length {keywords['segment_length']} must divide the sequence length {length}")
-    return HierarchicalVRAE(input_size=data["x_train"].shape[2], likelihood=_sequence_likelihood(data), **keywords,
-                            backend=args.backend, seed=args.seed)
+    return HierarchicalVRAE(input_size=data["x_train"].shape[2], **keywords, backend=args.backend, seed=args.seed)
 
 
 def _sequence_pictures(model, data, out, args):
@@ -586,6 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="(vrae, hvrae) probability of hiding each teacher-forced input during training (default: 0)")
     train.add_argument("--segment-length", type=_positive_int, default=None,
                        help="(hvrae) steps per segment, dividing the length (default: the largest divisor up to 8)")
+    train.add_argument("--likelihood", default=None, choices=("bernoulli", "gaussian", "gaussian-learned"),
+                       help="(all models) p(x|z): bernoulli for data in [0, 1]; gaussian, unit variance (a squared "
+                            "error); gaussian-learned, a variance per value that the decoder outputs (default: "
+                            "bernoulli; gaussian-learned for vrae/hvrae on sinusoids)")
     train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
     train.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
     train.add_argument("--limit", type=_positive_int, default=None,

@@ -287,7 +287,8 @@ def test_options_left_out_take_the_model_classs_defaults(model_name, monkeypatch
                                            ("--capacity", "3"), ("--capacity-warmup", "7"), ("--condition-at", "hidden"),
                                            ("--learned-prior", None), ("--variant", "strided"), ("--prior", "mixture"),
                                            ("--cell", "rnn"), ("--rnn-hidden", "12"), ("--input-dropout", "0.25"),
-                                           ("--segment-length", "4"), ("--latent-dim", "3"), ("--capacity", "0")])
+                                           ("--segment-length", "4"), ("--latent-dim", "3"), ("--capacity", "0"),
+                                           ("--likelihood", "gaussian"), ("--likelihood", "gaussian-learned")])
 def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(option, value, monkeypatch, capsys, tmp_path):
     from microvae import cli
 
@@ -303,10 +304,33 @@ def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(op
         model = _built_by_cli(argv, monkeypatch)
         monkeypatch.undo()
         keyword = {"rnn_hidden": "hidden_size"}.get(dest, dest)
+        if dest == "likelihood":
+            assert model.likelihood.config() == value, (model_name, option)
+            continue
         expected = {"16": (16,)}.get(value, value) if dest == "hidden" else True if value is None else type(
             getattr(model, keyword))(value)
         assert getattr(model, keyword) == expected, (model_name, option)
     assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--model", "vrae", "--data", "sinusoids"], "gaussian-learned"),  # real-valued curves: the command line's default
+    (["--model", "vrae", "--data", "sinusoids", "--likelihood", "bernoulli"], "bernoulli"),  # (scaled into [0, 1])
+    (["--model", "hvrae", "--data", "piano-rolls"], "bernoulli"),
+    (["--model", "vae"], "bernoulli"),
+])
+def test_the_likelihood_left_out_and_given(argv, expected, monkeypatch, tmp_path):
+    assert _built_by_cli([*argv, "--limit", "40", "--out", str(tmp_path)], monkeypatch).likelihood.config() == expected
+
+
+def test_a_gaussian_decoder_trains_from_the_command_line_and_its_checkpoint_samples(tmp_path):
+    from microvae import checkpoint
+
+    assert main(["train", "--likelihood", "gaussian-learned", "--hidden", "16", "--limit", "60", "--epochs", "1",
+                 "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert checkpoint.load(tmp_path / "model.npz").likelihood.config() == "gaussian-learned"
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
 
 
 def test_sample_draws_a_recurrent_model_as_its_training_data(tmp_path, monkeypatch):
