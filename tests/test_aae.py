@@ -114,7 +114,8 @@ def test_each_phase_gradient_wrt_the_parameters_it_updates(encoder_type, prior, 
     rng = np.random.default_rng(seed)
     x = rng.random((n, input_dim))
     y = rng.integers(-1, k, n) if prior == "mixture" else None
-    eps, real = rng.standard_normal((n, latent)), rng.standard_normal((n, latent))
+    eps = rng.standard_normal((n, latent)) if encoder_type == "gaussian" else None  # (a deterministic encoder has no noise)
+    real = rng.standard_normal((n, latent))
     for phase in ("recon", "disc", "gen"):
         result = _check_phase(model, phase, x, y, eps, real)
         assert result.passed(1e-6), result.table()
@@ -336,6 +337,8 @@ def test_bad_input_is_rejected_clearly():
         model.phase_loss("kl", x)
     with pytest.raises(ValueError, match="one row per example"):
         model.phase_loss("disc", x, prior_samples=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="this AAE's encoder is deterministic"):  # eps would be silently ignored
+        model.phase_loss("recon", x, eps=np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"z must have shape \(batch, 2\)"):
         model.decode(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="n must be"):

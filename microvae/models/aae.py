@@ -264,11 +264,15 @@ class AAE(Model):
 
         ``phase`` is "recon" (gradients written for the encoder and decoder groups), "disc"
         (discriminator group) or "gen" (encoder group; D's gradient buffer is used as scratch).
-        ``eps`` (n, latent_dim) fixes the Gaussian encoder's noise, ``prior_samples``
-        (n, latent_dim) the discriminator's real examples (default: drawn).
+        ``eps`` (n, latent_dim) fixes the Gaussian encoder's noise (a deterministic encoder has
+        none, and refuses it), ``prior_samples`` (n, latent_dim) the discriminator's real
+        examples (default: drawn).
         """
         if phase not in ("recon", "disc", "gen"):
             raise ValueError(f"phase must be 'recon', 'disc' or 'gen', got {phase!r}")
+        if eps is not None and self.encoder_type == "deterministic":
+            raise ValueError("eps fixes a Gaussian encoder's noise; this AAE's encoder is deterministic "
+                             "(encoder_type='deterministic'), so there is none to fix: leave eps out")
         batch = self._prepare_data(x, y)
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
         eps = None if eps is None else self._as_batch(eps, "eps", (self.latent_dim,))
