@@ -100,6 +100,33 @@ def test_col2im_is_the_adjoint_of_im2col(p):
         assert np.isclose((cols * g).sum(), (x * back).sum(), rtol=1e-10, atol=1e-10)
 
 
+@st.composite
+def stride2_three_wide_left_padded_problems(draw):
+    """The fast paths' geometry (stride 2, KW = 3, width = 2·OW) but with 1 or 2 columns of
+    left padding, which the fast paths do not handle: im2col and col2im must take their
+    general loops. (The layers never ask for this; the kernels' contract is any padding.)"""
+    p = draw(stride2_three_wide_problems())
+    p["pad_left"] = draw(st.integers(1, 2))
+    return p
+
+
+@settings(max_examples=30)
+@given(stride2_three_wide_left_padded_problems())
+def test_im2col_and_col2im_with_left_padding_in_the_fast_paths_geometry(p):
+    """The fast paths read input columns 2q, 2q + 1, 2q + 2, which is right only when
+    pad_left = 0: with left padding, both kernels still equal their references."""
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
+    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
+    args = (p["stride"], p["pad_top"], p["pad_left"])
+    expected = reference.im2col(x, *args, np.full(_cols_shape(p), np.nan, p["dtype"]))
+    np.testing.assert_array_equal(cpu.im2col(x, *args, np.full_like(expected, np.nan)), expected,
+                                  err_msg=f"im2col with pad_left={p['pad_left']}")
+    expected = reference.col2im(cols, *args, np.full(p["shape"], np.nan, p["dtype"]))
+    np.testing.assert_allclose(cpu.col2im(cols, *args, np.full_like(expected, np.nan)), expected, **TOL[p["dtype"]],
+                               err_msg=f"col2im with pad_left={p['pad_left']}")
+
+
 def test_im2col_reads_the_documented_window():
     """cols[c, i, j, n, r, q] = x[n, c, r·s + i − top, q·s + j − left], 0 outside."""
     x = np.arange(2 * 2 * 5 * 6, dtype=np.float64).reshape(2, 2, 5, 6)

@@ -385,6 +385,26 @@ def test_flatten_and_reshape_gradients(shape, seed):
     assert_gradcheck(built(Reshape(shape[1:][::-1])), x.reshape(shape[0], -1), seed=seed)
 
 
+@settings(max_examples=15)
+@given(shape=st.lists(st.integers(1, 4), min_size=3, max_size=4), seed=st.integers(0, 1000))
+def test_flatten_and_reshape_keep_row_major_order(shape, seed):
+    """Flatten lays each example out in NCHW (row-major) order and Reshape fills its shape in
+    that order; backward undoes exactly that. A gradient check cannot see the order (any fixed
+    permutation in forward, undone in backward, passes it), but a Dense after Flatten, and the
+    checkpoints of one, depend on it."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    n, rows = shape[0], x.reshape(shape[0], -1)
+    flatten, reshape = built(Flatten()), built(Reshape(shape[1:][::-1]))
+    np.testing.assert_array_equal(flatten.forward(x), rows, err_msg="Flatten must be row-major (NCHW)")
+    dy = rng.standard_normal(rows.shape)
+    np.testing.assert_array_equal(flatten.backward(dy), dy.reshape(shape), err_msg="Flatten.backward must be row-major")
+    target = (n, *shape[1:][::-1])
+    np.testing.assert_array_equal(reshape.forward(rows), rows.reshape(target), err_msg="Reshape must be row-major")
+    dy = rng.standard_normal(target)
+    np.testing.assert_array_equal(reshape.backward(dy), dy.reshape(rows.shape), err_msg="Reshape.backward must be row-major")
+
+
 def test_small_conv_stack_gradients():
     """Layers composed as in ConvVAE's encoder and decoder (with their NCHW hand-offs)."""
     from microvae import Dense, ReLU, Sequential
