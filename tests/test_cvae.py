@@ -354,3 +354,30 @@ def test_trained_cvae_samples_the_requested_classes(fashion_subset):
     print(f"CVAE: loss {before:.1f} -> {after:.1f} nats, sample accuracy {accuracy:.3f}, {seconds:.1f}s for 4 epochs")
     assert after < 0.6 * before
     assert accuracy >= 0.5, f"samples of the requested class: accuracy {accuracy:.3f} (chance 0.1)"
+
+
+@pytest.mark.parametrize("condition_at", ["input", "hidden"])
+def test_the_label_reaches_the_encoder(condition_at):
+    # q(z | x, y): the one-hot joins the encoder's input or its first hidden layer. A label
+    # zeroed there leaves every gradient check passing (labels are inputs, not parameters).
+    model = tiny_cvae(condition_at=condition_at, learned_prior=True)
+    model.flat.data[...] += np.random.default_rng(0).normal(0, 0.3, model.flat.size)
+    x, _ = tiny_batch(4)
+    by_label = [model.encode(x, label) for label in range(3)]
+    for a in range(3):
+        for b in range(a):
+            for part, name in ((0, "μ"), (1, "logvar")):
+                assert not np.allclose(by_label[a][part], by_label[b][part]), \
+                    f"{name} of q(z|x, y) is the same for labels {a} and {b} (condition_at={condition_at!r})"
+
+
+@pytest.mark.parametrize("condition_at", ["input", "hidden"])
+@pytest.mark.parametrize("learned_prior", [False, True])
+def test_reconstruct_decodes_the_posterior_mean_with_the_same_label(condition_at, learned_prior):
+    # reconstruct(x, y) = decode(μ(x, y), y): the label goes to the decoder as well as the encoder.
+    model = tiny_cvae(condition_at=condition_at, learned_prior=learned_prior)
+    model.flat.data[...] += np.random.default_rng(1).normal(0, 0.3, model.flat.size)
+    x, y = tiny_batch(5, seed=2)
+    np.testing.assert_allclose(model.reconstruct(x, y), model.decode(model.encode(x, y)[0], y), rtol=1e-12,
+                               err_msg="reconstruct(x, y) ≠ decode(encode(x, y)[0], y)")
+    assert not np.allclose(model.reconstruct(x, y), model.reconstruct(x, (y + 1) % 3))  # and the label matters

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from microvae.likelihoods import LOGVAR_RANGE, Gaussian
+from microvae.backend import get_backend
+from microvae.likelihoods import LOGVAR_RANGE, Gaussian, get_likelihood
 from microvae.losses import gaussian_nll
 from microvae.verify import check_loss
 
@@ -73,3 +74,34 @@ def test_logvar_clamp_mask_is_strict_at_both_ends():
     mean = np.zeros((1, raw.shape[1]))
     _, dout = Gaussian("learned").nll(np.concatenate([mean, raw], axis=1), mean + 0.5)
     np.testing.assert_array_equal(dout[0, raw.shape[1]:] == 0, ~inside[0])
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.sampled_from([-7.5, -2.0, 0.0, 1.3, 6.0]), st.integers(0, 2**31))
+def test_a_fixed_decoder_variance_is_the_one_the_likelihood_uses(batch, dims, logvar, seed):
+    # Every model test used unit variance, where e^{±logvar} = 1: a fixed logvar dropped on the
+    # way to gaussian_nll (or its sign flipped) went unseen. Against the textbook density, in float64.
+    rng = np.random.default_rng(seed)
+    mean, x = rng.standard_normal((batch, dims)), rng.standard_normal((batch, dims))
+    for spec in (Gaussian(logvar), get_likelihood({"name": "gaussian", "logvar": logvar})):
+        per_example, dmean = spec.nll(mean, x)
+        want = 0.5 * ((x - mean) ** 2 * np.exp(-logvar) + logvar + np.log(2 * np.pi)).sum(axis=1)
+        np.testing.assert_allclose(per_example, want, rtol=1e-12, err_msg=f"−log N(x; μ, e^{logvar}) per example")
+        np.testing.assert_allclose(dmean, (mean - x) * np.exp(-logvar) / batch, rtol=1e-12,
+                                   err_msg=f"d/dμ of the batch mean at logvar={logvar}")
+
+
+@pytest.mark.parametrize("spec", ["bernoulli", "gaussian", "gaussian-learned", {"name": "gaussian", "logvar": -1.5}])
+@given(batch=st.integers(1, 4), dims=st.integers(1, 5), seed=st.integers(0, 2**31))
+def test_the_data_space_mean_is_where_the_likelihood_is_stationary_in_its_mean(spec, batch, dims, seed):
+    # mean(out) (what decode and reconstruct return) must be the mean the loss is built on: with
+    # x = mean(out), d nll / d(mean part of out) is 0. Returning a learned variance's logvar half
+    # as the "mean" passed every other test.
+    likelihood = get_likelihood(spec)
+    rng = np.random.default_rng(seed)
+    out = rng.standard_normal((batch, likelihood.output_dim(dims)))
+    mean = likelihood.mean(out, get_backend("numpy", dtype="float64").kernels)
+    assert mean.shape == (batch, dims)
+    _, dout = likelihood.nll(out, mean)
+    np.testing.assert_allclose(dout[:, :dims], 0, atol=1e-15, err_msg=f"{spec}: the loss is not stationary at x = mean(out)")
+    if likelihood.output_dim(dims) > dims:  # a learned variance: its gradient at x = μ is ½(1 − 0)/batch
+        np.testing.assert_allclose(dout[:, dims:], 0.5 / batch, rtol=1e-12)

@@ -500,3 +500,55 @@ def test_mig_skips_constant_factors_and_checks_its_input():
         metrics.mutual_information_gap(codes, factors[:10])
     with pytest.raises(ValueError, match="constant"):
         metrics.mutual_information_gap(codes, np.zeros((len(codes), 2)))
+
+
+def test_mig_is_the_gap_divided_by_the_factors_entropy():
+    # A balanced factor with 4 values (H = log 4) copied by one code and coarsened to 2 values
+    # (I = log 2) by another: the normalised gap is (log 4 − log 2)/log 4 = ½ exactly. The other
+    # tests only see gaps of 0 or ≈ 1, which an unnormalised gap also passes (H ≥ log 3 > 0.95).
+    factor = np.repeat(np.arange(4), 250)
+    codes = np.stack([factor * 0.7, factor // 2], axis=1).astype(float)
+    mig, gaps, mi = metrics.mutual_information_gap(codes, factor, return_per_factor=True)
+    np.testing.assert_allclose(mi[:, 0], [math.log(4), math.log(2)], rtol=1e-12)
+    assert gaps[0] == pytest.approx(0.5, rel=1e-12) and mig == pytest.approx(0.5, rel=1e-12)
+
+
+def _exact_linear_gaussian_cvae(dim=4, k=3, seed=0):
+    """The linear-Gaussian model above as a CVAE whose learned prior is N(m, v), v ≠ 1:
+    p(x|z) = N(w·z + b, I) and q set to the exact posterior N((m/v + wᵀ(x − b))/s, 1/s),
+    s = 1/v + |w|², so every importance weight is p(x) = N(x; w·m + b, I + v·w wᵀ)."""
+    rng = np.random.default_rng(seed)
+    w, b = rng.standard_normal(dim), rng.standard_normal(dim)
+    m, v = 0.8, math.exp(-1.3)
+    model = mv.CVAE(dim, num_classes=k, hidden=(), latent_dim=1, learned_prior=True, prior_hidden=2,
+                    likelihood="gaussian", dtype="float64", seed=0)
+    s = 1.0 / v + w @ w
+    enc, dec, prior_out = model.encoder.layers[0], model.decoder.layers[0], model.prior.layers[-1]
+    enc.params["W"][...] = 0.0
+    enc.params["W"][:dim, 0] = w / s
+    enc.params["b"][...] = [(m / v - w @ b) / s, -math.log(s)]
+    dec.params["W"][...] = 0.0
+    dec.params["W"][0] = w
+    dec.params["b"][...] = b
+    prior_out.params["W"][...] = 0.0
+    prior_out.params["b"][...] = [m, math.log(v)]
+    x = rng.standard_normal((30, dim)) * 2
+    y = rng.integers(0, k, 30)
+    cov = np.eye(dim) + v * np.outer(w, w)
+    diff = x - (w * m + b)
+    log_px = -0.5 * (np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff) + np.linalg.slogdet(cov)[1] + dim * math.log(2 * math.pi))
+    return model, x, y, log_px
+
+
+def test_iwae_with_a_learned_prior_equals_the_exact_log_likelihood_when_q_is_the_true_posterior():
+    # log p(z) comes from the model's learned prior N(μ_p, e^{logvar_p}), with its log-variance
+    # term; a prior of variance 1 (the only one tested before) hid a dropped e^{−logvar_p} or logvar_p.
+    model, x, y, log_px = _exact_linear_gaussian_cvae()
+    mu_p, logvar_p = model.prior_moments(y)
+    assert np.allclose(logvar_p, -1.3) and np.allclose(mu_p, 0.8)
+    w = metrics.importance_log_weights(model, x, k=5, y=y, seed=2)
+    np.testing.assert_allclose(w, np.repeat(log_px[:, None], 5, axis=1), rtol=1e-10,
+                               err_msg="log w = log p(x|z) + log p(z|y) − log q(z|x,y) must be log p(x) for every draw")
+    np.testing.assert_allclose(metrics.iwae_bound(model, x, k=3, y=y, batch_size=7, seed=1), log_px, rtol=1e-10)
+    # the ELBO with its closed-form KL to the learned prior is log p(x) in expectation
+    np.testing.assert_allclose(metrics.elbo(model, x, n_samples=4000, y=y, seed=1), log_px, atol=0.1)

@@ -1,5 +1,7 @@
 """Optimizers on flat buffers, against textbook implementations written out here."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -146,3 +148,15 @@ def test_fit_refuses_an_infinite_clip_norm_before_it_becomes_the_runs_setting():
     assert model.optimizer_spec is None and model.step == 0
     model.fit(x, epochs=1, verbose=0)  # the next fit runs with the defaults
     assert model.step > 0 and dict(model.optimizer_spec[2]) == {}
+
+
+@given(n=st.integers(1, 8), scale=st.floats(0.05, 20.0), max_norm=st.floats(0.1, 10.0), seed=st.integers(0, 2**31))
+def test_clip_grad_norm_caps_the_norm_at_the_bound_and_keeps_the_direction(n, scale, max_norm, seed):
+    # The fixed cases above clip gradients 5 and 50 times the bound; one just above it (say
+    # 1.5×) must be clipped too: the result is min(‖g‖, max_norm)·g/‖g‖, in float64.
+    g = np.random.default_rng(seed).standard_normal(n) * scale
+    norm = math.sqrt(float(g @ g))
+    original = g.copy()
+    assert mv.clip_grad_norm(g, max_norm) == pytest.approx(norm, rel=1e-12)
+    np.testing.assert_allclose(g, original * min(1.0, max_norm / norm), rtol=1e-10,
+                               err_msg=f"‖g‖ = {norm:.4g}, max_norm = {max_norm:.4g}")

@@ -356,3 +356,31 @@ def test_input_dropout_is_saved_and_validated(tmp_path):
     assert mv.load(tmp_path / "v.npz").input_dropout == 0.25
     with pytest.raises(ValueError, match="input_dropout"):
         mv.VRAE(2, input_dropout=1.0)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.7])
+def test_input_dropout_zeroes_steps_at_its_rate(rate):
+    # At rate 0.5 (the test above) dropping steps with probability 1 − rate looks the same.
+    model = mv.VRAE(3, hidden_size=5, latent_dim=2, input_dropout=rate, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0.1, 1, (60, 50, 3))
+    model._training = True
+    dropped = model._shifted(x)
+    model._training = False
+    zeroed = np.all(dropped[:, 1:] == 0, axis=2).mean()  # 2940 steps: the rate's standard error is under 0.01
+    assert abs(zeroed - rate) < 0.05, f"input_dropout={rate} zeroed a fraction {zeroed:.3f} of the steps"
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_free_running_generation_is_the_teacher_forced_decoder_fed_its_own_outputs(kind, likelihood):
+    # decode(z, T) feeds each step's output mean back as the next input; teacher forcing on
+    # those very means must then give them back, step for step (a hierarchical decoder's lower
+    # state restarting at every segment from its embedding). Generation is not gradient-checked:
+    # feeding zeros instead, or carrying the lower state across segments, went unseen.
+    model = tiny(kind, "gru", likelihood)
+    z = np.random.default_rng(5).standard_normal((3, 2))
+    generated = model.decode(z, 6)
+    model._x = generated
+    forced = model.likelihood.mean(model._decode(z), model.backend.kernels)
+    np.testing.assert_allclose(forced, generated, rtol=1e-12, atol=1e-14,
+                               err_msg=f"{kind}: generation differs from teacher forcing on its own output")
