@@ -144,6 +144,31 @@ def test_padded_steps_do_not_count(kind):
 
 
 @pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_bernoulli_padding_may_hold_any_finite_value(kind):
+    """Only the real steps need to be in [0, 1]: padding of −1 (pad_sequences(value=-1)) trains
+    and evaluates like padding of 0, while a real step outside [0, 1] or NaN padding is refused."""
+    model = tiny(kind, "gru")
+    rng = np.random.default_rng(5)
+    x, mask = pad_sequences([rng.random((6, 3)), rng.random((4, 3))], value=-1.0)
+    assert x.min() == -1.0
+    zero_padded = np.where(mask[:, :, None] > 0, x, 0.0)
+    eps = rng.standard_normal((2, 2))
+    assert model.loss(x, mask, eps=eps) == model.loss(zero_padded, mask, eps=eps)
+    np.testing.assert_array_equal(model.encode(x, mask)[0], model.encode(zero_padded, mask)[0])
+    model.fit(x, mask, epochs=1, batch_size=2, verbose=0)
+    bad_real = x.copy()
+    bad_real[1, 3, 0] = 1.5  # step 3 of row 1 is real
+    with pytest.raises(ValueError, match=r"real steps.*\[0, 1\]"):
+        model.loss(bad_real, mask, eps=eps)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):  # without a mask every step is real
+        model.loss(x, eps=eps)
+    nan_padding = x.copy()
+    nan_padding[1, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.loss(nan_padding, mask, eps=eps)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
 def test_teacher_forcing_is_causal(kind):
     """With z fixed, the output at step t depends on x_{<t} only (decoder input at t is x_{t−1})."""
     model = tiny(kind, "gru")

@@ -32,8 +32,8 @@ CELLS = {"gru": GRU, "rnn": RNN}
 def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
     sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
-    longer sequences are cut to ``length``. The padding is checked like data (a Bernoulli
-    likelihood needs ``value`` in [0, 1]) although the masked steps add nothing to the loss."""
+    longer sequences are cut to ``length``. The masked steps add nothing to the loss, so
+    ``value`` may be any finite number, whatever the likelihood."""
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
         raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
@@ -253,19 +253,23 @@ class VRAE(VAE):
 
     # data -------------------------------------------------------------------------------------
     def _prepare_data(self, x, y=None):
-        """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask."""
-        x = self._data(x)
+        """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask. With a
+        mask, only the real steps must be in the likelihood's range (padding must be finite)."""
         if y is None:
-            return (x,)
-        return (x, self._mask(y, x))
+            return (self._data(x),)
+        x = self._data(x, check_range=False)
+        mask = self._mask(y, x)
+        self.likelihood.validate(x[mask > 0], "x (its real steps, where mask is 1)")
+        return (x, mask)
 
-    def _data(self, x, what="x"):
+    def _data(self, x, what="x", check_range=True):
         if not hasattr(x, "shape"):
             x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise ValueError(f"{what} must be a batch of sequences of shape (batch, time, {self.input_size}), got {tuple(x.shape)}")
         x = self._as_batch(x, what, (x.shape[1], self.input_size))
-        self.likelihood.validate(x, what)
+        if check_range:
+            self.likelihood.validate(x, what)
         return x
 
     def _mask(self, mask, x):
@@ -429,8 +433,8 @@ class HierarchicalVRAE(VRAE):
                 "conductor_act": self.conductor_act, "conductor": self.conductor, "to_segment": self.to_segment,
                 "segment_act": self.segment_act, "decoder": self.decoder, "readout": self.readout}
 
-    def _data(self, x, what="x"):
-        x = super()._data(x, what)
+    def _data(self, x, what="x", check_range=True):
+        x = super()._data(x, what, check_range)
         if x.shape[1] % self.segment_length:
             raise ValueError(f"{what} has {x.shape[1]} steps, not a multiple of segment_length={self.segment_length}; "
                              "pad the sequences (and mask the padding) to a multiple")
