@@ -153,6 +153,14 @@ def test_slerp_follows_the_great_circle():
     np.testing.assert_allclose(app.slerp(np.zeros(2), b, 0.5), b / 2)
 
 
+def test_slerp_of_equal_parallel_or_opposite_codes_is_the_straight_line():
+    """Their cosine can round past ±1 (a·(2a)/(|a|·|2a|) = 1.0000000000000002 for a = (1, 1, 1)), and
+    opposite codes have sin Ω = 0: no math domain error, no 0/0, just the line."""
+    a, t = np.array([1.0, 1.0, 1.0]), np.linspace(0, 1, 5)
+    for b in (a, 2 * a, 0.5 * a, -a, -2 * a):
+        np.testing.assert_allclose(app.slerp(a, b, t), (1 - t[:, None]) * a + t[:, None] * b, atol=1e-12)
+
+
 def test_interpolate_decodes_the_path_between_two_codes(sprites_and_model):
     x, model = sprites_and_model
     mu, _ = model.encode(x[:2])
@@ -289,6 +297,34 @@ def test_one_single_channel_image_is_one_example_not_a_batch():
 
 def _tiny(rng):
     return rng.random((4, 16)).astype(np.float32)
+
+
+def test_denoising_report_noises_with_its_seed_and_measures_the_clean_reconstruction():
+    x = _tiny(np.random.default_rng(3))
+    model = mv.VAE(16, (8,), 2, seed=0)
+    reports = [app.denoising_report(model, x, "gaussian", 0.2, seed=seed) for seed in (0, 5)]
+    for seed, report in zip((0, 5), reports):
+        np.testing.assert_array_equal(report.noisy, app.add_noise(x, "gaussian", 0.2, seed=seed))
+    assert not np.array_equal(reports[0].noisy, reports[1].noisy)
+    assert reports[1].psnr_clean_reconstruction == pytest.approx(app.psnr(x, model.reconstruct(x)))
+    assert reports[1].psnr_clean_reconstruction != pytest.approx(reports[1].psnr_denoised)
+
+
+def test_pictures_draw_each_row_where_its_label_says():
+    pytest.importorskip("matplotlib")
+    from microvae import plot
+
+    rng = np.random.default_rng(4)
+    clean, noisy, denoised = (rng.random((3, 16)) for _ in range(3))
+    fig = app.plot_denoising(clean, noisy, denoised, image_shape=(4, 4))  # n=8 by default: the 3 examples there are
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
+                                  plot.image_grid(np.concatenate([clean, noisy, denoised]), 3, (4, 4), pad_value=1.0))
+    x, model = _tiny(rng), mv.VAE(16, (8,), 2, seed=0)
+    fig = app.plot_interpolations(model, x[0], x[1], steps=4, methods=("slerp", "linear"), image_shape=(4, 4))
+    assert [label.get_text() for label in fig.axes[0].get_yticklabels()] == ["slerp", "linear"]
+    rows = [app.interpolate(model, x[0], x[1], 4, method) for method in ("slerp", "linear")]
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(),
+                               plot.image_grid(np.concatenate(rows), 4, (4, 4), pad_value=1.0))
 
 
 def test_interpolate_and_traverse_an_aae_through_its_codes():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import struct
 
@@ -49,6 +50,8 @@ def test_write_idx_gzips_only_for_gz_suffix_and_is_deterministic(tmp_path):
     ds.write_idx(tmp_path / "c", array)
     assert (tmp_path / "a.gz").read_bytes()[:2] == b"\x1f\x8b"
     assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+    # two writes in the same second match anyway: the gzip header's MTIME (bytes 4-7) must be zero
+    assert (tmp_path / "a.gz").read_bytes()[4:8] == bytes(4)
     assert (tmp_path / "c").read_bytes()[:4] == bytes([0, 0, 8, 1])
 
 
@@ -304,6 +307,16 @@ def test_a_folder_of_the_other_dataset_is_passed_over(isolated, load, other, tit
     assert _train_size(load(root=root, download=False)) == 7  # the search goes on to the right one
 
 
+def test_a_download_cache_holding_the_other_dataset_is_not_loaded_either(isolated):
+    """With download=True the cache was loaded whatever it held: nothing was missing there to fetch,
+    so MNIST's files in Fashion-MNIST's cache came back as Fashion-MNIST."""
+    _disguise_as(write_fake_dataset(isolated["cache"] / "fashion-mnist"), mnist_mod._SOURCES["mnist"].first_train_labels)
+    cache_line = r"\[download cache: holds MNIST, not Fashion-MNIST\]"
+    reason = r"nothing to fetch: .* already holds MNIST's files under Fashion-MNIST's names"
+    with pytest.raises(ds.DatasetNotFoundError, match=rf"(?s){cache_line}.*{reason}"):
+        ds.load_fashion_mnist()  # download=True; isolated: any fetch would fail the test
+
+
 def test_the_installed_fashion_mnist_is_not_loaded_as_mnist(isolated):
     real = "/usr/share/datasets/fashion-mnist"
     if not os.path.isfile(os.path.join(real, "train-labels-idx1-ubyte.gz")):
@@ -311,6 +324,24 @@ def test_the_installed_fashion_mnist_is_not_loaded_as_mnist(isolated):
     with pytest.raises(ds.DatasetNotFoundError, match="holds Fashion-MNIST, not MNIST"):
         ds.load_mnist(root=real, download=False)
     assert _train_size(ds.load_fashion_mnist(root=real, download=False, limit=3)) == 3
+
+
+def test_a_small_dataset_starting_with_the_other_datasets_labels_is_not_passed_over(isolated):
+    """Only the other dataset's *full* training set (60000 labels) is passed over: ten labels
+    that happen to start as MNIST's do are not enough to refuse data made elsewhere."""
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=12)
+    labels = (np.arange(12) % 10).astype(np.uint8)
+    labels[:10] = mnist_mod._SOURCES["mnist"].first_train_labels
+    ds.write_idx(root / "train-labels-idx1-ubyte.gz", labels)
+    (_, y_train), _ = ds.load_fashion_mnist(root=root, download=False)
+    np.testing.assert_array_equal(y_train, labels)
+
+
+def test_the_gzipped_copy_is_preferred_when_both_are_present(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_test=4)
+    ds.write_idx(root / "t10k-labels-idx1-ubyte", np.full(4, 7, np.uint8))  # a stale raw copy beside the .gz
+    (_, _), (_, y_test) = ds.load_fashion_mnist(root=root, download=False)
+    np.testing.assert_array_equal(y_test, [0, 1, 2, 3])
 
 
 def test_uncompressed_and_mixed_file_names_are_accepted(isolated):
@@ -562,8 +593,8 @@ def test_unexpected_label_array(isolated, labels):
         ds.load_fashion_mnist(root=root, download=False)
 
 
-@pytest.mark.parametrize("array", [np.zeros((3, 27, 28), np.uint8), np.zeros((3, 784), np.uint8),
-                                   np.zeros((3, 28, 28), np.float32)])
+@pytest.mark.parametrize("array", [np.zeros((3, 27, 28), np.uint8), np.zeros((3, 28, 27), np.uint8),
+                                   np.zeros((3, 784), np.uint8), np.zeros((3, 28, 28), np.float32)])
 def test_unexpected_image_array(isolated, array):
     root = write_fake_dataset(isolated["tmp"] / "root", n_train=3)
     ds.write_idx(root / "train-images-idx3-ubyte.gz", array)
@@ -753,6 +784,32 @@ def test_sprites_rotation_is_counterclockwise_and_heart_is_upright():
     assert rows[np.argmax(widths[rows])] + 0.5 < centre  # widest part (the lobes) is above the centre
 
 
+def test_sprites_grid_enumerates_shape_slowest_and_pos_y_fastest():
+    s = ds.make_sprites(None, shapes=("square", "heart"), n_scales=3, n_rotations=2, n_positions=2)
+    np.testing.assert_array_equal(s.factors, list(itertools.product(range(2), range(3), range(2), range(2), range(2))))
+
+
+def test_sprites_shapes_have_their_documented_geometry():
+    """At full scale r (12.8 px on a 64-px canvas): a square with its corners on the circle of radius
+    r (side r·√2), an ellipse with semi-axes r and r/2 (turned upright by a quarter turn), and an
+    equilateral triangle with its vertices on that circle (height 1.5·r, width √3·r) pointing up."""
+    s = ds.make_sprites(None, size=64, shapes=("square", "ellipse", "triangle"), n_scales=2, n_rotations=4,
+                        n_positions=1, flatten=False)
+    index, r = _grid_index(s), 12.8
+
+    def extent(shape, rotation):  # (rows, columns) the shape covers, and its width in each row
+        img = s.images[index[(shape, 1, rotation, 0, 0)], 0]
+        rows = img.any(axis=1)
+        return rows.sum(), img.any(axis=0).sum(), img.sum(axis=1)[rows]
+
+    for (shape, rotation), size in {(0, 0): (r * 2 ** 0.5, r * 2 ** 0.5), (1, 0): (r, 2 * r), (1, 1): (2 * r, r),
+                                    (2, 0): (1.5 * r, 3 ** 0.5 * r)}.items():
+        height, width, _ = extent(shape, rotation)
+        assert abs(height - size[0]) <= 1.5 and abs(width - size[1]) <= 1.5, (shape, rotation, height, width)
+    widths = extent(2, 0)[2]
+    assert widths[0] <= 3 and widths[-1] >= 20 and np.all(np.diff(widths) >= 0)  # apex at the top, base at the bottom
+
+
 def test_sprites_rotational_symmetry_is_as_documented(sprite_grid):
     f, images = sprite_grid.factors, sprite_grid.images
     index = _grid_index(sprite_grid)
@@ -810,6 +867,14 @@ def test_sinusoids_shapes_dtypes_and_factor_ranges():
     assert np.all(s.freqs[~used] == 0) and np.all(s.amps[~used] == 0) and np.all(s.phases[~used] == 0)
 
 
+def test_sinusoids_factors_fill_their_ranges():
+    s = ds.make_sinusoids(n=200, length=40, n_components=(1, 3), seed=0)
+    used = np.arange(3)[None, :] < s.n_components[:, None]
+    for factor, (lo, hi) in ((s.freqs, (1.0, 5.0)), (s.phases, (0.0, 2 * np.pi)), (s.amps, (0.5, 1.0))):
+        values, margin = factor[used], 0.05 * (hi - lo)
+        assert values.min() < lo + margin and values.max() > hi - margin, (lo, hi)
+
+
 def test_sinusoids_noise_free_signal_matches_factors():
     s = ds.make_sinusoids(n=50, length=30, seed=3, noise=0.0)
     t = np.arange(30) / 30
@@ -862,6 +927,7 @@ def test_sinusoids_deterministic_and_seed_dependent():
         (dict(n_components=(1.5, 2)), "n_components must be integers"),
         (dict(n_components="two"), "n_components must be a"),
         (dict(freq_range=(1, 30), length=50), "Nyquist limit length/2 = 25"),
+        (dict(freq_range=(1, 25), length=50), "Nyquist limit length/2 = 25"),  # at the limit is not below it
         (dict(freq_range=(-1, 2)), "freq_range"),
         (dict(amp_range=(1.0, 0.5)), "amp_range"),
         (dict(noise=-0.1), "noise must be a finite number >= 0"),
@@ -1023,6 +1089,12 @@ def test_images_as_sequences_with_sprites():
 def test_images_as_sequences_rejects_other_shapes(shape):
     with pytest.raises(ValueError, match=r"expected an array of shape \(N, 784\), \(N, 28, 28\) or \(N, 1, 28, 28\)"):
         ds.images_as_sequences(np.zeros(shape))
+
+
+def test_images_as_sequences_refuses_images_of_the_transposed_size():
+    for shape in ((2, 5, 6), (2, 1, 5, 6)):  # (width, height): a reshape would scramble the rows
+        with pytest.raises(ValueError, match=r"expected an array of shape \(N, 30\), \(N, 6, 5\) or \(N, 1, 6, 5\)"):
+            ds.images_as_sequences(np.zeros(shape), height=6, width=5)
 
 
 def test_images_as_sequences_bad_size_arguments():

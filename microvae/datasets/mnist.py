@@ -253,6 +253,11 @@ def _load(name: str, root, download: bool, flatten: bool, limit):
             reason = f"{type(exc).__name__}: {exc}"
             raise DatasetNotFoundError(_not_found_message(source, candidates, reason)) from exc
         found = [_find_file(cache, stem) for stem in _STEMS]
+        other = _other_dataset(source, found)
+        if other is not None:  # nothing was missing there to fetch: the cache itself holds the other dataset
+            reason = (f"nothing to fetch: {cache} already holds {other}'s files under {source.title}'s names "
+                      f"(move them away)")
+            raise DatasetNotFoundError(_not_found_message(source, candidates, reason))
     train = _read_split(found[0], found[1], limit, flatten)
     test = _read_split(found[2], found[3], limit, flatten)
     return train, test
