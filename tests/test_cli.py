@@ -500,3 +500,45 @@ def test_run_checks_refuses_a_group_it_does_not_have():
         next(run_checks(groups="layers"))  # matched as a substring of "layer" before
     ran = [name for _, name, _ in run_checks(groups="loss")]
     assert ran and sorted(ran) == sorted(name for group, name in CHECKS if group == "loss")
+
+
+def test_the_self_check_fails_a_wrong_gradient_and_the_command_says_so(monkeypatch, capsys):
+    """The classic bug, exp(logvar) for exp(½·logvar) in the sampler's backward: the check must
+    judge microvae's own backward pass, and a failure must reach the exit status."""
+    from microvae import selfcheck
+    from microvae.reparam import Reparameterization
+
+    def buggy_backward(self, dz):
+        return dz, dz * self._eps * self._std**2 * 0.5
+
+    sigmoid_check = selfcheck.CHECKS[("layer", "Sigmoid")]
+    monkeypatch.setattr(Reparameterization, "backward", buggy_backward)
+    [(_, _, result)] = selfcheck.run_checks(groups="sampling")
+    assert result.errors["logvar"] > 1e-3 and result.errors["mu"] <= 1e-6 and not result.passed(1e-6)
+    monkeypatch.setattr(selfcheck, "CHECKS", {key: fn for key, fn in selfcheck.CHECKS.items() if key[0] == "sampling"})
+    assert main(["gradcheck"]) == 1
+    out = capsys.readouterr().out
+    assert "logvar" in out and "FAIL" in out and out.rstrip().endswith("1 check(s) FAILED")
+    right = mv.Sigmoid.backward  # and a layer's: a backward that forgets to multiply by dy
+    monkeypatch.setattr(mv.Sigmoid, "backward", lambda self, dy, input_grad=True: right(self, np.ones_like(dy), input_grad))
+    assert not sigmoid_check(np.random.default_rng(0)).passed(1e-3)
+
+
+def test_each_self_check_covers_its_inputs_and_parameters_and_follows_the_seed():
+    """A check that leaves out an input (x, h0), a parameter or a phase passes whatever that
+    gradient is; and --seed must give other random instances."""
+    from microvae.selfcheck import CHECKS, run_checks
+
+    for (group, name), fn in CHECKS.items():
+        if group == "layer" or name.startswith("AAE") or group == "sampling":
+            names = set(fn(np.random.default_rng(0)).errors)
+            if group == "layer":
+                assert "x" in names, name
+            if name.startswith(("RNN", "GRU")):
+                assert {"h0", "W_x", "W_h", "b"} <= names, name
+            if group == "sampling":
+                assert names == {"mu", "logvar"}
+            if name.startswith("AAE"):
+                assert {n.split(":")[0] for n in names} == {"recon", "disc", "gen"}
+    errors = [[result.max_error for _, _, result in run_checks(seed=seed, groups="loss")] for seed in (0, 1)]
+    assert errors[0] != errors[1]

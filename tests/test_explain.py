@@ -101,8 +101,35 @@ def test_the_step_shown_is_the_step_used_and_bad_arguments_are_named():
     terms = explain.explain_gradients(h=1e-4)
     assert all(t.step == 1e-4 for t in terms)
     assert "central differences, step 0.0001);" in explain.format_explanation(terms)  # it said 1e-6 whatever h was
+    default = explain.explain_gradients()  # and the numeric values come from that step, not the default one
+    assert any(not np.array_equal(t.numeric, d.numeric) for t, d in zip(terms, default))
     for h, error in (("a", TypeError), (0.0, ValueError), (float("inf"), ValueError)):
         with pytest.raises(error, match="h must be a finite positive number"):  # it named eps and check_model
             explain.explain_gradients(h=h)
     with pytest.raises(ValueError, match="entries must be a positive integer"):  # -1 showed all but one
         explain.format_explanation(terms, entries=-1)
+
+
+def test_a_nan_error_is_a_failure_in_the_text():
+    """``error <= tol`` is False for NaN; ``not error > tol`` would print ok and count no failure."""
+    nan = explain.ExplainedTerm("broken", "dθ = ?", np.ones(2), np.full(2, np.nan), float("nan"))
+    text = explain.format_explanation([nan, nan._replace(name="fine", numeric=np.ones(2), error=0.0)])
+    assert "rel. error nan  FAIL" in text and "rel. error 0.00e+00  ok" in text
+    assert text.endswith("1 gradient(s) FAILED")
+
+
+def test_the_walk_through_refuses_to_differ_from_the_models_own_gradients(monkeypatch):
+    """Its closing comparison with model.loss_and_grads is what makes the walk-through the model's
+    code; a model whose gradients differ must be reported, not passed over."""
+    from microvae.models import VAE
+
+    right = VAE.loss_and_grads
+
+    def doubled(self, *args, **kwargs):
+        terms = right(self, *args, **kwargs)
+        self.flat.grad *= 2
+        return terms
+
+    monkeypatch.setattr(VAE, "loss_and_grads", doubled)
+    with pytest.raises(AssertionError, match="differs from model.loss_and_grads"):
+        explain.explain_gradients(seed=0)

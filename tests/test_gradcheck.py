@@ -41,6 +41,8 @@ def test_shape_mismatch_and_missing_gradient():
     a = np.ones(3)
     with pytest.raises(ValueError, match="shape"):
         mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": np.ones(4)})
+    with pytest.raises(ValueError, match="shape"):  # one value would broadcast against all three and pass
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": np.ones(1)})
     with pytest.raises(ValueError, match="no analytic gradient"):
         mv.gradcheck(lambda: float(a.sum()), {"a": a}, {})
     with pytest.raises(ValueError, match="mode"):
@@ -139,3 +141,198 @@ def test_directions_must_be_a_positive_integer(directions):
 def test_check_layer_on_an_unbuilt_layer_says_build_it():
     with pytest.raises(RuntimeError, match=r"built layer: call Dense\(...\).build"):
         mv.check_layer(mv.Dense(3, 2), np.ones((2, 3)))
+
+
+def test_passed_table_and_max_error_use_the_tolerance_given():
+    """``passed(tol)`` and ``table(tol)`` judge against the tol given, not 1e-6 or a multiple;
+    ``max_error`` is the largest error, not the first or the smallest."""
+    result = mv.verify.GradcheckResult({"a": 1e-9, "b": 2e-6, "c": 1e-7}, "full")
+    assert result.max_error == 2e-6
+    assert result.passed(2e-6) and not result.passed(1.9e-6) and not result.passed()
+    assert [line.split()[-1] for line in result.table(1e-6).splitlines()] == ["ok", "FAIL", "ok"]
+    assert [line.split()[-1] for line in result.table(1e-5).splitlines()] == ["ok", "ok", "ok"]
+    assert [line.split()[-1] for line in result.table(1e-8).splitlines()] == ["ok", "FAIL", "FAIL"]
+
+
+@given(n=st.integers(1, 12), seed=testing.seeds(), g_scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]),
+       w_scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]), offset=st.sampled_from([0.0, -1e4, 1e4]),
+       mode=st.sampled_from(["full", "directional"]))
+def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale, offset, mode):
+    """For a linear f = c + Σ w·a every stencil is exact, so the reported error must be the module
+    doc's measure up to rounding: full mode max|g − w| / max(max|g|, max|w|, floor); directional
+    mode the worst |⟨g − w, v⟩| / max(‖g‖₂, floor) over its unit directions v, read off the
+    perturbations f sees (±h·v and ±2h·v); floor = 1e-3·max(1, |f(θ)|). Passing right gradients
+    and failing grossly wrong ones would not notice a floor of 1 or 1e3·|f|, a denominator without
+    the numeric gradient, directions that are not unit vectors, or a norm other than ‖·‖₂."""
+    a = testing.normal_array(n, seed)
+    w = testing.normal_array(n, seed + 1, scale=w_scale)
+    g = testing.normal_array(n, seed + 2, scale=g_scale)
+    a0, h, seen = a.copy(), 1e-3, []
+
+    def f():
+        seen.append(a - a0)
+        return float(offset + np.sum(w * a))
+
+    result = mv.gradcheck(f, {"a": a}, {"a": g}, eps=h, mode=mode, directions=3, seed=seed)
+    floor = 1e-3 * max(1.0, abs(offset + float(np.sum(w * a0))))
+    if mode == "full":
+        expected = np.max(np.abs(g - w)) / max(np.max(np.abs(g)), np.max(np.abs(w)), floor)
+    else:
+        steps = [d for d in seen if np.any(d)]
+        lengths = np.array([np.linalg.norm(d) for d in steps])
+        assert len(steps) == 4 * 3 and np.allclose(np.sort(lengths), [h] * 6 + [2 * h] * 6, rtol=1e-9)
+        units = [d / np.linalg.norm(d) for d in steps]
+        distinct = {tuple(np.round(u * np.sign(u[np.argmax(np.abs(u))]), 6)) for u in units}
+        assert len(distinct) == (1 if n == 1 else 3)  # three directions, each probed at ±h and ±2h
+        expected = max(abs(float((g - w) @ u)) for u in units) / max(float(np.linalg.norm(g)), floor)
+    assert result.errors["a"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+@given(n=st.integers(1, 6), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
+def test_the_stencil_is_fourth_order(n, seed, mode):
+    """The stencil's truncation error is −h⁴·f⁽⁵⁾/30: none at all on a quartic, even with a step
+    of 0.1, where central (h²) or one-sided (h) differences are off by about 1e-2 to 1e-1."""
+    a = testing.normal_array(n, seed)
+    c = testing.normal_array((5, n), seed + 1)
+
+    def f():
+        return float(np.sum(c[0] + c[1] * a + c[2] * a**2 + c[3] * a**3 + c[4] * a**4))
+
+    exact = c[1] + 2 * c[2] * a + 3 * c[3] * a**2 + 4 * c[4] * a**3
+    if mode == "full":
+        np.testing.assert_allclose(numeric_gradient(f, a, eps=0.1), exact, rtol=1e-9, atol=1e-9)
+    assert mv.gradcheck(f, {"a": a}, {"a": exact}, eps=0.1, mode=mode).passed(1e-9)
+
+
+def test_the_seed_chooses_the_directions():
+    """Directional checks along the same directions whatever the seed would make the seed
+    (and rerunning with another) meaningless."""
+    a = np.linspace(-1.0, 1.0, 5)
+
+    def directions(seed):
+        seen = []
+        a0 = a.copy()
+        mv.gradcheck(lambda: seen.append(a - a0) or float((a**2).sum()), {"a": a}, {"a": 2 * a}, mode="directional",
+                     directions=2, seed=seed)
+        return np.array([d for d in seen if np.any(d)])
+
+    np.testing.assert_array_equal(directions(3), directions(3))
+    assert not np.allclose(directions(3), directions(4))
+    layer = mv.Dense(3, 2).build(dtype="float64", seed=0)  # check_layer passes its seed on
+
+    def input_directions(seed):
+        seen = []
+        layer.forward = lambda x: seen.append(np.array(x)) or mv.Dense.forward(layer, x)
+        mv.check_layer(layer, np.ones((2, 3)), mode="directional", seed=seed)
+        del layer.forward
+        return np.array([x - 1.0 for x in seen if np.any(x != 1.0)])
+
+    assert len(input_directions(3)) == 4 * 3 and not np.allclose(input_directions(3), input_directions(4))
+
+
+def test_check_layer_catches_a_backward_that_drops_the_upstream_gradient():
+    """check_layer's f = Σ forward(x) ⊙ R needs a random R: with R = 1 an activation whose
+    backward forgets dy (dx = σ'(x) instead of dy·σ'(x)) would pass."""
+    layer = mv.Sigmoid().build(dtype="float64")
+    x = testing.normal_array((3, 4), 0)
+    assert mv.check_layer(layer, x).passed(1e-6)
+    right = layer.backward
+    layer.backward = lambda dy, input_grad=True: right(np.ones_like(dy), input_grad)
+    assert not mv.check_layer(layer, x).passed(1e-3)
+
+
+def test_check_layer_checks_the_parameters_of_every_sublayer():
+    model = mv.Sequential(mv.Dense(3, 4), mv.Tanh(), mv.Dense(4, 2)).build(dtype="float64", seed=0)
+    result = mv.check_layer(model, testing.normal_array((2, 3), 0))
+    assert set(result.errors) == {"x", "0.W", "0.b", "2.W", "2.b"} and result.passed(1e-6)
+
+
+def test_check_loss_checks_every_gradient_it_returns():
+    from microvae import losses
+
+    mu, logvar = testing.normal_array((3, 2), 0), testing.normal_array((3, 2), 1)
+    result = mv.check_loss(losses.kl_normal, {"mu": mu, "logvar": logvar})
+    assert set(result.errors) == {"mu", "logvar"} and result.passed(1e-6)
+
+    def wrong_dlogvar(mu, logvar):
+        per_example, dmu, dlogvar = losses.kl_normal(mu, logvar)
+        return per_example, dmu, 2 * dlogvar
+
+    assert not mv.check_loss(wrong_dlogvar, {"mu": mu, "logvar": logvar}).passed(1e-3)
+
+
+def test_check_model_checks_in_the_mode_and_directions_asked():
+    model = mv.VAE(4, (3,), 2, dtype="float64", seed=0)
+    x = np.full((2, 4), 0.5)
+    calls = []
+    loss = model.loss
+    model.loss = lambda *args, **kwargs: calls.append(1) or loss(*args, **kwargs)
+    result = mv.check_model(model, x, mode="directional", directions=2)
+    assert result.mode == "directional" and result.passed(1e-6)
+    assert len(calls) == 1 + 4 * 2 * len(result.errors)  # the floor, then four per direction per tensor
+
+
+def test_strategy_ranges_and_scales():
+    """Seeds span 32 bits, Dense layers come with and without a bias, normal_array scales."""
+    from hypothesis import find
+
+    assert find(testing.seeds(), lambda s: s >= 2**31) < 2**32
+    assert not find(testing.dense_layers(), lambda l: not l.use_bias).use_bias
+    np.testing.assert_array_equal(testing.normal_array((2, 3), 5, scale=0.25), 0.25 * testing.normal_array((2, 3), 5))
+
+
+def test_the_logvar_clamp_helpers_place_each_column_where_asked():
+    """The clamp tests rely on these helpers: each clamped side present, the columns pushed ~5
+    beyond LOGVAR_RANGE with ε rescaled so that σ·ε = ε, and a filter that rejects an output
+    within 1 of the clamp. Broken, those tests would check only unclamped columns and still pass."""
+    from microvae.likelihoods import LOGVAR_RANGE
+
+    lo, hi = LOGVAR_RANGE
+    drawn = ["high", "low", "inside", "high", "low"]
+    orders = set()
+    for seed in range(10):
+        sides = testing.logvar_sides(("low",), drawn, np.random.default_rng(seed))
+        assert sorted(sides) == ["inside", "inside", "low", "low", "low"]  # "high" is not among the clamped
+        orders.add(tuple(sides))
+        assert sorted(testing.logvar_sides(("low", "high"), drawn[:2], np.random.default_rng(seed))) == ["high", "low"]
+    assert len(orders) > 1  # in random order
+
+    bias, eps = np.zeros(3), testing.normal_array((2, 3), 0)
+    scaled = testing.push_logvar_outside(bias, ["low", "inside", "high"], eps)
+    np.testing.assert_array_equal(bias, [lo - 5.0, 0.0, hi + 5.0])
+    np.testing.assert_allclose(scaled * np.exp(0.5 * np.clip(bias, lo, hi)), eps, rtol=1e-12)
+    np.testing.assert_array_equal(eps, testing.normal_array((2, 3), 0))  # the caller's noise is left alone
+
+    head = mv.Dense(1, 4).build(dtype="float64")
+    head.params["W"][...] = 0.0
+
+    def clear(logvar_bias):
+        head.params["b"][...] = [100.0, *logvar_bias]  # column 0 is μ, not judged
+        head.forward(np.ones((2, 1)))
+        return testing.clear_of_the_clamp(head, 1, ["low", "inside", "high"])
+
+    assert clear([lo - 2, 0.0, hi + 2])
+    for too_near in ([lo - 0.5, 0.0, hi + 2], [lo - 2, 0.0, hi + 0.5], [lo - 2, hi - 0.5, hi + 2], [lo - 2, lo + 0.5, hi + 2]):
+        assert not clear(too_near), too_near
+
+
+@pytest.mark.parametrize("mode", ["full", "directional"])
+def test_a_nan_or_infinite_gradient_or_function_fails_in_either_mode(mode):
+    """Python's max(0.0, nan) is 0.0: the directional worst-so-far dropped every NaN, so an
+    analytic gradient of NaN or ∞, or an f that is NaN beside θ, reported 0 and passed."""
+    a = np.linspace(-1.0, 1.0, 3)
+    for grad in (np.full(3, np.nan), np.array([np.inf, 0.0, 1.0]), np.array([1.0, np.nan, 0.0])):
+        result = mv.gradcheck(lambda: float((a**2).sum()), {"a": a}, {"a": grad}, mode=mode)
+        assert not result.passed(1e-6) and not np.isfinite(result.max_error), (grad, result.errors)
+    b = np.array([0.5, 1e-9, 2.0])  # √b is NaN one step below 1e-9
+    with np.errstate(invalid="ignore"):
+        result = mv.gradcheck(lambda: float(np.sqrt(b).sum()), {"b": b}, {"b": 0.5 / np.sqrt(b)}, mode=mode, directions=5)
+    assert not result.passed(1e-6) and np.isnan(result.max_error), result.errors
+    calls = []
+
+    def nan_at_the_second_element_or_direction():  # evaluations 6–9: after the floor's and the first 4
+        calls.append(1)
+        return float("nan") if 6 <= len(calls) <= 9 else float((a**2).sum())
+
+    result = mv.gradcheck(nan_at_the_second_element_or_direction, {"a": a}, {"a": 2 * a}, mode=mode, directions=3)
+    assert len(calls) == 13 and np.isnan(result.errors["a"]) and not result.passed(1e-6)
