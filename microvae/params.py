@@ -125,6 +125,7 @@ def _check_not_in_another_tree(root) -> None:
     """
     clash = _held_elsewhere(root)
     if clash is not None:
+        del clash  # it holds the other tree: kept, that tree could not be collected below
         gc.collect()  # a tree dropped in a reference cycle answers its weak reference until collected
         clash = _held_elsewhere(root)
     if clash is None:

@@ -16,17 +16,41 @@ def test_writes_and_replaces_whole(tmp_path):
     assert path.read_bytes() == b"second" and os.listdir(tmp_path) == ["a.bin"]
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+@pytest.mark.parametrize("error", [OSError, KeyboardInterrupt])
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path, error):
     path = tmp_path / "a.bin"
     path.write_bytes(b"saved")
 
     def fails(f):
         f.write(b"half")
-        raise OSError("disk full")
+        raise error("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(error, match="disk full"):
         write_atomically(path, fails)
     assert path.read_bytes() == b"saved" and os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_the_bytes_are_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
+    """A crash after the rename must not leave an empty or partial file: the temporary file's
+    whole content is flushed and fsynced before it replaces the target."""
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"old")
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino, os.fstat(fd).st_size))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.stat(src).st_ino, path.read_bytes()))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomically(path, lambda f: f.write(b"new contents"))
+    assert [e[0] for e in events] == ["fsync", "replace"]
+    assert events[0][1] == events[1][1] and events[0][2] == len(b"new contents")  # the temporary file, whole
+    assert events[1][2] == b"old" and path.read_bytes() == b"new contents"
 
 
 def test_missing_folders_are_made(tmp_path):

@@ -32,6 +32,25 @@ def test_a_bad_kernels_variable_is_named(monkeypatch):
         mv.Backend("numpy", kernels="fastest")
 
 
+def test_kernels_for_honours_the_reference_kernels_variable(monkeypatch):
+    from microvae.backend import kernels_for
+    from microvae.kernels import reference
+
+    monkeypatch.delenv("MICROVAE_KERNELS", raising=False)
+    assert kernels_for(np.zeros(1)) is cpu
+    monkeypatch.setenv("MICROVAE_KERNELS", "reference")
+    assert kernels_for(np.zeros(1)) is reference
+
+
+def test_asarray_gives_c_contiguous_arrays_in_the_backends_dtype():
+    """The GPU kernels index raw memory, so Fortran-ordered or strided input must come out C-contiguous."""
+    be = mv.get_backend()
+    for x in (np.asfortranarray(np.ones((3, 4), np.float32)), np.ones((4, 6), np.float32)[:, ::2]):
+        out = be.asarray(x)
+        assert out.flags.c_contiguous and out.dtype == np.float32
+        np.testing.assert_array_equal(out, x)
+
+
 def test_backend_instance_passes_through():
     be = mv.get_backend(dtype="float64")
     assert mv.get_backend(be) is be

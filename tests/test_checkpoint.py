@@ -143,6 +143,24 @@ def test_foreign_npz(tmp_path):
         mv.load(other)
 
 
+def test_a_compressed_archive_with_a_corrupt_stream(trained, tmp_path):
+    """np.savez_compressed archives load; a damaged deflate stream in one raised a bare zlib.error."""
+    model, path = trained
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    packed = tmp_path / "packed.npz"
+    np.savez_compressed(packed, **arrays)
+    np.testing.assert_array_equal(mv.load(packed).flat.data, model.flat.data)
+    with zipfile.ZipFile(packed) as zf:
+        offset = zf.getinfo("params/model.npy").header_offset
+    data = bytearray(packed.read_bytes())
+    start = offset + 30 + int.from_bytes(data[offset + 26:offset + 28], "little") + int.from_bytes(data[offset + 28:offset + 30], "little")
+    data[start + 10:start + 40] = bytes(b ^ 0xFF for b in data[start + 10:start + 40])  # inside the member's deflate stream
+    packed.write_bytes(bytes(data))
+    with pytest.raises(mv.CheckpointError, match="truncated, corrupt"):
+        mv.load(packed)
+
+
 def _rewrite(path, out, **changes):
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -242,6 +260,14 @@ def test_future_format_version(trained, tmp_path):
         mv.load(tmp_path / "v9.npz")
 
 
+def test_another_format_marker_is_refused(trained, tmp_path):
+    _, path = trained
+    _rewrite(path, tmp_path / "f.npz", format=np.array("someone-elses-checkpoint"))
+    for read in (mv.load, checkpoint.read_info):
+        with pytest.raises(mv.CheckpointError, match="no 'microvae-checkpoint' marker"):
+            read(tmp_path / "f.npz")
+
+
 def test_unknown_model_class(trained, tmp_path):
     _, path = trained
     _rewrite(path, tmp_path / "u.npz", model=np.array(json.dumps({"class": "GAN", "config": {}})))
@@ -266,6 +292,26 @@ def test_layout_mismatch(trained, tmp_path):
     _rewrite(path, tmp_path / "l.npz", layout=np.array(json.dumps({"model": [["encoder.0.W", [1, 1]]]})))
     with pytest.raises(mv.CheckpointError, match="layout"):
         mv.load(tmp_path / "l.npz")
+
+
+def test_the_layout_names_each_tensor_and_other_names_are_a_mismatch(trained, tmp_path):
+    """The same shapes under other names (a renamed layer, two same-shaped layers swapped) are not this model's."""
+    model, path = trained
+    with np.load(path, allow_pickle=False) as npz:
+        layout = json.loads(str(npz["layout"]))
+    assert layout == {"model": [[name, list(shape)] for name, _, shape in model.flat.layout]}
+    layout["model"][0][0] = "renamed.W"
+    _rewrite(path, tmp_path / "l.npz", layout=np.array(json.dumps(layout)))
+    with pytest.raises(mv.CheckpointError, match="layout"):
+        mv.load(tmp_path / "l.npz")
+
+
+def test_a_checkpoint_loads_onto_the_backend_given(trained):
+    model, path = trained
+    be = mv.get_backend("numpy", dtype="float64")
+    loaded = mv.load(path, backend=be)
+    assert loaded.backend is be and loaded.flat.data.dtype == np.float64
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
 
 
 def test_file_is_a_real_zip(trained):

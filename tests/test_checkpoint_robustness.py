@@ -243,6 +243,7 @@ MALFORMED = {
     "step-null": (_training(step=None), "step is None; expected an integer >= 0"),
     "step-negative": (_training(step=-1), "step is -1"),
     "step-float": (_training(step=2.5), "step is 2.5"),
+    "step-a-bool": (_training(step=True), "step is True"),
     "epochs-string": (_training(epochs_trained="1"), "epochs_trained is '1'"),
     "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer or null"),
     "history-a-dict": (_training(history={"loss": [1.0]}), "history must be a list of per-epoch records"),

@@ -417,6 +417,25 @@ def test_a_tree_can_be_rebuilt_and_the_layers_of_one_gone_reused():
     assert mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(6, 4)), decoder=decoder).decoder is decoder
 
 
+def test_the_layers_of_a_tree_dropped_in_a_reference_cycle_can_be_reused():
+    """A dropped tree held in a reference cycle answers its weak reference until the collector
+    runs; building another tree with its layers collects it and takes them. The build did
+    collect, but the clash it had found still held that tree, so the layers were refused."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()  # so that only the build can collect the cycle
+    try:
+        a = Dense(3, 3)
+        holder = [Sequential(a, ReLU()).build()]
+        holder.append(holder)  # a cycle: freed by the collector alone
+        del holder
+        Sequential(a).build()
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @pytest.mark.parametrize("make", [lambda b: Dense(2, 3, bias=b), lambda b: Conv2D(1, 2, 3, bias=b)], ids=["Dense", "Conv2D"])
 def test_bias_is_true_or_false(make):
     """bool("no") is True: bias="no" built a bias."""

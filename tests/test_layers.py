@@ -110,6 +110,17 @@ def test_parameters_are_views_of_one_flat_buffer():
     assert not flat.grad.any()
 
 
+def test_a_subset_takes_whole_names_and_only_adjacent_sub_networks():
+    """subset("1") of a 12-layer Sequential is layer 1, not 10 and 11 too; sub-networks with
+    another between them are refused, not taken with the one between."""
+    seq = mv.Sequential(*[mv.Dense(2, 2) for _ in range(12)]).build(seed=0)
+    one = seq.flat.subset("1")
+    assert one.size == 6 and [name for name, _, _ in one.layout] == ["1.W", "1.b"]
+    assert np.shares_memory(one.data, seq.layers[1].params["W"])
+    with pytest.raises(ValueError, match="not adjacent"):
+        seq.flat.subset("0", "2")
+
+
 def test_initialisation_is_seeded_and_scaled():
     a = mv.Dense(400, 300, init="he").build(seed=7)
     b = mv.Dense(400, 300, init="he").build(seed=7)

@@ -32,6 +32,25 @@ def test_history_records_every_epoch(data):
     assert history["loss"][-1] < history["loss"][0]
 
 
+def test_an_epochs_metrics_are_means_over_its_examples(data):
+    """300 rows in batches of 128, 128 and 44: each batch's metrics weigh by its size, so the
+    short last batch does not count as much as a full one."""
+    x, _ = data
+    model = _model()
+    seen, original = [], model._train_batch
+
+    def spy(batch, optimizers):
+        metrics = original(batch, optimizers)
+        seen.append((len(batch[0]), metrics))
+        return metrics
+
+    model._train_batch = spy
+    history = model.fit(x, epochs=1, batch_size=128, verbose=0)
+    assert [size for size, _ in seen] == [128, 128, 44]
+    for key in ("loss", "recon", "kl"):
+        assert history[key][0] == pytest.approx(sum(size * m[key] for size, m in seen) / 300, rel=1e-12, abs=0)
+
+
 def test_a_history_iterates_over_its_records_and_names_unknown_keys(data):
     """list(history) never ended (iteration fell back to history[0], history[1], ..., each a
     list of NaN) and filled memory; a misspelt key gave a list of NaN."""
@@ -48,6 +67,14 @@ def test_a_history_iterates_over_its_records_and_names_unknown_keys(data):
     assert mv.History()["loss"] == []
 
 
+def test_history_keeps_a_copy_of_each_record():
+    record = {"epoch": 1, "loss": 2.0}
+    history = mv.History()
+    history.append(record)
+    record["loss"] = 9.0
+    assert history["loss"] == [2.0]
+
+
 def test_same_seed_same_data_gives_bit_identical_parameters(data):
     x, _ = data
     a, b = _model(), _model()
@@ -57,6 +84,45 @@ def test_same_seed_same_data_gives_bit_identical_parameters(data):
     c = _model()
     c.fit(x, epochs=2, batch_size=32, seed=4, verbose=0)
     assert not np.array_equal(a.flat.data, c.flat.data)
+
+
+def test_each_epoch_draws_its_own_order_and_noise(data):
+    """The order and the noise of epoch e come from (seed, e): a seed that left the epoch out
+    gave every epoch the same batches and the same reparameterization noise."""
+    import copy
+
+    x, _ = data
+    model = _model()
+    batches, noise, original = [], [], model._train_batch
+
+    def spy(batch, optimizers):
+        batches.append(batch[0].copy())
+        noise.append(copy.deepcopy(model.backend.rng).standard_normal(4))  # what this batch's noise starts from
+        return original(batch, optimizers)
+
+    model._train_batch = spy
+    model.fit(x, epochs=2, batch_size=100, seed=3, verbose=0)  # 3 batches an epoch
+    assert len(batches) == 6
+    np.testing.assert_array_equal(np.sort(np.concatenate(batches[3:]), axis=0), np.sort(np.concatenate(batches[:3]), axis=0))
+    assert not np.array_equal(batches[0], batches[3])  # epoch 2 is shuffled anew
+    assert not np.array_equal(noise[0], noise[3])  # and draws other noise
+
+
+def test_a_fit_without_a_seed_continues_with_the_seed_of_the_run(data, tmp_path):
+    """fit(seed=5) then fit(): the second call goes on with seed 5 (also after a save and load),
+    as the uninterrupted fit(seed=5) does, not with the model's construction seed."""
+    x, _ = data
+    kw = dict(batch_size=32, verbose=0)
+    straight = _model()
+    straight.fit(x, epochs=3, seed=5, **kw)
+    model = _model()
+    model.fit(x, epochs=1, seed=5, **kw)
+    model.fit(x, epochs=1, **kw)
+    model.save(tmp_path / "m.npz")
+    resumed = mv.load(tmp_path / "m.npz")
+    resumed.fit(x, epochs=1, **kw)
+    assert resumed.train_seed == 5
+    np.testing.assert_array_equal(resumed.flat.data, straight.flat.data)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -166,6 +232,34 @@ def test_divergence_in_a_new_models_first_fit_leaves_no_run(data):
     np.testing.assert_array_equal(model.flat.data, fresh.flat.data)
 
 
+def test_divergence_after_a_fits_first_epoch_keeps_that_fits_run(data):
+    """Only a fit's first epoch gives back the run from before the call: once an epoch under new
+    settings is done (and counted in epochs_trained), a later divergence goes back to that
+    epoch's end with the new run, its moments and settings, not to the old Adam run."""
+    x, _ = data
+    model = _model()
+    model.fit(x, epochs=1, batch_size=32, seed=1, verbose=0)
+    old, after = model.optimizers["model"], {}
+
+    class Keep(Callback):
+        def on_epoch_end(self, m, epoch, record):
+            after["params"], after["run"] = m.flat.data.copy(), m.optimizers["model"]
+
+    original, calls = model._train_batch, {"n": 0}
+
+    def nan_in_the_second_epoch(*args, **kwargs):
+        metrics = original(*args, **kwargs)
+        calls["n"] += 1
+        return {**metrics, "loss": float("nan")} if calls["n"] == 13 else metrics  # 10 batches an epoch
+
+    model._train_batch = nan_in_the_second_epoch
+    with pytest.raises(mv.TrainingDiverged, match="at epoch 3, batch 3"):
+        model.fit(x, epochs=3, batch_size=32, seed=1, verbose=0, optimizer="sgd", lr=1e-2, callbacks=[Keep()])
+    assert model.epochs_trained == 2 and model.optimizers["model"] is after["run"] and after["run"] is not old
+    assert model.optimizer_spec[0] == "sgd" and after["run"].t == 10
+    np.testing.assert_array_equal(model.flat.data, after["params"])
+
+
 def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
     x, _ = data
     model = _model()
@@ -242,6 +336,36 @@ def test_an_overflowing_optimizer_state_is_divergence_too(data, tmp_path):
     assert ckpt.read_bytes() == saved and model.epochs_trained == 1
     np.testing.assert_array_equal(model.flat.data, good_params)
     np.testing.assert_array_equal(adam.v, good_v)
+
+
+def test_parameters_made_non_finite_by_an_epochs_last_step_are_divergence_too(data, tmp_path):
+    """An Inf gradient in the last batch leaves Inf parameters that no batch's loss shows, and an
+    optimizer without state (a user's plain SGD) has no moments to show it either: the epoch is
+    rolled back before a checkpoint can see them."""
+    x, _ = data
+
+    class PlainSGD(mv.optim.Optimizer):
+        def _update(self):
+            self.flat.data -= self.lr * self.flat.grad
+
+    model = _model()
+    ckpt = tmp_path / "never.npz"
+    original, calls = model._objective, {"n": 0}
+
+    def inf_gradient_in_the_last_batch(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 6:  # 300 rows in batches of 50
+            model.flat.grad[0] = np.inf
+        return terms
+
+    model._objective = inf_gradient_in_the_last_batch
+    before = model.flat.data.copy()
+    with pytest.raises(mv.TrainingDiverged, match="in epoch 1: the parameters became non-finite"):
+        model.fit(x, epochs=1, batch_size=50, verbose=0, optimizer=PlainSGD(model.flat, 1e-2, None),
+                  callbacks=[mv.ModelCheckpoint(ckpt, include_optimizer=False)])
+    assert not ckpt.exists() and model.epochs_trained == 0 and len(model.history) == 0
+    np.testing.assert_array_equal(model.flat.data, before)
 
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
@@ -339,7 +463,20 @@ def test_checkpoint_every_n_epochs(data, tmp_path):
     cb = mv.ModelCheckpoint(tmp_path / "ep{epoch}.npz", every=2)
     _model().fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[cb])
     assert sorted(os.listdir(tmp_path)) == ["ep2.npz", "ep4.npz"]
+    assert cb.saved == [str(tmp_path / "ep2.npz"), str(tmp_path / "ep4.npz")]
     assert mv.load(tmp_path / "ep4.npz").epochs_trained == 4
+
+
+def test_checkpoint_without_optimizer_state(data, tmp_path):
+    """include_optimizer=False: the files hold no moments, and an Optimizer instance (which
+    cannot be checkpointed) trains with the callback."""
+    x, _ = data
+    model = _model()
+    model.fit(x, epochs=1, batch_size=100, verbose=0, callbacks=[mv.ModelCheckpoint(tmp_path / "a.npz", include_optimizer=False)])
+    assert mv.load(tmp_path / "a.npz").optimizers == {}
+    model.fit(x, epochs=1, batch_size=100, verbose=0, optimizer=mv.Adam(model.flat, 1e-3),
+              callbacks=[mv.ModelCheckpoint(tmp_path / "b.npz", include_optimizer=False)])
+    assert mv.load(tmp_path / "b.npz").epochs_trained == 2
 
 
 def test_early_stopping_on_validation_loss(data):
@@ -392,6 +529,35 @@ def test_early_stopping_counts_only_improvements_beyond_min_delta():
     assert stopper.best_epoch == 1 and stopper.best == 5.0
     stopper = mv.EarlyStopping(patience=1, min_delta=0.1)
     assert _drive(stopper, [5.0, 4.85, 4.7, 4.55], _model()) == 4 and stopper.stopped_epoch is None
+
+
+def test_early_stopping_counts_epochs_without_improvement_in_a_row():
+    """An improvement starts the count again: patience=1 never stops a run that improves every other epoch."""
+    stopper = mv.EarlyStopping(patience=1)
+    assert _drive(stopper, [5.0, 5.0, 4.0, 4.0, 3.0, 3.0, 2.0], _model()) == 7
+    assert stopper.stopped_epoch is None and stopper.best_epoch == 7
+
+
+def test_early_stopping_starts_afresh_in_each_fit():
+    """One EarlyStopping in two fits: the second does not measure itself against the first's best."""
+    model = _model()
+    stopper = mv.EarlyStopping(patience=1)
+    _drive(stopper, [3.0, 2.0, 1.0], model)
+    assert _drive(stopper, [10.0, 9.0, 9.5, 9.5], model) == 4
+    assert (stopper.best, stopper.best_epoch, stopper.stopped_epoch) == (9.0, 2, 4) and (model.flat.data == 2).all()
+
+
+def test_a_callback_that_stops_is_not_overruled_by_the_next_and_every_callback_sees_the_last_epoch(data):
+    x, _ = data
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, model, epoch, record):
+            seen.append(epoch)  # returns None: "go on"
+
+    stopper = mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)
+    history = _model().fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[stopper, Spy()])
+    assert len(history) == 2 and stopper.stopped_epoch == 2 and seen == [1, 2]
 
 
 @pytest.mark.parametrize("options, error, message", [
