@@ -542,3 +542,151 @@ def test_each_self_check_covers_its_inputs_and_parameters_and_follows_the_seed()
                 assert {n.split(":")[0] for n in names} == {"recon", "disc", "gen"}
     errors = [[result.max_error for _, _, result in run_checks(seed=seed, groups="loss")] for seed in (0, 1)]
     assert errors[0] != errors[1]
+
+
+# options that must reach what they configure (found by a mutation review) -----------------------
+def test_train_gives_its_options_to_the_model_the_data_and_fit(tmp_path, monkeypatch):
+    """--seed seeds the model, the generated data and the training order; --epochs, --batch-size
+    and --lr reach fit. Each was dropped without a test noticing (the run still trained)."""
+    from microvae import datasets
+
+    seeds, make_sprites = [], datasets.make_sprites
+    monkeypatch.setattr(datasets, "make_sprites", lambda *a, **k: seeds.append(k.get("seed")) or make_sprites(*a, **k))
+    assert main(["train", "--limit", "20", "--epochs", "2", "--hidden", "8", "--batch-size", "5", "--lr", "0.002",
+                 "--seed", "7", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    model = mv.load(tmp_path / "model.npz")
+    assert seeds == [7]  # the sprites
+    assert model.config["seed"] == 7 and model.train_seed == 7  # the initial weights, the batches' order
+    assert model.optimizer_spec[:2] == ("adam", 0.002)
+    assert model.epochs_trained == 2 and model.step == 2 * 4  # 18 training examples in batches of 5
+
+
+def test_rnn_hidden_sizes_the_conductor_of_an_hvrae_too(monkeypatch, tmp_path):
+    model = _built_by_cli(["--model", "hvrae", "--data", "piano-rolls", "--limit", "40", "--rnn-hidden", "12",
+                           "--out", str(tmp_path)], monkeypatch)
+    assert model.hidden_size == 12 and model.conductor_size == 12  # as --help says
+
+
+def test_an_interrupt_is_a_short_message_and_status_130(capsys, monkeypatch, tmp_path):
+    from microvae import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_data", interrupted)
+    assert main(["train", "--out", str(tmp_path / "o")]) == 130
+    assert capsys.readouterr().err == "microvae: interrupted\n"
+
+
+def test_gradcheck_fails_with_status_1_past_its_tolerance(monkeypatch, capsys):
+    """A failing check must fail the command (CI runs it), and --tol sets the bar."""
+    from microvae import selfcheck
+    from microvae.verify import GradcheckResult
+
+    monkeypatch.setattr(selfcheck, "run_checks", lambda seed=0: iter([("layer", "Dense", GradcheckResult({"W": 1e-4}, "analytic"))]))
+    assert main(["gradcheck"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("1.00e-04  FAIL") and lines[-1] == "1 check(s) FAILED"
+    assert main(["gradcheck", "--tol", "1e-3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "all gradients agree"
+
+
+def _drawn(monkeypatch, name="plot_samples"):
+    """Calls of microvae.plot's ``name`` (args, kwargs) from now on; nothing is drawn."""
+    from microvae import plot
+
+    calls = []
+    monkeypatch.setattr(plot, name, lambda *args, **kwargs: calls.append((args, kwargs)))
+    return calls
+
+
+def test_sample_seed_picks_the_samples(tmp_path, monkeypatch):
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    drawn = _drawn(monkeypatch)
+    for seed in ("0", "0", "1"):
+        assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--seed", seed, "--out", str(tmp_path / "s.png")]) == 0
+    (first, _), (again, _), (other, _) = drawn
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.allclose(first[0], other[0])
+
+
+def test_sample_gives_a_cvae_the_label_asked_for_or_every_class_in_turn(tmp_path, monkeypatch):
+    mv.CVAE(16, 3, (4,), 2, seed=0).save(tmp_path / "c.npz")
+    labels, sample = [], mv.CVAE.sample
+    monkeypatch.setattr(mv.CVAE, "sample", lambda self, n, y, **k: labels.append(np.asarray(y)) or sample(self, n, y, **k))
+    for extra in ([], ["--label", "2"]):
+        assert main(["sample", str(tmp_path / "c.npz"), "-n", "7", *extra, "--out", str(tmp_path / "s.png")]) == 0
+    np.testing.assert_array_equal(labels[0], [0, 1, 2, 0, 1, 2, 0])
+    np.testing.assert_array_equal(labels[1], [2] * 7)
+
+
+def test_sample_image_shape_overrides_the_shape_train_recorded(tmp_path, monkeypatch):
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz", info={"image_shape": [4, 4]})
+    drawn = _drawn(monkeypatch)
+    for extra in ([], ["--image-shape", "2,8"]):
+        assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", *extra, "--out", str(tmp_path / "s.png")]) == 0
+    assert [kwargs["image_shape"] for _, kwargs in drawn] == [(4, 4), (2, 8)]
+
+
+def test_train_draws_its_pictures_from_the_test_set_and_the_model(tmp_path, monkeypatch):
+    """reconstructions.png pairs inputs with the model's reconstructions, the interpolation runs
+    between two different inputs, and the latent grid is README's 15×15."""
+    rec, interpolation, grid = (_drawn(monkeypatch, name) for name in ("plot_reconstructions", "plot_interpolation", "plot_latent_grid"))
+    assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    model = mv.load(tmp_path / "model.npz")
+    ((x, x_rec), _), = rec
+    assert len(x) == 2 and not np.allclose(x, x_rec)  # the test set holds 2 of the 20 sprites
+    np.testing.assert_allclose(x_rec, model.reconstruct(x), rtol=1e-5, atol=1e-6)
+    ((_, x_a, x_b), _), = interpolation
+    assert not np.array_equal(x_a, x_b)
+    (_, kwargs), = grid
+    assert kwargs["n"] == 15
+
+
+def test_a_cvae_run_is_validated_and_draws_one_class_per_row(tmp_path, monkeypatch):
+    import json
+
+    labels, sample = [], mv.CVAE.sample
+    monkeypatch.setattr(mv.CVAE, "sample", lambda self, n, y, **k: labels.append(np.asarray(y)) or sample(self, n, y, **k))
+    assert main(["train", "--model", "cvae", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    (drawn,) = labels  # samples_by_class.png: 10 samples of each of the 3 shapes, a row each
+    np.testing.assert_array_equal(drawn, np.repeat([0, 1, 2], 10))
+    assert "val_loss" in json.loads((tmp_path / "history.json").read_text())[0]  # the test set, with its labels
+
+
+@pytest.mark.parametrize("data, draw_as, length", [("piano-rolls", "piano-roll", 32), ("sinusoids", "curves", 48)])
+def test_train_records_how_sample_draws_its_sequences(data, draw_as, length, tmp_path, monkeypatch):
+    """... and reconstructions.png shows test sequences beside their reconstructions."""
+    from microvae.checkpoint import read_info
+
+    drawn = {name: _drawn(monkeypatch, name) for name in ("plot_piano_roll", "plot_sequences")}
+    assert main(["train", "--model", "vrae", "--data", data, "--limit", "20", "--epochs", "1", "--rnn-hidden", "4",
+                 "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert read_info(tmp_path / "model.npz") == {"data": data, "draw_as": draw_as, "length": length}
+    args, _ = drawn["plot_piano_roll" if draw_as == "piano-roll" else "plot_sequences"][0]  # reconstructions.png
+    # piano rolls: the test rolls (2 of the 20), then their reconstructions
+    x, x_rec = np.split(args[0], 2) if draw_as == "piano-roll" else args[:2]
+    assert x.shape == x_rec.shape and not np.allclose(x, x_rec)
+
+
+def test_train_without_matplotlib_writes_the_run_and_skips_the_pictures(tmp_path, monkeypatch, capsys):
+    """matplotlib is optional: train still writes the model and its history (status 0), and
+    sample fails with a short message."""
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "history.json", "model.npz"]
+    assert "microvae: pictures skipped: microvae.plot needs matplotlib" in capsys.readouterr().err
+    _fails_cleanly(["sample", str(tmp_path / "model.npz"), "--out", str(tmp_path / "s.png")], capsys, "needs matplotlib")
+
+
+def test_train_defaults_are_what_readme_says_the_first_command_does():
+    """README: `microvae train --out runs/first` trains the textbook VAE on the sprites for 10
+    epochs; its Command line section shows --epochs 10 --batch-size 128 --lr 1e-3 --seed 0."""
+    from microvae.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--out", "runs/first"])
+    assert (args.model, args.data, args.epochs, args.batch_size, args.lr, args.seed) == ("vae", "sprites", 10, 128, 1e-3, 0)

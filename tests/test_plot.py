@@ -931,3 +931,50 @@ def test_no_pyplot_state_used(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert_png(str(tmp_path / "x.png"))
+
+
+# --------------------------------------------------------------------------
+# what the figures draw (found by a mutation review)
+# --------------------------------------------------------------------------
+
+def test_plot_reconstructions_draws_the_reconstructions_below_on_one_scale(rng, model):
+    x = rng.random((3, D))
+    rec = model.reconstruct(x) * 3.0  # beyond [0, 1]: the display range covers both rows
+    fig = mplot.plot_reconstructions(x, rec)
+    grid = shown_image(fig)
+    np.testing.assert_allclose(grid[8:14, 8:14], rec[1].reshape(SIDE, SIDE))
+    assert fig.axes[0].images[0].get_clim() == (min(x.min(), rec.min()), max(x.max(), rec.max()))
+
+
+def test_plot_latent_grid_tick_labels_name_each_row_and_column():
+    fig = mplot.plot_latent_grid(lambda z: np.zeros((len(z), 4)), n=3, span=1.0)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-1", "0", "1"]  # z[0], left to right
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "0", "-1"]  # z[1], top to bottom
+
+
+def test_scatters_draw_z0_against_z1(rng):
+    z = rng.normal(size=(30, 3))
+    labels = np.arange(30) % 2
+    (points,) = mplot.plot_latent_scatter(z).axes[0].collections
+    np.testing.assert_array_equal(points.get_offsets(), z[:, :2])
+    for k, points in enumerate(mplot.plot_latent_scatter(z, labels).axes[0].collections):
+        np.testing.assert_array_equal(points.get_offsets(), z[labels == k, :2])
+    prior = rng.normal(size=(50, 3))
+    cloud, codes = mplot.plot_latent_vs_prior(z, prior).axes[0].collections
+    np.testing.assert_array_equal(cloud.get_offsets(), prior[:, :2])
+    np.testing.assert_array_equal(codes.get_offsets(), z[:, :2])
+
+
+def test_plot_loss_curves_takes_train_prefixed_keys():
+    total, parts = mplot.plot_loss_curves({"train_loss": [3.0, 2.0], "val_loss": [3.5, 2.5],
+                                           "train_recon": [2.0, 1.5], "train_kl": [1.0, 0.5]}).axes
+    np.testing.assert_allclose(_lines(total)["loss"].get_ydata(), [3.0, 2.0])
+    np.testing.assert_allclose(_lines(total)["val_loss"].get_ydata(), [3.5, 2.5])
+    assert set(_lines(parts)) == {"recon", "kl"}
+
+
+def test_plot_loss_curves_puts_the_epoch_column_on_the_x_axis():
+    """A history's own epoch numbers (a run resumed at epoch 3, say) are the x values."""
+    (total,) = mplot.plot_loss_curves({"epoch": [3, 4, 5], "loss": [3.0, 2.0, 1.5]}).axes
+    np.testing.assert_allclose(_lines(total)["loss"].get_xdata(), [3, 4, 5])
