@@ -288,10 +288,10 @@ def _sequence_pictures(model, data, out, args):
     recon = model.reconstruct(x)
     samples = model.sample(8, x.shape[1], seed=args.seed)
     paths = [os.path.join(out, n) for n in ("reconstructions.png", "samples.png", "loss_curves.png")]
-    if data["kind"] == "image-rows":
-        side = x.shape[1]
-        plot.plot_reconstructions(x.reshape(len(x), -1), recon.reshape(len(x), -1), n=8, image_shape=(side, side), path=paths[0])
-        plot.plot_samples(samples.reshape(8, -1), nrow=8, image_shape=(side, side), path=paths[1], title="free-running samples")
+    if data["kind"] == "image-rows":  # each sequence is an image: (rows, width)
+        shape = x.shape[1:]
+        plot.plot_reconstructions(x.reshape(len(x), -1), recon.reshape(len(x), -1), n=8, image_shape=shape, path=paths[0])
+        plot.plot_samples(samples.reshape(8, -1), nrow=8, image_shape=shape, path=paths[1], title="free-running samples")
     elif data["kind"] == "piano-rolls":
         plot.plot_piano_roll(np.concatenate([x[:4], recon[:4]]), n=8, path=paths[0])
         plot.plot_piano_roll(samples, n=8, path=paths[1])
@@ -608,7 +608,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into a PNG")
     sample.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")
-    sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default: %(default)s)")
+    sample.add_argument("-n", type=_positive_int, default=64,
+                        help="number of samples (default: %(default)s; piano rolls and curves show at most 8)")
     sample.add_argument("--out", default="samples.png", help="the .png file to write; its folder is created if missing "
                                                              "(default: %(default)s)")
     sample.add_argument("--label", type=_integer, default=None,

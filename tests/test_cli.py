@@ -690,3 +690,17 @@ def test_train_defaults_are_what_readme_says_the_first_command_does():
 
     args = build_parser().parse_args(["train", "--out", "runs/first"])
     assert (args.model, args.data, args.epochs, args.batch_size, args.lr, args.seed) == ("vae", "sprites", 10, 128, 1e-3, 0)
+
+
+def test_a_vrae_on_image_rows_draws_its_own_samples(tmp_path, monkeypatch):
+    """samples.png shows the model's free-running samples (8 of them), not test images."""
+    samples = _drawn(monkeypatch, "plot_samples")
+    rec = _drawn(monkeypatch, "plot_reconstructions")
+    assert main(["train", "--model", "vrae", "--data", "sprites", "--limit", "120", "--epochs", "1", "--rnn-hidden", "4",
+                 "--out", str(tmp_path), "--verbose", "0"]) == 0
+    model = mv.load(tmp_path / "model.npz")
+    ((drawn,), kwargs), = samples
+    np.testing.assert_allclose(drawn, model.sample(8, 32, seed=0).reshape(8, -1), rtol=1e-5, atol=1e-6)
+    assert kwargs["image_shape"] == (32, 32)
+    ((x, _), kwargs), = rec
+    assert len(x) == 8 and kwargs["image_shape"] == (32, 32)  # 8 of the 12 test sprites
