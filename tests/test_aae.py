@@ -424,3 +424,128 @@ def test_the_gan_phases_score_what_the_discriminator_says_of_labelled_codes(labe
     assert disc == pytest.approx(np.mean(_softplus(-d_real) + _softplus(d_fake)), rel=1e-12), "discriminator phase"
     gen = model.phase_loss("gen", x, y, compute_grads=False)
     assert gen == pytest.approx(np.mean(_softplus(-d_fake)), rel=1e-12), "generator phase"
+
+
+# --- the prior's settings, seeds, the phases' parameter groups and evaluate -------------------------
+
+def _record_real_codes(model):
+    """Record the real (prior) codes every discriminator phase of ``model`` is given, as NumPy."""
+    seen, phase = [], model._discriminator_phase
+
+    def spy(z, labels, real, compute_grads=True):
+        seen.append(model.backend.to_numpy(real).copy())
+        return phase(z, labels, real, compute_grads)
+
+    model._discriminator_phase = spy
+    return seen
+
+
+def _nearest_component(model, codes):
+    return np.argmin(((codes[:, None, :] - model.component_means()[None]) ** 2).sum(-1), axis=1)
+
+
+def test_mixture_prior_is_the_documented_circle_with_its_own_radius_and_spread():
+    # μ_k = r·(cos 2πk/K, sin 2πk/K, 0, …), s = mixture_std, at settings other than the defaults
+    # (the test above uses r = 4, s = 0.5 and only checks |μ_k| = r and that the means differ:
+    # half a circle, or sin and cos swapped, or a default spread, passed it).
+    model = AAE(input_dim=4, hidden=(3,), latent_dim=3, prior="mixture", num_classes=5, disc_hidden=(3,),
+                mixture_radius=2.5, mixture_std=0.3, dtype="float64")
+    angles = 2 * np.pi * np.arange(5) / 5
+    want = np.stack([2.5 * np.cos(angles), 2.5 * np.sin(angles), np.zeros(5)], axis=1)
+    np.testing.assert_allclose(model.component_means(), want, rtol=1e-12, atol=1e-12)
+    y = np.repeat(np.arange(5), 400)
+    draws = model.sample_prior(len(y), y=y, seed=0)
+    for k in range(5):
+        np.testing.assert_allclose(draws[y == k].mean(0), want[k], atol=0.05)
+        np.testing.assert_allclose(draws[y == k].std(0), 0.3, rtol=0.1)
+    # without labels each draw comes from a component chosen uniformly: every one of them is used
+    nearest = _nearest_component(model, model.sample_prior(2000, seed=1))
+    np.testing.assert_allclose(np.bincount(nearest, minlength=5) / 2000, 0.2, atol=0.04)
+    # the Gaussian prior is N(0, I), whatever the (unused) mixture settings
+    gaussian = AAE(input_dim=4, hidden=(3,), latent_dim=3, disc_hidden=(3,), mixture_radius=2.5, mixture_std=0.3)
+    draws = gaussian.sample_prior(4000, seed=0)
+    np.testing.assert_allclose(draws.mean(0), 0, atol=0.06)
+    np.testing.assert_allclose(draws.std(0), 1, atol=0.04)
+
+
+def test_seeds_and_labels_reach_sample_and_prior_distance():
+    # sample(n, y, seed) is decode(sample_prior(n, y, seed)); prior_distance(x, seed, n_prior) is
+    # prior_distance(encode(x), sample_prior(n_prior, seed=seed)). The other tests compare these
+    # only with themselves: a seed replaced by a constant, y or n_prior dropped went unseen.
+    model = _tiny("gaussian", "mixture")
+    x = np.random.default_rng(0).uniform(0.05, 0.95, (9, 6))
+    y = np.array([0, 2, 1, -1, 2, 0, 1])
+    assert not np.allclose(model.sample_prior(7, seed=1), model.sample_prior(7, seed=2))
+    np.testing.assert_array_equal(model.sample(7, y=y, seed=4), model.decode(model.sample_prior(7, y=y, seed=4)))
+    assert not np.allclose(model.sample(7, y=y, seed=4), model.sample(7, y=(y + 1) % 3, seed=4))
+    got = model.prior_distance(x, seed=5, n_prior=4)
+    assert got == prior_distance(model.encode(x), model.sample_prior(4, seed=5))
+    assert got != model.prior_distance(x, seed=6, n_prior=4)
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "mixture"])
+def test_one_training_step_is_the_three_phases_each_stepping_its_own_group(prior):
+    # One fit step with plain SGD, replayed phase by phase through phase_loss and
+    # parameter_groups: recon steps encoder + decoder, disc steps D at the updated encoder's
+    # codes, gen steps the encoder against the updated D, each at the same lr. The gradient
+    # checks see each phase alone; a step given to the wrong optimizer (the decoder stepped
+    # twice), a phase left unstepped or the phases out of order went unseen.
+    lr = 0.1
+    model, twin = _tiny("deterministic", prior), _tiny("deterministic", prior)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.05, 0.95, (8, 6))
+    y = np.array([0, 1, 2, -1, 2, 1, 0, -1]) if prior == "mixture" else None
+    seen = _record_real_codes(model)
+    model.fit(x, y, epochs=1, batch_size=8, optimizer="sgd", lr=lr, shuffle=False, verbose=0)
+    (real,) = seen
+    if prior == "mixture":  # D's real codes come from the component of their label
+        nearest = _nearest_component(model, real)
+        np.testing.assert_array_equal(nearest[y >= 0], y[y >= 0])
+    groups = twin.parameter_groups()
+    for name, kwargs in (("autoencoder", dict(phase="recon")), ("discriminator", dict(phase="disc", prior_samples=real)),
+                         ("generator", dict(phase="gen"))):
+        twin.flat.grad.fill(0)
+        twin.phase_loss(x=x, y=y, **kwargs)
+        groups[name].data[...] -= lr * groups[name].grad
+    for (name, got, _), want in zip(model.flat.named(), [value for _, value, _ in twin.flat.named()]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_evaluate_and_phase_loss_score_labelled_batches_as_training_does():
+    # evaluate's recon and gen are deterministic for a deterministic encoder: in blocks of 3 rows
+    # (the last one partial) they must be the phases' losses over all 7 rows, with the labels;
+    # and both evaluate and phase_loss("disc") draw D's real codes from the labels' components.
+    model = _tiny("deterministic", "mixture")
+    x = np.random.default_rng(0).uniform(0.05, 0.95, (7, 6))
+    y = np.array([0, 2, 1, -1, 2, 0, 1])
+    seen = _record_real_codes(model)
+    got = model.evaluate(x, y, batch_size=3, seed=0)
+    assert got["recon"] == pytest.approx(model.phase_loss("recon", x, compute_grads=False), rel=1e-12)
+    assert got["gen"] == pytest.approx(model.phase_loss("gen", x, y, compute_grads=False), rel=1e-12)
+    assert got["gen"] != pytest.approx(model.phase_loss("gen", x, compute_grads=False), rel=1e-6)  # the labels count
+    model.phase_loss("disc", x, y, compute_grads=False)
+    assert [len(r) for r in seen] == [3, 3, 1, 7]
+    for real in (np.concatenate(seen[:3]), seen[3]):
+        nearest = _nearest_component(model, real)
+        np.testing.assert_array_equal(nearest[y >= 0], y[y >= 0])
+
+
+def test_mixture_labels_below_minus_one_are_rejected():
+    model = _tiny("gaussian", "mixture")
+    x = np.random.default_rng(0).random((4, 6))
+    for call in (lambda: model.fit(x, np.array([0, -2, 1, 0]), verbose=0), lambda: model.sample_prior(2, y=[-2, 0]),
+                 lambda: model.phase_loss("disc", x, [0, 1, -3, 2])):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\] \(or -1 for unlabelled\)"):
+            call()
+
+
+def test_a_checkpoint_keeps_the_mixture_priors_radius_and_spread(tmp_path):
+    # The round-trip test above uses the default radius and spread, which a lost setting falls back to.
+    model = AAE(input_dim=4, hidden=(3,), latent_dim=2, prior="mixture", num_classes=3, disc_hidden=(3,),
+                mixture_radius=2.5, mixture_std=0.3, seed=0)
+    model.save(tmp_path / "aae.npz")
+    loaded = microvae.load(tmp_path / "aae.npz")
+    assert (loaded.mixture_radius, loaded.mixture_std) == (2.5, 0.3)
+    np.testing.assert_array_equal(loaded.component_means(), model.component_means())
+    np.testing.assert_array_equal(loaded.sample_prior(6, y=[0, 1, 2, -1, 0, 1], seed=3),
+                                  model.sample_prior(6, y=[0, 1, 2, -1, 0, 1], seed=3))

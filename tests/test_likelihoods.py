@@ -105,3 +105,16 @@ def test_the_data_space_mean_is_where_the_likelihood_is_stationary_in_its_mean(s
     np.testing.assert_allclose(dout[:, :dims], 0, atol=1e-15, err_msg=f"{spec}: the loss is not stationary at x = mean(out)")
     if likelihood.output_dim(dims) > dims:  # a learned variance: its gradient at x = μ is ½(1 − 0)/batch
         np.testing.assert_allclose(dout[:, dims:], 0.5 / batch, rtol=1e-12)
+
+
+@pytest.mark.parametrize("logvar", LOGVAR_RANGE)
+def test_a_fixed_decoder_variance_at_the_ends_of_the_range_is_used_as_given(logvar):
+    # The ends of LOGVAR_RANGE are accepted as fixed variances (test_checkpoint_robustness); the
+    # loss must then use them unchanged, not a narrower clamp (the check above stops at −7.5 and 6).
+    rng = np.random.default_rng(0)
+    mean, x = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for spec in (Gaussian(logvar), get_likelihood({"name": "gaussian", "logvar": logvar})):
+        per_example, dmean = spec.nll(mean, x)
+        want = 0.5 * ((x - mean) ** 2 * np.exp(-logvar) + logvar + np.log(2 * np.pi)).sum(axis=1)
+        np.testing.assert_allclose(per_example, want, rtol=1e-12)
+        np.testing.assert_allclose(dmean, (mean - x) * np.exp(-logvar) / 3, rtol=1e-12)
