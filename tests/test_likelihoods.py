@@ -118,3 +118,12 @@ def test_a_fixed_decoder_variance_at_the_ends_of_the_range_is_used_as_given(logv
         want = 0.5 * ((x - mean) ** 2 * np.exp(-logvar) + logvar + np.log(2 * np.pi)).sum(axis=1)
         np.testing.assert_allclose(per_example, want, rtol=1e-12)
         np.testing.assert_allclose(dmean, (mean - x) * np.exp(-logvar) / 3, rtol=1e-12)
+
+
+def test_bernoulli_data_may_touch_both_ends_of_the_unit_interval():
+    """Binary images are exactly 0 and 1: both ends are valid data; just past either end is not."""
+    bernoulli = get_likelihood("bernoulli")
+    bernoulli.validate(np.array([[0.0, 1.0, 0.5]]))
+    for bad in (-1e-7, 1 + 1e-7):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 1\] for a Bernoulli likelihood"):
+            bernoulli.validate(np.array([[0.0, bad]]))
