@@ -224,3 +224,42 @@ def test_what_is_not_an_array_is_named_with_the_method_called(cls):
                         (lambda: layer.forward(x, mask=1), rf"^{name}\.forward expects an array for mask, got int$")]:
         with pytest.raises(TypeError, match=match):
             call()
+
+
+@pytest.mark.parametrize("kernels", ["compiled", "reference"])
+@pytest.mark.parametrize("cls", CELLS)
+def test_forward_follows_the_documented_equations(cls, kernels):
+    # The twin kernels are held equal to each other and the gradients to the forward, so a
+    # convention changed in both twins at once (reset and update gates swapped, b_hn added
+    # outside the reset product, with backward steps to match) passed every other test, as did
+    # a default h0 other than 0. Written out from the docstrings, gate order [reset | update |
+    # candidate]; the mask drops the first step of one row and the last step of another.
+    rng = np.random.default_rng(11)
+    layer = cls(3, 4).build(backend=microvae.Backend("numpy", dtype="float64", seed=11, kernels=kernels))
+    for name, value in layer.params.items():
+        if name.startswith("b"):
+            value[...] = rng.uniform(-1, 1, value.shape)
+    P, H = layer.params, 4
+    x, h0 = rng.standard_normal((3, 5, 3)), rng.standard_normal((3, 4))
+    mask = np.array([[0, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 1, 0, 1, 1]])
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    def expected(h):
+        out = []
+        for t in range(5):
+            gx, gh = x[:, t] @ P["W_x"] + P["b"], h @ P["W_h"]
+            if cls is RNN:
+                new = np.tanh(gx + gh)
+            else:
+                r = sigmoid(gx[:, :H] + gh[:, :H])
+                u = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+                n = np.tanh(gx[:, 2 * H :] + r * (gh[:, 2 * H :] + P["b_hn"]))
+                new = (1 - u) * n + u * h
+            h = np.where(mask[:, t : t + 1] == 1, new, h)
+            out.append(h)
+        return np.stack(out, axis=1)
+
+    np.testing.assert_allclose(layer.forward(x, h0=h0, mask=mask), expected(h0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(layer.forward(x, mask=mask), expected(np.zeros((3, 4))), rtol=1e-12, atol=1e-14)  # h0 = 0 by default
