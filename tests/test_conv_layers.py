@@ -369,6 +369,19 @@ def test_maxpool_gradients(n, c, pool, stride, extra_h, extra_w, seed):
     assert_gradcheck(layer, x, seed=seed % 1000)
 
 
+def test_maxpool_takes_non_contiguous_inputs_and_gradients():
+    """A transposed view (rows and columns swapped, not C-contiguous) pools and back-propagates
+    as its contiguous copy does: the kernels need C order, and the layer must make it."""
+    rng = np.random.default_rng(3)
+    x = rng.permutation(2 * 3 * 6 * 8).reshape(2, 3, 6, 8).astype(np.float64).transpose(0, 1, 3, 2)
+    view, copy = built(MaxPool2D(2)), built(MaxPool2D(2))
+    assert not x.flags.c_contiguous
+    y = view.forward(x)
+    np.testing.assert_array_equal(y, copy.forward(np.ascontiguousarray(x)))
+    dy = rng.standard_normal((2, 3, y.shape[3], y.shape[2])).transpose(0, 1, 3, 2)
+    assert not dy.flags.c_contiguous
+    np.testing.assert_array_equal(view.backward(dy), copy.backward(np.ascontiguousarray(dy)))
+
 
 def test_flatten_takes_an_empty_batch():
     """reshape(0, -1) cannot infer -1: every other layer took a batch of 0, Flatten failed in NumPy."""
@@ -629,11 +642,18 @@ def test_bad_inputs_raise_clear_errors():
         conv.forward(np.zeros((2, 1, 5, 5)))
     with pytest.raises(ValueError, match=r"at least 3×3.*padding='valid', got 2×5"):
         conv.forward(np.zeros((2, 3, 2, 5)))
+    with pytest.raises(ValueError, match=r"at least 3×3.*padding='valid', got 5×2"):  # too narrow, not too short
+        conv.forward(np.zeros((2, 3, 5, 2)))
+    for empty in ((2, 3, 0, 5), (2, 3, 4, 0)):  # an image with no rows or no columns: refused, not an empty output
+        with pytest.raises(ValueError, match=r"\(batch, 3, height, width\).*got \(2, 3, [04], [05]\)"):
+            built(Conv2D(3, 4, 3)).forward(np.zeros(empty))
     tconv = built(Conv2DTranspose(2, 4, 3, stride=2))
     with pytest.raises(ValueError, match=r"\(batch, 2, height, width\)"):
         tconv.forward(np.zeros((1, 3, 4, 4)))
     with pytest.raises(ValueError, match="at least 3×3"):
         built(MaxPool2D(3)).forward(np.zeros((1, 1, 2, 5)))
+    with pytest.raises(ValueError, match="at least 3×3, got 5×2"):
+        built(MaxPool2D(3)).forward(np.zeros((1, 1, 5, 2)))
     with pytest.raises(ValueError, match="NCHW"):
         built(MaxPool2D(2)).forward(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="12 values per example"):

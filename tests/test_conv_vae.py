@@ -108,6 +108,7 @@ def test_textbook_architecture():
     assert dec[0].params["W"].shape == (2, 7 * 7 * 32)
     tconvs = [(l.in_channels, l.out_channels, l.stride) for l in dec if isinstance(l, Conv2DTranspose)]
     assert tconvs == [(32, 32, 2), (32, 16, 2), (16, 1, 1)]
+    assert [l.init for l in dec if isinstance(l, Conv2DTranspose)] == ["he", "he", "glorot"]  # the output layer: no ReLU after it
     strided = ConvVAE(variant="strided", latent_dim=3, seed=0)
     convs = [(l.out_channels, l.stride) for l in strided.encoder.layers if isinstance(l, Conv2D)]
     assert convs == [(32, 2), (64, 2)] and not any(isinstance(l, MaxPool2D) for l in strided.encoder.layers)

@@ -379,3 +379,33 @@ def test_conv_model_metrics_run_on_threads_and_give_what_one_thread_gives(monkey
         metrics.reconstruction_error(model, x, batch_size=9)))
     for one, three in zip(results["1"], results["3"]):
         np.testing.assert_allclose(three, one, rtol=1e-5, atol=1e-4)
+
+
+def test_an_empty_microvae_num_threads_counts_as_unset(monkeypatch):
+    """MICROVAE_NUM_THREADS= (set but empty, as shells and CI files leave it) means the default,
+    not an error; a fraction is refused like any other non-integer."""
+    monkeypatch.delenv("MICROVAE_NUM_THREADS", raising=False)
+    default = threads.chunk_threads()
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "")
+    assert threads.chunk_threads() == default
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "2.5")
+    with pytest.raises(ValueError, match="MICROVAE_NUM_THREADS must be a positive integer, got '2.5'"):
+        threads.chunk_threads()
+
+
+@needs_openblas
+def test_the_pool_grows_when_a_later_loop_asks_for_more_workers(monkeypatch):
+    """A pool made for 2 workers, then a loop on 3: all 3 run at once (each waits for the
+    others here), not 2 at a time in a pool that was never enlarged."""
+    monkeypatch.setattr(threads, "_pool", None)
+    monkeypatch.setattr(threads, "_pool_size", 0)
+    barrier = threading.Barrier(3, timeout=10)
+    try:
+        with threads.parallel_chunks(threads=2):
+            assert threads.map_chunks([(0, 1), (1, 2)], lambda s, e, worker: None) == 2
+        with threads.parallel_chunks(threads=3):
+            assert threads.map_chunks([(0, 1), (1, 2), (2, 3)], lambda s, e, worker: barrier.wait()) == 3
+    finally:
+        barrier.abort()
+        if threads._pool is not None:
+            threads._pool.shutdown(wait=True)
