@@ -175,8 +175,12 @@ def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale,
 
     result = mv.gradcheck(f, {"a": a}, {"a": g}, eps=h, mode=mode, directions=3, seed=seed)
     floor = 1e-3 * max(1.0, abs(offset + float(np.sum(w * a0))))
+    # f is rounded to its own ulp: the stencil (coefficients summing to 1.5 in absolute value,
+    # over h) turns that into an error in the numeric derivative that no implementation avoids
+    rounding = 4 * np.finfo(np.float64).eps * (abs(offset) + float(np.sum(np.abs(w * a0))) + 1.0) / h
     if mode == "full":
-        expected = np.max(np.abs(g - w)) / max(np.max(np.abs(g)), np.max(np.abs(w)), floor)
+        denominator = max(np.max(np.abs(g)), np.max(np.abs(w)), floor)
+        expected = np.max(np.abs(g - w)) / denominator
     else:
         steps = [d for d in seen if np.any(d)]
         lengths = np.array([np.linalg.norm(d) for d in steps])
@@ -184,8 +188,9 @@ def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale,
         units = [d / np.linalg.norm(d) for d in steps]
         distinct = {tuple(np.round(u * np.sign(u[np.argmax(np.abs(u))]), 6)) for u in units}
         assert len(distinct) == (1 if n == 1 else 3)  # three directions, each probed at ±h and ±2h
-        expected = max(abs(float((g - w) @ u)) for u in units) / max(float(np.linalg.norm(g)), floor)
-    assert result.errors["a"] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+        denominator = max(float(np.linalg.norm(g)), floor)
+        expected = max(abs(float((g - w) @ u)) for u in units) / denominator
+    assert result.errors["a"] == pytest.approx(expected, rel=1e-6, abs=rounding / denominator)
 
 
 @given(n=st.integers(1, 6), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
