@@ -1,4 +1,4 @@
-"""Argument checks shared by the models, fit, the optimizers and the metrics.
+"""Argument checks shared by the layers, models, fit, the optimizers and the metrics.
 
 ``int()`` would take "5" and truncate 2.7, and a comparison with a string fails with an error
 that names no argument; these name the argument and the form expected. No imports from the
@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_sizes", "check_file_path"]
+__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_sizes", "check_file_path", "check_real_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -67,3 +67,14 @@ def check_file_path(name: str, path, example: str = "model.npz") -> str:
         raise ValueError(f"{name} {path!r} names a folder, not a file; give a file name, such as "
                          f"{os.path.join(path or '.', example)!r}")
     return path
+
+
+def check_real_array(x, method: str, name: str) -> None:
+    """TypeError unless ``x`` holds real numbers (bool, integer or float), naming ``method``
+    and the argument ``name``. Casting a complex array to a float dtype would drop its
+    imaginary part with only a warning, and an object array would turn None into NaN."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:  # a list or tuple: NumPy infers its dtype as asarray would
+        dtype = np.asarray(x).dtype
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{method} expects real numbers (bool, integer or float) for {name}, got dtype {dtype}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .checks import check_real_array
+
 
 class Reparameterization:
     """z = μ + σ·ε,  σ = exp(½·logvar),  ε ~ N(0, I) held fixed during the backward pass.
@@ -14,14 +16,20 @@ class Reparameterization:
 
     def __init__(self, backend):
         self.backend = backend
+        self._eps = self._std = None
+
+    def _real(self, array, name: str, method: str = "forward"):
+        """``array`` in the backend's dtype (no copy when it already is); TypeError for complex
+        or object arrays, which the cast would quietly make real (or NaN)."""
+        check_real_array(array, f"Reparameterization.{method}", name)
+        return self.backend.xp.asarray(array, dtype=self.backend.dtype)
 
     def forward(self, mu, logvar, eps=None):
         """Return z, in the backend's dtype (as are μ, logvar and ε). Pass ``eps`` (same shape as
         mu) to fix the noise; otherwise it is drawn from the backend's seeded generator."""
-        xp, dtype = self.backend.xp, self.backend.dtype
-        mu, logvar = xp.asarray(mu, dtype=dtype), xp.asarray(logvar, dtype=dtype)  # no copy when they already are
+        mu, logvar = self._real(mu, "mu"), self._real(logvar, "logvar")
         if eps is not None:
-            eps = xp.asarray(eps, dtype=dtype)
+            eps = self._real(eps, "eps")
         if mu.shape != logvar.shape:
             raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
         if eps is None:
@@ -33,5 +41,12 @@ class Reparameterization:
         return mu + self._std * eps
 
     def backward(self, dz):
-        """Return (dmu, dlogvar)."""
+        """Return (dmu, dlogvar) for the last forward pass, in the backend's dtype. dz must have
+        z's shape: one that merely broadcasts against ε would give gradients of another shape."""
+        if self._eps is None:
+            raise RuntimeError("Reparameterization.backward called before forward")
+        if getattr(dz, "shape", None) != self._eps.shape:
+            raise ValueError(f"Reparameterization.backward expects dz of shape {tuple(self._eps.shape)} (the shape of z "
+                             f"from the last forward pass), got {tuple(getattr(dz, 'shape', ()))}")
+        dz = self._real(dz, "dz", "backward")
         return dz, dz * self._eps * self._std * 0.5

@@ -314,6 +314,49 @@ def test_forward_refuses_what_is_not_an_array(kind, bad):
         layer.forward(bad)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("bad_dtype", [np.complex128, object])
+def test_complex_and_object_arrays_are_refused_not_cast(kind, bad_dtype):
+    """Casting to the layer's dtype would drop a complex array's imaginary part with only a
+    warning, and turn an object array's None into NaN; x and dy are both refused, by name,
+    and the layer's last pass stays usable."""
+    layer, shape = _layer(kind)
+    x = _x(shape)
+    got = re.escape(f"got dtype {np.dtype(bad_dtype)}")
+    with pytest.raises(TypeError, match=rf"\.forward expects real numbers \(bool, integer or float\) for (its input|x), {got}"):
+        layer.forward(x.astype(bad_dtype))
+    y = layer.forward(x)
+    dy = _x(y.shape, seed=4)
+    with pytest.raises(TypeError, match=rf"{_leaf_name(layer)}\.backward expects real numbers .* for (dy|dH), {got}"):
+        layer.backward(dy.astype(bad_dtype))
+    reference, _ = _layer(kind)
+    reference.forward(x)
+    np.testing.assert_array_equal(layer.backward(dy), reference.backward(dy))
+
+
+def test_a_list_of_complex_numbers_or_with_none_is_refused():
+    layer = Dense(2, 3).build(dtype="float64")
+    with pytest.raises(TypeError, match=r"Dense\.forward expects real numbers .* got dtype complex128"):
+        layer.forward([[1.0, 2j]])
+    with pytest.raises(TypeError, match=r"Dense\.forward expects real numbers .* got dtype object"):
+        layer.forward([[1.0, None]])
+    np.testing.assert_array_equal(layer.forward([[1, 2]]), layer.forward(np.array([[1.0, 2.0]])))
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU])
+def test_recurrent_initial_and_step_states_must_be_real(cls):
+    layer = cls(3, 4).build(dtype="float64")
+    x, h = _x((2, 5, 3)), np.zeros((2, 4))
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.forward expects real numbers .* for h0, got dtype complex128"):
+        layer.forward(x, h.astype(complex))
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.step expects real numbers .* for h, got dtype complex128"):
+        layer.step(x[:, 0], h.astype(complex))
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.step expects real numbers .* for x_t, got dtype object"):
+        layer.step(x[:, 0].astype(object), h)
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.forward expects real numbers .* for mask, got dtype complex128"):
+        layer.forward(x, mask=np.ones((2, 5), complex))
+
+
 def test_a_model_refuses_one_layer_object_in_two_of_its_parts():
     # Sequential sees only its own tree; the model's parameter buffer sees them all
     import microvae as mv

@@ -1,5 +1,7 @@
 """The reparameterization z = μ + exp(½·logvar)·ε and its backward pass."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -60,3 +62,41 @@ def test_shape_errors():
         sampler.forward(np.zeros((2, 3)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="eps must have the shape"):
         sampler.forward(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_backward_needs_a_forward_pass_and_a_dz_shaped_like_z():
+    sampler = mv.Reparameterization(mv.get_backend(dtype="float64"))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        sampler.backward(np.ones((2, 3)))
+    sampler.forward(np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 3)))
+    for shape in [(1, 3), (2, 1), (3,), (2, 3, 1), (3, 2)]:  # the first three would broadcast
+        with pytest.raises(ValueError, match=re.escape(f"expects dz of shape (2, 3) (the shape of z from the last forward pass), got {shape}")):
+            sampler.backward(np.ones(shape))
+    with pytest.raises(ValueError, match=r"got \(\)"):
+        sampler.backward([[1.0, 1.0, 1.0]] * 2)  # not an array: no shape to check
+    dmu, dlogvar = sampler.backward(np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(dmu, 2.0)
+    np.testing.assert_array_equal(dlogvar, 1.0)  # dz·ε·σ/2 with ε = 1, σ = 1
+
+
+@pytest.mark.parametrize("name", ["mu", "logvar", "eps"])
+@pytest.mark.parametrize("bad_dtype", [complex, object])
+def test_complex_and_object_arguments_are_refused_not_cast(name, bad_dtype):
+    """A cast to the backend's dtype would drop the imaginary part with only a warning."""
+    sampler = mv.Reparameterization(mv.get_backend(dtype="float64"))
+    args = {"mu": np.zeros((2, 3)), "logvar": np.zeros((2, 3)), "eps": np.ones((2, 3))}
+    args[name] = args[name].astype(bad_dtype)
+    with pytest.raises(TypeError, match=rf"Reparameterization\.forward expects real numbers .* for {name}, got dtype {np.dtype(bad_dtype)}"):
+        sampler.forward(**args)
+    args[name] = args[name].real.astype(np.float64) if bad_dtype is complex else np.asarray(args[name], np.float64)
+    sampler.forward(**args)
+    with pytest.raises(TypeError, match=r"Reparameterization\.backward expects real numbers .* for dz, got dtype complex128"):
+        sampler.backward(np.ones((2, 3), complex))
+
+
+def test_dz_of_the_other_float_dtype_gives_gradients_in_the_backends():
+    sampler = mv.Reparameterization(mv.get_backend(dtype="float32"))
+    sampler.forward(np.zeros((2, 3)), np.zeros((2, 3)), np.ones((2, 3)))
+    dmu, dlogvar = sampler.backward(np.full((2, 3), 0.1))  # float64 dz
+    assert dmu.dtype == dlogvar.dtype == np.float32
+    np.testing.assert_array_equal(dlogvar, np.float32(0.1) * np.float32(0.5))

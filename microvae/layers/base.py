@@ -5,8 +5,9 @@
   ``self.grads`` and returns dL/dx. With ``input_grad=False`` it may skip dL/dx and return
   None (the first layer of an encoder never needs it). dy must have the shape of the
   output of the last forward pass (ValueError otherwise, RuntimeError before any pass).
-- Both take arrays of any dtype and memory order, and compute in the layer's dtype
-  (``backend.dtype``): other inputs are converted (``_input``, ``_upstream``).
+- Both take arrays of any real dtype (bool, integer, float) and memory order, and compute in
+  the layer's dtype (``backend.dtype``): other inputs are converted (``_input``, ``_upstream``);
+  complex and object arrays are refused rather than cast.
 
 A layer instance is used once per forward pass; its cache holds one pass.
 
@@ -20,6 +21,7 @@ import inspect
 import math
 
 from ..backend import get_backend
+from ..checks import check_real_array
 
 __all__ = ["Layer", "Module", "he_normal", "glorot_uniform", "zeros", "INITIALIZERS", "layer_to_spec", "layer_from_spec"]
 
@@ -140,13 +142,16 @@ class Layer(Module):
 
         Integer or bool inputs become floats, and a float64 array reaching a float32 layer
         (or the reverse) is converted rather than changing the precision of the pass and
-        of its output. A no-op, with no copy, when ``x`` is already right. ``method`` and
-        ``name`` (the argument, where a method takes several) are what an error names.
+        of its output. A no-op, with no copy, when ``x`` is already right. Complex and object
+        arrays are refused (TypeError). ``method`` and ``name`` (the argument, where a method
+        takes several) are what an error names.
         """
         self._require_built()
         if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):  # asarray(None, float) would be NaN
             what = f" for {name}" if name else ""
             raise TypeError(f"{type(self).__name__}.{method} expects an array{what}, got {type(x).__name__}")
+        if getattr(getattr(x, "dtype", None), "kind", "") not in ("b", "i", "u", "f"):  # message built only then
+            check_real_array(x, f"{type(self).__name__}.{method}", name or "its input")
         xp, dtype = self.backend.xp, self.backend.dtype
         return xp.asarray(x, dtype=dtype, order="C" if contiguous else None)
 
@@ -168,6 +173,8 @@ class Layer(Module):
         if getattr(dy, "shape", None) != self._out_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "
                              f"pass), got {tuple(getattr(dy, 'shape', ()))}")
+        if getattr(getattr(dy, "dtype", None), "kind", "") not in ("b", "i", "u", "f"):
+            check_real_array(dy, f"{type(self).__name__}.backward", "dy")
         xp, dtype = self.backend.xp, self.backend.dtype
         return xp.asarray(dy, dtype=dtype, order="C" if contiguous else None)
 

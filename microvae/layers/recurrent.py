@@ -32,7 +32,7 @@ Sequences are stored time-major inside the layer so each step is a contiguous bl
 
 from __future__ import annotations
 
-from ..checks import check_int
+from ..checks import check_int, check_real_array
 from .base import Layer, glorot_uniform, zeros
 
 __all__ = ["RNN", "GRU"]
@@ -105,6 +105,7 @@ class _Recurrent(Layer):
                 if not isinstance(mask, (list, tuple)):
                     raise TypeError(f"{name}.forward expects an array for mask, got {type(mask).__name__}")
                 mask = xp.asarray(mask)  # not yet in the layer's dtype: float32 would round 0.99999999 to 1 before the check
+            check_real_array(mask, f"{name}.forward", "mask")
             if mask.shape != (B, T):
                 raise ValueError(f"{name}: mask must have shape (batch, time) = {(B, T)}, got {tuple(mask.shape)}")
             if not bool(((mask == 0) | (mask == 1)).all()):
@@ -116,6 +117,7 @@ class _Recurrent(Layer):
         T, B = self._cache["T"], self._cache["B"]
         if getattr(dH, "shape", None) != (B, T, self.hidden_size):
             raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(getattr(dH, 'shape', ()))}")
+        check_real_array(dH, f"{type(self).__name__}.backward", "dH")
         return self.backend.xp.asarray(dH, dtype=self.backend.dtype).transpose(1, 0, 2)
 
     def _parameter_grads(self, xt, hs, da, dgh=None):
