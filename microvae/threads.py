@@ -149,10 +149,13 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     """Within: every loaded OpenBLAS on one thread, chunk loops on ``threads`` workers
     (default ``chunk_threads()``); both restored on exit. Does nothing when ``enabled`` is False,
     when there is one thread, or when the BLAS thread count cannot be set. Yields the
-    number of workers."""
+    number of workers. ``MICROVAE_NUM_THREADS`` is read only when enabled: a model with no
+    chunk loops (an MLP) trains whatever it holds."""
     global _active
-    n = chunk_threads() if threads is None else check_int("threads", threads, 1)
-    before = _blas_thread_counts() if enabled and n > 1 else []
+    if threads is not None:
+        threads = check_int("threads", threads, 1)
+    n = (chunk_threads() if threads is None else threads) if enabled else 1
+    before = _blas_thread_counts() if n > 1 else []
     if not before or _active > 1:  # off, one thread, no OpenBLAS found, or already inside
         yield _active
         return

@@ -88,6 +88,22 @@ def test_parallel_chunks_off_or_single_threaded_changes_nothing():
             assert threads.chunk_workers([(0, 1)] * 4) == 1
 
 
+def test_a_model_without_chunk_loops_ignores_the_thread_variable(monkeypatch):
+    """$MICROVAE_NUM_THREADS is read where chunk loops would use it: a bad value stopped an
+    MLP's fit, which has none, and still stops a ConvVAE's."""
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "two")
+    with threads.parallel_chunks(enabled=False) as workers:
+        assert workers == 1
+    x = np.random.default_rng(0).random((8, 16)).astype(np.float32)
+    mv.VAE(16, (8,), 2).fit(x, epochs=1, batch_size=4, verbose=0)
+    conv = mv.ConvVAE((1, 8, 8), latent_dim=2, variant="strided")
+    with pytest.raises(ValueError, match="MICROVAE_NUM_THREADS must be a positive integer, got 'two'"):
+        conv.fit(np.zeros((4, 1, 8, 8), np.float32), epochs=1, batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):  # an argument is still checked
+        with threads.parallel_chunks(enabled=False, threads=0):
+            pass
+
+
 def test_chunk_threads_reads_the_environment(monkeypatch):
     monkeypatch.setenv("MICROVAE_NUM_THREADS", "3")
     assert threads.chunk_threads() == 3
