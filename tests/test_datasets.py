@@ -744,6 +744,21 @@ def test_sprites_each_factor_changes_the_picture(sprite_grid):
         assert len(np.unique(np.stack(pictures), axis=0)) == len(pictures), sprite_grid.factor_names[j]
 
 
+@pytest.mark.parametrize("size", [16, 21, 32])
+def test_sprites_positions_a_pixel_apart_render_apart_and_closer_ones_may_not(size):
+    """The docstring's rule: positions spread over 0.6·size − 2 pixels; while neighbours are at
+    least a pixel apart every position gives its own image, and 2·that many do not."""
+    span = 0.6 * size - 2
+    most = int(span) + 1  # the most positions with a spacing of at least one pixel
+    one = dict(shapes=("square",), n_scales=1, n_rotations=1)
+    apart = ds.make_sprites(None, size=size, n_positions=most, **one)
+    np.testing.assert_allclose(apart.factor_values["pos_x"][[0, -1]], [0.2 * size + 1, 0.8 * size - 1], rtol=1e-6)
+    assert np.diff(apart.factor_values["pos_x"]).min() >= 1 - 1e-5
+    assert len(np.unique(apart.images, axis=0)) == most**2
+    close = ds.make_sprites(None, size=size, n_positions=2 * most, **one)
+    assert len(np.unique(close.images, axis=0)) < (2 * most) ** 2
+
+
 def test_sprites_shape_factor_matters_everywhere(sprite_grid):
     f, images = sprite_grid.factors, sprite_grid.images
     square, ellipse, heart = (images[f[:, 0] == k] for k in range(3))  # same order of other factors

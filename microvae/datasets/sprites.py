@@ -153,7 +153,10 @@ def make_sprites(
         sequence.
     n_scales, n_rotations, n_positions:
         Number of distinct values of the scale, rotation and (each) position
-        factor.
+        factor. Positions are spread evenly over ``0.6 * size - 2`` pixels
+        (the sprite stays a pixel inside the canvas); once ``n_positions - 1``
+        exceeds that, neighbours lie less than a pixel apart and some images
+        render alike although their factors differ.
     flatten:
         ``True``: images of shape ``(N, size*size)``; ``False``:
         ``(N, 1, size, size)``.
