@@ -144,10 +144,9 @@ def main(argv=None):
         notes.append(f"- microvae model: {mv['model']}; input layout {mv.get('input_layout')}")
     if notes:
         print("\n" + "\n".join(notes))
-    if mv.get("fit_call_s"):
-        extra = C.steady([f - e for f, e in zip(mv["fit_call_s"], mv["epoch_s"])])
-        print(f"microvae's s/epoch is fit's own per-epoch `seconds` (the epoch loop); each fit(epochs=1) call also "
-              f"checks the whole dataset first: +{sorted(extra)[len(extra) // 2]:.3f} s per call, not counted.")
+    overhead = C.fit_overhead_note(mv)
+    if overhead:
+        print(overhead)
     if "memory" in mv:
         print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
     C.print_kernel_reports(results)

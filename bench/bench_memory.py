@@ -65,7 +65,7 @@ def main(argv=None):
     peak = mem["after_training"].get("VmHWM", nan)
     if len(per) > 2:
         growth = per[-1] - per[1]
-        verdict = "flat" if abs(growth) <= GROWTH_TOLERANCE_MIB else "GROWS"
+        verdict = "flat" if abs(growth) <= GROWTH_TOLERANCE_MIB else "GROWS" if growth > 0 else "shrinks"
         growth_text = (f"RSS growth from epoch 2 to epoch {len(per)}: **{growth:+.1f} MiB** "
                        f"({verdict}; tolerance ±{GROWTH_TOLERANCE_MIB} MiB)")
     else:

@@ -278,10 +278,11 @@ def report_size(a, size: str, results: dict) -> None:
     print(f"\n{C.images_used(results)}, batch {C.BATCH_SIZE}, Adam lr {C.LR}, {a.threads} threads; "
           f"medians over epochs {used}; ELBO: one sample of z per test image, nats per example.")
     floor = results.get("floor", {})
-    if "summary" in floor and mv_med:
+    if "summary" in floor and mv_med and floor["summary"]["median_s"] > 0:
         f_med = floor["summary"]["median_s"]
+        # the rate over the printed median (over every round), not a round's own "gflops"
         print(f"BLAS floor: {f_med:.3f} s/epoch ({floor['gflop_per_epoch']:.2f} GFLOP per epoch, "
-              f"{floor['gflops']:.1f} GFLOP/s); **microvae ÷ floor = {mv_med / f_med:.2f}**")
+              f"{floor['gflop_per_epoch'] / f_med:.1f} GFLOP/s); **microvae ÷ floor = {mv_med / f_med:.2f}**")
     if mv.get("paired_floor"):
         ratios, floors = [], []
         for mv_times, paired in zip(mv["epoch_s_by_round"], mv["paired_floor"]):
@@ -298,10 +299,9 @@ def report_size(a, size: str, results: dict) -> None:
         notes.append(f"- WARNING: parameter counts differ from the expected {expected}: {counts}")
     if notes:
         print("\n" + "\n".join(notes))
-    if mv.get("fit_call_s"):
-        extra = C.steady([f - e for f, e in zip(mv["fit_call_s"], mv["epoch_s"])])
-        print(f"microvae's s/epoch is fit's own per-epoch `seconds` (the epoch loop); each fit(epochs=1) call also "
-              f"checks the whole dataset first: +{sorted(extra)[len(extra) // 2]:.3f} s per call, not counted.")
+    overhead = C.fit_overhead_note(mv)
+    if overhead:
+        print(overhead)
     if "memory" in mv:
         print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
 

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -202,3 +203,186 @@ def test_floor_smoke_run_exits_0_with_a_real_worker():
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.returncode == 0, proc.stderr
     assert "300 training / no test images" in proc.stdout and "None" not in proc.stdout.split("### Which kernels")[0]
+
+
+# --------------------------------------------------------------------------- figures from fixed results
+def test_memory_summary_growth_is_from_epoch_2_and_peaks_are_where_they_were_read(scripts):
+    """Growth is RSS after epoch N minus after epoch 2 (epoch 1 allocates); the training peak is
+    read after training, the other after the test-ELBO pass."""
+    mem = _mem(4)
+    mem["per_epoch"] = [{"VmRSS": v} for v in (100.0, 110.0, 111.0, 115.0)]
+    mem["after_training"] = {"VmRSS": 115.0, "VmHWM": 130.0, "ru_maxrss": 131.0}
+    mem["after_elbo"] = {"VmRSS": 116.0, "VmHWM": 140.0, "ru_maxrss": 141.0}
+    line = scripts["bench_vae"].C.memory_summary(mem)
+    assert "growth epoch 2→4: +5.0;" in line, line
+    assert "peak during training VmHWM 130.0 (ru_maxrss 131.0); peak incl. the test-ELBO pass 140.0" in line, line
+
+
+TEXTBOOK_LAYERS = [(784, 512), (512, 256), (256, 4), (2, 256), (256, 512), (512, 784)]
+TEXTBOOK_PARAMS = sum(i * o + o for i, o in TEXTBOOK_LAYERS)  # 1068820
+
+
+def _vae_results(C):
+    """microvae (two rounds: fit calls, paired floor), PyTorch skipped, the floor worker."""
+    mv = C.merge_rounds([
+        {"framework": "microvae", "epoch_s": [9.0, 2.0, 4.0, 3.0], "fit_call_s": [9.5, 2.1, 4.3, 3.2],
+         "paired_floor": {"epoch_s": [5.0, 1.0, 1.0, 3.0]}, "test_elbo": -262.0, "train_loss": [300.0, 262.0],
+         "params": TEXTBOOK_PARAMS, "n_train": 300, "n_test": 100, "memory": _mem(4)},
+        {"framework": "microvae", "epoch_s": [8.0, 3.0, 3.0, 3.0], "fit_call_s": [8.5, 3.1, 3.1, 3.1],
+         "paired_floor": {"epoch_s": [4.0, 1.5, 3.0, 1.0]}, "test_elbo": -261.0, "train_loss": [300.0, 262.0],
+         "params": TEXTBOOK_PARAMS, "n_train": 300, "n_test": 100, "memory": _mem(4)}])
+    floor = C.merge_rounds([{"framework": "floor", "epoch_s": [9.0, 1.0, 2.0, 1.5], "gflop_per_epoch": 3.0,
+                             "gflops": 2.0, "n_train": 300}])
+    return {"microvae": mv, "torch": {"skipped": "torch not importable (ImportError: x)"}, "floor": floor}
+
+
+def test_bench_vae_report_floor_and_paired_floor_ratios(scripts, monkeypatch, capsys):
+    """microvae ÷ floor is microvae's median over the floor's; the paired floor is the median
+    of microvae's epoch k ÷ the floor timed right after it (epochs 2..N of every round), with
+    their range and the median paired floor; fit's data check is the median of epochs 2..N."""
+    module = scripts["bench_vae"]
+    captured = {}
+
+    def run_frameworks(script, frameworks, worker_args, a, tag):
+        captured.update(frameworks=list(frameworks), worker_args=list(worker_args))
+        return _vae_results(module.C)
+
+    monkeypatch.setattr(module.C, "run_frameworks", run_frameworks)
+    module.main(["--size", "textbook", "--frameworks", "torch,floor,microvae", "--epochs", "4", "--floor-repeats", "4"])
+    out = capsys.readouterr().out
+    assert captured["frameworks"] == ["microvae", "torch", "floor"]  # microvae first: the ratios are against it
+    assert captured["worker_args"] == ["--hidden", "512,256", "--latent", "2", "--floor-repeats", "4"]
+    # microvae's steady epochs 2 4 3 3 3 3: median 3.0; the floor's 1 2 1.5: 1.5
+    assert "| microvae | 3.000 | 2.000–4.000 | 9.000 | 1.000 |" in out, out
+    assert "BLAS floor: 1.500 s/epoch (3.00 GFLOP per epoch, 2.0 GFLOP/s); **microvae ÷ floor = 2.00**" in out, out
+    # pairs (2,1) (4,1) (3,3) (3,1.5) (3,3) (3,1): ratios 2 4 1 2 1 3, floors 1 1 3 1.5 3 1
+    assert ("median 1.250 s/epoch; **microvae ÷ paired floor = 2.00** (median of per-epoch ratios, range 1.00–4.00)"
+            in out), out
+    # fit_call_s − epoch_s of epochs 2..N: 0.1 0.3 0.2 in round 1 and 0.1 0.1 0.1 in round 2: median 0.1
+    assert "+0.100 s per call" in out, out
+    assert "- PyTorch (eager, CPU): skipped — torch not importable" in out
+    assert "WARNING" not in out  # 1068820 parameters, as the textbook VAE has
+
+
+def test_bench_vae_parameter_count_is_weights_and_biases(scripts):
+    """The expected parameter count the tables warn against: every Dense layer's weights and biases."""
+    module = scripts["bench_vae"]
+    assert module.count_params((512, 256), 2) == TEXTBOOK_PARAMS == 1068820
+    assert module.count_params((400,), 20) == 784 * 400 + 400 + 400 * 40 + 40 + 20 * 400 + 400 + 400 * 784 + 784
+
+
+def test_bench_vae_floor_gflops_matches_the_printed_floor_time_over_rounds(scripts, monkeypatch, capsys):
+    """The floor's line prints s/epoch, GFLOP per epoch and GFLOP/s; the rate must be the work
+    over the printed time, also when the floor ran in several rounds."""
+    module = scripts["bench_vae"]
+    C = module.C
+    rounds = [{"framework": "floor", "epoch_s": [9.0, 1.0, 1.0], "gflop_per_epoch": 1.0, "gflops": 1.0, "n_train": 300},
+              {"framework": "floor", "epoch_s": [9.0, 3.0, 3.0], "gflop_per_epoch": 1.0, "gflops": 1 / 3, "n_train": 300}]
+    mv = C.merge_rounds([{"framework": "microvae", "epoch_s": [9.0, 4.0, 4.0], "n_train": 300}] * 2)
+    monkeypatch.setattr(C, "run_frameworks", lambda *args, **kw: {"microvae": mv, "floor": C.merge_rounds(rounds)})
+    module.main(["--size", "textbook", "--frameworks", "microvae,floor", "--epochs", "3", "--rounds", "2"])
+    out = capsys.readouterr().out
+    assert "BLAS floor: 2.000 s/epoch (1.00 GFLOP per epoch, 0.5 GFLOP/s)" in out, out
+
+
+def test_bench_vae_floor_worker_rate_is_over_its_steady_repeats(scripts, monkeypatch):
+    """The floor worker times --floor-repeats epochs of matmuls (not --epochs) and its GFLOP/s is
+    the work over the median of repeats 2..R (a fake clock gives repeats of 5, 1, 3, 2 s)."""
+    module = scripts["bench_vae"]
+    import numpy as np
+    monkeypatch.setattr(module.C, "load_data", lambda limit: (np.zeros((300, 784), np.float32), None))
+    monkeypatch.setattr(module.C, "numpy_report", lambda: {})
+    ticks = iter([0.0, 5.0, 5.0, 6.0, 6.0, 9.0, 9.0, 11.0])
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    a = types.SimpleNamespace(limit=300, hidden=(512, 256), latent=2, seed=0, floor_repeats=4, epochs=2)
+    res = module.worker_floor(a)
+    assert res["epoch_s"] == [5.0, 1.0, 3.0, 2.0]
+    work = 2 * (128 + 128 + 44) * sum(i * o * (2 if li == 0 else 3) for li, (i, o) in enumerate(TEXTBOOK_LAYERS))
+    assert res["gflop_per_epoch"] == pytest.approx(work / 1e9)
+    assert res["gflops"] == pytest.approx(work / 1e9 / 2.0)  # median of 1, 3, 2
+
+
+def test_bench_convvae_passes_latent_and_reports_fit_overhead_and_params(scripts, monkeypatch, capsys):
+    """bench_convvae: --latent reaches the workers, microvae first, the textbook architecture's
+    parameter count (no warning for it), fit's data check over epochs 2..N."""
+    module = scripts["bench_convvae"]
+    C = module.C
+    assert module.expected_params(2) == 76181  # 160+2320+4640+50208+132 | 4704+9248+4624+145
+    captured = {}
+    mv = C.merge_rounds([{"framework": "microvae", "epoch_s": [9.0, 2.0, 4.0, 3.0], "fit_call_s": [9.5, 2.1, 4.3, 3.2],
+                          "test_elbo": -270.0, "train_loss": [280.0], "params": 76181, "n_train": 300, "n_test": 100}])
+
+    def run_frameworks(script, frameworks, worker_args, a, tag):
+        captured.update(frameworks=list(frameworks), worker_args=list(worker_args))
+        return {"microvae": mv, "torch": {"skipped": "torch not importable"}}
+
+    monkeypatch.setattr(C, "run_frameworks", run_frameworks)
+    module.main(["--frameworks", "torch,microvae", "--epochs", "4"])
+    out = capsys.readouterr().out
+    assert captured == {"frameworks": ["microvae", "torch"], "worker_args": ["--latent", "2"]}
+    assert "+0.200 s per call" in out and "WARNING" not in out, out
+    module.main(["--frameworks", "torch", "--latent", "3"])
+    assert captured["worker_args"] == ["--latent", "3"]
+
+
+def _memory_result(per_epoch_rss):
+    reading = lambda rss, hwm: {"VmRSS": rss, "VmHWM": hwm, "ru_maxrss": hwm + 1.0}  # noqa: E731
+    return {"epoch_s": [5.0, 2.0, 2.1, 2.2][:len(per_epoch_rss)], "n_train": 100, "n_test": 100, "params": 1068820,
+            "memory": {"start": reading(50.0, 50.0), "ready": reading(100.0, 101.0),
+                       "per_epoch": [reading(r, 165.0) for r in per_epoch_rss],
+                       "after_training": reading(163.0, 170.0), "after_elbo": reading(164.0, 190.0)}}
+
+
+def test_bench_memory_table_growth_and_peak(scripts, monkeypatch, capsys):
+    """bench_memory: the worker gets --limit and --no-paired-floor (training alone); the table's
+    rows are epochs 1..N; growth is epoch N − epoch 2, flat only within ±2 MiB either way; the
+    working set is the peak during training (not after the ELBO pass) above set-up."""
+    module = scripts["bench_memory"]
+    calls = []
+    answers = iter([_memory_result([150.0, 160.0, 161.0, 163.0]), _memory_result([150.0, 160.0, 157.0, 155.0])])
+
+    def run_worker(script, args, **kw):
+        calls.append(args)
+        return next(answers)
+
+    monkeypatch.setattr(module.C, "run_worker", run_worker)
+    module.main(["--epochs", "4", "--limit", "100"])
+    out = capsys.readouterr().out
+    assert calls[0][calls[0].index("--limit") + 1] == "100" and "--no-paired-floor" in calls[0]
+    assert "| after epoch 1 | 5.000 | 150.0 | 165.0 | 166.0 |" in out, out
+    assert "| after epoch 4 | 2.200 | 163.0 |" in out, out
+    assert "Peak RSS during training (VmHWM): **170.0 MiB**; training working set above set-up: 70.0 MiB" in out, out
+    assert "RSS growth from epoch 2 to epoch 4: **+3.0 MiB** (GROWS;" in out, out
+    module.main(["--epochs", "4"])
+    out = capsys.readouterr().out
+    assert "--limit" not in calls[1]
+    assert "**-5.0 MiB** (shrinks;" in out, out  # a 5 MiB change is not flat, and not growth either
+
+
+def test_bench_startup_medians_warm_run_and_shared_cache(scripts, monkeypatch, capsys):
+    """bench_startup: one untimed import first, then the median (and min, max) of the timed
+    imports and the median process wall time; the first-step runs share one new, empty Numba
+    cache, and the warm figure is run 2's."""
+    module = scripts["bench_startup"]
+    imports = {m: iter([0.5, 0.10, 0.40, 0.13]) for m in module.IMPORTS}  # the first one is the untimed warm-up
+    steps = iter([(5.0, 0.01), (1.0, 0.011), (1.2, 0.012)])
+    caches = []
+
+    def run_worker(script, args, threads=None, extra_env=None, pin=True, **kw):
+        if "import" in args:
+            t = next(imports[args[args.index("--module") + 1]])
+            return {"import_s": t, "wall_s": t + 1.0}
+        cache = extra_env["NUMBA_CACHE_DIR"]
+        caches.append((cache, os.path.isdir(cache) and not os.listdir(cache)))
+        first, second = next(steps)
+        return {"first_step_s": first, "second_step_s": second, "import_s": 0.2, "build_s": 0.3, "wall_s": 2.0}
+
+    monkeypatch.setattr(module.C, "run_worker", run_worker)
+    module.main(["--imports", "3", "--step-runs", "3"])
+    out = capsys.readouterr().out
+    assert "| `import microvae` | 0.130 | 0.100 | 0.400 | 1.130 |" in out, out
+    assert "**`import microvae`: 0.130 s** (median of 3)" in out, out
+    assert "| run 2: warm cache | 1.000 | 0.011 | 0.200 | 0.300 |" in out, out
+    assert "**First training step with a warm Numba cache: 1.000 s** (steady-state step 0.0110 s; cold cache: 5.000 s)" in out
+    assert len(caches) == 3 and len({c for c, _ in caches}) == 1 and all(empty for _, empty in caches)
+    assert caches[0][0] != os.environ.get("NUMBA_CACHE_DIR")

@@ -173,3 +173,104 @@ def test_numpy_worker_smoke_run_exits_0():
     report = proc.stdout.split("### Which kernels")[0]
     assert "| **total per step** | 11 products |" in report and "None" not in report
     assert "- **NumPy**" in proc.stdout
+
+
+def recording_workers(module, monkeypatch, answers):
+    """Replace run_worker: framework -> a list of per-round answers (µs for every product, and
+    the overhead µs), consumed one per call; returns the calls as (framework, args, threads)."""
+    calls, left = [], {fw: list(a) for fw, a in answers.items()}
+
+    def run_worker(script, args, threads=None, **kw):
+        fw = args[args.index("--worker") + 1]
+        calls.append((fw, args, threads))
+        us, overhead = left[fw].pop(0)
+        hidden = tuple(int(h) for h in args[args.index("--hidden") + 1].split(","))
+        n = len(module.step_products(hidden, int(args[args.index("--latent") + 1])))
+        return {"median_us": [us] * n, "overhead_us": overhead, "kernels": {"what": fw}, "wall_s": 0.1}
+
+    monkeypatch.setattr(module.C, "run_worker", run_worker)
+    return calls
+
+
+def test_rounds_alternate_their_order_and_every_worker_gets_the_threads(bench, monkeypatch, capsys):
+    """Rounds run A B C, C B A; every worker gets --threads and --repeats; the GFLOP/s columns
+    are the step's work over each framework's time; each round's step total is listed."""
+    calls = recording_workers(bench, monkeypatch, {"numpy": [(1000.0, 1.0)] * 2, "torch": [(500.0, 1.0)] * 2,
+                                                   "jax": [(2000.0, 1.0), (3000.0, 1.0)]})
+    bench.main(["--size", "textbook", "--rounds", "2", "--threads", "3", "--repeats", "7"])
+    out = capsys.readouterr().out
+    assert [fw for fw, _, _ in calls] == ["numpy", "torch", "jax", "jax", "torch", "numpy"]
+    for _, args, threads in calls:
+        assert threads == 3 and args[args.index("--threads") + 1] == "3" and args[args.index("--repeats") + 1] == "7"
+    # 716.31 MFLOP per step: / 17000 µs = 42.1 GFLOP/s, / 8500 = 84.3, / 42500 (JAX: median of 2000 and 3000) = 16.9;
+    # an epoch of 60000 images is 469 steps
+    assert ("| **total per step** | 17 products |  | 716.31 | 17000.0 | 8500.0 | 42500.0 | 2.00 | 0.40 | 42.1 | 84.3 | 16.9 |"
+            in out), out
+    assert "| **per epoch, s** | ≈ 469 × step |  | 335949 | 7.97 | 3.99 | 19.93 | 2.00 | 0.40 |" in out, out
+    assert "Step total per round (µs): NumPy 17000, 17000; PyTorch 8500, 8500; JAX 34000, 51000" in out, out
+
+
+def test_each_figure_is_the_median_over_rounds_of_the_round_medians(bench, monkeypatch, capsys):
+    """Per product and for the per-call overhead: the median over rounds (not the mean, not
+    the first round) of what each round's worker answered."""
+    recording_workers(bench, monkeypatch, {"numpy": [(100.0, 1.0), (300.0, 9.0), (110.0, 2.0)]})
+    bench.main(["--size", "textbook", "--frameworks", "numpy", "--rounds", "3"])
+    out = capsys.readouterr().out
+    assert "| **total per step** | 17 products |  | 716.31 | 1870.0 | 383.1 |" in out, out  # 17 × 110 µs
+    assert "Per-call overhead (a 1×1 · 1×1 product timed the same way; it is inside every figure above): NumPy 2.0 µs." in out
+    assert "Step total per round (µs): NumPy 1700, 5100, 1870" in out, out
+
+
+def test_time_products_medians_after_the_untimed_warm_up(bench, monkeypatch):
+    """A worker's figure per product is the median of its timed calls, taken after the untimed
+    warm-up passes, product by product in order; the overhead the median of the 1×1 product's.
+    A fake clock: every warm-up call takes 1 s, then product j's calls take 1, 2, 9 (×(j+2)) µs,
+    the 1×1 product's 3, 4, 20 µs."""
+    clock = [0.0]
+    monkeypatch.setattr(bench, "time", type("T", (), {"perf_counter": staticmethod(lambda: clock[0])}))
+
+    def make_call(p, rng):
+        pattern = [3.0, 4.0, 20.0] if p["m"] == 1 else [1.0 * p["m"], 2.0 * p["m"], 9.0 * p["m"]]
+        made = [0]
+
+        def call():
+            k = made[0]
+            made[0] += 1
+            clock[0] += 1.0 if k < bench.WARMUP_STEPS else pattern[(k - bench.WARMUP_STEPS) % 3] * 1e-6
+        return call
+
+    products = [{"kind": "X·W", "m": 2, "k": 5, "n": 1}, {"kind": "X·W", "m": 3, "k": 7, "n": 1}]
+    res = bench.time_products(make_call, products, repeats=3)
+    assert res["median_us"] == pytest.approx([4.0, 6.0])
+    assert res["overhead_us"] == pytest.approx(4.0)
+
+
+def test_the_floor_epoch_runs_exactly_the_products_it_counts(bench, monkeypatch):
+    """bench_vae's floor (300 images: batches 128, 128, 44): every product of every batch, no
+    input gradient for the encoder's first layer, and the FLOP figure is the work its matmuls do."""
+    import bench_vae  # importable once the fixture has put bench/ on sys.path
+
+    assert bench_vae.C.epoch_batches(300) == [128, 128, 44] and bench_vae.C.epoch_batches(256) == [128, 128]
+    one_epoch, counted = bench_vae.matmul_floor(300, (512, 256), 2, 0)
+    done, real = [], np.matmul
+
+    def matmul(a, b, out=None):
+        done.append((a.shape[0], a.shape[1], b.shape[1]))
+        assert out is not None and out.shape == (a.shape[0], b.shape[1])
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", matmul)
+    one_epoch()
+    layers = LAYERS["textbook"]
+    assert len(done) == 3 * (3 * len(layers) - 1)
+    per_batch = lambda b: [(b, i, o) for i, o in layers]  # noqa: E731 - forward, then backward from the last layer
+    expected = []
+    for b in (128, 128, 44):
+        expected += per_batch(b)
+        for li in range(len(layers) - 1, -1, -1):
+            i, o = layers[li]
+            expected.append((i, b, o))
+            if li != 0:
+                expected.append((b, o, i))
+    assert done == expected
+    assert counted == sum(2 * m * k * n for m, k, n in done)
