@@ -107,7 +107,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=C.count(1), default=5)
     p.add_argument("--latent", type=C.count(1), default=2)
-    p.add_argument("--limit", type=C.count(1), default=None, help="use only the first LIMIT train and test images (smoke tests)")
+    p.add_argument("--limit", type=C.count(1), default=None, help="use only the first LIMIT train and test images (smoke tests; all of them where a set has fewer)")
     p.add_argument("--frameworks", type=C.framework_list(FRAMEWORKS), default="microvae,torch")
     p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")

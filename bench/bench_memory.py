@@ -30,7 +30,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", choices=tuple(SIZES), default="textbook")
     p.add_argument("--epochs", type=C.count(3, "(to tell growth from the first epoch's allocations)"), default=5)
-    p.add_argument("--limit", type=C.count(1), default=None)
+    p.add_argument("--limit", type=C.count(1), default=None, help="use only the first LIMIT train and test images (all of them where a set has fewer)")
     p.add_argument("--threads", type=C.count(1), default=C.DEFAULT_THREADS)
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--seed", type=int, default=0)
