@@ -56,6 +56,17 @@ def test_gan_losses_values_and_extremes():
         generator_loss(np.zeros(0))
 
 
+@given(v=st.floats(20.0, 700.0))
+def test_gan_losses_keep_the_digits_of_a_confident_right_answer(v):
+    """softplus(−v) = log(1 + e^{−v}) = e^{−v}·(1 − e^{−v}/2 + …): the loss of a confident right
+    answer keeps its relative precision (log1p(e), not log(1 + e), which rounds 1 + e^{−v} and
+    is 0 beyond v ≈ 37). The value checks above see only the 0 that both give at ±1e4."""
+    tail = np.exp(-v) * (1 - np.exp(-v) / 2)  # the series' next term is below 1e-17 of it
+    logits = np.array([v])
+    assert generator_loss(logits)[0][0] == pytest.approx(tail, rel=1e-12, abs=0)
+    assert discriminator_loss(logits, -logits)[0][0] == pytest.approx(2 * tail, rel=1e-12, abs=0)
+
+
 # --- each phase's gradient ---------------------------------------------------------------------
 
 PHASE_GROUPS = {"recon": "autoencoder", "disc": "discriminator", "gen": "generator"}

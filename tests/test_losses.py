@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microvae as mv
@@ -233,6 +233,87 @@ def test_data_may_be_integers_or_bools(name, dtype):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="x must be an array of numbers, got dtype <U1"):
         losses.bernoulli_nll(prediction, np.full((3, 4), "1"))
+
+
+@pytest.mark.parametrize("name", sorted(_PREDICTION_LOSSES) + ["generator_loss"])
+@pytest.mark.parametrize("shape", [(), (0, 3)], ids=["0-d", "empty-batch"])
+def test_losses_refuse_an_input_without_a_batch_by_name(name, shape):
+    """A 0-d array has no batch axis and an empty batch no mean: each loss refuses both with a
+    ValueError saying so (the GAN losses' logits too), not an IndexError from shape[0]."""
+    call = (lambda a, b: losses.generator_loss(a)) if name == "generator_loss" else _PREDICTION_LOSSES[name]
+    with pytest.raises(ValueError, match="non-empty batch"):
+        call(np.zeros(shape), np.zeros(shape))
+
+
+def _row(first, rest):
+    """One float32 example: ``first``, then six times ``rest``."""
+    return np.array([[first] + [rest] * 6], np.float32)
+
+
+_LN2, _LOG_2PI = np.log(2.0), np.log(2 * np.pi)
+# name: (the loss on float32 inputs, the per-example value its documented formula gives in float64).
+# Each row sums one term 2²⁴, where float32 spacing is 2, and six terms of 1 or ln 2: a float32 sum
+# drops every one of them, an error of ≥ 2e-7 of the value; the float64 sum of the float32 terms
+# (exact here, but for the rounding of ln 2) is within 1e-13. None: dtypes only (the learned
+# variance rounds each term). bce_probabilities works in float64 throughout: it is here for dtypes.
+_FLOAT32_ROWS = {
+    "bernoulli_nll": (lambda: losses.bernoulli_nll(_row(2.0**24, 0.0), _row(0.0, 0.0)), 2**24 + 6 * _LN2),
+    "bce_probabilities": (lambda: losses.bce_probabilities(_row(0.5, 0.5), _row(1.0, 0.0)), 7 * _LN2),
+    "gaussian_nll": (lambda: losses.gaussian_nll(_row(2.0**12, 1.0), _row(0.0, 0.0)), 0.5 * (2**24 + 6) + 3.5 * _LOG_2PI),
+    "gaussian_nll-learned": (lambda: losses.gaussian_nll(_row(2.0**12, 1.0), _row(0.0, 0.0), _row(0.0, 0.0)), None),
+    "mse": (lambda: losses.mse(_row(2.0**12, 1.0), _row(0.0, 0.0)), 2**24 + 6),
+    "kl_normal": (lambda: losses.kl_normal(_row(2.0**12, 1.0), _row(0.0, 0.0)), 0.5 * (2**24 + 6)),
+    "kl_gaussians": (lambda: losses.kl_gaussians(_row(2.0**12, 1.0), *[_row(0.0, 0.0)] * 3), 0.5 * (2**24 + 6)),
+    "discriminator_loss": (lambda: losses.discriminator_loss(_row(-(2.0**24), 0.0), _row(0.0, 0.0)), 2**24 + 13 * _LN2),
+    "generator_loss": (lambda: losses.generator_loss(_row(-(2.0**24), 0.0)), 2**24 + 6 * _LN2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FLOAT32_ROWS))
+def test_float32_losses_sum_each_example_in_float64_and_keep_float32_gradients(name):
+    """For float32 inputs every loss returns per_example as the float64 sum of its terms (the
+    training loss is reported from it; a float32 sum rounds away small terms beside a large one,
+    and overflows beyond 3.4e38) and its gradients in float32, the dtype of what it differentiates
+    (the layers take dY in theirs). The tests above use float64 inputs, where neither shows."""
+    call, expected = _FLOAT32_ROWS[name]
+    per_example, *grads = call()
+    assert per_example.dtype == np.float64, per_example.dtype
+    if expected is not None:
+        np.testing.assert_allclose(per_example, [expected], rtol=1e-13)
+    for grad in grads:
+        assert grad is None or grad.dtype == np.float32, grad.dtype
+
+
+_LOSS_CALLS = {
+    "bernoulli_nll": lambda r: losses.bernoulli_nll(r[0], 1 / (1 + np.exp(-r[1]))),
+    "bce_probabilities": lambda r: losses.bce_probabilities(1 / (1 + np.exp(-r[0])), 1 / (1 + np.exp(-r[1]))),
+    "gaussian_nll": lambda r: losses.gaussian_nll(r[0], r[1], 0.7),
+    "gaussian_nll-learned": lambda r: losses.gaussian_nll(r[0], r[1], r[2]),
+    "mse": lambda r: losses.mse(r[0], r[1]),
+    "kl_normal": lambda r: losses.kl_normal(r[0], r[1]),
+    "kl_gaussians": lambda r: losses.kl_gaussians(*r),
+    "discriminator_loss": lambda r: losses.discriminator_loss(r[0], r[1]),
+    "generator_loss": lambda r: losses.generator_loss(r[0]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LOSS_CALLS))
+@settings(max_examples=10)
+@given(shape=st.lists(st.integers(1, 4), min_size=3, max_size=4), seed=st.integers(0, 2**31))
+def test_losses_sum_over_every_axis_after_the_batch(name, shape, seed):
+    """An input of shape (batch, ...) is summed over all its trailing axes: per_example is that
+    of the (batch, D) flattening, and each gradient is the flattening's, in the input's shape.
+    (The other tests draw (batch, D) inputs only, which cannot tell D from the last axis; a
+    ConvVAE hands its likelihood (N, C, H, W) images.)"""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape) for _ in range(4)]
+    per_example, *grads = _LOSS_CALLS[name](arrays)
+    flat_per_example, *flat_grads = _LOSS_CALLS[name]([a.reshape(shape[0], -1) for a in arrays])
+    np.testing.assert_allclose(per_example, flat_per_example, rtol=1e-12, atol=1e-12)
+    for grad, flat in zip(grads, flat_grads):
+        if grad is not None:
+            assert grad.shape == tuple(shape)
+            np.testing.assert_allclose(grad.reshape(shape[0], -1), flat, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("logvar", [np.float32(0.5), np.float64(0.5), 0.5, 1])

@@ -100,6 +100,8 @@ def test_adam_minimises_a_quadratic():
         (lambda f: mv.Adam(f, lr=0), "learning rate must be a positive number"),
         (lambda f: mv.Adam(f, lr=float("nan")), "learning rate must be a positive number"),
         (lambda f: mv.Adam(f, betas=(1.0, 0.9)), r"betas must be in \[0, 1\)"),
+        # β₂ = 1 too: v never moves from 0, lr_t = eps_t = 0, and θ -= 0·m/0 makes every parameter NaN
+        (lambda f: mv.Adam(f, betas=(0.9, 1.0)), r"betas must be in \[0, 1\)"),
         (lambda f: mv.Adam(f, eps=0), "eps must be a positive finite number"),
         (lambda f: mv.Adam(f, eps=float("inf")), "eps must be a positive finite number"),
         (lambda f: mv.SGD(f, momentum=1.0), r"momentum must be in \[0, 1\)"),
@@ -160,3 +162,17 @@ def test_clip_grad_norm_caps_the_norm_at_the_bound_and_keeps_the_direction(n, sc
     assert mv.clip_grad_norm(g, max_norm) == pytest.approx(norm, rel=1e-12)
     np.testing.assert_allclose(g, original * min(1.0, max_norm / norm), rtol=1e-10,
                                err_msg=f"‖g‖ = {norm:.4g}, max_norm = {max_norm:.4g}")
+
+
+@given(n=st.integers(1, 8), scale=st.sampled_from([1e-25, 1e-3, 1.0, 1e20]), seed=st.integers(0, 2**31))
+def test_clip_grad_norm_of_a_float32_gradient_is_taken_in_float64(n, scale, seed):
+    """A float32 gradient's norm is summed in float64: in float32, g² underflows below ~1e-19,
+    overflows above ~1.8e19 (an Inf norm, so a finite gradient would be left unclipped) and the
+    sum rounds. The gradient is then scaled in its own dtype."""
+    g = (np.random.default_rng(seed).standard_normal(n) * scale).astype(np.float32)
+    exact = math.sqrt(float(np.sum(g.astype(np.float64) ** 2)))
+    original = g.copy()
+    assert mv.clip_grad_norm(g, exact / 2) == pytest.approx(exact, rel=1e-12, abs=0)
+    assert g.dtype == np.float32
+    if exact > 1e-3:  # (for tiny norms the 1e-12 that guards the scale's division outweighs the norm)
+        np.testing.assert_allclose(g, original / 2, rtol=1e-6)

@@ -56,6 +56,21 @@ def test_z_comes_in_the_backends_dtype_whatever_the_inputs(dtype):
     assert dmu.dtype == dlogvar.dtype == dtype
 
 
+@pytest.mark.parametrize("dtype,other", [("float64", "float32"), ("float32", "float64")])
+def test_a_logvar_of_the_other_dtype_is_converted_before_sigma_is_taken(dtype, other):
+    """σ = exp(½·logvar) is computed in the backend's dtype, whatever logvar's: a float32 logvar
+    left as it is gives a float64 sampler σ to float32 precision, and a float64 one makes a float32
+    sampler's z float64. (The test above has logvar = 0, where exp is exact in both.)"""
+    sampler = mv.Reparameterization(mv.get_backend(dtype=dtype))
+    mu, logvar, eps = (testing.normal_array((3, 4), seed, dtype=dtype) for seed in (1, 2, 3))
+    logvar = logvar.astype(other)
+    z = sampler.forward(mu, logvar, eps)
+    assert z.dtype == dtype
+    np.testing.assert_array_equal(z, mu + np.exp(0.5 * logvar.astype(dtype)) * eps)
+    dmu, dlogvar = sampler.backward(np.ones((3, 4), dtype))
+    assert dlogvar.dtype == dtype
+
+
 def test_shape_errors():
     sampler = mv.Reparameterization(mv.get_backend(dtype="float64"))
     with pytest.raises(ValueError, match="same shape"):

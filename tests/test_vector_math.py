@@ -65,6 +65,18 @@ def test_exp_neg_at_any_point(a):
         assert got == 0.0 and exact < 2e-38
 
 
+def test_exp_neg_is_zero_for_every_float32_beyond_87():
+    """"0 for a > 87", for every float32 in (87, 90] and on a grid up to 1e30: there 2^{−n} has
+    no exponent field left, so a clamp moved to 88 returned e^{−a} for a ≤ 87.33 (not 0), and
+    one at 89 gave −Inf. The point-sampled test above rarely draws from (87, 88)."""
+    first, last = np.float32(87).view(np.int32) + 1, np.float32(90).view(np.int32)
+    a = np.concatenate([np.arange(first, last + 1, dtype=np.int32).view(np.float32),
+                        np.geomspace(90, 1e30, 1001).astype(np.float32)])
+    out = _exp_neg(a)
+    assert np.all(out == 0.0), (a[out != 0.0][:5], out[out != 0.0][:5])
+    assert _exp_neg([87.0])[0] > 0.0  # and 87 itself is still computed
+
+
 def test_nan_stays_nan_and_infinity_gives_zero():
     assert np.isnan(_exp_neg([np.nan])[0])
     assert _exp_neg([np.inf])[0] == 0.0
