@@ -316,6 +316,35 @@ def test_losses_sum_over_every_axis_after_the_batch(name, shape, seed):
             np.testing.assert_allclose(grad.reshape(shape[0], -1), flat, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("data_dtype", [np.float64, np.int32, np.uint8, np.bool_])
+@pytest.mark.parametrize("name", ["mse", "gaussian_nll", "gaussian_nll-learned"])
+def test_gaussian_gradients_keep_the_predictions_dtype_whatever_the_datas(name, data_dtype):
+    """NumPy promotes float32 − float64 and float32 − int32 to float64: the gradients came back
+    float64 for float32 predictions, unlike bernoulli_nll's. Each is now in the dtype of what it
+    differentiates, the float64 computation rounded once; per_example stays float64 from it."""
+    rng = np.random.default_rng(0)
+    pred, logvar = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((1, 5)).astype(np.float32)
+    x = (rng.random((3, 5)) * 3).astype(data_dtype)
+    call = {"mse": lambda p, lv: losses.mse(p, x), "gaussian_nll": lambda p, lv: losses.gaussian_nll(p, x, 0.3),
+            "gaussian_nll-learned": lambda p, lv: losses.gaussian_nll(p, x, lv)}[name]
+    per_example, *grads = call(pred, logvar)
+    per_example64, *grads64 = call(pred.astype(np.float64), logvar.astype(np.float64))
+    np.testing.assert_allclose(per_example, per_example64, rtol=1e-6)
+    for grad, grad64 in zip(grads, grads64):
+        if grad is not None:
+            assert grad.dtype == np.float32, grad.dtype
+            np.testing.assert_allclose(grad, grad64, rtol=1e-6, atol=1e-7)
+
+
+def test_a_learned_logvar_gets_its_gradient_in_its_own_dtype():
+    """A float32 mean with a float64 logvar: dmean float32, dlogvar float64 (it came back the
+    other way round: dmean promoted to float64, dlogvar cast to the mean's float32)."""
+    mean, x, logvar = np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32), np.full((2, 3), 0.1)
+    _, dmean, dlogvar = losses.gaussian_nll(mean, x, logvar)
+    assert dmean.dtype == np.float32 and dlogvar.dtype == np.float64
+    np.testing.assert_allclose(dlogvar, 0.5 * (1 - np.exp(-0.1)) / 2, rtol=1e-7)  # ½(1 − (x − μ)²e^{−logvar})/batch
+
+
 @pytest.mark.parametrize("logvar", [np.float32(0.5), np.float64(0.5), 0.5, 1])
 def test_a_scalar_logvar_of_any_kind_is_a_fixed_variance(logvar):
     mean, x = np.zeros((2, 3)), np.ones((2, 3))

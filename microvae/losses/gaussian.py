@@ -21,7 +21,8 @@ def gaussian_nll(mean, x, logvar=0.0):
     ``logvar`` is a number (a Python or NumPy scalar: a fixed variance, and the dlogvar
     returned is None) or an array broadcastable to ``mean`` (a learned variance, e.g. a decoder
     output or a per-pixel vector).
-    Returns ``(per_example, dmean, dlogvar)``.
+    Returns ``(per_example, dmean, dlogvar)``: per_example in float64, dmean in mean's dtype
+    and dlogvar in logvar's, whatever x's dtype.
     """
     same_shape("gaussian_nll", mean, x, ("mean", "x"))
     xp = array_module(mean)
@@ -42,24 +43,28 @@ def gaussian_nll(mean, x, logvar=0.0):
         per_example = 0.5 * rows(sq + logvar + _LOG_2PI + xp.zeros_like(mean)).sum(axis=1, dtype=xp.float64)
         dmean = scaled * inv_std / batch
         dlogvar = _sum_to_shape(0.5 * (1 - sq) / batch, logvar.shape)
-        return per_example, dmean, dlogvar.astype(mean.dtype, copy=False)
+        # each gradient in the dtype of what it differentiates (NumPy promotes a float32 mean
+        # with float64 or int32 data to float64), as the layers take their dY
+        return per_example, dmean.astype(mean.dtype, copy=False), dlogvar.astype(logvar.dtype, copy=False)
     precision = math.exp(-logvar)
     dims = rows(mean).shape[1]
     per_example = 0.5 * precision * rows(diff * diff).sum(axis=1, dtype=xp.float64) + 0.5 * dims * (logvar + _LOG_2PI)
     dmean = diff * mean.dtype.type(precision / batch)
-    return per_example, dmean, None
+    return per_example, dmean.astype(mean.dtype, copy=False), None
 
 
 def mse(prediction, x):
     """Squared error summed over dimensions:  Σ_d (x̂ − x)²;   d/dx̂ = 2(x̂ − x)/batch.
 
-    Equals 2·gaussian_nll with unit variance, minus a constant. Returns ``(per_example, dprediction)``.
+    Equals 2·gaussian_nll with unit variance, minus a constant. Returns ``(per_example, dprediction)``,
+    dprediction in prediction's dtype whatever x's.
     """
     same_shape("mse", prediction, x)
     xp = array_module(prediction)
     diff = prediction - x
     per_example = rows(diff * diff).sum(axis=1, dtype=xp.float64)
-    return per_example, diff * prediction.dtype.type(2.0 / prediction.shape[0])
+    dprediction = diff * prediction.dtype.type(2.0 / prediction.shape[0])
+    return per_example, dprediction.astype(prediction.dtype, copy=False)  # float32 whatever x's dtype
 
 
 def _sum_to_shape(g, shape):
