@@ -16,6 +16,9 @@ __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
 def clip_grad_norm(grad, max_norm: float) -> float:
     """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before.
 
+    The norm is taken in float64; the scaled entries are rounded in grad's dtype, so a clipped
+    float32 gradient's norm may exceed max_norm by a few parts in 1e8.
+
     A gradient holding Inf or NaN has no finite scale, so it is left as it is (scaling by
     max_norm/Inf = 0 would turn its Inf entries into NaN and silently zero the rest) and its
     norm, Inf or NaN, is returned for the caller to see.
