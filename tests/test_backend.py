@@ -51,6 +51,15 @@ def test_asarray_gives_c_contiguous_arrays_in_the_backends_dtype():
         np.testing.assert_array_equal(out, x)
 
 
+def test_zeros_and_empty_take_the_backends_dtype_unless_another_is_asked_for():
+    """Like asarray, zeros and empty default to the backend's dtype and keep a dtype that is given
+    (nothing in microvae passes one yet, so no other test would see it dropped)."""
+    be = mv.get_backend(dtype="float32")
+    assert be.zeros((2, 3)).dtype == np.float32 and be.empty(4).dtype == np.float32
+    assert be.zeros(3, dtype=np.int64).dtype == np.int64 and be.empty((2,), dtype=np.float64).dtype == np.float64
+    assert not be.zeros((2, 3)).any()
+
+
 def test_backend_instance_passes_through():
     be = mv.get_backend(dtype="float64")
     assert mv.get_backend(be) is be

@@ -127,6 +127,18 @@ def test_complex_inputs_and_labels_are_refused_not_cast():
         _cvae().loss(x, (np.arange(6) % 3).astype(complex))
 
 
+def test_boolean_and_integer_data_are_read_as_their_numbers(x):
+    """Binary images as bool or as 0/1 integers are data like any other, the same numbers as in
+    float (only complex and non-numeric dtypes are refused)."""
+    model = _vae(dtype="float64")
+    binary = x > 0.5
+    eps = np.random.default_rng(1).standard_normal((len(x), 2))
+    expected = model.loss(binary.astype(np.float64), eps=eps)
+    for data in (binary, binary.astype(np.uint8)):
+        assert model.loss(data, eps=eps) == expected
+        np.testing.assert_array_equal(model.encode(data)[0], model.encode(binary.astype(np.float64))[0])
+
+
 def test_conv_vae_rejects_channels_last_images_naming_both_layouts():
     model = mv.ConvVAE((3, 8, 8), 2)
     before = model.flat.data.copy()
@@ -141,6 +153,13 @@ def test_conv_vae_rejects_other_reshapes_of_the_right_size(shape):
     with pytest.raises(ValueError, match=r"x must have shape \(batch, 3, 8, 8\), got .*\(batch, 192\)") as info:
         mv.ConvVAE((3, 8, 8), 2).loss(np.random.rand(*shape))
     assert "NHWC" not in str(info.value)
+
+
+def test_images_without_a_channel_axis_are_taken_for_one_channel_only():
+    """(batch, H, W) is read as (batch, 1, H, W) by a one-channel model only; for three channels it is
+    refused with the shape error that names x, not left to NumPy's reshape error."""
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 3, 8, 8\), got \(4, 8, 8\)"):
+        mv.ConvVAE((3, 8, 8), 2).loss(np.random.default_rng(0).random((4, 8, 8)))
 
 
 def test_exact_and_flattened_images_are_the_same_data():

@@ -460,6 +460,19 @@ def test_a_tree_can_be_rebuilt_and_the_layers_of_one_gone_reused():
     assert mv.VAE(6, latent_dim=2, encoder=Sequential(Dense(6, 4)), decoder=decoder).decoder is decoder
 
 
+def test_a_layer_that_its_live_tree_no_longer_holds_can_join_another():
+    """A layer swapped out of a built tree that lives on is free: that tree's buffer no longer drives
+    it, so another tree taking it detaches nothing (the refusal is for layers a tree still holds)."""
+    a = Dense(3, 3)
+    s = Sequential(a, ReLU()).build(seed=0)
+    s.layers[0] = Dense(3, 3)
+    s.build(seed=0)
+    other = Sequential(a).build()
+    assert np.shares_memory(a.params["W"], other.flat.data)
+    with pytest.raises(ValueError, match="already belongs to another model"):
+        Sequential(s.layers[0]).build()  # the layer s holds now is still refused
+
+
 def test_the_layers_of_a_tree_dropped_in_a_reference_cycle_can_be_reused():
     """A dropped tree held in a reference cycle answers its weak reference until the collector
     runs; building another tree with its layers collects it and takes them. The build did

@@ -121,6 +121,17 @@ def test_a_subset_takes_whole_names_and_only_adjacent_sub_networks():
         seq.flat.subset("0", "2")
 
 
+def test_zero_grad_clears_a_gradient_that_was_computed():
+    """zero_grad zeroes the whole gradient buffer, and so the layers' gradient views (the views test
+    above calls it on a gradient that is still all zero, which any partial fill passes)."""
+    model = mv.VAE(12, (8,), 3, dtype="float64", seed=0)
+    model.loss_and_grads(np.random.default_rng(0).uniform(0, 1, (4, 12)), eps=np.ones((4, 3)))
+    assert np.count_nonzero(model.flat.grad) > model.flat.size // 2
+    model.flat.zero_grad()
+    assert not model.flat.grad.any()
+    assert not model.encoder.layers[0].grads["W"].any() and not model.decoder.layers[-1].grads["b"].any()
+
+
 def test_initialisation_is_seeded_and_scaled():
     a = mv.Dense(400, 300, init="he").build(seed=7)
     b = mv.Dense(400, 300, init="he").build(seed=7)

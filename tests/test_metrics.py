@@ -4,6 +4,7 @@ import itertools
 import math
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -150,6 +151,24 @@ def test_iwae_is_seeded_and_batch_size_only_regroups_the_work(sprite_vae):
     np.testing.assert_allclose(metrics.elbo(model, x[:30], n_samples=3, seed=11, batch_size=4), e, rtol=1e-6)
     scores = metrics.anomaly_scores(model, x[:30], method="iwae", k=8, seed=11, batch_size=30)
     np.testing.assert_allclose(metrics.anomaly_scores(model, x[:30], method="iwae", k=8, seed=11, batch_size=1), scores, rtol=1e-6)
+
+
+def test_unseeded_bounds_read_the_models_generator_example_by_example():
+    """seed=None draws from the model's own generator, example by example: with that generator
+    seeded alike, batch_size (a memory setting) changes no number, as with a seed."""
+    model = mv.VAE(8, (6,), 2, dtype="float64", seed=0)
+    model.flat.data[...] += np.random.default_rng(1).normal(0, 0.3, model.flat.size)
+    x = np.random.default_rng(2).uniform(0, 1, (10, 8))
+    results = {}
+    for batch_size in (10, 3, 1):
+        model.backend.seed(5)
+        results[batch_size] = (metrics.iwae_bound(model, x, k=4, seed=None, batch_size=batch_size),
+                               metrics.elbo(model, x, n_samples=3, seed=None, batch_size=batch_size))
+    for batch_size in (3, 1):
+        for got, want in zip(results[batch_size], results[10]):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    model.backend.seed(6)
+    assert not np.allclose(metrics.iwae_bound(model, x, k=4, seed=None), results[10][0])  # they are the generator's draws
 
 
 def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
@@ -317,6 +336,49 @@ def test_reconstruction_anomaly_scores_take_kind_and_batch_size(monkeypatch):
     assert blocks == [7, 7, 7, 7, 2]
 
 
+def test_likelihood_anomaly_scores_work_in_blocks_of_batch_size(monkeypatch):
+    """method='elbo' and 'iwae' go through x batch_size examples at a time too (n_samples·b or k·b
+    decoder rows a block): batch_size bounds their memory, and is not dropped on the way."""
+    model = mv.VAE(8, (6,), 2, dtype="float64", seed=0)
+    x = np.random.default_rng(0).uniform(0, 1, (30, 8))
+    blocks = []
+    decode = model._decode
+    monkeypatch.setattr(model, "_decode", lambda z, *rest: blocks.append(len(z)) or decode(z, *rest))
+    metrics.anomaly_scores(model, x, "elbo", n_samples=2, batch_size=7)
+    assert blocks == [14, 14, 14, 14, 4]
+    blocks.clear()
+    metrics.anomaly_scores(model, x, "iwae", k=3, batch_size=7)
+    assert blocks == [21, 21, 21, 21, 6]
+
+
+def test_bce_of_a_gaussian_model_needs_data_in_the_unit_interval_on_both_sides():
+    """Data above 1 makes the clipped BCE's (1 − x)·log(1 − x̂) term reward error; it is refused like
+    data below 0 (the Gaussian test's data lies outside on both sides at once)."""
+    model = mv.VAE(4, (3,), 2, likelihood="gaussian", dtype="float64", seed=0)
+    inside = np.random.default_rng(0).uniform(0, 1, (5, 4))
+    assert np.isfinite(metrics.reconstruction_error(model, inside, kind="bce")).all()
+    for outside in (inside + 0.5, inside - 0.5):
+        with pytest.raises(ValueError, match=r"kind='bce' needs data in \[0, 1\]"):
+            metrics.reconstruction_error(model, outside, kind="bce")
+
+
+def test_bce_of_a_bernoulli_model_is_exact_where_the_probabilities_saturate():
+    """For a Bernoulli model kind='bce' is computed from the logits l, Σ softplus(l) − x·l, with no
+    clipping: a logit of ±30 against the other value costs 30 nats, where BCE from σ(l) clipped to
+    [1e-7, 1 − 1e-7] would stop at −log 1e-7 ≈ 16.1. (At moderate logits the two agree to rounding,
+    which is all the other tests see.)"""
+    model = mv.VAE(6, (4,), 2, dtype="float64", seed=0)
+    head = model.decoder.layers[-1]
+    head.params["W"][...] = 0.0  # the logits are the bias, whatever the code
+    logits = np.array([30.0, -30.0, 30.0, -30.0, 0.0, 5.0])
+    head.params["b"][...] = logits
+    x = np.array([[0.0, 1.0, 1.0, 0.0, 1.0, 0.5], [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]])
+    expected = (np.logaddexp(0.0, logits) - x * logits).sum(axis=1)
+    assert expected.min() > 60
+    np.testing.assert_allclose(metrics.reconstruction_error(model, x), expected, rtol=1e-10)
+    np.testing.assert_allclose(metrics.anomaly_scores(model, x, "recon"), expected, rtol=1e-10)
+
+
 def test_anomaly_scores_flag_noise_images_against_sprites(sprite_vae):
     model, x = sprite_vae
     normal = x[:100]
@@ -450,6 +512,51 @@ def test_discretize_uses_equal_width_bins_per_column():
         metrics.discretize(np.array([[np.nan, 1.0]]))
 
 
+@given(st.integers(0, 2 ** 31 - 1), st.integers(1, 40), st.integers(1, 3), st.integers(1, 12))
+def test_discretize_puts_each_value_in_its_equal_width_bin(seed, n, d, n_bins):
+    """Bin b of a column covers [lo + b·w, lo + (b + 1)·w), w = (hi − lo)/n_bins, the last bin closed
+    at hi: the floor of (x − lo)/w, not its rounding (the fixed case above cannot tell the two)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.normal(size=(n, d)) * rng.uniform(0.1, 10, d)
+    bins = metrics.discretize(codes, n_bins)
+    assert bins.dtype == np.int64 and bins.shape == (n, d)
+    lo, hi = codes.min(axis=0), codes.max(axis=0)
+    for j in range(d):
+        if hi[j] == lo[j]:
+            assert np.all(bins[:, j] == 0)
+            continue
+        position = (codes[:, j] - lo[j]) / ((hi[j] - lo[j]) / n_bins)
+        # a value on an edge (up to rounding) may fall on either side of it
+        assert np.all(bins[:, j] <= position + 1e-9)
+        assert np.all((bins[:, j] + 1 > position - 1e-9) | (bins[:, j] == n_bins - 1))
+    centres = (np.arange(n_bins) + 0.5) / n_bins  # one value in the middle of each bin, and both ends
+    np.testing.assert_array_equal(metrics.discretize(np.r_[0.0, centres, 1.0], n_bins)[:, 0],
+                                  np.r_[0, np.arange(n_bins), n_bins - 1])
+
+
+def test_mutual_information_is_never_negative():
+    """I(a; b) >= 0. For an a independent of b (here a constant) the plug-in sum is 0 up to rounding,
+    which for these lengths lands at −2e-16: it is reported as 0.0, not as a negative information."""
+    for n, k in ((13, 4), (37, 5), (43, 6), (9, 7)):
+        assert metrics.mutual_information(np.zeros(n), np.arange(n) % k) == 0.0, (n, k)
+
+
+def test_mutual_information_matrix_and_mig_bin_the_codes_with_n_bins():
+    """M[j, f] is the mutual information of code j cut into n_bins equal-width bins with factor f, for
+    the n_bins given (the other tests use the default, 20, only)."""
+    rng = np.random.default_rng(0)
+    factors = rng.integers(0, 4, (500, 2))
+    codes = factors + rng.uniform(0, 1.5, (500, 2))
+    for n_bins in (2, 3, 7):
+        bins = metrics.discretize(codes, n_bins)
+        expected = [[metrics.mutual_information(bins[:, j], factors[:, f]) for f in range(2)] for j in range(2)]
+        np.testing.assert_allclose(metrics.mutual_information_matrix(codes, factors, n_bins=n_bins), expected, rtol=1e-12)
+        _, _, mi = metrics.mutual_information_gap(codes, factors, n_bins=n_bins, return_per_factor=True)
+        np.testing.assert_allclose(mi, expected, rtol=1e-12)
+    assert not np.allclose(metrics.mutual_information_matrix(codes, factors, n_bins=2),
+                           metrics.mutual_information_matrix(codes, factors))
+
+
 def _factors(n=6000, sizes=(3, 6, 10), seed=0):
     rng = np.random.default_rng(seed)
     return np.stack([rng.integers(0, k, n) for k in sizes], axis=1)
@@ -500,6 +607,20 @@ def test_mig_skips_constant_factors_and_checks_its_input():
         metrics.mutual_information_gap(codes, factors[:10])
     with pytest.raises(ValueError, match="constant"):
         metrics.mutual_information_gap(codes, np.zeros((len(codes), 2)))
+
+
+def test_a_constant_code_or_factor_is_set_aside_not_divided_by_zero():
+    """A constant code column (zero width) falls in bin 0 and a constant factor (zero entropy) is left
+    out of MIG by their own cases, not through 0/0: no RuntimeWarning (an error under -W error), and
+    no NaN cast to an integer (whose value NumPy leaves undefined)."""
+    factor = np.repeat(np.arange(4), 25)
+    factors = np.stack([factor, np.zeros(100, dtype=int)], axis=1)
+    codes = np.stack([factor * 0.5, np.full(100, 2.0)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(metrics.discretize(codes, 4)[:, 1], 0)
+        mig, gaps, _ = metrics.mutual_information_gap(codes, factors, return_per_factor=True)
+    assert np.isnan(gaps[1]) and mig == gaps[0] == pytest.approx(1.0)  # code 0 copies factor 0, code 1 tells nothing
 
 
 def test_mig_is_the_gap_divided_by_the_factors_entropy():

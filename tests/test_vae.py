@@ -116,6 +116,93 @@ def test_beta_warmup_and_capacity_schedules():
     assert terms.loss == pytest.approx(terms.recon + 4.0 * abs(terms.kl - 5.0))
 
 
+def test_the_loss_takes_beta_and_capacity_as_warmed_up_at_the_current_step():
+    """Part-way through the warm-ups the loss is recon + β(t)·|KL − C(t)|, β(t) = β·min(1, t/T_β),
+    C(t) = C·min(1, t/T_C) (recon + β(t)·KL without a target): the objective must read the
+    schedules, not β and C. The schedule test checks the loss only once both are fully ramped, and
+    the gradient checks cannot tell, as the forward and backward passes would read the same wrong β or C."""
+    x = np.random.default_rng(0).uniform(0, 1, (5, 10))
+    eps = np.random.default_rng(1).standard_normal((5, 2))
+    both = mv.VAE(10, (6,), 2, beta=4.0, beta_warmup=100, capacity=5.0, capacity_warmup=40, dtype="float64")
+    beta_only = mv.VAE(10, (6,), 2, beta=4.0, beta_warmup=100, dtype="float64")
+    for step in (0, 10, 25, 60, 100, 1000):
+        both.step = beta_only.step = step
+        beta, capacity = 4.0 * min(1.0, step / 100), 5.0 * min(1.0, step / 40)
+        terms = both.loss(x, eps)
+        assert terms.loss == pytest.approx(terms.recon + beta * abs(terms.kl - capacity), rel=1e-12), step
+        terms = beta_only.loss(x, eps)
+        assert terms.loss == pytest.approx(terms.recon + beta * terms.kl, rel=1e-12), step
+
+
+def test_loss_is_a_forward_pass_that_leaves_the_gradient_alone():
+    """loss() computes no gradient: a batch scored between loss_and_grads and the optimizer's step
+    (for a log, say) must not replace the gradient that step uses. The gradient checks copy the
+    gradient before they call loss, so they cannot see this."""
+    model = mv.VAE(8, (6,), 2, dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    model.loss_and_grads(rng.uniform(0, 1, (4, 8)), eps=rng.standard_normal((4, 2)))
+    grad = model.flat.grad.copy()
+    assert np.abs(grad).max() > 0
+    model.loss(rng.uniform(0, 1, (3, 8)), eps=rng.standard_normal((3, 2)))
+    np.testing.assert_array_equal(model.flat.grad, grad)
+
+
+def test_the_default_decoder_mirrors_the_encoder():
+    """Encoder input_dim → hidden… → 2·latent_dim; decoder latent_dim → reversed hidden… → the
+    likelihood's outputs, as documented. Hidden sizes that differ show a decoder that is not
+    mirrored (the gradient checks pass on any sizes)."""
+    def shapes(net):
+        return [layer.params["W"].shape for layer in net.layers if "W" in layer.params]
+
+    for likelihood, outputs in (("bernoulli", 10), ("gaussian-learned", 20)):
+        model = mv.VAE(10, (8, 5), 3, likelihood=likelihood)
+        assert shapes(model.encoder) == [(10, 8), (8, 5), (5, 6)]
+        assert shapes(model.decoder) == [(3, 5), (5, 8), (8, outputs)]
+
+
+def _identity_decoder_vae(latent_dim=3):
+    """A Gaussian VAE whose decoder mean is z itself, so that decode and sample show the codes they decode."""
+    decoder = mv.Sequential(mv.Dense(latent_dim, latent_dim))
+    model = mv.VAE(latent_dim, (), latent_dim, likelihood="gaussian", decoder=decoder, dtype="float64", seed=0)
+    decoder.layers[0].params["W"][...] = np.eye(latent_dim)
+    decoder.layers[0].params["b"][...] = 0.0
+    return model
+
+
+@pytest.mark.parametrize("seed", [None, 0, 7])
+def test_sample_decodes_standard_normal_codes(seed):
+    """sample(n) decodes z ~ N(0, I), seeded or from the model's generator: through a decoder whose
+    mean is z, 4000 samples have mean 0, standard deviation 1 and no correlation per dimension
+    (within 7 standard errors). The other tests check only shapes and repeatability."""
+    z = _identity_decoder_vae().sample(4000, seed=seed)
+    assert z.shape == (4000, 3)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=0.11)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, atol=0.08)
+    np.testing.assert_allclose(np.corrcoef(z.T)[np.triu_indices(3, 1)], 0.0, atol=0.11)
+
+
+def test_a_seeded_sample_leaves_the_models_generator_alone_even_for_seed_zero():
+    """seed=0 is a seed like any other, not "no seed": the same draws on every call, and the model's
+    own generator (which unseeded draws use) does not move."""
+    model, twin = _identity_decoder_vae(), _identity_decoder_vae()
+    for seed in (0, 3):
+        np.testing.assert_array_equal(model.sample(5, seed=seed), model.sample(5, seed=seed))
+    np.testing.assert_array_equal(model.backend.rng.random(4), twin.backend.rng.random(4))
+    assert not np.array_equal(model.sample(5, seed=0), model.sample(5, seed=1))
+
+
+@pytest.mark.parametrize("z, message", [
+    (np.array([[0.0, np.nan]]), "z contains NaN or Inf"),
+    (np.zeros((4, 3)), r"z must have shape \(batch, 2\), got \(4, 3\)"),
+    (np.zeros(2), r"A single example needs a batch axis: z\[None\]"),
+])
+def test_decode_checks_the_codes_it_is_given(z, message):
+    """decode takes finite codes of shape (n, latent_dim), checked like data: a NaN code would decode
+    to NaN without a word, and a wrong shape is named as z's, not as a layer's inside the decoder."""
+    with pytest.raises(ValueError, match=message):
+        mv.VAE(6, (4,), 2).decode(z)
+
+
 def test_api_shapes_and_ranges():
     model = mv.VAE(20, (8,), 3, seed=0)
     x = np.random.default_rng(0).uniform(0, 1, (7, 20)).astype(np.float32)
@@ -221,6 +308,8 @@ def test_noise_that_is_not_finite_is_refused(bad):
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="beta"):
         mv.VAE(beta=-1)
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0, got inf"):  # an infinite KL weight
+        mv.VAE(beta=float("inf"))
     with pytest.raises(ValueError, match="likelihood"):
         mv.VAE(likelihood="poisson")
     with pytest.raises(ValueError, match="sizes"):
