@@ -99,3 +99,36 @@ def test_every_writer_goes_through_it(tmp_path):
     (tmp_path / "afile").write_bytes(b"")
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
         model.save(tmp_path / "afile" / "m.npz")
+
+
+def test_the_temporary_file_is_made_beside_the_target(tmp_path, monkeypatch):
+    """os.replace is atomic only within one file system: the temporary file lies in the
+    target's own folder, not in a temp dir that may be on another disk."""
+    path = tmp_path / "sub" / "a.bin"
+    moved, real_replace = [], os.replace
+
+    def replace(src, dst):
+        moved.append((os.path.dirname(os.path.abspath(src)), os.path.basename(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_atomically(path, lambda f: f.write(b"x"))
+    assert moved[0][0] == str(tmp_path / "sub") and moved[0][1].startswith(".a.bin.")
+
+
+def test_another_writers_temporary_file_is_never_clobbered(tmp_path, monkeypatch):
+    """The temporary file is created exclusively: should its name already exist (another
+    writer's), the write fails and leaves that file and the target as they were."""
+    import uuid
+
+    class Fixed:
+        hex = "0" * 32
+
+    monkeypatch.setattr(uuid, "uuid4", lambda: Fixed)
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"old")
+    other = tmp_path / f".a.bin.{'0' * 12}.tmp"
+    other.write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError):
+        write_atomically(path, lambda f: f.write(b"new"))
+    assert other.read_bytes() == b"someone else's" and path.read_bytes() == b"old"

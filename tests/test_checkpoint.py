@@ -260,6 +260,16 @@ def test_future_format_version(trained, tmp_path):
         mv.load(tmp_path / "v9.npz")
 
 
+def test_an_older_or_the_next_format_version_is_refused_too(trained, tmp_path):
+    """Only version 1 is read: an older layout (0), or the next one (2), is not this reader's."""
+    _, path = trained
+    for version in (0, 2):
+        _rewrite(path, tmp_path / f"v{version}.npz", format_version=np.array(version))
+        for read in (mv.load, checkpoint.read_info):
+            with pytest.raises(mv.CheckpointError, match=f"version {version}; this microvae reads version 1"):
+                read(tmp_path / f"v{version}.npz")
+
+
 def test_another_format_marker_is_refused(trained, tmp_path):
     _, path = trained
     _rewrite(path, tmp_path / "f.npz", format=np.array("someone-elses-checkpoint"))

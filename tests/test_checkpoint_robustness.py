@@ -234,6 +234,7 @@ MALFORMED = {
     "infinite-config-value": (_json_change("model", _config_with(input_dim=float("inf"))), "does not build a VAE"),
     "bad-likelihood": (_json_change("model", _config_with(likelihood={"name": "gaussian", "logvar": "wide"})), "does not build a VAE"),
     "layout-a-list": (_json_change("layout", lambda layout: list(layout.items())), "layout does not match"),
+    "layout-an-extra-group": (_json_change("layout", lambda layout: {**layout, "critic": layout["model"]}), "layout does not match"),
     "params-as-strings": (lambda p: {"params/model": np.array(["1.0"] * mv.load(p).num_parameters)},
                           "parameter group 'model' is stored as <U3; expected floating-point"),
     "params-as-ints": (lambda p: {"params/model": np.zeros(mv.load(p).num_parameters, dtype=np.int32)}, "stored as int32"),
@@ -246,6 +247,7 @@ MALFORMED = {
     "step-a-bool": (_training(step=True), "step is True"),
     "epochs-string": (_training(epochs_trained="1"), "epochs_trained is '1'"),
     "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer or null"),
+    "train_seed-a-bool": (_training(train_seed=True), "train_seed is True; expected an integer or null"),
     "history-a-dict": (_training(history={"loss": [1.0]}), "history must be a list of per-epoch records"),
     "history-of-numbers": (_training(history=[1.0, 2.0]), "history must be a list"),
     "history-value-a-string": (_training(history=[{"epoch": 1, "loss": "x"}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers"),
@@ -300,6 +302,16 @@ def test_missing_entries(trained, tmp_path, drop, message):
     _rewrite(path, tmp_path / "d.npz", drop=(drop,))
     with pytest.raises(mv.CheckpointError, match=message):
         mv.load(tmp_path / "d.npz")
+
+
+def test_a_checkpoint_without_training_state_loads_as_an_untrained_run(trained, tmp_path):
+    """The training entry is optional: without it the parameters load, with no history, no
+    steps and no optimizer run (a later fit starts a new one)."""
+    model, path = trained
+    _rewrite(path, tmp_path / "bare.npz", drop=("training",))
+    bare = mv.load(tmp_path / "bare.npz")
+    np.testing.assert_array_equal(bare.flat.data, model.flat.data)
+    assert (bare.step, bare.epochs_trained, bare.train_seed, len(bare.history), bare.optimizers) == (0, 0, None, 0, {})
 
 
 def test_an_npy_file(tmp_path):
@@ -359,6 +371,21 @@ def test_float64_parameters_that_overflow_float32_are_refused(trained, tmp_path)
     _rewrite(path, tmp_path / "h.npz", **{"params/model": huge})
     with pytest.raises(mv.CheckpointError, match="parameter group 'model' contains NaN or Inf \\(in float32\\)"):
         mv.load(tmp_path / "h.npz")
+
+
+def test_refusing_float64_parameters_that_overflow_float32_warns_of_nothing(trained, tmp_path):
+    """The overflow in the cast is how the check finds them, not news for the caller: the
+    CheckpointError is all load raises, also where warnings are errors."""
+    import warnings
+
+    model, path = trained
+    huge = model.flat.data.astype(np.float64)
+    huge[0] = 1e300
+    _rewrite(path, tmp_path / "h.npz", **{"params/model": huge})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(mv.CheckpointError, match="contains NaN or Inf"):
+            mv.load(tmp_path / "h.npz")
 
 
 def test_float64_parameters_in_range_are_cast(trained, tmp_path):

@@ -176,3 +176,13 @@ def test_clip_grad_norm_of_a_float32_gradient_is_taken_in_float64(n, scale, seed
     assert g.dtype == np.float32
     if exact > 1e-3:  # (for tiny norms the 1e-12 that guards the scale's division outweighs the norm)
         np.testing.assert_allclose(g, original / 2, rtol=1e-6)
+
+
+def test_run_settings_do_not_depend_on_the_order_options_are_given_in():
+    """The run key is sorted: clip_norm then eps and eps then clip_norm are one run, and a
+    setting at its default is left out."""
+    from microvae.optim import run_settings
+
+    a = run_settings("adam", {"clip_norm": 5.0, "eps": 1e-7, "betas": [0.9, 0.999]})
+    b = run_settings("adam", {"betas": (0.9, 0.999), "eps": 1e-7, "clip_norm": 5.0})
+    assert a == b == (("clip_norm", 5.0), ("eps", 1e-7))

@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -687,3 +688,197 @@ def test_evaluate_takes_the_capacity_term_on_the_mean_kl():
         means = model.evaluate(x, batch_size=batch_size)
         assert means["kl"] == pytest.approx(capacity, rel=1e-12)
         assert means["loss"] == pytest.approx(means["recon"], rel=1e-12)  # β·|KL − C| = 0 on the mean
+
+
+# second mutation review of training and checkpoints -------------------------------------------
+
+def test_a_callback_that_stops_in_a_fits_first_epoch_ends_the_fit_there(data):
+    """A True from on_epoch_end stops at once, also after the first epoch of a call (a stop
+    honoured only from the second epoch on trained one epoch too many)."""
+    x, _ = data
+
+    class StopNow(Callback):
+        def on_epoch_end(self, model, epoch, record):
+            return True
+
+    model = _model()
+    history = model.fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[StopNow()])
+    assert len(history) == 1 and model.epochs_trained == 1
+    model.fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[StopNow()])  # and in a later call's first epoch
+    assert model.epochs_trained == 2 and history["epoch"] == [1, 2]
+
+
+def test_a_new_seed_starts_a_new_run_seed(data):
+    """fit(seed=7) on a model trained with seed 3 trains on with seed 7 (and a later fit()
+    keeps 7): an explicit seed is never overruled by the run's old one."""
+    x, _ = data
+    kw = dict(batch_size=32, verbose=0)
+    model, old = _model(), _model()
+    model.fit(x, epochs=1, seed=3, **kw)
+    old.fit(x, epochs=2, seed=3, **kw)
+    model.fit(x, epochs=1, seed=7, **kw)
+    assert model.train_seed == 7 and not np.array_equal(model.flat.data, old.flat.data)
+    model.fit(x, epochs=1, **kw)
+    assert model.train_seed == 7
+
+
+def test_divergence_in_a_fits_first_epoch_gives_back_the_runs_seed(data):
+    """The run a failed first epoch gives back includes its seed: fit(seed=9) that diverges at
+    once leaves seed 3, so a later fit() continues the seed-3 run, not a seed-9 one."""
+    x, _ = data
+    model = _model()
+    model.fit(x, epochs=1, batch_size=32, seed=3, verbose=0)
+    _diverging_fit(model, x, epoch=2, seed=9)
+    assert model.train_seed == 3
+
+
+def test_the_divergence_message_names_the_epoch_restored_to(data):
+    """"restored to their values at the start of epoch 2": the epoch that failed, whose start
+    the model is back at (and epochs_trained says 1)."""
+    x, _ = data
+    model = _model(likelihood="gaussian-learned")
+    model.fit(x, epochs=1, batch_size=32, seed=1, verbose=0)
+    with pytest.raises(mv.TrainingDiverged, match="restored to their values at the start of epoch 2;"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            model.fit(x, epochs=1, batch_size=32, verbose=0, optimizer="sgd", lr=1e6)
+    assert model.epochs_trained == 1
+
+
+def test_epoch_seeds_differ_for_every_epoch_and_stream():
+    """epoch_seed(seed, e, stream) mixes all three: a seed built from epoch + stream made the
+    noise of epoch e the order of epoch e + 1."""
+    from microvae.training import epoch_seed
+
+    seeds = [epoch_seed(s, e, k) for s in (0, 1) for e in range(1, 30) for k in (0, 1)]
+    assert len(set(seeds)) == len(seeds) and all(0 <= v < 2**63 for v in seeds)
+
+
+def test_an_epochs_noise_and_its_order_come_from_different_streams(data, monkeypatch):
+    """The backend's noise generator of epoch e is seeded with epoch_seed(seed, e, 1), the
+    shuffle with stream 0: one seed for both would draw correlated order and noise (and a
+    changed stream would not continue a checkpoint of this version exactly)."""
+    from microvae.training import epoch_seed
+
+    x, _ = data
+    model = _model()
+    seeded, original = [], model.backend.seed
+    monkeypatch.setattr(model.backend, "seed", lambda s: (seeded.append(s), original(s))[1])
+    model.fit(x, epochs=3, batch_size=100, seed=4, verbose=0)
+    assert seeded == [epoch_seed(4, e, 1) for e in (1, 2, 3)]
+    assert not set(seeded) & {epoch_seed(4, e, 0) for e in (1, 2, 3)}
+
+
+def test_without_shuffling_every_epoch_takes_the_rows_in_order(data):
+    x, _ = data
+    model = _model()
+    batches, original = [], model._train_batch
+
+    def spy(batch, optimizers):
+        batches.append(batch[0].copy())
+        return original(batch, optimizers)
+
+    model._train_batch = spy
+    model.fit(x, epochs=2, batch_size=100, shuffle=False, verbose=0)
+    assert len(batches) == 6
+    for i, batch in enumerate(batches):
+        np.testing.assert_array_equal(batch, x[(i % 3) * 100:(i % 3 + 1) * 100])
+
+
+def test_the_summary_line_lists_the_metrics_and_the_epochs_seconds(data, capsys):
+    """"epoch 1/2  loss …  recon …  kl …  0.01s": the epoch number is not repeated as a metric."""
+    x, _ = data
+    history = _model().fit(x, epochs=2, batch_size=100, verbose=2)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    number = r"-?\d+\.\d{4}"
+    assert re.fullmatch(rf"epoch 1/2  loss {number}  recon {number}  kl {number}  \d+\.\d\ds", lines[0]), lines[0]
+    assert all(s > 0 for s in history["seconds"])  # every epoch timed, the first too
+
+
+def test_a_csv_history_has_a_column_for_a_key_only_later_epochs_have(tmp_path):
+    """A metric that first appears in a later record (a callback's, validation from a later
+    fit) gets its column, empty in the epochs that lack it."""
+    history = mv.History([{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5, "val_loss": 1.7}])
+    history.to_csv(tmp_path / "h.csv")
+    assert (tmp_path / "h.csv").read_text().splitlines() == ["epoch,loss,val_loss", "1,2.0,", "2,1.5,1.7"]
+
+
+def test_early_stopping_restores_every_parameter_group():
+    """An AAE trains three parameter groups (autoencoder, discriminator, generator): restoring
+    the best epoch puts back all of them, not only the first."""
+    model = mv.AAE(16, (8,), 2, disc_hidden=(4,), seed=0)
+    groups = model.parameter_groups()
+    assert len(groups) > 1
+    stopper = mv.EarlyStopping(patience=5)
+    stopper.on_train_begin(model)
+    for epoch, value in enumerate([5.0, 1.0, 4.0], 1):
+        for flat in groups.values():
+            flat.data[...] = epoch
+        stopper.on_epoch_end(model, epoch, {"val_loss": value})
+    stopper.on_train_end(model)
+    assert stopper.best_epoch == 2 and all((flat.data == 2).all() for flat in groups.values())
+
+
+def test_early_stopping_called_without_its_metric_names_it():
+    """Driven directly (a duck-typed loop, no fit to check the run first), a record without the
+    monitored metric is a KeyError that says what to pass."""
+    stopper = mv.EarlyStopping()
+    stopper.on_train_begin(_model())
+    with pytest.raises(KeyError, match="monitors 'val_loss'.*pass validation_data or monitor='loss'"):
+        stopper.on_epoch_end(_model(), 1, {"epoch": 1, "loss": 1.0})
+
+
+def test_without_restoring_early_stopping_still_names_the_best_epoch():
+    """restore_best=False only keeps the last parameters; best_epoch still says which was best."""
+    stopper = mv.EarlyStopping(patience=10, restore_best=False)
+    _drive(stopper, [5.0, 1.0, 4.0], _model())
+    assert stopper.best_epoch == 2 and stopper.best == 1.0
+
+
+def test_a_first_fit_without_a_seed_uses_the_models_seed(data):
+    """A new model's first fit() draws its orders and noise from the seed the model was built
+    with, as fit(seed=<that seed>) does, not from seed 0."""
+    x, _ = data
+    kw = dict(epochs=1, batch_size=32, verbose=0)
+    implicit, explicit, zero = (mv.VAE(16, (12,), 2, seed=5) for _ in range(3))
+    implicit.fit(x, **kw)
+    explicit.fit(x, seed=5, **kw)
+    zero.fit(x, seed=0, **kw)
+    assert implicit.train_seed == 5
+    np.testing.assert_array_equal(implicit.flat.data, explicit.flat.data)
+    assert not np.array_equal(implicit.flat.data, zero.flat.data)
+
+
+def test_the_restored_best_parameters_are_the_ones_the_model_computes_with(data):
+    """Restoring writes into the model's own parameter buffer, which its layers view: the
+    model then computes as at the best epoch (a new array bound to flat.data showed the best
+    values while every layer still used the last epoch's)."""
+    x, x_val = data
+    model = _model()
+    best = {}
+
+    class Spy(Callback):
+        def on_epoch_end(self, m, epoch, record):
+            if epoch == 1:
+                best["loss"] = m.evaluate(x_val, seed=0)["loss"]
+
+    model.fit(x, epochs=3, batch_size=64, validation_data=x_val, verbose=0,
+              callbacks=[Spy(), mv.EarlyStopping(patience=5, min_delta=1e9)])
+    assert model.evaluate(x_val, seed=0)["loss"] == best["loss"]
+
+
+def test_a_checkpoint_path_given_as_bytes_is_refused_up_front():
+    """A bytes path has no {epoch} template to fill; it is refused, not written under the name "b'...'"."""
+    with pytest.raises(ValueError, match="not a valid checkpoint name"):
+        mv.ModelCheckpoint(b"ckpt.npz")
+
+
+def test_a_history_made_from_a_list_keeps_its_own_copy():
+    records = [{"epoch": 1, "loss": 2.0}]
+    history = mv.History(records)
+    history.append({"epoch": 2, "loss": 1.0})
+    assert len(records) == 1 and len(history) == 2
+
+
+def test_a_one_epoch_history_names_an_unknown_key_too():
+    with pytest.raises(KeyError, match="no epoch recorded 'lss'"):
+        mv.History([{"epoch": 1, "loss": 2.0}])["lss"]
