@@ -704,3 +704,191 @@ def test_a_vrae_on_image_rows_draws_its_own_samples(tmp_path, monkeypatch):
     assert kwargs["image_shape"] == (32, 32)
     ((x, _), kwargs), = rec
     assert len(x) == 8 and kwargs["image_shape"] == (32, 32)  # 8 of the 12 test sprites
+    assert samples[0][1]["nrow"] == 8  # the 8 samples side by side
+
+
+# what the data and the pictures are (a second mutation review) ---------------------------------
+def test_the_default_data_sizes_and_the_split(monkeypatch):
+    """Left without --limit, the sprites are 20000 (README's timings are of those) and the
+    generated sequences 4000, each split 90/10; MNIST's --limit N keeps the first N training
+    and max(N/6, 100) test examples, with the class names of its own dataset."""
+    from microvae import cli, datasets
+
+    sprites = cli.load_data("sprites", None, 0)
+    assert (len(sprites["x_train"]), len(sprites["x_test"])) == (18000, 2000)
+    assert sprites["num_classes"] == 3 and sprites["class_names"] == ["square", "ellipse", "heart"]
+    for name in ("sinusoids", "piano-rolls"):
+        data = cli.load_data(name, None, 0, sequences=True)
+        assert (len(data["x_train"]), len(data["x_test"])) == (3600, 400), name
+    fake = lambda flatten=True: ((np.zeros((3000, 4)), np.zeros(3000, int)), (np.zeros((1000, 4)), np.zeros(1000, int)))  # noqa: E731
+    monkeypatch.setattr(datasets, "load_mnist", fake)
+    monkeypatch.setattr(datasets, "load_fashion_mnist", fake)
+    for limit, test in ((60, 100), (1200, 200)):
+        data = cli.load_data("mnist", limit, 0)
+        assert (len(data["x_train"]), len(data["y_train"]), len(data["x_test"]), len(data["y_test"])) == (limit, limit, test, test)
+    assert cli.load_data("mnist", None, 0)["class_names"] == list(datasets.MNIST_CLASSES)
+    assert cli.load_data("fashion-mnist", None, 0)["class_names"] == list(datasets.FASHION_MNIST_CLASSES)
+
+
+def test_a_vae_run_draws_ten_reconstructions_64_seeded_samples_and_named_classes(tmp_path, monkeypatch):
+    """reconstructions.png shows the first 10 test sprites, samples.png 64 prior samples drawn
+    with --seed, the scatter names the shapes, and the interpolation and traversal take the
+    figures' own step counts (10 and 9)."""
+    rec, samples, scatter, interpolation = (_drawn(monkeypatch, name) for name in (
+        "plot_reconstructions", "plot_samples", "plot_latent_scatter", "plot_interpolation"))
+    assert main(["train", "--limit", "150", "--epochs", "1", "--hidden", "8", "--seed", "3", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    model = mv.load(tmp_path / "model.npz")
+    ((x, _), _), = rec
+    assert len(x) == 10  # of 15 test sprites
+    ((drawn,), _), = samples
+    np.testing.assert_allclose(drawn, model.sample(64, seed=3), rtol=1e-5, atol=1e-6)
+    (_, kwargs), = scatter
+    assert kwargs["class_names"] == ["square", "ellipse", "heart"]
+    (_, kwargs), = interpolation
+    assert "steps" not in kwargs  # plot_interpolation's 10
+    traversal = _drawn(monkeypatch, "plot_traversal")
+    assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--latent-dim", "3",
+                 "--out", str(tmp_path / "t"), "--verbose", "0"]) == 0
+    (_, kwargs), = traversal
+    assert "steps" not in kwargs  # plot_traversal's 9
+
+
+def test_an_aae_run_draws_its_grid_over_the_priors_reach_and_only_in_2d(tmp_path, monkeypatch):
+    """An AAE with a mixture prior is trained with the labels; its latent grid spans 1.2× the largest |z| of 2000 prior samples (a mixture prior
+    reaches past the VAE's ±3); every test code (up to 2000) is drawn over the prior; a 3-D
+    latent gets no grid (plot_latent_grid refuses it) and still trains."""
+    grid, versus = _drawn(monkeypatch, "plot_latent_grid"), _drawn(monkeypatch, "plot_latent_vs_prior")
+    samples = _drawn(monkeypatch, "plot_samples")
+    labels, fit = [], mv.AAE.fit
+    monkeypatch.setattr(mv.AAE, "fit", lambda self, x, y=None, **k: labels.append(y) or fit(self, x, y, **k))
+    assert main(["train", "--model", "aae", "--prior", "mixture", "--limit", "2100", "--epochs", "1", "--hidden", "8",
+                 "--seed", "1", "--out", str(tmp_path / "a"), "--verbose", "0"]) == 0
+    model = mv.load(tmp_path / "a" / "model.npz")
+    (_, kwargs), = grid
+    assert kwargs["span"] == pytest.approx(1.2 * np.abs(model.sample_prior(2000, seed=1)).max())
+    ((codes, prior), kwargs), = versus  # the codes coloured by their class, over --seed's prior samples
+    assert len(codes) == 210 and len(kwargs["labels"]) == 210
+    np.testing.assert_allclose(prior, model.sample_prior(2000, seed=1))
+    ((drawn,), _), = samples
+    assert len(drawn) == 64
+    (y,) = labels  # a mixture prior has one component per class: training gives each code its class's
+    assert y is not None and len(y) == 1890
+    assert main(["train", "--model", "aae", "--latent-dim", "3", "--limit", "20", "--epochs", "1", "--hidden", "8",
+                 "--out", str(tmp_path / "b"), "--verbose", "0"]) == 0
+    assert len(grid) == 1 and len(versus) == 2
+
+
+def test_hvrae_segments_default_to_the_largest_divisor_up_to_8(monkeypatch, tmp_path):
+    model = _built_by_cli(["--model", "hvrae", "--data", "piano-rolls", "--limit", "40", "--out", str(tmp_path)], monkeypatch)
+    assert model.segment_length == 8  # of 32 steps (4 divides them too)
+
+
+def test_sequence_runs_draw_four_curves_and_eight_rolls(tmp_path, monkeypatch):
+    """reconstructions.png of sinusoids: 4 test curves over their reconstructions; the piano
+    rolls' samples.png: all 8 samples, drawn with --seed."""
+    curves, rolls = _drawn(monkeypatch, "plot_sequences"), _drawn(monkeypatch, "plot_piano_roll")
+    for data in ("sinusoids", "piano-rolls"):
+        assert main(["train", "--model", "vrae", "--data", data, "--limit", "100", "--epochs", "1", "--rnn-hidden", "4",
+                     "--seed", "2", "--out", str(tmp_path / data), "--verbose", "0"]) == 0
+    (_, kwargs), (_, sample_kwargs) = curves
+    assert kwargs["n"] == 4 and sample_kwargs["title"] == "free-running samples"  # not data: no "original"
+    _, ((samples,), kwargs) = rolls
+    assert len(samples) == 8 and kwargs["n"] == 8
+    model = mv.load(tmp_path / "piano-rolls" / "model.npz")
+    np.testing.assert_allclose(samples, model.sample(8, 32, seed=2), rtol=1e-5, atol=1e-6)  # drawn with --seed
+
+
+def test_sample_lays_images_out_in_a_square_and_draws_at_most_8_sequences(tmp_path, monkeypatch):
+    """-n N image samples fill ceil(sqrt(N)) columns; a recurrent checkpoint saved from Python
+    (no run info) samples 32 steps and is drawn as a piano roll past 4 features, as curves up to
+    4, at most 8 of them."""
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    mv.VRAE(5, hidden_size=4, latent_dim=2).save(tmp_path / "r5.npz")
+    mv.VRAE(2, hidden_size=4, latent_dim=2).save(tmp_path / "r2.npz")
+    images, rolls, curves = (_drawn(monkeypatch, name) for name in ("plot_samples", "plot_piano_roll", "plot_sequences"))
+    out = ["--out", str(tmp_path / "s.png")]
+    for n in ("10", "16"):
+        assert main(["sample", str(tmp_path / "m.npz"), "-n", n, *out]) == 0
+    mv.CVAE(16, 3, (4,), 2, seed=0).save(tmp_path / "c.npz")
+    assert main(["sample", str(tmp_path / "c.npz"), "-n", "10", *out]) == 0
+    assert [kwargs["nrow"] for _, kwargs in images] == [4, 4, 4]
+    assert main(["sample", str(tmp_path / "r5.npz"), "-n", "10", *out]) == 0
+    ((sequences,), kwargs), = rolls
+    assert sequences.shape == (10, 32, 5) and kwargs["n"] == 8
+    assert main(["sample", str(tmp_path / "r2.npz"), "-n", "3", *out]) == 0
+    ((sequences,), kwargs), = curves
+    assert sequences.shape == (3, 32, 2) and kwargs["n"] == 3
+
+
+def test_a_cvae_runs_scatter_says_why_its_codes_ignore_the_label(tmp_path, monkeypatch):
+    """The CVAE's q(z|x,y) scatter is expected to mix the classes; its title says so. Its
+    samples' rows are named by class."""
+    scatter, by_class = _drawn(monkeypatch, "plot_latent_scatter"), _drawn(monkeypatch, "plot_samples_by_class")
+    assert main(["train", "--model", "cvae", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    (_, kwargs), = scatter
+    assert kwargs["title"] == "q(z|x,y) means: the label is given, so z need not encode it"
+    (_, kwargs), = by_class  # samples_by_class.png names each row's shape
+    assert kwargs["class_names"] == ["square", "ellipse", "heart"]
+
+
+def test_sample_label_minus_1_draws_the_whole_mixture(tmp_path, monkeypatch, capsys):
+    """--help: for an AAE with a mixture prior, --label -1 samples the whole mixture (-2 is refused)."""
+    mv.AAE(16, (4,), 2, prior="mixture", num_classes=3, seed=0).save(tmp_path / "a.npz")
+    labels, sample = [], mv.AAE.sample
+    monkeypatch.setattr(mv.AAE, "sample", lambda self, n, y=None, **k: labels.append(np.asarray(y)) or sample(self, n, y=y, **k))
+    _drawn(monkeypatch)
+    assert main(["sample", str(tmp_path / "a.npz"), "-n", "5", "--label", "-1", "--out", str(tmp_path / "s.png")]) == 0
+    np.testing.assert_array_equal(labels[0], [-1] * 5)
+    _fails_cleanly(["sample", str(tmp_path / "a.npz"), "--label", "-2", "--out", str(tmp_path / "s.png")], capsys,
+                   "--label must be a prior component in [0, 2] (or -1 for any)")
+
+
+def test_gradcheck_verbose_shows_every_error_and_explain_fails_past_its_tolerance(monkeypatch, capsys):
+    """-v prints each check's table even when it passes; --explain exits 1 when a gradient's
+    error exceeds --tol, as gradcheck does."""
+    from microvae import explain, selfcheck
+    from microvae.verify import GradcheckResult
+
+    result = GradcheckResult({"W": 1e-9, "b": 2e-9}, "analytic")
+    monkeypatch.setattr(selfcheck, "run_checks", lambda seed=0: iter([("layer", "Dense", result)]))
+    assert main(["gradcheck"]) == 0
+    quiet = capsys.readouterr().out.splitlines()
+    assert main(["gradcheck", "-v"]) == 0
+    verbose = capsys.readouterr().out.splitlines()
+    table = [line for line in verbose if line not in quiet]
+    assert len(verbose) == len(quiet) + len(table) and table and all(line.startswith(" " * 11) for line in table)
+    terms = explain.explain_gradients(seed=0)
+    bad = [terms[0]._replace(error=1e-3)] + list(terms[1:])
+    monkeypatch.setattr(explain, "explain_gradients", lambda seed=0: bad)
+    assert main(["gradcheck", "--explain"]) == 1
+    assert main(["gradcheck", "--explain", "--tol", "1e-2"]) == 0
+
+
+def test_an_os_error_is_said_in_words(tmp_path, capsys, monkeypatch):
+    """An OSError with a reason and a file prints "reason: file", not Python's
+    "[Errno 2] ... 'file'" form."""
+    from microvae import cli
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/data/train-images.gz")
+
+    monkeypatch.setattr(cli, "load_data", missing)
+    _fails_cleanly(["train", "--out", str(tmp_path / "o")], capsys,
+                   "microvae: error: No such file or directory: /data/train-images.gz\n")
+
+
+def test_the_split_check_spares_mnist_and_segments_must_divide_the_length(capsys, tmp_path):
+    """MNIST's --limit cuts the training set only (its test set keeps >= 100), so a small one is
+    not refused as the generated data's is; --segment-length must divide the sequence length,
+    said before anything is built."""
+    from microvae import cli
+
+    cli.check_limit(1, "mnist")
+    cli.check_limit(5, "fashion-mnist", min_test=2)
+    with pytest.raises(cli.CLIError, match="--limit 11 or more"):
+        cli.check_limit(5, "sprites", min_test=2)
+    _fails_cleanly(["train", "--model", "hvrae", "--data", "piano-rolls", "--limit", "40", "--segment-length", "5",
+                    "--out", str(tmp_path / "o")], capsys, "--segment-length 5 must divide the sequence length 32")
+    assert not (tmp_path / "o").exists()

@@ -978,3 +978,146 @@ def test_plot_loss_curves_puts_the_epoch_column_on_the_x_axis():
     """A history's own epoch numbers (a run resumed at epoch 3, say) are the x values."""
     (total,) = mplot.plot_loss_curves({"epoch": [3, 4, 5], "loss": [3.0, 2.0, 1.5]}).axes
     np.testing.assert_allclose(_lines(total)["loss"].get_xdata(), [3, 4, 5])
+
+
+# --------------------------------------------------------------------------
+# what the figures draw (a second mutation review)
+# --------------------------------------------------------------------------
+
+def test_grey_images_are_drawn_light_on_dark_with_light_separators(rng):
+    """Module docstring: grey images use the ``gray`` colormap (1 is white), and the tiles of a
+    sample grid are separated by lines of the display range's top (white), as in the
+    reconstructions; a reversed colormap or dark separators drew unnoticed."""
+    x = rng.random((4, D)) * 3.0  # a display range of the data's own: (min, max)
+    fig = mplot.plot_samples(x, nrow=2)
+    image = fig.axes[0].images[0]
+    assert image.get_cmap().name == "gray"
+    vmin, vmax = image.get_clim()
+    grid = shown_image(fig)
+    assert vmax == x.max() and vmin == x.min()
+    assert np.all(grid[0] == vmax) and np.all(grid[:, 0] == vmax) and np.all(grid[SIDE + 1] == vmax)
+
+
+def test_constant_images_get_a_display_range_around_their_value():
+    """A constant picture outside [0, 1] (e.g. an untrained Gaussian decoder's output) gets the
+    range value ± 0.5: with vmin == vmax a colour picture divided by zero into NaNs."""
+    grey = mplot.plot_samples(np.full((2, 16), 5.0))
+    assert grey.axes[0].images[0].get_clim() == (4.5, 5.5)
+    colour = mplot.plot_samples(np.full((2, 3, 2, 2), -2.0))
+    rgb = shown_image(colour)
+    assert np.all(np.isfinite(rgb))
+    np.testing.assert_allclose(rgb[1:3, 1:3], 0.5)  # a tile sits mid-range
+
+
+def test_plot_latent_grid_labels_every_tile_up_to_15_then_9_and_names_its_spacing():
+    """The CLI's 15×15 grid has a coordinate under every column; a larger grid gets 9 evenly
+    placed labels. The title names the spacing, which changes what the coordinates mean."""
+    decode = lambda z: np.zeros((len(z), 4))  # noqa: E731
+    ax = mplot.plot_latent_grid(decode, n=15, span=3.0).axes[0]
+    assert len(ax.get_xticklabels()) == 15 and len(ax.get_yticklabels()) == 15
+    assert ax.get_title() == "decoded latent grid (linear spacing)"
+    ax = mplot.plot_latent_grid(decode, n=16, span=3.0, spacing="quantile").axes[0]
+    assert len(ax.get_xticklabels()) == 9 and len(ax.get_yticklabels()) == 9
+    assert [t.get_text() for t in ax.get_xticklabels()][::8] == ["-3", "3"]
+    assert ax.get_title() == "decoded latent grid (quantile spacing)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z[0]", "z[1]")
+
+
+def test_plot_traversal_and_interpolation_name_their_x_axes(rng):
+    """A traversal's columns are labelled with their offsets, left to right from −span; the
+    axes say what the columns are."""
+    model = FakeModel(latent_dim=2)
+    ax = mplot.plot_traversal(model, rng.random(D), dims=[1], steps=3, span=2.0).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-2.0", "+0.0", "+2.0"]
+    assert ax.get_xlabel() == "offset from the code of x"
+    x = rng.random((2, D))
+    assert mplot.plot_interpolation(model, x[0], x[1], steps=3).axes[0].get_xlabel() == "interpolation weight t"
+
+
+def test_discrete_labels_up_to_20_get_a_legend_of_distinct_colours(rng):
+    """Up to 20 integer classes get a legend (MNIST-style 10 and more), one distinct colour each
+    (tab20 past 10: tab10's colours would repeat); 21 get a colorbar."""
+    z = rng.normal(size=(60, 2))
+    labels = np.arange(60) % 15
+    fig = mplot.plot_latent_scatter(z, labels)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and len(ax.get_legend().get_texts()) == 15
+    colours = {tuple(np.round(c.get_facecolor()[0][:3], 6)) for c in ax.collections}
+    assert len(colours) == 15
+    fig = mplot.plot_latent_scatter(z, np.arange(60) % 21)
+    assert len(fig.axes) == 2 and fig.axes[0].get_legend() is None  # a colorbar instead
+    assert fig.axes[1].get_ylabel() == "label"
+    assert mplot.plot_latent_scatter(z).axes[0].get_title() == "latent codes"
+
+
+def test_plot_latent_vs_prior_keeps_the_aspect_equal(rng):
+    """The codes are judged against the prior's shape: one unit is as long on both axes."""
+    ax = mplot.plot_latent_vs_prior(rng.normal(size=(20, 2)) * [1, 5], rng.normal(size=(50, 2))).axes[0]
+    assert ax.get_aspect() == 1.0
+
+
+def test_plot_loss_curves_colours_each_term_and_its_validation_alike():
+    """In the second panel recon and KL differ in colour; val_X is drawn in X's colour (dashed).
+    Short histories get a marker per epoch, long ones a plain line."""
+    (parts,) = mplot.plot_loss_curves({"recon": [3, 2], "val_recon": [4, 3], "kl": [1, 2], "val_kl": [2, 2]}).axes
+    lines = _lines(parts)
+    assert lines["recon"].get_color() != lines["kl"].get_color()
+    assert lines["val_recon"].get_color() == lines["recon"].get_color()
+    assert lines["val_kl"].get_color() == lines["kl"].get_color()
+    assert lines["recon"].get_marker() == "o"
+    (long,) = mplot.plot_loss_curves({"loss": list(range(31))}).axes[0].get_lines()
+    assert long.get_marker() in (None, "None", "")
+
+
+def test_plot_sequences_heatmaps_share_one_scale_with_feature_0_at_the_bottom(rng):
+    """An original and its reconstruction are compared on one colour scale (the data range of
+    both), feature 0 drawn at the bottom; the title goes above the figure and each row says
+    which sequence it is."""
+    x = rng.random((2, 12, 9))
+    rec = x * 0.5 + 2.0
+    fig = mplot.plot_sequences(x, rec, title="data and reconstructions")
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 4
+    for image in images:
+        assert image.get_clim() == (x.min(), rec.max()) and image.origin == "lower"
+    assert fig._suptitle is not None and fig._suptitle.get_text() == "data and reconstructions"
+    lines = mplot.plot_sequences(rng.normal(size=(2, 10)), title="samples")
+    assert lines._suptitle.get_text() == "samples"
+    assert [ax.get_ylabel() for ax in lines.axes] == ["seq 0", "seq 1"]
+
+
+def test_plot_piano_roll_draws_notes_dark_on_a_fixed_0_to_1_scale(rng):
+    """Docstring: active notes are dark and values are drawn on a 0..1 scale, so a roll of
+    probabilities between 0.2 and 0.6 is not stretched to look certain."""
+    probs = 0.2 + 0.4 * rng.random((2, 16, 8))
+    fig = mplot.plot_piano_roll(probs, n=2)
+    for i, ax in enumerate(fig.axes):
+        image = ax.images[0]
+        assert image.get_cmap().name == "gray_r" and image.get_clim() == (0.0, 1.0)
+        assert ax.get_ylabel() == f"roll {i}\npitch"
+
+
+def test_titles_reach_the_figures_and_each_loss_panel_is_named(rng, model):
+    """The CLI titles its samples ("samples from the prior"); a title given to the image figures
+    is drawn, and the loss panels say which is the total and which its terms."""
+    x = rng.random((3, D))
+    assert mplot.plot_samples(x, title="samples from the prior").axes[0].get_title() == "samples from the prior"
+    assert mplot.plot_reconstructions(x, model.reconstruct(x), title="recon").axes[0].get_title() == "recon"
+    total, parts = mplot.plot_loss_curves({"loss": [3.0, 2.0], "kl": [1.0, 0.5]}).axes
+    assert (total.get_title(), parts.get_title()) == ("total loss", "reconstruction and KL")
+
+
+def test_a_reconstructed_curve_is_dashed_in_its_originals_colour(rng):
+    """Each feature's original and reconstruction share a colour (solid and dashed)."""
+    x = rng.normal(size=(1, 10, 2))
+    lines = {line.get_label(): line for line in mplot.plot_sequences(x, x + 1).axes[0].get_lines()}
+    for f in (0, 1):
+        assert lines[f"original f{f}"].get_color() == lines[f"reconstruction f{f}"].get_color()
+    assert lines["original f0"].get_color() != lines["original f1"].get_color()
+
+
+def test_an_epoch_column_of_another_length_is_not_the_x_axis():
+    """Docstring: the epoch entry is the x axis only when its length matches; otherwise the
+    epochs are counted 1, 2, ... (it broadcast-failed)."""
+    (total,) = mplot.plot_loss_curves({"epoch": [1, 2], "loss": [3.0, 2.0, 1.0]}).axes
+    np.testing.assert_allclose(_lines(total)["loss"].get_xdata(), [1, 2, 3])
