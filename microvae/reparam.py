@@ -21,7 +21,7 @@ class Reparameterization:
     def _real(self, array, name: str, method: str = "forward"):
         """``array`` in the backend's dtype (no copy when it already is); TypeError for complex
         or object arrays, which the cast would quietly make real (or NaN)."""
-        check_real_array(array, f"Reparameterization.{method}", name)
+        check_real_array(array, "Reparameterization", method, name)
         return self.backend.xp.asarray(array, dtype=self.backend.dtype)
 
     def forward(self, mu, logvar, eps=None):

@@ -105,7 +105,7 @@ class _Recurrent(Layer):
                 if not isinstance(mask, (list, tuple)):
                     raise TypeError(f"{name}.forward expects an array for mask, got {type(mask).__name__}")
                 mask = xp.asarray(mask)  # not yet in the layer's dtype: float32 would round 0.99999999 to 1 before the check
-            check_real_array(mask, f"{name}.forward", "mask")
+            check_real_array(mask, name, "forward", "mask")
             if mask.shape != (B, T):
                 raise ValueError(f"{name}: mask must have shape (batch, time) = {(B, T)}, got {tuple(mask.shape)}")
             if not bool(((mask == 0) | (mask == 1)).all()):
@@ -117,7 +117,7 @@ class _Recurrent(Layer):
         T, B = self._cache["T"], self._cache["B"]
         if getattr(dH, "shape", None) != (B, T, self.hidden_size):
             raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(getattr(dH, 'shape', ()))}")
-        check_real_array(dH, f"{type(self).__name__}.backward", "dH")
+        check_real_array(dH, type(self).__name__, "backward", "dH")
         return self.backend.xp.asarray(dH, dtype=self.backend.dtype).transpose(1, 0, 2)
 
     def _parameter_grads(self, xt, hs, da, dgh=None):
