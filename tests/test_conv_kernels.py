@@ -261,6 +261,46 @@ def test_conv3x3_same_keeps_nan_through_the_relu_and_checks_shapes():
         cpu.conv3x3_same_weight_grad(np.zeros((1, 1, 4, 8))[..., ::2], np.zeros((1, 1, 4, 4)), np.empty((1, 1, 3, 3)))
 
 
+@settings(max_examples=60)
+@given(pool_problems(), st.floats(0.05, 0.6))
+def test_maxpool_passes_a_nan_from_any_tap_of_its_window(p, share):
+    """A NaN is its window's maximum wherever it sits (as np.max has it), and argmax points
+    at the window's first NaN; ±Inf (whose sum is NaN, the 2×2 path's test) are numbers.
+    The reference, the CPU kernel and np.max agree."""
+    x = _pool_input(p)
+    rng = np.random.default_rng(p["seed"] + 1)
+    odd = rng.random(x.shape) < share
+    x[odd] = rng.choice(np.array([np.nan, np.inf, -np.inf], x.dtype), size=int(odd.sum()))
+    out_shape = p["shape"][:2] + p["out"]
+    y_ref, y = np.zeros(out_shape, p["dtype"]), np.zeros(out_shape, p["dtype"])
+    a_ref, a = np.full(out_shape, -1, np.int64), np.full(out_shape, -1, np.int64)
+    reference.maxpool_forward(x, p["pool"], p["stride"], y_ref, a_ref)
+    cpu.maxpool_forward(x, p["pool"], p["stride"], y, a)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(a, a_ref)
+    s, k, w = p["stride"], p["pool"], p["shape"][3]
+    for n, c, r, q in np.ndindex(*out_shape):
+        window = x[n, c, r * s : r * s + k, q * s : q * s + k]
+        np.testing.assert_array_equal(y[n, c, r, q], window.max())
+        if np.isnan(window).any():
+            first = np.flatnonzero(np.isnan(window))[0]
+            assert a[n, c, r, q] == (r * s + first // k) * w + q * s + first % k
+
+
+def test_maxpool_nan_after_a_larger_number_still_wins():
+    # the case a plain "v > best" misses: the NaN is not the window's first tap
+    for k in (reference, cpu):
+        for spot in range(1, 4):
+            x = np.array([[[[5.0, 1.0], [2.0, 3.0]]]])
+            x.reshape(-1)[spot] = np.nan
+            y, a = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int64)
+            k.maxpool_forward(x, 2, 2, y, a)
+            assert np.isnan(y[0, 0, 0, 0]) and a[0, 0, 0, 0] == spot, (k.__name__, spot)
+        x = np.array([[[[1.0, -np.inf], [np.inf, 2.0]]]])  # taps sum to NaN, but none is NaN
+        k.maxpool_forward(x, 2, 2, y, a)
+        assert y[0, 0, 0, 0] == np.inf and a[0, 0, 0, 0] == 2, k.__name__
+
+
 def test_maxpool_ties_go_to_the_first_maximum():
     x = np.zeros((1, 1, 2, 2))
     y, a = np.empty((1, 1, 1, 1)), np.empty((1, 1, 1, 1), np.int64)

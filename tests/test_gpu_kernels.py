@@ -155,14 +155,16 @@ def test_im2col_and_col2im(device, p):
 
 @settings(max_examples=40)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 6),
-       st.integers(0, 6), st.booleans(), SEEDS, DTYPES)
+       st.integers(0, 6), st.booleans(), st.booleans(), SEEDS, DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
-def test_maxpool(device, n, c, pool, stride, extra_h, extra_w, ties, seed, dtype):
+def test_maxpool(device, n, c, pool, stride, extra_h, extra_w, ties, nans, seed, dtype):
     h, w = pool + extra_h, pool + extra_w
     out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
     rng = np.random.default_rng(seed)
     # integer values make ties, which both twins must break the same way (first maximum)
     x = (rng.integers(-2, 3, (n, c, h, w)) if ties else rng.standard_normal((n, c, h, w))).astype(dtype)
+    if nans:  # a NaN is its window's maximum from any tap; the first NaN is the argmax
+        x[rng.random(x.shape) < 0.2] = np.nan
     _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
     y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
     reference.maxpool_forward(x, pool, stride, y, argmax)

@@ -124,7 +124,9 @@ def _col2im_stride2_three_wide(cols, pad_top, x):
 def _maxpool_forward(x, pool, stride, y, argmax):
     # Each window's running maximum stays in locals (no store until the window is done),
     # and 2×2 windows are spelled out: 3.5× faster than loops over the taps that compare
-    # against y in memory. ">" keeps the first maximum on ties, as in the reference.
+    # against y in memory. ">" keeps the first maximum on ties, as in the reference. A NaN is
+    # its window's maximum (the first NaN); in the 2×2 path one NaN test on the taps' sum
+    # finds them after the fact, since a NaN test per tap keeps the loop from vectorising (6×).
     n_img, channels, height, width = x.shape
     oh, ow = y.shape[2], y.shape[3]
     for n in range(n_img):
@@ -137,16 +139,24 @@ def _maxpool_forward(x, pool, stride, y, argmax):
                     top, bottom = plane[h0], plane[h0 + 1]
                     for q in range(ow):
                         w0 = q * stride
-                        best, best_at = top[w0], h0 * width + w0
-                        v = top[w0 + 1]
-                        if v > best:
-                            best, best_at = v, h0 * width + w0 + 1
-                        v = bottom[w0]
-                        if v > best:
-                            best, best_at = v, (h0 + 1) * width + w0
-                        v = bottom[w0 + 1]
-                        if v > best:
-                            best, best_at = v, (h0 + 1) * width + w0 + 1
+                        v0, v1, v2, v3 = top[w0], top[w0 + 1], bottom[w0], bottom[w0 + 1]
+                        best, best_at = v0, h0 * width + w0
+                        if v1 > best:
+                            best, best_at = v1, h0 * width + w0 + 1
+                        if v2 > best:
+                            best, best_at = v2, (h0 + 1) * width + w0
+                        if v3 > best:
+                            best, best_at = v3, (h0 + 1) * width + w0 + 1
+                        total = v0 + v1 + v2 + v3  # NaN if a tap is NaN (or +Inf meets −Inf)
+                        if total != total:
+                            if v0 != v0:
+                                best, best_at = v0, h0 * width + w0
+                            elif v1 != v1:
+                                best, best_at = v1, h0 * width + w0 + 1
+                            elif v2 != v2:
+                                best, best_at = v2, (h0 + 1) * width + w0
+                            elif v3 != v3:
+                                best, best_at = v3, (h0 + 1) * width + w0 + 1
                         y_row[q], at_row[q] = best, best_at
                 else:
                     for q in range(ow):
@@ -155,7 +165,7 @@ def _maxpool_forward(x, pool, stride, y, argmax):
                         for i in range(pool):
                             for j in range(pool):
                                 v = plane[h0 + i, w0 + j]
-                                if v > best:
+                                if v > best or (v != v and best == best):
                                     best, best_at = v, (h0 + i) * width + w0 + j
                         y_row[q], at_row[q] = best, best_at
 

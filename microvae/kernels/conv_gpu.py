@@ -70,7 +70,7 @@ _maxpool_forward = cp.ElementwiseKernel(
         for (long long b = 0; b < pool; ++b) {
             long long at = (h0 + a) * W + (w0 + b);
             T v = x[base + at];
-            if (v > best) { best = v; best_at = at; }
+            if (v > best || (v != v && best == best)) { best = v; best_at = at; }
         }
     }
     y = best;

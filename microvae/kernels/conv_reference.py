@@ -79,6 +79,7 @@ def col2im(cols, stride, pad_top, pad_left, x):
 def maxpool_forward(x, pool, stride, y, argmax):
     """y[n, c, oh, ow] = max over the pool×pool window at (oh·s, ow·s) of x[n, c];
     argmax[n, c, oh, ow] = h·W + w of that maximum (the first one in row-major order on ties).
+    A NaN in a window is its maximum, as np.max has it (the first NaN, if there are several).
 
     x: (N, C, H, W);  y: (N, C, OH, OW) float;  argmax: (N, C, OH, OW) int64; both overwritten.
     """
@@ -96,7 +97,8 @@ def maxpool_forward(x, pool, stride, y, argmax):
             if best is None:
                 best, best_at = v.copy(), xp.broadcast_to(where, v.shape).copy()
             else:
-                better = v > best  # strict: the first maximum wins ties
+                # strict: the first maximum wins ties; a NaN beats a number, never another NaN
+                better = (v > best) | (xp.isnan(v) & ~xp.isnan(best))
                 best = xp.where(better, v, best)
                 best_at = xp.where(better, where, best_at)
     y[...] = best

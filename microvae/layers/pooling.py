@@ -16,7 +16,9 @@ class MaxPool2D(Layer):
 
         dX[n, c, h, w] = Σ_{windows (r, q) whose argmax is (h, w)} dY[n, c, r, q]
 
-    (ties go to the first maximum in row-major order). ``stride`` defaults to ``pool_size``.
+    (ties go to the first maximum in row-major order; a NaN counts as its window's maximum,
+    as in np.max, so a diverging network shows NaN rather than hiding it). ``stride``
+    defaults to ``pool_size``.
     Both passes run the backend's kernels (Numba on CPU, CuPy on GPU).
     """
 
