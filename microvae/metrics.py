@@ -157,6 +157,9 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
         log q(z|x) = −½ Σ_j [ log 2π + logvar_j + ε_j² ]      (z = μ + e^{½logvar}·ε)
         log p(z)   = −½ Σ_j [ log 2π + z_j² ]
         log p(x|z) = −nll(decoder(z), x)                       (e.g. −bernoulli_nll per example)
+
+    All three are taken at the z the decoder is given, rounded to the model's dtype (for
+    float32, ε is recomputed from that z in float64), so each weight belongs to one point.
     """
     encode = _posterior(model, "the importance-weighted bound")
     k = _check_positive("k", k)
@@ -173,9 +176,12 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
             mu, logvar = encode(xb, cb)
             eps = xp.asarray(_noise(streams, backend, k, b, latent), dtype=xp.float64)
             mu64, logvar64 = mu.astype(xp.float64)[None], logvar.astype(xp.float64)[None]
-            z64 = (mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent)
+            z = backend.asarray((mu64 + xp.exp(0.5 * logvar64) * eps).reshape(k * b, latent))
+            # all three terms at the z the decoder sees: in the model's dtype, that z is rounded
+            z64 = z.astype(xp.float64)
+            eps = (z64.reshape(k, b, latent) - mu64) * xp.exp(-0.5 * logvar64)
             c_rep = _repeat(cb, k)
-            nll = _nll(model, backend.asarray(z64), _repeat(xb, k), c_rep)
+            nll = _nll(model, z, _repeat(xb, k), c_rep)
             log_q = -0.5 * (eps * eps + logvar64 + _LOG_2PI).sum(axis=2).reshape(k * b)
             log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
             out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T

@@ -673,3 +673,29 @@ def test_iwae_with_a_learned_prior_equals_the_exact_log_likelihood_when_q_is_the
     np.testing.assert_allclose(metrics.iwae_bound(model, x, k=3, y=y, batch_size=7, seed=1), log_px, rtol=1e-10)
     # the ELBO with its closed-form KL to the learned prior is log p(x) in expectation
     np.testing.assert_allclose(metrics.elbo(model, x, n_samples=4000, y=y, seed=1), log_px, atol=0.1)
+
+
+def test_importance_weights_of_a_float32_model_take_every_term_at_the_z_it_decodes(monkeypatch):
+    """The decoder of a float32 model is given z rounded to float32; log p(z) and log q(z|x)
+    must be taken at that same z. With a tight posterior (σ ≈ 3e-4) and |μ| near 1, the
+    rounding moves ε by about 1e-4, so a log q at the unrounded z would be off by ~1e-4 nats."""
+    model = mv.VAE(6, (5,), 3, seed=0)
+    assert model.backend.dtype == np.float32
+    head = model.encoder.layers[-1]
+    head.params["b"][:3] += 1.0
+    head.params["b"][3:] = -16.0
+    x = np.random.default_rng(1).random((7, 6)).astype(np.float32)
+    seen = []
+    decode = model._decode
+    monkeypatch.setattr(model, "_decode", lambda z, *rest: seen.append(np.array(z)) or decode(z, *rest))
+    w = metrics.importance_log_weights(model, x, k=4, seed=2)
+    (z,) = seen
+    assert z.dtype == np.float32 and z.shape == (4 * 7, 3)
+    monkeypatch.setattr(model, "_decode", decode)
+    mu, logvar = (a.astype(np.float64) for a in model.encode(x))
+    z64 = z.astype(np.float64).reshape(4, 7, 3)
+    eps = (z64 - mu) * np.exp(-0.5 * logvar)
+    log_q = -0.5 * (eps**2 + logvar + math.log(2 * math.pi)).sum(axis=2)
+    log_p = -0.5 * (z64**2 + math.log(2 * math.pi)).sum(axis=2)
+    nll = model.likelihood.nll(model._decode(z), np.tile(x, (4, 1)))[0].astype(np.float64).reshape(4, 7)
+    np.testing.assert_allclose(w, (-nll + log_p - log_q).T, rtol=0, atol=1e-9)
