@@ -101,22 +101,30 @@ def _check_step(eps) -> float:
 def numeric_gradient(fn, array, eps: float = 1e-6):
     """d fn() / d array, element by element, by the fourth-order central stencil.
 
-    ``array`` is perturbed in place (and restored); ``eps`` is the step h. Returns a float64
-    NumPy array of its shape.
+    ``array`` is perturbed in place (and restored), element by element through its own
+    indices, so a transposed or strided view is perturbed where ``fn`` reads it; ``eps`` is
+    the step h. Returns a float64 NumPy array of its shape.
     """
     eps = _check_step(eps)
-    flat = array.reshape(-1)
-    numeric = np.empty(flat.size)
-    for i in range(flat.size):
-        saved = float(flat[i])
+    _check_writable(array, "array")
+    numeric = np.empty(tuple(array.shape))
+    for index in np.ndindex(*array.shape):
+        saved = float(array[index])
 
-        def at(t, i=i, saved=saved):
-            flat[i] = saved + t
+        def at(t, index=index, saved=saved):
+            array[index] = saved + t
             return float(fn())
 
-        numeric[i] = _derivative(at, eps)
-        flat[i] = saved
-    return numeric.reshape(tuple(array.shape))
+        numeric[index] = _derivative(at, eps)
+        array[index] = saved
+    return numeric
+
+
+def _check_writable(array, name):
+    """A read-only array cannot be perturbed; say so rather than let NumPy's error name nothing."""
+    flags = getattr(array, "flags", None)
+    if flags is not None and not getattr(flags, "writeable", True):
+        raise ValueError(f"{name} is read-only, but the gradient check perturbs it in place: pass a writable array")
 
 
 def _host(a):
@@ -147,25 +155,27 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
         grad = _host(analytic[name]).astype(np.float64)
         if grad.shape != tuple(array.shape):
             raise ValueError(f"analytic gradient of {name!r} has shape {grad.shape}, expected {tuple(array.shape)}")
-        flat = array.reshape(-1)
+        _check_writable(array, f"wrt[{name!r}]")
+        # perturbed through the array itself, never through reshape(-1): for a non-contiguous
+        # view that is a copy, fn would never see the change, and every numeric gradient is 0
         if mode == "full":
             errors[name] = _relative_error(grad.reshape(-1), numeric_gradient(fn, array, eps).reshape(-1), floor)
         else:
             xp = array_module(array)
-            saved = flat.copy()
+            saved = array.copy()
             per_direction = []
             norm = max(float(np.linalg.norm(grad)), floor)
             for _ in range(directions):
-                v = rng.standard_normal(flat.size)
+                v = rng.standard_normal(array.size)
                 v /= max(np.linalg.norm(v), _TINY)
-                v_dev = xp.asarray(v)
+                v_dev = xp.asarray(v.reshape(tuple(array.shape)))
 
                 def at(t):
-                    flat[...] = saved + t * v_dev
+                    array[...] = saved + t * v_dev
                     return float(fn())
 
                 numeric = _derivative(at, eps)
-                flat[...] = saved
+                array[...] = saved
                 per_direction.append(abs(float(grad.reshape(-1) @ v) - numeric) / norm)
             errors[name] = float(np.max(per_direction))  # NaN if any is (max(0.0, nan) is 0.0)
     return GradcheckResult(errors, mode, title)

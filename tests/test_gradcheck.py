@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import microvae as mv
 from microvae import testing
-from microvae.verify import numeric_gradient
+from microvae.verify import gradcheck, numeric_gradient
 
 
 @given(n=st.integers(1, 12), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
@@ -341,3 +341,29 @@ def test_a_nan_or_infinite_gradient_or_function_fails_in_either_mode(mode):
 
     result = mv.gradcheck(nan_at_the_second_element_or_direction, {"a": a}, {"a": 2 * a}, mode=mode, directions=3)
     assert len(calls) == 13 and np.isnan(result.errors["a"]) and not result.passed(1e-6)
+
+
+@pytest.mark.parametrize("mode", ["full", "directional"])
+@pytest.mark.parametrize("view", ["transposed", "strided", "fortran"])
+def test_non_contiguous_arrays_are_perturbed_where_fn_reads_them(mode, view):
+    """reshape(-1) of a non-contiguous view is a copy: perturbing that copy left fn unchanged,
+    every numeric gradient was 0, a wrong zero gradient passed and the right one failed."""
+    base = np.arange(1.0, 13.0).reshape(3, 4)
+    a = {"transposed": base.T, "strided": base[:, :3], "fortran": np.asfortranarray(base)}[view]
+    assert not a.flags.c_contiguous
+    before = a.copy()
+    f = lambda: float((a**3).sum())
+    right, wrong = 3 * a**2, np.zeros(a.shape)
+    assert gradcheck(f, {"a": a}, {"a": right}, mode=mode).passed(1e-6)
+    assert not gradcheck(f, {"a": a}, {"a": wrong}, mode=mode).passed(1e-6)
+    np.testing.assert_array_equal(a, before)  # restored
+    np.testing.assert_allclose(numeric_gradient(f, a), right, rtol=1e-5)
+
+
+def test_a_read_only_array_is_refused_by_name():
+    a = np.ones((2, 2))
+    a.flags.writeable = False
+    with pytest.raises(ValueError, match=r"wrt\['w'\] is read-only.*in place"):
+        gradcheck(lambda: float(a.sum()), {"w": a}, {"w": np.ones((2, 2))})
+    with pytest.raises(ValueError, match="read-only"):
+        numeric_gradient(lambda: float(a.sum()), a)
