@@ -412,3 +412,122 @@ def test_picture_functions_write_pngs(sprites_and_model, tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["clean", "noisy", "denoised"]
     # the labels sit on the centres of the three rows of 32-pixel tiles (one pixel of padding)
     np.testing.assert_allclose(fig.axes[0].get_yticks(), [16.5, 49.5, 82.5])
+
+
+# ---------------------------------------------------------------------------------------------
+# gaps found by a mutation review
+
+
+@given(level=st.floats(1.0, 20.0, exclude_min=True), seed=st.integers(0, 2**31 - 1))
+def test_gaussian_noise_takes_any_standard_deviation_above_one(level, seed):
+    """Only the fractions (salt_pepper, mask) are bounded by 1: a Gaussian level is a std."""
+    x = np.random.default_rng(seed).standard_normal((40, 50)) * 10
+    noisy = app.add_noise(x, "gaussian", level, seed=seed)
+    assert np.std(noisy - x) == pytest.approx(level, rel=0.1)
+    for kind in ("salt_pepper", "mask"):
+        with pytest.raises(ValueError, match=rf"a fraction in \[0, 1\] for '{kind}', got {level!r}"):
+            app.add_noise(x, kind, level)
+
+
+@pytest.mark.parametrize("kind", app.NOISE_KINDS)
+@pytest.mark.parametrize("clip", [None, True, False])
+def test_noise_on_an_empty_batch_is_an_empty_batch(kind, clip):
+    for x in (np.zeros((0, 5)), np.zeros((0, 5), np.float32)):
+        out = app.add_noise(x, kind, 0.5, clip=clip)
+        assert out.shape == (0, 5) and out.dtype == x.dtype
+
+
+def test_psnr_refuses_empty_inputs_and_shapes_that_merely_broadcast():
+    with pytest.raises(ValueError, match="psnr of empty arrays is undefined"):
+        app.psnr(np.zeros((0, 4)), np.zeros((0, 4)))
+    with pytest.raises(ValueError, match=r"same shape, got \(1, 4\) and \(4, 1\)"):  # (4, 4) after broadcasting
+        app.psnr(np.zeros((1, 4)), np.full((4, 1), 0.1))
+    with pytest.raises(ValueError, match=r"same shape, got \(2, 3\) and \(3, 2\)"):
+        app.psnr(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+@given(value=st.floats(-100.0, 100.0).filter(lambda v: not 0 <= v <= 1), seed=st.integers(0, 2**31 - 1))
+def test_psnr_of_constant_real_data_falls_back_to_a_range_of_one(value, seed):
+    """Constant data has max − min = 0, no peak to measure against: the range is then 1."""
+    clean = np.full((3, 4), value)
+    other = clean + np.random.default_rng(seed).standard_normal((3, 4)) * 0.1
+    assert app.psnr(clean, other, data_range=None) == pytest.approx(app.psnr(clean, other, data_range=1.0))
+
+
+def test_the_clean_reconstruction_psnr_uses_the_same_data_range():
+    """All three PSNRs of a report are measured against one range: real-valued data's own span."""
+    rng = np.random.default_rng(5)
+    model = mv.VAE(16, (8,), 2, likelihood="gaussian", seed=0)
+    real = rng.standard_normal((6, 16)) * 4
+    span = real.max() - real.min()
+    report = app.denoising_report(model, real, "gaussian", 0.3, seed=0)
+    assert report.psnr_clean_reconstruction == pytest.approx(app.psnr(real, model.reconstruct(real), span))
+    given = app.denoising_report(model, real, "gaussian", 0.3, seed=0, data_range=3.0)
+    assert given.psnr_clean_reconstruction == pytest.approx(app.psnr(real, model.reconstruct(real), 3.0))
+
+
+def test_traverse_refuses_negative_dimensions_and_values_that_are_not_finite():
+    """dim=-1 would quietly pick the last dimension; NaN or ±inf would decode garbage."""
+    x, model = _tiny(np.random.default_rng(6)), mv.VAE(16, (8,), 3, seed=0)
+    for dim in (-1, -3):
+        with pytest.raises(ValueError, match=r"dim must be an integer in \[0, 2\], got -"):
+            app.traverse(model, x[0], dim, [0.0])
+    for values in ([0.0, np.nan], [np.inf], [1.0, -np.inf]):
+        with pytest.raises(ValueError, match="values must be a non-empty list of finite numbers"):
+            app.traverse(model, x[0], 1, values)
+
+
+def test_denoising_a_sequence_model_takes_its_mask_where_a_cvae_takes_labels():
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    x = np.random.default_rng(0).random((2, 5, 3)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=np.float32)
+    out = app.denoise(model, x, mask)
+    np.testing.assert_allclose(out, model.reconstruct(x, mask))
+    assert np.all(out[1, 3:] == 0)
+
+
+def test_plot_interpolations_takes_one_method_by_name():
+    pytest.importorskip("matplotlib")
+    x, model = _tiny(np.random.default_rng(7)), mv.VAE(16, (8,), 2, seed=0)
+    fig = app.plot_interpolations(model, x[0], x[1], steps=3, methods="slerp", image_shape=(4, 4))
+    assert [label.get_text() for label in fig.axes[0].get_yticklabels()] == ["slerp"]
+
+
+def test_clip_takes_numpys_booleans_too():
+    x = np.random.default_rng(8).standard_normal((5, 6)) * 3
+    np.testing.assert_array_equal(app.add_noise(x, clip=np.bool_(True)), app.add_noise(x, clip=True))
+    np.testing.assert_array_equal(app.add_noise(x, clip=np.False_), app.add_noise(x, clip=False))
+
+
+def test_plot_traversal_passes_every_option_on(monkeypatch):
+    from microvae import plot
+
+    calls = []
+    monkeypatch.setattr(plot, "plot_traversal", lambda *args, **kwargs: calls.append((args, kwargs)))
+    model, x = object(), np.zeros(4)
+    app.plot_traversal(model, x, dims=[1, 0], steps=5, span=1.5, image_shape=(2, 2), path="p.png", y=3)
+    assert calls == [((model, x), dict(dims=[1, 0], steps=5, span=1.5, image_shape=(2, 2), path="p.png", y=3))]
+    calls.clear()
+    app.plot_traversal(model, x)  # the defaults: every dimension, 9 steps over [−3, 3]
+    assert calls == [((model, x), dict(dims=None, steps=9, span=3.0, image_shape=None, path=None, y=None))]
+
+
+def test_plot_denoising_shows_its_title_and_eight_examples_by_default():
+    pytest.importorskip("matplotlib")
+    from microvae import plot
+
+    rng = np.random.default_rng(9)
+    clean, noisy, denoised = (rng.random((10, 16)) for _ in range(3))
+    fig = app.plot_denoising(clean, noisy, denoised, image_shape=(4, 4), title="three rows")
+    assert fig.axes[0].get_title() == "three rows"
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
+                                  plot.image_grid(np.concatenate([clean[:8], noisy[:8], denoised[:8]]), 8, (4, 4), pad_value=1.0))
+
+
+def test_the_documented_defaults_of_the_noise_the_report_and_the_path():
+    """add_noise and denoising_report: Gaussian noise of std 0.3 with seed 0; interpolate: 10 steps."""
+    x = _tiny(np.random.default_rng(10))
+    np.testing.assert_array_equal(app.add_noise(x), app.add_noise(x, "gaussian", 0.3, seed=0))
+    model = mv.VAE(16, (8,), 2, seed=0)
+    np.testing.assert_array_equal(app.denoising_report(model, x).noisy, app.add_noise(x, "gaussian", 0.3, seed=0))
+    assert app.interpolate(model, x[0], x[1]).shape == (10, 16)

@@ -892,3 +892,145 @@ def test_the_split_check_spares_mnist_and_segments_must_divide_the_length(capsys
     _fails_cleanly(["train", "--model", "hvrae", "--data", "piano-rolls", "--limit", "40", "--segment-length", "5",
                     "--out", str(tmp_path / "o")], capsys, "--segment-length 5 must divide the sequence length 32")
     assert not (tmp_path / "o").exists()
+
+
+# the self-check checks what its titles say (found by a mutation review of selfcheck.py) ----------------
+def _spy_on_the_self_check(monkeypatch):
+    """Replace the checkers selfcheck calls by spies that record their arguments and pass: the
+    instances each check builds can be inspected without running a single finite difference."""
+    from microvae import selfcheck
+    from microvae.verify import GradcheckResult
+
+    seen = []
+
+    def spy(kind):
+        def record(*args, **kwargs):
+            seen.append((kind, args, kwargs))
+            return GradcheckResult({"spied": 0.0}, kwargs.get("mode", "full"))
+        return record
+
+    for kind in ("check_layer", "check_loss", "check_model", "gradcheck"):
+        monkeypatch.setattr(selfcheck, kind, spy(kind))
+    return seen
+
+
+def test_each_layer_is_checked_at_a_random_point_away_from_its_kinks(monkeypatch):
+    """The module doc: parameters are moved to a random point first (a fresh Dense has zero
+    biases, which put ReLU units on their kink), and activations get inputs at least 0.05 from 0."""
+    from microvae.selfcheck import run_checks
+
+    for seed in range(4):
+        seen = _spy_on_the_self_check(monkeypatch)
+        list(run_checks(seed=seed, groups="layer"))
+        for _, (layer, x), _ in (s for s in seen if s[0] == "check_layer"):
+            name = type(layer).__name__
+            if layer.flat.size:
+                params = layer.flat.data
+                assert np.all(params != 0) and 0.3 < params.std() < 0.7, name  # N(0, 0.5²), biases too
+            if name in ("ReLU", "LeakyReLU", "Sigmoid", "Tanh"):
+                assert np.abs(x).min() >= 0.05, name
+
+
+def test_the_convolutions_are_checked_along_each_of_their_three_routes(monkeypatch):
+    """Stride 2 with an odd and an even input (general and fast im2col) and stride 1 (the direct
+    3×3), for Conv2D and Conv2DTranspose both."""
+    from microvae.selfcheck import run_checks
+
+    seen = _spy_on_the_self_check(monkeypatch)
+    list(run_checks(groups="layer"))
+    routes = {(type(layer).__name__, layer.stride, x.shape[-1] % 2 if layer.stride == 2 else None)
+              for kind, (layer, x), _ in (s for s in seen if s[0] == "check_layer") if type(layer).__name__.startswith("Conv2D")}
+    assert {(name, 1, None) for name in ("Conv2D", "Conv2DTranspose")} <= routes
+    assert {("Conv2D", 2, 0), ("Conv2D", 2, 1)} <= routes
+    assert any(r[:2] == ("Conv2DTranspose", 2) for r in routes)
+
+
+def test_the_recurrent_checks_use_ragged_masks(monkeypatch):
+    from microvae import layers
+    from microvae.selfcheck import CHECKS
+
+    for kind in ("RNN", "GRU"):
+        masks = []
+        forward = getattr(layers, kind).forward
+        monkeypatch.setattr(getattr(layers, kind), "forward",
+                            lambda self, x, h0=None, mask=None, f=forward: masks.append(mask) or f(self, x, h0=h0, mask=mask))
+        name = next(n for g, n in CHECKS if n.startswith((kind + " ", kind + ",")))
+        assert CHECKS[("layer", name)](np.random.default_rng(0)).passed(1e-6)
+        lengths = {tuple(m.sum(axis=1)) for m in masks}
+        assert len(lengths) == 1 and len(set(next(iter(lengths)))) == 3, (kind, lengths)  # three rows, three lengths
+
+
+def test_the_model_checks_build_what_their_titles_say(monkeypatch):
+    """β=4 with a capacity and a learned variance, a CVAE with a learned prior, a masked VRAE; full
+    mode unless the title says directional; parameters at a random point."""
+    from microvae.selfcheck import run_checks
+
+    seen = _spy_on_the_self_check(monkeypatch)
+    titles = [name for _, name, _ in run_checks(groups="model") if not name.startswith("AAE")]  # AAE: gradcheck
+    calls = [(args, kwargs) for kind, args, kwargs in seen if kind == "check_model"]
+    assert len(calls) == len(titles)  # one check_model each, in the order run
+    checked = dict(zip(titles, calls))
+    for title, (args, kwargs) in checked.items():
+        model = args[0]
+        assert type(model).__name__ == title.split()[0].replace("β-VAE", "VAE"), title
+        assert kwargs.get("mode", "full") == ("directional" if "directional" in title else "full"), title
+        assert np.all(model.flat.data != 0), title
+    by_name = {title.split()[0]: args for title, (args, _) in checked.items()}
+    beta_vae, vae = by_name["β-VAE"][0], by_name["VAE"][0]
+    assert beta_vae.beta == 4.0 and beta_vae.capacity == 2.0 and beta_vae.likelihood.learned
+    assert vae.beta == 1.0 and vae.config["likelihood"] == "bernoulli"
+    cvae = by_name["CVAE"][0]
+    assert cvae.config["learned_prior"] and cvae.config["condition_at"] == "hidden"
+    mask = by_name["VRAE"][2]
+    assert mask.shape == (2, 4) and len(set(mask.sum(axis=1))) == 2
+
+
+def test_the_aae_check_reports_each_phases_errors_and_includes_an_unlabelled_example(monkeypatch):
+    """Its errors must be the phases' own (a wrong gradient in any phase fails the check), and
+    the mixture prior is checked with a label of −1 (any component) beside labelled examples."""
+    from microvae.models import AAE
+    from microvae.selfcheck import CHECKS
+
+    check = next(fn for (group, name), fn in CHECKS.items() if name.startswith("AAE"))
+    labels = []
+    right = AAE.phase_loss
+
+    def recording(self, phase, x, y=None, **kwargs):
+        labels.append(np.array(y))
+        return right(self, phase, x, y, **kwargs)
+
+    monkeypatch.setattr(AAE, "phase_loss", recording)
+    assert check(np.random.default_rng(0)).passed(1e-6)
+    assert all((y == -1).any() and (y >= 0).any() for y in labels)
+
+    def doubled(self, phase, x, y=None, compute_grads=True, **kwargs):
+        loss = right(self, phase, x, y, compute_grads=compute_grads, **kwargs)
+        if compute_grads:
+            self.flat.grad *= 2
+        return loss
+
+    monkeypatch.setattr(AAE, "phase_loss", doubled)
+    result = check(np.random.default_rng(0))
+    for phase in ("recon", "disc", "gen"):
+        assert max(e for name, e in result.errors.items() if name.startswith(phase + ":")) > 0.1, phase
+
+
+def test_the_self_check_runs_layers_then_losses_then_sampling_then_models(monkeypatch):
+    from microvae.selfcheck import run_checks
+
+    _spy_on_the_self_check(monkeypatch)
+    order = [group for group, _, _ in run_checks()]
+    assert order == sorted(order, key=["layer", "loss", "sampling", "model"].index)
+    assert order[0] == "layer" and order[-1] == "model"
+
+
+def test_the_loss_checks_are_made_at_varied_points(monkeypatch):
+    """A loss checked at one repeated value (all logits 0, say) is checked at one point only."""
+    from microvae.selfcheck import run_checks
+
+    seen = _spy_on_the_self_check(monkeypatch)
+    list(run_checks(groups="loss"))
+    assert seen
+    for _, args, _ in seen:
+        for name, value in args[1].items():
+            assert len(np.unique(value)) == value.size, (getattr(args[0], "__name__", args[0]), name)

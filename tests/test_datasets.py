@@ -1128,3 +1128,185 @@ def test_public_api_is_exported():
 def test_make_sprites_flatten_is_true_or_false():
     with pytest.raises(TypeError, match="flatten must be True or False"):  # "no" flattened
         ds.make_sprites(n=2, flatten="no")
+
+
+# --------------------------------------------------------------------------- gaps found by a mutation review
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+@given(dtype=st.sampled_from(["u1", "i1", "i2", "i4", "f4", "f8"]), byteorder=st.sampled_from(["<", ">"]),
+       shape=hnp.array_shapes(min_dims=2, max_dims=4, max_side=5), data=st.data())
+def test_idx_round_trip_of_views_in_any_memory_order_and_byte_order(tmp_path_factory, dtype, byteorder, shape, data):
+    """IDX stores C (row-major) order: a transposed or Fortran-ordered view, or a non-native
+    byte order, must be written as the array it *is*, not as its memory happens to lie."""
+    dt = np.dtype(byteorder + dtype)
+    base = data.draw(hnp.arrays(dt, shape, elements=hnp.from_dtype(np.dtype(dtype), allow_nan=False)))
+    path = tmp_path_factory.mktemp("idx") / "a.idx"
+    for view in (base.T, np.asfortranarray(base), base[..., ::-1]):
+        ds.write_idx(path, view)
+        back = ds.read_idx(path)
+        assert back.shape == view.shape and back.dtype == dt.newbyteorder("=")
+        np.testing.assert_array_equal(back, view)
+
+
+def test_read_idx_of_three_bytes_names_the_file_and_the_magic_number(tmp_path):
+    path = tmp_path / "short.idx"
+    path.write_bytes(bytes([0, 0, 8]))
+    with pytest.raises(ValueError, match=r"short\.idx: expected at least 4 bytes for the IDX magic number, found 3"):
+        ds.read_idx(path)
+
+
+def test_write_idx_refuses_a_dimension_its_32_bit_header_cannot_hold(tmp_path):
+    """An empty array may still have a side of 2**32, which the header's uint32 cannot store."""
+    with pytest.raises(ValueError, match=r"write_idx: every dimension must be < 2\*\*32, got shape \(4294967296, 0\)"):
+        ds.write_idx(tmp_path / "a.idx", np.zeros((2**32, 0), np.uint8))
+    assert not (tmp_path / "a.idx").exists()
+    ds.write_idx(tmp_path / "b.idx", np.zeros((2**32 - 1, 0), np.uint8))
+    assert ds.read_idx(tmp_path / "b.idx").shape == (2**32 - 1, 0)
+
+
+def test_write_idx_compresses_only_names_ending_in_dot_gz(tmp_path):
+    array = np.arange(6, dtype=np.uint8)
+    for name in ("a.tgz", "agz", "a.gz.idx"):
+        ds.write_idx(tmp_path / name, array)
+        assert (tmp_path / name).read_bytes()[:4] == bytes([0, 0, 8, 1]), name
+
+
+def test_download_file_announces_itself_unless_quiet(tmp_path, monkeypatch, capsys):
+    data = b"bytes"
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: data)
+    monkeypatch.delenv("MICROVAE_OFFLINE")  # _fetch is the fake above
+    dest = tmp_path / "f.gz"
+    download_mod.download_file("http://x/f.gz", dest, hashlib.md5(data).hexdigest())
+    assert capsys.readouterr().err == f"microvae: downloading http://x/f.gz -> {dest}\n"
+    download_mod.download_file("http://x/f.gz", tmp_path / "g.gz", hashlib.md5(data).hexdigest(), quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_download_file_checks_every_byte_of_a_large_download(tmp_path, monkeypatch):
+    data = bytes(range(256)) * 40  # 10 kB
+    monkeypatch.setattr(download_mod, "_fetch", lambda url, *a, **k: data)
+    for damaged in (data[:-1], data[1:], data[:5000] + b"\x00" + data[5001:]):
+        with pytest.raises(ds.ChecksumError, match=r"checksum mismatch for http://x/f\.gz: .*\(10240 bytes\)"):
+            download_mod.download_file("http://x/f.gz", tmp_path / "f.gz", hashlib.md5(damaged).hexdigest(), quiet=True)
+        assert not (tmp_path / "f.gz").exists()
+    download_mod.download_file("http://x/f.gz", tmp_path / "f.gz", hashlib.md5(data).hexdigest(), quiet=True)
+    assert (tmp_path / "f.gz").read_bytes() == data
+
+
+def _two_mirrors(monkeypatch, served, first, second):
+    """Fashion-MNIST with two mirrors, a/ and b/, each answering as ``first``/``second`` says:
+    "ok" (the served file), "corrupt" (other bytes) or "down" (a URLError). Returns the URL log."""
+    payloads = {f"{s}.gz": (served / f"{s}.gz").read_bytes() for s in STEMS}
+    source = dataclasses.replace(mnist_mod._SOURCES["fashion-mnist"], mirrors=("http://a/", "http://b/"),
+                                 md5={name: hashlib.md5(data).hexdigest() for name, data in payloads.items()})
+    monkeypatch.setitem(mnist_mod._SOURCES, "fashion-mnist", source)
+    log = []
+
+    def fetch(url, *args, **kwargs):
+        log.append(url)
+        answer = first if url.startswith("http://a/") else second
+        if answer == "down":
+            raise urllib.error.URLError("unreachable")
+        return payloads[url.rsplit("/", 1)[1]] if answer == "ok" else b"<html>not the file</html>"
+
+    monkeypatch.setattr(download_mod, "_fetch", fetch)
+    return log
+
+
+def test_a_second_mirror_is_tried_when_the_first_fails(isolated, monkeypatch):
+    served = write_fake_dataset(isolated["tmp"] / "served", n_train=9)
+    for first in ("down", "corrupt"):
+        log = _two_mirrors(monkeypatch, served, first, "ok")
+        assert _train_size(ds.load_fashion_mnist()) == 9
+        assert log == [url for s in STEMS for url in (f"http://a/{s}.gz", f"http://b/{s}.gz")]
+        for f in (isolated["cache"] / "fashion-mnist").iterdir():
+            f.unlink()
+    log = _two_mirrors(monkeypatch, served, "ok", "down")  # the first one answering is enough
+    assert _train_size(ds.load_fashion_mnist()) == 9 and log == [f"http://a/{s}.gz" for s in STEMS]
+
+
+def test_a_checksum_error_at_any_mirror_is_reported_over_a_later_network_error(isolated, monkeypatch):
+    """A corrupt file says more than an unreachable mirror: it is raised (as ChecksumError, not
+    folded into "not found"), whichever mirror gave it, and nothing is saved."""
+    served = write_fake_dataset(isolated["tmp"] / "served")
+    for first, second in (("corrupt", "down"), ("down", "corrupt")):
+        _two_mirrors(monkeypatch, served, first, second)
+        with pytest.raises(ds.ChecksumError, match="train-images-idx3-ubyte.gz"):
+            ds.load_fashion_mnist()
+        cache = isolated["cache"] / "fashion-mnist"
+        assert not cache.exists() or not any(cache.iterdir())
+    _two_mirrors(monkeypatch, served, "down", "down")
+    with pytest.raises(ds.DatasetNotFoundError, match="URLError.*unreachable"):
+        ds.load_fashion_mnist()
+
+
+def test_more_labels_than_images_is_an_error(isolated):
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=6)
+    ds.write_idx(root / "train-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8))
+    with pytest.raises(ValueError, match="expected 6 labels to match .*, found 7"):
+        ds.load_fashion_mnist(root=root, download=False)
+
+
+@pytest.mark.parametrize("load, name", [(ds.load_mnist, "mnist"), (ds.load_fashion_mnist, "fashion-mnist")])
+def test_both_loaders_take_flatten_and_limit(isolated, load, name):
+    root = write_fake_dataset(isolated["tmp"] / "root" / name, n_train=8, n_test=5)
+    (x, y), (x_test, y_test) = load(root=root.parent, download=False, flatten=False, limit=4)
+    assert x.shape == (4, 1, 28, 28) and x_test.shape == (4, 1, 28, 28)
+    np.testing.assert_array_equal(y, [0, 1, 2, 3])
+    (flat, _), _ = load(root=root.parent, download=False)
+    assert flat.shape == (8, 784)
+    np.testing.assert_array_equal(x.reshape(4, 784), flat[:4])
+
+
+def test_the_not_found_message_says_whether_the_data_variable_is_set(isolated, monkeypatch):
+    with pytest.raises(ds.DatasetNotFoundError, match=r"\(\$MICROVAE_DATA is not set\)"):
+        ds.load_fashion_mnist(download=False)
+    env = isolated["tmp"] / "env"
+    env.mkdir()
+    monkeypatch.setenv("MICROVAE_DATA", str(env))
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.load_fashion_mnist(download=False)
+    assert "is not set" not in str(info.value) and f"{env}  [$MICROVAE_DATA: " in str(info.value)
+
+
+def test_the_published_checksums_are_eight_different_ones():
+    """A hash pasted into the wrong entry would make that file's download fail every time."""
+    digests = [h for name in ("fashion-mnist", "mnist") for h in mnist_mod._SOURCES[name].md5.values()]
+    assert len(set(digests)) == 8 and all(h == h.lower() for h in digests)
+
+
+def test_the_first_training_labels_that_tell_the_datasets_apart_are_the_real_ones():
+    """Each dataset is recognised by the first ten labels of its training set: Fashion-MNIST's as
+    Debian's copy has them, MNIST's the well-known 5 0 4 1 9 2 1 3 1 4 of LeCun's files."""
+    labels = ds.read_idx(os.path.join(REAL_FASHION_DIR, "train-labels-idx1-ubyte.gz"))
+    assert tuple(labels[:10].tolist()) == mnist_mod._SOURCES["fashion-mnist"].first_train_labels
+    assert mnist_mod._SOURCES["mnist"].first_train_labels == (5, 0, 4, 1, 9, 2, 1, 3, 1, 4)
+
+
+def test_the_package_exports_everything_its_modules_do():
+    """``from microvae.datasets import X`` must work for every public name of idx, mnist, sprites
+    and sequences (the download module's helpers aside: only its two errors are exported)."""
+    from microvae.datasets import sequences, sprites
+
+    for module in (idx_mod, mnist_mod, sprites, sequences):
+        for name in module.__all__:
+            assert name in ds.__all__ and getattr(ds, name) is getattr(module, name), (module.__name__, name)
+    assert {"ChecksumError", "DatasetNotFoundError"} <= set(ds.__all__)
+
+
+def test_the_mnist_error_suggests_no_apt_package_at_all():
+    """MNIST has no Debian package: no "apt-get install" line (it read "install None")."""
+    with pytest.raises(ds.DatasetNotFoundError) as info:
+        ds.load_mnist(download=False)
+    assert "apt-get" not in str(info.value) and "None" not in str(info.value)
+
+
+@pytest.mark.parametrize("n", [None, 5])
+@pytest.mark.parametrize("factor", ["n_scales", "n_rotations", "n_positions"])
+def test_sprites_refuse_a_factor_with_no_values(n, factor):
+    """With n=None a factor of 0 values would enumerate no combination and return no images."""
+    with pytest.raises(ValueError, match=f"{factor} must be an integer >= 1, got 0"):
+        ds.make_sprites(n, **{factor: 0})

@@ -133,3 +133,91 @@ def test_the_walk_through_refuses_to_differ_from_the_models_own_gradients(monkey
     monkeypatch.setattr(VAE, "loss_and_grads", doubled)
     with pytest.raises(AssertionError, match="differs from model.loss_and_grads"):
         explain.explain_gradients(seed=0)
+
+
+# gaps found by a mutation review ---------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_error_is_the_relative_error_of_microvae_verify(seed):
+    """The module doc: the error is verify's max-norm relative error with the floor 1e-3·max(1, |L|).
+    Every gradient here is larger than that floor, so the error must be the plain
+    max|a − n| / max(max|a|, max|n|) (a floor of 0.1·|L| would have shrunk it)."""
+    model, x, eps = explain._tiny_model(seed)
+    floor = 1e-3 * max(1.0, abs(model.loss(x, eps=eps).loss))
+    for t in explain.explain_gradients(seed=seed):
+        scale = max(np.abs(t.analytic).max(), np.abs(t.numeric).max())
+        assert scale > floor, t.name
+        assert t.error == pytest.approx(np.abs(t.analytic - t.numeric).max() / scale, rel=1e-9, abs=1e-300), t.name
+
+
+@pytest.mark.parametrize("seed", [3, 8, 11])  # seeds whose first draws break one promise or another
+def test_the_tiny_model_is_drawn_away_from_the_kinks_with_a_unit_off(seed):
+    """_tiny_model's promise: every ReLU input at least 0.05 from 0 (no finite-difference step
+    crosses a kink), every example with an active unit in both hidden layers, and some encoder
+    unit off, so that the mask lines show zeros the mask put there."""
+    model, x, eps = explain._tiny_model(seed)
+    enc1, _, enc2 = model.encoder.layers
+    dec1 = model.decoder.layers[0]
+    a1 = x @ enc1.params["W"] + enc1.params["b"]
+    o = np.maximum(a1, 0) @ enc2.params["W"] + enc2.params["b"]
+    a3 = (o[:, :2] + np.exp(0.5 * o[:, 2:]) * eps) @ dec1.params["W"] + dec1.params["b"]
+    assert np.abs(a1).min() > 0.05 and np.abs(a3).min() > 0.05
+    assert (a1 > 0).any(axis=1).all() and (a3 > 0).any(axis=1).all() and not (a1 > 0).all()
+    by_formula = {t.formula: t for t in explain.explain_gradients(seed=seed)}
+    np.testing.assert_array_equal(by_formula["da1 = ([dμ ‖ dlogvar]·W2ᵀ) ⊙ [a1 > 0]"].analytic[a1 <= 0], 0.0)
+
+
+def test_a_gradient_shown_whole_says_only_its_shape():
+    """Where ``entries`` covers the whole gradient (4 entries of db4 with entries=4), the line gives
+    its shape, not "the 4 largest" of it; one entry fewer and it says which it shows."""
+    terms = explain.explain_gradients(seed=0)
+    db4 = next(t for t in terms if t.formula == "db4 = Σ_batch dl")
+    assert db4.analytic.shape == (4,)
+    shown = [line for line in explain.format_explanation([db4], entries=4).splitlines() if "analytic  [" in line]
+    assert len(shown) == 1 and shown[0].endswith("   shape (4,)")
+    shown = [line for line in explain.format_explanation([db4], entries=3).splitlines() if "analytic  [" in line]
+    assert "the 3 largest |·| of shape (4,), at flat indices" in shown[0]
+
+
+def test_an_error_equal_to_the_tolerance_is_ok_in_the_text():
+    """As GradcheckResult.passed: an error at most ``tol`` passes."""
+    term = explain.ExplainedTerm("at the bar", "dθ = 1", np.ones(2), np.ones(2), 1e-6)
+    text = explain.format_explanation([term], tol=1e-6)
+    assert "rel. error 1.00e-06  ok" in text and text.endswith("every gradient agrees with its finite difference")
+    assert text.replace("ok", "").count("FAIL") == 0
+
+
+@pytest.mark.parametrize("key", ["decoder.2.W", "decoder.2.b", "decoder.0.W", "encoder.2.W", "encoder.0.W"])
+def test_the_walk_through_notices_any_one_parameter_gradient_off_by_a_millionth(monkeypatch, key):
+    """Each of the five gradients it shows is compared with the model's own, tightly: one of them
+    alone, off by one part in a million, is reported."""
+    from microvae.models import VAE
+
+    right = VAE.loss_and_grads
+
+    def one_off(self, *args, **kwargs):
+        terms = right(self, *args, **kwargs)
+        grad = next(g for name, _, g in self.flat.named() if name == key)
+        grad *= 1 + 1e-6
+        return terms
+
+    monkeypatch.setattr(VAE, "loss_and_grads", one_off)
+    with pytest.raises(AssertionError, match=f"the walk-through's {key} differs from model.loss_and_grads"):
+        explain.explain_gradients(seed=0)
+
+
+def test_the_seed_draws_another_walk_through_and_the_default_step_is_a_millionth():
+    """--seed must give another tiny VAE (the same one for the same seed); the default step h is
+    1e-6, as the text says."""
+    a, b, again = (explain.explain_gradients(seed=s) for s in (1, 2, 1))
+    assert not np.allclose(a[0].analytic, b[0].analytic)
+    assert all(np.array_equal(t.analytic, u.analytic) and np.array_equal(t.numeric, u.numeric) for t, u in zip(a, again))
+    default = explain.explain_gradients()
+    assert {t.step for t in default} == {1e-6}
+    assert "central differences, step 1e-6);" in explain.format_explanation(default)
+
+
+def test_the_text_shows_four_entries_by_default():
+    terms = explain.explain_gradients(seed=0)
+    lines = [line for line in explain.format_explanation(terms).splitlines() if "analytic  [" in line]
+    assert len(lines) == len(terms)
+    assert all(line.split("[")[1].split("]")[0].count(",") == min(4, t.analytic.size) - 1 for line, t in zip(lines, terms))

@@ -367,3 +367,178 @@ def test_a_read_only_array_is_refused_by_name():
         gradcheck(lambda: float(a.sum()), {"w": a}, {"w": np.ones((2, 2))})
     with pytest.raises(ValueError, match="read-only"):
         numeric_gradient(lambda: float(a.sum()), a)
+
+
+# gaps found by a mutation review of the checker (each test fails on the mutant named) ------------
+def test_an_infinite_error_fails_even_against_an_infinite_tolerance():
+    """``passed`` says "every error is finite and at most tol": without the finiteness test an
+    infinite error would pass ``passed(inf)``."""
+    import math
+
+    result = mv.verify.GradcheckResult({"a": math.inf, "b": 0.0}, "full")
+    assert not result.passed(math.inf)
+    assert mv.verify.GradcheckResult({"a": 1e300}, "full").passed(math.inf)
+
+
+@given(error=st.floats(1e-12, 1.0), mode=st.sampled_from(["full", "directional"]))
+def test_the_table_and_passed_agree_on_an_error_equal_to_the_tolerance(error, mode):
+    """An error exactly at the tolerance passes; the table must say ok where ``passed`` does."""
+    result = mv.verify.GradcheckResult({"a": error}, mode)
+    assert result.passed(error)
+    assert result.table(error).split()[-1] == "ok"
+    assert result.table(error * (1 - 1e-9)).split()[-1] == "FAIL" and not result.passed(error * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("mode", ["full", "directional"])
+def test_an_empty_tensor_has_error_zero_beside_a_checked_one(mode):
+    """A tensor with no elements has nothing to get wrong: its error is 0 (not 1 or NaN), and the
+    check of the tensors beside it still decides the verdict."""
+    a, empty = np.linspace(-1.0, 1.0, 4), np.zeros((0, 3))
+
+    def f():
+        return float((a**2).sum() + empty.sum())
+
+    result = mv.gradcheck(f, {"a": a, "e": empty}, {"a": 2 * a, "e": np.zeros((0, 3))}, mode=mode)
+    assert result.errors["e"] == 0.0 and result.passed(1e-6)
+    wrong = mv.gradcheck(f, {"a": a, "e": empty}, {"a": 3 * a, "e": np.zeros((0, 3))}, mode=mode)
+    assert wrong.errors["e"] == 0.0 and not wrong.passed(1e-3)
+
+
+def test_an_analytic_gradient_of_none_is_named_as_missing():
+    a = np.ones(3)
+    with pytest.raises(ValueError, match="no analytic gradient given for 'a'"):
+        mv.gradcheck(lambda: float(a.sum()), {"a": a}, {"a": None})
+
+
+def test_check_loss_skips_a_gradient_of_none_and_checks_the_rest():
+    """The docstring's fixed variance: a loss that returns None for an input's gradient has that
+    input left out (not refused as missing), and the other gradients are still judged."""
+    x = testing.normal_array((3, 2), 0)
+
+    def loss(mean, logvar, right=True):
+        per_example = 0.5 * ((mean - x) ** 2 * np.exp(-logvar) + logvar).sum(axis=1)
+        dmean = (mean - x) * np.exp(-logvar) / len(x)
+        return per_example, dmean if right else 2 * dmean, None
+
+    inputs = {"mean": testing.normal_array((3, 2), 1), "logvar": np.full((3, 2), 0.3)}
+    result = mv.check_loss(loss, inputs)
+    assert set(result.errors) == {"mean"} and result.passed(1e-6)
+    assert not mv.check_loss(lambda **kw: loss(**kw, right=False), inputs).passed(1e-3)
+
+
+def test_check_loss_refuses_more_gradients_than_names():
+    """zip() would drop the extra gradient unchecked."""
+    from microvae import losses
+
+    mu, logvar = testing.normal_array((3, 2), 0), testing.normal_array((3, 2), 1)
+    with pytest.raises(ValueError, match="kl_normal returned 2 gradients for 1 names"):
+        mv.check_loss(losses.kl_normal, {"mu": mu, "logvar": logvar}, grad_names=["mu"])
+    with pytest.raises(ValueError, match="returned 2 gradients for 3 names"):
+        mv.check_loss(losses.kl_normal, {"mu": mu, "logvar": logvar}, grad_names=["mu", "logvar", "mu"])
+
+
+def _steps_seen(arrays):
+    """A function to call at each evaluation, and the list where it records how far ``arrays``
+    (together, flattened) are from where they started."""
+    start = [a.copy() for a in arrays]
+    seen = []
+
+    def record():
+        seen.append(np.concatenate([(a - s).reshape(-1) for a, s in zip(arrays, start)]))
+    return record, seen
+
+
+@pytest.mark.parametrize("mode", ["full", "directional"])
+def test_check_loss_uses_the_mode_and_the_step_it_is_given(mode):
+    from microvae import losses
+
+    mu, logvar = testing.normal_array((2, 2), 0), testing.normal_array((2, 2), 1)
+    record, seen = _steps_seen([mu, logvar])
+
+    def kl(mu, logvar):
+        record()
+        return losses.kl_normal(mu, logvar)
+
+    result = mv.check_loss(kl, {"mu": mu, "logvar": logvar}, mode=mode, eps=1e-3)
+    assert result.mode == mode and result.passed(1e-6)
+    moves = [d for d in seen if np.any(d)]
+    per_tensor = 4 if mode == "full" else 3  # elements, or the default three directions
+    assert len(moves) == 2 * 4 * per_tensor
+    np.testing.assert_allclose(sorted(np.linalg.norm(d) for d in moves),
+                               [1e-3] * (4 * per_tensor) + [2e-3] * (4 * per_tensor), rtol=1e-6)
+
+
+def test_check_model_draws_its_noise_from_its_seed_and_its_directions_too():
+    """With no eps_noise, the noise is ``model.fixed_noise(x, seed=seed)``: another seed, other
+    noise; and in directional mode the seed chooses the directions, as in gradcheck."""
+    model = mv.VAE(4, (3,), 2, dtype="float64", seed=0)
+    x = np.full((3, 4), 0.5)
+    noises, moves = [], []
+    start = model.flat.data.copy()
+    loss = model.loss
+
+    def spy(*args, eps=None, **kwargs):
+        noises.append(np.array(eps))
+        moves.append(model.flat.data - start)
+        return loss(*args, eps=eps, **kwargs)
+
+    model.loss = spy
+
+    def run(seed):
+        noises.clear()
+        moves.clear()
+        assert mv.check_model(model, x, mode="directional", directions=1, seed=seed).passed(1e-6)
+        return noises[0].copy(), np.array([m for m in moves if np.any(m)])
+
+    noise3, moves3 = run(3)
+    np.testing.assert_array_equal(noise3, model.fixed_noise(x, seed=3))
+    assert all(np.array_equal(n, noise3) for n in noises)  # held fixed through the check
+    noise4, moves4 = run(4)
+    np.testing.assert_array_equal(noise4, model.fixed_noise(x, seed=4))
+    assert not np.allclose(noise3, noise4) and not np.allclose(moves3, moves4)
+    np.testing.assert_array_equal(run(3)[1], moves3)
+
+
+def test_check_model_on_a_float32_model_says_how_to_build_one():
+    with pytest.raises(TypeError, match=r"check_model needs a model built with dtype='float64'"):
+        mv.check_model(mv.VAE(5, (4,), 2), np.full((2, 5), 0.5))
+
+
+def test_directions_point_every_way_not_into_one_orthant():
+    """The directions are random unit vectors in all of θ's space: components of both signs, not
+    |N(0, 1)| draws that probe only one orthant."""
+    a = np.zeros(6)
+    seen = []
+    mv.gradcheck(lambda: seen.append(a.copy()) or float((a**2).sum()), {"a": a}, {"a": np.zeros(6)},
+                 mode="directional", directions=4, seed=0)
+    steps = np.array([d for d in seen if np.any(d)])
+    assert len(steps) == 16
+    forward = steps[::4]  # each direction's first probe, +h·v (the others are −h·v, ±2h·v)
+    assert 0.2 < (forward < 0).mean() < 0.8  # 24 components of which about half are negative
+
+
+def test_strategies_reach_every_variant_their_docstrings_promise():
+    """Narrowed strategies would still pass the tests that use them, checking less: VAE configs
+    with a capacity, a fixed variance other than 1, warm-ups, two hidden layers; unit arrays with
+    exact 0s and 1s; shapes of width and batch 1; LeakyReLU slopes other than one value."""
+    from hypothesis import Phase, find, settings
+
+    first = settings(phases=[Phase.generate], database=None, derandomize=True, max_examples=1000)  # no shrinking: fast
+
+    def config(condition):
+        return find(testing.vae_configs(), lambda c: condition(c[0]), settings=first)[0]
+
+    assert 0 <= config(lambda c: c["capacity"] is not None)["capacity"] <= 5
+    fixed = config(lambda c: isinstance(c["likelihood"], dict))["likelihood"]
+    assert fixed["name"] == "gaussian" and -3 <= fixed["logvar"] <= 3
+    assert config(lambda c: c["likelihood"] == "bernoulli")
+    assert 1 <= config(lambda c: c["beta_warmup"] > 0)["beta_warmup"] <= 20
+    assert 1 <= config(lambda c: c["capacity_warmup"] > 0)["capacity_warmup"] <= 20
+    assert len(config(lambda c: len(c["hidden"]) == 2)["hidden"]) == 2
+    both = find(testing.unit_arrays((8,)), lambda a: (a == 0).any() and (a == 1).any(), settings=first)
+    assert both.min() == 0.0 and both.max() == 1.0
+    assert find(testing.matrix_shapes(), lambda s: s[1] == 1 and s[0] == 1, settings=first) == (1, 1)
+    assert find(testing.matrix_shapes(4, 5), lambda s: s == (4, 5), settings=first) == (4, 5)
+    low, high = (find(testing.activation_layers(), lambda l: isinstance(l, mv.LeakyReLU) and cond(l.negative_slope),
+                      settings=first).negative_slope for cond in (lambda s: s < 0.05, lambda s: s > 0.45))
+    assert low < 0.05 and 0.45 < high <= 0.5
