@@ -560,3 +560,111 @@ def test_a_checkpoint_keeps_the_mixture_priors_radius_and_spread(tmp_path):
     np.testing.assert_array_equal(loaded.component_means(), model.component_means())
     np.testing.assert_array_equal(loaded.sample_prior(6, y=[0, 1, 2, -1, 0, 1], seed=3),
                                   model.sample_prior(6, y=[0, 1, 2, -1, 0, 1], seed=3))
+
+
+# --- limits and settings that must hold (found by a mutation review) ---------------------------
+
+
+def test_prior_distance_refuses_a_single_point_and_an_empty_bandwidth_list():
+    # The unbiased within-set means divide by n(n − 1): a single code (or prior draw) has no pair
+    # and would give NaN; no bandwidth at all leaves the kernel a mean over nothing.
+    p = np.random.default_rng(0).standard_normal((5, 2))
+    for codes, prior in ((p[:1], p), (p, p[:1])):
+        with pytest.raises(ValueError, match=r"with n, m >= 2, got \(\d, 2\) and \(\d, 2\)"):
+            prior_distance(codes, prior)
+    for bandwidths in ((), []):
+        with pytest.raises(ValueError, match="bandwidths must be one or more finite positive numbers"):
+            prior_distance(p, p, bandwidths=bandwidths)
+
+
+def test_prior_distance_kernel_stays_in_its_bounds_for_codes_far_from_the_origin():
+    # k(a, b) = mean_h exp(−‖a − b‖²/2h²) lies in [0, 1], so every kernel mean does and
+    # |MMD²| <= 2. ‖a − b‖² is computed as ‖a‖² + ‖b‖² − 2a·b, whose round-off goes below 0 for
+    # codes far out (a diverged encoder): such a distance must count as 0, not give exp(+…).
+    rng = np.random.default_rng(0)
+    codes, prior = (1e8 + rng.integers(0, 4, (6, 2)).astype(float) for _ in range(2))
+    got = prior_distance(codes, prior)
+    assert np.isfinite(got["mmd2"]) and -2 <= got["mmd2"] <= 2, got
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"num_classes": 0}, "num_classes must be a positive integer"),
+    ({"mixture_radius": 0.0}, "mixture_radius and mixture_std must be positive"),
+    ({"mixture_std": 0.0}, "mixture_radius and mixture_std must be positive"),
+])
+def test_mixture_settings_of_zero_are_refused_with_either_prior(options, message):
+    # the edge of "positive": the checks of test_input_validation use -3, -1.0 and inf
+    for prior in ("gaussian", "mixture"):
+        with pytest.raises(ValueError, match=message):
+            AAE(input_dim=4, hidden=(3,), prior=prior, **options)
+
+
+def test_the_decoder_mirrors_the_encoder_and_the_discriminator_follows_disc_hidden():
+    # The other tests use one hidden layer, or check gradients, which pass for any layer order.
+    model = AAE(input_dim=6, hidden=(5, 3), latent_dim=2, encoder_type="gaussian", prior="mixture", num_classes=3,
+                disc_hidden=(4, 7), likelihood="gaussian-learned", dtype="float64")
+    shapes = {name: shape for name, _, shape in model.flat.layout}
+    assert [shapes[f"encoder.{i}.W"] for i in (0, 2, 4)] == [(6, 5), (5, 3), (3, 2 * 2)]  # μ ‖ logvar
+    assert [shapes[f"decoder.{i}.W"] for i in (0, 2, 4)] == [(2, 3), (3, 5), (5, 2 * 6)]  # a mean and a logvar per value
+    assert [shapes[f"discriminator.{i}.W"] for i in (0, 2, 4)] == [(2 + 3 + 1, 4), (4, 7), (7, 1)]  # [z ‖ onehot, K + 1 slots]
+
+
+def test_fit_counts_its_steps():
+    # model.step counts training steps (one per batch, its three phases together), as for every
+    # model: checkpoints store it, and undoing a diverged epoch restores it.
+    model = _tiny("gaussian", "mixture")
+    x = np.random.default_rng(0).random((10, 6))
+    model.fit(x, epochs=2, batch_size=4, verbose=0)
+    assert model.step == 2 * 3
+
+
+def test_the_loss_is_the_reconstruction_in_evaluate_and_in_the_history():
+    # "loss" is the reconstruction term, the GAN losses being reported beside it: in evaluate, in
+    # fit's history and its validation entries alike.
+    model = _tiny("deterministic", "mixture")
+    x = np.random.default_rng(0).uniform(0.05, 0.95, (7, 6))
+    y = np.array([0, 2, 1, -1, 2, 0, 1])
+    got = model.evaluate(x, y, batch_size=3, seed=0)
+    assert got["loss"] == got["recon"] and got["disc"] > 0 and got["gen"] > 0
+    history = model.fit(x, y, epochs=2, batch_size=4, verbose=0, validation_data=(x, y))
+    assert history["loss"] == history["recon"] and history["val_loss"] == history["val_recon"]
+
+
+def test_the_discriminator_input_keeps_the_models_dtype():
+    # [z ‖ onehot(y)] of a float32 model stays float32: a float64 one-hot promotes D's whole pass
+    # (forward and backward) to float64, which no float64 gradient check can see.
+    model = AAE(input_dim=4, hidden=(3,), latent_dim=2, prior="mixture", num_classes=3, disc_hidden=(3,), dtype="float32")
+    be = model.backend
+    z = be.asarray(np.zeros((3, 2)))
+    for labels in (be.asarray(np.array([2, -1, 0]), dtype=np.int64), None):
+        assert model._disc_input(z, labels).dtype == np.float32
+
+
+def test_prior_distance_takes_bandwidths_as_an_array_or_one_number():
+    """np.geomspace is a natural way to give the scales; `not array` raised NumPy's
+    "truth value is ambiguous", and one number "'float' object is not iterable"."""
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((40, 2))
+    c = p + 0.5
+    listed = prior_distance(c, p, bandwidths=[0.25, 0.5, 1.0, 2.0, 4.0])
+    assert prior_distance(c, p, bandwidths=np.geomspace(0.25, 4.0, 5)) == pytest.approx(listed, rel=1e-12)
+    assert prior_distance(c, p, bandwidths=1.0) == prior_distance(c, p, bandwidths=[1.0])
+    assert prior_distance(c, p, bandwidths=np.float32(2.0)) == prior_distance(c, p, bandwidths=(2.0,))
+    for bad in ([], np.array([]), [1.0, 0.0], [np.inf], [np.nan], "wide", [None]):
+        with pytest.raises(ValueError, match="bandwidths must be one or more finite positive numbers"):
+            prior_distance(c, p, bandwidths=bad)
+
+
+def test_prior_distance_is_unchanged_by_moving_both_sets_far_from_the_origin():
+    """Every term depends on differences only; ‖a‖² + ‖b‖² − 2a·b computed at 1e8 from the
+    origin lost all precision (squared distances came in steps of 8) before the sets were
+    centred on their pooled mean."""
+    rng = np.random.default_rng(1)
+    p = rng.standard_normal((30, 3))
+    c = 0.8 * rng.standard_normal((25, 3)) + 0.3
+    near = prior_distance(c, p)
+    for offset in (1e4, 1e8):
+        far = prior_distance(c + offset, p + offset)
+        assert far["mmd2"] == pytest.approx(near["mmd2"], rel=1e-6, abs=1e-9)
+        assert far["mean_gap"] == pytest.approx(near["mean_gap"], rel=1e-6)
+        assert far["cov_gap"] == pytest.approx(near["cov_gap"], rel=1e-6)

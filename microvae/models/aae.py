@@ -31,7 +31,8 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
     - ``mean_gap``: ‖mean(codes) − mean(prior)‖₂
     - ``cov_gap``: ‖cov(codes) − cov(prior)‖_F (Frobenius norm)
 
-    ``codes`` (n, d) and ``prior_samples`` (m, d), n, m ≥ 2, NumPy or CuPy. Returns floats.
+    ``codes`` (n, d) and ``prior_samples`` (m, d), n, m ≥ 2, NumPy or CuPy; ``bandwidths``
+    a sequence or array of positive numbers, or one number. Returns floats.
     """
     xp = array_module(codes)
     c = xp.asarray(codes, dtype=xp.float64)
@@ -39,13 +40,21 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
     if c.ndim != 2 or p.ndim != 2 or c.shape[1] != p.shape[1] or len(c) < 2 or len(p) < 2:
         raise ValueError(f"prior_distance needs codes (n, d) and prior_samples (m, d) with n, m >= 2, "
                          f"got {tuple(c.shape)} and {tuple(p.shape)}")
-    if not bandwidths or any(not h > 0 for h in bandwidths):
-        raise ValueError(f"bandwidths must be positive numbers, got {bandwidths!r}")
+    try:  # a list, a tuple, a NumPy array (np.geomspace) or one number
+        widths = [float(h) for h in np.ravel(bandwidths.tolist() if hasattr(bandwidths, "tolist") else bandwidths)]
+    except (TypeError, ValueError):
+        widths = []
+    if not widths or any(not (h > 0 and math.isfinite(h)) for h in widths):
+        raise ValueError(f"bandwidths must be one or more finite positive numbers, got {bandwidths!r}")
+    # every term depends only on differences: centred on the pooled mean, ‖a‖² + ‖b‖² − 2a·b
+    # keeps its precision for codes far from the origin (at 1e8 it came in steps of 8)
+    centre = xp.concatenate([c, p]).mean(0)
+    c, p = c - centre, p - centre
 
     def kernel_mean(a, b, same):
         sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2 * a @ b.T
         sq = xp.maximum(sq, 0)
-        k = sum(xp.exp(-sq / (2 * h * h)) for h in bandwidths) / len(bandwidths)
+        k = sum(xp.exp(-sq / (2 * h * h)) for h in widths) / len(widths)
         if same:
             n = len(a)
             return float((k.sum() - xp.trace(k)) / (n * (n - 1)))
