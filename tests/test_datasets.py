@@ -1310,3 +1310,77 @@ def test_sprites_refuse_a_factor_with_no_values(n, factor):
     """With n=None a factor of 0 values would enumerate no combination and return no images."""
     with pytest.raises(ValueError, match=f"{factor} must be an integer >= 1, got 0"):
         ds.make_sprites(n, **{factor: 0})
+
+
+# --------------------------------------------------------------------------- sequence generators: second mutation review
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ds.make_sinusoids(n=True),
+    lambda: ds.make_sinusoids(n=3, length=True),
+    lambda: ds.make_piano_rolls(n=True),
+    lambda: ds.make_piano_rolls(n=3, length=True),
+    lambda: ds.images_as_sequences(np.zeros((2, 1)), height=True, width=1),
+])
+def test_sequence_generators_refuse_booleans_as_sizes(make):
+    # True is an int to isinstance: without the bool test it made one sequence, or one step
+    with pytest.raises(ValueError, match=r"must be an integer >= \d+, got True"):
+        make()
+
+
+def test_sinusoids_refuse_a_fractional_upper_component_count():
+    # int(2.5) would quietly draw 1 or 2 components
+    with pytest.raises(ValueError, match="n_components must be integers"):
+        ds.make_sinusoids(n=5, n_components=(1, 2.5))
+
+
+def test_sinusoids_take_a_numpy_integer_component_count_but_not_a_boolean():
+    s = ds.make_sinusoids(n=6, n_components=np.int64(2), seed=1)
+    assert np.all(s.n_components == 2) and s.freqs.shape == (6, 2)
+    with pytest.raises(ValueError, match="n_components must be a"):  # True is no count of sinusoids
+        ds.make_sinusoids(n=5, n_components=True)
+
+
+@pytest.mark.parametrize("noise", [float("inf"), float("nan"), np.float64("inf")])
+def test_sinusoids_refuse_a_noise_level_that_is_not_finite(noise):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
+        ds.make_sinusoids(n=5, noise=noise)
+
+
+def test_sinusoids_unit_range_of_silent_signals_is_the_zero_line():
+    # amplitudes and noise of 0 make the map's bound B = 0: the signals are the zero line 0.5, not 0/0
+    s = ds.make_sinusoids(n=4, length=12, amp_range=(0.0, 0.0), noise=0.0, unit_range=True)
+    assert s.x.dtype == np.float32
+    np.testing.assert_array_equal(s.x, np.full((4, 12, 1), 0.5, np.float32))
+
+
+def test_sinusoids_unit_range_clips_the_noise_beyond_three_standard_deviations():
+    # one faint sinusoid under heavy noise: B = 0.2 + 3·0.5, and noise beyond about 3σ leaves [0, 1]
+    kwargs = dict(n=1000, length=40, n_components=1, amp_range=(0.2, 0.2), noise=0.5, seed=3)
+    raw, unit = ds.make_sinusoids(**kwargs), ds.make_sinusoids(**kwargs, unit_range=True)
+    mapped = 0.5 + raw.x.astype(np.float64) / (2 * 1.7)
+    assert (mapped > 1).sum() > 5 and (mapped < 0).sum() > 5  # the clip has work to do
+    assert unit.x.min() == 0.0 and unit.x.max() == 1.0
+    np.testing.assert_allclose(unit.x, np.clip(mapped, 0, 1), atol=1e-6)
+
+
+def test_sinusoids_defaults_are_the_documented_ones():
+    default = ds.make_sinusoids()
+    assert default.x.shape == (1000, 50, 1) and default.freqs.shape == (1000, 3)
+    spelled_out = ds.make_sinusoids(n=1000, length=50, n_components=(1, 3), seed=0, noise=0.05, freq_range=(1.0, 5.0),
+                                    amp_range=(0.5, 1.0), unit_range=False)
+    for name, a, b in zip(ds.Sinusoids._fields, default, spelled_out):
+        assert np.array_equal(a, b), name  # (no == on the bytes: pytest's diff of 200 kB takes minutes)
+
+
+def test_piano_rolls_defaults_are_the_documented_ones():
+    default = ds.make_piano_rolls()
+    assert default.rolls.shape == (1000, 32, 16)
+    spelled_out = ds.make_piano_rolls(n=1000, length=32, pitches=16, seed=0)
+    assert np.array_equal(default.rolls, spelled_out.rolls) and np.array_equal(default.factors, spelled_out.factors)
+
+
+def test_images_as_sequences_refuses_a_width_of_zero():
+    # (2, 0) images of height 3 and width 0 would pass as rows of no pixels
+    with pytest.raises(ValueError, match="width must be an integer >= 1, got 0"):
+        ds.images_as_sequences(np.zeros((2, 0)), height=3, width=0)

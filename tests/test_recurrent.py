@@ -263,3 +263,70 @@ def test_forward_follows_the_documented_equations(cls, kernels):
 
     np.testing.assert_allclose(layer.forward(x, h0=h0, mask=mask), expected(h0), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(layer.forward(x, mask=mask), expected(np.zeros((3, 4))), rtol=1e-12, atol=1e-14)  # h0 = 0 by default
+
+
+# --- second mutation review ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_initial_weights_are_glorot_over_all_gates_and_the_biases_zero(cls):
+    # The class docstrings: W_x (input, gates·hidden) Glorot-uniform, W_h orthogonal, b (and b_hn) zeros.
+    # Every gradient test overwrites the biases, and a W_x drawn over fan_out = hidden instead of
+    # 3·hidden (a GRU's) trained all the same.
+    I, H = 7, 5
+    g = 1 if cls is RNN else 3
+    layer = cls(I, H).build(dtype="float64", seed=3)
+    limit = np.sqrt(6 / (I + g * H))
+    spread = np.abs(layer.params["W_x"]).max()
+    assert 0.9 * limit < spread <= limit, (spread, limit)  # 7·5·g draws: the largest is near the limit
+    for name, value in layer.params.items():
+        if name.startswith("b"):
+            assert value.shape == ((g * H,) if name == "b" else (H,)) and not value.any(), name
+
+
+def test_recurrent_blocks_are_separate_orthogonal_draws():
+    # A GRU's W_h is three random orthogonal blocks side by side: one block repeated three times
+    # is orthogonal too, and passed the per-block check of test_config_roundtrip_and_parameter_shapes.
+    W_h = GRU(2, 4).build(dtype="float64", seed=0).params["W_h"]
+    blocks = [W_h[:, 4 * k : 4 * (k + 1)] for k in range(3)]
+    for a, b in [(0, 1), (0, 2), (1, 2)]:
+        assert np.abs(blocks[a] - blocks[b]).max() > 0.1, (a, b)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_orthogonal_blocks_have_the_signs_of_a_uniform_draw(size):
+    # "signs fixed so the draw is uniform": without the fix, Q of a Householder QR has a first
+    # column whose first entry is never positive (a 1×1 block is always +1); uniformly drawn
+    # orthogonal matrices put either sign there.
+    corner = [RNN(2, size).build(dtype="float64", seed=seed).params["W_h"][0, 0] for seed in range(40)]
+    assert min(corner) < 0 < max(corner), corner
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_step_refuses_inputs_and_states_of_the_wrong_width(cls):
+    # A wrong width otherwise reached the matrix product, whose error names no argument.
+    layer, name = cls(3, 4).build(dtype="float64"), cls.__name__
+    with pytest.raises(ValueError, match=rf"^{name}\.step expects x_t of shape \(batch, 3\), got \(2, 4\)$"):
+        layer.step(np.zeros((2, 4)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=rf"^{name}\.step expects x_t of shape \(batch, 3\), got \(2, 1, 3\)$"):
+        layer.step(np.zeros((2, 1, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=rf"^{name}\.step expects h of shape \(2, 4\), got \(2, 5\)$"):
+        layer.step(np.zeros((2, 3)), np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=rf"^{name}: h0 must have shape \(batch, hidden_size\) = \(2, 4\), got \(2, 5\)$"):
+        layer.forward(np.zeros((2, 5, 3)), h0=np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_calling_the_layer_is_forward_with_its_initial_state_and_mask(cls):
+    rng = np.random.default_rng(9)
+    layer = cls(3, 4).build(dtype="float64", seed=9)
+    x, h0 = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 4))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    np.testing.assert_array_equal(layer(x, h0=h0, mask=mask), layer.forward(x, h0=h0, mask=mask))
+    np.testing.assert_array_equal(layer(x, h0, mask), layer.forward(x, h0=h0, mask=mask))
+    assert not np.array_equal(layer(x, h0=h0, mask=mask), layer(x, h0=h0))  # (the mask matters here)
+
+
+def test_repr_names_input_then_hidden_size():
+    # the repr is how errors name the layer (and how a model's repr reads): RNN(input_size, hidden_size)
+    assert repr(RNN(3, 5)) == "RNN(3, 5)" and repr(GRU(7, 2)) == "GRU(7, 2)"

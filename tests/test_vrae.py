@@ -339,7 +339,7 @@ def test_bad_input_is_rejected_clearly():
         model.loss(x, np.array([[1] * 6, [0] * 6]))
     with pytest.raises(TypeError, match=r"fit takes the mask as its second argument or as mask=, not y="):
         model.fit(x, y=np.ones((2, 6)), verbose=0)
-    with pytest.raises(TypeError, match="numeric or boolean"):
+    with pytest.raises(TypeError, match="real numbers or boolean"):
         model.loss(x, np.array([["a"] * 6] * 2))
     with pytest.raises(ValueError, match="multiple of segment_length=2"):
         hier.fit(x[:, :5], verbose=0)
@@ -509,3 +509,145 @@ def test_sequences_without_steps_are_refused_clearly(kind):
     for call in (lambda: model.encode(np.zeros((2, 0, 3))), lambda: model.loss(np.zeros((2, 0, 3)), np.zeros((2, 0)))):
         with pytest.raises(ValueError, match=r"x must be a batch of sequences of shape \(batch, time, 3\), got \(2, 0, 3\)"):
             call()
+
+
+# --- second mutation review ----------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_documented_ones():
+    # the README builds mv.VRAE(28, 64, 8, cell="gru") and says the hierarchical class's segments are 16 steps
+    model = VRAE(3)
+    assert model.config == dict(input_size=3, hidden_size=64, latent_dim=8, cell="gru", likelihood="bernoulli", beta=1.0,
+                                beta_warmup=0, input_dropout=0.0, dtype="float32", seed=0)
+    positional = VRAE(28, 64, 8, cell="gru")
+    assert (positional.input_size, positional.hidden_size, positional.latent_dim) == (28, 64, 8)
+    hier = HierarchicalVRAE(3)
+    assert hier.config == {**model.config, "segment_length": 16, "conductor_size": 64}
+    assert (hier.segment_length, hier.conductor_size, hier.conductor.hidden_size) == (16, 64, 64)
+    assert HierarchicalVRAE(3, 4).segment_length == 4  # the second positional argument
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+@pytest.mark.parametrize("cell, cls", [("gru", mv.GRU), ("rnn", mv.RNN)])
+def test_cell_names_the_recurrent_layer_of_every_part(kind, cell, cls):
+    # a gradient check passes with either cell, so a swapped name went unseen
+    model = tiny(kind, cell)
+    parts = [model.encoder, model.decoder] + ([model.conductor] if kind == "hierarchical" else [])
+    assert all(type(part) is cls for part in parts), [type(p).__name__ for p in parts]
+    assert f"cell={cell!r}" in repr(model)
+
+
+@pytest.mark.parametrize("make", [lambda: VRAE(3, hidden_size=0), lambda: VRAE(3, latent_dim=0), lambda: VRAE(0),
+                                  lambda: HierarchicalVRAE(3, latent_dim=0, segment_length=2)])
+def test_sizes_below_one_are_refused_by_the_model(make):
+    with pytest.raises(ValueError, match="sizes must be positive"):
+        make()
+
+
+@pytest.mark.parametrize("beta", [float("inf"), float("nan"), -0.5])
+def test_beta_must_be_finite_and_not_negative(beta):
+    with pytest.raises(ValueError, match=r"beta must be a finite number >= 0"):
+        VRAE(3, beta=beta)
+    assert VRAE(3, beta=0).beta == 0.0  # β = 0 (an autoencoder with noise) is allowed
+
+
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_beta_warms_up_over_its_steps_and_is_saved(tmp_path, kind):
+    # β·KL with β ramped linearly over beta_warmup optimizer steps; the loss tells which β it used
+    model = tiny(kind, beta_warmup=4)
+    rng = np.random.default_rng(2)
+    x, eps = rng.random((3, 4, 3)), rng.standard_normal((3, 2))
+    for step, beta in [(0, 0.0), (1, 0.7 / 4), (2, 0.7 / 2), (4, 0.7), (9, 0.7)]:
+        model.step = step
+        terms = model.loss(x, eps=eps)
+        np.testing.assert_allclose(terms.loss, terms.recon + beta * terms.kl, rtol=1e-12, err_msg=f"step {step}")
+    model.save(tmp_path / "m.npz")
+    loaded = microvae.load(tmp_path / "m.npz")
+    assert loaded.beta_warmup == 4 and loaded.config["beta_warmup"] == 4
+
+
+def test_pad_sequences_refuses_an_empty_sequence():
+    # a sequence of no steps would be a mask row of zeros, refused only later by the model
+    with pytest.raises(ValueError, match="non-empty list of non-empty"):
+        pad_sequences([np.ones((3, 2)), np.zeros((0, 2))])
+    with pytest.raises(ValueError, match="non-empty list of non-empty"):
+        pad_sequences([])
+
+
+@pytest.mark.parametrize("value", [2, -1, 0.99999999])
+def test_mask_values_other_than_0_and_1_are_named_as_such(value):
+    # 2 was otherwise refused as a row that is not 1…1 0…0, and 0.99999999 passed once the
+    # check ran in float32 (where it rounds to 1)
+    model = tiny("flat")
+    x, mask = np.random.default_rng(0).random((2, 6, 3)), np.ones((2, 6))
+    mask[1, 2] = value
+    for call in (lambda: model.loss(x, mask), lambda: model.encode(x, mask), lambda: model.fit(x, mask, verbose=0)):
+        with pytest.raises(ValueError, match="mask must contain only 0 and 1"):
+            call()
+
+
+def test_a_long_bad_mask_row_is_shown_by_its_first_40_steps():
+    model = tiny("flat")
+    x, mask = np.random.default_rng(0).random((2, 50, 3)), np.ones((2, 50))
+    mask[1, 30] = 0  # a gap in a long row
+    with pytest.raises(ValueError, match=rf"; row 1 is {'1' * 30}0{'1' * 9}…$"):
+        model.loss(x, mask)
+
+
+def test_loss_leaves_the_gradient_alone():
+    # loss() is the forward pass only: a gradient computed before it is still there after
+    model = tiny("hierarchical")
+    rng = np.random.default_rng(1)
+    x, mask, eps = rng.random((2, 4, 3)), ragged_mask([4, 2], 4), rng.standard_normal((2, 2))
+    model.loss_and_grads(x[::-1].copy(), eps=eps)
+    before = model.flat.grad.copy()
+    model.loss(x, mask, eps=eps)
+    np.testing.assert_array_equal(model.flat.grad, before)
+
+
+@pytest.mark.parametrize("method", ["loss", "loss_and_grads"])
+def test_given_noise_is_checked(method):
+    # as VAE's: NaN noise made every loss and gradient NaN, and a string failed in a cast naming nothing
+    model = tiny("flat")
+    x, mask = np.random.default_rng(0).random((2, 4, 3)), ragged_mask([4, 2], 4)
+    with pytest.raises(ValueError, match="eps contains NaN or Inf"):
+        getattr(model, method)(x, mask, eps=np.full((2, 2), np.nan))
+    with pytest.raises(TypeError, match="eps must be an array of real numbers"):
+        getattr(model, method)(x, mask, eps=np.full((2, 2), "a"))
+
+
+def test_hierarchical_repr_shows_its_segments_and_conductor():
+    model = HierarchicalVRAE(3, segment_length=4, hidden_size=6, conductor_size=5, latent_dim=2, cell="rnn")
+    assert repr(model).startswith("HierarchicalVRAE(input_size=3, segment_length=4, hidden_size=6, conductor_size=5, latent_dim=2, "
+                                  "cell='rnn', likelihood='bernoulli', beta=1.0, parameters=")
+
+
+@pytest.mark.parametrize("likelihood, name", [("bernoulli", "bernoulli"), ("gaussian", "gaussian"),
+                                              ("gaussian-learned", "gaussian")])
+def test_the_sequence_likelihood_goes_by_its_step_likelihoods_name(likelihood, name):
+    assert tiny("flat", likelihood=likelihood).likelihood.name == name
+
+
+def test_reconstruction_error_of_a_bernoulli_vrae_comes_from_its_logits():
+    # microvae.metrics knows a Bernoulli model by its likelihood's name and then takes the BCE from
+    # the logits, exactly; under another name it clipped the probabilities to [1e-7, 1 − 1e-7],
+    # which caps each step's error near 16 nats. Logits of 30 ± 4 against zeros show which it did.
+    from microvae import metrics
+
+    model = tiny("flat")
+    model.readout.params["b"][...] = 30.0
+    x, mask = np.zeros((2, 4, 3)), ragged_mask([4, 2], 4)
+    err = metrics.reconstruction_error(model, x, y=mask)
+    np.testing.assert_allclose(err, 30.0 * 3 * np.array([4, 2]), rtol=0.2)
+
+
+@pytest.mark.parametrize("make_mask", [lambda m: m + 5j, lambda m: m.astype(complex), lambda m: m.astype(object)])
+def test_a_complex_or_object_mask_is_refused_as_the_recurrent_layers_refuse_it(make_mask):
+    """complex is a NumPy number, and astype(float64) dropped the imaginary part with only a
+    ComplexWarning: the mask was taken silently."""
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, dtype="float64")
+    x = np.random.default_rng(0).random((2, 6, 3))
+    mask = np.array([[1] * 6, [1, 1, 1, 1, 0, 0]])
+    with pytest.raises(TypeError, match="mask must be real numbers or boolean, got dtype"):
+        model.loss(x, make_mask(mask), eps=np.zeros((2, 2)))
+    assert np.isfinite(model.loss(x, mask.astype(bool), eps=np.zeros((2, 2))).loss)

@@ -278,8 +278,8 @@ class VRAE(VAE):
         n, T = x.shape[0], x.shape[1]
         if m.shape != (n, T):
             raise ValueError(f"mask must have shape (batch, time) = {(n, T)} to match x, got {m.shape}")
-        if not np.issubdtype(m.dtype, np.number) and m.dtype != np.bool_:
-            raise TypeError(f"mask must be numeric or boolean, got dtype {m.dtype}")
+        if m.dtype.kind not in "biuf":  # complex counts as a number, and the cast would drop its imaginary part
+            raise TypeError(f"mask must be real numbers or boolean, got dtype {m.dtype}")
         m = m.astype(np.float64)
         if not np.all((m == 0) | (m == 1)):
             raise ValueError("mask must contain only 0 and 1")
