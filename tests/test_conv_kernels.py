@@ -4,6 +4,8 @@ Outputs are pre-filled with NaN, so a kernel that forgets to write (or to zero b
 accumulating) fails. The reference im2col/col2im are also checked to be adjoint.
 """
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -329,3 +331,100 @@ def test_kernels_are_reachable_through_the_backend():
     assert sorted(conv_cpu.__all__) == sorted(conv_reference.__all__) == ["col2im", "conv3x3_same", "conv3x3_same_weight_grad", "im2col",
                                                                          "maxpool_backward", "maxpool_forward"]
     assert all(getattr(reference, name) is getattr(conv_reference, name) for name in conv_reference.__all__)
+
+
+@st.composite
+def beside_the_fast_paths_problems(draw):
+    """Geometries one condition away from the stride-2 fast paths of im2col and col2im
+    (stride 2, KW = 3, no left padding, width = 2·OW), which must take the general loops:
+    stride 3 (width 4 = 2·OW, with OW = 2 and two columns of right padding), KW = 2 or 4,
+    or a width of 2·OW + 1 ("valid") or 2·OW − 1 (two columns of right padding)."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kind = draw(st.sampled_from(["stride 3", "KW 2", "KW 4", "width 2·OW + 1", "width 2·OW − 1"]))
+    stride, kw = (3, 3) if kind == "stride 3" else (2, {"KW 2": 2, "KW 4": 4}.get(kind, 3))
+    ow = 2 if kind == "stride 3" else draw(st.integers(1, 5))
+    w = {"width 2·OW + 1": 2 * ow + 1, "width 2·OW − 1": 2 * ow - 1}.get(kind, 2 * ow)
+    kh = draw(st.integers(1, 4))
+    pad_top = draw(st.integers(0, kh - 1))
+    h = draw(st.integers(max(1, kh - pad_top), 9))
+    oh = draw(st.integers(1, (h + pad_top - 1) // stride + 1))  # every window starts inside
+    return dict(shape=(n, c, h, w), kernel=(kh, kw), stride=stride, pad_top=pad_top, pad_left=0, out=(oh, ow), kind=kind,
+                seed=draw(st.integers(0, 2**31)), dtype=draw(st.sampled_from(DTYPES)))
+
+
+@settings(max_examples=60)
+@given(beside_the_fast_paths_problems())
+def test_im2col_and_col2im_beside_the_fast_paths_geometry(p):
+    """The fast paths hold only for their exact geometry: one step away from it (another
+    stride, kernel width or image width, no left padding) both kernels equal their references."""
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
+    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
+    args = (p["stride"], p["pad_top"], 0)
+    expected = reference.im2col(x, *args, np.full(_cols_shape(p), np.nan, p["dtype"]))
+    np.testing.assert_array_equal(cpu.im2col(x, *args, np.full_like(expected, np.nan)), expected,
+                                  err_msg=f"im2col, {p['kind']}")
+    expected = reference.col2im(cols, *args, np.full(p["shape"], np.nan, p["dtype"]))
+    np.testing.assert_allclose(cpu.col2im(cols, *args, np.full_like(expected, np.nan)), expected, **TOL[p["dtype"]],
+                               err_msg=f"col2im, {p['kind']}")
+
+
+def _strided_copy(a):
+    """A copy of ``a`` that is not C-contiguous (every other element of a wider array)."""
+    wide = np.zeros((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)
+    wide[..., ::2] = a
+    view = wide[..., ::2]
+    assert not view.flags.c_contiguous and view.shape == a.shape
+    return view
+
+
+def test_cpu_kernels_refuse_a_non_contiguous_array_in_any_position():
+    """Every array argument of every CPU kernel must be C-contiguous, inputs and outputs alike,
+    as the module says: the kernels take flat views of planes (without the check,
+    maxpool_backward writes into a copy of a strided dx and leaves dx itself untouched), so
+    any other layout is refused before the kernel runs."""
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 4))
+    pooled, argmax = np.empty((2, 2, 2, 2)), np.empty((2, 2, 2, 2), np.int64)
+    cpu.maxpool_forward(x, 2, 2, pooled, argmax)
+    calls = {
+        "im2col": (cpu.im2col, [x, 2, 1, 1, np.empty((2, 3, 3, 2, 2, 2))], (0, 4)),
+        "col2im": (cpu.col2im, [np.ones((2, 3, 3, 2, 2, 2)), 2, 1, 1, np.empty(x.shape)], (0, 4)),
+        "maxpool_forward": (cpu.maxpool_forward, [x, 2, 2, np.empty((2, 2, 2, 2)), np.empty((2, 2, 2, 2), np.int64)], (0, 3, 4)),
+        "maxpool_backward": (cpu.maxpool_backward, [np.ones((2, 2, 2, 2)), argmax, 2, 2, np.empty(x.shape)], (0, 1, 4)),
+        "conv3x3_same": (cpu.conv3x3_same, [x, np.ones((3, 2, 3, 3)), None, False, np.empty((2, 3, 4, 4))], (0, 1, 4)),
+        "conv3x3_same_weight_grad": (cpu.conv3x3_same_weight_grad, [x, np.ones((2, 3, 4, 4)), np.empty((3, 2, 3, 3))], (0, 1, 2)),
+    }
+    for name, (kernel, args, positions) in calls.items():
+        kernel(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])  # contiguous: runs
+        for k in positions:
+            strided = list(args)
+            strided[k] = _strided_copy(args[k])
+            with pytest.raises(ValueError, match="kernel arguments must be C-contiguous arrays"):
+                kernel(*strided)
+    # a bias is copied to C order when it is not: a strided one gives what a contiguous one gives
+    weight, bias = np.random.default_rng(1).standard_normal((3, 2, 3, 3)), np.array([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(cpu.conv3x3_same(x, weight, _strided_copy(bias), False, np.empty((2, 3, 4, 4))),
+                                  cpu.conv3x3_same(x, weight, bias, False, np.empty((2, 3, 4, 4))))
+
+
+@pytest.mark.parametrize("x,weight,y", [
+    ((1, 2, 4, 4), (3, 1, 3, 3), (1, 3, 4, 4)),   # the weight has fewer channels than x
+    ((1, 2, 4, 4), (3, 3, 3, 3), (1, 3, 4, 4)),   # ... or more
+    ((1, 2, 4, 4), (3, 2, 3, 2), (1, 3, 4, 4)),   # not 3×3
+    ((2, 2, 4, 4), (3, 2, 3, 3), (1, 3, 4, 4)),   # y of another batch
+    ((1, 2, 4, 4), (3, 2, 3, 3), (1, 2, 4, 4)),   # y of another filter count
+    ((1, 2, 4, 4), (3, 2, 3, 3), (1, 3, 4, 5)),   # y of another size
+])
+def test_direct_3x3_kernels_refuse_mismatched_shapes(x, weight, y):
+    """conv3x3_same(x, weight, ., ., y) and conv3x3_same_weight_grad(x, dy, dw) read
+    weight[f, c] for every channel c of x and write y[n, f] (dw[f, c]) with no bounds checks:
+    each refuses shapes that do not fit x (N, C, H, W), W (F, C, 3, 3), y (N, F, H, W) before
+    running, with a message that shows them."""
+    message = (r"conv3x3_same needs x \(N, C, H, W\), weight \(F, C, 3, 3\) and y \(N, F, H, W\); "
+               + re.escape(f"got {x}, {weight}, {y}"))
+    with pytest.raises(ValueError, match=message):
+        cpu.conv3x3_same(np.ones(x), np.ones(weight), None, False, np.full(y, np.nan))
+    dw = np.full(weight, np.nan)
+    with pytest.raises(ValueError, match=message):  # dw in the weight's place, dy in y's
+        cpu.conv3x3_same_weight_grad(np.ones(x), np.ones(y), dw)
+    assert np.isnan(dw).all()  # refused before anything was written

@@ -689,3 +689,109 @@ def test_unbuilt_layer_says_so():
 def test_exported_names():
     for name in ("Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape"):
         assert getattr(microvae, name) is getattr(microvae.layers, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# from a mutation review: defaults, initial values, reprs, configs and input_grad=False
+
+
+def test_direct_route_is_the_default_on_the_cpu(monkeypatch):
+    """The module as imported takes the direct route (``DIRECT_3X3`` is on): a 3×3, stride-1,
+    "same" layer on the CPU runs the direct kernels in both passes without anyone asking."""
+    import microvae.layers.conv as conv_module
+
+    assert conv_module.DIRECT_3X3 is True
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))
+    for cls in (Conv2D, Conv2DTranspose):
+        layer = built(cls(2, 3, 3))
+        calls = _route_counter(monkeypatch, layer)
+        layer.backward(np.ones_like(layer.forward(x)))
+        monkeypatch.undo()
+        assert calls.count("conv3x3_same") == 2 and calls.count("conv3x3_same_weight_grad") == 1, (layer, calls)
+
+
+@pytest.mark.parametrize("cls", [Conv2D, Conv2DTranspose])
+def test_initial_parameters_follow_the_documented_fans(cls):
+    """b starts at 0; "he" draws W from N(0, 2/fan_in) and "glorot" from U(−a, a) with
+    a = √(6/(fan_in + fan_out)), fan_in = in_channels·KH·KW and fan_out = out_channels·KH·KW
+    (for both layers, whatever the order of W's axes). Channel counts far apart, so that a fan
+    taken from the wrong count shows."""
+    for c_in, c_out in ((2, 16), (16, 2)):
+        fan_in, fan_out = c_in * 3 * 2, c_out * 3 * 2
+        glorot = built(cls(c_in, c_out, (3, 2), init="glorot"), seed=3)
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        w = glorot.params["W"]
+        assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit, (c_in, c_out, np.abs(w).max(), limit)
+        np.testing.assert_array_equal(glorot.params["b"], np.zeros(c_out))
+        he = built(cls(c_in, c_out, (3, 2)), seed=4)
+        std = np.sqrt(2.0 / fan_in)
+        assert abs(he.params["W"].std() - std) < 0.15 * std, (c_in, c_out, he.params["W"].std(), std)
+        np.testing.assert_array_equal(he.params["b"], np.zeros(c_out))
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: Conv2D(1, 4, (3,)), ValueError, r"^kernel_size must be a positive integer or a pair of them, got \(3,\)$"),
+    (lambda: Conv2DTranspose(1, 4, []), ValueError, r"^kernel_size must be a positive integer or a pair of them, got \[\]$"),
+    (lambda: Conv2DTranspose(1, 4, 3, stride=2, output_padding=(1,)), ValueError,
+     r"^output_padding must be an integer >= 0 or a pair of them, got \(1,\)$"),
+    (lambda: Reshape(""), TypeError, r"^Reshape needs a non-empty shape of positive ints .*got ''$"),  # a string is no shape
+])
+def test_sizes_of_the_wrong_length_are_refused(make, error, match):
+    """A pair means two sizes: one (or none) is refused by name, not read as a square size or
+    left to fail in build."""
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_reprs_show_the_constructor_arguments():
+    """The reprs name the layers in every error message: a non-square kernel shows as a pair,
+    MaxPool2D shows its pool size then its stride, Reshape its target shape."""
+    assert repr(Conv2D(1, 4, (3, 2), stride=2, padding="valid")) == "Conv2D(1, 4, (3, 2), stride=2, padding='valid')"
+    assert repr(Conv2DTranspose(2, 3, (1, 3))) == "Conv2DTranspose(2, 3, (1, 3), stride=1, padding='same')"
+    assert repr(Conv2D(1, 4, (3, 3))) == "Conv2D(1, 4, 3, stride=1, padding='same')"
+    assert repr(MaxPool2D(3, stride=2)) == "MaxPool2D(3, stride=2)"
+    assert repr(MaxPool2D(2)) == "MaxPool2D(2, stride=2)"
+    assert repr(Reshape((3, 4))) == "Reshape((3, 4))"
+
+
+def test_maxpool_config_keeps_a_stride_other_than_the_pool_size():
+    """A spec round trip rebuilds MaxPool2D(3, stride=2), not MaxPool2D(3) (whose stride is 3):
+    the configs of both sides could agree with each other and still lose the stride."""
+    clone = layer_from_spec(layer_to_spec(MaxPool2D(3, stride=2)))
+    assert (clone.pool_size, clone.stride) == (3, 2)
+    assert built(clone).forward(np.zeros((1, 1, 7, 7))).shape == (1, 1, 3, 3)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: MaxPool2D(2), (2, 3, 4, 6)), (Flatten, (2, 3, 4, 6)), (lambda: Reshape((6, 2)), (2, 12)),
+    (lambda: Conv2D(3, 2, 3, stride=2), (2, 3, 5, 5)), (lambda: Conv2DTranspose(3, 2, 3), (2, 3, 4, 4)),
+], ids=["MaxPool2D", "Flatten", "Reshape", "Conv2D", "Conv2DTranspose"])
+def test_backward_without_input_grad_returns_none(make, shape):
+    """input_grad=False (the first layer of a model) returns None and leaves the parameter
+    gradients what they are with input_grad=True."""
+    layer = built(make())
+    x = np.random.default_rng(0).standard_normal(shape)
+    dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape)
+    dx = layer.backward(dy)
+    grads = {k: v.copy() for k, v in layer.grads.items()}
+    assert dx.shape == x.shape
+    assert layer.backward(dy, input_grad=False) is None
+    for name, grad in grads.items():
+        np.testing.assert_array_equal(layer.grads[name], grad)
+
+
+def test_flatten_takes_a_batch_of_scalars():
+    """A 1-D input is a batch of scalars: (n,) → (n, 1), and back."""
+    layer = built(Flatten())
+    y = layer.forward(np.arange(3.0))
+    np.testing.assert_array_equal(y, [[0.0], [1.0], [2.0]])
+    assert layer.backward(np.ones((3, 1))).shape == (3,)
+
+
+def test_reshape_refuses_rows_of_the_wrong_width_in_an_empty_batch():
+    """The check is on the values per example, not the total size: a batch of 0 rows of 10
+    values is not a batch of 3×4 examples (0 values either way)."""
+    layer = built(Reshape((3, 4)))
+    with pytest.raises(ValueError, match=r"12 values per example, got \(0, 10\)"):
+        layer.forward(np.zeros((0, 10)))
+    assert layer.forward(np.zeros((0, 12))).shape == (0, 3, 4)

@@ -312,3 +312,45 @@ def test_inference_in_row_blocks_gives_the_same_results(variant):
     assert [a.shape for a in blocks] == [(7, 2), (7, 2), (7, 1, 8, 8), (7, 1, 8, 8), (7,)]
     for a, b in zip(blocks, whole):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# from a mutation review: the layers' settings, the config's dtype and the repr
+
+
+@pytest.mark.parametrize("variant,shape", [("pooling", (1, 8, 12)), ("strided", (2, 7, 5))])
+def test_every_convolution_is_3x3_same_and_the_dense_layers_before_a_relu_use_he(variant, shape):
+    """As documented: all convolutions 3×3 with "same" padding (the shapes alone do not show
+    the kernel: a 4×4 stride-2 "same" layer gives the same sizes); each Dense followed by a
+    ReLU starts from He's initialisation, the encoder's last Dense (μ ‖ logvar) from Glorot's."""
+    from microvae import Dense
+
+    model = ConvVAE(input_shape=shape, latent_dim=2, variant=variant, seed=0)
+    layers = model.encoder.layers + model.decoder.layers
+    convs = [l for l in layers if isinstance(l, (Conv2D, Conv2DTranspose))]
+    assert len(convs) == (6 if variant == "pooling" else 5)
+    assert all(l.kernel_size == (3, 3) and l.padding == "same" for l in convs), convs
+    dense = [l for l in layers if isinstance(l, Dense)]
+    assert [l.init for l in dense] == ["he", "glorot", "he"], dense  # encoder hidden, encoder output, decoder input
+    for network in (model.encoder.layers, model.decoder.layers):
+        for layer, after in zip(network, network[1:]):
+            if isinstance(layer, Dense):
+                assert (layer.init == "he") == isinstance(after, ReLU), (layer, after)
+
+
+def test_config_names_the_dtype_however_it_was_given(tmp_path):
+    """dtype=np.float64 (a type, not a name) is stored as "float64": the config is plain JSON
+    and the model saves and loads."""
+    model = ConvVAE(input_shape=(1, 4, 4), latent_dim=2, variant="strided", dtype=np.float64, seed=1)
+    assert model.config["dtype"] == "float64" and model.flat.data.dtype == np.float64
+    json.dumps(model.config)
+    model.save(tmp_path / "f64.npz")
+    loaded = microvae.load(tmp_path / "f64.npz")
+    assert loaded.config == model.config and loaded.flat.data.dtype == np.float64
+
+
+def test_repr_shows_the_settings():
+    model = ConvVAE(input_shape=(1, 8, 8), latent_dim=3, beta=2.5, variant="strided", likelihood="gaussian", seed=0)
+    text = repr(model)
+    assert text.startswith("ConvVAE(input_shape=(1, 8, 8), latent_dim=3, beta=2.5, variant='strided', likelihood='gaussian', "
+                           f"parameters={model.num_parameters}, backend="), text
