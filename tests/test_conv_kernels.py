@@ -112,21 +112,24 @@ def stride2_three_wide_left_padded_problems(draw):
     return p
 
 
+def _assert_im2col_and_col2im_match_their_references(p, pad_left, label):
+    rng = np.random.default_rng(p["seed"])
+    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
+    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
+    args = (p["stride"], p["pad_top"], pad_left)
+    expected = reference.im2col(x, *args, np.full(_cols_shape(p), np.nan, p["dtype"]))
+    np.testing.assert_array_equal(cpu.im2col(x, *args, np.full_like(expected, np.nan)), expected, err_msg=f"im2col, {label}")
+    expected = reference.col2im(cols, *args, np.full(p["shape"], np.nan, p["dtype"]))
+    np.testing.assert_allclose(cpu.col2im(cols, *args, np.full_like(expected, np.nan)), expected, **TOL[p["dtype"]],
+                               err_msg=f"col2im, {label}")
+
+
 @settings(max_examples=30)
 @given(stride2_three_wide_left_padded_problems())
 def test_im2col_and_col2im_with_left_padding_in_the_fast_paths_geometry(p):
     """The fast paths read input columns 2q, 2q + 1, 2q + 2, which is right only when
     pad_left = 0: with left padding, both kernels still equal their references."""
-    rng = np.random.default_rng(p["seed"])
-    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
-    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
-    args = (p["stride"], p["pad_top"], p["pad_left"])
-    expected = reference.im2col(x, *args, np.full(_cols_shape(p), np.nan, p["dtype"]))
-    np.testing.assert_array_equal(cpu.im2col(x, *args, np.full_like(expected, np.nan)), expected,
-                                  err_msg=f"im2col with pad_left={p['pad_left']}")
-    expected = reference.col2im(cols, *args, np.full(p["shape"], np.nan, p["dtype"]))
-    np.testing.assert_allclose(cpu.col2im(cols, *args, np.full_like(expected, np.nan)), expected, **TOL[p["dtype"]],
-                               err_msg=f"col2im with pad_left={p['pad_left']}")
+    _assert_im2col_and_col2im_match_their_references(p, p["pad_left"], f"pad_left={p['pad_left']}")
 
 
 def test_im2col_reads_the_documented_window():
@@ -357,16 +360,7 @@ def beside_the_fast_paths_problems(draw):
 def test_im2col_and_col2im_beside_the_fast_paths_geometry(p):
     """The fast paths hold only for their exact geometry: one step away from it (another
     stride, kernel width or image width, no left padding) both kernels equal their references."""
-    rng = np.random.default_rng(p["seed"])
-    x = rng.standard_normal(p["shape"]).astype(p["dtype"])
-    cols = rng.standard_normal(_cols_shape(p)).astype(p["dtype"])
-    args = (p["stride"], p["pad_top"], 0)
-    expected = reference.im2col(x, *args, np.full(_cols_shape(p), np.nan, p["dtype"]))
-    np.testing.assert_array_equal(cpu.im2col(x, *args, np.full_like(expected, np.nan)), expected,
-                                  err_msg=f"im2col, {p['kind']}")
-    expected = reference.col2im(cols, *args, np.full(p["shape"], np.nan, p["dtype"]))
-    np.testing.assert_allclose(cpu.col2im(cols, *args, np.full_like(expected, np.nan)), expected, **TOL[p["dtype"]],
-                               err_msg=f"col2im, {p['kind']}")
+    _assert_im2col_and_col2im_match_their_references(p, 0, p["kind"])
 
 
 def _strided_copy(a):
