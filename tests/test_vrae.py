@@ -339,7 +339,7 @@ def test_bad_input_is_rejected_clearly():
         model.loss(x, np.array([[1] * 6, [0] * 6]))
     with pytest.raises(TypeError, match=r"fit takes the mask as its second argument or as mask=, not y="):
         model.fit(x, y=np.ones((2, 6)), verbose=0)
-    with pytest.raises(TypeError, match="real numbers or boolean"):
+    with pytest.raises(TypeError, match=r"VRAE expects real numbers \(bool, integer or float\) for mask"):
         model.loss(x, np.array([["a"] * 6] * 2))
     with pytest.raises(ValueError, match="multiple of segment_length=2"):
         hier.fit(x[:, :5], verbose=0)
@@ -648,6 +648,6 @@ def test_a_complex_or_object_mask_is_refused_as_the_recurrent_layers_refuse_it(m
     model = mv.VRAE(3, hidden_size=4, latent_dim=2, dtype="float64")
     x = np.random.default_rng(0).random((2, 6, 3))
     mask = np.array([[1] * 6, [1, 1, 1, 1, 0, 0]])
-    with pytest.raises(TypeError, match="mask must be real numbers or boolean, got dtype"):
+    with pytest.raises(TypeError, match=r"VRAE expects real numbers \(bool, integer or float\) for mask, got dtype"):
         model.loss(x, make_mask(mask), eps=np.zeros((2, 2)))
     assert np.isfinite(model.loss(x, mask.astype(bool), eps=np.zeros((2, 2))).loss)

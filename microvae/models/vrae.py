@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_number, check_seed
+from ..checks import check_int, check_number, check_real_array, check_seed
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
@@ -278,8 +278,7 @@ class VRAE(VAE):
         n, T = x.shape[0], x.shape[1]
         if m.shape != (n, T):
             raise ValueError(f"mask must have shape (batch, time) = {(n, T)} to match x, got {m.shape}")
-        if m.dtype.kind not in "biuf":  # complex counts as a number, and the cast would drop its imaginary part
-            raise TypeError(f"mask must be real numbers or boolean, got dtype {m.dtype}")
+        check_real_array(m, type(self).__name__, None, "mask")  # the cast below would drop a complex mask's imaginary part
         m = m.astype(np.float64)
         if not np.all((m == 0) | (m == 1)):
             raise ValueError("mask must contain only 0 and 1")
