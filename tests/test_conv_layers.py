@@ -1,5 +1,7 @@
 """Conv2D, Conv2DTranspose, MaxPool2D, Flatten, Reshape: gradients, forward values, shapes, errors."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -795,3 +797,55 @@ def test_reshape_refuses_rows_of_the_wrong_width_in_an_empty_batch():
     with pytest.raises(ValueError, match=r"12 values per example, got \(0, 10\)"):
         layer.forward(np.zeros((0, 10)))
     assert layer.forward(np.zeros((0, 12))).shape == (0, 3, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes given as NumPy integers and arrays
+
+
+def test_kernel_sizes_and_paddings_may_be_numpy_arrays_and_integers():
+    """"An int or (KH, KW)": a 1-D NumPy integer array is a pair (as Reshape takes one) and a
+    NumPy integer one size; they build the layer the tuple or int does, stored as plain ints."""
+    import json
+
+    for kernel in (np.array([3, 2]), np.array([3, 2], dtype=np.int32), [np.int64(3), np.uint8(2)], range(3, 1, -1)):
+        layer = Conv2D(1, 2, kernel, stride=np.int64(2))
+        assert layer.kernel_size == (3, 2) and layer.stride == 2, kernel
+        assert all(type(k) is int for k in (*layer.kernel_size, layer.stride)), kernel
+        assert repr(layer) == repr(Conv2D(1, 2, (3, 2), stride=2))
+        json.dumps(layer.get_config())
+    assert Conv2D(1, 2, np.int64(3)).kernel_size == (3, 3)
+    tconv = Conv2DTranspose(1, 2, np.array([3, 3]), stride=2, output_padding=np.array([1, 0]))
+    assert tconv.kernel_size == (3, 3) and tconv.output_padding == (1, 0)
+    assert all(type(p) is int for p in tconv.output_padding)
+    assert built(tconv).forward(np.zeros((1, 1, 4, 3))).shape == (1, 2, 8, 5)
+    pool = MaxPool2D(np.int64(3), stride=np.int32(2))
+    assert (pool.pool_size, pool.stride) == (3, 2) and type(pool.pool_size) is int and type(pool.stride) is int
+
+
+@pytest.mark.parametrize("make,value,error", [
+    (lambda v: Conv2D(1, 4, v), np.array([2.5, 3.0]), ValueError),  # as (2.5, 3.0) is
+    (lambda v: Conv2D(1, 4, v), np.array([True, True]), TypeError),  # a bool is no size
+    (lambda v: Conv2D(1, 4, v), np.array([3, 3, 3]), ValueError),
+    (lambda v: Conv2D(1, 4, v), np.array([3]), ValueError),
+    (lambda v: Conv2D(1, 4, v), np.array([0, 3]), ValueError),
+    (lambda v: Conv2DTranspose(1, 4, v), np.array([3, -1]), ValueError),
+    (lambda v: Conv2D(1, 4, v), np.array([[3, 3]]), ValueError),  # one row, not a pair
+    (lambda v: Conv2D(1, 4, v), np.array(3), TypeError),  # a 0-d array is not iterable, nor a number
+    (lambda v: Conv2D(1, 4, v), np.float64(2.5), ValueError),
+    (lambda v: Conv2D(1, 4, v), np.int64(0), ValueError),
+])
+def test_bad_numpy_kernel_sizes_are_refused_by_name(make, value, error):
+    """What is refused as a tuple is refused as an array, with the same message (showing the
+    array as given), not a TypeError about the array itself."""
+    with pytest.raises(error, match=rf"^kernel_size must be a positive integer or a pair of them, got {re.escape(repr(value))}$"):
+        make(value)
+
+
+@pytest.mark.parametrize("value,error", [(np.array([2, 0]), ValueError), (np.array([-1, 0]), ValueError),
+                                         (np.array([0.5, 0.0]), ValueError), (np.array([1, 0, 0]), ValueError)])
+def test_bad_numpy_output_paddings_are_refused_by_name(value, error):
+    pattern = (r"^output_padding must be None or in \[0, stride\) = \[0, 2\) for each axis" if value.tolist() == [2, 0]
+               else r"^output_padding must be an integer >= 0 or a pair of them")
+    with pytest.raises(error, match=rf"{pattern}, got {re.escape(repr(value))}$"):
+        Conv2DTranspose(1, 4, 3, stride=2, output_padding=value)

@@ -42,6 +42,8 @@ tenth the ReLU layers took: the mask still reads dY and Y from memory.)
 
 from __future__ import annotations
 
+import numbers
+
 from ..checks import check_bool, check_int
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
@@ -53,16 +55,24 @@ ACTIVATIONS = (None, "relu")
 
 
 def _pair(value, what, minimum=1):
-    """``value`` (one int for both axes, or a (height, width) pair) as a pair of ints >= ``minimum``,
-    each taken as ``check_int`` takes it (3.0 is 3; 2.5, True and "3" are refused); errors name ``what``."""
+    """``value`` (one int for both axes, or a (height, width) pair: a tuple, a list, a 1-D NumPy
+    array) as a pair of ints >= ``minimum``, each taken as ``check_int`` takes it (3.0 is 3;
+    2.5, True and "3" are refused); errors name ``what``."""
     form = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    message = f"{what} must be {form} or a pair of them, got {value!r}"
+    # any sequence is a pair (np.array([3, 3]) too, as Reshape takes one); a number (a NumPy
+    # integer too, which is no int) or a string is one value, for check_int to judge
+    one = isinstance(value, (numbers.Number, str, bytes)) or not hasattr(value, "__iter__")
+    try:
+        items = (value, value) if one else tuple(value)
+    except TypeError:  # iterating a 0-d array
+        raise TypeError(message) from None
     if len(items) != 2:
-        raise ValueError(f"{what} must be {form} or a pair of them, got {value!r}")
+        raise ValueError(message)
     try:
         return tuple(check_int(what, v, minimum) for v in items)
     except (TypeError, ValueError) as exc:  # check_int's message would show one item, not what was given
-        raise type(exc)(f"{what} must be {form} or a pair of them, got {value!r}") from None
+        raise type(exc)(message) from None
 
 
 def conv_geometry(size: int, kernel: int, stride: int, padding: str):
