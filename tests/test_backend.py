@@ -65,13 +65,23 @@ def test_backend_instance_passes_through():
     assert mv.get_backend(be) is be
 
 
-def test_a_model_on_a_backend_object_records_that_backends_dtype_and_no_seed():
+# every model class, small: CVAE and ConvVAE rebuilt their config after the VAE's, and wrote the
+# dtype and seed arguments back over what a Backend object had put there
+SMALL_MODELS = {"VAE": lambda **kw: mv.VAE(8, (6,), 2, **kw), "CVAE": lambda **kw: mv.CVAE(8, 3, (6,), 2, **kw),
+                "ConvVAE": lambda **kw: mv.ConvVAE((1, 4, 4), 2, **kw), "AAE": lambda **kw: mv.AAE(8, (6,), 2, **kw),
+                "VRAE": lambda **kw: mv.VRAE(3, 4, 2, **kw),
+                "HierarchicalVRAE": lambda **kw: mv.HierarchicalVRAE(3, 2, 4, 3, 2, **kw)}
+
+
+@pytest.mark.parametrize("name", SMALL_MODELS)
+def test_a_model_on_a_backend_object_records_that_backends_dtype_and_no_seed(name):
+    build = SMALL_MODELS[name]
     be = mv.Backend("numpy", dtype="float64", seed=3)
-    model = mv.VAE(8, (6,), 2, backend=be)  # dtype left at its default, float32: the backend's float64 is used
+    model = build(backend=be)  # dtype left at its default, float32: the backend's float64 is used
     assert model.backend is be and model.flat.data.dtype == np.float64
     assert model.config["dtype"] == "float64" and model.config["seed"] is None
-    assert mv.VAE(**model.config).flat.data.dtype == np.float64
-    assert mv.VAE(8, (6,), 2, dtype="float64", seed=3).config["seed"] == 3  # by name: the arguments as given
+    assert type(model)(**model.config).flat.data.dtype == np.float64
+    assert build(dtype="float64", seed=3).config["seed"] == 3  # by name: the arguments as given
 
 
 @pytest.mark.parametrize("spelling,expected", [("f8", "float64"), ("double", "float64"), (np.float64, "float64"),

@@ -164,7 +164,8 @@ class AAE(Model):
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, encoder_type=encoder_type, prior=prior,
             num_classes=num_classes, disc_hidden=list(disc_hidden), likelihood=self.likelihood.config(),
-            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, dtype=np.dtype(dtype).name, seed=seed,
+            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, dtype=np.dtype(dtype).name,
+            seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
         )
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)

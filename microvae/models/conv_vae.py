@@ -143,8 +143,8 @@ class ConvVAE(VAE):
         self.input_shape = shape
         self.config = dict(
             input_shape=list(shape), latent_dim=latent_dim, beta=self.beta, variant=variant,
-            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
-            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name, seed=seed,
+            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=self.config["dtype"], seed=self.config["seed"],  # as _setup recorded them (a Backend object's)
         )
 
     _builds_own_networks = True

@@ -79,9 +79,11 @@ class VAE(Model):
         if not (beta >= 0 and math.isfinite(beta)):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
         beta_warmup, capacity_warmup = check_int("beta_warmup", beta_warmup, 0), check_int("capacity_warmup", capacity_warmup, 0)
-        if capacity is not None and not (check_number("capacity", capacity, "a number >= 0 (nats) or None") >= 0
-                                         and math.isfinite(capacity)):
-            raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
+        if capacity is not None:
+            # a float, as beta is: a NumPy scalar kept in the config would fail json.dumps(model.config)
+            capacity = check_number("capacity", capacity, "a number >= 0 (nats) or None")
+            if not (capacity >= 0 and math.isfinite(capacity)):
+                raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
         self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
         self.input_shape = (input_dim,)
         self.beta, self.beta_warmup = float(beta), int(beta_warmup)
@@ -92,7 +94,8 @@ class VAE(Model):
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
-            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name, seed=seed,
+            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name,
+            seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
             encoder=layer_to_spec(encoder) if encoder is not None else None,
             decoder=layer_to_spec(decoder) if decoder is not None else None,
         )

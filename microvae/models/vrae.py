@@ -160,7 +160,8 @@ class VRAE(VAE):
         self._build_decoder(Cell)
         config = dict(input_size=input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell,
                       likelihood=self.likelihood.config(), beta=self.beta, beta_warmup=self.beta_warmup,
-                      input_dropout=self.input_dropout, dtype=np.dtype(dtype).name, seed=seed)
+                      input_dropout=self.input_dropout, dtype=np.dtype(dtype).name,
+                      seed=check_seed(seed))  # an int or None: json.dumps refuses a NumPy integer
         config.update(self._extra_config())
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
