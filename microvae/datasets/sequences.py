@@ -33,14 +33,13 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def _check_range(name: str, value, lower_bound: float, upper_bound: float | None = None) -> tuple:
+def _check_range(name: str, value, lower_bound: float) -> tuple:
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
-    if not (lower_bound <= lo <= hi) or (upper_bound is not None and hi > upper_bound):
-        bound = f" and high <= {upper_bound:g}" if upper_bound is not None else ""
-        raise ValueError(f"{name} must satisfy {lower_bound:g} <= low <= high{bound}, got {value!r}")
+    if not (lower_bound <= lo <= hi):
+        raise ValueError(f"{name} must satisfy {lower_bound:g} <= low <= high, got {value!r}")
     return lo, hi
 
 
