@@ -1,7 +1,8 @@
 """Every compiled kernel, on each device, equals its NumPy reference twin over hypothesis-drawn
-shapes and values: the Numba kernels ("cpu", everywhere) and the CuPy ones ("gpu", skipped
-cleanly where CuPy or a GPU is missing, as on CI). Running the same harness on the CPU keeps
-the GPU cases honest on machines that cannot run them.
+shapes and values: the Numba kernels ("cpu", everywhere), the CuPy ones on a GPU ("gpu",
+skipped cleanly where CuPy or a GPU is missing, as on CI), and the same CuPy kernels' CUDA C++
+bodies compiled for the host and run on the CPU ("emulated", tests/_cuda_emulation.py; skipped
+where there is no C++ compiler, but not on CI), so the GPU kernels' arithmetic is tested on every machine.
 
 The reference runs on host arrays, the device kernel on device copies of the same inputs, with
 every output buffer pre-filled with NaN (-1 for indices) so a kernel that skips an element
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _cuda_emulation import gpu_kernels, needs_compiler
 from microvae.kernels import KERNEL_NAMES, reference
 
 
@@ -27,7 +29,8 @@ def _gpu_available():
 
 
 DEVICES = [pytest.param("cpu"),
-           pytest.param("gpu", marks=pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine"))]
+           pytest.param("gpu", marks=pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine")),
+           pytest.param("emulated", marks=needs_compiler)]
 
 
 class _Device:
@@ -40,6 +43,8 @@ class _Device:
             from microvae.kernels import gpu
 
             self.kernels, self.put, self.get = gpu, cp.asarray, cp.asnumpy
+        elif name == "emulated":
+            self.kernels, self.put, self.get = gpu_kernels(), np.array, np.array
         else:
             from microvae.kernels import cpu
 

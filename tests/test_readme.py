@@ -1010,6 +1010,9 @@ def test_files_the_readme_names_exist():
     run = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     shown("runs exactly `python3 -m pytest -q`")
     assert re.search(r"^python3 -m pytest -q$", run, re.M)
+    # "does the second line's installs": the same Debian packages
+    readme_packages = re.search(r"apt-get install -y ([^&\n]+?) &&", README).group(1).split()
+    assert re.search(r"^apt-get install -y (.+)$", run, re.M).group(1).split() == readme_packages
 
 
 def test_figures_under_the_pictures_are_the_notebooks_stored_outputs():
