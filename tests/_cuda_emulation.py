@@ -118,12 +118,14 @@ class EmulatedElementwiseKernel:
     def __init__(self, in_params, out_params, operation, name, preamble="", **options):
         self.inputs, self.outputs = _params(in_params), _params(out_params)
         self.operation, self.name, self.preamble = operation, name, preamble
+        self._by_types = {}  # compiled per binding of the type placeholders
 
     def __call__(self, *args):
         params = self.inputs + self.outputs
         if len(args) not in (len(self.inputs), len(params)):
             raise TypeError(f"{self.name} takes {len(self.inputs)} or {len(params)} arguments, got {len(args)}")
         EmulatedElementwiseKernel.calls[self.name] += 1
+        _refuse_host(self.name, args)
         types_ = self._decide_types(args)
         elementwise = [a for p, a in zip(params, args) if not p.raw and isinstance(a, np.ndarray)]
         shape = np.broadcast_shapes(*(a.shape for a in elementwise)) if elementwise else ()
@@ -131,7 +133,7 @@ class EmulatedElementwiseKernel:
         for p in self.outputs[len(args) - len(self.inputs):]:  # outputs not given are allocated, as CuPy does
             if p.raw:
                 raise TypeError(f"{self.name}: the raw output {p.name!r} must be given")
-            args.append(np.empty(shape, self._dtype(p, types_)))
+            args.append(np.empty(shape, self._dtype(p, types_)).view(DeviceArray))
         buffers, copy_back = [], []
         for p, a in zip(params, args):
             dtype = self._dtype(p, types_)
@@ -180,6 +182,12 @@ class EmulatedElementwiseKernel:
         return cast
 
     def _compiled(self, types_):
+        key = tuple(sorted((t, d.str) for t, d in types_.items()))
+        if key not in self._by_types:
+            self._by_types[key] = self._compile(types_)
+        return self._by_types[key]
+
+    def _compile(self, types_):
         lines = [_PROLOGUE]
         lines += [f"typedef {_CTYPES[d]} {t};" for t, d in sorted(types_.items())]
         lines += [self.preamble, 'extern "C" void microvae_emulated(long long n, void** args) {',
@@ -196,12 +204,148 @@ class EmulatedElementwiseKernel:
         return _library("\n".join(lines))
 
 
+class DeviceArray(np.ndarray):
+    """A NumPy array standing in for a CuPy one.
+
+    Its type's module is "cupy", so microvae's ``array_module`` and ``kernels_for`` take it for
+    one; NumPy ufuncs and functions on it give device arrays (0-d ones for reductions, as CuPy
+    does); and handing a host ``numpy.ndarray`` to a ufunc, a CuPy function or a kernel beside
+    it is CuPy's TypeError. Only ``cupy.asarray``/``array`` move host arrays to the device and
+    ``asnumpy``/``.get()`` back. (Not caught: ``np.asarray(device_array)`` and assigning a device
+    array into a host one, which CuPy refuses but NumPy does for any subclass without asking.)"""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _refuse_host(f"{ufunc.__name__}.{method}", inputs + (out or ()))
+        if out is not None:
+            kwargs["out"] = tuple(_host(o) for o in out)
+        return _to_device(getattr(ufunc, method)(*(_host(a) for a in inputs), **kwargs))
+
+    def __array_function__(self, func, types_, args, kwargs):
+        # CuPy's arrays dispatch NumPy's functions to CuPy's; here NumPy's run on the host views
+        _refuse_host(func.__name__, _leaves((args, kwargs)))
+        return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
+
+    def __getitem__(self, index):
+        return _to_device(super().__getitem__(_host_tree(index)))
+
+    def get(self):
+        """A host copy, as ``cupy.ndarray.get`` gives."""
+        return np.array(self.view(np.ndarray))
+
+
+DeviceArray.__module__ = "cupy"
+
+
+def _is_host(a):
+    return isinstance(a, np.ndarray) and not isinstance(a, DeviceArray)
+
+
+def _leaves(tree):
+    if isinstance(tree, (tuple, list)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    if isinstance(tree, dict):
+        return _leaves(list(tree.values()))
+    return [tree]
+
+
+def _refuse_host(what, items):
+    for a in _leaves(list(items)):
+        if _is_host(a):
+            raise TypeError(f"Unsupported type {type(a)} (the CuPy emulation refuses a host array in {what}; "
+                            "move it with cupy.asarray)")
+
+
+def _host(a):
+    return a.view(np.ndarray) if isinstance(a, DeviceArray) else a
+
+
+def _host_tree(tree):
+    if isinstance(tree, tuple):
+        return tuple(_host_tree(item) for item in tree)
+    if isinstance(tree, list):
+        return [_host_tree(item) for item in tree]
+    if isinstance(tree, dict):
+        return {key: _host_tree(value) for key, value in tree.items()}
+    return _host(tree)
+
+
+def _to_device(result):
+    if isinstance(result, tuple):
+        return tuple(_to_device(r) for r in result)
+    if isinstance(result, list):
+        return [_to_device(r) for r in result]
+    if isinstance(result, np.generic) and not isinstance(result, (np.str_, np.bytes_)):
+        return np.asarray(result).view(DeviceArray)
+    if isinstance(result, np.ndarray) and not isinstance(result, DeviceArray):
+        return result.view(DeviceArray)
+    return result
+
+
+def to_device(a):
+    """``cupy.asarray`` of the emulation: a device copy of ``a``."""
+    return np.array(_host(a)).view(DeviceArray)
+
+
+def _device_function(func, takes_host=False):
+    def call(*args, **kwargs):
+        if not takes_host:
+            _refuse_host(getattr(func, "__name__", "a CuPy function"), _leaves((args, kwargs)))
+        return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
+
+    call.__name__ = getattr(func, "__name__", "function")
+    return call
+
+
+class _DeviceUfunc:
+    """A NumPy ufunc under CuPy's rules (its methods too: ``cupy.add.at``)."""
+
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+        self.__name__ = ufunc.__name__
+
+    def __call__(self, *args, **kwargs):
+        return _device_function(self._ufunc)(*args, **kwargs)
+
+    def __getattr__(self, name):
+        method = getattr(self._ufunc, name)
+        return _device_function(method) if callable(method) else method
+
+
+class _DeviceGenerator:
+    """``cupy.random.Generator`` of the emulation: NumPy's draws, as device arrays."""
+
+    def __init__(self, seed=None):
+        self._rng = np.random.default_rng(seed)
+
+    def __getattr__(self, name):
+        return _device_function(getattr(self._rng, name))
+
+
+def _namespace(numpy_module, names):
+    return types.SimpleNamespace(**{name: _device_function(getattr(numpy_module, name)) for name in names})
+
+
 def emulated_cupy():
-    """A stand-in ``cupy`` module: NumPy under CuPy's names, kernels run by the emulation."""
+    """A stand-in ``cupy`` module: NumPy under CuPy's names on ``DeviceArray``s, kernels run by the emulation."""
     fake = types.ModuleType("cupy")
-    fake.__getattr__ = lambda name: getattr(np, name)
+
+    def lookup(name):
+        value = getattr(np, name)
+        if isinstance(value, np.ufunc):
+            return _DeviceUfunc(value)
+        if callable(value) and not isinstance(value, type):
+            return _device_function(value)
+        return value  # dtypes and constants
+
+    fake.__getattr__ = lookup
+    fake.ndarray = DeviceArray
     fake.ElementwiseKernel = EmulatedElementwiseKernel
-    fake.asnumpy = lambda a: np.array(a)
+    fake.asarray = fake.asanyarray = _device_function(np.asarray, takes_host=True)  # the only ways onto the device
+    fake.array = _device_function(np.array, takes_host=True)
+    fake.asnumpy = lambda a: np.array(_host(a))
+    fake.get_array_module = lambda *arrays: fake if any(isinstance(a, DeviceArray) for a in arrays) else np
+    fake.random = types.SimpleNamespace(default_rng=_DeviceGenerator, Generator=_DeviceGenerator)
+    fake.linalg = _namespace(np.linalg, ("norm", "qr", "svd", "det", "inv", "cholesky", "slogdet"))
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
     return fake
 

@@ -6,58 +6,77 @@
 import numpy as np
 import pytest
 
+from _cuda_emulation import DeviceArray, emulated_cupy, needs_compiler, to_device
 from _cuda_emulation import EmulatedElementwiseKernel as Kernel
-from _cuda_emulation import needs_compiler
 
 pytestmark = needs_compiler
 
 
 def test_elementwise_arguments_broadcast_and_outputs_are_references():
     axpy = Kernel("T x, T y, float64 a", "T z", "z = (T)(a * x) + y", "test_axpy")
-    x, y = np.arange(3.0).reshape(1, 3), np.full((2, 1), 10.0)
-    z = np.zeros((2, 3))
+    x, y = to_device(np.arange(3.0).reshape(1, 3)), to_device(np.full((2, 1), 10.0))
+    z = to_device(np.zeros((2, 3)))
     assert axpy(x, y, 2.0, z) is z
-    np.testing.assert_array_equal(z, 2.0 * x + y)
-    np.testing.assert_array_equal(axpy(x, y, 2.0), 2.0 * x + y)  # an output not given is allocated
+    np.testing.assert_array_equal(z.get(), (2.0 * x + y).get())
+    np.testing.assert_array_equal(axpy(x, y, 2.0).get(), (2.0 * x + y).get())  # an output not given is allocated
     with pytest.raises(ValueError, match="output 'z' must have the broadcast shape"):
-        axpy(x, y, 2.0, np.zeros((1, 3)))  # an output broadcast to the others is not enough
+        axpy(x, y, 2.0, to_device(np.zeros((1, 3))))  # an output broadcast to the others is not enough
 
 
 def test_an_output_read_before_it_is_written_keeps_its_value_in_place():
     accumulate = Kernel("T g", "T m", "m = (T)0.5 * m + g", "test_accumulate")
-    m = np.array([2.0, 4.0], np.float32)
-    accumulate(np.array([1.0, 1.0], np.float32), m)
-    np.testing.assert_array_equal(m, [2.0, 3.0])
-    strided = np.zeros((2, 4), np.float32)[:, ::2]  # a strided output is written where it lies
-    accumulate(np.ones((2, 2), np.float32), strided)
-    np.testing.assert_array_equal(strided.base[:, ::2], 1.0)
-    assert not strided.base[:, 1::2].any()
+    m = to_device(np.array([2.0, 4.0], np.float32))
+    accumulate(to_device(np.array([1.0, 1.0], np.float32)), m)
+    np.testing.assert_array_equal(m.get(), [2.0, 3.0])
+    strided = to_device(np.zeros((2, 4), np.float32))[:, ::2]  # a strided output is written where it lies
+    accumulate(to_device(np.ones((2, 2), np.float32)), strided)
+    whole = strided.base.get()
+    np.testing.assert_array_equal(whole[:, ::2], 1.0)
+    assert not whole[:, 1::2].any()
 
 
 def test_raw_arrays_are_indexed_by_flat_c_order_position_and_i_is_the_element():
     shift = Kernel("raw T x, int64 n", "T y", "y = x[(i + 1) % n] + (T)(10 * i)", "test_shift")
-    x = np.arange(6.0, dtype=np.float32).reshape(2, 3).T  # a transposed view: C order is taken as it reads
-    y = shift(x, 6, np.empty(6, np.float32))
-    np.testing.assert_array_equal(y, np.roll(x.ravel(), -1) + 10 * np.arange(6))
+    x = to_device(np.arange(6.0, dtype=np.float32).reshape(2, 3)).T  # a transposed view: C order is taken as it reads
+    y = shift(x, 6, to_device(np.empty(6, np.float32)))
+    np.testing.assert_array_equal(y.get(), np.roll(x.get().ravel(), -1) + 10 * np.arange(6))
 
 
 def test_a_placeholder_type_takes_one_dtype_and_scalars_their_declared_type():
     add = Kernel("T x, T y", "T z", "z = x + y", "test_add")
     with pytest.raises(TypeError, match="Type is mismatched. test_add y float32 float64 T"):
-        add(np.ones(2, np.float32), np.ones(2, np.float64))
+        add(to_device(np.ones(2, np.float32)), to_device(np.ones(2, np.float64)))
     scaled = Kernel("T x, int32 k", "T y", "y = x * k", "test_scaled")
-    np.testing.assert_array_equal(scaled(np.ones(2, np.float32), 3), [3.0, 3.0])
+    np.testing.assert_array_equal(scaled(to_device(np.ones(2, np.float32)), 3).get(), [3.0, 3.0])
     with pytest.raises(TypeError, match="'k' is declared int32, got 2.5"):
-        scaled(np.ones(2, np.float32), 2.5)
+        scaled(to_device(np.ones(2, np.float32)), 2.5)
     int_typed = Kernel("T x", "T y", "y = x / 2", "test_int_division")  # C++ semantics, not Python's
-    np.testing.assert_array_equal(int_typed(np.array([-3, 3], np.int64)), [-1, 1])
+    np.testing.assert_array_equal(int_typed(to_device(np.array([-3, 3], np.int64))).get(), [-1, 1])
 
 
 def test_calls_are_counted_and_a_kernel_that_does_not_compile_shows_the_compilers_message():
     Kernel.calls.clear()
     broken = Kernel("T x", "T y", "y = undefined_name(x)", "test_broken")
     with pytest.raises(RuntimeError, match="undefined_name"):
-        broken(np.ones(2))
+        broken(to_device(np.ones(2)))
     assert Kernel.calls["test_broken"] == 1
     with pytest.raises(TypeError, match="takes 1 or 2 arguments, got 3"):
-        broken(np.ones(2), np.ones(2), np.ones(2))
+        broken(to_device(np.ones(2)), to_device(np.ones(2)), to_device(np.ones(2)))
+
+
+def test_host_arrays_are_refused_beside_device_ones_as_cupy_refuses_them():
+    cp = emulated_cupy()
+    host = np.ones(3)
+    device = cp.asarray(host)  # the way onto the device
+    assert type(device) is DeviceArray and type(device).__module__ == "cupy"
+    for mixed in (lambda: device + host, lambda: host * device, lambda: cp.exp(host), lambda: cp.concatenate([device, host]),
+                  lambda: cp.ascontiguousarray(host), lambda: np.where(device > 0, host, device),
+                  lambda: Kernel("T x", "T y", "y = x", "test_copy")(host)):
+        with pytest.raises(TypeError, match="Unsupported type .*numpy.ndarray"):
+            mixed()
+    # device in, device out (reductions give 0-d arrays), scalars welcome, asnumpy the way back
+    for result in (device + 1.0, np.exp(device), device.sum(), cp.zeros(2), cp.random.default_rng(0).standard_normal(2),
+                   device[0], cp.add.reduce(device), cp.linalg.norm(device)):
+        assert type(result) is DeviceArray
+    assert type(cp.asnumpy(device)) is np.ndarray and type(device.get()) is np.ndarray
+    assert float(device.sum()) == 3.0

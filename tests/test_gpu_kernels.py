@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _cuda_emulation import gpu_kernels, needs_compiler
+from _cuda_emulation import DeviceArray, gpu_kernels, needs_compiler, to_device
 from microvae.kernels import KERNEL_NAMES, reference
 
 
@@ -44,7 +44,7 @@ class _Device:
 
             self.kernels, self.put, self.get = gpu, cp.asarray, cp.asnumpy
         elif name == "emulated":
-            self.kernels, self.put, self.get = gpu_kernels(), np.array, np.array
+            self.kernels, self.put, self.get = gpu_kernels(), to_device, DeviceArray.get
         else:
             from microvae.kernels import cpu
 

@@ -1,6 +1,6 @@
 """The Python side of the CuPy kernels, run here without a GPU: a stand-in ``cupy`` module
 records each kernel call, so the wrappers' argument handling is checked on every machine
-(the kernels themselves run only in tests/test_gpu_kernels.py, on a GPU)."""
+(the kernels themselves run in tests/test_gpu_kernels.py: on a GPU, and compiled for the CPU)."""
 
 import importlib
 import sys

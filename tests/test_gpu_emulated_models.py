@@ -1,0 +1,259 @@
+"""Every model on the ``backend="cupy"`` code path, run on the CPU through the CuPy emulation of
+tests/_cuda_emulation.py: device arrays are a NumPy subclass that CuPy's rules apply to (a host
+array beside one is a TypeError) and the ElementwiseKernels are the GPU kernels' CUDA C++
+compiled for the host. That path differs from the NumPy one in more than the kernels (losses
+pick their kernels by the array's type, the convolutions take the whole batch and no direct
+3×3 route, results go back through asnumpy), and nothing ran it on a machine without a GPU.
+
+Here, for each model: the float64 objective and every gradient entry equal the NumPy
+backend's; the whole objective passes the finite-difference check; float32 training follows
+the NumPy backend's; and what users call (encode, sample, the ELBO, the metrics, the
+applications, checkpoints) gives the same host results. Skipped where there is no C++ compiler
+(not on CI). What only a GPU can show (threads racing, device memory, CUDA's own arithmetic,
+a NumPy function CuPy lacks) is left to tests/test_gpu_kernels.py's "gpu" cases.
+"""
+
+import contextlib
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae as mv
+import microvae.kernels as kernel_package
+from _cuda_emulation import DeviceArray, EmulatedElementwiseKernel, emulated_cupy, gpu_kernels, needs_compiler
+from microvae import testing
+from microvae.verify import gradcheck
+
+pytestmark = needs_compiler
+
+
+@contextlib.contextmanager
+def emulated_gpu():
+    """``backend="cupy"`` builds models on the emulation while this is open (use them inside it too:
+    a device array's module is "cupy", which must import as the stand-in)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "cupy", emulated_cupy())
+        kernels = gpu_kernels()
+        patch.setitem(sys.modules, "microvae.kernels.gpu", kernels)
+        patch.setattr(kernel_package, "gpu", kernels, raising=False)
+        yield
+
+
+@pytest.fixture()
+def on_emulated_gpu():
+    with emulated_gpu():
+        yield
+
+
+def _both(build, dtype):
+    """The same model (same seed) on the NumPy backend and on the emulated GPU one."""
+    on_cpu, on_gpu = build(backend="numpy", dtype=dtype, seed=3), build(backend="cupy", dtype=dtype, seed=3)
+    assert on_gpu.backend.name == "cupy" and on_gpu.backend.kernels is gpu_kernels()
+    assert type(on_gpu.flat.data) is DeviceArray
+    np.testing.assert_array_equal(_host(on_gpu.flat.data), on_cpu.flat.data)
+    return on_cpu, on_gpu
+
+
+def _host(a):
+    return a.get() if isinstance(a, DeviceArray) else a
+
+
+def _images(rng, n, size):
+    return rng.random((n, size))
+
+
+def _sequences(rng, n, steps, features):
+    x = rng.random((n, steps, features))
+    mask = np.ones((n, steps))
+    mask[0, steps - 2:] = 0  # one ragged sequence
+    return (x, mask)
+
+
+# name: (builder, batch maker, the kernels its loss_and_grads must run)
+MODELS = {
+    "vae": (lambda **kw: mv.VAE(6, (5, 4), 3, **kw), lambda rng: (_images(rng, 4, 6),),
+            {"microvae_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
+    "beta-vae-gaussian-learned": (
+        lambda **kw: mv.VAE(5, (4,), 2, beta=4.0, capacity=2.0, beta_warmup=3, likelihood="gaussian-learned", **kw),
+        lambda rng: (_images(rng, 3, 5),), {"microvae_relu_forward", "microvae_relu_backward"}),
+    "cvae-learned-prior": (
+        lambda **kw: mv.CVAE(6, 3, (5,), 2, condition_at="hidden", learned_prior=True, prior_hidden=4, **kw),
+        lambda rng: (_images(rng, 4, 6), rng.integers(0, 3, 4)), {"microvae_bernoulli_nll_logits"}),
+    "convvae-pooling": (lambda **kw: mv.ConvVAE((1, 8, 8), latent_dim=2, **kw), lambda rng: (_images(rng, 2, 64),),
+                        {"microvae_im2col", "microvae_col2im", "microvae_maxpool_forward", "microvae_maxpool_backward"}),
+    "convvae-strided": (lambda **kw: mv.ConvVAE((2, 7, 9), latent_dim=3, variant="strided", **kw),
+                        lambda rng: (_images(rng, 2, 126),), {"microvae_im2col", "microvae_col2im"}),
+    "vrae-tanh": (lambda **kw: mv.VRAE(3, 4, 2, cell="rnn", **kw), lambda rng: _sequences(rng, 3, 5, 3),
+                  {"microvae_rnn_tanh_forward_step", "microvae_rnn_tanh_backward_step"}),
+    "vrae-gru": (lambda **kw: mv.VRAE(3, 4, 2, cell="gru", **kw), lambda rng: _sequences(rng, 3, 5, 3),
+                 {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
+    "hierarchical-vrae": (
+        lambda **kw: mv.HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, **kw),
+        lambda rng: _sequences(rng, 2, 6, 3), {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
+}
+
+
+def _randomize(model, seed):
+    """Parameters off their initial values (zero biases would hide a bias handled wrongly)."""
+    values = testing.normal_array(model.flat.size, seed, scale=0.5, dtype=model.flat.data.dtype)
+    model.flat.data[...] = model.backend.asarray(values)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_objective_and_gradient_equal_the_numpy_backends(name, on_emulated_gpu):
+    build, make_batch, kernels = MODELS[name]
+    on_cpu, on_gpu = _both(build, "float64")
+    batch = make_batch(np.random.default_rng(0))
+    eps = on_cpu.fixed_noise(*batch, seed=1)
+    for model in (on_cpu, on_gpu):
+        _randomize(model, 2)
+    EmulatedElementwiseKernel.calls.clear()
+    got = on_gpu.loss_and_grads(*batch, eps=eps)
+    assert kernels <= set(EmulatedElementwiseKernel.calls), set(EmulatedElementwiseKernel.calls)
+    want = on_cpu.loss_and_grads(*batch, eps=eps)
+    np.testing.assert_allclose(float(got.loss), float(want.loss), rtol=1e-12)
+    np.testing.assert_allclose(_host(on_gpu.flat.grad), on_cpu.flat.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_whole_objective_gradient_on_the_gpu_path(name, on_emulated_gpu):
+    build, make_batch, _ = MODELS[name]
+    model = build(backend="cupy", dtype="float64", seed=5)
+    _randomize(model, 4)
+    batch = make_batch(np.random.default_rng(1))
+    # along random directions: the full check takes every parameter, slow through the emulation
+    # (the test above holds every gradient entry to the NumPy backend's, which is fully checked)
+    result = mv.check_model(model, *batch, seed=6, mode="directional", directions=4)
+    assert result.passed(1e-6), f"{name}\n{result}"
+
+
+@settings(max_examples=10)
+@given(config_and_batch=testing.vae_configs(), seed=testing.seeds())
+def test_vae_whole_objective_gradient_on_the_gpu_path_over_drawn_configs(config_and_batch, seed):
+    config, batch = config_and_batch
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, config["input_dim"]))
+    if config["likelihood"] != "bernoulli":
+        x = rng.standard_normal(x.shape)
+    with emulated_gpu():
+        model = mv.VAE(**{**config, "backend": "cupy"})
+        _randomize(model, seed % 1000)
+        result = mv.check_model(model, x, seed=seed % 1000)  # every entry: these models are small
+    assert result.passed(1e-6), f"{config}\n{result}"
+
+
+PHASE_GROUPS = {"recon": "autoencoder", "disc": "discriminator", "gen": "generator"}
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "mixture"])
+def test_aae_phases_equal_the_numpy_backends_and_pass_the_gradient_check(prior, on_emulated_gpu):
+    def build(**kw):
+        return mv.AAE(6, (5,), 2, encoder_type="gaussian", prior=prior, num_classes=3, disc_hidden=(4,), **kw)
+
+    on_cpu, on_gpu = _both(build, "float64")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 6)), (rng.integers(-1, 3, 4) if prior == "mixture" else None)  # -1: unlabelled
+    eps, real = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    for model in (on_cpu, on_gpu):
+        _randomize(model, 2)
+    for phase in ("recon", "disc", "gen"):
+        losses = []
+        for model in (on_cpu, on_gpu):
+            model.flat.grad.fill(0)
+            losses.append(model.phase_loss(phase, x, y, eps=eps, prior_samples=real))
+        np.testing.assert_allclose(float(losses[1]), float(losses[0]), rtol=1e-12)
+        np.testing.assert_allclose(_host(on_gpu.flat.grad), on_cpu.flat.grad, rtol=1e-9, atol=1e-12)
+        wrt, analytic = {}, {}
+        for name, value, grad in on_gpu.parameter_groups()[PHASE_GROUPS[phase]].named():  # what the phase updates
+            wrt[name], analytic[name] = value, grad.copy()
+
+        def f():
+            return on_gpu.phase_loss(phase, x, y, eps=eps, prior_samples=real, compute_grads=False)
+
+        result = gradcheck(f, wrt, analytic, title=f"AAE {phase} phase")
+        assert result.passed(1e-6), f"{phase}\n{result}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_float32_training_follows_the_numpy_backend(name, on_emulated_gpu):
+    build, make_batch, _ = MODELS[name]
+    on_cpu, on_gpu = _both(build, "float32")
+    batch = make_batch(np.random.default_rng(7))
+    batch = tuple(np.concatenate([b] * 3) for b in batch)  # a few batches per epoch
+    EmulatedElementwiseKernel.calls.clear()
+    histories = [model.fit(*batch, epochs=2, batch_size=4, seed=8, verbose=False) for model in (on_cpu, on_gpu)]
+    assert EmulatedElementwiseKernel.calls["microvae_adam_update"] > 0
+    np.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-4)
+    np.testing.assert_allclose(_host(on_gpu.flat.data), on_cpu.flat.data, rtol=1e-3, atol=1e-5)
+    # and what users call after training, which moves results back to the host
+    first_two = [b[:2] for b in batch]
+    encoded = on_gpu.encode(*first_two) if name.startswith("cvae") else on_gpu.encode(first_two[0])
+    assert all(isinstance(a, np.ndarray) and np.isfinite(a).all() for a in encoded)
+
+
+def _vae_calls(model, x, *label):
+    from microvae import applications, metrics
+
+    y = label[0] if label else None
+    mu, logvar = model.encode(x, *label)
+    return {
+        "encode": (mu, logvar), "decode": model.decode(mu, *label), "reconstruct": model.reconstruct(x, *label),
+        "sample": model.sample(3, *([y[:3]] if label else []), seed=1), "elbo": model.elbo(x, *label, n_samples=2),
+        "evaluate": model.evaluate(x, *label, seed=2), "iwae": metrics.iwae_bound(model, x, k=4, y=y, seed=0),
+        "reconstruction_error": metrics.reconstruction_error(model, x, y=y),
+        "anomaly_scores": metrics.anomaly_scores(model, x, y=y, seed=0),
+        "interpolate": applications.interpolate(model, x[0], x[1], steps=3, y=None if y is None else y[0]),
+        "denoise": applications.denoise(model, x, y=y),
+    }
+
+
+def _sequence_calls(model, x, mask):
+    mu, logvar = model.encode(x, mask)
+    return {"encode": (mu, logvar), "decode": model.decode(mu, x.shape[1]), "reconstruct": model.reconstruct(x, mask),
+            "sample": model.sample(2, x.shape[1], seed=1), "elbo": model.elbo(x, mask, n_samples=2),
+            "evaluate": model.evaluate(x, mask, seed=2)}
+
+
+def _aae_calls(model, x):
+    return {"encode": model.encode(x), "decode": model.decode(model.encode(x)), "reconstruct": model.reconstruct(x),
+            "sample": model.sample(3, seed=1), "sample_prior": model.sample_prior(3, seed=1),
+            "prior_distance": model.prior_distance(x, seed=0), "evaluate": model.evaluate(x, seed=2)}
+
+
+API = {name: (MODELS[name][0], MODELS[name][1], _sequence_calls if "vrae" in name else _vae_calls) for name in MODELS}
+API["aae"] = (lambda **kw: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), **kw),
+              lambda rng: (_images(rng, 4, 6),), _aae_calls)
+
+
+def _leaves(result):
+    if isinstance(result, dict):
+        return [leaf for value in result.values() for leaf in _leaves(value)]
+    if isinstance(result, (tuple, list)):
+        return [leaf for value in result for leaf in _leaves(value)]
+    return [result]
+
+
+@pytest.mark.parametrize("name", API)
+def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on_emulated_gpu, tmp_path):
+    """Encoding, decoding, sampling, the ELBO, evaluation, the metrics and the applications, on
+    the GPU path: host NumPy arrays and Python numbers, as on the CPU, and the same values."""
+    build, make_batch, calls = API[name]
+    on_cpu, on_gpu = _both(build, "float64")
+    for model in (on_cpu, on_gpu):
+        _randomize(model, 2)
+    batch = make_batch(np.random.default_rng(3))
+    want, got = calls(on_cpu, *batch), calls(on_gpu, *batch)
+    assert want.keys() == got.keys()
+    for key in want:
+        for g, w in zip(_leaves(got[key]), _leaves(want[key]), strict=True):
+            assert not isinstance(g, DeviceArray), f"{key} handed a device array to the user"
+            assert type(g) is type(w), (key, type(g), type(w))
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=key)
+    # a checkpoint written from the device loads onto either backend, and back
+    on_gpu.save(tmp_path / "gpu.npz")
+    for backend in ("numpy", "cupy"):
+        loaded = mv.load(tmp_path / "gpu.npz", backend=backend)
+        np.testing.assert_array_equal(_host(loaded.flat.data), on_cpu.flat.data)
