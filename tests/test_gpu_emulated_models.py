@@ -257,3 +257,22 @@ def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on
     for backend in ("numpy", "cupy"):
         loaded = mv.load(tmp_path / "gpu.npz", backend=backend)
         np.testing.assert_array_equal(_host(loaded.flat.data), on_cpu.flat.data)
+
+
+@pytest.mark.parametrize("argv", [["--model", "vae", "--hidden", "32"], ["--model", "cvae", "--hidden", "32"],
+                                  ["--model", "convvae", "--batch-size", "50"], ["--model", "aae", "--prior", "mixture"],
+                                  ["--model", "vrae", "--rnn-hidden", "8", "--data", "sinusoids"]],
+                         ids=lambda argv: argv[1])
+def test_the_command_line_trains_and_samples_on_the_gpu_path(argv, on_emulated_gpu, tmp_path):
+    from microvae.cli import main
+
+    assert main(["train", *argv, "--backend", "cupy", "--epochs", "1", "--limit", "200", "--out", str(tmp_path),
+                 "--verbose", "0"]) == 0
+    pictures = {p.name for p in tmp_path.glob("*.png") if p.stat().st_size > 0}
+    assert "reconstructions.png" in pictures and ({"samples.png", "samples_by_class.png"} & pictures), pictures
+    model = mv.load(tmp_path / "model.npz", backend="cupy")
+    assert model.backend.name == "cupy" and model.epochs_trained == 1
+    extra = ["--label", "2"] if argv[1] == "cvae" else ["--length", "16"] if argv[1] == "vrae" else []  # sprites: 3 classes
+    assert main(["sample", str(tmp_path / "model.npz"), "-n", "4", "--backend", "cupy", "--out", str(tmp_path / "s.png"),
+                 *extra]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 0
