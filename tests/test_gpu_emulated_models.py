@@ -119,6 +119,26 @@ def test_objective_and_gradient_equal_the_numpy_backends(name, on_emulated_gpu):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_the_reference_kernels_on_device_arrays_give_what_the_gpu_kernels_give(name, on_emulated_gpu, monkeypatch):
+    """MICROVAE_KERNELS=reference on the GPU: the NumPy twins run on CuPy arrays (through
+    array_module), with nothing host-only in them."""
+    build, make_batch, kernels = MODELS[name]
+    batch = make_batch(np.random.default_rng(0))
+    results = []
+    for kind in ("compiled", "reference"):
+        monkeypatch.setenv("MICROVAE_KERNELS", kind)
+        model = build(backend="cupy", dtype="float64", seed=3)
+        _randomize(model, 2)
+        EmulatedElementwiseKernel.calls.clear()
+        loss = float(model.loss_and_grads(*batch, eps=model.fixed_noise(*batch, seed=1)).loss)
+        ran = set(EmulatedElementwiseKernel.calls)
+        assert (kernels <= ran) if kind == "compiled" else not ran, (kind, ran)
+        results.append((loss, model.flat.grad.get()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_whole_objective_gradient_on_the_gpu_path(name, on_emulated_gpu):
     build, make_batch, _ = MODELS[name]
     model = build(backend="cupy", dtype="float64", seed=5)
