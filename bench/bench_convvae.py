@@ -61,7 +61,7 @@ def worker_microvae(a):
 def worker_torch(a):
     try:
         import torch
-        from torch import nn
+        from torch import nn  # noqa: F401 - torch.nn must import too
     except Exception as exc:  # noqa: BLE001 - any import failure means "skip"
         return C.not_importable("torch", exc)
 
@@ -69,7 +69,14 @@ def worker_torch(a):
     torch.manual_seed(a.seed)
     x_train, x_test = C.load_data(a.limit, flatten=False)
     xt, xs = torch.from_numpy(x_train), torch.from_numpy(x_test)
-    latent = a.latent
+    encoder, decoder = torch_networks(torch, a.latent)
+    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
+
+
+def torch_networks(torch, latent):
+    """The textbook ConvVAE's encoder and decoder in PyTorch, initialised as microvae's (also bench_gpu.py's)."""
+    from torch import nn
+
     encoder = nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
         nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
@@ -96,7 +103,7 @@ def worker_torch(a):
                 else:
                     nn.init.xavier_uniform_(layer.weight)
                 layer.bias.zero_()
-    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
+    return encoder, decoder
 
 
 WORKERS = {"microvae": worker_microvae, "torch": worker_torch}

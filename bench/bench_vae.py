@@ -76,7 +76,12 @@ def worker_torch(a):
     torch.manual_seed(a.seed)
     x_train, x_test = C.load_data(a.limit)
     xt, xs = torch.from_numpy(x_train), torch.from_numpy(x_test)
-    enc_shapes, dec_shapes = dense_shapes(a.hidden, a.latent)
+    encoder, decoder = torch_networks(torch, a.hidden, a.latent)
+    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
+
+
+def torch_networks(torch, hidden, latent):
+    """The PyTorch encoder and decoder of the MLP VAE, initialised as microvae's (also bench_gpu.py's)."""
 
     def mlp(shapes):
         layers = []
@@ -93,8 +98,8 @@ def worker_torch(a):
                 layers.append(torch.nn.ReLU())
         return torch.nn.Sequential(*layers)
 
-    encoder, decoder = mlp(enc_shapes), mlp(dec_shapes)
-    return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
+    enc_shapes, dec_shapes = dense_shapes(hidden, latent)
+    return mlp(enc_shapes), mlp(dec_shapes)
 
 
 def worker_jax(a):

@@ -346,7 +346,9 @@ def emulated_cupy():
     fake.get_array_module = lambda *arrays: fake if any(isinstance(a, DeviceArray) for a in arrays) else np
     fake.random = types.SimpleNamespace(default_rng=_DeviceGenerator, Generator=_DeviceGenerator)
     fake.linalg = _namespace(np.linalg, ("norm", "qr", "svd", "det", "inv", "cholesky", "slogdet"))
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    fake.__version__ = "emulated"
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: 1, getDeviceProperties=lambda device: {"name": b"CuPy emulation on the CPU"}))
     return fake
 
 

@@ -1,0 +1,79 @@
+"""bench/bench_gpu.py (microvae on CuPy against PyTorch on CUDA): it refuses to run without a
+GPU backend, and its microvae side runs end to end on the CPU through the CuPy emulation
+(tests/_cuda_emulation.py), so the script is known to work before a GPU is at hand."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from _cuda_emulation import emulated_cupy, gpu_kernels, needs_compiler
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+
+
+def _bench_gpu():
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    spec = importlib.util.spec_from_file_location("bench_gpu_under_test", os.path.join(BENCH, "bench_gpu.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cupy_importable():
+    return importlib.util.find_spec("cupy") is not None
+
+
+@pytest.mark.skipif(_cupy_importable(), reason="CuPy is installed here")
+def test_without_cupy_it_says_why_and_exits_2():
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "bench_gpu.py"), "--epochs", "1", "--limit", "10"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "cannot run here: backend='cupy' needs CuPy and an NVIDIA GPU" in done.stderr
+    assert done.stdout == ""
+
+
+def test_model_and_framework_lists_are_checked(capsys):
+    bench = _bench_gpu()
+    assert bench.model_list("convvae, vae,convvae") == ["convvae", "vae"]
+    for bad in ("", "vae,mlp"):
+        with pytest.raises(SystemExit):
+            bench.main(["--models", bad])
+        assert "--models: expected a comma-separated list of vae, convvae" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--epochs", "0"])
+
+
+def test_pytorch_without_cuda_is_skipped_with_the_reason(monkeypatch):
+    bench = _bench_gpu()
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False)))
+    result = bench.run_torch("vae", types.SimpleNamespace(seed=0, limit=10, epochs=1))
+    assert result == {"skipped": "PyTorch has no CUDA device here (torch.cuda.is_available() is False)"}
+
+
+@needs_compiler
+def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeypatch, capsys, tmp_path):
+    import microvae.kernels as kernel_package
+
+    monkeypatch.setitem(sys.modules, "cupy", emulated_cupy())
+    monkeypatch.setitem(sys.modules, "microvae.kernels.gpu", gpu_kernels())
+    monkeypatch.setattr(kernel_package, "gpu", gpu_kernels(), raising=False)
+    monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: microvae's figures alone
+    bench = _bench_gpu()
+    assert bench.main(["--epochs", "2", "--limit", "130", "--json", str(tmp_path / "gpu.json")]) == 0
+    out = capsys.readouterr().out
+    for heading in ("## textbook MLP VAE 784-512-256, latent 2", "## textbook ConvVAE, latent 2"):
+        section = out.split(heading)[1].split("##")[0]
+        row = next(line for line in section.splitlines() if line.startswith("| microvae (CuPy) |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[1]) > 0 and np.isfinite(float(cells[5])), row  # s/epoch and the test ELBO
+        assert "- PyTorch (CUDA, eager): skipped — torch not importable" in section
+        assert "130 training / 130 test images" in section
+    assert "kernels_module: microvae.kernels.gpu" in out and "device: CuPy emulation on the CPU" in out
+    assert (tmp_path / "gpu.json").stat().st_size > 0
