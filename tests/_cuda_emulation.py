@@ -16,8 +16,10 @@ run one after another (a race between threads cannot show), raw arrays are C-con
 copies (a kernel's flat indexing of a strided array looks right here), and the host's
 ``exp``/``tanh`` round differently from CUDA's in the last bits (the twins' tolerances allow it).
 
-``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions and arrays under CuPy's
-names, with this ElementwiseKernel, so the backend's ``"cupy"`` code path runs here end to end.
+``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions under CuPy's names, on
+``DeviceArray``s (NumPy arrays whose type says "cupy", which refuse host arrays beside them as
+CuPy does), with this ElementwiseKernel, so the backend's ``"cupy"`` path runs here end to end.
+``gpu_kernels()`` is ``microvae.kernels.gpu`` imported against it.
 Both need a C++ compiler: ``compiler()`` is None when there is none, and tests marked
 ``needs_compiler`` skip then (but not on CI, whose .ci/run installs g++).
 """
