@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..checks import check_bool, check_int
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
@@ -144,8 +142,8 @@ class ConvVAE(VAE):
         self.config = dict(
             input_shape=list(shape), latent_dim=latent_dim, beta=self.beta, variant=variant,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,
-            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=self.config["dtype"], seed=self.config["seed"],  # as _setup recorded them (a Backend object's)
-        )
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=self.config["dtype"], seed=self.config["seed"],
+        )  # dtype and seed as _setup recorded them (a Backend object's, if one was given)
 
     _builds_own_networks = True
 

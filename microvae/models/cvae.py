@@ -93,8 +93,8 @@ class CVAE(VAE):
             input_dim=input_dim, num_classes=num_classes, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
             condition_at=condition_at, learned_prior=self.learned_prior, prior_hidden=self.prior_hidden,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,
-            capacity_warmup=self.capacity_warmup, dtype=self.config["dtype"], seed=self.config["seed"],  # as _setup recorded them (a Backend object's)
-        )
+            capacity_warmup=self.capacity_warmup, dtype=self.config["dtype"], seed=self.config["seed"],
+        )  # dtype and seed as _setup recorded them (a Backend object's, if one was given)
 
     _builds_own_networks = True
 
