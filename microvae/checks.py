@@ -71,8 +71,9 @@ def check_file_path(name: str, path, example: str = "model.npz") -> str:
 
 def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     """TypeError unless ``x`` holds real numbers (bool, integer or float), naming
-    ``owner.method`` (``owner`` alone where method is None) and the argument ``name``. Casting a complex array to a float dtype would
-    drop its imaginary part with only a warning, and an object array would turn None into NaN.
+    ``owner.method`` (``owner`` alone where method is None) and the argument ``name``.
+    Casting a complex array to a float dtype would drop its imaginary part with only a
+    warning, and an object array would turn None into NaN.
     Cheap enough for every forward and backward pass: the message is built only on failure."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:  # a list or tuple: NumPy infers its dtype as asarray would

@@ -19,7 +19,8 @@ copies (a kernel's flat indexing of a strided array looks right here), and the h
 ``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions under CuPy's names, on
 ``DeviceArray``s (NumPy arrays whose type says "cupy", which refuse host arrays beside them as
 CuPy does), with this ElementwiseKernel, so the backend's ``"cupy"`` path runs here end to end.
-``gpu_kernels()`` is ``microvae.kernels.gpu`` imported against it.
+``gpu_kernels()`` is ``microvae.kernels.gpu`` imported against it, and ``installed()`` makes
+the stand-in ``cupy`` for a ``with`` block.
 Both need a C++ compiler: ``compiler()`` is None when there is none, and tests marked
 ``needs_compiler`` skip then (but not on CI, whose .ci/run installs g++).
 """
@@ -28,12 +29,14 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import ctypes
 import hashlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import types
 
@@ -224,7 +227,7 @@ class DeviceArray(np.ndarray):
 
     def __array_function__(self, func, types_, args, kwargs):
         # CuPy's arrays dispatch NumPy's functions to CuPy's; here NumPy's run on the host views
-        _refuse_host(func.__name__, _leaves((args, kwargs)))
+        _refuse_host(func.__name__, leaves((args, kwargs)))
         return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
 
     def __getitem__(self, index):
@@ -242,16 +245,17 @@ def _is_host(a):
     return isinstance(a, np.ndarray) and not isinstance(a, DeviceArray)
 
 
-def _leaves(tree):
+def leaves(tree):
+    """Every item of nested tuples, lists and dicts, in order."""
     if isinstance(tree, (tuple, list)):
-        return [leaf for item in tree for leaf in _leaves(item)]
+        return [leaf for item in tree for leaf in leaves(item)]
     if isinstance(tree, dict):
-        return _leaves(list(tree.values()))
+        return leaves(list(tree.values()))
     return [tree]
 
 
 def _refuse_host(what, items):
-    for a in _leaves(list(items)):
+    for a in leaves(list(items)):
         if _is_host(a):
             raise TypeError(f"Unsupported type {type(a)} (the CuPy emulation refuses a host array in {what}; "
                             "move it with cupy.asarray)")
@@ -291,7 +295,7 @@ def to_device(a):
 def _device_function(func, takes_host=False):
     def call(*args, **kwargs):
         if not takes_host:
-            _refuse_host(getattr(func, "__name__", "a CuPy function"), _leaves((args, kwargs)))
+            _refuse_host(getattr(func, "__name__", "a CuPy function"), leaves((args, kwargs)))
         return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
 
     call.__name__ = getattr(func, "__name__", "function")
@@ -365,7 +369,6 @@ def gpu_kernels():
     global _gpu_kernels
     if _gpu_kernels is None:
         import importlib
-        import sys
 
         import microvae.kernels as package
 
@@ -388,3 +391,17 @@ def gpu_kernels():
                 else:
                     setattr(package, name, module)
     return _gpu_kernels
+
+
+@contextlib.contextmanager
+def installed():
+    """The stand-in is ``cupy`` while this is open: ``backend="cupy"`` builds on it, and device
+    arrays, whose type's module is "cupy", import it. Use what is built inside it there too."""
+    import microvae.kernels as package
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "cupy", emulated_cupy())
+        kernels = gpu_kernels()
+        patch.setitem(sys.modules, "microvae.kernels.gpu", kernels)
+        patch.setattr(package, "gpu", kernels, raising=False)
+        yield kernels

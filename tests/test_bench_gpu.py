@@ -11,7 +11,7 @@ import types
 import numpy as np
 import pytest
 
-from _cuda_emulation import emulated_cupy, gpu_kernels, needs_compiler
+from _cuda_emulation import installed, needs_compiler
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
@@ -59,14 +59,10 @@ def test_pytorch_without_cuda_is_skipped_with_the_reason(monkeypatch):
 
 @needs_compiler
 def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeypatch, capsys, tmp_path):
-    import microvae.kernels as kernel_package
-
-    monkeypatch.setitem(sys.modules, "cupy", emulated_cupy())
-    monkeypatch.setitem(sys.modules, "microvae.kernels.gpu", gpu_kernels())
-    monkeypatch.setattr(kernel_package, "gpu", gpu_kernels(), raising=False)
     monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: microvae's figures alone
     bench = _bench_gpu()
-    assert bench.main(["--epochs", "2", "--limit", "130", "--json", str(tmp_path / "gpu.json")]) == 0
+    with installed():
+        assert bench.main(["--epochs", "2", "--limit", "130", "--json", str(tmp_path / "gpu.json")]) == 0
     out = capsys.readouterr().out
     for heading in ("## textbook MLP VAE 784-512-256, latent 2", "## textbook ConvVAE, latent 2"):
         section = out.split(heading)[1].split("##")[0]

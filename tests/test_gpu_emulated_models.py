@@ -13,38 +13,22 @@ applications, checkpoints) gives the same host results. Skipped where there is n
 a NumPy function CuPy lacks) is left to tests/test_gpu_kernels.py's "gpu" cases.
 """
 
-import contextlib
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microvae as mv
-import microvae.kernels as kernel_package
-from _cuda_emulation import DeviceArray, EmulatedElementwiseKernel, emulated_cupy, gpu_kernels, needs_compiler
+from _cuda_emulation import DeviceArray, EmulatedElementwiseKernel, gpu_kernels, installed, leaves, needs_compiler
 from microvae import testing
 from microvae.verify import gradcheck
 
 pytestmark = needs_compiler
 
 
-@contextlib.contextmanager
-def emulated_gpu():
-    """``backend="cupy"`` builds models on the emulation while this is open (use them inside it too:
-    a device array's module is "cupy", which must import as the stand-in)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(sys.modules, "cupy", emulated_cupy())
-        kernels = gpu_kernels()
-        patch.setitem(sys.modules, "microvae.kernels.gpu", kernels)
-        patch.setattr(kernel_package, "gpu", kernels, raising=False)
-        yield
-
-
 @pytest.fixture()
 def on_emulated_gpu():
-    with emulated_gpu():
+    with installed():
         yield
 
 
@@ -158,7 +142,7 @@ def test_vae_whole_objective_gradient_on_the_gpu_path_over_drawn_configs(config_
     x = rng.random((batch, config["input_dim"]))
     if config["likelihood"] != "bernoulli":
         x = rng.standard_normal(x.shape)
-    with emulated_gpu():
+    with installed():
         model = mv.VAE(**{**config, "backend": "cupy"})
         _randomize(model, seed % 1000)
         result = mv.check_model(model, x, seed=seed % 1000)  # every entry: these models are small
@@ -248,14 +232,6 @@ API["aae"] = (lambda **kw: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, di
               lambda rng: (_images(rng, 4, 6),), _aae_calls)
 
 
-def _leaves(result):
-    if isinstance(result, dict):
-        return [leaf for value in result.values() for leaf in _leaves(value)]
-    if isinstance(result, (tuple, list)):
-        return [leaf for value in result for leaf in _leaves(value)]
-    return [result]
-
-
 @pytest.mark.parametrize("name", API)
 def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on_emulated_gpu, tmp_path):
     """Encoding, decoding, sampling, the ELBO, evaluation, the metrics and the applications, on
@@ -268,7 +244,7 @@ def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on
     want, got = calls(on_cpu, *batch), calls(on_gpu, *batch)
     assert want.keys() == got.keys()
     for key in want:
-        for g, w in zip(_leaves(got[key]), _leaves(want[key]), strict=True):
+        for g, w in zip(leaves(got[key]), leaves(want[key]), strict=True):
             assert not isinstance(g, DeviceArray), f"{key} handed a device array to the user"
             assert type(g) is type(w), (key, type(g), type(w))
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=key)
