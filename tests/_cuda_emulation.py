@@ -292,6 +292,17 @@ def to_device(a):
     return np.array(_host(a)).view(DeviceArray)
 
 
+def _onto_device(a, *args, **kwargs):
+    """``cupy.asarray``: a device array is returned as it is (or cast), but anything from the host
+    is copied, so the device array never shares memory with a host one (a view would let code
+    that writes through one see the change in the other, which a real GPU never does)."""
+    if isinstance(a, DeviceArray):
+        view = _host(a)
+        result = np.asarray(view, *args, **kwargs)
+        return a if result is view else _to_device(result)
+    return np.array(a, *args, copy=True, **kwargs).view(DeviceArray)
+
+
 def _device_function(func, takes_host=False):
     def call(*args, **kwargs):
         if not takes_host:
@@ -346,7 +357,7 @@ def emulated_cupy():
     fake.__getattr__ = lookup
     fake.ndarray = DeviceArray
     fake.ElementwiseKernel = EmulatedElementwiseKernel
-    fake.asarray = fake.asanyarray = _device_function(np.asarray, takes_host=True)  # the only ways onto the device
+    fake.asarray = fake.asanyarray = _onto_device  # with fake.array, the only ways onto the device
     fake.array = _device_function(np.array, takes_host=True)
     fake.asnumpy = lambda a: np.array(_host(a))
     fake.get_array_module = lambda *arrays: fake if any(isinstance(a, DeviceArray) for a in arrays) else np

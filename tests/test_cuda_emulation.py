@@ -80,3 +80,20 @@ def test_host_arrays_are_refused_beside_device_ones_as_cupy_refuses_them():
         assert type(result) is DeviceArray
     assert type(cp.asnumpy(device)) is np.ndarray and type(device.get()) is np.ndarray
     assert float(device.sum()) == 3.0
+
+
+@pytest.mark.parametrize("onto_device", ["asarray", "asanyarray", "array"])
+def test_data_moved_onto_the_device_shares_no_memory_with_the_host(onto_device):
+    """A GPU copies host data into device memory: writing through either side leaves the other
+    as it was (a NumPy view here would let library code that relies on aliasing pass)."""
+    cp = emulated_cupy()
+    host = np.arange(4.0)
+    device = getattr(cp, onto_device)(host)
+    device[0] = 9.0
+    host[1] = 7.0
+    np.testing.assert_array_equal(host, [0.0, 7.0, 2.0, 3.0])
+    np.testing.assert_array_equal(device.get(), [9.0, 1.0, 2.0, 3.0])
+    # device to device is CuPy's asarray: the same array when nothing changes, a cast otherwise
+    assert cp.asarray(device) is device
+    cast = cp.asarray(device, dtype=np.float32)
+    assert type(cast) is DeviceArray and cast.dtype == np.float32
