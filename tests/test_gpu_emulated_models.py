@@ -198,6 +198,22 @@ def test_float32_training_follows_the_numpy_backend(name, on_emulated_gpu):
     assert all(isinstance(a, np.ndarray) and np.isfinite(a).all() for a in encoded)
 
 
+@pytest.mark.parametrize("values", [[3.0, -4.0, 1e-3], [3e200, -4e200], [3e-160, 4e-160], [3.0, np.inf], [1.0, np.nan]])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_clip_grad_norm_of_a_device_gradient_equals_the_hosts(values, dtype, on_emulated_gpu):
+    """clip_grad_norm works on whatever array it is given (no host copy): a device gradient is
+    scaled in place to the host's values, the out-of-range and non-finite cases included."""
+    import cupy
+
+    with np.errstate(over="ignore", under="ignore"):
+        on_host = np.array(values, dtype=dtype)
+    on_device = cupy.asarray(on_host)
+    norms = [mv.clip_grad_norm(g, 0.5) for g in (on_host, on_device)]
+    assert type(on_device) is DeviceArray and isinstance(norms[1], float)
+    np.testing.assert_equal(norms[1], norms[0])
+    np.testing.assert_array_equal(on_device.get(), on_host)
+
+
 def _vae_calls(model, x, *label):
     from microvae import applications, metrics
 

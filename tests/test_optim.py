@@ -174,8 +174,29 @@ def test_clip_grad_norm_of_a_float32_gradient_is_taken_in_float64(n, scale, seed
     original = g.copy()
     assert mv.clip_grad_norm(g, exact / 2) == pytest.approx(exact, rel=1e-12, abs=0)
     assert g.dtype == np.float32
-    if exact > 1e-3:  # (for tiny norms the 1e-12 that guards the scale's division outweighs the norm)
-        np.testing.assert_allclose(g, original / 2, rtol=1e-6)
+    np.testing.assert_allclose(g, original / 2, rtol=1e-6)
+
+
+@given(n=st.integers(1, 8), exponent=st.integers(-300, 300), ratio=st.floats(1.5, 100.0), seed=st.integers(0, 2**31))
+def test_clip_grad_norm_caps_a_float64_gradient_at_any_magnitude(n, exponent, ratio, seed):
+    """min(‖g‖, max_norm)·g/‖g‖ to float64's rounding whatever the scale: a guard added to the
+    norm (max_norm/(norm + 1e-12)) over-clipped small norms (by 2e-6 at a norm of 5e-7), and
+    squares summed unscaled overflowed above ~1e154, leaving a finite gradient unclipped."""
+    g = np.random.default_rng(seed).standard_normal(n) * 10.0 ** exponent
+    largest = np.abs(g).max()
+    norm = largest * math.sqrt(float(((g / largest) ** 2).sum()))
+    original = g.copy()
+    assert mv.clip_grad_norm(g, norm / ratio) == pytest.approx(norm, rel=1e-12, abs=0)
+    np.testing.assert_allclose(g, original / ratio, rtol=1e-13, atol=0)
+
+
+def test_clip_grad_norm_of_a_float64_gradient_beyond_the_squares_range():
+    g = np.array([3e200, -4e200])
+    assert mv.clip_grad_norm(g, 1.0) == pytest.approx(5e200, rel=1e-15)
+    np.testing.assert_allclose(g, [0.6, -0.8], rtol=1e-15)
+    g = np.array([3e200, np.inf])  # an Inf entry still leaves it untouched
+    assert mv.clip_grad_norm(g, 1.0) == math.inf
+    np.testing.assert_array_equal(g, [3e200, np.inf])
 
 
 def test_run_settings_do_not_depend_on_the_order_options_are_given_in():
