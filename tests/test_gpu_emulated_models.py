@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import microvae as mv
 from _cuda_emulation import DeviceArray, EmulatedElementwiseKernel, gpu_kernels, installed, leaves, needs_compiler
+from _model_zoo import API, MODELS, randomize
 from microvae import testing
 from microvae.verify import gradcheck
 
@@ -45,47 +46,6 @@ def _host(a):
     return a.get() if isinstance(a, DeviceArray) else a
 
 
-def _images(rng, n, size):
-    return rng.random((n, size))
-
-
-def _sequences(rng, n, steps, features):
-    x = rng.random((n, steps, features))
-    mask = np.ones((n, steps))
-    mask[0, steps - 2:] = 0  # one ragged sequence
-    return (x, mask)
-
-
-# name: (builder, batch maker, the kernels its loss_and_grads must run)
-MODELS = {
-    "vae": (lambda **kw: mv.VAE(6, (5, 4), 3, **kw), lambda rng: (_images(rng, 4, 6),),
-            {"microvae_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
-    "beta-vae-gaussian-learned": (
-        lambda **kw: mv.VAE(5, (4,), 2, beta=4.0, capacity=2.0, beta_warmup=3, likelihood="gaussian-learned", **kw),
-        lambda rng: (_images(rng, 3, 5),), {"microvae_relu_forward", "microvae_relu_backward"}),
-    "cvae-learned-prior": (
-        lambda **kw: mv.CVAE(6, 3, (5,), 2, condition_at="hidden", learned_prior=True, prior_hidden=4, **kw),
-        lambda rng: (_images(rng, 4, 6), rng.integers(0, 3, 4)), {"microvae_bernoulli_nll_logits"}),
-    "convvae-pooling": (lambda **kw: mv.ConvVAE((1, 8, 8), latent_dim=2, **kw), lambda rng: (_images(rng, 2, 64),),
-                        {"microvae_im2col", "microvae_col2im", "microvae_maxpool_forward", "microvae_maxpool_backward"}),
-    "convvae-strided": (lambda **kw: mv.ConvVAE((2, 7, 9), latent_dim=3, variant="strided", **kw),
-                        lambda rng: (_images(rng, 2, 126),), {"microvae_im2col", "microvae_col2im"}),
-    "vrae-tanh": (lambda **kw: mv.VRAE(3, 4, 2, cell="rnn", **kw), lambda rng: _sequences(rng, 3, 5, 3),
-                  {"microvae_rnn_tanh_forward_step", "microvae_rnn_tanh_backward_step"}),
-    "vrae-gru": (lambda **kw: mv.VRAE(3, 4, 2, cell="gru", **kw), lambda rng: _sequences(rng, 3, 5, 3),
-                 {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
-    "hierarchical-vrae": (
-        lambda **kw: mv.HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, **kw),
-        lambda rng: _sequences(rng, 2, 6, 3), {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
-}
-
-
-def _randomize(model, seed):
-    """Parameters off their initial values (zero biases would hide a bias handled wrongly)."""
-    values = testing.normal_array(model.flat.size, seed, scale=0.5, dtype=model.flat.data.dtype)
-    model.flat.data[...] = model.backend.asarray(values)
-
-
 @pytest.mark.parametrize("name", MODELS)
 def test_objective_and_gradient_equal_the_numpy_backends(name, on_emulated_gpu):
     build, make_batch, kernels = MODELS[name]
@@ -93,7 +53,7 @@ def test_objective_and_gradient_equal_the_numpy_backends(name, on_emulated_gpu):
     batch = make_batch(np.random.default_rng(0))
     eps = on_cpu.fixed_noise(*batch, seed=1)
     for model in (on_cpu, on_gpu):
-        _randomize(model, 2)
+        randomize(model, 2)
     EmulatedElementwiseKernel.calls.clear()
     got = on_gpu.loss_and_grads(*batch, eps=eps)
     assert kernels <= set(EmulatedElementwiseKernel.calls), set(EmulatedElementwiseKernel.calls)
@@ -112,7 +72,7 @@ def test_the_reference_kernels_on_device_arrays_give_what_the_gpu_kernels_give(n
     for kind in ("compiled", "reference"):
         monkeypatch.setenv("MICROVAE_KERNELS", kind)
         model = build(backend="cupy", dtype="float64", seed=3)
-        _randomize(model, 2)
+        randomize(model, 2)
         EmulatedElementwiseKernel.calls.clear()
         loss = float(model.loss_and_grads(*batch, eps=model.fixed_noise(*batch, seed=1)).loss)
         ran = set(EmulatedElementwiseKernel.calls)
@@ -126,7 +86,7 @@ def test_the_reference_kernels_on_device_arrays_give_what_the_gpu_kernels_give(n
 def test_whole_objective_gradient_on_the_gpu_path(name, on_emulated_gpu):
     build, make_batch, _ = MODELS[name]
     model = build(backend="cupy", dtype="float64", seed=5)
-    _randomize(model, 4)
+    randomize(model, 4)
     batch = make_batch(np.random.default_rng(1))
     # along random directions: the full check takes every parameter, slow through the emulation
     # (the test above holds every gradient entry to the NumPy backend's, which is fully checked)
@@ -144,7 +104,7 @@ def test_vae_whole_objective_gradient_on_the_gpu_path_over_drawn_configs(config_
         x = rng.standard_normal(x.shape)
     with installed():
         model = mv.VAE(**{**config, "backend": "cupy"})
-        _randomize(model, seed % 1000)
+        randomize(model, seed % 1000)
         result = mv.check_model(model, x, seed=seed % 1000)  # every entry: these models are small
     assert result.passed(1e-6), f"{config}\n{result}"
 
@@ -162,7 +122,7 @@ def test_aae_phases_equal_the_numpy_backends_and_pass_the_gradient_check(prior, 
     x, y = rng.random((4, 6)), (rng.integers(-1, 3, 4) if prior == "mixture" else None)  # -1: unlabelled
     eps, real = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
     for model in (on_cpu, on_gpu):
-        _randomize(model, 2)
+        randomize(model, 2)
     for phase in ("recon", "disc", "gen"):
         losses = []
         for model in (on_cpu, on_gpu):
@@ -214,40 +174,6 @@ def test_clip_grad_norm_of_a_device_gradient_equals_the_hosts(values, dtype, on_
     np.testing.assert_array_equal(on_device.get(), on_host)
 
 
-def _vae_calls(model, x, *label):
-    from microvae import applications, metrics
-
-    y = label[0] if label else None
-    mu, logvar = model.encode(x, *label)
-    return {
-        "encode": (mu, logvar), "decode": model.decode(mu, *label), "reconstruct": model.reconstruct(x, *label),
-        "sample": model.sample(3, *([y[:3]] if label else []), seed=1), "elbo": model.elbo(x, *label, n_samples=2),
-        "evaluate": model.evaluate(x, *label, seed=2), "iwae": metrics.iwae_bound(model, x, k=4, y=y, seed=0),
-        "reconstruction_error": metrics.reconstruction_error(model, x, y=y),
-        "anomaly_scores": metrics.anomaly_scores(model, x, y=y, seed=0),
-        "interpolate": applications.interpolate(model, x[0], x[1], steps=3, y=None if y is None else y[0]),
-        "denoise": applications.denoise(model, x, y=y),
-    }
-
-
-def _sequence_calls(model, x, mask):
-    mu, logvar = model.encode(x, mask)
-    return {"encode": (mu, logvar), "decode": model.decode(mu, x.shape[1]), "reconstruct": model.reconstruct(x, mask),
-            "sample": model.sample(2, x.shape[1], seed=1), "elbo": model.elbo(x, mask, n_samples=2),
-            "evaluate": model.evaluate(x, mask, seed=2)}
-
-
-def _aae_calls(model, x):
-    return {"encode": model.encode(x), "decode": model.decode(model.encode(x)), "reconstruct": model.reconstruct(x),
-            "sample": model.sample(3, seed=1), "sample_prior": model.sample_prior(3, seed=1),
-            "prior_distance": model.prior_distance(x, seed=0), "evaluate": model.evaluate(x, seed=2)}
-
-
-API = {name: (MODELS[name][0], MODELS[name][1], _sequence_calls if "vrae" in name else _vae_calls) for name in MODELS}
-API["aae"] = (lambda **kw: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), **kw),
-              lambda rng: (_images(rng, 4, 6),), _aae_calls)
-
-
 @pytest.mark.parametrize("name", API)
 def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on_emulated_gpu, tmp_path):
     """Encoding, decoding, sampling, the ELBO, evaluation, the metrics and the applications, on
@@ -255,7 +181,7 @@ def test_what_users_call_gives_host_results_equal_to_the_numpy_backends(name, on
     build, make_batch, calls = API[name]
     on_cpu, on_gpu = _both(build, "float64")
     for model in (on_cpu, on_gpu):
-        _randomize(model, 2)
+        randomize(model, 2)
     batch = make_batch(np.random.default_rng(3))
     want, got = calls(on_cpu, *batch), calls(on_gpu, *batch)
     assert want.keys() == got.keys()

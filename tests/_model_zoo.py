@@ -1,0 +1,83 @@
+"""Small models of every kind, a batch maker for each and the calls users make on them, shared
+by the tests that run every model through one property (the emulated GPU path, inputs left alone)."""
+
+import numpy as np
+
+import microvae as mv
+from microvae import testing
+
+
+def images(rng, n, size):
+    return rng.random((n, size))
+
+
+def sequences(rng, n, steps, features):
+    x = rng.random((n, steps, features))
+    mask = np.ones((n, steps))
+    mask[0, steps - 2:] = 0  # one ragged sequence
+    return (x, mask)
+
+
+# name: (builder, batch maker, the kernels its loss_and_grads must run)
+MODELS = {
+    "vae": (lambda **kw: mv.VAE(6, (5, 4), 3, **kw), lambda rng: (images(rng, 4, 6),),
+            {"microvae_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
+    "beta-vae-gaussian-learned": (
+        lambda **kw: mv.VAE(5, (4,), 2, beta=4.0, capacity=2.0, beta_warmup=3, likelihood="gaussian-learned", **kw),
+        lambda rng: (images(rng, 3, 5),), {"microvae_relu_forward", "microvae_relu_backward"}),
+    "cvae-learned-prior": (
+        lambda **kw: mv.CVAE(6, 3, (5,), 2, condition_at="hidden", learned_prior=True, prior_hidden=4, **kw),
+        lambda rng: (images(rng, 4, 6), rng.integers(0, 3, 4)), {"microvae_bernoulli_nll_logits"}),
+    "convvae-pooling": (lambda **kw: mv.ConvVAE((1, 8, 8), latent_dim=2, **kw), lambda rng: (images(rng, 2, 64),),
+                        {"microvae_im2col", "microvae_col2im", "microvae_maxpool_forward", "microvae_maxpool_backward"}),
+    "convvae-strided": (lambda **kw: mv.ConvVAE((2, 7, 9), latent_dim=3, variant="strided", **kw),
+                        lambda rng: (images(rng, 2, 126),), {"microvae_im2col", "microvae_col2im"}),
+    "vrae-tanh": (lambda **kw: mv.VRAE(3, 4, 2, cell="rnn", **kw), lambda rng: sequences(rng, 3, 5, 3),
+                  {"microvae_rnn_tanh_forward_step", "microvae_rnn_tanh_backward_step"}),
+    "vrae-gru": (lambda **kw: mv.VRAE(3, 4, 2, cell="gru", **kw), lambda rng: sequences(rng, 3, 5, 3),
+                 {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
+    "hierarchical-vrae": (
+        lambda **kw: mv.HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, **kw),
+        lambda rng: sequences(rng, 2, 6, 3), {"microvae_gru_forward_step", "microvae_gru_backward_step"}),
+}
+
+
+def randomize(model, seed):
+    """Parameters off their initial values (zero biases would hide a bias handled wrongly)."""
+    values = testing.normal_array(model.flat.size, seed, scale=0.5, dtype=model.flat.data.dtype)
+    model.flat.data[...] = model.backend.asarray(values)
+
+
+def vae_calls(model, x, *label):
+    from microvae import applications, metrics
+
+    y = label[0] if label else None
+    mu, logvar = model.encode(x, *label)
+    return {
+        "encode": (mu, logvar), "decode": model.decode(mu, *label), "reconstruct": model.reconstruct(x, *label),
+        "sample": model.sample(3, *([y[:3]] if label else []), seed=1), "elbo": model.elbo(x, *label, n_samples=2),
+        "evaluate": model.evaluate(x, *label, seed=2), "iwae": metrics.iwae_bound(model, x, k=4, y=y, seed=0),
+        "reconstruction_error": metrics.reconstruction_error(model, x, y=y),
+        "anomaly_scores": metrics.anomaly_scores(model, x, y=y, seed=0),
+        "interpolate": applications.interpolate(model, x[0], x[1], steps=3, y=None if y is None else y[0]),
+        "denoise": applications.denoise(model, x, y=y),
+    }
+
+
+def sequence_calls(model, x, mask):
+    mu, logvar = model.encode(x, mask)
+    return {"encode": (mu, logvar), "decode": model.decode(mu, x.shape[1]), "reconstruct": model.reconstruct(x, mask),
+            "sample": model.sample(2, x.shape[1], seed=1), "elbo": model.elbo(x, mask, n_samples=2),
+            "evaluate": model.evaluate(x, mask, seed=2)}
+
+
+def aae_calls(model, x):
+    return {"encode": model.encode(x), "decode": model.decode(model.encode(x)), "reconstruct": model.reconstruct(x),
+            "sample": model.sample(3, seed=1), "sample_prior": model.sample_prior(3, seed=1),
+            "prior_distance": model.prior_distance(x, seed=0), "evaluate": model.evaluate(x, seed=2)}
+
+
+# name: (builder, batch maker, the calls users make on a trained model, results by name)
+API = {name: (MODELS[name][0], MODELS[name][1], sequence_calls if "vrae" in name else vae_calls) for name in MODELS}
+API["aae"] = (lambda **kw: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), **kw),
+              lambda rng: (images(rng, 4, 6),), aae_calls)
