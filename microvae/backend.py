@@ -85,6 +85,7 @@ class Backend:
         return (self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False)
 
     def uniform(self, shape, low=0.0, high=1.0):
+        """Draws from U[low, high) of ``shape``, in the backend's dtype, from its seeded generator."""
         return self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False)
 
     # arrays -------------------------------------------------------------------
@@ -100,9 +101,11 @@ class Backend:
         return np.asarray(x)
 
     def zeros(self, shape, dtype=None):
+        """A zero array on the backend's device, in its dtype unless ``dtype`` is given."""
         return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
 
     def empty(self, shape, dtype=None):
+        """An uninitialised array on the backend's device, in its dtype unless ``dtype`` is given."""
         return self.xp.empty(shape, dtype=self.dtype if dtype is None else dtype)
 
     def scalar(self, x) -> float:

@@ -39,6 +39,7 @@ class ModelEntry:
 
 
 def register_model(name: str, build, pictures, uses_labels=lambda args: False, sequences=False, min_test=1):
+    """Make ``--model name`` available to ``microvae train`` (see ModelEntry for the arguments)."""
     MODELS[name] = ModelEntry(build, pictures, uses_labels, sequences, min_test)
 
 
@@ -404,6 +405,7 @@ def _earlier_run(out: str) -> list:
 
 
 def cmd_train(args) -> int:
+    """``microvae train``: build, fit, save the checkpoint and history, draw the pictures."""
     from .training import ModelCheckpoint
 
     if args.model not in MODELS:
@@ -448,6 +450,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    """``microvae sample``: load a checkpoint and write a picture of its samples (a PNG)."""
     from . import plot
     from .checkpoint import load, read_info
 
@@ -517,6 +520,7 @@ def _sample_image_shape(model, image_shape):
 
 
 def cmd_gradcheck(args) -> int:
+    """``microvae gradcheck``: the self-check of every analytic gradient (0 when all agree)."""
     if args.explain:
         return _gradcheck_explain(args)
     from .selfcheck import run_checks
@@ -544,6 +548,7 @@ def _gradcheck_explain(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``microvae`` command's parser, with its train, sample and gradcheck subcommands."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="microvae", description="Variational autoencoders with hand-written gradients.")
@@ -640,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run the command line on ``argv`` (default: sys.argv); return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -45,6 +45,9 @@ def clip_grad_norm(grad, max_norm: float) -> float:
 
 
 class Optimizer:
+    """Base of the optimizers: one update of the whole flat buffer per ``step()``, after an
+    optional clip of the global gradient norm; ``t`` counts the steps taken."""
+
     def __init__(self, flat, lr: float, clip_norm: float | None):
         if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
@@ -57,6 +60,7 @@ class Optimizer:
         self.t = 0
 
     def step(self) -> None:
+        """Clip the gradient (if ``clip_norm``), count the step and update every parameter."""
         if self.clip_norm is not None:
             clip_grad_norm(self.flat.grad, self.clip_norm)
         self.t += 1

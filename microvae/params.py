@@ -67,6 +67,7 @@ class FlatParameters:
             offset += n
 
     def zero_grad(self) -> None:
+        """Set every gradient entry to 0 (layers accumulate into the flat gradient buffer)."""
         self.grad.fill(0)
 
     def named(self):

@@ -29,6 +29,8 @@ def register(group: str, name: str):
 
 
 def randomize(module, rng, scale=0.5):
+    """Parameters drawn from N(0, scale²), off their initial values: a zero bias or an
+    untouched weight would hide a gradient term handled wrongly."""
     module.flat.data[...] = rng.standard_normal(module.flat.size) * scale
     return module
 

@@ -31,18 +31,22 @@ __all__ = [
 
 
 def batch_sizes(min_size: int = 1, max_size: int = 8):
+    """Batch sizes from ``min_size`` to ``max_size``."""
     return st.integers(min_size, max_size)
 
 
 def widths(min_width: int = 1, max_width: int = 16):
+    """Layer widths (feature counts) from ``min_width`` to ``max_width``."""
     return st.integers(min_width, max_width)
 
 
 def seeds():
+    """Seeds over NumPy's whole 32-bit range."""
     return st.integers(0, 2**32 - 1)
 
 
 def betas(max_beta: float = 4.0):
+    """β weights of the KL term, finite, from 0 to ``max_beta``."""
     return st.floats(0.0, max_beta, allow_nan=False, allow_infinity=False)
 
 
@@ -71,10 +75,12 @@ def normal_array(shape, seed: int, scale: float = 1.0, dtype=np.float64):
 
 
 def dense_layers(max_width: int = 16):
+    """Unbuilt Dense layers: any widths up to ``max_width``, either init, with or without a bias."""
     return st.builds(Dense, widths(1, max_width), widths(1, max_width), init=st.sampled_from(["he", "glorot"]), bias=st.booleans())
 
 
 def activation_layers():
+    """A fresh activation layer of each kind (LeakyReLU with a drawn slope)."""
     return st.one_of(
         st.just(ReLU()).map(lambda _: ReLU()),
         st.floats(0.0, 0.5).map(LeakyReLU),

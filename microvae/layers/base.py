@@ -77,6 +77,7 @@ def glorot_uniform(fan_in, fan_out):
 
 
 def zeros(backend, shape):
+    """An initializer: zeros of ``shape`` from ``backend`` (biases start here)."""
     return backend.zeros(shape)
 
 

@@ -371,6 +371,7 @@ class WeightGradAccumulator:
         self.sums = _ChunkSums(layer, (ckk, f) if self.transposed else (f, ckk), out.dtype, workers)
 
     def add(self, dy2, cols, worker=0):
+        """Add one chunk's dY₂·colsᵀ into ``worker``'s partial sum."""
         if self.transposed:
             self.xp.matmul(cols, dy2.T, out=self.sums.part(worker))
         else:
@@ -378,6 +379,7 @@ class WeightGradAccumulator:
         self.sums.add_part(worker)
 
     def finish(self):
+        """Sum the workers' parts in worker order (reproducible) and write them into ``out``."""
         total = self.sums.total()
         self.out.reshape(self.out.shape[0], -1)[...] = total.T if self.transposed else total
 

@@ -67,9 +67,12 @@ class SequenceLikelihood:
         self.mask = None
 
     def output_dim(self, features: int) -> int:
+        """Decoder outputs per step: the per-step likelihood's for ``features``."""
         return self.base.output_dim(features)
 
     def nll(self, out, x):
+        """(per-sequence NLL over real steps, d(batch mean)/d out): the per-step likelihood's
+        gradient carries 1/(n·T), so it is scaled by T to the mean over sequences."""
         n, T = x.shape[0], x.shape[1]
         per_step, dout = self.base.nll(out.reshape(n * T, -1), x.reshape(n * T, -1))  # dout carries 1/(n·T)
         per_step = per_step.reshape(n, T)
@@ -80,14 +83,17 @@ class SequenceLikelihood:
         return per_step.sum(axis=1), dout
 
     def mean(self, out, kernels):
+        """The likelihood's mean for every step of ``out`` (n, T, outputs)."""
         n, T = out.shape[0], out.shape[1]
         xp = array_module(out)
         return xp.ascontiguousarray(self.base.mean(xp.ascontiguousarray(out.reshape(n * T, -1)), kernels)).reshape(n, T, -1)
 
     def validate(self, x, what: str = "x") -> None:
+        """Refuse data the per-step likelihood cannot score (e.g. outside [0, 1] for Bernoulli)."""
         self.base.validate(x, what)
 
     def config(self):
+        """The per-step likelihood's config: what a checkpoint stores to rebuild it."""
         return self.base.config()
 
 
