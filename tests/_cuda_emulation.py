@@ -13,7 +13,8 @@ dtype from the arrays bound to it and a mismatch is a TypeError ("Type is mismat
 elementwise arguments broadcast and the outputs must have the broadcast shape; scalars are
 cast to their declared type. What it cannot show is anything about the GPU itself: threads
 run one after another (a race between threads cannot show), raw arrays are C-contiguous
-copies (a kernel's flat indexing of a strided array looks right here), and the host's
+copies indexed in C order (CuPy maps a raw array's flat index through its strides to the same
+element, by our reading of its carray.cuh; only a GPU run would confirm it), and the host's
 ``exp``/``tanh`` round differently from CUDA's in the last bits (the twins' tolerances allow it).
 
 ``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions under CuPy's names, on

@@ -61,12 +61,18 @@ def _blank(template):
 
 def _assert_twins(device, name, inputs, outputs, exact=False, precision=None):
     """Run kernel ``name`` from reference (host) and from ``device``; every output must agree,
-    to the tolerance of ``precision`` (default: each output's own dtype)."""
+    to the tolerance of ``precision`` (default: each output's own dtype), and each returns the
+    same thing: the output array in the same position, or None (the convolution layers use
+    what relu_backward returns; a col2im, max-pool or sigmoid wrapper returning another array
+    passed before)."""
     dev = _Device(device)
     want = [_blank(o) for o in outputs]
-    getattr(reference, name)(*[i.copy() if isinstance(i, np.ndarray) else i for i in inputs], *want)
+    returned = getattr(reference, name)(*[i.copy() if isinstance(i, np.ndarray) else i for i in inputs], *want)
     got_device = [dev.put(_blank(o)) for o in outputs]
-    getattr(dev.kernels, name)(*[dev.put(i) if isinstance(i, np.ndarray) else i for i in inputs], *got_device)
+    got_returned = getattr(dev.kernels, name)(*[dev.put(i) if isinstance(i, np.ndarray) else i for i in inputs], *got_device)
+    position = next((k for k, w in enumerate(want) if w is returned), None)
+    assert returned is None or position is not None, f"reference.{name} returned no output of its own"
+    assert got_returned is (None if position is None else got_device[position]), f"{name} returned the wrong thing"
     for g, w in zip((dev.get(d) for d in got_device), want):
         assert g.dtype == w.dtype and g.shape == w.shape
         if exact or w.dtype.kind == "i":
@@ -103,6 +109,29 @@ def test_activations(device, shape, dtype, seed, scale):
 
 
 @settings(max_examples=25)
+@given(MATRICES, DTYPES, SEEDS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_activations_of_nan_infinities_and_signed_zeros(device, shape, dtype, seed):
+    """test_activations draws finite values only. A NaN stays NaN through the ReLU, as in
+    np.maximum and the CPU twin (a ReLU written ``x > 0 ? x : 0`` maps it to 0 and hides a
+    diverged layer); ±inf and ±0 go through the ReLU and the sigmoid, and the ReLU's backward
+    pass takes that y with a dy holding them too: where y ≤ 0 it passes 0 whatever dy is (the
+    reference once computed dy·[y > 0], NaN for a NaN or infinite dy, where the compiled twins
+    gave 0)."""
+    rng = np.random.default_rng(seed)
+    x, dy = _normal(seed, dtype, shape, shape)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype)
+    for a in (x, dy):
+        pick = rng.random(shape) < 0.5
+        a[pick] = rng.choice(special, int(pick.sum()))
+        a.flat[: len(special)] = special[: a.size]  # each of them at least once where there is room
+    dy.flat[: len(special)] = dy.flat[: len(special)][::-1]  # so a NaN dy meets a y ≤ 0
+    _assert_twins(device, "relu_forward", [x], [x], exact=True)
+    _assert_twins(device, "relu_backward", [dy, np.maximum(x, 0)], [dy], exact=True)
+    _assert_twins(device, "sigmoid", [x], [x])
+
+
+@settings(max_examples=25)
 @given(MATRICES, DTYPES, SEEDS, st.sampled_from([1.0, 60.0]))
 @pytest.mark.parametrize("device", DEVICES)
 def test_bernoulli_nll_logits(device, shape, dtype, seed, scale):
@@ -111,6 +140,22 @@ def test_bernoulli_nll_logits(device, shape, dtype, seed, scale):
     # the row losses are float64 sums of terms computed from `dtype` inputs
     _assert_twins(device, "bernoulli_nll_logits", [logits, x, 1.0 / shape[0]], [logits, np.empty(shape[0], np.float64)],
                   precision=dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bernoulli_float32_rows_are_summed_in_float64(device):
+    """The row losses are float64 sums on every device. Rows of 1024 terms 2²⁴ (logit 2²⁴,
+    x = 0) and ln 2 (logit 0) tell a float32 sum apart: it drops the ln 2s, 4e-8 of the row,
+    which test_bernoulli_nll_logits's float32 tolerance lets through (a GPU wrapper summing a
+    float32 buffer of terms passed it). As tests/test_kernels.py has it for the CPU twin."""
+    dev = _Device(device)
+    big = np.float32(2**24)
+    logits = np.tile(np.array([big, 0], np.float32), (3, 1024))
+    x = np.tile(np.array([0, 0.5], np.float32), (3, 1024))
+    row = dev.put(np.full(3, np.nan))
+    dev.kernels.bernoulli_nll_logits(dev.put(logits), dev.put(x), 1.0, dev.put(np.empty_like(logits)), row)
+    np.testing.assert_allclose(dev.get(row), 1024 * (float(big) + np.log(2.0)), rtol=1e-10,
+                               err_msg="float32 rows must be summed in float64")
 
 
 @settings(max_examples=25)
@@ -170,6 +215,26 @@ def test_maxpool(device, n, c, pool, stride, extra_h, extra_w, ties, nans, seed,
     x = (rng.integers(-2, 3, (n, c, h, w)) if ties else rng.standard_normal((n, c, h, w))).astype(dtype)
     if nans:  # a NaN is its window's maximum from any tap; the first NaN is the argmax
         x[rng.random(x.shape) < 0.2] = np.nan
+    _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
+    y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
+    reference.maxpool_forward(x, pool, stride, y, argmax)
+    (dy,) = _normal(seed + 1, dtype, out)
+    _assert_twins(device, "maxpool_backward", [dy, argmax, pool, stride], [np.empty((n, c, h, w), dtype)])
+
+
+@settings(max_examples=25)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 4), st.integers(0, 4), SEEDS, DTYPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_maxpool_of_infinities(device, pool, stride, extra_h, extra_w, seed, dtype):
+    """test_maxpool's values are finite or NaN. Here windows hold mostly -inf, with +inf, 0 and
+    NaN: a window of -inf alone has the maximum -inf at its first tap (a maximum started from the
+    lowest finite number rather than from the window's first tap gives that number), and the
+    ties of infinities break first-wins, as in the reference."""
+    n, c, h, w = 2, 2, pool + extra_h, pool + extra_w
+    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array([-np.inf, -np.inf, -np.inf, np.inf, 0.0, np.nan]), (n, c, h, w)).astype(dtype)
+    x[0, 0] = -np.inf  # a channel of -inf only: every window of it
     _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
     y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
     reference.maxpool_forward(x, pool, stride, y, argmax)

@@ -27,9 +27,12 @@ def relu_forward(x, out):
 
 
 def relu_backward(dy, y, out):
-    """out = dy · [y > 0], with y the forward output (y > 0 exactly where x > 0)."""
+    """out = dy where y > 0, else 0, with y the forward output (y > 0 exactly where x > 0).
+
+    A selection, not dy · [y > 0]: an inactive unit passes no gradient even when dy there is
+    NaN or ±Inf (the product would give NaN), as the compiled twins and PyTorch's ReLU do."""
     xp = _xp(dy)
-    xp.multiply(dy, y > 0, out=out)
+    xp.copyto(out, xp.where(y > 0, dy, dy.dtype.type(0)))
     return out
 
 
