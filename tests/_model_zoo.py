@@ -1,5 +1,6 @@
 """Small models of every kind, a batch maker for each and the calls users make on them, shared
-by the tests that run every model through one property (the emulated GPU path, inputs left alone)."""
+by the tests that run every model through one property (the emulated GPU path, inputs left
+alone); and the recurrent kernels' calls, shared by the CPU and GPU kernels' tests."""
 
 import numpy as np
 
@@ -81,3 +82,17 @@ def aae_calls(model, x):
 API = {name: (MODELS[name][0], MODELS[name][1], sequence_calls if "vrae" in name else vae_calls) for name in MODELS}
 API["aae"] = (lambda **kw: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), **kw),
               lambda rng: (images(rng, 4, 6),), aae_calls)
+
+
+def recurrent_kernel_calls(B=3, H=4):
+    """(inputs, {output name: shape}) of each recurrent step kernel, in argument order (the
+    Numba kernels and the GPU wrappers take the same arguments)."""
+    z = np.zeros
+    return {
+        "rnn_tanh_forward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"h": (B, H)}),
+        "rnn_tanh_backward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"da": (B, H), "dh_prev": (B, H)}),
+        "gru_forward_step": ([z((B, 3 * H)), z((B, 3 * H)), z(H), z((B, H)), np.ones(B)],
+                             {"h": (B, H), "gates": (B, 3 * H), "hn": (B, H)}),
+        "gru_backward_step": ([z((B, H)), z((B, H)), np.ones(B), z((B, 3 * H)), z((B, H))],
+                              {"dgx": (B, 3 * H), "dhn": (B, H), "dh_prev": (B, H)}),
+    }

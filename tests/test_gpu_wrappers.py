@@ -9,6 +9,8 @@ import types
 import numpy as np
 import pytest
 
+from _model_zoo import recurrent_kernel_calls
+
 
 class _Kernel:
     calls: list = []
@@ -54,26 +56,13 @@ def test_recurrent_kernels_take_strided_inputs_as_the_cpu_twins_do(rnn_gpu):
         rnn_gpu.gru_forward_step(gx, gh, b_hn, h_prev, mask, np.empty((B, 2 * H))[:, :H], gates, hn)
 
 
-def _recurrent_calls(B=3, H=4):
-    """(inputs, {output name: shape}) of each recurrent GPU wrapper, in argument order."""
-    z = np.zeros
-    return {
-        "rnn_tanh_forward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"h": (B, H)}),
-        "rnn_tanh_backward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"da": (B, H), "dh_prev": (B, H)}),
-        "gru_forward_step": ([z((B, 3 * H)), z((B, 3 * H)), z(H), z((B, H)), np.ones(B)],
-                             {"h": (B, H), "gates": (B, 3 * H), "hn": (B, H)}),
-        "gru_backward_step": ([z((B, H)), z((B, H)), np.ones(B), z((B, 3 * H)), z((B, H))],
-                              {"dgx": (B, 3 * H), "dhn": (B, H), "dh_prev": (B, H)}),
-    }
-
-
-@pytest.mark.parametrize("name, output", [(name, out) for name, (_, outs) in _recurrent_calls().items() for out in outs])
+@pytest.mark.parametrize("name, output", [(name, out) for name, (_, outs) in recurrent_kernel_calls().items() for out in outs])
 def test_recurrent_wrappers_refuse_every_non_contiguous_output(rnn_gpu, name, output):
     """Each output of each recurrent GPU wrapper is refused by name when it is not C-contiguous,
     before the kernel runs, as the Numba twins do (tests/test_rnn_kernels.py). The test above
     tries the GRU forward's h only, and the emulated kernels write any layout back correctly, so a
     wrapper that dropped one output's check (say the GRU backward's dgx) passed every test."""
-    inputs, outs = _recurrent_calls()[name]
+    inputs, outs = recurrent_kernel_calls()[name]
     args = [np.zeros(shape[::-1]).T if out == output else np.zeros(shape) for out, shape in outs.items()]
     assert not args[list(outs).index(output)].flags.c_contiguous
     with pytest.raises(ValueError, match=rf"^kernel array '{output}' must be C-contiguous$"):

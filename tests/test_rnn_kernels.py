@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import microvae
+from _model_zoo import recurrent_kernel_calls
 from microvae.kernels import cpu, reference
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
@@ -112,24 +113,11 @@ def test_numba_kernel_rejects_non_contiguous_output():
         cpu.rnn_tanh_forward_step(a, a, np.ones(3), out)
 
 
-def _kernel_calls(B=3, H=4):
-    """(inputs, {output name: shape}) of each Numba kernel, in argument order."""
-    z = np.zeros
-    return {
-        "rnn_tanh_forward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"h": (B, H)}),
-        "rnn_tanh_backward_step": ([z((B, H)), z((B, H)), np.ones(B)], {"da": (B, H), "dh_prev": (B, H)}),
-        "gru_forward_step": ([z((B, 3 * H)), z((B, 3 * H)), z(H), z((B, H)), np.ones(B)],
-                             {"h": (B, H), "gates": (B, 3 * H), "hn": (B, H)}),
-        "gru_backward_step": ([z((B, H)), z((B, H)), np.ones(B), z((B, 3 * H)), z((B, H))],
-                              {"dgx": (B, 3 * H), "dhn": (B, H), "dh_prev": (B, H)}),
-    }
-
-
-@pytest.mark.parametrize("name, output", [(name, out) for name, (_, outs) in _kernel_calls().items() for out in outs])
+@pytest.mark.parametrize("name, output", [(name, out) for name, (_, outs) in recurrent_kernel_calls().items() for out in outs])
 def test_numba_kernels_refuse_every_non_contiguous_output(name, output):
     # the test above tried one output of one kernel; a strided output is written where the
     # caller does not look for it, so each output of each kernel is checked by name
-    inputs, outs = _kernel_calls()[name]
+    inputs, outs = recurrent_kernel_calls()[name]
     args = [np.zeros(shape[::-1]).T if out == output else np.zeros(shape) for out, shape in outs.items()]
     assert not args[list(outs).index(output)].flags.c_contiguous
     with pytest.raises(ValueError, match=rf"^kernel output '{output}' must be a C-contiguous array$"):
