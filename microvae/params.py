@@ -67,7 +67,8 @@ class FlatParameters:
             offset += n
 
     def zero_grad(self) -> None:
-        """Set every gradient entry to 0 (layers accumulate into the flat gradient buffer)."""
+        """Set every gradient entry, and so every layer's gradient view, to 0. (A layer's
+        backward pass writes its entries rather than adding to them.)"""
         self.grad.fill(0)
 
     def named(self):

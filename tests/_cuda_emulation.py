@@ -14,7 +14,7 @@ elementwise arguments broadcast and the outputs must have the broadcast shape; s
 cast to their declared type. What it cannot show is anything about the GPU itself: threads
 run one after another (a race between threads cannot show), raw arrays are C-contiguous
 copies indexed in C order (CuPy maps a raw array's flat index through its strides to the same
-element, by our reading of its carray.cuh; only a GPU run would confirm it), and the host's
+element, by a reading of CuPy's carray.cuh; no GPU has run it), and the host's
 ``exp``/``tanh`` round differently from CUDA's in the last bits (the twins' tolerances allow it).
 
 ``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions under CuPy's names, on

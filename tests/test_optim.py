@@ -181,7 +181,8 @@ def test_clip_grad_norm_of_a_float32_gradient_is_taken_in_float64(n, scale, seed
 def test_clip_grad_norm_caps_a_float64_gradient_at_any_magnitude(n, exponent, ratio, seed):
     """min(‖g‖, max_norm)·g/‖g‖ to float64's rounding whatever the scale: a guard added to the
     norm (max_norm/(norm + 1e-12)) over-clipped small norms (by 2e-6 at a norm of 5e-7), and
-    squares summed unscaled overflowed above ~1e154, leaving a finite gradient unclipped."""
+    squares summed unscaled overflowed above ~1e154, leaving a finite gradient unclipped (and
+    lost their digits in float64's subnormal range below ~1e-154)."""
     g = np.random.default_rng(seed).standard_normal(n) * 10.0 ** exponent
     largest = np.abs(g).max()
     norm = largest * math.sqrt(float(((g / largest) ** 2).sum()))
