@@ -48,7 +48,8 @@ class _Device:
         else:
             from microvae.kernels import cpu
 
-            self.kernels, self.put, self.get = cpu, np.array, np.array  # np.array copies
+            kernels = reference if name == "reference" else cpu
+            self.kernels, self.put, self.get = kernels, np.array, np.array  # np.array copies
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 SEEDS = st.integers(0, 2**31)
@@ -142,12 +143,13 @@ def test_bernoulli_nll_logits(device, shape, dtype, seed, scale):
                   precision=dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("device", [*DEVICES, "reference"])
 def test_bernoulli_float32_rows_are_summed_in_float64(device):
-    """The row losses are float64 sums on every device. Rows of 1024 terms 2²⁴ (logit 2²⁴,
-    x = 0) and ln 2 (logit 0) tell a float32 sum apart: it drops the ln 2s, 4e-8 of the row,
-    which test_bernoulli_nll_logits's float32 tolerance lets through (a GPU wrapper summing a
-    float32 buffer of terms passed it). As tests/test_kernels.py has it for the CPU twin."""
+    """row_loss is the float64 sum of a row's float32 terms, in every kernel and the reference.
+    Rows of 1024 terms 2²⁴ (logit 2²⁴, x = 0) and ln 2 (logit 0) tell a float32 sum apart: it
+    drops every ln 2 once it passes 2²⁴ (half its spacing there is 1), 4e-8 of the row, which
+    the float32 tolerances of the twin tests let through (a GPU wrapper summing a float32 buffer
+    of terms passed them); the float64 sum of terms within 2 ulp of the exact ones is within 1e-14."""
     dev = _Device(device)
     big = np.float32(2**24)
     logits = np.tile(np.array([big, 0], np.float32), (3, 1024))
@@ -203,23 +205,29 @@ def test_im2col_and_col2im(device, p):
     _assert_twins(device, "col2im", [cols, p["stride"], p["top"], p["left"]], [np.empty(p["x"], p["dtype"])])
 
 
+def _assert_maxpool_twins(device, x, pool, stride, seed):
+    """Forward on ``x``, then backward of a random dY through the reference's argmax."""
+    n, c, h, w = x.shape
+    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
+    _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, x.dtype), np.empty(out, np.int64)], exact=True)
+    y, argmax = np.empty(out, x.dtype), np.empty(out, np.int64)
+    reference.maxpool_forward(x, pool, stride, y, argmax)
+    (dy,) = _normal(seed + 1, x.dtype, out)
+    _assert_twins(device, "maxpool_backward", [dy, argmax, pool, stride], [np.empty(x.shape, x.dtype)])
+
+
 @settings(max_examples=40)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 6),
        st.integers(0, 6), st.booleans(), st.booleans(), SEEDS, DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
 def test_maxpool(device, n, c, pool, stride, extra_h, extra_w, ties, nans, seed, dtype):
     h, w = pool + extra_h, pool + extra_w
-    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
     rng = np.random.default_rng(seed)
     # integer values make ties, which both twins must break the same way (first maximum)
     x = (rng.integers(-2, 3, (n, c, h, w)) if ties else rng.standard_normal((n, c, h, w))).astype(dtype)
     if nans:  # a NaN is its window's maximum from any tap; the first NaN is the argmax
         x[rng.random(x.shape) < 0.2] = np.nan
-    _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
-    y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
-    reference.maxpool_forward(x, pool, stride, y, argmax)
-    (dy,) = _normal(seed + 1, dtype, out)
-    _assert_twins(device, "maxpool_backward", [dy, argmax, pool, stride], [np.empty((n, c, h, w), dtype)])
+    _assert_maxpool_twins(device, x, pool, stride, seed)
 
 
 @settings(max_examples=25)
@@ -231,15 +239,10 @@ def test_maxpool_of_infinities(device, pool, stride, extra_h, extra_w, seed, dty
     lowest finite number rather than from the window's first tap gives that number), and the
     ties of infinities break first-wins, as in the reference."""
     n, c, h, w = 2, 2, pool + extra_h, pool + extra_w
-    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
     rng = np.random.default_rng(seed)
     x = rng.choice(np.array([-np.inf, -np.inf, -np.inf, np.inf, 0.0, np.nan]), (n, c, h, w)).astype(dtype)
     x[0, 0] = -np.inf  # a channel of -inf only: every window of it
-    _assert_twins(device, "maxpool_forward", [x, pool, stride], [np.empty(out, dtype), np.empty(out, np.int64)], exact=True)
-    y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
-    reference.maxpool_forward(x, pool, stride, y, argmax)
-    (dy,) = _normal(seed + 1, dtype, out)
-    _assert_twins(device, "maxpool_backward", [dy, argmax, pool, stride], [np.empty((n, c, h, w), dtype)])
+    _assert_maxpool_twins(device, x, pool, stride, seed)
 
 
 # ------------------------------------------------------------------------- recurrent steps
