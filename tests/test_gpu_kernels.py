@@ -88,7 +88,7 @@ def _normal(seed, dtype, *shapes, scale=1.0):
 
 
 def test_this_file_covers_every_kernel():
-    covered = {"relu_forward", "relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update",
+    covered = {"relu_forward", "relu_backward", "bias_relu_forward", "bias_relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update",
                "im2col", "col2im", "maxpool_forward", "maxpool_backward", "rnn_tanh_forward_step",
                "rnn_tanh_backward_step", "gru_forward_step", "gru_backward_step"}
     assert set(KERNEL_NAMES) == covered
@@ -107,6 +107,40 @@ def test_activations(device, shape, dtype, seed, scale):
     y = np.maximum(x, 0)
     _assert_twins(device, "relu_backward", [dy, y], [dy])
     _assert_twins(device, "sigmoid", [x], [x])
+
+
+@settings(max_examples=25)
+@given(MATRICES, DTYPES, SEEDS, st.sampled_from([1.0, 30.0]))
+@pytest.mark.parametrize("device", DEVICES)
+def test_bias_relu(device, shape, dtype, seed, scale):
+    """A Dense layer's fused bias + ReLU (b broadcast over the rows), and its backward pass:
+    dZ = dY·[Y > 0] and db = Σ_rows dZ. dY is of unit scale, so each sum's rounding stays
+    within the float32 tolerance whatever order a device adds the rows in."""
+    x, b, dy = _normal(seed, dtype, shape, shape[1:], shape, scale=scale)
+    _assert_twins(device, "bias_relu_forward", [x, b], [x])
+    y = reference.bias_relu_forward(x, b, np.empty_like(x))
+    _assert_twins(device, "bias_relu_backward", [dy / dtype(scale), y], [dy, b])
+
+
+@settings(max_examples=25)
+@given(MATRICES, DTYPES, SEEDS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_bias_relu_of_nan_infinities_and_signed_zeros(device, shape, dtype, seed):
+    """As the ReLU's test below: NaN stays NaN through x + b and the ReLU, ±inf and ±0 pass
+    through both, and an inactive unit sends no gradient whatever dY holds there, so db
+    sums only the active units' dY (an infinite pair of them gives NaN on every device)."""
+    rng = np.random.default_rng(seed)
+    x, b, dy = _normal(seed, dtype, shape, shape[1:], shape)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], dtype)
+    for a in (x, b, dy):
+        pick = rng.random(a.shape) < 0.3
+        a[pick] = rng.choice(special, int(pick.sum()))
+    x.flat[: len(special)] = special[: x.size]
+    dy.flat[: len(special)] = special[::-1][: dy.size]
+    with np.errstate(invalid="ignore"):  # inf + (−inf) is NaN, as meant
+        _assert_twins(device, "bias_relu_forward", [x, b], [x], exact=True)
+        y = reference.bias_relu_forward(x, b, np.empty_like(x))
+        _assert_twins(device, "bias_relu_backward", [dy, y], [dy, b])
 
 
 @settings(max_examples=25)

@@ -42,6 +42,48 @@ def test_relu_kernels_match_reference(dtype, shape, data):
     np.testing.assert_array_equal(part[len(half):], x[len(half):])  # the rest untouched
 
 
+@given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=2, max_dims=2, max_side=40), data=st.data())
+def test_bias_relu_kernels_match_reference_bit_for_bit(dtype, shape, data):
+    """A Dense layer's fused bias + ReLU: the Numba twin equals the reference exactly, in place
+    too, and its bias gradient is summed in NumPy's order, so a fused Dense(activation="relu")
+    trains bit for bit like Dense then ReLU."""
+    x, dy = data.draw(arrays(dtype, shape)), data.draw(arrays(dtype, shape))
+    b = data.draw(arrays(dtype, shape[1:]))
+    want = reference.bias_relu_forward(x, b, np.empty_like(x))
+    np.testing.assert_array_equal(want, np.maximum(x + b, 0))
+    out = np.empty_like(x)
+    assert cpu.bias_relu_forward(x, b, out) is out
+    np.testing.assert_array_equal(out, want)
+    in_place = x.copy()
+    assert cpu.bias_relu_forward(in_place, b, in_place) is in_place
+    np.testing.assert_array_equal(in_place, want)
+    dz, db = np.full_like(x, np.nan), np.full_like(b, np.nan)
+    assert cpu.bias_relu_backward(dy, want, dz, db) is dz
+    separate = reference.relu_backward(dy, want, np.empty_like(dy))
+    np.testing.assert_array_equal(dz, separate)
+    np.testing.assert_array_equal(db, separate.sum(axis=0))  # what Dense's unfused backward pass computes
+    dz_r, db_r = np.empty_like(x), np.empty_like(b)
+    assert reference.bias_relu_backward(dy, want, dz_r, db_r) is dz_r
+    np.testing.assert_array_equal(dz_r, dz)
+    np.testing.assert_array_equal(db_r, db)
+
+
+def test_bias_relu_kernels_refuse_what_they_cannot_index():
+    """The Numba loops index b and db by column with no bounds checks: a bias that does not
+    fit the rows, a non-matrix or a strided array is refused by name."""
+    x, b = np.ones((3, 4)), np.ones(4)
+    with pytest.raises(ValueError, match=r"\(batch, n\) array and an \(n,\) one"):
+        cpu.bias_relu_forward(x, np.ones(5), np.empty_like(x))
+    with pytest.raises(ValueError, match=r"\(batch, n\)"):
+        cpu.bias_relu_forward(np.ones(4), b, np.empty(4))
+    with pytest.raises(ValueError, match=r"\(batch, n\)"):
+        cpu.bias_relu_backward(x, x, np.empty_like(x), np.empty(3))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.bias_relu_forward(np.ones((3, 8))[:, ::2], b, np.empty_like(x))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu.bias_relu_backward(x, x, np.empty_like(x), np.ones(8)[::2])
+
+
 @given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=9), data=st.data())
 def test_sigmoid_kernel_matches_reference(dtype, shape, data):
     x = data.draw(arrays(dtype, shape, -1e4, 1e4))

@@ -8,7 +8,7 @@ Every kernel writes into caller-provided output arrays so training steps can reu
 preallocated workspaces. Tests hold each compiled kernel equal to its reference twin.
 """
 
-CORE_KERNELS = ("relu_forward", "relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update")
+CORE_KERNELS = ("relu_forward", "relu_backward", "bias_relu_forward", "bias_relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update")
 CONV_KERNELS = ("im2col", "col2im", "maxpool_forward", "maxpool_backward")
 RNN_KERNELS = ("rnn_tanh_forward_step", "rnn_tanh_backward_step", "gru_forward_step", "gru_backward_step")
 

@@ -102,6 +102,36 @@ def _relu_backward(dy, y, out):
 
 
 @_jit
+def _bias_relu_forward(x, b, out):
+    rows, cols = x.shape
+    if x.ctypes.data == out.ctypes.data:  # in place: one array in the loop, as in _relu_forward
+        for i in range(rows):
+            for j in range(cols):
+                v = out[i, j] + b[j]
+                out[i, j] = 0.0 if v <= 0 else v
+    else:
+        for i in range(rows):
+            for j in range(cols):
+                v = x[i, j] + b[j]
+                out[i, j] = 0.0 if v <= 0 else v
+
+
+@_jit
+def _bias_relu_backward(dy, y, out, db):
+    # db is summed row after row, as NumPy's out.sum(axis=0) does, so the two agree bit for
+    # bit. Each row is masked, then added, in two loops: one loop doing both stays scalar
+    # (LLVM cannot rule out that out and db overlap) and took twice as long.
+    rows, cols = dy.shape
+    for j in range(cols):
+        db[j] = 0.0
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = dy[i, j] if y[i, j] > 0 else 0.0
+        for j in range(cols):
+            db[j] += out[i, j]
+
+
+@_jit
 def _sigmoid(x, out):
     for i in range(x.size):
         v = x[i]
@@ -199,6 +229,26 @@ def relu_forward(x, out):
 
 def relu_backward(dy, y, out):
     _relu_backward(_flat(dy), _flat(y), _flat(out))
+    return out
+
+
+def _rows(a, b):
+    """``a`` as a C-contiguous (batch, n) array with ``b`` a contiguous (n,) one."""
+    if not (a.flags.c_contiguous and b.flags.c_contiguous):
+        raise ValueError("kernel arguments must be C-contiguous arrays")
+    if a.ndim != 2 or b.shape != a.shape[1:]:
+        raise ValueError(f"expected a (batch, n) array and an (n,) one, got shapes {a.shape} and {b.shape}")
+    return a
+
+
+def bias_relu_forward(x, b, out):
+    """out = max(x + b, 0) row by row; ``out`` may be ``x`` itself (in place), or must not overlap it."""
+    _bias_relu_forward(_rows(x, b), b, _rows(out, b))
+    return out
+
+
+def bias_relu_backward(dy, y, out, db):
+    _bias_relu_backward(_rows(dy, db), _rows(y, db), _rows(out, db), db)
     return out
 
 

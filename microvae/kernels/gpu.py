@@ -10,6 +10,7 @@ import cupy as cp
 
 _relu_forward = cp.ElementwiseKernel("T x", "T y", "y = x <= 0 ? (T)0 : x", "microvae_relu_forward")
 _relu_backward = cp.ElementwiseKernel("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0", "microvae_relu_backward")
+_bias_relu_forward = cp.ElementwiseKernel("T x, T b", "T y", "T v = x + b; y = v <= 0 ? (T)0 : v", "microvae_bias_relu_forward")
 _sigmoid = cp.ElementwiseKernel(
     "T x",
     "T y",
@@ -55,6 +56,17 @@ def relu_forward(x, out):
 
 def relu_backward(dy, y, out):
     _relu_backward(dy, y, out)
+    return out
+
+
+def bias_relu_forward(x, b, out):
+    _bias_relu_forward(x, b, out)  # b broadcasts over the rows
+    return out
+
+
+def bias_relu_backward(dy, y, out, db):
+    _relu_backward(dy, y, out)
+    out.sum(axis=0, out=db)
     return out
 
 

@@ -36,6 +36,22 @@ def relu_backward(dy, y, out):
     return out
 
 
+def bias_relu_forward(x, b, out):
+    """out = max(x + b, 0) for x of shape (batch, n) and b of shape (n,): a Dense layer's bias
+    and ReLU after its product, in one pass. ``out`` may be ``x`` itself."""
+    xp = _xp(x)
+    xp.maximum(x + b, 0, out=out)
+    return out
+
+
+def bias_relu_backward(dy, y, out, db):
+    """out = dy where y > 0, else 0 (as relu_backward), and db = Σ_batch out: the gradient
+    through a Dense layer's ReLU and the gradient of its bias, for dy and y of shape (batch, n)."""
+    relu_backward(dy, y, out)
+    out.sum(axis=0, out=db)
+    return out
+
+
 def sigmoid(x, out):
     """out = 1 / (1 + exp(-x)), computed without overflow for large |x|."""
     xp = _xp(x)
