@@ -54,7 +54,8 @@ def _tiny_model(seed):
 
     rng = np.random.default_rng(check_seed(seed))
     for _ in range(1000):
-        model = VAE(input_dim=4, hidden=(3,), latent_dim=2, beta=1.0, dtype="float64", seed=int(rng.integers(1 << 30)))
+        model = VAE(input_dim=4, hidden=(3,), latent_dim=2, beta=1.0, fuse_relu=False, dtype="float64",
+                    seed=int(rng.integers(1 << 30)))  # separate ReLU layers: the walk-through shows each step
         model.flat.data[...] = rng.standard_normal(model.flat.size) * 0.8
         x = rng.uniform(0.0, 1.0, (2, 4))
         eps = rng.standard_normal((2, 2))

@@ -52,6 +52,11 @@ def _dense(rng):
     return _layer(Dense(5, 4), rng.standard_normal((3, 5)), rng)
 
 
+@register("layer", "Dense(relu)")
+def _dense_relu(rng):
+    return _layer(Dense(5, 4, activation="relu"), rng.standard_normal((3, 5)), rng)
+
+
 for _name, _make in [("ReLU", ReLU), ("LeakyReLU", lambda: LeakyReLU(0.1)), ("Sigmoid", Sigmoid), ("Tanh", Tanh)]:
     register("layer", _name)(lambda rng, make=_make: _layer(make(), _away_from_zero(rng, (3, 6)), rng))
 

@@ -75,8 +75,10 @@ def normal_array(shape, seed: int, scale: float = 1.0, dtype=np.float64):
 
 
 def dense_layers(max_width: int = 16):
-    """Unbuilt Dense layers: any widths up to ``max_width``, either init, with or without a bias."""
-    return st.builds(Dense, widths(1, max_width), widths(1, max_width), init=st.sampled_from(["he", "glorot"]), bias=st.booleans())
+    """Unbuilt Dense layers: any widths up to ``max_width``, either init, with or without a bias,
+    with or without a fused ReLU."""
+    return st.builds(Dense, widths(1, max_width), widths(1, max_width), init=st.sampled_from(["he", "glorot"]),
+                     bias=st.booleans(), activation=st.sampled_from([None, "relu"]))
 
 
 def activation_layers():
@@ -106,7 +108,8 @@ def mlp_layers(draw, max_depth: int = 3, max_width: int = 16):
 def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
     """Keyword arguments for a small float64 ``microvae.VAE`` plus a batch size: every
     likelihood (a fixed variance other than 1 too), with or without a capacity target, and
-    warm-ups of β and C (0: none) that a check part-way through them exercises."""
+    warm-ups of β and C (0: none) that a check part-way through them exercises, and ReLUs
+    fused into the Dense layers or as layers of their own."""
     depth = draw(st.integers(1, 2))
     fixed_variance = st.builds(lambda logvar: {"name": "gaussian", "logvar": logvar}, st.floats(-3.0, 3.0))
     warmup = st.one_of(st.just(0), st.integers(1, 20))
@@ -119,6 +122,7 @@ def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
         capacity=draw(st.one_of(st.none(), st.floats(0.0, 5.0))),
         beta_warmup=draw(warmup),
         capacity_warmup=draw(warmup),
+        fuse_relu=draw(st.booleans()),
         dtype="float64",
         seed=draw(st.integers(0, 1000)),
     ), draw(batch_sizes(1, max_batch))

@@ -22,10 +22,12 @@ def sequences(rng, n, steps, features):
 # name: (builder, batch maker, the kernels its loss_and_grads must run)
 MODELS = {
     "vae": (lambda **kw: mv.VAE(6, (5, 4), 3, **kw), lambda rng: (images(rng, 4, 6),),
-            {"microvae_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
+            {"microvae_bias_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
+    "vae-separate-relus": (lambda **kw: mv.VAE(6, (5, 4), 3, fuse_relu=False, **kw), lambda rng: (images(rng, 4, 6),),
+                           {"microvae_relu_forward", "microvae_relu_backward", "microvae_bernoulli_nll_logits"}),
     "beta-vae-gaussian-learned": (
         lambda **kw: mv.VAE(5, (4,), 2, beta=4.0, capacity=2.0, beta_warmup=3, likelihood="gaussian-learned", **kw),
-        lambda rng: (images(rng, 3, 5),), {"microvae_relu_forward", "microvae_relu_backward"}),
+        lambda rng: (images(rng, 3, 5),), {"microvae_bias_relu_forward", "microvae_relu_backward"}),
     "cvae-learned-prior": (
         lambda **kw: mv.CVAE(6, 3, (5,), 2, condition_at="hidden", learned_prior=True, prior_hidden=4, **kw),
         lambda rng: (images(rng, 4, 6), rng.integers(0, 3, 4)), {"microvae_bernoulli_nll_logits"}),

@@ -599,14 +599,18 @@ def test_mixture_settings_of_zero_are_refused_with_either_prior(options, message
             AAE(input_dim=4, hidden=(3,), prior=prior, **options)
 
 
-def test_the_decoder_mirrors_the_encoder_and_the_discriminator_follows_disc_hidden():
+@pytest.mark.parametrize("fuse_relu", [True, False])
+def test_the_decoder_mirrors_the_encoder_and_the_discriminator_follows_disc_hidden(fuse_relu):
     # The other tests use one hidden layer, or check gradients, which pass for any layer order.
+    # With separate ReLU layers every other layer is a ReLU: the Dense layers are 0, 2, 4.
     model = AAE(input_dim=6, hidden=(5, 3), latent_dim=2, encoder_type="gaussian", prior="mixture", num_classes=3,
-                disc_hidden=(4, 7), likelihood="gaussian-learned", dtype="float64")
+                disc_hidden=(4, 7), likelihood="gaussian-learned", fuse_relu=fuse_relu, dtype="float64")
     shapes = {name: shape for name, _, shape in model.flat.layout}
-    assert [shapes[f"encoder.{i}.W"] for i in (0, 2, 4)] == [(6, 5), (5, 3), (3, 2 * 2)]  # μ ‖ logvar
-    assert [shapes[f"decoder.{i}.W"] for i in (0, 2, 4)] == [(2, 3), (3, 5), (5, 2 * 6)]  # a mean and a logvar per value
-    assert [shapes[f"discriminator.{i}.W"] for i in (0, 2, 4)] == [(2 + 3 + 1, 4), (4, 7), (7, 1)]  # [z ‖ onehot, K + 1 slots]
+    dense = (0, 1, 2) if fuse_relu else (0, 2, 4)
+    assert [shapes[f"encoder.{i}.W"] for i in dense] == [(6, 5), (5, 3), (3, 2 * 2)]  # μ ‖ logvar
+    assert [shapes[f"decoder.{i}.W"] for i in dense] == [(2, 3), (3, 5), (5, 2 * 6)]  # a mean and a logvar per value
+    assert [shapes[f"discriminator.{i}.W"] for i in dense] == [(2 + 3 + 1, 4), (4, 7), (7, 1)]  # [z ‖ onehot, K + 1 slots]
+    assert len(model.flat.layout) == 3 * 3 * 2
 
 
 def test_fit_counts_its_steps():

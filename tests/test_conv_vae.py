@@ -1,7 +1,6 @@
 """The convolutional VAE: whole-objective gradient checks on tiny images, shapes, errors,
 checkpoints, and a short training run on Fashion-MNIST."""
 
-import contextlib
 import json
 import time
 
@@ -12,37 +11,8 @@ from hypothesis import strategies as st
 
 import microvae
 from microvae import ConvVAE, check_model, gradcheck
+from _kinks import kink_margins
 from microvae.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU
-
-
-@contextlib.contextmanager
-def kink_margins():
-    """Record how far the block's forward passes stay from points where the objective is not
-    differentiable: min |input| of each ReLU, and for each max-pool window with a positive
-    maximum, the gap between its largest and second-largest value."""
-    seen = []
-    relu_forward, pool_forward = ReLU.forward, MaxPool2D.forward
-
-    def relu(self, x):
-        seen.append(float(np.abs(x).min()))
-        return relu_forward(self, x)
-
-    def pool(self, x):
-        k, s = self.pool_size, self.stride
-        windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
-        windows = np.sort(windows.reshape(*windows.shape[:4], -1), axis=-1)
-        if k > 1:
-            top, second = windows[..., -1], windows[..., -2]
-            gaps = (top - second)[top > 0]
-            if gaps.size:
-                seen.append(float(gaps.min()))
-        return pool_forward(self, x)
-
-    ReLU.forward, MaxPool2D.forward = relu, pool
-    try:
-        yield seen
-    finally:
-        ReLU.forward, MaxPool2D.forward = relu_forward, pool_forward
 
 
 def images(n, shape, seed=0):
@@ -231,26 +201,6 @@ def test_fused_relus_change_nothing_but_the_layer_list(variant):
             conv_module.CHUNK_BYTES = saved
 
 
-def test_checkpoints_from_before_fused_relus_load_with_separate_relus(tmp_path):
-    """A checkpoint whose config has no fuse_relu (written before the option existed) holds
-    separate ReLU layers, and so their parameter names: it loads as fuse_relu=False."""
-    model = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, seed=3, fuse_relu=False)
-    x = images(16, (1, 8, 8), seed=3).astype(np.float32)
-    model.fit(x, epochs=1, batch_size=8, verbose=0)
-    path = tmp_path / "old.npz"
-    model.save(path)
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays["model"]))
-    del meta["config"]["fuse_relu"]
-    arrays["model"] = np.array(json.dumps(meta))
-    old = tmp_path / "older.npz"
-    np.savez(old, **arrays)
-    assert "fuse_relu" not in json.loads(str(np.load(old, allow_pickle=False)["model"]))["config"]
-    loaded = microvae.load(old)
-    assert loaded.config["fuse_relu"] is False and loaded.flat.layout == model.flat.layout
-    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
-    np.testing.assert_array_equal(loaded.reconstruct(x), model.reconstruct(x))
 
 
 @pytest.mark.parametrize("variant,shape", [("pooling", (1, 8, 8)), ("strided", (1, 8, 8)), ("strided", (1, 7, 9))])

@@ -1,7 +1,6 @@
 """The Conditional VAE: whole-objective gradient checks, labels, public API, checkpoints, and
 class-conditional samples from a briefly trained model."""
 
-import contextlib
 import json
 import time
 
@@ -11,26 +10,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
+from _kinks import kink_margins
 from microvae import CVAE, check_model, testing
 from microvae.layers import ReLU
 from microvae.losses import kl_gaussians
-
-
-@contextlib.contextmanager
-def relu_margins():
-    """Record, for every ReLU evaluated in the block, min |input|: its distance from the kink."""
-    seen = []
-    original = ReLU.forward
-
-    def forward(self, x):
-        seen.append(float(np.abs(x).min()))
-        return original(self, x)
-
-    ReLU.forward = forward
-    try:
-        yield seen
-    finally:
-        ReLU.forward = original
 
 
 def tiny_cvae(**kwargs):
@@ -61,7 +44,7 @@ def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, lat
     x, y = tiny_batch(n, 6, k, seed)
     labels = np.eye(k)[y] if one_hot else y
     eps = model.fixed_noise(x, labels, seed=seed % 1000)
-    with relu_margins() as margins:
+    with kink_margins() as margins:
         model.loss(x, labels, eps=eps)
     assume(min(margins) > 1e-3)  # finite differences across a ReLU kink are meaningless
     # FD step 1e-5: a deep narrow net with β = 0 can have gradients ~1e-4 against a loss ~5, where
@@ -95,7 +78,7 @@ def test_cvae_objective_gradients_with_logvar_outside_the_clamps(head, clamped, 
     eps = model.fixed_noise(x, y, seed=seed % 1000)
     scaled = testing.push_logvar_outside(layer.params["b"][latent:], sides, eps)
     eps = scaled if head == "encoder" else eps  # the prior's logvar_p does not scale z
-    with relu_margins() as margins:
+    with kink_margins() as margins:
         model.loss(x, y, eps=eps)
     assume(min(margins) > 1e-3 and testing.clear_of_the_clamp(layer, latent, sides))
     result = check_model(model, x, y, eps_noise=eps, eps=1e-5)  # step 1e-5 as in the main check above
@@ -111,7 +94,7 @@ def test_cvae_gradients_with_warmup_and_capacity(condition_at, learned_prior):
     model.flat.data[...] += np.random.default_rng(3).normal(0.0, 0.1, model.flat.size)
     model.step = 5
     x, y = tiny_batch(4, seed=3)
-    with relu_margins() as margins:
+    with kink_margins() as margins:
         model.loss(x, y, eps=model.fixed_noise(x, y, seed=1))
     assert min(margins) > 1e-3
     result = check_model(model, x, y, seed=1, eps=1e-5)
@@ -128,7 +111,7 @@ def test_label_gradients_are_discarded_and_labels_are_not_parameters():
     assert shapes["encoder_head.0.W"] == (6, 7)
     assert shapes["encoder.0.W"] == (7 + 3, 5)
     assert shapes["decoder.0.W"] == (2 + 3, 5)
-    assert shapes["prior.0.W"] == (3, 4) and shapes["prior.2.W"] == (4, 2 * 2)
+    assert shapes["prior.0.W"] == (3, 4) and shapes["prior.1.W"] == (4, 2 * 2)  # the ReLU is inside prior.0
     assert tiny_cvae().flat.layout[0][2] == (6 + 3, 7)  # condition_at="input": the encoder sees [x ‖ onehot]
 
 
@@ -476,16 +459,23 @@ def test_the_seed_sets_the_initial_parameters():
             assert not np.allclose(value, other_value), f"{name} is the same for seeds 5 and 6"
 
 
-def test_every_dense_layer_before_a_relu_has_he_init():
+@pytest.mark.parametrize("fuse_relu", [True, False])
+def test_every_dense_layer_before_a_relu_has_he_init(fuse_relu):
     # He init (N(0, 2/fan_in)) before each ReLU, Glorot for the layer that ends a network: the
-    # label-free first layer of condition_at="hidden" and the prior's net included.
-    model = tiny_cvae(condition_at="hidden", learned_prior=True)
+    # label-free first layer of condition_at="hidden" and the prior's net included. Every ReLU
+    # is inside its Dense layer (fuse_relu=True) or a layer of its own after it, never both.
+    model = tiny_cvae(condition_at="hidden", learned_prior=True, fuse_relu=fuse_relu)
+    relus = 0
     for part, net in model.children().items():
         layers = list(net.layers)
         for i, layer in enumerate(layers):
             if type(layer).__name__ == "Dense":
                 feeds_a_relu = i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)
-                assert layer.init == ("he" if feeds_a_relu else "glorot"), f"{part}.{i}: {layer!r}"
+                assert not (feeds_a_relu and layer.activation), f"{part}.{i}: {layer!r} has a ReLU before a ReLU"
+                assert not (feeds_a_relu and fuse_relu), f"{part}.{i}: a separate ReLU after {layer!r}"
+                relus += feeds_a_relu or layer.activation == "relu"
+                assert layer.init == ("he" if feeds_a_relu or layer.activation else "glorot"), f"{part}.{i}: {layer!r}"
+    assert relus == 5  # encoder_head 1, encoder 1, decoder 2, prior 1
 
 
 def test_a_zero_hidden_size_is_refused_by_name():

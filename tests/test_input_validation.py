@@ -617,6 +617,9 @@ def test_make_sinusoids_refuses_a_noise_level_that_is_not_a_number(noise):
 @pytest.mark.parametrize("build, name", [
     (lambda v: mv.CVAE(8, 3, learned_prior=v), "learned_prior"),
     (lambda v: mv.ConvVAE((1, 4, 4), fuse_relu=v), "fuse_relu"),
+    (lambda v: mv.VAE(8, (4,), fuse_relu=v), "fuse_relu"),
+    (lambda v: mv.CVAE(8, 3, (4,), fuse_relu=v), "fuse_relu"),
+    (lambda v: mv.AAE(8, (4,), fuse_relu=v), "fuse_relu"),
     (lambda v: mv.EarlyStopping(restore_best=v), "restore_best"),
 ])
 def test_switches_are_true_or_false(build, name):

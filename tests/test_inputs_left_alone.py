@@ -21,6 +21,7 @@ DTYPES = ["float32", "float64"]
 # name: (layer, input shape)
 LAYERS = {
     "dense": (lambda: L.Dense(5, 4), (3, 5)),
+    "dense-relu": (lambda: L.Dense(5, 4, activation="relu"), (3, 5)),
     "relu": (L.ReLU, (3, 5)), "leaky-relu": (L.LeakyReLU, (3, 5)), "sigmoid": (L.Sigmoid, (3, 5)), "tanh": (L.Tanh, (3, 5)),
     "conv-3x3-direct": (lambda: L.Conv2D(2, 3, 3, padding="same"), (2, 2, 6, 6)),
     "conv-stride-2": (lambda: L.Conv2D(2, 3, 3, stride=2, padding="same"), (2, 2, 6, 6)),

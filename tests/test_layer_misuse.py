@@ -19,6 +19,8 @@ from microvae.layers import (GRU, RNN, Conv2D, Conv2DTranspose, Dense, Flatten, 
 # the direct 3×3 kernels, im2col with stride 2, and the stride-1 route through dY's columns.
 CASES = {
     "Dense": (lambda: Dense(3, 4), (5, 3)),
+    "Dense-relu": (lambda: Dense(3, 4, activation="relu"), (5, 3)),
+    "Dense-relu-no-bias": (lambda: Dense(3, 4, bias=False, activation="relu"), (5, 3)),
     "ReLU": (ReLU, (5, 3)),
     "LeakyReLU": (lambda: LeakyReLU(0.1), (5, 3)),
     "Sigmoid": (Sigmoid, (5, 3)),

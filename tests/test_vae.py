@@ -77,7 +77,7 @@ def test_whole_objective_check_catches_the_exp_logvar_sampling_bug():
     model.sampler = _StdIsExpLogvar(model.backend)
     result = mv.check_model(model, x)
     assert not result.passed(1e-3), f"the bug went unnoticed:\n{result}"
-    assert result.errors["encoder.2.W"] > 1e-3  # the encoder's logvar head is where it shows
+    assert result.errors["encoder.1.W"] > 1e-3  # the encoder's logvar head (after Dense+ReLU) is where it shows
 
 
 def test_whole_objective_check_catches_a_wrong_kl_gradient(monkeypatch):

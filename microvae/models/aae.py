@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_int, check_number, check_seed, check_sizes
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
@@ -125,6 +125,7 @@ class AAE(Model):
         likelihood="bernoulli",
         mixture_radius: float = 4.0,
         mixture_std: float = 0.5,
+        fuse_relu: bool = True,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -158,13 +159,14 @@ class AAE(Model):
         self.likelihood = get_likelihood(likelihood)
         code_dim = 2 * latent_dim if encoder_type == "gaussian" else latent_dim
         self.disc_input_dim = latent_dim + (num_classes + 1 if prior == "mixture" else 0)
-        self.encoder = mlp((input_dim, *hidden, code_dim))
-        self.decoder = mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)))
-        self.discriminator = mlp((self.disc_input_dim, *disc_hidden, 1))
+        fuse_relu = check_bool("fuse_relu", fuse_relu)
+        self.encoder = mlp((input_dim, *hidden, code_dim), fuse_relu=fuse_relu)
+        self.decoder = mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)), fuse_relu=fuse_relu)
+        self.discriminator = mlp((self.disc_input_dim, *disc_hidden, 1), fuse_relu=fuse_relu)
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, encoder_type=encoder_type, prior=prior,
             num_classes=num_classes, disc_hidden=list(disc_hidden), likelihood=self.likelihood.config(),
-            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, dtype=np.dtype(dtype).name,
+            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name,
             seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
         )
         self._setup(backend, dtype, seed, config)
@@ -174,6 +176,8 @@ class AAE(Model):
             "discriminator": self.flat.subset("discriminator"),
             "generator": self.flat.subset("encoder"),
         }
+
+    options_added_later = {"fuse_relu": False}  # checkpoints from before it have separate ReLU layers
 
     def children(self):
         return {"encoder": self.encoder, "decoder": self.decoder, "discriminator": self.discriminator}

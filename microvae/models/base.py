@@ -47,11 +47,16 @@ class Model(Module):
         super().__init_subclass__(**kwargs)
         MODEL_TYPES[cls.__name__] = cls
 
+    # Constructor options added after checkpoints were first written, each with the value that
+    # rebuilds what a checkpoint written before it holds (e.g. {"fuse_relu": False}: separate
+    # ReLU layers, and so the parameter names stored in that checkpoint).
+    options_added_later: dict = {}
+
     @classmethod
     def config_from_checkpoint(cls, config: dict) -> dict:
         """Constructor arguments for a checkpoint's stored config: where an option was added
-        later, the value that rebuilds what older checkpoints hold (see ConvVAE)."""
-        return config
+        later (``options_added_later``), the value that rebuilds what older checkpoints hold."""
+        return {**cls.options_added_later, **config}
 
     def _setup(self, backend, dtype, seed, config: dict):
         self.backend = get_backend(backend, dtype=dtype, seed=check_seed(seed))

@@ -147,11 +147,6 @@ class ConvVAE(VAE):
 
     _builds_own_networks = True
 
-    @classmethod
-    def config_from_checkpoint(cls, config: dict) -> dict:
-        """Checkpoints written before ``fuse_relu`` existed have separate ReLU layers."""
-        return {"fuse_relu": False, **config}
-
     def __repr__(self):
         return (f"ConvVAE(input_shape={self.input_shape}, latent_dim={self.latent_dim}, beta={self.beta}, "
                 f"variant={self.variant!r}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, "

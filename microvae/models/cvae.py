@@ -6,11 +6,11 @@ import numpy as np
 
 from ..backend import array_module
 from ..checks import check_bool, check_int, check_seed, check_sizes
-from ..layers import Dense, ReLU, Sequential
+from ..layers import Sequential
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
 from .base import LossTerms
-from .vae import VAE, mlp
+from .vae import VAE, dense_relu, mlp
 
 __all__ = ["CVAE"]
 
@@ -41,6 +41,7 @@ class CVAE(VAE):
     Labels may be given as class indices (n,) of ints in [0, K) or as one-hot rows (n, K).
     The objective, its backward pass, β warm-up and capacity come from ``VAE``: this class
     only overrides its hooks (``_encode``, ``_decode``, ``_kl`` and their backward passes).
+    ``fuse_relu`` is as in ``VAE``: every ReLU of these networks runs inside its Dense layer.
     """
 
     needs_labels = True  # fit, encode, decode and sample all take labels
@@ -59,6 +60,7 @@ class CVAE(VAE):
         beta_warmup: int = 0,
         capacity: float | None = None,
         capacity_warmup: int = 0,
+        fuse_relu: bool = True,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -77,15 +79,15 @@ class CVAE(VAE):
         self.learned_prior, self.prior_hidden = check_bool("learned_prior", learned_prior), int(prior_hidden)
         lik = get_likelihood(likelihood)
         k = num_classes
+        fuse_relu = check_bool("fuse_relu", fuse_relu)
         if condition_at == "input":
             self.encoder_head = None
-            encoder = mlp((input_dim + k, *hidden, 2 * latent_dim))
+            encoder = mlp((input_dim + k, *hidden, 2 * latent_dim), fuse_relu=fuse_relu)
         else:
-            self.encoder_head = Sequential(Dense(input_dim, hidden[0], init="he"), ReLU())
-            encoder = mlp((hidden[0] + k, *hidden[1:], 2 * latent_dim))
-        decoder = mlp((latent_dim + k, *hidden[::-1], lik.output_dim(input_dim)))
-        self.prior = (Sequential(Dense(k, self.prior_hidden, init="he"), ReLU(), Dense(self.prior_hidden, 2 * latent_dim))
-                      if self.learned_prior else None)
+            self.encoder_head = Sequential(*dense_relu(input_dim, hidden[0], fuse_relu))
+            encoder = mlp((hidden[0] + k, *hidden[1:], 2 * latent_dim), fuse_relu=fuse_relu)
+        decoder = mlp((latent_dim + k, *hidden[::-1], lik.output_dim(input_dim)), fuse_relu=fuse_relu)
+        self.prior = mlp((k, self.prior_hidden, 2 * latent_dim), fuse_relu=fuse_relu) if self.learned_prior else None
         super().__init__(input_dim=input_dim, hidden=hidden, latent_dim=latent_dim, beta=beta, likelihood=lik,
                          encoder=encoder, decoder=decoder, beta_warmup=beta_warmup, capacity=capacity,
                          capacity_warmup=capacity_warmup, backend=backend, dtype=dtype, seed=seed)
@@ -93,7 +95,7 @@ class CVAE(VAE):
             input_dim=input_dim, num_classes=num_classes, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
             condition_at=condition_at, learned_prior=self.learned_prior, prior_hidden=self.prior_hidden,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,
-            capacity_warmup=self.capacity_warmup, dtype=self.config["dtype"], seed=self.config["seed"],
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=self.config["dtype"], seed=self.config["seed"],
         )  # dtype and seed as _setup recorded them (a Backend object's, if one was given)
 
     _builds_own_networks = True

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..checks import check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_int, check_number, check_seed, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import clamp_logvar, get_likelihood
@@ -17,14 +17,23 @@ from .base import LossTerms, Model
 
 
 
-def mlp(sizes, final_activation=None) -> Sequential:
-    """Dense layers with ReLU between them (He init before each ReLU, Glorot for the last)."""
+def dense_relu(n_in: int, n_out: int, fuse_relu: bool = True) -> list:
+    """A He-initialised Dense layer and its ReLU: one layer with the ReLU fused in, or two."""
+    if fuse_relu:
+        return [Dense(n_in, n_out, init="he", activation="relu")]
+    return [Dense(n_in, n_out, init="he"), ReLU()]
+
+
+def mlp(sizes, final_activation=None, fuse_relu: bool = True) -> Sequential:
+    """Dense layers with ReLU between them (He init before each ReLU, Glorot for the last).
+
+    With ``fuse_relu`` each ReLU runs inside the Dense layer before it (``activation="relu"``):
+    the same function, parameters and gradients, one layer fewer per ReLU, and so other
+    parameter names ("encoder.1.W" where the separate layers have "encoder.2.W")."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         last = i == len(sizes) - 2
-        layers.append(Dense(n_in, n_out, init="glorot" if last else "he"))
-        if not last:
-            layers.append(ReLU())
+        layers += [Dense(n_in, n_out, init="glorot")] if last else dense_relu(n_in, n_out, fuse_relu)
     if final_activation is not None:
         layers.append(final_activation)
     return Sequential(*layers)
@@ -48,6 +57,13 @@ class VAE(Model):
     the decoder mirrors it (latent→256→512→784) and outputs logits (Bernoulli) or means.
     Any ``Sequential`` may be passed: the encoder must map inputs to 2·latent_dim values
     (μ then logvar), the decoder latent_dim values to the likelihood's output size.
+
+    ``fuse_relu`` (default True): the networks built from ``hidden`` run each ReLU inside the
+    Dense layer before it (``Dense(..., activation="relu")``), which spares the separate
+    passes of the bias add, the ReLU and the bias sum. The function, the parameters and
+    their initial values are the same either way; only the layer list, and so the
+    parameters' names, differ. Checkpoints written before this option existed have separate
+    ReLU layers and load with ``fuse_relu=False``.
     """
 
     def __init__(
@@ -62,6 +78,7 @@ class VAE(Model):
         beta_warmup: int = 0,
         capacity: float | None = None,
         capacity_warmup: int = 0,
+        fuse_relu: bool = True,
         backend="numpy",
         dtype="float32",
         seed: int | None = 0,
@@ -89,12 +106,14 @@ class VAE(Model):
         self.beta, self.beta_warmup = float(beta), int(beta_warmup)
         self.capacity, self.capacity_warmup = capacity, int(capacity_warmup)
         self.likelihood = get_likelihood(likelihood)
-        self.encoder = encoder if encoder is not None else mlp((input_dim, *hidden, 2 * latent_dim))
-        self.decoder = decoder if decoder is not None else mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)))
+        fuse_relu = check_bool("fuse_relu", fuse_relu)
+        self.encoder = encoder if encoder is not None else mlp((input_dim, *hidden, 2 * latent_dim), fuse_relu=fuse_relu)
+        self.decoder = (decoder if decoder is not None
+                        else mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)), fuse_relu=fuse_relu))
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
-            capacity_warmup=self.capacity_warmup, dtype=np.dtype(dtype).name,
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name,
             seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
             encoder=layer_to_spec(encoder) if encoder is not None else None,
             decoder=layer_to_spec(decoder) if decoder is not None else None,
@@ -109,6 +128,8 @@ class VAE(Model):
                 raise
 
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
+
+    options_added_later = {"fuse_relu": False}  # checkpoints from before it have separate ReLU layers
 
     def _check_network_sizes(self):
         """A network passed in with the wrong sizes is refused now, not at the first batch or

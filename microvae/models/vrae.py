@@ -127,6 +127,7 @@ class VRAE(VAE):
     """
 
     is_sequence_model = True  # samples are (n, length, features); the CLI draws them as sequences
+    options_added_later = {}  # VAE's fuse_relu is not an option here: the networks are recurrent
 
     def __init__(
         self,
