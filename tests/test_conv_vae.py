@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
-from microvae import ConvVAE, check_model, gradcheck
 from _kinks import kink_margins
+from microvae import ConvVAE, check_model, gradcheck
 from microvae.layers import Conv2D, Conv2DTranspose, MaxPool2D, ReLU
 
 
@@ -199,8 +199,6 @@ def test_fused_relus_change_nothing_but_the_layer_list(variant):
                 np.testing.assert_array_equal(fused.flat.grad, separate.flat.grad)
         finally:
             conv_module.CHUNK_BYTES = saved
-
-
 
 
 @pytest.mark.parametrize("variant,shape", [("pooling", (1, 8, 8)), ("strided", (1, 8, 8)), ("strided", (1, 7, 9))])
