@@ -73,7 +73,7 @@ class Dense(Layer):
         dy = self._upstream(dy, contiguous=self.activation is not None)
         xp = self.backend.xp
         if self.activation == "relu":  # dY becomes dZ = dY·[Y > 0], the gradient at X·W + b
-            dz = xp.empty_like(dy)
+            dz = self._scratch("dz", dy.shape)  # used only below: kept between steps, not allocated each one
             if self.use_bias:
                 self.backend.kernels.bias_relu_backward(dy, self._y, dz, self.grads["b"])
             else:
