@@ -118,9 +118,10 @@ def _bias_relu_forward(x, b, out):
 
 @_jit
 def _bias_relu_backward(dy, y, out, db):
-    # db is summed row after row, as NumPy's out.sum(axis=0) does, so the two agree bit for
-    # bit. Each row is masked, then added, in two loops: one loop doing both stays scalar
-    # (LLVM cannot rule out that out and db overlap) and took twice as long.
+    # db is summed row after row, as NumPy's out.sum(axis=0) does for two or more columns, so
+    # the two agree bit for bit (one column: see bias_relu_backward). Each row is masked, then
+    # added, in two loops: one loop doing both stays scalar (LLVM cannot rule out that out and
+    # db overlap) and took twice as long.
     rows, cols = dy.shape
     for j in range(cols):
         db[j] = 0.0
@@ -248,6 +249,12 @@ def bias_relu_forward(x, b, out):
 
 
 def bias_relu_backward(dy, y, out, db):
+    if dy.ndim == 2 and dy.shape[1] == 1:
+        # a single column is contiguous, and NumPy sums it pairwise, not in row order: NumPy
+        # sums it here too, so that db still equals the unfused layer's dY.sum(axis=0) exactly
+        relu_backward(_rows(dy, db), _rows(y, db), _rows(out, db))
+        out.sum(axis=0, out=db)
+        return out
     _bias_relu_backward(_rows(dy, db), _rows(y, db), _rows(out, db), db)
     return out
 
