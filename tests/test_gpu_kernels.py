@@ -78,6 +78,9 @@ def _assert_twins(device, name, inputs, outputs, exact=False, precision=None):
         assert g.dtype == w.dtype and g.shape == w.shape
         if exact or w.dtype.kind == "i":
             np.testing.assert_array_equal(g, w)
+            if w.dtype.kind == "f":  # assert_array_equal takes −0 for +0: exact means the zeros' signs too
+                zero = w == 0
+                np.testing.assert_array_equal(np.signbit(g[zero]), np.signbit(w[zero]))
         else:
             np.testing.assert_allclose(g, w, **TOL[precision or w.dtype.type])
 
@@ -136,6 +139,7 @@ def test_bias_relu_of_nan_infinities_and_signed_zeros(device, shape, dtype, seed
         pick = rng.random(a.shape) < 0.3
         a[pick] = rng.choice(special, int(pick.sum()))
     x.flat[: len(special)] = special[: x.size]
+    b.flat[(len(special) - 1) % b.size] = -0.0  # meets x's −0 at its place (when x has one): −0 + −0 is −0, and the ReLU gives +0
     dy.flat[: len(special)] = special[::-1][: dy.size]
     with np.errstate(invalid="ignore"):  # inf + (−inf) is NaN, as meant
         _assert_twins(device, "bias_relu_forward", [x, b], [x], exact=True)

@@ -25,17 +25,24 @@ def arrays(dtype, shape, lo=-20.0, hi=20.0):
     return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, width=32))
 
 
+def assert_same_values_and_zero_signs(got, want):
+    """assert_array_equal takes −0 for +0; a ReLU twin must also give +0 where the reference does."""
+    np.testing.assert_array_equal(got, want)
+    zero = want == 0
+    np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(want[zero]))
+
+
 @given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=9), data=st.data())
 def test_relu_kernels_match_reference(dtype, shape, data):
     x = data.draw(arrays(dtype, shape))
     dy = data.draw(arrays(dtype, shape))
     out_c, out_r = np.empty_like(x), np.empty_like(x)
-    np.testing.assert_array_equal(cpu.relu_forward(x, out_c), reference.relu_forward(x, out_r))
+    assert_same_values_and_zero_signs(cpu.relu_forward(x, out_c), reference.relu_forward(x, out_r))
     np.testing.assert_array_equal(cpu.relu_backward(dy, out_c, np.empty_like(x)), reference.relu_backward(dy, out_r, np.empty_like(x)))
     # in place (out is x, as the fused ReLU of a convolution calls it), the whole array or a slice of it
     whole, part = x.copy(), x.copy()
     assert cpu.relu_forward(whole, whole) is whole
-    np.testing.assert_array_equal(whole, out_r)
+    assert_same_values_and_zero_signs(whole, out_r)
     half = part[: max(1, len(part) // 2)]
     cpu.relu_forward(half, half)
     np.testing.assert_array_equal(half, out_r[: len(half)])
@@ -53,10 +60,10 @@ def test_bias_relu_kernels_match_reference_bit_for_bit(dtype, shape, data):
     np.testing.assert_array_equal(want, np.maximum(x + b, 0))
     out = np.empty_like(x)
     assert cpu.bias_relu_forward(x, b, out) is out
-    np.testing.assert_array_equal(out, want)
+    assert_same_values_and_zero_signs(out, want)
     in_place = x.copy()
     assert cpu.bias_relu_forward(in_place, b, in_place) is in_place
-    np.testing.assert_array_equal(in_place, want)
+    assert_same_values_and_zero_signs(in_place, want)
     dz, db = np.full_like(x, np.nan), np.full_like(b, np.nan)
     assert cpu.bias_relu_backward(dy, want, dz, db) is dz
     separate = reference.relu_backward(dy, want, np.empty_like(dy))
@@ -68,6 +75,19 @@ def test_bias_relu_kernels_match_reference_bit_for_bit(dtype, shape, data):
     np.testing.assert_array_equal(db_r, db)
 
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_relu_of_a_negative_zero_sum_is_positive_zero(dtype):
+    """−0 + −0 is −0, and max(−0, 0) is +0 in NumPy: every twin, in place or not, gives +0."""
+    x = np.array([[-0.0, 0.0, -0.0, -1.0]], dtype)
+    b = np.array([-0.0, -0.0, 0.0, 1.0], dtype)
+    want = reference.bias_relu_forward(x, b, np.empty_like(x))
+    assert not np.signbit(want).any()
+    assert_same_values_and_zero_signs(cpu.bias_relu_forward(x, b, np.empty_like(x)), want)
+    in_place = x.copy()
+    assert_same_values_and_zero_signs(cpu.bias_relu_forward(in_place, b, in_place), want)
+    assert_same_values_and_zero_signs(cpu.relu_forward(x + b, np.empty_like(x)), want)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [1, 7, 8, 9, 16, 128, 1000])
