@@ -37,7 +37,9 @@ class Backend:
     name : "numpy" or "cupy"
     xp : the array module (numpy or cupy)
     dtype : numpy dtype used for parameters and activations (float32 by default)
-    rng : a seeded ``xp.random.Generator``
+    rng : a seeded ``numpy.random.Generator``: every draw is made on the host and moved to
+        the device, so a seed gives the same numbers (and the same initial model) on either
+        backend; CuPy's own generators would give other streams
     kernels : module-like object with the hot-loop kernels for this device
     """
 
@@ -75,24 +77,38 @@ class Backend:
 
     # randomness ---------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
-        """Reset the generator; the same seed gives the same stream of numbers."""
-        self.rng = self.xp.random.default_rng(seed)
+        """Reset the generator; the same seed gives the same stream of numbers, on either backend."""
+        self.rng = np.random.default_rng(seed)
 
     def normal(self, shape, scale=1.0):
-        """Standard normal draws (times ``scale``) in this backend's dtype.
+        """Standard normal draws (times ``scale``) in this backend's dtype, on its device.
 
         Drawn in float64 and cast, so a seed gives the same numbers in float32 and float64."""
-        return (self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False)
+        return self.to_device((self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False))
 
     def uniform(self, shape, low=0.0, high=1.0):
-        """Draws from U[low, high) of ``shape``, in the backend's dtype, from its seeded generator."""
-        return self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False)
+        """Draws from U[low, high) of ``shape``, in the backend's dtype, on its device."""
+        return self.to_device(self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False))
+
+    def orthogonal(self, size: int):
+        """A size×size orthogonal matrix drawn uniformly (QR of a Gaussian draw in this dtype, with
+        R's diagonal made positive), in this backend's dtype, on its device. The QR runs on the
+        host in float64, so the draw is the same on either backend (LAPACK and cuSOLVER round
+        differently)."""
+        gaussian = (self.rng.standard_normal((size, size))).astype(self.dtype, copy=False).astype(np.float64)
+        q, r = np.linalg.qr(gaussian)
+        diagonal = np.diagonal(r)
+        return self.to_device((q * np.sign(diagonal + (diagonal == 0))).astype(self.dtype))
 
     # arrays -------------------------------------------------------------------
     def asarray(self, x, dtype=None):
         """Move ``x`` to this backend as a C-contiguous array (float arrays in ``self.dtype``)."""
         dtype = self.dtype if dtype is None else dtype
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
+
+    def to_device(self, x):
+        """A host array on this backend's device, dtype kept (no copy on the CPU backend)."""
+        return x if self.xp is np else self.xp.asarray(x)
 
     def to_numpy(self, x):
         """Copy to a host NumPy array (a no-op view on the CPU backend)."""

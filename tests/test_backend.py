@@ -136,3 +136,24 @@ def test_layers_never_import_numpy_or_cupy_for_their_math():
     for path in layers.glob("*.py"):
         source = path.read_text()
         assert "import numpy" not in source and "import cupy" not in source, path.name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [1, 2, 7])
+def test_orthogonal_draws_are_orthogonal_seeded_and_in_the_backends_dtype(size, dtype):
+    q = mv.get_backend(dtype=dtype, seed=4).orthogonal(size)
+    assert q.shape == (size, size) and q.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(q.T.astype(np.float64) @ q, np.eye(size), atol=1e-6 if dtype == "float32" else 1e-12)
+    np.testing.assert_array_equal(mv.get_backend(dtype=dtype, seed=4).orthogonal(size), q)
+    other_seed = mv.get_backend(dtype=dtype, seed=5).orthogonal(size)
+    assert np.array_equal(other_seed, q) == (size == 1)  # the one 1×1 draw with R's diagonal positive is [[1]]
+
+
+def test_draws_are_made_on_the_host_by_numpys_generator():
+    """So a seed gives the same numbers on the GPU backend (tests/test_gpu_models.py holds whole
+    models to that): the backend's generator is NumPy's, and to_device keeps the dtype."""
+    be = mv.get_backend(dtype="float64", seed=8)
+    assert isinstance(be.rng, np.random.Generator)
+    np.testing.assert_array_equal(be.normal((2, 3)), np.random.default_rng(8).standard_normal((2, 3)))
+    ints = np.arange(3)
+    assert be.to_device(ints) is ints

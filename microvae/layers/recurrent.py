@@ -44,12 +44,7 @@ def orthogonal_blocks(size: int, blocks: int):
     uniform). Orthogonal recurrent weights neither shrink nor grow the state at first."""
 
     def init(backend, shape):
-        xp = backend.xp
-        parts = []
-        for _ in range(blocks):
-            q, r = xp.linalg.qr(backend.normal((size, size)).astype("float64"))
-            parts.append(q * xp.sign(xp.diagonal(r) + (xp.diagonal(r) == 0)))
-        return xp.concatenate(parts, axis=1).astype(backend.dtype)
+        return backend.xp.concatenate([backend.orthogonal(size) for _ in range(blocks)], axis=1)
 
     return init
 

@@ -204,11 +204,11 @@ class AAE(Model):
     def _draw_prior(self, n, labels=None, rng=None):
         """n prior draws on the backend; with the mixture and labels, draw i comes from component labels[i] (if >= 0)."""
         be, xp = self.backend, self.backend.xp
-        rng = be.rng if rng is None else rng
-        noise = rng.standard_normal((n, self.latent_dim), dtype=be.dtype)
+        rng = be.rng if rng is None else rng  # a NumPy generator: drawn on the host, as Backend draws
+        noise = be.to_device(rng.standard_normal((n, self.latent_dim), dtype=be.dtype))
         if self.prior == "gaussian":
             return noise
-        components = rng.integers(0, self.num_classes, size=n)
+        components = be.to_device(rng.integers(0, self.num_classes, size=n))
         if labels is not None:
             components = xp.where(labels >= 0, labels, components)
         means = be.asarray(self.component_means())
@@ -375,7 +375,7 @@ class AAE(Model):
         """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component."""
         n, seed = check_int("n", n, 1), check_seed(seed)
         labels = None if y is None else self._labels(y, n)
-        rng = None if seed is None else self.backend.xp.random.default_rng(seed)
+        rng = None if seed is None else np.random.default_rng(seed)
         return self.backend.to_numpy(self._draw_prior(n, labels, rng)).copy()
 
     def sample(self, n: int, y=None, seed: int | None = None):

@@ -200,7 +200,7 @@ class Model(Module):
                 return self._evaluate_arrays(arrays, batch_size=batch_size)
             backend = self.backend
             own = backend.rng
-            backend.rng = backend.xp.random.default_rng(seed)
+            backend.rng = np.random.default_rng(seed)
             try:
                 return self._evaluate_arrays(arrays, batch_size=batch_size)
             finally:
