@@ -1,11 +1,10 @@
 """The array backend: selection, dtypes, seeding, clear errors."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 import microvae as mv
+from _gpu import gpu_available
 from microvae.kernels import cpu
 
 
@@ -110,18 +109,7 @@ def test_seeded_generator_is_reproducible():
     np.testing.assert_allclose(mv.get_backend(dtype="float64", seed=2).normal((4,)), mv.get_backend(seed=2).normal((4,)), rtol=1e-7)
 
 
-def _gpu_ready():
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-@pytest.mark.skipif(_gpu_ready(), reason="a GPU is present, so CuPy is available")
+@pytest.mark.skipif(gpu_available(), reason="a GPU is present, so CuPy is available")
 def test_cupy_without_gpu_is_a_clear_error():
     with pytest.raises(mv.BackendUnavailable, match="CuPy"):
         mv.get_backend("cupy")

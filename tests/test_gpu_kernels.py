@@ -16,21 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _cuda_emulation import DeviceArray, gpu_kernels, needs_compiler, to_device
+from _gpu import needs_gpu
 from microvae.kernels import KERNEL_NAMES, reference
 
 
-def _gpu_available():
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # no CuPy, no driver, no device: all mean "no GPU here"
-        return False
-
-
-DEVICES = [pytest.param("cpu"),
-           pytest.param("gpu", marks=pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine")),
-           pytest.param("emulated", marks=needs_compiler)]
+DEVICES = [pytest.param("cpu"), pytest.param("gpu", marks=needs_gpu), pytest.param("emulated", marks=needs_compiler)]
 
 
 class _Device:

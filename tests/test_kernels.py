@@ -262,41 +262,6 @@ def test_jit_results_are_cached_to_disk(tmp_path):
     assert glob.glob(os.path.join(tmp_path, "**", "*_relu_forward*.nbi"), recursive=True)
 
 
-def _gpu_available():
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
-
-
-@pytest.mark.skipif(not _gpu_available(), reason="no CuPy/GPU on this machine")
-def test_gpu_kernels_match_reference():
-    import cupy as cp
-
-    from microvae.kernels import gpu
-
-    rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
-        logits = cp.asarray(rng.uniform(-50, 50, (8, 16)).astype(dtype))
-        x = cp.asarray(rng.uniform(0, 1, (8, 16)).astype(dtype))
-        d_g, d_r = cp.empty_like(logits), cp.empty_like(logits)
-        row_g, row_r = cp.empty(8), cp.empty(8)
-        gpu.bernoulli_nll_logits(logits, x, 0.125, d_g, row_g)
-        reference.bernoulli_nll_logits(logits, x, 0.125, d_r, row_r)
-        cp.testing.assert_allclose(row_g, row_r, **_tol(dtype))
-        cp.testing.assert_allclose(d_g, d_r, **_tol(dtype))
-        y_g, y_r = gpu.relu_forward(logits, cp.empty_like(logits)), reference.relu_forward(logits, cp.empty_like(logits))
-        cp.testing.assert_array_equal(y_g, y_r)
-        p_g, m_g, v_g = cp.asarray(rng.standard_normal(32).astype(dtype)), cp.zeros(32, dtype), cp.zeros(32, dtype)
-        p_r, m_r, v_r = p_g.copy(), m_g.copy(), v_g.copy()
-        g = cp.asarray(rng.standard_normal(32).astype(dtype))
-        gpu.adam_update(p_g, g, m_g, v_g, 0.9, 0.999, 1e-3, 1e-8)
-        reference.adam_update(p_r, g, m_r, v_r, 0.9, 0.999, 1e-3, 1e-8)
-        cp.testing.assert_allclose(p_g, p_r, **_tol(dtype))
-
-
 def test_every_kernel_has_a_compiled_and_a_reference_twin():
     import ast
     import pathlib
