@@ -73,3 +73,38 @@ def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeyp
         assert "130 training / 130 test images" in section
     assert "kernels_module: microvae.kernels.gpu" in out and "device: CuPy emulation on the CPU" in out
     assert (tmp_path / "gpu.json").stat().st_size > 0
+
+
+def _profile_gpu():
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
+    spec = importlib.util.spec_from_file_location("profile_gpu_under_test", os.path.join(BENCH, "profile_gpu.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(_cupy_importable(), reason="CuPy is installed here")
+def test_the_profile_without_cupy_says_why_and_exits_2():
+    done = subprocess.run([sys.executable, os.path.join(BENCH, "profile_gpu.py"), "--steps", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "cannot run here: backend='cupy' needs CuPy and an NVIDIA GPU" in done.stderr
+    assert done.stdout == ""
+
+
+@needs_compiler
+def test_the_profile_runs_on_the_emulated_gpu_and_prints_both_times_and_the_hosts_functions(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: no kernel trace, said so
+    profile = _profile_gpu()
+    with installed():
+        assert profile.main(["--models", "vae", "--steps", "2", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "# microvae GPU step profile (CuPy emulation on the CPU" in out
+    assert "## textbook MLP VAE 784-512-256, latent 2: 2 steps of batch 128" in out
+    times = next(line for line in out.splitlines() if line.startswith("- wall "))
+    wall, cpu = (float(part.split()[-2]) for part in times.split(","))
+    assert wall > 0 and cpu > 0, times
+    assert "- GPU kernels: torch not importable (" in out
+    host = out.split("### The host's functions (cProfile, one epoch)")[1]
+    assert "Ordered by: internal time" in host and "due to restriction <5>" in host
