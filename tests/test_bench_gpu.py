@@ -17,13 +17,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 
 
-def _bench_gpu():
+def _script(name):
+    """bench/<name>.py, imported as a module (its neighbours importable, as when it runs)."""
     if BENCH not in sys.path:
         sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location("bench_gpu_under_test", os.path.join(BENCH, "bench_gpu.py"))
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", os.path.join(BENCH, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _bench_gpu():
+    return _script("bench_gpu")
 
 
 def _cupy_importable():
@@ -75,15 +80,6 @@ def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeyp
     assert (tmp_path / "gpu.json").stat().st_size > 0
 
 
-def _profile_gpu():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location("profile_gpu_under_test", os.path.join(BENCH, "profile_gpu.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.skipif(_cupy_importable(), reason="CuPy is installed here")
 def test_the_profile_without_cupy_says_why_and_exits_2():
     done = subprocess.run([sys.executable, os.path.join(BENCH, "profile_gpu.py"), "--steps", "1"],
@@ -96,7 +92,7 @@ def test_the_profile_without_cupy_says_why_and_exits_2():
 @needs_compiler
 def test_the_profile_runs_on_the_emulated_gpu_and_prints_both_times_and_the_hosts_functions(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: no kernel trace, said so
-    profile = _profile_gpu()
+    profile = _script("profile_gpu")
     with installed():
         assert profile.main(["--models", "vae", "--steps", "2", "--top", "5"]) == 0
     out = capsys.readouterr().out
