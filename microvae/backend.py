@@ -95,7 +95,7 @@ class Backend:
         R's diagonal made positive), in this backend's dtype, on its device. The QR runs on the
         host in float64, so the draw is the same on either backend (LAPACK and cuSOLVER round
         differently)."""
-        gaussian = (self.rng.standard_normal((size, size))).astype(self.dtype, copy=False).astype(np.float64)
+        gaussian = self.rng.standard_normal((size, size)).astype(self.dtype, copy=False).astype(np.float64)
         q, r = np.linalg.qr(gaussian)
         diagonal = np.diagonal(r)
         return self.to_device((q * np.sign(diagonal + (diagonal == 0))).astype(self.dtype))

@@ -329,14 +329,11 @@ class _DeviceUfunc:
         return _device_function(method) if callable(method) else method
 
 
-class _DeviceGenerator:
-    """``cupy.random.Generator`` of the emulation: NumPy's draws, as device arrays."""
-
-    def __init__(self, seed=None):
-        self._rng = np.random.default_rng(seed)
-
-    def __getattr__(self, name):
-        return _device_function(getattr(self._rng, name))
+def _no_device_generator(*args, **kwargs):
+    """CuPy's generators give other streams than NumPy's, which the emulation cannot give, so
+    it refuses them: microvae draws on the host (Backend.rng), the same numbers on either backend."""
+    raise AssertionError("cupy.random was called: microvae draws with NumPy's generator on the host "
+                         "(Backend.rng) and moves the draws to the device")
 
 
 def _namespace(numpy_module, names):
@@ -362,7 +359,7 @@ def emulated_cupy():
     fake.array = _device_function(np.array, takes_host=True)
     fake.asnumpy = lambda a: np.array(_host(a))
     fake.get_array_module = lambda *arrays: fake if any(isinstance(a, DeviceArray) for a in arrays) else np
-    fake.random = types.SimpleNamespace(default_rng=_DeviceGenerator, Generator=_DeviceGenerator)
+    fake.random = types.SimpleNamespace(default_rng=_no_device_generator, Generator=_no_device_generator)
     fake.linalg = _namespace(np.linalg, ("norm", "qr", "svd", "det", "inv", "cholesky", "slogdet"))
     fake.__version__ = "emulated"
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
