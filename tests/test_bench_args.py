@@ -386,3 +386,17 @@ def test_bench_startup_medians_warm_run_and_shared_cache(scripts, monkeypatch, c
     assert "**First training step with a warm Numba cache: 1.000 s** (steady-state step 0.0110 s; cold cache: 5.000 s)" in out
     assert len(caches) == 3 and len({c for c, _ in caches}) == 1 and all(empty for _, empty in caches)
     assert caches[0][0] != os.environ.get("NUMBA_CACHE_DIR")
+
+
+def test_the_kernel_report_says_whether_convolution_chunks_use_threads(monkeypatch):
+    """The chunk-thread line describes what fit does for that model: threads only for a CPU model
+    with convolutions (a dense VAE keeps BLAS's threads; a GPU runs each convolution in one pass)."""
+    import microvae as mv
+
+    C = _load("bench_vae").C
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "3")
+    conv = C.microvae_report(mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2))["chunk_threads"]
+    assert conv.startswith("3 (convolution chunks while training")
+    dense = C.microvae_report(mv.VAE(6, (4,), 2))["chunk_threads"]
+    assert dense == "not used (no convolutions: NumPy's BLAS keeps its own threads)"
+    assert C.microvae_report()["chunk_threads"].startswith("3 (")  # no model: the setting alone

@@ -77,6 +77,7 @@ def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeyp
         assert "- PyTorch (CUDA, eager): skipped — torch not importable" in section
         assert "130 training / 130 test images" in section
     assert "kernels_module: microvae.kernels.gpu" in out and "device: CuPy emulation on the CPU" in out
+    assert "chunk_threads: not used (the cupy backend runs each convolution in one pass)" in out
     assert (tmp_path / "gpu.json").stat().st_size > 0
 
 
