@@ -374,7 +374,11 @@ def test_image_chunks_fit_the_buffer_and_give_every_worker_an_equal_share(monkey
 @pytest.mark.parametrize("make", [lambda: Conv2D(2, 3, 3), lambda: Conv2D(2, 3, 3, stride=2), lambda: Conv2D(4, 3, 3),
                                   lambda: Conv2DTranspose(3, 2, 3, stride=2), lambda: Conv2DTranspose(3, 2, 3)])
 def test_convolutions_take_an_empty_batch(make):
+    """An empty batch gives zero gradients, also after a batch that left others behind."""
     layer = make().build(seed=0)
+    x = np.random.default_rng(0).random((2, layer.in_channels, 6, 6), dtype=np.float32)
+    layer.backward(np.ones_like(layer.forward(x)))
+    assert all(np.any(grad != 0) for grad in layer.grads.values())
     y = layer.forward(np.zeros((0, layer.in_channels, 6, 6), np.float32))
     dx = layer.backward(np.zeros_like(y))
     assert y.shape[0] == 0 and dx.shape == (0, layer.in_channels, 6, 6)
@@ -425,3 +429,19 @@ def test_the_pool_grows_when_a_later_loop_asks_for_more_workers(monkeypatch):
         barrier.abort()
         if threads._pool is not None:
             threads._pool.shutdown(wait=True)
+
+
+def test_chunk_sums_add_in_worker_order_and_give_zeros_without_terms():
+    """Each worker's first term becomes its total (no zeros added); a worker without chunks adds
+    nothing; no terms at all give zeros, whatever the buffers held from an earlier step."""
+    layer = Conv2D(1, 1, 3).build(dtype="float64", seed=0)
+    terms = {0: [1.0, 2.0], 1: [10.0], 2: []}
+    for step in range(2):  # the second step reuses the first's buffers, their places traded
+        sums = conv_module._ChunkSums(layer, (2,), np.float64, 3)
+        for worker, values in terms.items():
+            for v in values:
+                sums.part(worker)[...] = [v, -v]
+                sums.add_part(worker)
+        np.testing.assert_array_equal(sums.total(), [13.0, -13.0])
+    empty = conv_module._ChunkSums(layer, (2,), np.float64, 3)
+    np.testing.assert_array_equal(empty.total(), [0.0, 0.0])

@@ -331,20 +331,27 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None, r
 
 class _ChunkSums:
     """A sum over chunks, kept per chunk worker (each in its own scratch buffers) and added
-    in worker order at the end, so the result does not depend on which thread ran first."""
+    in worker order at the end, so the result does not depend on which thread ran first.
+
+    A worker's first term becomes its total as it is (the two buffers trade places) rather
+    than being added to zeros: a pass fewer over each sum, and on a GPU, whose batch is one
+    chunk, two kernel launches fewer per sum."""
 
     def __init__(self, layer, shape, dtype, workers, name="weight_grad"):
         self._totals = [_worker_scratch(layer, name, w, shape, dtype) for w in range(workers)]
         self._parts = [_worker_scratch(layer, f"{name}_part", w, shape, dtype) for w in range(workers)]
-        for t in self._totals:
-            t[...] = 0
+        self._started = [False] * workers
 
     def part(self, worker):
         """The buffer a chunk's term goes into before ``add_part``."""
         return self._parts[worker]
 
     def add_part(self, worker):
-        self._totals[worker] += self._parts[worker]
+        if self._started[worker]:
+            self._totals[worker] += self._parts[worker]
+        else:
+            self._totals[worker], self._parts[worker] = self._parts[worker], self._totals[worker]
+            self._started[worker] = True
 
     def add_sum(self, worker, a, axis):
         """Add ``a.sum(axis)`` to this worker's total."""
@@ -352,8 +359,13 @@ class _ChunkSums:
         self.add_part(worker)
 
     def total(self):
-        total = self._totals[0]
-        for other in self._totals[1:]:
+        """The sum over every chunk (zeros when there were none), in one of the buffers."""
+        started = [t for t, s in zip(self._totals, self._started) if s]
+        if not started:
+            self._totals[0][...] = 0
+            return self._totals[0]
+        total = started[0]
+        for other in started[1:]:
             total += other
         return total
 
