@@ -58,9 +58,10 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
     level = check_number("level", level, "a number")
-    if not math.isfinite(level) or level < 0 or (kind != "gaussian" and level > 1):
-        raise ValueError(f"level must be >= 0 (a standard deviation) for gaussian noise and a fraction in [0, 1] "
-                         f"for {kind!r}, got {level!r}")
+    if kind == "gaussian" and not (math.isfinite(level) and level >= 0):
+        raise ValueError(f"level must be a finite number >= 0 (the standard deviation) for gaussian noise, got {level!r}")
+    if kind != "gaussian" and not 0 <= level <= 1:
+        raise ValueError(f"level must be a fraction in [0, 1] (of the pixels hit) for {kind!r} noise, got {level!r}")
     if clip is not None and not isinstance(clip, (bool, np.bool_)):
         raise ValueError(f"clip must be True, False or None (clip only data already in [0, 1]), got {clip!r}")
     x = np.asarray(x)
@@ -125,6 +126,9 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
         raise ValueError(f"clean and other must have the same shape, got {clean.shape} and {other.shape}")
     if clean.size == 0:
         raise ValueError("psnr of empty arrays is undefined")
+    for name, array in (("clean", clean), ("other", other)):
+        if not np.isfinite(array).all():
+            raise ValueError(f"psnr needs finite values: {name} contains NaN or Inf")
     data_range = _data_range(clean) if data_range is None else check_number("data_range", data_range, "a positive number or None")
     if not (data_range > 0 and math.isfinite(data_range)):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
@@ -198,10 +202,17 @@ def slerp(z_a, z_b, t):
         z(t) = sin((1 − t)Ω)/sin Ω · z_a + sin(tΩ)/sin Ω · z_b
 
     (t may be an array; the result then has one row per t). Falls back to a straight line
-    when the codes are (nearly) parallel, where the formula is 0/0.
+    when the codes are (nearly) parallel or opposite, where the formula is 0/0, or one is 0.
+    z_a and z_b are codes of one example: vectors of the same length.
     """
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)[..., None]
+    if z_a.ndim != 1 or z_a.shape != z_b.shape:
+        raise ValueError(f"slerp expects two codes of the same length (vectors), got shapes {z_a.shape} and {z_b.shape}")
+    t = np.asarray(t, dtype=np.float64)
+    for name, array in (("z_a", z_a), ("z_b", z_b), ("t", t)):
+        if not np.isfinite(array).all():
+            raise ValueError(f"slerp needs finite values: {name} contains NaN or Inf")
+    t = t[..., None]
     na, nb = np.linalg.norm(z_a), np.linalg.norm(z_b)
     if na == 0 or nb == 0:
         return (1 - t) * z_a + t * z_b

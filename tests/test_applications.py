@@ -79,10 +79,13 @@ def test_add_noise_rejects_bad_arguments():
     x = np.zeros((2, 4))
     with pytest.raises(ValueError, match="kind"):
         app.add_noise(x, "speckle", 0.1)
-    with pytest.raises(ValueError, match="level"):
-        app.add_noise(x, "mask", 1.5)
-    with pytest.raises(ValueError, match="level"):
-        app.add_noise(x, "gaussian", -0.1)
+    for kind in ("mask", "salt_pepper"):
+        for level in (1.5, -0.1, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=rf"level must be a fraction in \[0, 1\] \(of the pixels hit\) for '{kind}' noise, got {level}"):
+                app.add_noise(x, kind, level)
+    for level in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=rf"level must be a finite number >= 0 \(the standard deviation\) for gaussian noise, got {level}"):
+            app.add_noise(x, "gaussian", level)
     with pytest.raises(ValueError, match="NaN"):
         app.add_noise(np.array([[np.nan]]), "gaussian", 0.1)
     for level in ("0.3", True, None):  # float() took "0.3" and True
@@ -159,6 +162,22 @@ def test_slerp_of_equal_parallel_or_opposite_codes_is_the_straight_line():
     a, t = np.array([1.0, 1.0, 1.0]), np.linspace(0, 1, 5)
     for b in (a, 2 * a, 0.5 * a, -a, -2 * a):
         np.testing.assert_allclose(app.slerp(a, b, t), (1 - t[:, None]) * a + t[:, None] * b, atol=1e-12)
+
+
+def test_slerp_refuses_codes_it_cannot_join_by_name():
+    """Codes of other lengths (NumPy's own error named neither slerp nor what it expects), batches
+    of codes (a TypeError from float()), and NaN or Inf anywhere (a path of NaN) are refused."""
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    for z_a, z_b in ((a, np.ones(3)), (np.ones((2, 2)), np.ones((2, 2))), (np.float64(1.0), np.float64(2.0))):
+        with pytest.raises(ValueError, match=r"slerp expects two codes of the same length \(vectors\), got shapes"):
+            app.slerp(z_a, z_b, 0.5)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="slerp needs finite values: z_a contains NaN or Inf"):
+            app.slerp(np.array([bad, 1.0]), b, 0.5)
+        with pytest.raises(ValueError, match="slerp needs finite values: z_b contains NaN or Inf"):
+            app.slerp(a, np.array([1.0, bad]), 0.5)
+        with pytest.raises(ValueError, match="slerp needs finite values: t contains NaN or Inf"):
+            app.slerp(a, b, np.array([0.0, bad]))
 
 
 def test_interpolate_decodes_the_path_between_two_codes(sprites_and_model):
@@ -425,7 +444,7 @@ def test_gaussian_noise_takes_any_standard_deviation_above_one(level, seed):
     noisy = app.add_noise(x, "gaussian", level, seed=seed)
     assert np.std(noisy - x) == pytest.approx(level, rel=0.1)
     for kind in ("salt_pepper", "mask"):
-        with pytest.raises(ValueError, match=rf"a fraction in \[0, 1\] for '{kind}', got {level!r}"):
+        with pytest.raises(ValueError, match=rf"a fraction in \[0, 1\] \(of the pixels hit\) for '{kind}' noise, got {level!r}"):
             app.add_noise(x, kind, level)
 
 
@@ -444,6 +463,17 @@ def test_psnr_refuses_empty_inputs_and_shapes_that_merely_broadcast():
         app.psnr(np.zeros((1, 4)), np.full((4, 1), 0.1))
     with pytest.raises(ValueError, match=r"same shape, got \(2, 3\) and \(3, 2\)"):
         app.psnr(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("which", ["clean", "other"])
+def test_psnr_refuses_nan_and_inf_by_name(bad, which):
+    """An Inf pixel made the PSNR −inf, a NaN made it NaN, with no word of why."""
+    clean, other = np.full((2, 3), 0.5), np.full((2, 3), 0.25)
+    (clean if which == "clean" else other)[1, 2] = bad
+    for per_example in (False, True):
+        with pytest.raises(ValueError, match=f"psnr needs finite values: {which} contains NaN or Inf"):
+            app.psnr(clean, other, per_example=per_example)
 
 
 @given(value=st.floats(-100.0, 100.0).filter(lambda v: not 0 <= v <= 1), seed=st.integers(0, 2**31 - 1))
