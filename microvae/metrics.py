@@ -446,7 +446,8 @@ def mutual_information(a, b) -> float:
 
 
 def mutual_information_matrix(codes, factors, n_bins: int = 20):
-    """M[j, f] = I(discretised code j; factor f) in nats, shape (d, n_factors)."""
+    """M[j, f] = I(discretised code j; factor f) in nats, shape (d, n_factors). The factors are
+    discrete labels (integers, booleans, strings, or floats holding whole numbers)."""
     bins = discretize(codes, n_bins)
     factors = np.asarray(factors)
     if factors.ndim == 1:
@@ -455,6 +456,13 @@ def mutual_information_matrix(codes, factors, n_bins: int = 20):
         raise ValueError(f"codes and factors must have the same number of rows, got {len(bins)} and {len(factors)}")
     if factors.ndim != 2 or factors.shape[1] == 0:
         raise ValueError(f"factors must be shaped (n,) or (n, n_factors) with at least one factor, got {factors.shape}")
+    if factors.dtype.kind == "f":  # class values stored as floats are fine; measurements are not labels
+        if not np.isfinite(factors).all():
+            raise ValueError("factors contain NaN or Inf; they must be discrete labels")
+        fractional = factors[factors != np.round(factors)]
+        if fractional.size:
+            raise ValueError(f"factors must be discrete labels (integers, booleans or strings), found the value "
+                             f"{fractional[0]!r}: cut a continuous factor into bins first (e.g. metrics.discretize)")
     return np.array([[mutual_information(bins[:, j], factors[:, f]) for f in range(factors.shape[1])]
                      for j in range(bins.shape[1])]).reshape(bins.shape[1], factors.shape[1])
 

@@ -595,6 +595,24 @@ def test_mig_with_no_factors_or_no_codes_says_so():
     assert metrics.mutual_information_matrix(np.zeros((5, 0)), np.arange(5)).shape == (0, 1)  # was (0,)
 
 
+def test_mig_refuses_continuous_or_non_finite_factors_and_takes_whole_floats_and_strings():
+    """A continuous factor was read as n distinct labels, each seen once: a meaningless MIG, no error."""
+    rng = np.random.default_rng(0)
+    codes, labels = rng.normal(size=(60, 3)), rng.integers(0, 3, 60)
+    with pytest.raises(ValueError, match=r"factors must be discrete labels \(integers, booleans or strings\), found the value"):
+        metrics.mutual_information_gap(codes, rng.random(60))
+    with pytest.raises(ValueError, match="cut a continuous factor into bins first"):
+        metrics.mutual_information_matrix(codes, np.stack([labels, labels + 0.5], axis=1))
+    for bad in (np.nan, np.inf):
+        factor = labels.astype(float)
+        factor[7] = bad
+        with pytest.raises(ValueError, match="factors contain NaN or Inf; they must be discrete labels"):
+            metrics.mutual_information_gap(codes, factor)
+    want = metrics.mutual_information_gap(codes, labels)
+    assert metrics.mutual_information_gap(codes, labels.astype(np.float32)) == want
+    assert metrics.mutual_information_gap(codes, np.array(["abc"[k] for k in labels])) == want
+
+
 def test_mig_skips_constant_factors_and_checks_its_input():
     factors = _factors()
     factors_with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=int)], axis=1)
