@@ -462,7 +462,7 @@ def mutual_information_matrix(codes, factors, n_bins: int = 20):
         fractional = factors[factors != np.round(factors)]
         if fractional.size:
             raise ValueError(f"factors must be discrete labels (integers, booleans or strings), found the value "
-                             f"{fractional[0]!r}: cut a continuous factor into bins first (e.g. metrics.discretize)")
+                             f"{float(fractional[0])!r}: cut a continuous factor into bins first (e.g. metrics.discretize)")
     return np.array([[mutual_information(bins[:, j], factors[:, f]) for f in range(factors.shape[1])]
                      for j in range(bins.shape[1])]).reshape(bins.shape[1], factors.shape[1])
 

@@ -599,8 +599,9 @@ def test_mig_refuses_continuous_or_non_finite_factors_and_takes_whole_floats_and
     """A continuous factor was read as n distinct labels, each seen once: a meaningless MIG, no error."""
     rng = np.random.default_rng(0)
     codes, labels = rng.normal(size=(60, 3)), rng.integers(0, 3, 60)
-    with pytest.raises(ValueError, match=r"factors must be discrete labels \(integers, booleans or strings\), found the value"):
-        metrics.mutual_information_gap(codes, rng.random(60))
+    continuous = rng.random(60)
+    with pytest.raises(ValueError, match=rf"factors must be discrete labels \(integers, booleans or strings\), found the value {float(continuous[0])!r}: cut"):
+        metrics.mutual_information_gap(codes, continuous)
     with pytest.raises(ValueError, match="cut a continuous factor into bins first"):
         metrics.mutual_information_matrix(codes, np.stack([labels, labels + 0.5], axis=1))
     for bad in (np.nan, np.inf):

@@ -334,8 +334,8 @@ class _ChunkSums:
     in worker order at the end, so the result does not depend on which thread ran first.
 
     A worker's first term becomes its total as it is (the two buffers trade places) rather
-    than being added to zeros: a pass fewer over each sum, and on a GPU, whose batch is one
-    chunk, two kernel launches fewer per sum."""
+    than being added to zeros: no zero-fill and no first add per sum (on a GPU, whose batch
+    is one chunk, two kernel launches fewer per sum)."""
 
     def __init__(self, layer, shape, dtype, workers, name="weight_grad"):
         self._totals = [_worker_scratch(layer, name, w, shape, dtype) for w in range(workers)]
