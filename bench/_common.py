@@ -340,10 +340,10 @@ def microvae_report(model=None) -> dict:
     try:
         from microvae import threads
 
-        if model is not None and model.backend.name != "numpy":
-            report["chunk_threads"] = f"not used (the {model.backend.name} backend runs each convolution in one pass)"
-        elif model is not None and not any(getattr(layer, "chunk_parallel", False) for _, layer in model.named_modules()):
-            report["chunk_threads"] = "not used (no convolutions: NumPy's BLAS keeps its own threads)"
+        if model is not None and not model._uses_chunk_threads():
+            report["chunk_threads"] = (f"not used (the {model.backend.name} backend runs each convolution in one pass)"
+                                       if model.backend.name != "numpy" else
+                                       "not used (no convolutions: NumPy's BLAS keeps its own threads)")
         else:
             report["chunk_threads"] = (f"{threads.chunk_threads()} (convolution chunks while training; NumPy's BLAS "
                                        f"{'set to 1 thread then' if threads.blas_threads() is not None else 'thread count not settable: chunks stay serial'})")

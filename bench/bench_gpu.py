@@ -52,14 +52,18 @@ def gpu_report(xp) -> dict:
     return {"device": name, "cupy": getattr(xp, "__version__", "unknown")}
 
 
-def run_microvae(name: str, a) -> dict:
+def build_model(name: str, seed: int):
+    """The microvae model ``name`` ("vae" or "convvae") on the CuPy backend."""
     import microvae as mv
 
-    x_train, x_test = C.load_data(a.limit, flatten=(name == "vae"))
     if name == "vae":
-        model = mv.VAE(784, HIDDEN, LATENT, backend="cupy", seed=a.seed)
-    else:
-        model = mv.ConvVAE((1, 28, 28), latent_dim=LATENT, backend="cupy", seed=a.seed)
+        return mv.VAE(784, HIDDEN, LATENT, backend="cupy", seed=seed)
+    return mv.ConvVAE((1, 28, 28), latent_dim=LATENT, backend="cupy", seed=seed)
+
+
+def run_microvae(name: str, a) -> dict:
+    x_train, x_test = C.load_data(a.limit, flatten=(name == "vae"))
+    model = build_model(name, a.seed)
     result = C.microvae_train(model, x_train, x_test, a.epochs, a.seed, C.memory_now())
     result["kernels"]["gpu"] = gpu_report(model.backend.xp)
     return result

@@ -32,14 +32,6 @@ import _common as C  # noqa: E402
 import bench_gpu  # noqa: E402
 
 
-def build(name: str, seed: int):
-    import microvae as mv
-
-    if name == "vae":
-        return mv.VAE(784, bench_gpu.HIDDEN, bench_gpu.LATENT, backend="cupy", seed=seed)
-    return mv.ConvVAE((1, 28, 28), latent_dim=bench_gpu.LATENT, backend="cupy", seed=seed)
-
-
 def host_profile(train, top: int) -> str:
     """cProfile's table of ``train()``, by the functions' own time, ``top`` rows."""
     profiler = cProfile.Profile()
@@ -69,7 +61,7 @@ def kernel_profile(train, steps: int, top: int) -> dict:
 
 def profile_model(name: str, a) -> dict:
     x, _ = C.load_data(a.steps * C.BATCH_SIZE, flatten=(name == "vae"))
-    model = build(name, a.seed)
+    model = bench_gpu.build_model(name, a.seed)
 
     def train():
         model.fit(x, epochs=1, batch_size=C.BATCH_SIZE, lr=C.LR, verbose=0, seed=a.seed)

@@ -135,11 +135,15 @@ class Model(Module):
     # for 10000 images in one pass took 3.5 GB; results are the same either way.
     INFERENCE_BATCH = 256
 
+    def _uses_chunk_threads(self) -> bool:
+        """Whether fit and inference share image chunks out among microvae's threads: a CPU
+        model with convolutions (a GPU runs each convolution in one pass)."""
+        return self.backend.name == "numpy" and any(getattr(layer, "chunk_parallel", False)
+                                                    for _, layer in self.named_modules())
+
     def _parallel_chunks(self):
-        """``microvae.threads.parallel_chunks``, switched on for a CPU model with convolutions."""
-        chunked = self.backend.name == "numpy" and any(getattr(layer, "chunk_parallel", False)
-                                                       for _, layer in self.named_modules())
-        return parallel_chunks(enabled=chunked)
+        """``microvae.threads.parallel_chunks``, switched on when ``_uses_chunk_threads()``."""
+        return parallel_chunks(enabled=self._uses_chunk_threads())
 
     def _by_rows(self, fn, *arrays):
         """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length;
