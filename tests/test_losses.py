@@ -1,5 +1,7 @@
 """Losses: values against their definitions, gradients against finite differences, stability."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -343,6 +345,16 @@ def test_a_learned_logvar_gets_its_gradient_in_its_own_dtype():
     _, dmean, dlogvar = losses.gaussian_nll(mean, x, logvar)
     assert dmean.dtype == np.float32 and dlogvar.dtype == np.float64
     np.testing.assert_allclose(dlogvar, 0.5 * (1 - np.exp(-0.1)) / 2, rtol=1e-7)  # ½(1 − (x − μ)²e^{−logvar})/batch
+
+
+@pytest.mark.parametrize("lv_shape", [(3, 1, 4), (1, 3, 4), (5, 4), (3, 5), (2,), (3,)])
+def test_a_learned_logvar_that_does_not_broadcast_to_the_mean_is_refused(lv_shape):
+    """A (B, 1, D) logvar against a (B, D) mean broadcasts to (B, B, D): the loss came out B
+    times too large with a (B, B, D) dmean, and no error. Shapes that do not broadcast at all
+    raised NumPy's bare message, which named nothing."""
+    mean, x = np.zeros((3, 4)), np.ones((3, 4))
+    with pytest.raises(ValueError, match=rf"logvar must broadcast to mean's shape \(3, 4\).*got {re.escape(str(lv_shape))}"):
+        losses.gaussian_nll(mean, x, np.zeros(lv_shape))
 
 
 @pytest.mark.parametrize("logvar", [np.float32(0.5), np.float64(0.5), 0.5, 1])

@@ -35,6 +35,10 @@ def gaussian_nll(mean, x, logvar=0.0):
             raise TypeError(f"gaussian_nll: logvar must be a number (a fixed variance) or a float32/float64 array "
                             f"(a learned one), got {type(logvar).__name__}")
         array_of("gaussian_nll", "logvar", logvar)
+        if not _broadcasts_to(logvar.shape, mean.shape):
+            # a (B, 1, D) logvar against a (B, D) mean would broadcast to (B, B, D): wrong sums, no error
+            raise ValueError(f"gaussian_nll: logvar must broadcast to mean's shape {tuple(mean.shape)} without enlarging "
+                             f"it (a number, a per-dimension vector or an array of mean's shape), got {tuple(logvar.shape)}")
         # through 1/σ = e^{−logvar/2}, not e^{−logvar}: that overflows float32 already at logvar
         # < −88, and an exact fit (x − μ = 0) then gave 0·Inf = NaN for a finite loss
         inv_std = xp.exp(-0.5 * logvar)
@@ -65,6 +69,13 @@ def mse(prediction, x):
     per_example = rows(diff * diff).sum(axis=1, dtype=xp.float64)
     dprediction = diff * prediction.dtype.type(2.0 / prediction.shape[0])
     return per_example, dprediction.astype(prediction.dtype, copy=False)  # float32 whatever x's dtype
+
+
+def _broadcasts_to(shape, target) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` exactly (NumPy's rules, one way)."""
+    if len(shape) > len(target):
+        return False
+    return all(size in (1, full) for size, full in zip(shape[::-1], target[::-1]))
 
 
 def _sum_to_shape(g, shape):
