@@ -508,8 +508,15 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
     normal = NormalDist()
     p_lo = normal.cdf(-span)
     probs = np.linspace(p_lo, 1.0 - p_lo, n)
-    vals = np.array([normal.inv_cdf(float(p)) for p in probs])
-    vals[0], vals[-1] = -span, span  # exact endpoints despite rounding
+    # the lower half only, mirrored: past span ≈ 8.3, 1 − Φ(−span) rounds to 1.0, where
+    # inv_cdf fails; the endpoints are ±span exactly and the middle point of an odd n is 0
+    vals = np.zeros(n)
+    for i in range(1, n // 2):
+        vals[i] = normal.inv_cdf(float(probs[i]))
+    vals[0] = -span
+    vals[n - (n + 1) // 2 :] = -vals[: (n + 1) // 2][::-1]
+    if n % 2:
+        vals[n // 2] = 0.0  # not −0.0
     return vals
 
 

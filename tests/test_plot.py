@@ -245,6 +245,23 @@ def test_latent_axis_linear_and_quantile():
         mplot._latent_axis(5, 3.0, "log")
 
 
+@pytest.mark.parametrize("n", [2, 3, 6, 15])
+@pytest.mark.parametrize("span", [8.3, 9.0, 40.0])
+def test_quantile_axis_works_for_a_wide_span(n, span):
+    """Past span ≈ 8.3, 1 − Φ(−span) rounds to exactly 1.0, and inv_cdf(1.0) raised
+    StatisticsError from plot_latent_grid(spacing="quantile"). The axis is the lower half mirrored."""
+    q = mplot._latent_axis(n, span, "quantile")
+    assert q[0] == -span and q[-1] == span
+    assert np.array_equal(q, -q[::-1]) and np.all(np.diff(q) > 0)
+    if n % 2:
+        assert q[n // 2] == 0.0 and not np.signbit(q[n // 2])
+
+
+def test_plot_latent_grid_quantile_with_a_wide_span():
+    fig = mplot.plot_latent_grid(lambda z: np.full((len(z), 16), 0.5), n=5, span=9.0, spacing="quantile")
+    assert len(fig.axes) == 1
+
+
 @pytest.mark.parametrize("spacing", ["linear", "quantile"])
 def test_plot_latent_grid_model(tmp_path, model, spacing):
     fig = mplot.plot_latent_grid(model, n=5, span=2.0, spacing=spacing,
