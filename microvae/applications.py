@@ -173,9 +173,18 @@ def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=No
     from . import plot
 
     n = min(plot._check_count("n", n), len(clean))
-    rows = np.concatenate([np.asarray(a[:n], dtype=np.float64).reshape(n, -1) for a in (clean, noisy, denoised)])
+    rows = _stack_images([np.asarray(a[:n], dtype=np.float64) for a in (clean, noisy, denoised)])
     fig = plot.plot_samples(rows, nrow=n, image_shape=image_shape, title=title)
     return _label_rows(fig, ["clean", "noisy", "denoised"], path)
+
+
+def _stack_images(batches):
+    """Batches of images one after another, for one grid. Items keep their own shape when every
+    batch has the same one, so a colour or non-square image (a ConvVAE's (C, H, W)) is drawn as
+    itself; otherwise they become flat rows, which need a square size or an image_shape."""
+    if len({b.shape[1:] for b in batches}) == 1:
+        return np.concatenate(batches)
+    return np.concatenate([b.reshape(len(b), -1) for b in batches])
 
 
 def _label_rows(fig, labels, path):
@@ -275,10 +284,10 @@ def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "sl
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods:
         raise ValueError("methods must name at least one of 'linear' and 'slerp', got none")
-    rows = [np.asarray(interpolate(model, x_a, x_b, steps, m, y=y), dtype=np.float64).reshape(steps, -1) for m in methods]
+    rows = [np.asarray(interpolate(model, x_a, x_b, steps, m, y=y), dtype=np.float64) for m in methods]
     from . import plot
 
-    fig = plot.plot_samples(np.concatenate(rows), nrow=steps, image_shape=image_shape)
+    fig = plot.plot_samples(_stack_images(rows), nrow=steps, image_shape=image_shape)
     return _label_rows(fig, list(methods), path)
 
 

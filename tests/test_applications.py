@@ -346,6 +346,27 @@ def test_pictures_draw_each_row_where_its_label_says():
                                plot.image_grid(np.concatenate(rows), 4, (4, 4), pad_value=1.0))
 
 
+@pytest.mark.parametrize("input_shape", [(3, 8, 8), (1, 8, 12)])
+def test_pictures_of_a_colour_or_non_square_convvae_need_no_image_shape(input_shape):
+    """Both functions flattened the images to rows and then guessed a square grey size, which
+    failed for a (3, 8, 8) or a (1, 8, 12) ConvVAE; plot.plot_interpolation drew the same
+    model. The items now keep their shape: the grid is the images tiled as they are."""
+    pytest.importorskip("matplotlib")
+    from microvae import plot
+
+    rng = np.random.default_rng(5)
+    model = mv.ConvVAE(input_shape=input_shape, latent_dim=2, seed=0)
+    x = rng.random((4, *input_shape)).astype(np.float32)
+    fig = app.plot_interpolations(model, x[0], x[1], steps=3)
+    rows = [app.interpolate(model, x[0], x[1], 3, method) for method in ("linear", "slerp")]
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), plot.image_grid(np.concatenate(rows), 3, pad_value=1.0))
+    report = app.denoising_report(model, x, "gaussian", 0.2, seed=0)
+    fig = app.plot_denoising(x, report.noisy, report.denoised, n=2)
+    expected = plot.image_grid(np.concatenate([x[:2], report.noisy[:2], report.denoised[:2]]), 2, pad_value=1.0)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), expected)
+    assert expected.shape[:2] == (3 * (input_shape[1] + 1) + 1, 2 * (input_shape[2] + 1) + 1)
+
+
 def test_interpolate_and_traverse_an_aae_through_its_codes():
     x = _tiny(np.random.default_rng(0))
     model = mv.AAE(16, (8,), 3, seed=0)  # encode returns the codes alone, not (μ, logvar)
