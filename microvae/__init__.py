@@ -19,7 +19,7 @@ from .models import AAE, CVAE, VAE, VRAE, ConvVAE, HierarchicalVRAE, LossTerms, 
 from .optim import SGD, Adam, clip_grad_norm
 from .params import FlatParameters
 from .reparam import Reparameterization
-from .training import EarlyStopping, History, ModelCheckpoint, TrainingDiverged
+from .training import Callback, EarlyStopping, History, ModelCheckpoint, TrainingDiverged
 from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck
 
 __all__ = [
@@ -29,6 +29,6 @@ __all__ = [
     "Conv2D", "Conv2DTranspose", "MaxPool2D", "Flatten", "Reshape",
     "Bernoulli", "Gaussian", "VAE", "CVAE", "ConvVAE", "AAE", "VRAE", "HierarchicalVRAE", "LossTerms", "pad_sequences",
     "SGD", "Adam", "clip_grad_norm", "FlatParameters", "Reparameterization",
-    "load", "CheckpointError", "History", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
+    "load", "CheckpointError", "History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged",
     "GradcheckResult", "gradcheck", "check_layer", "check_loss", "check_model",
 ]

@@ -106,7 +106,9 @@ def _atomic_write_text(path, text: str) -> None:
 
 
 class Callback:
-    """Hooks into ``fit``. ``on_epoch_end`` returns True to stop training."""
+    """Hooks into ``fit``. ``on_epoch_end`` returns True to stop training.
+
+    Subclass it, or pass any object with some of the three hooks: fit skips the ones it lacks."""
 
     def on_train_begin(self, model) -> None:
         """Called once by every ``fit`` call, before its first epoch."""
@@ -329,8 +331,14 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     if verbose not in (0, 1, 2):  # (True and False are 1 and 0)
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar and a line per epoch) or 2 (a line per epoch), got {verbose!r}")
     shuffle = check_bool("shuffle", shuffle)  # shuffle="no" would shuffle
-    if hasattr(callbacks, "on_epoch_end") or not (callbacks is None or hasattr(callbacks, "__iter__")):
+    if (hasattr(callbacks, "on_epoch_end") or isinstance(callbacks, (str, bytes))
+            or not (callbacks is None or hasattr(callbacks, "__iter__"))):
         raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()], got {callbacks!r}")
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
+            raise TypeError(f"callbacks: {cb!r} is not a callback; a callback subclasses microvae.Callback or has "
+                            f"at least one of the methods {', '.join(_HOOKS)}")
     if optimizer is None:
         optimizer = model._current_optimizer()
     if isinstance(optimizer, str) and optimizer_options:  # before the data: fit(x, labels=y) lands here
@@ -348,7 +356,6 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         except (ValueError, TypeError) as exc:
             hint = "; a list is read as x itself: pass (x, y) as a tuple" if isinstance(validation_data, list) else ""
             raise type(exc)(f"validation_data: {exc}{hint}") from exc
-    callbacks = list(callbacks or [])
     recorded = ["epoch", *model.metric_names, *(f"val_{k}" for k in model.metric_names if val_arrays is not None), "seconds"]
     for cb in callbacks:
         check = getattr(cb, "_check_run", None)  # a duck-typed callback may lack it
@@ -358,7 +365,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         raise RuntimeError(f"{type(model).__name__}.fit was called while this model's fit is running (from a callback?); "
                            "train it after that fit returns")
     for cb in callbacks:
-        cb.on_train_begin(model)
+        _call_hook(cb, "on_train_begin", model)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a hard dependency
@@ -372,7 +379,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         run_before = (model.optimizers, model.optimizer_spec, model.train_seed)  # what a first epoch that fails goes back to
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
-            seed = model.train_seed if model.train_seed is not None else (model.config.get("seed") or 0)
+            seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
+        if seed is None:  # a model built with seed=None: fresh entropy, as for its initial weights (kept below)
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         model.train_seed = int(seed)
         model._fitting = True
         try:
@@ -398,11 +407,20 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                     print(_summary(epoch, last, record), flush=True)
                 stop = False
                 for cb in callbacks:
-                    stop = bool(cb.on_epoch_end(model, epoch, record)) or stop
+                    stop = bool(_call_hook(cb, "on_epoch_end", model, epoch, record)) or stop
                 if stop:
                     break
         finally:
             model._fitting = False
     for cb in callbacks:
-        cb.on_train_end(model)
+        _call_hook(cb, "on_train_end", model)
     return model.history
+
+
+_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+def _call_hook(callback, name: str, *args):
+    """``callback.name(*args)``; a duck-typed callback may leave out the hooks it does not need."""
+    hook = getattr(callback, name, None)
+    return hook(*args) if hook is not None else None

@@ -649,6 +649,9 @@ def test_bad_fit_arguments(data, kwargs, error):
     ({"shuffle": "no"}, "shuffle must be True or False"),
     ({"callbacks": mv.EarlyStopping(monitor="loss")}, r"callbacks must be a list of callbacks, e.g. callbacks=\[EarlyStopping\(\)\]"),
     ({"callbacks": 3}, "callbacks must be a list of callbacks"),
+    ({"callbacks": "abc"}, "callbacks must be a list of callbacks"),  # was list("abc"), then an AttributeError
+    ({"callbacks": [mv.EarlyStopping(monitor="loss"), "abc"]}, r"callbacks: 'abc' is not a callback; a callback subclasses "
+                                                               r"microvae.Callback or has at least one of the methods"),
 ])
 def test_fit_arguments_of_the_wrong_type_are_named(data, kwargs, message):
     x, _ = data
@@ -882,3 +885,50 @@ def test_a_history_made_from_a_list_keeps_its_own_copy():
 def test_a_one_epoch_history_names_an_unknown_key_too():
     with pytest.raises(KeyError, match="no epoch recorded 'lss'"):
         mv.History([{"epoch": 1, "loss": 2.0}])["lss"]
+
+
+def test_a_duck_typed_callback_needs_only_the_hooks_it_uses(data):
+    """fit called on_train_begin on every callback, so an object with on_epoch_end alone
+    raised AttributeError before the first epoch."""
+    x, _ = data
+    seen = []
+
+    class StopAfterTwo:
+        def on_epoch_end(self, model, epoch, record):
+            seen.append((epoch, record["epoch"]))
+            return epoch == 2
+
+    class Ends:
+        def on_train_end(self, model):
+            seen.append("end")
+
+    model = _model()
+    model.fit(x, epochs=5, verbose=0, callbacks=[StopAfterTwo(), Ends()])
+    assert seen == [(1, 1), (2, 2), "end"] and model.epochs_trained == 2
+    assert issubclass(mv.EarlyStopping, mv.Callback) and mv.Callback is Callback
+
+
+def test_a_model_built_without_a_seed_trains_with_fresh_entropy_kept_for_the_run(data):
+    """seed=None means fresh entropy everywhere; fit fell back to seed 0, so every such model
+    shuffled and drew its noise as a seed-0 one. The seed drawn is kept: the run continues
+    exactly, after a save and load too."""
+    x, _ = data
+    start = _model().flat.data.copy()
+    models = []
+    for _ in range(2):
+        model = mv.VAE(16, (12,), 2, seed=None)
+        model.flat.data[:] = start  # the same initial weights: only the training seed differs
+        model.fit(x, epochs=1, verbose=0)
+        models.append(model)
+    seeded = _model()
+    seeded.fit(x, epochs=1, verbose=0)
+    first, second = models
+    assert isinstance(first.train_seed, int) and first.train_seed != second.train_seed
+    assert not np.array_equal(first.flat.data, second.flat.data)
+    assert not np.array_equal(first.flat.data, seeded.flat.data) and seeded.train_seed == 0
+    # the run continues with the seed it drew: two epochs in one go equal one and one
+    again = mv.VAE(16, (12,), 2, seed=None)
+    again.flat.data[:] = start
+    again.fit(x, epochs=2, verbose=0, seed=first.train_seed)
+    first.fit(x, epochs=1, verbose=0)
+    np.testing.assert_array_equal(first.flat.data, again.flat.data)
