@@ -640,3 +640,20 @@ def test_aae_mixture_settings_are_checked_with_either_prior(options, message):
     for prior in ("gaussian", "mixture"):
         with pytest.raises(ValueError, match=message):
             mv.AAE(8, prior=prior, **options)
+
+
+@pytest.mark.parametrize("builder", [lambda: mv.VAE(6, (5,), 2), lambda: mv.AAE(6, (5,), 2),
+                                     lambda: mv.ConvVAE((1, 8, 8), latent_dim=2), lambda: mv.VRAE(3, 4, 2)],
+                         ids=["vae", "aae", "convvae", "vrae"])
+def test_build_on_a_model_is_refused_and_changes_nothing(builder):
+    """Module.build gave a model a new buffer while its parameter groups and config kept the old
+    one: an AAE then trained nothing, and a VAE rebuilt in float64 saved as float32."""
+    model = builder()
+    flat, data, config, groups = model.flat, model.flat.data.copy(), dict(model.config), model.parameter_groups()
+    name = type(model).__name__
+    with pytest.raises(TypeError, match=rf"{name}.build\(\) is for layers used on their own; .*pass backend=, dtype= "
+                                        rf"and seed= to {name}\(...\)"):
+        model.build(dtype="float64")
+    assert model.flat is flat and model.config == config and model.flat.data.dtype == np.float32
+    np.testing.assert_array_equal(model.flat.data, data)
+    assert {k: id(g) for k, g in model.parameter_groups().items()} == {k: id(g) for k, g in groups.items()}

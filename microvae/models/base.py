@@ -73,6 +73,14 @@ class Model(Module):
 
         self.history = History()
 
+    def build(self, backend=None, dtype="float32", seed=None):
+        """Refused: a model builds its parameters when constructed. Building them again would give
+        it a new buffer while its parameter groups, optimizers and config kept the old one (an
+        AAE then trained nothing, and a VAE saved as float64 loaded as float32)."""
+        name = type(self).__name__
+        raise TypeError(f"{name}.build() is for layers used on their own; a model builds its parameters when it is "
+                        f"constructed: pass backend=, dtype= and seed= to {name}(...)")
+
     @property
     def num_parameters(self) -> int:
         """Trainable values over all parameter groups."""
