@@ -45,8 +45,10 @@ class Reparameterization:
         z's shape: one that merely broadcasts against ε would give gradients of another shape."""
         if self._eps is None:
             raise RuntimeError("Reparameterization.backward called before forward")
-        if getattr(dz, "shape", None) != self._eps.shape:
+        if not hasattr(dz, "shape"):  # a nested list, as forward takes one
+            dz = self.backend.xp.asarray(dz)
+        if dz.shape != self._eps.shape:
             raise ValueError(f"Reparameterization.backward expects dz of shape {tuple(self._eps.shape)} (the shape of z "
-                             f"from the last forward pass), got {tuple(getattr(dz, 'shape', ()))}")
+                             f"from the last forward pass), got {tuple(dz.shape)}")
         dz = self._real(dz, "dz", "backward")
         return dz, dz * self._eps * self._std * 0.5

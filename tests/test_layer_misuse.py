@@ -125,6 +125,21 @@ def test_backward_still_takes_the_right_dy(kind):
     assert dx.shape == x.shape and dx.dtype == np.float64 and np.all(np.isfinite(dx))
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_reads_a_nested_list_as_forward_does(kind):
+    """forward takes a nested list; backward refused one of the right shape, as "got ()"."""
+    layer, shape = _layer(kind)
+    x = _x(shape)
+    dy = _x(layer.forward(x).shape, seed=2)
+    grads = [layer.backward(dy), layer.flat.grad.copy()]
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(dy.tolist()), grads[0])
+    np.testing.assert_array_equal(layer.flat.grad, grads[1])
+    wrong = _x((dy.shape[0] + 1, *dy.shape[1:]), seed=3)
+    with pytest.raises(ValueError, match=re.escape(f"of shape {tuple(dy.shape)}") + ".*" + re.escape(f"got {tuple(wrong.shape)}")):
+        layer.backward(wrong.tolist())
+
+
 def test_conv2d_geometry_comes_from_the_forward_pass_not_dy():
     """Conv2D(1, 2, 3, stride=2) on 9×9 gives 5×5; a 3×3 dy returned dX and dW before."""
     conv = Conv2D(1, 2, 3, stride=2).build(dtype="float64")

@@ -87,8 +87,11 @@ def test_backward_needs_a_forward_pass_and_a_dz_shaped_like_z():
     for shape in [(1, 3), (2, 1), (3,), (2, 3, 1), (3, 2)]:  # the first three would broadcast
         with pytest.raises(ValueError, match=re.escape(f"expects dz of shape (2, 3) (the shape of z from the last forward pass), got {shape}")):
             sampler.backward(np.ones(shape))
-    with pytest.raises(ValueError, match=r"got \(\)"):
-        sampler.backward([[1.0, 1.0, 1.0]] * 2)  # not an array: no shape to check
+    with pytest.raises(ValueError, match=re.escape("got (2, 2)")):  # a list is read as forward reads one
+        sampler.backward([[1.0, 1.0]] * 2)  # (it was refused whatever its shape, as "got ()")
+    for dmu, dlogvar in (sampler.backward([[2.0, 2.0, 2.0]] * 2), sampler.backward(np.full((2, 3), 2.0))):
+        np.testing.assert_array_equal(dmu, 2.0)
+        np.testing.assert_array_equal(dlogvar, 1.0)  # dz·ε·σ/2 with ε = 1, σ = 1
     dmu, dlogvar = sampler.backward(np.full((2, 3), 2.0))
     np.testing.assert_array_equal(dmu, 2.0)
     np.testing.assert_array_equal(dlogvar, 1.0)  # dz·ε·σ/2 with ε = 1, σ = 1

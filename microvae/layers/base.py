@@ -170,9 +170,11 @@ class Layer(Module):
         """
         if self._out_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built)")
-        if getattr(dy, "shape", None) != self._out_shape:
+        if not hasattr(dy, "shape"):  # a nested list, as forward takes one
+            dy = self.backend.xp.asarray(dy)
+        if dy.shape != self._out_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "
-                             f"pass), got {tuple(getattr(dy, 'shape', ()))}")
+                             f"pass), got {tuple(dy.shape)}")
         check_real_array(dy, type(self).__name__, "backward", "dy")
         xp, dtype = self.backend.xp, self.backend.dtype
         return xp.asarray(dy, dtype=dtype, order="C" if contiguous else None)

@@ -110,8 +110,10 @@ class _Recurrent(Layer):
 
     def _check_dH(self, dH):
         T, B = self._cache["T"], self._cache["B"]
-        if getattr(dH, "shape", None) != (B, T, self.hidden_size):
-            raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(getattr(dH, 'shape', ()))}")
+        if not hasattr(dH, "shape"):  # a nested list, as forward takes one
+            dH = self.backend.xp.asarray(dH)
+        if dH.shape != (B, T, self.hidden_size):
+            raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(dH.shape)}")
         check_real_array(dH, type(self).__name__, "backward", "dH")
         return self.backend.xp.asarray(dH, dtype=self.backend.dtype).transpose(1, 0, 2)
 
