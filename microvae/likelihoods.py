@@ -36,8 +36,9 @@ class Bernoulli:
 
     def nll(self, out, x):
         """(−log p(x | logits) per example, summed over pixels; d(batch mean)/d logits):
-        ``losses.bernoulli_nll``, softplus(l) − x·l."""
-        return bernoulli_nll(out, x)
+        ``losses.bernoulli_nll``, softplus(l) − x·l. ``x`` was checked where it entered the
+        model (``validate``), so the loss does not check its range again on every batch."""
+        return bernoulli_nll(out, x, check_range=False)
 
     def mean(self, out, kernels):
         """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``)."""

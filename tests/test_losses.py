@@ -383,3 +383,29 @@ def test_bce_gradient_at_the_clip_edges_is_the_derivative_from_inside(x):
         one_sided = inward * (-25 * f(0) + 48 * f(h) - 36 * f(2 * h) + 16 * f(3 * h) - 3 * f(4 * h)) / (12 * h)
         assert dp[0, 0] != 0.0
         assert dp[0, 0] == pytest.approx(one_sided, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["bernoulli_nll", "bce_probabilities"])
+@pytest.mark.parametrize("bad, shown", [(255.0, "[0, 255]"), (-0.5, "[-0.5, 0]"), (np.nan, "[nan, nan]")])
+def test_the_bernoulli_losses_refuse_targets_outside_the_unit_interval(name, bad, shown):
+    """0–255 pixels gave bernoulli_nll a loss of −761 a pixel and a gradient of −254, silently."""
+    x = np.zeros((2, 3))
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match=rf"{name}: x must lie in \[0, 1\].*found values in {re.escape(shown)}"):
+        getattr(losses, name)(np.full((2, 3), 0.5), x)
+    assert np.all(np.isfinite(losses.bernoulli_nll(np.full((2, 3), 0.5), np.clip(np.nan_to_num(x), 0, 1))[0]))
+
+
+def test_a_model_checks_its_data_once_and_its_loss_then_skips_the_range_pass(monkeypatch):
+    """The Bernoulli likelihood calls bernoulli_nll with check_range=False: fit checked the data."""
+    from microvae.losses import bernoulli
+
+    calls = []
+    monkeypatch.setattr(bernoulli, "bernoulli_targets", lambda *a: calls.append(a[0]))
+    model = mv.VAE(6, (4,), 2)
+    model.loss_and_grads(np.full((3, 6), 0.5, np.float32))
+    assert calls == []
+    losses.bernoulli_nll(np.zeros((3, 6)), np.full((3, 6), 0.5))  # the patch is where the loss looks
+    assert calls == ["bernoulli_nll"]
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\] for a Bernoulli likelihood"):
+        model.loss_and_grads(np.full((3, 6), 2.0, np.float32))

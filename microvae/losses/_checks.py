@@ -1,4 +1,7 @@
-"""Type and shape checks shared by the losses (cheap: no pass over the data)."""
+"""Type and shape checks shared by the losses (cheap: no pass over the data), and the one
+range check the Bernoulli losses make, which a model that checked its data once skips."""
+
+from ..backend import array_module
 
 def array_of(what: str, name: str, array, data: bool = False) -> None:
     """``array`` must be a float32/float64 array (what a gradient is taken for), or with
@@ -25,3 +28,13 @@ def same_shape(what: str, a, b, names=("prediction", "target"), b_is_data: bool 
 def rows(a):
     """View (batch, ...) as (batch, features) for per-example sums."""
     return a.reshape(a.shape[0], -1)
+
+
+def bernoulli_targets(what: str, x) -> None:
+    """ValueError unless every value of ``x`` lies in [0, 1] (NaN does not): outside it
+    softplus(l) − x·l is no log-likelihood, and 0–255 pixels gave a loss of −761 per pixel."""
+    xp = array_module(x)
+    lo, hi = float(xp.min(x)), float(xp.max(x))
+    if not (0.0 <= lo and hi <= 1.0):
+        raise ValueError(f"{what}: x must lie in [0, 1], the pixels' probabilities of being on (found values in "
+                         f"[{lo:g}, {hi:g}]); scale the data, or use gaussian_nll for real-valued data")

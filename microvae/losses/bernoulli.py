@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..backend import array_module, kernels_for
-from ._checks import rows, same_shape
+from ._checks import bernoulli_targets, rows, same_shape
 
 
-def bernoulli_nll(logits, x):
+def bernoulli_nll(logits, x, check_range: bool = True):
     """−log p(x | logits) for Bernoulli pixels, from logits; numerically stable.
 
     Per example:   Σ_d [softplus(l_d) − x_d·l_d],   softplus(l) = max(l, 0) + log1p(e^{−|l|})
@@ -15,9 +15,13 @@ def bernoulli_nll(logits, x):
     Finite for any finite logit (±1e4 included), with no log of a rounded sigmoid: the loss
     is accurate to about a unit in the last place of l. The gradient is σ(l) − x as rounded,
     so in float32 it is 0 for x = 1 and l ≳ 17, where the true value is below 6e-8 per pixel.
+    ``x`` must lie in [0, 1]: a ValueError names the values found. That check is one pass over
+    x; a model, which checks its data once per ``fit``, leaves it out (``check_range=False``).
     Returns ``(per_example, dlogits)``. Runs the fused kernel (Numba on CPU, CuPy on GPU).
     """
     same_shape("bernoulli_nll", logits, x, ("logits", "x"))
+    if check_range:
+        bernoulli_targets("bernoulli_nll", x)
     xp = array_module(logits)
     batch = logits.shape[0]
     logits2, x2 = rows(xp.ascontiguousarray(logits)), rows(xp.ascontiguousarray(x, dtype=logits.dtype))
@@ -35,9 +39,11 @@ def bce_probabilities(p, x, eps: float = 1e-7):
 
     Clipping is what keeps it finite, and also what makes it wrong (and its gradient
     vanish) for confident predictions; prefer ``bernoulli_nll`` on logits.
+    ``x`` must lie in [0, 1], as for ``bernoulli_nll``.
     Returns ``(per_example, dp)``.
     """
     same_shape("bce_probabilities", p, x, ("p", "x"))
+    bernoulli_targets("bce_probabilities", x)
     xp = array_module(p)
     batch = p.shape[0]
     # in float64: in float32, 1 − 1e-7 rounds to 1 − 1.19e-7, a saturated pixel's cost 1 % off
