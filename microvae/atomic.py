@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 
 __all__ = ["write_atomically"]
@@ -20,7 +21,8 @@ def write_atomically(path, write) -> str:
     """Call ``write(f)`` with a binary file object, then move what it wrote to ``path``.
 
     Missing folders are made. The file's permissions are what a plain ``open(path, "wb")``
-    would give (the umask decides). Returns ``path`` as a string.
+    would give: an existing file's are kept, a new file's are 0o666 less the umask. An error
+    names ``path``, not the temporary file. Returns ``path`` as a string.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -29,12 +31,16 @@ def write_atomically(path, write) -> str:
     # file system's 255-byte limit whenever the target's own name does.
     stem = os.path.basename(path).encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
     tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666, not tempfile.mkstemp, whose files are private (0600)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        # os.open with 0o666, not tempfile.mkstemp, whose files are private (0600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:  # an unwritable folder: name the file asked for, not the hidden one
+        raise OSError(exc.errno, exc.strerror, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            _keep_mode(path, f.fileno())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -42,6 +48,17 @@ def write_atomically(path, write) -> str:
             os.unlink(tmp)
         raise
     return path
+
+
+def _keep_mode(path: str, fd: int) -> None:
+    """Give the new file an existing target's permissions: a plain overwrite keeps them, and
+    the rename must not turn a private (0600) checkpoint into a readable one."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if hasattr(os, "fchmod"):  # (not on Windows, where the mode bits barely apply)
+        os.fchmod(fd, mode)
 
 
 def _make_folder(folder: str, path: str) -> None:

@@ -85,6 +85,42 @@ def test_permissions_are_those_of_a_plain_open(tmp_path):
     assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o640
 
 
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permissions")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444])
+def test_an_existing_files_permissions_are_kept_as_a_plain_open_keeps_them(tmp_path, mode):
+    """Saving over a private (0600) checkpoint made it 0644, readable by everyone."""
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(b"old")
+        os.chmod(tmp_path / name, mode)
+    write_atomically(tmp_path / "a.bin", lambda f: f.write(b"new"))
+    if mode & 0o200:  # a plain open of a read-only file fails (unless root): only compare where it works
+        with open(tmp_path / "b.bin", "wb") as f:
+            f.write(b"new")
+        assert os.stat(tmp_path / "b.bin").st_mode & 0o777 == mode
+    assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == mode and (tmp_path / "a.bin").read_bytes() == b"new"
+    model = mv.VAE(4, (3,), 2)
+    os.chmod(tmp_path / "a.bin", 0o600)
+    model.save(tmp_path / "a.bin")
+    assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == 0o600
+
+
+def test_an_unwritable_folder_is_reported_with_the_target_name(tmp_path, monkeypatch):
+    """The error named the hidden temporary file (".a.png.9865736510bf.tmp"), not the file asked for."""
+    real_open = os.open
+
+    def refuse(path, *args, **kwargs):
+        if os.fspath(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    target = tmp_path / "a.png"
+    with pytest.raises(PermissionError) as info:
+        write_atomically(target, lambda f: f.write(b"x"))
+    assert info.value.filename == str(target) and info.value.strerror == "Permission denied"
+    assert os.listdir(tmp_path) == []
+
+
 def test_every_writer_goes_through_it(tmp_path):
     """Checkpoints and histories into folders that do not exist yet, under a long name."""
     model = mv.VAE(4, (3,), 2)
