@@ -404,10 +404,52 @@ def _earlier_run(out: str) -> list:
     return [name for name in RUN_FILES if os.path.exists(os.path.join(out, name))]
 
 
+class _RunFolder:
+    """fit callback: after every epoch, the checkpoint (with the run's info) and the history, so
+    that --out always holds one run whole. The first epoch's files replace an earlier run's, and
+    its pictures go at once: an interrupted or diverged --overwrite run leaves its own model and
+    history, not a new model beside the old run's history and pictures."""
+
+    def __init__(self, out: str, earlier: list, info: dict):
+        self.out, self.earlier, self.info = out, earlier, info
+        self.checkpoint = os.path.join(out, "model.npz")
+        self.epochs, self.removed = 0, []
+
+    def on_epoch_end(self, model, epoch, record):
+        model.save(self.checkpoint, info=self.info)
+        model.history.to_json(os.path.join(self.out, "history.json"))
+        model.history.to_csv(os.path.join(self.out, "history.csv"))
+        self.epochs += 1
+        if self.epochs == 1:
+            for name in self.earlier:
+                path = os.path.join(self.out, name)
+                if name not in ("model.npz", "history.json", "history.csv") and os.path.exists(path):
+                    os.remove(path)
+                    self.removed.append(path)
+
+    def written(self) -> list:
+        return [self.checkpoint, os.path.join(self.out, "history.json"), os.path.join(self.out, "history.csv")]
+
+
+def _writable_folder(out: str) -> bool:
+    """Make --out if missing (True if this call made it) and check that files can be written
+    there, before any data is loaded or an epoch trained."""
+    made = not os.path.isdir(out)
+    os.makedirs(out, exist_ok=True)
+    try:
+        import tempfile
+
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        if made:
+            os.rmdir(out)
+        raise CLIError(f"--out {out} cannot be written ({exc.strerror or exc})") from None
+    return made
+
+
 def cmd_train(args) -> int:
     """``microvae train``: build, fit, save the checkpoint and history, draw the pictures."""
-    from .training import ModelCheckpoint
-
     if args.model not in MODELS:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
     entry = MODELS[args.model]
@@ -420,30 +462,33 @@ def cmd_train(args) -> int:
     if earlier and not args.overwrite:  # a trained model is not replaced unasked
         raise CLIError(f"--out {args.out} already holds a run ({', '.join(earlier)}); choose another --out, "
                        "or pass --overwrite to replace it")
-    data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
-    model = entry.build(args, data)
-    os.makedirs(args.out, exist_ok=True)
-    checkpoint = os.path.join(args.out, "model.npz")
-    print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
-    fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
-                    # ModelCheckpoint formats its path with {epoch}: braces from --out are literal
-                    callbacks=[ModelCheckpoint(checkpoint.replace("{", "{{").replace("}", "}}"), every=1)])
-    if entry.uses_labels(args):
-        model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
-    else:
-        model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
-    model.save(checkpoint, info=_run_info(args, data))
-    model.history.to_json(os.path.join(args.out, "history.json"))
-    model.history.to_csv(os.path.join(args.out, "history.csv"))
-    written = [checkpoint, os.path.join(args.out, "history.json"), os.path.join(args.out, "history.csv")]
+    made = _writable_folder(args.out)
+    run = None
+    try:
+        data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
+        model = entry.build(args, data)
+        run = _RunFolder(args.out, earlier, _run_info(args, data))
+        print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
+        fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
+                        clip_norm=args.clip_norm, callbacks=[run])
+        if entry.uses_labels(args):
+            model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
+        else:
+            model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
+    except BaseException:
+        if run is not None and run.epochs:
+            print(f"microvae: {args.out} holds this run's first {run.epochs} epoch(s): model.npz and history.json/csv, "
+                  "no pictures", file=sys.stderr)
+        elif made and not os.listdir(args.out):
+            os.rmdir(args.out)  # nothing was written: no empty folder left behind
+        raise
+    written = run.written()
     try:
         written += entry.pictures(model, data, args.out, args)
     except ImportError as exc:
         print(f"microvae: pictures skipped: {exc}", file=sys.stderr)
     print("wrote:\n  " + "\n  ".join(written))
-    stale = [os.path.join(args.out, name) for name in earlier if os.path.join(args.out, name) not in written]
-    for path in stale:  # the replaced run's pictures that this run does not draw (e.g. a latent grid)
-        os.remove(path)
+    stale = [path for path in run.removed if path not in written]  # pictures this run does not draw (a latent grid)
     if stale:
         print("removed, from the run it replaced:\n  " + "\n  ".join(stale))
     return 0
@@ -597,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "error); gaussian-learned, a variance per value that the decoder outputs (default: "
                             "bernoulli; gaussian-learned for vrae/hvrae on sinusoids)")
     train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
+    train.add_argument("--clip-norm", type=_positive_float, default=None,
+                       help="rescale each step's gradient to at most this global L2 norm (default: no clipping)")
     train.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
     train.add_argument("--limit", type=_positive_int, default=None,
                        help="use fewer examples: sprites, sinusoids, piano-rolls: N in all, a tenth held out for "

@@ -1,5 +1,6 @@
 """The command line: help, the main job, sampling, gradcheck, and clean failures."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,6 @@ def test_train_writes_checkpoint_history_and_pictures(trained_run):
         _png(out / f"{name}.png")
     model = mv.load(out / "model.npz")
     assert model.epochs_trained == 2 and model.latent_dim == 2 and model.hidden == (64, 32)
-    import json
-
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and "val_loss" in history[0]
     assert (out / "history.csv").read_text().startswith("epoch,")
@@ -553,11 +552,11 @@ def test_train_gives_its_options_to_the_model_the_data_and_fit(tmp_path, monkeyp
     seeds, make_sprites = [], datasets.make_sprites
     monkeypatch.setattr(datasets, "make_sprites", lambda *a, **k: seeds.append(k.get("seed")) or make_sprites(*a, **k))
     assert main(["train", "--limit", "20", "--epochs", "2", "--hidden", "8", "--batch-size", "5", "--lr", "0.002",
-                 "--seed", "7", "--out", str(tmp_path), "--verbose", "0"]) == 0
+                 "--seed", "7", "--clip-norm", "0.5", "--out", str(tmp_path), "--verbose", "0"]) == 0
     model = mv.load(tmp_path / "model.npz")
     assert seeds == [7]  # the sprites
     assert model.config["seed"] == 7 and model.train_seed == 7  # the initial weights, the batches' order
-    assert model.optimizer_spec[:2] == ("adam", 0.002)
+    assert model.optimizer_spec[:2] == ("adam", 0.002) and model.optimizers["model"].clip_norm == 0.5
     assert model.epochs_trained == 2 and model.step == 2 * 4  # 18 training examples in batches of 5
 
 
@@ -576,6 +575,70 @@ def test_an_interrupt_is_a_short_message_and_status_130(capsys, monkeypatch, tmp
     monkeypatch.setattr(cli, "load_data", interrupted)
     assert main(["train", "--out", str(tmp_path / "o")]) == 130
     assert capsys.readouterr().err == "microvae: interrupted\n"
+    assert not (tmp_path / "o").exists()  # the folder it made for the run, empty, is not left behind
+
+
+def _interrupt_at_step(monkeypatch, step):
+    """Ctrl-C in the given training step (counted from 1) of any model."""
+    from microvae.models.base import Model
+
+    calls, train_batch = [], Model._train_batch
+
+    def counted(self, *args):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return train_batch(self, *args)
+
+    monkeypatch.setattr(Model, "_train_batch", counted)
+
+
+def test_an_overwrite_interrupted_before_its_first_epoch_leaves_the_earlier_run_whole(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    base = ["train", "--limit", "20", "--epochs", "3", "--hidden", "8", "--out", str(out), "--verbose", "0"]
+    assert main(base) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _interrupt_at_step(monkeypatch, 1)
+    assert main([*base, "--latent-dim", "3", "--overwrite"]) == 130
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_overwrite_interrupted_later_leaves_its_own_epochs_not_a_mix_of_two_runs(tmp_path, monkeypatch, capsys):
+    """Only model.npz was replaced, each epoch: the earlier run's history and pictures (a latent
+    grid of its 2-D latent) stayed beside the new 3-D model, whose checkpoint also lacked the
+    run info `sample` draws by."""
+    from microvae.checkpoint import read_info
+
+    out = tmp_path / "run"
+    base = ["train", "--limit", "20", "--epochs", "3", "--hidden", "8", "--out", str(out), "--verbose", "0"]
+    assert main(base) == 0  # 18 training examples: one step an epoch
+    assert (out / "latent_grid.png").exists()
+    capsys.readouterr()
+    _interrupt_at_step(monkeypatch, 2)
+    assert main([*base, "--latent-dim", "3", "--overwrite"]) == 130
+    assert "holds this run's first 1 epoch(s): model.npz and history.json/csv, no pictures" in capsys.readouterr().err
+    assert {p.name for p in out.iterdir()} == {"model.npz", "history.json", "history.csv"}
+    model = mv.load(out / "model.npz")
+    assert model.latent_dim == 3 and model.epochs_trained == 1
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert read_info(out / "model.npz") == {"data": "sprites", "image_shape": [32, 32]}
+
+
+def test_an_unwritable_out_is_refused_before_any_data_is_loaded(tmp_path, monkeypatch, capsys):
+    """It was found only when the first epoch's checkpoint was written, and the error named a
+    hidden temporary file."""
+    import tempfile
+
+    from microvae import cli
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(cli, "load_data", lambda *a, **k: pytest.fail("data loaded for an unwritable --out"))
+    out = tmp_path / "new"
+    _fails_cleanly(["train", "--out", str(out)], capsys, f"--out {out} cannot be written (Permission denied)")
+    assert not out.exists()
 
 
 def test_gradcheck_fails_with_status_1_past_its_tolerance(monkeypatch, capsys):
@@ -644,8 +707,6 @@ def test_train_draws_its_pictures_from_the_test_set_and_the_model(tmp_path, monk
 
 
 def test_a_cvae_run_is_validated_and_draws_one_class_per_row(tmp_path, monkeypatch):
-    import json
-
     labels, sample = [], mv.CVAE.sample
     monkeypatch.setattr(mv.CVAE, "sample", lambda self, n, y, **k: labels.append(np.asarray(y)) or sample(self, n, y, **k))
     assert main(["train", "--model", "cvae", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path),
