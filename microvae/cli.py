@@ -511,7 +511,9 @@ def cmd_sample(args) -> int:
                 raise CLIError(f"{option} is for recurrent models (vrae, hvrae); this checkpoint holds a {type(model).__name__}")
     elif args.image_shape is not None:
         raise CLIError("--image-shape is for image models; a recurrent model's sequences are drawn by --draw-as")
-    image_shape = _sample_image_shape(model, args.image_shape or info.get("image_shape"))
+    image_shape = args.image_shape or _info_hint(
+        info, "image_shape", lambda v: _is_image_shape(v, model), "a list of 2 or 3 positive sizes that hold one sample")
+    image_shape = _sample_image_shape(model, image_shape)
     conditional = getattr(model, "needs_labels", False)
     prior = getattr(model, "prior", None)
     mixture = prior == "mixture"  # an AAE whose prior has one component per class: a label picks the component
@@ -530,9 +532,10 @@ def cmd_sample(args) -> int:
         plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
                           image_shape=image_shape, path=args.out)
     elif getattr(model, "is_sequence_model", False):
-        length = args.length or info.get("length") or 32
+        length = args.length or _info_hint(info, "length", _is_positive_int, "a positive integer") or 32
         sequences = model.sample(args.n, length, seed=args.seed)
-        draw_as = args.draw_as or info.get("draw_as") or ("piano-roll" if sequences.shape[2] > 4 else "curves")
+        draw_as = (args.draw_as or _info_hint(info, "draw_as", lambda v: v in SEQUENCE_DRAWINGS, f"one of {SEQUENCE_DRAWINGS}")
+                   or ("piano-roll" if sequences.shape[2] > 4 else "curves"))
         if draw_as == "image-rows":  # each sequence is an image, one step per row
             plot.plot_samples(sequences.reshape(len(sequences), -1), nrow=int(np.ceil(np.sqrt(args.n))),
                               image_shape=sequences.shape[1:], path=args.out)
@@ -545,6 +548,31 @@ def cmd_sample(args) -> int:
                           image_shape=image_shape, path=args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _info_hint(info: dict, key: str, valid, expected: str):
+    """``info[key]`` where ``valid`` holds for it, else None. info is free-form (model.save takes
+    any JSON): a value this command cannot use is passed over with a note, not read as a flag."""
+    if key not in info:
+        return None
+    value = info[key]
+    try:
+        ok = bool(valid(value))
+    except TypeError:  # e.g. an unhashable value tested for membership
+        ok = False
+    if ok:
+        return value
+    print(f"microvae: the checkpoint's info has {key}={value!r}, not {expected}; drawing without it", file=sys.stderr)
+    return None
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_image_shape(value, model) -> bool:
+    return (isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(map(_is_positive_int, value))
+            and math.prod(value) == math.prod(getattr(model, "input_shape", (0,))))
 
 
 def _sample_image_shape(model, image_shape):

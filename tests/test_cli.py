@@ -691,6 +691,31 @@ def test_sample_image_shape_overrides_the_shape_train_recorded(tmp_path, monkeyp
     assert [kwargs["image_shape"] for _, kwargs in drawn] == [(4, 4), (2, 8)]
 
 
+@pytest.mark.parametrize("value", ["32x32", 1024, [16, 16], [4, 0], [2.0, 8.0], [True, 16], {"h": 4}])
+def test_sample_passes_over_an_image_shape_in_info_it_cannot_use(tmp_path, monkeypatch, capsys, value):
+    """info is free-form (model.save takes any JSON): a string gave a NumPy ufunc error, an int
+    "'int' object is not iterable", and a shape of the wrong size was reported as --image-shape's."""
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz", info={"image_shape": value})
+    drawn = _drawn(monkeypatch)
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert [kwargs["image_shape"] for _, kwargs in drawn] == [None]  # 16 values: a 4×4 square
+    assert capsys.readouterr().err == (f"microvae: the checkpoint's info has image_shape={value!r}, not a list of 2 or 3 "
+                                       "positive sizes that hold one sample; drawing without it\n")
+
+
+def test_sample_passes_over_a_sequence_hint_in_info_it_cannot_use(tmp_path, monkeypatch, capsys):
+    from microvae import plot
+
+    mv.VRAE(3, 4, 2, seed=0).save(tmp_path / "m.npz", info={"draw_as": "bars", "length": "long"})
+    calls = []
+    monkeypatch.setattr(plot, "plot_sequences", lambda seqs, **kw: calls.append(seqs.shape))
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert calls == [(2, 32, 3)]  # 32 steps and curves (3 features): the defaults
+    err = capsys.readouterr().err
+    assert "info has draw_as='bars', not one of ('image-rows', 'piano-roll', 'curves'); drawing without it" in err
+    assert "info has length='long', not a positive integer; drawing without it" in err
+
+
 def test_train_draws_its_pictures_from_the_test_set_and_the_model(tmp_path, monkeypatch):
     """reconstructions.png pairs inputs with the model's reconstructions, the interpolation runs
     between two different inputs, and the latent grid is README's 15×15."""
