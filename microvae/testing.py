@@ -113,7 +113,7 @@ def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
     depth = draw(st.integers(1, 2))
     fixed_variance = st.builds(lambda logvar: {"name": "gaussian", "logvar": logvar}, st.floats(-3.0, 3.0))
     warmup = st.one_of(st.just(0), st.integers(1, 20))
-    return dict(
+    config = dict(
         input_dim=draw(widths(1, max_width)),
         hidden=tuple(draw(widths(1, max_width)) for _ in range(depth)),
         latent_dim=draw(widths(1, 4)),
@@ -125,7 +125,10 @@ def vae_configs(draw, max_batch: int = 8, max_width: int = 16):
         fuse_relu=draw(st.booleans()),
         dtype="float64",
         seed=draw(st.integers(0, 1000)),
-    ), draw(batch_sizes(1, max_batch))
+    )
+    if config["capacity"] is None:  # a warm-up of no target is refused (drawn all the same: the same examples)
+        config["capacity_warmup"] = 0
+    return config, draw(batch_sizes(1, max_batch))
 
 
 # logvar beyond the clamp ------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, capac
     the KL) and warm-ups of β and C, checked part-way through (step 4 of 10)."""
     variant, shape = variant_and_shape
     model = ConvVAE(input_shape=shape, latent_dim=latent, beta=beta, variant=variant, likelihood=likelihood,
-                    capacity=capacity, beta_warmup=warmup, capacity_warmup=warmup, fuse_relu=fuse_relu,
+                    capacity=capacity, beta_warmup=warmup, capacity_warmup=warmup if capacity is not None else 0, fuse_relu=fuse_relu,
                     dtype="float64", seed=seed % 1000)
     model.step = 4
     rng = np.random.default_rng(seed)

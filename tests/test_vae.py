@@ -391,3 +391,19 @@ def test_reconstruct_decodes_the_posterior_mean(likelihood):
     assert np.all(np.exp(0.5 * logvar) > 0.1)  # a sampled z would decode visibly elsewhere
     np.testing.assert_allclose(model.reconstruct(x), model.decode(mu), rtol=1e-12)
     np.testing.assert_array_equal(model.reconstruct(x), model.reconstruct(x))
+
+
+@pytest.mark.parametrize("make", [lambda **kw: mv.VAE(6, (4,), 2, **kw), lambda **kw: mv.CVAE(6, 3, (4,), 2, **kw),
+                                  lambda **kw: mv.ConvVAE((1, 8, 8), latent_dim=2, **kw)], ids=["vae", "cvae", "convvae"])
+def test_a_capacity_warmup_without_a_capacity_is_refused(make, tmp_path):
+    """It was accepted and ramped up nothing. A checkpoint saved so before still loads, as it
+    trained: without a target."""
+    with pytest.raises(ValueError, match=r"capacity_warmup=5 ramps up a capacity target, but capacity is None; give "
+                                         r"capacity=C \(nats\) too, or leave capacity_warmup at 0"):
+        make(capacity_warmup=5)
+    model = make()
+    model.config["capacity_warmup"] = 5  # as such a model's config was saved
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    assert loaded.capacity is None and loaded.capacity_warmup == 0
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)

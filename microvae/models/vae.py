@@ -101,6 +101,9 @@ class VAE(Model):
             capacity = check_number("capacity", capacity, "a number >= 0 (nats) or None")
             if not (capacity >= 0 and math.isfinite(capacity)):
                 raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
+        elif capacity_warmup:  # it would ramp up nothing, silently
+            raise ValueError(f"capacity_warmup={capacity_warmup} ramps up a capacity target, but capacity is None; "
+                             "give capacity=C (nats) too, or leave capacity_warmup at 0")
         self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
         self.input_shape = (input_dim,)
         self.beta, self.beta_warmup = float(beta), int(beta_warmup)
@@ -130,6 +133,14 @@ class VAE(Model):
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
 
     options_added_later = {"fuse_relu": False}  # checkpoints from before it have separate ReLU layers
+
+    @classmethod
+    def config_from_checkpoint(cls, config: dict) -> dict:
+        config = super().config_from_checkpoint(config)
+        if config.get("capacity") is None and config.get("capacity_warmup"):
+            # saved before a warm-up without a target was refused; it changed nothing then
+            config = {**config, "capacity_warmup": 0}
+        return config
 
     def _check_network_sizes(self):
         """A network passed in with the wrong sizes is refused now, not at the first batch or
