@@ -542,3 +542,18 @@ def test_strategies_reach_every_variant_their_docstrings_promise():
     low, high = (find(testing.activation_layers(), lambda l: isinstance(l, mv.LeakyReLU) and cond(l.negative_slope),
                       settings=first).negative_slope for cond in (lambda s: s < 0.05, lambda s: s > 0.45))
     assert low < 0.05 and 0.45 < high <= 0.5
+
+
+def test_the_dense_relu_self_check_has_units_on_and_off_for_every_seed(monkeypatch):
+    """With seed 5 every unit of the 3×4 check was off: all gradients 0, so any backward pass
+    (a broken fused ReLU's too) agreed. The check redraws until units are on and off."""
+    from microvae import selfcheck
+
+    drawn = []
+    monkeypatch.setattr(selfcheck, "check_layer", lambda layer, x: drawn.append((layer, x)))
+    for seed in range(300):
+        selfcheck.CHECKS[("layer", "Dense(relu)")](np.random.default_rng(seed))
+    for layer, x in drawn:
+        pre = x @ layer.params["W"] + layer.params["b"]
+        assert (pre > 0).any() and (pre < 0).any() and np.abs(pre).min() > 0.05
+    assert len(drawn) == 300
