@@ -59,6 +59,9 @@ def test_activation_is_checked_kept_in_specs_and_shown():
     layer = mv.Dense(5, 4, init="he", activation="relu")
     assert repr(layer) == "Dense(5, 4, init='he', activation='relu')"
     assert repr(mv.Dense(5, 4)) == "Dense(5, 4, init='glorot')"
+    # every setting that differs from the default shows, and the repr rebuilds the layer
+    for layer in (mv.Dense(5, 4, bias=False), mv.Dense(5, 4, init="he", bias=False, activation="relu")):
+        assert "bias=False" in repr(layer) and eval("mv." + repr(layer)).get_config() == layer.get_config()
     assert layer.get_config()["activation"] == "relu" and mv.Dense(5, 4).get_config()["activation"] is None
     rebuilt = layer_from_spec(json.loads(json.dumps(layer_to_spec(mv.Sequential(layer, mv.Dense(4, 2))))))
     assert [l.activation for l in rebuilt.layers] == ["relu", None]

@@ -85,5 +85,6 @@ class Dense(Layer):
         return dy @ self.params["W"].T if input_grad else None
 
     def __repr__(self):
+        no_bias = "" if self.use_bias else ", bias=False"
         fused = f", activation={self.activation!r}" if self.activation else ""
-        return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}{fused})"
+        return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}{no_bias}{fused})"
