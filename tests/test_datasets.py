@@ -236,6 +236,15 @@ def test_limit_validation(isolated, limit):
         ds.load_fashion_mnist(root=isolated["tmp"], download=False, limit=limit)
 
 
+@pytest.mark.parametrize("load", [ds.load_fashion_mnist, ds.load_mnist])
+@pytest.mark.parametrize("name, value", [("flatten", "no"), ("flatten", None), ("download", "no"), ("download", 1)])
+def test_the_loaders_flags_must_be_booleans(isolated, monkeypatch, load, name, value):
+    """download="no" is true, so it would download; both are refused before any file is looked for."""
+    monkeypatch.setattr(ds.mnist, "_candidate_dirs", lambda *a: pytest.fail("looked for files"))
+    with pytest.raises(TypeError, match=f"{name} must be True or False, got {value!r}"):
+        load(root=isolated["tmp"], **{name: value})
+
+
 def test_search_order_root_env_system_cache(isolated, monkeypatch):
     tmp = isolated["tmp"]
     root = write_fake_dataset(tmp / "root", n_train=5)
