@@ -782,7 +782,12 @@ def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
             f"labels must hold one label per code ({len(z)}), got shape "
             f"{np.shape(labels)}"
         )
-    uniq = np.unique(lab)
+    try:
+        uniq = np.unique(lab)
+    except TypeError:  # an object array mixing kinds (None, str, int) cannot be sorted
+        kinds = sorted({type(v).__name__ for v in lab.tolist()})
+        raise TypeError(f"labels must all be numbers or all strings (they are sorted for the legend), got a mix of "
+                        f"{', '.join(kinds)}") from None
     discrete = (
         len(uniq) <= _MAX_LEGEND_CLASSES
         and (lab.dtype.kind in "iub" or lab.dtype.kind in "OUS"

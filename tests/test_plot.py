@@ -755,6 +755,9 @@ def test_plot_latent_scatter_errors(rng):
         mplot.plot_latent_scatter(rng.normal(size=(10, 2)), np.zeros(9))
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         mplot.plot_latent_scatter(rng.normal(size=10))
+    # NumPy's own error ("'<' not supported between instances of 'NoneType' and 'str'") named no argument
+    with pytest.raises(TypeError, match=r"labels must all be numbers or all strings .*got a mix of NoneType, str"):
+        mplot.plot_latent_scatter(rng.normal(size=(3, 2)), np.array(["a", None, "b"], dtype=object))
 
 
 def test_plot_latent_vs_prior(tmp_path, rng):
