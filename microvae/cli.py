@@ -140,6 +140,8 @@ def check_model_options(args) -> None:
         if _is_given(getattr(args, name, None)) and args.model not in models:
             raise CLIError(f"--{name.replace('_', '-')} is an option of --model {' / '.join(models)}; "
                            f"--model {args.model} does not take it")
+    if _is_given(getattr(args, "capacity_warmup", None)) and not _is_given(getattr(args, "capacity", None)):
+        raise CLIError("--capacity-warmup ramps up a capacity target: give --capacity C (nats) too")
 
 
 def model_keywords(args) -> dict:

@@ -297,6 +297,8 @@ def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(op
     for model_name in cli.MODELS:
         data = "piano-rolls" if model_name in ("vrae", "hvrae") else "sprites"
         argv = ["--model", model_name, "--data", data, "--limit", "40", *argv_option, "--out", str(tmp_path / model_name)]
+        if dest == "capacity_warmup" and model_name in takers:  # a warm-up needs a target
+            argv += ["--capacity", "2"]
         if model_name not in takers:
             _fails_cleanly(["train", *argv], capsys, f"{option} is an option of --model")
             continue
@@ -310,6 +312,12 @@ def test_each_option_reaches_the_models_that_take_it_and_is_refused_elsewhere(op
             getattr(model, keyword))(value)
         assert getattr(model, keyword) == expected, (model_name, option)
     assert not any(tmp_path.iterdir())  # nothing trained or written
+
+
+def test_a_capacity_warmup_without_a_capacity_is_refused_by_its_flag(capsys, tmp_path):
+    _fails_cleanly(["train", "--capacity-warmup", "5", "--out", str(tmp_path / "o")], capsys,
+                   "--capacity-warmup ramps up a capacity target: give --capacity C (nats) too")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("argv, expected", [
