@@ -380,8 +380,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
             seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
-        if seed is None:  # a model built with seed=None: fresh entropy, as for its initial weights (kept below)
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+        if seed is None:  # no seed (seed=None, or a Backend object): from the model's own generator, kept below
+            seed = int(model.backend.rng.integers(0, 2**63 - 1))
         model.train_seed = int(seed)
         model._fitting = True
         try:

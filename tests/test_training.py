@@ -911,7 +911,7 @@ def test_a_duck_typed_callback_needs_only_the_hooks_it_uses(data):
 def test_a_model_built_without_a_seed_trains_with_fresh_entropy_kept_for_the_run(data):
     """seed=None means fresh entropy everywhere; fit fell back to seed 0, so every such model
     shuffled and drew its noise as a seed-0 one. The seed drawn is kept: the run continues
-    exactly, after a save and load too."""
+    exactly. A model built on a seeded Backend draws it from that stream: the same each time."""
     x, _ = data
     start = _model().flat.data.copy()
     models = []
@@ -932,3 +932,8 @@ def test_a_model_built_without_a_seed_trains_with_fresh_entropy_kept_for_the_run
     again.fit(x, epochs=2, verbose=0, seed=first.train_seed)
     first.fit(x, epochs=1, verbose=0)
     np.testing.assert_array_equal(first.flat.data, again.flat.data)
+    on_backend = [mv.VAE(16, (12,), 2, backend=mv.Backend("numpy", seed=3)) for _ in range(2)]
+    for model in on_backend:
+        model.fit(x, epochs=1, verbose=0)
+    assert on_backend[0].train_seed == on_backend[1].train_seed != 0
+    np.testing.assert_array_equal(on_backend[0].flat.data, on_backend[1].flat.data)

@@ -174,9 +174,10 @@ class Model(Module):
         example), their ``val_`` versions if ``validation_data`` (x, or a tuple (x, y)) is given, and ``seconds``.
         ``verbose=1`` shows a progress bar and one summary line per epoch, ``2`` only the
         lines, ``0`` nothing. ``seed`` fixes shuffling and noise (default: the model's seed; a
-        model built with ``seed=None`` draws a fresh one from the OS's entropy on its first fit);
-        the seed in use is ``model.train_seed``, and calling ``fit`` again, or on a loaded
-        checkpoint, continues the same run.
+        model without one, built with ``seed=None`` or a ``Backend`` object, draws it from its
+        own generator on its first fit: fresh entropy, or the Backend's seeded stream); the seed
+        in use is ``model.train_seed``, and calling ``fit`` again, or on a loaded checkpoint,
+        continues the same run.
         ``optimizer`` is 'adam', 'sgd' or an Optimizer built on ``model.flat``; ``lr`` is a named
         optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
         ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
