@@ -412,25 +412,27 @@ class _RunFolder:
     its pictures go at once: an interrupted or diverged --overwrite run leaves its own model and
     history, not a new model beside the old run's history and pictures."""
 
+    FILES = ("model.npz", "history.json", "history.csv")  # written every epoch, in this order
+
     def __init__(self, out: str, earlier: list, info: dict):
         self.out, self.earlier, self.info = out, earlier, info
-        self.checkpoint = os.path.join(out, "model.npz")
         self.epochs, self.removed = 0, []
 
     def on_epoch_end(self, model, epoch, record):
-        model.save(self.checkpoint, info=self.info)
-        model.history.to_json(os.path.join(self.out, "history.json"))
-        model.history.to_csv(os.path.join(self.out, "history.csv"))
+        checkpoint, history_json, history_csv = self.written()
+        model.save(checkpoint, info=self.info)
+        model.history.to_json(history_json)
+        model.history.to_csv(history_csv)
         self.epochs += 1
         if self.epochs == 1:
             for name in self.earlier:
                 path = os.path.join(self.out, name)
-                if name not in ("model.npz", "history.json", "history.csv") and os.path.exists(path):
+                if name not in self.FILES and os.path.exists(path):
                     os.remove(path)
                     self.removed.append(path)
 
     def written(self) -> list:
-        return [self.checkpoint, os.path.join(self.out, "history.json"), os.path.join(self.out, "history.csv")]
+        return [os.path.join(self.out, name) for name in self.FILES]
 
 
 def _writable_folder(out: str) -> bool:
@@ -558,11 +560,7 @@ def _info_hint(info: dict, key: str, valid, expected: str):
     if key not in info:
         return None
     value = info[key]
-    try:
-        ok = bool(valid(value))
-    except TypeError:  # e.g. an unhashable value tested for membership
-        ok = False
-    if ok:
+    if valid(value):
         return value
     print(f"microvae: the checkpoint's info has {key}={value!r}, not {expected}; drawing without it", file=sys.stderr)
     return None

@@ -11,6 +11,7 @@ import numbers
 
 from .backend import array_module
 from .losses import bernoulli_nll, gaussian_nll
+from .losses._checks import outside_unit_interval
 
 # Every learned log-variance (the encoder's, a learned prior's, a Gaussian decoder's) is
 # clamped to this range, with zero gradient outside it: e^{-logvar} overflows float32 below
@@ -48,9 +49,9 @@ class Bernoulli:
 
     def validate(self, x, what: str = "x") -> None:
         """Raise ValueError unless every value of ``x`` lies in [0, 1]."""
-        xp = array_module(x)
-        lo, hi = float(xp.min(x)), float(xp.max(x))
-        if not (0.0 <= lo and hi <= 1.0):
+        found = outside_unit_interval(x)
+        if found is not None:
+            lo, hi = found
             raise ValueError(
                 f"{what} must lie in [0, 1] for a Bernoulli likelihood (found values in [{lo:g}, {hi:g}]); "
                 "scale the data, or use likelihood='gaussian'"

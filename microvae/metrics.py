@@ -259,17 +259,18 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     steps before it, as in training) and only the real steps (``y``: the mask) count.
     """
     from .losses import bce_probabilities, bernoulli_nll, mse
+    from .losses._checks import outside_unit_interval
 
     if kind not in ("bce", "mse"):
         raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}")
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
-    backend, xp = model.backend, model.backend.xp
+    backend = model.backend
     encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
     sequences = getattr(model, "is_sequence_model", False)  # y is then the mask of real steps
     on_mean = bce_probabilities if kind == "bce" else mse  # the error of a decoded mean x̂
     bernoulli = getattr(model.likelihood, "name", None) == "bernoulli"
-    if kind == "bce" and not bernoulli and (float(xp.min(x)) < 0 or float(xp.max(x)) > 1):
+    if kind == "bce" and not bernoulli and outside_unit_interval(x) is not None:
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
     out = np.empty(len(x))
     with _model_threads(model):

@@ -30,11 +30,19 @@ def rows(a):
     return a.reshape(a.shape[0], -1)
 
 
+def outside_unit_interval(x):
+    """(min, max) of ``x`` as floats if a value lies outside [0, 1] or is NaN, else None: the
+    Bernoulli losses' and likelihood's data check, one pass each for the min and the max."""
+    xp = array_module(x)
+    lo, hi = float(xp.min(x)), float(xp.max(x))
+    return None if 0.0 <= lo and hi <= 1.0 else (lo, hi)
+
+
 def bernoulli_targets(what: str, x) -> None:
     """ValueError unless every value of ``x`` lies in [0, 1] (NaN does not): outside it
     softplus(l) − x·l is no log-likelihood, and 0–255 pixels gave a loss of −761 per pixel."""
-    xp = array_module(x)
-    lo, hi = float(xp.min(x)), float(xp.max(x))
-    if not (0.0 <= lo and hi <= 1.0):
+    found = outside_unit_interval(x)
+    if found is not None:
+        lo, hi = found
         raise ValueError(f"{what}: x must lie in [0, 1], the pixels' probabilities of being on (found values in "
                          f"[{lo:g}, {hi:g}]); scale the data, or use gaussian_nll for real-valued data")
