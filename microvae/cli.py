@@ -475,10 +475,14 @@ def cmd_train(args) -> int:
         print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
         fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
                         clip_norm=args.clip_norm, callbacks=[run])
-        if entry.uses_labels(args):
-            model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
-        else:
-            model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
+        # On the way to divergence NumPy would print overflow/NaN warnings over the progress bar; fit
+        # checks every batch's loss and each epoch's parameters for non-finite values and its
+        # TrainingDiverged names the epoch and batch, which the warnings' line numbers do not.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if entry.uses_labels(args):
+                model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
+            else:
+                model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
     except BaseException:
         if run is not None and run.epochs:
             print(f"microvae: {args.out} holds this run's first {run.epochs} epoch(s): model.npz and history.json/csv, "

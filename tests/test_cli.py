@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -1128,3 +1129,16 @@ def test_the_loss_checks_are_made_at_varied_points(monkeypatch):
     for _, args, _ in seen:
         for name, value in args[1].items():
             assert len(np.unique(value)) == value.size, (getattr(args[0], "__name__", args[0]), name)
+
+
+def test_divergence_is_one_message_without_numpys_warnings(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--limit", "600", "--epochs", "1", "--hidden", "32", "--likelihood", "gaussian",
+            "--lr", "1e6", "--batch-size", "32", "--verbose", "0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning escaping the CLI would fail here instead of printing
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "training diverged at epoch 1" in err and "lower learning rate" in err
+    assert "RuntimeWarning" not in err
+    assert not out.exists()  # diverged in the first epoch: nothing written, no empty folder left
