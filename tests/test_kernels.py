@@ -192,7 +192,11 @@ def test_fused_bernoulli_kernel_propagates_nan(dtype):
     assert np.all(np.isfinite(row[1:])) and np.all(np.isfinite(d.ravel()[1:]))
 
 
-@given(dtype=DTYPES, n=st.integers(1, 64), steps=st.integers(1, 5), seed=st.integers(0, 1000),
+# the optimizers pass flat buffers, but the twins take arrays of any one shape (empty included)
+OPTIMIZER_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9)
+
+
+@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, steps=st.integers(1, 5), seed=st.integers(0, 1000),
        grad_exponent=st.sampled_from([-20, -6, 0, 10, 19]))
 def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent):
     # the same operations in the same order, so bit for bit, down to where g² would overflow
@@ -210,7 +214,7 @@ def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent):
             np.testing.assert_array_equal(c, r)
 
 
-@given(dtype=DTYPES, n=st.integers(1, 64), momentum=st.floats(0, 0.99), seed=st.integers(0, 1000))
+@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, momentum=st.floats(0, 0.99), seed=st.integers(0, 1000))
 def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
     rng = np.random.default_rng(seed)
     p_c, u_c = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
@@ -220,6 +224,36 @@ def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
     reference.sgd_update(p_r, grad, u_r, 0.1, momentum)
     np.testing.assert_allclose(p_c, p_r, **_tol(dtype))
     np.testing.assert_allclose(u_c, u_r, **_tol(dtype))
+
+
+def _kernel_calls(x, out):
+    """Each CPU kernel called with ``x`` as its inputs and ``out`` as the argument it writes."""
+    b = np.zeros(x.shape[1])
+    lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, 1)
+    return {
+        "relu_forward": lambda: cpu.relu_forward(x, out),
+        "relu_backward": lambda: cpu.relu_backward(x, x, out),
+        "sigmoid": lambda: cpu.sigmoid(x, out),
+        "bias_relu_forward": lambda: cpu.bias_relu_forward(x, b, out),
+        "bias_relu_backward": lambda: cpu.bias_relu_backward(x, x, out, b.copy()),
+        "bernoulli_nll_logits": lambda: cpu.bernoulli_nll_logits(x, np.full_like(x, 0.5), 0.25, out, np.empty(len(x))),
+        "adam_update": lambda: cpu.adam_update(out, x, np.zeros_like(x), np.zeros_like(x), 0.9, 0.999, lr_t, eps_t),
+        "sgd_update": lambda: cpu.sgd_update(out, x, np.zeros_like(x), 0.1, 0.9),
+    }
+
+
+@pytest.mark.parametrize("kernel", sorted(_kernel_calls(np.ones((4, 3)), np.ones((4, 3)))))
+def test_kernels_refuse_an_argument_of_another_shape_and_write_nothing(kernel):
+    """The Numba loops index without bounds checks: a short output, or one shaped otherwise,
+    would be written past its end (or read past its input's) instead of being refused."""
+    x = np.ones((4, 3))
+    for shape in [(2, 3), (3, 4), (12,)]:
+        buffer = np.full(40, 7.0)
+        out = buffer[:int(np.prod(shape))].reshape(shape)
+        with pytest.raises(ValueError, match=r"must all have shape|a \(batch, n\) array and an \(n,\) one"):
+            _kernel_calls(x, out)[kernel]()
+        np.testing.assert_array_equal(buffer, 7.0)
+    _kernel_calls(x, np.empty_like(x))[kernel]()  # the right shape runs
 
 
 def test_relu_propagates_nan_like_the_reference():

@@ -1,7 +1,8 @@
 """Numba kernels for the CPU backend: twins of ``reference.py`` (same names, same results).
 
 Compiled with ``cache=True`` so a second process loads machine code from disk instead of
-recompiling. Arguments must be C-contiguous; elementwise kernels see them flattened.
+recompiling. Arguments must be C-contiguous and of the shapes a kernel names (the wrappers
+check both: the loops index without bounds checks); elementwise kernels see them flattened.
 """
 
 from __future__ import annotations
@@ -216,35 +217,46 @@ def _sgd_update(param, grad, velocity, lr, momentum):
         param[i] -= lr * u
 
 
-def _flat(a):
+# The loops index without bounds checks (Numba's default), so the wrappers below check every
+# argument's shape against the first's: a short output would otherwise be written past its end.
+def _checked(a, shape=None):
+    """``a``, which must be C-contiguous and, if given, of ``shape``."""
     if not a.flags.c_contiguous:
         raise ValueError("kernel arguments must be C-contiguous arrays")
-    return a.reshape(-1)
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"kernel arguments must all have shape {shape}, got one of shape {a.shape}")
+    return a
+
+
+def _flat(a, shape=None):
+    return _checked(a, shape).reshape(-1)
 
 
 def relu_forward(x, out):
     """out = max(x, 0); ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _relu_forward(_flat(x), _flat(out))
+    _relu_forward(_flat(x), _flat(out, x.shape))
     return out
 
 
 def relu_backward(dy, y, out):
-    _relu_backward(_flat(dy), _flat(y), _flat(out))
+    _relu_backward(_flat(dy), _flat(y, dy.shape), _flat(out, dy.shape))
     return out
 
 
-def _rows(a, b):
-    """``a`` as a C-contiguous (batch, n) array with ``b`` a contiguous (n,) one."""
+def _rows(a, b, shape=None):
+    """``a`` as a C-contiguous (batch, n) array (of ``shape``, if given) with ``b`` a contiguous (n,) one."""
     if not (a.flags.c_contiguous and b.flags.c_contiguous):
         raise ValueError("kernel arguments must be C-contiguous arrays")
     if a.ndim != 2 or b.shape != a.shape[1:]:
         raise ValueError(f"expected a (batch, n) array and an (n,) one, got shapes {a.shape} and {b.shape}")
+    if shape is not None and a.shape != shape:
+        raise ValueError(f"kernel arguments must all have shape {shape}, got one of shape {a.shape}")
     return a
 
 
 def bias_relu_forward(x, b, out):
     """out = max(x + b, 0) row by row; ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _bias_relu_forward(_rows(x, b), b, _rows(out, b))
+    _bias_relu_forward(_rows(x, b), b, _rows(out, b, x.shape))
     return out
 
 
@@ -252,19 +264,25 @@ def bias_relu_backward(dy, y, out, db):
     if dy.ndim == 2 and dy.shape[1] == 1:
         # a single column is contiguous, and NumPy sums it pairwise, not in row order: NumPy
         # sums it here too, so that db still equals the unfused layer's dY.sum(axis=0) exactly
-        relu_backward(_rows(dy, db), _rows(y, db), _rows(out, db))
+        relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape))
         out.sum(axis=0, out=db)
         return out
-    _bias_relu_backward(_rows(dy, db), _rows(y, db), _rows(out, db), db)
+    _bias_relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape), db)
     return out
 
 
 def sigmoid(x, out):
-    _sigmoid(_flat(x), _flat(out))
+    _sigmoid(_flat(x), _flat(out, x.shape))
     return out
 
 
 def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
+    """row_loss[b] = Σ_d softplus(l) − x·l, dlogits = (σ(l) − x)·scale, for (batch, d) arrays."""
+    if logits.ndim != 2:
+        raise ValueError(f"expected (batch, d) logits, got shape {logits.shape}")
+    for a in (logits, x, dlogits):
+        _checked(a, logits.shape)
+    _checked(row_loss, logits.shape[:1])
     if logits.dtype == np.float32 and x.dtype == np.float32 and dlogits.dtype == np.float32:
         _bernoulli_nll_f32(logits, x, np.float32(scale), dlogits, row_loss)
         return row_loss
@@ -280,13 +298,18 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
+    """One Adam step in place, ``param``, ``m`` and ``v`` updated; arrays of one shape, any shape."""
     t = param.dtype.type
-    _adam_update(param, grad, m, v, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
+    shape = param.shape
+    _adam_update(_flat(param), _flat(grad, shape), _flat(m, shape), _flat(v, shape),
+                 t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
+    """One SGD (momentum) step in place, ``param`` and ``velocity`` updated; arrays of one shape."""
     t = param.dtype.type
-    _sgd_update(param, grad, velocity, t(lr), t(momentum))
+    shape = param.shape
+    _sgd_update(_flat(param), _flat(grad, shape), _flat(velocity, shape), t(lr), t(momentum))
 
 
 from .rnn_cpu import *  # noqa: E402,F401,F403
