@@ -54,11 +54,7 @@ class Backend:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name
         self.dtype = np.dtype(_DTYPES[dtype_name])
-        from_env = not kernels and bool(os.environ.get("MICROVAE_KERNELS"))
-        kernels = kernels or os.environ.get("MICROVAE_KERNELS") or "compiled"
-        if kernels not in ("compiled", "reference"):
-            where = " (from $MICROVAE_KERNELS)" if from_env else ""
-            raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}{where}")
+        kernels = _kernel_kind(kernels)
         if name == "numpy":
             self.xp = np
             if kernels == "reference":
@@ -172,9 +168,19 @@ def array_module(a):
     return np
 
 
+def _kernel_kind(kernels: str | None) -> str:
+    """'compiled' or 'reference': ``kernels``, else ``$MICROVAE_KERNELS``, else 'compiled'."""
+    from_env = not kernels and bool(os.environ.get("MICROVAE_KERNELS"))
+    kernels = kernels or os.environ.get("MICROVAE_KERNELS") or "compiled"
+    if kernels not in ("compiled", "reference"):
+        where = " (from $MICROVAE_KERNELS)" if from_env else ""
+        raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}{where}")
+    return kernels
+
+
 def kernels_for(a):
     """The kernel module matching the device of array ``a`` (honours ``$MICROVAE_KERNELS``)."""
-    if os.environ.get("MICROVAE_KERNELS") == "reference":
+    if _kernel_kind(None) == "reference":
         from .kernels import reference as k
     elif array_module(a) is np:
         from .kernels import cpu as k

@@ -35,11 +35,12 @@ class Bernoulli:
         """Decoder outputs per example: one logit per pixel."""
         return data_dim
 
-    def nll(self, out, x):
+    def nll(self, out, x, kernels=None):
         """(−log p(x | logits) per example, summed over pixels; d(batch mean)/d logits):
-        ``losses.bernoulli_nll``, softplus(l) − x·l. ``x`` was checked where it entered the
-        model (``validate``), so the loss does not check its range again on every batch."""
-        return bernoulli_nll(out, x, check_range=False)
+        ``losses.bernoulli_nll``, softplus(l) − x·l, through the model's ``kernels``
+        (``backend.kernels``; default: those of the logits' device). ``x`` was checked where it
+        entered the model (``validate``), so the loss does not check its range again on every batch."""
+        return bernoulli_nll(out, x, check_range=False, kernels=kernels)
 
     def mean(self, out, kernels):
         """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``)."""
@@ -87,9 +88,10 @@ class Gaussian:
         """Decoder outputs per example: the means, and with a learned variance the log-variances too."""
         return 2 * data_dim if self.learned else data_dim
 
-    def nll(self, out, x):
+    def nll(self, out, x, kernels=None):
         """(−log N(x; μ, σ²) per example, summed over pixels; d(batch mean)/d out), with
-        out = μ, or μ ‖ logvar (logvar clamped, zero gradient beyond the clamp)."""
+        out = μ, or μ ‖ logvar (logvar clamped, zero gradient beyond the clamp); ``kernels``
+        unused (NumPy/CuPy operations only)."""
         if not self.learned:
             per_example, dmean, _ = gaussian_nll(out, x, float(self.logvar))
             return per_example, dmean

@@ -129,7 +129,7 @@ def _nll(model, z, x, condition):
     nll_at = getattr(model, "_nll_at", None)
     if nll_at is not None:
         return nll_at(z, x, condition)
-    return model.likelihood.nll(model._decode(z, condition), x)[0]
+    return model.likelihood.nll(model._decode(z, condition), x, model.backend.kernels)[0]
 
 
 def _model_threads(model):

@@ -6,6 +6,7 @@ import pytest
 import microvae as mv
 from _gpu import gpu_available
 from microvae.kernels import cpu
+from microvae.kernels import reference as reference_kernels
 
 
 def test_default_backend():
@@ -39,6 +40,35 @@ def test_kernels_for_honours_the_reference_kernels_variable(monkeypatch):
     assert kernels_for(np.zeros(1)) is cpu
     monkeypatch.setenv("MICROVAE_KERNELS", "reference")
     assert kernels_for(np.zeros(1)) is reference
+    monkeypatch.setenv("MICROVAE_KERNELS", "Reference")  # refused as Backend refuses it, not taken for 'compiled'
+    with pytest.raises(ValueError, match=r"got 'Reference' \(from \$MICROVAE_KERNELS\)"):
+        kernels_for(np.zeros(1))
+
+
+@pytest.mark.parametrize("model_name", ["vae", "convvae", "aae", "vrae"])
+def test_a_model_on_the_reference_kernels_runs_no_compiled_kernel(model_name, monkeypatch):
+    """Backend(kernels="reference") is how a kernel is ruled out when debugging: every kernel a
+    model's step runs, the Bernoulli loss's included, must then be a NumPy twin."""
+    import microvae.kernels.cpu as compiled
+
+    monkeypatch.delenv("MICROVAE_KERNELS", raising=False)
+    ran = []
+    for name in dir(compiled):
+        if callable(getattr(compiled, name)) and not name.startswith("_") and hasattr(reference_kernels, name):
+            monkeypatch.setattr(compiled, name, lambda *args, name=name: ran.append(name))
+    backend = mv.Backend("numpy", dtype="float64", kernels="reference")
+    rng = np.random.default_rng(0)
+    if model_name == "vrae":
+        model, x = mv.VRAE(3, 4, 2, backend=backend), rng.random((2, 5, 3))
+    elif model_name == "convvae":
+        model, x = mv.ConvVAE((1, 8, 8), latent_dim=2, backend=backend), rng.random((3, 1, 8, 8))
+    elif model_name == "aae":
+        model, x = mv.AAE(6, hidden=(5,), latent_dim=2, disc_hidden=(4,), backend=backend), rng.random((3, 6))
+    else:
+        model, x = mv.VAE(6, (5,), 2, backend=backend), rng.random((3, 6))
+    model.fit(x, epochs=1, batch_size=2, verbose=0)
+    model.elbo(x) if model_name != "aae" else model.reconstruct(x)
+    assert ran == []
 
 
 def test_asarray_gives_c_contiguous_arrays_in_the_backends_dtype():

@@ -6,7 +6,7 @@ from ..backend import array_module, kernels_for
 from ._checks import bernoulli_targets, rows, same_shape
 
 
-def bernoulli_nll(logits, x, check_range: bool = True):
+def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
     """−log p(x | logits) for Bernoulli pixels, from logits; numerically stable.
 
     Per example:   Σ_d [softplus(l_d) − x_d·l_d],   softplus(l) = max(l, 0) + log1p(e^{−|l|})
@@ -17,7 +17,9 @@ def bernoulli_nll(logits, x, check_range: bool = True):
     so in float32 it is 0 for x = 1 and l ≳ 17, where the true value is below 6e-8 per pixel.
     ``x`` must lie in [0, 1]: a ValueError names the values found. That check is one pass over
     x; a model, which checks its data once per ``fit``, leaves it out (``check_range=False``).
-    Returns ``(per_example, dlogits)``. Runs the fused kernel (Numba on CPU, CuPy on GPU).
+    Returns ``(per_example, dlogits)``. Runs the fused kernel of ``kernels`` (a model passes
+    its ``backend.kernels``); by default the one for the logits' device: Numba on CPU, CuPy on
+    GPU, or the NumPy twin under ``$MICROVAE_KERNELS=reference``.
     """
     same_shape("bernoulli_nll", logits, x, ("logits", "x"))
     if check_range:
@@ -27,7 +29,7 @@ def bernoulli_nll(logits, x, check_range: bool = True):
     logits2, x2 = rows(xp.ascontiguousarray(logits)), rows(xp.ascontiguousarray(x, dtype=logits.dtype))
     dlogits = xp.empty_like(logits2)
     per_example = xp.empty(batch, dtype=xp.float64)
-    kernels_for(logits).bernoulli_nll_logits(logits2, x2, 1.0 / batch, dlogits, per_example)
+    (kernels or kernels_for(logits)).bernoulli_nll_logits(logits2, x2, 1.0 / batch, dlogits, per_example)
     return per_example, dlogits.reshape(logits.shape)
 
 

@@ -245,7 +245,7 @@ class AAE(Model):
     def _reconstruction_phase(self, x, eps=None, compute_grads=True) -> float:
         """L_rec = mean −log p(x | z); gradients into encoder and decoder."""
         z = self._codes(x, eps)
-        recon, dout = self.likelihood.nll(self.decoder.forward(z), x)
+        recon, dout = self.likelihood.nll(self.decoder.forward(z), x, self.backend.kernels)
         if compute_grads:
             self._codes_backward(self.decoder.backward(dout))
         return float(recon.mean())

@@ -183,7 +183,7 @@ class VAE(Model):
         mu, logvar = self._encode(x, condition)
         z = self.sampler.forward(mu, logvar, eps)
         out = self._decode(z, condition)
-        recon, dout = self.likelihood.nll(out, x)
+        recon, dout = self.likelihood.nll(out, x, self.backend.kernels)
         kl, dmu_kl, dlogvar_kl = self._kl(mu, logvar, condition)
         recon_mean, kl_mean = float(recon.mean()), float(kl.mean())
         kl_term, kl_slope = self.kl_weighting(kl_mean)
@@ -331,7 +331,7 @@ class VAE(Model):
 
     def _nll_at(self, z, x, condition=None):
         """−log p(x | z) per row."""
-        return self.likelihood.nll(self._decode(z, condition), x)[0]
+        return self.likelihood.nll(self._decode(z, condition), x, self.backend.kernels)[0]
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, "

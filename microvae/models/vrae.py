@@ -70,11 +70,11 @@ class SequenceLikelihood:
         """Decoder outputs per step: the per-step likelihood's for ``features``."""
         return self.base.output_dim(features)
 
-    def nll(self, out, x):
+    def nll(self, out, x, kernels=None):
         """(per-sequence NLL over real steps, d(batch mean)/d out): the per-step likelihood's
         gradient carries 1/(n·T), so it is scaled by T to the mean over sequences."""
         n, T = x.shape[0], x.shape[1]
-        per_step, dout = self.base.nll(out.reshape(n * T, -1), x.reshape(n * T, -1))  # dout carries 1/(n·T)
+        per_step, dout = self.base.nll(out.reshape(n * T, -1), x.reshape(n * T, -1), kernels)  # dout carries 1/(n·T)
         per_step = per_step.reshape(n, T)
         dout = dout.reshape(out.shape) * dout.dtype.type(T)  # now 1/n: the batch mean over sequences
         if self.mask is not None:
