@@ -16,7 +16,7 @@ __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
 def clip_grad_norm(grad, max_norm: float) -> float:
     """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before.
 
-    The norm is taken in float64; the scaled entries are rounded in grad's dtype, so a clipped
+    The norm and the scaling are taken in float64; the scaled entries are rounded in grad's dtype, so a clipped
     float32 gradient's norm may exceed max_norm by a few parts in 1e8.
 
     A gradient holding Inf or NaN has no finite scale, so it is left as it is (scaling by
@@ -39,8 +39,11 @@ def clip_grad_norm(grad, max_norm: float) -> float:
             norm = largest * math.sqrt(float(((wide / largest) ** 2).sum()))
     if max_norm < norm < math.inf:
         # norm > max_norm > 0: no guard term in the division (norm + 1e-12 over-clipped small
-        # norms, by 2e-6 of the bound at a norm of 5e-7)
-        grad *= grad.dtype.type(max_norm / norm)
+        # norms, by 2e-6 of the bound at a norm of 5e-7). Scaled in float64, each entry rounded
+        # once: a scale below float32's normal range (huge gradient, small bound) would keep
+        # few digits as a float32, or round to 0 and zero the gradient.
+        wide *= max_norm / norm
+        grad[...] = wide
     return norm
 
 

@@ -168,7 +168,7 @@ def test_clip_grad_norm_caps_the_norm_at_the_bound_and_keeps_the_direction(n, sc
 def test_clip_grad_norm_of_a_float32_gradient_is_taken_in_float64(n, scale, seed):
     """A float32 gradient's norm is summed in float64: in float32, g² underflows below ~1e-19,
     overflows above ~1.8e19 (an Inf norm, so a finite gradient would be left unclipped) and the
-    sum rounds. The gradient is then scaled in its own dtype."""
+    sum rounds. The scaled entries are then rounded to float32."""
     g = (np.random.default_rng(seed).standard_normal(n) * scale).astype(np.float32)
     exact = math.sqrt(float(np.sum(g.astype(np.float64) ** 2)))
     original = g.copy()
@@ -189,6 +189,19 @@ def test_clip_grad_norm_caps_a_float64_gradient_at_any_magnitude(n, exponent, ra
     original = g.copy()
     assert mv.clip_grad_norm(g, norm / ratio) == pytest.approx(norm, rel=1e-12, abs=0)
     np.testing.assert_allclose(g, original / ratio, rtol=1e-13, atol=0)
+
+
+@given(n=st.integers(1, 6), exponent=st.integers(20, 38), bound_exponent=st.integers(-30, 0), seed=st.integers(0, 2**31))
+def test_clip_grad_norm_of_a_float32_gradient_at_any_scale_below_its_norm(n, exponent, bound_exponent, seed):
+    """A scale max_norm/‖g‖ below float32's normal range (1.2e-38: a huge gradient, a small
+    bound) kept few digits, or rounded to 0 and zeroed the gradient, when it was a float32."""
+    g = (np.random.default_rng(seed).uniform(0.5, 1.0, n) * 10.0 ** exponent / math.sqrt(n)).astype(np.float32)
+    exact = math.sqrt(float(np.sum(g.astype(np.float64) ** 2)))
+    max_norm = 10.0 ** bound_exponent
+    original = g.astype(np.float64)
+    mv.clip_grad_norm(g, max_norm)
+    np.testing.assert_allclose(g, original * (max_norm / exact), rtol=2e-7)  # each entry rounded once, as it stays normal
+    assert math.sqrt(float(np.sum(g.astype(np.float64) ** 2))) == pytest.approx(max_norm, rel=3e-7)
 
 
 def test_clip_grad_norm_of_a_float64_gradient_beyond_the_squares_range():
