@@ -78,6 +78,30 @@ def test_gru_backward_step_matches_reference(shape, dtype, seed, scale):
     _assert_twins("gru_backward_step", [dh, h_prev, _mask(seed, B, dtype), gates, hn], outs, dtype)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_padded_rows_cache_passes_no_gradient_whatever_it_holds(bad, dtype):
+    """mask = 0 passes dh straight to dh_prev and nothing to the step's gates, in both twins,
+    even when the padded row's cached gates are NaN or Inf (0·NaN would be NaN)."""
+    B, H = 3, 4
+    rng = np.random.default_rng(0)
+    mask = np.array([1, 0, 1], dtype)
+    dh, h_prev = (rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    gates = rng.random((B, 3 * H)).astype(dtype)
+    hn, h = rng.standard_normal((B, H)).astype(dtype), np.tanh(rng.standard_normal((B, H))).astype(dtype)
+    gates[1], hn[1], h[1] = bad, bad, bad
+    for k in (cpu, reference):
+        dgx, dhn, dhp = _run(k, "gru_backward_step", [dh, h_prev, mask, gates, hn], [np.empty((B, 3 * H), dtype),
+                                                                                      np.empty((B, H), dtype), np.empty((B, H), dtype)])
+        np.testing.assert_array_equal(dgx[1], 0, err_msg=k.__name__)
+        np.testing.assert_array_equal(dhn[1], 0, err_msg=k.__name__)
+        np.testing.assert_array_equal(dhp[1], dh[1], err_msg=k.__name__)
+        assert np.isfinite(dgx[[0, 2]]).all() and np.isfinite(dhp).all()
+        da, dhp = _run(k, "rnn_tanh_backward_step", [dh, h, mask], [np.empty((B, H), dtype), np.empty((B, H), dtype)])
+        np.testing.assert_array_equal(da[1], 0, err_msg=k.__name__)
+        np.testing.assert_array_equal(dhp[1], dh[1], err_msg=k.__name__)
+
+
 def test_padded_rows_carry_the_state_exactly():
     """mask 0: h = h_prev bit for bit, and the backward passes dh straight through."""
     rng = np.random.default_rng(0)

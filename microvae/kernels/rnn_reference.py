@@ -102,11 +102,12 @@ def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
     xp = _xp(dh)
     H = dh.shape[1]
     keep = (mask != 0)[:, None]
-    delta = xp.where(keep, dh, 0)
     r, u, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
-    da_n = delta * (1 - u) * (1 - n * n)
-    dgx[:, :H] = da_n * hn * r * (1 - r)
-    dgx[:, H : 2 * H] = delta * (h_prev - n) * u * (1 - u)
-    dgx[:, 2 * H :] = da_n
-    dhn[...] = da_n * r
-    dh_prev[...] = xp.where(keep, delta * u, dh)
+    # masked on the way out, not through δ: 0·NaN is NaN, and a padded step's cache may hold
+    # anything (NaN gates from padding whose x·W overflowed), while its gradients must be 0
+    da_n = dh * (1 - u) * (1 - n * n)
+    dgx[:, :H] = xp.where(keep, da_n * hn * r * (1 - r), 0)
+    dgx[:, H : 2 * H] = xp.where(keep, dh * (h_prev - n) * u * (1 - u), 0)
+    dgx[:, 2 * H :] = xp.where(keep, da_n, 0)
+    dhn[...] = xp.where(keep, da_n * r, 0)
+    dh_prev[...] = xp.where(keep, dh * u, dh)
