@@ -168,6 +168,41 @@ def test_bernoulli_padding_may_hold_any_finite_value(kind):
         model.loss(nan_padding, mask, eps=eps)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+def test_padding_far_from_the_data_changes_nothing(kind, likelihood, dtype):
+    """pad_sequences promises that any finite padding value works whatever the likelihood: a
+    value whose square overflows ((x − μ)² = Inf at a padded step, then Inf·0 = NaN) or whose
+    decoder input overflows gives the loss, gradient and training of zero padding."""
+    rng = np.random.default_rng(8)
+    seqs = [rng.random((6, 3)), rng.random((2, 3))]
+    big = float(np.finfo(dtype).max) / 2
+    cls, options = (VRAE, {}) if kind == "flat" else (HierarchicalVRAE, dict(segment_length=2, conductor_size=3))
+    for value in [-1e20, big, -big]:
+        runs = []
+        for pad in [0.0, value]:
+            model = cls(3, hidden_size=4, latent_dim=2, likelihood=likelihood, dtype=dtype, seed=0, **options)
+            x, mask = pad_sequences(seqs, value=pad)
+            terms = model.loss_and_grads(x, mask, eps=np.zeros((2, 2)))
+            assert np.isfinite(terms.loss), (pad, terms)
+            grad = model.flat.grad.copy()
+            model.fit(x, mask, epochs=1, batch_size=2, verbose=0)
+            runs.append((terms, grad, model.flat.data.copy()))
+        (terms0, grad0, after0), (terms1, grad1, after1) = runs
+        assert terms1 == terms0
+        np.testing.assert_array_equal(grad1, grad0)
+        np.testing.assert_array_equal(after1, after0)
+
+
+def test_a_ragged_list_of_sequences_is_pointed_to_pad_sequences():
+    model = VRAE(2, seed=0)
+    with pytest.raises(ValueError, match=r"x is a ragged list.*pad_sequences"):
+        model.fit([np.random.rand(5, 2), np.random.rand(3, 2)], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"mask is a ragged list.*pad_sequences"):
+        model.loss(np.random.rand(2, 3, 2), [[1, 1, 1], [1, 1]])
+
+
 @pytest.mark.parametrize("kind", ["flat", "hierarchical"])
 def test_teacher_forcing_is_causal(kind):
     """With z fixed, the output at step t depends on x_{<t} only (decoder input at t is x_{t−1})."""

@@ -29,6 +29,18 @@ __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
 CELLS = {"gru": GRU, "rnn": RNN}
 
 
+def _as_array(value, what: str):
+    """np.asarray, with a ragged list (sequences of different lengths) named as such."""
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"{what} is a ragged list (sequences of different lengths?); pad them to one length: "
+                         "x, mask = microvae.pad_sequences(list_of_sequences) gives x (batch, time, features) and "
+                         "its mask (batch, time)") from None
+
+
 def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
     sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
@@ -262,17 +274,20 @@ class VRAE(VAE):
     # data -------------------------------------------------------------------------------------
     def _prepare_data(self, x, y=None):
         """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask. With a
-        mask, only the real steps must be in the likelihood's range (padding must be finite)."""
+        mask, only the real steps must be in the likelihood's range (padding must be finite),
+        and the padded steps are set to 0 in the model's copy: a large padding value would
+        otherwise overflow the masked loss terms ((x − μ)² = Inf, and Inf·0 is NaN). Teacher
+        forcing only feeds a step to later ones, and padding only follows the real steps."""
         if y is None:
             return (self._data(x),)
         x = self._data(x, check_range=False)
         mask = self._mask(y, x)
         self.likelihood.validate(x[mask > 0], "x (its real steps, where mask is 1)")
-        return (x, mask)
+        return (self.backend.xp.where(mask[:, :, None] > 0, x, 0), mask)
 
     def _data(self, x, what="x", check_range=True):
         if not hasattr(x, "shape"):
-            x = np.asarray(x)
+            x = _as_array(x, what)
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise ValueError(f"{what} must be a batch of sequences of shape (batch, time, {self.input_size}), got {tuple(x.shape)}")
         x = self._as_batch(x, what, (x.shape[1], self.input_size))
@@ -282,7 +297,7 @@ class VRAE(VAE):
 
     def _mask(self, mask, x):
         """Check a mask against x: shape (n, T), only 0/1, rows 1…1 0…0 with at least one 1."""
-        m = self.backend.to_numpy(mask) if hasattr(mask, "shape") else np.asarray(mask)
+        m = self.backend.to_numpy(mask) if hasattr(mask, "shape") else _as_array(mask, "mask")
         n, T = x.shape[0], x.shape[1]
         if m.shape != (n, T):
             raise ValueError(f"mask must have shape (batch, time) = {(n, T)} to match x, got {m.shape}")
