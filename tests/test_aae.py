@@ -210,7 +210,7 @@ def test_prior_distance_is_small_for_the_prior_itself_and_large_otherwise():
 @pytest.mark.parametrize("encoder_type", ["deterministic", "gaussian"])
 @pytest.mark.parametrize("prior", ["gaussian", "mixture"])
 def test_inference_in_row_blocks_gives_the_same_results(encoder_type, prior):
-    """encode/decode/reconstruct/sample (and prior_distance, through encode) go through the
+    """encode/decode/reconstruct/sample (and prior_distance, whose ε is drawn block by block) go through the
     networks INFERENCE_BATCH rows at a time: blocks of 3 rows (the last one partial) must
     give what one pass over all 7 gives."""
     model = _tiny(encoder_type, prior)
@@ -490,8 +490,29 @@ def test_seeds_and_labels_reach_sample_and_prior_distance():
     np.testing.assert_array_equal(model.sample(7, y=y, seed=4), model.decode(model.sample_prior(7, y=y, seed=4)))
     assert not np.allclose(model.sample(7, y=y, seed=4), model.sample(7, y=(y + 1) % 3, seed=4))
     got = model.prior_distance(x, seed=5, n_prior=4)
-    assert got == prior_distance(model.encode(x), model.sample_prior(4, seed=5))
+    # the Gaussian encoder's codes are sampled, μ + σ·ε, with ε seeded apart from the prior draws
+    mu, logvar = np.split(model.encoder.forward(x), 2, axis=1)
+    codes = mu + np.exp(0.5 * logvar) * np.random.default_rng((5, 1)).standard_normal((9, 2))
+    assert got == pytest.approx(prior_distance(codes, model.sample_prior(4, seed=5)), rel=1e-12)
     assert got != model.prior_distance(x, seed=6, n_prior=4)
+    deterministic = _tiny("deterministic", "mixture")
+    assert deterministic.prior_distance(x, seed=5, n_prior=4) == prior_distance(deterministic.encode(x),
+                                                                                deterministic.sample_prior(4, seed=5))
+
+
+def test_a_gaussian_encoder_whose_codes_are_prior_draws_is_at_the_prior():
+    """Training matches the sampled codes μ + σ·ε to the prior, so that is what prior_distance
+    measures: an encoder giving μ = 0, σ = 1 for every x has codes distributed as N(0, I) exactly,
+    while its means alone (all 0) would be far from it."""
+    model = AAE(6, hidden=(5,), latent_dim=2, disc_hidden=(4,), encoder_type="gaussian", dtype="float64", seed=0)
+    for name, value, _ in model.flat.named():
+        if name.startswith("encoder"):
+            value[...] = 0
+    x = np.random.default_rng(0).random((2000, 6))
+    at_prior = model.prior_distance(x, seed=3)
+    assert abs(at_prior["mmd2"]) < 0.005 and at_prior["mean_gap"] < 0.1 and at_prior["cov_gap"] < 0.2, at_prior
+    means_only = prior_distance(model.encode(x), model.sample_prior(2000, seed=3))
+    assert means_only["mmd2"] > 0.2 and means_only["cov_gap"] > 1.0, means_only
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "mixture"])

@@ -383,10 +383,23 @@ class AAE(Model):
         return self.decode(self.sample_prior(n, y=y, seed=seed))
 
     def prior_distance(self, x, seed: int = 0, n_prior: int | None = None) -> dict:
-        """``prior_distance(encode(x), prior draws)``: {"mmd2", "mean_gap", "cov_gap"}, with
-        ``n_prior`` (default len(x)) draws from the prior seeded by ``seed``."""
-        n_prior = check_int("n_prior", n_prior, 2, none_ok=True)
-        codes = self.encode(x)
+        """``prior_distance(codes of x, prior draws)``: {"mmd2", "mean_gap", "cov_gap"}, with
+        ``n_prior`` (default len(x)) draws from the prior seeded by ``seed``.
+
+        The codes are those training matches to the prior: E(x) for the deterministic encoder,
+        and for the Gaussian encoder sampled codes μ(x) + σ(x)·ε (ε seeded by ``seed`` too, in
+        a stream of its own). The means μ(x) alone (``encode``) lack the spread σ(x) adds, so
+        they stay measurably far from a prior the sampled codes match.
+        """
+        n_prior, seed = check_int("n_prior", n_prior, 2, none_ok=True), check_seed(seed)
+        data = self._prepare_data(x)[0]
+        if self.encoder_type == "deterministic":
+            codes = self._by_rows(self._code_means, data)
+        else:
+            be = self.backend
+            rng = be.rng if seed is None else np.random.default_rng((seed, 1))  # not the prior draws' stream
+            codes = self._by_rows(lambda xb: self._codes(xb, be.to_device(rng.standard_normal((len(xb), self.latent_dim),
+                                                                                               dtype=be.dtype))), data)
         return prior_distance(codes, self.sample_prior(n_prior or len(codes), seed=seed))
 
     def __repr__(self):
