@@ -92,6 +92,7 @@ def _check_phase(model, phase, x, y, eps, real):
     """Gradient check of one phase's loss (fixed ε and prior draws) w.r.t. the group it updates,
     and that the phase writes no gradient into the parts it does not update."""
     model.flat.grad.fill(0)
+    real = real if phase == "disc" else None  # the discriminator's real examples: the other phases take none
     model.phase_loss(phase, x, y, eps=eps, prior_samples=real)
     wrt, analytic = {}, {}
     for name, value, grad in model.parameter_groups()[PHASE_GROUPS[phase]].named():
@@ -340,10 +341,19 @@ def test_bad_input_is_rejected_clearly():
         mixture.fit(x, np.array([0, 1, 3, 0]), verbose=0)
     with pytest.raises(ValueError, match=r"y must be 4 integer labels \(or one label for all, or one-hot rows of shape \(4, 3\)\)"):
         mixture.fit(x, np.zeros((4, 1), dtype=int), verbose=0)
-    with pytest.raises(ValueError, match=r"one-hot rows of shape \(4, 3\)\), got shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"one-hot y of shape \(4, 3\) must hold exactly one 1 per row"):
         mixture.fit(x, np.ones((4, 3)), verbose=0)  # not one-hot: three 1s per row
-    with pytest.raises(ValueError, match="integer labels"):
+    with pytest.raises(ValueError, match="whole-number labels, found 0.5"):
         mixture.fit(x, np.array([0.5, 1, 1, 0]), verbose=0)
+    with pytest.raises(ValueError, match="whole-number labels, found nan"):  # not blamed on the dtype: 2.0 is label 2
+        mixture.fit(x, np.array([0, 1, np.nan, 2.0]), verbose=0)
+    with pytest.raises(ValueError, match="integer labels, got dtype <U1"):
+        mixture.fit(x, np.array(list("abca")), verbose=0)
+    with pytest.raises(TypeError, match="with prior='gaussian' leave y out"):  # not "call fit": sample takes y too
+        model.sample(3, y=[0, 1, 2])
+    for phase in ("recon", "gen"):  # they have no real examples: ignoring them would hide the mistake
+        with pytest.raises(ValueError, match=f"used by phase 'disc' only; phase '{phase}' has none"):
+            model.phase_loss(phase, x, prior_samples=np.zeros((4, 2)))
     with pytest.raises(ValueError, match="phase must be"):
         model.phase_loss("kl", x)
     with pytest.raises(ValueError, match="one row per example"):

@@ -287,6 +287,9 @@ class AAE(Model):
         if eps is not None and self.encoder_type == "deterministic":
             raise ValueError("eps fixes a Gaussian encoder's noise; this AAE's encoder is deterministic "
                              "(encoder_type='deterministic'), so there is none to fix: leave eps out")
+        if prior_samples is not None and phase != "disc":
+            raise ValueError(f"prior_samples are the discriminator's real examples, used by phase 'disc' only; "
+                             f"phase {phase!r} has none: leave prior_samples out")
         batch = self._prepare_data(x, y)
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
         eps = None if eps is None else self._as_batch(eps, "eps", (self.latent_dim,))
@@ -336,16 +339,22 @@ class AAE(Model):
     def _labels(self, y, n):
         if self.prior != "mixture":
             raise TypeError("AAE uses labels only with prior='mixture' (to pick each code's component); "
-                            "with prior='gaussian' call fit(x) without y")
+                            "with prior='gaussian' leave y out")
         y = np.asarray(self.backend.to_numpy(y) if hasattr(y, "shape") else y)
         if y.ndim == 0:  # one label for every example, as a CVAE takes it
             y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) and not y.dtype == np.bool_ else y
-        elif y.shape == (n, self.num_classes) and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
-            y = y.argmax(axis=1)  # one-hot rows, as a CVAE takes them
+        elif y.shape == (n, self.num_classes):  # one-hot rows, as a CVAE takes them
+            if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+                raise ValueError(f"one-hot y of shape ({n}, {self.num_classes}) must hold exactly one 1 per row and 0 elsewhere")
+            y = y.argmax(axis=1)
         if y.shape != (n,):
             raise ValueError(f"y must be {n} integer labels (or one label for all, or one-hot rows of shape "
                              f"({n}, {self.num_classes})), got shape {y.shape}")
-        if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0))):
+        if np.issubdtype(y.dtype, np.floating):  # whole numbers only: 2.0 is label 2, NaN and 0.5 are no label
+            whole = np.isfinite(y) & (np.mod(y, 1) == 0)
+            if not whole.all():
+                raise ValueError(f"y must hold whole-number labels, found {y[~whole][0].item()!r}")
+        elif not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold integer labels, got dtype {y.dtype}")
         if y.size and (y.min() < -1 or y.max() >= self.num_classes):
             raise ValueError(f"labels must lie in [0, {self.num_classes - 1}] (or -1 for unlabelled), found [{int(y.min())}, {int(y.max())}]")
