@@ -919,30 +919,38 @@ def _to_float(values) -> np.ndarray:
 
 
 def plot_loss_curves(history, path=None):
-    """Training curves: total loss in one panel, recon and KL in another.
+    """Training curves: total loss in one panel, recon and KL in another, and an AAE's
+    discriminator and generator losses in a third.
 
     ``history`` is the :class:`microvae.training.History` that ``fit``
     returns (``model.history``), a dict of per-epoch lists (any subset of
-    ``loss``, ``recon``, ``kl`` and their ``val_`` versions; ``train_``
+    ``loss``, ``recon``, ``kl``, ``disc``, ``gen`` and their ``val_`` versions; ``train_``
     prefixes are accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
     present and of matching length, is used for the x axis; missing values
     (``None``) are skipped.  A panel is drawn only if it has something to
-    show.
+    show, and is titled by what it shows.  An adversarial history (``disc`` or
+    ``gen``: an AAE's, whose ``loss`` is its ``recon``) gets no total-loss panel.
     """
     cols = _history_columns(history)
-    panels = [("total loss", ["loss"]), ("reconstruction and KL", ["recon", "kl"])]
-    present = [(name, [k for k in keys if k in cols or f"val_{k}" in cols])
-               for name, keys in panels]
+
+    def shown(keys):
+        return [k for k in keys if k in cols or f"val_{k}" in cols]
+
+    adversarial = shown(["disc", "gen"])
+    parts = shown(["recon", "kl"])
+    present = [("total loss", [] if adversarial else shown(["loss"])),
+               (" and ".join({"recon": "reconstruction", "kl": "KL"}[k] for k in parts), parts),
+               ("discriminator and generator", adversarial)]
     present = [(name, keys) for name, keys in present if keys]
     if not present:
         raise ValueError(
-            "history has none of the keys loss/recon/kl (or their val_ "
+            "history has none of the keys loss/recon/kl/disc/gen (or their val_ "
             f"versions); found {sorted(cols)}"
         )
     epochs = _to_float(cols["epoch"]) if "epoch" in cols else None
     fig = _new_figure((5.0 * len(present), 3.8))
     axes = [fig.add_subplot(1, len(present), i + 1) for i in range(len(present))]
-    colors = {"loss": "tab:blue", "recon": "tab:orange", "kl": "tab:green"}
+    colors = {"loss": "tab:blue", "recon": "tab:orange", "kl": "tab:green", "disc": "tab:red", "gen": "tab:purple"}
     for ax, (name, keys) in zip(axes, present):
         for key in keys:
             for series, style, label in ((key, "-", key),

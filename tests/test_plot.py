@@ -832,6 +832,28 @@ def test_plot_loss_curves_takes_the_history_that_fit_returns(tmp_path):
         assert len(_lines(mplot.plot_loss_curves(h).axes[0])["loss"].get_xdata()) == 2
 
 
+def test_plot_loss_curves_titles_its_panels_by_what_they_show_and_draws_an_aaes_adversarial_losses():
+    only_recon = mplot.plot_loss_curves({"loss": [3.0, 2.0], "recon": [3.0, 2.0]})
+    assert [ax.get_title() for ax in only_recon.axes] == ["total loss", "reconstruction"]
+    only_kl = mplot.plot_loss_curves({"kl": [1.0, 0.5]})
+    assert [ax.get_title() for ax in only_kl.axes] == ["KL"]
+    aae = {"loss": [5.0, 4.0], "recon": [5.0, 4.0], "disc": [1.4, 1.3], "gen": [0.7, 0.8], "val_disc": [1.5, 1.2]}
+    fig = mplot.plot_loss_curves(aae)
+    assert [ax.get_title() for ax in fig.axes] == ["reconstruction", "discriminator and generator"]  # its loss is recon
+    assert set(_lines(fig.axes[1])) == {"disc", "val_disc", "gen"}
+    np.testing.assert_allclose(_lines(fig.axes[1])["gen"].get_ydata(), [0.7, 0.8])
+
+
+def test_plot_loss_curves_of_an_aae_that_fit_trained():
+    import microvae as mv
+
+    model = mv.AAE(D, hidden=(4,), latent_dim=2, disc_hidden=(3,), seed=0)
+    history = model.fit(np.random.default_rng(0).random((20, D)), epochs=2, batch_size=10, verbose=0)
+    fig = mplot.plot_loss_curves(history)
+    assert [ax.get_title() for ax in fig.axes] == ["reconstruction", "discriminator and generator"]
+    assert set(_lines(fig.axes[1])) == {"disc", "gen"}
+
+
 def test_plot_loss_curves_errors():
     with pytest.raises(ValueError, match="none of the keys"):
         mplot.plot_loss_curves({"accuracy": [0.5, 0.6]})
