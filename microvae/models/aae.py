@@ -280,16 +280,14 @@ class AAE(Model):
         (discriminator group) or "gen" (encoder group; D's gradient buffer is used as scratch).
         ``eps`` (n, latent_dim) fixes the Gaussian encoder's noise (a deterministic encoder has
         none, and refuses it), ``prior_samples`` (n, latent_dim) the discriminator's real
-        examples (default: drawn).
+        examples (default: drawn); only phase "disc" has real examples, and the other two
+        ignore them, so that one set of arguments serves a loop over the three phases.
         """
         if phase not in ("recon", "disc", "gen"):
             raise ValueError(f"phase must be 'recon', 'disc' or 'gen', got {phase!r}")
         if eps is not None and self.encoder_type == "deterministic":
             raise ValueError("eps fixes a Gaussian encoder's noise; this AAE's encoder is deterministic "
                              "(encoder_type='deterministic'), so there is none to fix: leave eps out")
-        if prior_samples is not None and phase != "disc":
-            raise ValueError(f"prior_samples are the discriminator's real examples, used by phase 'disc' only; "
-                             f"phase {phase!r} has none: leave prior_samples out")
         batch = self._prepare_data(x, y)
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
         eps = None if eps is None else self._as_batch(eps, "eps", (self.latent_dim,))
