@@ -4,8 +4,9 @@
     microvae sample runs/vae/model.npz -n 64 --out samples.png
     microvae gradcheck
 
-Bad arguments, a missing dataset or an unwritable output path print a one-line error and
-exit with status 2. ``train --out`` is a folder (created if missing; any text, braces
+Bad arguments, a missing dataset or an unwritable output path print a short message, without
+a traceback (for a missing dataset: the folders searched and how to get the files), and exit
+with status 2. ``train --out`` is a folder (created if missing; any text, braces
 included, is taken literally); ``sample --out`` is a ``.png`` file (its folder is created if
 missing).
 """
@@ -641,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae, "
                             "which model sinusoids with a Gaussian likelihood of learned variance; "
                             "mnist and fashion-mnist are read from $MICROVAE_DATA, /usr/share/datasets or ~/.cache/microvae, "
-                            "and downloaded there if absent unless $MICROVAE_OFFLINE is set)")
+                            "and downloaded into ~/.cache/microvae if absent, unless $MICROVAE_OFFLINE is set to anything but 0)")
     train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default: %(default)s)")
     train.add_argument("--batch-size", type=_positive_int, default=128, help="examples per step (default: %(default)s)")
     train.add_argument("--latent-dim", type=_positive_int, default=None,
@@ -698,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                              "(default: %(default)s)")
     sample.add_argument("--label", type=_integer, default=None,
                         help="class to sample (a CVAE; for an AAE with a mixture prior, the prior component, "
-                             "or -1 for the whole mixture)")
+                             "or -1 for the whole mixture; default: a CVAE's classes in turn, an AAE's whole mixture)")
     sample.add_argument("--image-shape", type=_image_shape, default=None,
                         help="how to draw each sample, H,W or C,H,W (image models; default: the training images' "
                              "shape if `microvae train` wrote the checkpoint, else a square or a ConvVAE's own shape)")
@@ -709,13 +710,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how to draw a recurrent model's sequences (default: as its training data, if `microvae "
                              "train` wrote the checkpoint; else piano-roll for more than 4 features, curves otherwise)")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the samples (default: %(default)s)")
-    sample.add_argument("--backend", default=None, choices=("numpy", "cupy"))
+    sample.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
     sample.set_defaults(func=cmd_sample)
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
                            description="Prints the max relative error of each layer, loss and model gradient (float64).")
-    check.add_argument("--tol", type=_positive_float, default=1e-6, help="largest relative error accepted (> 0)")
-    check.add_argument("--seed", type=_non_negative_int, default=0)
+    check.add_argument("--tol", type=_positive_float, default=1e-6,
+                       help="largest relative error accepted (> 0; default: %(default)s)")
+    check.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seeds the inputs, parameters and directions checked (default: %(default)s)")
     check.add_argument("-v", "--verbose", action="store_true", help="show the error of every input and parameter")
     check.add_argument("--explain", action="store_true",
                        help="walk through a tiny VAE's backward pass: each gradient's formula, value and finite difference")

@@ -248,7 +248,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
 def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 500):
     """Per-example error between x and its reconstruction x̂ = mean of p(x | μ(x)), summed over pixels.
 
-    ``kind="bce"``: −Σ_d x·log x̂ + (1 − x)·log(1 − x̂), computed from the decoder's logits
+    ``kind="bce"``: −Σ_d [x·log x̂ + (1 − x)·log(1 − x̂)], computed from the decoder's logits
     (exact, no clipping) for a Bernoulli model, else from x̂ clipped to [1e-7, 1 − 1e-7]
     (x must then lie in [0, 1]).  ``kind="mse"``: Σ_d (x − x̂)².
 

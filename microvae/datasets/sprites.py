@@ -101,6 +101,9 @@ class Sprites(NamedTuple):
         (str), scales as radii in pixels (float32), rotations in radians
         (float32), and x/y centre coordinates in pixels from the top-left
         corner of the canvas (float32).
+    factor_sizes:
+        (property) the number of values of each factor, in ``factor_names``
+        order: ``(3, 6, 10, 16, 16)`` with the default settings.
     """
 
     images: np.ndarray

@@ -170,8 +170,10 @@ class Model(Module):
             shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
         """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
 
-        Per epoch the history records the training ``loss``, ``recon``, ``kl`` (nats per
-        example), their ``val_`` versions if ``validation_data`` (x, or a tuple (x, y)) is given, and ``seconds``.
+        Per epoch the history records the model's ``metric_names`` on the training data
+        (nats per example: ``loss``, ``recon``, ``kl`` for the VAEs; ``loss``, ``recon``,
+        ``disc``, ``gen`` for the AAE), their ``val_`` versions if ``validation_data`` (x, or a
+        tuple (x, y)) is given, and ``seconds``.
         ``verbose=1`` shows a progress bar and one summary line per epoch, ``2`` only the
         lines, ``0`` nothing. ``seed`` fixes shuffling and noise (default: the model's seed; a
         model without one, built with ``seed=None`` or a ``Backend`` object, draws it from its
