@@ -1141,11 +1141,13 @@ def test_plot_piano_roll_draws_notes_dark_on_a_fixed_0_to_1_scale(rng):
 
 def test_titles_reach_the_figures_and_each_loss_panel_is_named(rng, model):
     """The CLI titles its samples ("samples from the prior"); a title given to the image figures
-    is drawn, and the loss panels say which is the total and which its terms."""
+    is drawn, and the loss panels say which is the total and which its terms (those it shows)."""
     x = rng.random((3, D))
     assert mplot.plot_samples(x, title="samples from the prior").axes[0].get_title() == "samples from the prior"
     assert mplot.plot_reconstructions(x, model.reconstruct(x), title="recon").axes[0].get_title() == "recon"
     total, parts = mplot.plot_loss_curves({"loss": [3.0, 2.0], "kl": [1.0, 0.5]}).axes
+    assert (total.get_title(), parts.get_title()) == ("total loss", "KL")
+    total, parts = mplot.plot_loss_curves({"loss": [3.0, 2.0], "recon": [2.0, 1.5], "kl": [1.0, 0.5]}).axes
     assert (total.get_title(), parts.get_title()) == ("total loss", "reconstruction and KL")
 
 
