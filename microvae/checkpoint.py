@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path
+from .checks import check_bool, check_file_path
 
 __all__ = ["CheckpointError", "save", "load", "read_info", "FORMAT", "FORMAT_VERSION"]
 
@@ -107,6 +107,7 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     reject: NaN, Inf, negative second moments.
     """
     path = check_file_path("path", path)
+    include_optimizer = check_bool("include_optimizer", include_optimizer)  # "no" would save it
     if info is not None and not (isinstance(info, dict) and _string_keys(info)):
         raise TypeError(f"info must be a dict with string keys, nested dicts too (stored as JSON, which would turn "
                         f"other keys into strings), got {info!r}")

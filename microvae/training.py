@@ -7,7 +7,8 @@ exactly as the uninterrupted run would. (A model with convolutions sums its weig
 gradients per chunk worker, so that holds for a given number of threads; see
 ``microvae.threads``.) An epoch that does not finish (divergence, Ctrl-C, an error) is rolled
 back to its start, so the model is always as ``epochs_trained`` says and a later fit continues
-exactly too.
+exactly too (``EarlyStopping(restore_best=True)`` aside: it puts back an earlier epoch's
+parameters, and says which in ``best_epoch``).
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ class History:
         return {key: self[key] for key in self.keys()}
 
     def to_json(self, path) -> None:
-        """Write the records as a JSON list, atomically (an existing file is replaced whole or kept)."""
-        _atomic_write_text(check_file_path("path", path, "history.json"), json.dumps(self.epochs, indent=2))
+        """Write the records as a JSON list, atomically (an existing file is replaced whole or kept).
+        NumPy scalars (a value a callback added) are written as numbers."""
+        text = json.dumps(self.epochs, indent=2, default=_json_value)  # before the file is touched: a bad value keeps it
+        _atomic_write_text(check_file_path("path", path, "history.json"), text)
 
     def to_csv(self, path) -> None:
         """Write one CSV row per epoch (a column per key, empty where a record lacks it), atomically."""
@@ -99,6 +102,13 @@ class History:
 
     def __repr__(self):
         return f"History({len(self.epochs)} epochs, keys={self.keys()})"
+
+
+def _json_value(value):
+    """``json.dumps`` hook for a record's values: NumPy scalars as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a history value must be a number, a string or None (JSON), got a {type(value).__name__}: {value!r}")
 
 
 def _atomic_write_text(path, text: str) -> None:
@@ -119,7 +129,8 @@ class Callback:
 
     def on_epoch_end(self, model, epoch: int, record: dict) -> bool | None:
         """Called after each epoch (``epoch`` counts from 1 over the model's life) with the
-        history record just added; return True to stop training."""
+        history record just added (``model.history.epochs[-1]`` itself: a key set on it is
+        kept in the history and its files); return True to stop training."""
 
     def on_train_end(self, model) -> None:
         """Called once when ``fit`` ends, stopped early or not (not when it raises)."""
@@ -133,7 +144,8 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, every: int = 1, include_optimizer: bool = True):
-        self.path, self.every, self.include_optimizer = os.fspath(path), check_int("every", every, 1), include_optimizer
+        self.path, self.every = os.fspath(path), check_int("every", every, 1)
+        self.include_optimizer = check_bool("include_optimizer", include_optimizer)  # "no" would be True
         try:  # a bad template or a folder would otherwise fail only when the first epoch is over
             first = self.path.format(epoch=1)
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
@@ -161,9 +173,13 @@ class EarlyStopping(Callback):
     (default val_loss) on its best value by more than ``min_delta``: patience=0 stops at the
     first epoch without an improvement, patience=2 at the third in a row.
 
+    Lower is better. The best epoch is the last one that improved on the best value by more
+    than ``min_delta``: with min_delta > 0, a later epoch slightly lower still is not it.
+
     ``restore_best`` (default True): when training ends, stopped early or not, the
-    parameters go back to those of the best epoch (the optimizer state stays the last
-    epoch's). ``best_epoch`` and ``stopped_epoch`` (None if it did not stop) say what happened.
+    parameters go back to those of the best epoch (the optimizer state, history, step and
+    ``epochs_trained`` stay the last epoch's, as does a checkpoint written by then).
+    ``best_epoch`` and ``stopped_epoch`` (None if it did not stop) say what happened.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
@@ -335,7 +351,11 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             or not (callbacks is None or hasattr(callbacks, "__iter__"))):
         raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()], got {callbacks!r}")
     callbacks = list(callbacks or [])
-    for cb in callbacks:
+    for i, cb in enumerate(callbacks):
+        if isinstance(cb, type):  # its hooks would run unbound, with the model as self
+            raise TypeError(f"callbacks: pass an instance, e.g. {cb.__name__}(...), not the class {cb.__name__}")
+        if any(cb is other for other in callbacks[:i]):  # its hooks would run twice an epoch (patience halved)
+            raise ValueError(f"callbacks: {cb!r} is listed twice; list each callback once")
         if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
             raise TypeError(f"callbacks: {cb!r} is not a callback; a callback subclasses microvae.Callback or has "
                             f"at least one of the methods {', '.join(_HOOKS)}")
@@ -403,13 +423,16 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                 record["seconds"] = time.perf_counter() - started
                 model.epochs_trained = epoch
                 model.history.append(record)
+                record = model.history.epochs[-1]  # the stored record, not the copy: what callbacks add to it stays
                 if verbose:
                     print(_summary(epoch, last, record), flush=True)
-                stop = False
-                for cb in callbacks:
-                    stop = bool(_call_hook(cb, "on_epoch_end", model, epoch, record)) or stop
-                if stop:
+                stopped_by = [cb for cb in callbacks if _call_hook(cb, "on_epoch_end", model, epoch, record)]
+                if stopped_by:
+                    if verbose:
+                        print(f"stopped after epoch {epoch} by {', '.join(type(cb).__name__ for cb in stopped_by)}", flush=True)
                     break
+            if epochs == 0:  # the arguments were checked; with no epoch run, the current run stays as it was
+                model.optimizers, model.optimizer_spec, model.train_seed = run_before
         finally:
             model._fitting = False
     for cb in callbacks:

@@ -621,6 +621,7 @@ def test_make_sinusoids_refuses_a_noise_level_that_is_not_a_number(noise):
     (lambda v: mv.CVAE(8, 3, (4,), fuse_relu=v), "fuse_relu"),
     (lambda v: mv.AAE(8, (4,), fuse_relu=v), "fuse_relu"),
     (lambda v: mv.EarlyStopping(restore_best=v), "restore_best"),
+    (lambda v: mv.ModelCheckpoint("ckpt_{epoch}.npz", include_optimizer=v), "include_optimizer"),
 ])
 def test_switches_are_true_or_false(build, name):
     """bool("no") is True: a switch given a string or a number is refused, not read as on."""
@@ -628,6 +629,17 @@ def test_switches_are_true_or_false(build, name):
         with pytest.raises(TypeError, match=f"{name} must be True or False"):
             build(value)
     build(np.bool_(False))
+
+
+def test_save_refuses_an_include_optimizer_that_is_not_a_switch_and_writes_nothing(tmp_path):
+    model = mv.VAE(6, (5,), 2)
+    model.fit(np.random.default_rng(0).random((8, 6)), epochs=1, verbose=0)
+    path = tmp_path / "m.npz"
+    with pytest.raises(TypeError, match="include_optimizer must be True or False, got 'False'"):
+        model.save(path, include_optimizer="False")  # bool("False") is True: the optimizer would be saved
+    assert not path.exists()
+    model.save(path, include_optimizer=np.bool_(False))
+    assert mv.load(path).optimizers == {}
 
 
 @pytest.mark.parametrize("options, message", [

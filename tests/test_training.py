@@ -937,3 +937,76 @@ def test_a_model_built_without_a_seed_trains_with_fresh_entropy_kept_for_the_run
         model.fit(x, epochs=1, verbose=0)
     assert on_backend[0].train_seed == on_backend[1].train_seed != 0
     np.testing.assert_array_equal(on_backend[0].flat.data, on_backend[1].flat.data)
+
+
+# --- what callbacks get, and which callbacks fit takes ----------------------------------------
+
+
+@pytest.fixture
+def x(data):
+    return data[0][:64]
+
+
+def test_a_key_a_callback_sets_on_its_record_reaches_the_history_and_its_files(tmp_path, x):
+    """on_epoch_end gets the history's own record: a key set on it (Keras style, here a NumPy
+    scalar) is kept in the history, the checkpoint and history.json, not dropped with a copy."""
+    class LogLR(Callback):
+        def on_epoch_end(self, model, epoch, record):
+            record["lr"] = np.float32(model.optimizers["model"].lr)
+
+    model = _model()
+    ckpt = mv.ModelCheckpoint(tmp_path / "m.npz")
+    model.fit(x, epochs=2, batch_size=16, verbose=0, callbacks=[LogLR(), ckpt])
+    assert model.history["lr"] == [np.float32(1e-3)] * 2
+    assert mv.load(tmp_path / "m.npz").history["lr"] == pytest.approx([1e-3] * 2)
+    model.history.to_json(tmp_path / "h.json")
+    assert [r["lr"] for r in json.loads((tmp_path / "h.json").read_text())] == pytest.approx([1e-3] * 2)
+
+
+def test_history_to_json_refuses_a_value_json_cannot_hold_and_keeps_the_file(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text("earlier")
+    with pytest.raises(TypeError, match=r"a history value must be a number, a string or None \(JSON\), got a object"):
+        mv.History([{"epoch": 1, "loss": 2.0, "what": object()}]).to_json(path)
+    assert path.read_text() == "earlier"
+
+
+def test_a_callback_class_or_a_callback_listed_twice_is_refused_before_training(x):
+    model = _model()
+    before = model.flat.data.copy()
+    with pytest.raises(TypeError, match=r"pass an instance, e.g. EarlyStopping\(...\), not the class EarlyStopping"):
+        model.fit(x, epochs=1, verbose=0, callbacks=[mv.EarlyStopping])
+    stopper = mv.EarlyStopping(monitor="loss")
+    with pytest.raises(ValueError, match="is listed twice"):  # its patience would count two an epoch
+        model.fit(x, epochs=1, verbose=0, callbacks=[stopper, stopper])
+    np.testing.assert_array_equal(model.flat.data, before)
+    assert model.epochs_trained == 0
+    model.fit(x, epochs=1, verbose=0, callbacks=[mv.EarlyStopping(monitor="loss"), mv.EarlyStopping(monitor="loss")])
+
+
+def test_fit_with_no_epochs_keeps_the_run_it_found(x):
+    """fit(epochs=0, lr=...) replaced the optimizer run (moments and step count gone) and the
+    seed without training; a loop fitting the epochs that remain must not lose them at 0."""
+    model = _model()
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    optimizers, spec, seed = model.optimizers, model.optimizer_spec, model.train_seed
+    moments = optimizers["model"].m.copy()
+    model.fit(x, epochs=0, lr=1e-2, seed=9, verbose=0)
+    model.fit(x, epochs=0, optimizer="sgd", verbose=0)
+    assert model.optimizers is optimizers and model.optimizer_spec == spec and model.train_seed == seed
+    np.testing.assert_array_equal(model.optimizers["model"].m, moments)
+    assert optimizers["model"].t > 0 and model.epochs_trained == 1
+    with pytest.raises(ValueError, match="learning rate must be a positive number"):  # its arguments are still checked
+        model.fit(x, epochs=0, lr=-1.0, verbose=0)
+    fresh = _model()
+    fresh.fit(x, epochs=0, verbose=0)
+    assert fresh.optimizers == {} and fresh.train_seed is None
+
+
+def test_an_early_stop_is_said_when_verbose(x, capsys):
+    model = _model()
+    model.fit(x, epochs=5, verbose=2, callbacks=[mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)])
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "stopped after epoch 2 by EarlyStopping"  # epoch 1 improves on no value yet
+    model.fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)])
+    assert capsys.readouterr().out == ""

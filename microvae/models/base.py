@@ -190,8 +190,9 @@ class Model(Module):
         A NaN or Inf loss raises ``TrainingDiverged`` and rolls the model back to the start of
         that epoch, as does any other way an epoch fails to finish (Ctrl-C, an error); in the
         call's first epoch that includes the optimizer run and seed it had before the call, so
-        new settings that fail leave the old run to continue. ``fit`` cannot be called from
-        within the same model's ``fit`` (a callback).
+        new settings that fail leave the old run to continue. ``epochs=0`` checks the
+        arguments and changes nothing (the current run, its settings and seed stay). ``fit``
+        cannot be called from within the same model's ``fit`` (a callback).
         """
         from ..training import fit
 
