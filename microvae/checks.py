@@ -69,6 +69,17 @@ def check_file_path(name: str, path, example: str = "model.npz") -> str:
     return path
 
 
+def as_array(value, name: str, remedy: str):
+    """``np.asarray(value)``, with a ragged list (rows or sequences of different lengths) named
+    as ``name`` and followed by ``remedy``, instead of NumPy's "inhomogeneous shape"."""
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"{name} is a ragged list (its rows have different lengths); {remedy}") from None
+
+
 def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     """TypeError unless ``x`` holds real numbers (bool, integer or float), naming
     ``owner.method`` (``owner`` alone where method is None) and the argument ``name``.

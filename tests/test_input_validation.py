@@ -669,3 +669,14 @@ def test_build_on_a_model_is_refused_and_changes_nothing(builder):
     assert model.flat is flat and model.config == config and model.flat.data.dtype == np.float32
     np.testing.assert_array_equal(model.flat.data, data)
     assert {k: id(g) for k, g in model.parameter_groups().items()} == {k: id(g) for k, g in groups.items()}
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda m: m.fit([[0, 1, 0, 1, 0, 1], [0, 1]], epochs=1, verbose=0), "x"),
+    (lambda m: m.encode([[0.5] * 6, [0.5] * 5]), "x"),
+    (lambda m: m.decode([[0.1], [0.2, 0.3]]), "z"),
+])
+def test_a_ragged_list_is_named_not_left_to_numpys_inhomogeneous_shape_error(call, name):
+    with pytest.raises(ValueError, match=rf"^{name} is a ragged list \(its rows have different lengths\); give {name} as an "
+                                         rf"array of shape \(batch, \d\)$"):
+        call(mv.VAE(6, (5,), 2))

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import Backend, array_module, get_backend
-from ..checks import check_int, check_seed
+from ..checks import as_array, check_int, check_seed
 from ..layers.base import Module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
@@ -94,9 +94,9 @@ class Model(Module):
     def _as_batch(self, x, what="x", feature_shape=None):
         """Check a batch (finite, right trailing shape) and move it to the backend's device and dtype."""
         xp = self.backend.xp
-        if not isinstance(x, (np.ndarray, xp.ndarray)):  # lists, and array-likes (torch tensors, data frames)
-            x = np.asarray(x)
         expected = tuple(feature_shape if feature_shape is not None else self.input_shape)
+        if not isinstance(x, (np.ndarray, xp.ndarray)):  # lists, and array-likes (torch tensors, data frames)
+            x = as_array(x, what, f"give {what} as an array of shape (batch, {', '.join(map(str, expected))})")
         if x.ndim < 1 or x.shape[0] == 0:
             raise ValueError(f"{what} must be a non-empty batch of shape (batch, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         if tuple(x.shape[1:]) != expected:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_int, check_number, check_real_array, check_seed
+from ..checks import as_array, check_int, check_number, check_real_array, check_seed
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
@@ -28,17 +28,9 @@ __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
 
 CELLS = {"gru": GRU, "rnn": RNN}
 
-
-def _as_array(value, what: str):
-    """np.asarray, with a ragged list (sequences of different lengths) named as such."""
-    try:
-        return np.asarray(value)
-    except ValueError as exc:
-        if "inhomogeneous" not in str(exc):
-            raise
-        raise ValueError(f"{what} is a ragged list (sequences of different lengths?); pad them to one length: "
-                         "x, mask = microvae.pad_sequences(list_of_sequences) gives x (batch, time, features) and "
-                         "its mask (batch, time)") from None
+# sequences of different lengths are padded to one, and the padding masked
+_PAD = ("pad the sequences to one length: x, mask = microvae.pad_sequences(list_of_sequences) gives x "
+        "(batch, time, features) and its mask (batch, time)")
 
 
 def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
@@ -287,7 +279,7 @@ class VRAE(VAE):
 
     def _data(self, x, what="x", check_range=True):
         if not hasattr(x, "shape"):
-            x = _as_array(x, what)
+            x = as_array(x, what, _PAD)
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise ValueError(f"{what} must be a batch of sequences of shape (batch, time, {self.input_size}), got {tuple(x.shape)}")
         x = self._as_batch(x, what, (x.shape[1], self.input_size))
@@ -297,7 +289,7 @@ class VRAE(VAE):
 
     def _mask(self, mask, x):
         """Check a mask against x: shape (n, T), only 0/1, rows 1…1 0…0 with at least one 1."""
-        m = self.backend.to_numpy(mask) if hasattr(mask, "shape") else _as_array(mask, "mask")
+        m = self.backend.to_numpy(mask) if hasattr(mask, "shape") else as_array(mask, "mask", _PAD)
         n, T = x.shape[0], x.shape[1]
         if m.shape != (n, T):
             raise ValueError(f"mask must have shape (batch, time) = {(n, T)} to match x, got {m.shape}")
