@@ -20,16 +20,18 @@ __all__ = ["write_atomically"]
 def write_atomically(path, write) -> str:
     """Call ``write(f)`` with a binary file object, then move what it wrote to ``path``.
 
-    Missing folders are made. The file's permissions are what a plain ``open(path, "wb")``
-    would give: an existing file's are kept, a new file's are 0o666 less the umask. An error
-    names ``path``, not the temporary file. Returns ``path`` as a string.
+    Missing folders are made. As with a plain ``open(path, "wb")``, a symbolic link is written
+    through (its target gets the bytes, the link stays), and the permissions are an existing
+    file's, or for a new file 0o666 less the umask. An error names ``path``, not the temporary
+    file. Returns ``path`` as a string.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
+    folder = os.path.dirname(target)
     _make_folder(folder, path)
     # The temporary name keeps at most 64 bytes of the target's, so that it stays within the
     # file system's 255-byte limit whenever the target's own name does.
-    stem = os.path.basename(path).encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
+    stem = os.path.basename(target).encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
     tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         # os.open with 0o666, not tempfile.mkstemp, whose files are private (0600)
@@ -40,14 +42,30 @@ def write_atomically(path, write) -> str:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            _keep_mode(path, f.fileno())
+            _keep_mode(target, f.fileno())
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _sync_folder(folder)
     return path
+
+
+def _sync_folder(folder: str) -> None:
+    """Flush the folder's entry for the rename, so that it too survives a power cut (best
+    effort: where a folder cannot be opened, as on Windows, the rename is atomic all the same)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _keep_mode(path: str, fd: int) -> None:

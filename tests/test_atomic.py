@@ -1,6 +1,7 @@
 """write_atomically: every file microvae writes (checkpoints, histories, pictures, downloads)."""
 
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -32,13 +33,15 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path
 
 def test_the_bytes_are_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
     """A crash after the rename must not leave an empty or partial file: the temporary file's
-    whole content is flushed and fsynced before it replaces the target."""
+    whole content is flushed and fsynced before it replaces the target; then the folder is
+    fsynced, so that the rename itself is on disk."""
     path = tmp_path / "a.bin"
     path.write_bytes(b"old")
     events, real_fsync, real_replace = [], os.fsync, os.replace
 
     def fsync(fd):
-        events.append(("fsync", os.fstat(fd).st_ino, os.fstat(fd).st_size))
+        info = os.fstat(fd)
+        events.append(("fsync", info.st_ino, "folder" if stat.S_ISDIR(info.st_mode) else info.st_size))
         real_fsync(fd)
 
     def replace(src, dst):
@@ -48,9 +51,29 @@ def test_the_bytes_are_synced_to_disk_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
     write_atomically(path, lambda f: f.write(b"new contents"))
-    assert [e[0] for e in events] == ["fsync", "replace"]
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
     assert events[0][1] == events[1][1] and events[0][2] == len(b"new contents")  # the temporary file, whole
     assert events[1][2] == b"old" and path.read_bytes() == b"new contents"
+    assert events[2][1:] == (os.stat(tmp_path).st_ino, "folder")
+
+
+def test_a_symbolic_link_is_written_through_as_a_plain_open_writes_it(tmp_path):
+    """Saving to latest.npz -> run3/model.npz replaced the link with a file and left the
+    target stale; the bytes now go to the target, atomically, and the link stays."""
+    (tmp_path / "run3").mkdir()
+    target = tmp_path / "run3" / "model.npz"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(os.path.join("run3", "model.npz"))
+    assert write_atomically(link, lambda f: f.write(b"new")) == str(link)
+    assert link.is_symlink() and target.read_bytes() == b"new" and link.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # the target's permissions, kept
+    assert sorted(os.listdir(tmp_path / "run3")) == ["model.npz"] and sorted(os.listdir(tmp_path)) == ["latest.npz", "run3"]
+    dangling = tmp_path / "next.npz"
+    dangling.symlink_to(os.path.join("run3", "fresh.npz"))
+    write_atomically(dangling, lambda f: f.write(b"first"))  # as open(path, "wb"): the target is made
+    assert dangling.is_symlink() and (tmp_path / "run3" / "fresh.npz").read_bytes() == b"first"
 
 
 def test_missing_folders_are_made(tmp_path):
