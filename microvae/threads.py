@@ -9,7 +9,9 @@ CPU model with convolutions trains (``fit``) or runs its inference methods (``en
 thread, and the chunk loops run on microvae's threads instead (``map_chunks``).
 Worker w takes chunks w, w + T, w + 2T, ... (a fixed assignment) with scratch buffers of
 its own, and per-worker weight-gradient sums are added in worker order, so a run gives
-the same numbers every time for a given thread count.
+the same numbers every time for a given thread count. Both settings belong to the process,
+not to a model: train or run one model with convolutions at a time per process (two in two
+Python threads would change them under each other, and that guarantee would not hold).
 
 Threads: ``MICROVAE_NUM_THREADS`` if set, else the CPUs this process may run on. Every
 OpenBLAS loaded in the process is set to one thread (SciPy's too, which Numba can load
