@@ -136,6 +136,25 @@ def _beta_vae(rng):
     return check_model(model, rng.standard_normal((4, 8)))
 
 
+@register("model", "β-VAE warming up, KL below capacity, logvar clamped low")
+def _warming_vae(rng):
+    # The branches the check above does not reach: β and C part-way up their warm-ups, the
+    # capacity slope's negative side (KL < C), and the zero gradient of a clamped logvar. Only
+    # the low side is pushed: a logvar clamped high puts e^20 into the loss, too large a loss
+    # to difference the O(1) terms above it against.
+    from .likelihoods import LOGVAR_RANGE
+    from .models import VAE
+
+    model = randomize(VAE(8, (6,), 3, beta=4.0, beta_warmup=10, capacity=100.0, capacity_warmup=10, dtype="float64",
+                          seed=0), rng)
+    model.step = 5  # β = 2, C = 50 nats, above the KL (below 20 here)
+    model.encoder.layers[-1].params["b"][model.latent_dim] = LOGVAR_RANGE[0] - 5.0
+    x = rng.uniform(0, 1, (4, 8))
+    eps = model.fixed_noise(x, seed=0)
+    eps[:, 0] *= np.exp(-0.5 * LOGVAR_RANGE[0])  # σ·ε of order 1 there: a leaked dlogvar would be too
+    return check_model(model, x, eps_noise=eps)
+
+
 # The CPU computes a convolution by one of three routes, each checked: the general im2col
 # loops (odd sizes with stride 2), the stride-2 fast path (even widths) and the direct 3×3.
 # (title, layer class, its arguments after (in, out, kernel 3), input shape)
