@@ -108,7 +108,7 @@ def _json_value(value):
     """``json.dumps`` hook for a record's values: NumPy scalars as Python numbers."""
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"a history value must be a number, a string or None (JSON), got a {type(value).__name__}: {value!r}")
+    raise TypeError(f"a history value must be a number, a string or None (JSON), got {value!r} of type {type(value).__name__}")
 
 
 def _atomic_write_text(path, text: str) -> None:

@@ -966,7 +966,7 @@ def test_a_key_a_callback_sets_on_its_record_reaches_the_history_and_its_files(t
 def test_history_to_json_refuses_a_value_json_cannot_hold_and_keeps_the_file(tmp_path):
     path = tmp_path / "h.json"
     path.write_text("earlier")
-    with pytest.raises(TypeError, match=r"a history value must be a number, a string or None \(JSON\), got a object"):
+    with pytest.raises(TypeError, match=r"a history value must be a number, a string or None \(JSON\), got <object .*> of type object"):
         mv.History([{"epoch": 1, "loss": 2.0, "what": object()}]).to_json(path)
     assert path.read_text() == "earlier"
 
