@@ -167,6 +167,8 @@ class EmulatedElementwiseKernel:
     def _decide_types(self, args):
         types_ = {}
         for p, a in zip(self.inputs + self.outputs, args):
+            if p.dtype is not None and isinstance(a, np.ndarray) and a.dtype != p.dtype:  # CuPy converts none
+                raise TypeError(f"Type is mismatched. {self.name} {p.name} {a.dtype} {p.dtype}")
             if p.dtype is None and isinstance(a, np.ndarray):
                 if types_.setdefault(p.type, a.dtype) != a.dtype:
                     raise TypeError(f"Type is mismatched. {self.name} {p.name} {types_[p.type]} {a.dtype} {p.type}")

@@ -54,6 +54,17 @@ def test_a_placeholder_type_takes_one_dtype_and_scalars_their_declared_type():
     np.testing.assert_array_equal(int_typed(to_device(np.array([-3, 3], np.int64))).get(), [-1, 1])
 
 
+def test_an_array_for_a_parameter_of_fixed_dtype_must_have_that_dtype_as_cupy_demands():
+    gather = Kernel("T x, int64 k", "T y, float64 s", "y = x * (T)k; s = (double)y", "test_fixed")
+    x, k = to_device(np.ones(2, np.float32)), to_device(np.array([2, 3], np.int64))
+    y, s = gather(x, k)
+    np.testing.assert_array_equal(s.get(), [2.0, 3.0])
+    with pytest.raises(TypeError, match="Type is mismatched. test_fixed k int32 int64"):
+        gather(x, to_device(np.array([2, 3], np.int32)))  # an input: CuPy does not convert it
+    with pytest.raises(TypeError, match="Type is mismatched. test_fixed s float32 float64"):
+        gather(x, k, to_device(np.empty(2, np.float32)), to_device(np.empty(2, np.float32)))  # nor an output
+
+
 def test_calls_are_counted_and_a_kernel_that_does_not_compile_shows_the_compilers_message():
     Kernel.calls.clear()
     broken = Kernel("T x", "T y", "y = undefined_name(x)", "test_broken")

@@ -210,6 +210,42 @@ def test_optimizer_updates(device, n, dtype, seed, steps):
         np.testing.assert_allclose(dev.get(d), h, **TOL[dtype])
 
 
+@settings(max_examples=15)
+@given(st.integers(1, 200), DTYPES, SEEDS)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("emulated", marks=needs_compiler)])
+def test_optimizer_updates_run_in_the_buffers_dtype_and_the_references_order(device, n, dtype, seed):
+    """Bit for bit on the host: float32 parameters get float32 arithmetic on every device, so a
+    gradient whose square overflows makes v infinite and leaves its parameter where it was, as
+    in the reference. (A GPU may contract a·b + c into one rounding, so there the test above,
+    with its tolerance, is the one that applies.)"""
+    from microvae.kernels.reference import adam_bias_corrected_rates
+
+    dev = _Device(device)
+    p, m, v, u, g = _normal(seed, dtype, n, n, n, n, n)
+    v = np.abs(v)
+    g[0] = np.finfo(dtype).max / 2  # (1 − β₂)·g·g overflows in either dtype
+    lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, 3)
+    host = [a.copy() for a in (p, m, v, u)]
+    on_device = [dev.put(a) for a in (p, m, v, u)]
+    with np.errstate(over="ignore"):  # the overflow is the point
+        reference.adam_update(host[0], g, host[1], host[2], 0.9, 0.999, lr_t, eps_t)
+        dev.kernels.adam_update(on_device[0], dev.put(g), on_device[1], on_device[2], 0.9, 0.999, lr_t, eps_t)
+    reference.sgd_update(host[0], g, host[3], 0.05, 0.9)
+    dev.kernels.sgd_update(on_device[0], dev.put(g), on_device[3], 0.05, 0.9)
+    assert np.isinf(host[2][0]) and host[0][0] == p[0] - dtype(0.05) * host[3][0]
+    for d, h in zip(on_device, host):
+        np.testing.assert_array_equal(dev.get(d), h)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=needs_gpu), pytest.param("emulated", marks=needs_compiler)])
+def test_maxpool_forward_refuses_an_argmax_that_is_not_int64(device):
+    dev = _Device(device)
+    x = dev.put(np.arange(16.0).reshape(1, 1, 4, 4))
+    y, argmax = dev.put(np.empty((1, 1, 2, 2))), dev.put(np.empty((1, 1, 2, 2), np.int32))
+    with pytest.raises(TypeError, match="argmax must be int64, got int32"):
+        dev.kernels.maxpool_forward(x, 2, 2, y, argmax)
+
+
 # ------------------------------------------------------------------------- convolution
 @st.composite
 def conv_problems(draw):

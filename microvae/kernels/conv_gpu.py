@@ -121,6 +121,8 @@ def col2im(cols, stride, pad_top, pad_left, x):
 
 
 def maxpool_forward(x, pool, stride, y, argmax):
+    if argmax.dtype != cp.int64:
+        raise TypeError(f"argmax must be int64, got {argmax.dtype}")
     _, _, h, w = x.shape
     _maxpool_forward(x, int(h), int(w), int(y.shape[2]), int(y.shape[3]), int(pool), int(stride), y, argmax)
     return y

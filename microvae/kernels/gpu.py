@@ -29,22 +29,23 @@ _bernoulli = cp.ElementwiseKernel(
     """,
     "microvae_bernoulli_nll_logits",
 )
+# Adam and SGD compute in the buffers' dtype, in the reference's order, as the Numba twins do:
+# float32 parameters get float32 arithmetic, and the same overflows.
 _adam = cp.ElementwiseKernel(
-    "T g, float64 b1, float64 b2, float64 lr_t, float64 eps_t",
+    "T g, T b1, T c1, T b2, T c2, T lr_t, T eps_t",
     "T p, T m, T v",
     """
-    double gd = (double)g;
-    double mi = b1 * (double)m + (1.0 - b1) * gd;
-    double vi = b2 * (double)v + (1.0 - b2) * gd * gd;
-    m = (T)mi; v = (T)vi;
-    p = (T)((double)p - lr_t * mi / (sqrt(vi) + eps_t));
+    T mi = b1 * m + c1 * g;
+    T vi = b2 * v + c2 * g * g;
+    m = mi; v = vi;
+    p -= lr_t * mi / ((T)sqrt(vi) + eps_t);
     """,
     "microvae_adam_update",
 )
 _sgd = cp.ElementwiseKernel(
-    "T g, float64 lr, float64 mu",
+    "T g, T lr, T mu",
     "T p, T u",
-    "double ui = mu * (double)u + (double)g; u = (T)ui; p = (T)((double)p - lr * ui);",
+    "T ui = mu * u + g; u = ui; p -= lr * ui;",
     "microvae_sgd_update",
 )
 
@@ -83,10 +84,12 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
-    _adam(grad, float(beta1), float(beta2), float(lr_t), float(eps_t), param, m, v)
+    t = param.dtype.type  # c1 = 1 − β₁ and c2 = 1 − β₂ rounded once, as on the CPU
+    _adam(grad, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t), param, m, v)
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
-    _sgd(grad, float(lr), float(momentum), param, velocity)
+    t = param.dtype.type
+    _sgd(grad, t(lr), t(momentum), param, velocity)
 from .rnn_gpu import *  # noqa: E402,F401,F403
 from .conv_gpu import *  # noqa: E402,F401,F403
