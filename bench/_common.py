@@ -491,8 +491,9 @@ def save_json(path: str | None, payload: dict) -> None:
 
 
 def print_header(title: str, a) -> dict:
-    """Print the report's first lines (title, date, machine) and pin this process to the workers'
-    CPUs, unless ``--no-pin``; returns the machine report, which the JSON output keeps."""
+    """Print the report's first lines (title, date, machine, and the CPUs the workers will be
+    pinned to, unless ``--no-pin``; this process itself stays unpinned); returns the machine
+    report, which the JSON output keeps."""
     print(f"# microvae {title} ({time.strftime('%Y-%m-%d %H:%M')})")
     machine = machine_report()
     machine["worker_cpus"] = "not pinned" if a.no_pin else pin_cpus(a.threads)

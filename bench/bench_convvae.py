@@ -11,8 +11,10 @@ The textbook architecture, latent 2 (padding "same" everywhere):
     decoder  Dense(7·7·32, ReLU) → Reshape(32, 7, 7) → ConvTranspose(32, 3, stride 2, ReLU)
              → ConvTranspose(16, 3, stride 2, ReLU) → ConvTranspose(1, 3) → logits (1, 28, 28)
 
-In PyTorch the stride-2 transposed convolutions use padding=1, output_padding=1 (7 → 14 → 28,
-as "same" does). microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
+In PyTorch the stride-2 transposed convolutions use padding=0 and drop the last row and column
+of their 15×15 (29×29) output: microvae's "same" transposed convolution keeps the first 14 (28)
+rows and columns, where padding=1, output_padding=1 would keep rows 1..14, another function
+with the same work. microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
 until it exists the script says "ConvVAE not available" and reports PyTorch alone. Same
 data, batch size 128, Adam (lr 1e-3), float32 and loss convention as bench_vae.py.
 """
@@ -87,11 +89,15 @@ def torch_networks(torch, latent):
         nn.Linear(7 * 7 * 32, 32), nn.ReLU(),
         nn.Linear(32, 2 * latent),
     )
+    class DropLastRowAndColumn(nn.Module):  # what microvae's "same" keeps of a stride-2 output
+        def forward(self, x):
+            return x[..., :-1, :-1]
+
     decoder = nn.Sequential(
         nn.Linear(latent, 7 * 7 * 32), nn.ReLU(),
         nn.Unflatten(1, (32, 7, 7)),
-        nn.ConvTranspose2d(32, 32, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
-        nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(32, 32, 3, stride=2), DropLastRowAndColumn(), nn.ReLU(),
+        nn.ConvTranspose2d(32, 16, 3, stride=2), DropLastRowAndColumn(), nn.ReLU(),
         nn.ConvTranspose2d(16, 1, 3, padding=1),
     )
     for net in (encoder, decoder):  # He normal before a ReLU, Glorot uniform for the last layer, zero biases
@@ -99,7 +105,10 @@ def torch_networks(torch, latent):
         with torch.no_grad():
             for i, layer in enumerate(weighted):
                 if i < len(weighted) - 1:
-                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    # fan-in = in_channels·9 as in microvae; a transposed layer's weight is
+                    # (in, out, 3, 3), so PyTorch calls that its fan-out
+                    mode = "fan_out" if isinstance(layer, nn.ConvTranspose2d) else "fan_in"
+                    nn.init.kaiming_normal_(layer.weight, mode=mode, nonlinearity="relu")
                 else:
                     nn.init.xavier_uniform_(layer.weight)
                 layer.bias.zero_()

@@ -62,7 +62,7 @@ def worker_microvae(a):
         floor_times.append(time.perf_counter() - started)
 
     result = C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start, after_epoch=time_floor)
-    result["paired_floor"] = {"epoch_s": floor_times}
+    result["paired_floor"] = {"epoch_s": floor_times, "operands_mib": floor_epoch.nbytes / 2**20}
     return result
 
 
@@ -207,7 +207,7 @@ def worker_jax(a):
 
 def matmul_floor(n: int, hidden, latent, seed: int):
     """(one_epoch, flops): the matrix products of one training epoch on n images, through
-    NumPy's BLAS, into preallocated outputs.
+    NumPy's BLAS, into preallocated outputs; ``one_epoch.nbytes`` is what its operands hold.
 
     Per minibatch (size b) and Dense layer (in → out): forward X·W (b×in · in×out), weight
     gradient Xᵀ·dY (in×b · b×out), input gradient dY·Wᵀ (b×out · out×in), except the input
@@ -236,6 +236,8 @@ def matmul_floor(n: int, hidden, latent, seed: int):
                     np.matmul(dy, w.T, out=dx)
 
     flops = sum(2 * b * i * o * (3 if li != 0 else 2) for b in batches for li, (i, o) in enumerate(layers))
+    one_epoch.nbytes = sum(a.nbytes for pair in weights for a in pair) + sum(a.nbytes for acts in bufs.values()
+                                                                             for layer in acts for a in layer)
     return one_epoch, flops
 
 
@@ -267,8 +269,11 @@ WORKERS = {"microvae": worker_microvae, "torch": worker_torch, "jax": worker_jax
 # =========================================================================== parent
 def run_size(a, size: str, frameworks) -> dict:
     spec = SIZES[size]
+    # under --lockstep the floor worker takes a turn beside every epoch, so that its paired
+    # ratio covers epochs 2..N like the others' (paired_ratios stops at the shorter list)
+    repeats = max(a.floor_repeats, a.epochs) if a.lockstep else a.floor_repeats
     worker_args = ["--hidden", ",".join(map(str, spec["hidden"])), "--latent", str(spec["latent"]),
-                   "--floor-repeats", str(a.floor_repeats)]
+                   "--floor-repeats", str(repeats)]
     return C.run_frameworks(__file__, frameworks, worker_args, a, size)
 
 
@@ -309,6 +314,10 @@ def report_size(a, size: str, results: dict) -> None:
         print(overhead)
     if "memory" in mv:
         print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
+        floor_mib = [r.get("operands_mib") for r in mv.get("paired_floor") or []]
+        if floor_mib and floor_mib[0] is not None:
+            print(f"(These include the paired floor's operands, {floor_mib[0]:.1f} MiB, allocated in the same "
+                  "process; bench/bench_memory.py measures microvae without them.)")
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -320,7 +329,7 @@ def main(argv=None):
     p.add_argument("--no-pin", action="store_true", help="do not bind the workers to the first THREADS CPUs")
     p.add_argument("--seed", type=int, default=0)
     C.add_common_arguments(p)
-    p.add_argument("--floor-repeats", type=C.count(1), default=6, help="epochs of matmuls timed for the BLAS floor")
+    p.add_argument("--floor-repeats", type=C.count(1), default=6, help="epochs of matmuls timed for the BLAS floor (under --lockstep at least --epochs)")
     p.add_argument("--json", default=None, help="write the raw results to this file")
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
     # worker side

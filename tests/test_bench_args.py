@@ -124,6 +124,33 @@ def test_footer_with_the_floor_alone_names_its_training_images(scripts, monkeypa
     assert "300 training / no test images (no framework evaluated one)" in out and "None" not in out
 
 
+@pytest.mark.parametrize("lockstep,epochs,repeats,expected", [(True, 10, 6, "10"), (True, 3, 6, "6"), (False, 10, 6, "6")])
+def test_the_floor_worker_takes_a_turn_beside_every_epoch_under_lockstep(scripts, monkeypatch, lockstep, epochs,
+                                                                          repeats, expected):
+    """Paired ratios stop at the shorter list, so under --lockstep the floor worker runs at
+    least --epochs epochs, or its paired ratio would cover epochs 2..--floor-repeats only."""
+    module = scripts["bench_vae"]
+    seen = []
+    monkeypatch.setattr(module.C, "run_frameworks", lambda _s, fws, worker_args, *rest: seen.append(worker_args) or {})
+    a = types.SimpleNamespace(lockstep=lockstep, epochs=epochs, floor_repeats=repeats)
+    module.run_size(a, "textbook", ["microvae", "floor"])
+    args = seen[0]
+    assert args[args.index("--floor-repeats") + 1] == expected
+
+
+def test_the_memory_line_says_it_includes_the_paired_floors_operands(scripts, capsys):
+    """The microvae worker allocates the paired floor's operands in its own process, so its
+    memory figures include them; the report says how much, and where to measure without."""
+    module = scripts["bench_vae"]
+    mv = module.C.merge_rounds([{"framework": "microvae", "epoch_s": [2.0, 1.0, 1.0], "memory": _mem(3),
+                                 "paired_floor": {"epoch_s": [0.5, 0.5, 0.5], "operands_mib": 16.25}}])
+    a = types.SimpleNamespace(epochs=3, lockstep=False, limit=None, threads=2, rounds=1, seed=0)
+    module.report_size(a, "textbook", {"microvae": mv})
+    out = capsys.readouterr().out
+    assert "microvae memory (MiB): RSS after data+model 100.0" in out
+    assert "These include the paired floor's operands, 16.2 MiB" in out and "bench_memory.py" in out
+
+
 def _mem(epochs):
     reading = {"VmRSS": 100.0, "VmHWM": 120.0, "ru_maxrss": 120.0}
     return {"start": reading, "ready": reading, "per_epoch": [reading] * epochs, "after_training": reading,

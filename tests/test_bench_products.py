@@ -274,3 +274,8 @@ def test_the_floor_epoch_runs_exactly_the_products_it_counts(bench, monkeypatch)
                 expected.append((b, o, i))
     assert done == expected
     assert counted == sum(2 * m * k * n for m, k, n in done)
+    # what its operands hold, which the microvae worker's memory figures include: each layer's
+    # weight and weight gradient, and X, Y, dY, dX for each batch size (128 and 44)
+    weights = sum(2 * i * o for i, o in layers)
+    activations = sum(b * (2 * i + 2 * o) for b in (128, 44) for i, o in layers)
+    assert one_epoch.nbytes == 4 * (weights + activations)
