@@ -11,10 +11,15 @@ The textbook architecture, latent 2 (padding "same" everywhere):
     decoder  Dense(7·7·32, ReLU) → Reshape(32, 7, 7) → ConvTranspose(32, 3, stride 2, ReLU)
              → ConvTranspose(16, 3, stride 2, ReLU) → ConvTranspose(1, 3) → logits (1, 28, 28)
 
-In PyTorch the stride-2 transposed convolutions use padding=0 and drop the last row and column
-of their 15×15 (29×29) output: microvae's "same" transposed convolution keeps the first 14 (28)
-rows and columns, where padding=1, output_padding=1 would keep rows 1..14, another function
-with the same work. microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
+In PyTorch the stride-2 transposed convolutions use padding=1, output_padding=1 (7 → 14 → 28),
+the form PyTorch users write. Of the full 15×15 (29×29) output it keeps rows and columns
+1..14, where microvae's "same" keeps 0..13: the same work and parameters, a function shifted
+by one pixel. ``--same-window`` builds PyTorch's decoder with padding=0 and the last row and
+column dropped instead, the same function as microvae's, which oneDNN runs about 1.5× slower
+per layer. ``--check-gradients`` copies microvae's weights into that twin and compares the
+whole objective and every gradient in float64, with the same noise (no training).
+
+    python3 bench/bench_convvae.py --check-gradients microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
 until it exists the script says "ConvVAE not available" and reports PyTorch alone. Same
 data, batch size 128, Adam (lr 1e-3), float32 and loss convention as bench_vae.py.
 """
@@ -71,12 +76,14 @@ def worker_torch(a):
     torch.manual_seed(a.seed)
     x_train, x_test = C.load_data(a.limit, flatten=False)
     xt, xs = torch.from_numpy(x_train), torch.from_numpy(x_test)
-    encoder, decoder = torch_networks(torch, a.latent)
+    encoder, decoder = torch_networks(torch, a.latent, same_window=a.same_window)
     return C.torch_train_vae(torch, encoder, decoder, a.latent, xt, xs, a.epochs, a.seed)
 
 
-def torch_networks(torch, latent):
-    """The textbook ConvVAE's encoder and decoder in PyTorch, initialised as microvae's (also bench_gpu.py's)."""
+def torch_networks(torch, latent, same_window=False):
+    """The textbook ConvVAE's encoder and decoder in PyTorch, initialised as microvae's (also
+    bench_gpu.py's); ``same_window``: the stride-2 transposed convolutions keep microvae's
+    output window (see the module's docstring)."""
     from torch import nn
 
     encoder = nn.Sequential(
@@ -93,11 +100,16 @@ def torch_networks(torch, latent):
         def forward(self, x):
             return x[..., :-1, :-1]
 
+    def upsample(cin, cout):
+        if same_window:
+            return [nn.ConvTranspose2d(cin, cout, 3, stride=2), DropLastRowAndColumn(), nn.ReLU()]
+        return [nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1), nn.ReLU()]
+
     decoder = nn.Sequential(
         nn.Linear(latent, 7 * 7 * 32), nn.ReLU(),
         nn.Unflatten(1, (32, 7, 7)),
-        nn.ConvTranspose2d(32, 32, 3, stride=2), DropLastRowAndColumn(), nn.ReLU(),
-        nn.ConvTranspose2d(32, 16, 3, stride=2), DropLastRowAndColumn(), nn.ReLU(),
+        *upsample(32, 32),
+        *upsample(32, 16),
         nn.ConvTranspose2d(16, 1, 3, padding=1),
     )
     for net in (encoder, decoder):  # He normal before a ReLU, Glorot uniform for the last layer, zero biases
@@ -118,6 +130,54 @@ def torch_networks(torch, latent):
 WORKERS = {"microvae": worker_microvae, "torch": worker_torch}
 
 
+def check_gradients(seed: int = 0, batch: int = 16) -> int:
+    """microvae's ConvVAE against PyTorch autograd in float64: microvae's weights copied into
+    the same-window twin, the same images and noise; prints the loss on each side and the
+    largest relative difference of any weight or bias gradient; 0 if within 1e-10."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception as exc:  # noqa: BLE001 - any import failure means "cannot check"
+        print(f"--check-gradients needs PyTorch: {exc}")
+        return 2
+    import numpy as np
+
+    import microvae as mv
+
+    torch.set_default_dtype(torch.float64)
+    model = mv.ConvVAE(input_shape=(1, 28, 28), latent_dim=2, seed=seed, backend=mv.Backend("numpy", dtype="float64"))
+    encoder, decoder = torch_networks(torch, 2, same_window=True)
+    pairs = []
+    for ours, theirs in ((model.encoder, encoder), (model.decoder, decoder)):
+        weighted = [m for m in theirs if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        with torch.no_grad():
+            for layer, twin in zip([l for l in ours.layers if l.params], weighted, strict=True):
+                w = np.asarray(layer.params["W"])
+                twin.weight.copy_(torch.from_numpy(w.T.copy() if isinstance(twin, torch.nn.Linear) else w))
+                twin.bias.copy_(torch.from_numpy(np.asarray(layer.params["b"])))
+                pairs.append((layer, twin))
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 1, 28, 28)) * (rng.random((batch, 1, 28, 28)) < 0.3)
+    eps = rng.standard_normal((batch, 2))
+    terms = model.loss_and_grads(x, eps=eps)
+    xt = torch.from_numpy(x)
+    h = encoder(xt)
+    mu, logvar = h[:, :2], h[:, 2:].clamp(*LOGVAR_RANGE)
+    logits = decoder(mu + torch.exp(0.5 * logvar) * torch.from_numpy(eps)).reshape(xt.shape)
+    loss = (F.binary_cross_entropy_with_logits(logits, xt, reduction="sum")
+            + 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum()) / batch
+    loss.backward()
+    worst = 0.0
+    for layer, twin in pairs:
+        theirs_w = twin.weight.grad.numpy()
+        for ours_g, theirs_g in ((np.asarray(layer.grads["W"]), theirs_w.T if isinstance(twin, torch.nn.Linear) else theirs_w),
+                                 (np.asarray(layer.grads["b"]), twin.bias.grad.numpy())):
+            worst = max(worst, float(np.abs(ours_g - theirs_g).max() / np.abs(theirs_g).max()))
+    print(f"ConvVAE, float64, batch {batch}, seed {seed}: loss microvae {terms.loss:.12f}, PyTorch {loss.item():.12f}; "
+          f"largest relative gradient difference over {len(pairs)} layers' weights and biases: {worst:.2e}")
+    return 0 if worst <= 1e-10 and abs(terms.loss - loss.item()) <= 1e-10 * abs(loss.item()) else 1
+
+
 # =========================================================================== parent
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -131,8 +191,15 @@ def main(argv=None):
     C.add_common_arguments(p)
     p.add_argument("--json", default=None, help="write the raw results to this file")
     p.add_argument("--verbose", action="store_true", help="echo the workers' stderr")
+    p.add_argument("--same-window", action="store_true",
+                   help="PyTorch's stride-2 transposed convolutions keep microvae's output window (padding=0, last row "
+                        "and column dropped: the same function, slower in oneDNN) instead of padding=1, output_padding=1")
+    p.add_argument("--check-gradients", action="store_true",
+                   help="compare the whole objective and every gradient with PyTorch autograd in float64, then exit")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.check_gradients:
+        sys.exit(check_gradients(a.seed))
     if a.worker:
         C.LOCKSTEP = a.lockstep
         C.emit(WORKERS[a.worker](a))
@@ -141,7 +208,8 @@ def main(argv=None):
     if "microvae" in frameworks:
         frameworks = ["microvae"] + [f for f in frameworks if f != "microvae"]
     machine = C.print_header("ConvVAE benchmark", a)
-    results = C.run_frameworks(__file__, frameworks, ["--latent", str(a.latent)], a, "conv")
+    worker_args = ["--latent", str(a.latent)] + (["--same-window"] if a.same_window else [])
+    results = C.run_frameworks(__file__, frameworks, worker_args, a, "conv")
 
     print(f"\n## ConvVAE (textbook architecture), latent {a.latent}\n")
     mv = results.get("microvae", {})

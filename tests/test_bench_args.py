@@ -151,6 +151,20 @@ def test_the_memory_line_says_it_includes_the_paired_floors_operands(scripts, ca
     assert "These include the paired floor's operands, 16.2 MiB" in out and "bench_memory.py" in out
 
 
+def test_convvae_same_window_reaches_the_workers_and_check_gradients_needs_pytorch(scripts, monkeypatch, capsys):
+    module = scripts["bench_convvae"]
+    seen = []
+    monkeypatch.setattr(module.C, "run_frameworks", lambda _s, fws, worker_args, *rest: seen.append(worker_args) or {})
+    module.main(["--frameworks", "torch", "--same-window"])
+    module.main(["--frameworks", "torch"])
+    assert seen == [["--latent", "2", "--same-window"], ["--latent", "2"]]
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails, as where it is not installed
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--check-gradients"])
+    assert stop.value.code == 2 and "--check-gradients needs PyTorch" in capsys.readouterr().out
+
+
 def _mem(epochs):
     reading = {"VmRSS": 100.0, "VmHWM": 120.0, "ru_maxrss": 120.0}
     return {"start": reading, "ready": reading, "per_epoch": [reading] * epochs, "after_training": reading,
