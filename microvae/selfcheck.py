@@ -155,6 +155,21 @@ def _warming_vae(rng):
     return check_model(model, x, eps_noise=eps)
 
 
+@register("model", "VAE with a logvar clamped high")
+def _clamped_high_vae(rng):
+    # The clamp's other side, alone: its e^20 in the loss raises check_model's floor to
+    # ~1e-3·|L|, which a leak through the high mask (~½·e^20/B) still clears by far.
+    from .likelihoods import LOGVAR_RANGE
+    from .models import VAE
+
+    model = randomize(VAE(8, (6,), 3, dtype="float64", seed=0), rng)
+    model.encoder.layers[-1].params["b"][model.latent_dim] = LOGVAR_RANGE[1] + 5.0
+    x = rng.uniform(0, 1, (4, 8))
+    eps = model.fixed_noise(x, seed=0)
+    eps[:, 0] *= np.exp(-0.5 * LOGVAR_RANGE[1])  # σ·ε of order 1 there
+    return check_model(model, x, eps_noise=eps)
+
+
 # The CPU computes a convolution by one of three routes, each checked: the general im2col
 # loops (odd sizes with stride 2), the stride-2 fast path (even widths) and the direct 3×3.
 # (title, layer class, its arguments after (in, out, kernel 3), input shape)

@@ -1070,7 +1070,8 @@ def test_the_model_checks_build_what_their_titles_say(monkeypatch):
         assert type(model).__name__ == title.split()[0].replace("β-VAE", "VAE"), title
         assert kwargs.get("mode", "full") == ("directional" if "directional" in title else "full"), title
         assert np.all(model.flat.data != 0), title
-    by_name = {title.split()[0]: args for title, (args, _) in checked.items() if "warming up" not in title}
+    by_name = {title.split()[0]: args for title, (args, _) in checked.items()
+               if "warming up" not in title and "clamped high" not in title}
     beta_vae, vae = by_name["β-VAE"][0], by_name["VAE"][0]
     assert beta_vae.beta == 4.0 and beta_vae.capacity == 2.0 and beta_vae.likelihood.learned
     # the branches that one does not reach: part-way warm-ups, KL below C, a logvar clamped low
@@ -1082,6 +1083,13 @@ def test_the_model_checks_build_what_their_titles_say(monkeypatch):
     assert np.all(raw_logvar[:, 0] < mv.likelihoods.LOGVAR_RANGE[0] - 1)
     assert np.all(np.abs(raw_logvar[:, 1:]) < 10)
     assert vae.beta == 1.0 and vae.config["likelihood"] == "bernoulli"
+    # and the clamp's high side alone: one logvar column above it for every example, the rest inside
+    (high, x), options = next(call for title, call in checked.items() if "clamped high" in title)
+    high.loss(x, eps=options["eps_noise"])
+    head = high.encoder.layers[-1]
+    raw_logvar = (head._x @ head.params["W"] + head.params["b"])[:, high.latent_dim:]
+    assert np.all(raw_logvar[:, 0] > mv.likelihoods.LOGVAR_RANGE[1] + 1)
+    assert np.all(np.abs(raw_logvar[:, 1:]) < 10)
     cvae = by_name["CVAE"][0]
     assert cvae.config["learned_prior"] and cvae.config["condition_at"] == "hidden"
     mask = by_name["VRAE"][2]
