@@ -37,25 +37,41 @@ def test_notebook_is_stored_executed_in_order(path):
     assert any(o["output_type"] in ("display_data", "stream", "execute_result") for c in code for o in c["outputs"])
 
 
+_executed = {}  # path → the notebook as a fresh run left it, shared by the two tests below
+
+
+def _fresh_run(path):
+    if path not in _executed:
+        runner = _runner()
+        started = time.perf_counter()
+        _executed[path] = runner.execute(path)  # raises CellExecutionError, naming the cell, if any cell fails
+        print(f"{path.name}: {time.perf_counter() - started:.1f} s")
+    return _executed[path]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom_and_prints_what_is_stored(path):
-    """It runs without an error (the notebooks assert their own results). Where the stored
-    outputs were made in this environment (same libraries, CPU, BLAS kernels, threads), a
-    fresh run prints exactly the stored text, wall times aside: stale outputs fail."""
+def test_notebook_runs_top_to_bottom(path):
+    """It runs without an error (the notebooks assert their own results)."""
+    pytest.importorskip("nbformat")
+    nb = _fresh_run(path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_prints_what_is_stored(path):
+    """Where the stored outputs were made in this environment (same libraries, CPU, BLAS
+    kernels, threads), a fresh run prints exactly the stored text, wall times aside: stale
+    printed outputs fail. Elsewhere float32 numbers may differ in their last digits, and the
+    comparison is skipped, with the reason shown (``-rs``). Markdown and pictures are not compared."""
     pytest.importorskip("nbformat")
     runner = _runner()
     stored = json.loads(path.read_text(encoding="utf-8"))
-    started = time.perf_counter()
-    nb = runner.execute(path)  # raises CellExecutionError, naming the cell, if any cell fails
-    print(f"{path.name}: {time.perf_counter() - started:.1f} s")
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
     recorded = stored.get("metadata", {}).get(runner.METADATA_KEY, {}).get("executed_with")
     assert recorded, f"{path.name} has no record of where it was executed: run python3 notebooks/run_notebooks.py"
     if recorded != runner.environment():
-        print(f"{path.name}: stored outputs not compared (executed with {recorded}, this is {runner.environment()})")
-        return
-    before, after = runner.text_outputs(stored), runner.text_outputs(nb)
+        pytest.skip(f"{path.name}: stored outputs not compared (executed with {recorded}, this is {runner.environment()})")
+    before, after = runner.text_outputs(stored), runner.text_outputs(_fresh_run(path))
     if before != after:
         diff = difflib.unified_diff([f"[cell {i}] {line}" for i, t in before for line in t.splitlines()],
                                     [f"[cell {i}] {line}" for i, t in after for line in t.splitlines()],
