@@ -19,9 +19,11 @@ column dropped instead, the same function as microvae's, which oneDNN runs about
 per layer. ``--check-gradients`` copies microvae's weights into that twin and compares the
 whole objective and every gradient in float64, with the same noise (no training).
 
-    python3 bench/bench_convvae.py --check-gradients microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily:
-until it exists the script says "ConvVAE not available" and reports PyTorch alone. Same
-data, batch size 128, Adam (lr 1e-3), float32 and loss convention as bench_vae.py.
+    python3 bench/bench_convvae.py --check-gradients
+
+microvae.ConvVAE(input_shape=(1, 28, 28), latent_dim=2) is imported lazily: until it exists
+the script says "ConvVAE not available" and reports PyTorch alone. Same data, batch size 128,
+Adam (lr 1e-3), float32 and loss convention as bench_vae.py.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def torch_networks(torch, latent, same_window=False):
         nn.Linear(7 * 7 * 32, 32), nn.ReLU(),
         nn.Linear(32, 2 * latent),
     )
+
     class DropLastRowAndColumn(nn.Module):  # what microvae's "same" keeps of a stride-2 output
         def forward(self, x):
             return x[..., :-1, :-1]
