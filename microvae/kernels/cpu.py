@@ -245,12 +245,10 @@ def relu_backward(dy, y, out):
 
 def _rows(a, b, shape=None):
     """``a`` as a C-contiguous (batch, n) array (of ``shape``, if given) with ``b`` a contiguous (n,) one."""
-    if not (a.flags.c_contiguous and b.flags.c_contiguous):
-        raise ValueError("kernel arguments must be C-contiguous arrays")
+    _checked(a, shape)
+    _checked(b)
     if a.ndim != 2 or b.shape != a.shape[1:]:
         raise ValueError(f"expected a (batch, n) array and an (n,) one, got shapes {a.shape} and {b.shape}")
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"kernel arguments must all have shape {shape}, got one of shape {a.shape}")
     return a
 
 
