@@ -598,7 +598,8 @@ def _sample_image_shape(model, image_shape):
 
 
 def cmd_gradcheck(args) -> int:
-    """``microvae gradcheck``: the self-check of every analytic gradient (0 when all agree)."""
+    """``microvae gradcheck``: the self-check of the forward formulas and of every analytic gradient
+    (0 when all agree)."""
     if args.explain:
         return _gradcheck_explain(args)
     from .selfcheck import run_checks
@@ -612,15 +613,16 @@ def cmd_gradcheck(args) -> int:
         if args.verbose or not ok:
             for line in result.table(args.tol).splitlines()[1:]:
                 print(f"{'':<11}{line}")
-    print(f"{'all gradients agree' if not failed else f'{failed} check(s) FAILED'}")
+    print(f"{'all values and gradients agree' if not failed else f'{failed} check(s) FAILED'}")
     return 1 if failed else 0
 
 
 def _gradcheck_explain(args) -> int:
-    """`gradcheck --explain`: each VAE gradient's formula, analytic value and finite difference (microvae.explain)."""
-    from .explain import explain_gradients, format_explanation
+    """`gradcheck --explain`: a tiny VAE's sample, BCE and KL against their formulas, then each of its
+    gradients' formula, analytic value and finite difference (microvae.explain)."""
+    from .explain import explain_forward, explain_gradients, format_explanation
 
-    terms = explain_gradients(seed=args.seed)
+    terms = explain_forward(seed=args.seed) + explain_gradients(seed=args.seed)
     print(format_explanation(terms, tol=args.tol))
     return 0 if all(np.isfinite(t.error) and t.error <= args.tol for t in terms) else 1
 
@@ -714,7 +716,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.set_defaults(func=cmd_sample)
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
-                           description="Prints the max relative error of each layer, loss and model gradient (float64).")
+                           description="Prints the max relative error of the sampling's and the losses' values against "
+                                       "their formulas, and of each layer, loss and model gradient against finite "
+                                       "differences (float64).")
     check.add_argument("--tol", type=_positive_float, default=1e-6,
                        help="largest relative error accepted (> 0; default: %(default)s)")
     check.add_argument("--seed", type=_non_negative_int, default=0,

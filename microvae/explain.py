@@ -14,6 +14,11 @@ the chain rule:
 The relative error is the one ``microvae.verify`` uses (max-norm, relative to the
 gradient's scale). The parameter gradients are also compared with what
 ``model.loss_and_grads`` leaves in ``model.flat.grad``: the walk-through is the model's code.
+
+A finite difference checks a backward pass against its own forward pass, so a forward pass
+that is wrong the way its backward pass is (σ = exp(logvar) in both) passes every gradient
+line. ``explain_forward`` comes first for that: the sample z, the BCE and the KL of the same
+tiny VAE against their formulas, written out in plain NumPy.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from .checks import check_int, check_number, check_seed
 from .losses import bernoulli_nll, kl_normal
 from .verify import _relative_error, numeric_gradient
 
-__all__ = ["ExplainedTerm", "explain_gradients", "format_explanation", "FORWARD"]
+__all__ = ["ExplainedTerm", "explain_forward", "explain_gradients", "format_explanation", "FORWARD"]
 
 FORWARD = (
     "forward:  a1 = x·W1 + b1,  h1 = relu(a1),  [μ ‖ logvar] = h1·W2 + b2,  z = μ + exp(½·logvar)⊙ε,\n"
@@ -37,7 +42,9 @@ FORWARD = (
 
 
 class ExplainedTerm(NamedTuple):
-    """One gradient of the walk-through: its formula, analytic value, finite-difference estimate."""
+    """One line of the walk-through: a gradient (its formula, analytic value, finite-difference
+    estimate) or, with ``kind="forward"``, a value (microvae's in ``analytic``, its formula's in
+    ``numeric``)."""
 
     name: str
     formula: str
@@ -45,6 +52,7 @@ class ExplainedTerm(NamedTuple):
     numeric: np.ndarray
     error: float
     step: float = 1e-6  # the finite-difference step h that gave ``numeric``
+    kind: str = "gradient"
 
 
 def _tiny_model(seed):
@@ -69,6 +77,30 @@ def _tiny_model(seed):
         if away and (a1 > 0).any(axis=1).all() and (a3 > 0).any(axis=1).all() and not (a1 > 0).all():
             return model, x, eps
     raise RuntimeError("could not draw a tiny VAE away from the ReLU kinks")  # pragma: no cover
+
+
+def explain_forward(seed: int = 0) -> list:
+    """The tiny VAE's sample z, BCE and KL (microvae's values) against their formulas in plain
+    NumPy: a list of ``ExplainedTerm`` with ``kind="forward"``."""
+    model, x, eps = _tiny_model(seed)
+    latent = model.latent_dim
+    out = model.encoder.forward(x)
+    mu, logvar = out[:, :latent].copy(), out[:, latent:].copy()
+    z = model.sampler.forward(mu, logvar, eps).copy()
+    logits = model.decoder.forward(z)
+    pairs = [
+        ("reparameterization: z", "z = μ + exp(½·logvar) ⊙ ε", z, mu + np.exp(0.5 * logvar) * eps),
+        ("BCE from logits, per example", "BCE = Σ (softplus(l) − x·l)", bernoulli_nll(logits, x)[0],
+         (np.logaddexp(0.0, logits) - x * logits).sum(axis=1)),
+        ("KL, per example", "KL = ½ Σ (μ² + e^logvar − 1 − logvar)", kl_normal(mu, logvar)[0],
+         0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)),
+    ]
+    terms = []
+    for name, formula, ours, theirs in pairs:
+        ours, theirs = np.array(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
+        error = float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-300))
+        terms.append(ExplainedTerm(name, formula, ours, theirs, error, 0.0, "forward"))
+    return terms
 
 
 def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
@@ -126,8 +158,8 @@ def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
     def from_z(zz):
         return from_a3(dec1.forward(zz))
 
-    def recon_from(m, lv):
-        return from_z(m + np.exp(0.5 * lv) * eps)
+    def recon_from(m, lv):  # through the model's own sampler: a wrong one is explain_forward's to show
+        return from_z(sampler.forward(m, lv, eps))
 
     def kl_from(m, lv):
         return float(kl_normal(m, lv)[0].mean())
@@ -204,26 +236,40 @@ def _where(a, idx) -> str:
 
 def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
     """The walk-through as text: formula, the ``entries`` analytic values of largest magnitude
-    and the numeric values at the same places, error."""
+    and the numeric values at the same places, error; a ``kind="forward"`` term shows microvae's
+    value and its formula's instead."""
     entries = check_int("entries", entries, 1)
-    step = terms[0].step if terms else 1e-6
+    step = next((t.step for t in terms if t.kind == "gradient"), 1e-6)
     lines = [
         "microvae gradcheck --explain: a VAE 4 → 3 → (μ, logvar: 2 + 2) → 3 → 4, float64, a batch of B = 2, ε fixed",
         FORWARD,
+        *(["each value: microvae's forward pass vs its formula in plain NumPy (finite differences cannot see a wrong "
+           "forward pass)"] if any(t.kind == "forward" for t in terms) else []),
         f"each gradient of L below: analytic (microvae's backward pass) vs numeric (fourth-order central differences, "
         f"step {f'{step:g}'.replace('e-0', 'e-')}); tolerance {tol:g}",
         "",
     ]
+    labels = {"gradient": ("analytic", "numeric "), "forward": ("microvae", "formula ")}
+    failed = {"gradient": 0, "forward": 0}
     for i, t in enumerate(terms, 1):
-        verdict = "ok" if np.isfinite(t.error) and t.error <= tol else "FAIL"
+        ok = np.isfinite(t.error) and t.error <= tol
+        failed[t.kind] += not ok
         idx = _largest(t.analytic, entries)
+        ours, theirs = labels[t.kind]
         lines += [
             f"{i:2d}. {t.name:<34} {t.formula}",
-            f"      analytic  {_entries(t.analytic, idx)}   {_where(t.analytic, idx)}",
-            f"      numeric   {_entries(t.numeric, idx)}",
-            f"      rel. error {t.error:.2e}  {verdict}",
+            f"      {ours}  {_entries(t.analytic, idx)}   {_where(t.analytic, idx)}",
+            f"      {theirs}  {_entries(t.numeric, idx)}",
+            f"      rel. error {t.error:.2e}  {'ok' if ok else 'FAIL'}",
         ]
-    failed = sum(not (np.isfinite(t.error) and t.error <= tol) for t in terms)
     lines.append("")
-    lines.append("every gradient agrees with its finite difference" if not failed else f"{failed} gradient(s) FAILED")
+    if not any(failed.values()):
+        lines.append("every gradient agrees with its finite difference" if not any(t.kind == "forward" for t in terms)
+                     else "every value agrees with its formula, and every gradient with its finite difference")
+    else:
+        if failed["forward"]:
+            lines.append(f"{failed['forward']} forward value(s) FAILED: the forward pass differs from its formula, "
+                         "which no finite difference can see (the gradient lines check the backward pass against it)")
+        if failed["gradient"]:
+            lines.append(f"{failed['gradient']} gradient(s) FAILED")
     return "\n".join(lines)

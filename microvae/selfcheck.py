@@ -1,9 +1,15 @@
-"""The gradient self-check behind ``microvae gradcheck``: every layer, loss and model, in float64.
+"""The self-check behind ``microvae gradcheck``: every layer, loss and model, in float64.
 
 Each entry builds a small random instance and returns a GradcheckResult; ``run_checks``
 runs them all. Parameters are moved to a random point first (zero biases would put ReLU
 units exactly on their kink, where finite differences are meaningless). Everything runs on
 the NumPy backend, whatever ``$MICROVAE_BACKEND`` says: the checks are float64 host arithmetic.
+
+The "forward" group comes first. A finite difference tests a backward pass against its own
+forward pass, so a forward pass that is wrong in a way its backward pass follows (sampling
+with σ = exp(logvar), both ways; a KL missing its constant −1) passes every gradient check.
+Those checks compare the values themselves with the textbook formulas, written out again
+here in plain NumPy, and a whole VAE objective with a plain NumPy forward pass of its weights.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import numpy as np
 from . import losses
 from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .reparam import Reparameterization
-from .verify import check_layer, check_loss, check_model, gradcheck
+from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck
 
 CHECKS: dict = {}
 
@@ -45,6 +51,106 @@ def _layer(layer, x, rng):
 def _away_from_zero(rng, shape):
     x = rng.standard_normal(shape)
     return np.where(np.abs(x) < 0.05, 0.5, x)
+
+
+def _value_error(ours, formula) -> float:
+    """max|ours − formula| / max|formula|: the values' max-norm relative error."""
+    ours, formula = np.asarray(ours, dtype=np.float64), np.asarray(formula, dtype=np.float64)
+    if ours.shape != formula.shape:
+        raise AssertionError(f"the value has shape {ours.shape}, its formula {formula.shape}")
+    return float(np.abs(ours - formula).max() / max(float(np.abs(formula).max()), 1e-300))
+
+
+def _softplus(v):
+    return np.logaddexp(0.0, v)
+
+
+@register("forward", "reparameterization: z = μ + exp(½·logvar)·ε")
+def _reparam_value(rng):
+    from .backend import get_backend
+
+    mu, logvar, eps = (rng.standard_normal((4, 3)) * 2 for _ in range(3))
+    z = Reparameterization(get_backend("numpy", dtype="float64")).forward(mu, logvar, eps)
+    return GradcheckResult({"z": _value_error(z, mu + np.exp(0.5 * logvar) * eps)}, "formula", "reparameterization")
+
+
+@register("forward", "bernoulli_nll: Σ softplus(l) − x·l")
+def _bernoulli_value(rng):
+    logits, x = rng.standard_normal((4, 6)) * 3, rng.uniform(0, 1, (4, 6))
+    per_example = losses.bernoulli_nll(logits, x)[0]
+    return GradcheckResult({"loss": _value_error(per_example, (_softplus(logits) - x * logits).sum(axis=1))}, "formula")
+
+
+@register("forward", "bce_probabilities: −Σ x·log p + (1 − x)·log(1 − p)")
+def _bce_value(rng):
+    p, x = rng.uniform(0.05, 0.95, (4, 6)), rng.uniform(0, 1, (4, 6))
+    formula = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+    return GradcheckResult({"loss": _value_error(losses.bce_probabilities(p, x)[0], formula)}, "formula")
+
+
+@register("forward", "gaussian_nll: ½·Σ log 2π + logvar + (x − μ)²·e^−logvar")
+def _gaussian_value(rng):
+    mean, x, logvar = (rng.standard_normal((4, 6)) for _ in range(3))
+    formula = 0.5 * (np.log(2 * np.pi) + logvar + (x - mean) ** 2 * np.exp(-logvar)).sum(axis=1)
+    fixed = 0.5 * (np.log(2 * np.pi) + 0.3 + (x - mean) ** 2 * np.exp(-0.3)).sum(axis=1)
+    return GradcheckResult({"learned variance": _value_error(losses.gaussian_nll(mean, x, logvar)[0], formula),
+                            "fixed variance": _value_error(losses.gaussian_nll(mean, x, 0.3)[0], fixed)}, "formula")
+
+
+@register("forward", "mse: Σ (prediction − x)²")
+def _mse_value(rng):
+    prediction, x = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    return GradcheckResult({"loss": _value_error(losses.mse(prediction, x)[0], ((prediction - x) ** 2).sum(axis=1))},
+                           "formula")
+
+
+@register("forward", "kl_normal: ½·Σ μ² + e^logvar − 1 − logvar")
+def _kl_value(rng):
+    mu, logvar = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    formula = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)
+    return GradcheckResult({"kl": _value_error(losses.kl_normal(mu, logvar)[0], formula)}, "formula")
+
+
+@register("forward", "kl_gaussians: ½·Σ lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1")
+def _kl2_value(rng):
+    mu_q, lv_q, mu_p, lv_p = (rng.standard_normal((4, 3)) for _ in range(4))
+    formula = 0.5 * (lv_p - lv_q + (np.exp(lv_q) + (mu_q - mu_p) ** 2) * np.exp(-lv_p) - 1).sum(axis=1)
+    return GradcheckResult({"kl": _value_error(losses.kl_gaussians(mu_q, lv_q, mu_p, lv_p)[0], formula)}, "formula")
+
+
+@register("forward", "GAN losses: softplus(−r) + softplus(f); softplus(−f)")
+def _gan_value(rng):
+    real, fake = rng.standard_normal((5, 1)) * 2, rng.standard_normal((5, 1)) * 2
+    disc = _softplus(-real[:, 0]) + _softplus(fake[:, 0])
+    return GradcheckResult({"discriminator": _value_error(losses.discriminator_loss(real, fake)[0], disc),
+                            "generator": _value_error(losses.generator_loss(fake)[0], _softplus(-fake[:, 0]))}, "formula")
+
+
+@register("forward", "VAE objective (β=4) by a plain NumPy forward pass")
+def _vae_value(rng):
+    """x → relu(x·W + b) → … → [μ ‖ logvar] → z = μ + exp(½·logvar)·ε → … → logits, then
+    mean over the batch of Σ softplus(l) − x·l + β·½·Σ (μ² + e^logvar − 1 − logvar): the
+    model's loss, recon and KL must be these numbers."""
+    from .models import VAE
+
+    model = randomize(VAE(8, (6, 5), 2, beta=4.0, dtype="float64", seed=0), rng)
+    x, eps = rng.uniform(0, 1, (4, 8)), rng.standard_normal((4, 2))
+
+    def through(network, h):
+        for layer in network.layers:
+            h = h @ layer.params["W"] + layer.params["b"]
+            if layer.activation == "relu":
+                h = np.maximum(h, 0.0)
+        return h
+
+    out = through(model.encoder, x)
+    mu, logvar = out[:, :2], out[:, 2:]  # a random point well inside the logvar clamp
+    logits = through(model.decoder, mu + np.exp(0.5 * logvar) * eps)
+    recon = (_softplus(logits) - x * logits).sum(axis=1).mean()
+    kl = (0.5 * (mu**2 + np.exp(logvar) - 1 - logvar)).sum(axis=1).mean()
+    terms = model.loss(x, eps=eps)
+    return GradcheckResult({"loss": _value_error(terms.loss, recon + 4.0 * kl), "recon": _value_error(terms.recon, recon),
+                            "kl": _value_error(terms.kl, kl)}, "formula", "VAE objective")
 
 
 @register("layer", "Dense")
@@ -277,8 +383,6 @@ def _aae(rng):
         result = gradcheck(lambda: model.phase_loss(phase, x, y, eps=eps, prior_samples=real, compute_grads=False),
                            {n: v for n, v, _ in named}, {n: g.copy() for n, _, g in named})
         errors.update({f"{phase}: {name}": err for name, err in result.errors.items()})
-    from .verify import GradcheckResult
-
     return GradcheckResult(errors, "full", "AAE")
 
 
@@ -301,9 +405,9 @@ def _hvrae(rng):
 
 
 def run_checks(seed: int = 0, groups=None):
-    """Run every registered check, layers first, then losses, sampling and models;
-    yields (group, name, GradcheckResult)."""
-    order = {"layer": 0, "loss": 1, "sampling": 2, "model": 3}
+    """Run every registered check: the forward formulas first, then the gradients of layers,
+    losses, sampling and models; yields (group, name, GradcheckResult)."""
+    order = {"forward": 0, "layer": 1, "loss": 2, "sampling": 3, "model": 4}
     if groups is not None:
         groups = [groups] if isinstance(groups, str) else list(groups)  # "layers" would match as a substring
         known = sorted({group for group, _ in CHECKS})

@@ -123,7 +123,7 @@ def test_gradcheck_command_prints_every_check(capsys):
         assert name in first_words, name
     assert main(["gradcheck"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["what", "check"] and lines[-1] == "all gradients agree"
+    assert lines[0].split()[:2] == ["what", "check"] and lines[-1] == "all values and gradients agree"
     rows = lines[1:-1]  # one line per check: group, title, max relative error, verdict
     assert len(rows) == len(CHECKS)
     for group, name in CHECKS:
@@ -504,7 +504,7 @@ def test_run_checks_refuses_a_group_it_does_not_have():
     """An unknown group ran nothing, so a caller would report that every check agreed."""
     from microvae.selfcheck import CHECKS, run_checks
 
-    with pytest.raises(ValueError, match=r"unknown check group\(s\) \['layers'\]; the groups are \['layer', 'loss', 'model', 'sampling'\]"):
+    with pytest.raises(ValueError, match=r"unknown check group\(s\) \['layers'\]; the groups are \['forward', 'layer', 'loss', 'model', 'sampling'\]"):
         next(run_checks(groups="layers"))  # matched as a substring of "layer" before
     ran = [name for _, name, _ in run_checks(groups="loss")]
     assert ran and sorted(ran) == sorted(name for group, name in CHECKS if group == "loss")
@@ -660,7 +660,7 @@ def test_gradcheck_fails_with_status_1_past_its_tolerance(monkeypatch, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].endswith("1.00e-04  FAIL") and lines[-1] == "1 check(s) FAILED"
     assert main(["gradcheck", "--tol", "1e-3"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "all gradients agree"
+    assert capsys.readouterr().out.splitlines()[-1] == "all values and gradients agree"
 
 
 def _drawn(monkeypatch, name="plot_samples"):
@@ -1126,13 +1126,106 @@ def test_the_aae_check_reports_each_phases_errors_and_includes_an_unlabelled_exa
         assert max(e for name, e in result.errors.items() if name.startswith(phase + ":")) > 0.1, phase
 
 
-def test_the_self_check_runs_layers_then_losses_then_sampling_then_models(monkeypatch):
+def test_the_self_check_runs_the_forward_formulas_then_layers_losses_sampling_and_models(monkeypatch):
     from microvae.selfcheck import run_checks
 
     _spy_on_the_self_check(monkeypatch)
     order = [group for group, _, _ in run_checks()]
-    assert order == sorted(order, key=["layer", "loss", "sampling", "model"].index)
-    assert order[0] == "layer" and order[-1] == "model"
+    assert order == sorted(order, key=["forward", "layer", "loss", "sampling", "model"].index)
+    assert order[0] == "forward" and order[-1] == "model"
+
+
+# the forward checks: what finite differences cannot see -------------------------------------------
+def _sampling_with_exp_logvar(monkeypatch, backward_follows=True):
+    """numpy-ml's bug: σ = exp(logvar) in the sampler's forward pass; with ``backward_follows`` its
+    backward pass is the matching one, dlogvar = dz·ε·exp(logvar), and every gradient agrees."""
+    from microvae.reparam import Reparameterization
+
+    right = Reparameterization.forward
+
+    def forward(self, mu, logvar, eps=None):
+        z = right(self, mu, logvar, eps)
+        self._std = self._std**2  # exp(½·logvar)² = exp(logvar)
+        return z + (self._std - self._std**0.5) * self._eps
+
+    monkeypatch.setattr(Reparameterization, "forward", forward)
+    if backward_follows:
+        monkeypatch.setattr(Reparameterization, "backward", lambda self, dz: (dz, dz * self._eps * self._std))
+
+
+def test_the_self_check_catches_a_forward_bug_that_every_gradient_check_passes(monkeypatch, capsys):
+    """Sampling with σ = exp(logvar), its backward pass to match: each gradient agrees with its
+    (wrong) forward pass, so only the forward checks can fail, and the command must."""
+    from microvae.selfcheck import run_checks
+
+    _sampling_with_exp_logvar(monkeypatch)
+    results = {(group, name): result for group, name, result in run_checks()}
+    failed = {key for key, result in results.items() if not result.passed(1e-6)}
+    assert failed == {("forward", "reparameterization: z = μ + exp(½·logvar)·ε"),
+                      ("forward", "VAE objective (β=4) by a plain NumPy forward pass")}
+    assert all(result.passed(1e-6) for (group, _), result in results.items() if group != "forward")
+    assert main(["gradcheck"]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("2 check(s) FAILED")
+
+
+def _scaled_per_example(function, factor):
+    def scaled(*args, **kwargs):
+        per_example, *grads = function(*args, **kwargs)
+        return (per_example * factor, *grads)
+    return scaled
+
+
+@pytest.mark.parametrize("function,title", [
+    ("bernoulli_nll", "bernoulli_nll: Σ softplus(l) − x·l"),
+    ("bce_probabilities", "bce_probabilities: −Σ x·log p + (1 − x)·log(1 − p)"),
+    ("gaussian_nll", "gaussian_nll: ½·Σ log 2π + logvar + (x − μ)²·e^−logvar"),
+    ("mse", "mse: Σ (prediction − x)²"),
+    ("kl_normal", "kl_normal: ½·Σ μ² + e^logvar − 1 − logvar"),
+    ("kl_gaussians", "kl_gaussians: ½·Σ lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1"),
+    ("discriminator_loss", "GAN losses: softplus(−r) + softplus(f); softplus(−f)"),
+    ("generator_loss", "GAN losses: softplus(−r) + softplus(f); softplus(−f)"),
+])
+def test_each_forward_check_fails_a_value_off_by_a_hundred_thousandth(monkeypatch, function, title):
+    """Each loss's value, scaled by 1 + 1e-5 (its gradients untouched), fails its own check."""
+    from microvae import losses
+    from microvae.selfcheck import CHECKS
+
+    check = CHECKS[("forward", title)]
+    assert check(np.random.default_rng(0)).passed(1e-6)
+    monkeypatch.setattr(losses, function, _scaled_per_example(getattr(losses, function), 1 + 1e-5))
+    result = check(np.random.default_rng(0))
+    assert result.max_error == pytest.approx(1e-5, rel=1e-3) and not result.passed(1e-6)
+
+
+def test_the_vae_objective_check_catches_a_kl_without_its_minus_one(monkeypatch):
+    """KL summed without its −1 differs by a constant, which leaves every gradient as it was: the
+    kl_normal check and the VAE objective check both fail, and each gradient check passes."""
+    from microvae import losses
+    from microvae.models import vae
+    from microvae.selfcheck import run_checks
+
+    original = losses.kl_normal
+
+    def without_minus_one(mu, logvar):
+        per_example, *grads = original(mu, logvar)
+        return (per_example + 0.5 * mu.shape[1], *grads)
+
+    monkeypatch.setattr(losses, "kl_normal", without_minus_one)
+    monkeypatch.setattr(vae, "kl_normal", without_minus_one)
+    results = {(group, name): result for group, name, result in run_checks()}
+    failed = {name for (group, name), result in results.items() if not result.passed(1e-6)}
+    assert failed == {"kl_normal: ½·Σ μ² + e^logvar − 1 − logvar", "VAE objective (β=4) by a plain NumPy forward pass"}
+    assert results[("forward", "VAE objective (β=4) by a plain NumPy forward pass")].errors["recon"] <= 1e-12
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_forward_checks_agree_to_rounding(seed):
+    from microvae.selfcheck import run_checks
+
+    results = list(run_checks(seed=seed, groups="forward"))
+    assert len(results) == 9
+    for _, name, result in results:
+        assert result.mode == "formula" and result.errors and result.max_error <= 1e-14, (name, result.errors)
 
 
 def test_the_loss_checks_are_made_at_varied_points(monkeypatch):

@@ -51,15 +51,74 @@ def test_every_gradient_of_the_walk_through_matches_its_finite_difference(seed):
                                by_formula["dμ_rec = dz"].analytic + by_formula["dμ_KL = μ / B"].analytic)
 
 
+FORWARD_FORMULAS = ["z = μ + exp(½·logvar) ⊙ ε", "BCE = Σ (softplus(l) − x·l)", "KL = ½ Σ (μ² + e^logvar − 1 − logvar)"]
+
+
 def test_the_command_prints_each_formula_with_values_and_errors(capsys):
     assert main(["gradcheck", "--explain"]) == 0
     out = capsys.readouterr().out
-    for formula in FORMULAS:
-        assert formula in out
+    for i, formula in enumerate(FORWARD_FORMULAS + FORMULAS, 1):
+        assert re.search(rf"^ ?{i}\. .* {re.escape(formula)}$", out, re.M), formula  # numbered, values first
     errors = _errors(out)
-    assert len(errors) == len(FORMULAS) and max(errors) <= 1e-6
+    assert len(errors) == len(FORMULAS) + 3 and max(errors) <= 1e-6
     assert out.count("analytic  [") == len(FORMULAS) and out.count("numeric   [") == len(FORMULAS)
-    assert "FAIL" not in out and "every gradient agrees" in out
+    assert out.count("microvae  [") == 3 and out.count("formula   [") == 3
+    assert "FAIL" not in out
+    assert out.rstrip().endswith("every value agrees with its formula, and every gradient with its finite difference")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_sample_bce_and_kl_agree_with_their_formulas(seed):
+    terms = explain.explain_forward(seed=seed)
+    assert [t.formula for t in terms] == FORWARD_FORMULAS and {t.kind for t in terms} == {"forward"}
+    model, x, eps = explain._tiny_model(seed)
+    assert terms[0].analytic.shape == eps.shape and terms[1].analytic.shape == terms[2].analytic.shape == (len(x),)
+    for t in terms:
+        assert t.error <= 1e-14, (t.name, t.error)
+    # the model's loss is made of these values: its recon and KL are their batch means
+    loss = model.loss(x, eps=eps)
+    assert loss.recon == pytest.approx(terms[1].numeric.mean(), rel=1e-12)
+    assert loss.kl == pytest.approx(terms[2].numeric.mean(), rel=1e-12)
+
+
+def _exp_logvar_sampling(monkeypatch, backward_follows):
+    """σ = exp(logvar) in the sampler's forward pass (numpy-ml's bug); with ``backward_follows``
+    the backward pass that matches it, dlogvar = dz·ε·exp(logvar)."""
+    right = Reparameterization.forward
+
+    def forward(self, mu, logvar, eps=None):
+        z = right(self, mu, logvar, eps)
+        self._std = self._std**2
+        return z + (self._std - self._std**0.5) * self._eps
+
+    monkeypatch.setattr(Reparameterization, "forward", forward)
+    if backward_follows:
+        monkeypatch.setattr(Reparameterization, "backward", lambda self, dz: (dz, dz * self._eps * self._std))
+
+
+def test_a_forward_bug_the_backward_pass_follows_shows_up_at_the_sample_and_nowhere_else(monkeypatch, capsys):
+    """Every gradient agrees with a forward pass that is itself wrong; the z line is the one to fail
+    (the walk-through used to blame dμ = dz, differencing the textbook z against the model's)."""
+    _exp_logvar_sampling(monkeypatch, backward_follows=True)
+    forward = {t.formula: t for t in explain.explain_forward(seed=0)}
+    assert forward["z = μ + exp(½·logvar) ⊙ ε"].error > 1e-3
+    assert forward["BCE = Σ (softplus(l) − x·l)"].error <= 1e-14 and forward["KL = ½ Σ (μ² + e^logvar − 1 − logvar)"].error <= 1e-14
+    assert all(t.error <= 1e-6 for t in explain.explain_gradients(seed=0))
+    assert main(["gradcheck", "--explain"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("FAIL") == 2  # the z line, and the verdict
+    assert out.rstrip().endswith("1 forward value(s) FAILED: the forward pass differs from its formula, which no finite "
+                                 "difference can see (the gradient lines check the backward pass against it)")
+
+
+def test_a_forward_bug_alone_fails_the_sample_and_the_logvar_gradient(monkeypatch):
+    """σ = exp(logvar) forward but the right backward pass: the sample is wrong, and so is dlogvar
+    against the forward pass the model runs; dμ = dz still holds."""
+    _exp_logvar_sampling(monkeypatch, backward_follows=False)
+    assert explain.explain_forward(seed=0)[0].error > 1e-3
+    terms = {t.formula: t for t in explain.explain_gradients(seed=0)}
+    assert terms["dlogvar_rec = ½·dz ⊙ ε ⊙ exp(½·logvar)"].error > 1e-3
+    assert terms["dμ_rec = dz"].error <= 1e-6 and terms["dz = da3·W3ᵀ"].error <= 1e-6
 
 
 def test_a_wrong_gradient_shows_up_at_its_own_line(monkeypatch, capsys):
