@@ -279,6 +279,16 @@ def _advice(optimizers, *remedies: str) -> str:
     return text
 
 
+def _first_loss_advice(model, arrays, idx) -> str:
+    """What to try when the very first batch's loss is non-finite: no learning rate made it so,
+    the data's scale did (float32 squares overflow past about 1.8e19)."""
+    xp = model.backend.xp
+    largest = max(float(xp.abs(a[idx]).max()) for a in arrays if a.dtype.kind == "f" and a[idx].size)
+    wider = " or dtype='float64'" if model.backend.dtype == xp.float32 else ""
+    return (f"rescaling the data (its first batch has values as large as {largest:.3g} in magnitude){wider}; the loss "
+            f"was non-finite at the initial parameters, before any update, so the learning rate is not the cause")
+
+
 def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch_size: int, bar) -> dict:
     """One epoch of steps, then the checks that no callback may see a broken model pass; returns
     the epoch's record (mean training metrics, and validation ones). Raises TrainingDiverged."""
@@ -289,6 +299,8 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         metrics = model._train_batch(tuple(a[idx] for a in arrays), optimizers)
         bad = _non_finite(metrics)
         if bad:
+            if epoch == 1 and batch_index == 1:  # the loss of the initial parameters: no update had been made
+                raise _diverged(epoch, f"at epoch 1, batch 1: {bad}", _first_loss_advice(model, arrays, idx))
             raise _diverged(epoch, f"at epoch {epoch}, batch {batch_index}: {bad}", _advice(optimizers))
         size = len(idx)
         seen += size

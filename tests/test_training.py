@@ -310,6 +310,28 @@ def test_divergence_advises_clipping_only_when_it_was_off(data, clip_norm):
         assert "clip_norm)" not in message and "(gradient clipping was already on)" in message
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_first_loss_that_overflows_points_at_the_data_not_the_learning_rate(dtype):
+    """Finite data of 1e20 overflows float32 squares (and float64 ones at 1e160) before any
+    update: "try a lower learning rate" sent the user the wrong way. A later batch that overflows
+    still gets the learning-rate advice."""
+    scale = 1e20 if dtype == "float32" else 1e160
+    x = np.random.default_rng(0).standard_normal((64, 4)) * scale
+    model = mv.VAE(4, (8,), 2, likelihood="gaussian", seed=0, dtype=dtype)
+    with pytest.raises(mv.TrainingDiverged) as raised, np.errstate(over="ignore", invalid="ignore"):
+        model.fit(x, epochs=1, batch_size=32, verbose=0, shuffle=False)
+    message = str(raised.value)
+    largest = np.abs(x[:32]).max()
+    assert "at epoch 1, batch 1:" in message and "learning rate is not the cause" in message
+    assert f"values as large as {largest:.3g} in magnitude" in message and "lower learning rate" not in message
+    assert ("dtype='float64'" in message) == (dtype == "float32")
+    assert model.epochs_trained == 0
+    x[:32] /= scale  # a first batch of ordinary size, a second that overflows: the usual advice
+    with pytest.raises(mv.TrainingDiverged, match="at epoch 1, batch 2: .* Try a lower learning rate"), \
+            np.errstate(over="ignore", invalid="ignore"):
+        model.fit(x, epochs=1, batch_size=32, verbose=0, shuffle=False)
+
+
 def test_an_overflowing_optimizer_state_is_divergence_too(data, tmp_path):
     """A gradient of 1e21 makes (1 − β₂)·g² Inf in float32: Adam's second moment became Inf and froze
     that parameter for good (every later update m/Inf = 0) while the loss and parameters stayed
