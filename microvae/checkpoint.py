@@ -103,8 +103,9 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     ``info``: a dict of JSON values (string keys) stored beside the model, e.g. what data it
     was trained on; ``read_info(path)`` gives it back. ``load`` ignores it.
 
-    Refuses (ValueError, nothing written) parameters or optimizer state that ``load`` would
-    reject: NaN, Inf, negative second moments.
+    Refuses (ValueError, nothing written) parameters, optimizer state or training state that
+    ``load`` would reject: NaN, Inf, negative second moments; a history value fit records
+    (``loss``, ``val_loss``, ...) that is not a number; a step, epoch count or seed below 0.
     """
     path = check_file_path("path", path)
     include_optimizer = check_bool("include_optimizer", include_optimizer)  # "no" would save it
@@ -128,6 +129,10 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
         arrays[f"params/{name}"] = _checked_for_saving(path, f"parameter group {name!r}", be.to_numpy(flat.data))
     training = {"step": model.step, "epochs_trained": model.epochs_trained, "train_seed": model.train_seed,
                 "history": model.history.epochs, "optimizer": None}
+    problem = _training_state_problem(training, model)
+    if problem:
+        raise ValueError(f"not saving {path!r}: load() would refuse its training state: {problem} "
+                         "(a file already there is left as it was)")
     if include_optimizer and model.optimizers:
         name, lr, options = model.optimizer_spec
         if not isinstance(name, str):
@@ -255,6 +260,30 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _training_state_problem(training, model) -> str:
+    """What ``load`` would refuse in a stored training state ("" if nothing): ``save`` asks the
+    same question first, so that it never replaces a good checkpoint with one that cannot load."""
+    if not isinstance(training, dict):
+        return "expected a JSON object {step, epochs_trained, train_seed, history, optimizer}"
+    for key in ("step", "epochs_trained"):
+        if not _is_count(training.get(key, 0)):
+            return f"{key} is {training[key]!r}; expected an integer >= 0"
+    seed = training.get("train_seed")
+    if seed is not None and not _is_count(seed):  # a negative seed loaded, then failed in fit, deep in NumPy
+        return f"train_seed is {seed!r}; expected an integer >= 0 or null"
+    history = training.get("history", [])
+    # what fit records is numbers; a callback may add any JSON value under a name of its own
+    recorded = {"epoch", "seconds", *model.metric_names, *(f"val_{name}" for name in model.metric_names)}
+    if not (isinstance(history, list) and all(isinstance(record, dict) for record in history)):
+        return f"history must be a list of per-epoch records (JSON objects whose {', '.join(sorted(recorded))} are numbers)"
+    for i, record in enumerate(history, 1):
+        for key, value in record.items():
+            if key in recorded and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+                return (f"history must be a list of per-epoch records (JSON objects whose {', '.join(sorted(recorded))} "
+                        f"are numbers); record {i} has {key}={value!r}")
+    return ""
+
+
 def load(path, backend=None):
     """Rebuild the model saved at ``path`` (any microvae model class), with its parameters,
     history and, if saved, optimizer state, so ``fit`` continues the same run.
@@ -299,27 +328,13 @@ def load(path, backend=None):
         flat.data[...] = model.backend.asarray(_stored_array(data, f"params/{name}", flat.data, path, f"parameter group {name!r}"))
 
     training = _json_entry(data, "training", path, "the training state") if "training" in data else {}
-    expected = "{step, epochs_trained, train_seed, history, optimizer}"
-    if not isinstance(training, dict):
-        raise CheckpointError(path, f"malformed training state: expected a JSON object {expected}")
-    for key in ("step", "epochs_trained"):
-        if not _is_count(training.get(key, 0)):
-            raise CheckpointError(path, f"malformed training state: {key} is {training[key]!r}; expected an integer >= 0")
-    seed = training.get("train_seed")
-    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)):
-        raise CheckpointError(path, f"malformed training state: train_seed is {seed!r}; expected an integer or null")
-    history = training.get("history", [])
-    # what fit records is numbers; a callback may add any JSON value under a name of its own
-    recorded = {"epoch", "seconds", *model.metric_names, *(f"val_{name}" for name in model.metric_names)}
-    if not (isinstance(history, list) and all(isinstance(record, dict) for record in history)
-            and all(isinstance(value, (int, float)) and not isinstance(value, bool)
-                    for record in history for key, value in record.items() if key in recorded)):
-        raise CheckpointError(path, "malformed training state: history must be a list of per-epoch records (JSON objects "
-                                    f"whose {', '.join(sorted(recorded))} are numbers)")
+    problem = _training_state_problem(training, model)
+    if problem:
+        raise CheckpointError(path, f"malformed training state: {problem}")
     model.step = training.get("step", 0)
     model.epochs_trained = training.get("epochs_trained", 0)
-    model.train_seed = seed
-    model.history = History(history)
+    model.train_seed = training.get("train_seed")
+    model.history = History(training.get("history", []))
     if training.get("optimizer") is not None:
         model.optimizers, model.optimizer_spec = _load_optimizers(training["optimizer"], groups, data, model.backend, path)
     return model

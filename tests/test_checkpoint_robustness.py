@@ -246,11 +246,12 @@ MALFORMED = {
     "step-float": (_training(step=2.5), "step is 2.5"),
     "step-a-bool": (_training(step=True), "step is True"),
     "epochs-string": (_training(epochs_trained="1"), "epochs_trained is '1'"),
-    "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer or null"),
-    "train_seed-a-bool": (_training(train_seed=True), "train_seed is True; expected an integer or null"),
+    "train_seed-string": (_training(train_seed="x"), "train_seed is 'x'; expected an integer >= 0 or null"),
+    "train_seed-a-bool": (_training(train_seed=True), "train_seed is True; expected an integer >= 0 or null"),
+    "train_seed-negative": (_training(train_seed=-1), "train_seed is -1; expected an integer >= 0 or null"),
     "history-a-dict": (_training(history={"loss": [1.0]}), "history must be a list of per-epoch records"),
     "history-of-numbers": (_training(history=[1.0, 2.0]), "history must be a list"),
-    "history-value-a-string": (_training(history=[{"epoch": 1, "loss": "x"}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers"),
+    "history-value-a-string": (_training(history=[{"epoch": 1, "loss": "x"}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers\\); record 1 has loss='x'"),
     "history-value-a-bool": (_training(history=[{"epoch": 1, "loss": True}]), "history must be a list .* whose epoch, kl, loss, recon, seconds, val_kl, val_loss, val_recon are numbers"),
     "config-names-a-backend": (_json_change("model", _config_with(backend="cupy")), "the config names a backend"),
     "config-too-large-to-build": (_json_change("model", _config_with(hidden=[10**12])), "does not build a VAE"),
@@ -450,3 +451,33 @@ def test_checkpoints_get_umask_permissions(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert _leftovers(tmp_path, {"m.npz"}) == []
+
+
+# save refuses what load would refuse (found by a bad-input audit) ------------------------------------
+class _RecordsNone:
+    """A callback that sets a recorded metric to None (JSON null), which load refuses."""
+
+    def on_epoch_end(self, model, epoch, record):
+        record["val_loss"] = None
+
+
+@pytest.mark.parametrize("spoil,message", [
+    (lambda m: m.fit(np.random.default_rng(0).random((12, 8)), epochs=1, verbose=0, callbacks=[_RecordsNone()]),
+     r"record 2 has val_loss=None"),
+    (lambda m: m.history.epochs[0].__setitem__("loss", "x"), r"record 1 has loss='x'"),
+    (lambda m: setattr(m, "train_seed", -1), r"train_seed is -1; expected an integer >= 0 or null"),
+    (lambda m: setattr(m, "train_seed", 1.5), r"train_seed is 1.5"),
+    (lambda m: setattr(m, "step", -3), r"step is -3; expected an integer >= 0"),
+])
+def test_save_refuses_a_training_state_load_would_refuse_and_keeps_the_checkpoint(tmp_path, spoil, message):
+    """A callback that left None in the history made ModelCheckpoint replace a good checkpoint with
+    one that load() refused: the last loadable file was lost."""
+    x = np.random.default_rng(0).random((12, 8))
+    path = tmp_path / "ck.npz"
+    model = mv.VAE(8, (6,), 2, seed=0)
+    model.fit(x, epochs=1, verbose=0, callbacks=[mv.ModelCheckpoint(path)])
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=f"not saving .*: load\\(\\) would refuse its training state: .*{message}"):
+        spoil(model)
+        model.save(path)
+    assert path.read_bytes() == before and mv.load(path).epochs_trained == 1
