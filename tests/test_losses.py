@@ -367,6 +367,33 @@ def test_a_scalar_logvar_of_any_kind_is_a_fixed_variance(logvar):
         losses.gaussian_nll(mean, x, [0.5, 0.5, 0.5])
 
 
+@pytest.mark.parametrize("logvar", [-800.0, 701.0, float("nan"), float("inf"), -float("inf")])
+def test_a_fixed_logvar_that_is_not_a_finite_log_variance_is_refused(logvar):
+    """NaN or ±Inf gave a NaN loss without a word; −800 raised math's bare OverflowError."""
+    mean, x = np.zeros((2, 3)), np.ones((2, 3))
+    with pytest.raises(ValueError, match=rf"gaussian_nll: a fixed logvar must be a finite number in \[-700, 700\].*got {logvar!r}"):
+        losses.gaussian_nll(mean, x, logvar)
+    for edge in (-700.0, 700.0):
+        assert np.isfinite(losses.gaussian_nll(mean, x, edge)[0]).all()
+
+
+@pytest.mark.parametrize("logvar", [True, False, np.True_])
+def test_a_bool_logvar_is_refused(logvar):
+    """True is a numbers.Real to Python: it was taken for a fixed log-variance of 1."""
+    with pytest.raises(TypeError, match=r"gaussian_nll: logvar must be a number .* got (np\.)?(True_?|False)"):
+        losses.gaussian_nll(np.zeros((2, 3)), np.ones((2, 3)), logvar)
+
+
+@pytest.mark.parametrize("p", [[[-3.0, 2.5, 0.4]], [[0.5, 1.0 + 1e-6, 0.5]], [[0.5, np.nan, 0.5]]])
+def test_bce_probabilities_refuses_p_outside_the_unit_interval(p):
+    """Logits passed for p were clipped to [eps, 1 − eps] in silence: a loss of 0.916 for a true
+    0.640 and zero gradients. p at 0 and 1 exactly is a probability, and is taken."""
+    x = np.array([[0.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match=r"bce_probabilities: p must hold probabilities in \[0, 1\] \(found values in .*use bernoulli_nll"):
+        losses.bce_probabilities(np.array(p), x)
+    assert np.isfinite(losses.bce_probabilities(np.array([[0.0, 1.0, 0.5]]), x)[0]).all()
+
+
 @pytest.mark.parametrize("x", [0.0, 0.3, 1.0])
 def test_bce_gradient_at_the_clip_edges_is_the_derivative_from_inside(x):
     """At p = eps and p = 1 − eps the value is the unclipped one, and dp is the derivative from

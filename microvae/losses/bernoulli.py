@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..backend import array_module, kernels_for
-from ._checks import bernoulli_targets, rows, same_shape
+from ._checks import bernoulli_targets, outside_unit_interval, rows, same_shape
 
 
 def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
@@ -41,11 +41,16 @@ def bce_probabilities(p, x, eps: float = 1e-7):
 
     Clipping is what keeps it finite, and also what makes it wrong (and its gradient
     vanish) for confident predictions; prefer ``bernoulli_nll`` on logits.
-    ``x`` must lie in [0, 1], as for ``bernoulli_nll``.
+    ``x`` must lie in [0, 1], as for ``bernoulli_nll``, and so must ``p``: a ValueError names
+    the values found (logits passed for p were clipped without a word, to a wrong loss).
     Returns ``(per_example, dp)``.
     """
     same_shape("bce_probabilities", p, x, ("p", "x"))
     bernoulli_targets("bce_probabilities", x)
+    found = outside_unit_interval(p)
+    if found is not None:
+        raise ValueError(f"bce_probabilities: p must hold probabilities in [0, 1] (found values in [{found[0]:g}, "
+                         f"{found[1]:g}]); for logits use bernoulli_nll")
     xp = array_module(p)
     batch = p.shape[0]
     # in float64: in float32, 1 − 1e-7 rounds to 1 − 1.19e-7, a saturated pixel's cost 1 % off

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..backend import array_module
 from ._checks import array_of, rows, same_shape
 
@@ -29,6 +31,9 @@ def gaussian_nll(mean, x, logvar=0.0):
     batch = mean.shape[0]
     diff = mean - x
     # a number (Python or NumPy scalar) is a fixed variance; an array, even 0-d, is learned
+    if isinstance(logvar, (bool, np.bool_)):  # a Real to Python: True was a variance of e
+        raise TypeError(f"gaussian_nll: logvar must be a number (a fixed variance) or a float32/float64 array "
+                        f"(a learned one), got {logvar!r}")
     learned = not isinstance(logvar, numbers.Real)
     if learned:
         if not hasattr(logvar, "dtype"):
@@ -50,6 +55,10 @@ def gaussian_nll(mean, x, logvar=0.0):
         # each gradient in the dtype of what it differentiates (NumPy promotes a float32 mean
         # with float64 or int32 data to float64), as the layers take their dY
         return per_example, dmean.astype(mean.dtype, copy=False), dlogvar.astype(logvar.dtype, copy=False)
+    # NaN or ±Inf made every loss NaN, and e^{−logvar} raised OverflowError below −709
+    if not -700.0 <= logvar <= 700.0:
+        raise ValueError(f"gaussian_nll: a fixed logvar must be a finite number in [-700, 700] (a log-variance; "
+                         f"microvae's models keep theirs in LOGVAR_RANGE, [-30, 20]), got {logvar!r}")
     precision = math.exp(-logvar)
     dims = rows(mean).shape[1]
     per_example = 0.5 * precision * rows(diff * diff).sum(axis=1, dtype=xp.float64) + 0.5 * dims * (logvar + _LOG_2PI)
