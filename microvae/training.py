@@ -18,11 +18,13 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
 from .atomic import write_atomically
 from .checks import check_bool, check_file_path, check_int, check_number, check_seed
+from .likelihoods import LOGVAR_RANGE
 from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
@@ -310,6 +312,13 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
             bar.update(1)
             if batch_index % 10 == 0 or seen == n:
                 bar.set_postfix(loss=f"{totals['loss'] / seen:.3f}")
+    stuck = _clamped_logvar_columns(model)
+    if stuck:  # no message with the epoch in it: Python's filter shows it once, not every epoch
+        lo, hi = LOGVAR_RANGE
+        warnings.warn(f"the encoder's logvar of latent dimension(s) {stuck} lay beyond LOGVAR_RANGE [{lo:g}, {hi:g}] for "
+                      "every example of an epoch's last batch: the clamp passes no gradient there, so training cannot "
+                      "bring it back (a learning rate far too large puts it there); lower the learning rate and train "
+                      "again", RuntimeWarning, stacklevel=4)  # at the user's model.fit(...)
     # a finite loss is computed before the step: an overflowing gradient can still leave NaN
     # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
     if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
@@ -332,6 +341,16 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
                                    "batch's was finite", _advice(optimizers))
         record.update(validation)
     return record
+
+
+def _clamped_logvar_columns(model) -> list:
+    """The latent dimensions whose encoder logvar lay beyond LOGVAR_RANGE for every example of the
+    last batch (the mask the model kept for its backward pass; [] for a model without one)."""
+    inside = getattr(model, "_logvar_inside", None)
+    if inside is None or inside.ndim != 2 or inside.shape[0] == 0:
+        return []
+    xp = model.backend.xp
+    return [int(j) for j in xp.flatnonzero(~inside.any(axis=0)).tolist()]
 
 
 def _batches(n: int, batch_size: int, order):

@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -1032,3 +1033,21 @@ def test_an_early_stop_is_said_when_verbose(x, capsys):
     assert out.splitlines()[-1] == "stopped after epoch 2 by EarlyStopping"  # epoch 1 improves on no value yet
     model.fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)])
     assert capsys.readouterr().out == ""
+
+
+# a logvar pushed beyond the clamp (found by a numerics audit) ----------------------------------------
+@pytest.mark.parametrize("side", [-40.0, 25.0])
+def test_fit_warns_when_a_latent_logvar_sits_beyond_the_clamp_for_a_whole_batch(side):
+    """Beyond LOGVAR_RANGE the clamp passes no gradient, so a logvar a huge learning rate put there
+    stays (a KL of 2.4e8 nats, epoch after epoch, at e^20): fit said nothing. It warns now, naming
+    the dimension, at the user's call; an ordinary run does not warn."""
+    x = (np.random.default_rng(0).random((256, 16)) > 0.5).astype(np.float32)
+    model = mv.VAE(16, (32,), 2, seed=0)
+    model.encoder.layers[-1].params["b"][3] = side  # logvar of latent dimension 1
+    with pytest.warns(RuntimeWarning, match=r"logvar of latent dimension\(s\) \[1\] lay beyond LOGVAR_RANGE \[-30, 20\]") as caught:
+        model.fit(x, epochs=2, lr=1e-3, verbose=0, batch_size=64)
+    assert {w.filename for w in caught} == {__file__}
+    assert model.encoder.layers[-1].params["b"][3] == side  # no gradient reached it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mv.VAE(16, (32,), 2, seed=0).fit(x, epochs=2, verbose=0, batch_size=64)
