@@ -955,11 +955,22 @@ def test_sinusoids_deterministic_and_seed_dependent():
         (dict(freq_range=(-1, 2)), "freq_range"),
         (dict(amp_range=(1.0, 0.5)), "amp_range"),
         (dict(noise=-0.1), "noise must be a finite number >= 0"),
+        # inf overflowed inside NumPy's uniform and integers
+        (dict(amp_range=(0, float("inf"))), r"amp_range must be a \(low, high\) pair of finite numbers"),
+        (dict(amp_range=(float("nan"), 1)), r"amp_range must be a \(low, high\) pair of finite numbers"),
+        (dict(freq_range=(float("-inf"), 2)), r"freq_range must be a \(low, high\) pair of finite numbers"),
+        (dict(n_components=(1, float("inf"))), r"n_components must be a \(low, high\) pair of finite numbers"),
     ],
 )
 def test_sinusoids_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         ds.make_sinusoids(**{"n": 5, **kwargs})
+
+
+@pytest.mark.parametrize("unit_range", ["no", None, 1])
+def test_sinusoids_unit_range_is_true_or_false(unit_range):
+    with pytest.raises(TypeError, match="unit_range must be True or False"):  # "no" rescaled
+        ds.make_sinusoids(n=2, length=20, unit_range=unit_range)
 
 
 # --------------------------------------------------------------------------- piano rolls

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
 import numpy as np
 
-from ..checks import check_int, check_seed
+from ..checks import check_bool, check_int, check_seed
 
 __all__ = [
     "PIANO_CONTOURS",
@@ -38,6 +40,8 @@ def _check_range(name: str, value, lower_bound: float) -> tuple:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # inf overflowed NumPy's uniform and integers
+        raise ValueError(f"{name} must be a (low, high) pair of finite numbers, got {value!r}")
     if not (lower_bound <= lo <= hi):
         raise ValueError(f"{name} must satisfy {lower_bound:g} <= low <= high, got {value!r}")
     return lo, hi
@@ -138,6 +142,7 @@ def make_sinusoids(
         raise TypeError(f"noise must be a finite number >= 0, got {noise!r}")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    unit_range = check_bool("unit_range", unit_range)  # "no" would rescale
 
     rng = np.random.default_rng(check_seed(seed))
     counts = rng.integers(k_lo, k_hi + 1, size=n)
