@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from .checks import check_dtype
+
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "array_module", "kernels_for"]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -46,14 +48,8 @@ class Backend:
     def __init__(self, name: str = "numpy", dtype="float32", seed: int | None = 0, kernels: str | None = None):
         if name not in ("numpy", "cupy"):
             raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r}")
-        try:  # any spelling NumPy reads: "f8", "double", np.float64, float (but not None, NumPy's float64)
-            dtype_name = None if dtype is None else np.dtype(dtype).name
-        except TypeError:
-            dtype_name = None
-        if dtype_name not in _DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.name = name
-        self.dtype = np.dtype(_DTYPES[dtype_name])
+        self.dtype = np.dtype(_DTYPES[check_dtype(dtype)])  # any spelling NumPy reads: "f8", "double", np.float64
         kernels = _kernel_kind(kernels)
         if name == "numpy":
             self.xp = np

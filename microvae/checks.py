@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_sizes", "check_file_path", "check_real_array"]
+__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "check_file_path",
+           "check_real_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -49,6 +50,18 @@ def check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def check_dtype(dtype) -> str:
+    """'float32' or 'float64' for any spelling NumPy reads ("f8", "double", np.float64, float;
+    but not None, NumPy's float64), else a ValueError, also for a name NumPy does not know."""
+    try:
+        name = None if dtype is None else np.dtype(dtype).name
+    except (TypeError, ValueError):  # "foo": NumPy's "data type 'foo' not understood"
+        name = None
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return name
 
 
 def check_sizes(name: str, value) -> tuple:

@@ -126,6 +126,17 @@ def test_other_dtypes_are_refused(dtype):
         mv.Backend(dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "abc", 5, "int32"])
+@pytest.mark.parametrize("build", [lambda dtype: mv.VAE(4, (3,), 2, dtype=dtype), lambda dtype: mv.AAE(4, (3,), 2, dtype=dtype),
+                                   lambda dtype: mv.VRAE(2, 3, 2, dtype=dtype),
+                                   lambda dtype: mv.VAE(4, (3,), 2, backend=mv.Backend(), dtype=dtype)],
+                         ids=["VAE", "AAE", "VRAE", "VAE-on-a-Backend"])
+def test_models_refuse_other_dtypes_as_the_backend_does(build, dtype):
+    # a name NumPy does not know ("abc") gave NumPy's "data type 'abc' not understood"
+    with pytest.raises(ValueError, match=rf"dtype must be 'float32' or 'float64', got {dtype!r}"):
+        build(dtype)
+
+
 def test_bad_dtype():
     with pytest.raises(ValueError, match="float32' or 'float64"):
         mv.get_backend(dtype="float16")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_dtype, check_int, check_number, check_seed, check_sizes
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
@@ -166,7 +166,7 @@ class AAE(Model):
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, encoder_type=encoder_type, prior=prior,
             num_classes=num_classes, disc_hidden=list(disc_hidden), likelihood=self.likelihood.config(),
-            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name,
+            mixture_radius=self.mixture_radius, mixture_std=self.mixture_std, fuse_relu=fuse_relu, dtype=check_dtype(dtype),
             seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
         )
         self._setup(backend, dtype, seed, config)

@@ -37,8 +37,9 @@ class Model(Module):
     Every model takes ``backend`` ("numpy", "cupy", None for ``$MICROVAE_BACKEND``, or a
     ``Backend``), ``dtype`` and ``seed`` (initial parameters and the model's generator). A
     ``Backend`` object brings its own dtype and generator, so the model's ``dtype`` and
-    ``seed`` are then not used: ``config`` records the backend's dtype and seed=None (the
-    parameters came from the backend's generator as it stood, not from a seed).
+    ``seed`` are then not used (a bad one is still refused): ``config`` records the backend's
+    dtype and seed=None (the parameters came from the backend's generator as it stood, not
+    from a seed).
     """
 
     metric_names = ("loss", "recon", "kl")  # what _train_batch and _evaluate_arrays report: the history's keys

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..checks import check_bool, check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_dtype, check_int, check_number, check_seed, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
 from ..likelihoods import clamp_logvar, get_likelihood
@@ -120,7 +120,7 @@ class VAE(Model):
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
-            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=np.dtype(dtype).name,
+            capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=check_dtype(dtype),
             seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
             encoder=layer_to_spec(encoder) if encoder is not None else None,
             decoder=layer_to_spec(decoder) if decoder is not None else None,

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import as_array, check_int, check_number, check_real_array, check_seed
+from ..checks import as_array, check_dtype, check_int, check_number, check_real_array, check_seed
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
@@ -171,7 +171,7 @@ class VRAE(VAE):
         self._build_decoder(Cell)
         config = dict(input_size=input_size, hidden_size=hidden_size, latent_dim=latent_dim, cell=cell,
                       likelihood=self.likelihood.config(), beta=self.beta, beta_warmup=self.beta_warmup,
-                      input_dropout=self.input_dropout, dtype=np.dtype(dtype).name,
+                      input_dropout=self.input_dropout, dtype=check_dtype(dtype),
                       seed=check_seed(seed))  # an int or None: json.dumps refuses a NumPy integer
         config.update(self._extra_config())
         self._setup(backend, dtype, seed, config)
