@@ -269,6 +269,15 @@ def test_networks_of_the_wrong_sizes_are_refused_when_the_model_is_built(network
         mv.VAE(10, latent_dim=3, **networks)
 
 
+@pytest.mark.parametrize("name", ["encoder", "decoder"])
+@pytest.mark.parametrize("network", [lambda: "mlp", lambda: 5, lambda: mv.Dense, lambda: mv.VAE(10, (4,), 3)],
+                         ids=["str", "int", "class", "model"])
+def test_networks_that_are_no_layers_are_refused_by_name(name, network):
+    """"mlp" failed with "'str' object has no attribute 'get_config'"."""
+    with pytest.raises(TypeError, match=rf"{name} must be a Layer such as a Sequential, its layer spec \(a dict\), or None"):
+        mv.VAE(10, latent_dim=3, **{name: network()})
+
+
 def test_gaussian_likelihood_accepts_real_data():
     model = mv.VAE(6, (4,), 2, likelihood="gaussian", dtype="float64")
     x = np.random.default_rng(0).standard_normal((3, 6)) * 5

@@ -92,6 +92,10 @@ class VAE(Model):
             encoder = layer_from_spec(encoder)
         if isinstance(decoder, dict):
             decoder = layer_from_spec(decoder)
+        for name, network in (("encoder", encoder), ("decoder", decoder)):
+            if network is not None and not isinstance(network, Layer):  # "mlp" failed on a missing get_config
+                raise TypeError(f"{name} must be a Layer such as a Sequential, its layer spec (a dict), or None for "
+                                f"the default MLP, got {network!r}")
         input_dim, latent_dim = check_int("input_dim", input_dim), check_int("latent_dim", latent_dim)
         hidden = check_sizes("hidden", hidden)
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
