@@ -9,12 +9,13 @@ import numpy as np
 
 from .checks import check_number
 from .kernels.reference import adam_bias_corrected_rates
+from .params import FlatParameters
 
 __all__ = ["SGD", "Adam", "clip_grad_norm", "get_optimizer"]
 
 
 def clip_grad_norm(grad, max_norm: float) -> float:
-    """Scale ``grad`` in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before.
+    """Scale ``grad`` (a float array) in place so its global L2 norm is at most ``max_norm`` (> 0); return the norm before.
 
     The norm and the scaling are taken in float64; the scaled entries are rounded in grad's dtype, so a clipped
     float32 gradient's norm may exceed max_norm by a few parts in 1e8.
@@ -25,6 +26,8 @@ def clip_grad_norm(grad, max_norm: float) -> float:
     overflow or underflow (entries beyond ~1e154 or all below ~1e-140) is measured in units of
     its largest entry, so its norm keeps float64's precision and it is clipped like any other.
     """
+    if getattr(getattr(grad, "dtype", None), "kind", None) != "f":  # a list has no .size; an integer array would round
+        raise TypeError(f"grad must be a NumPy or CuPy array of floats (it is scaled in place), got {_described(grad)}")
     if not (check_number("max_norm", max_norm, "a positive number") > 0 and math.isfinite(max_norm)):
         raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
     if not grad.size:
@@ -47,11 +50,22 @@ def clip_grad_norm(grad, max_norm: float) -> float:
     return norm
 
 
+def _described(value) -> str:
+    """``value`` by its type, and an array's dtype (a repr may be huge)."""
+    if value is None:
+        return "None"
+    dtype = getattr(value, "dtype", None)
+    return f"{type(value).__name__} of dtype {dtype}" if dtype is not None else type(value).__name__
+
+
 class Optimizer:
     """Base of the optimizers: one update of the whole flat buffer per ``step()``, after an
     optional clip of the global gradient norm; ``t`` counts the steps taken."""
 
     def __init__(self, flat, lr: float, clip_norm: float | None):
+        if not isinstance(flat, FlatParameters):  # an array or None failed on a missing .backend
+            raise TypeError(f"{type(self).__name__}: flat must be a model's flat parameter buffer (a FlatParameters, "
+                            f"e.g. model.flat or a group of model.parameter_groups()), got {_described(flat)}")
         if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
         # checked here, not at the first step, so that fit refuses it before it becomes the run's setting

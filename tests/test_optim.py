@@ -68,6 +68,24 @@ def test_clip_grad_norm_refuses_a_bound_that_is_not_positive(max_norm, error):
     np.testing.assert_array_equal(g, [3.0, 4.0])
 
 
+@pytest.mark.parametrize("grad, got", [([3.0, 4.0], "list"), (np.array([3, 4]), "ndarray of dtype int64"),
+                                       (np.array([3 + 0j, 4]), "ndarray of dtype complex128")])
+def test_clip_grad_norm_refuses_a_gradient_that_is_not_a_float_array(grad, got):
+    # a list failed on a missing .size; an integer array was scaled and then rounded, in place
+    with pytest.raises(TypeError, match=rf"grad must be a NumPy or CuPy array of floats \(it is scaled in place\), got {got}"):
+        mv.clip_grad_norm(grad, 1.0)
+
+
+@pytest.mark.parametrize("optimizer", [mv.Adam, mv.SGD])
+@pytest.mark.parametrize("flat, got", [(np.zeros(3), "ndarray of dtype float64"), (None, "None"),
+                                       (mv.VAE(4, (3,), 2), "VAE")], ids=["array", "None", "model"])
+def test_optimizers_refuse_what_is_no_flat_parameter_buffer(optimizer, flat, got):
+    # an array, None or the model itself failed on a missing .backend
+    with pytest.raises(TypeError, match=rf"{optimizer.__name__}: flat must be a model's flat parameter buffer "
+                                        rf"\(a FlatParameters, e.g. model.flat .*\), got {got}$"):
+        optimizer(flat)
+
+
 def test_optimizer_clips_before_the_step():
     flat = _flat(np.zeros(2))
     opt = mv.SGD(flat, lr=1.0, clip_norm=1.0)
