@@ -242,6 +242,15 @@ def test_pad_sequences_refuses_a_padding_value_that_is_not_a_finite_number(value
         pad_sequences([np.zeros((2, 1))], length=3, value=value)
 
 
+@pytest.mark.parametrize("second, dtype", [(np.array([["a"] * 3] * 2), "<U1"), (np.ones((2, 3)) * 1j, "complex128"),
+                                           (np.array([[0.1, None, 0.2]], dtype=object), "object")])
+def test_pad_sequences_refuses_sequences_that_are_not_real_numbers(second, dtype):
+    # strings failed in NumPy's copy (UFuncTypeError); complex numbers came back as a complex x
+    with pytest.raises(TypeError, match=rf"pad_sequences expects real numbers \(bool, integer or float\) for "
+                                        rf"sequences\[1\], got dtype {dtype}"):
+        pad_sequences([np.zeros((2, 3)), second])
+
+
 # --- training and generation ---------------------------------------------------------------------------------
 
 

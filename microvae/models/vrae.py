@@ -41,6 +41,8 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
         raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
+    for i, s in enumerate(seqs):  # strings failed in NumPy's copy; complex numbers padded into a complex x
+        check_real_array(s, "pad_sequences", None, f"sequences[{i}]")
     length = check_int("length", length, 1, none_ok=True)  # int() would cut 2.7 to 2 steps without a word
     if not math.isfinite(check_number("value", value, "a finite number")):
         raise ValueError(f"value must be a finite number, got {value!r}")
