@@ -44,11 +44,18 @@ class History:
     ``history["loss"]`` a list.
 
     Each record has ``epoch``, the training metrics (``loss``, ``recon``, ``kl`` for VAEs),
-    their ``val_`` twins when validation data is given, and ``seconds``.
+    their ``val_`` twins when validation data is given, and ``seconds``. ``History(epochs)``
+    starts from such a list of records (anything else is a TypeError); ``History()`` is empty.
     """
 
     def __init__(self, epochs=None):
+        form = "None or a list of per-epoch records (dicts such as {'epoch': 1, 'loss': 2.0})"
+        if isinstance(epochs, (str, bytes, dict)) or not (epochs is None or hasattr(epochs, "__iter__")):
+            raise TypeError(f"epochs must be {form}, got {epochs!r}")  # list(5) named no argument
         self.epochs: list[dict] = list(epochs or [])
+        for i, record in enumerate(self.epochs):
+            if not isinstance(record, dict):
+                raise TypeError(f"epochs must be {form}, got {record!r} at epochs[{i}]")
 
     def append(self, record: dict) -> None:
         """Add one epoch's record (copied)."""

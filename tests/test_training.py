@@ -69,6 +69,15 @@ def test_a_history_iterates_over_its_records_and_names_unknown_keys(data):
     assert mv.History()["loss"] == []
 
 
+@pytest.mark.parametrize("epochs, got", [(5, "5"), ("loss", "'loss'"), ({"loss": [2.0]}, r"\{'loss': \[2.0\]\}"),
+                                         ([{"epoch": 1}, 2.0], r"2.0 at epochs\[1\]")])
+def test_a_history_refuses_what_is_no_list_of_records(epochs, got):
+    # History(5) failed with "'int' object is not iterable"; a string or a dict became a list of its characters or keys
+    with pytest.raises(TypeError, match=r"epochs must be None or a list of per-epoch records \(dicts such as "
+                                        rf"\{{'epoch': 1, 'loss': 2.0\}}\), got {got}$"):
+        mv.History(epochs)
+
+
 def test_history_keeps_a_copy_of_each_record():
     record = {"epoch": 1, "loss": 2.0}
     history = mv.History()
