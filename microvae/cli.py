@@ -460,6 +460,9 @@ def cmd_train(args) -> int:
     entry = MODELS[args.model]
     check_model_options(args)
     check_limit(args.limit, args.data, entry.min_test)
+    if not args.out:  # os.makedirs("") said only "[Errno 2] No such file or directory: ''"
+        raise CLIError("--out is empty; give the folder to write model.npz, history.json/csv and the pictures into, "
+                       "e.g. --out runs/vae")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
                        "history.json/csv and the pictures into")

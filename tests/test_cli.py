@@ -398,6 +398,12 @@ def test_braces_in_the_output_folder_are_literal(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run{x}", "{epoch}"]  # no runs/1, runs/2
 
 
+def test_an_empty_train_out_is_a_clear_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "[Errno 2] No such file or directory: ''" named no option
+    _fails_cleanly(["train", "--limit", "11", "--out", ""], capsys, "--out is empty; give the folder to write model.npz")
+    assert not list(tmp_path.iterdir())
+
+
 def test_unusable_output_paths_are_clear_messages(trained_run, tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
