@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_int, check_number, check_seed
+from .checks import check_int, check_number, check_real_array, check_seed
 
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
@@ -65,6 +65,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     if clip is not None and not isinstance(clip, (bool, np.bool_)):
         raise ValueError(f"clip must be True, False or None (clip only data already in [0, 1]), got {clip!r}")
     x = np.asarray(x)
+    check_real_array(x, "add_noise", None, "x")  # an object array turned None into NaN, strings failed in the cast
     dtype = x.dtype if x.dtype.kind == "f" else np.float32
     x = x.astype(dtype)
     if x.size and not np.isfinite(x).all():
@@ -120,6 +121,8 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
     an array with one PSNR per row. Identical inputs give +inf. ``data_range=None``: 1 for
     data in [0, 1], else the clean data's max − min (as ``denoising_report`` chooses it).
     """
+    for name, array in (("clean", clean), ("other", other)):  # the casts below would drop an imaginary part
+        check_real_array(array, "psnr", None, name)
     clean = np.asarray(clean, dtype=np.float64)
     other = np.asarray(other, dtype=np.float64)
     if clean.shape != other.shape:
@@ -173,6 +176,8 @@ def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=No
     from . import plot
 
     n = min(plot._check_count("n", n), len(clean))
+    for name, array in (("clean", clean), ("noisy", noisy), ("denoised", denoised)):
+        check_real_array(array, "plot_denoising", None, name)
     rows = _stack_images([np.asarray(a[:n], dtype=np.float64) for a in (clean, noisy, denoised)])
     fig = plot.plot_samples(rows, nrow=n, image_shape=image_shape, title=title)
     return _label_rows(fig, ["clean", "noisy", "denoised"], path)
@@ -214,6 +219,8 @@ def slerp(z_a, z_b, t):
     when the codes are (nearly) parallel or opposite, where the formula is 0/0, or one is 0.
     z_a and z_b are codes of one example: vectors of the same length.
     """
+    for name, array in (("z_a", z_a), ("z_b", z_b), ("t", t)):  # the casts below would drop an imaginary part
+        check_real_array(array, "slerp", None, name)
     z_a, z_b = np.asarray(z_a, dtype=np.float64), np.asarray(z_b, dtype=np.float64)
     if z_a.ndim != 1 or z_a.shape != z_b.shape:
         raise ValueError(f"slerp expects two codes of the same length (vectors), got shapes {z_a.shape} and {z_b.shape}")
@@ -298,6 +305,7 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     z0 = _code(model, x, y)
     if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
         raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")
+    check_real_array(values, "traverse", None, "values")  # the cast below would drop an imaginary part
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.size == 0 or not np.isfinite(values).all():
         raise ValueError("values must be a non-empty list of finite numbers")

@@ -46,7 +46,7 @@ import numbers
 import numpy as np
 
 from .backend import array_module
-from .checks import check_seed
+from .checks import check_real_array, check_seed
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -67,6 +67,7 @@ def log_mean_exp(a, axis=None, keepdims: bool = False):
     """
     xp = array_module(a)
     a = xp.asarray(a)
+    check_real_array(a, "log_mean_exp", None, "a")  # the cast below would drop an imaginary part
     if a.dtype.kind != "f":
         a = a.astype(xp.float64)
     if a.size == 0:
@@ -321,7 +322,8 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
 
 
 # ROC ------------------------------------------------------------------------------------------
-def _scores_and_labels(scores, labels):
+def _scores_and_labels(scores, labels, caller):
+    check_real_array(scores, caller, None, "scores")  # the cast below would drop an imaginary part
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if scores.ndim != 1 or labels.ndim != 1:  # flattening (n, 2) scores would pair them with the wrong labels
         raise ValueError(f"scores and labels must be 1-D, one per example, got shapes {scores.shape} and {labels.shape}")
@@ -367,7 +369,7 @@ def roc_auc(scores, labels) -> float:
     with ranks ascending by score and tied scores sharing their average rank.
     ``labels``: 1/True for positives (anomalies), 0/False for negatives.
     """
-    scores, labels = _scores_and_labels(scores, labels)
+    scores, labels = _scores_and_labels(scores, labels, "roc_auc")
     ranks = _average_ranks(scores)
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
@@ -383,7 +385,7 @@ def roc_curve(scores, labels):
     point is the next one, whose threshold is also +inf). Tied scores move the curve in one
     diagonal step; its trapezoidal area equals ``roc_auc``.
     """
-    scores, labels = _scores_and_labels(scores, labels)
+    scores, labels = _scores_and_labels(scores, labels, "roc_curve")
     order = np.argsort(-scores, kind="mergesort")
     s, lab = scores[order], labels[order]
     last_of_run = np.concatenate([np.flatnonzero(s[1:] != s[:-1]), [s.size - 1]])  # (ties of ±inf too)
@@ -403,6 +405,7 @@ def discretize(codes, n_bins: int = 20):
     Returns int64 bin indices in [0, n_bins). A constant column falls entirely in bin 0.
     """
     n_bins = _check_positive("n_bins", n_bins)
+    check_real_array(codes, "discretize", None, "codes")  # the cast below would drop an imaginary part
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim == 1:
         codes = codes[:, None]
@@ -478,6 +481,7 @@ def mutual_information_gap(codes, factors, n_bins: int = 20, return_per_factor: 
     near 0: no dimension stands out. Constant factors (H = 0) are left out. With
     ``return_per_factor`` it returns (MIG, per-factor gaps, the MI matrix).
     """
+    check_real_array(codes, "mutual_information_gap", None, "codes")  # the cast below would drop an imaginary part
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim != 2 or codes.shape[1] < 2:
         raise ValueError(f"MIG needs codes of shape (n, d) with at least 2 dimensions, got {codes.shape}")

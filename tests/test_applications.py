@@ -164,6 +164,28 @@ def test_slerp_of_equal_parallel_or_opposite_codes_is_the_straight_line():
         np.testing.assert_allclose(app.slerp(a, b, t), (1 - t[:, None]) * a + t[:, None] * b, atol=1e-12)
 
 
+_NOT_REAL = {"object": np.array([[0.1, None]], dtype=object), "complex128": np.array([[0.1 + 1j, 0.2]]),
+             "<U3": np.array([["0.1", "0.2"]])}
+
+
+@pytest.mark.parametrize("dtype", list(_NOT_REAL))
+@pytest.mark.parametrize("call, name", [
+    (lambda bad, ok: app.add_noise(bad), "add_noise expects .* for x"),
+    (lambda bad, ok: app.psnr(bad, ok), "psnr expects .* for clean"),
+    (lambda bad, ok: app.psnr(ok, bad), "psnr expects .* for other"),
+    (lambda bad, ok: app.slerp(bad[0], ok[0], 0.5), "slerp expects .* for z_a"),
+    (lambda bad, ok: app.slerp(ok[0], bad[0], 0.5), "slerp expects .* for z_b"),
+    (lambda bad, ok: app.slerp(ok[0], ok[0][::-1], bad[0]), "slerp expects .* for t"),
+    (lambda bad, ok: app.traverse(mv.VAE(2, (3,), 2), ok[0], 0, bad[0]), "traverse expects .* for values"),
+    (lambda bad, ok: app.plot_denoising(ok, ok, bad), "plot_denoising expects .* for denoised"),
+], ids=["add_noise", "psnr-clean", "psnr-other", "slerp-z_a", "slerp-z_b", "slerp-t", "traverse", "plot_denoising"])
+def test_data_that_is_not_real_numbers_is_refused_as_the_models_refuse_it(call, name, dtype):
+    """add_noise called None a NaN; the casts to float dropped an imaginary part with only a
+    warning, and read strings of digits as their numbers."""
+    with pytest.raises(TypeError, match=rf"{name}, got dtype {dtype}$"):
+        call(_NOT_REAL[dtype], np.array([[0.1, 0.2]]))
+
+
 def test_slerp_refuses_codes_it_cannot_join_by_name():
     """Codes of other lengths (NumPy's own error named neither slerp nor what it expects), batches
     of codes (a TypeError from float()), and NaN or Inf anywhere (a path of NaN) are refused."""

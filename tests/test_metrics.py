@@ -484,6 +484,23 @@ def test_roc_rejects_bad_input():
         metrics.roc_auc([], [])
 
 
+@pytest.mark.parametrize("bad, dtype", [(np.array([1 + 5j, 2, 3]), "complex128"), (np.array([1, None, 3], dtype=object), "object"),
+                                        (np.array(["1", "2", "3"]), "<U1")])
+@pytest.mark.parametrize("call, name", [
+    (lambda bad: metrics.roc_auc(bad, [0, 1, 1]), "roc_auc expects .* for scores"),
+    (lambda bad: metrics.roc_curve(bad, [0, 1, 1]), "roc_curve expects .* for scores"),
+    (lambda bad: metrics.log_mean_exp(bad), "log_mean_exp expects .* for a"),
+    (lambda bad: metrics.discretize(bad), "discretize expects .* for codes"),
+    (lambda bad: metrics.mutual_information_matrix(bad, [0, 1, 1]), "discretize expects .* for codes"),
+    (lambda bad: metrics.mutual_information_gap(np.stack([bad, bad], axis=1), [0, 1, 1]), "mutual_information_gap expects .* for codes"),
+], ids=["roc_auc", "roc_curve", "log_mean_exp", "discretize", "mutual_information_matrix", "mutual_information_gap"])
+def test_data_that_is_not_real_numbers_is_refused_not_cast(call, name, bad, dtype):
+    """The casts to float dropped an imaginary part with only a warning (roc_auc ranked 1 + 5j as 1),
+    turned None into NaN and read strings of digits as their numbers."""
+    with pytest.raises(TypeError, match=rf"{name}, got dtype {dtype}$"):
+        call(bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # information and MIG
 
