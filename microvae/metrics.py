@@ -419,16 +419,32 @@ def discretize(codes, n_bins: int = 20):
     return np.clip(bins, 0, n_bins - 1)
 
 
+def _check_discrete(values, what: str, kind: str) -> None:
+    """Refuse float ``values`` that are no labels (NaN, Inf or a fraction: a measurement would be
+    read as n classes seen once each); class values stored as floats are fine."""
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            plural = what.endswith("s")  # "factors contain ...; they", "a contains ...; it"
+            raise ValueError(f"{what} {'contain' if plural else 'contains'} NaN or Inf; "
+                             f"{'they must be' if plural else 'it must hold'} discrete labels")
+        fractional = values[values != np.round(values)]
+        if fractional.size:
+            raise ValueError(f"{what} must be discrete labels (integers, booleans or strings), found the value "
+                             f"{float(fractional[0])!r}: cut a continuous {kind} into bins first (e.g. metrics.discretize)")
+
+
 def _as_labels(values, what="labels"):
-    """Map any 1-D array of discrete values to 0..K−1."""
+    """Map any 1-D array of discrete values to 0..K−1 (floats only if whole numbers)."""
     values = np.asarray(values).reshape(-1)
     if values.size == 0:
         raise ValueError(f"{what} is empty")
+    _check_discrete(values, what, "variable")
     return np.unique(values, return_inverse=True)[1].reshape(-1)
 
 
 def entropy(labels) -> float:
-    """H(a) = −Σ_v p(v) log p(v) of a discrete variable from its empirical frequencies, in nats."""
+    """H(a) = −Σ_v p(v) log p(v) of a discrete variable from its empirical frequencies, in nats.
+    ``labels``: integers, booleans, strings, or floats holding whole numbers."""
     counts = np.bincount(_as_labels(labels))
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum()) + 0.0  # one value: −(1·log 1) is −0.0, and −0.0 + 0.0 is 0.0
@@ -437,7 +453,9 @@ def entropy(labels) -> float:
 def mutual_information(a, b) -> float:
     """I(a; b) = Σ p(u, v) log[ p(u, v) / (p(u) p(v)) ] of two discrete variables, from their
     joint histogram, in nats. (The plug-in estimate: biased upwards by about
-    (|a| − 1)(|b| − 1) / 2n for independent variables.)"""
+    (|a| − 1)(|b| − 1) / 2n for independent variables.) ``a`` and ``b`` are labels, as for
+    ``entropy``: a continuous variable is refused (each value would be a class of its own),
+    as ``mutual_information_matrix`` refuses a continuous factor."""
     a, b = _as_labels(a, "a"), _as_labels(b, "b")
     if a.size != b.size:
         raise ValueError(f"a and b must have the same length, got {a.size} and {b.size}")
@@ -460,13 +478,7 @@ def mutual_information_matrix(codes, factors, n_bins: int = 20):
         raise ValueError(f"codes and factors must have the same number of rows, got {len(bins)} and {len(factors)}")
     if factors.ndim != 2 or factors.shape[1] == 0:
         raise ValueError(f"factors must be shaped (n,) or (n, n_factors) with at least one factor, got {factors.shape}")
-    if factors.dtype.kind == "f":  # class values stored as floats are fine; measurements are not labels
-        if not np.isfinite(factors).all():
-            raise ValueError("factors contain NaN or Inf; they must be discrete labels")
-        fractional = factors[factors != np.round(factors)]
-        if fractional.size:
-            raise ValueError(f"factors must be discrete labels (integers, booleans or strings), found the value "
-                             f"{float(fractional[0])!r}: cut a continuous factor into bins first (e.g. metrics.discretize)")
+    _check_discrete(factors, "factors", "factor")  # class values stored as floats are fine; measurements are not labels
     return np.array([[mutual_information(bins[:, j], factors[:, f]) for f in range(factors.shape[1])]
                      for j in range(bins.shape[1])]).reshape(bins.shape[1], factors.shape[1])
 

@@ -631,6 +631,25 @@ def test_mig_refuses_continuous_or_non_finite_factors_and_takes_whole_floats_and
     assert metrics.mutual_information_gap(codes, np.array(["abc"[k] for k in labels])) == want
 
 
+@pytest.mark.parametrize("call, what", [(lambda bad, ok: metrics.mutual_information(bad, ok), "a"),
+                                       (lambda bad, ok: metrics.mutual_information(ok, bad), "b"),
+                                       (lambda bad, ok: metrics.entropy(bad), "labels")], ids=["a", "b", "entropy"])
+def test_information_of_continuous_or_non_finite_values_is_refused_as_for_factors(call, what):
+    """mutual_information(rng.random(n), rng.random(n)) was log n, every float a class seen once,
+    where mutual_information_matrix refused such a factor; whole floats stay labels."""
+    rng = np.random.default_rng(0)
+    continuous, labels = rng.random(60), rng.integers(0, 3, 60)
+    with pytest.raises(ValueError, match=rf"{what} must be discrete labels \(integers, booleans or strings\), found the "
+                                         rf"value {float(continuous[0])!r}: cut a continuous variable into bins first"):
+        call(continuous, labels)
+    for bad in (np.nan, np.inf):
+        factor = labels.astype(float)
+        factor[7] = bad
+        with pytest.raises(ValueError, match=f"{what} contains? NaN or Inf; (it must hold|they must be) discrete labels"):
+            call(factor, labels)
+    assert call(labels.astype(np.float32), labels) == call(labels, labels)
+
+
 def test_mig_skips_constant_factors_and_checks_its_input():
     factors = _factors()
     factors_with_constant = np.concatenate([factors, np.zeros((len(factors), 1), dtype=int)], axis=1)
