@@ -848,7 +848,7 @@ def plot_latent_scatter(z, labels=None, path=None, class_names=None,
 
 def plot_latent_vs_prior(codes, prior_samples, path=None, labels=None,
                          class_names=None, title=None):
-    """Encoded codes drawn over samples from the prior (first two dims).
+    """Encoded codes drawn over samples from the prior (first two dims; both of one latent dimension d).
 
     Meant for adversarial autoencoders, where the encoder is trained to make
     the aggregate posterior match the prior: the grey cloud is the prior,
@@ -856,6 +856,9 @@ def plot_latent_vs_prior(codes, prior_samples, path=None, labels=None,
     """
     c = _as_codes(codes, "codes")
     p = _as_codes(prior_samples, "prior_samples")
+    if c.shape[1] != p.shape[1]:  # their first two dimensions would be drawn as if they were one space
+        raise ValueError(f"codes and prior_samples must have the same number of latent dimensions, got "
+                         f"{c.shape[1]} and {p.shape[1]}: draw the prior samples from the model that encoded the codes")
     fig = _new_figure((6.0, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(p[:, 0], p[:, 1], s=6, alpha=0.25, color="0.5",

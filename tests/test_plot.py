@@ -776,6 +776,14 @@ def test_plot_latent_vs_prior(tmp_path, rng):
         mplot.plot_latent_vs_prior(codes, rng.normal(size=(5, 1)))
 
 
+@pytest.mark.parametrize("d_codes, d_prior", [(2, 3), (3, 2)])
+def test_plot_latent_vs_prior_refuses_codes_and_prior_samples_of_other_dimensions(rng, d_codes, d_prior):
+    # their first two dimensions were drawn over each other without a word
+    with pytest.raises(ValueError, match=rf"codes and prior_samples must have the same number of latent dimensions, "
+                                         rf"got {d_codes} and {d_prior}"):
+        mplot.plot_latent_vs_prior(rng.normal(size=(10, d_codes)), rng.normal(size=(20, d_prior)))
+
+
 # --------------------------------------------------------------------------
 # loss curves
 # --------------------------------------------------------------------------
