@@ -129,10 +129,7 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
         arrays[f"params/{name}"] = _checked_for_saving(path, f"parameter group {name!r}", be.to_numpy(flat.data))
     training = {"step": model.step, "epochs_trained": model.epochs_trained, "train_seed": model.train_seed,
                 "history": model.history.epochs, "optimizer": None}
-    problem = _training_state_problem(training, model)
-    if problem:
-        raise ValueError(f"not saving {path!r}: load() would refuse its training state: {problem} "
-                         "(a file already there is left as it was)")
+
     if include_optimizer and model.optimizers:
         name, lr, options = model.optimizer_spec
         if not isinstance(name, str):
@@ -145,6 +142,11 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
                 arrays[f"optim/{group}/{key}"] = _checked_for_saving(
                     path, f"optimizer state {group}/{key}", be.to_numpy(value), nonnegative=_second_moment(opt, key))
     arrays["training"] = _json_array(training)
+    # judged as load will read it back: NumPy scalars have become plain JSON numbers by then
+    problem = _training_state_problem(json.loads(str(arrays["training"])), model)
+    if problem:
+        raise ValueError(f"not saving {path!r}: load() would refuse its training state: {problem} "
+                         "(a file already there is left as it was)")
     if info is not None:
         try:
             arrays["info"] = _json_array(info, allow_nan=False)

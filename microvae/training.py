@@ -292,7 +292,7 @@ def _first_loss_advice(model, arrays, idx) -> str:
     """What to try when the very first batch's loss is non-finite: no learning rate made it so,
     the data's scale did (float32 squares overflow past about 1.8e19)."""
     xp = model.backend.xp
-    largest = max(float(xp.abs(a[idx]).max()) for a in arrays if a.dtype.kind == "f" and a[idx].size)
+    largest = max((float(xp.abs(a[idx]).max()) for a in arrays if a.dtype.kind == "f" and a[idx].size), default=0.0)
     wider = " or dtype='float64'" if model.backend.dtype == xp.float32 else ""
     return (f"rescaling the data (its first batch has values as large as {largest:.3g} in magnitude){wider}; the loss "
             f"was non-finite at the initial parameters, before any update, so the learning rate is not the cause")

@@ -481,3 +481,15 @@ def test_save_refuses_a_training_state_load_would_refuse_and_keeps_the_checkpoin
         spoil(model)
         model.save(path)
     assert path.read_bytes() == before and mv.load(path).epochs_trained == 1
+
+
+def test_save_judges_the_training_state_as_load_reads_it_back(tmp_path):
+    """NumPy scalars in the history, step or seed become JSON numbers in the file, which load takes:
+    save's check must not refuse them (a first version of the check did)."""
+    model = mv.VAE(8, (6,), 2, seed=0)
+    model.fit(np.random.default_rng(0).random((12, 8)), epochs=1, verbose=0)
+    model.history.epochs[0]["loss"] = np.float32(1.5)
+    model.step, model.train_seed = np.int64(3), np.int64(4)
+    model.save(tmp_path / "ck.npz")
+    back = mv.load(tmp_path / "ck.npz")
+    assert back.history.epochs[0]["loss"] == 1.5 and (back.step, back.train_seed) == (3, 4)
