@@ -269,7 +269,10 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     backend = model.backend
     encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
     sequences = getattr(model, "is_sequence_model", False)  # y is then the mask of real steps
-    on_mean = bce_probabilities if kind == "bce" else mse  # the error of a decoded mean x̂
+    def bce_of_clipped_mean(mean, target):  # a Gaussian decoder's mean may leave [0, 1]; the docstring's clip
+        return bce_probabilities(array_module(mean).clip(mean, 0.0, 1.0), target)
+
+    on_mean = bce_of_clipped_mean if kind == "bce" else mse  # the error of a decoded mean x̂
     bernoulli = getattr(model.likelihood, "name", None) == "bernoulli"
     if kind == "bce" and not bernoulli and outside_unit_interval(x) is not None:
         raise ValueError("kind='bce' needs data in [0, 1]; use kind='mse' for real-valued data")
