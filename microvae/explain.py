@@ -30,7 +30,7 @@ import numpy as np
 
 from .checks import check_int, check_number, check_seed
 from .losses import bernoulli_nll, kl_normal
-from .verify import _relative_error, numeric_gradient
+from .verify import _relative_error, numeric_gradient, value_error
 
 __all__ = ["ExplainedTerm", "explain_forward", "explain_gradients", "format_explanation", "FORWARD"]
 
@@ -98,8 +98,7 @@ def explain_forward(seed: int = 0) -> list:
     terms = []
     for name, formula, ours, theirs in pairs:
         ours, theirs = np.array(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
-        error = float(np.abs(ours - theirs).max() / max(float(np.abs(theirs).max()), 1e-300))
-        terms.append(ExplainedTerm(name, formula, ours, theirs, error, 0.0, "forward"))
+        terms.append(ExplainedTerm(name, formula, ours, theirs, value_error(ours, theirs), 0.0, "forward"))
     return terms
 
 

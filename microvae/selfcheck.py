@@ -19,7 +19,7 @@ import numpy as np
 from . import losses
 from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 from .reparam import Reparameterization
-from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck
+from .verify import GradcheckResult, check_layer, check_loss, check_model, gradcheck, value_error
 
 CHECKS: dict = {}
 
@@ -53,14 +53,6 @@ def _away_from_zero(rng, shape):
     return np.where(np.abs(x) < 0.05, 0.5, x)
 
 
-def _value_error(ours, formula) -> float:
-    """max|ours − formula| / max|formula|: the values' max-norm relative error."""
-    ours, formula = np.asarray(ours, dtype=np.float64), np.asarray(formula, dtype=np.float64)
-    if ours.shape != formula.shape:
-        raise AssertionError(f"the value has shape {ours.shape}, its formula {formula.shape}")
-    return float(np.abs(ours - formula).max() / max(float(np.abs(formula).max()), 1e-300))
-
-
 def _softplus(v):
     return np.logaddexp(0.0, v)
 
@@ -71,21 +63,21 @@ def _reparam_value(rng):
 
     mu, logvar, eps = (rng.standard_normal((4, 3)) * 2 for _ in range(3))
     z = Reparameterization(get_backend("numpy", dtype="float64")).forward(mu, logvar, eps)
-    return GradcheckResult({"z": _value_error(z, mu + np.exp(0.5 * logvar) * eps)}, "formula", "reparameterization")
+    return GradcheckResult({"z": value_error(z, mu + np.exp(0.5 * logvar) * eps)}, "formula", "reparameterization")
 
 
 @register("forward", "bernoulli_nll: Σ softplus(l) − x·l")
 def _bernoulli_value(rng):
     logits, x = rng.standard_normal((4, 6)) * 3, rng.uniform(0, 1, (4, 6))
     per_example = losses.bernoulli_nll(logits, x)[0]
-    return GradcheckResult({"loss": _value_error(per_example, (_softplus(logits) - x * logits).sum(axis=1))}, "formula")
+    return GradcheckResult({"loss": value_error(per_example, (_softplus(logits) - x * logits).sum(axis=1))}, "formula")
 
 
 @register("forward", "bce_probabilities: −Σ x·log p + (1 − x)·log(1 − p)")
 def _bce_value(rng):
     p, x = rng.uniform(0.05, 0.95, (4, 6)), rng.uniform(0, 1, (4, 6))
     formula = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
-    return GradcheckResult({"loss": _value_error(losses.bce_probabilities(p, x)[0], formula)}, "formula")
+    return GradcheckResult({"loss": value_error(losses.bce_probabilities(p, x)[0], formula)}, "formula")
 
 
 @register("forward", "gaussian_nll: ½·Σ log 2π + logvar + (x − μ)²·e^−logvar")
@@ -93,14 +85,14 @@ def _gaussian_value(rng):
     mean, x, logvar = (rng.standard_normal((4, 6)) for _ in range(3))
     formula = 0.5 * (np.log(2 * np.pi) + logvar + (x - mean) ** 2 * np.exp(-logvar)).sum(axis=1)
     fixed = 0.5 * (np.log(2 * np.pi) + 0.3 + (x - mean) ** 2 * np.exp(-0.3)).sum(axis=1)
-    return GradcheckResult({"learned variance": _value_error(losses.gaussian_nll(mean, x, logvar)[0], formula),
-                            "fixed variance": _value_error(losses.gaussian_nll(mean, x, 0.3)[0], fixed)}, "formula")
+    return GradcheckResult({"learned variance": value_error(losses.gaussian_nll(mean, x, logvar)[0], formula),
+                            "fixed variance": value_error(losses.gaussian_nll(mean, x, 0.3)[0], fixed)}, "formula")
 
 
 @register("forward", "mse: Σ (prediction − x)²")
 def _mse_value(rng):
     prediction, x = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
-    return GradcheckResult({"loss": _value_error(losses.mse(prediction, x)[0], ((prediction - x) ** 2).sum(axis=1))},
+    return GradcheckResult({"loss": value_error(losses.mse(prediction, x)[0], ((prediction - x) ** 2).sum(axis=1))},
                            "formula")
 
 
@@ -108,22 +100,22 @@ def _mse_value(rng):
 def _kl_value(rng):
     mu, logvar = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     formula = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)
-    return GradcheckResult({"kl": _value_error(losses.kl_normal(mu, logvar)[0], formula)}, "formula")
+    return GradcheckResult({"kl": value_error(losses.kl_normal(mu, logvar)[0], formula)}, "formula")
 
 
 @register("forward", "kl_gaussians: ½·Σ lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1")
 def _kl2_value(rng):
     mu_q, lv_q, mu_p, lv_p = (rng.standard_normal((4, 3)) for _ in range(4))
     formula = 0.5 * (lv_p - lv_q + (np.exp(lv_q) + (mu_q - mu_p) ** 2) * np.exp(-lv_p) - 1).sum(axis=1)
-    return GradcheckResult({"kl": _value_error(losses.kl_gaussians(mu_q, lv_q, mu_p, lv_p)[0], formula)}, "formula")
+    return GradcheckResult({"kl": value_error(losses.kl_gaussians(mu_q, lv_q, mu_p, lv_p)[0], formula)}, "formula")
 
 
 @register("forward", "GAN losses: softplus(−r) + softplus(f); softplus(−f)")
 def _gan_value(rng):
     real, fake = rng.standard_normal((5, 1)) * 2, rng.standard_normal((5, 1)) * 2
     disc = _softplus(-real[:, 0]) + _softplus(fake[:, 0])
-    return GradcheckResult({"discriminator": _value_error(losses.discriminator_loss(real, fake)[0], disc),
-                            "generator": _value_error(losses.generator_loss(fake)[0], _softplus(-fake[:, 0]))}, "formula")
+    return GradcheckResult({"discriminator": value_error(losses.discriminator_loss(real, fake)[0], disc),
+                            "generator": value_error(losses.generator_loss(fake)[0], _softplus(-fake[:, 0]))}, "formula")
 
 
 @register("forward", "VAE objective (β=4) by a plain NumPy forward pass")
@@ -149,8 +141,8 @@ def _vae_value(rng):
     recon = (_softplus(logits) - x * logits).sum(axis=1).mean()
     kl = (0.5 * (mu**2 + np.exp(logvar) - 1 - logvar)).sum(axis=1).mean()
     terms = model.loss(x, eps=eps)
-    return GradcheckResult({"loss": _value_error(terms.loss, recon + 4.0 * kl), "recon": _value_error(terms.recon, recon),
-                            "kl": _value_error(terms.kl, kl)}, "formula", "VAE objective")
+    return GradcheckResult({"loss": value_error(terms.loss, recon + 4.0 * kl), "recon": value_error(terms.recon, recon),
+                            "kl": value_error(terms.kl, kl)}, "formula", "VAE objective")
 
 
 @register("layer", "Dense")

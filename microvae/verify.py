@@ -78,6 +78,15 @@ def _relative_error(analytic, numeric, floor) -> float:
     return diff / max(float(np.max(np.abs(analytic))), float(np.max(np.abs(numeric))), floor)
 
 
+def value_error(ours, formula) -> float:
+    """A computed value against its formula: the max-norm relative error of ``_relative_error``
+    with no floor (a forward value is judged at its own scale), in float64; the shapes must agree."""
+    ours, formula = np.asarray(ours, dtype=np.float64), np.asarray(formula, dtype=np.float64)
+    if ours.shape != formula.shape:
+        raise AssertionError(f"the value has shape {ours.shape}, its formula {formula.shape}")
+    return _relative_error(ours.reshape(-1), formula.reshape(-1), _TINY)
+
+
 def _derivative(at, h):
     """g'(0) by the fourth-order central stencil, from g = ``at``."""
     return (8.0 * (at(h) - at(-h)) - (at(2 * h) - at(-2 * h))) / (12.0 * h)
