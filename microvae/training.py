@@ -17,6 +17,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 import warnings
 
@@ -28,6 +29,8 @@ from .likelihoods import LOGVAR_RANGE
 from .optim import check_option_names
 
 __all__ = ["History", "Callback", "ModelCheckpoint", "EarlyStopping", "TrainingDiverged", "fit", "epoch_seed"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class TrainingDiverged(FloatingPointError):
@@ -188,7 +191,9 @@ class EarlyStopping(Callback):
     ``restore_best`` (default True): when training ends, stopped early or not, the
     parameters go back to those of the best epoch (the optimizer state, history, step and
     ``epochs_trained`` stay the last epoch's, as does a checkpoint written by then).
-    ``best_epoch`` and ``stopped_epoch`` (None if it did not stop) say what happened.
+    ``best_epoch``, ``stopped_epoch`` (None if it did not stop) and ``restored_epoch`` (the
+    epoch whose parameters were put back; None if none were) say what happened, and a verbose
+    ``fit`` prints the last.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
@@ -203,6 +208,7 @@ class EarlyStopping(Callback):
         self.best = math.inf
         self.best_epoch = None
         self.stopped_epoch = None
+        self.restored_epoch = None
         self._wait = 0
         self._best_params = None
         self._last_epoch = None
@@ -214,7 +220,7 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self, model):
         self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = math.inf, None, None, 0, None
-        self._last_epoch = None
+        self._last_epoch = self.restored_epoch = None
 
     def on_epoch_end(self, model, epoch, record):
         if self.monitor not in record:
@@ -237,6 +243,7 @@ class EarlyStopping(Callback):
         if self.restore_best and self._best_params is not None and self.best_epoch != self._last_epoch:
             for name, flat in model.parameter_groups().items():
                 flat.data[...] = self._best_params[name]
+            self.restored_epoch = self.best_epoch
 
 
 def _snapshot(model, optimizers, run_before=None) -> dict:
@@ -325,7 +332,7 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         warnings.warn(f"the encoder's logvar of latent dimension(s) {stuck} lay beyond LOGVAR_RANGE [{lo:g}, {hi:g}] for "
                       "every example of an epoch's last batch: the clamp passes no gradient there, so training cannot "
                       "bring it back (a learning rate far too large puts it there); lower the learning rate and train "
-                      "again", RuntimeWarning, stacklevel=4)  # at the user's model.fit(...)
+                      "again", RuntimeWarning, stacklevel=_stacklevel_outside_package())
     # a finite loss is computed before the step: an overflowing gradient can still leave NaN
     # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
     if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):
@@ -348,6 +355,16 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
                                    "batch's was finite", _advice(optimizers))
         record.update(validation)
     return record
+
+
+def _stacklevel_outside_package() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller name the first frame outside
+    microvae (the user's ``model.fit(...)``), however many of microvae's frames lie between:
+    ``VRAE.fit`` adds one to ``Model.fit``, the CLI another."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _clamped_logvar_columns(model) -> list:
@@ -475,6 +492,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             model._fitting = False
     for cb in callbacks:
         _call_hook(cb, "on_train_end", model)
+        if verbose and isinstance(cb, EarlyStopping) and cb.restored_epoch is not None:  # the model is no longer the last epoch's
+            print(f"restored the parameters of epoch {cb.restored_epoch}, the best by {cb.monitor} ({cb.best:.4f}); "
+                  f"epochs_trained stays {model.epochs_trained}", flush=True)
     return model.history
 
 

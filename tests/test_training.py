@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import linecache
 import os
 import re
 import warnings
@@ -576,8 +577,10 @@ def test_early_stopping_starts_afresh_in_each_fit():
     model = _model()
     stopper = mv.EarlyStopping(patience=1)
     _drive(stopper, [3.0, 2.0, 1.0], model)
+    assert stopper.restored_epoch is None  # the first fit's last epoch was its best
     assert _drive(stopper, [10.0, 9.0, 9.5, 9.5], model) == 4
     assert (stopper.best, stopper.best_epoch, stopper.stopped_epoch) == (9.0, 2, 4) and (model.flat.data == 2).all()
+    assert stopper.restored_epoch == 2
 
 
 def test_a_callback_that_stops_is_not_overruled_by_the_next_and_every_callback_sees_the_last_epoch(data):
@@ -613,13 +616,14 @@ def test_early_stopping_restores_the_best_epoch_also_when_the_run_ends_without_s
     stopper = mv.EarlyStopping(patience=10, restore_best=restore_best)
     assert _drive(stopper, [5.0, 1.0, 4.0, 4.0, 4.0], model) == 5 and stopper.stopped_epoch is None
     assert (model.flat.data == expected).all()
+    assert stopper.restored_epoch == (2 if restore_best else None)
 
 
 def test_early_stopping_keeps_the_last_parameters_when_the_last_epoch_is_the_best():
     model = _model()
     stopper = mv.EarlyStopping(patience=0)
     assert _drive(stopper, [5.0, 4.0, 3.0], model) == 3 and stopper.best_epoch == 3
-    assert (model.flat.data == 3).all()
+    assert (model.flat.data == 3).all() and stopper.restored_epoch is None  # nothing to put back
 
 
 def test_early_stopping_without_validation_is_a_clear_error(data):
@@ -1038,10 +1042,16 @@ def test_fit_with_no_epochs_keeps_the_run_it_found(x):
 def test_an_early_stop_is_said_when_verbose(x, capsys):
     model = _model()
     model.fit(x, epochs=5, verbose=2, callbacks=[mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)])
-    out = capsys.readouterr().out
-    assert out.splitlines()[-1] == "stopped after epoch 2 by EarlyStopping"  # epoch 1 improves on no value yet
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2] == "stopped after epoch 2 by EarlyStopping"  # epoch 1 improves on no value yet
+    best = model.history["loss"][0]
+    assert lines[-1] == f"restored the parameters of epoch 1, the best by loss ({best:.4f}); epochs_trained stays 2"
     model.fit(x, epochs=2, verbose=0, callbacks=[mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9)])
     assert capsys.readouterr().out == ""
+    kept = mv.EarlyStopping(monitor="loss", patience=0, min_delta=1e9, restore_best=False)
+    model.fit(x, epochs=2, verbose=2, callbacks=[kept])
+    assert capsys.readouterr().out.splitlines()[-1].startswith("stopped after epoch")
+    assert kept.restored_epoch is None and kept.stopped_epoch is not None
 
 
 # a logvar pushed beyond the clamp (found by a numerics audit) ----------------------------------------
@@ -1057,6 +1067,14 @@ def test_fit_warns_when_a_latent_logvar_sits_beyond_the_clamp_for_a_whole_batch(
         model.fit(x, epochs=2, lr=1e-3, verbose=0, batch_size=64)
     assert {w.filename for w in caught} == {__file__}
     assert model.encoder.layers[-1].params["b"][3] == side  # no gradient reached it
+    # VRAE.fit adds a frame of microvae's own to Model.fit: the warning still names the user's line
+    sequences = (np.random.default_rng(1).random((64, 3, 2)) > 0.5).astype(np.float32)
+    recurrent = mv.VRAE(2, hidden_size=4, latent_dim=2, seed=0)
+    recurrent.to_latent.params["b"][3] = side
+    with pytest.warns(RuntimeWarning, match=r"latent dimension\(s\) \[1\] lay beyond") as caught:
+        recurrent.fit(sequences, epochs=1, lr=1e-3, verbose=0, batch_size=32)
+    assert {w.filename for w in caught} == {__file__}
+    assert all(linecache.getline(w.filename, w.lineno).strip().startswith("recurrent.fit(") for w in caught)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mv.VAE(16, (32,), 2, seed=0).fit(x, epochs=2, verbose=0, batch_size=64)
