@@ -118,7 +118,7 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
     """Peak signal-to-noise ratio in dB:  10·log10(data_range² / MSE).
 
     By default one number for the whole batch (MSE over every value); with ``per_example``
-    an array with one PSNR per row. Identical inputs give +inf. ``data_range=None``: 1 for
+    an array with one PSNR per row of a batch (n, ...). Identical inputs give +inf. ``data_range=None``: 1 for
     data in [0, 1], else the clean data's max − min (as ``denoising_report`` chooses it).
     """
     for name, array in (("clean", clean), ("other", other)):  # the casts below would drop an imaginary part
@@ -129,6 +129,9 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
         raise ValueError(f"clean and other must have the same shape, got {clean.shape} and {other.shape}")
     if clean.size == 0:
         raise ValueError("psnr of empty arrays is undefined")
+    if per_example and clean.ndim < 2:  # a 1-D image's rows are its pixels: one PSNR per pixel
+        raise ValueError(f"per_example=True needs a batch of shape (n, ...) with one example per row, got shape "
+                         f"{clean.shape}; pass x[None] for a single example")
     for name, array in (("clean", clean), ("other", other)):
         if not np.isfinite(array).all():
             raise ValueError(f"psnr needs finite values: {name} contains NaN or Inf")
@@ -136,7 +139,7 @@ def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
     if not (data_range > 0 and math.isfinite(data_range)):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     sq = (clean - other) ** 2
-    mse = sq.reshape(len(sq), -1).mean(axis=1) if per_example and clean.ndim > 0 else sq.mean()
+    mse = sq.reshape(len(sq), -1).mean(axis=1) if per_example else sq.mean()
     with np.errstate(divide="ignore"):
         value = 10.0 * np.log10(data_range**2 / mse)
     return value if per_example else float(value)
@@ -306,9 +309,10 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
         raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")
     check_real_array(values, "traverse", None, "values")  # the cast below would drop an imaginary part
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if values.size == 0 or not np.isfinite(values).all():
-        raise ValueError("values must be a non-empty list of finite numbers")
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"values must be a non-empty 1-D list of finite numbers, got an array of shape {values.shape}"
+                         + ("" if values.ndim != 1 or values.size == 0 else " holding NaN or Inf"))
     z = np.repeat(z0[None], len(values), axis=0)
     z[:, dim] = z0[dim] + values if relative else values
     return _decode(model, z, y, like=x)

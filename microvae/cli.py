@@ -514,7 +514,7 @@ def cmd_sample(args) -> int:
     if os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is a folder; give the PNG file to write, e.g. {os.path.join(args.out, 'samples.png')}")
     if os.path.splitext(args.out)[1].lower() != ".png":
-        raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out}")
+        raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out or 'an empty name'}")
     model = load(args.checkpoint, backend=args.backend)
     info = read_info(args.checkpoint)
     if not getattr(model, "is_sequence_model", False):

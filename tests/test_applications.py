@@ -508,6 +508,16 @@ def test_psnr_refuses_empty_inputs_and_shapes_that_merely_broadcast():
         app.psnr(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
+@pytest.mark.parametrize("shape", [(16,), ()])
+def test_psnr_per_example_needs_a_batch(shape):
+    """A 1-D image's rows are its pixels: per_example=True gave one PSNR per pixel."""
+    clean = np.zeros(shape)
+    with pytest.raises(ValueError, match=r"per_example=True needs a batch of shape \(n, \.\.\.\).*x\[None\]"):
+        app.psnr(clean, clean + 0.1, per_example=True)
+    assert app.psnr(clean, clean + 0.1) == pytest.approx(20.0)  # one number for the whole image still
+    assert app.psnr(clean.reshape(1, -1), clean.reshape(1, -1) + 0.1, per_example=True) == pytest.approx([20.0])
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("which", ["clean", "other"])
 def test_psnr_refuses_nan_and_inf_by_name(bad, which):
@@ -546,8 +556,15 @@ def test_traverse_refuses_negative_dimensions_and_values_that_are_not_finite():
         with pytest.raises(ValueError, match=r"dim must be an integer in \[0, 2\], got -"):
             app.traverse(model, x[0], dim, [0.0])
     for values in ([0.0, np.nan], [np.inf], [1.0, -np.inf]):
-        with pytest.raises(ValueError, match="values must be a non-empty list of finite numbers"):
+        with pytest.raises(ValueError, match=r"values must be a non-empty 1-D list of finite numbers, got an array of "
+                                             r"shape \(\d\,\) holding NaN or Inf"):
             app.traverse(model, x[0], 1, values)
+    # a grid of values was flattened in silence, and an empty list decoded nothing
+    for values, shape in (([[0.0, 1.0], [2.0, 3.0]], r"\(2, 2\)"), ([], r"\(0,\)"), (2.0, r"\(\)")):
+        with pytest.raises(ValueError, match=f"values must be a non-empty 1-D list of finite numbers, got an array of "
+                                             f"shape {shape}$"):
+            app.traverse(model, x[0], 1, values)
+    assert app.traverse(model, x[0], 1, [0.0, 1.0]).shape == (2, 16)
 
 
 def test_denoising_a_sequence_model_takes_its_mask_where_a_cvae_takes_labels():

@@ -412,6 +412,7 @@ def test_unusable_output_paths_are_clear_messages(trained_run, tmp_path, capsys)
     checkpoint = str(trained_run / "model.npz")
     _fails_cleanly(["sample", checkpoint, "--out", str(tmp_path)], capsys, "is a folder")
     _fails_cleanly(["sample", checkpoint, "--out", str(tmp_path / "s.xyz")], capsys, "must name a .png file")
+    _fails_cleanly(["sample", checkpoint, "--out", ""], capsys, "(sample writes a PNG picture), got an empty name")
     _fails_cleanly(["sample", checkpoint, "--out", str(afile / "s.png")], capsys, "afile")  # an OSError, reported
     assert afile.read_text() == "not a folder" and not (tmp_path / "s.xyz").exists()
     nested = tmp_path / "new" / "sub" / "S.PNG"  # the folder is created; the suffix in any case
