@@ -162,16 +162,31 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
 
     The reconstructions have the shape of ``clean`` (see ``denoise``). PSNRs use ``data_range``;
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
-    real-valued data's PSNRs meaningless)."""
+    real-valued data's PSNRs meaningless).
+
+    A sequence model's mask (``y``) marks the real steps: only they are corrupted, set the
+    default range and count in the PSNRs. The padding stays as it was in ``noisy``; the model
+    reconstructs it as 0, which would otherwise count as denoising it."""
     reconstructed = denoise(model, clean, y)  # first: bad data is reported as the caller's clean input, not its noisy copy
+    clean = np.asarray(clean)
+    real = _real_steps(model, clean, y)
     if data_range is None:  # (after the check: an empty batch has no range)
-        data_range = _data_range(clean)
-    noisy = add_noise(clean, kind, level, seed)
+        data_range = _data_range(clean[real])
+    noisy = clean.astype(clean.dtype if clean.dtype.kind == "f" else np.float32)  # a copy; add_noise's dtype
+    noisy[real] = add_noise(clean[real], kind, level, seed)
     denoised = denoise(model, noisy, y)
-    p_noisy = psnr(clean, noisy, data_range)
-    p_denoised = psnr(clean, denoised, data_range)
-    p_rec = psnr(clean, reconstructed, data_range)
+    p_noisy = psnr(clean[real], noisy[real], data_range)
+    p_denoised = psnr(clean[real], denoised[real], data_range)
+    p_rec = psnr(clean[real], reconstructed[real], data_range)
     return DenoisingReport(noisy, denoised, p_noisy, p_denoised, p_denoised - p_noisy, p_rec)
+
+
+def _real_steps(model, x, mask):
+    """The index of the values that are data: a sequence model's real steps (the mask's 1s,
+    a boolean (n, T) index, already checked by the model), else everything."""
+    if mask is None or not getattr(model, "is_sequence_model", False):
+        return Ellipsis
+    return np.asarray(mask).reshape(x.shape[:2]) != 0
 
 
 def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=None, title=None):
@@ -244,18 +259,9 @@ def slerp(z_a, z_b, t):
 
 def _code(model, x, y=None, what="x"):
     """The posterior mean μ of one example (with or without a batch axis of size 1); an AAE's code."""
-    from .plot import _as_batch_of_one, _encode_mean
+    from .plot import _encode_mean, _one_example
 
-    batch = _as_batch_of_one(x, model)
-    # else the model's shape check would name a batch of one that the caller never passed
-    if getattr(model, "is_sequence_model", False):
-        one, shape = batch.ndim == 3 and len(batch) == 1, ", a sequence (time, features)"
-    else:
-        one = len(batch) == 1 and batch.size == math.prod(model.input_shape)  # (H, W) for a (1, H, W) ConvVAE too
-        shape = f", shaped {tuple(model.input_shape)}"
-    if not one:
-        raise ValueError(f"{what} must be one example{shape} (or with a batch axis of one), got shape {np.shape(x)}")
-    return _encode_mean(model, batch, y)[0]
+    return _encode_mean(model, _one_example(x, model, what), y)[0]
 
 
 def _decode(model, z, y=None, like=None):
@@ -291,6 +297,9 @@ def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "sl
     """One row per method: the decoded path from x_a to x_b (for a single linear path with the
     inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row). ``y``: the
     class label of a conditional model, as in ``interpolate``."""
+    if getattr(model, "is_sequence_model", False):  # the decoded paths would be drawn as grey (T, F) images
+        raise TypeError(f"plot_interpolations draws images; {type(model).__name__} generates sequences: use "
+                        "interpolate, and microvae.plot.plot_sequences or plot_piano_roll to draw them")
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods:
         raise ValueError("methods must name at least one of 'linear' and 'slerp', got none")

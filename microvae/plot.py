@@ -358,6 +358,29 @@ def _as_batch_of_one(x, model=None) -> np.ndarray:
     return arr[np.newaxis]
 
 
+def _one_example(x, model, what="x") -> np.ndarray:
+    """``x`` as a batch of one, refusing anything that is not one example of ``model``: a
+    batch of several would otherwise reach the model's own check with an axis the caller
+    never passed. A HierarchicalVRAE's sequence must come whole, in segments: these
+    pictures and paths take no mask."""
+    batch = _as_batch_of_one(x, model)
+    if getattr(model, "is_sequence_model", False):
+        one, shape = batch.ndim == 3 and len(batch) == 1, ", a sequence (time, features)"
+        segment = getattr(model, "segment_length", None)
+        if one and segment and batch.shape[1] % segment:
+            raise ValueError(f"{what} has {batch.shape[1]} steps, not a multiple of the {type(model).__name__}'s "
+                             f"segment_length={segment}, and this takes no mask: trim it to a multiple, or encode a "
+                             "padded batch with its mask (model.encode(x, mask)) and decode the codes you choose "
+                             "(model.decode(z, length))")
+    else:  # a duck-typed model without input_shape: a batch axis of one is all there is to check
+        input_shape = getattr(model, "input_shape", None)
+        one = len(batch) == 1 and (input_shape is None or batch.size == math.prod(input_shape))  # (H, W) for (1, H, W)
+        shape = "" if input_shape is None else f", shaped {tuple(input_shape)}"
+    if not one:
+        raise ValueError(f"{what} must be one example{shape} (or with a batch axis of one), got shape {np.shape(x)}")
+    return batch
+
+
 def _check_label(model, y):
     """``y`` for a conditional model (``needs_labels``) as one class label, else None.
 
@@ -601,8 +624,8 @@ def plot_interpolation(model, x_a, x_b, steps: int = 10, image_shape=None,
     steps = _check_count("steps", steps)
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps}")
-    a = _as_batch_of_one(x_a, model)
-    b = _as_batch_of_one(x_b, model)
+    a = _one_example(x_a, model, "x_a")
+    b = _one_example(x_b, model, "x_b")
     if a.shape != b.shape:
         raise ValueError(
             f"x_a and x_b must have the same shape, got {np.shape(x_a)} and "
@@ -651,12 +674,16 @@ def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
     span = float(span)
     if not (math.isfinite(span) and span >= 0):
         raise ValueError(f"span must be a non-negative number, got {span!r}")
-    mu = _encode_mean(model, _as_batch_of_one(x, model), y)[0]
+    mu = _encode_mean(model, _one_example(x, model), y)[0]
     latent_dim = mu.shape[0]
     if dims is None:
         dims = list(range(min(latent_dim, 10)))
     else:
-        dims = [int(d) for d in np.atleast_1d(dims)]
+        given = np.atleast_1d(np.asarray(dims, dtype=object))
+        if given.ndim != 1 or not all(isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+                                      for d in given):  # int() made 0.7 dimension 0 and True dimension 1
+            raise ValueError(f"dims must be latent dimensions: integers, or a list of them, got {dims!r}")
+        dims = [int(d) for d in given]
         if not dims:
             raise ValueError("dims must name at least one latent dimension")
         bad = [d for d in dims if not 0 <= d < latent_dim]
@@ -885,9 +912,9 @@ _CURVE_KEYS = ("loss", "recon", "kl")
 
 def _history_columns(history) -> dict[str, list]:
     """Normalise a training history to a dict of per-epoch lists."""
+    history = getattr(history, "history", history)  # a model (its History), or a Keras-style object
     if callable(getattr(history, "as_dict", None)):  # microvae.training.History (model.history)
         history = history.as_dict()
-    history = getattr(history, "history", history)  # Keras-style objects
     if isinstance(history, Mapping):
         cols = {str(k): list(np.ravel(np.asarray(v, dtype=object)))
                 for k, v in history.items()}
@@ -926,7 +953,7 @@ def plot_loss_curves(history, path=None):
     discriminator and generator losses in a third.
 
     ``history`` is the :class:`microvae.training.History` that ``fit``
-    returns (``model.history``), a dict of per-epoch lists (any subset of
+    returns (``model.history``, or the model itself), a dict of per-epoch lists (any subset of
     ``loss``, ``recon``, ``kl``, ``disc``, ``gen`` and their ``val_`` versions; ``train_``
     prefixes are accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
     present and of matching length, is used for the x axis; missing values

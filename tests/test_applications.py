@@ -621,3 +621,61 @@ def test_the_documented_defaults_of_the_noise_the_report_and_the_path():
     model = mv.VAE(16, (8,), 2, seed=0)
     np.testing.assert_array_equal(app.denoising_report(model, x).noisy, app.add_noise(x, "gaussian", 0.3, seed=0))
     assert app.interpolate(model, x[0], x[1]).shape == (10, 16)
+
+
+# a sequence model's padding in the denoising report (found by an audit of the uses layer) -----------
+def _ragged(pad_value):
+    rng = np.random.default_rng(0)
+    x, mask = mv.pad_sequences([rng.random((length, 3)) for length in (2, 2, 2, 8)], value=pad_value)
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    model.fit(x, mask, epochs=1, batch_size=4, verbose=0)
+    return model, x, mask.astype(bool)
+
+
+@pytest.mark.parametrize("kind", app.NOISE_KINDS)
+def test_denoising_report_measures_and_corrupts_only_a_sequence_models_real_steps(kind):
+    """The padding was noised, and the model's zeros there counted as denoising it: +0.89 dB
+    reported where the real steps lost 2.29 dB. Padding of −1 made the noise treat the data
+    as real-valued (no clip, −1 as pepper) and the model then refused the noisy copy."""
+    for pad_value in (0.0, -1.0):
+        model, x, real = _ragged(pad_value)
+        report = app.denoising_report(model, x, kind, 0.3, seed=0, y=real.astype(np.float32))
+        np.testing.assert_array_equal(report.noisy[~real], x[~real])  # the padding is left as it was
+        np.testing.assert_array_equal(report.noisy[real], app.add_noise(x[real], kind, 0.3, seed=0))
+        assert report.noisy[real].min() >= 0 and report.noisy[real].max() <= 1  # the real steps are [0, 1] data
+        by_hand = {name: 10 * np.log10(1 / np.mean((x[real] - other[real]) ** 2))
+                   for name, other in (("noisy", report.noisy), ("denoised", report.denoised),
+                                       ("clean", model.reconstruct(x, real.astype(np.float32))))}
+        assert report.psnr_noisy == pytest.approx(by_hand["noisy"])
+        assert report.psnr_denoised == pytest.approx(by_hand["denoised"])
+        assert report.psnr_clean_reconstruction == pytest.approx(by_hand["clean"])
+        assert report.gain == pytest.approx(by_hand["denoised"] - by_hand["noisy"])
+
+
+def test_denoising_report_without_a_mask_is_what_it_was():
+    """No mask: every value is data, and the noisy copy is add_noise's of the whole batch."""
+    model, x, _ = _ragged(0.0)
+    report = app.denoising_report(model, x, "gaussian", 0.3, seed=0)
+    np.testing.assert_array_equal(report.noisy, app.add_noise(x, "gaussian", 0.3, seed=0))
+    assert report.psnr_noisy == pytest.approx(app.psnr(x, report.noisy))
+    assert report.psnr_denoised == pytest.approx(app.psnr(x, model.reconstruct(report.noisy)))
+
+
+def test_a_hierarchical_vraes_path_needs_whole_segments_and_says_how_to_go_on():
+    """interpolate and traverse take no mask, so the model's advice to mask the padding could not be followed."""
+    model = mv.HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2, seed=0)
+    x = np.random.default_rng(1).random((2, 5, 3))
+    message = r"x_a has 5 steps, not a multiple of the HierarchicalVRAE's segment_length=2, and this takes no mask"
+    with pytest.raises(ValueError, match=message):
+        app.interpolate(model, x[0], x[1], steps=3)
+    with pytest.raises(ValueError, match=r"x has 5 steps.*model\.encode\(x, mask\).*model\.decode\(z, length\)"):
+        app.traverse(model, x[0], 0, [0.0])
+    assert app.interpolate(model, x[0, :4], x[1, :4], steps=3).shape == (3, 4, 3)
+
+
+def test_plot_interpolations_refuses_a_sequence_model():
+    """Its decoded paths were drawn as grey (T, F) tiles; the plot module's pictures already refused."""
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    x = np.random.default_rng(2).random((2, 4, 3))
+    with pytest.raises(TypeError, match="plot_interpolations draws images; VRAE generates sequences: use interpolate"):
+        app.plot_interpolations(model, x[0], x[1], steps=3)

@@ -1173,3 +1173,36 @@ def test_an_epoch_column_of_another_length_is_not_the_x_axis():
     epochs are counted 1, 2, ... (it broadcast-failed)."""
     (total,) = mplot.plot_loss_curves({"epoch": [1, 2], "loss": [3.0, 2.0, 1.0]}).axes
     np.testing.assert_allclose(_lines(total)["loss"].get_xdata(), [1, 2, 3])
+
+
+# found by an audit of the uses layer ---------------------------------------------------------------
+def test_interpolation_and_traversal_pictures_name_the_shape_the_caller_passed(rng):
+    """Two examples gave "x must have shape (batch, 16), got (1, 2, 16)": a batch axis the caller never passed."""
+    import microvae as mv
+
+    model = mv.VAE(16, (4,), 2, seed=0)
+    x = rng.random((4, 16))
+    with pytest.raises(ValueError, match=r"x must be one example, shaped \(16,\) \(or with a batch axis of one\), "
+                                         r"got shape \(2, 16\)"):
+        mplot.plot_traversal(model, x[:2], image_shape=(4, 4))
+    with pytest.raises(ValueError, match=r"x_a must be one example, shaped \(16,\).*got shape \(2, 16\)"):
+        mplot.plot_interpolation(model, x[:2], x[2:4], steps=3, image_shape=(4, 4))
+    assert isinstance(mplot.plot_traversal(model, x[:1], image_shape=(4, 4)), Figure)
+
+
+@pytest.mark.parametrize("dims", [[0.7], 0.7, True, [True], [[0, 1]], ["0"]])
+def test_plot_traversal_refuses_dims_that_are_not_integers(rng, dims):
+    """int() made dims=[0.7] draw dimension 0 and dims=True dimension 1."""
+    with pytest.raises(ValueError, match="dims must be latent dimensions: integers, or a list of them"):
+        mplot.plot_traversal(FakeModel(latent_dim=3), rng.random(D), dims=dims)
+    fig = mplot.plot_traversal(FakeModel(latent_dim=3), rng.random(D), dims=np.array([2, 0]), steps=2)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["z[2]", "z[0]"]
+
+
+def test_plot_loss_curves_takes_the_model_itself():
+    """The model was read for its history after the History check: "must be a History ..., got History"."""
+    import microvae as mv
+
+    model = mv.VAE(D, (4,), 2, seed=0)
+    model.fit(np.random.default_rng(0).random((20, D)), epochs=2, batch_size=10, verbose=0)
+    np.testing.assert_allclose(_lines(mplot.plot_loss_curves(model).axes[0])["loss"].get_ydata(), model.history["loss"])
