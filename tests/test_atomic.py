@@ -191,3 +191,28 @@ def test_another_writers_temporary_file_is_never_clobbered(tmp_path, monkeypatch
     with pytest.raises(FileExistsError):
         write_atomically(path, lambda f: f.write(b"new"))
     assert other.read_bytes() == b"someone else's" and path.read_bytes() == b"old"
+
+
+def test_write_idx_replaces_a_file_whole(tmp_path):
+    """write_idx rewrote its file in place, so a reader (or a crash) could meet half of one."""
+    from microvae.datasets import read_idx, write_idx
+
+    path = tmp_path / "new" / "a.idx.gz"  # the folder is made, as for every other writer
+    write_idx(path, np.zeros((3, 4), np.uint8))
+    inode = os.stat(path).st_ino
+    write_idx(path, np.ones((3, 4), np.uint8))
+    assert os.stat(path).st_ino != inode  # a new file renamed over the old one
+    np.testing.assert_array_equal(read_idx(path), np.ones((3, 4), np.uint8))
+    assert sorted(os.listdir(path.parent)) == ["a.idx.gz"]
+
+
+def test_no_module_opens_a_file_for_writing_but_the_atomic_writer():
+    """Every file microvae writes goes through write_atomically (README: "as is every file microvae writes")."""
+    import pathlib
+    import re
+
+    package = pathlib.Path(mv.__file__).parent
+    writes = re.compile(r"""\bopen\([^)]*['"][wax]b?\+?['"]""")
+    offenders = [f"{path.relative_to(package)}:{number}" for path in package.rglob("*.py") if path.name != "atomic.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if writes.search(line)]
+    assert offenders == []

@@ -661,6 +661,30 @@ def test_loss_convention():
         per_example, *grads = getattr(mv.losses, name)(*inputs[name])
         assert per_example.shape == (4,) and grads, name
         assert all(g.shape in {i.shape for i in inputs[name]} for g in grads), name
+    shown("`gaussian_nll` with a fixed variance, a number, returns None for dlogvar", section("The loss convention"))
+    per_example, dmean, dlogvar = mv.losses.gaussian_nll(a, x, 0.5)
+    assert per_example.shape == (4,) and dmean.shape == a.shape and dlogvar is None
+
+
+def test_which_fit_settings_continue_a_run():
+    """README: settings left out, or given at the run's own value, continue the run; any other value starts a new one."""
+    shown("Settings that `fit` is not given (optimizer, `lr`, options) continue the current run's, as does a setting "
+          "given at the value the run already uses (an option at the optimizer's default, such as `clip_norm=None`, "
+          "names the same run as leaving it out); any other value starts a new run, with fresh optimizer state")
+    x = np.random.default_rng(0).random((40, 16)).astype(np.float32)
+    model = mv.VAE(16, (8,), 2, seed=0)
+    model.fit(x, epochs=1, verbose=0, batch_size=20)
+    run = model.optimizers["model"]
+    for same in ({}, {"clip_norm": None}, {"lr": 1e-3}, {"optimizer": "adam"}):
+        model.fit(x, epochs=1, verbose=0, batch_size=20, **same)
+        assert model.optimizers["model"] is run, same
+    model.fit(x, epochs=1, verbose=0, batch_size=20, clip_norm=5.0)
+    clipped = model.optimizers["model"]
+    assert clipped is not run and clipped.t == 2  # a new run: its moments and step count start afresh
+    model.fit(x, epochs=1, verbose=0, batch_size=20)  # left out: the clipped run continues
+    assert model.optimizers["model"] is clipped and model.optimizer_spec[2] == (("clip_norm", 5.0),)
+    model.fit(x, epochs=1, verbose=0, batch_size=20, clip_norm=None)  # the default, but not the run's value
+    assert model.optimizers["model"] is not clipped and model.optimizer_spec == ("adam", 1e-3, ())
 
 
 # the value alternatives README lists (kind="bce"|"mse"), tried on small inputs -------------------

@@ -23,6 +23,8 @@ import zlib
 
 import numpy as np
 
+from ..atomic import write_atomically
+
 __all__ = ["IDX_TYPE_CODES", "read_idx", "write_idx"]
 
 #: Map from IDX type code to the big-endian numpy dtype it denotes.
@@ -132,7 +134,7 @@ def write_idx(path: str | os.PathLike, array) -> None:
     Parameters
     ----------
     path:
-        Destination file; overwritten if it exists.
+        Destination file; replaced atomically if it exists (missing folders are made).
     array:
         Array-like with at least one dimension and a dtype that IDX can store:
         ``uint8``, ``int8``, ``int16``, ``int32``, ``float32`` or ``float64``
@@ -157,5 +159,4 @@ def write_idx(path: str | os.PathLike, array) -> None:
     payload = header + np.ascontiguousarray(array, dtype=IDX_TYPE_CODES[code]).tobytes()
     if path.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    with open(path, "wb") as fh:
-        fh.write(payload)
+    write_atomically(path, lambda fh: fh.write(payload))  # an existing file is replaced whole or kept
