@@ -492,7 +492,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             model._fitting = False
     for cb in callbacks:
         _call_hook(cb, "on_train_end", model)
-        if verbose and isinstance(cb, EarlyStopping) and cb.restored_epoch is not None:  # the model is no longer the last epoch's
+        # the model is no longer the last epoch's: say so, beside "stopped after epoch ..."
+        if verbose and isinstance(cb, EarlyStopping) and cb.restored_epoch is not None:
             print(f"restored the parameters of epoch {cb.restored_epoch}, the best by {cb.monitor} ({cb.best:.4f}); "
                   f"epochs_trained stays {model.epochs_trained}", flush=True)
     return model.history

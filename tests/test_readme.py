@@ -781,7 +781,8 @@ def test_evaluation_claims(tiny):
     assert A.add_noise(x, kind="gaussian", level=0.5, seed=0, clip=False).min() < 0
     shown("(`y`: the class, for a CVAE; an AAE's codes work too)", text)
     assert A.traverse(aae, x[0], 0, np.linspace(-2, 2, 5)).shape == (5, x.shape[1])
-    shown("`denoising_report` (the PSNR gain; `data_range` 1 for [0, 1] data, else the data's span; given a sequence model's mask as `y`, it corrupts and measures only the real steps)", text)
+    shown("`denoising_report` (the PSNR gain; `data_range` 1 for [0, 1] data, else the data's span; given a sequence "
+          "model's mask as `y`, it corrupts and measures only the real steps)", text)
     assert "data_range" in inspect.signature(A.denoising_report).parameters
     assert inspect.signature(A.psnr).parameters["data_range"].default == 1
 
