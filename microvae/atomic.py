@@ -44,7 +44,12 @@ def write_atomically(path, write) -> str:
             f.flush()
             _keep_mode(target, f.fileno())
             os.fsync(f.fileno())
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:  # e.g. a folder at the target: name the file asked for, not the hidden one
+            if exc.errno is None:  # no errno to rebuild the error from: keep it as it is
+                raise
+            raise OSError(exc.errno, exc.strerror, path) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

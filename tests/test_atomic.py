@@ -216,3 +216,13 @@ def test_no_module_opens_a_file_for_writing_but_the_atomic_writer():
     offenders = [f"{path.relative_to(package)}:{number}" for path in package.rglob("*.py") if path.name != "atomic.py"
                  for number, line in enumerate(path.read_text().splitlines(), 1) if writes.search(line)]
     assert offenders == []
+
+
+def test_a_folder_at_the_target_is_named_as_a_plain_open_names_it(tmp_path):
+    """The rename's error named the hidden temporary file (".x.idx.ed71….tmp -> x.idx")."""
+    target = tmp_path / "x.idx"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        write_atomically(target, lambda f: f.write(b"data"))
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    assert os.listdir(tmp_path) == ["x.idx"] and os.listdir(target) == []  # no temporary file left

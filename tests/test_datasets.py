@@ -845,6 +845,23 @@ def test_sprites_rotational_symmetry_is_as_documented(sprite_grid):
     assert heart.min() > 0 and heart.mean() > 15  # heart: always different (only slightly when tiny)
 
 
+def test_sprites_coincidences_from_pixel_rounding_are_as_documented(sprite_grid):
+    """The docstring counted only the symmetric shapes' coincidences; rounding adds a few (an audit)."""
+    f, images = sprite_grid.factors, sprite_grid.images.astype(np.uint8)
+    _, group = np.unique(images, axis=0, return_inverse=True)
+    group = group.ravel()
+    assert len(np.unique(group)) == 30476 and len(images) == 46080
+    members = {}
+    for row, g in enumerate(group.tolist()):
+        members.setdefault(g, []).append(f[row])
+    shared = [np.array(rows) for rows in members.values() if len(rows) > 1]
+    squares_over_scales = [g for g in shared if g[0, 0] == 0 and len(set(g[:, 1])) == 2]
+    hearts = [g for g in shared if g[0, 0] == 2]
+    assert len(squares_over_scales) == 180 and all(np.ptp(g[:, 1]) == 1 for g in squares_over_scales)
+    assert len(hearts) == 12 and all(len(g) == 2 and len(set(map(tuple, g[:, [1, 3, 4]]))) == 1 for g in hearts)
+    assert all(len(set(g[:, 0])) == 1 for g in shared)  # no two shapes ever look alike
+
+
 def test_sprites_shapes_argument():
     s = ds.make_sprites(20, shapes=("triangle", "heart"))
     assert list(s.factor_values["shape"]) == ["triangle", "heart"]
@@ -1145,9 +1162,14 @@ def test_public_api_is_exported():
             assert obj.__doc__ and len(obj.__doc__) > 100, name
 
 
-def test_make_sprites_flatten_is_true_or_false():
+def test_make_sprites_flatten_is_true_or_false(monkeypatch):
     with pytest.raises(TypeError, match="flatten must be True or False"):  # "no" flattened
         ds.make_sprites(n=2, flatten="no")
+    from microvae.datasets import sprites
+
+    monkeypatch.setattr(sprites, "_render", lambda *a: pytest.fail("rendered 46080 images before refusing flatten"))
+    with pytest.raises(TypeError, match="flatten must be True or False"):
+        ds.make_sprites(None, flatten="no")
 
 
 # --------------------------------------------------------------------------- gaps found by a mutation review
@@ -1404,3 +1426,47 @@ def test_images_as_sequences_refuses_a_width_of_zero():
     # (2, 0) images of height 3 and width 0 would pass as rows of no pixels
     with pytest.raises(ValueError, match="width must be an integer >= 1, got 0"):
         ds.images_as_sequences(np.zeros((2, 0)), height=3, width=0)
+
+
+# found by an audit of the datasets module ---------------------------------------------------------
+@pytest.mark.parametrize("error", [lambda: __import__("http.client").client.IncompleteRead(b"abc", 1000),
+                                   lambda: __import__("http.client").client.BadStatusLine("garbled")])
+def test_a_reply_cut_short_is_a_dataset_not_found_error_like_any_network_failure(isolated, monkeypatch, error):
+    """http.client's IncompleteRead (a connection dropped mid-body) is no OSError: it escaped
+    the mirror loop, load_fashion_mnist and the CLI as a bare traceback."""
+    monkeypatch.setattr(download_mod, "_fetch", _REAL_FETCH)
+    monkeypatch.delenv("MICROVAE_OFFLINE")  # urlopen is the fake below: nothing reaches the network
+
+    def cut_short(url, *args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(urllib.request, "urlopen", cut_short)
+    with pytest.raises(ds.DatasetNotFoundError, match=r"(IncompleteRead|BadStatusLine)") as info:
+        ds.load_fashion_mnist()
+    assert isinstance(info.value.__cause__, OSError)
+    cache = isolated["cache"] / "fashion-mnist"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_read_idx_refuses_a_large_foreign_file_before_reading_it(tmp_path):
+    """A zip file (or any large file) passed by mistake was read and decompressed whole, 400 MiB
+    for a 400 KB gzip, before its 4-byte header was found wrong."""
+    import tracemalloc
+
+    bomb = tmp_path / "bomb.gz"
+    bomb.write_bytes(gzip.compress(b"PK\x03\x04" + bytes(64 << 20)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb\.gz: not an IDX file: .*found 50 4b 03 04"):
+            ds.read_idx(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+
+
+def test_read_idx_names_the_file_when_the_header_declares_more_dimensions_than_numpy_has(tmp_path):
+    path = tmp_path / "deep.idx"
+    path.write_bytes(bytes([0, 0, 8, 65]) + struct.pack(">65I", *[1] * 65) + b"\x07")
+    with pytest.raises(ValueError, match=r"deep\.idx: IDX header declares 65 dimensions, more than a NumPy array can have"):
+        ds.read_idx(path)

@@ -9,6 +9,7 @@ it, e.g. ``monkeypatch.setattr(microvae.datasets.download, "_fetch", fake)``, an
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import sys
 import urllib.request
@@ -37,12 +38,16 @@ def offline() -> bool:
 
 
 def _fetch(url: str, timeout: float = 60.0) -> bytes:
-    """Return the body of ``url``. Raises ``urllib.error.URLError``/``OSError`` on failure,
-    and ``OSError`` without touching the network when ``$MICROVAE_OFFLINE`` is set."""
+    """Return the body of ``url``. Raises ``urllib.error.URLError``/``OSError`` on failure (an
+    HTTP reply cut short or garbled too), and ``OSError`` without touching the network when
+    ``$MICROVAE_OFFLINE`` is set."""
     if offline():
         raise OSError(f"${OFFLINE_ENV_VAR} is set, so microvae does not use the network (wanted {url})")
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except http.client.HTTPException as exc:  # a body cut short (IncompleteRead), a garbled reply: not OSErrors
+        raise OSError(f"{url}: {type(exc).__name__}: {exc}") from exc
 
 
 def _md5_hex(data: bytes) -> str:

@@ -40,19 +40,47 @@ IDX_TYPE_CODES: dict[int, np.dtype] = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_bytes(path: str) -> bytes:
-    """Return the (decompressed, if gzipped) contents of ``path``."""
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+def _read_bytes(path: str, check_magic) -> bytes:
+    """Return the (decompressed, if gzipped) contents of ``path``, after ``check_magic`` has
+    passed their first 4 bytes: a large file that is no IDX file is refused unread."""
+    with open(path, "rb") as raw_file:
+        gzipped = raw_file.read(2) == _GZIP_MAGIC
+        raw_file.seek(0)
+        stream = gzip.GzipFile(fileobj=raw_file, mode="rb") if gzipped else raw_file
+        try:
+            head = stream.read(4)
+            check_magic(head)
+            return head + stream.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            if not gzipped:
+                raise
+            raise ValueError(
+                f"{path}: file starts with the gzip magic bytes 1f 8b but could not be "
+                f"decompressed ({exc}); the file is corrupt or truncated"
+            ) from exc
+
+
+def _check_magic(path: str, head: bytes) -> None:
+    """The IDX magic number: two zero bytes, a known type code, 1 to 255 dimensions."""
+    if len(head) < 4:
         raise ValueError(
-            f"{path}: file starts with the gzip magic bytes 1f 8b but could not be "
-            f"decompressed ({exc}); the file is corrupt or truncated"
-        ) from exc
+            f"{path}: expected at least 4 bytes for the IDX magic number, "
+            f"found {len(head)} (empty or truncated file?)"
+        )
+    zero0, zero1, type_code, ndim = head[0], head[1], head[2], head[3]
+    if zero0 != 0 or zero1 != 0:
+        raise ValueError(
+            f"{path}: not an IDX file: expected the magic number to start with "
+            f"two zero bytes, found {head[:4].hex(' ')}"
+        )
+    if type_code not in IDX_TYPE_CODES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPE_CODES)
+        raise ValueError(
+            f"{path}: unknown IDX type code 0x{type_code:02X} in magic number "
+            f"{head[:4].hex(' ')}; expected one of {known}"
+        )
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -83,28 +111,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         If ``path`` does not exist.
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
-
-    if len(data) < 4:
-        raise ValueError(
-            f"{path}: expected at least 4 bytes for the IDX magic number, "
-            f"found {len(data)} (empty or truncated file?)"
-        )
-    zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
-    if zero0 != 0 or zero1 != 0:
-        raise ValueError(
-            f"{path}: not an IDX file: expected the magic number to start with "
-            f"two zero bytes, found {data[:4].hex(' ')}"
-        )
-    if type_code not in IDX_TYPE_CODES:
-        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPE_CODES)
-        raise ValueError(
-            f"{path}: unknown IDX type code 0x{type_code:02X} in magic number "
-            f"{data[:4].hex(' ')}; expected one of {known}"
-        )
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
-
+    data = _read_bytes(path, lambda head: _check_magic(path, head))
+    type_code, ndim = data[2], data[3]
     header_size = 4 + 4 * ndim
     if len(data) < header_size:
         raise ValueError(
@@ -121,7 +129,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path}: header says shape {tuple(dims)} of {dtype.newbyteorder('=').name}, so "
             f"expected {expected} bytes of data after the header, found {found} ({hint})"
         )
-    array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(dims)
+    array = np.frombuffer(data, dtype=dtype, offset=header_size)
+    try:
+        array = array.reshape(dims)
+    except ValueError as exc:  # more dimensions than NumPy allows (64; 32 before NumPy 2)
+        raise ValueError(f"{path}: IDX header declares {ndim} dimensions, more than a NumPy array can have ({exc})") from None
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 

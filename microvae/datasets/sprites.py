@@ -23,7 +23,10 @@ after a half turn and a triangle after a third of a turn, so for those shapes
 several rotation values give identical images (with the default 10 rotations,
 rotations ``k`` and ``k + 5`` coincide for squares and ellipses). The heart has
 no rotational symmetry. This mirrors dSprites, where rotation is likewise not
-identifiable from the image alone for symmetric shapes.
+identifiable from the image alone for symmetric shapes. Pixel rounding makes a
+few more images coincide: in the default full grid (``n=None``), 180 groups of
+identical squares span two neighbouring scales, and 12 pairs of hearts differ
+only in rotation; 30476 of its 46080 images are distinct.
 """
 
 from __future__ import annotations
@@ -172,6 +175,7 @@ def make_sprites(
         and values (see :class:`Sprites`).
     """
     size = _check_count("size", size, _MIN_SIZE)
+    flatten = check_bool("flatten", flatten)  # before rendering, not after
     n_scales = _check_count("n_scales", n_scales)
     n_rotations = _check_count("n_rotations", n_rotations)
     n_positions = _check_count("n_positions", n_positions)
@@ -205,7 +209,7 @@ def make_sprites(
         position_values[:] = size / 2.0
 
     images = _render(factors, size, shapes, scale_values, rotation_values, position_values)
-    images = images.reshape(len(factors), size * size) if check_bool("flatten", flatten) else images.reshape(len(factors), 1, size, size)
+    images = images.reshape(len(factors), size * size) if flatten else images.reshape(len(factors), 1, size, size)
     values = {
         "shape": np.array(shapes),
         "scale": scale_values,
