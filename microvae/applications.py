@@ -172,8 +172,9 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     real = _real_steps(model, clean, y)
     if data_range is None:  # (after the check: an empty batch has no range)
         data_range = _data_range(clean[real])
-    noisy = clean.astype(clean.dtype if clean.dtype.kind == "f" else np.float32)  # a copy; add_noise's dtype
-    noisy[real] = add_noise(clean[real], kind, level, seed)
+    noisy_real = add_noise(clean[real], kind, level, seed)
+    noisy = clean.astype(noisy_real.dtype)  # a copy in add_noise's dtype: the padding stays as it was
+    noisy[real] = noisy_real
     denoised = denoise(model, noisy, y)
     p_noisy = psnr(clean[real], noisy[real], data_range)
     p_denoised = psnr(clean[real], denoised[real], data_range)

@@ -129,7 +129,6 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
         arrays[f"params/{name}"] = _checked_for_saving(path, f"parameter group {name!r}", be.to_numpy(flat.data))
     training = {"step": model.step, "epochs_trained": model.epochs_trained, "train_seed": model.train_seed,
                 "history": model.history.epochs, "optimizer": None}
-
     if include_optimizer and model.optimizers:
         name, lr, options = model.optimizer_spec
         if not isinstance(name, str):
