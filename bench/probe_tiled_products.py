@@ -48,7 +48,6 @@ SETTLE_S = 0.3
 
 def build_kernels():
     import numba
-    import numpy as np
 
     options = dict(fastmath=True, boundscheck=False, error_model="numpy", parallel=True, nogil=True)
 
