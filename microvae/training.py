@@ -98,8 +98,11 @@ class History:
 
     def to_json(self, path) -> None:
         """Write the records as a JSON list, atomically (an existing file is replaced whole or kept).
-        NumPy scalars (a value a callback added) are written as numbers."""
-        text = json.dumps(self.epochs, indent=2, default=_json_value)  # before the file is touched: a bad value keeps it
+        NumPy scalars (a value a callback added) are written as numbers; NaN and ±Inf, which
+        JSON cannot hold, as null (Python's own NaN token would break other JSON readers)."""
+        records = [{key: _finite_or_none(value) for key, value in record.items()} for record in self.epochs]
+        # allow_nan=False: a non-finite value that slipped past the line above fails here, before the file is touched
+        text = json.dumps(records, indent=2, default=_json_value, allow_nan=False)
         _atomic_write_text(check_file_path("path", path, "history.json"), text)
 
     def to_csv(self, path) -> None:
@@ -114,6 +117,13 @@ class History:
 
     def __repr__(self):
         return f"History({len(self.epochs)} epochs, keys={self.keys()})"
+
+
+def _finite_or_none(value):
+    """A record's value for JSON: a non-finite float (Python's or NumPy's) becomes None."""
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_value(value):

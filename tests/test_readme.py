@@ -1055,3 +1055,10 @@ def test_figures_under_the_pictures_are_the_notebooks_stored_outputs():
         nb = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text(encoding="utf-8"))
         text = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
         assert printed in text, f"README quotes {words!r}; {notebook} prints no {printed!r}"
+
+
+def test_history_json_writes_non_finite_values_as_null(tmp_path):
+    """"`History.to_json` writes a NaN or ±Inf value as null"."""
+    shown("`History.to_json` writes a NaN or ±Inf value as null")
+    mv.History([{"epoch": 1, "loss": float("nan"), "kl": float("-inf")}]).to_json(tmp_path / "h.json")
+    assert json.loads((tmp_path / "h.json").read_text()) == [{"epoch": 1, "loss": None, "kl": None}]

@@ -1007,6 +1007,19 @@ def test_history_to_json_refuses_a_value_json_cannot_hold_and_keeps_the_file(tmp
     assert path.read_text() == "earlier"
 
 
+def test_history_to_json_writes_non_finite_values_as_null(tmp_path):
+    """JSON has no NaN or Infinity: Python's json would write bare NaN tokens that other readers
+    refuse; they are written as null, Python's and NumPy's alike, and the file is strict JSON."""
+    path = tmp_path / "h.json"
+    records = [{"epoch": 1, "loss": 2.5, "test_elbo": float("nan"), "kl": np.float32("inf"), "gap": -np.inf, "note": "ok"}]
+    mv.History(records).to_json(path)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    strict = json.loads(text, parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    assert strict == [{"epoch": 1, "loss": 2.5, "test_elbo": None, "kl": None, "gap": None, "note": "ok"}]
+    assert records[0]["test_elbo"] != records[0]["test_elbo"]  # the history itself keeps its NaN
+
+
 def test_a_callback_class_or_a_callback_listed_twice_is_refused_before_training(x):
     model = _model()
     before = model.flat.data.copy()
