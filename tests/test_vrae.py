@@ -229,6 +229,18 @@ def test_pad_sequences():
     assert mv.pad_sequences is pad_sequences  # the VRAE docs point to it: importable from the top
 
 
+@pytest.mark.parametrize("dtypes, expected", [((np.int64, np.int64), np.float32), ((np.bool_, np.uint8), np.float32),
+                                               ((np.int64, np.float32), np.float32), ((np.float16, np.int32), np.float32),
+                                               ((np.int64, np.float64), np.float64), ((np.float64, np.float64), np.float64)])
+def test_pad_sequences_keeps_integer_sequences_float32(dtypes, expected):
+    """Integer and bool sequences give float32 x (NumPy's promotion of int64 with float32 is
+    float64); a float64 sequence keeps x float64. The values are exact either way."""
+    seqs = [np.array([[1, 0], [0, 1], [1, 1]], dtype=dtypes[0]), np.array([[0, 1]], dtype=dtypes[1])]
+    x, mask = pad_sequences(seqs, value=0.5)
+    assert x.dtype == expected and mask.dtype == np.float32
+    assert x.tolist() == [[[1, 0], [0, 1], [1, 1]], [[0, 1], [0.5, 0.5], [0.5, 0.5]]]
+
+
 @pytest.mark.parametrize("length, error", [(2.7, ValueError), (0, ValueError), ("3", TypeError), (True, TypeError)])
 def test_pad_sequences_refuses_a_length_that_is_not_a_positive_integer(length, error):
     """int(length) would cut every sequence to 2 steps for length=2.7, without a word."""

@@ -37,7 +37,9 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
     sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
     longer sequences are cut to ``length``. The masked steps add nothing to the loss, so
-    ``value`` may be any finite number, whatever the likelihood."""
+    ``value`` may be any finite number, whatever the likelihood. x is float32 unless a
+    sequence is a wider float (float64 input stays float64); integer and bool sequences (piano
+    rolls, say) do not widen it to float64."""
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
         raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
@@ -47,7 +49,9 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     if not math.isfinite(check_number("value", value, "a finite number")):
         raise ValueError(f"value must be a finite number, got {value!r}")
     T = length if length is not None else max(len(s) for s in seqs)
-    x = np.full((len(seqs), T, seqs[0].shape[1]), value, dtype=np.result_type(*seqs, np.float32))
+    # NumPy would promote an int64 sequence with float32 to float64: only float inputs count
+    dtype = np.result_type(np.float32, *(s.dtype for s in seqs if s.dtype.kind == "f"))
+    x = np.full((len(seqs), T, seqs[0].shape[1]), value, dtype=dtype)
     mask = np.zeros((len(seqs), T), dtype=np.float32)
     for i, s in enumerate(seqs):
         n = min(len(s), T)
