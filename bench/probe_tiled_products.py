@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from bench_products import KINDS, step_products  # noqa: E402
+from bench_products import KINDS, flops, step_products  # noqa: E402
 from bench_vae import SIZES  # noqa: E402
 
 VARIANTS = ("blas", "tiles", "tiles+copies")
@@ -129,13 +129,19 @@ def worker(a) -> dict:
     products = step_products(SIZES[a.size]["hidden"], SIZES[a.size]["latent"])
     prepared = prepare(products, np.random.default_rng(a.seed))
 
+    def blas_one(p):
+        np.matmul(p["a_view"], p["b_view"], out=p["out"])
+
+    def tiles_one(p):
+        tiles(p["a_rows"], p["bt_rows"], p["out"])
+
     def blas():
         for p in prepared:
-            np.matmul(p["a_view"], p["b_view"], out=p["out"])
+            blas_one(p)
 
     def tiled():
         for p in prepared:
-            tiles(p["a_rows"], p["bt_rows"], p["out"])
+            tiles_one(p)
 
     def tiled_with_copies():
         for p in prepared:
@@ -143,11 +149,11 @@ def worker(a) -> dict:
                 transpose(p["a_view"].T, p["a_rows"])  # the stored (k, m) array, transposed
             if p["bt_copy"]:
                 transpose(p["b_view"], p["bt_rows"])  # the stored (k, n) array, transposed
-            tiles(p["a_rows"], p["bt_rows"], p["out"])
+            tiles_one(p)
 
     for p in prepared:  # compile, then check every product against NumPy's
         expected = p["a_view"] @ p["b_view"]
-        tiles(p["a_rows"], p["bt_rows"], p["out"])
+        tiles_one(p)
         scale = float(np.abs(expected).max()) or 1.0
         error = float(np.abs(p["out"] - expected).max()) / scale
         if not error < 1e-5:
@@ -168,8 +174,7 @@ def worker(a) -> dict:
     per_kind = {}
     for kind in KINDS:
         mine = [p for p in prepared if p["kind"] == kind]
-        for name, call in (("blas", lambda p: np.matmul(p["a_view"], p["b_view"], out=p["out"])),
-                           ("tiles", lambda p: tiles(p["a_rows"], p["bt_rows"], p["out"]))):
+        for name, call in (("blas", blas_one), ("tiles", tiles_one)):
             samples = []
             for _ in range(a.rounds):
                 time.sleep(SETTLE_S)
@@ -179,12 +184,12 @@ def worker(a) -> dict:
                         call(p)
                 samples.append((time.perf_counter() - started) / a.passes)
             per_kind[f"{kind} {name}"] = statistics.median(samples)
-        per_kind[f"{kind} gflop"] = sum(2 * p["m"] * p["k"] * p["n"] for p in mine) / 1e9
+        per_kind[f"{kind} gflop"] = sum(map(flops, mine)) / 1e9
     import numba
 
     return {"seconds": seconds, "per_kind": per_kind, "numpy": C.numpy_report(), "threads": C.thread_report(),
             "numba": numba.__version__, "numba_threading_layer": numba.threading_layer(),
-            "gflop_per_step": sum(2 * p["m"] * p["k"] * p["n"] for p in prepared) / 1e9}
+            "gflop_per_step": sum(map(flops, prepared)) / 1e9}
 
 
 def report(size: str, r: dict) -> None:
