@@ -310,5 +310,6 @@ def sgd_update(param, grad, velocity, lr, momentum):
     _sgd_update(_flat(param), _flat(grad, shape), _flat(velocity, shape), t(lr), t(momentum))
 
 
+from .matmul_cpu import *  # noqa: E402,F401,F403
 from .rnn_cpu import *  # noqa: E402,F401,F403
 from .conv_cpu import *  # noqa: E402,F401,F403

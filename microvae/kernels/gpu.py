@@ -91,5 +91,20 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 def sgd_update(param, grad, velocity, lr, momentum):
     t = param.dtype.type
     _sgd(grad, t(lr), t(momentum), param, velocity)
+
+
+# Dense layers' products: cuBLAS, through CuPy's matmul
+def matmul(a, b, out):
+    return cp.matmul(a, b, out=out)
+
+
+def matmul_tn(a, b, out):
+    return cp.matmul(a.T, b, out=out)
+
+
+def matmul_nt(a, b, out):
+    return cp.matmul(a, b.T, out=out)
+
+
 from .rnn_gpu import *  # noqa: E402,F401,F403
 from .conv_gpu import *  # noqa: E402,F401,F403

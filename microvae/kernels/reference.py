@@ -109,5 +109,20 @@ def sgd_update(param, grad, velocity, lr, momentum):
     param -= t(lr) * velocity
 
 
+def matmul(a, b, out):
+    """out = A·B for A (M, K) and B (K, N)."""
+    return _xp(a).matmul(a, b, out=out)
+
+
+def matmul_tn(a, b, out):
+    """out = Aᵀ·B for A (K, M) and B (K, N): a Dense layer's weight gradient Xᵀ·dY."""
+    return _xp(a).matmul(a.T, b, out=out)
+
+
+def matmul_nt(a, b, out):
+    """out = A·Bᵀ for A (M, K) and B (N, K): a Dense layer's input gradient dY·Wᵀ."""
+    return _xp(a).matmul(a, b.T, out=out)
+
+
 from .rnn_reference import *  # noqa: E402,F401,F403
 from .conv_reference import *  # noqa: E402,F401,F403

@@ -24,6 +24,10 @@ class Dense(Layer):
     dX = dZ·Wᵀ and dW = Xᵀ·dZ. The parameters and gradients are the same as the two
     separate layers' (bit for bit on the CPU); the textbook MLP VAE's step saves the passes
     over memory that the separate bias add, ReLU and bias sum take.
+
+    The three products go through the backend's kernels (``matmul``, ``matmul_tn``,
+    ``matmul_nt``): on the CPU microvae's own Numba kernels (``kernels/matmul_cpu.py``), on
+    the GPU cuBLAS.
     """
 
     def __init__(self, in_features: int, out_features: int, init: str = "glorot", bias: bool = True,
@@ -52,11 +56,14 @@ class Dense(Layer):
                 "activation": self.activation}
 
     def forward(self, x):
-        x = self._input(x)  # in the layer's dtype: a float64 X must not make a float32 layer's Y float64
+        # in the layer's dtype (a float64 X must not make a float32 layer's Y float64), and
+        # C-contiguous for the product kernels, here and again in the backward pass
+        x = self._input(x, contiguous=True)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Dense({self.in_features}, {self.out_features}) expects input of shape (batch, {self.in_features}), got {tuple(x.shape)}")
-        y = x @ self.params["W"]  # a new C-contiguous array: the kernels below work on it in place
         kernels = self.backend.kernels
+        # a new array each pass (the layer returns it): the kernels below work on it in place
+        y = kernels.matmul(x, self.params["W"], self.backend.xp.empty((x.shape[0], self.out_features), x.dtype))
         if self.activation == "relu":
             if self.use_bias:
                 kernels.bias_relu_forward(y, self.params["b"], y)
@@ -70,19 +77,21 @@ class Dense(Layer):
 
     def backward(self, dy, input_grad: bool = True):
         # checked against Y's shape: NumPy's own errors would not name the layer
-        dy = self._upstream(dy, contiguous=self.activation is not None)
-        xp = self.backend.xp
+        dy = self._upstream(dy, contiguous=True)
+        xp, kernels = self.backend.xp, self.backend.kernels
         if self.activation == "relu":  # dY becomes dZ = dY·[Y > 0], the gradient at X·W + b
             dz = self._scratch("dz", dy.shape)  # used only below: kept between steps, not allocated each one
             if self.use_bias:
-                self.backend.kernels.bias_relu_backward(dy, self._y, dz, self.grads["b"])
+                kernels.bias_relu_backward(dy, self._y, dz, self.grads["b"])
             else:
-                self.backend.kernels.relu_backward(dy, self._y, dz)
+                kernels.relu_backward(dy, self._y, dz)
             dy = dz
         elif self.use_bias:
             dy.sum(axis=0, out=self.grads["b"])
-        xp.matmul(self._x.T, dy, out=self.grads["W"])
-        return dy @ self.params["W"].T if input_grad else None
+        kernels.matmul_tn(self._x, dy, self.grads["W"])  # dW = Xᵀ·dY
+        if not input_grad:
+            return None
+        return kernels.matmul_nt(dy, self.params["W"], xp.empty(self._x.shape, dy.dtype))  # dX = dY·Wᵀ
 
     def __repr__(self):
         no_bias = "" if self.use_bias else ", bias=False"

@@ -1,0 +1,274 @@
+"""The Dense layers' CPU product kernels (kernels/matmul_cpu.py) against their NumPy twins.
+
+``SMALL`` and ``NARROW`` are set to 0 and 1 in most tests, so that the compiled kernels take
+even the small products hypothesis draws (by default those go to numpy.matmul).
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import microvae as mv
+from microvae import testing
+from microvae.kernels import matmul_cpu, reference
+from test_layers import _check
+from test_vae import _data_for, _randomize
+
+KINDS = {
+    # name: (kernel, stored shapes of A and B for a product (m, k) × (k, n), float64 exact product)
+    "matmul": (matmul_cpu.matmul, lambda m, k, n: ((m, k), (k, n)), lambda a, b: a @ b),
+    "matmul_tn": (matmul_cpu.matmul_tn, lambda m, k, n: ((k, m), (k, n)), lambda a, b: a.T @ b),
+    "matmul_nt": (matmul_cpu.matmul_nt, lambda m, k, n: ((m, k), (n, k)), lambda a, b: a @ b.T),
+}
+DTYPES = st.sampled_from([np.float32, np.float64])
+DEFAULT_SMALL, DEFAULT_NARROW = matmul_cpu.SMALL, matmul_cpu.NARROW
+
+
+@pytest.fixture(scope="module")
+def compiled_for_all():
+    """Module-scoped (hypothesis reruns a test body without resetting function-scoped fixtures)."""
+    saved = matmul_cpu.SMALL, matmul_cpu.NARROW
+    matmul_cpu.SMALL, matmul_cpu.NARROW = 0, 1
+    yield
+    matmul_cpu.SMALL, matmul_cpu.NARROW = saved
+
+
+@pytest.fixture
+def default_threshold(monkeypatch):
+    """SMALL and NARROW as shipped (a module-scoped ``compiled_for_all`` stays set until the module ends)."""
+    monkeypatch.setattr(matmul_cpu, "SMALL", DEFAULT_SMALL)
+    monkeypatch.setattr(matmul_cpu, "NARROW", DEFAULT_NARROW)
+
+
+@contextlib.contextmanager
+def threads(on):
+    saved, matmul_cpu._state["threads"] = matmul_cpu._state["threads"], on
+    try:
+        yield
+    finally:
+        matmul_cpu._state["threads"] = saved
+
+
+def _operands(kind, m, k, n, dtype, seed):
+    shape_a, shape_b = KINDS[kind][1](m, k, n)
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape_a).astype(dtype), rng.standard_normal(shape_b).astype(dtype)
+
+
+def _assert_close_to_exact(kind, a, b, out):
+    """Within the rounding error a K-term float sum can make: |error| ≤ 2·K·u·(|A|·|B|)."""
+    exact_of = KINDS[kind][2]
+    exact = exact_of(a.astype(np.float64), b.astype(np.float64))
+    bound = exact_of(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64))
+    k = a.shape[0] if kind == "matmul_tn" else a.shape[1]
+    u = np.finfo(out.dtype).eps / 2
+    assert np.isfinite(out).all(), "an output element was not written (NaN left in place)"
+    excess = np.abs(out - exact) - 2 * k * u * bound
+    assert excess.max() <= 0, f"off by more than the rounding bound at {np.unravel_index(excess.argmax(), out.shape)}"
+
+
+def _run(kind, a, b, m, n, dtype):
+    out = np.full((m, n), np.nan, dtype)  # NaN: an element the kernel forgets shows
+    result = KINDS[kind][0](a, b, out)
+    assert result is out
+    return out
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@given(kind=st.sampled_from(sorted(KINDS)), dtype=DTYPES, m=st.integers(1, 40), k=st.integers(1, 300),
+       n=st.integers(1, 90), threaded=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_every_shape_matches_the_exact_product(kind, dtype, m, k, n, threaded, seed):
+    """Rows left over from 8-row tiles, wide, narrow and padded panels, K on both sides of the
+    dot-product threshold (128), on Numba's threads and serially."""
+    a, b = _operands(kind, m, k, n, dtype, seed)
+    with threads(threaded):
+        _assert_close_to_exact(kind, a, b, _run(kind, a, b, m, n, dtype))
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@given(kind=st.sampled_from(sorted(KINDS)), dtype=DTYPES, m=st.integers(1, 40), k=st.integers(1, 200),
+       n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_threaded_and_serial_results_are_identical(kind, dtype, m, k, n, seed):
+    """Each element is summed by one thread in one order: the thread count cannot change it."""
+    a, b = _operands(kind, m, k, n, dtype, seed)
+    with threads(True):
+        threaded = _run(kind, a, b, m, n, dtype)
+    with threads(False):
+        np.testing.assert_array_equal(_run(kind, a, b, m, n, dtype), threaded)
+
+
+@pytest.mark.usefixtures("default_threshold")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("m, k, n", [(128, 784, 512), (100, 512, 784), (128, 400, 20), (96, 20, 400), (128, 256, 4)])
+def test_the_training_shapes_without_a_patched_threshold(kind, m, k, n):
+    """The textbook and examples layers' products, a last batch of 100 or 96 rows included."""
+    a, b = _operands(kind, m, k, n, np.float32, 0)
+    _assert_close_to_exact(kind, a, b, _run(kind, a, b, m, n, np.float32))
+
+
+@pytest.mark.usefixtures("default_threshold")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_the_compiled_kernels_run_above_small_and_numpy_below(kind, monkeypatch):
+    calls = []
+    monkeypatch.setattr(matmul_cpu, "_product", lambda *args: calls.append("product"))
+    monkeypatch.setattr(matmul_cpu, "_dots_threads", lambda *args: calls.append("dots"))
+    monkeypatch.setattr(matmul_cpu, "_dots_serial", lambda *args: calls.append("dots"))
+    small = _operands(kind, 8, 64, 8, np.float32, 0)  # 4096 multiply-adds: numpy.matmul
+    _assert_close_to_exact(kind, *small, _run(kind, *small, 8, 8, np.float32))
+    assert calls == []
+    narrow = _operands(kind, 4096, 256, 1, np.float32, 0)  # one output column (a VRAE's output layer)
+    _assert_close_to_exact(kind, *narrow, _run(kind, *narrow, 4096, 1, np.float32))
+    assert calls == []
+    large = _operands(kind, 64, 256, 64, np.float32, 0)
+    _run(kind, *large, 64, 64, np.float32)
+    assert calls == ["dots" if kind == "matmul_nt" else "product"]
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("case", ["float16", "int64", "mixed dtypes", "a not contiguous", "b not contiguous",
+                                  "out not contiguous", "out is a"])
+def test_what_the_kernels_do_not_take_goes_to_numpy(kind, case, monkeypatch):
+    monkeypatch.setattr(matmul_cpu, "_product", lambda *args: pytest.fail("the compiled kernel ran"))
+    monkeypatch.setattr(matmul_cpu, "_dots_threads", lambda *args: pytest.fail("the compiled kernel ran"))
+    monkeypatch.setattr(matmul_cpu, "_dots_serial", lambda *args: pytest.fail("the compiled kernel ran"))
+    m = k = n = 6
+    dtype = {"float16": np.float16, "int64": np.int64}.get(case, np.float32)
+    a, b = _operands(kind, m, k, n, np.float64, 1)
+    a, b = a.astype(dtype), b.astype(np.float64 if case == "mixed dtypes" else dtype)
+    out = np.zeros((m, n), np.result_type(a, b))
+    if case == "a not contiguous":
+        a = np.asfortranarray(a)
+    elif case == "b not contiguous":
+        b = np.asfortranarray(b)
+    elif case == "out not contiguous":
+        out = np.zeros((n, m), out.dtype).T
+    elif case == "out is a":
+        out = a
+    expected = getattr(reference, kind)(a.copy(), b.copy(), np.empty_like(out))
+    np.testing.assert_array_equal(KINDS[kind][0](a, b, out), expected)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_shapes_that_do_not_fit_are_refused_with_the_shapes_named(kind):
+    kernel = KINDS[kind][0]
+    a, b = _operands(kind, 4, 5, 6, np.float32, 0)
+    with pytest.raises(ValueError, match=r"need .* and an out of shape \(M, N\) = \(4, 6\), got out \(6, 4\)"):
+        kernel(a, b, np.empty((6, 4), np.float32))
+    wrong_b = np.ones((7, 7), np.float32)
+    with pytest.raises(ValueError, match=f"{kind}: operands of shapes"):
+        kernel(a, wrong_b, np.empty((4, 7), np.float32))
+    with pytest.raises(ValueError, match="takes 2-D arrays"):
+        kernel(a[None], b, np.empty((4, 6), np.float32))
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("k", [20, 200])
+def test_nan_and_inf_reach_the_output_as_they_do_through_numpy(kind, k):
+    a, b = _operands(kind, 16, k, 40, np.float64, 2)
+    a[3 if kind != "matmul_tn" else (0, 3)] = np.nan  # row 3 of A (column 3 of the stored Xᵀ)
+    b[(1, 5) if kind == "matmul" or kind == "matmul_tn" else (5, 1)] = np.inf  # B's (k=1, j=5)
+    got = _run(kind, a, b, 16, 40, np.float64)
+    expected = KINDS[kind][2](a, b)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(expected))
+    assert np.isnan(got[3]).all()
+
+
+def test_two_python_threads_may_multiply_at_once():
+    a, b = _operands("matmul", 64, 300, 96, np.float32, 3)
+    expected = _run("matmul", a, b, 64, 96, np.float32)
+    failures = []
+
+    def work():
+        for _ in range(30):
+            out = np.empty((64, 96), np.float32)
+            matmul_cpu.matmul(a, b, out)
+            if not np.array_equal(out, expected):
+                failures.append(out)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not failures
+
+
+def test_a_microvae_worker_thread_multiplies_serially(monkeypatch):
+    from microvae.threads import _inside
+
+    monkeypatch.setitem(matmul_cpu._state, "threads", True)
+    assert matmul_cpu._use_threads()
+    monkeypatch.setattr(_inside, "worker", True, raising=False)
+    assert not matmul_cpu._use_threads()
+
+
+def test_products_are_serial_while_chunk_loops_have_the_cores(monkeypatch):
+    from microvae import threads
+
+    monkeypatch.setitem(matmul_cpu._state, "threads", True)
+    monkeypatch.setattr(threads, "_active", 2)  # inside parallel_chunks (a ConvVAE's fit)
+    assert not matmul_cpu._use_threads()
+
+
+@pytest.mark.parametrize("setting, threaded", [("1", False), ("2", True)])
+def test_microvae_num_threads_decides_whether_products_use_threads(setting, threaded, monkeypatch):
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", setting)
+    monkeypatch.setitem(matmul_cpu._state, "threads", None)  # not decided yet
+    monkeypatch.setattr(matmul_cpu.nb.config, "NUMBA_NUM_THREADS", 2)
+    assert matmul_cpu._use_threads() is threaded
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_child_multiplies_without_aborting():
+    """GNU OpenMP aborts a forked child that starts a parallel loop: the child goes serial."""
+    script = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        from microvae.kernels import matmul_cpu
+        a = np.ones((128, 784), np.float32); b = np.ones((784, 512), np.float32)
+        out = np.empty((128, 512), np.float32)
+        matmul_cpu.matmul(a, b, out)  # threads in the parent
+        assert matmul_cpu._state["threads"], matmul_cpu._state
+        pid = os.fork()
+        if pid == 0:
+            out[...] = 0
+            matmul_cpu.matmul(a, b, out)
+            os._exit(0 if (out == 784).all() and not matmul_cpu._state["threads"] else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    env = dict(os.environ, MICROVAE_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Terminating" not in done.stderr
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@given(layer=testing.dense_layers(max_width=40), batch=st.integers(1, 20), seed=testing.seeds(), data=st.data())
+def test_dense_gradients_through_the_compiled_products(layer, batch, seed, data):
+    """The float64 finite-difference check of a Dense layer, every product in the compiled kernels."""
+    _check(layer, data.draw(testing.float_arrays((batch, layer.in_features))), seed % 1000)
+
+
+@pytest.mark.usefixtures("compiled_for_all")
+@settings(max_examples=10)
+@given(config_and_batch=testing.vae_configs(max_width=40), seed=testing.seeds())
+def test_vae_objective_gradients_through_the_compiled_products(config_and_batch, seed):
+    """A whole VAE's objective, ε held fixed, every Dense product in the compiled kernels."""
+    config, batch = config_and_batch
+    model = mv.VAE(**config)
+    _randomize(model, seed % 1000)
+    x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
+    result = mv.check_model(model, x, seed=seed % 1000)
+    assert result.passed(1e-6), f"{config}\n{result}"
