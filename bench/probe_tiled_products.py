@@ -4,8 +4,10 @@
     python3 bench/probe_tiled_products.py                       # both sizes
     python3 bench/probe_tiled_products.py --size examples --rounds 2 --passes 20   # smoke test
 
-A probe, not a part of microvae: the kernel below lives only here. It forms C = A·Bᵀ from
-4×4 tiles of dot products along K, where both A's rows and Bᵀ's rows are contiguous in K:
+A probe. Its tile kernel has since become microvae's kernel for A·Bᵀ (``_dots_threads`` in
+microvae/kernels/matmul_cpu.py, imported here), and microvae's Dense layers now use it and a
+second kernel that needs no copies (bench/RESULTS.md). It forms C = A·Bᵀ from 4×4 tiles of
+dot products along K, where both A's rows and Bᵀ's rows are contiguous in K:
 the inner loop is then a plain reduction, which LLVM vectorises (AVX-512 where the CPU has
 it, whatever OPENBLAS_CORETYPE says), over 4×4 accumulators that stay in registers. Output
 columns are shared out among Numba's threads (``prange``).
@@ -51,40 +53,8 @@ def build_kernels():
 
     options = dict(fastmath=True, boundscheck=False, error_model="numpy", parallel=True, nogil=True)
 
-    @numba.njit(**options)
-    def tiles(a, bt, c):
-        """c = a·btᵀ for a (M, K), bt (N, K), both C-contiguous: 4×4 tiles of dot products."""
-        m, k_len = a.shape
-        n = bt.shape[0]
-        m_full = m - m % 4
-        for block in numba.prange((n + 3) // 4):
-            j0 = 4 * block
-            if j0 + 4 <= n:  # a full block of 4 columns: tiles over the full row blocks
-                b0, b1, b2, b3 = bt[j0], bt[j0 + 1], bt[j0 + 2], bt[j0 + 3]
-                for i0 in range(0, m_full, 4):
-                    a0, a1, a2, a3 = a[i0], a[i0 + 1], a[i0 + 2], a[i0 + 3]
-                    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = a.dtype.type(0)
-                    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = a.dtype.type(0)
-                    for k in range(k_len):
-                        x0, x1, x2, x3 = a0[k], a1[k], a2[k], a3[k]
-                        y0, y1, y2, y3 = b0[k], b1[k], b2[k], b3[k]
-                        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3  # noqa: E702
-                        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3  # noqa: E702
-                        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3  # noqa: E702
-                        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3  # noqa: E702
-                    c[i0, j0], c[i0, j0 + 1], c[i0, j0 + 2], c[i0, j0 + 3] = s00, s01, s02, s03
-                    c[i0 + 1, j0], c[i0 + 1, j0 + 1], c[i0 + 1, j0 + 2], c[i0 + 1, j0 + 3] = s10, s11, s12, s13
-                    c[i0 + 2, j0], c[i0 + 2, j0 + 1], c[i0 + 2, j0 + 2], c[i0 + 2, j0 + 3] = s20, s21, s22, s23
-                    c[i0 + 3, j0], c[i0 + 3, j0 + 1], c[i0 + 3, j0 + 2], c[i0 + 3, j0 + 3] = s30, s31, s32, s33
-                first_row, j_end = m_full, j0 + 4
-            else:  # the last, partial block of columns: every row one dot product at a time
-                first_row, j_end = 0, n
-            for i in range(first_row, m):
-                for j in range(j0, j_end):
-                    total = a.dtype.type(0)
-                    for k in range(k_len):
-                        total += a[i, k] * bt[j, k]
-                    c[i, j] = total
+    # the 4×4 dot-product tiles, now microvae's own kernel for A·Bᵀ (kernels/matmul_cpu.py)
+    from microvae.kernels.matmul_cpu import _dots_threads as tiles
 
     @numba.njit(**options)
     def transpose(a, at):
