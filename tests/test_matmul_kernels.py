@@ -272,3 +272,15 @@ def test_vae_objective_gradients_through_the_compiled_products(config_and_batch,
     x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
     result = mv.check_model(model, x, seed=seed % 1000)
     assert result.passed(1e-6), f"{config}\n{result}"
+
+
+@pytest.mark.parametrize("layer, stays_threaded", [("workqueue", False), ("omp", True), ("tbb", True)])
+def test_only_a_thread_safe_threading_layer_keeps_the_products_threaded(layer, stays_threaded, monkeypatch):
+    """Numba's workqueue layer aborts when two threads start parallel loops at once."""
+    monkeypatch.setitem(matmul_cpu._state, "threads", True)
+    monkeypatch.setitem(matmul_cpu._state, "layer_checked", False)
+    monkeypatch.setattr(matmul_cpu.nb, "threading_layer", lambda: layer)
+    a, b = _operands("matmul", 64, 256, 64, np.float32, 4)
+    _assert_close_to_exact("matmul", a, b, _run("matmul", a, b, 64, 64, np.float32))
+    assert matmul_cpu._state["layer_checked"]
+    assert matmul_cpu._state["threads"] is stays_threaded

@@ -266,7 +266,9 @@ def _dots_serial(a, bt, out):
 
 # ---- when to use threads ----------------------------------------------------------------
 
-_state = {"threads": None}  # None: not decided yet in this process; then True or False
+# threads: None until decided in this process, then True or False; layer_checked: whether
+# Numba's threading layer has been looked at (it is known only after a first parallel loop)
+_state = {"threads": None, "layer_checked": False}
 _local = threading.local()  # .work: this thread's packing buffers, by dtype
 
 
@@ -290,15 +292,17 @@ def _use_threads() -> bool:
     return threads._active == 1 and not getattr(threads._inside, "worker", False)
 
 
-def _checked_layer():
-    """After the first threaded call: only a layer that takes concurrent callers stays threaded."""
-    try:
-        layer = nb.threading_layer()
-    except ValueError:  # no parallel loop has run yet
+def _run(threaded, serial, *args):
+    """``threaded(*args)`` where threads may be used, else ``serial(*args)``. After the first
+    threaded call, only a threading layer that takes concurrent callers stays threaded."""
+    if not _use_threads():
+        serial(*args)
         return
-    if layer not in ("omp", "tbb"):
-        _state["threads"] = False
-    _state["layer_checked"] = True
+    threaded(*args)
+    if not _state["layer_checked"]:
+        _state["layer_checked"] = True
+        if nb.threading_layer() not in ("omp", "tbb"):
+            _state["threads"] = False
 
 
 def _work(dtype, size):
@@ -330,13 +334,8 @@ def _shapes(name, a, b, out, m_k, k_n, expected_k_n):
 
 def _product(a, a_row_step, a_k_step, m, k, b, b_k_step, b_n_step, n, out):
     work = _work(out.dtype, k * (n + 128 // out.itemsize))
-    args = (a.reshape(-1), a_row_step, a_k_step, m, k, b.reshape(-1), b_k_step, b_n_step, n, out, work)
-    if _use_threads():
-        _product_threads(*args)
-        if "layer_checked" not in _state:
-            _checked_layer()
-    else:
-        _product_serial(*args)
+    _run(_product_threads, _product_serial,
+         a.reshape(-1), a_row_step, a_k_step, m, k, b.reshape(-1), b_k_step, b_n_step, n, out, work)
 
 
 def matmul(a, b, out):
@@ -365,10 +364,5 @@ def matmul_nt(a, b, out):
     if k < _SHORT_K:  # short dot products vectorise poorly: pack Bᵀ (K·N, small here) instead
         _product(a, k, 1, m, k, b, 1, k, n, out)
         return out
-    if _use_threads():
-        _dots_threads(a, b, out)
-        if "layer_checked" not in _state:
-            _checked_layer()
-    else:
-        _dots_serial(a, b, out)
+    _run(_dots_threads, _dots_serial, a, b, out)
     return out
