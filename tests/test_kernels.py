@@ -226,6 +226,42 @@ def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
     np.testing.assert_allclose(u_c, u_r, **_tol(dtype))
 
 
+@given(dtype=DTYPES, n=st.integers(0, 3 * cpu._UPDATE_CHUNK + 100), seed=st.integers(0, 1000))
+def test_threaded_optimizer_updates_equal_the_serial_ones_bit_for_bit(dtype, n, seed):
+    """The threaded drivers run the serial loop on chunks: the same bits, whatever the chunk
+    boundaries (sizes across several chunks, with a short last one)."""
+    rng = np.random.default_rng(seed)
+    grad = (rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6)).astype(dtype)
+    start = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype), rng.random(n).astype(dtype)]
+    t = np.dtype(dtype).type
+    lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, 3)
+    adam_args = (t(0.9), t(1 - 0.9), t(0.999), t(1 - 0.999), t(lr_t), t(eps_t))
+    threaded, serial = [a.copy() for a in start], [a.copy() for a in start]
+    cpu._adam_update_threads(*threaded[:1], grad, *threaded[1:], *adam_args)
+    cpu._adam_update(*serial[:1], grad, *serial[1:], *adam_args)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+    cpu._sgd_update_threads(threaded[0], grad, threaded[1], t(0.1), t(0.9))
+    cpu._sgd_update(serial[0], grad, serial[1], t(0.1), t(0.9))
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_large_adam_update_equals_the_reference_bit_for_bit():
+    """The public kernel at a size that takes the threaded driver (where threads may run)."""
+    rng = np.random.default_rng(1)
+    n = 2 * cpu.THREADED_UPDATE + 17
+    state_c = [rng.standard_normal(n).astype(np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)]
+    state_r = [a.copy() for a in state_c]
+    for t in range(1, 4):
+        grad = rng.standard_normal(n).astype(np.float32)
+        lr_t, eps_t = adam_bias_corrected_rates(1e-3, 0.9, 0.999, 1e-8, t)
+        cpu.adam_update(state_c[0], grad, state_c[1], state_c[2], 0.9, 0.999, lr_t, eps_t)
+        reference.adam_update(state_r[0], grad, state_r[1], state_r[2], 0.9, 0.999, lr_t, eps_t)
+    for c, r in zip(state_c, state_r):
+        np.testing.assert_array_equal(c, r)
+
+
 def _kernel_calls(x, out):
     """Each CPU kernel called with ``x`` as its inputs and ``out`` as the argument it writes."""
     b = np.zeros(x.shape[1])

@@ -5,10 +5,6 @@ even the small products hypothesis draws (by default those go to numpy.matmul).
 """
 
 import contextlib
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 
 import numpy as np
@@ -18,7 +14,7 @@ from hypothesis import strategies as st
 
 import microvae as mv
 from microvae import testing
-from microvae.kernels import matmul_cpu, reference
+from microvae.kernels import matmul_cpu, numba_threads, reference
 from test_layers import _check
 from test_vae import _data_for, _randomize
 
@@ -50,11 +46,11 @@ def default_threshold(monkeypatch):
 
 @contextlib.contextmanager
 def threads(on):
-    saved, matmul_cpu._state["threads"] = matmul_cpu._state["threads"], on
+    saved, numba_threads._state["threads"] = numba_threads._state["threads"], on
     try:
         yield
     finally:
-        matmul_cpu._state["threads"] = saved
+        numba_threads._state["threads"] = saved
 
 
 def _operands(kind, m, k, n, dtype, seed):
@@ -204,56 +200,6 @@ def test_two_python_threads_may_multiply_at_once():
     assert not failures
 
 
-def test_a_microvae_worker_thread_multiplies_serially(monkeypatch):
-    from microvae.threads import _inside
-
-    monkeypatch.setitem(matmul_cpu._state, "threads", True)
-    assert matmul_cpu._use_threads()
-    monkeypatch.setattr(_inside, "worker", True, raising=False)
-    assert not matmul_cpu._use_threads()
-
-
-def test_products_are_serial_while_chunk_loops_have_the_cores(monkeypatch):
-    from microvae import threads
-
-    monkeypatch.setitem(matmul_cpu._state, "threads", True)
-    monkeypatch.setattr(threads, "_active", 2)  # inside parallel_chunks (a ConvVAE's fit)
-    assert not matmul_cpu._use_threads()
-
-
-@pytest.mark.parametrize("setting, threaded", [("1", False), ("2", True)])
-def test_microvae_num_threads_decides_whether_products_use_threads(setting, threaded, monkeypatch):
-    monkeypatch.setenv("MICROVAE_NUM_THREADS", setting)
-    monkeypatch.setitem(matmul_cpu._state, "threads", None)  # not decided yet
-    monkeypatch.setattr(matmul_cpu.nb.config, "NUMBA_NUM_THREADS", 2)
-    assert matmul_cpu._use_threads() is threaded
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
-def test_a_forked_child_multiplies_without_aborting():
-    """GNU OpenMP aborts a forked child that starts a parallel loop: the child goes serial."""
-    script = textwrap.dedent("""
-        import os, sys
-        import numpy as np
-        from microvae.kernels import matmul_cpu
-        a = np.ones((128, 784), np.float32); b = np.ones((784, 512), np.float32)
-        out = np.empty((128, 512), np.float32)
-        matmul_cpu.matmul(a, b, out)  # threads in the parent
-        assert matmul_cpu._state["threads"], matmul_cpu._state
-        pid = os.fork()
-        if pid == 0:
-            out[...] = 0
-            matmul_cpu.matmul(a, b, out)
-            os._exit(0 if (out == 784).all() and not matmul_cpu._state["threads"] else 3)
-        _, status = os.waitpid(pid, 0)
-        sys.exit(os.waitstatus_to_exitcode(status))
-    """)
-    env = dict(os.environ, MICROVAE_NUM_THREADS="2")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Terminating" not in done.stderr
-
-
 @pytest.mark.usefixtures("compiled_for_all")
 @given(layer=testing.dense_layers(max_width=40), batch=st.integers(1, 20), seed=testing.seeds(), data=st.data())
 def test_dense_gradients_through_the_compiled_products(layer, batch, seed, data):
@@ -272,15 +218,3 @@ def test_vae_objective_gradients_through_the_compiled_products(config_and_batch,
     x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
     result = mv.check_model(model, x, seed=seed % 1000)
     assert result.passed(1e-6), f"{config}\n{result}"
-
-
-@pytest.mark.parametrize("layer, stays_threaded", [("workqueue", False), ("omp", True), ("tbb", True)])
-def test_only_a_thread_safe_threading_layer_keeps_the_products_threaded(layer, stays_threaded, monkeypatch):
-    """Numba's workqueue layer aborts when two threads start parallel loops at once."""
-    monkeypatch.setitem(matmul_cpu._state, "threads", True)
-    monkeypatch.setitem(matmul_cpu._state, "layer_checked", False)
-    monkeypatch.setattr(matmul_cpu.nb, "threading_layer", lambda: layer)
-    a, b = _operands("matmul", 64, 256, 64, np.float32, 4)
-    _assert_close_to_exact("matmul", a, b, _run("matmul", a, b, 64, 64, np.float32))
-    assert matmul_cpu._state["layer_checked"]
-    assert matmul_cpu._state["threads"] is stays_threaded

@@ -26,12 +26,9 @@ the panels above take it.
 
 Threads: panels (and row blocks of B while packing) are shared out among Numba's threads. Every
 output element is computed by one thread in one fixed order, so the results do not depend on
-the number of threads. Serial twins of the drivers run instead in a forked child (GNU OpenMP,
-Numba's usual threading layer, aborts a forked child that starts a parallel loop), under
-Numba's ``workqueue`` layer (which cannot take two callers at once), on a microvae worker
-thread, inside ``threads.parallel_chunks`` (a model with convolutions: its chunk loops have the
-cores, and OpenMP's threads spinning beside them made a ConvVAE epoch 1.3× as long), or with
-``MICROVAE_NUM_THREADS=1``.
+the number of threads. Serial twins of the drivers run where threads may not
+(``numba_threads.run`` decides: in a forked child, on a worker thread, inside
+``threads.parallel_chunks``, with one thread).
 
 Falls back to ``numpy.matmul`` (the reference twin) for products of at most ``SMALL``
 multiply-adds (OpenBLAS runs those on the calling thread, and faster than a packing pass),
@@ -41,7 +38,6 @@ for products with M, K or N below ``NARROW``, for dtypes other than float32 and 
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numba as nb
@@ -50,6 +46,8 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .numba_threads import run
 
 __all__ = ["matmul", "matmul_tn", "matmul_nt"]
 
@@ -264,45 +262,9 @@ def _dots_serial(a, bt, out):
         _dot_block(a, bt, out, block)
 
 
-# ---- when to use threads ----------------------------------------------------------------
+# ---- per-thread buffers and dispatch ------------------------------------------------------
 
-# threads: None until decided in this process, then True or False; layer_checked: whether
-# Numba's threading layer has been looked at (it is known only after a first parallel loop)
-_state = {"threads": None, "layer_checked": False}
 _local = threading.local()  # .work: this thread's packing buffers, by dtype
-
-
-def _after_fork_in_child():
-    _state["threads"] = False
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _use_threads() -> bool:
-    if _state["threads"] is None:
-        from ..threads import chunk_threads
-
-        _state["threads"] = chunk_threads() > 1 and nb.config.NUMBA_NUM_THREADS > 1
-    if not _state["threads"]:
-        return False
-    from .. import threads
-
-    return threads._active == 1 and not getattr(threads._inside, "worker", False)
-
-
-def _run(threaded, serial, *args):
-    """``threaded(*args)`` where threads may be used, else ``serial(*args)``. After the first
-    threaded call, only a threading layer that takes concurrent callers stays threaded."""
-    if not _use_threads():
-        serial(*args)
-        return
-    threaded(*args)
-    if not _state["layer_checked"]:
-        _state["layer_checked"] = True
-        if nb.threading_layer() not in ("omp", "tbb"):
-            _state["threads"] = False
 
 
 def _work(dtype, size):
@@ -334,7 +296,7 @@ def _shapes(name, a, b, out, m_k, k_n, expected_k_n):
 
 def _product(a, a_row_step, a_k_step, m, k, b, b_k_step, b_n_step, n, out):
     work = _work(out.dtype, k * (n + 128 // out.itemsize))
-    _run(_product_threads, _product_serial,
+    run(_product_threads, _product_serial,
          a.reshape(-1), a_row_step, a_k_step, m, k, b.reshape(-1), b_k_step, b_n_step, n, out, work)
 
 
@@ -364,5 +326,5 @@ def matmul_nt(a, b, out):
     if k < _SHORT_K:  # short dot products vectorise poorly: pack Bᵀ (K·N, small here) instead
         _product(a, k, 1, m, k, b, 1, k, n, out)
         return out
-    _run(_dots_threads, _dots_serial, a, b, out)
+    run(_dots_threads, _dots_serial, a, b, out)
     return out
