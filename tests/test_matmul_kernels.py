@@ -101,6 +101,25 @@ def test_threaded_and_serial_results_are_identical(kind, dtype, m, k, n, seed):
         np.testing.assert_array_equal(_run(kind, a, b, m, n, dtype), threaded)
 
 
+@given(transposed_a=st.booleans(), dtype=DTYPES, m=st.integers(1, 120), k=st.integers(1, 60),
+       n=st.one_of(st.integers(1, 150), st.sampled_from([32, 64, 96, 128])), threads_=st.integers(1, 5),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_work_split_among_any_number_of_threads_gives_the_serial_bits(transposed_a, dtype, m, k, n, threads_, seed):
+    """Whole panels per thread, or blocks of rows per thread (their edges on multiples of the
+    8-row tile): either way each element comes out of the same tile or row loop as serially."""
+    kind = "matmul_tn" if transposed_a else "matmul"
+    a, b = _operands(kind, m, k, n, dtype, seed)
+    a_steps = (1, m) if transposed_a else (k, 1)
+    outputs = []
+    for driver in (matmul_cpu._product_threads, matmul_cpu._product_serial):
+        out = np.full((m, n), np.nan, dtype)
+        work = np.empty(k * (n + 128 // out.itemsize), dtype)
+        driver(a.reshape(-1), *a_steps, m, k, b.reshape(-1), n, 1, n, out, work, threads_)
+        outputs.append(out)
+    _assert_close_to_exact(kind, a, b, outputs[0])
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 @pytest.mark.usefixtures("default_threshold")
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("m, k, n", [(128, 784, 512), (100, 512, 784), (128, 400, 20), (96, 20, 400), (128, 256, 4)])

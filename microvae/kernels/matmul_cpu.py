@@ -24,9 +24,10 @@ dot products along K (``_dot_block``), where both operands' rows are contiguous 
 Numba code that LLVM vectorises. With a short K, Bᵀ is packed (a small transposing copy) and
 the panels above take it.
 
-Threads: panels (and row blocks of B while packing) are shared out among Numba's threads. Every
-output element is computed by one thread in one fixed order, so the results do not depend on
-the number of threads. Serial twins of the drivers run where threads may not
+Threads: panels, or blocks of output rows where whole panels would not split evenly (and row
+blocks of B while packing), are shared out among Numba's threads. Every output element is
+computed by one thread in one fixed order, so the results do not depend on the number of
+threads. Serial twins of the drivers run where threads may not
 (``numba_threads.run`` decides: in a forked child, on a worker thread, inside
 ``threads.parallel_chunks``, with one thread).
 
@@ -164,24 +165,28 @@ def _pack_rows(b, b_k_step, b_n_step, k_len, n, k0, k1, work):
 
 
 @_kernel
-def _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p):
-    """Panel p of out (m, n) = A·B from the packed panels; A(i, k) = a[i·a_row_step + k·a_k_step]."""
+def _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p, i_begin, i_end):
+    """Rows i_begin..i_end of panel p of out (m, n) = A·B from the packed panels, where
+    A(i, k) = a[i·a_row_step + k·a_k_step]. i_begin is a multiple of _ROWS, so the tiles (and
+    the plain loop for the rows past the last whole tile) fall on the same rows however the
+    rows are split: the same bits."""
     n_wide, n_narrow, wide = _panel_layout(n, work.itemsize)
     j0 = p * wide if p < n_wide else n_wide * wide + (p - n_wide) * (wide // 2)
     w = wide if p < n_wide else wide // 2
-    flat = out.reshape(-1)
-    if j0 + w <= n:
-        dest, start, step = flat, j0, n
+    if j0 + w <= n:  # row i of the panel is dest[start + (i − row0)·step:][:w]
+        dest, start, step, row0 = out.reshape(-1), j0, n, 0
     else:  # the padded last panel: into a scratch block, then its real columns into out
-        dest, start, step = np.empty(m * w, out.dtype), 0, w
-    m_tiled = m - m % _ROWS
-    for i0 in range(0, m_tiled, _ROWS):
+        dest, start, step, row0 = np.empty((i_end - i_begin) * w, out.dtype), 0, w, i_begin
+    tiled_end = i_begin + (i_end - i_begin) // _ROWS * _ROWS
+    for i0 in range(i_begin, tiled_end, _ROWS):
+        at = start + (i0 - row0) * step
         if w == wide:
-            _tile_wide(a, i0 * a_row_step, a_row_step, a_k_step, work, j0 * k_len, dest, start + i0 * step, step, k_len)
+            _tile_wide(a, i0 * a_row_step, a_row_step, a_k_step, work, j0 * k_len, dest, at, step, k_len)
         else:
-            _tile_narrow(a, i0 * a_row_step, a_row_step, a_k_step, work, j0 * k_len, dest, start + i0 * step, step, k_len)
-    for i in range(m_tiled, m):
-        row = dest[start + i * step: start + i * step + w]
+            _tile_narrow(a, i0 * a_row_step, a_row_step, a_k_step, work, j0 * k_len, dest, at, step, k_len)
+    for i in range(tiled_end, i_end):
+        at = start + (i - row0) * step
+        row = dest[at: at + w]
         row[:] = 0
         for k in range(k_len):
             a_ik = a[i * a_row_step + k * a_k_step]
@@ -189,29 +194,39 @@ def _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p):
             for j in range(w):
                 row[j] += a_ik * panel_row[j]
     if j0 + w > n:
-        for i in range(m):
+        for i in range(i_begin, i_end):
             for j in range(n - j0):
-                out[i, j0 + j] = dest[i * w + j]
+                out[i, j0 + j] = dest[(i - i_begin) * w + j]
 
 
 _PACK_ROWS = 64  # rows of B per packing task
 
 
 @_threaded
-def _product_threads(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n, out, work):
+def _product_threads(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n, out, work, threads):
     n_wide, n_narrow, _ = _panel_layout(n, work.itemsize)
     for task in nb.prange((k_len + _PACK_ROWS - 1) // _PACK_ROWS):
         _pack_rows(b, b_k_step, b_n_step, k_len, n, task * _PACK_ROWS, min(k_len, (task + 1) * _PACK_ROWS), work)
-    for p in nb.prange(n_wide + n_narrow):
-        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p)
+    # Tasks are (block of rows, panel), block after block, and Numba gives each thread one run
+    # of consecutive tasks. Whole panels split evenly when every thread gets as many wide ones;
+    # otherwise each thread takes every panel of a block of rows of its own (by panels alone,
+    # the 12.5 panels' worth of a 400-wide output went 7 to one thread and 5.5 to the other).
+    panels = n_wide + n_narrow
+    blocks = 1 if n_narrow == 0 and n_wide % threads == 0 else max(1, min(threads, m // (2 * _ROWS)))
+    rows = ((m + blocks - 1) // blocks + _ROWS - 1) // _ROWS * _ROWS
+    blocks = (m + rows - 1) // rows
+    for task in nb.prange(blocks * panels):
+        block = task // panels
+        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, task % panels, block * rows, min(m, (block + 1) * rows))
 
 
 @_kernel
-def _product_serial(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n, out, work):
+def _product_serial(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n, out, work, threads):
+    # threads: unused, taken so that the two drivers are called alike
     n_wide, n_narrow, _ = _panel_layout(n, work.itemsize)
     _pack_rows(b, b_k_step, b_n_step, k_len, n, 0, k_len, work)
     for p in range(n_wide + n_narrow):
-        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p)
+        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p, 0, m)
 
 
 @_kernel
@@ -296,8 +311,9 @@ def _shapes(name, a, b, out, m_k, k_n, expected_k_n):
 
 def _product(a, a_row_step, a_k_step, m, k, b, b_k_step, b_n_step, n, out):
     work = _work(out.dtype, k * (n + 128 // out.itemsize))
+    # the thread count as an argument: read inside the kernel, it would keep Numba from caching it
     run(_product_threads, _product_serial,
-         a.reshape(-1), a_row_step, a_k_step, m, k, b.reshape(-1), b_k_step, b_n_step, n, out, work)
+        a.reshape(-1), a_row_step, a_k_step, m, k, b.reshape(-1), b_k_step, b_n_step, n, out, work, nb.get_num_threads())
 
 
 def matmul(a, b, out):
