@@ -158,9 +158,10 @@ def test_fused_bernoulli_kernel_matches_reference(dtype, shape, extreme, data):
     np.testing.assert_allclose(d_c, d_r, **_tol(dtype))
 
 
-@pytest.mark.parametrize("shape", [(3, 784), (5, 37), (1, 1)])
+@pytest.mark.parametrize("shape", [(3, 784), (5, 37), (1, 1), (128, 784)])
 def test_fused_bernoulli_kernel_float32_at_image_widths(shape):
-    # float32 takes the one-pass kernel (vector_math's exp and log1p); rows as wide as images
+    # float32 takes the one-pass kernel (vector_math's exp and log1p); rows as wide as images,
+    # and a training batch (on Numba's threads where they may run)
     rng = np.random.default_rng(sum(shape))
     logits = (rng.standard_normal(shape) * 6).astype(np.float32)
     x = rng.random(shape).astype(np.float32)
@@ -180,6 +181,22 @@ def test_fused_bernoulli_kernel_takes_the_float32_pass_only_for_float32(monkeypa
         logits = np.zeros((2, 3), dtype)
         cpu.bernoulli_nll_logits(logits, np.full_like(logits, 0.5), 1.0, np.empty_like(logits), np.empty(2))
     assert calls == [np.float32]
+
+
+@given(rows=st.integers(1, 70), cols=st.integers(1, 900), seed=st.integers(0, 1000))
+def test_threaded_bernoulli_kernel_equals_the_serial_one_bit_for_bit(rows, cols, seed):
+    """Blocks of rows, each through the serial loop: the same bits (a short last block included)."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((rows, cols)) * 6).astype(np.float32)
+    x = rng.random((rows, cols)).astype(np.float32)
+    results = []
+    for kernel in (cpu._bernoulli_nll_f32_threads, cpu._bernoulli_nll_f32):
+        d, row = np.full_like(logits, np.nan), np.full(rows, np.nan)
+        kernel(logits, x, np.float32(0.25), d, row, 0, rows)
+        results.append((d, row))
+    assert np.isfinite(results[0][0]).all() and np.isfinite(results[0][1]).all()
+    for threaded, serial in zip(*results):
+        np.testing.assert_array_equal(threaded, serial)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -250,7 +267,7 @@ def test_threaded_optimizer_updates_equal_the_serial_ones_bit_for_bit(dtype, n, 
 def test_a_large_adam_update_equals_the_reference_bit_for_bit():
     """The public kernel at a size that takes the threaded driver (where threads may run)."""
     rng = np.random.default_rng(1)
-    n = 2 * cpu.THREADED_UPDATE + 17
+    n = 2 * cpu.THREADED_ELEMENTS + 17
     state_c = [rng.standard_normal(n).astype(np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)]
     state_r = [a.copy() for a in state_c]
     for t in range(1, 4):

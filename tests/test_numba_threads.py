@@ -87,11 +87,23 @@ def test_optimizer_updates_use_threads_from_threaded_update_elements_on(kernel, 
     update = getattr(cpu, kernel)
     extra = (0.9, 0.999, 1e-3, 1e-8) if kernel == "adam_update" else (0.1, 0.9)
     states = 3 if kernel == "adam_update" else 2
-    for n in (cpu.THREADED_UPDATE - 1, cpu.THREADED_UPDATE):
+    for n in (cpu.THREADED_ELEMENTS - 1, cpu.THREADED_ELEMENTS):
         update(*(np.zeros(n, np.float32) for _ in range(states + 1)), *extra)
     monkeypatch.setattr(threads, "_active", 2)
-    update(*(np.zeros(cpu.THREADED_UPDATE, np.float32) for _ in range(states + 1)), *extra)
+    update(*(np.zeros(cpu.THREADED_ELEMENTS, np.float32) for _ in range(states + 1)), *extra)
     assert calls == ["serial", "threaded", "serial"]
+
+
+@pytest.mark.usefixtures("threads_allowed")
+def test_the_bernoulli_loss_uses_threads_from_threaded_elements_on(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cpu, "_bernoulli_nll_f32_threads", _recorder(calls, "threaded"))
+    monkeypatch.setattr(cpu, "_bernoulli_nll_f32", _recorder(calls, "serial"))
+    cols = 784
+    for rows in (cpu.THREADED_ELEMENTS // cols, cpu.THREADED_ELEMENTS // cols + 1):
+        logits = np.zeros((rows, cols), np.float32)
+        cpu.bernoulli_nll_logits(logits, logits, 1.0, np.empty_like(logits), np.empty(rows))
+    assert calls == ["serial", "threaded"]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
@@ -103,7 +115,7 @@ def test_a_forked_child_runs_the_threaded_kernels_serially_without_aborting():
         from microvae.kernels import cpu, numba_threads
         a = np.ones((128, 784), np.float32); b = np.ones((784, 512), np.float32)
         out = np.empty((128, 512), np.float32)
-        n = 3 * cpu.THREADED_UPDATE
+        n = 3 * cpu.THREADED_ELEMENTS
         param, grad, m, v = np.zeros(n, np.float32), np.ones(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
         cpu.matmul(a, b, out)  # threads in the parent
         cpu.adam_update(param, grad, m, v, 0.9, 0.999, 1e-3, 1e-8)
