@@ -165,7 +165,7 @@ def _pack_rows(b, b_k_step, b_n_step, k_len, n, k0, k1, work):
 
 
 @_kernel
-def _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p, i_begin, i_end):
+def _panel(a, a_row_step, a_k_step, k_len, n, out, work, p, i_begin, i_end):
     """Rows i_begin..i_end of panel p of out (m, n) = A·B from the packed panels, where
     A(i, k) = a[i·a_row_step + k·a_k_step]. i_begin is a multiple of _ROWS, so the tiles (and
     the plain loop for the rows past the last whole tile) fall on the same rows however the
@@ -217,7 +217,7 @@ def _product_threads(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n
     blocks = (m + rows - 1) // rows
     for task in nb.prange(blocks * panels):
         block = task // panels
-        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, task % panels, block * rows, min(m, (block + 1) * rows))
+        _panel(a, a_row_step, a_k_step, k_len, n, out, work, task % panels, block * rows, min(m, (block + 1) * rows))
 
 
 @_kernel
@@ -226,7 +226,7 @@ def _product_serial(a, a_row_step, a_k_step, m, k_len, b, b_k_step, b_n_step, n,
     n_wide, n_narrow, _ = _panel_layout(n, work.itemsize)
     _pack_rows(b, b_k_step, b_n_step, k_len, n, 0, k_len, work)
     for p in range(n_wide + n_narrow):
-        _panel(a, a_row_step, a_k_step, m, k_len, n, out, work, p, 0, m)
+        _panel(a, a_row_step, a_k_step, k_len, n, out, work, p, 0, m)
 
 
 @_kernel
