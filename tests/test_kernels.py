@@ -213,34 +213,42 @@ def test_fused_bernoulli_kernel_propagates_nan(dtype):
 OPTIMIZER_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9)
 
 
+# hyperparameters over the ranges users set them in, not only the defaults: β₁, β₂ and ε reach
+# the kernels as the scalars c1 = 1 − β₁, c2 = 1 − β₂ and eps_t, each rounded once
+ADAM_SETTINGS = st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99), st.floats(0.0, 0.9999), st.floats(1e-12, 1e-2))
+
+
 @given(dtype=DTYPES, n=OPTIMIZER_SHAPES, steps=st.integers(1, 5), seed=st.integers(0, 1000),
-       grad_exponent=st.sampled_from([-20, -6, 0, 10, 19]))
-def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent):
+       grad_exponent=st.sampled_from([-20, -6, 0, 10, 19]), settings=ADAM_SETTINGS)
+def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent, settings):
     # the same operations in the same order, so bit for bit, down to where g² would overflow
     # float32 (|g| > 1.8e19) if it were formed before its (1 − β₂) scaling (past 5.8e20 it is Inf either way)
+    lr, beta1, beta2, eps = settings
     rng = np.random.default_rng(seed)
     state_c = [rng.standard_normal(n).astype(dtype), None, np.zeros(n, dtype), np.zeros(n, dtype)]
     state_r = [a.copy() if a is not None else None for a in state_c]
     for t in range(1, steps + 1):
         grad = (rng.standard_normal(n) * 10.0**grad_exponent).astype(dtype)
-        lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, t)
-        cpu.adam_update(state_c[0], grad, state_c[2], state_c[3], 0.9, 0.999, lr_t, eps_t)
-        reference.adam_update(state_r[0], grad, state_r[2], state_r[3], 0.9, 0.999, lr_t, eps_t)
+        lr_t, eps_t = adam_bias_corrected_rates(lr, beta1, beta2, eps, t)
+        cpu.adam_update(state_c[0], grad, state_c[2], state_c[3], beta1, beta2, lr_t, eps_t)
+        with np.errstate(over="ignore", invalid="ignore"):  # float32 v overflows for the largest g, on both sides
+            reference.adam_update(state_r[0], grad, state_r[2], state_r[3], beta1, beta2, lr_t, eps_t)
     for c, r in zip(state_c, state_r):
         if c is not None:
             np.testing.assert_array_equal(c, r)
 
 
-@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, momentum=st.floats(0, 0.99), seed=st.integers(0, 1000))
-def test_sgd_kernel_matches_reference(dtype, n, momentum, seed):
+@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, momentum=st.floats(0, 0.99), lr=st.floats(1e-5, 10.0), seed=st.integers(0, 1000))
+def test_sgd_kernel_matches_reference(dtype, n, momentum, lr, seed):
+    # u = μu + g, θ −= lr·u in the reference's order, with no fused multiply-add: bit for bit
     rng = np.random.default_rng(seed)
     p_c, u_c = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     p_r, u_r = p_c.copy(), u_c.copy()
     grad = rng.standard_normal(n).astype(dtype)
-    cpu.sgd_update(p_c, grad, u_c, 0.1, momentum)
-    reference.sgd_update(p_r, grad, u_r, 0.1, momentum)
-    np.testing.assert_allclose(p_c, p_r, **_tol(dtype))
-    np.testing.assert_allclose(u_c, u_r, **_tol(dtype))
+    cpu.sgd_update(p_c, grad, u_c, lr, momentum)
+    reference.sgd_update(p_r, grad, u_r, lr, momentum)
+    np.testing.assert_array_equal(p_c, p_r)
+    np.testing.assert_array_equal(u_c, u_r)
 
 
 @given(dtype=DTYPES, n=st.integers(0, 3 * cpu._UPDATE_CHUNK + 100), seed=st.integers(0, 1000))
