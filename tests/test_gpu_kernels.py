@@ -189,11 +189,16 @@ def test_bernoulli_float32_rows_are_summed_in_float64(device):
 
 
 @settings(max_examples=25)
-@given(st.integers(1, 300), DTYPES, SEEDS, st.integers(1, 4))
+@given(st.integers(1, 300), DTYPES, SEEDS, st.integers(1, 4),
+       st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99), st.floats(0.0, 0.9999), st.floats(1e-12, 1e-2)),
+       st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99)))
 @pytest.mark.parametrize("device", DEVICES)
-def test_optimizer_updates(device, n, dtype, seed, steps):
+def test_optimizer_updates(device, n, dtype, seed, steps, adam, sgd):
+    """Adam's (lr, β₁, β₂, ε) and SGD's (lr, momentum) drawn over the ranges users set them in."""
     from microvae.kernels.reference import adam_bias_corrected_rates
 
+    lr, beta1, beta2, eps = adam
+    sgd_lr, momentum = sgd
     dev = _Device(device)
     p, m, v, u = _normal(seed, dtype, n, n, n, n)
     v = np.abs(v)
@@ -201,11 +206,11 @@ def test_optimizer_updates(device, n, dtype, seed, steps):
     on_device = [dev.put(a) for a in (p, m, v, u)]
     for t in range(1, steps + 1):
         (g,) = _normal(seed + t, dtype, n)
-        lr_t, eps_t = adam_bias_corrected_rates(1e-2, 0.9, 0.999, 1e-8, t)
-        reference.adam_update(host[0], g, host[1], host[2], 0.9, 0.999, lr_t, eps_t)
-        dev.kernels.adam_update(on_device[0], dev.put(g), on_device[1], on_device[2], 0.9, 0.999, lr_t, eps_t)
-        reference.sgd_update(host[0], g, host[3], 0.05, 0.9)
-        dev.kernels.sgd_update(on_device[0], dev.put(g), on_device[3], 0.05, 0.9)
+        lr_t, eps_t = adam_bias_corrected_rates(lr, beta1, beta2, eps, t)
+        reference.adam_update(host[0], g, host[1], host[2], beta1, beta2, lr_t, eps_t)
+        dev.kernels.adam_update(on_device[0], dev.put(g), on_device[1], on_device[2], beta1, beta2, lr_t, eps_t)
+        reference.sgd_update(host[0], g, host[3], sgd_lr, momentum)
+        dev.kernels.sgd_update(on_device[0], dev.put(g), on_device[3], sgd_lr, momentum)
     for d, h in zip(on_device, host):  # parameters, both Adam moments and the SGD velocity
         np.testing.assert_allclose(dev.get(d), h, **TOL[dtype])
 
