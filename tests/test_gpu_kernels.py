@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from _cuda_emulation import DeviceArray, gpu_kernels, needs_compiler, to_device
 from _gpu import needs_gpu
+from _strategies import ADAM_SETTINGS, SGD_SETTINGS
 from microvae.kernels import KERNEL_NAMES, reference
 
 
@@ -189,12 +190,10 @@ def test_bernoulli_float32_rows_are_summed_in_float64(device):
 
 
 @settings(max_examples=25)
-@given(st.integers(1, 300), DTYPES, SEEDS, st.integers(1, 4),
-       st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99), st.floats(0.0, 0.9999), st.floats(1e-12, 1e-2)),
-       st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99)))
+@given(st.integers(1, 300), DTYPES, SEEDS, st.integers(1, 4), ADAM_SETTINGS, SGD_SETTINGS)
 @pytest.mark.parametrize("device", DEVICES)
 def test_optimizer_updates(device, n, dtype, seed, steps, adam, sgd):
-    """Adam's (lr, β₁, β₂, ε) and SGD's (lr, momentum) drawn over the ranges users set them in."""
+    """Adam's (lr, β₁, β₂, ε) and SGD's (lr, momentum) drawn over the ranges users set them in (tests/_strategies.py)."""
     from microvae.kernels.reference import adam_bias_corrected_rates
 
     lr, beta1, beta2, eps = adam

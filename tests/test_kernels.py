@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from _strategies import ADAM_SETTINGS, SGD_SETTINGS
 from microvae.kernels import cpu, reference
 from microvae.kernels.reference import adam_bias_corrected_rates
 
@@ -213,11 +214,6 @@ def test_fused_bernoulli_kernel_propagates_nan(dtype):
 OPTIMIZER_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9)
 
 
-# hyperparameters over the ranges users set them in, not only the defaults: β₁, β₂ and ε reach
-# the kernels as the scalars c1 = 1 − β₁, c2 = 1 − β₂ and eps_t, each rounded once
-ADAM_SETTINGS = st.tuples(st.floats(1e-5, 1.0), st.floats(0.0, 0.99), st.floats(0.0, 0.9999), st.floats(1e-12, 1e-2))
-
-
 @given(dtype=DTYPES, n=OPTIMIZER_SHAPES, steps=st.integers(1, 5), seed=st.integers(0, 1000),
        grad_exponent=st.sampled_from([-20, -6, 0, 10, 19]), settings=ADAM_SETTINGS)
 def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent, settings):
@@ -238,9 +234,10 @@ def test_adam_kernel_matches_reference(dtype, n, steps, seed, grad_exponent, set
             np.testing.assert_array_equal(c, r)
 
 
-@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, momentum=st.floats(0, 0.99), lr=st.floats(1e-5, 10.0), seed=st.integers(0, 1000))
-def test_sgd_kernel_matches_reference(dtype, n, momentum, lr, seed):
+@given(dtype=DTYPES, n=OPTIMIZER_SHAPES, settings=SGD_SETTINGS, seed=st.integers(0, 1000))
+def test_sgd_kernel_matches_reference(dtype, n, settings, seed):
     # u = μu + g, θ −= lr·u in the reference's order, with no fused multiply-add: bit for bit
+    lr, momentum = settings
     rng = np.random.default_rng(seed)
     p_c, u_c = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     p_r, u_r = p_c.copy(), u_c.copy()
