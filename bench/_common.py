@@ -783,8 +783,9 @@ def merge_rounds(runs: list[dict]) -> dict:
     if all("test_elbo" in r for r in runs):
         merged["round_test_elbos"] = [r["test_elbo"] for r in runs]
         merged["test_elbo"] = statistics.median(merged["round_test_elbos"])
-    if all("paired_floor" in r for r in runs):
-        merged["paired_floor"] = [r["paired_floor"] for r in runs]
+    for key in ("paired_floor", "paired_own_floor"):
+        if all(key in r for r in runs):
+            merged[key] = [r[key] for r in runs]
     if all(r.get("train_loss") for r in runs):
         merged["last_train_loss"] = statistics.median(r["train_loss"][-1] for r in runs)
     if all("fit_call_s" in r for r in runs):

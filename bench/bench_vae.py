@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""MLP VAE on Fashion-MNIST: microvae vs PyTorch (CPU, eager) vs JAX (jit), and the BLAS floor.
+"""MLP VAE on Fashion-MNIST: microvae vs PyTorch (CPU, eager) vs JAX (jit), and the floors of its matrix products.
 
     python3 bench/bench_vae.py --epochs 10                       # both sizes, every framework
     python3 bench/bench_vae.py --size textbook --epochs 1 --limit 2000   # smoke test
@@ -53,16 +53,22 @@ def worker_microvae(a):
     model = mv.VAE(784, a.hidden, a.latent, seed=a.seed)
     if a.no_paired_floor:
         return C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start)
-    floor_epoch, _ = matmul_floor(len(x_train), a.hidden, a.latent, a.seed)
-    floor_times = []
+    # one epoch of the floor's products right after each microvae epoch, through BLAS and
+    # through microvae's own kernels, in turns (BLAS first after odd epochs): paired ratios
+    floors = {"paired_floor": matmul_floor(len(x_train), a.hidden, a.latent, a.seed)[0],
+              "paired_own_floor": matmul_floor(len(x_train), a.hidden, a.latent, a.seed, kernels=model.backend.kernels)[0]}
+    floor_times = {key: [] for key in floors}
 
-    def time_floor():  # one epoch of the floor's matmuls right after each microvae epoch: a paired ratio
-        started = time.perf_counter()
-        floor_epoch()
-        floor_times.append(time.perf_counter() - started)
+    def time_floors():
+        keys = list(floors) if len(floor_times["paired_floor"]) % 2 == 0 else list(floors)[::-1]
+        for key in keys:
+            started = time.perf_counter()
+            floors[key]()
+            floor_times[key].append(time.perf_counter() - started)
 
-    result = C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start, after_epoch=time_floor)
-    result["paired_floor"] = {"epoch_s": floor_times, "operands_mib": floor_epoch.nbytes / 2**20}
+    result = C.microvae_train(model, x_train, x_test, a.epochs, a.seed, mem_start, after_epoch=time_floors)
+    for key, one_epoch in floors.items():
+        result[key] = {"epoch_s": floor_times[key], "operands_mib": one_epoch.nbytes / 2**20}
     return result
 
 
@@ -205,13 +211,17 @@ def worker_jax(a):
     }
 
 
-def matmul_floor(n: int, hidden, latent, seed: int):
+def matmul_floor(n: int, hidden, latent, seed: int, kernels=None):
     """(one_epoch, flops): the matrix products of one training epoch on n images, through
     NumPy's BLAS, into preallocated outputs; ``one_epoch.nbytes`` is what its operands hold.
 
     Per minibatch (size b) and Dense layer (in → out): forward X·W (b×in · in×out), weight
     gradient Xᵀ·dY (in×b · b×out), input gradient dY·Wᵀ (b×out · out×in), except the input
-    gradient of the encoder's first layer, which training never needs."""
+    gradient of the encoder's first layer, which training never needs.
+
+    With ``kernels`` (a microvae backend's ``kernels``) the same products go through
+    ``kernels.matmul``, ``matmul_tn`` and ``matmul_nt``, called as microvae's Dense layer calls
+    them: the floor of microvae's own products."""
     import numpy as np
 
     enc, dec = dense_shapes(hidden, latent)
@@ -224,18 +234,25 @@ def matmul_floor(n: int, hidden, latent, seed: int):
         bufs[b] = [tuple(rng.standard_normal(s).astype(np.float32) for s in ((b, i), (b, o), (b, o), (b, i)))
                    for i, o in layers]
 
+    if kernels is None:
+        forward, weight_grad, input_grad = (lambda x, w, y: np.matmul(x, w, out=y), lambda x, dy, gw: np.matmul(x.T, dy, out=gw),
+                                            lambda dy, w, dx: np.matmul(dy, w.T, out=dx))
+    else:
+        forward, weight_grad, input_grad = kernels.matmul, kernels.matmul_tn, kernels.matmul_nt
+
     def one_epoch():
         for b in batches:
             acts = bufs[b]
             for (w, _), (x, y, _, _) in zip(weights, acts):
-                np.matmul(x, w, out=y)
+                forward(x, w, y)
             for li in range(len(layers) - 1, -1, -1):
                 (w, gw), (x, _, dy, dx) = weights[li], acts[li]
-                np.matmul(x.T, dy, out=gw)
+                weight_grad(x, dy, gw)
                 if li != 0:
-                    np.matmul(dy, w.T, out=dx)
+                    input_grad(dy, w, dx)
 
     flops = sum(2 * b * i * o * (3 if li != 0 else 2) for b in batches for li, (i, o) in enumerate(layers))
+    one_epoch.arrays = {"weights": weights, "batches": bufs}  # [(W, dW)], {b: [(X, Y, dY, dX)]}: for the tests
     one_epoch.nbytes = sum(a.nbytes for pair in weights for a in pair) + sum(a.nbytes for acts in bufs.values()
                                                                              for layer in acts for a in layer)
     return one_epoch, flops
@@ -277,6 +294,18 @@ def run_size(a, size: str, frameworks) -> dict:
     return C.run_frameworks(__file__, frameworks, worker_args, a, size)
 
 
+def paired_floor_ratios(epoch_s_by_round, paired_rounds):
+    """(floor epochs, microvae epoch ÷ the floor epoch timed right after it) over epochs 2..N
+    of every round (epoch 1 carries warm-up; a one-epoch round keeps its only pair)."""
+    floors, ratios = [], []
+    for mv_times, paired in zip(epoch_s_by_round, paired_rounds):
+        pairs = list(zip(mv_times, paired["epoch_s"]))
+        pairs = pairs[1:] if len(pairs) > 1 else pairs
+        ratios += [m / f for m, f in pairs]
+        floors += [f for _, f in pairs]
+    return floors, ratios
+
+
 def report_size(a, size: str, results: dict) -> None:
     spec = SIZES[size]
     print(f"\n## {spec['label']}\n")
@@ -293,16 +322,15 @@ def report_size(a, size: str, results: dict) -> None:
         # the rate over the printed median (over every round), not a round's own "gflops"
         print(f"BLAS floor: {f_med:.3f} s/epoch ({floor['gflop_per_epoch']:.2f} GFLOP per epoch, "
               f"{floor['gflop_per_epoch'] / f_med:.1f} GFLOP/s); **microvae ÷ floor = {mv_med / f_med:.2f}**")
-    if mv.get("paired_floor"):
-        ratios, floors = [], []
-        for mv_times, paired in zip(mv["epoch_s_by_round"], mv["paired_floor"]):
-            pairs = list(zip(mv_times, paired["epoch_s"]))
-            pairs = pairs[1:] if len(pairs) > 1 else pairs  # epoch 1 carries warm-up
-            ratios += [m / f for m, f in pairs]
-            floors += [f for _, f in pairs]
-        print(f"Paired floor (one epoch of the same matmuls timed in microvae's process right after each of its "
-              f"epochs): median {C.statistics.median(floors):.3f} s/epoch; **microvae ÷ paired floor = "
-              f"{C.statistics.median(ratios):.2f}** (median of per-epoch ratios, range {min(ratios):.2f}–{max(ratios):.2f})")
+    for key, what, name in (("paired_floor", "Paired floor (one epoch of the same matmuls timed in microvae's process "
+                                              "right after each of its epochs)", "paired floor"),
+                            ("paired_own_floor", "Own-kernel floor (the same products through microvae's own kernels, "
+                                                 "as its Dense layers call them, timed beside the paired floor)",
+                             "own-kernel floor")):
+        if mv.get(key):
+            floors, ratios = paired_floor_ratios(mv["epoch_s_by_round"], mv[key])
+            print(f"{what}: median {C.statistics.median(floors):.3f} s/epoch; **microvae ÷ {name} = "
+                  f"{C.statistics.median(ratios):.2f}** (median of per-epoch ratios, range {min(ratios):.2f}–{max(ratios):.2f})")
     expected = count_params(spec["hidden"], spec["latent"])
     counts = {fw: r["params"] for fw, r in results.items() if "params" in r}
     if counts and any(c != expected for c in counts.values()):
@@ -314,9 +342,10 @@ def report_size(a, size: str, results: dict) -> None:
         print(overhead)
     if "memory" in mv:
         print("\nmicrovae memory (MiB): " + C.memory_summary(mv["memory"]))
-        floor_mib = [r.get("operands_mib") for r in mv.get("paired_floor") or []]
-        if floor_mib and floor_mib[0] is not None:
-            print(f"(These include the paired floor's operands, {floor_mib[0]:.1f} MiB, allocated in the same "
+        floor_mib = [rounds[0].get("operands_mib") for key in ("paired_floor", "paired_own_floor")
+                     if (rounds := mv.get(key))]
+        if floor_mib and None not in floor_mib:
+            print(f"(These include the paired floors' operands, {sum(floor_mib):.1f} MiB, allocated in the same "
                   "process; bench/bench_memory.py measures microvae without them.)")
 
 def main(argv=None):

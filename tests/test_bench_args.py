@@ -138,17 +138,22 @@ def test_the_floor_worker_takes_a_turn_beside_every_epoch_under_lockstep(scripts
     assert args[args.index("--floor-repeats") + 1] == expected
 
 
-def test_the_memory_line_says_it_includes_the_paired_floors_operands(scripts, capsys):
-    """The microvae worker allocates the paired floor's operands in its own process, so its
-    memory figures include them; the report says how much, and where to measure without."""
+@pytest.mark.parametrize("own_mib, total", [(None, "16.2"), (16.25, "32.5")])
+def test_the_memory_line_says_it_includes_the_paired_floors_operands(scripts, capsys, own_mib, total):
+    """The microvae worker allocates the paired floors' operands (BLAS and, in newer results,
+    its own kernels') in its own process, so its memory figures include them; the report says
+    how much in all, and where to measure without."""
     module = scripts["bench_vae"]
-    mv = module.C.merge_rounds([{"framework": "microvae", "epoch_s": [2.0, 1.0, 1.0], "memory": _mem(3),
-                                 "paired_floor": {"epoch_s": [0.5, 0.5, 0.5], "operands_mib": 16.25}}])
+    result = {"framework": "microvae", "epoch_s": [2.0, 1.0, 1.0], "memory": _mem(3),
+              "paired_floor": {"epoch_s": [0.5, 0.5, 0.5], "operands_mib": 16.25}}
+    if own_mib is not None:
+        result["paired_own_floor"] = {"epoch_s": [0.4, 0.4, 0.4], "operands_mib": own_mib}
+    mv = module.C.merge_rounds([result])
     a = types.SimpleNamespace(epochs=3, lockstep=False, limit=None, threads=2, rounds=1, seed=0)
     module.report_size(a, "textbook", {"microvae": mv})
     out = capsys.readouterr().out
     assert "microvae memory (MiB): RSS after data+model 100.0" in out
-    assert "These include the paired floor's operands, 16.2 MiB" in out and "bench_memory.py" in out
+    assert f"These include the paired floors' operands, {total} MiB" in out and "bench_memory.py" in out
 
 
 def test_convvae_same_window_reaches_the_workers_and_check_gradients_needs_pytorch(scripts, monkeypatch, capsys):
@@ -267,10 +272,12 @@ def _vae_results(C):
     """microvae (two rounds: fit calls, paired floor), PyTorch skipped, the floor worker."""
     mv = C.merge_rounds([
         {"framework": "microvae", "epoch_s": [9.0, 2.0, 4.0, 3.0], "fit_call_s": [9.5, 2.1, 4.3, 3.2],
-         "paired_floor": {"epoch_s": [5.0, 1.0, 1.0, 3.0]}, "test_elbo": -262.0, "train_loss": [300.0, 262.0],
+         "paired_floor": {"epoch_s": [5.0, 1.0, 1.0, 3.0]}, "paired_own_floor": {"epoch_s": [5.0, 2.0, 2.0, 1.0]},
+         "test_elbo": -262.0, "train_loss": [300.0, 262.0],
          "params": TEXTBOOK_PARAMS, "n_train": 300, "n_test": 100, "memory": _mem(4)},
         {"framework": "microvae", "epoch_s": [8.0, 3.0, 3.0, 3.0], "fit_call_s": [8.5, 3.1, 3.1, 3.1],
-         "paired_floor": {"epoch_s": [4.0, 1.5, 3.0, 1.0]}, "test_elbo": -261.0, "train_loss": [300.0, 262.0],
+         "paired_floor": {"epoch_s": [4.0, 1.5, 3.0, 1.0]}, "paired_own_floor": {"epoch_s": [4.0, 3.0, 2.0, 1.5]},
+         "test_elbo": -261.0, "train_loss": [300.0, 262.0],
          "params": TEXTBOOK_PARAMS, "n_train": 300, "n_test": 100, "memory": _mem(4)}])
     floor = C.merge_rounds([{"framework": "floor", "epoch_s": [9.0, 1.0, 2.0, 1.5], "gflop_per_epoch": 3.0,
                              "gflops": 2.0, "n_train": 300}])
@@ -299,6 +306,10 @@ def test_bench_vae_report_floor_and_paired_floor_ratios(scripts, monkeypatch, ca
     # pairs (2,1) (4,1) (3,3) (3,1.5) (3,3) (3,1): ratios 2 4 1 2 1 3, floors 1 1 3 1.5 3 1
     assert ("median 1.250 s/epoch; **microvae ÷ paired floor = 2.00** (median of per-epoch ratios, range 1.00–4.00)"
             in out), out
+    # own-kernel pairs (2,2) (4,2) (3,1) (3,3) (3,2) (3,1.5): ratios 1 2 3 1 1.5 2, floors 2 2 1 3 2 1.5
+    assert ("Own-kernel floor (the same products through microvae's own kernels, as its Dense layers call them, "
+            "timed beside the paired floor): median 2.000 s/epoch; **microvae ÷ own-kernel floor = 1.75** "
+            "(median of per-epoch ratios, range 1.00–3.00)" in out), out
     # fit_call_s − epoch_s of epochs 2..N: 0.1 0.3 0.2 in round 1 and 0.1 0.1 0.1 in round 2: median 0.1
     assert "+0.100 s per call" in out, out
     assert "- PyTorch (eager, CPU): skipped — torch not importable" in out

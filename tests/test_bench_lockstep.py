@@ -151,6 +151,10 @@ def test_merge_rounds_reports_a_failure_in_any_round_and_keeps_every_paired_floo
     assert common.merge_rounds([{"skipped": "absent"}]) == {"skipped": "absent"}
     later = _round([8.0, 2.0], -1.0, paired_floor={"epoch_s": [3.0, 0.7]})
     assert common.merge_rounds([ok, later])["paired_floor"] == [{"epoch_s": [2.0, 0.5]}, {"epoch_s": [3.0, 0.7]}]
+    assert "paired_own_floor" not in common.merge_rounds([ok, later])  # results from before it was timed
+    own = [_round([9.0, 1.0], -1.0, paired_own_floor={"epoch_s": [1.0, 0.4]}),
+           _round([8.0, 2.0], -1.0, paired_own_floor={"epoch_s": [1.5, 0.6]})]
+    assert common.merge_rounds(own)["paired_own_floor"] == [{"epoch_s": [1.0, 0.4]}, {"epoch_s": [1.5, 0.6]}]
 
 
 LABELS = {"microvae": "microvae", "torch": "PyTorch", "jax": "JAX"}

@@ -94,6 +94,61 @@ def test_textbook_products_are_the_step_in_training_order(bench):
     assert shapes == forward + backward  # 17: no input gradient for the encoder's first layer
 
 
+def test_the_own_kernel_floor_runs_the_same_products_through_microvaes_kernels(bench):
+    """With a backend's kernels the floor calls matmul, matmul_tn and matmul_nt as Dense does
+    (X·W, then Xᵀ·dY from X and dY as stored, dY·Wᵀ from dY and W as stored), for the same
+    products in the same order, with the same FLOP count; and they give the BLAS floor's
+    results (the operands are drawn from the same seed)."""
+    import types
+
+    import bench_vae  # importable once the fixture has put bench/ on sys.path
+    import microvae as mv
+
+    kernels = mv.get_backend("numpy").kernels
+    done = []
+
+    def recording(kind, kernel):
+        def call(a, b, out):
+            m, n = (a.shape[1], b.shape[1]) if kind == "tn" else (a.shape[0], b.shape[0] if kind == "nt" else b.shape[1])
+            assert out.shape == (m, n) and a.flags.c_contiguous and b.flags.c_contiguous
+            done.append((kind, *a.shape, *b.shape))
+            return kernel(a, b, out)
+        return call
+
+    fake = types.SimpleNamespace(matmul=recording("nn", kernels.matmul), matmul_tn=recording("tn", kernels.matmul_tn),
+                                 matmul_nt=recording("nt", kernels.matmul_nt))
+    own_epoch, own_flops = bench_vae.matmul_floor(300, (512, 256), 2, 0, kernels=fake)
+    blas_epoch, blas_flops = bench_vae.matmul_floor(300, (512, 256), 2, 0)
+    assert own_flops == blas_flops and own_epoch.nbytes == blas_epoch.nbytes
+    own_epoch()
+    layers = LAYERS["textbook"]
+    expected = []
+    for b in (128, 128, 44):
+        expected += [("nn", b, i, i, o) for i, o in layers]
+        for li in range(len(layers) - 1, -1, -1):
+            i, o = layers[li]
+            expected.append(("tn", b, i, b, o))
+            if li != 0:
+                expected.append(("nt", b, o, i, o))
+    assert done == expected
+    blas_epoch()
+    # every output of both floors, from the last batch of each size: Y = X·W, dX = dY·Wᵀ, dW = Xᵀ·dY
+    own, blas = own_epoch.arrays, blas_epoch.arrays
+    compared = 0
+    for b in (128, 44):
+        for (x, y, dy, dx), (x_ref, y_ref, dy_ref, dx_ref), (i, o) in zip(own["batches"][b], blas["batches"][b], layers):
+            assert np.array_equal(x, x_ref) and np.array_equal(dy, dy_ref)  # the same operands
+            np.testing.assert_allclose(y, y_ref, rtol=1e-4, atol=1e-3)
+            if i != 784:  # the first layer's input gradient is never formed
+                np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-3)
+            compared += 1
+    for (w, dw), (w_ref, dw_ref) in zip(own["weights"], blas["weights"]):  # from the last batch (44 rows)
+        assert np.array_equal(w, w_ref)
+        np.testing.assert_allclose(dw, dw_ref, rtol=1e-4, atol=1e-3)
+        compared += 1
+    assert compared == 3 * len(layers)
+
+
 @pytest.mark.parametrize("size", ["textbook", "examples"])
 def test_products_add_up_to_the_floors_work_per_full_batch(bench, size):
     spec = bench.SIZES[size]
