@@ -147,9 +147,11 @@ def _pack_rows(b, b_k_step, b_n_step, k_len, n, k0, k1, work):
         if b_n_step == 1:  # a row of B is contiguous: a separate loop, so LLVM copies vectors
             row = b[k * b_k_step: k * b_k_step + n]
             for p in range(n_wide):
-                base = p * wide * k_len + k * wide
+                base, first = p * wide * k_len + k * wide, p * wide
                 for j in range(wide):
-                    work[base + j] = row[p * wide + j]
+                    # unsigned indices: Numba wraps a negative index around, and that check on
+                    # every element kept LLVM from copying vectors (a 784 × 400 W: 111 → 35 µs)
+                    work[np.uint64(base + j)] = row[np.uint64(first + j)]
             for p in range(n_narrow):
                 j0 = n_wide * wide + p * narrow
                 base = j0 * k_len + k * narrow
