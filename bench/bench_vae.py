@@ -213,7 +213,8 @@ def worker_jax(a):
 
 def matmul_floor(n: int, hidden, latent, seed: int, kernels=None):
     """(one_epoch, flops): the matrix products of one training epoch on n images, through
-    NumPy's BLAS, into preallocated outputs; ``one_epoch.nbytes`` is what its operands hold.
+    NumPy's BLAS (``numpy.matmul``, called by microvae's reference kernels), into preallocated
+    outputs; ``one_epoch.nbytes`` is what its operands hold.
 
     Per minibatch (size b) and Dense layer (in → out): forward X·W (b×in · in×out), weight
     gradient Xᵀ·dY (in×b · b×out), input gradient dY·Wᵀ (b×out · out×in), except the input
@@ -234,11 +235,9 @@ def matmul_floor(n: int, hidden, latent, seed: int, kernels=None):
         bufs[b] = [tuple(rng.standard_normal(s).astype(np.float32) for s in ((b, i), (b, o), (b, o), (b, i)))
                    for i, o in layers]
 
-    if kernels is None:
-        forward, weight_grad, input_grad = (lambda x, w, y: np.matmul(x, w, out=y), lambda x, dy, gw: np.matmul(x.T, dy, out=gw),
-                                            lambda dy, w, dx: np.matmul(dy, w.T, out=dx))
-    else:
-        forward, weight_grad, input_grad = kernels.matmul, kernels.matmul_tn, kernels.matmul_nt
+    if kernels is None:  # numpy.matmul with out=, through microvae's reference twins (they import no Numba)
+        from microvae.kernels import reference as kernels
+    forward, weight_grad, input_grad = kernels.matmul, kernels.matmul_tn, kernels.matmul_nt
 
     def one_epoch():
         for b in batches:
