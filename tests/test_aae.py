@@ -207,6 +207,27 @@ def test_prior_distance_is_small_for_the_prior_itself_and_large_otherwise():
         prior_distance(p, p, bandwidths=(0.0,))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("which", ["codes", "prior_samples"])
+def test_prior_distance_refuses_non_finite_values(bad, which):
+    """One NaN (an encoder that diverged) would make all three distances NaN without a word."""
+    good = np.random.default_rng(0).standard_normal((6, 2))
+    broken = good.copy()
+    broken[3, 1] = bad
+    args = (broken, good) if which == "codes" else (good, broken)
+    with pytest.raises(ValueError, match=f"{which} contains NaN or Inf"):
+        prior_distance(*args)
+
+
+def test_prior_distance_refuses_complex_codes():
+    """The float64 cast would drop the imaginary part, with only a warning."""
+    good = np.random.default_rng(0).standard_normal((6, 2))
+    with pytest.raises(TypeError, match="prior_distance expects real numbers .* for codes"):
+        prior_distance(good + 1j, good)
+    with pytest.raises(TypeError, match="for prior_samples"):
+        prior_distance(good, good.astype(complex))
+
+
 @pytest.mark.parametrize("encoder_type", ["deterministic", "gaussian"])
 @pytest.mark.parametrize("prior", ["gaussian", "mixture"])
 def test_inference_in_row_blocks_gives_the_same_results(encoder_type, prior):

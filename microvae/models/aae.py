@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_dtype, check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_dtype, check_int, check_number, check_real_array, check_seed, check_sizes
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
@@ -32,14 +32,20 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
     - ``cov_gap``: ‖cov(codes) − cov(prior)‖_F (Frobenius norm)
 
     ``codes`` (n, d) and ``prior_samples`` (m, d), n, m ≥ 2, NumPy or CuPy; ``bandwidths``
-    a sequence or array of positive numbers, or one number. Returns floats.
+    a sequence or array of positive numbers, or one number. Returns floats. Complex and
+    non-finite values are refused: every distance would be NaN, or the imaginary part dropped.
     """
+    for name, array in (("codes", codes), ("prior_samples", prior_samples)):
+        check_real_array(array, "prior_distance", None, name)
     xp = array_module(codes)
     c = xp.asarray(codes, dtype=xp.float64)
     p = xp.asarray(prior_samples, dtype=xp.float64)
     if c.ndim != 2 or p.ndim != 2 or c.shape[1] != p.shape[1] or len(c) < 2 or len(p) < 2:
         raise ValueError(f"prior_distance needs codes (n, d) and prior_samples (m, d) with n, m >= 2, "
                          f"got {tuple(c.shape)} and {tuple(p.shape)}")
+    for name, array in (("codes", c), ("prior_samples", p)):
+        if not bool(xp.isfinite(array).all()):
+            raise ValueError(f"prior_distance needs finite values: {name} contains NaN or Inf")
     try:  # a list, a tuple, a NumPy array (np.geomspace) or one number
         widths = [float(h) for h in np.ravel(bandwidths.tolist() if hasattr(bandwidths, "tolist") else bandwidths)]
     except (TypeError, ValueError):
