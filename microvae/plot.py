@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path
+from .checks import check_file_path, check_real_array
 
 __all__ = [
     "image_grid",
@@ -773,9 +773,14 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
 # --------------------------------------------------------------------------
 
 def _as_codes(z, what: str) -> np.ndarray:
+    """``z`` as a float64 (n, d) array of finite codes: matplotlib would quietly drop the NaN
+    points from a scatter, and the cast to float64 the imaginary part of complex codes."""
+    check_real_array(z, "plot", None, what)
     arr = np.asarray(z, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] == 0:
         raise ValueError(f"{what} must be a non-empty (n, d) array, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} contains NaN or Inf; the codes to scatter must be finite")
     if arr.shape[1] < 2:
         raise ValueError(
             f"{what} needs at least 2 latent dimensions to scatter, got {arr.shape[1]}"

@@ -755,6 +755,15 @@ def test_plot_latent_scatter_errors(rng):
         mplot.plot_latent_scatter(rng.normal(size=(10, 2)), np.zeros(9))
     with pytest.raises(ValueError, match=r"\(n, d\)"):
         mplot.plot_latent_scatter(rng.normal(size=10))
+    # matplotlib drops NaN points without a word, and the float cast drops an imaginary part
+    broken = rng.normal(size=(10, 2))
+    broken[4, 0] = np.nan
+    with pytest.raises(ValueError, match="z contains NaN or Inf"):
+        mplot.plot_latent_scatter(broken)
+    with pytest.raises(ValueError, match="prior_samples contains NaN or Inf"):
+        mplot.plot_latent_vs_prior(rng.normal(size=(10, 2)), np.where(broken == broken, broken, np.inf))
+    with pytest.raises(TypeError, match="expects real numbers .* for codes"):
+        mplot.plot_latent_vs_prior(rng.normal(size=(10, 2)) + 0j, rng.normal(size=(10, 2)))
     # NumPy's own error ("'<' not supported between instances of 'NoneType' and 'str'") named no argument
     with pytest.raises(TypeError, match=r"labels must all be numbers or all strings .*got a mix of NoneType, str"):
         mplot.plot_latent_scatter(rng.normal(size=(3, 2)), np.array(["a", None, "b"], dtype=object))
