@@ -417,7 +417,13 @@ def discretize(codes, n_bins: int = 20):
     if not np.isfinite(codes).all():
         raise ValueError("codes contain NaN or Inf")
     lo, hi = codes.min(axis=0), codes.max(axis=0)
-    width = np.where(hi > lo, hi - lo, 1.0)
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    wide = ~np.isfinite(span)  # a range beyond the largest double (−1e308 to 1e308): in halves, which are exact
+    if wide.any():
+        codes, lo, hi = np.where(wide, codes / 2, codes), np.where(wide, lo / 2, lo), np.where(wide, hi / 2, hi)
+        span = hi - lo
+    width = np.where(hi > lo, span, 1.0)
     bins = np.floor((codes - lo) / width * n_bins).astype(np.int64)
     return np.clip(bins, 0, n_bins - 1)
 

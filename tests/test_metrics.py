@@ -529,6 +529,14 @@ def test_discretize_uses_equal_width_bins_per_column():
         metrics.discretize(np.array([[np.nan, 1.0]]))
 
 
+def test_discretize_a_range_wider_than_the_largest_double():
+    """1e308 − (−1e308) overflows to Inf: every value fell into bin 0, with only a warning."""
+    codes = np.array([[-1e308, 1.0], [0.0, 2.0], [1e308, 3.0], [0.6e308, 4.0]])
+    np.testing.assert_array_equal(metrics.discretize(codes, n_bins=4), [[0, 0], [2, 1], [3, 2], [3, 3]])
+    huge = np.array([-np.finfo(np.float64).max, -0.5e308, 0.5e308, np.finfo(np.float64).max])
+    np.testing.assert_array_equal(metrics.discretize(huge, n_bins=4)[:, 0], [0, 1, 2, 3])
+
+
 @given(st.integers(0, 2 ** 31 - 1), st.integers(1, 40), st.integers(1, 3), st.integers(1, 12))
 def test_discretize_puts_each_value_in_its_equal_width_bin(seed, n, d, n_bins):
     """Bin b of a column covers [lo + b·w, lo + (b + 1)·w), w = (hi − lo)/n_bins, the last bin closed
