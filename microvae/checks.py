@@ -105,3 +105,13 @@ def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     if dtype.kind not in "biuf":
         where = owner if method is None else f"{owner}.{method}"
         raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got dtype {dtype}")
+
+
+def sorted_unique(values: np.ndarray, name: str, why: str, **unique_options):
+    """``np.unique(values, **unique_options)``, with a TypeError naming ``name`` and the kinds
+    of value found when an object array mixes kinds that cannot be sorted (None, str, int)."""
+    try:
+        return np.unique(values, **unique_options)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in values.tolist()})
+        raise TypeError(f"{name} must all be numbers or all strings ({why}), got a mix of {', '.join(kinds)}") from None

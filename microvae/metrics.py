@@ -46,7 +46,7 @@ import numbers
 import numpy as np
 
 from .backend import array_module
-from .checks import check_real_array, check_seed
+from .checks import check_real_array, check_seed, sorted_unique
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -448,7 +448,7 @@ def _as_labels(values, what="labels"):
     if values.size == 0:
         raise ValueError(f"{what} is empty")
     _check_discrete(values, what, "variable")
-    return np.unique(values, return_inverse=True)[1].reshape(-1)
+    return sorted_unique(values, what, "the classes are sorted", return_inverse=True)[1].reshape(-1)
 
 
 def entropy(labels) -> float:

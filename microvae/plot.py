@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_real_array
+from .checks import check_file_path, check_real_array, sorted_unique
 
 __all__ = [
     "image_grid",
@@ -814,12 +814,7 @@ def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
             f"labels must hold one label per code ({len(z)}), got shape "
             f"{np.shape(labels)}"
         )
-    try:
-        uniq = np.unique(lab)
-    except TypeError:  # an object array mixing kinds (None, str, int) cannot be sorted
-        kinds = sorted({type(v).__name__ for v in lab.tolist()})
-        raise TypeError(f"labels must all be numbers or all strings (they are sorted for the legend), got a mix of "
-                        f"{', '.join(kinds)}") from None
+    uniq = sorted_unique(lab, "labels", "they are sorted for the legend")
     discrete = (
         len(uniq) <= _MAX_LEGEND_CLASSES
         and (lab.dtype.kind in "iub" or lab.dtype.kind in "OUS"

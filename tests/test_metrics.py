@@ -520,6 +520,18 @@ def test_entropy_and_mutual_information_of_simple_variables():
         metrics.mutual_information(a, b[:10])
 
 
+def test_entropy_and_mutual_information_name_labels_that_mix_kinds():
+    """An object array of None and numbers (or strings and numbers) cannot be sorted into
+    classes: NumPy's own TypeError ("'<' not supported between instances of ...") named no
+    argument."""
+    with pytest.raises(TypeError, match="labels must all be numbers or all strings .* got a mix of NoneType, int"):
+        metrics.entropy(np.array([1, None, 2], dtype=object))
+    with pytest.raises(TypeError, match="b must all be numbers or all strings .* got a mix of int, str"):
+        metrics.mutual_information([0, 1, 0], np.array([1, "a", 1], dtype=object))
+    # one kind in an object array is fine: three equally likely strings
+    assert metrics.entropy(np.array(["x", "y", "z"], dtype=object)) == pytest.approx(math.log(3))
+
+
 def test_discretize_uses_equal_width_bins_per_column():
     codes = np.array([[0.0, 5.0], [0.5, 5.0], [0.99, 5.0], [1.0, 5.0]])
     bins = metrics.discretize(codes, n_bins=4)
