@@ -114,12 +114,14 @@ def _data_range(clean) -> float:
     return 1.0 if _in_unit_interval(clean) or span == 0 else span
 
 
-def psnr(clean, other, data_range: float = 1.0, per_example: bool = False):
+def psnr(clean, other, data_range: float | None = None, per_example: bool = False):
     """Peak signal-to-noise ratio in dB:  10·log10(data_range² / MSE).
 
     By default one number for the whole batch (MSE over every value); with ``per_example``
-    an array with one PSNR per row of a batch (n, ...). Identical inputs give +inf. ``data_range=None``: 1 for
-    data in [0, 1], else the clean data's max − min (as ``denoising_report`` chooses it).
+    an array with one PSNR per row of a batch (n, ...). Identical inputs give +inf.
+    ``data_range`` (default None): 1 for data in [0, 1], else the clean data's max − min, as
+    ``denoising_report`` chooses it (a fixed default of 1 would put images in [0, 255] some
+    48 dB too low without a word); give it for data whose nominal range it does not span.
     """
     for name, array in (("clean", clean), ("other", other)):  # the casts below would drop an imaginary part
         check_real_array(array, "psnr", None, name)

@@ -285,6 +285,16 @@ def test_psnr_chooses_the_data_range_as_denoising_report_does_when_given_none():
         app.psnr(unit, unit, data_range="1")
 
 
+def test_psnr_takes_the_range_of_data_outside_the_unit_interval_by_default():
+    """8-bit images measured without a data_range: against a fixed default of 1 the PSNR
+    came out 20·log10(255) ≈ 48 dB too low."""
+    images = np.array([[0.0, 128.0, 255.0, 64.0]])
+    noisy = images + np.array([[2.0, -2.0, 0.0, 2.0]])  # MSE 3
+    assert app.psnr(images, noisy) == pytest.approx(10 * math.log10(255.0**2 / 3))
+    assert app.psnr(images, noisy) == app.psnr(images, noisy, data_range=255.0)
+    assert app.psnr(images, noisy, data_range=1.0) == pytest.approx(10 * math.log10(1 / 3))
+
+
 @pytest.mark.parametrize("n", [0, -1, 2.5, True])
 def test_plot_denoising_refuses_a_count_that_is_not_positive(n):
     pytest.importorskip("matplotlib")

@@ -784,7 +784,9 @@ def test_evaluation_claims(tiny):
     shown("`denoising_report` (the PSNR gain; `data_range` 1 for [0, 1] data, else the data's span; given a sequence "
           "model's mask as `y`, it corrupts and measures only the real steps)", text)
     assert "data_range" in inspect.signature(A.denoising_report).parameters
-    assert inspect.signature(A.psnr).parameters["data_range"].default == 1
+    shown("`psnr` (`data_range` as `denoising_report` chooses it, unless given)", text)
+    assert inspect.signature(A.psnr).parameters["data_range"].default is None
+    assert A.psnr(x * 5, x * 5 + 0.1) == pytest.approx(A.psnr(x * 5, x * 5 + 0.1, data_range=float(np.ptp(x * 5))))
 
 
 # 3. the model table ----------------------------------------------------------------------------
