@@ -140,7 +140,13 @@ def _atomic_write_text(path, text: str) -> None:
 class Callback:
     """Hooks into ``fit``. ``on_epoch_end`` returns True to stop training.
 
-    Subclass it, or pass any object with some of the three hooks: fit skips the ones it lacks."""
+    Subclass it, or pass any object with some of the three hooks: fit skips the ones it lacks.
+
+    ``records``: the names of the values this callback's ``on_epoch_end`` adds to the record.
+    A callback after it in the list may then use them: ``EarlyStopping(monitor=...)`` checks
+    its metric before training starts, and accepts these names as well as the model's own."""
+
+    records: tuple = ()
 
     def on_train_begin(self, model) -> None:
         """Called once by every ``fit`` call, before its first epoch."""
@@ -195,8 +201,11 @@ class EarlyStopping(Callback):
     (default val_loss) on its best value by more than ``min_delta``: patience=0 stops at the
     first epoch without an improvement, patience=2 at the third in a row.
 
-    Lower is better. The best epoch is the last one that improved on the best value by more
-    than ``min_delta``: with min_delta > 0, a later epoch slightly lower still is not it.
+    ``mode`` "min" (default: microvae's own metrics are losses, lower is better) or "max",
+    for a metric of your own where higher is better, such as an accuracy that a callback
+    placed before this one adds to the record and names in its ``records``. The best epoch is the last one that improved on the best
+    value by more than ``min_delta``: with min_delta > 0, a later epoch slightly better still
+    is not it.
 
     ``restore_best`` (default True): when training ends, stopped early or not, the
     parameters go back to those of the best epoch (the optimizer state, history, step and
@@ -206,7 +215,8 @@ class EarlyStopping(Callback):
     ``fit`` prints the last.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True):
+    def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True,
+                 mode: str = "min"):
         patience = check_int("patience", patience, 0)
         min_delta = check_number("min_delta", min_delta, "a finite number >= 0")
         if not (math.isfinite(min_delta) and min_delta >= 0):  # NaN: no epoch would ever count as an improvement
@@ -214,8 +224,11 @@ class EarlyStopping(Callback):
         restore_best = check_bool("restore_best", restore_best)
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
+        if mode not in ("min", "max"):  # "auto" guessing from the name would get a custom metric wrong
+            raise ValueError(f"mode must be 'min' (lower is better) or 'max' (higher is better), got {mode!r}")
         self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.best = math.inf
+        self.mode = mode
+        self.best = self._worst()
         self.best_epoch = None
         self.stopped_epoch = None
         self.restored_epoch = None
@@ -226,10 +239,20 @@ class EarlyStopping(Callback):
     def _check_run(self, recorded, optimizer):
         if self.monitor not in recorded:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run will not record (it records "
-                             f"{list(recorded)}); pass validation_data or monitor='loss'")
+                             f"{list(recorded)}); pass validation_data or monitor='loss' (a metric of your own: "
+                             "list its name in the records of the callback that sets it, placed before this one)")
+
+    def _worst(self) -> float:
+        return math.inf if self.mode == "min" else -math.inf
+
+    def _improves(self, value) -> bool:
+        """Whether ``value`` beats the best by more than min_delta (never for NaN)."""
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
 
     def on_train_begin(self, model):
-        self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = math.inf, None, None, 0, None
+        self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = self._worst(), None, None, 0, None
         self._last_epoch = self.restored_epoch = None
 
     def on_epoch_end(self, model, epoch, record):
@@ -238,7 +261,7 @@ class EarlyStopping(Callback):
                            f"(recorded: {sorted(record)}); pass validation_data or monitor='loss'")
         value = record[self.monitor]
         self._last_epoch = epoch
-        if value < self.best - self.min_delta:
+        if self._improves(value):
             self.best, self.best_epoch, self._wait = value, epoch, 0
             if self.restore_best:
                 self._best_params = {name: flat.data.copy() for name, flat in model.parameter_groups().items()}
@@ -254,6 +277,15 @@ class EarlyStopping(Callback):
             for name, flat in model.parameter_groups().items():
                 flat.data[...] = self._best_params[name]
             self.restored_epoch = self.best_epoch
+
+
+def _declared_records(callback) -> list:
+    """A callback's ``records``, checked: names (str) of values it adds to each epoch's record."""
+    names = getattr(callback, "records", ())
+    if isinstance(names, str) or not isinstance(names, (tuple, list)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"callbacks: {callback!r} has records = {names!r}; records must be a tuple of the names (str) "
+                        "its on_epoch_end adds to the record")
+    return list(names)
 
 
 def _snapshot(model, optimizers, run_before=None) -> dict:
@@ -446,6 +478,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         check = getattr(cb, "_check_run", None)  # a duck-typed callback may lack it
         if check is not None:
             check(recorded, optimizer)
+        # in list order: a callback sees the keys set by those before it, not after
+        recorded = recorded + [name for name in _declared_records(cb) if name not in recorded]
     if getattr(model, "_fitting", False):  # from a callback: the outer loop's epoch numbers would repeat
         raise RuntimeError(f"{type(model).__name__}.fit was called while this model's fit is running (from a callback?); "
                            "train it after that fit returns")

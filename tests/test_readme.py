@@ -628,6 +628,28 @@ def test_training_defaults():
         assert getattr(optimizer, name) == value, f"README's `{fit_span}`: the optimizer's {name} is {getattr(optimizer, name)!r}"
 
 
+def test_early_stopping_claims():
+    """"`EarlyStopping` (on `val_loss`, lower is better; `mode="max"` for a metric of your own where higher is better)"."""
+    shown('`EarlyStopping` (on `val_loss`, lower is better; `mode="max"` for a metric of your own where higher is better)',
+          api_bullet("Training"))
+    defaults = {name: p.default for name, p in inspect.signature(mv.EarlyStopping).parameters.items()}
+    assert defaults["monitor"] == "val_loss" and defaults["mode"] == "min"
+
+    shown("an `EarlyStopping` after it in the list may monitor that key once the callback names it in its `records`",
+          api_bullet("Training"))
+
+    class Accuracy(mv.Callback):  # a metric of one's own, higher is better, best at epoch 2
+        records = ("acc",)
+
+        def on_epoch_end(self, model, epoch, record):
+            record["acc"] = [0.5, 0.9, 0.6, 0.6][epoch - 1]
+
+    stopper = mv.EarlyStopping(monitor="acc", patience=1, mode="max")
+    x = np.random.default_rng(0).random((16, 8)).astype(np.float32)
+    mv.VAE(8, (4,), 2).fit(x, epochs=4, batch_size=8, verbose=0, callbacks=[Accuracy(), stopper])
+    assert (stopper.best_epoch, stopper.stopped_epoch, stopper.restored_epoch) == (2, 4, 2)
+
+
 def test_pictures_bullet():
     """"- **Pictures** (`microvae.plot`, needs matplotlib): reconstructions, prior samples, ...": each
     picture named has its plot function (a hand-written table; every entry must be in the bullet)."""

@@ -3,6 +3,7 @@
 import itertools
 import json
 import linecache
+import math
 import os
 import re
 import warnings
@@ -563,6 +564,69 @@ def test_early_stopping_counts_only_improvements_beyond_min_delta():
     assert stopper.best_epoch == 1 and stopper.best == 5.0
     stopper = mv.EarlyStopping(patience=1, min_delta=0.1)
     assert _drive(stopper, [5.0, 4.85, 4.7, 4.55], _model()) == 4 and stopper.stopped_epoch is None
+
+
+def test_early_stopping_in_max_mode_keeps_the_highest_value():
+    """mode="max" for a metric where higher is better (an accuracy a callback records): the
+    mirror image of the min-mode cases above, min_delta included."""
+    model = _model()
+    stopper = mv.EarlyStopping(patience=1, min_delta=0.1, mode="max")
+    assert stopper.best == -math.inf
+    assert _drive(stopper, [0.5, 0.7, 0.75, 0.65, 0.9], model) == 4  # 0.75 is within min_delta of 0.7
+    assert (stopper.best, stopper.best_epoch, stopper.stopped_epoch) == (0.7, 2, 4) and (model.flat.data == 2).all()
+    # the same values in min mode: only the first epoch ever counts as the best
+    assert _drive(mv.EarlyStopping(patience=1, min_delta=0.1), [0.5, 0.7, 0.75, 0.65, 0.9], _model()) == 3
+    # NaN never improves on anything, in either mode
+    nan_stopper = mv.EarlyStopping(patience=0, mode="max")
+    assert _drive(nan_stopper, [0.5, math.nan, 0.9], _model()) == 2 and nan_stopper.best_epoch == 1
+
+
+@pytest.mark.parametrize("mode", ["auto", "MAX", None, "lower"])
+def test_early_stopping_refuses_a_mode_other_than_min_or_max(mode):
+    with pytest.raises(ValueError, match="mode must be 'min' .* or 'max'"):
+        mv.EarlyStopping(mode=mode)
+
+
+class _Accuracy(Callback):
+    """A metric of one's own, higher is better: best at epoch 2."""
+    records = ("acc",)
+
+    def on_epoch_end(self, model, epoch, record):
+        record["acc"] = [0.5, 0.9, 0.6, 0.6, 0.6][epoch - 1]
+
+
+def test_early_stopping_monitors_a_metric_that_a_callback_before_it_records(data):
+    x, _ = data
+    model = _model()
+    stopper = mv.EarlyStopping(monitor="acc", patience=1, mode="max")
+    history = model.fit(x, epochs=5, batch_size=100, verbose=0, callbacks=[_Accuracy(), stopper])
+    assert history["acc"] == [0.5, 0.9, 0.6, 0.6] and (stopper.best_epoch, stopper.stopped_epoch) == (2, 4)
+
+
+def test_early_stopping_refuses_before_training_a_metric_recorded_only_after_it_or_not_declared(data):
+    """After EarlyStopping in the list, the callback sets its key too late for it; without
+    ``records`` fit cannot know the key will be there. Both are refused before any step."""
+    x, _ = data
+
+    class Undeclared(_Accuracy):
+        records = ()
+
+    for callbacks in ([mv.EarlyStopping(monitor="acc", mode="max"), _Accuracy()],
+                      [Undeclared(), mv.EarlyStopping(monitor="acc", mode="max")]):
+        model = _model()
+        before = model.flat.data.copy()
+        with pytest.raises(ValueError, match="monitors 'acc', which this run will not record.*records of the callback"):
+            model.fit(x, epochs=2, batch_size=100, verbose=0, callbacks=callbacks)
+        assert model.epochs_trained == 0 and np.array_equal(model.flat.data, before)
+
+
+@pytest.mark.parametrize("records", ["acc", ("acc", 1), {"acc": 1}, None])
+def test_a_callback_whose_records_are_not_names_is_refused(data, records):
+    x, _ = data
+    callback = _Accuracy()
+    callback.records = records
+    with pytest.raises(TypeError, match="records must be a tuple of the names"):
+        _model().fit(x, epochs=1, batch_size=100, verbose=0, callbacks=[callback])
 
 
 def test_early_stopping_counts_epochs_without_improvement_in_a_row():
