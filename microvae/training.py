@@ -203,9 +203,9 @@ class EarlyStopping(Callback):
 
     ``mode`` "min" (default: microvae's own metrics are losses, lower is better) or "max",
     for a metric of your own where higher is better, such as an accuracy that a callback
-    placed before this one adds to the record and names in its ``records``. The best epoch is the last one that improved on the best
-    value by more than ``min_delta``: with min_delta > 0, a later epoch slightly better still
-    is not it.
+    placed before this one adds to the record and names in its ``records``. The best epoch
+    is the last one that improved on the best value by more than ``min_delta``: with
+    min_delta > 0, a later epoch slightly better still is not it.
 
     ``restore_best`` (default True): when training ends, stopped early or not, the
     parameters go back to those of the best epoch (the optimizer state, history, step and
