@@ -629,8 +629,8 @@ def test_training_defaults():
 
 
 def test_early_stopping_claims():
-    """"`EarlyStopping` (on `val_loss`, lower is better; `mode="max"` for a metric of your own where higher is better)"."""
-    shown('`EarlyStopping` (on `val_loss`, lower is better; `mode="max"` for a metric of your own where higher is better)',
+    """"`EarlyStopping` (`monitor` is val_loss by default, lower is better; `mode="max"` for a metric of your own where higher is better)"."""
+    shown('`EarlyStopping` (`monitor` is val_loss by default, lower is better; `mode="max"` for a metric of your own where higher is better)',
           api_bullet("Training"))
     defaults = {name: p.default for name, p in inspect.signature(mv.EarlyStopping).parameters.items()}
     assert defaults["monitor"] == "val_loss" and defaults["mode"] == "min"
