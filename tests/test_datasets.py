@@ -880,14 +880,26 @@ def test_sprites_shapes_argument():
         (dict(shapes=("square", "star")), "unknown shape 'star'; expected one of"),
         (dict(shapes=()), "at least one shape"),
         (dict(shapes=("heart", "heart")), "must not repeat"),
-        (dict(n_scales=0), "n_scales must be an integer >= 1"),
-        (dict(n_rotations=True), "n_rotations must be an integer"),
-        (dict(n_positions=0), "n_positions must be an integer >= 1"),
+        (dict(n_scales=0), "n_scales must be a positive integer, got 0"),
+        (dict(n_positions=0), "n_positions must be a positive integer"),
     ],
 )
 def test_sprites_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         ds.make_sprites(**{"n": 10, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, pattern", [(dict(n_rotations=True), "n_rotations must be a positive integer, got True"),
+                                             (dict(size="32"), "size must be an integer >= 16, got '32'"),
+                                             (dict(n=None, n_scales=None), "n_scales must be a positive integer")])
+def test_sprites_counts_that_are_no_numbers_are_type_errors(kwargs, pattern):
+    with pytest.raises(TypeError, match=pattern):  # as every count in microvae (checks.check_int)
+        ds.make_sprites(**{"n": 10, **kwargs})
+
+
+def test_sprites_count_given_as_a_whole_float_is_that_count():
+    a, b = ds.make_sprites(4, size=16.0, n_scales=2.0, seed=1), ds.make_sprites(4, size=16, n_scales=2, seed=1)
+    assert a.images.tobytes() == b.images.tobytes() and a.factor_sizes == b.factor_sizes
 
 
 # --------------------------------------------------------------------------- sinusoids
@@ -1097,14 +1109,34 @@ def test_piano_rolls_other_sizes():
     "kwargs, pattern",
     [
         (dict(n=-1), "n must be an integer >= 0, got -1"),
-        (dict(length=0), "length must be an integer >= 1"),
+        (dict(length=0), "length must be a positive integer"),
         (dict(pitches=12), "pitches must be an integer >= 13, got 12"),
-        (dict(pitches=16.0), "pitches must be an integer"),
+        (dict(pitches=16.5), "pitches must be an integer >= 13, got 16.5"),
     ],
 )
 def test_piano_rolls_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         ds.make_piano_rolls(**{"n": 5, **kwargs})
+
+
+def test_sequence_sizes_given_as_whole_floats_are_those_sizes():
+    # as every count in microvae (checks.check_int): 16.0 is 16, and a string is a TypeError
+    a, b = ds.make_piano_rolls(n=3.0, length=8.0, pitches=16.0, seed=2), ds.make_piano_rolls(n=3, length=8, pitches=16, seed=2)
+    assert a.rolls.tobytes() == b.rolls.tobytes()
+    a, b = ds.make_sinusoids(n=3, length=20.0, n_components=2.0, seed=2), ds.make_sinusoids(n=3, length=20, n_components=2, seed=2)
+    assert a.x.tobytes() == b.x.tobytes() and np.all(a.n_components == 2)
+    with pytest.raises(TypeError, match="length must be an integer >= 2, got '20'"):
+        ds.make_sinusoids(n=3, length="20")
+
+
+@pytest.mark.parametrize("n_components, pattern", [
+    (2.5, "n_components must be a positive integer, got 2.5"),  # said "a (low, high) pair", though a count is taken
+    (0, "n_components must be a positive integer, got 0"),  # said "1 <= low <= high, got (0, 0)"
+    (np.float64(-1.0), r"n_components must be a positive integer, got np.float64\(-1.0\)"),
+])
+def test_sinusoids_name_a_bad_single_component_count_as_a_count(n_components, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        ds.make_sinusoids(n=3, n_components=n_components)
 
 
 # --------------------------------------------------------------------------- images as sequences
@@ -1150,7 +1182,7 @@ def test_images_as_sequences_refuses_images_of_the_transposed_size():
 
 
 def test_images_as_sequences_bad_size_arguments():
-    with pytest.raises(ValueError, match="height must be an integer >= 1"):
+    with pytest.raises(ValueError, match="height must be a positive integer"):
         ds.images_as_sequences(np.zeros((2, 4)), height=0, width=4)
 
 
@@ -1350,7 +1382,7 @@ def test_the_mnist_error_suggests_no_apt_package_at_all():
 @pytest.mark.parametrize("factor", ["n_scales", "n_rotations", "n_positions"])
 def test_sprites_refuse_a_factor_with_no_values(n, factor):
     """With n=None a factor of 0 values would enumerate no combination and return no images."""
-    with pytest.raises(ValueError, match=f"{factor} must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match=f"{factor} must be a positive integer, got 0"):
         ds.make_sprites(n, **{factor: 0})
 
 
@@ -1366,7 +1398,7 @@ def test_sprites_refuse_a_factor_with_no_values(n, factor):
 ])
 def test_sequence_generators_refuse_booleans_as_sizes(make):
     # True is an int to isinstance: without the bool test it made one sequence, or one step
-    with pytest.raises(ValueError, match=r"must be an integer >= \d+, got True"):
+    with pytest.raises(TypeError, match=r"must be (an integer >= \d+|a positive integer), got True"):
         make()
 
 
@@ -1424,7 +1456,7 @@ def test_piano_rolls_defaults_are_the_documented_ones():
 
 def test_images_as_sequences_refuses_a_width_of_zero():
     # (2, 0) images of height 3 and width 0 would pass as rows of no pixels
-    with pytest.raises(ValueError, match="width must be an integer >= 1, got 0"):
+    with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
         ds.images_as_sequences(np.zeros((2, 0)), height=3, width=0)
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -26,12 +27,6 @@ __all__ = [
     "make_piano_rolls",
     "make_sinusoids",
 ]
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _check_range(name: str, value, lower_bound: float) -> tuple:
@@ -122,10 +117,11 @@ def make_sinusoids(
         ``x`` float32 ``(N, T, 1)`` and the per-component factors, see
         :class:`Sinusoids`.
     """
-    n = _check_int("n", n, 0)
-    length = _check_int("length", length, 2)
-    if isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool):
-        n_components = (n_components, n_components)
+    n = check_int("n", n, 0)
+    length = check_int("length", length, 2)
+    if isinstance(n_components, numbers.Real) and not isinstance(n_components, (bool, np.bool_)):
+        count = check_int("n_components", n_components, 1)  # 2.0 is a count too, as everywhere
+        n_components = (count, count)
     k_lo, k_hi = _check_range("n_components", n_components, 1)
     if k_lo != int(k_lo) or k_hi != int(k_hi):
         raise ValueError(f"n_components must be integers, got {n_components!r}")
@@ -260,9 +256,9 @@ def make_piano_rolls(n: int = 1000, length: int = 32, pitches: int = 16, seed: i
         pitch per time step, ``factors`` int64 ``(N, 5)``, and the factor
         names and values (see :class:`PianoRolls`).
     """
-    n = _check_int("n", n, 0)
-    length = _check_int("length", length, 1)
-    pitches = _check_int("pitches", pitches, _SPAN + 1)
+    n = check_int("n", n, 0)
+    length = check_int("length", length, 1)
+    pitches = check_int("pitches", pitches, _SPAN + 1)
 
     scale_names = tuple(PIANO_SCALES)
     sizes = (pitches - _SPAN, len(scale_names), len(PIANO_CONTOURS), len(PIANO_NOTE_LENGTHS), _N_STARTS)
@@ -321,8 +317,8 @@ def images_as_sequences(x, height: int = 28, width: int = 28) -> np.ndarray:
     ValueError
         If ``x`` has another shape.
     """
-    height = _check_int("height", height, 1)
-    width = _check_int("width", width, 1)
+    height = check_int("height", height, 1)
+    width = check_int("width", width, 1)
     x = np.asarray(x)
     accepted = f"(N, {height * width}), (N, {height}, {width}) or (N, 1, {height}, {width})"
     if x.ndim == 2 and x.shape[1] == height * width:

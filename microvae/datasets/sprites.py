@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_bool, check_seed
+from ..checks import check_bool, check_int, check_seed
 
 __all__ = ["SPRITE_FACTOR_NAMES", "SPRITE_SHAPES", "Sprites", "make_sprites"]
 
@@ -120,12 +120,6 @@ class Sprites(NamedTuple):
         return tuple(len(self.factor_values[name]) for name in self.factor_names)
 
 
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def make_sprites(
     n: int | None = 20000,
     size: int = 32,
@@ -174,11 +168,11 @@ def make_sprites(
         column ``j`` in ``range(factor_sizes[j])``, plus the factor names
         and values (see :class:`Sprites`).
     """
-    size = _check_count("size", size, _MIN_SIZE)
+    size = check_int("size", size, _MIN_SIZE)
     flatten = check_bool("flatten", flatten)  # before rendering, not after
-    n_scales = _check_count("n_scales", n_scales)
-    n_rotations = _check_count("n_rotations", n_rotations)
-    n_positions = _check_count("n_positions", n_positions)
+    n_scales = check_int("n_scales", n_scales, 1)
+    n_rotations = check_int("n_rotations", n_rotations, 1)
+    n_positions = check_int("n_positions", n_positions, 1)
     if isinstance(shapes, str):
         shapes = (shapes,)
     shapes = tuple(shapes)
@@ -195,7 +189,7 @@ def make_sprites(
         grids = np.meshgrid(*[np.arange(k) for k in sizes], indexing="ij")
         factors = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
     else:
-        n = _check_count("n", n, 0)
+        n = check_int("n", n, 0)
         rng = np.random.default_rng(check_seed(seed))
         factors = np.stack([rng.integers(0, k, size=n) for k in sizes], axis=1).astype(np.int64)
 
