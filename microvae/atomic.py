@@ -25,7 +25,7 @@ def write_atomically(path, write) -> str:
     file's, or for a new file 0o666 less the umask. An error names ``path``, not the temporary
     file. Returns ``path`` as a string.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(os.fspath(path))  # a bytes path too: the temporary name is built as a str
     target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
     folder = os.path.dirname(target)
     _make_folder(folder, path)

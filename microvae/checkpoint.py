@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_bool, check_file_path
+from .checks import as_path, check_bool, check_file_path
 
 __all__ = ["CheckpointError", "save", "load", "read_info", "FORMAT", "FORMAT_VERSION"]
 
@@ -38,8 +38,8 @@ class CheckpointError(ValueError):
     """
 
     def __init__(self, path, reason: str):
-        super().__init__(os.fspath(path), reason)  # both in args, so that the error pickles
-        self.path, self.reason = os.fspath(path), reason
+        super().__init__(as_path(path), reason)  # both in args, so that the error pickles
+        self.path, self.reason = as_path(path), reason
 
     def __str__(self):
         return f"{self.path!r}: {self.reason}"
@@ -247,7 +247,7 @@ def read_info(path) -> dict:
     Raises CheckpointError for a file that is not a microvae checkpoint (or of another format
     version) or whose info is not a JSON object, and FileNotFoundError if there is no file.
     """
-    path = os.fspath(path)
+    path = as_path(path)
     data = _read_checkpoint(path, keys=("info",))
     if "info" not in data:
         return {}
@@ -297,7 +297,7 @@ def load(path, backend=None):
     from .models.base import MODEL_TYPES
     from .training import History
 
-    path = os.fspath(path)
+    path = as_path(path)
     data = _read_checkpoint(path)
     meta = _json_entry(data, "model", path, '{"class": <model class>, "config": {...}}')
     if not (isinstance(meta, dict) and isinstance(meta.get("class"), str) and isinstance(meta.get("config"), dict)):

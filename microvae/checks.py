@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "check_file_path",
+__all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
            "check_real_array"]
 
 
@@ -71,11 +71,21 @@ def check_sizes(name: str, value) -> tuple:
     return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 
 
+def as_path(path, name: str = "path") -> str:
+    """``path`` (str, bytes or os.PathLike) as a str. Bytes are decoded as the file system
+    decodes them (``os.fsdecode``: undecodable bytes round-trip), so that every function taking
+    a path can join, format and print it alike; anything else is a TypeError naming ``name``."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{name} must be a file path (str, bytes or os.PathLike), got {type(path).__name__}") from None
+
+
 def check_file_path(name: str, path, example: str = "model.npz") -> str:
     """``path`` as a string, if it can name a file to write (missing folders are made later);
     else a ValueError naming ``name``: an empty path, one ending in a separator, or an
     existing folder (the atomic writes would otherwise fail on a hidden temporary name)."""
-    path = os.fspath(path)
+    path = as_path(path, name)
     if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):
         raise ValueError(f"{name} {path!r} names a folder, not a file; give a file name, such as "
                          f"{os.path.join(path or '.', example)!r}")

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_bool, check_file_path, check_int, check_number, check_seed
+from .checks import as_path, check_bool, check_file_path, check_int, check_number, check_seed
 from .likelihoods import LOGVAR_RANGE
 from .optim import check_option_names
 
@@ -172,7 +172,7 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, every: int = 1, include_optimizer: bool = True):
-        self.path, self.every = os.fspath(path), check_int("every", every, 1)
+        self.path, self.every = as_path(path), check_int("every", every, 1)
         self.include_optimizer = check_bool("include_optimizer", include_optimizer)  # "no" would be True
         try:  # a bad template or a folder would otherwise fail only when the first epoch is over
             first = self.path.format(epoch=1)

@@ -15,6 +15,7 @@ import sys
 import urllib.request
 
 from ..atomic import write_atomically
+from ..checks import as_path
 
 __all__ = ["ChecksumError", "DatasetNotFoundError", "download_file"]
 
@@ -54,7 +55,7 @@ def _md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def download_file(url: str, dest: str | os.PathLike, md5: str, *, quiet: bool = False) -> str:
+def download_file(url: str, dest: str | bytes | os.PathLike, md5: str, *, quiet: bool = False) -> str:
     """Download ``url`` to ``dest`` if its MD5 digest equals ``md5``.
 
     The bytes are checked *before* anything appears at ``dest``; they are then
@@ -74,7 +75,7 @@ def download_file(url: str, dest: str | os.PathLike, md5: str, *, quiet: bool = 
     urllib.error.URLError, OSError
         If fetching fails (propagated from :func:`_fetch`).
     """
-    dest = os.fspath(dest)
+    dest = as_path(dest, "dest")
     if not quiet and not offline():  # offline, _fetch refuses: no "downloading" line before the error
         print(f"microvae: downloading {url} -> {dest}", file=sys.stderr)
     data = _fetch(url)

@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 from ..atomic import write_atomically
+from ..checks import as_path
 
 __all__ = ["IDX_TYPE_CODES", "read_idx", "write_idx"]
 
@@ -83,7 +84,7 @@ def _check_magic(path: str, head: bytes) -> None:
         raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
+def read_idx(path: str | bytes | os.PathLike) -> np.ndarray:
     """Read an IDX file (raw or gzip-compressed) into a numpy array.
 
     Parameters
@@ -110,7 +111,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     FileNotFoundError
         If ``path`` does not exist.
     """
-    path = os.fspath(path)
+    path = as_path(path)
     data = _read_bytes(path, lambda head: _check_magic(path, head))
     type_code, ndim = data[2], data[3]
     header_size = 4 + 4 * ndim
@@ -137,7 +138,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def write_idx(path: str | os.PathLike, array) -> None:
+def write_idx(path: str | bytes | os.PathLike, array) -> None:
     """Write ``array`` to ``path`` in IDX format.
 
     The file is gzip-compressed if ``path`` ends with ``.gz`` (with a zero
@@ -148,11 +149,14 @@ def write_idx(path: str | os.PathLike, array) -> None:
     path:
         Destination file; replaced atomically if it exists (missing folders are made).
     array:
-        Array-like with at least one dimension and a dtype that IDX can store:
+        Array-like (not a masked array) with at least one dimension and a dtype that IDX can store:
         ``uint8``, ``int8``, ``int16``, ``int32``, ``float32`` or ``float64``
         (any byte order). Other dtypes raise ``ValueError``; cast first.
     """
-    path = os.fspath(path)
+    path = as_path(path)
+    if isinstance(array, np.ma.MaskedArray):  # asarray would write the hidden values under the mask
+        raise ValueError("write_idx: got a masked array, and IDX stores no mask; give array.filled(value), "
+                         "or array.compressed() for the unmasked values only")
     array = np.asarray(array)
     if array.ndim == 0 or array.ndim > 255:
         raise ValueError(f"write_idx: expected an array with 1 to 255 dimensions, got {array.ndim}")

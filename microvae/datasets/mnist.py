@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checks import check_bool
+from ..checks import as_path, check_bool
 from . import download as _download
 from .download import ChecksumError, DatasetNotFoundError
 from .idx import read_idx
@@ -146,7 +146,7 @@ def _candidate_dirs(source: _Source, root) -> list[tuple[str, str]]:
     """Directories to search, in order, as (path, where-it-came-from) pairs."""
     out = []
     if root is not None:
-        root = os.fspath(root)
+        root = as_path(root, "root")
         if not os.path.isdir(root):  # a typo would otherwise fall through to data from elsewhere
             raise NotADirectoryError(f"root {root!r} is not a folder" if os.path.exists(root) else
                                      f"root {root!r} does not exist")
