@@ -110,6 +110,7 @@ def denoise(model, x_noisy, y=None):
 
 def _data_range(clean) -> float:
     """PSNR's default peak: 1 for data in [0, 1] (or constant data), else the data's max − min."""
+    clean = np.asarray(clean, dtype=np.float64)  # int8 would wrap round in max − min; bool cannot subtract
     span = float(np.max(clean) - np.min(clean))
     return 1.0 if _in_unit_interval(clean) or span == 0 else span
 
@@ -196,10 +197,21 @@ def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=No
     """Three rows: clean images, their corrupted versions, and the model's reconstructions."""
     from . import plot
 
-    n = min(plot._check_count("n", n), len(clean))
-    for name, array in (("clean", clean), ("noisy", noisy), ("denoised", denoised)):
+    n = plot._check_count("n", n)
+    batches = {"clean": clean, "noisy": noisy, "denoised": denoised}
+    for name, array in batches.items():
         check_real_array(array, "plot_denoising", None, name)
-    rows = _stack_images([np.asarray(a[:n], dtype=np.float64) for a in (clean, noisy, denoised)])
+    batches = {name: np.asarray(array, dtype=np.float64) for name, array in batches.items()}
+    for name, array in batches.items():  # a[:n] of one flat image would take its first pixels
+        if array.ndim < 2:
+            raise ValueError(f"plot_denoising expects batches of images, one per row; {name} has shape {array.shape} "
+                             f"(pass {name}[None] for a single image)")
+    n = min(n, len(batches["clean"]))
+    short = [f"{name} has {len(array)}" for name, array in batches.items() if len(array) < n]
+    if short:  # the rows would shift, and one labelled "noisy" show denoised images
+        raise ValueError(f"plot_denoising draws the first {n} images of each batch in a column, but "
+                         f"{' and '.join(short)}; give the same examples in all three")
+    rows = _stack_images([array[:n] for array in batches.values()])
     fig = plot.plot_samples(rows, nrow=n, image_shape=image_shape, title=title)
     return _label_rows(fig, ["clean", "noisy", "denoised"], path)
 

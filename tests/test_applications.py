@@ -303,6 +303,44 @@ def test_plot_denoising_refuses_a_count_that_is_not_positive(n):
         app.plot_denoising(x, x, x, n=n)
 
 
+def test_plot_denoising_refuses_batches_too_short_for_its_columns():
+    """Each batch was cut to [:n] and the cuts drawn one after another: with two noisy images
+    of four, the row labelled "noisy" showed two denoised ones."""
+    pytest.importorskip("matplotlib")
+    clean, noisy, denoised = np.zeros((4, 16)), np.full((2, 16), 0.5), np.ones((4, 16))
+    with pytest.raises(ValueError, match="draws the first 4 images of each batch in a column, but noisy has 2"):
+        app.plot_denoising(clean, noisy, denoised, n=4, image_shape=(4, 4))
+    with pytest.raises(ValueError, match="but noisy has 2 and denoised has 1"):
+        app.plot_denoising(clean, noisy, denoised[:1], n=3, image_shape=(4, 4))
+    app.plot_denoising(clean, noisy, denoised, n=2, image_shape=(4, 4))  # two columns: every batch has them
+
+
+def test_plot_denoising_refuses_a_single_flat_image():
+    pytest.importorskip("matplotlib")
+    image = np.zeros(16)  # a[:8] took its first 8 pixels, and the error then named a shape (24,)
+    with pytest.raises(ValueError, match=r"batches of images, one per row; clean has shape \(16,\) \(pass clean\[None\]"):
+        app.plot_denoising(image, image, image)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.bool_])
+def test_denoising_report_takes_integer_and_boolean_images(dtype):
+    """The default range was max − min in the data's own dtype: int8 wrapped round (and the error
+    named data_range, which the caller had not given) and bool could not subtract."""
+    rng = np.random.default_rng(0)
+    if dtype == np.bool_:
+        model, clean, span = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), rng.random((16, 12)) > 0.5, 1.0
+    else:
+        model = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0, likelihood="gaussian")
+        unit = 1 if dtype == np.int8 else 200  # a span of 255 or 51000: either overflows its dtype
+        clean = rng.integers(-100, 100, (16, 12)) * unit
+        clean[0, :2] = (-128 * unit, 127 * unit)
+        clean, span = clean.astype(dtype), 255.0 * unit
+    report = app.denoising_report(model, clean, level=10 if span > 1 else 0.3)
+    as_float = clean.astype(np.float64)
+    assert report.psnr_noisy == pytest.approx(app.psnr(as_float, report.noisy, data_range=span))
+    assert report.psnr_denoised == pytest.approx(app.psnr(as_float, report.denoised, data_range=span))
+
+
 def test_a_single_sequence_of_one_step_is_one_example_not_a_batch():
     model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
     sequences = np.random.default_rng(0).random((2, 1, 3))
