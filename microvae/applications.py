@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_int, check_number, check_real_array, check_seed
+from .checks import check_bool, check_int, check_number, check_real_array, check_seed
 
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
@@ -124,6 +124,7 @@ def psnr(clean, other, data_range: float | None = None, per_example: bool = Fals
     ``denoising_report`` chooses it (a fixed default of 1 would put images in [0, 255] some
     48 dB too low without a word); give it for data whose nominal range it does not span.
     """
+    per_example = check_bool("per_example", per_example)  # "no" would be True
     for name, array in (("clean", clean), ("other", other)):  # the casts below would drop an imaginary part
         check_real_array(array, "psnr", None, name)
     clean = np.asarray(clean, dtype=np.float64)
@@ -315,6 +316,8 @@ def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "sl
     if getattr(model, "is_sequence_model", False):  # the decoded paths would be drawn as grey (T, F) images
         raise TypeError(f"plot_interpolations draws images; {type(model).__name__} generates sequences: use "
                         "interpolate, and microvae.plot.plot_sequences or plot_piano_roll to draw them")
+    if not isinstance(methods, str) and not hasattr(methods, "__iter__"):
+        raise TypeError(f"methods must be 'linear', 'slerp' or a list of them, got {methods!r}")
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods:
         raise ValueError("methods must name at least one of 'linear' and 'slerp', got none")
@@ -329,6 +332,7 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     """Decode the code of ``x`` with latent dimension ``dim`` set to each of ``values``
     (or moved by them, with ``relative=True``). Returns images of shape (len(values), *image).
     ``y``: for a conditional model, the class label (an int) of x, used for every decoding."""
+    relative = check_bool("relative", relative)  # "no" would move the code
     z0 = _code(model, x, y)
     if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
         raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")

@@ -111,7 +111,7 @@ def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     Cheap enough for every forward and backward pass: the message is built only on failure."""
     dtype = getattr(x, "dtype", None)
     if dtype is None:  # a list or tuple: NumPy infers its dtype as asarray would
-        dtype = np.asarray(x).dtype
+        dtype = as_array(x, name, "give an array, or lists of equal lengths").dtype
     if dtype.kind not in "biuf":
         where = owner if method is None else f"{owner}.{method}"
         raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got dtype {dtype}")

@@ -11,10 +11,13 @@ L_1 is the ELBO, L_k rises with k and tends to log p(x) as k → ∞. The log we
 normalising constants (log 2π terms of p(z) and q(z|x), the likelihood's own constants), so
 the mean of the k = 1 estimate is the ELBO exactly, and ``elbo`` below agrees with it.
 
-Models are duck-typed: anything with ``_encode(x, condition) -> (μ, logvar)``,
-``_decode(z, condition) -> out``, ``likelihood`` (with ``nll(out, x) -> (per_example, _)``),
-``latent_dim`` and ``backend`` works. Conditional models receive their labels ``y`` through
-``model._prepare_data(x, y)`` (whose second array is the condition). A model with
+Models are duck-typed: anything with ``_prepare_data(x)`` (and ``_prepare_data(x, y)`` for a
+conditional model: the data checked and as backend arrays, the second being the condition),
+``_encode(x, condition) -> (μ, logvar)``, ``_decode(z, condition) -> out``, ``likelihood``
+(with ``nll(out, x, kernels) -> (per_example, _)``, and ``mean(out, kernels)`` for
+``reconstruction_error`` of a likelihood other than Bernoulli), ``latent_dim`` and ``backend``
+works; ``elbo`` also needs ``_kl(μ, logvar, condition) -> (per_example, ...)``, the KL term of
+the model's prior (tests/test_metrics.py builds such a model from these alone). A model with
 ``_nll_at(z, x, condition)`` computes −log p(x | z) with it: a VRAE's decoder reads the batch
 (and its likelihood the mask) cached by ``_encode``, and ``_nll_at`` re-caches the rows it is
 given, so the k·n repeated rows of a k-sample bound are decoded against k·n repeated sequences.
@@ -46,7 +49,7 @@ import numbers
 import numpy as np
 
 from .backend import array_module
-from .checks import check_real_array, check_seed, sorted_unique
+from .checks import as_array, check_bool, check_real_array, check_seed, sorted_unique
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -65,9 +68,10 @@ def log_mean_exp(a, axis=None, keepdims: bool = False):
     (0, 1], and the largest is 1, so the sum never overflows and never underflows to 0.
     All −inf along the axis gives −inf; a +inf gives +inf; NaN propagates.
     """
+    check_real_array(a, "log_mean_exp", None, "a")  # the cast below would drop an imaginary part
+    keepdims = check_bool("keepdims", keepdims)
     xp = array_module(a)
     a = xp.asarray(a)
-    check_real_array(a, "log_mean_exp", None, "a")  # the cast below would drop an imaginary part
     if a.dtype.kind != "f":
         a = a.astype(xp.float64)
     if a.size == 0:
@@ -312,16 +316,17 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
     Every method works through x in blocks of ``batch_size`` examples. A model without an
     ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
     """
+    if method not in ("elbo", "recon", "iwae"):
+        raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}")
     if method != "recon" and kind != "bce":
         raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
-    k, n_samples = _check_positive("k", k), _check_positive("n_samples", n_samples)  # checked whichever method uses them
+    # checked whichever method uses them, so that a typo is not ignored until the method changes
+    k, n_samples, seed = _check_positive("k", k), _check_positive("n_samples", n_samples), check_seed(seed)
     if method == "elbo":
         return -elbo(model, x, n_samples=n_samples, y=y, batch_size=batch_size, seed=seed)
     if method == "recon":
         return reconstruction_error(model, x, kind=kind, y=y, batch_size=batch_size)
-    if method == "iwae":
-        return -iwae_bound(model, x, k=k, y=y, batch_size=batch_size, seed=seed)
-    raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}")
+    return -iwae_bound(model, x, k=k, y=y, batch_size=batch_size, seed=seed)
 
 
 # ROC ------------------------------------------------------------------------------------------
@@ -444,7 +449,9 @@ def _check_discrete(values, what: str, kind: str) -> None:
 
 def _as_labels(values, what="labels"):
     """Map any 1-D array of discrete values to 0..K−1 (floats only if whole numbers)."""
-    values = np.asarray(values).reshape(-1)
+    values = as_array(values, what, "give one label per example")
+    if values.ndim != 1:  # flattening would read a table (or None, an object scalar) as one variable
+        raise ValueError(f"{what} must be 1-D, one label per example, got shape {values.shape}")
     if values.size == 0:
         raise ValueError(f"{what} is empty")
     _check_discrete(values, what, "variable")
@@ -465,7 +472,11 @@ def mutual_information(a, b) -> float:
     (|a| − 1)(|b| − 1) / 2n for independent variables.) ``a`` and ``b`` are labels, as for
     ``entropy``: a continuous variable is refused (each value would be a class of its own),
     as ``mutual_information_matrix`` refuses a continuous factor."""
-    a, b = _as_labels(a, "a"), _as_labels(b, "b")
+    return _mutual_information(_as_labels(a, "a"), _as_labels(b, "b"))
+
+
+def _mutual_information(a, b) -> float:
+    """I(a; b) of two label arrays already mapped to 0..K−1."""
     if a.size != b.size:
         raise ValueError(f"a and b must have the same length, got {a.size} and {b.size}")
     ka, kb = a.max() + 1, b.max() + 1
@@ -480,16 +491,18 @@ def mutual_information_matrix(codes, factors, n_bins: int = 20):
     """M[j, f] = I(discretised code j; factor f) in nats, shape (d, n_factors). The factors are
     discrete labels (integers, booleans, strings, or floats holding whole numbers)."""
     bins = discretize(codes, n_bins)
-    factors = np.asarray(factors)
+    factors = as_array(factors, "factors", "give one row of labels per example")
     if factors.ndim == 1:
         factors = factors[:, None]
+    if factors.ndim != 2 or factors.shape[1] == 0:  # before len(): None is an array of no length
+        raise ValueError(f"factors must be shaped (n,) or (n, n_factors) with at least one factor, got {factors.shape}")
     if len(factors) != len(bins):
         raise ValueError(f"codes and factors must have the same number of rows, got {len(bins)} and {len(factors)}")
-    if factors.ndim != 2 or factors.shape[1] == 0:
-        raise ValueError(f"factors must be shaped (n,) or (n, n_factors) with at least one factor, got {factors.shape}")
     _check_discrete(factors, "factors", "factor")  # class values stored as floats are fine; measurements are not labels
-    return np.array([[mutual_information(bins[:, j], factors[:, f]) for f in range(factors.shape[1])]
-                     for j in range(bins.shape[1])]).reshape(bins.shape[1], factors.shape[1])
+    factor_labels = [_as_labels(factors[:, f], f"factors[:, {f}]") for f in range(factors.shape[1])]
+    code_labels = [_as_labels(bins[:, j], f"codes[:, {j}]") for j in range(bins.shape[1])]
+    return np.array([[_mutual_information(code, factor) for factor in factor_labels]
+                     for code in code_labels]).reshape(bins.shape[1], factors.shape[1])
 
 
 def mutual_information_gap(codes, factors, n_bins: int = 20, return_per_factor: bool = False):
@@ -503,13 +516,14 @@ def mutual_information_gap(codes, factors, n_bins: int = 20, return_per_factor: 
     ``return_per_factor`` it returns (MIG, per-factor gaps, the MI matrix).
     """
     check_real_array(codes, "mutual_information_gap", None, "codes")  # the cast below would drop an imaginary part
+    return_per_factor = check_bool("return_per_factor", return_per_factor)  # "no" would give the 3-tuple
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim != 2 or codes.shape[1] < 2:
         raise ValueError(f"MIG needs codes of shape (n, d) with at least 2 dimensions, got {codes.shape}")
+    mi = mutual_information_matrix(codes, factors, n_bins)  # checks the factors
     factors = np.asarray(factors)
     if factors.ndim == 1:
         factors = factors[:, None]
-    mi = mutual_information_matrix(codes, factors, n_bins)
     gaps = np.full(factors.shape[1], np.nan)
     for f in range(factors.shape[1]):
         h = entropy(factors[:, f])

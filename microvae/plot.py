@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_real_array, sorted_unique
+from .checks import check_file_path, check_number, check_real_array, sorted_unique
 
 __all__ = [
     "image_grid",
@@ -556,7 +556,7 @@ def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
     ``spacing`` is ``"linear"`` or ``"quantile"`` (see :func:`_latent_axis`).
     """
     n = _check_count("n", n)
-    span = float(span)
+    span = check_number("span", span, "a positive number")  # float("2") and float(True) passed
     if not (math.isfinite(span) and span > 0):
         raise ValueError(f"span must be a positive number, got {span!r}")
     if hasattr(model_or_decode, "decode"):
@@ -671,7 +671,7 @@ def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0,
     a conditional model.
     """
     steps = _check_count("steps", steps)
-    span = float(span)
+    span = check_number("span", span, "a non-negative number")  # float("2") and float(True) passed
     if not (math.isfinite(span) and span >= 0):
         raise ValueError(f"span must be a non-negative number, got {span!r}")
     mu = _encode_mean(model, _one_example(x, model), y)[0]

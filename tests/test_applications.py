@@ -727,3 +727,39 @@ def test_plot_interpolations_refuses_a_sequence_model():
     x = np.random.default_rng(2).random((2, 4, 3))
     with pytest.raises(TypeError, match="plot_interpolations draws images; VRAE generates sequences: use interpolate"):
         app.plot_interpolations(model, x[0], x[1], steps=3)
+
+
+# --------------------------------------------------------------------------- an audit of the checks (876dc64 and after)
+
+
+def test_psnr_names_a_ragged_list():
+    with pytest.raises(ValueError, match=r"clean is a ragged list \(its rows have different lengths\)"):
+        app.psnr([[0.1, 0.2], [0.1]], [[0.1, 0.3], [0.2]])
+
+
+@pytest.mark.parametrize("flag", ["no", 1, None])
+def test_application_switches_are_true_or_false(flag):
+    model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((4, 12))
+    with pytest.raises(TypeError, match="per_example must be True or False"):  # "no" gave one PSNR per example
+        app.psnr(x, x * 0.9, per_example=flag)
+    with pytest.raises(TypeError, match="relative must be True or False"):  # "no" moved the code
+        app.traverse(model, x[0], 0, [1.0, 2.0], relative=flag)
+
+
+@pytest.mark.parametrize("span", ["2", True])
+def test_plot_traversal_and_latent_grid_take_a_number_for_span(span):
+    pytest.importorskip("matplotlib")
+    from microvae import plot
+
+    model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((4, 12))
+    with pytest.raises(TypeError, match=f"span must be a non-negative number, got {span!r}"):
+        app.plot_traversal(model, x[0], span=span, image_shape=(3, 4))  # float("2") drew span 2, float(True) span 1
+    with pytest.raises(TypeError, match=f"span must be a positive number, got {span!r}"):
+        plot.plot_latent_grid(model, span=span, image_shape=(3, 4))
+
+
+def test_plot_interpolations_names_methods_that_are_no_list():
+    pytest.importorskip("matplotlib")
+    model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((4, 12))
+    with pytest.raises(TypeError, match="methods must be 'linear', 'slerp' or a list of them, got None"):
+        app.plot_interpolations(model, x[0], x[1], steps=4, methods=None)  # 'NoneType' object is not iterable

@@ -774,3 +774,103 @@ def test_importance_weights_of_a_float32_model_take_every_term_at_the_z_it_decod
     log_p = -0.5 * (z64**2 + math.log(2 * math.pi)).sum(axis=2)
     nll = model.likelihood.nll(model._decode(z), np.tile(x, (4, 1)))[0].astype(np.float64).reshape(4, 7)
     np.testing.assert_allclose(w, (-nll + log_p - log_q).T, rtol=0, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- an audit of the checks (876dc64 and after)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: metrics.log_mean_exp([[1, 2], [3]]), "a"),
+    (lambda: metrics.roc_auc([[1], 2], [1, 0]), "scores"),
+    (lambda: metrics.mutual_information([[0, 1], [1]], [0, 1]), "a"),
+    (lambda: metrics.mutual_information_gap(np.zeros((4, 2)), [[0, 1], [1]]), "factors"),
+])
+def test_ragged_lists_are_named_not_left_to_numpy(call, name):
+    # was NumPy's "setting an array element with a sequence ... inhomogeneous shape"
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} is a ragged list \(its rows have different lengths\)"):
+        call()
+
+
+@pytest.mark.parametrize("labels, shape", [(None, r"\(\)"), ([[0, 1], [1, 1]], r"\(2, 2\)"), (np.int64(3), r"\(\)")])
+def test_entropy_takes_one_label_per_example(labels, shape):
+    # None was one object label (entropy 0.0) and a table was flattened into one variable
+    with pytest.raises(ValueError, match=rf"labels must be 1-D, one label per example, got shape {shape}"):
+        metrics.entropy(labels)
+
+
+def test_mutual_information_refuses_a_table_paired_with_a_column():
+    with pytest.raises(ValueError, match=r"a must be 1-D, one label per example, got shape \(2, 2\)"):
+        metrics.mutual_information([[0, 1], [1, 0]], [0, 1, 1, 0])  # gave 0.693, a flattened against b
+
+
+@pytest.mark.parametrize("call", [metrics.mutual_information_gap, metrics.mutual_information_matrix])
+def test_mig_names_missing_factors_and_the_factor_column_that_mixes_kinds(call):
+    codes = np.random.default_rng(0).standard_normal((200, 3))
+    with pytest.raises(ValueError, match=r"factors must be shaped \(n,\) or \(n, n_factors\) .*got \(\)"):
+        call(codes, None)  # was "len() of unsized object"
+    mixed = np.array([[0, "a"], [1, 1]] * 100, dtype=object)
+    with pytest.raises(TypeError, match=r"factors\[:, 1\] must all be numbers or all strings .*got a mix of int, str"):
+        call(codes, mixed)  # named the internal argument "b"
+
+
+def test_mutual_information_matrix_is_unchanged_by_naming_the_columns():
+    rng = np.random.default_rng(3)
+    codes, factors = rng.standard_normal((300, 3)), rng.integers(0, 4, (300, 2))
+    bins = metrics.discretize(codes, 20)
+    expected = [[metrics.mutual_information(bins[:, j], factors[:, f]) for f in range(2)] for j in range(3)]
+    np.testing.assert_array_equal(metrics.mutual_information_matrix(codes, factors), expected)
+
+
+@pytest.mark.parametrize("seed, error", [("abc", TypeError), (-5, ValueError), (1.5, ValueError)])
+def test_anomaly_scores_check_the_seed_whichever_method_runs(seed, error):
+    model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((8, 12))
+    with pytest.raises(error, match="seed must be None or an integer >= 0"):
+        metrics.anomaly_scores(model, x, method="recon", seed=seed)  # "recon" draws nothing, and took any seed
+
+
+def test_anomaly_scores_name_an_unknown_method_before_a_kind():
+    model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((8, 12))
+    with pytest.raises(ValueError, match="method must be 'elbo', 'recon' or 'iwae', got 'bogus'"):
+        metrics.anomaly_scores(model, x, method="bogus", kind="mse")  # said kind='mse' applies to 'recon' only
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda flag: metrics.log_mean_exp(np.ones((3, 4)), 1, keepdims=flag), "keepdims"),
+    (lambda flag: metrics.mutual_information_gap(np.random.default_rng(0).standard_normal((50, 2)),
+                                                 np.arange(50) % 3, return_per_factor=flag), "return_per_factor"),
+])
+@pytest.mark.parametrize("flag", ["no", 1, None])
+def test_metric_switches_are_true_or_false(call, name, flag):
+    with pytest.raises(TypeError, match=f"{name} must be True or False"):  # bool("no") is True
+        call(flag)
+
+
+class _DuckModel:
+    """Exactly the attributes the metrics module's docstring lists, delegating to a VAE."""
+
+    def __init__(self, model):
+        self._model = model
+        self.likelihood, self.latent_dim, self.backend = model.likelihood, model.latent_dim, model.backend
+
+    def _prepare_data(self, x, y=None):
+        return self._model._prepare_data(x)
+
+    def _encode(self, x, condition=None):
+        return self._model._encode(x)
+
+    def _decode(self, z, condition=None):
+        return self._model._decode(z)
+
+    def _kl(self, mu, logvar, condition=None):
+        return self._model._kl(mu, logvar)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_duck_typed_model_with_the_documented_attributes_is_enough(likelihood):
+    # the docstring once left out _prepare_data (every function calls it) and _kl (elbo does)
+    model = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0, likelihood=likelihood)
+    duck, x = _DuckModel(model), np.random.default_rng(0).random((10, 12))
+    np.testing.assert_array_equal(metrics.elbo(duck, x, seed=1), metrics.elbo(model, x, seed=1))
+    np.testing.assert_array_equal(metrics.iwae_bound(duck, x, k=3, seed=1), metrics.iwae_bound(model, x, k=3, seed=1))
+    for kind in ("bce", "mse"):
+        np.testing.assert_array_equal(metrics.reconstruction_error(duck, x, kind), metrics.reconstruction_error(model, x, kind))
