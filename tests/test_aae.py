@@ -721,3 +721,12 @@ def test_prior_distance_is_unchanged_by_moving_both_sets_far_from_the_origin():
         assert far["mmd2"] == pytest.approx(near["mmd2"], rel=1e-6, abs=1e-9)
         assert far["mean_gap"] == pytest.approx(near["mean_gap"], rel=1e-6)
         assert far["cov_gap"] == pytest.approx(near["cov_gap"], rel=1e-6)
+
+
+@pytest.mark.parametrize("y, shown", [("1", "'1'"), (True, "True"), (np.str_("x"), "'x'")])
+def test_one_label_for_all_that_is_no_integer_is_named_by_its_value(y, shown):
+    # the shape test came first and said "got shape ()", the form the message itself offers
+    model = AAE(12, (8,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), seed=0)
+    with pytest.raises(ValueError, match=rf"y must hold integer labels \(one label for all, here\), got {shown} of dtype"):
+        model.sample(3, y=y)
+    assert model.sample(3, y=2).shape == (3, 12)

@@ -501,3 +501,20 @@ def test_repr_names_the_conditioning_settings():
     text = repr(tiny_cvae(condition_at="hidden", learned_prior=True))
     for part in ("num_classes=3", "hidden=(7, 5)", "latent_dim=2", "condition_at='hidden'", "learned_prior=True"):
         assert part in text, f"{part} missing from {text}"
+
+
+def test_one_boolean_label_for_all_is_named_as_a_boolean():
+    model = CVAE(12, 3, (8,), 2, seed=0)
+    with pytest.raises(ValueError, match=r"labels must be integer class indices in \[0, 2\], got the boolean True"):
+        model.sample(3, True)  # was "got a boolean array"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("learned_prior", [False, True])
+def test_prior_moments_come_in_the_models_dtype_whatever_the_prior(dtype, learned_prior):
+    # the N(0, I) prior's zeros were float64 beside a float32 model's learned moments
+    model = CVAE(12, 3, (8,), 2, seed=0, dtype=dtype, learned_prior=learned_prior)
+    mu, logvar = model.prior_moments([0, 2])
+    assert mu.dtype == logvar.dtype == np.dtype(dtype) and mu.shape == logvar.shape == (2, 2)
+    if not learned_prior:
+        assert not mu.any() and not logvar.any()

@@ -416,3 +416,17 @@ def test_a_capacity_warmup_without_a_capacity_is_refused(make, tmp_path):
     loaded = mv.load(tmp_path / "m.npz")
     assert loaded.capacity is None and loaded.capacity_warmup == 0
     np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
+
+
+@pytest.mark.parametrize("x", [3.0, None, "abc"])
+def test_fixed_noise_needs_a_batch(x):
+    # len() of a float or None failed naming nothing, and "abc" gave noise for three examples
+    with pytest.raises(ValueError, match=r"fixed_noise needs the batch x, shaped \(batch, \.\.\.\)"):
+        mv.VAE(12, (8,), 2, seed=0).fixed_noise(x)
+
+
+def test_fixed_noise_takes_a_list_batch_and_is_repeatable():
+    model = mv.VAE(12, (8,), 2, seed=0)
+    eps = model.fixed_noise([[0.5] * 12] * 3, seed=4)
+    assert eps.shape == (3, 2) and eps.dtype == np.float64
+    np.testing.assert_array_equal(eps, model.fixed_noise(np.zeros((3, 12)), seed=4))

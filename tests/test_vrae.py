@@ -707,3 +707,15 @@ def test_a_complex_or_object_mask_is_refused_as_the_recurrent_layers_refuse_it(m
     with pytest.raises(TypeError, match=r"VRAE expects real numbers \(bool, integer or float\) for mask, got dtype"):
         model.loss(x, make_mask(mask), eps=np.zeros((2, 2)))
     assert np.isfinite(model.loss(x, mask.astype(bool), eps=np.zeros((2, 2))).loss)
+
+
+def test_pad_sequences_refuses_a_value_beyond_the_padded_dtype():
+    """np.full padded float32 sequences with Inf for value=1e39, with only NumPy's cast warning
+    (and the model then said "x contains NaN or Inf")."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.random((6, 3)).astype(np.float32), rng.random((2, 3)).astype(np.float32)]
+    with pytest.raises(ValueError, match="value 1e\\+39 is beyond the range of float32, the padded sequences' dtype"):
+        pad_sequences(seqs, value=1e39)
+    x, _ = pad_sequences([s.astype(np.float64) for s in seqs], value=1e39)  # float64 holds it
+    assert x.dtype == np.float64 and x[1, 2, 0] == 1e39
+    assert pad_sequences(seqs, value=-3e38)[0][1, 2, 0] == np.float32(-3e38)

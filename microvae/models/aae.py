@@ -346,7 +346,9 @@ class AAE(Model):
                             "with prior='gaussian' leave y out")
         y = np.asarray(self.backend.to_numpy(y) if hasattr(y, "shape") else y)
         if y.ndim == 0:  # one label for every example, as a CVAE takes it
-            y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) and not y.dtype == np.bool_ else y
+            if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.number):  # the shape test named shape ()
+                raise ValueError(f"y must hold integer labels (one label for all, here), got {y.item()!r} of dtype {y.dtype}")
+            y = np.full(n, y.item())
         elif y.shape == (n, self.num_classes):  # one-hot rows, as a CVAE takes them
             if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
                 raise ValueError(f"one-hot y of shape ({n}, {self.num_classes}) must hold exactly one 1 per row and 0 elsewhere")

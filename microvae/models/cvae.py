@@ -115,6 +115,8 @@ class CVAE(VAE):
             y = y.get()
         y = np.asarray(y)
         if y.ndim == 0 and n is not None:
+            if y.dtype == np.bool_:  # reshaped, it was reported as "a boolean array"
+                raise ValueError(f"{what} must be integer class indices in [0, {k - 1}], got the boolean {y.item()!r}")
             y = np.full(n, y.item()) if np.issubdtype(y.dtype, np.number) else y.reshape(1)
         if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating) or y.dtype == np.bool_):
             raise ValueError(f"{what} must hold integer class labels, got dtype {y.dtype}")
@@ -220,8 +222,8 @@ class CVAE(VAE):
         """(μ_p, logvar_p) of the prior p(z | y) for the given labels (class indices, one-hot rows,
         or one int), as NumPy arrays of shape (n, latent_dim) (zeros for N(0, I))."""
         onehot = self._labels(labels, 1 if getattr(labels, "ndim", np.ndim(labels)) == 0 else None, "labels")
-        if self.prior is None:
-            zeros = np.zeros((len(onehot), self.latent_dim))
+        if self.prior is None:  # in the backend's dtype, as a learned prior's moments are
+            zeros = np.zeros((len(onehot), self.latent_dim), dtype=self.backend.dtype)
             return zeros, zeros.copy()
         return self._by_rows(self._prior_moments, onehot)
 

@@ -320,8 +320,9 @@ class VAE(Model):
 
         Draw k's ε is one (n, latent_dim) array, taken for all rows before its blocks are
         decoded: the generator's stream is used as by one pass over all rows, so the block
-        size changes no number, whatever ``n_samples`` (drawing inside each block, draw after
-        draw, would give the rows other noise once n_samples > 1). Between draws only
+        size changes no draw of ε, whatever ``n_samples`` (drawing inside each block, draw after
+        draw, would give the rows other noise once n_samples > 1); in float32 the products of
+        blocks of another size may still round differently, in the last bits. Between draws only
         (μ, logvar) of all rows are kept, not activations or an (n_samples, n, latent_dim) ε."""
         n_samples = check_int("n_samples", n_samples, 1)  # every model's elbo comes here
         def posterior(xb, cb):

@@ -37,9 +37,10 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     """(x, mask) from a list of (T_i, F) arrays: x (n, T, F) padded with ``value`` after each
     sequence, mask (n, T) float32 with ones on the real steps. T = ``length`` or max T_i;
     longer sequences are cut to ``length``. The masked steps add nothing to the loss, so
-    ``value`` may be any finite number, whatever the likelihood. x is float32 unless a
-    sequence is a wider float (float64 input stays float64); integer and bool sequences (piano
-    rolls, say) do not widen it to float64."""
+    ``value`` may be any finite number that x's dtype and the model's hold, whatever the
+    likelihood (a model checks that its data fit its dtype before it sets the padding to 0).
+    x is float32 unless a sequence is a wider float (float64 input stays float64); integer and
+    bool sequences (piano rolls, say) do not widen it to float64."""
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
         raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
@@ -51,6 +52,11 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     T = length if length is not None else max(len(s) for s in seqs)
     # NumPy would promote an int64 sequence with float32 to float64: only float inputs count
     dtype = np.result_type(np.float32, *(s.dtype for s in seqs if s.dtype.kind == "f"))
+    with np.errstate(over="ignore"):
+        padded_value = dtype.type(value)
+    if not math.isfinite(padded_value):  # np.full would pad with Inf, with only NumPy's cast warning
+        raise ValueError(f"value {value!r} is beyond the range of {dtype.name}, the padded sequences' dtype; pad with "
+                         "a smaller number (the masked steps add nothing to the loss, whatever the value)")
     x = np.full((len(seqs), T, seqs[0].shape[1]), value, dtype=dtype)
     mask = np.zeros((len(seqs), T), dtype=np.float32)
     for i, s in enumerate(seqs):
@@ -272,8 +278,8 @@ class VRAE(VAE):
     # data -------------------------------------------------------------------------------------
     def _prepare_data(self, x, y=None):
         """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask. With a
-        mask, only the real steps must be in the likelihood's range (padding must be finite),
-        and the padded steps are set to 0 in the model's copy: a large padding value would
+        mask, only the real steps must be in the likelihood's range (padding must be finite and
+        within the model's dtype), and the padded steps are set to 0 in the model's copy: a large padding value would
         otherwise overflow the masked loss terms ((x − μ)² = Inf, and Inf·0 is NaN). Teacher
         forcing only feeds a step to later ones, and padding only follows the real steps."""
         if y is None:
