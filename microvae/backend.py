@@ -149,10 +149,16 @@ def get_backend(backend=None, dtype="float32", seed: int | None = 0) -> Backend:
     """
     if isinstance(backend, Backend):
         return backend
+    return Backend(_backend_name(backend), dtype=dtype, seed=seed)
+
+
+def _backend_name(backend: str | None = None) -> str:
+    """The backend's name that ``get_backend(backend)`` uses: ``backend``, else
+    ``$MICROVAE_BACKEND`` (checked: a ValueError names the variable), else "numpy"."""
     name = backend or os.environ.get("MICROVAE_BACKEND") or "numpy"
     if not backend and name not in ("numpy", "cupy"):
         raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r} (from $MICROVAE_BACKEND)")
-    return Backend(name, dtype=dtype, seed=seed)
+    return name
 
 
 def array_module(a):

@@ -293,7 +293,7 @@ def load(path, backend=None):
     file and what was expected, for a corrupt, truncated, foreign or inconsistent file, and
     FileNotFoundError if there is none.
     """
-    from .backend import get_backend
+    from .backend import _kernel_kind, get_backend
     from .models.base import MODEL_TYPES
     from .training import History
 
@@ -307,6 +307,7 @@ def load(path, backend=None):
         raise CheckpointError(path, f"malformed metadata: unknown model class {meta['class']!r}; expected one of {', '.join(sorted(MODEL_TYPES))}")
     if backend is not None:
         get_backend(backend)  # an unusable backend argument is the caller's error, not the file's
+    _kernel_kind(None)  # as is a bad $MICROVAE_KERNELS: checked here, before the config is blamed for it
     config = dict(meta["config"])
     if "backend" in config:  # save() never stores one: the device is the loader's choice
         raise CheckpointError(path, "malformed metadata: the config names a backend, which save() never stores "

@@ -411,7 +411,11 @@ class _RunFolder:
     """fit callback: after every epoch, the checkpoint (with the run's info) and the history, so
     that --out always holds one run whole. The first epoch's files replace an earlier run's, and
     its pictures go at once: an interrupted or diverged --overwrite run leaves its own model and
-    history, not a new model beside the old run's history and pictures."""
+    history, not a new model beside the old run's history and pictures.
+
+    The three files are written beside their targets under hidden names first, and replace them
+    only once all three are written: a full disk or a Ctrl-C while they are written leaves the
+    folder as the last epoch (or the earlier run) left it, not a new model beside old history."""
 
     FILES = ("model.npz", "history.json", "history.csv")  # written every epoch, in this order
 
@@ -420,10 +424,19 @@ class _RunFolder:
         self.epochs, self.removed = 0, []
 
     def on_epoch_end(self, model, epoch, record):
-        checkpoint, history_json, history_csv = self.written()
-        model.save(checkpoint, info=self.info)
-        model.history.to_json(history_json)
-        model.history.to_csv(history_csv)
+        targets = [os.path.realpath(path) for path in self.written()]  # a link is written through, as save() does
+        staged = [os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.next") for path in targets]
+        try:
+            model.save(staged[0], info=self.info)
+            model.history.to_json(staged[1])
+            model.history.to_csv(staged[2])
+        except BaseException:
+            for path in staged:
+                if os.path.exists(path):
+                    os.remove(path)
+            raise
+        for path, target in zip(staged, targets):  # renames: no space needed, nothing left to fail on
+            os.replace(path, target)
         self.epochs += 1
         if self.epochs == 1:
             for name in self.earlier:
@@ -436,10 +449,13 @@ class _RunFolder:
         return [os.path.join(self.out, name) for name in self.FILES]
 
 
-def _writable_folder(out: str) -> bool:
-    """Make --out if missing (True if this call made it) and check that files can be written
-    there, before any data is loaded or an epoch trained."""
-    made = not os.path.isdir(out)
+def _writable_folder(out: str) -> list:
+    """Make --out if missing and check that files can be written there, before any data is
+    loaded or an epoch trained. Returns the folders this call made, the deepest first."""
+    made, folder = [], os.path.abspath(out)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        made.append(folder)
+        folder = os.path.dirname(folder)
     os.makedirs(out, exist_ok=True)
     try:
         import tempfile
@@ -447,10 +463,17 @@ def _writable_folder(out: str) -> bool:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
-        if made:
-            os.rmdir(out)
+        _remove_empty(made)
         raise CLIError(f"--out {out} cannot be written ({exc.strerror or exc})") from None
     return made
+
+
+def _remove_empty(folders: list) -> None:
+    """Remove the folders a refused or failed run made (the deepest first), while they are empty."""
+    for folder in folders:
+        if not os.path.isdir(folder) or os.listdir(folder):
+            break
+        os.rmdir(folder)
 
 
 def cmd_train(args) -> int:
@@ -491,8 +514,8 @@ def cmd_train(args) -> int:
         if run is not None and run.epochs:
             print(f"microvae: {args.out} holds this run's first {run.epochs} epoch(s): model.npz and history.json/csv, "
                   "no pictures", file=sys.stderr)
-        elif made and not os.listdir(args.out):
-            os.rmdir(args.out)  # nothing was written: no empty folder left behind
+        else:
+            _remove_empty(made)  # nothing was written: no empty folder left behind, --out's parents included
         raise
     written = run.written()
     try:
@@ -509,13 +532,14 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     """``microvae sample``: load a checkpoint and write a picture of its samples (a PNG)."""
     from . import plot
+    from .backend import _backend_name
     from .checkpoint import load, read_info
 
     if os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is a folder; give the PNG file to write, e.g. {os.path.join(args.out, 'samples.png')}")
     if os.path.splitext(args.out)[1].lower() != ".png":
         raise CLIError(f"--out must name a .png file (sample writes a PNG picture), got {args.out or 'an empty name'}")
-    model = load(args.checkpoint, backend=args.backend)
+    model = load(args.checkpoint, backend=_backend_name(args.backend))  # None: $MICROVAE_BACKEND, as train reads it
     info = read_info(args.checkpoint)
     if not getattr(model, "is_sequence_model", False):
         for option, value in (("--length", args.length), ("--draw-as", args.draw_as)):
@@ -524,7 +548,7 @@ def cmd_sample(args) -> int:
     elif args.image_shape is not None:
         raise CLIError("--image-shape is for image models; a recurrent model's sequences are drawn by --draw-as")
     image_shape = args.image_shape or _info_hint(
-        info, "image_shape", lambda v: _is_image_shape(v, model), "a list of 2 or 3 positive sizes that hold one sample")
+        info, "image_shape", lambda v: _is_image_shape(v, model), "a list of 2 or 3 positive sizes that hold one sample (1 or 3 channels)")
     image_shape = _sample_image_shape(model, image_shape)
     conditional = getattr(model, "needs_labels", False)
     prior = getattr(model, "prior", None)
@@ -579,7 +603,9 @@ def _is_positive_int(value) -> bool:
 
 
 def _is_image_shape(value, model) -> bool:
+    """An (H, W), (C, H, W) or (H, W, C) the pictures can draw (C = 1 or 3) with the model's size."""
     return (isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(map(_is_positive_int, value))
+            and (len(value) == 2 or value[0] in (1, 3) or value[-1] in (1, 3))
             and math.prod(value) == math.prod(getattr(model, "input_shape", (0,))))
 
 
@@ -747,7 +773,9 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (CLIError, ValueError, TypeError, CheckpointError, BackendUnavailable, TrainingDiverged, ImportError) as exc:
-        print(f"microvae: error: {exc}", file=sys.stderr)
+        # NumPy's words for an array too large to have a shape at all, which a MemoryError's hint fits too
+        hint = "; try a smaller --limit, --batch-size or model" if str(exc) == "Maximum allowed dimension exceeded" else ""
+        print(f"microvae: error: {exc}{hint}", file=sys.stderr)
         return 2
     except OSError as exc:  # a missing checkpoint, an unwritable --out, a full disk, ...
         what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)

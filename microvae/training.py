@@ -499,9 +499,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
             seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
-        if seed is None:  # no seed (seed=None, or a Backend object): from the model's own generator, kept below
-            seed = int(model.backend.rng.integers(0, 2**63 - 1))
-        model.train_seed = int(seed)
+        if seed is None and epochs:  # no seed (seed=None, or a Backend object): from the model's own generator,
+            seed = int(model.backend.rng.integers(0, 2**63 - 1))  # kept below; epochs=0 draws none, and changes nothing
+        model.train_seed = None if seed is None else int(seed)
         model._fitting = True
         try:
             for epoch in range(first, last + 1):

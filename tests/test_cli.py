@@ -707,16 +707,17 @@ def test_sample_image_shape_overrides_the_shape_train_recorded(tmp_path, monkeyp
     assert [kwargs["image_shape"] for _, kwargs in drawn] == [(4, 4), (2, 8)]
 
 
-@pytest.mark.parametrize("value", ["32x32", 1024, [16, 16], [4, 0], [2.0, 8.0], [True, 16], {"h": 4}])
+@pytest.mark.parametrize("value", ["32x32", 1024, [16, 16], [4, 0], [2.0, 8.0], [True, 16], {"h": 4}, [2, 2, 4]])
 def test_sample_passes_over_an_image_shape_in_info_it_cannot_use(tmp_path, monkeypatch, capsys, value):
     """info is free-form (model.save takes any JSON): a string gave a NumPy ufunc error, an int
-    "'int' object is not iterable", and a shape of the wrong size was reported as --image-shape's."""
+    "'int' object is not iterable", and a shape of the wrong size was reported as --image-shape's;
+    2 channels (neither grey nor colour) failed in the picture's check, with exit code 2."""
     mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz", info={"image_shape": value})
     drawn = _drawn(monkeypatch)
     assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
     assert [kwargs["image_shape"] for _, kwargs in drawn] == [None]  # 16 values: a 4×4 square
     assert capsys.readouterr().err == (f"microvae: the checkpoint's info has image_shape={value!r}, not a list of 2 or 3 "
-                                       "positive sizes that hold one sample; drawing without it\n")
+                                       "positive sizes that hold one sample (1 or 3 channels); drawing without it\n")
 
 
 def test_sample_passes_over_a_sequence_hint_in_info_it_cannot_use(tmp_path, monkeypatch, capsys):
@@ -1258,3 +1259,91 @@ def test_divergence_is_one_message_without_numpys_warnings(tmp_path, capsys):
     assert "training diverged at epoch 1" in err and "lower learning rate" in err
     assert "RuntimeWarning" not in err
     assert not out.exists()  # diverged in the first epoch: nothing written, no empty folder left
+
+
+# --------------------------------------------------------------------------- an audit of the command line (9a6afa4 and after)
+
+
+def test_an_overwrite_whose_history_cannot_be_written_leaves_the_earlier_run_whole(tmp_path, monkeypatch, capsys):
+    """model.npz was replaced first, then history.json failed (a full disk): the folder held a new
+    model beside the old run's history and pictures, and the old model was lost."""
+    import errno
+    import hashlib
+
+    from microvae import training
+
+    def digests():  # (a failing comparison of the bytes themselves would take pytest minutes to print)
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
+
+    out = tmp_path / "run"
+    base = ["train", "--limit", "20", "--hidden", "8", "--out", str(out), "--verbose", "0"]
+    assert main([*base, "--epochs", "2"]) == 0
+    before = digests()
+
+    def full_disk(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(training.History, "to_json", full_disk)
+    assert main([*base, "--epochs", "1", "--overwrite", "--latent-dim", "3"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert digests() == before  # no staged file left either
+
+
+def test_a_later_epoch_that_cannot_be_written_leaves_the_run_at_the_epoch_before(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from microvae import training
+
+    calls, to_csv = [], training.History.to_csv
+
+    def full_disk_in_epoch_2(self, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        to_csv(self, path)
+
+    monkeypatch.setattr(training.History, "to_csv", full_disk_in_epoch_2)
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--out", str(out), "--verbose", "0"]) == 2
+    assert "holds this run's first 1 epoch(s)" in capsys.readouterr().err  # true now: the model too is epoch 1's
+    assert mv.load(out / "model.npz").epochs_trained == 1
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "history.json", "model.npz"]
+
+
+def test_a_refused_run_removes_every_folder_it_made_for_a_nested_out(tmp_path, capsys):
+    out = tmp_path / "a" / "b" / "c"  # only c was removed: a and a/b stayed, empty
+    assert main(["train", "--limit", "20", "--hidden", "8", "--model", "cvae", "--data", "sinusoids", "--out", str(out)]) == 2
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "keep.txt").write_text("mine")
+    assert main(["train", "--limit", "20", "--hidden", "8", "--model", "cvae", "--data", "sinusoids", "--out", str(out)]) == 2
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["keep.txt"]  # a folder that was there stays
+
+
+def test_sample_reads_microvae_backend_as_its_help_says(tmp_path, monkeypatch, capsys):
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    monkeypatch.setenv("MICROVAE_BACKEND", "bogus")  # was ignored: sample ran on NumPy
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 2
+    assert "backend must be 'numpy' or 'cupy', got 'bogus' (from $MICROVAE_BACKEND)" in capsys.readouterr().err
+    drawn = _drawn(monkeypatch)
+    monkeypatch.setenv("MICROVAE_BACKEND", "numpy")
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
+    assert len(drawn) == 1
+
+
+def test_a_bad_microvae_kernels_is_not_blamed_on_the_checkpoint(tmp_path, monkeypatch):
+    from microvae.checkpoint import CheckpointError
+
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    monkeypatch.setenv("MICROVAE_KERNELS", "bogus")
+    with pytest.raises(ValueError, match=r"kernels must be 'compiled' or 'reference', got 'bogus' \(from \$MICROVAE_KERNELS\)") as info:
+        mv.load(tmp_path / "m.npz")
+    assert not isinstance(info.value, CheckpointError)  # it said "its config does not build a VAE"
+
+
+def test_an_array_too_large_to_shape_gets_the_memory_hint(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--limit", "20", "--model", "vrae", "--data", "sinusoids",
+                 "--rnn-hidden", "99999999999", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "microvae: error: Maximum allowed dimension exceeded; try a smaller --limit, --batch-size or model\n")

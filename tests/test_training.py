@@ -1155,3 +1155,15 @@ def test_fit_warns_when_a_latent_logvar_sits_beyond_the_clamp_for_a_whole_batch(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mv.VAE(16, (32,), 2, seed=0).fit(x, epochs=2, verbose=0, batch_size=64)
+
+
+def test_fit_with_no_epochs_leaves_an_unseeded_models_generator_alone():
+    """A training seed was drawn from the model's generator and thrown away, so the samples of an
+    unseeded model changed after fit(epochs=0), which "changes nothing"."""
+    x = np.random.default_rng(0).random((50, 16)).astype(np.float32)
+    model = mv.VAE(16, (8,), 2, seed=None)
+    state = model.backend.rng.bit_generator.state
+    model.fit(x, epochs=0, verbose=0)
+    assert model.backend.rng.bit_generator.state == state and model.train_seed is None
+    model.fit(x, epochs=1, verbose=0)  # a real run still draws its seed there
+    assert model.train_seed is not None and model.backend.rng.bit_generator.state != state
