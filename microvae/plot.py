@@ -46,6 +46,7 @@ codes alone, as an adversarial autoencoder's ``encode`` gives them),
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import types
 from statistics import NormalDist
@@ -54,7 +55,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_number, check_real_array, sorted_unique
+from .checks import check_file_path, check_int, check_number, check_real_array, sorted_unique
 
 __all__ = [
     "image_grid",
@@ -156,12 +157,12 @@ def _to_hwc(batch: np.ndarray, channels: int, channel_first: bool) -> np.ndarray
 
 def _parse_image_shape(image_shape) -> tuple[int, int, int, bool]:
     """``image_shape`` as ``(H, W, C, channel_first)``; ``(H, W)`` is grey."""
-    try:
-        dims = tuple(int(s) for s in image_shape)
-    except TypeError:
-        raise ValueError(
+    if isinstance(image_shape, (str, bytes)) or not hasattr(image_shape, "__iter__"):
+        raise ValueError(  # int() of each character made "28" the shape (2, 8)
             f"image_shape must be a tuple like (H, W), got {image_shape!r}"
-        ) from None
+        )
+    # sizes are whole numbers: int() cut 4.9 to 4 and took True for 1
+    dims = tuple(check_int(f"image_shape[{i}]", s, 1) for i, s in enumerate(image_shape))
     layout = None
     if len(dims) == 2:
         layout = (*dims, 1, True)
@@ -178,9 +179,13 @@ def _parse_image_shape(image_shape) -> tuple[int, int, int, bool]:
 def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
     """Convert a batch of images in any accepted layout to ``(n, H, W)``
     (grey) or ``(n, H, W, 3)`` (colour)."""
+    check_real_array(images, "plot", None, what)  # strings failed in NumPy's cast; complex lost its imaginary part
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{what} is empty")
+    if np.isnan(arr).any():  # imshow draws NaN as a full pixel (grey) or as the white padding (colour)
+        raise ValueError(f"{what} contain NaN ({int(np.isnan(arr).sum())} values): a picture would show them as "
+                         "ordinary pixels (a model whose output is NaN has diverged)")
     if arr.size == 0:  # n items of no pixels: an empty grid, or a zero-sized figure
         raise ValueError(f"{what}: the items have no pixels (shape {arr.shape})")
     n = arr.shape[0]
@@ -743,6 +748,8 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
         raise ValueError(f"all classes must share one image shape, got {shapes}")
     if class_names is None:
         names = [f"class {i}" for i in range(len(rows))]
+    elif isinstance(class_names, Mapping):  # as plot_latent_scatter takes it: {label: name}
+        names = [str(class_names.get(i, f"class {i}")) for i in range(len(rows))]
     else:
         names = [str(c) for c in class_names]
         if len(names) != len(rows):
@@ -807,14 +814,21 @@ def _class_name(class_names, value) -> str:
 def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
     """Scatter z[:, :2] coloured by ``labels``; legend or colorbar."""
     lab = np.asarray(labels)
-    if lab.ndim == 2:  # one-hot / probabilities -> class index
+    if lab.ndim == 2 and lab.shape[1] == 1:  # a column of labels: argmax of one column made every label 0
+        lab = lab[:, 0]
+    elif lab.ndim == 2:  # one-hot / probabilities -> class index
         lab = lab.argmax(axis=1)
     if lab.ndim != 1 or len(lab) != len(z):
         raise ValueError(
             f"labels must hold one label per code ({len(z)}), got shape "
             f"{np.shape(labels)}"
         )
+    if lab.dtype.kind in "fc" and not np.isfinite(lab).all():  # NaN points were drawn transparent, without a word
+        raise ValueError("labels contain NaN or Inf; give every code a finite label")
     uniq = sorted_unique(lab, "labels", "they are sorted for the legend")
+    if len(uniq) > _MAX_LEGEND_CLASSES and lab.dtype.kind in "OUS":  # no colour scale for names
+        raise ValueError(f"labels hold {len(uniq)} distinct names; a legend takes at most {_MAX_LEGEND_CLASSES} "
+                         "classes, and names have no colour scale: give numbers for a colour bar")
     discrete = (
         len(uniq) <= _MAX_LEGEND_CLASSES
         and (lab.dtype.kind in "iub" or lab.dtype.kind in "OUS"
@@ -943,9 +957,14 @@ def _history_columns(history) -> dict[str, list]:
     return cols
 
 
-def _to_float(values) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values],
-                    dtype=np.float64)
+def _to_float(values, key: str) -> np.ndarray:
+    """A history column as floats, None as NaN (skipped); anything else but a number is named."""
+    out = []
+    for v in values:
+        if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)):
+            raise TypeError(f"history[{key!r}] must hold numbers (or None for a missing value), found {v!r}")
+        out.append(np.nan if v is None else float(v))
+    return np.array(out, dtype=np.float64)
 
 
 def plot_loss_curves(history, path=None):
@@ -977,7 +996,7 @@ def plot_loss_curves(history, path=None):
             "history has none of the keys loss/recon/kl/disc/gen (or their val_ "
             f"versions); found {sorted(cols)}"
         )
-    epochs = _to_float(cols["epoch"]) if "epoch" in cols else None
+    epochs = _to_float(cols["epoch"], "epoch") if "epoch" in cols else None
     fig = _new_figure((5.0 * len(present), 3.8))
     axes = [fig.add_subplot(1, len(present), i + 1) for i in range(len(present))]
     colors = {"loss": "tab:blue", "recon": "tab:orange", "kl": "tab:green", "disc": "tab:red", "gen": "tab:purple"}
@@ -987,7 +1006,7 @@ def plot_loss_curves(history, path=None):
                                          (f"val_{key}", "--", f"val_{key}")):
                 if series not in cols:
                     continue
-                y = _to_float(cols[series])
+                y = _to_float(cols[series], series)
                 if epochs is not None and len(epochs) == len(y):
                     x = epochs
                 else:
@@ -1009,12 +1028,13 @@ def plot_loss_curves(history, path=None):
 # --------------------------------------------------------------------------
 
 def _as_sequences(x, what: str) -> np.ndarray:
+    check_real_array(x, "plot_sequences", None, what)  # strings failed in NumPy's cast
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[0] == 0:
+    if arr.ndim != 3 or 0 in arr.shape:  # no steps or no features drew empty axes
         raise ValueError(
-            f"{what} must be shaped (n, T, F) or (n, T), got {np.shape(x)}"
+            f"{what} must be shaped (n, T, F) or (n, T), none of them 0, got {np.shape(x)}"
         )
     return arr
 
@@ -1098,12 +1118,13 @@ def plot_piano_roll(rolls, n: int = 4, path=None):
     roll ``(T, P)`` is accepted.
     """
     n = _check_count("n", n)
+    check_real_array(rolls, "plot_piano_roll", None, "rolls")  # strings failed in NumPy's cast
     arr = np.asarray(rolls, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] == 0:
+    if arr.ndim != 3 or 0 in arr.shape:  # no steps or no pitches drew empty axes
         raise ValueError(
-            f"rolls must be shaped (n, T, P) or (T, P), got {np.shape(rolls)}"
+            f"rolls must be shaped (n, T, P) or (T, P), none of them 0, got {np.shape(rolls)}"
         )
     k = min(n, len(arr))
     vmin, vmax = _display_range(arr[:k])

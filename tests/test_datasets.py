@@ -1502,3 +1502,12 @@ def test_read_idx_names_the_file_when_the_header_declares_more_dimensions_than_n
     path.write_bytes(bytes([0, 0, 8, 65]) + struct.pack(">65I", *[1] * 65) + b"\x07")
     with pytest.raises(ValueError, match=r"deep\.idx: IDX header declares 65 dimensions, more than a NumPy array can have"):
         ds.read_idx(path)
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_components="13"), dict(freq_range="15"), dict(n_components=(True, 2)),
+                                    dict(amp_range=(0.1, 0.2, 0.3)), dict(amp_range=None)])
+def test_sinusoid_ranges_are_pairs_of_numbers(kwargs):
+    # float() of each character read "15" as (1.0, 5.0), and True as 1
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"{name} must be a \(low, high\) pair of numbers"):
+        ds.make_sinusoids(n=3, **kwargs)

@@ -1215,3 +1215,87 @@ def test_plot_loss_curves_takes_the_model_itself():
     model = mv.VAE(D, (4,), 2, seed=0)
     model.fit(np.random.default_rng(0).random((20, D)), epochs=2, batch_size=10, verbose=0)
     np.testing.assert_allclose(_lines(mplot.plot_loss_curves(model).axes[0])["loss"].get_ydata(), model.history["loss"])
+
+
+# --------------------------------------------------------------------------- an audit of the pictures (b7872e6 and after)
+
+
+def _scatter_colours(fig):
+    """The distinct face colours of the scatter's points, and the legend's texts."""
+    ax = fig.axes[0]
+    colours = {tuple(np.round(c, 3)) for coll in ax.collections for c in coll.get_facecolors()}
+    legend = ax.get_legend()
+    return colours, [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def test_a_column_of_labels_is_labels_not_one_hot_rows():
+    z = np.random.default_rng(0).standard_normal((30, 2))
+    labels = np.arange(30) % 3
+    colours, legend = _scatter_colours(mplot.plot_latent_scatter(z, labels[:, None]))
+    assert len(colours) == 3 and legend == ["0", "1", "2"]  # argmax of one column made every label 0
+    assert (colours, legend) == _scatter_colours(mplot.plot_latent_scatter(z, labels))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_labels_that_are_not_finite_are_refused(bad):
+    z = np.random.default_rng(0).standard_normal((10, 2))
+    labels = np.arange(10, dtype=np.float64)
+    labels[3] = bad  # a NaN point was drawn transparent, without a word
+    with pytest.raises(ValueError, match="labels contain NaN or Inf"):
+        mplot.plot_latent_scatter(z, labels)
+
+
+def test_more_named_classes_than_a_legend_takes_are_refused_by_name():
+    z = np.random.default_rng(0).standard_normal((30, 2))
+    names = np.array([f"c{i}" for i in range(30)])
+    with pytest.raises(ValueError, match="labels hold 30 distinct names; a legend takes at most 20 classes"):
+        mplot.plot_latent_scatter(z, names)  # NumPy's "could not convert string to float"
+    assert len(mplot.plot_latent_scatter(z, np.arange(30)).axes) == 2  # numbers: the scatter and its colour bar
+
+
+def test_images_holding_nan_are_refused():
+    images = np.full((4, 16), 0.5)
+    images[1, 3] = np.nan  # drawn as a full pixel: a diverged decoder's NaNs looked like ink
+    with pytest.raises(ValueError, match=r"images contain NaN \(1 values\)"):
+        mplot.plot_samples(images)
+
+
+@pytest.mark.parametrize("images", [np.array([["a"] * 16] * 2), np.ones((2, 16)) * 1j])
+def test_images_that_are_no_real_numbers_are_named(images):
+    with pytest.raises(TypeError, match="plot expects real numbers .* for images"):
+        mplot.plot_samples(images)
+
+
+@pytest.mark.parametrize("image_shape, error", [("28", ValueError), ((4.9, 4), ValueError), ((True, 16), TypeError)])
+def test_image_shape_takes_whole_sizes_only(image_shape, error):
+    # "28" was the shape (2, 8), 4.9 was cut to 4, and True was 1
+    with pytest.raises(error, match="image_shape"):
+        mplot.plot_samples(np.zeros((2, 16)), image_shape=image_shape)
+
+
+def test_plot_samples_by_class_takes_class_names_as_a_mapping():
+    images = np.random.default_rng(0).random((2, 3, 16))
+    fig = mplot.plot_samples_by_class(images, class_names={1: "dog", 0: "cat"})
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["cat", "dog"]  # was "1", "0": the keys
+
+
+@pytest.mark.parametrize("shape", [(3, 0, 2), (2, 5, 0)])
+def test_sequences_and_rolls_with_no_steps_are_refused(shape):
+    with pytest.raises(ValueError, match="none of them 0"):
+        mplot.plot_sequences(np.zeros(shape))
+    with pytest.raises(ValueError, match="none of them 0"):
+        mplot.plot_piano_roll(np.zeros(shape))
+
+
+def test_sequences_and_rolls_that_are_no_numbers_are_named():
+    words = np.array([[["a"]] * 3] * 2)
+    with pytest.raises(TypeError, match="plot_sequences expects real numbers"):
+        mplot.plot_sequences(words)
+    with pytest.raises(TypeError, match="plot_piano_roll expects real numbers"):
+        mplot.plot_piano_roll(words)
+
+
+def test_loss_curves_name_a_value_that_is_no_number():
+    with pytest.raises(TypeError, match=r"history\['loss'\] must hold numbers .*found 'abc'"):
+        mplot.plot_loss_curves({"loss": [1.0, "abc"]})
+    mplot.plot_loss_curves({"loss": [1.0, None, 0.5]})  # None is a missing value

@@ -30,10 +30,12 @@ __all__ = [
 
 
 def _check_range(name: str, value, lower_bound: float) -> tuple:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from None
+    # float() of each item read the string "15" as (1.0, 5.0), and True as 1
+    items = None if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+    if items is None or len(items) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                                                   for v in items):
+        raise ValueError(f"{name} must be a (low, high) pair of numbers, got {value!r}")
+    lo, hi = (float(v) for v in items)
     if not (math.isfinite(lo) and math.isfinite(hi)):  # inf overflowed NumPy's uniform and integers
         raise ValueError(f"{name} must be a (low, high) pair of finite numbers, got {value!r}")
     if not (lower_bound <= lo <= hi):
