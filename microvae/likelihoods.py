@@ -44,6 +44,8 @@ class Bernoulli:
 
     def mean(self, out, kernels):
         """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``)."""
+        if out.dtype.kind != "f":  # integer logits: their σ would be truncated to the integers 0 and 1
+            out = out.astype(array_module(out).float64)
         p = array_module(out).empty_like(out)
         kernels.sigmoid(out, p)
         return p

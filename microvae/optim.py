@@ -116,7 +116,8 @@ class Adam(Optimizer):
 
     def __init__(self, flat, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)
-        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        # an ordered pair: a set or a dict would give its two betas in an order of its own
+        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
         b1, b2 = (check_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):

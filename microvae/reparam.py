@@ -15,6 +15,11 @@ class Reparameterization:
     """
 
     def __init__(self, backend):
+        from .backend import Backend
+
+        if not isinstance(backend, Backend):  # "numpy" failed only in forward, on a missing .xp
+            raise TypeError(f"Reparameterization takes a Backend (e.g. microvae.get_backend('numpy', dtype='float64')), "
+                            f"got {backend!r}")
         self.backend = backend
         self._eps = self._std = None
 

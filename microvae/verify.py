@@ -115,6 +115,9 @@ def numeric_gradient(fn, array, eps: float = 1e-6):
     the step h. Returns a float64 NumPy array of its shape.
     """
     eps = _check_step(eps)
+    if getattr(array, "dtype", None) != np.float64:  # steps of 1e-6 truncate to 0 in an int array, round in float32
+        raise TypeError(f"numeric_gradient perturbs array in place by steps of eps, so it must be a float64 array, "
+                        f"got {getattr(array, 'dtype', type(array).__name__)}")
     _check_writable(array, "array")
     numeric = np.empty(tuple(array.shape))
     for index in np.ndindex(*array.shape):
@@ -153,6 +156,8 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
     directions = check_int("directions", directions, 1)  # 0 directions would compare nothing and pass
+    if not wrt:  # as with 0 directions: a check of nothing would pass
+        raise ValueError("gradcheck needs at least one array in wrt to check; got none")
     rng = np.random.default_rng(check_seed(seed))
     floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
@@ -197,6 +202,9 @@ def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full
     """
     if getattr(layer, "backend", None) is None:
         raise RuntimeError(f"check_layer needs a built layer: call {type(layer).__name__}(...).build(dtype='float64') first")
+    if layer.backend.dtype != np.float64:  # a parameter-free layer's float32 pass failed a correct layer
+        raise TypeError(f"check_layer needs a layer built with dtype='float64', got {layer.backend.dtype}: "
+                        f"{type(layer).__name__}(...).build(dtype='float64')")
     xp = layer.backend.xp
     x = xp.array(x, dtype=np.float64)
     y = layer.forward(x)
@@ -209,6 +217,8 @@ def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full
         for name, value in module.params.items():
             key = f"{path}.{name}" if path else name
             wrt[key], analytic[key] = value, module.grads[name].copy()
+    if not wrt:
+        raise ValueError(f"{type(layer).__name__} has no parameters, and check_input=False leaves nothing to check")
 
     def f():
         return float((layer.forward(x) * upstream).sum())

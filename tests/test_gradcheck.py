@@ -557,3 +557,33 @@ def test_the_dense_relu_self_check_has_units_on_and_off_for_every_seed(monkeypat
         pre = x @ layer.params["W"] + layer.params["b"]
         assert (pre > 0).any() and (pre < 0).any() and np.abs(pre).min() > 0.05
     assert len(drawn) == 300
+
+
+# --------------------------------------------------------------------------- an audit of the checkers (6109c8b and after)
+
+
+@pytest.mark.parametrize("array", [np.array([1, 2]), np.array([1.0, 2.0], dtype=np.float32), np.array([True, False])])
+def test_numeric_gradient_needs_a_float64_array(array):
+    # steps of 1e-6 truncated to 0 in the int array ([583333, 1750000] for the gradient of Σa²)
+    with pytest.raises(TypeError, match="numeric_gradient perturbs array in place by steps of eps, so it must be a float64"):
+        numeric_gradient(lambda: float((array.astype(np.float64) ** 2).sum()), array)
+
+
+def test_check_layer_needs_a_float64_layer_even_without_parameters():
+    from microvae.layers import Sigmoid
+    from microvae.verify import check_layer
+
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    with pytest.raises(TypeError, match=r"check_layer needs a layer built with dtype='float64', got float32"):
+        check_layer(Sigmoid().build(dtype="float32"), x)  # failed a correct layer on float32 rounding (error 0.063)
+    assert check_layer(Sigmoid().build(dtype="float64"), x).passed()
+
+
+def test_checks_of_nothing_are_refused_not_passed():
+    from microvae.layers import ReLU
+    from microvae.verify import check_layer
+
+    with pytest.raises(ValueError, match="ReLU has no parameters, and check_input=False leaves nothing to check"):
+        check_layer(ReLU().build(dtype="float64"), np.ones((2, 3)), check_input=False)
+    with pytest.raises(ValueError, match="gradcheck needs at least one array in wrt"):
+        gradcheck(lambda: 1.0, {}, {})

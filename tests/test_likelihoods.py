@@ -127,3 +127,11 @@ def test_bernoulli_data_may_touch_both_ends_of_the_unit_interval():
     for bad in (-1e-7, 1 + 1e-7):
         with pytest.raises(ValueError, match=r"must lie in \[0, 1\] for a Bernoulli likelihood"):
             bernoulli.validate(np.array([[0.0, bad]]))
+
+
+def test_bernoulli_mean_of_integer_logits_is_a_probability():
+    from microvae.likelihoods import Bernoulli
+
+    backend = get_backend("numpy", dtype="float64")
+    p = Bernoulli().mean(np.array([[0, 3, -2]]), backend.kernels)  # was [[0, 0, 0]]: σ truncated to ints
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([[0.0, 3.0, -2.0]]))))

@@ -436,3 +436,33 @@ def test_a_model_checks_its_data_once_and_its_loss_then_skips_the_range_pass(mon
     assert calls == ["bernoulli_nll"]
     with pytest.raises(ValueError, match=r"x must lie in \[0, 1\] for a Bernoulli likelihood"):
         model.loss_and_grads(np.full((3, 6), 2.0, np.float32))
+
+
+# --------------------------------------------------------------------------- an audit of the losses (6109c8b and after)
+
+
+@pytest.mark.parametrize("eps, error", [(0.7, ValueError), (float("nan"), ValueError), (0.0, ValueError),
+                                        ("1e-7", TypeError), (True, TypeError)])
+def test_bce_probabilities_takes_a_clip_margin_in_its_range(eps, error):
+    # 0.7 clipped every p to one value (loss 1.56 for 0.33, a zero gradient); NaN made the loss NaN
+    with pytest.raises(error, match=r"eps must be a clip margin in \(0, 0.5\)"):
+        losses.bce_probabilities(np.full((2, 3), 0.5), np.zeros((2, 3)), eps=eps)
+
+
+def test_gaussian_nll_of_an_exact_fit_at_a_tiny_fixed_variance_has_a_zero_gradient_in_float32():
+    """e^{100}/batch overflows float32: Inf·0 made the gradient NaN where the fit is exact."""
+    mean = np.zeros((2, 3), np.float32)
+    x = mean.copy()
+    x[0, 0] = 1e-20
+    per_example, dmean, _ = losses.gaussian_nll(mean, x, logvar=-100.0)
+    assert np.isfinite(per_example).all() and dmean.dtype == np.float32
+    assert dmean[0, 0] == np.float32(-float(np.float32(1e-20)) * np.exp(100.0) / 2) and not dmean.ravel()[1:].any()
+    np.testing.assert_array_equal(losses.gaussian_nll(mean, mean + np.float32(0.5), logvar=-2.0)[1],
+                                  np.float32(0.5) * np.float32(np.exp(2.0) / 2) * -np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("loss", [losses.bernoulli_nll, losses.bce_probabilities])
+def test_bernoulli_losses_of_examples_with_no_pixels_are_zero(loss):
+    # min() of nothing was NumPy's "zero-size array to reduction operation minimum"
+    per_example, grad = loss(np.zeros((2, 0)), np.zeros((2, 0)))
+    assert per_example.tolist() == [0.0, 0.0] and grad.shape == (2, 0)

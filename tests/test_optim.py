@@ -239,3 +239,12 @@ def test_run_settings_do_not_depend_on_the_order_options_are_given_in():
     a = run_settings("adam", {"clip_norm": 5.0, "eps": 1e-7, "betas": [0.9, 0.999]})
     b = run_settings("adam", {"betas": (0.9, 0.999), "eps": 1e-7, "clip_norm": 5.0})
     assert a == b == (("clip_norm", 5.0), ("eps", 1e-7))
+
+
+@pytest.mark.parametrize("betas", [{0.999, 0.9}, {0.9: 1, 0.999: 2}])
+def test_adam_takes_its_betas_as_an_ordered_pair(betas):
+    # a set gave (0.999, 0.9), β₁ and β₂ swapped; a dict gave its keys
+    model, x = mv.VAE(4, (3,), 2, seed=0), np.random.default_rng(0).random((8, 4))
+    with pytest.raises(TypeError, match=r"betas must be a pair \(beta1, beta2\)"):
+        model.fit(x, epochs=1, batch_size=4, verbose=0, betas=betas)
+    model.fit(x, epochs=1, batch_size=4, verbose=0, betas=[0.8, 0.99])  # a list is ordered

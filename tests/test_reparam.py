@@ -118,3 +118,11 @@ def test_dz_of_the_other_float_dtype_gives_gradients_in_the_backends():
     dmu, dlogvar = sampler.backward(np.full((2, 3), 0.1))  # float64 dz
     assert dmu.dtype == dlogvar.dtype == np.float32
     np.testing.assert_array_equal(dlogvar, np.float32(0.1) * np.float32(0.5))
+
+
+@pytest.mark.parametrize("backend", ["numpy", None])
+def test_reparameterization_takes_a_backend(backend):
+    from microvae.reparam import Reparameterization
+
+    with pytest.raises(TypeError, match="Reparameterization takes a Backend"):  # failed in forward, on .xp
+        Reparameterization(backend)

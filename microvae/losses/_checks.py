@@ -36,6 +36,8 @@ def outside_unit_interval(x):
     """(min, max) of ``x`` as floats if a value lies outside [0, 1] or is NaN, else None: the
     Bernoulli losses' and likelihood's data check, one pass each for the min and the max."""
     xp = array_module(x)
+    if x.size == 0:  # no value lies outside (min() of nothing is NumPy's error)
+        return None
     lo, hi = float(xp.min(x)), float(xp.max(x))
     return None if 0.0 <= lo and hi <= 1.0 else (lo, hi)
 

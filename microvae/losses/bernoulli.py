@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..backend import array_module, kernels_for
+from ..checks import check_number
 from ._checks import bernoulli_targets, outside_unit_interval, rows, same_shape
 
 
@@ -45,6 +46,9 @@ def bce_probabilities(p, x, eps: float = 1e-7):
     the values found (logits passed for p were clipped without a word, to a wrong loss).
     Returns ``(per_example, dp)``.
     """
+    eps = check_number("eps", eps, "a clip margin in (0, 0.5), such as 1e-7")
+    if not 0 < eps < 0.5:  # eps=0.7 clipped every p to one value, with a zero gradient; NaN made the loss NaN
+        raise ValueError(f"eps must be a clip margin in (0, 0.5), such as 1e-7, got {eps!r}")
     same_shape("bce_probabilities", p, x, ("p", "x"))
     bernoulli_targets("bce_probabilities", x)
     found = outside_unit_interval(p)

@@ -62,7 +62,12 @@ def gaussian_nll(mean, x, logvar=0.0):
     precision = math.exp(-logvar)
     dims = rows(mean).shape[1]
     per_example = 0.5 * precision * rows(diff * diff).sum(axis=1, dtype=xp.float64) + 0.5 * dims * (logvar + _LOG_2PI)
-    dmean = diff * mean.dtype.type(precision / batch)
+    slope = precision / batch
+    if slope <= float(np.finfo(mean.dtype).max):
+        dmean = diff * mean.dtype.type(slope)
+    else:  # beyond float32 (logvar below about −88): Inf·0 would make an exact fit's gradient NaN, not 0
+        with np.errstate(over="ignore"):
+            dmean = (diff.astype(xp.float64) * slope).astype(mean.dtype)
     return per_example, dmean.astype(mean.dtype, copy=False), None
 
 
