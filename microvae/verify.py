@@ -156,9 +156,9 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     if mode not in ("full", "directional"):
         raise ValueError(f"mode must be 'full' or 'directional', got {mode!r}")
     directions = check_int("directions", directions, 1)  # 0 directions would compare nothing and pass
+    rng = np.random.default_rng(check_seed(seed))
     if not wrt:  # as with 0 directions: a check of nothing would pass
         raise ValueError("gradcheck needs at least one array in wrt to check; got none")
-    rng = np.random.default_rng(check_seed(seed))
     floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
     for name, array in wrt.items():
