@@ -547,8 +547,8 @@ def cmd_sample(args) -> int:
                 raise CLIError(f"{option} is for recurrent models (vrae, hvrae); this checkpoint holds a {type(model).__name__}")
     elif args.image_shape is not None:
         raise CLIError("--image-shape is for image models; a recurrent model's sequences are drawn by --draw-as")
-    image_shape = args.image_shape or _info_hint(
-        info, "image_shape", lambda v: _is_image_shape(v, model), "a list of 2 or 3 positive sizes that hold one sample (1 or 3 channels)")
+    image_shape = args.image_shape or _info_hint(info, "image_shape", lambda v: _is_image_shape(v, model),
+                                                 "a list of 2 or 3 positive sizes that hold one sample (1 or 3 channels)")
     image_shape = _sample_image_shape(model, image_shape)
     conditional = getattr(model, "needs_labels", False)
     prior = getattr(model, "prior", None)

@@ -347,7 +347,8 @@ class AAE(Model):
         y = np.asarray(self.backend.to_numpy(y) if hasattr(y, "shape") else y)
         if y.ndim == 0:  # one label for every example, as a CVAE takes it
             if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.number):  # the shape test named shape ()
-                raise ValueError(f"y must hold integer labels (one label for all, here), got {y.item()!r} of dtype {y.dtype}")
+                raise ValueError(f"y must hold integer labels (one label for all, here), "
+                                 f"got {y.item()!r} of dtype {y.dtype}")
             y = np.full(n, y.item())
         elif y.shape == (n, self.num_classes):  # one-hot rows, as a CVAE takes them
             if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):

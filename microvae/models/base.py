@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import NamedTuple
 
 import numpy as np
@@ -142,7 +143,7 @@ class Model(Module):
         if shape is None:  # a list of examples; a number or a string has no batch
             shape = np.shape(as_array(x, "x", "give a batch of examples of one shape"))
         if len(shape) == 0:
-            raise ValueError(f"fixed_noise needs the batch x, shaped (batch, ...), got {type(x).__name__} {x!r}"[:200])
+            raise ValueError(f"fixed_noise needs the batch x, shaped (batch, ...), got {type(x).__name__} {reprlib.repr(x)}")
         return np.random.default_rng(check_seed(seed)).standard_normal((shape[0], self.latent_dim))
 
     # using a trained model (NumPy in, NumPy out) ------------------------------------

@@ -279,9 +279,10 @@ class VRAE(VAE):
     def _prepare_data(self, x, y=None):
         """(x,) or (x, mask): the second array of ``fit``/``evaluate`` is the mask. With a
         mask, only the real steps must be in the likelihood's range (padding must be finite and
-        within the model's dtype), and the padded steps are set to 0 in the model's copy: a large padding value would
-        otherwise overflow the masked loss terms ((x − μ)² = Inf, and Inf·0 is NaN). Teacher
-        forcing only feeds a step to later ones, and padding only follows the real steps."""
+        within the model's dtype), and the padded steps are set to 0 in the model's copy: a
+        large padding value would otherwise overflow the masked loss terms ((x − μ)² = Inf, and
+        Inf·0 is NaN). Teacher forcing only feeds a step to later ones, and padding only follows
+        the real steps."""
         if y is None:
             return (self._data(x),)
         x = self._data(x, check_range=False)
