@@ -226,12 +226,14 @@ class DeviceArray(np.ndarray):
         _refuse_host(f"{ufunc.__name__}.{method}", inputs + (out or ()))
         if out is not None:
             kwargs["out"] = tuple(_host(o) for o in out)
-        return _to_device(getattr(ufunc, method)(*(_host(a) for a in inputs), **kwargs))
+        result = getattr(ufunc, method)(*(_host(a) for a in inputs), **kwargs)
+        return _given_out(result, out, kwargs.get("out"))
 
     def __array_function__(self, func, types_, args, kwargs):
         # CuPy's arrays dispatch NumPy's functions to CuPy's; here NumPy's run on the host views
         _refuse_host(func.__name__, leaves((args, kwargs)))
-        return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
+        host_kwargs = _host_tree(kwargs)
+        return _given_out(func(*_host_tree(args), **host_kwargs), kwargs.get("out"), host_kwargs.get("out"))
 
     def __getitem__(self, index):
         return _to_device(super().__getitem__(_host_tree(index)))
@@ -290,6 +292,16 @@ def _to_device(result):
     return result
 
 
+def _given_out(result, out, host_out):
+    """``result`` on the device; where NumPy returned the host view of ``out=`` (``host_out``),
+    ``out`` itself, as CuPy returns the very array it was given."""
+    if isinstance(out, tuple) and len(out) == 1:
+        out, host_out = out[0], host_out[0]
+    if out is not None and result is host_out:
+        return out
+    return _to_device(result)
+
+
 def to_device(a):
     """``cupy.asarray`` of the emulation: a device copy of ``a``."""
     return np.array(_host(a)).view(DeviceArray)
@@ -310,7 +322,8 @@ def _device_function(func, takes_host=False):
     def call(*args, **kwargs):
         if not takes_host:
             _refuse_host(getattr(func, "__name__", "a CuPy function"), leaves((args, kwargs)))
-        return _to_device(func(*_host_tree(args), **_host_tree(kwargs)))
+        host_kwargs = _host_tree(kwargs)
+        return _given_out(func(*_host_tree(args), **host_kwargs), kwargs.get("out"), host_kwargs.get("out"))
 
     call.__name__ = getattr(func, "__name__", "function")
     return call

@@ -75,6 +75,22 @@ def test_calls_are_counted_and_a_kernel_that_does_not_compile_shows_the_compiler
         broken(to_device(np.ones(2)), to_device(np.ones(2)), to_device(np.ones(2)))
 
 
+def test_a_function_given_out_returns_that_very_array_as_cupys_do():
+    """microvae's kernels return CuPy's result of ``out=`` calls, and tests hold them to return
+    their output argument: the emulation must not hand back a new wrapper of the same memory."""
+    cp = emulated_cupy()
+    a, b = to_device(np.arange(6.0).reshape(2, 3)), to_device(np.ones((3, 2)))
+    out = to_device(np.zeros((2, 2)))
+    assert cp.matmul(a, b, out=out) is out  # a CuPy function
+    np.testing.assert_array_equal(out.get(), np.arange(6.0).reshape(2, 3) @ np.ones((3, 2)))
+    total = to_device(np.zeros(3))
+    assert np.sum(a, axis=0, out=total) is total  # a NumPy function on device arrays
+    np.testing.assert_array_equal(total.get(), [3.0, 5.0, 7.0])
+    assert np.add(total, 1.0, out=total) is total and cp.multiply(total, 2.0, out=total) is total  # ufuncs
+    np.testing.assert_array_equal(total.get(), [8.0, 12.0, 16.0])
+    assert type(cp.matmul(a, b)) is DeviceArray  # without out=, a new device array
+
+
 def test_host_arrays_are_refused_beside_device_ones_as_cupy_refuses_them():
     cp = emulated_cupy()
     host = np.ones(3)

@@ -214,6 +214,29 @@ def test_optimizer_updates(device, n, dtype, seed, steps, adam, sgd):
         np.testing.assert_allclose(dev.get(d), h, **TOL[dtype])
 
 
+@settings(max_examples=25)
+@given(st.sampled_from(["matmul", "matmul_tn", "matmul_nt"]), st.integers(1, 70), st.integers(1, 70),
+       st.integers(1, 300), DTYPES, SEEDS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_dense_products(device, name, m, n, k, dtype, seed):
+    """The Dense layers' three products (A·B, Aᵀ·B, A·Bᵀ; cuBLAS on the GPU) against the
+    reference, within the rounding bound of a length-k dot product: |error| ≤ c·k·ε·(|A|·|B|).
+    A product that drops a term, or reads a transposed operand untransposed, misses it by far."""
+    a_shape = {"matmul": (m, k), "matmul_tn": (k, m), "matmul_nt": (m, k)}[name]
+    b_shape = {"matmul": (k, n), "matmul_tn": (k, n), "matmul_nt": (n, k)}[name]
+    a, b = _normal(seed, dtype, a_shape, b_shape)
+    dev = _Device(device)
+    out = dev.put(np.full((m, n), np.nan, dtype))
+    returned = getattr(dev.kernels, name)(dev.put(a), dev.put(b), out)
+    assert returned is out
+    want = getattr(reference, name)(a.astype(np.float64), b.astype(np.float64), np.empty((m, n)))
+    magnitude = getattr(reference, name)(np.abs(a).astype(np.float64), np.abs(b).astype(np.float64), np.empty((m, n)))
+    got = dev.get(out)
+    assert got.dtype == dtype and got.shape == (m, n)
+    bound = 4 * k * np.finfo(dtype).eps * magnitude + np.finfo(dtype).tiny
+    assert np.all(np.abs(got - want) <= bound), f"{name} off by up to {np.max(np.abs(got - want) / bound):.3g}× its rounding bound"
+
+
 @settings(max_examples=15)
 @given(st.integers(1, 200), DTYPES, SEEDS)
 @pytest.mark.parametrize("device", ["cpu", pytest.param("emulated", marks=needs_compiler)])
