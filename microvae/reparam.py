@@ -47,10 +47,15 @@ class Reparameterization:
 
     def backward(self, dz):
         """Return (dmu, dlogvar) for the last forward pass, in the backend's dtype. dz must have
-        z's shape: one that merely broadcasts against ε would give gradients of another shape."""
+        z's shape: one that merely broadcasts against ε would give gradients of another shape.
+
+        dmu is dz itself when dz is already in the backend's dtype (dμ = dz needs no copy):
+        copy one of them before changing either in place."""
         if self._eps is None:
             raise RuntimeError("Reparameterization.backward called before forward")
         if not hasattr(dz, "shape"):  # a nested list, as forward takes one
+            if not isinstance(dz, (list, tuple)):
+                raise TypeError(f"Reparameterization.backward expects an array for dz, got {type(dz).__name__}")
             dz = self.backend.xp.asarray(dz)
         if dz.shape != self._eps.shape:
             raise ValueError(f"Reparameterization.backward expects dz of shape {tuple(self._eps.shape)} (the shape of z "

@@ -140,6 +140,16 @@ def test_backward_reads_a_nested_list_as_forward_does(kind):
         layer.backward(wrong.tolist())
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_names_a_dy_that_is_no_array(kind):
+    """None was read as a 0-d array and refused as "got ()", which named no mistake."""
+    layer, shape = _layer(kind)
+    layer.forward(_x(shape))
+    for dy in (None, 3.0, "dy"):
+        with pytest.raises(TypeError, match=rf"\w\.backward expects an array for d[yH], got {type(dy).__name__}"):
+            layer.backward(dy)
+
+
 def test_conv2d_geometry_comes_from_the_forward_pass_not_dy():
     """Conv2D(1, 2, 3, stride=2) on 9×9 gives 5×5; a 3×3 dy returned dX and dW before."""
     conv = Conv2D(1, 2, 3, stride=2).build(dtype="float64")

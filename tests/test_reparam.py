@@ -89,6 +89,11 @@ def test_backward_needs_a_forward_pass_and_a_dz_shaped_like_z():
             sampler.backward(np.ones(shape))
     with pytest.raises(ValueError, match=re.escape("got (2, 2)")):  # a list is read as forward reads one
         sampler.backward([[1.0, 1.0]] * 2)  # (it was refused whatever its shape, as "got ()")
+    for dz in (None, 2.0):  # (None was refused as "got ()")
+        with pytest.raises(TypeError, match=f"expects an array for dz, got {type(dz).__name__}"):
+            sampler.backward(dz)
+    dz = np.full((2, 3), 2.0)
+    assert sampler.backward(dz)[0] is dz  # as its docstring says: dμ = dz, not copied
     for dmu, dlogvar in (sampler.backward([[2.0, 2.0, 2.0]] * 2), sampler.backward(np.full((2, 3), 2.0))):
         np.testing.assert_array_equal(dmu, 2.0)
         np.testing.assert_array_equal(dlogvar, 1.0)  # dz·ε·σ/2 with ε = 1, σ = 1

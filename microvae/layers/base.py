@@ -171,6 +171,8 @@ class Layer(Module):
         if self._out_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built)")
         if not hasattr(dy, "shape"):  # a nested list, as forward takes one
+            if not isinstance(dy, (list, tuple)):  # asarray(None) has shape (): "got ()" named no mistake
+                raise TypeError(f"{type(self).__name__}.backward expects an array for dy, got {type(dy).__name__}")
             dy = self.backend.xp.asarray(dy)
         if dy.shape != self._out_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "

@@ -111,6 +111,8 @@ class _Recurrent(Layer):
     def _check_dH(self, dH):
         T, B = self._cache["T"], self._cache["B"]
         if not hasattr(dH, "shape"):  # a nested list, as forward takes one
+            if not isinstance(dH, (list, tuple)):  # asarray(None) has shape (): "got ()" named no mistake
+                raise TypeError(f"{type(self).__name__}.backward expects an array for dH, got {type(dH).__name__}")
             dH = self.backend.xp.asarray(dH)
         if dH.shape != (B, T, self.hidden_size):
             raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(dH.shape)}")
