@@ -10,22 +10,26 @@ target is left as it was. No imports from the rest of microvae, so any module ca
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import uuid
 
-__all__ = ["write_atomically"]
+__all__ = ["write_atomically", "names_a_folder"]
 
 
 def write_atomically(path, write) -> str:
     """Call ``write(f)`` with a binary file object, then move what it wrote to ``path``.
 
     Missing folders are made. As with a plain ``open(path, "wb")``, a symbolic link is written
-    through (its target gets the bytes, the link stays), and the permissions are an existing
-    file's, or for a new file 0o666 less the umask. An error names ``path``, not the temporary
+    through (its target gets the bytes, the link stays), the permissions are an existing
+    file's, or for a new file 0o666 less the umask, and a path that names a folder (ending in a
+    separator, "." or "..") is an IsADirectoryError. An error names ``path``, not the temporary
     file. Returns ``path`` as a string.
     """
     path = os.fsdecode(os.fspath(path))  # a bytes path too: the temporary name is built as a str
+    if names_a_folder(path):  # realpath drops a final "/" or "/.": "a.idx/" would replace the file a.idx
+        raise IsADirectoryError(errno.EISDIR, "not a file name (it is empty, or ends in a separator, '.' or '..')", path)
     target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
     folder = os.path.dirname(target)
     _make_folder(folder, path)
@@ -56,6 +60,12 @@ def write_atomically(path, write) -> str:
         raise
     _sync_folder(folder)
     return path
+
+
+def names_a_folder(path: str) -> bool:
+    """True for a path that can only name a folder: empty, or ending in a separator, "." or ".."."""
+    separators = tuple(sep for sep in (os.sep, os.altsep, "/") if sep)
+    return not path or path.endswith(separators) or os.path.basename(path) in (".", "..")
 
 
 def _sync_folder(folder: str) -> None:
@@ -90,6 +100,9 @@ def _make_folder(folder: str, path: str) -> None:
     except (FileExistsError, NotADirectoryError):
         # os.makedirs names only the folder it could not make; name the file in the way
         blocker = folder
-        while not os.path.exists(blocker):
+        while not os.path.lexists(blocker):  # lexists: a broken or looping link is in the way too
             blocker = os.path.dirname(blocker)
+        if os.path.islink(blocker) and not os.path.exists(blocker):
+            raise NotADirectoryError(f"cannot write {path!r}: {blocker!r} is a symbolic link that leads nowhere "
+                                     "(broken, or a loop), not a folder") from None
         raise NotADirectoryError(f"cannot write {path!r}: {blocker!r} is a file, not a folder") from None

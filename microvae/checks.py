@@ -1,8 +1,8 @@
 """Argument checks shared by the layers, models, fit, the optimizers and the metrics.
 
 ``int()`` would take "5" and truncate 2.7, and a comparison with a string fails with an error
-that names no argument; these name the argument and the form expected. No imports from the
-rest of microvae, so any module can use them.
+that names no argument; these name the argument and the form expected. The only import from
+the rest of microvae is ``atomic`` (which imports none), so any module can use them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import numbers
 import os
 
 import numpy as np
+
+from .atomic import names_a_folder
 
 __all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
            "check_real_array"]
@@ -41,7 +43,11 @@ def check_number(name: str, value, form: str = "a number") -> float:
     ``name`` and ``form``; the caller checks the range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be {form}, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range: "int too large to convert to float" named nothing
+        raise ValueError(f"{name} must be {form} within float range (about ±1.8e308), "
+                         f"got an integer of {len(str(abs(int(value))))} digits") from None
 
 
 def check_bool(name: str, value) -> bool:
@@ -83,10 +89,10 @@ def as_path(path, name: str = "path") -> str:
 
 def check_file_path(name: str, path, example: str = "model.npz") -> str:
     """``path`` as a string, if it can name a file to write (missing folders are made later);
-    else a ValueError naming ``name``: an empty path, one ending in a separator, or an
-    existing folder (the atomic writes would otherwise fail on a hidden temporary name)."""
+    else a ValueError naming ``name``: an empty path, one ending in a separator, "." or "..",
+    or an existing folder (the atomic writes would otherwise fail on a hidden temporary name)."""
     path = as_path(path, name)
-    if not path or path.endswith(("/", os.sep)) or os.path.isdir(path):
+    if names_a_folder(path) or os.path.isdir(path):
         raise ValueError(f"{name} {path!r} names a folder, not a file; give a file name, such as "
                          f"{os.path.join(path or '.', example)!r}")
     return path

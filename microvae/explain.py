@@ -12,8 +12,9 @@ the chain rule:
     loss      L = (1/B) Σ_batch [ BCE(l, x) + β·KL(N(μ, e^logvar) ‖ N(0, I)) ]
 
 The relative error is the one ``microvae.verify`` uses (max-norm, relative to the
-gradient's scale). The parameter gradients are also compared with what
-``model.loss_and_grads`` leaves in ``model.flat.grad``: the walk-through is the model's code.
+gradient's scale). The five parameter gradients it shows (every layer's weights, and the
+output layer's bias) are also compared with what ``model.loss_and_grads`` leaves in
+``model.flat.grad``: the walk-through is the model's code.
 
 A finite difference checks a backward pass against its own forward pass, so a forward pass
 that is wrong the way its backward pass is (σ = exp(logvar) in both) passes every gradient
@@ -238,14 +239,23 @@ def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
     and the numeric values at the same places, error; a ``kind="forward"`` term shows microvae's
     value and its formula's instead."""
     entries = check_int("entries", entries, 1)
+    tol = check_number("tol", tol, "a positive number")
+    if not (0 < tol < math.inf):  # an infinite tolerance passes anything: a check that cannot fail
+        raise ValueError(f"tol must be a finite positive number, got {tol!r}")
+    terms = list(terms)
+    if not terms:  # "every gradient agrees" of no gradient would be a pass of nothing
+        raise ValueError("format_explanation needs at least one term (from explain_forward or explain_gradients)")
+    has_forward = any(t.kind == "forward" for t in terms)
+    has_gradients = any(t.kind == "gradient" for t in terms)
     step = next((t.step for t in terms if t.kind == "gradient"), 1e-6)
     lines = [
         "microvae gradcheck --explain: a VAE 4 → 3 → (μ, logvar: 2 + 2) → 3 → 4, float64, a batch of B = 2, ε fixed",
         FORWARD,
         *(["each value: microvae's forward pass vs its formula in plain NumPy (finite differences cannot see a wrong "
-           "forward pass)"] if any(t.kind == "forward" for t in terms) else []),
-        f"each gradient of L below: analytic (microvae's backward pass) vs numeric (fourth-order central differences, "
-        f"step {f'{step:g}'.replace('e-0', 'e-')}); tolerance {tol:g}",
+           "forward pass)"] if has_forward else []),
+        f"each gradient of L below (of one term of L where the formula says _rec or _KL): analytic (microvae's "
+        f"backward pass) vs numeric (fourth-order central differences, step {f'{step:g}'.replace('e-0', 'e-')}); "
+        f"tolerance {tol:g}" if has_gradients else f"tolerance {tol:g}",
         "",
     ]
     labels = {"gradient": ("analytic", "numeric "), "forward": ("microvae", "formula ")}
@@ -263,8 +273,10 @@ def format_explanation(terms, tol: float = 1e-6, entries: int = 4) -> str:
         ]
     lines.append("")
     if not any(failed.values()):
-        lines.append("every gradient agrees with its finite difference" if not any(t.kind == "forward" for t in terms)
-                     else "every value agrees with its formula, and every gradient with its finite difference")
+        lines.append({(False, True): "every gradient agrees with its finite difference",
+                      (True, False): "every value agrees with its formula",
+                      (True, True): "every value agrees with its formula, and every gradient with its finite difference"}
+                     [has_forward, has_gradients])
     else:
         if failed["forward"]:
             lines.append(f"{failed['forward']} forward value(s) FAILED: the forward pass differs from its formula, "

@@ -226,3 +226,30 @@ def test_a_folder_at_the_target_is_named_as_a_plain_open_names_it(tmp_path):
         write_atomically(target, lambda f: f.write(b"data"))
     assert info.value.filename == str(target) and ".tmp" not in str(info.value)
     assert os.listdir(tmp_path) == ["x.idx"] and os.listdir(target) == []  # no temporary file left
+
+
+@pytest.mark.parametrize("suffix", ["/", "/.", "/.."])
+def test_a_path_that_names_a_folder_is_refused_and_the_file_before_it_kept(tmp_path, suffix):
+    """realpath dropped a final "/" or "/.", so write_idx("a.idx/") replaced the file a.idx, and
+    "new/" made a file called new; a plain open() refuses both."""
+    target = tmp_path / "a.idx"
+    mv.datasets.write_idx(target, np.arange(12, dtype=np.uint8).reshape(3, 4))
+    before = target.read_bytes()
+    for path in (str(target) + suffix, os.fsencode(str(target) + suffix)):
+        with pytest.raises(IsADirectoryError, match="not a file name") as info:
+            mv.datasets.write_idx(path, np.zeros(2, np.uint8))
+        assert info.value.filename == os.fsdecode(path)
+    with pytest.raises(IsADirectoryError, match="not a file name"):
+        write_atomically(str(tmp_path / "new") + suffix, lambda f: f.write(b"x"))
+    assert target.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.idx"]
+    with pytest.raises(IsADirectoryError, match="not a file name"):
+        write_atomically("", lambda f: f.write(b"x"))
+
+
+def test_a_looping_link_in_the_way_is_named_not_the_folder_before_it(tmp_path):
+    """The search for what blocks the folder climbed past a link that leads nowhere (exists()
+    is False for it) and blamed the real folder above it as "a file"."""
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(NotADirectoryError, match=rf"'{tmp_path / 'loop'}' is a symbolic link that leads nowhere"):
+        write_atomically(tmp_path / "loop" / "x.bin", lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == ["loop"]

@@ -167,6 +167,23 @@ def test_the_step_shown_is_the_step_used_and_bad_arguments_are_named():
             explain.explain_gradients(h=h)
     with pytest.raises(ValueError, match="entries must be a positive integer"):  # -1 showed all but one
         explain.format_explanation(terms, entries=-1)
+    for tol, error in (("1e-6", TypeError), (None, TypeError), (True, TypeError), (0.0, ValueError),
+                       (-1e-6, ValueError), (float("inf"), ValueError), (float("nan"), ValueError)):
+        with pytest.raises(error, match="tol must be a"):  # "Unknown format code 'g'"; True was 1.0, inf passed all
+            explain.format_explanation(terms, tol=tol)
+    with pytest.raises(ValueError, match="needs at least one term"):  # it printed "every gradient agrees"
+        explain.format_explanation([])
+
+
+def test_the_text_of_forward_values_alone_claims_no_gradient():
+    """With only explain_forward's terms, the verdict said "...and every gradient with its finite
+    difference", and the header named a step for gradients that were not there."""
+    text = explain.format_explanation(explain.explain_forward())
+    assert text.endswith("every value agrees with its formula") and "gradient" not in text.split("\n", 3)[3]
+    assert "central differences" not in text and "tolerance 1e-06" in text
+    both = explain.format_explanation(explain.explain_forward() + explain.explain_gradients())
+    assert both.endswith("every value agrees with its formula, and every gradient with its finite difference")
+    assert "each gradient of L below (of one term of L where the formula says _rec or _KL)" in both
 
 
 def test_a_nan_error_is_a_failure_in_the_text():

@@ -4,6 +4,8 @@ Divergence that leaves the loss finite (an overflowing gradient), image layouts,
 batch sizes, optimizer instances, validation data, callback mistakes and wrongly typed settings.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,8 @@ def test_check_number_and_check_sizes():
     for bad in ("1", None, True, [1.0]):
         with pytest.raises(TypeError, match="beta must be a number"):
             check_number("beta", bad)
+    with pytest.raises(ValueError, match=r"beta must be a number within float range .*got an integer of 401 digits"):
+        check_number("beta", -10**400)  # (float() raised OverflowError, naming no argument)
     assert check_sizes("hidden", [8, np.int64(4)]) == (8, 4) and check_sizes("hidden", ()) == ()
     for bad in (8, "64", None):
         with pytest.raises(TypeError, match=r"hidden must be a sequence of layer sizes, e\.g\. \(64,\)"):
@@ -681,3 +685,14 @@ def test_a_ragged_list_is_named_not_left_to_numpys_inhomogeneous_shape_error(cal
     with pytest.raises(ValueError, match=rf"^{name} is a ragged list \(its rows have different lengths\); give {name} as an "
                                          rf"array of shape \(batch, \d\)$"):
         call(mv.VAE(6, (5,), 2))
+
+
+@pytest.mark.parametrize("path", ["", "out/", "a/.", "a/..", ".", ".."])
+def test_check_file_path_refuses_a_path_that_can_only_name_a_folder(tmp_path, monkeypatch, path):
+    """"a/." passed, and the atomic write resolved it to "a" and wrote a file there."""
+    from microvae.checks import check_file_path
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="names a folder, not a file"):
+        check_file_path("path", path)
+    assert check_file_path("path", "a/model.npz") == "a/model.npz" and os.listdir(tmp_path) == []
