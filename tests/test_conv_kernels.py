@@ -232,6 +232,20 @@ def test_conv3x3_same_weight_grad_matches_reference(p):
     np.testing.assert_allclose(got, expected, **_tolerance(p, p["n"] * p["h"] * p["w"]))
 
 
+@settings(max_examples=40)
+@given(direct_problems(), st.sampled_from([np.inf, -np.inf, np.nan]), st.booleans(), st.integers(0, 2**31))
+def test_conv3x3_same_weight_grad_of_non_finite_edge_columns_matches_reference(p, special, first, seed):
+    """The padded grid multiplied x's first and last columns by the 0 of its spare columns too:
+    an Inf there made NaN taps (0·Inf) that the definition, and the reference, never form."""
+    x, _, _, dy = _direct_arrays(p)
+    rng = np.random.default_rng(seed)
+    x[rng.integers(p["n"]), rng.integers(p["c"]), rng.integers(p["h"]), 0 if first else p["w"] - 1] = special
+    expected = reference.conv3x3_same_weight_grad(x, dy, np.full((p["f"], p["c"], 3, 3), np.nan, p["dtype"]))
+    got = cpu.conv3x3_same_weight_grad(x, dy, np.full(expected.shape, np.nan, p["dtype"]))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, **_tolerance(p, p["n"] * p["h"] * p["w"]))
+
+
 @settings(max_examples=30)
 @given(direct_problems())
 def test_reference_conv3x3_same_is_the_im2col_convolution(p):

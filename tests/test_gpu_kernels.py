@@ -273,6 +273,58 @@ def test_maxpool_forward_refuses_an_argmax_that_is_not_int64(device):
         dev.kernels.maxpool_forward(x, 2, 2, y, argmax)
 
 
+# Arguments of a wrong shape: (kernel, arguments as shapes or values, the output positions).
+# The reference raises (or broadcasts), while the compiled twins index without bounds checks:
+# they wrote past cols, read past a mask, or dropped half of dy, without a word.
+I64 = "int64"
+WRONG_SHAPES = {
+    "im2col, cols for another N": ("im2col", [(4, 1, 4, 4), 1, 1, 1, (1, 3, 3, 1, 4, 4)], [4]),
+    "col2im, x of another C": ("col2im", [(1, 3, 3, 1, 4, 4), 1, 1, 1, (1, 2, 4, 4)], [4]),
+    "maxpool_forward, windows past x": ("maxpool_forward", [(1, 1, 4, 4), 2, 2, (1, 1, 3, 3), ((1, 1, 3, 3), I64)], [3, 4]),
+    "maxpool_forward, argmax of another shape": ("maxpool_forward", [(1, 1, 4, 4), 2, 2, (1, 1, 2, 2), ((1, 1, 2, 1), I64)], [3, 4]),
+    "maxpool_backward, dx of another N": ("maxpool_backward", [(2, 1, 2, 2), ((2, 1, 2, 2), I64), 2, 2, (1, 1, 4, 4)], [4]),
+    "rnn forward, mask of another batch": ("rnn_tanh_forward_step", [(4, 3), (4, 3), (2,), (4, 3)], [3]),
+    "rnn backward, h of another width": ("rnn_tanh_backward_step", [(4, 3), (4, 2), (4,), (4, 3), (4, 3)], [3, 4]),
+    "gru forward, b_hn of another H": ("gru_forward_step", [(2, 12), (2, 12), (1,), (2, 4), (2,), (2, 4), (2, 12), (2, 4)], [5, 6, 7]),
+    "gru backward, gates not 3H wide": ("gru_backward_step", [(2, 4), (2, 4), (2,), (2, 8), (2, 4), (2, 12), (2, 4), (2, 4)], [5, 6, 7]),
+}
+
+
+@pytest.mark.parametrize("case", WRONG_SHAPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_kernels_refuse_arguments_of_the_wrong_shape_and_write_nothing(device, case):
+    name, spec, outputs = WRONG_SHAPES[case]
+    dev = _Device(device)
+    rng = np.random.default_rng(0)
+
+    def make(item):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
+            return dev.put(np.zeros(item[0], item[1]))
+        if isinstance(item, tuple):
+            return dev.put(rng.random(item))
+        return item
+
+    args = [make(item) for item in spec]
+    before = [dev.get(args[i]).copy() for i in outputs]
+    with pytest.raises(ValueError, match=rf"{name} needs .*; got "):
+        getattr(dev.kernels, name)(*args)
+    for i, was in zip(outputs, before):
+        np.testing.assert_array_equal(dev.get(args[i]), was)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_im2col_and_col2im_of_zero_width_images_are_empty(device):
+    """Width 0 took the stride-2 fast path (width == 2·ow), which wrote tap0[ow − 1], i.e. [-1],
+    and corrupted the heap; the reference gives the empty columns (and zeros for col2im)."""
+    dev = _Device(device)
+    cols = dev.kernels.im2col(dev.put(np.zeros((1, 1, 4, 0))), 2, 0, 0, dev.put(np.full((1, 3, 3, 1, 2, 0), np.nan)))
+    assert dev.get(cols).shape == (1, 3, 3, 1, 2, 0)
+    x = dev.kernels.col2im(dev.put(np.zeros((1, 3, 3, 1, 2, 0))), 2, 0, 0, dev.put(np.full((1, 1, 4, 0), np.nan)))
+    assert dev.get(x).shape == (1, 1, 4, 0)
+    big = [np.ones(1000) for _ in range(1000)]  # allocations that a corrupted heap aborted on
+    assert sum(a.sum() for a in big) == 1e6
+
+
 # ------------------------------------------------------------------------- convolution
 @st.composite
 def conv_problems(draw):

@@ -42,11 +42,11 @@ def test_recurrent_kernels_take_strided_inputs_as_the_cpu_twins_do(rnn_gpu):
     states = np.zeros((B, T, H))
     h_prev = states[:, -1]  # a strided view
     assert not h_prev.flags.c_contiguous
-    gx, gh, b_hn, mask = np.zeros((B, 3 * H)), np.zeros((B, 3 * H)), np.zeros(H), np.ones((B, 1))
+    gx, gh, b_hn, mask = np.zeros((B, 3 * H)), np.zeros((B, 3 * H)), np.zeros(H), np.ones(B)  # mask (batch,), as the layers pass it
     h, gates, hn = np.empty((B, H)), np.empty((B, 3 * H)), np.empty((B, H))
     rnn_gpu.gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn)
     rnn_gpu.gru_backward_step(states[:, 0], h_prev, mask, gates, hn, np.empty((B, 3 * H)), np.empty((B, H)), np.empty((B, H)))
-    rnn_gpu.rnn_tanh_forward_step(np.zeros((B, H)), h_prev, mask[:, ::1], h)
+    rnn_gpu.rnn_tanh_forward_step(np.zeros((B, H)), h_prev, mask[::1], h)
     names = [name for name, _ in _Kernel.calls]
     assert names == ["microvae_gru_forward_step", "microvae_gru_backward_step", "microvae_rnn_tanh_forward_step"]
     for name, args in _Kernel.calls[:2]:  # the GRU's arrays are raw, addressed by flat index

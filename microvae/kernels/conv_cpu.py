@@ -12,6 +12,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from . import shapes
+
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "conv3x3_same", "conv3x3_same_weight_grad"]
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy")  # no per-element ZeroDivision checks: loops vectorise
@@ -25,7 +27,7 @@ _jit_sum = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contr
 def _im2col(x, stride, pad_top, pad_left, cols):
     n_img, channels, height, width = x.shape
     kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
-    if stride == 2 and kw == 3 and pad_left == 0 and width == 2 * ow:
+    if stride == 2 and kw == 3 and pad_left == 0 and width == 2 * ow and ow > 0:  # (ow = 0: no row to pair)
         _im2col_stride2_three_wide(x, pad_top, cols)
         return
     for c in range(channels):
@@ -76,7 +78,7 @@ def _im2col_stride2_three_wide(x, pad_top, cols):
 def _col2im(cols, stride, pad_top, pad_left, x):
     n_img, channels, height, width = x.shape
     kh, kw, oh, ow = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
-    if stride == 2 and kw == 3 and pad_left == 0 and width == 2 * ow:
+    if stride == 2 and kw == 3 and pad_left == 0 and width == 2 * ow and ow > 0:  # (ow = 0: no row to pair)
         _col2im_stride2_three_wide(cols, pad_top, x)
         return
     x[...] = 0.0
@@ -321,6 +323,24 @@ def _conv3x3_same_weight_grad(x, dy, dw):
         _weight_grad_planes(padded, dy_wide, length, pitch, dw)
 
 
+@_jit
+def _conv3x3_same_weight_grad_by_definition(x, dy, dw):
+    """dw[f, c, i, j] = Σ_n,h,w dy[n, f, h, w]·x[n, c, h + i − 1, w + j − 1] over the pixels
+    inside x, one term at a time. The padded grid above also multiplies x's edge columns by the
+    0 of dy_wide's two spare columns, and 0·Inf is NaN where the definition has no term at all."""
+    n_img, channels, height, width = x.shape
+    filters = dy.shape[1]
+    dw[...] = 0.0
+    for f in range(filters):
+        for c in range(channels):
+            for i in range(3):
+                for j in range(3):
+                    for n in range(n_img):
+                        for h in range(max(0, 1 - i), min(height, height + 1 - i)):
+                            for w in range(max(0, 1 - j), min(width, width + 1 - j)):
+                                dw[f, c, i, j] += dy[n, f, h, w] * x[n, c, h + i - 1, w + j - 1]
+
+
 def _contiguous(*arrays):
     for a in arrays:
         if not a.flags.c_contiguous:
@@ -329,12 +349,14 @@ def _contiguous(*arrays):
 
 def im2col(x, stride, pad_top, pad_left, cols):
     _contiguous(x, cols)
+    shapes.conv_columns("im2col", x.shape, cols.shape)
     _im2col(x, int(stride), int(pad_top), int(pad_left), cols)
     return cols
 
 
 def col2im(cols, stride, pad_top, pad_left, x):
     _contiguous(cols, x)
+    shapes.conv_columns("col2im", x.shape, cols.shape)
     _col2im(cols, int(stride), int(pad_top), int(pad_left), x)
     return x
 
@@ -343,12 +365,14 @@ def maxpool_forward(x, pool, stride, y, argmax):
     _contiguous(x, y, argmax)
     if argmax.dtype != np.int64:
         raise TypeError(f"argmax must be int64, got {argmax.dtype}")
+    shapes.pooling("maxpool_forward", x.shape, int(pool), int(stride), y.shape, argmax.shape)
     _maxpool_forward(x, int(pool), int(stride), y, argmax)
     return y
 
 
 def maxpool_backward(dy, argmax, pool, stride, dx):
     _contiguous(dy, argmax, dx)
+    shapes.pooling("maxpool_backward", dx.shape, int(pool), int(stride), dy.shape, argmax.shape)
     _maxpool_backward(dy, argmax, dx)
     return dx
 
@@ -372,4 +396,6 @@ def conv3x3_same_weight_grad(x, dy, dw):
     _contiguous(x, dy, dw)
     _conv3x3_shapes(x, dw.shape, dy.shape)
     _conv3x3_same_weight_grad(x, dy, dw)
+    if np.isnan(dw).any():  # (F·C·9 values: cheap) an Inf or NaN in x or dy; the grid may have made NaNs of Infs
+        _conv3x3_same_weight_grad_by_definition(x, dy, dw)
     return dw

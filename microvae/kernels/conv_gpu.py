@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import cupy as cp
 
+from . import shapes
+
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
 
 _GEOMETRY = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 pt, int32 pl"
@@ -111,11 +113,13 @@ def _geometry(x_shape, cols_shape, stride, pad_top, pad_left):
 
 
 def im2col(x, stride, pad_top, pad_left, cols):
+    shapes.conv_columns("im2col", x.shape, cols.shape)
     _im2col(x, *_geometry(x.shape, cols.shape, stride, pad_top, pad_left), cols)
     return cols
 
 
 def col2im(cols, stride, pad_top, pad_left, x):
+    shapes.conv_columns("col2im", x.shape, cols.shape)
     _col2im(cols, *_geometry(x.shape, cols.shape, stride, pad_top, pad_left), x)
     return x
 
@@ -123,12 +127,14 @@ def col2im(cols, stride, pad_top, pad_left, x):
 def maxpool_forward(x, pool, stride, y, argmax):
     if argmax.dtype != cp.int64:
         raise TypeError(f"argmax must be int64, got {argmax.dtype}")
+    shapes.pooling("maxpool_forward", x.shape, int(pool), int(stride), y.shape, argmax.shape)
     _, _, h, w = x.shape
     _maxpool_forward(x, int(h), int(w), int(y.shape[2]), int(y.shape[3]), int(pool), int(stride), y, argmax)
     return y
 
 
 def maxpool_backward(dy, argmax, pool, stride, dx):
+    shapes.pooling("maxpool_backward", dx.shape, int(pool), int(stride), dy.shape, argmax.shape)
     _, _, h, w = dx.shape
     _maxpool_backward(dy, argmax, int(h), int(w), int(dy.shape[2]), int(dy.shape[3]), int(pool), int(stride), dx)
     return dx

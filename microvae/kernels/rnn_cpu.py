@@ -1,8 +1,9 @@
 """Numba twins of ``rnn_reference.py``: the elementwise work of one recurrent time step.
 
 Same names, arguments and results as the reference kernels (see there for the math).
-Arrays must be C-contiguous: the layers keep their sequences time-major so that one
-step's slice is a contiguous (batch, ·) block.
+Outputs must be C-contiguous, and inputs that are not are copied: the layers keep their
+sequences time-major so that one step's slice is a contiguous (batch, ·) block. Shapes are
+checked first (``shapes.py``): the loops index without bounds checks.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import math
 
 import numba as nb
+
+from . import shapes
 
 __all__ = [
     "rnn_tanh_forward_step",
@@ -112,16 +115,22 @@ def _in(a):
 
 
 def rnn_tanh_forward_step(a, h_prev, mask, h):
+    shapes.rnn_step("rnn_tanh_forward_step", mask.shape, a=a.shape, h_prev=h_prev.shape, h=h.shape)
     _rnn_forward(_in(a), _in(h_prev), _in(mask), _out(h, "h"))
 
 
 def rnn_tanh_backward_step(dh, h, mask, da, dh_prev):
+    shapes.rnn_step("rnn_tanh_backward_step", mask.shape, dh=dh.shape, h=h.shape, da=da.shape, dh_prev=dh_prev.shape)
     _rnn_backward(_in(dh), _in(h), _in(mask), _out(da, "da"), _out(dh_prev, "dh_prev"))
 
 
 def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
+    shapes.gru_step("gru_forward_step", mask.shape, dict(gx=gx.shape, gh=gh.shape, gates=gates.shape),
+                    dict(h_prev=h_prev.shape, h=h.shape, hn=hn.shape), b_hn.shape)
     _gru_forward(_in(gx), _in(gh), _in(b_hn), _in(h_prev), _in(mask), _out(h, "h"), _out(gates, "gates"), _out(hn, "hn"))
 
 
 def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
+    shapes.gru_step("gru_backward_step", mask.shape, dict(gates=gates.shape, dgx=dgx.shape),
+                    dict(dh=dh.shape, h_prev=h_prev.shape, hn=hn.shape, dhn=dhn.shape, dh_prev=dh_prev.shape))
     _gru_backward(_in(dh), _in(h_prev), _in(mask), _in(gates), _in(hn), _out(dgx, "dgx"), _out(dhn, "dhn"), _out(dh_prev, "dh_prev"))

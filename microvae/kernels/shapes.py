@@ -1,0 +1,58 @@
+"""Argument shapes of the convolution, pooling and recurrent kernels, checked before they run.
+
+The compiled twins (Numba on the CPU, CuPy on the GPU) index their arrays without bounds
+checks, so an argument of the wrong shape would read or write past its end without a word,
+where the NumPy reference raises a broadcast error. Each check raises a ValueError naming the
+kernel, the shapes it needs and the shapes it got. (The layers always pass matching shapes;
+these guard direct calls. The elementwise kernels check theirs in ``cpu._checked``.)
+"""
+
+from __future__ import annotations
+
+__all__ = ["conv_columns", "pooling", "rnn_step", "gru_step"]
+
+
+def _refuse(kernel: str, needs: str, **got):
+    shown = ", ".join(f"{name} {tuple(shape)}" for name, shape in got.items())
+    raise ValueError(f"{kernel} needs {needs}; got {shown}")
+
+
+def conv_columns(kernel: str, x_shape, cols_shape) -> None:
+    """im2col/col2im: x (N, C, H, W) and cols (C, KH, KW, N, OH, OW), of one C and one N."""
+    if len(x_shape) != 4 or len(cols_shape) != 6 or cols_shape[0] != x_shape[1] or cols_shape[3] != x_shape[0]:
+        _refuse(kernel, "x (N, C, H, W) and cols (C, KH, KW, N, OH, OW) of the same N and C", x=x_shape, cols=cols_shape)
+
+
+def pooling(kernel: str, x_shape, pool: int, stride: int, y_shape, argmax_shape) -> None:
+    """Max pooling: x (N, C, H, W); y and argmax (N, C, OH, OW), every window inside x:
+    (OH − 1)·stride + pool ≤ H, and the same along W. (For the backward pass x is dx and y dy.)"""
+    fits = (len(x_shape) == 4 and len(y_shape) == 4 and tuple(y_shape) == tuple(argmax_shape)
+            and tuple(y_shape[:2]) == tuple(x_shape[:2])
+            and all(o == 0 or (o - 1) * stride + pool <= size for o, size in zip(y_shape[2:], x_shape[2:])))
+    if not fits:
+        _refuse(kernel, f"x (N, C, H, W) and y, argmax (N, C, OH, OW) with (OH − 1)·{stride} + {pool} ≤ H "
+                f"and (OW − 1)·{stride} + {pool} ≤ W", x=x_shape, y=y_shape, argmax=argmax_shape)
+
+
+def rnn_step(kernel: str, mask_shape, **states) -> None:
+    """A tanh RNN step: every state array (batch, H) of one shape, mask (batch,)."""
+    shapes = {tuple(shape) for shape in states.values()}
+    first = next(iter(states.values()))
+    if len(shapes) != 1 or len(first) != 2 or tuple(mask_shape) != (first[0],):
+        _refuse(kernel, "arrays of one shape (batch, H) and mask (batch,)", **states, mask=mask_shape)
+
+
+def gru_step(kernel: str, mask_shape, wide: dict, narrow: dict, b_hn_shape=None) -> None:
+    """A GRU step: the ``wide`` arrays (batch, 3H), the ``narrow`` ones (batch, H), mask (batch,)
+    and, in the forward step, b_hn (H,)."""
+    first = next(iter(narrow.values()))
+    ok = len(first) == 2
+    if ok:
+        batch, hidden = first
+        ok = (all(tuple(s) == (batch, hidden) for s in narrow.values())
+              and all(tuple(s) == (batch, 3 * hidden) for s in wide.values())
+              and tuple(mask_shape) == (batch,) and (b_hn_shape is None or tuple(b_hn_shape) == (hidden,)))
+    if not ok:
+        extra = {} if b_hn_shape is None else {"b_hn": b_hn_shape}
+        _refuse(kernel, f"{', '.join(wide)} (batch, 3H), {', '.join(narrow)} (batch, H), mask (batch,)"
+                + (" and b_hn (H,)" if b_hn_shape is not None else ""), **wide, **narrow, mask=mask_shape, **extra)
