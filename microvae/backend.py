@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .checks import check_dtype
+from .checks import check_dtype, check_seed
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "array_module", "kernels_for"]
 
@@ -69,8 +69,9 @@ class Backend:
 
     # randomness ---------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
-        """Reset the generator; the same seed gives the same stream of numbers, on either backend."""
-        self.rng = np.random.default_rng(seed)
+        """Reset the generator; the same seed gives the same stream of numbers, on either backend.
+        ``seed`` is None (fresh entropy) or an integer >= 0, as everywhere in microvae."""
+        self.rng = np.random.default_rng(check_seed(seed))
 
     def normal(self, shape, scale=1.0):
         """Standard normal draws (times ``scale``) in this backend's dtype, on its device.
@@ -79,7 +80,8 @@ class Backend:
         return self.to_device((self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False))
 
     def uniform(self, shape, low=0.0, high=1.0):
-        """Draws from U[low, high) of ``shape``, in the backend's dtype, on its device."""
+        """Draws from U[low, high) of ``shape``, in the backend's dtype, on its device. (Drawn in
+        float64 and cast: in float32 a draw within 2⁻²⁵ of ``high`` rounds to ``high`` itself.)"""
         return self.to_device(self.rng.uniform(low, high, size=shape).astype(self.dtype, copy=False))
 
     def orthogonal(self, size: int):
@@ -155,8 +157,8 @@ def get_backend(backend=None, dtype="float32", seed: int | None = 0) -> Backend:
 def _backend_name(backend: str | None = None) -> str:
     """The backend's name that ``get_backend(backend)`` uses: ``backend``, else
     ``$MICROVAE_BACKEND`` (checked: a ValueError names the variable), else "numpy"."""
-    name = backend or os.environ.get("MICROVAE_BACKEND") or "numpy"
-    if not backend and name not in ("numpy", "cupy"):
+    name = backend if backend is not None else os.environ.get("MICROVAE_BACKEND") or "numpy"
+    if backend is None and name not in ("numpy", "cupy"):  # ("" and 0 are names Backend refuses, not None)
         raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r} (from $MICROVAE_BACKEND)")
     return name
 

@@ -90,7 +90,7 @@ class FlatParameters:
         return ParameterSlice(self, *prefixes)
 
     def __repr__(self) -> str:
-        return f"FlatParameters({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
+        return f"{type(self).__name__}({len(self.layout)} tensors, {self.size} values, {self.backend!r})"
 
 
 def release(root) -> None:

@@ -151,8 +151,10 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     """Within: every loaded OpenBLAS on one thread, chunk loops on ``threads`` workers
     (default ``chunk_threads()``); both restored on exit. Does nothing when ``enabled`` is False,
     when there is one thread, or when the BLAS thread count cannot be set. Yields the
-    number of workers. ``MICROVAE_NUM_THREADS`` is read only when enabled: a model with no
-    chunk loops (an MLP) trains whatever it holds."""
+    number of workers. ``MICROVAE_NUM_THREADS`` is read here only when enabled, and by the
+    Numba kernels once, when the first one large enough to use threads asks whether it may
+    (kernels/numba_threads.py): a bad value stops the first model that would start a thread
+    (an MLP of a few hundred units too), while one that starts none trains whatever it holds."""
     global _active
     if threads is not None:
         threads = check_int("threads", threads, 1)

@@ -169,6 +169,9 @@ def test_parameter_groups_are_views_of_one_buffer():
     assert model.encoder[0].params["W"].flat[0] == 123.0 and groups["autoencoder"].data[0] == 123.0
     with pytest.raises(ValueError, match="no parameters"):
         model.flat.subset("nothing")
+    # a slice says what it is (it printed as "FlatParameters(...)", like the whole buffer)
+    assert repr(groups["generator"]).startswith(f"ParameterSlice({sum(1 for n, _, _ in model.flat.named() if n.startswith('encoder.'))} tensors, {sizes['encoder']} values")
+    assert repr(model.flat).startswith("FlatParameters(")
 
 
 # --- the prior ---------------------------------------------------------------------------------

@@ -186,3 +186,19 @@ def test_draws_are_made_on_the_host_by_numpys_generator():
     np.testing.assert_array_equal(be.normal((2, 3)), np.random.default_rng(8).standard_normal((2, 3)))
     ints = np.arange(3)
     assert be.to_device(ints) is ints
+
+
+def test_a_backends_seed_and_name_are_checked_as_everywhere_in_microvae():
+    """Backend passed its seed to NumPy (True accepted, -1 refused as "expected non-negative
+    integer"), and get_backend took "" and 0 for "no name", reading $MICROVAE_BACKEND."""
+    from microvae.backend import Backend
+
+    for seed, error in ((True, TypeError), ("1", TypeError), (-1, ValueError), (1.5, ValueError)):
+        with pytest.raises(error, match=r"seed must be None or an integer >= 0, got"):
+            Backend(seed=seed)
+        with pytest.raises(error, match=r"seed must be None or an integer >= 0, got"):
+            mv.layers.Dense(2, 3).build(seed=seed)
+    np.testing.assert_array_equal(Backend(seed=3.0).normal((3,)), Backend(seed=3).normal((3,)))
+    for name in ("", 0, False):
+        with pytest.raises(ValueError, match=rf"backend must be 'numpy' or 'cupy', got {name!r}$"):
+            mv.get_backend(name)

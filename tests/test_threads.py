@@ -88,9 +88,12 @@ def test_parallel_chunks_off_or_single_threaded_changes_nothing():
             assert threads.chunk_workers([(0, 1)] * 4) == 1
 
 
-def test_a_model_without_chunk_loops_ignores_the_thread_variable(monkeypatch):
-    """$MICROVAE_NUM_THREADS is read where chunk loops would use it: a bad value stopped an
-    MLP's fit, which has none, and still stops a ConvVAE's."""
+def test_a_model_that_starts_no_thread_ignores_the_thread_variable(monkeypatch):
+    """$MICROVAE_NUM_THREADS is read where threads would start: a bad value stopped the fit of a
+    small MLP, which starts none, and still stops a ConvVAE's (its chunk loops)."""
+    from microvae.kernels import numba_threads
+
+    monkeypatch.setitem(numba_threads._state, "threads", None)  # as in a fresh process
     monkeypatch.setenv("MICROVAE_NUM_THREADS", "two")
     with threads.parallel_chunks(enabled=False) as workers:
         assert workers == 1
@@ -102,6 +105,21 @@ def test_a_model_without_chunk_loops_ignores_the_thread_variable(monkeypatch):
     with pytest.raises(ValueError, match="threads must be a positive integer"):  # an argument is still checked
         with threads.parallel_chunks(enabled=False, threads=0):
             pass
+
+
+def test_a_model_whose_kernels_would_use_threads_names_a_bad_thread_variable(monkeypatch):
+    """The Numba kernels read $MICROVAE_NUM_THREADS too, at the first one large enough to use
+    threads: an MLP of 784-512 stops at once, naming the variable (the docstrings said that an
+    MLP trains whatever the variable holds)."""
+    from microvae.kernels import numba_threads
+
+    monkeypatch.setitem(numba_threads._state, "threads", None)  # as in a fresh process
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "two")
+    model = mv.VAE(784, (512,), 20)
+    before = model.flat.data.copy()
+    with pytest.raises(ValueError, match="MICROVAE_NUM_THREADS must be a positive integer, got 'two'"):
+        model.fit(np.zeros((128, 784), np.float32), epochs=1, batch_size=128, verbose=0)
+    np.testing.assert_array_equal(model.flat.data, before)
 
 
 def test_chunk_threads_reads_the_environment(monkeypatch):

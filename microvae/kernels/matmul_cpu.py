@@ -306,8 +306,9 @@ def _shapes(name, a, b, out, m_k, k_n, expected_k_n):
         raise ValueError(f"{name} takes 2-D arrays, got shapes {a.shape}, {b.shape} and {out.shape}")
     (m, k), (k2, n) = m_k, k_n
     if k != k2 or out.shape != (m, n):
+        got = f"K = {k} against K = {k2}" if k != k2 else f"out {out.shape}"
         raise ValueError(f"{name}: operands of shapes {a.shape} and {b.shape} need {expected_k_n} and an out of "
-                         f"shape (M, N) = ({m}, {n}), got out {out.shape}")
+                         f"shape (M, N) = ({m}, {n}), got {got}")
     return m, k, n
 
 

@@ -13,6 +13,9 @@ calls one of the two. The serial twin runs:
   convolutions: its chunk loops have the cores, and OpenMP's threads spinning beside them made
   a ConvVAE epoch 1.3× as long);
 - with ``MICROVAE_NUM_THREADS=1`` or ``NUMBA_NUM_THREADS=1``.
+
+The variables are read once per process, at the first call of a kernel large enough to use
+threads; a bad ``MICROVAE_NUM_THREADS`` is that call's ValueError.
 """
 
 from __future__ import annotations
