@@ -89,8 +89,9 @@ def test_parallel_chunks_off_or_single_threaded_changes_nothing():
 
 
 def test_a_model_that_starts_no_thread_ignores_the_thread_variable(monkeypatch):
-    """$MICROVAE_NUM_THREADS is read where threads would start: a bad value stopped the fit of a
-    small MLP, which starts none, and still stops a ConvVAE's (its chunk loops)."""
+    """$MICROVAE_NUM_THREADS is read where threads would start: a small MLP, which starts none,
+    trains whatever it holds (a bad value once stopped its fit), while a ConvVAE's chunk loops
+    still stop at a bad value."""
     from microvae.kernels import numba_threads
 
     monkeypatch.setitem(numba_threads._state, "threads", None)  # as in a fresh process
