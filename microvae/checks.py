@@ -16,7 +16,7 @@ import numpy as np
 from .atomic import names_a_folder
 
 __all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
-           "check_real_array"]
+           "check_array_like", "check_real_array"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -107,6 +107,15 @@ def as_array(value, name: str, remedy: str):
         if "inhomogeneous" not in str(exc):
             raise
         raise ValueError(f"{name} is a ragged list (its rows have different lengths); {remedy}") from None
+
+
+def check_array_like(value, where: str, name: str | None = None) -> None:
+    """TypeError naming ``where`` (e.g. "Dense.backward") and the argument ``name`` unless
+    ``value`` is an array or a (nested) list or tuple: ``asarray(None)`` is a 0-d object array,
+    which a shape check would refuse as "got ()" and a float cast would make NaN."""
+    if not hasattr(value, "shape") and not isinstance(value, (list, tuple)):
+        what = f" for {name}" if name else ""
+        raise TypeError(f"{where} expects an array{what}, got {type(value).__name__}")
 
 
 def check_real_array(x, owner: str, method: str | None, name: str) -> None:

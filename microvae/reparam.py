@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import check_real_array
+from .checks import check_array_like, check_real_array
 
 
 class Reparameterization:
@@ -53,9 +53,8 @@ class Reparameterization:
         copy one of them before changing either in place."""
         if self._eps is None:
             raise RuntimeError("Reparameterization.backward called before forward")
+        check_array_like(dz, "Reparameterization.backward", "dz")
         if not hasattr(dz, "shape"):  # a nested list, as forward takes one
-            if not isinstance(dz, (list, tuple)):
-                raise TypeError(f"Reparameterization.backward expects an array for dz, got {type(dz).__name__}")
             dz = self.backend.xp.asarray(dz)
         if dz.shape != self._eps.shape:
             raise ValueError(f"Reparameterization.backward expects dz of shape {tuple(self._eps.shape)} (the shape of z "

@@ -21,7 +21,7 @@ import inspect
 import math
 
 from ..backend import get_backend
-from ..checks import check_real_array
+from ..checks import check_array_like, check_real_array
 
 __all__ = ["Layer", "Module", "he_normal", "glorot_uniform", "zeros", "INITIALIZERS", "layer_to_spec", "layer_from_spec"]
 
@@ -148,9 +148,7 @@ class Layer(Module):
         takes several) are what an error names.
         """
         self._require_built()
-        if not hasattr(x, "shape") and not isinstance(x, (list, tuple)):  # asarray(None, float) would be NaN
-            what = f" for {name}" if name else ""
-            raise TypeError(f"{type(self).__name__}.{method} expects an array{what}, got {type(x).__name__}")
+        check_array_like(x, f"{type(self).__name__}.{method}", name)
         check_real_array(x, type(self).__name__, method, name or "its input")
         xp, dtype = self.backend.xp, self.backend.dtype
         return xp.asarray(x, dtype=dtype, order="C" if contiguous else None)
@@ -170,9 +168,8 @@ class Layer(Module):
         """
         if self._out_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built)")
+        check_array_like(dy, f"{type(self).__name__}.backward", "dy")
         if not hasattr(dy, "shape"):  # a nested list, as forward takes one
-            if not isinstance(dy, (list, tuple)):  # asarray(None) has shape (): "got ()" named no mistake
-                raise TypeError(f"{type(self).__name__}.backward expects an array for dy, got {type(dy).__name__}")
             dy = self.backend.xp.asarray(dy)
         if dy.shape != self._out_shape:
             raise ValueError(f"{self!r}.backward expects dy of shape {self._out_shape} (the output of its last forward "

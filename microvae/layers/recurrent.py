@@ -32,7 +32,7 @@ Sequences are stored time-major inside the layer so each step is a contiguous bl
 
 from __future__ import annotations
 
-from ..checks import check_int, check_real_array
+from ..checks import check_array_like, check_int, check_real_array
 from .base import Layer, glorot_uniform, zeros
 
 __all__ = ["RNN", "GRU"]
@@ -96,9 +96,8 @@ class _Recurrent(Layer):
         if mask is None:
             mt = xp.ones((T, B), dtype=dtype)
         else:
+            check_array_like(mask, f"{name}.forward", "mask")
             if not hasattr(mask, "shape"):
-                if not isinstance(mask, (list, tuple)):
-                    raise TypeError(f"{name}.forward expects an array for mask, got {type(mask).__name__}")
                 mask = xp.asarray(mask)  # not yet in the layer's dtype: float32 would round 0.99999999 to 1 before the check
             check_real_array(mask, name, "forward", "mask")
             if mask.shape != (B, T):
@@ -110,9 +109,8 @@ class _Recurrent(Layer):
 
     def _check_dH(self, dH):
         T, B = self._cache["T"], self._cache["B"]
+        check_array_like(dH, f"{type(self).__name__}.backward", "dH")
         if not hasattr(dH, "shape"):  # a nested list, as forward takes one
-            if not isinstance(dH, (list, tuple)):  # asarray(None) has shape (): "got ()" named no mistake
-                raise TypeError(f"{type(self).__name__}.backward expects an array for dH, got {type(dH).__name__}")
             dH = self.backend.xp.asarray(dH)
         if dH.shape != (B, T, self.hidden_size):
             raise ValueError(f"{type(self).__name__}.backward expects dH of shape {(B, T, self.hidden_size)}, got {tuple(dH.shape)}")
