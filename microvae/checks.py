@@ -7,6 +7,7 @@ the rest of microvae is ``atomic`` (which imports none), so any module can use t
 
 from __future__ import annotations
 
+import collections.abc
 import math
 import numbers
 import os
@@ -16,7 +17,7 @@ import numpy as np
 from .atomic import names_a_folder
 
 __all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
-           "check_array_like", "check_real_array"]
+           "check_array_like", "check_real_array", "is_choice", "is_unordered"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -70,9 +71,22 @@ def check_dtype(dtype) -> str:
     return name
 
 
+def is_choice(value, choices) -> bool:
+    """Whether ``value`` is one of ``choices`` (a dict's keys or a tuple of names). False, not
+    Python's "unhashable type: 'list'" (which names no argument), for a list or an array."""
+    return isinstance(value, collections.abc.Hashable) and value in choices
+
+
+def is_unordered(value) -> bool:
+    """Whether ``value`` is a set or a mapping: iterable, but not in the order the caller wrote
+    ({256, 512} iterates in hash order), so it is refused wherever the order of items matters
+    (layer sizes, a (height, width) pair, a shape)."""
+    return isinstance(value, (collections.abc.Set, collections.abc.Mapping))
+
+
 def check_sizes(name: str, value) -> tuple:
     """Layer sizes as a tuple of ints (the caller checks that they are positive)."""
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes)) or is_unordered(value) or not hasattr(value, "__iter__"):
         raise TypeError(f"{name} must be a sequence of layer sizes, e.g. (64,) for one hidden layer or () for none, got {value!r}")
     return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 

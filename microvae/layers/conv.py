@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..checks import check_bool, check_int
+from ..checks import check_bool, check_int, is_choice, is_unordered
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
 
@@ -63,6 +63,8 @@ def _pair(value, what, minimum=1):
     # any sequence is a pair (np.array([3, 3]) too, as Reshape takes one); a number (a NumPy
     # integer too, which is no int) or a string is one value, for check_int to judge
     one = isinstance(value, (numbers.Number, str, bytes)) or not hasattr(value, "__iter__")
+    if is_unordered(value):  # {1, 0} iterates as (0, 1)
+        raise TypeError(message)
     try:
         items = (value, value) if one else tuple(value)
     except TypeError:  # iterating a 0-d array
@@ -466,7 +468,7 @@ class _ConvBase(Layer):
         self.stride = check_int("stride", stride, 1)
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        if init not in INITIALIZERS:
+        if not is_choice(init, INITIALIZERS):
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS} (a ReLU fused into the layer, or none), got {activation!r}")

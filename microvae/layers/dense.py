@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..checks import check_bool, check_int
+from ..checks import check_bool, check_int, is_choice
 from .base import INITIALIZERS, Layer, zeros
 
 
@@ -36,7 +36,7 @@ class Dense(Layer):
         # checked, not int()-ed: int() truncates 2.5 and takes True and "4"
         self.in_features = check_int("in_features", in_features, 1)
         self.out_features = check_int("out_features", out_features, 1)
-        if init not in INITIALIZERS:
+        if not is_choice(init, INITIALIZERS):
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
         self.init = init
         self.use_bias = check_bool("bias", bias)

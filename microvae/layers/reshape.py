@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ..checks import check_int
+from ..checks import check_int, is_unordered
 from .base import Layer
 
 __all__ = ["Flatten", "Reshape"]
@@ -35,6 +35,8 @@ class Reshape(Layer):
         # one number (a NumPy integer too, which is no int) is a 1-D target; each size as check_int takes it
         one = isinstance(shape, (numbers.Number, str, bytes)) or not hasattr(shape, "__iter__")
         form = f"Reshape needs a non-empty shape of positive ints (batch excluded), or one positive int, got {shape!r}"
+        if is_unordered(shape):  # {7, 32} iterates in hash order
+            raise TypeError(form)
         try:
             sizes = tuple(check_int("shape", s, 1) for s in ((shape,) if one else shape))
         except (TypeError, ValueError) as exc:  # (iterating a 0-d array is a TypeError too)

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import as_array, check_dtype, check_int, check_number, check_real_array, check_seed
+from ..checks import as_array, check_dtype, check_int, check_number, check_real_array, check_seed, is_choice
 from ..layers import GRU, RNN, Dense, Tanh
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..reparam import Reparameterization
@@ -164,7 +164,7 @@ class VRAE(VAE):
         latent_dim = check_int("latent_dim", latent_dim)
         if input_size < 1 or hidden_size < 1 or latent_dim < 1:
             raise ValueError(f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}, latent_dim={latent_dim}")
-        if cell not in CELLS:
+        if not is_choice(cell, CELLS):
             raise ValueError(f"cell must be 'gru' or 'rnn', got {cell!r}")
         if not (check_number("beta", beta, "a finite number >= 0") >= 0 and math.isfinite(beta)):
             raise ValueError(f"beta must be a finite number >= 0, got {beta}")
