@@ -64,6 +64,9 @@ class Bernoulli:
         """The spec ``get_likelihood`` rebuilds this from."""
         return "bernoulli"
 
+    def __repr__(self):
+        return "Bernoulli()"
+
 
 class Gaussian:
     """Real-valued data: N(x; μ, σ²) with a fixed σ² (``logvar`` a number, default 0: unit
@@ -98,6 +101,10 @@ class Gaussian:
             per_example, dmean, _ = gaussian_nll(out, x, float(self.logvar))
             return per_example, dmean
         xp = array_module(out)
+        expected = (x.shape[0], 2 * x.shape[1], *x.shape[2:]) if x.ndim >= 2 else None
+        if tuple(out.shape) != expected:  # gaussian_nll would name the half it was given, not the output
+            raise ValueError(f"Gaussian(logvar='learned').nll: the decoder output must be μ ‖ logvar, twice the data's "
+                             f"width, of shape {expected} for x of shape {tuple(x.shape)}, got {tuple(out.shape)}")
         d = out.shape[1] // 2
         logvar, inside = clamp_logvar(out[:, d:])
         per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, logvar)
@@ -117,6 +124,9 @@ class Gaussian:
         if self.learned:
             return "gaussian-learned"
         return "gaussian" if self.logvar == 0.0 else {"name": "gaussian", "logvar": self.logvar}
+
+    def __repr__(self):
+        return f"Gaussian(logvar={self.logvar!r})"
 
 
 def get_likelihood(spec):

@@ -135,3 +135,24 @@ def test_bernoulli_mean_of_integer_logits_is_a_probability():
     backend = get_backend("numpy", dtype="float64")
     p = Bernoulli().mean(np.array([[0, 3, -2]]), backend.kernels)  # was [[0, 0, 0]]: σ truncated to ints
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([[0.0, 3.0, -2.0]]))))
+
+
+@pytest.mark.parametrize("width", [3, 5, 9, 11])
+def test_learned_gaussian_names_a_wrongly_sized_output(width):
+    """The output must be μ ‖ logvar for x of width 5: (4, 10). The error used to name the
+    shape of half the output, (4, width // 2), as 'the mean'."""
+    x = np.zeros((4, 5))
+    with pytest.raises(ValueError, match=rf"μ ‖ logvar.*of shape \(4, 10\) for x of shape \(4, 5\), got \(4, {width}\)"):
+        Gaussian("learned").nll(np.zeros((4, width)), x)
+    with pytest.raises(ValueError, match=r"of shape \(4, 10\) for x of shape \(4, 5\), got \(3, 10\)"):
+        Gaussian("learned").nll(np.zeros((3, 10)), x)
+    per_example, dout = Gaussian("learned").nll(np.zeros((4, 10)), x)  # the right shape is taken
+    assert per_example.shape == (4,) and dout.shape == (4, 10)
+
+
+def test_likelihoods_print_as_they_are_built():
+    from microvae.likelihoods import Bernoulli
+    for likelihood in (Bernoulli(), Gaussian(), Gaussian(-2.0), Gaussian("learned")):
+        rebuilt = eval(repr(likelihood), {"Bernoulli": Bernoulli, "Gaussian": Gaussian})
+        assert type(rebuilt) is type(likelihood) and rebuilt.config() == likelihood.config()
+    assert repr(Gaussian("learned")) == "Gaussian(logvar='learned')"
