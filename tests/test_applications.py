@@ -763,3 +763,42 @@ def test_plot_interpolations_names_methods_that_are_no_list():
     model, x = mv.VAE(12, hidden=(8,), latent_dim=2, seed=0), np.random.default_rng(0).random((4, 12))
     with pytest.raises(TypeError, match="methods must be 'linear', 'slerp' or a list of them, got None"):
         app.plot_interpolations(model, x[0], x[1], steps=4, methods=None)  # 'NoneType' object is not iterable
+
+
+# ---------------------------------------------------------------------------------------------
+# bad data and labels at every entry point that takes data
+
+
+def _entry_points():
+    """(name, call(model, x (3, 16), y (3,) or None)): every application and metric that takes
+    data, with a label per example for a conditional model (one for the single-input ones)."""
+    from microvae import metrics
+
+    def first(y):
+        return None if y is None else y[1]
+
+    return [
+        ("denoise", lambda m, x, y: app.denoise(m, x, y=y)),
+        ("denoising_report", lambda m, x, y: app.denoising_report(m, x, y=y)),
+        ("interpolate", lambda m, x, y: app.interpolate(m, x[1], x[0], steps=3, y=first(y))),
+        ("traverse", lambda m, x, y: app.traverse(m, x[1], 0, [0.0, 1.0], y=first(y))),
+        ("anomaly_scores", lambda m, x, y: metrics.anomaly_scores(m, x, y=y)),
+        ("reconstruction_error", lambda m, x, y: metrics.reconstruction_error(m, x, y=y)),
+        ("elbo", lambda m, x, y: metrics.elbo(m, x, y=y)),
+        ("iwae_bound", lambda m, x, y: metrics.iwae_bound(m, x, k=2, y=y)),
+    ]
+
+
+@pytest.mark.parametrize("name, call", _entry_points(), ids=[name for name, _ in _entry_points()])
+def test_every_entry_point_refuses_nan_data_and_labels_out_of_range(name, call):
+    """The checks live in the models; each entry point must reach them, so that a refactor
+    that bypasses one (scoring raw arrays itself) fails here and not silently."""
+    x = np.full((3, 16), 0.5)
+    x_nan = x.copy()
+    x_nan[1, 2] = np.nan  # row 1: the row the single-input entry points take
+    for model, y in ((mv.VAE(16, (4,), 2, seed=0), None), (mv.CVAE(16, 3, (4,), 2, seed=0), np.array([0, 1, 2]))):
+        with pytest.raises(ValueError, match="x contains NaN or Inf"):
+            call(model, x_nan, y)
+        call(model, x, y)  # the same call with clean data runs
+    with pytest.raises(ValueError, match=r"y must be class indices in \[0, 2\] for num_classes=3; found 3"):
+        call(mv.CVAE(16, 3, (4,), 2, seed=0), x, np.array([0, 3, 1]))

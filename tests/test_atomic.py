@@ -206,6 +206,54 @@ def test_write_idx_replaces_a_file_whole(tmp_path):
     assert sorted(os.listdir(path.parent)) == ["a.idx.gz"]
 
 
+def _writers():
+    """(name, write(path, version)) for every public writer: each writes different bytes for
+    version 0 and 1."""
+    from microvae.datasets import download as download_module, write_idx
+
+    def checkpoint(path, version):
+        mv.VAE(4, (3,), 2, seed=version).save(path)
+
+    def history(method):
+        def write(path, version):
+            getattr(mv.History([{"epoch": 1, "loss": 1.0 + version}]), method)(path)
+        return write
+
+    def picture(path, version):
+        pytest.importorskip("matplotlib")
+        from microvae import plot
+
+        plot.plot_samples(np.full((4, 16), 0.25 + 0.5 * version), nrow=2, image_shape=(4, 4), path=path)
+
+    def idx(path, version):
+        write_idx(path, np.full((2, 3), version, np.uint8))
+
+    def download(path, version):
+        data = b"version %d" % version
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(download_module, "_fetch", lambda url: data)
+            download_module.download_file("https://example.invalid/f", path, download_module._md5_hex(data), quiet=True)
+
+    return [("checkpoint", "m.npz", checkpoint), ("history.to_json", "h.json", history("to_json")),
+            ("history.to_csv", "h.csv", history("to_csv")), ("picture", "p.png", picture),
+            ("write_idx", "a.idx", idx), ("download_file", "f.gz", download)]
+
+
+@pytest.mark.parametrize("name, filename, write", _writers(), ids=[w[0] for w in _writers()])
+def test_every_writer_puts_a_new_file_in_place_of_the_old_one(tmp_path, name, filename, write):
+    """A writer that opened its target and wrote into it (``fig.savefig(path)``,
+    ``Path.write_text``) would leave half a file, and no old one, if it were cut off. Here a
+    hard link keeps the old file's bytes in view: a writer that replaces the file leaves them
+    as they were; one that writes into the same file changes them."""
+    target = tmp_path / filename
+    write(target, 0)
+    old = target.read_bytes()
+    os.link(target, tmp_path / "old")
+    write(target, 1)
+    assert (tmp_path / "old").read_bytes() == old, f"{name} wrote into the file it replaces"
+    assert target.read_bytes() != old and sorted(os.listdir(tmp_path)) == sorted([filename, "old"])
+
+
 def test_no_module_opens_a_file_for_writing_but_the_atomic_writer():
     """Every file microvae writes goes through write_atomically (README: "as is every file microvae writes")."""
     import pathlib

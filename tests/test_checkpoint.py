@@ -132,7 +132,7 @@ def test_truncated_file(trained, tmp_path):
 def test_random_bytes(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(np.random.default_rng(0).bytes(3000))
-    with pytest.raises(mv.CheckpointError):
+    with pytest.raises(mv.CheckpointError, match="not an .npz archive"):
         mv.load(junk)
 
 
@@ -287,9 +287,10 @@ def test_unknown_model_class(trained, tmp_path):
 
 def test_parameters_of_the_wrong_size_or_non_finite(trained, tmp_path):
     model, path = trained
-    _rewrite(path, tmp_path / "s.npz", **{"params/model": np.ones(5, dtype=np.float32)})
-    with pytest.raises(mv.CheckpointError, match="wrong size"):
-        mv.load(tmp_path / "s.npz")
+    for size in (5, model.flat.data.size + 1):  # too few values, and one too many (not cut to fit)
+        _rewrite(path, tmp_path / "s.npz", **{"params/model": np.ones(size, dtype=np.float32)})
+        with pytest.raises(mv.CheckpointError, match="wrong size"):
+            mv.load(tmp_path / "s.npz")
     bad = model.flat.data.copy()
     bad[0] = np.nan
     _rewrite(path, tmp_path / "n.npz", **{"params/model": bad})

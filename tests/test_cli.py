@@ -916,6 +916,7 @@ def test_sample_lays_images_out_in_a_square_and_draws_at_most_8_sequences(tmp_pa
     mv.CVAE(16, 3, (4,), 2, seed=0).save(tmp_path / "c.npz")
     assert main(["sample", str(tmp_path / "c.npz"), "-n", "10", *out]) == 0
     assert [kwargs["nrow"] for _, kwargs in images] == [4, 4, 4]
+    assert [len(args[0]) for args, _ in images] == [10, 16, 10]  # -n samples drawn, not a fixed number
     assert main(["sample", str(tmp_path / "r5.npz"), "-n", "10", *out]) == 0
     ((sequences,), kwargs), = rolls
     assert sequences.shape == (10, 32, 5) and kwargs["n"] == 8
@@ -1330,6 +1331,29 @@ def test_sample_reads_microvae_backend_as_its_help_says(tmp_path, monkeypatch, c
     monkeypatch.setenv("MICROVAE_BACKEND", "numpy")
     assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--out", str(tmp_path / "s.png")]) == 0
     assert len(drawn) == 1
+
+
+def test_sample_refuses_a_label_beyond_the_cvaes_classes(tmp_path, capsys):
+    mv.CVAE(16, 3, (4,), 2, seed=0).save(tmp_path / "c.npz")
+    out = ["-n", "4", "--out", str(tmp_path / "s.png")]
+    for label in ("3", "-2"):
+        assert main(["sample", str(tmp_path / "c.npz"), "--label", label, *out]) == 2
+        assert f"--label must be a class in [0, 2] for this CVAE, got {label}" in capsys.readouterr().err
+    assert not (tmp_path / "s.png").exists()
+    assert main(["sample", str(tmp_path / "c.npz"), "--label", "2", *out]) == 0
+
+
+def test_the_backend_flag_overrides_microvae_backend(tmp_path, monkeypatch):
+    """--backend numpy wins over a $MICROVAE_BACKEND that names no backend, in sample and in
+    train (the help says the variable is the default only); ignoring the flag would fail."""
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    monkeypatch.setenv("MICROVAE_BACKEND", "bogus")
+    drawn = _drawn(monkeypatch)
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "4", "--backend", "numpy", "--out", str(tmp_path / "s.png")]) == 0
+    assert len(drawn) == 1 and len(drawn[0][0][0]) == 4
+    assert main(["train", "--limit", "40", "--epochs", "1", "--hidden", "8", "--backend", "numpy", "--verbose", "0",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert mv.load(tmp_path / "run" / "model.npz", backend="numpy").backend.name == "numpy"
 
 
 def test_a_bad_microvae_kernels_is_not_blamed_on_the_checkpoint(tmp_path, monkeypatch):

@@ -70,11 +70,14 @@ def test_model_checkpoint_takes_a_bytes_template(tmp_path):
 
 def test_history_files_take_every_form_of_path(tmp_path):
     history = _model().fit(np.random.default_rng(0).random((8, 6)), epochs=1, batch_size=4, verbose=0)
-    for path in _forms(str(tmp_path / "h.json")):
-        history.to_json(path)
-    for path in _forms(str(tmp_path / "h.csv")):
-        history.to_csv(path)
-    assert os.path.getsize(tmp_path / "h.json") > 0 and os.path.getsize(tmp_path / "h.csv") > 0
+    history.to_json(str(tmp_path / "plain.json"))
+    history.to_csv(str(tmp_path / "plain.csv"))
+    for suffix, write in ((".json", history.to_json), (".csv", history.to_csv)):
+        target = tmp_path / f"h{suffix}"
+        for path in _forms(str(target)):
+            target.unlink(missing_ok=True)
+            write(path)  # each form writes what a plain str path writes
+            assert target.read_bytes() == (tmp_path / f"plain{suffix}").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
