@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -23,7 +23,11 @@ def _tol(dtype):
 
 
 def arrays(dtype, shape, lo=-20.0, hi=20.0):
-    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, width=32))
+    """Every element drawn on its own (hypothesis's default fill repeats one value over most of
+    the array, so bias sums over near-constant columns), and float64 arrays in float64's
+    precision, not only float32's values."""
+    width = 32 if np.dtype(dtype) == np.float32 else 64
+    return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, width=width), fill=st.nothing())
 
 
 def assert_same_values_and_zero_signs(got, want):
@@ -249,6 +253,9 @@ def test_sgd_kernel_matches_reference(dtype, n, settings, seed):
 
 
 @given(dtype=DTYPES, n=st.integers(0, 3 * cpu._UPDATE_CHUNK + 100), seed=st.integers(0, 1000))
+@example(dtype=np.float32, n=cpu._UPDATE_CHUNK, seed=0)  # chunk boundaries exactly at the end
+@example(dtype=np.float64, n=2 * cpu._UPDATE_CHUNK, seed=1)
+@example(dtype=np.float32, n=3 * cpu._UPDATE_CHUNK + 1, seed=2)  # a fourth chunk of one element
 def test_threaded_optimizer_updates_equal_the_serial_ones_bit_for_bit(dtype, n, seed):
     """The threaded drivers run the serial loop on chunks: the same bits, whatever the chunk
     boundaries (sizes across several chunks, with a short last one)."""
@@ -267,6 +274,16 @@ def test_threaded_optimizer_updates_equal_the_serial_ones_bit_for_bit(dtype, n, 
     cpu._sgd_update(serial[0], grad, serial[1], t(0.1), t(0.9))
     for a, b in zip(threaded, serial):
         np.testing.assert_array_equal(a, b)
+
+
+@given(beta1=st.floats(0.0, 0.999), beta2=st.floats(0.0, 0.9999), lr=st.floats(1e-5, 1.0), eps=st.floats(1e-10, 1e-3),
+       step=st.integers(1, 10_000), m=st.floats(-10, 10), v=st.floats(0, 100))
+def test_adam_bias_corrected_rates_give_the_papers_step(beta1, beta2, lr, eps, step, m, v):
+    """Both sides of the Adam twin tests take lr_t and eps_t from this helper, so it is held to
+    the paper's form here: lr_t·m/(√v + eps_t) = lr·m̂/(√v̂ + eps), m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ)."""
+    lr_t, eps_t = adam_bias_corrected_rates(lr, beta1, beta2, eps, step)
+    m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
+    assert lr_t * m / (np.sqrt(v) + eps_t) == pytest.approx(lr * m_hat / (np.sqrt(v_hat) + eps), rel=1e-12, abs=1e-300)
 
 
 def test_a_large_adam_update_equals_the_reference_bit_for_bit():
