@@ -57,16 +57,19 @@ def matrix_shapes(max_batch: int = 8, max_width: int = 16):
 
 def float_arrays(shape, min_value: float = -3.0, max_value: float = 3.0, away_from: float | None = None, dtype=np.float64):
     """Arrays of finite floats; ``away_from=a`` keeps every element at least ``a`` from 0
-    (use for ReLU-like kinks, where a finite difference straddling 0 is meaningless)."""
+    (use for ReLU-like kinks, where a finite difference straddling 0 is meaningless). Every
+    element is drawn on its own (``fill=st.nothing()``): hypothesis's default fill repeats one
+    value over most of an array, and a gradient checked on near-constant inputs is checked less."""
     elements = st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, width=64)
     if away_from is not None:
         elements = elements.filter(lambda v: abs(v) >= away_from)
-    return hnp.arrays(dtype, shape, elements=elements)
+    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing())
 
 
 def unit_arrays(shape, dtype=np.float64):
-    """Arrays with elements in [0, 1] (Bernoulli targets), including exact 0s and 1s."""
-    return hnp.arrays(dtype, shape, elements=st.floats(0.0, 1.0, allow_nan=False, width=64))
+    """Arrays with elements in [0, 1] (Bernoulli targets), including exact 0s and 1s, each drawn
+    on its own as in ``float_arrays``."""
+    return hnp.arrays(dtype, shape, elements=st.floats(0.0, 1.0, allow_nan=False, width=64), fill=st.nothing())
 
 
 def normal_array(shape, seed: int, scale: float = 1.0, dtype=np.float64):
