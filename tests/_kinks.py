@@ -1,7 +1,10 @@
-"""How far a forward pass stays from the points where a model's objective has no derivative.
+"""How far a forward pass stays from the points where a model's objective has no derivative,
+and whether any of its ReLU layers was off for the whole batch.
 
 A finite difference across a ReLU's kink or between a max-pool window's two largest values is
-meaningless, so the whole-objective gradient checks ``assume`` (or assert) a margin first.
+meaningless, so the whole-objective gradient checks ``assume`` (or assert) a margin first. A
+ReLU layer with no unit on for any example zeroes every gradient before it, and the check then
+compares zero with zero: those draws are skipped too (``margins.dead``).
 """
 
 import contextlib
@@ -11,6 +14,12 @@ import numpy as np
 from microvae.layers import Dense, MaxPool2D, ReLU
 
 
+class Margins(list):
+    """The margins, in call order; ``dead`` counts the ReLU passes with no positive input."""
+
+    dead = 0
+
+
 @contextlib.contextmanager
 def kink_margins():
     """Record, while the block runs, min |input| of every ReLU (a layer of its own, or fused
@@ -18,11 +27,12 @@ def kink_margins():
     positive maximum, the gap between its largest and second-largest value. ReLUs fused into
     a convolution are not seen: check a twin with separate ReLU layers (ConvVAE's
     ``fuse_relu=False``) instead."""
-    seen = []
+    seen = Margins()
     relu_forward, dense_forward, pool_forward = ReLU.forward, Dense.forward, MaxPool2D.forward
 
     def relu(self, x):
         seen.append(float(np.abs(x).min()))
+        seen.dead += not (np.asarray(x) > 0).any()
         return relu_forward(self, x)
 
     def dense(self, x):
@@ -30,6 +40,7 @@ def kink_margins():
         if self.activation == "relu":
             pre = np.asarray(x, dtype=np.float64) @ self.params["W"] + (self.params["b"] if self.use_bias else 0.0)
             seen.append(float(np.abs(pre).min()))
+            seen.dead += not (pre > 0).any()
         return y
 
     def pool(self, x):

@@ -6,6 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import microvae
+from _kinks import kink_margins
 from microvae import AAE, check_loss, gradcheck, testing
 from microvae.losses import discriminator_loss, generator_loss
 from microvae.models.aae import prior_distance
@@ -127,6 +128,11 @@ def test_each_phase_gradient_wrt_the_parameters_it_updates(encoder_type, prior, 
     y = rng.integers(-1, k, n) if prior == "mixture" else None
     eps = rng.standard_normal((n, latent)) if encoder_type == "gaussian" else None  # (a deterministic encoder has no noise)
     real = rng.standard_normal((n, latent))
+    with kink_margins() as margins:
+        for phase in ("recon", "disc", "gen"):
+            model.phase_loss(phase, x, y, eps=eps, prior_samples=real, compute_grads=False)
+    # clear of every ReLU kink, and no ReLU layer off for the whole batch (zero against zero)
+    assume(min(margins) > 1e-4 and margins.dead == 0)
     for phase in ("recon", "disc", "gen"):
         result = _check_phase(model, phase, x, y, eps, real)
         assert result.passed(1e-6), result.table()

@@ -188,8 +188,10 @@ def test_layer_specs_say_what_is_wrong(spec, error, match):
 
 
 def test_sequential_rejects_non_layers():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="Sequential takes Layer instances, got str"):
         mv.Sequential(mv.Dense(2, 2), "relu")
+    with pytest.raises(TypeError, match="Sequential takes Layer instances, got type"):
+        mv.Sequential([mv.Dense(2, 2), mv.ReLU])  # the class, not an instance
 
 
 def test_scratch_buffers_are_reused_and_grow_when_needed():

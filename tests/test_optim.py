@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import microvae as mv
+from _strategies import ADAM_SETTINGS, SGD_SETTINGS
 
 
 def _flat(values, dtype="float64"):
@@ -16,15 +17,19 @@ def _flat(values, dtype="float64"):
     return layer.flat
 
 
-@given(n=st.integers(1, 20), steps=st.integers(1, 6), lr=st.floats(1e-4, 0.1), seed=st.integers(0, 999))
-def test_adam_matches_the_paper(n, steps, lr, seed):
+@given(n=st.integers(1, 20), steps=st.integers(1, 6), settings=ADAM_SETTINGS, grad_scale=st.sampled_from([1.0, 1e-6]),
+       seed=st.integers(0, 999))
+def test_adam_matches_the_paper(n, steps, settings, grad_scale, seed):
+    """At any (lr, β₁, β₂, ε), with gradients small enough (1e-6) that ε matters: a default
+    beta or eps used in place of the given one fails here."""
+    lr, b1, b2, eps = settings
     rng = np.random.default_rng(seed)
     theta = rng.standard_normal(n)
     flat = _flat(theta.copy())
-    opt = mv.Adam(flat, lr=lr)
-    m, v, b1, b2, eps = np.zeros(n), np.zeros(n), 0.9, 0.999, 1e-8
+    opt = mv.Adam(flat, lr=lr, betas=(b1, b2), eps=eps)
+    m, v = np.zeros(n), np.zeros(n)
     for t in range(1, steps + 1):
-        g = rng.standard_normal(n)
+        g = rng.standard_normal(n) * grad_scale
         flat.grad[...] = g
         opt.step()
         m = b1 * m + (1 - b1) * g
@@ -34,20 +39,25 @@ def test_adam_matches_the_paper(n, steps, lr, seed):
     np.testing.assert_allclose(flat.data, theta, rtol=1e-12, atol=1e-12)
 
 
-@given(momentum=st.floats(0, 0.95), seed=st.integers(0, 999))
-def test_sgd_momentum_matches_heavy_ball(momentum, seed):
+@given(settings=SGD_SETTINGS, seed=st.integers(0, 999))
+def test_sgd_momentum_matches_heavy_ball(settings, seed):
+    """u ← μu + g, θ ← θ − lr·u: the velocity holds no lr (a checkpoint's velocity means the
+    same at any lr), so the lr changes between steps here, and the velocity is checked too."""
+    lr, momentum = settings
     rng = np.random.default_rng(seed)
     theta = rng.standard_normal(5)
     flat = _flat(theta.copy())
-    opt = mv.SGD(flat, lr=0.05, momentum=momentum)
+    opt = mv.SGD(flat, lr=lr, momentum=momentum)
     u = np.zeros(5)
-    for _ in range(4):
+    for step in range(4):
+        opt.lr = lr * (1 + step)
         g = rng.standard_normal(5)
         flat.grad[...] = g
         opt.step()
         u = momentum * u + g
-        theta = theta - 0.05 * u
-    np.testing.assert_allclose(flat.data, theta, rtol=1e-12)
+        theta = theta - opt.lr * u
+    np.testing.assert_allclose(opt.velocity, u, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(flat.data, theta, rtol=1e-12, atol=1e-12)
 
 
 def test_clip_grad_norm():
