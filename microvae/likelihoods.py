@@ -101,7 +101,9 @@ class Gaussian:
             per_example, dmean, _ = gaussian_nll(out, x, float(self.logvar))
             return per_example, dmean
         xp = array_module(out)
-        expected = (x.shape[0], 2 * x.shape[1], *x.shape[2:]) if x.ndim >= 2 else None
+        if x.ndim < 2:
+            raise ValueError(f"Gaussian(logvar='learned').nll needs x of shape (batch, features, ...), got {tuple(x.shape)}")
+        expected = (x.shape[0], 2 * x.shape[1], *x.shape[2:])
         if tuple(out.shape) != expected:  # gaussian_nll would name the half it was given, not the output
             raise ValueError(f"Gaussian(logvar='learned').nll: the decoder output must be μ ‖ logvar, twice the data's "
                              f"width, of shape {expected} for x of shape {tuple(x.shape)}, got {tuple(out.shape)}")

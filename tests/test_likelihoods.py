@@ -146,6 +146,8 @@ def test_learned_gaussian_names_a_wrongly_sized_output(width):
         Gaussian("learned").nll(np.zeros((4, width)), x)
     with pytest.raises(ValueError, match=r"of shape \(4, 10\) for x of shape \(4, 5\), got \(3, 10\)"):
         Gaussian("learned").nll(np.zeros((3, 10)), x)
+    with pytest.raises(ValueError, match=r"needs x of shape \(batch, features, ...\), got \(4,\)"):
+        Gaussian("learned").nll(np.zeros((4, 2)), np.zeros(4))  # was an IndexError
     per_example, dout = Gaussian("learned").nll(np.zeros((4, 10)), x)  # the right shape is taken
     assert per_example.shape == (4,) and dout.shape == (4, 10)
 
