@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import names_a_folder
 
 __all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
-           "check_array_like", "check_real_array", "is_choice", "is_unordered"]
+           "check_array_like", "check_real_array", "is_choice", "is_unordered", "is_sequence"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -84,9 +84,15 @@ def is_unordered(value) -> bool:
     return isinstance(value, (collections.abc.Set, collections.abc.Mapping))
 
 
+def is_sequence(value) -> bool:
+    """Whether ``value`` holds items in the order the caller wrote them: iterable, but not a
+    string (whose characters would be taken as items: "28" as (2, 8)) and not a set or mapping."""
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes)) and not is_unordered(value)
+
+
 def check_sizes(name: str, value) -> tuple:
     """Layer sizes as a tuple of ints (the caller checks that they are positive)."""
-    if isinstance(value, (str, bytes)) or is_unordered(value) or not hasattr(value, "__iter__"):
+    if not is_sequence(value):
         raise TypeError(f"{name} must be a sequence of layer sizes, e.g. (64,) for one hidden layer or () for none, got {value!r}")
     return tuple(check_int(f"{name}[{i}]", size) for i, size in enumerate(value))
 

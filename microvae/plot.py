@@ -55,7 +55,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_int, check_number, check_real_array, is_unordered, sorted_unique
+from .checks import check_file_path, check_int, check_number, check_real_array, is_sequence, sorted_unique
 
 __all__ = [
     "image_grid",
@@ -157,7 +157,7 @@ def _to_hwc(batch: np.ndarray, channels: int, channel_first: bool) -> np.ndarray
 
 def _parse_image_shape(image_shape) -> tuple[int, int, int, bool]:
     """``image_shape`` as ``(H, W, C, channel_first)``; ``(H, W)`` is grey."""
-    if isinstance(image_shape, (str, bytes)) or is_unordered(image_shape) or not hasattr(image_shape, "__iter__"):
+    if not is_sequence(image_shape):
         raise ValueError(  # int() of each character made "28" the shape (2, 8)
             f"image_shape must be a tuple like (H, W), got {image_shape!r}"
         )

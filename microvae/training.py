@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import as_path, check_bool, check_file_path, check_int, check_number, check_seed, is_unordered
+from .checks import as_path, check_bool, check_file_path, check_int, check_number, check_seed, is_sequence
 from .likelihoods import LOGVAR_RANGE
 from .optim import check_option_names
 
@@ -444,8 +444,8 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     if verbose not in (0, 1, 2):  # (True and False are 1 and 0)
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar and a line per epoch) or 2 (a line per epoch), got {verbose!r}")
     shuffle = check_bool("shuffle", shuffle)  # shuffle="no" would shuffle
-    if (hasattr(callbacks, "on_epoch_end") or isinstance(callbacks, (str, bytes)) or is_unordered(callbacks)
-            or not (callbacks is None or hasattr(callbacks, "__iter__"))):  # (a set would run the hooks in hash order)
+    # one callback not in a list, a string, or a set (whose hooks would run in hash order)
+    if hasattr(callbacks, "on_epoch_end") or not (callbacks is None or is_sequence(callbacks)):
         raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[EarlyStopping()], got {callbacks!r}")
     callbacks = list(callbacks or [])
     for i, cb in enumerate(callbacks):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import microvae as mv
-from microvae.checks import check_sizes, is_choice, is_unordered
+from microvae.checks import check_sizes, is_choice, is_sequence, is_unordered
 from microvae.datasets import make_sinusoids, make_sprites
 
 UNORDERED = [{1, 2}, frozenset({1, 2}), {1: 0, 2: 0}, {1: 0, 2: 0}.keys()]
@@ -24,6 +24,12 @@ def test_is_unordered_names_sets_and_mappings(value):
 @pytest.mark.parametrize("value", [(1, 2), [1, 2], np.array([1, 2]), range(2), "ab", 3])
 def test_is_unordered_passes_sequences_and_scalars(value):
     assert not is_unordered(value)
+
+
+@pytest.mark.parametrize("value, expected", [((1, 2), True), ([1, 2], True), (np.array([1, 2]), True), (range(2), True),
+                                             ("ab", False), (b"ab", False), ({1, 2}, False), ({1: 0}, False), (3, False)])
+def test_is_sequence_takes_ordered_iterables_only(value, expected):
+    assert is_sequence(value) is expected
 
 
 def test_is_choice():

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_bool, check_int, check_seed, is_unordered
+from ..checks import check_bool, check_int, check_seed, is_sequence
 
 __all__ = [
     "PIANO_CONTOURS",
@@ -31,8 +31,7 @@ __all__ = [
 
 def _check_range(name: str, value, lower_bound: float) -> tuple:
     # float() of each item read the string "15" as (1.0, 5.0), and True as 1
-    items = (None if isinstance(value, (str, bytes)) or is_unordered(value) or not hasattr(value, "__iter__")
-             else list(value))
+    items = list(value) if is_sequence(value) else None
     if items is None or len(items) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
                                                    for v in items):
         raise ValueError(f"{name} must be a (low, high) pair of numbers, got {value!r}")

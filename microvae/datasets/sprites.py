@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..checks import check_bool, check_int, check_seed, is_choice, is_unordered
+from ..checks import check_bool, check_int, check_seed, is_choice, is_sequence
 
 __all__ = ["SPRITE_FACTOR_NAMES", "SPRITE_SHAPES", "Sprites", "make_sprites"]
 
@@ -175,7 +175,7 @@ def make_sprites(
     n_positions = check_int("n_positions", n_positions, 1)
     if isinstance(shapes, str):
         shapes = (shapes,)
-    if is_unordered(shapes) or not hasattr(shapes, "__iter__"):  # the order of the names gives the labels
+    if not is_sequence(shapes):  # the order of the names gives the labels
         raise TypeError(f"shapes must be a shape name or a list of them, in label order, got {shapes!r}")
     shapes = tuple(shapes)
     if not shapes:
