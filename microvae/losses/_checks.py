@@ -27,6 +27,12 @@ def same_shape(what: str, a, b, names=("prediction", "target"), b_is_data: bool 
         raise ValueError(f"{what}: expected a non-empty batch (batch, ...), got shape {tuple(a.shape)}")
 
 
+def native(dtype):
+    """``dtype`` in this machine's byte order: a gradient goes on to the layers and kernels,
+    which take native arrays only, whatever order the caller's array had."""
+    return dtype.newbyteorder("=")
+
+
 def rows(a):
     """View (batch, ...) as (batch, features) for per-example sums."""
     return a.reshape(a.shape[0], -1)

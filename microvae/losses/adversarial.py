@@ -17,7 +17,7 @@ in ``microvae.losses``). Gradients are of the batch mean, so they carry the 1/ba
 from __future__ import annotations
 
 from ..backend import array_module
-from ._checks import array_of, rows
+from ._checks import array_of, native, rows
 
 __all__ = ["discriminator_loss", "generator_loss", "softplus"]
 
@@ -63,7 +63,7 @@ def discriminator_loss(real_logits, fake_logits):
     scale = real_logits.dtype.type(1.0 / batch)
     d_real = -_sigmoid(-real_logits) * scale  # σ(r) − 1 = −σ(−r), without cancellation for large r
     d_fake = _sigmoid(fake_logits) * scale
-    return per_example, d_real.astype(real_logits.dtype, copy=False), d_fake.astype(fake_logits.dtype, copy=False)
+    return per_example, d_real.astype(native(real_logits.dtype), copy=False), d_fake.astype(native(fake_logits.dtype), copy=False)
 
 
 def generator_loss(fake_logits):
@@ -80,4 +80,4 @@ def generator_loss(fake_logits):
     batch = fake_logits.shape[0]
     per_example = rows(softplus(-fake_logits)).sum(axis=1, dtype=xp.float64)
     d_fake = -_sigmoid(-fake_logits) * fake_logits.dtype.type(1.0 / batch)  # = (σ(f) − 1)/batch, computed stably
-    return per_example, d_fake.astype(fake_logits.dtype, copy=False)
+    return per_example, d_fake.astype(native(fake_logits.dtype), copy=False)

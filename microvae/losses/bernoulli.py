@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend import array_module, kernels_for
 from ..checks import check_number
-from ._checks import bernoulli_targets, outside_unit_interval, rows, same_shape
+from ._checks import bernoulli_targets, native, outside_unit_interval, rows, same_shape
 
 
 def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
@@ -27,7 +27,8 @@ def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
         bernoulli_targets("bernoulli_nll", x)
     xp = array_module(logits)
     batch = logits.shape[0]
-    logits2, x2 = rows(xp.ascontiguousarray(logits)), rows(xp.ascontiguousarray(x, dtype=logits.dtype))
+    dtype = native(logits.dtype)
+    logits2, x2 = rows(xp.ascontiguousarray(logits, dtype=dtype)), rows(xp.ascontiguousarray(x, dtype=dtype))
     dlogits = xp.empty_like(logits2)
     per_example = xp.empty(batch, dtype=xp.float64)
     (kernels or kernels_for(logits)).bernoulli_nll_logits(logits2, x2, 1.0 / batch, dlogits, per_example)
@@ -63,4 +64,4 @@ def bce_probabilities(p, x, eps: float = 1e-7):
     per_example = -rows(x64 * xp.log(clipped) + (1 - x64) * xp.log1p(-clipped)).sum(axis=1)
     inside = (p64 >= eps) & (p64 <= 1 - eps)
     dp = xp.where(inside, (clipped - x64) / (clipped * (1 - clipped)), 0) / batch
-    return per_example, dp.astype(p.dtype, copy=False)
+    return per_example, dp.astype(native(p.dtype), copy=False)

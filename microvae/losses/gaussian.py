@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ..backend import array_module
-from ._checks import array_of, rows, same_shape
+from ._checks import array_of, native, rows, same_shape
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -54,7 +54,7 @@ def gaussian_nll(mean, x, logvar=0.0):
         dlogvar = _sum_to_shape(0.5 * (1 - sq) / batch, logvar.shape)
         # each gradient in the dtype of what it differentiates (NumPy promotes a float32 mean
         # with float64 or int32 data to float64), as the layers take their dY
-        return per_example, dmean.astype(mean.dtype, copy=False), dlogvar.astype(logvar.dtype, copy=False)
+        return per_example, dmean.astype(native(mean.dtype), copy=False), dlogvar.astype(native(logvar.dtype), copy=False)
     # NaN or ±Inf made every loss NaN, and e^{−logvar} raised OverflowError below −709
     if not -700.0 <= logvar <= 700.0:
         raise ValueError(f"gaussian_nll: a fixed logvar must be a finite number in [-700, 700] (a log-variance; "
@@ -68,7 +68,7 @@ def gaussian_nll(mean, x, logvar=0.0):
     else:  # beyond float32 (logvar below about −88): Inf·0 would make an exact fit's gradient NaN, not 0
         with np.errstate(over="ignore"):
             dmean = (diff.astype(xp.float64) * slope).astype(mean.dtype)
-    return per_example, dmean.astype(mean.dtype, copy=False), None
+    return per_example, dmean.astype(native(mean.dtype), copy=False), None
 
 
 def mse(prediction, x):
@@ -82,7 +82,7 @@ def mse(prediction, x):
     diff = prediction - x
     per_example = rows(diff * diff).sum(axis=1, dtype=xp.float64)
     dprediction = diff * prediction.dtype.type(2.0 / prediction.shape[0])
-    return per_example, dprediction.astype(prediction.dtype, copy=False)  # float32 whatever x's dtype
+    return per_example, dprediction.astype(native(prediction.dtype), copy=False)  # float32 whatever x's dtype
 
 
 def _broadcasts_to(shape, target) -> bool:
