@@ -1,0 +1,74 @@
+"""bench/profile_step.py: the per-piece profile of a training step.
+
+One real run on 1024 images (a few seconds): every piece is timed as often as the architecture
+says it runs, the pieces fit inside the step, and the printed ratio is the step over its
+products. The report's arithmetic is checked on fixed figures."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "bench", "profile_step.py")
+
+
+def _load():
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    spec = importlib.util.spec_from_file_location("profile_step_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("size, layers", [("examples", 4), ("textbook", 6)])
+def test_a_real_run_times_each_piece_as_often_as_the_model_runs_it(tmp_path, size, layers):
+    out = tmp_path / "profile.json"
+    proc = subprocess.run([sys.executable, SCRIPT, "--size", size, "--epochs", "1", "--limit", "1024", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())["result"]
+    pieces = result["pieces"]
+    assert result["n_train"] == 1024 and result["steps"] == 2 * 8  # warm-up and profiled epoch, 8 batches each
+    calls = {label: piece["calls"] for label, piece in pieces.items()}
+    # every Dense layer one forward and one weight-gradient product; all but the first an input gradient;
+    # two fused bias+ReLU layers a side (the hidden layers), one of everything else
+    assert calls["matmul"] == calls["matmul_tn"] == layers and calls["matmul_nt"] == layers - 1, calls
+    assert calls["bias_relu_forward"] == calls["bias_relu_backward"] == layers - 2, calls
+    for single in ("step", "adam_update", "likelihood", "bernoulli_nll_logits", "reparam_forward", "normal",
+                   "reparam_backward", "kl_normal", "clamp_logvar"):
+        assert calls[single] == 1, (single, calls)
+    step = pieces["step"]["us"]
+    outside = sum(p["us"] for label, p in pieces.items() if label != "step" and label not in ("bernoulli_nll_logits", "normal"))
+    assert 0 < outside < step
+    assert pieces["bernoulli_nll_logits"]["us"] < pieces["likelihood"]["us"]
+    assert pieces["normal"]["us"] < pieces["reparam_forward"]["us"]
+    products = sum(pieces[p]["us"] for p in ("matmul", "matmul_tn", "matmul_nt"))
+    assert f"Step ÷ its products (as they run in training): **{step / products:.2f}**" in proc.stdout
+    assert "| all products |" in proc.stdout and "### Which kernels ran" in proc.stdout
+
+
+def test_the_report_adds_up_on_fixed_figures(capsys):
+    module = _load()
+    us = {label: 10.0 for label, _ in module.PIECES}
+    us.update(step=1000.0, matmul=300.0, matmul_tn=250.0, matmul_nt=150.0)
+    res = {"pieces": {label: {"us": v, "calls": 1.0} for label, v in us.items()}, "step_over_products": [1.4, 1.5],
+           "epoch_s": [0.5, 0.6], "n_train": 640, "report": {"backend": "x"}, "threads": {}}
+    module.print_report(res, "examples")
+    out = capsys.readouterr().out
+    # 14 pieces: the step, 3 products, 2 nested (not counted again) and 8 others at 10 µs
+    assert "| all products | 700.0 | 70.0 |" in out
+    assert "| the rest (Python, bias adds and sums, the batch gather, the timers) | 220.0 | 22.0 |" in out
+    assert "**1.43** (per epoch 1.40–1.50); outside the products: 300 µs a step, where a 1.10× target leaves 70 µs" in out
+
+
+@pytest.mark.parametrize("argv, option", [(["--epochs", "0"], "--epochs"), (["--limit", "0"], "--limit"),
+                                          (["--threads", "0"], "--threads"), (["--size", "huge"], "--size")])
+def test_out_of_range_options_are_refused(argv, option, capsys):
+    module = _load()
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    assert exc.value.code == 2 and option in capsys.readouterr().err
