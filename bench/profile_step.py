@@ -113,7 +113,8 @@ def print_report(res: dict, size: str) -> None:
     named = sum(v["us"] for k, v in pieces.items() if k != "step" and k not in NESTED)
     rows = [[what, C.fmt(pieces[label]["us"], 1), f"{100 * pieces[label]['us'] / step:.1f}", C.fmt(pieces[label]["calls"], 1)]
             for label, what in PIECES]
-    rows.insert(4, ["all products", C.fmt(products, 1), f"{100 * products / step:.1f}", ""])
+    last_product = max(i for i, (label, _) in enumerate(PIECES) if label in PRODUCTS)
+    rows.insert(last_product + 1, ["all products", C.fmt(products, 1), f"{100 * products / step:.1f}", ""])
     rows.append(["the rest (Python, bias adds and sums, the batch gather, the timers)", C.fmt(step - named, 1),
                  f"{100 * (step - named) / step:.1f}", ""])
     print(f"\n## {SIZES[size]['label']}: {res['n_train']} training images, batch {C.BATCH_SIZE}, "

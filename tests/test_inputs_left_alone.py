@@ -10,28 +10,10 @@ private copy that would hide such a write.
 import numpy as np
 import pytest
 
-import microvae as mv
 from _cuda_emulation import leaves
-from _model_zoo import API, randomize
-from microvae import layers as L
-from microvae import losses
+from _model_zoo import API, LAYERS, LOSSES, randomize
 
 DTYPES = ["float32", "float64"]
-
-# name: (layer, input shape)
-LAYERS = {
-    "dense": (lambda: L.Dense(5, 4), (3, 5)),
-    "dense-relu": (lambda: L.Dense(5, 4, activation="relu"), (3, 5)),
-    "relu": (L.ReLU, (3, 5)), "leaky-relu": (L.LeakyReLU, (3, 5)), "sigmoid": (L.Sigmoid, (3, 5)), "tanh": (L.Tanh, (3, 5)),
-    "conv-3x3-direct": (lambda: L.Conv2D(2, 3, 3, padding="same"), (2, 2, 6, 6)),
-    "conv-stride-2": (lambda: L.Conv2D(2, 3, 3, stride=2, padding="same"), (2, 2, 6, 6)),
-    "conv-transpose": (lambda: L.Conv2DTranspose(2, 3, 3, stride=2, padding="same", output_padding=1), (2, 2, 3, 3)),
-    "max-pool": (lambda: L.MaxPool2D(2), (2, 2, 6, 6)),
-    "flatten": (L.Flatten, (2, 2, 3, 3)), "reshape": (lambda: L.Reshape((3, 6)), (2, 18)),
-    "sequential": (lambda: L.Sequential([L.Conv2D(1, 2, 3, padding="same"), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                                          L.Dense(18, 3), L.Sigmoid()]), (2, 1, 6, 6)),
-    "rnn": (lambda: L.RNN(3, 4), (2, 5, 3)), "gru": (lambda: L.GRU(3, 4), (2, 5, 3)),
-}
 
 
 def _snapshot(tree):
@@ -68,23 +50,6 @@ def test_a_layer_leaves_its_inputs_and_its_earlier_results_alone(name, dtype):
     kept = _snapshot(first)
     one_pass()
     _assert_unchanged(first, kept, f"{name}: the first pass's arrays through a second pass")
-
-
-# name: (loss, its arguments from a generator; the last is the data where there is one)
-LOSSES = {
-    "bernoulli_nll": (losses.bernoulli_nll, lambda rng, d: (rng.standard_normal((3, 4)).astype(d),
-                                                           rng.random((3, 4)).astype(d))),
-    "bce_probabilities": (losses.bce_probabilities, lambda rng, d: (rng.random((3, 4)).astype(d), rng.random((3, 4)).astype(d))),
-    "gaussian_nll": (losses.gaussian_nll, lambda rng, d: (rng.standard_normal((3, 4)).astype(d),
-                                                         rng.standard_normal((3, 4)).astype(d),
-                                                         rng.standard_normal((3, 4)).astype(d))),
-    "mse": (losses.mse, lambda rng, d: (rng.standard_normal((3, 4)).astype(d), rng.standard_normal((3, 4)).astype(d))),
-    "kl_normal": (losses.kl_normal, lambda rng, d: (rng.standard_normal((3, 2)).astype(d), rng.standard_normal((3, 2)).astype(d))),
-    "kl_gaussians": (losses.kl_gaussians, lambda rng, d: tuple(rng.standard_normal((3, 2)).astype(d) for _ in range(4))),
-    "discriminator_loss": (losses.discriminator_loss, lambda rng, d: (rng.standard_normal((3, 1)).astype(d),
-                                                                     rng.standard_normal((3, 1)).astype(d))),
-    "generator_loss": (losses.generator_loss, lambda rng, d: (rng.standard_normal((3, 1)).astype(d),)),
-}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
