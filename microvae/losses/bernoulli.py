@@ -61,7 +61,8 @@ def bce_probabilities(p, x, eps: float = 1e-7):
     # in float64: in float32, 1 − 1e-7 rounds to 1 − 1.19e-7, a saturated pixel's cost 1 % off
     p64, x64 = p.astype(xp.float64, copy=False), x.astype(xp.float64, copy=False)
     clipped = xp.clip(p64, eps, 1 - eps)
-    per_example = -rows(x64 * xp.log(clipped) + (1 - x64) * xp.log1p(-clipped)).sum(axis=1)
+    # 0 − Σ, not −Σ: an example with no pixels costs +0.0, as in bernoulli_nll, not −0.0
+    per_example = 0.0 - rows(x64 * xp.log(clipped) + (1 - x64) * xp.log1p(-clipped)).sum(axis=1)
     inside = (p64 >= eps) & (p64 <= 1 - eps)
     dp = xp.where(inside, (clipped - x64) / (clipped * (1 - clipped)), 0) / batch
     return per_example, dp.astype(native(p.dtype), copy=False)
