@@ -60,11 +60,6 @@ def test_report_lists_every_input_and_parameter():
     assert names == {name for name, _, _ in model.flat.named()}
 
 
-def test_check_model_requires_float64():
-    with pytest.raises(TypeError, match="float64"):
-        mv.check_model(mv.VAE(5, (4,), 2), np.full((2, 5), 0.5))
-
-
 @pytest.mark.parametrize("eps, error, message", [
     (np.zeros((4, 2)), TypeError, r"finite-difference step.*ndarray of shape \(4, 2\).*eps_noise="),
     (0.0, ValueError, "finite positive number"), (-1e-6, ValueError, "finite positive number"),
