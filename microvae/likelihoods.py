@@ -82,10 +82,10 @@ class Gaussian:
             # plain JSON; a NaN or infinite variance would make every loss NaN
             if not isinstance(logvar, numbers.Real) or isinstance(logvar, bool) or not math.isfinite(logvar):
                 raise ValueError(f"Gaussian logvar must be a finite number or 'learned', got {logvar!r}")
-            lo, hi = LOGVAR_RANGE  # what a learned one may take: beyond it e^{±logvar} overflows float32
+            lo, hi = LOGVAR_RANGE  # what a learned one may take, a margin inside float32's e^{±88}
             if not lo <= logvar <= hi:
                 raise ValueError(f"Gaussian logvar must be in [{lo:g}, {hi:g}] (a variance from {math.exp(lo):.1e} to "
-                                 f"{math.exp(hi):.1e}; beyond it the loss overflows float32), got {logvar!r}")
+                                 f"{math.exp(hi):.1e}: the range a learned log-variance is clamped to), got {logvar!r}")
             logvar = float(logvar)
         self.logvar = logvar
 

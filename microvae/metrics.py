@@ -65,7 +65,8 @@ def log_mean_exp(a, axis=None, keepdims: bool = False):
     """log( mean(exp(a), axis) ), computed without overflow or underflow.
 
     With m = max(a) along ``axis``:  m + log(mean(exp(a − m))). Every term exp(a − m) is in
-    (0, 1], and the largest is 1, so the sum never overflows and never underflows to 0.
+    [0, 1] (it may underflow to 0), and the largest is 1, so the sum lies between 1 and the
+    number of terms: it never overflows and never underflows to 0.
     All −inf along the axis gives −inf; a +inf gives +inf; NaN propagates.
     """
     check_real_array(a, "log_mean_exp", None, "a")  # the cast below would drop an imaginary part
@@ -211,10 +212,11 @@ def _noise(streams, backend, samples: int, rows: int, latent: int):
 def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
     """Importance-weighted lower bound on log p(x) with ``k`` samples, per example, in nats.
 
-        L_k(x) = log (1/k) Σ_{i=1..k} p(x, z_i) / q(z_i | x),    z_i ~ q(z | x)
+        L̂_k(x) = log (1/k) Σ_{i=1..k} p(x, z_i) / q(z_i | x),    z_i ~ q(z | x)
 
-    computed with ``log_mean_exp`` over the log weights of ``importance_log_weights``.
-    k = 1 is a one-sample estimate of the ELBO; E[L_k] never decreases with k.
+    computed with ``log_mean_exp`` over the log weights of ``importance_log_weights``: one draw
+    of the estimate whose mean is the bound L_k of the module doc. k = 1 is a one-sample
+    estimate of the ELBO; L_k = E[L̂_k] never decreases with k.
     ``y``: labels for a conditional model. Returns a float64 array of shape (n,).
     """
     return log_mean_exp(importance_log_weights(model, x, k=k, y=y, batch_size=batch_size, seed=seed), axis=1)

@@ -14,7 +14,7 @@ def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
     Gradient:      d/dl = (σ(l) − x) / batch
 
     Finite for any finite logit (±1e4 included), with no log of a rounded sigmoid: the loss
-    is accurate to about a unit in the last place of l. The gradient is σ(l) − x as rounded,
+    is accurate to about a unit in the last place of max(|l|, 1). The gradient is σ(l) − x as rounded,
     so in float32 it is 0 for x = 1 and l ≳ 17, where the true value is below 6e-8 per pixel.
     ``x`` must lie in [0, 1]: a ValueError names the values found. That check is one pass over
     x; a model, which checks its data once per ``fit``, leaves it out (``check_range=False``).

@@ -34,7 +34,7 @@ def kl_gaussians(mu_q, logvar_q, mu_p, logvar_p):
         d/dμ_q  = (μ_q − μ_p)·e^{−lv_p}          d/dμ_p  = −d/dμ_q
         d/dlv_q = ½(e^{lv_q − lv_p} − 1)          d/dlv_p = ½(1 − (e^{lv_q} + (μ_q − μ_p)²)·e^{−lv_p})
     Both sides get gradients, so a learned prior p(z|y) can be trained through it.
-    e^{lv_q − lv_p} − 1 is expm1(lv_q − lv_p), exact where q's variance nears p's.
+    e^{lv_q − lv_p} − 1 is expm1(lv_q − lv_p), accurate where q's variance nears p's (no cancellation).
     Returns ``(per_example, dmu_q, dlogvar_q, dmu_p, dlogvar_p)``.
     """
     same_shape("kl_gaussians", mu_q, logvar_q, ("mu_q", "logvar_q"), b_is_data=False)
