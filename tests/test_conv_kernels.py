@@ -454,3 +454,22 @@ def test_direct_3x3_kernels_refuse_mismatched_shapes(x, weight, y):
     with pytest.raises(ValueError, match=message):  # dw in the weight's place, dy in y's
         cpu.conv3x3_same_weight_grad(np.ones(x), np.ones(y), dw)
     assert np.isnan(dw).all()  # refused before anything was written
+
+
+@pytest.mark.parametrize("k", [reference, cpu], ids=["reference", "cpu"])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("empty_axis", [4, 5])
+def test_an_output_with_no_windows_along_an_axis_is_empty_and_its_adjoint_zero(k, stride, empty_axis):
+    """OH or OW = 0 with the other axis non-empty: the shape checks allow it. The reference's
+    tap slices ran backwards from the end for stride > 1 (a broadcast error)."""
+    cols_shape = [1, 3, 3, 2, 2, 2]
+    cols_shape[empty_axis] = 0
+    x = np.random.default_rng(0).random((2, 1, 5, 5))
+    cols = k.im2col(x, stride, 0, 0, np.full(cols_shape, np.nan))
+    assert cols.shape == tuple(cols_shape)
+    back = k.col2im(cols, stride, 0, 0, np.full(x.shape, np.nan))
+    np.testing.assert_array_equal(back, np.zeros(x.shape))
+    out = (0, 2) if empty_axis == 4 else (2, 0)
+    y, argmax = np.full((2, 1, *out), np.nan), np.zeros((2, 1, *out), np.int64)
+    assert k.maxpool_forward(x, 2, stride, y, argmax).shape == (2, 1, *out)
+    np.testing.assert_array_equal(k.maxpool_backward(y, argmax, 2, stride, np.full(x.shape, np.nan)), np.zeros(x.shape))

@@ -2,7 +2,8 @@
 
 Each kernel runs one thread per *output* element and gathers what it needs, so the
 adjoint kernels (``col2im``, ``maxpool_backward``) need no atomic additions.
-Arrays must be C-contiguous; shapes are as in the reference module.
+Shapes are as in the reference module. A raw argument's flat index is its C-order position,
+which CuPy maps through the array's strides, so views need no copy (no GPU has run one yet).
 """
 
 from __future__ import annotations

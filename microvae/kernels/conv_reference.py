@@ -30,7 +30,13 @@ def _xp(a):
 
 def _window_slices(i, j, stride, oh, ow):
     """Rows/columns of the padded input that tap (i, j) of every window touches."""
-    return slice(i, i + stride * (oh - 1) + 1, stride), slice(j, j + stride * (ow - 1) + 1, stride)
+    return _taps(i, stride, oh), _taps(j, stride, ow)
+
+
+def _taps(start, stride, count):
+    """``count`` indices start, start + stride, ...: with count 0 an empty slice (the general
+    stop, start − stride + 1, would be negative for stride > 1 and count from the end)."""
+    return slice(start, start + stride * (count - 1) + 1 if count else start, stride)
 
 
 def _padded_geometry(x_shape, cols_shape, stride, pad_top, pad_left):
