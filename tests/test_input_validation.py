@@ -301,6 +301,33 @@ def test_finite_values_beyond_float32_are_reported_as_such_not_as_nan():
     assert mu.shape == (4, 2) and mu.dtype == np.float64
 
 
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (2, 7), (-1, -1)])
+def test_a_single_non_finite_value_anywhere_in_the_data_is_refused(bad, where):
+    data = np.full((4, 16), 0.5, np.float32)
+    data[where] = bad
+    for call in (lambda m: m.fit(data, verbose=0), lambda m: m.encode(data), lambda m: m.loss(data)):
+        with pytest.raises(ValueError, match=r"^x contains NaN or Inf$"):
+            call(_vae(likelihood="gaussian"))
+
+
+def test_the_data_check_makes_no_copy_the_size_of_the_data():
+    """The check reads the min and the max: isfinite(x).all() made a boolean copy of the data,
+    a fit call's peak (45 MiB for Fashion-MNIST's training images)."""
+    import tracemalloc
+
+    x = np.random.default_rng(0).random((4096, 16), dtype=np.float32)
+    model = _vae()
+    model._as_batch(x)  # anything cached on first use, outside the measurement
+    tracemalloc.start()
+    try:
+        model._as_batch(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.size // 4, f"the check allocated {peak} bytes for {x.size} values"
+
 # --- 5. optimizer instances --------------------------------------------------------------------------------
 
 
