@@ -41,10 +41,10 @@ def test_a_real_run_times_each_piece_as_often_as_the_model_runs_it(tmp_path, siz
     for single in ("step", "adam_update", "likelihood", "bernoulli_nll_logits", "reparam_forward", "normal",
                    "reparam_backward", "kl_normal", "clamp_logvar"):
         assert calls[single] == 1, (single, calls)
-    step = pieces["step"]["us"]
+    step = pieces["loop"]["us"]
     module = _load()
-    outside = sum(p["us"] for label, p in pieces.items() if label != "step" and label not in module.NESTED)
-    assert 0 < outside < step
+    outside = sum(p["us"] for label, p in pieces.items() if label != "loop" and label not in module.NESTED)
+    assert 0 < outside < pieces["step"]["us"] < step  # the gather and the checks lie outside _train_batch
     assert pieces["bernoulli_nll_logits"]["us"] < pieces["likelihood"]["us"]
     assert pieces["normal"]["us"] < pieces["reparam_forward"]["us"]
     products = sum(pieces[p]["us"] for p in module.PRODUCTS)
@@ -55,14 +55,17 @@ def test_a_real_run_times_each_piece_as_often_as_the_model_runs_it(tmp_path, siz
 def test_the_report_adds_up_on_fixed_figures(capsys):
     module = _load()
     us = {label: 10.0 for label, _ in module.PIECES}
-    us.update(step=1000.0, matmul=300.0, matmul_tn=250.0, matmul_nt=150.0)
+    us.update(loop=1000.0, step=950.0, matmul=300.0, matmul_tn=250.0, matmul_nt=150.0)
     res = {"pieces": {label: {"us": v, "calls": 1.0} for label, v in us.items()}, "step_over_products": [1.4, 1.5],
            "epoch_s": [0.5, 0.6], "n_train": 640, "report": {"backend": "x"}, "threads": {}}
     module.print_report(res, "examples")
     out = capsys.readouterr().out
-    # 14 pieces: the step, 3 products, 2 nested (not counted again) and 8 others at 10 µs
+    # 15 pieces: the step (the loop), 3 products, 3 nested (_train_batch and two, not counted again)
+    # and 8 others at 10 µs
     assert "| all products | 700.0 | 70.0 |" in out
-    assert "| the rest (Python, bias adds and sums, the batch gather, the timers) | 220.0 | 22.0 |" in out
+    assert "| the whole training step (the epoch loop ÷ its steps) | 1000.0 | 100.0 |  |" in out
+    assert "|   in it: the model's _train_batch | 950.0 | 95.0 | 1.0 |" in out
+    assert "| the rest (Python, bias adds and sums, the batch gather and checks, the timers) | 220.0 | 22.0 |" in out
     assert "**1.43** (per epoch 1.40–1.50); outside the products: 300 µs a step, where a 1.10× target leaves 70 µs" in out
 
 
