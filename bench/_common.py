@@ -226,7 +226,8 @@ def epochs_used(a) -> str:
 def add_common_arguments(p) -> None:
     """Options every benchmark script takes."""
     p.add_argument("--rounds", type=count(1), default=1,
-                   help="run every framework's worker this many times, interleaved (A B A B ...); medians over all rounds")
+                   help="run every framework's worker this many times, interleaved (A B A B ...), round r with seed SEED + r; "
+                        "medians over all rounds (the test ELBO's over seeds)")
     p.add_argument("--lockstep", action="store_true",
                    help="start every framework's worker at once and let them take turns, one epoch each (A B, B A, ...), "
                         "so that epoch k of each framework runs in the same minute: paired per-epoch ratios")
@@ -469,7 +470,8 @@ def results_table(results: dict, labels: dict, epochs: int, reference: str = "mi
         if res.get("rounds", 1) > 1:
             elbos = res.get("round_test_elbos")
             notes.append(f"- {label}: medians per round " + ", ".join(f"{m:.3f}" for m in res["round_median_s"])
-                         + " s/epoch" + (("; test ELBO per round " + ", ".join(f"{e:.2f}" for e in elbos)) if elbos else ""))
+                         + " s/epoch" + (("; test ELBO per round (seeds SEED, SEED + 1, ...) " + ", ".join(f"{e:.2f}" for e in elbos))
+                                         if elbos else ""))
     for fw, res in results.items():
         ratios = paired_ratios(ref, res) if fw != reference else []
         if ratios:
@@ -780,26 +782,30 @@ def run_frameworks(script: str, frameworks, worker_args: list, a, tag: str) -> d
     with the rounds merged (``merge_rounds``) and a ``summary`` of epoch times added.
 
     Rounds guard the ratios against the machine's own drift (other tenants, turbo, memory
-    traffic): every framework is timed early and late in the run, not once each.
+    traffic): every framework is timed early and late in the run, not once each. Round r
+    trains with seed ``a.seed + r``: every side is deterministic, so one seed per round makes
+    the median test ELBO a median over seeds (which move it by about a nat after 10 epochs),
+    not one figure repeated.
     """
     rounds = max(1, int(getattr(a, "rounds", 1) or 1))
     runs: dict = {fw: [] for fw in frameworks}
 
-    def args_for(fw):
-        args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed), "--threads", str(a.threads)]
+    def args_for(fw, r=0):
+        args = ["--worker", fw, *worker_args, "--epochs", str(a.epochs), "--seed", str(a.seed + r), "--threads", str(a.threads)]
         return args + (["--limit", str(a.limit)] if a.limit is not None else [])
 
     if getattr(a, "lockstep", False):
         for r in range(rounds):
             print(f"[{tag}] lockstep round {r + 1}/{rounds}", file=sys.stderr, flush=True)
-            for fw, res in run_lockstep_round(script, frameworks, args_for, a, tag).items():
+            round_args = lambda fw, r=r: args_for(fw, r)  # noqa: E731
+            for fw, res in run_lockstep_round(script, frameworks, round_args, a, tag).items():
                 runs[fw].append(res)
         return {fw: merge_rounds(rs) for fw, rs in runs.items()}
     for r in range(rounds):
         for fw in frameworks:
             if runs[fw] and ("skipped" in runs[fw][-1] or "error" in runs[fw][-1]):
                 continue  # a framework that is absent or failed is not tried again
-            args = args_for(fw)
+            args = args_for(fw, r)
             which = f"{fw} (round {r + 1}/{rounds})" if rounds > 1 else fw
             print(f"[{tag}] running {which} ...", file=sys.stderr, flush=True)
             res = run_worker(os.path.abspath(script), args, threads=a.threads, echo_stderr=a.verbose, pin=not a.no_pin)

@@ -173,7 +173,7 @@ def test_results_table_rows_ratios_and_notes_with_a_reference_absent(common):
     assert rows[3] == "| JAX | 4.000 | 3.500–4.500 | 5.000 | 0.562 | -249.500 | 260.500 | 1000 |", table
     assert len(rows) == 4
     assert "- PyTorch: skipped — torch not importable (ImportError: x)" in notes
-    assert "- microvae: medians per round 1.750, 2.750 s/epoch; test ELBO per round -262.10, -261.00" in notes
+    assert "- microvae: medians per round 1.750, 2.750 s/epoch; test ELBO per round (seeds SEED, SEED + 1, ...) -262.10, -261.00" in notes
     assert not any("paired" in n for n in notes)  # sequential rounds are not paired
 
 
@@ -274,8 +274,8 @@ def test_run_frameworks_interleaves_rounds_and_passes_the_options(common, monkey
     a = types.SimpleNamespace(epochs=2, seed=5, threads=3, limit=200, rounds=2, lockstep=False, verbose=False, no_pin=True)
     results = common.run_frameworks("bench_x.py", ["microvae", "torch", "jax"], ["--hidden", "8"], a, "test")
     assert [c["fw"] for c in calls] == ["microvae", "torch", "jax", "microvae", "jax"]
-    for c in calls:
-        assert c["args"] == ["--worker", c["fw"], "--hidden", "8", "--epochs", "2", "--seed", "5", "--threads", "3",
+    for c, seed in zip(calls, ["5", "5", "5", "6", "6"]):  # round r: seed 5 + r
+        assert c["args"] == ["--worker", c["fw"], "--hidden", "8", "--epochs", "2", "--seed", seed, "--threads", "3",
                              "--limit", "200"]
         assert (c["threads"], c["pin"]) == (3, False)
     assert results["microvae"]["rounds"] == 2 and results["torch"] == {"skipped": "absent"}
@@ -297,4 +297,5 @@ def test_run_frameworks_with_lockstep_runs_lockstep_rounds(common, monkeypatch):
     a = types.SimpleNamespace(epochs=2, seed=0, threads=2, limit=None, rounds=2, lockstep=True, verbose=False, no_pin=True)
     results = common.run_frameworks("bench_x.py", ["microvae", "jax"], [], a, "test")
     assert len(rounds) == 2 and rounds[0][:2] == ["--worker", "jax"]
+    assert [r[r.index("--seed") + 1] for r in rounds] == ["0", "1"]  # one seed per round, as without lockstep
     assert results["jax"]["epoch_s_by_round"] == [[3.0, 2.0], [3.0, 3.0]]
