@@ -1,21 +1,53 @@
-"""Run the CuPy kernels' CUDA C++ bodies on the CPU, so machines without a GPU test them too.
+"""Run the CuPy kernels' CUDA C++ bodies on the CPU, strictly, so machines without a GPU test them too.
 
 ``EmulatedElementwiseKernel`` takes the same four strings as ``cupy.ElementwiseKernel``
 (input params, output params, the per-element body, a name; and ``preamble=``). On a call it
-writes the C++ that CuPy would wrap around the body -- ``i`` the element's flat index, each
-elementwise input a ``const T`` value, each elementwise output a ``T&`` reference, each ``raw``
-parameter indexed by flat C-order position -- puts a loop over ``i`` around it in place of the
-GPU's threads, compiles it with the host C++ compiler (once per source and type) and runs it
-on NumPy arrays through ctypes.
+writes the C++ that CuPy would wrap around the body, puts a loop over the threads ``i`` in place
+of the GPU's, compiles it with the host C++ compiler (once per source, types and choice of
+scalar arguments) and runs it on the arrays' memory through ctypes.
 
-It keeps CuPy's rules that the kernels rely on: a type placeholder such as ``T`` takes its
+It binds the arguments as CuPy does: ``i`` is the element's flat index, each elementwise input a
+``const T&`` reference to element ``i`` of the caller's array, each elementwise output a ``T&``,
+each scalar a ``const T`` kernel parameter, and each ``raw`` parameter is indexed by flat C-order
+position (a raw input is read-only: writing it does not compile, as on CuPy's ``const CArray``).
+A C-contiguous array is bound where it lies, so an output that is also an input (``relu(x, out=x)``)
+is one array, and a thread that writes the output and then reads the input reads what it wrote.
+An input that broadcasts or is strided, or a strided output, is a C-contiguous copy (an output is
+copied back); that changes no result, because the call is refused when such an array shares
+memory with an output (below), and the same elements given twice share one copy.
+It keeps CuPy's other rules that the kernels rely on: a type placeholder such as ``T`` takes its
 dtype from the arrays bound to it and a mismatch is a TypeError ("Type is mismatched");
 elementwise arguments broadcast and the outputs must have the broadcast shape; scalars are
-cast to their declared type. What it cannot show is anything about the GPU itself: threads
-run one after another (a race between threads cannot show), raw arrays are C-contiguous
-copies indexed in C order (CuPy maps a raw array's flat index through its strides to the same
-element, by a reading of CuPy's carray.cuh; no GPU has run it), and the host's
-``exp``/``tanh`` round differently from CUDA's in the last bits (the twins' tolerances allow it).
+cast to their declared type.
+
+Where a GPU's result is undefined, the call raises instead, naming the kernel:
+
+* ``OutOfBoundsError`` (an IndexError) when a thread indexes a raw parameter outside its
+  array: the thread, the parameter, the index and the array's size; the access is not made.
+* ``ThreadRaceError`` when two threads meet on an element of a raw output and one of them
+  writes it: each element logs the thread that wrote it and the threads that read it. A thread
+  that reads and writes its own elements is fine. Raw inputs need no log: nothing writes them
+  during a call, as the next point makes sure.
+* ``ThreadRaceError`` also when an output shares memory with another argument, except element
+  for element (the in-place case above, where each thread reads and writes its own element).
+  A shifted or broadcast view of an output is a race on a GPU; a raw parameter may reach any
+  element, so one that shares memory with an output would hide races from the logs, and such
+  calls, which CuPy would run, are refused.
+
+The threads run in reverse order, ``i = n - 1`` first and ``0`` last: a fixed order, so that a
+failure reproduces, and not the index order that a twin's loop follows. With the checks above,
+a race through the arrays fails whatever the order; what the order adds is that a result that
+depends on which thread runs first through anything else (a global in the preamble) differs
+from the twin's, so the comparison with the twin fails.
+
+What it cannot show is anything about the GPU itself: the threads run one at a time, so
+nothing here tells how they interleave, and warps, shared memory and atomics (which no kernel of
+microvae uses) are not emulated; an output whose own elements overlap (a zero stride) is not
+checked; raw arrays that are not C-contiguous are copies indexed in C order (CuPy maps a raw
+array's flat index through its strides to the same element, by a reading of CuPy's carray.cuh;
+no GPU has run it); and the host's ``exp``/``tanh`` round differently from CUDA's in the last
+bits, and CUDA contracts ``a * b + c`` into one rounding where the host compiler may not (the
+twins' tolerances allow both).
 
 ``emulated_cupy()`` is a stand-in ``cupy`` module: NumPy's functions under CuPy's names, on
 ``DeviceArray``s (NumPy arrays whose type says "cupy", which refuse host arrays beside them as
@@ -48,13 +80,97 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double", np.dty
            np.dtype(np.int64): "long long", np.dtype(np.bool_): "bool"}
 _CONCRETE = {name: np.dtype(name) for name in ("float32", "float64", "int32", "int64", "bool")}
 
-_PROLOGUE = """
+_PROLOGUE = r"""
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <algorithm>
+#include <string>
+#include <vector>
 using namespace std;  // CUDA's exp, tanh, fabs, min... are overloaded per type, as std's are
 #define __device__
+
+// What stops a run, for microvae_emulated to return: 1 an out-of-range raw index, 2 a race.
+struct EmuFault { int kind; string message; };
+
+[[noreturn]] inline void emu_out_of_bounds(const char* name, long long k, long long size, long long thread) {
+    throw EmuFault{1, "thread " + to_string(thread) + " indexed raw parameter '" + name + "' at " + to_string(k)
+                      + ", out of range: it has " + to_string(size) + " elements"};
+}
+
+[[noreturn]] inline void emu_race(const char* name, long long k, const char* first, long long a,
+                                  const char* then, long long b) {
+    throw EmuFault{2, "element " + to_string(k) + " of raw parameter '" + name + "' was " + first + " thread "
+                      + to_string(a) + " and " + then + " thread " + to_string(b)};
+}
+
+// A raw input, CuPy's const CArray: bounds-checked reads. Nothing writes it during the call
+// (the call is refused when it shares memory with an output), so its reads need no log.
+template <typename T> struct EmuRawIn {
+    const T* data; long long n; const char* name; const long long* thread;
+    long long size() const { return n; }
+    const T& operator[](long long k) const {
+        if (k < 0 || k >= n) emu_out_of_bounds(name, k, n, *thread);
+        return data[k];
+    }
+};
+
+// A raw output: bounds-checked, and each element logs the thread that wrote it and two of the
+// threads that read it (enough to tell whether one other than the current thread did).
+template <typename T> struct EmuRawOut {
+    struct Log { long long writer = -1, reader = -1, other_reader = -1; };  // -1: none yet
+    T* data; long long n; const char* name; const long long* thread;
+    vector<Log> logs;
+    EmuRawOut(T* data, long long n, const char* name, const long long* thread)
+        : data(data), n(n), name(name), thread(thread), logs(n) {}
+    long long size() const { return n; }
+
+    T read(long long k) {
+        Log& log = logs[k];
+        long long me = *thread;
+        if (log.writer != -1 && log.writer != me) emu_race(name, k, "written by", log.writer, "read by", me);
+        if (log.reader == -1) log.reader = me;
+        else if (log.reader != me) log.other_reader = me;
+        return data[k];
+    }
+    void write(long long k, T value) {
+        Log& log = logs[k];
+        long long me = *thread;
+        if (log.writer != -1 && log.writer != me) emu_race(name, k, "written by", log.writer, "written again by", me);
+        long long other = log.reader != me ? log.reader : log.other_reader;
+        if (other != -1) emu_race(name, k, "read by", other, "written by", me);
+        log.writer = me;
+        data[k] = value;
+    }
+
+    struct Element {  // what y[k] gives: reading converts to T, assigning writes
+        EmuRawOut* array; long long k;
+        operator T() const { return array->read(k); }
+        Element& operator=(T value) { array->write(k, value); return *this; }
+        Element& operator=(const Element& other) { return *this = (T)other; }
+        Element& operator+=(T value) { return *this = (T)*this + value; }
+        Element& operator-=(T value) { return *this = (T)*this - value; }
+        Element& operator*=(T value) { return *this = (T)*this * value; }
+        Element& operator/=(T value) { return *this = (T)*this / value; }
+    };
+    Element operator[](long long k) {
+        if (k < 0 || k >= n) emu_out_of_bounds(name, k, n, *thread);
+        return Element{this, k};
+    }
+};
 """
+
+
+class OutOfBoundsError(IndexError):
+    """A thread of an emulated kernel indexed a raw parameter outside its array."""
+
+
+class ThreadRaceError(RuntimeError):
+    """Two threads of an emulated kernel met on one element and one wrote it (or, where the
+    emulation could not see that, an output shares memory with another argument)."""
+
+
+_FAULTS = {1: OutOfBoundsError, 2: ThreadRaceError}
 
 
 def compiler():
@@ -94,11 +210,12 @@ def _library(source):
         if done.returncode:
             raise RuntimeError(f"the kernel did not compile:\n{done.stderr}\n--- source ---\n{source}")
         _libraries[key] = ctypes.CDLL(lib)
+        _libraries[key].microvae_emulated.restype = ctypes.c_int
     return _libraries[key]
 
 
 class _Param:
-    def __init__(self, text):
+    def __init__(self, text, output):
         words = text.split()
         self.raw = words[0] == "raw"
         if self.raw:
@@ -107,10 +224,19 @@ class _Param:
             raise ValueError(f"cannot parse the kernel parameter {text!r}")
         self.type, self.name = words
         self.dtype = _CONCRETE.get(self.type)  # None: a placeholder such as T
+        self.output = output
+        self.kind = ("raw " if self.raw else "") + ("output" if output else "input")
 
 
-def _params(text):
-    return [_Param(p) for p in text.split(",") if p.strip()]
+def _params(text, output):
+    return [_Param(p, output) for p in text.split(",") if p.strip()]
+
+
+def _placement(a):
+    """Where the elements of ``a`` lie: two arrays with equal placements are the same elements
+    in the same places (the stride of a dimension of size 1 says nothing)."""
+    steps = tuple(step if size > 1 else 0 for step, size in zip(a.strides, a.shape))
+    return a.__array_interface__["data"][0], a.shape, steps, a.dtype
 
 
 class EmulatedElementwiseKernel:
@@ -122,9 +248,9 @@ class EmulatedElementwiseKernel:
     calls: collections.Counter = collections.Counter()
 
     def __init__(self, in_params, out_params, operation, name, preamble="", **options):
-        self.inputs, self.outputs = _params(in_params), _params(out_params)
+        self.inputs, self.outputs = _params(in_params, False), _params(out_params, True)
         self.operation, self.name, self.preamble = operation, name, preamble
-        self._by_types = {}  # compiled per binding of the type placeholders
+        self._compiled = {}  # per binding of the type placeholders and choice of scalar arguments
 
     def __call__(self, *args):
         params = self.inputs + self.outputs
@@ -140,29 +266,62 @@ class EmulatedElementwiseKernel:
             if p.raw:
                 raise TypeError(f"{self.name}: the raw output {p.name!r} must be given")
             args.append(np.empty(shape, self._dtype(p, types_)).view(DeviceArray))
-        buffers, copy_back = [], []
         for p, a in zip(params, args):
-            dtype = self._dtype(p, types_)
-            if p in self.outputs and not p.raw and (not isinstance(a, np.ndarray) or a.shape != shape):
+            if p.output and not p.raw and (not isinstance(a, np.ndarray) or a.shape != shape):
                 raise ValueError(f"{self.name}: output {p.name!r} must have the broadcast shape {shape}")
-            if p.raw:
-                if not isinstance(a, np.ndarray):
-                    raise TypeError(f"{self.name}: raw parameter {p.name!r} needs an array")
-                work = np.ascontiguousarray(a, dtype=dtype).copy()
-            elif isinstance(a, np.ndarray) and a.ndim:
-                work = np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape)).copy()
-            else:
-                work = np.full(shape, self._scalar(p, a, dtype), dtype)
-            buffers.append(work)
-            if p in self.outputs:
-                copy_back.append((a, work))
-        n = int(np.prod(shape, dtype=np.int64))
+            if p.raw and not isinstance(a, np.ndarray):
+                raise TypeError(f"{self.name}: raw parameter {p.name!r} needs an array")
+        # host views, the elementwise inputs broadcast to the threads' shape (the outputs have it)
+        views = [None if not isinstance(a, np.ndarray) else _host(a) if p.raw or a.shape == shape
+                 else np.broadcast_to(_host(a), shape) for p, a in zip(params, args)]
+        self._refuse_shared_memory(params, views)
+        buffers, copy_back = self._buffers(params, args, views, types_)
         pointers = (ctypes.c_void_p * len(buffers))(*(b.ctypes.data for b in buffers))
-        self._compiled(types_).microvae_emulated(ctypes.c_longlong(n), pointers)
+        sizes = (ctypes.c_longlong * len(buffers))(*(b.size for b in buffers))
+        fault = ctypes.create_string_buffer(400)
+        run = self._library(types_, scalars=tuple(view is None for view in views))
+        n = int(np.prod(shape, dtype=np.int64))
+        kind = run.microvae_emulated(ctypes.c_longlong(n), pointers, sizes, fault, len(fault))
+        if kind:
+            raise _FAULTS[kind](f"{self.name}: {fault.value.decode()}")
         for target, work in copy_back:
             target[...] = work
         outs = args[len(self.inputs):]
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _buffers(self, params, args, views, types_):
+        """The memory each parameter is bound to, and the (output, copy) pairs to copy back."""
+        buffers, copy_back, copies = [], [], {}
+        for p, a, view in zip(params, args, views):
+            if view is None:  # a scalar: a kernel parameter
+                buffers.append(np.array(self._scalar(p, a, self._dtype(p, types_))))
+            elif view.flags.c_contiguous and (view.flags.writeable or not p.output):
+                buffers.append(view)  # its own memory, as on a GPU
+            else:  # a C-contiguous copy, one for the same elements given twice
+                key = _placement(view)
+                if key not in copies:
+                    copies[key] = np.array(view, order="C")
+                if p.output:
+                    copy_back.append((a, copies[key]))
+                buffers.append(copies[key])
+        return buffers, copy_back
+
+    def _refuse_shared_memory(self, params, views):
+        """No output may share memory with another argument, except element for element."""
+        for p, a in zip(params, views):
+            if not p.output:
+                continue
+            for q, b in zip(params, views):
+                if q is p or b is None or not np.shares_memory(a, b):
+                    continue
+                if not p.raw and not q.raw and _placement(a) == _placement(b):
+                    continue  # in place: each thread reads and writes its own element
+                if p.raw or q.raw:
+                    why = "a raw parameter may reach any element, so the emulation could not tell whether threads race"
+                else:
+                    why = "one thread would write an element that another thread reads or writes"
+                raise ThreadRaceError(f"{self.name}: {p.kind} {p.name!r} and {q.kind} {q.name!r} share memory, "
+                                      f"not element for element: {why}")
 
     def _decide_types(self, args):
         types_ = {}
@@ -189,27 +348,51 @@ class EmulatedElementwiseKernel:
             raise TypeError(f"{self.name}: {p.name!r} is declared {dtype.name}, got {value!r}")
         return cast
 
-    def _compiled(self, types_):
-        key = tuple(sorted((t, d.str) for t, d in types_.items()))
-        if key not in self._by_types:
-            self._by_types[key] = self._compile(types_)
-        return self._by_types[key]
+    def _library(self, types_, scalars):
+        key = (tuple(sorted((t, d.str) for t, d in types_.items())), scalars)
+        if key not in self._compiled:
+            self._compiled[key] = _library(self._source(types_, scalars))
+        return self._compiled[key]
 
-    def _compile(self, types_):
+    def _source(self, types_, scalars):
+        """The C++ of the kernel: microvae_emulated(n, args, sizes, fault, fault_size) runs the
+        n threads, and returns 0, or a fault's kind with its message written into ``fault``."""
+        params = self.inputs + self.outputs
+        before, each = [], []  # the bindings before the threads run, and those of each thread
+        for k, (p, scalar) in enumerate(zip(params, scalars)):
+            ctype = p.type if p.dtype is None else _CTYPES[p.dtype]
+            if scalar:
+                before.append(f"const {ctype} {p.name} = *(const {ctype}*)_emu_args[{k}];")
+            elif p.raw and not p.output:
+                before.append(f'const EmuRawIn<{ctype}> {p.name}{{(const {ctype}*)_emu_args[{k}], _emu_sizes[{k}], '
+                              f'"{p.name}", &_emu_thread}};')
+            elif p.raw:
+                before.append(f'EmuRawOut<{ctype}> {p.name}(({ctype}*)_emu_args[{k}], _emu_sizes[{k}], '
+                              f'"{p.name}", &_emu_thread);')
+            elif p.output:
+                each.append(f"{ctype}& {p.name} = (({ctype}*)_emu_args[{k}])[i];")
+            else:
+                each.append(f"const {ctype}& {p.name} = ((const {ctype}*)_emu_args[{k}])[i];")
         lines = [_PROLOGUE]
         lines += [f"typedef {_CTYPES[d]} {t};" for t, d in sorted(types_.items())]
-        lines += [self.preamble, 'extern "C" void microvae_emulated(long long n, void** args) {',
-                  "    for (ptrdiff_t i = 0; i < n; ++i) {"]
-        for k, p in enumerate(self.inputs + self.outputs):
-            ctype = p.type if p.dtype is None else _CTYPES[p.dtype]
-            if p.raw:
-                lines.append(f"        {ctype}* {p.name} = ({ctype}*)args[{k}];")
-            elif p in self.inputs:
-                lines.append(f"        const {ctype} {p.name} = (({ctype}*)args[{k}])[i];")
-            else:
-                lines.append(f"        {ctype}& {p.name} = (({ctype}*)args[{k}])[i];")
-        lines += ["        {", self.operation + ";", "        }", "    }", "}"]  # CuPy ends the body with ";" too
-        return _library("\n".join(lines))
+        lines += [self.preamble,
+                  'extern "C" int microvae_emulated(long long _emu_n, void** _emu_args, const long long* _emu_sizes,',
+                  "                                 char* _emu_fault, int _emu_fault_size) {",
+                  "    long long _emu_thread = -1;",
+                  "    try {"]
+        lines += ["        " + line for line in before]
+        lines += ["        for (ptrdiff_t i = _emu_n - 1; i >= 0; --i) {  // the threads, the last first",
+                  "            _emu_thread = i;"]
+        lines += ["            " + line for line in each]
+        lines += ["            {", self.operation + ";", "            }"]  # CuPy ends the body with ";" too
+        lines += ["        }",
+                  "    } catch (const EmuFault& fault) {",
+                  '        snprintf(_emu_fault, _emu_fault_size, "%s", fault.message.c_str());',
+                  "        return fault.kind;",
+                  "    }",
+                  "    return 0;",
+                  "}"]
+        return "\n".join(lines)
 
 
 class DeviceArray(np.ndarray):

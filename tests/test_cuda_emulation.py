@@ -1,4 +1,5 @@
-"""The CUDA emulation that runs the GPU kernels on the CPU keeps the CuPy rules they rely on.
+"""The CUDA emulation that runs the GPU kernels on the CPU keeps the CuPy rules they rely on,
+and raises where a GPU's result would be undefined (an index out of range, threads racing).
 
 (If it did not, tests/test_gpu_kernels.py's "emulated" cases could pass kernels that fail on a GPU.)
 """
@@ -6,7 +7,8 @@
 import numpy as np
 import pytest
 
-from _cuda_emulation import DeviceArray, emulated_cupy, needs_compiler, to_device
+from _cuda_emulation import DeviceArray, OutOfBoundsError, ThreadRaceError, emulated_cupy, gpu_kernels, needs_compiler
+from _cuda_emulation import to_device
 from _cuda_emulation import EmulatedElementwiseKernel as Kernel
 
 pytestmark = needs_compiler
@@ -40,6 +42,90 @@ def test_raw_arrays_are_indexed_by_flat_c_order_position_and_i_is_the_element():
     x = to_device(np.arange(6.0, dtype=np.float32).reshape(2, 3)).T  # a transposed view: C order is taken as it reads
     y = shift(x, 6, to_device(np.empty(6, np.float32)))
     np.testing.assert_array_equal(y.get(), np.roll(x.get().ravel(), -1) + 10 * np.arange(6))
+
+
+def test_a_raw_index_out_of_range_raises_naming_the_kernel_the_parameter_the_index_and_the_size():
+    past_the_end = Kernel("raw T x", "T y", "y = x[i + 1]", "test_past_the_end")
+    with pytest.raises(OutOfBoundsError, match=r"^test_past_the_end: thread 3 indexed raw parameter 'x' at 4, "
+                                               r"out of range: it has 4 elements$"):
+        past_the_end(to_device(np.arange(4.0)), to_device(np.zeros(4)))
+    before_the_start = Kernel("T x", "raw T y", "y[i - 1] = x", "test_before_the_start")  # a raw output too
+    with pytest.raises(OutOfBoundsError, match="thread 0 indexed raw parameter 'y' at -1, out of range: it has 4 elem"):
+        before_the_start(to_device(np.arange(4.0)), to_device(np.zeros(4)))
+
+
+def test_threads_that_write_one_element_of_a_raw_output_raise():
+    all_to_one = Kernel("T x", "raw T y", "y[0] = x", "test_all_to_one")
+    with pytest.raises(ThreadRaceError, match=r"^test_all_to_one: element 0 of raw parameter 'y' was written by "
+                                              r"thread 3 and written again by thread 2$"):
+        all_to_one(to_device(np.arange(4.0)), to_device(np.zeros(4)))
+
+
+@pytest.mark.parametrize("neighbour, message", [
+    ("i + 1 < n ? y[i + 1] : (T)0", "element 3 of raw parameter 'y' was written by thread 3 and read by thread 2"),
+    ("i > 0 ? y[i - 1] : (T)0", "element 2 of raw parameter 'y' was read by thread 3 and written by thread 2"),
+])
+def test_a_thread_that_reads_what_another_thread_writes_raises_whichever_runs_first(neighbour, message):
+    """On a GPU the threads run at once, so whether thread i sees its neighbour's write is luck."""
+    scan = Kernel("T x, int64 n", "raw T y", f"y[i] = x + ({neighbour})", "test_scan")
+    with pytest.raises(ThreadRaceError, match=f"^test_scan: {message}$"):
+        scan(to_device(np.arange(4.0)), 4, to_device(np.zeros(4)))
+
+
+def test_a_thread_may_read_and_write_its_own_elements_of_a_raw_output():
+    own = Kernel("T x", "raw T y", "y[2 * i] = x; y[2 * i + 1] = y[2 * i] + (T)1; y[2 * i] *= (T)2", "test_own")
+    y = own(to_device(np.arange(3.0)), to_device(np.zeros(6)))
+    np.testing.assert_array_equal(y.get(), [0.0, 1.0, 2.0, 2.0, 4.0, 3.0])
+
+
+def test_threads_run_last_first_so_a_result_that_depends_on_their_order_differs_from_the_twins():
+    """A twin's loop runs the elements in index order; a kernel whose result depends on which
+    thread runs first (here through a global, which no log sees) gives another result here, so
+    the comparison with its twin fails. The order is fixed, so such a failure reproduces."""
+    clock = Kernel("T x", "T y", "y = (T)microvae_test_clock++", "test_clock",
+                   preamble="__device__ long long microvae_test_clock = 0;")
+    y = clock(to_device(np.zeros(5))).get()
+    np.testing.assert_array_equal(y - y.min(), [4.0, 3.0, 2.0, 1.0, 0.0])
+
+
+def test_an_in_place_kernel_runs_and_an_input_given_as_the_output_is_read_where_it_lies():
+    """CuPy binds an elementwise input as ``const T& x`` to the caller's memory and copies no
+    input that is also an output, so a thread that writes the output first reads what it wrote."""
+    relu = Kernel("T x", "T y", "y = x <= 0 ? (T)0 : x", "test_relu")
+    x = to_device(np.array([-1.0, 2.0, -3.0, 4.0]))
+    assert relu(x, x) is x
+    np.testing.assert_array_equal(x.get(), [0.0, 2.0, 0.0, 4.0])
+    whole = to_device(np.array([[-1.0, -2.0, 3.0, -4.0]] * 2))
+    strided = whole[:, ::2]  # a copy in the emulation, one for input and output, written back
+    relu(strided, strided)
+    np.testing.assert_array_equal(whole.get(), [[0.0, -2.0, 3.0, -4.0]] * 2)
+    written_first = Kernel("T x", "T y, T z", "y = (T)0; z = x", "test_written_first")
+    a = to_device(np.arange(1.0, 4.0))
+    _, z = written_first(a, a, to_device(np.empty(3)))
+    np.testing.assert_array_equal(z.get(), [0.0, 0.0, 0.0])
+    gpu = gpu_kernels()  # the library's own in-place calls (layers/conv.py)
+    y = to_device(np.array([[-1.0, 1.0], [2.0, -2.0]]))
+    gpu.relu_forward(y, y)
+    gpu.bias_relu_forward(y, to_device(np.array([0.5, -0.5])), y)
+    np.testing.assert_array_equal(y.get(), [[0.5, 0.5], [2.5, 0.0]])
+
+
+def test_an_output_that_shares_memory_with_another_argument_other_than_element_for_element_raises():
+    copy = Kernel("T x", "T y", "y = x", "test_copy_shifted")
+    a = to_device(np.arange(5.0))
+    with pytest.raises(ThreadRaceError, match="output 'y' and input 'x' share memory, not element for element: "
+                                              "one thread would write an element that another thread reads"):
+        copy(a[:-1], a[1:])
+    gather = Kernel("raw T x", "T y", "y = x[i]", "test_gather_in_place")
+    with pytest.raises(ThreadRaceError, match="output 'y' and raw input 'x' share memory.*could not tell whether"):
+        gather(a, a)  # harmless here, but a raw index may reach any element
+    np.testing.assert_array_equal(a.get(), np.arange(5.0))  # refused before any thread ran
+
+
+def test_a_raw_input_is_read_only_as_cupys_const_carray_is():
+    writes_its_input = Kernel("raw T x", "T y", "x[i] = (T)1; y = (T)0", "test_writes_its_input")
+    with pytest.raises(RuntimeError, match="did not compile"):
+        writes_its_input(to_device(np.zeros(2)), to_device(np.zeros(2)))
 
 
 def test_a_placeholder_type_takes_one_dtype_and_scalars_their_declared_type():
