@@ -25,8 +25,8 @@ upstream dH_t plus what flows back from step t+1 (δ_{T+1} = 0), each step's ker
     dW_x = Σ_t x_tᵀ·da_t,   dW_h = Σ_t h_{t−1}ᵀ·da_t,   db = Σ_t Σ_batch da_t,   dx_t = da_t·W_xᵀ,   dh0 = δ_0
 
 That is the RNN's form. The GRU's reset gate multiplies its recurrent product, so the products
-with W_h (in δ_{t−1} and dW_h) take the candidate block's da_n ⊙ r_t in place of da_n: ``GRU``
-writes both gradients (dgx_t, dgh_t) out.
+with W_h (in δ_{t−1} and dW_h) take the candidate block's da_n ⊙ r_t in place of da_n: the
+``GRU`` docstring writes out both pre-activation gradients, dgx_t and dgh_t.
 
 The sums over t are single matrix products over the stacked steps, done after the loop;
 only the recurrence δ_t → δ_{t−1} runs step by step. Elementwise step work runs in the
