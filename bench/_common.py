@@ -493,11 +493,17 @@ def images_used(results: dict) -> str:
     return f"{train} / {test}"
 
 
+def growth_from_epoch_2(values: list) -> float | None:
+    """Epoch N's figure minus epoch 2's (epoch 1 allocates the optimizer state and loads
+    kernels); None with fewer than 3 epochs."""
+    return values[-1] - values[1] if len(values) >= 3 else None
+
+
 def _growth(values: list) -> str:
-    """Epoch N's value minus epoch 2's (epoch 1 allocates the optimizer state and loads kernels)."""
-    if len(values) < 3:
+    growth = growth_from_epoch_2(values)
+    if growth is None:
         return f"growth: – (needs 3+ epochs, ran {len(values)})"
-    return f"growth epoch 2→{len(values)}: {values[-1] - values[1]:+.1f}"
+    return f"growth epoch 2→{len(values)}: {growth:+.1f}"
 
 
 def memory_summary(mem: dict) -> str:

@@ -77,10 +77,10 @@ def main(argv=None):
 
 
 def _growth_text(what: str, values: list) -> str:
-    """Epoch N's figure minus epoch 2's, and whether that is flat within the tolerance."""
-    if len(values) < 3:
+    """``C.growth_from_epoch_2``, and whether that is flat within the tolerance."""
+    growth = C.growth_from_epoch_2(values)
+    if growth is None:
         return f"{what} growth: not measured (needs 3+ epochs, the worker reported {len(values)})"
-    growth = values[-1] - values[1]
     verdict = "flat" if abs(growth) <= GROWTH_TOLERANCE_MIB else "GROWS" if growth > 0 else "shrinks"
     return (f"{what} growth from epoch 2 to epoch {len(values)}: **{growth:+.1f} MiB** "
             f"({verdict}; tolerance ±{GROWTH_TOLERANCE_MIB} MiB)")
