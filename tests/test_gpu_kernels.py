@@ -289,11 +289,36 @@ WRONG_SHAPES = {
     "gru backward, gates not 3H wide": ("gru_backward_step", [(2, 4), (2, 4), (2,), (2, 8), (2, 4), (2, 12), (2, 4), (2, 4)], [5, 6, 7]),
 }
 
+# The elementwise kernels: CuPy broadcast an input of (3,) or (1, 3) against (4, 3) ones without
+# a word (ReLU backward, sigmoid, Adam, the Bernoulli loss), or raised its own broadcast error,
+# naming no kernel, where the Numba twins refuse by name (tests/test_kernels.py).
+ELEMENTWISE_WRONG_SHAPES = {
+    "relu_forward, out of another shape": ("relu_forward", [(4, 3), (1, 3)], [1]),
+    "relu_backward, y broadcast": ("relu_backward", [(4, 3), (3,), (4, 3)], [2]),
+    "bias_relu_forward, b of another n": ("bias_relu_forward", [(4, 3), (4,), (4, 3)], [2]),
+    "bias_relu_forward, out of another batch": ("bias_relu_forward", [(4, 3), (3,), (2, 3)], [2]),
+    "bias_relu_backward, db as a row": ("bias_relu_backward", [(4, 3), (4, 3), (4, 3), (1, 3)], [2, 3]),
+    "sigmoid, x broadcast": ("sigmoid", [(3,), (4, 3)], [1]),
+    "bernoulli, x of another batch": ("bernoulli_nll_logits", [(4, 3), (1, 3), 0.25, (4, 3), (4,)], [3, 4]),
+    "bernoulli, row_loss of another batch": ("bernoulli_nll_logits", [(4, 3), (4, 3), 0.25, (4, 3), (2,)], [3, 4]),
+    "adam, grad broadcast": ("adam_update", [(4, 3), (3,), (4, 3), (4, 3), 0.9, 0.999, 1e-3, 1e-8], [0, 2, 3]),
+    "sgd, velocity of another shape": ("sgd_update", [(4, 3), (4, 3), (12,), 0.1, 0.9], [0, 2]),
+}
+
 
 @pytest.mark.parametrize("case", WRONG_SHAPES)
 @pytest.mark.parametrize("device", DEVICES)
 def test_kernels_refuse_arguments_of_the_wrong_shape_and_write_nothing(device, case):
-    name, spec, outputs = WRONG_SHAPES[case]
+    _refused_and_nothing_written(device, *WRONG_SHAPES[case])
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE_WRONG_SHAPES)
+@pytest.mark.parametrize("device", [d for d in DEVICES if d.values[0] != "cpu"])  # the Numba twins: tests/test_kernels.py
+def test_gpu_elementwise_kernels_refuse_arguments_of_the_wrong_shape_and_write_nothing(device, case):
+    _refused_and_nothing_written(device, *ELEMENTWISE_WRONG_SHAPES[case])
+
+
+def _refused_and_nothing_written(device, name, spec, outputs):
     dev = _Device(device)
     rng = np.random.default_rng(0)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import cupy as cp
 
+from . import shapes
+
 
 _relu_forward = cp.ElementwiseKernel("T x", "T y", "y = x <= 0 ? (T)0 : x", "microvae_relu_forward")
 _relu_backward = cp.ElementwiseKernel("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0", "microvae_relu_backward")
@@ -51,32 +53,38 @@ _sgd = cp.ElementwiseKernel(
 
 
 def relu_forward(x, out):
+    shapes.elementwise("relu_forward", x=x.shape, out=out.shape)
     _relu_forward(x, out)
     return out
 
 
 def relu_backward(dy, y, out):
+    shapes.elementwise("relu_backward", dy=dy.shape, y=y.shape, out=out.shape)
     _relu_backward(dy, y, out)
     return out
 
 
 def bias_relu_forward(x, b, out):
+    shapes.rows("bias_relu_forward", "b", b.shape, x=x.shape, out=out.shape)
     _bias_relu_forward(x, b, out)  # b broadcasts over the rows
     return out
 
 
 def bias_relu_backward(dy, y, out, db):
+    shapes.rows("bias_relu_backward", "db", db.shape, dy=dy.shape, y=y.shape, out=out.shape)
     _relu_backward(dy, y, out)
     out.sum(axis=0, out=db)
     return out
 
 
 def sigmoid(x, out):
+    shapes.elementwise("sigmoid", x=x.shape, out=out.shape)
     _sigmoid(x, out)
     return out
 
 
 def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
+    shapes.bernoulli(logits.shape, x.shape, dlogits.shape, row_loss.shape)
     elementwise_loss = cp.empty(logits.shape, dtype=cp.float64)
     _bernoulli(logits, x, float(scale), dlogits, elementwise_loss)
     row_loss[...] = elementwise_loss.sum(axis=1)
@@ -84,11 +92,13 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
+    shapes.elementwise("adam_update", param=param.shape, grad=grad.shape, m=m.shape, v=v.shape)
     t = param.dtype.type  # c1 = 1 − β₁ and c2 = 1 − β₂ rounded once, as on the CPU
     _adam(grad, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t), param, m, v)
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
+    shapes.elementwise("sgd_update", param=param.shape, grad=grad.shape, velocity=velocity.shape)
     t = param.dtype.type
     _sgd(grad, t(lr), t(momentum), param, velocity)
 

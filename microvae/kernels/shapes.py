@@ -4,17 +4,40 @@ The compiled twins (Numba on the CPU, CuPy on the GPU) index their arrays withou
 checks, so an argument of the wrong shape would read or write past its end without a word,
 where the NumPy reference raises a broadcast error. Each check raises a ValueError naming the
 kernel, the shapes it needs and the shapes it got. (The layers always pass matching shapes;
-these guard direct calls. The elementwise kernels check theirs in ``cpu._checked``.)
+these guard direct calls. The Numba elementwise kernels check theirs, and contiguity, in
+``cpu._checked``; their CuPy twins check here: CuPy would broadcast where the reference raises.)
 """
 
 from __future__ import annotations
 
-__all__ = ["conv_columns", "pooling", "rnn_step", "gru_step"]
+__all__ = ["elementwise", "rows", "bernoulli", "conv_columns", "pooling", "rnn_step", "gru_step"]
 
 
 def _refuse(kernel: str, needs: str, **got):
     shown = ", ".join(f"{name} {tuple(shape)}" for name, shape in got.items())
     raise ValueError(f"{kernel} needs {needs}; got {shown}")
+
+
+def elementwise(kernel: str, **arrays) -> None:
+    """Arrays of one shape, whatever it is."""
+    if len({tuple(shape) for shape in arrays.values()}) != 1:
+        _refuse(kernel, "arrays of one shape", **arrays)
+
+
+def rows(kernel: str, vector: str, vector_shape, **matrices) -> None:
+    """(batch, n) arrays of one shape, with one (n,) vector (a bias, or its gradient)."""
+    first = tuple(next(iter(matrices.values())))
+    if (len(first) != 2 or any(tuple(s) != first for s in matrices.values())
+            or tuple(vector_shape) != first[1:]):
+        _refuse(kernel, f"{', '.join(matrices)} (batch, n) of one shape and {vector} (n,)", **matrices, **{vector: vector_shape})
+
+
+def bernoulli(logits_shape, x_shape, dlogits_shape, row_loss_shape) -> None:
+    """The Bernoulli loss: logits, x and dlogits (batch, d) of one shape, row_loss (batch,)."""
+    if (len(logits_shape) != 2 or tuple(x_shape) != tuple(logits_shape) or tuple(dlogits_shape) != tuple(logits_shape)
+            or tuple(row_loss_shape) != tuple(logits_shape[:1])):
+        _refuse("bernoulli_nll_logits", "logits, x, dlogits (batch, d) of one shape and row_loss (batch,)",
+                logits=logits_shape, x=x_shape, dlogits=dlogits_shape, row_loss=row_loss_shape)
 
 
 def conv_columns(kernel: str, x_shape, cols_shape) -> None:
