@@ -97,21 +97,27 @@ def _in(a):
     return cp.ascontiguousarray(a)
 
 
+def _mask(mask, like):
+    """The mask as the kernels read it: ``raw T``, in the states' dtype. The CPU twins take any
+    real or boolean mask and keep a row where it is nonzero; so does this (a copy of (batch,))."""
+    return (mask != 0).astype(like.dtype)
+
+
 def rnn_tanh_forward_step(a, h_prev, mask, h):
     shapes.rnn_step("rnn_tanh_forward_step", mask.shape, a=a.shape, h_prev=h_prev.shape, h=h.shape)
-    _rnn_forward(a, h_prev, _in(mask), h.shape[1], _contiguous(h, "h"))
+    _rnn_forward(a, h_prev, _mask(mask, h), h.shape[1], _contiguous(h, "h"))
 
 
 def rnn_tanh_backward_step(dh, h, mask, da, dh_prev):
     shapes.rnn_step("rnn_tanh_backward_step", mask.shape, dh=dh.shape, h=h.shape, da=da.shape, dh_prev=dh_prev.shape)
-    _rnn_backward(dh, h, _in(mask), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
+    _rnn_backward(dh, h, _mask(mask, h), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
 
 
 def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
     shapes.gru_step("gru_forward_step", mask.shape, dict(gx=gx.shape, gh=gh.shape, gates=gates.shape),
                     dict(h_prev=h_prev.shape, h=h.shape, hn=hn.shape), b_hn.shape)
     H = h.shape[1]
-    _gru_forward(_in(gx), _in(gh), _in(b_hn), _in(h_prev), _in(mask), H, _contiguous(h, "h"), _contiguous(gates, "gates"),
+    _gru_forward(_in(gx), _in(gh), _in(b_hn), _in(h_prev), _mask(mask, h), H, _contiguous(h, "h"), _contiguous(gates, "gates"),
                  _contiguous(hn, "hn"))
 
 
@@ -119,5 +125,5 @@ def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
     shapes.gru_step("gru_backward_step", mask.shape, dict(gates=gates.shape, dgx=dgx.shape),
                     dict(dh=dh.shape, h_prev=h_prev.shape, hn=hn.shape, dhn=dhn.shape, dh_prev=dh_prev.shape))
     H = dh.shape[1]
-    _gru_backward(_in(dh), _in(h_prev), _in(mask), _in(gates), _in(hn), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"),
+    _gru_backward(_in(dh), _in(h_prev), _mask(mask, dh_prev), _in(gates), _in(hn), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"),
                   _contiguous(dh_prev, "dh_prev"))
