@@ -76,8 +76,8 @@ class Gaussian:
     name = "gaussian"
 
     def __init__(self, logvar=0.0):
-        self.learned = isinstance(logvar, str) and logvar == "learned"
-        if not self.learned:
+        learned = isinstance(logvar, str) and logvar == "learned"
+        if not learned:
             # any real number, NumPy scalars included, stored as a float so that the config is
             # plain JSON; a NaN or infinite variance would make every loss NaN
             if not isinstance(logvar, numbers.Real) or isinstance(logvar, bool) or not math.isfinite(logvar):
@@ -87,7 +87,24 @@ class Gaussian:
                 raise ValueError(f"Gaussian logvar must be in [{lo:g}, {hi:g}] (a variance from {math.exp(lo):.1e} to "
                                  f"{math.exp(hi):.1e}: the range a learned log-variance is clamped to), got {logvar!r}")
             logvar = float(logvar)
-        self.logvar = logvar
+        self._logvar = logvar
+
+    # fixed once built: a model's config (what its checkpoints store) holds the likelihood's
+    # config() as it was assigned, so another variance is a new Gaussian, assigned to the model
+    @property
+    def logvar(self):
+        """The fixed log-variance (a float), or "learned"."""
+        return self._logvar
+
+    @logvar.setter
+    def logvar(self, value):
+        raise AttributeError(f"a Gaussian's logvar is fixed once built; assign a new one to the model instead, "
+                             f"e.g. model.likelihood = Gaussian({value!r})")
+
+    @property
+    def learned(self) -> bool:
+        """True for a learned per-pixel variance (the decoder outputs μ ‖ logvar)."""
+        return isinstance(self._logvar, str)
 
     def output_dim(self, data_dim: int) -> int:
         """Decoder outputs per example: the means, and with a learned variance the log-variances too."""

@@ -647,8 +647,8 @@ def test_prior_distance_kernel_stays_in_its_bounds_for_codes_far_from_the_origin
 
 @pytest.mark.parametrize("options, message", [
     ({"num_classes": 0}, "num_classes must be a positive integer"),
-    ({"mixture_radius": 0.0}, "mixture_radius and mixture_std must be positive"),
-    ({"mixture_std": 0.0}, "mixture_radius and mixture_std must be positive"),
+    ({"mixture_radius": 0.0}, "mixture_radius must be a positive, finite number"),
+    ({"mixture_std": 0.0}, "mixture_std must be a positive, finite number"),
 ])
 def test_mixture_settings_of_zero_are_refused_with_either_prior(options, message):
     # the edge of "positive": the checks of test_input_validation use -3, -1.0 and inf

@@ -676,8 +676,8 @@ def test_save_refuses_an_include_optimizer_that_is_not_a_switch_and_writes_nothi
 
 @pytest.mark.parametrize("options, message", [
     ({"num_classes": -3}, "num_classes must be a positive integer"),
-    ({"mixture_std": -1.0}, "mixture_radius and mixture_std must be positive"),
-    ({"mixture_radius": float("inf")}, "mixture_radius and mixture_std must be positive"),
+    ({"mixture_std": -1.0}, "mixture_std must be a positive, finite number"),
+    ({"mixture_radius": float("inf")}, "mixture_radius must be a positive, finite number"),
 ])
 def test_aae_mixture_settings_are_checked_with_either_prior(options, message):
     """They are stored in the config with a Gaussian prior too."""

@@ -8,11 +8,13 @@ import math
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_dtype, check_int, check_number, check_real_array, check_seed, check_sizes
-from ..likelihoods import clamp_logvar, get_likelihood
+from ..checks import check_bool, check_dtype, check_int, check_real_array, check_seed, check_sizes
+from ..likelihoods import clamp_logvar
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
+from . import settings
 from .base import Model
+from .settings import Setting
 from .vae import mlp
 
 __all__ = ["AAE", "prior_distance"]
@@ -140,19 +142,16 @@ class AAE(Model):
         input_dim, latent_dim = check_int("input_dim", input_dim), check_int("latent_dim", latent_dim)
         num_classes = check_int("num_classes", num_classes)
         hidden, disc_hidden = check_sizes("hidden", hidden), check_sizes("disc_hidden", disc_hidden)
-        mixture_radius = check_number("mixture_radius", mixture_radius, "a positive number")
-        mixture_std = check_number("mixture_std", mixture_std, "a positive number")
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden + disc_hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}, disc_hidden={disc_hidden}")
         if encoder_type not in ("deterministic", "gaussian"):
             raise ValueError(f"encoder_type must be 'deterministic' or 'gaussian', got {encoder_type!r}")
         if prior not in ("gaussian", "mixture"):
             raise ValueError(f"prior must be 'gaussian' or 'mixture', got {prior!r}")
-        # checked with either prior: they are stored in the config, and read if it is changed to 'mixture'
         if num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
-        if not (mixture_radius > 0 and mixture_std > 0 and math.isfinite(mixture_radius) and math.isfinite(mixture_std)):
-            raise ValueError(f"mixture_radius and mixture_std must be positive, got {mixture_radius}, {mixture_std}")
+        # checked with either prior (settings.py): they are stored in the config, and read if it is changed to 'mixture'
+        self.mixture_radius, self.mixture_std = mixture_radius, mixture_std
         if prior == "mixture":
             if latent_dim < 2:
                 raise ValueError("prior='mixture' places its components on a circle and needs latent_dim >= 2")
@@ -161,8 +160,7 @@ class AAE(Model):
         self.input_dim, self.latent_dim, self.hidden, self.disc_hidden = input_dim, latent_dim, hidden, disc_hidden
         self.input_shape = (input_dim,)
         self.encoder_type, self.prior, self.num_classes = encoder_type, prior, num_classes
-        self.mixture_radius, self.mixture_std = float(mixture_radius), float(mixture_std)
-        self.likelihood = get_likelihood(likelihood)
+        self.likelihood = likelihood
         code_dim = 2 * latent_dim if encoder_type == "gaussian" else latent_dim
         self.disc_input_dim = latent_dim + (num_classes + 1 if prior == "mixture" else 0)
         fuse_relu = check_bool("fuse_relu", fuse_relu)
@@ -182,6 +180,11 @@ class AAE(Model):
             "discriminator": self.flat.subset("discriminator"),
             "generator": self.flat.subset("encoder"),
         }
+
+    # settings the objective reads at every step: checked on each assignment, kept in the config
+    likelihood = Setting(settings.likelihood)
+    mixture_radius = Setting(settings.positive("mixture_radius"))
+    mixture_std = Setting(settings.positive("mixture_std"))
 
     options_added_later = {"fuse_relu": False}  # checkpoints from before it have separate ReLU layers
 

@@ -54,6 +54,10 @@ class Model(Module):
     # ReLU layers, and so the parameter names stored in that checkpoint).
     options_added_later: dict = {}
 
+    def _wrap_likelihood(self, likelihood):
+        """The likelihood as this model's objective uses it (the VRAEs wrap a per-step one)."""
+        return likelihood
+
     @classmethod
     def config_from_checkpoint(cls, config: dict) -> dict:
         """Constructor arguments for a checkpoint's stored config: where an option was added

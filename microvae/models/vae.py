@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ..checks import check_bool, check_dtype, check_int, check_number, check_seed, check_sizes
+from ..checks import check_bool, check_dtype, check_int, check_seed, check_sizes
 from ..layers import Dense, ReLU, Sequential
 from ..layers.base import Layer, layer_from_spec, layer_to_spec
-from ..likelihoods import clamp_logvar, get_likelihood
+from ..likelihoods import clamp_logvar
 from ..losses import kl_normal
 from ..params import release
 from ..reparam import Reparameterization
+from . import settings
 from .base import LossTerms, Model
+from .settings import Setting
 
 
 
@@ -55,7 +55,9 @@ class VAE(Model):
     KL̄): it is larger for smaller batches, whose KL̄ scatter more about C. Compare
     ``recon`` and ``kl``, which are plain means either way.
     β can warm up linearly from 0 over ``beta_warmup`` optimizer steps, and C from 0 over
-    ``capacity_warmup`` steps.
+    ``capacity_warmup`` steps. These four and ``likelihood`` may also be set on a live model
+    (a callback that anneals β): each assignment is checked, and checkpoints store the value
+    in use (see ``models/settings.py``).
 
     Architecture (default, as in the textbook): encoder 784→512→256 (ReLU) → μ ‖ logvar;
     the decoder mirrors it (latent→256→512→784) and outputs logits (Bernoulli) or means.
@@ -100,30 +102,19 @@ class VAE(Model):
         hidden = check_sizes("hidden", hidden)
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}")
-        beta = check_number("beta", beta, "a finite number >= 0")
-        if not (beta >= 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        beta_warmup, capacity_warmup = check_int("beta_warmup", beta_warmup, 0), check_int("capacity_warmup", capacity_warmup, 0)
-        if capacity is not None:
-            # a float, as beta is: a NumPy scalar kept in the config would fail json.dumps(model.config)
-            capacity = check_number("capacity", capacity, "a number >= 0 (nats) or None")
-            if not (capacity >= 0 and math.isfinite(capacity)):
-                raise ValueError(f"capacity must be >= 0 nats or None, got {capacity}")
-        elif capacity_warmup:  # it would ramp up nothing, silently
-            raise ValueError(f"capacity_warmup={capacity_warmup} ramps up a capacity target, but capacity is None; "
-                             "give capacity=C (nats) too, or leave capacity_warmup at 0")
+        # checked as they are assigned (settings.py), here and on a live model
+        self.beta, self.beta_warmup = beta, beta_warmup
+        self.capacity, self.capacity_warmup = capacity, capacity_warmup
+        self.likelihood = likelihood
         self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
         self.input_shape = (input_dim,)
-        self.beta, self.beta_warmup = float(beta), int(beta_warmup)
-        self.capacity, self.capacity_warmup = capacity, int(capacity_warmup)
-        self.likelihood = get_likelihood(likelihood)
         fuse_relu = check_bool("fuse_relu", fuse_relu)
         self.encoder = encoder if encoder is not None else mlp((input_dim, *hidden, 2 * latent_dim), fuse_relu=fuse_relu)
         self.decoder = (decoder if decoder is not None
                         else mlp((latent_dim, *hidden[::-1], self.likelihood.output_dim(input_dim)), fuse_relu=fuse_relu))
         config = dict(
             input_dim=input_dim, hidden=list(hidden), latent_dim=latent_dim, beta=self.beta,
-            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=capacity,
+            likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,
             capacity_warmup=self.capacity_warmup, fuse_relu=fuse_relu, dtype=check_dtype(dtype),
             seed=check_seed(seed),  # an int or None: json.dumps refuses a NumPy integer
             encoder=layer_to_spec(encoder) if encoder is not None else None,
@@ -137,6 +128,13 @@ class VAE(Model):
             except ValueError:
                 release(self)  # the caller's layers are theirs again, for a retry
                 raise
+
+    # settings the objective reads at every step: checked on each assignment, kept in the config
+    beta = Setting(settings.beta)
+    beta_warmup = Setting(settings.warmup("beta_warmup"))
+    capacity = Setting(settings.capacity)
+    capacity_warmup = Setting(settings.capacity_warmup)
+    likelihood = Setting(settings.likelihood)
 
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
 

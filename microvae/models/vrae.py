@@ -19,9 +19,11 @@ import numpy as np
 from ..backend import array_module
 from ..checks import as_array, check_dtype, check_int, check_number, check_real_array, check_seed, is_choice
 from ..layers import GRU, RNN, Dense, Tanh
-from ..likelihoods import clamp_logvar, get_likelihood
+from ..likelihoods import clamp_logvar
 from ..reparam import Reparameterization
+from . import settings
 from .base import Model
+from .settings import Setting
 from .vae import VAE
 
 __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
@@ -112,6 +114,9 @@ class SequenceLikelihood:
         """The per-step likelihood's config: what a checkpoint stores to rebuild it."""
         return self.base.config()
 
+    def __repr__(self):
+        return f"SequenceLikelihood({self.base!r})"
+
 
 class VRAE(VAE):
     """Variational recurrent autoencoder (Fabius & van Amersfoort, 2014).
@@ -166,17 +171,13 @@ class VRAE(VAE):
             raise ValueError(f"sizes must be positive: input_size={input_size}, hidden_size={hidden_size}, latent_dim={latent_dim}")
         if not is_choice(cell, CELLS):
             raise ValueError(f"cell must be 'gru' or 'rnn', got {cell!r}")
-        if not (check_number("beta", beta, "a finite number >= 0") >= 0 and math.isfinite(beta)):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta}")
-        beta_warmup = check_int("beta_warmup", beta_warmup, 0)
-        if not 0.0 <= check_number("input_dropout", input_dropout, "a number in [0, 1)") < 1.0:
-            raise ValueError(f"input_dropout must be in [0, 1), got {input_dropout}")
-        self.input_dropout = float(input_dropout)
+        # checked as they are assigned (settings.py); no capacity target: it keeps None
+        self.beta, self.beta_warmup = beta, beta_warmup
+        self.input_dropout = input_dropout
+        self.capacity, self.capacity_warmup = None, 0
+        self.likelihood = likelihood
         self._training = False
         self.input_size, self.hidden_size, self.latent_dim, self.cell = input_size, hidden_size, latent_dim, cell
-        self.beta, self.beta_warmup = float(beta), int(beta_warmup)
-        self.capacity, self.capacity_warmup = None, 0
-        self.likelihood = SequenceLikelihood(get_likelihood(likelihood))
         Cell = CELLS[cell]
         self.encoder = Cell(input_size, hidden_size)
         self.to_latent = Dense(hidden_size, 2 * latent_dim)
@@ -189,6 +190,11 @@ class VRAE(VAE):
         self._setup(backend, dtype, seed, config)
         self.sampler = Reparameterization(self.backend)
         self._x = None
+
+    input_dropout = Setting(settings.input_dropout)
+
+    def _wrap_likelihood(self, likelihood):
+        return SequenceLikelihood(likelihood)
 
     # the decoder (what HierarchicalVRAE replaces) -----------------------------------------
     def _build_decoder(self, Cell):

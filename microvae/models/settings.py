@@ -1,0 +1,128 @@
+"""Training settings that a model's objective reads at every step: β, its warm-up, the capacity
+target, the likelihood, the VRAE's input dropout, the AAE's mixture prior.
+
+They may change between steps (a KL-annealing callback sets ``model.beta`` each epoch). So
+every assignment is checked as the constructor checks the argument, and written into
+``model.config``: a checkpoint then stores the value in use, and a run resumed from it
+continues with that value. (Before, the config kept the constructor's value, so a resumed
+annealing run went back to its first β without a word.)
+
+A setting that a model takes no constructor argument for (the VRAE's ``capacity``) keeps the
+value it was built with: assigning one is refused, as its checkpoints could not store it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..checks import check_int, check_number
+from ..likelihoods import get_likelihood
+
+__all__ = ["Setting", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
+
+
+class Setting:
+    """A model attribute whose every assignment goes through ``check(model, value)``, which
+    returns (the value to keep, its JSON form for ``model.config``) or raises."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        try:
+            return model.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(model).__name__} has no {self.name!r} yet") from None
+
+    def __set__(self, model, value):
+        config = model.__dict__.get("config")  # None while the constructor runs
+        if config is not None and self.name not in config:
+            raise AttributeError(f"{type(model).__name__} takes no {self.name!r} option and keeps "
+                                 f"{self.name}={model.__dict__.get(self.name)!r}: its checkpoints could not store another")
+        kept, stored = self.check(model, value)
+        model.__dict__[self.name] = kept
+        if config is not None:
+            config[self.name] = stored
+
+
+def beta(model, value):
+    """β, the KL term's weight: a finite number >= 0."""
+    value = check_number("beta", value, "a finite number >= 0")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"beta must be a finite number >= 0, got {value}")
+    return value, value
+
+
+def warmup(name: str):
+    """A warm-up length in steps (an int >= 0)."""
+
+    def check(model, value):
+        value = check_int(name, value, 0)
+        return value, value
+
+    return check
+
+
+def capacity(model, value):
+    """The capacity target C in nats, or None; not None while a capacity warm-up is set."""
+    if value is None:
+        ramp = model.__dict__.get("capacity_warmup", 0)
+        if ramp:
+            raise ValueError(f"capacity=None would leave capacity_warmup={ramp} ramping up nothing; "
+                             "set capacity_warmup to 0 first")
+        return None, None
+    # a float: a NumPy scalar kept in the config would fail json.dumps(model.config)
+    value = check_number("capacity", value, "a number >= 0 (nats) or None")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"capacity must be >= 0 nats or None, got {value}")
+    return value, value
+
+
+def capacity_warmup(model, value):
+    """The capacity target's warm-up in steps (an int >= 0); 0 unless there is a target."""
+    value = check_int("capacity_warmup", value, 0)
+    if value and model.__dict__.get("capacity") is None:  # it would ramp up nothing, silently
+        raise ValueError(f"capacity_warmup={value} ramps up a capacity target, but capacity is None; "
+                         "give capacity=C (nats) too, or leave capacity_warmup at 0")
+    return value, value
+
+
+def likelihood(model, value):
+    """A likelihood spec or object (``get_likelihood``), in the model's own wrapping
+    (``model._wrap_likelihood``). Once the decoder is built, a new one must be of the same
+    kind, with the same outputs per data value: the decoder's width is fixed, and fit
+    checked the data against the old one (Bernoulli data must lie in [0, 1])."""
+    new = model._wrap_likelihood(get_likelihood(getattr(value, "base", value)))
+    old = model.__dict__.get("likelihood")
+    if old is not None:
+        old_kind, new_kind = type(getattr(old, "base", old)), type(getattr(new, "base", new))
+        if new_kind is not old_kind or new.output_dim(1) != old.output_dim(1):
+            raise ValueError(f"{type(model).__name__}.likelihood can change only to another of the same kind with the same "
+                             f"decoder outputs (the decoder is built for {old.config()!r}), got {new.config()!r}; "
+                             "build a new model for another likelihood")
+    return new, new.config()
+
+
+def input_dropout(model, value):
+    """The VRAEs' input dropout probability, in [0, 1)."""
+    value = check_number("input_dropout", value, "a number in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"input_dropout must be in [0, 1), got {value}")
+    return value, value
+
+
+def positive(name: str):
+    """A positive, finite number (the AAE's mixture radius and spread)."""
+
+    def check(model, value):
+        value = check_number(name, value, "a positive number")
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive, finite number, got {value}")
+        return value, value
+
+    return check

@@ -1,0 +1,142 @@
+"""Settings changed on a live model (models/settings.py): each assignment is checked as the
+constructor checks the argument, and written into the config, so that a checkpoint stores the
+value in use and a resumed run continues exactly. Before, the config kept the constructor's
+values: a KL-annealing callback's checkpoint stored β = 0 while the model trained with β = 1,
+and the resumed run went back to β = 0 without a word."""
+
+import math
+
+import numpy as np
+import pytest
+
+import microvae as mv
+from _model_zoo import images, sequences
+
+RNG = np.random.default_rng(0)
+
+# name: (builder, training data, the setting a callback changes, its value after epoch e)
+ANNEALED = {
+    "vae, beta": (lambda: mv.VAE(6, (5,), 2, beta=0.0, seed=0), (images(RNG, 12, 6),), "beta", lambda e: min(1.0, 0.5 * e)),
+    "vae, capacity": (lambda: mv.VAE(6, (5,), 2, capacity=0.5, seed=0), (images(RNG, 12, 6),), "capacity", lambda e: 0.5 * e),
+    "cvae, beta_warmup": (lambda: mv.CVAE(6, 3, (5,), 2, seed=0), (images(RNG, 12, 6), RNG.integers(0, 3, 12)),
+                          "beta_warmup", lambda e: 3 * e),
+    "convvae, beta": (lambda: mv.ConvVAE((1, 4, 4), latent_dim=2, variant="strided", seed=0), (images(RNG, 6, 16),),
+                      "beta", lambda e: 4.0 / e),
+    "vrae, input_dropout": (lambda: mv.VRAE(3, 4, 2, seed=0), sequences(RNG, 6, 5, 3), "input_dropout", lambda e: 0.2 * e),
+    "aae, mixture_std": (lambda: mv.AAE(6, (5,), 2, prior="mixture", num_classes=3, disc_hidden=(4,), seed=0),
+                         (images(RNG, 12, 6),), "mixture_std", lambda e: 0.5 / e),
+    "vae, likelihood": (lambda: mv.VAE(6, (5,), 2, likelihood="gaussian", seed=0), (images(RNG, 12, 6),), "likelihood",
+                        lambda e: mv.Gaussian(-float(e))),
+}
+
+
+class _Schedule(mv.Callback):
+    def __init__(self, name, value_after):
+        self.name, self.value_after = name, value_after
+
+    def on_epoch_end(self, model, epoch, record):
+        setattr(model, self.name, self.value_after(epoch))
+
+
+@pytest.mark.parametrize("case", ANNEALED)
+def test_a_run_resumed_from_a_checkpoint_continues_with_the_settings_in_use(case, tmp_path):
+    build, data, name, value_after = ANNEALED[case]
+    options = dict(batch_size=4, verbose=0)
+    whole = build()
+    whole.fit(*data, epochs=4, callbacks=[_Schedule(name, value_after)], **options)
+    first = build()
+    path = tmp_path / "run.npz"
+    first.fit(*data, epochs=2, callbacks=[_Schedule(name, value_after), mv.ModelCheckpoint(path)], **options)
+    resumed = mv.load(path)
+    assert repr(getattr(resumed, name)) == repr(value_after(2))  # what the schedule set last, not the constructor's
+    resumed.fit(*data, epochs=2, callbacks=[_Schedule(name, value_after)], **options)
+    for key in whole.history.keys():
+        if key != "seconds":
+            assert resumed.history[key] == whole.history[key], key
+    np.testing.assert_array_equal(resumed.flat.data, whole.flat.data)
+
+
+# name: (builder, setting, a valid new value, its form in the config)
+VALID = [
+    ("vae", lambda: mv.VAE(6, (5,), 2), "beta", np.float32(4.0), 4.0),
+    ("vae", lambda: mv.VAE(6, (5,), 2), "beta_warmup", 10.0, 10),
+    ("vae", lambda: mv.VAE(6, (5,), 2), "capacity", np.float64(3.0), 3.0),
+    ("vae", lambda: mv.VAE(6, (5,), 2, capacity=1.0), "capacity_warmup", 7, 7),
+    ("vae", lambda: mv.VAE(6, (5,), 2, likelihood="gaussian"), "likelihood", {"name": "gaussian", "logvar": -2.0},
+     {"name": "gaussian", "logvar": -2.0}),
+    ("cvae", lambda: mv.CVAE(6, 3, (5,), 2), "beta", 0.0, 0.0),
+    ("convvae", lambda: mv.ConvVAE((1, 4, 4), latent_dim=2, variant="strided"), "capacity", 2, 2.0),
+    ("vrae", lambda: mv.VRAE(3, 4, 2), "input_dropout", 0.5, 0.5),
+    ("vrae", lambda: mv.VRAE(3, 4, 2, likelihood="gaussian"), "likelihood", mv.Gaussian(1.0), {"name": "gaussian", "logvar": 1.0}),
+    ("hierarchical-vrae", lambda: mv.HierarchicalVRAE(3, segment_length=2, hidden_size=4, conductor_size=3, latent_dim=2),
+     "beta", 0.25, 0.25),
+    ("aae", lambda: mv.AAE(6, (5,), 2, disc_hidden=(4,)), "mixture_radius", 2, 2.0),
+    ("aae", lambda: mv.AAE(6, (5,), 2, disc_hidden=(4,)), "mixture_std", 0.1, 0.1),
+]
+
+
+@pytest.mark.parametrize("model_name, build, name, value, stored", VALID, ids=[f"{v[0]}-{v[2]}" for v in VALID])
+def test_a_setting_assigned_on_a_live_model_is_in_its_config_and_its_checkpoint(model_name, build, name, value, stored, tmp_path):
+    model = build()
+    setattr(model, name, value)
+    assert model.config[name] == stored
+    assert type(model.config[name]) is type(stored)  # plain JSON: a NumPy float in the config failed json.dumps
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    assert loaded.config == model.config
+    assert repr(getattr(loaded, name)) == repr(getattr(model, name))
+
+
+# (builder, setting, a bad value, the error, its message); the old value must stay
+INVALID = [
+    (lambda: mv.VAE(6, (5,), 2), "beta", -1.0, ValueError, "beta must be a finite number >= 0"),
+    (lambda: mv.VAE(6, (5,), 2), "beta", math.nan, ValueError, "beta must be a finite number >= 0"),
+    (lambda: mv.VAE(6, (5,), 2), "beta", "1", TypeError, "beta must be a finite number >= 0"),
+    (lambda: mv.VAE(6, (5,), 2), "beta_warmup", 2.5, ValueError, "beta_warmup must be an integer >= 0"),
+    (lambda: mv.VAE(6, (5,), 2), "capacity", -0.5, ValueError, "capacity must be >= 0 nats or None"),
+    (lambda: mv.VAE(6, (5,), 2), "capacity_warmup", 5, ValueError, "capacity_warmup=5 ramps up a capacity target, but capacity is None"),
+    (lambda: mv.VAE(6, (5,), 2, capacity=1.0, capacity_warmup=5), "capacity", None, ValueError,
+     "capacity=None would leave capacity_warmup=5 ramping up nothing"),
+    (lambda: mv.VAE(6, (5,), 2), "likelihood", "gaussian", ValueError, "likelihood can change only to another of the same kind"),
+    (lambda: mv.VAE(6, (5,), 2, likelihood="gaussian"), "likelihood", "gaussian-learned", ValueError,
+     "same decoder outputs"),
+    (lambda: mv.VAE(6, (5,), 2), "likelihood", "poisson", ValueError, "likelihood must be 'bernoulli'"),
+    (lambda: mv.VRAE(3, 4, 2), "input_dropout", 1.0, ValueError, r"input_dropout must be in \[0, 1\)"),
+    (lambda: mv.VRAE(3, 4, 2), "capacity", 1.0, AttributeError, "VRAE takes no 'capacity' option and keeps capacity=None"),
+    (lambda: mv.VRAE(3, 4, 2), "capacity_warmup", 0, AttributeError, "VRAE takes no 'capacity_warmup' option"),
+    (lambda: mv.AAE(6, (5,), 2, disc_hidden=(4,)), "mixture_std", 0.0, ValueError, "mixture_std must be a positive, finite number"),
+    (lambda: mv.AAE(6, (5,), 2, disc_hidden=(4,)), "mixture_radius", math.inf, ValueError,
+     "mixture_radius must be a positive, finite number"),
+    (lambda: mv.AAE(6, (5,), 2, disc_hidden=(4,)), "beta", 1.0, None, None),  # no setting: a plain attribute
+]
+
+
+@pytest.mark.parametrize("build, name, value, error, message", INVALID,
+                         ids=[f"{i}-{case[1]}" for i, case in enumerate(INVALID)])
+def test_a_bad_setting_is_refused_by_name_and_the_model_keeps_its_value(build, name, value, error, message):
+    model = build()
+    if error is None:  # the AAE has no β: an attribute of that name is the user's own, and not stored
+        setattr(model, name, value)
+        assert name not in model.config
+        return
+    before, config = repr(getattr(model, name)), dict(model.config)
+    with pytest.raises(error, match=message):
+        setattr(model, name, value)
+    assert repr(getattr(model, name)) == before
+    assert model.config == config
+
+
+def test_a_gaussians_variance_is_fixed_once_built_so_the_config_cannot_go_stale():
+    """``model.likelihood.logvar = -2`` changed the loss while the config, and so every
+    checkpoint, kept the old variance; a new Gaussian is assigned to the model instead."""
+    model = mv.VAE(6, (5,), 2, likelihood="gaussian")
+    with pytest.raises(AttributeError, match=r"logvar is fixed once built; .*model.likelihood = Gaussian\(-2\)"):
+        model.likelihood.logvar = -2
+    with pytest.raises(AttributeError):
+        model.likelihood.learned = True
+    assert model.likelihood.logvar == 0.0 and model.config["likelihood"] == "gaussian"
+    model.likelihood = mv.Gaussian(-2)
+    assert model.config["likelihood"] == {"name": "gaussian", "logvar": -2.0}
+    x = RNG.random((3, 6))
+    eps = RNG.standard_normal((3, 2))
+    assert model.loss(x, eps=eps).recon == mv.VAE(6, (5,), 2, likelihood=mv.Gaussian(-2)).loss(x, eps=eps).recon
