@@ -23,15 +23,20 @@ def write_atomically(path, write) -> str:
 
     Missing folders are made. As with a plain ``open(path, "wb")``, a symbolic link is written
     through (its target gets the bytes, the link stays), the permissions are an existing
-    file's, or for a new file 0o666 less the umask, and a path that names a folder (ending in a
-    separator, "." or "..") is an IsADirectoryError. An error names ``path``, not the temporary
-    file. Returns ``path`` as a string.
+    file's, or for a new file 0o666 less the umask, an existing file this process may not
+    write (``chmod a-w``, to keep a checkpoint) is a PermissionError, and a path that names a
+    folder (ending in a separator, "." or "..") is an IsADirectoryError. An error names
+    ``path``, not the temporary file. Returns ``path`` as a string.
     """
     path = os.fsdecode(os.fspath(path))  # a bytes path too: the temporary name is built as a str
     if names_a_folder(path):  # realpath drops a final "/" or "/.": "a.idx/" would replace the file a.idx
         raise IsADirectoryError(errno.EISDIR, "not a file name (it is empty, or ends in a separator, '.' or '..')", path)
     target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
     folder = os.path.dirname(target)
+    # the rename needs only the folder's write permission: without this, a file kept
+    # write-protected would be replaced where open(path, "wb") refuses it
+    if os.path.isfile(target) and not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, "the file is write-protected", path)
     _make_folder(folder, path)
     # The temporary name keeps at most 64 bytes of the target's, so that it stays within the
     # file system's 255-byte limit whenever the target's own name does.

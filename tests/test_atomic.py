@@ -127,6 +127,27 @@ def test_an_existing_files_permissions_are_kept_as_a_plain_open_keeps_them(tmp_p
     assert os.stat(tmp_path / "a.bin").st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize("save", [
+    lambda path: write_atomically(path, lambda f: f.write(b"new")),
+    lambda path: mv.VAE(4, (3,), 2).save(path),
+    lambda path: mv.VAE(4, (3,), 2).fit(np.zeros((4, 4)), epochs=1, verbose=0, callbacks=[mv.ModelCheckpoint(path)]),
+], ids=["write_atomically", "save", "ModelCheckpoint"])
+def test_a_write_protected_file_is_refused_as_a_plain_open_refuses_it(tmp_path, monkeypatch, save):
+    """The rename needs only the folder's permission, so a checkpoint kept with chmod a-w was
+    replaced where open(path, "wb") says "Permission denied". (The tests run as root, for whom
+    the mode bits refuse nothing, so the process's answer is stood in for.)"""
+    target = tmp_path / "best.npz"
+    target.write_bytes(b"precious")
+    os.chmod(target, 0o444)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == str(target) and mode == os.W_OK
+                        else real_access(p, mode, **kw))
+    with pytest.raises(PermissionError, match="write-protected") as info:
+        save(target)
+    assert info.value.filename == str(target)
+    assert target.read_bytes() == b"precious" and os.listdir(tmp_path) == ["best.npz"]
+
+
 def test_an_unwritable_folder_is_reported_with_the_target_name(tmp_path, monkeypatch):
     """The error named the hidden temporary file (".a.png.9865736510bf.tmp"), not the file asked for."""
     real_open = os.open
