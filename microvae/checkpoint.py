@@ -95,6 +95,36 @@ def _unrebuildable_layers(model) -> list:
     return found
 
 
+def _unrebuildable_model(model) -> str:
+    """Why ``load`` would not rebuild ``model`` from its config ("" if it would): it calls
+    ``MODEL_TYPES[class name](**config)``, so a subclass must be the class registered under
+    its name, and its constructor must take the config and need nothing the config lacks."""
+    import inspect
+
+    from .models.base import MODEL_TYPES
+
+    cls = type(model)
+    registered = MODEL_TYPES.get(cls.__name__)
+    if registered is not cls:
+        return (f"another model class is registered under the name {cls.__name__!r} "
+                f"({registered.__module__}.{registered.__qualname__}), and load() would build that one; "
+                "give your class a name of its own")
+    advice = ("; a subclass with constructor arguments of its own sets self.config to all of them (JSON values) "
+              "at the end of its __init__")
+    config = cls.config_from_checkpoint(model.config)
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(**config)
+    except TypeError as exc:
+        return f"{cls.__name__}'s constructor does not take its config ({exc}){advice}"
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    missing = [name for name, p in signature.parameters.items() if p.kind in named and name != "backend" and name not in config]
+    if missing:
+        return (f"{cls.__name__}'s constructor takes {', '.join(missing)}, which its config does not hold, "
+                f"so load() would build it with the defaults{advice}")
+    return ""
+
+
 def save(model, path, include_optimizer: bool = True, info: dict | None = None) -> None:
     """Write ``model`` to ``path`` (.npz) atomically: a temporary file in the same folder,
     fsynced, then renamed over the target, so an existing checkpoint is never half-written.
@@ -117,6 +147,9 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
         raise TypeError(f"not saving {path!r}: {', '.join(unrebuildable)} take constructor arguments but define no "
                         "get_config(), so load() would rebuild them with their defaults; give each class a "
                         "get_config() returning its constructor arguments")
+    unrebuildable = _unrebuildable_model(model)
+    if unrebuildable:
+        raise TypeError(f"not saving {path!r}: {unrebuildable}")
     be = model.backend
     groups = model.parameter_groups()
     arrays = {

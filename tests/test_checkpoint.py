@@ -61,6 +61,73 @@ class _ScaledWithConfigForCheckpointTest(_ScaledForCheckpointTest):
         return {"s": self.s}
 
 
+class _WideVAEForCheckpointTest(mv.VAE):  # a constructor of its own, which the VAE's config does not fit
+    def __init__(self, input_dim=8, width=4, latent_dim=2):
+        super().__init__(input_dim, (width, width), latent_dim)
+
+
+class _ScaledVAEForCheckpointTest(mv.VAE):  # takes the VAE's arguments, and one of its own the config lacks
+    def __init__(self, *args, scale=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale = scale
+
+    def _decode(self, z, condition=None):
+        return super()._decode(z * self.scale, condition)
+
+
+class _ScaledVAEWithConfigForCheckpointTest(_ScaledVAEForCheckpointTest):
+    def __init__(self, *args, scale=1.0, **kwargs):
+        super().__init__(*args, scale=scale, **kwargs)
+        self.config = {**self.config, "scale": scale}
+
+
+class _PlainVAEForCheckpointTest(mv.VAE):
+    pass
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: _WideVAEForCheckpointTest(8, width=5), r"_WideVAEForCheckpointTest's constructor does not take its config \(.*'fuse_relu'\); "
+                                                   r"a subclass with constructor arguments of its own sets self.config"),
+    (lambda: _ScaledVAEForCheckpointTest(8, (4,), 2, scale=3.0), r"_ScaledVAEForCheckpointTest's constructor takes scale, which its "
+                                                                 r"config does not hold, so load\(\) would build it with the defaults"),
+])
+def test_a_model_subclass_that_load_would_not_rebuild_is_not_saved(tmp_path, build, message):
+    """load() calls the class with the stored config: a subclass's own constructor failed on it
+    (and the error blamed the file), or, taking **kwargs, silently built another model."""
+    path = tmp_path / "c.npz"
+    mv.VAE(8, (4,), 2).save(path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match=rf"not saving .*c\.npz': {message}"):
+        build().save(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("cls, options", [(_ScaledVAEWithConfigForCheckpointTest, {"scale": 3.0}), (_PlainVAEForCheckpointTest, {})])
+def test_a_model_subclass_whose_config_holds_its_arguments_round_trips(tmp_path, cls, options):
+    model = cls(8, (4,), 2, **options)
+    model.save(tmp_path / "c.npz")
+    loaded = mv.load(tmp_path / "c.npz")
+    assert type(loaded) is cls and loaded.config == model.config
+    z = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_array_equal(loaded.decode(z), model.decode(z))
+
+
+def test_a_model_class_of_ones_own_named_as_a_built_in_one_does_not_take_its_place(tmp_path):
+    """Models are registered by class name for load(): a notebook's own ``class ConvVAE`` made
+    every built-in ConvVAE checkpoint fail to load, for the rest of the process."""
+    built_in = mv.ConvVAE((1, 4, 4), latent_dim=2, variant="strided")
+    built_in.save(tmp_path / "built_in.npz")
+
+    class ConvVAE(mv.VAE):
+        pass
+
+    assert type(mv.load(tmp_path / "built_in.npz")) is mv.ConvVAE
+    with pytest.raises(TypeError, match=r"another model class is registered under the name 'ConvVAE' "
+                                        r"\(microvae\.models\.conv_vae\.ConvVAE\).*give your class a name of its own"):
+        ConvVAE(8, (4,), 2).save(tmp_path / "own.npz")
+    assert not (tmp_path / "own.npz").exists()
+
+
 def test_a_user_layer_without_get_config_is_not_saved_wrongly(tmp_path):
     # its argument would be lost: load() would rebuild it as s=1.0 and decode differently
     path = tmp_path / "c.npz"

@@ -20,6 +20,10 @@ DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd')
 MODEL_TYPES: dict = {}
 
 
+def _built_in(cls) -> bool:
+    return cls.__module__.split(".")[0] == "microvae"
+
+
 class LossTerms(NamedTuple):
     """Batch-mean loss and its parts, in nats per example (Python floats)."""
 
@@ -47,7 +51,12 @@ class Model(Module):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        MODEL_TYPES[cls.__name__] = cls
+        # load() finds a checkpoint's class by name. A class of one's own named as a built-in
+        # one (ConvVAE) must not take the built-in's place: its checkpoints would no longer load.
+        # (save() refuses to write a model that load would not rebuild as it is.)
+        registered = MODEL_TYPES.get(cls.__name__)
+        if registered is None or not _built_in(registered) or _built_in(cls):
+            MODEL_TYPES[cls.__name__] = cls
 
     # Constructor options added after checkpoints were first written, each with the value that
     # rebuilds what a checkpoint written before it holds (e.g. {"fuse_relu": False}: separate
