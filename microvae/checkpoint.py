@@ -10,7 +10,8 @@ Contents (all plain arrays; strings are 0-d unicode arrays):
 - ``training``        JSON: step, epochs, seed, history and optimizer settings (optional)
 - ``optim/<group>/<name>`` optimizer moments, for exact resumption (optional)
 - ``info``            JSON: a dict the caller stored with ``save(..., info=...)``, e.g. what
-                      data the model was trained on (optional; read with ``read_info``)
+                      data the model was trained on (optional; read with ``read_info``;
+                      ``load`` keeps it in ``model.info``, which later saves write again)
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     The name is used as given: unlike ``np.savez``, no ".npz" is appended.
 
     ``info``: a dict of JSON values (string keys) stored beside the model, e.g. what data it
-    was trained on; ``read_info(path)`` gives it back. ``load`` ignores it.
+    was trained on; ``read_info(path)`` gives it back. It becomes ``model.info``, and ``None``
+    (the default) writes ``model.info`` again: what ``load`` read, or what the last save was
+    given, so a run resumed and checkpointed again (``ModelCheckpoint``) keeps it. ``{}``
+    writes none.
 
     Refuses (ValueError, nothing written) parameters, optimizer state or training state that
     ``load`` would reject: NaN, Inf, negative second moments; a history value fit records
@@ -139,6 +143,8 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     """
     path = check_file_path("path", path)
     include_optimizer = check_bool("include_optimizer", include_optimizer)  # "no" would save it
+    if info is None:
+        info = getattr(model, "info", None)
     if info is not None and not (isinstance(info, dict) and _string_keys(info)):
         raise TypeError(f"info must be a dict with string keys, nested dicts too (stored as JSON, which would turn "
                         f"other keys into strings), got {info!r}")
@@ -179,12 +185,14 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     if problem:
         raise ValueError(f"not saving {path!r}: load() would refuse its training state: {problem} "
                          "(a file already there is left as it was)")
-    if info is not None:
+    if info:
         try:
             arrays["info"] = _json_array(info, allow_nan=False)
         except ValueError as exc:  # NaN or Inf, which JSON cannot hold
             raise ValueError(f"not saving {path!r}: info must hold JSON values: {exc}") from None
     write_atomically(path, lambda f: np.savez(f, **arrays))
+    # a copy as read back: the caller's dict may change after the save
+    model.info = json.loads(str(arrays["info"])) if info else None
 
 
 # what reading a damaged zip member can raise: zipfile's own errors, a bad CRC or deflate
@@ -281,9 +289,13 @@ def read_info(path) -> dict:
     version) or whose info is not a JSON object, and FileNotFoundError if there is no file.
     """
     path = as_path(path)
-    data = _read_checkpoint(path, keys=("info",))
+    return _info(_read_checkpoint(path, keys=("info",)), path) or {}
+
+
+def _info(data: dict, path: str) -> dict | None:
+    """The checkpoint's info dict, or None if it has none."""
     if "info" not in data:
-        return {}
+        return None
     info = _json_entry(data, "info", path, "a JSON object")
     if not isinstance(info, dict):
         raise CheckpointError(path, f"malformed metadata: 'info' is a {type(info).__name__}; expected a JSON object")
@@ -370,6 +382,7 @@ def load(path, backend=None):
     model.epochs_trained = training.get("epochs_trained", 0)
     model.train_seed = training.get("train_seed")
     model.history = History(training.get("history", []))
+    model.info = _info(data, path)
     if training.get("optimizer") is not None:
         model.optimizers, model.optimizer_spec = _load_optimizers(training["optimizer"], groups, data, model.backend, path)
     return model

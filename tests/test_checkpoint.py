@@ -292,6 +292,28 @@ def test_info_is_stored_beside_the_model_and_read_back(trained, tmp_path):
     assert np.array_equal(mv.load(target).flat.data, model.flat.data)
 
 
+def test_info_survives_a_load_fit_save_cycle(tmp_path):
+    """load ignored the info, so resuming a CLI run with a ModelCheckpoint to the same file
+    emptied it, and ``microvae sample`` then drew sprites as piano rolls."""
+    path = tmp_path / "model.npz"
+    x = np.random.default_rng(0).random((8, 6))
+    model = mv.VAE(6, (4,), 2)
+    info = {"data": "sprites", "draw_as": "image-rows", "length": 32}
+    model.save(path, info=info)
+    info["length"] = 1  # the caller's dict, changed after the save: not what the model keeps
+    assert model.info == {"data": "sprites", "draw_as": "image-rows", "length": 32}
+    resumed = mv.load(path)
+    assert resumed.info == model.info
+    resumed.fit(x, epochs=1, batch_size=4, verbose=0, callbacks=[mv.ModelCheckpoint(path)])
+    assert checkpoint.read_info(path) == {"data": "sprites", "draw_as": "image-rows", "length": 32}
+    resumed.save(tmp_path / "copy.npz")
+    assert checkpoint.read_info(tmp_path / "copy.npz") == model.info
+    resumed.save(path, info={"data": "fashion-mnist"})  # a new info replaces it
+    assert checkpoint.read_info(path) == {"data": "fashion-mnist"} == resumed.info
+    resumed.save(path, info={})  # and {} writes none
+    assert checkpoint.read_info(path) == {} and resumed.info is None and mv.load(path).info is None
+
+
 @pytest.mark.parametrize("info, error, message", [
     (["data"], TypeError, "info must be a dict with string keys"),
     ({1: "x"}, TypeError, "info must be a dict with string keys"),

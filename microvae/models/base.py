@@ -80,6 +80,7 @@ class Model(Module):
             config = {**config, "dtype": self.backend.dtype.name, "seed": None}
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
         self.step = 0  # optimizer steps taken; drives warm-up schedules
+        self.info = None  # the checkpoint's info dict (see checkpoint.save), once loaded or saved with one
         self.epochs_trained = 0
         self.train_seed = None
         self.optimizers: dict = {}
@@ -301,7 +302,8 @@ class Model(Module):
     # persistence ----------------------------------------------------------------
     def save(self, path, include_optimizer: bool = True, info: dict | None = None) -> None:
         """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``); ``info``, a
-        dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``)."""
+        dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``) and
+        kept in ``model.info``; left out, ``model.info`` is written again."""
         from ..checkpoint import save
 
         save(self, path, include_optimizer=include_optimizer, info=info)
