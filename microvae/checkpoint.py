@@ -17,6 +17,7 @@ Contents (all plain arrays; strings are 0-d unicode arrays):
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -216,12 +217,29 @@ def _read(path: str, keys=None) -> dict:
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded as npz:
-                    return {key: npz[key] for key in npz.files if keys is None or key in keys}
+                    return {key: _member(npz, key, path) for key in npz.files if keys is None or key in keys}
         except _UNREADABLE as exc:
             raise CheckpointError(path, f"not a readable microvae checkpoint (truncated, corrupt or not an .npz file): {exc}") from exc
     # a .npy file: np.load gives one bare array, not an archive of named entries
     raise CheckpointError(path, f"not a microvae checkpoint: it holds a single {loaded.dtype} array of shape "
                                 f"{loaded.shape} (an .npy file); expected an .npz archive written by model.save()")
+
+
+def _member(npz, key: str, path: str) -> np.ndarray:
+    """One array of an archive, once its header's shape and dtype are seen to fit in the bytes
+    the member holds: a damaged header (one flipped digit of a shape) otherwise asks for an
+    allocation of terabytes, a MemoryError that names neither the file nor the fault."""
+    name = key if key in npz.zip.namelist() else f"{key}.npy"
+    with npz.zip.open(name) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is not None:  # np.save writes these two; np.load refuses others itself
+            shape, _, dtype = read_header(member)
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > npz.zip.getinfo(name).file_size:
+                raise CheckpointError(path, f"entry {key!r} declares a {dtype} array of shape {shape} ({declared:,} bytes), "
+                                            f"more than the {npz.zip.getinfo(name).file_size:,} bytes it holds: the file is corrupt")
+    return npz[key]
 
 
 def _describe(arr: np.ndarray) -> str:
@@ -260,8 +278,15 @@ def _stored_array(data: dict, key: str, like, path: str, what: str, nonnegative:
 
 def _read_checkpoint(path: str, keys=None) -> dict:
     """The file's entries (or those in ``keys``), once its marker and format version say it is a
-    checkpoint we read."""
+    checkpoint we read: those two are read first, so that another file (a data set given by
+    mistake) is refused before its arrays are read."""
+    _check_marker(_read(path, {"format", "format_version"}), path)
     data = _read(path, None if keys is None else {"format", "format_version", *keys})
+    _check_marker(data, path)  # the file may have been replaced in between
+    return data
+
+
+def _check_marker(data: dict, path: str) -> None:
     if "format" not in data or str(data["format"]) != FORMAT:
         raise CheckpointError(path, f"not a microvae checkpoint (no '{FORMAT}' marker); expected a file written by model.save()")
     version = data.get("format_version")
@@ -270,7 +295,6 @@ def _read_checkpoint(path: str, keys=None) -> dict:
         raise CheckpointError(path, f"format_version is {found}; expected the integer {FORMAT_VERSION}")
     if int(version) != FORMAT_VERSION:
         raise CheckpointError(path, f"has checkpoint format version {int(version)}; this microvae reads version {FORMAT_VERSION}")
-    return data
 
 
 def _string_keys(value) -> bool:
@@ -334,7 +358,9 @@ def load(path, backend=None):
     """Rebuild the model saved at ``path`` (any microvae model class), with its parameters,
     history and, if saved, optimizer state, so ``fit`` continues the same run.
 
-    ``backend`` overrides the device ("numpy" or "cupy"). Raises CheckpointError, naming the
+    ``backend`` overrides the device ("numpy" or "cupy"); a ``Backend`` object brings its own
+    dtype and generator, as in a model's constructor (a float64 checkpoint loaded onto a
+    float32 Backend is rounded to float32, and its seed is not used). Raises CheckpointError, naming the
     file and what was expected, for a corrupt, truncated, foreign or inconsistent file, and
     FileNotFoundError if there is none.
     """

@@ -419,6 +419,39 @@ def test_file_is_a_real_zip(trained):
     assert zipfile.is_zipfile(path)
 
 
+def test_a_damaged_array_header_is_named_not_allocated(trained, tmp_path):
+    """One digit of a shape changed in an entry's .npy header (the data and the header's length
+    unchanged) made load ask for 124 TiB: a bare MemoryError naming neither file nor fault."""
+    model, path = trained
+    damaged = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(damaged, "w") as target:  # members' CRCs made anew
+        for name in source.namelist():
+            member = source.read(name)
+            if name == "params/model.npy":
+                # ten more digits in the shape, ten fewer of the spaces that pad the header to its length
+                shape = f"'shape': ({model.flat.size},), }}{' ' * 10}".encode()
+                assert member.count(shape) == 1
+                member = member.replace(shape, f"'shape': ({model.flat.size}{'0' * 10},), }}".encode())
+            target.writestr(name, member)
+    with pytest.raises(mv.CheckpointError, match=r"damaged\.npz.*entry 'params/model' declares a float32 array of shape "
+                                                 r"\(\d+,\) \([\d,]+ bytes\), more than the [\d,]+ bytes it holds: the file is corrupt"):
+        mv.load(damaged)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_before_its_arrays_are_read(tmp_path, monkeypatch):
+    """A data set given to load by mistake was read whole (all of its arrays) before the
+    missing marker refused it."""
+    path = tmp_path / "dataset.npz"
+    np.savez(path, x=np.zeros((50, 784), np.float32), y=np.zeros(50, np.int64))
+    read = []
+    original = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, key: read.append(key) or original(self, key))
+    for load in (mv.load, checkpoint.read_info):
+        with pytest.raises(mv.CheckpointError, match="not a microvae checkpoint"):
+            load(path)
+    assert read == []
+
+
 def test_read_info_reads_only_the_marker_version_and_info(trained, monkeypatch):
     """`microvae sample` loads a checkpoint and reads its info: the second read used to read the
     parameters and optimizer moments again."""
@@ -433,4 +466,4 @@ def test_read_info_reads_only_the_marker_version_and_info(trained, monkeypatch):
 
     monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", spy)
     assert checkpoint.read_info(path) == {"data": "sprites"}
-    assert sorted(read) == ["format", "format_version", "info"]
+    assert set(read) == {"format", "format_version", "info"}  # (the marker is read first, then again with the info)
