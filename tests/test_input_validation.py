@@ -723,3 +723,21 @@ def test_check_file_path_refuses_a_path_that_can_only_name_a_folder(tmp_path, mo
     with pytest.raises(ValueError, match="names a folder, not a file"):
         check_file_path("path", path)
     assert check_file_path("path", "a/model.npz") == "a/model.npz" and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [None, {"x": [0.5]}, (v for v in [0.5]), object()], ids=["None", "dict", "generator", "object"])
+@pytest.mark.parametrize("method", ["encode", "reconstruct", "fit"])
+def test_a_batch_that_is_no_array_is_named_by_its_type(bad, method):
+    """NumPy makes these a 0-d object array, which the shape check reported as "got ()", a
+    shape the caller never gave."""
+    model = mv.VAE(4, (3,), 2)
+    with pytest.raises(TypeError, match=rf"^x must be an array of shape \(batch, 4\), got {type(bad).__name__}$"):
+        getattr(model, method)(bad, **({"verbose": 0} if method == "fit" else {}))
+
+
+def test_a_numpy_matrix_is_taken_as_the_array_it_holds():
+    """np.matrix stays 2-D through reshape, so a ConvVAE failed inside NumPy ("shape too large to
+    be a matrix") on data the MLP models take."""
+    data = np.random.default_rng(0).random((6, 16))
+    model = mv.ConvVAE((1, 4, 4), 2, variant="strided")
+    np.testing.assert_array_equal(model.encode(np.matrix(data))[0], model.encode(data)[0])
