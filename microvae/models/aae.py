@@ -4,6 +4,7 @@ towards a chosen prior by a GAN played in latent space, instead of by a KL term.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -49,11 +50,15 @@ def prior_distance(codes, prior_samples, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) 
         if not bool(xp.isfinite(array).all()):
             raise ValueError(f"prior_distance needs finite values: {name} contains NaN or Inf")
     try:  # a list, a tuple, a NumPy array (np.geomspace) or one number
-        widths = [float(h) for h in np.ravel(bandwidths.tolist() if hasattr(bandwidths, "tolist") else bandwidths)]
+        items = list(np.ravel(bandwidths.tolist() if hasattr(bandwidths, "tolist") else bandwidths))
     except (TypeError, ValueError):
-        widths = []
-    if not widths or any(not (h > 0 and math.isfinite(h)) for h in widths):
-        raise ValueError(f"bandwidths must be one or more finite positive numbers, got {bandwidths!r}")
+        items = []
+    # numbers only: float() took "1" and True as 1.0. And 2h² must stay a positive float
+    # (a width of 1e-300 squared to 0, and every kernel value came out NaN)
+    widths = [float(h) for h in items if isinstance(h, numbers.Real) and not isinstance(h, (bool, np.bool_))]
+    if not widths or len(widths) < len(items) or any(not (2 * h * h > 0 and math.isfinite(2 * h * h)) for h in widths):
+        raise ValueError(f"bandwidths must be one or more positive numbers whose 2h² is a positive, finite float "
+                         f"(about 1e-154 < h < 9e153), got {bandwidths!r}")
     # every term depends only on differences: centred on the pooled mean, ‖a‖² + ‖b‖² − 2a·b
     # keeps its precision for codes far from the origin (at 1e8 it came in steps of 8)
     centre = xp.concatenate([c, p]).mean(0)
