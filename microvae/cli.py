@@ -490,6 +490,12 @@ def cmd_train(args) -> int:
         raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
                        "history.json/csv and the pictures into")
     earlier = _earlier_run(args.out)
+    # a folder where a run's file goes would fail the first epoch's renames half way, after
+    # model.npz was replaced, and the error would name a hidden staging file
+    folders = [name for name in earlier if os.path.isdir(os.path.join(args.out, name))]
+    if folders:
+        raise CLIError(f"--out {args.out} holds a folder where the run writes a file ({', '.join(folders)}); "
+                       "move it, or choose another --out")
     if earlier and not args.overwrite:  # a trained model is not replaced unasked
         raise CLIError(f"--out {args.out} already holds a run ({', '.join(earlier)}); choose another --out, "
                        "or pass --overwrite to replace it")

@@ -435,6 +435,20 @@ def test_labels_pick_the_component_of_an_aae_mixture_prior(tmp_path, capsys):
                    capsys, "AAE with prior='gaussian' takes no labels")
 
 
+def test_a_folder_where_a_run_writes_a_file_is_refused_before_training(tmp_path, capsys):
+    """With --overwrite, the first epoch's renames failed half way: model.npz already replaced,
+    hidden .next files left behind, and the error named ".history.json.next"."""
+    out = tmp_path / "run"
+    base = ["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(out), "--verbose", "0"]
+    assert main(base) == 0
+    saved = (out / "model.npz").read_bytes()
+    (out / "history.json").unlink()
+    (out / "history.json").mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    _fails_cleanly([*base, "--overwrite"], capsys, f"--out {out} holds a folder where the run writes a file (history.json)")
+    assert (out / "model.npz").read_bytes() == saved and sorted(p.name for p in out.iterdir()) == before
+
+
 def test_a_folder_that_holds_a_run_is_refused_unless_overwrite_is_given(tmp_path, capsys):
     """A trained model is not replaced unasked; --overwrite replaces the whole run, removing the
     earlier run's pictures that the new one does not draw (a latent grid at latent 2 and a
