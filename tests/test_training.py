@@ -138,10 +138,11 @@ def test_a_fit_without_a_seed_continues_with_the_seed_of_the_run(data, tmp_path)
     np.testing.assert_array_equal(resumed.flat.data, straight.flat.data)
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_resuming_from_a_checkpoint_continues_exactly(data, tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer, options", [("adam", {}), ("sgd", {}), ("sgd", {"momentum": 0.9})])
+def test_resuming_from_a_checkpoint_continues_exactly(data, tmp_path, optimizer, options):
+    # (at momentum 0 SGD's velocity is the last gradient, so dropping it from a checkpoint passed)
     x, _ = data
-    kw = dict(batch_size=32, seed=1, verbose=0, optimizer=optimizer, lr=1e-2 if optimizer == "sgd" else 1e-3)
+    kw = dict(batch_size=32, seed=1, verbose=0, optimizer=optimizer, lr=1e-2 if optimizer == "sgd" else 1e-3, **options)
     straight = _model(beta_warmup=20)
     straight.fit(x, epochs=4, **kw)
 
@@ -271,6 +272,40 @@ def test_divergence_after_a_fits_first_epoch_keeps_that_fits_run(data):
     assert model.epochs_trained == 2 and model.optimizers["model"] is after["run"] and after["run"] is not old
     assert model.optimizer_spec[0] == "sgd" and after["run"].t == 10
     np.testing.assert_array_equal(model.flat.data, after["params"])
+
+
+@pytest.mark.parametrize("optimizer, options", [("adam", {}), ("sgd", {"momentum": 0.9})])
+def test_a_diverged_epoch_rolls_back_every_optimizer_state_array(data, optimizer, options):
+    """Every array of the optimizer's state (Adam's m and v, SGD's velocity) and its step count
+    are put back as they were when the epoch began. Every divergence test ran SGD at momentum
+    0, where the velocity is only the last gradient: a rollback that left it out passed them."""
+    x, _ = data
+    model = _model()
+    kw = dict(batch_size=32, seed=1, verbose=0, optimizer=optimizer, lr=1e-2, **options)
+    model.fit(x, epochs=1, **kw)
+    start = {}
+
+    class Keep(Callback):  # the end of the call's first epoch is the start of the one that diverges
+        def on_epoch_end(self, m, epoch, record):
+            opt = m.optimizers["model"]
+            start.update(params=m.flat.data.copy(), t=opt.t, state={k: v.copy() for k, v in opt.state_arrays().items()})
+
+    original, calls = model._train_batch, {"n": 0}
+
+    def nan_in_the_second_epoch(*args, **kwargs):
+        metrics = original(*args, **kwargs)
+        calls["n"] += 1
+        return {**metrics, "loss": float("nan")} if calls["n"] == 13 else metrics  # 10 batches an epoch
+
+    model._train_batch = nan_in_the_second_epoch
+    with pytest.raises(mv.TrainingDiverged, match="at epoch 3, batch 3"):
+        model.fit(x, epochs=2, callbacks=[Keep()], **kw)
+    opt = model.optimizers["model"]
+    assert opt.t == start["t"] == 20 and set(opt.state_arrays()) == set(start["state"])
+    for key, value in opt.state_arrays().items():
+        assert np.abs(start["state"][key]).max() > 0, key  # a state that an epoch moves
+        np.testing.assert_array_equal(value, start["state"][key], err_msg=key)
+    np.testing.assert_array_equal(model.flat.data, start["params"])
 
 
 def test_divergence_names_epoch_and_batch_and_keeps_checkpoint(data, tmp_path):
@@ -1155,6 +1190,28 @@ def test_fit_warns_when_a_latent_logvar_sits_beyond_the_clamp_for_a_whole_batch(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mv.VAE(16, (32,), 2, seed=0).fit(x, epochs=2, verbose=0, batch_size=64)
+
+
+def test_fit_does_not_warn_when_only_some_examples_logvar_lie_beyond_the_clamp():
+    """The warning is for a dimension stuck beyond the clamp for every example of a batch; one
+    outlier beyond it is an ordinary event (the others still pass gradient), and warning then
+    would tell a healthy run that "training cannot bring it back"."""
+    from microvae.training import _clamped_logvar_columns
+
+    encoder = mv.Sequential(mv.Dense(16, 4))  # μ ‖ logvar straight from the pixels
+    model = mv.VAE(16, latent_dim=2, encoder=encoder, seed=0)
+    w, b = encoder.layers[0].params["W"], encoder.layers[0].params["b"]
+    w[:, 3], b[3] = 0.0, 0.0
+    w[0, 3] = 50.0  # logvar of dimension 1 is 50·x₀: beyond the clamp's 20 exactly where pixel 0 is on
+    x = np.zeros((64, 16), np.float32)
+    x[::8, 0] = 1.0  # one example in 8: each batch of 8 has exactly one beyond the clamp
+    model.loss(x[:8])
+    assert _clamped_logvar_columns(model) == []
+    model.loss(x[::8])  # every example of this batch beyond it
+    assert _clamped_logvar_columns(model) == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, epochs=1, batch_size=8, shuffle=False, verbose=0)
 
 
 def test_fit_with_no_epochs_leaves_an_unseeded_models_generator_alone():
