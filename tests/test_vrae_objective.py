@@ -104,7 +104,7 @@ def hierarchical_decoder(params, cell, z, x):
     """Conductor: c_0 = tanh(z·W_c + b_c), c_u = Cond(z, c_{u−1}) (z the input at every step).
     Segment u: s_{u,0} = tanh(c_u·W_e + b_e),  s_{u,k} = Dec([x_{t−1} ‖ c_u], s_{u,k−1}),  o_t = s_{u,k}·W_o + b_o,
     with x_{t−1} the global previous step (the first step of a segment sees the last of the one before)."""
-    n, U = z.shape[0], x.shape[1] // SEGMENT
+    U = x.shape[1] // SEGMENT
     c0 = np.tanh(dense(part(params, "to_conductor"), z))
     c = run(cell, part(params, "conductor"), np.repeat(z[:, None, :], U, axis=1), c0)
     x_prev = teacher_forced(x)
