@@ -30,6 +30,29 @@ def arrays(dtype, shape, lo=-20.0, hi=20.0):
     return hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, width=width), fill=st.nothing())
 
 
+# Ulps allowed between a twin and its reference where the result has nothing to cancel (a
+# sigmoid, a GRU gate, σ(l)·scale): each side is within about 2 ulp of the true value (its own
+# library's exp, Numba's or NumPy's or exp_neg_f32's, then a division and a scaling), so the two
+# are within about twice that. Over 2·10⁷ points, tails and subnormal results included, they
+# differed by at most 2 ulp in float64 and 3 (sigmoid) or 4 (Bernoulli gradient) in float32.
+# An absolute tolerance has no place there: it passes 0 for σ(−40) = 4.2e-18.
+ULPS = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+
+
+def assert_within_ulps(got, want, ulps, err_msg=""):
+    """|got − want| ≤ ulps · ulp(want), elementwise, with ulp(w) = np.spacing(|w|): a tolerance
+    relative to each reference value, however small, down to the subnormals (where an ulp is the
+    smallest subnormal, so 0 passes only for a reference of a few of those)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape, want.dtype, want.shape)
+    assert np.isfinite(want).all(), err_msg
+    off = np.abs(got.astype(np.float64) - want.astype(np.float64)) / np.spacing(np.abs(want)).astype(np.float64)
+    bad = np.flatnonzero(~(off <= ulps))  # NaN in got is bad too
+    if bad.size:
+        shown = ", ".join(f"{got.flat[i]!r} for {want.flat[i]!r} ({off.flat[i]:.3g} ulp)" for i in bad[:5])
+        raise AssertionError(f"{bad.size} of {got.size} values more than {ulps} ulp from the reference {err_msg}: {shown}")
+
+
 def assert_same_values_and_zero_signs(got, want):
     """assert_array_equal takes −0 for +0; a ReLU twin must also give +0 where the reference does."""
     np.testing.assert_array_equal(got, want)
@@ -129,12 +152,22 @@ def test_bias_relu_kernels_refuse_what_they_cannot_index():
         cpu.bias_relu_backward(x, x, np.empty_like(x), np.ones(8)[::2])
 
 
-@given(dtype=DTYPES, shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=9), data=st.data())
-def test_sigmoid_kernel_matches_reference(dtype, shape, data):
-    x = data.draw(arrays(dtype, shape, -1e4, 1e4))
+_SIGMOID_SHAPES = hnp.array_shapes(min_dims=1, max_dims=2, max_side=9)
+
+
+@given(x=st.one_of(*(arrays(dtype, _SIGMOID_SHAPES, -1e4, 1e4) for dtype in (np.float32, np.float64))))
+@example(x=np.array([-40.0, -100.0, -700.0]))  # the far tail: 4.2e-18, 3.7e-44, 9.9e-305
+@example(x=np.array([-40.0, -87.0], np.float32))  # 4.2e-18, and 1.6e-38 at the smallest normals
+def test_sigmoid_kernel_matches_reference(x):
+    """Within a few ulp of the reference's own value, the far tail included: σ(x) = eˣ/(1 + eˣ)
+    is tiny there but has nothing to cancel, and 1 − 1/(1 + eˣ), which gives 0 from x ≈ −37,
+    passed the former absolute tolerance."""
     c, r = cpu.sigmoid(x, np.empty_like(x)), reference.sigmoid(x, np.empty_like(x))
     assert np.all(np.isfinite(c))
-    np.testing.assert_allclose(c, r, **_tol(dtype))
+    assert_within_ulps(c, r, ULPS[x.dtype])
+    # and the reference is right there: σ(x) = eˣ(1 − eˣ + …), eˣ to within rounding for x ≤ −40
+    tail = x <= -40
+    assert_within_ulps(r[tail], np.exp(x[tail]), ULPS[x.dtype])
 
 
 @given(dtype=DTYPES, shape=st.tuples(st.integers(1, 8), st.integers(1, 16)), extreme=st.booleans(), data=st.data())
@@ -160,7 +193,36 @@ def test_fused_bernoulli_kernel_matches_reference(dtype, shape, extreme, data):
     rtol = 1e-6 if dtype == np.float32 else 1e-12
     for row in (row_c, row_r):
         np.testing.assert_array_less(np.abs(row - truth), rtol * terms + 1e-6)
+    # σ(l) − x cancels where x is near σ(l), so the gradient is compared with an atol; where x = 0
+    # (σ(l)·scale) or x = 1 with l ≤ 0 ((σ(l) − 1)·scale, at least scale/2 in size) nothing
+    # cancels, and it is compared to a few ulp of the reference (the far tail: test below).
+    # float32 only up to |l| = 87: beyond, exp_neg_f32 gives 0 by design (off by under 2e-38).
+    exact = (x == 0) | ((x == 1) & (logits <= 0))
+    if dtype == np.float32:
+        exact &= np.abs(logits) <= 87
     np.testing.assert_allclose(d_c, d_r, **_tol(dtype))
+    assert_within_ulps(d_c[exact], d_r[exact], ULPS[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7])  # scale 1, 1/3 and 1/7
+@pytest.mark.parametrize("dtype, tail", [(np.float64, [-40.0, -100.0, -700.0]), (np.float32, [-40.0, -87.0])])
+def test_fused_bernoulli_kernel_is_relatively_accurate_in_the_far_tail(dtype, tail, rows):
+    """x = 0: dlogits = σ(l)·scale, which for l ≪ 0 is about eˡ·scale (4.2e-18 at l = −40), and
+    each row's loss Σ softplus(l) = Σ log1p(eˡ): tiny, with nothing to cancel, so each must match
+    the reference to a few ulp (σ(l) as 1 − 1/(1 + eˡ) gives 0, and passed the atol above)."""
+    logits = np.tile(np.array(tail, dtype), (rows, 1))
+    x = np.zeros_like(logits)
+    results = []
+    for kernels in (cpu, reference):
+        d, row = np.full_like(logits, np.nan), np.full(rows, np.nan)
+        kernels.bernoulli_nll_logits(logits, x, 1.0 / rows, d, row)
+        results.append((d, row))
+    (d_c, row_c), (d_r, row_r) = results
+    assert_within_ulps(d_c, d_r, ULPS[np.dtype(dtype)])
+    assert_within_ulps(d_r, (np.exp(logits.astype(np.float64)) / rows).astype(dtype), ULPS[np.dtype(dtype)])
+    truth = np.exp(logits.astype(np.float64)).sum(axis=1)  # softplus(l) = log1p(eˡ) = eˡ to within rounding here
+    np.testing.assert_allclose(row_c, truth, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
+    np.testing.assert_allclose(row_r, truth, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
 
 
 @pytest.mark.parametrize("shape", [(3, 784), (5, 37), (1, 1), (128, 784)])

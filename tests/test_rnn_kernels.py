@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import microvae
 from _model_zoo import recurrent_kernel_calls
 from microvae.kernels import cpu, reference
+from test_kernels import ULPS, assert_within_ulps
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
@@ -50,6 +51,16 @@ def _assert_twins(name, inputs, outputs, dtype):
         np.testing.assert_allclose(g, w, **TOL[dtype])
     for g, c in zip(_run(cpu, name, inputs, outputs, layout=_strided), got):
         np.testing.assert_array_equal(g, c)
+    return got, want
+
+
+def _assert_gates_within_ulps(got, want, dtype):
+    """r and u, the GRU's sigmoid gates ([r | u | n] = gates, the forward step's second output),
+    to a few ulp of the reference's own values: tiny in the far tail (σ(−40) = 4.2e-18) but with
+    nothing to cancel, where the tolerance above is absolute. n = tanh(gx_n + r·hn) can cancel,
+    and h = (1 − u)·n + u·h_prev too: they keep it."""
+    H = got[0].shape[1]
+    assert_within_ulps(got[1][:, : 2 * H], want[1][:, : 2 * H], ULPS[np.dtype(dtype)])
 
 
 @settings(max_examples=40)
@@ -76,7 +87,27 @@ def test_gru_forward_step_matches_reference(shape, dtype, seed, scale):
     B, H = shape
     gx, gh, b_hn, h_prev = _draw(seed, dtype, scale, (B, 3 * H), (B, 3 * H), (H,), (B, H))
     outs = [np.empty((B, H), dtype), np.empty((B, 3 * H), dtype), np.empty((B, H), dtype)]
-    _assert_twins("gru_forward_step", [gx, gh, b_hn, h_prev, _mask(seed, B, dtype)], outs, dtype)
+    got, want = _assert_twins("gru_forward_step", [gx, gh, b_hn, h_prev, _mask(seed, B, dtype)], outs, dtype)
+    _assert_gates_within_ulps(got, want, dtype)  # scale 30 puts about a sixth of the gates below σ(−40)
+
+
+@pytest.mark.parametrize("dtype, tail", [(np.float64, [-40.0, -100.0, -700.0]), (np.float32, [-40.0, -87.0])])
+def test_gru_gates_match_reference_in_the_far_tail(dtype, tail):
+    """Gate pre-activations gx + gh in the far tail (split between the two, halves exact): r and u
+    within a few ulp of the reference, and of eᵃ (σ(a) = eᵃ(1 − eᵃ + …) is eᵃ to within rounding
+    there); 1 − 1/(1 + eᵃ) gives 0 and passed the absolute tolerance."""
+    B, H = 2, len(tail)
+    a = np.array(tail, dtype)
+    rng = np.random.default_rng(0)
+    gx, gh = (rng.standard_normal((B, 3 * H)).astype(dtype) for _ in range(2))
+    gx[:, : 2 * H] = np.tile(a, 2) / 2
+    gh[:, : 2 * H] = np.tile(a, 2) / 2
+    gh[1, :H], gx[1, :H] = a, 0  # the second row's reset gates all from gh
+    b_hn, h_prev = rng.standard_normal(H).astype(dtype), rng.standard_normal((B, H)).astype(dtype)
+    outs = [np.empty((B, H), dtype), np.empty((B, 3 * H), dtype), np.empty((B, H), dtype)]
+    got, want = _assert_twins("gru_forward_step", [gx, gh, b_hn, h_prev, np.ones(B, dtype)], outs, dtype)
+    _assert_gates_within_ulps(got, want, dtype)
+    assert_within_ulps(want[1][:, : 2 * H], np.tile(np.exp(a), (B, 2)), ULPS[np.dtype(dtype)])
 
 
 @settings(max_examples=40)
