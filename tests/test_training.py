@@ -246,6 +246,18 @@ def test_divergence_in_a_new_models_first_fit_leaves_no_run(data):
     np.testing.assert_array_equal(model.flat.data, fresh.flat.data)
 
 
+def _nan_loss_at_step(model, step: int) -> None:
+    """Make the model's ``step``-th training step from now report a NaN loss (after its update)."""
+    original, calls = model._train_batch, {"n": 0}
+
+    def nan_at_that_step(*args, **kwargs):
+        metrics = original(*args, **kwargs)
+        calls["n"] += 1
+        return {**metrics, "loss": float("nan")} if calls["n"] == step else metrics
+
+    model._train_batch = nan_at_that_step
+
+
 def test_divergence_after_a_fits_first_epoch_keeps_that_fits_run(data):
     """Only a fit's first epoch gives back the run from before the call: once an epoch under new
     settings is done (and counted in epochs_trained), a later divergence goes back to that
@@ -259,14 +271,7 @@ def test_divergence_after_a_fits_first_epoch_keeps_that_fits_run(data):
         def on_epoch_end(self, m, epoch, record):
             after["params"], after["run"] = m.flat.data.copy(), m.optimizers["model"]
 
-    original, calls = model._train_batch, {"n": 0}
-
-    def nan_in_the_second_epoch(*args, **kwargs):
-        metrics = original(*args, **kwargs)
-        calls["n"] += 1
-        return {**metrics, "loss": float("nan")} if calls["n"] == 13 else metrics  # 10 batches an epoch
-
-    model._train_batch = nan_in_the_second_epoch
+    _nan_loss_at_step(model, 13)  # 10 batches an epoch: the second epoch of the fit below, batch 3
     with pytest.raises(mv.TrainingDiverged, match="at epoch 3, batch 3"):
         model.fit(x, epochs=3, batch_size=32, seed=1, verbose=0, optimizer="sgd", lr=1e-2, callbacks=[Keep()])
     assert model.epochs_trained == 2 and model.optimizers["model"] is after["run"] and after["run"] is not old
@@ -290,14 +295,7 @@ def test_a_diverged_epoch_rolls_back_every_optimizer_state_array(data, optimizer
             opt = m.optimizers["model"]
             start.update(params=m.flat.data.copy(), t=opt.t, state={k: v.copy() for k, v in opt.state_arrays().items()})
 
-    original, calls = model._train_batch, {"n": 0}
-
-    def nan_in_the_second_epoch(*args, **kwargs):
-        metrics = original(*args, **kwargs)
-        calls["n"] += 1
-        return {**metrics, "loss": float("nan")} if calls["n"] == 13 else metrics  # 10 batches an epoch
-
-    model._train_batch = nan_in_the_second_epoch
+    _nan_loss_at_step(model, 13)  # 10 batches an epoch: the second epoch of the fit below, batch 3
     with pytest.raises(mv.TrainingDiverged, match="at epoch 3, batch 3"):
         model.fit(x, epochs=2, callbacks=[Keep()], **kw)
     opt = model.optimizers["model"]
