@@ -735,6 +735,7 @@ def test_a_batch_that_is_no_array_is_named_by_its_type(bad, method):
         getattr(model, method)(bad, **({"verbose": 0} if method == "fit" else {}))
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")  # what users still pass
 def test_a_numpy_matrix_is_taken_as_the_array_it_holds():
     """np.matrix stays 2-D through reshape, so a ConvVAE failed inside NumPy ("shape too large to
     be a matrix") on data the MLP models take."""
