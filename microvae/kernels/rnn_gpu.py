@@ -98,8 +98,11 @@ def _in(a):
 
 
 def _mask(mask, like):
-    """The mask as the kernels read it: ``raw T``, in the states' dtype. The CPU twins take any
-    real or boolean mask and keep a row where it is nonzero; so does this (a copy of (batch,))."""
+    """The mask as the kernels read it: ``raw T``, in the states' dtype. The layers pass it so
+    (then it is only made contiguous, as every step of a sequence runs this); the CPU twins take
+    any real or boolean mask and keep a row where it is nonzero, and so does this, by a cast."""
+    if mask.dtype == like.dtype:
+        return _in(mask)
     return (mask != 0).astype(like.dtype)
 
 
