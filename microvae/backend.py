@@ -174,8 +174,9 @@ def array_module(a):
 
 def _kernel_kind(kernels: str | None) -> str:
     """'compiled' or 'reference': ``kernels``, else ``$MICROVAE_KERNELS``, else 'compiled'."""
-    from_env = not kernels and bool(os.environ.get("MICROVAE_KERNELS"))
-    kernels = kernels or os.environ.get("MICROVAE_KERNELS") or "compiled"
+    from_env = kernels is None and bool(os.environ.get("MICROVAE_KERNELS"))
+    if kernels is None:  # only None reads the variable: kernels="" or False is refused below
+        kernels = os.environ.get("MICROVAE_KERNELS") or "compiled"
     if kernels not in ("compiled", "reference"):
         where = " (from $MICROVAE_KERNELS)" if from_env else ""
         raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}{where}")

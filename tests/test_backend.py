@@ -32,6 +32,16 @@ def test_a_bad_kernels_variable_is_named(monkeypatch):
         mv.Backend("numpy", kernels="fastest")
 
 
+@pytest.mark.parametrize("kernels", ["", 0, False])
+def test_only_none_reads_the_kernels_variable(monkeypatch, kernels):
+    """kernels="" (or 0, or False) was taken for "unset" and read $MICROVAE_KERNELS, as the
+    backend's name once was: an argument that is not a kernel kind is refused by name."""
+    monkeypatch.setenv("MICROVAE_KERNELS", "reference")
+    with pytest.raises(ValueError, match=rf"'compiled' or 'reference', got {kernels!r}$"):
+        mv.Backend("numpy", kernels=kernels)
+    assert mv.Backend("numpy", kernels=None).kernel_kind == "reference"
+
+
 def test_kernels_for_honours_the_reference_kernels_variable(monkeypatch):
     from microvae.backend import kernels_for
     from microvae.kernels import reference

@@ -250,14 +250,23 @@ def test_conv3x3_same_weight_grad_matches_reference(p):
     np.testing.assert_allclose(got, expected, **_tolerance(p, p["n"] * p["h"] * p["w"]))
 
 
-@settings(max_examples=40)
-@given(direct_problems(), st.sampled_from([np.inf, -np.inf, np.nan]), st.booleans(), st.integers(0, 2**31))
-def test_conv3x3_same_weight_grad_of_non_finite_edge_columns_matches_reference(p, special, first, seed):
+@settings(max_examples=60)
+@given(direct_problems(), st.sampled_from([np.inf, -np.inf, np.nan]), st.sampled_from(["x", "dy"]), st.booleans(),
+       st.booleans(), st.integers(0, 2**31))
+def test_conv3x3_same_weight_grad_of_non_finite_edge_values_matches_reference(p, special, where, first, across, seed):
     """The padded grid multiplied x's first and last columns by the 0 of its spare columns too:
-    an Inf there made NaN taps (0·Inf) that the definition, and the reference, never form."""
+    an Inf there made NaN taps (0·Inf) that the definition, and the reference, never form. Its
+    first fix then dropped the terms that meet the zero padding, and an Inf in dy at an edge
+    gave finite taps where the reference (and the im2col route) give NaN. Either array, any edge."""
     x, _, _, dy = _direct_arrays(p)
     rng = np.random.default_rng(seed)
-    x[rng.integers(p["n"]), rng.integers(p["c"]), rng.integers(p["h"]), 0 if first else p["w"] - 1] = special
+    target = x if where == "x" else dy
+    n, channel = rng.integers(target.shape[0]), rng.integers(target.shape[1])
+    edge = 0 if first else -1
+    if across:  # the first or last column, any row
+        target[n, channel, rng.integers(p["h"]), edge] = special
+    else:  # the first or last row, any column
+        target[n, channel, edge, rng.integers(p["w"])] = special
     expected = reference.conv3x3_same_weight_grad(x, dy, np.full((p["f"], p["c"], 3, 3), np.nan, p["dtype"]))
     got = cpu.conv3x3_same_weight_grad(x, dy, np.full(expected.shape, np.nan, p["dtype"]))
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
@@ -454,6 +463,20 @@ def test_direct_3x3_kernels_refuse_mismatched_shapes(x, weight, y):
     with pytest.raises(ValueError, match=message):  # dw in the weight's place, dy in y's
         cpu.conv3x3_same_weight_grad(np.ones(x), np.ones(y), dw)
     assert np.isnan(dw).all()  # refused before anything was written
+
+
+def test_conv3x3_same_refuses_an_output_that_partly_overlaps_its_input():
+    """Image n is read after y[n − 1] is written: a y that starts inside x (y[0] is x[1]) gave
+    wrong results without a word. y that is x itself works, and still runs."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((1, 1, 3, 3))
+    buffer = rng.standard_normal((3, 1, 4, 4))
+    before = buffer.copy()
+    with pytest.raises(ValueError, match="y must be x itself or not overlap it"):
+        cpu.conv3x3_same(buffer[0:2], weight, None, False, buffer[1:3])
+    np.testing.assert_array_equal(buffer, before)
+    expected = reference.conv3x3_same(buffer, weight, None, False, np.empty_like(buffer))
+    np.testing.assert_allclose(cpu.conv3x3_same(buffer, weight, None, False, buffer), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [reference, cpu], ids=["reference", "cpu"])

@@ -10,6 +10,8 @@ fails. (tests/test_kernels.py, test_conv_kernels.py and test_rnn_kernels.py hold
 kernels to more cases: extreme values, tie-breaking, fast paths, contiguity errors.)
 """
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -335,6 +337,90 @@ def _refused_and_nothing_written(device, name, spec, outputs):
         getattr(dev.kernels, name)(*args)
     for i, was in zip(outputs, before):
         np.testing.assert_array_equal(dev.get(args[i]), was)
+
+
+@settings(max_examples=30)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 4), st.integers(0, 4),
+       st.sampled_from([np.int64, np.int32]), SEEDS, DTYPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_maxpool_backward_routes_dy_only_to_an_argmax_inside_its_window(device, pool, stride, extra_h, extra_w,
+                                                                       argmax_dtype, seed, dtype):
+    """The layers pass their forward pass's argmax; a direct call may pass any integers. The
+    Numba loop added dy at whatever position argmax held: past the plane (into the array after
+    dx), wrapped round from a negative one, or in another window. The reference, and the CUDA
+    kernel, route dy only to an argmax inside its own window: all twins do now, and nothing
+    outside dx is written."""
+    dev = _Device(device)
+    n, c, h, w = 2, 2, pool + extra_h, pool + extra_w
+    out = (n, c, (h - pool) // stride + 1, (w - pool) // stride + 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    y, argmax = np.empty(out, dtype), np.empty(out, np.int64)
+    reference.maxpool_forward(x, pool, stride, y, argmax)
+    stray = rng.integers(-h * w, 2 * h * w, out)  # out of the plane, negative, or another window's
+    argmax = np.where(rng.random(out) < 0.5, argmax, stray).astype(argmax_dtype)
+    (dy,) = _normal(seed + 1, dtype, out)
+    expected = reference.maxpool_backward(dy, argmax, pool, stride, np.full(x.shape, np.nan, dtype))
+    guarded = dev.put(np.full((3, *x.shape), 7.0, dtype))  # dx is the middle third
+    dev.kernels.maxpool_backward(dev.put(dy), dev.put(argmax), pool, stride, guarded[1])
+    got = dev.get(guarded)
+    np.testing.assert_array_equal(got[[0, 2]], 7.0)
+    np.testing.assert_allclose(got[1], expected, **TOL[dtype])
+
+
+# (kernel, arguments, which argument is the bad one, what it names)
+BAD_GEOMETRY = {
+    "im2col, stride 0": ("im2col", [(1, 1, 4, 4), 0, 0, 0, (1, 2, 2, 1, 3, 3)], "im2col's stride must be a positive integer, got 0"),
+    "im2col, stride 2.7": ("im2col", [(1, 1, 4, 4), 2.7, 0, 0, (1, 2, 2, 1, 2, 2)], "im2col's stride must be a positive integer, got 2.7"),
+    "im2col, stride '2'": ("im2col", [(1, 1, 4, 4), "2", 0, 0, (1, 2, 2, 1, 2, 2)], "im2col's stride must be a positive integer, got '2'"),
+    "im2col, pad_top -1": ("im2col", [(1, 1, 4, 4), 1, -1, 0, (1, 2, 2, 1, 3, 3)], "im2col's pad_top must be an integer >= 0, got -1"),
+    "col2im, pad_left 1.5": ("col2im", [(1, 2, 2, 1, 3, 3), 1, 0, 1.5, (1, 1, 4, 4)], "col2im's pad_left must be an integer >= 0, got 1.5"),
+    "maxpool_forward, pool 0": ("maxpool_forward", [(1, 1, 2, 2), 0, 2, (1, 1, 2, 2), ((1, 1, 2, 2), I64)], "maxpool_forward's pool must be a positive integer, got 0"),
+    "maxpool_forward, pool 2.9": ("maxpool_forward", [(1, 1, 6, 6), 2.9, 2, (1, 1, 2, 2), ((1, 1, 2, 2), I64)], "maxpool_forward's pool must be a positive integer, got 2.9"),
+    "maxpool_forward, stride -1": ("maxpool_forward", [(1, 1, 2, 2), 2, -1, (1, 1, 3, 3), ((1, 1, 3, 3), I64)], "maxpool_forward's stride must be a positive integer, got -1"),
+    "maxpool_backward, stride 0": ("maxpool_backward", [(1, 1, 2, 2), ((1, 1, 2, 2), I64), 2, 0, (1, 1, 4, 4)], "maxpool_backward's stride must be a positive integer, got 0"),
+    "maxpool_backward, pool True": ("maxpool_backward", [(1, 1, 2, 2), ((1, 1, 2, 2), I64), True, 2, (1, 1, 4, 4)], "maxpool_backward's pool must be a positive integer, got True"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_GEOMETRY)
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv_and_pool_kernels_refuse_a_bad_geometry_and_write_nothing(device, case):
+    """The wrappers cut the geometry with int(): stride 2.7 ran as 2, the string "2" was taken,
+    and pool 0 or a negative stride passed the shape check (its inequality holds for windows
+    outside x), after which max pooling read past x and gave argmax entries past the plane. The
+    reference raises for all of these; the compiled twins now refuse them by name, as
+    check_int does everywhere else."""
+    name, spec, message = BAD_GEOMETRY[case]
+    dev = _Device(device)
+    args = [dev.put(np.zeros(item[0], item[1])) if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str)
+            else dev.put(np.full(item, 7.0)) if isinstance(item, tuple) else item for item in spec]
+    before = [dev.get(a).copy() for a in args if not isinstance(a, (int, float, str))]
+    with pytest.raises((TypeError, ValueError), match=f"^{re.escape(message)}$"):
+        getattr(dev.kernels, name)(*args)
+    for a, was in zip([a for a in args if not isinstance(a, (int, float, str))], before):
+        np.testing.assert_array_equal(dev.get(a), was)
+
+
+CONV_OUTPUTS = {  # kernel: (arguments, given the output's dtype; the output's position and name)
+    "im2col": (lambda t: [np.zeros((1, 1, 4, 4)), 1, 0, 0, np.full((1, 2, 2, 1, 3, 3), 7, t)], 4, "cols"),
+    "col2im": (lambda t: [np.zeros((1, 2, 2, 1, 3, 3)), 1, 0, 0, np.full((1, 1, 4, 4), 7, t)], 4, "x"),
+    "maxpool_forward": (lambda t: [np.zeros((1, 1, 4, 4)), 2, 2, np.full((1, 1, 2, 2), 7, t), np.zeros((1, 1, 2, 2), np.int64)], 3, "y"),
+    "maxpool_backward": (lambda t: [np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), np.int64), 2, 2, np.full((1, 1, 4, 4), 7, t)], 4, "dx"),
+}
+
+
+@pytest.mark.parametrize("kernel", CONV_OUTPUTS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_conv_and_pool_kernels_refuse_an_integer_output(device, kernel):
+    """Numba's loops truncated the float results into an integer output, where the reference refuses."""
+    dev = _Device(device)
+    arguments, position, written = CONV_OUTPUTS[kernel]
+    args = [dev.put(a) if isinstance(a, np.ndarray) else a for a in arguments(np.int64)]
+    with pytest.raises(TypeError, match=f"^{kernel} writes {written} in float32 or float64, got an array of dtype int64$"):
+        getattr(dev.kernels, kernel)(*args)
+    np.testing.assert_array_equal(dev.get(args[position]), 7)
+    getattr(dev.kernels, kernel)(*[dev.put(a) if isinstance(a, np.ndarray) else a for a in arguments(np.float64)])  # runs
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -393,6 +393,45 @@ def test_kernels_refuse_an_argument_of_another_shape_and_write_nothing(kernel):
     _kernel_calls(x, np.empty_like(x))[kernel]()  # the right shape runs
 
 
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("kernel", sorted(_kernel_calls(np.ones((4, 3)), np.ones((4, 3)))))
+@pytest.mark.parametrize("out, error, message", [
+    (lambda: np.full((4, 3), 7, np.int64), TypeError, "writes .* in float32 or float64, got an array of dtype int64"),
+    (lambda: np.full((4, 3), 7, np.float16), TypeError, "writes .* in float32 or float64, got an array of dtype float16"),
+    (lambda: _read_only(np.full((4, 3), 7.0)), ValueError, "writes .*, got a read-only array"),
+], ids=["int64", "float16", "read-only"])
+def test_kernels_refuse_an_output_they_cannot_write_and_write_nothing(kernel, out, error, message):
+    """A compiled loop truncated its float results into an integer output (relu 2.7 gave 2),
+    where the reference refuses; float16 met Numba's bare NotImplementedError, and a read-only
+    output its TypingError. Each is now refused by name, before anything is written."""
+    x = np.linspace(-2.7, 2.7, 12).reshape(4, 3)
+    target = out()
+    before = target.copy()
+    with pytest.raises(error, match=message):
+        _kernel_calls(x, target)[kernel]()
+    np.testing.assert_array_equal(target, before)
+
+
+@pytest.mark.parametrize("written", ["db", "row_loss"])
+def test_the_second_outputs_are_checked_too(written):
+    x = np.linspace(-2.7, 2.7, 12).reshape(4, 3)
+    with pytest.raises(TypeError, match=f"writes {written} in float32 or float64, got an array of dtype int64"):
+        if written == "db":
+            cpu.bias_relu_backward(x, x, np.empty_like(x), np.zeros(3, np.int64))
+        else:
+            cpu.bernoulli_nll_logits(x, np.full_like(x, 0.5), 0.25, np.empty_like(x), np.zeros(4, np.int64))
+
+
+def test_a_float16_input_is_refused_by_name():
+    with pytest.raises(TypeError, match="float32, float64, integers or booleans, got dtype float16"):
+        cpu.relu_forward(np.ones(3, np.float16), np.empty(3))
+    np.testing.assert_array_equal(cpu.relu_forward(np.array([-1, 2], np.int64), np.empty(2)), [0.0, 2.0])  # integers run
+
+
 def test_relu_propagates_nan_like_the_reference():
     x = np.array([np.nan, -1.0, 2.0])
     c = cpu.relu_forward(x, np.empty_like(x))

@@ -172,6 +172,19 @@ def test_what_the_kernels_do_not_take_goes_to_numpy(kind, case, monkeypatch):
     np.testing.assert_array_equal(KINDS[kind][0](a, b, out), expected)
 
 
+@pytest.mark.usefixtures("compiled_for_all")
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_read_only_out_is_refused_by_numpy_by_name(kind):
+    """The compiled kernels met a read-only out with Numba's TypingError; it goes to numpy.matmul,
+    whose error names it, and nothing is written."""
+    a, b = _operands(kind, 32, 32, 32, np.float32, 0)
+    out = np.full((32, 32), 7.0, np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        KINDS[kind][0](a, b, out)
+    np.testing.assert_array_equal(out, 7.0)
+
+
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_shapes_that_do_not_fit_are_refused_with_the_shapes_named(kind):
     kernel = KINDS[kind][0]

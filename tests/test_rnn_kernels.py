@@ -188,3 +188,18 @@ def test_numba_kernels_refuse_every_non_contiguous_output(name, output):
     assert not args[list(outs).index(output)].flags.c_contiguous
     with pytest.raises(ValueError, match=rf"^kernel output '{output}' must be a C-contiguous array$"):
         getattr(cpu, name)(*inputs, *args)
+
+
+@pytest.mark.parametrize("name, output", [(name, out) for name, (_, outs) in recurrent_kernel_calls().items() for out in outs])
+def test_numba_kernels_refuse_every_integer_or_read_only_output(name, output):
+    """An integer output took the float results truncated, where the reference refuses; a
+    read-only one met Numba's TypingError. Each output of each kernel is refused by name."""
+    inputs, outs = recurrent_kernel_calls()[name]
+    read_only = np.full(outs[output], 7.0)
+    read_only.flags.writeable = False
+    for bad, error, message in [(np.full(outs[output], 7, np.int64), TypeError, f"writes {output} in float32 or float64, got an array of dtype int64"),
+                                (read_only, ValueError, f"writes {output}, got a read-only array")]:
+        args = [bad if out == output else np.zeros(shape) for out, shape in outs.items()]
+        with pytest.raises(error, match=message):
+            getattr(cpu, name)(*inputs, *args)
+        np.testing.assert_array_equal(bad, 7)

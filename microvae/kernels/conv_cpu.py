@@ -173,16 +173,23 @@ def _maxpool_forward(x, pool, stride, y, argmax):
 
 
 @_jit
-def _maxpool_backward(dy, argmax, dx):
-    n_img, channels = dx.shape[0], dx.shape[1]
+def _maxpool_backward(dy, argmax, pool, stride, dx):
+    n_img, channels, width = dx.shape[0], dx.shape[1], dx.shape[3]
+    oh, ow = dy.shape[2], dy.shape[3]
     for n in range(n_img):
         for c in range(channels):
-            # flat views: argmax holds h·W + w, so no divisions per element
-            d_plane = dx[n, c].ravel()
-            g_plane, at_plane = dy[n, c].ravel(), argmax[n, c].ravel()
+            d_plane = dx[n, c].ravel()  # argmax holds h·W + w: a flat view takes it as an index
+            g_rows, at_rows = dy[n, c], argmax[n, c]
             d_plane[:] = 0.0
-            for k in range(g_plane.size):
-                d_plane[at_plane[k]] += g_plane[k]
+            for r in range(oh):
+                for q in range(ow):
+                    # as the reference: dy goes only to a position inside its own window (an
+                    # argmax of another window, or outside the plane, would be written unchecked)
+                    offset = at_rows[r, q] - (r * stride * width + q * stride)
+                    i = offset // width
+                    j = offset - i * width
+                    if 0 <= i < pool and 0 <= j < pool:
+                        d_plane[at_rows[r, q]] += g_rows[r, q]
 
 
 # The direct 3×3 convolution. Each image is copied into a zero-bordered plane per channel,
@@ -325,20 +332,25 @@ def _conv3x3_same_weight_grad(x, dy, dw):
 
 @_jit
 def _conv3x3_same_weight_grad_by_definition(x, dy, dw):
-    """dw[f, c, i, j] = Σ_n,h,w dy[n, f, h, w]·x[n, c, h + i − 1, w + j − 1] over the pixels
-    inside x, one term at a time. The padded grid above also multiplies x's edge columns by the
-    0 of dy_wide's two spare columns, and 0·Inf is NaN where the definition has no term at all."""
+    """dw[f, c, i, j] = Σ_n,h,w dy[n, f, h, w]·x_padded[n, c, h + i − 1, w + j − 1], one term
+    at a time, x_padded being x with its border of zeros (as in the reference, an infinite dy
+    at the edge meets a padding 0 and gives NaN). The grid above also multiplies x's edge
+    columns by the 0 of dy_wide's two spare columns, terms the definition does not have: an
+    infinite x there made NaN where the definition's sum is finite."""
     n_img, channels, height, width = x.shape
     filters = dy.shape[1]
+    zero = x.dtype.type(0)
     dw[...] = 0.0
     for f in range(filters):
         for c in range(channels):
             for i in range(3):
                 for j in range(3):
                     for n in range(n_img):
-                        for h in range(max(0, 1 - i), min(height, height + 1 - i)):
-                            for w in range(max(0, 1 - j), min(width, width + 1 - j)):
-                                dw[f, c, i, j] += dy[n, f, h, w] * x[n, c, h + i - 1, w + j - 1]
+                        for h in range(height):
+                            for w in range(width):
+                                hi, wj = h + i - 1, w + j - 1
+                                inside = 0 <= hi < height and 0 <= wj < width
+                                dw[f, c, i, j] += dy[n, f, h, w] * (x[n, c, hi, wj] if inside else zero)
 
 
 def _contiguous(*arrays):
@@ -349,15 +361,17 @@ def _contiguous(*arrays):
 
 def im2col(x, stride, pad_top, pad_left, cols):
     _contiguous(x, cols)
+    shapes.output("im2col", cols=cols)
     shapes.conv_columns("im2col", x.shape, cols.shape)
-    _im2col(x, int(stride), int(pad_top), int(pad_left), cols)
+    _im2col(x, *shapes.conv_geometry("im2col", stride, pad_top, pad_left), cols)
     return cols
 
 
 def col2im(cols, stride, pad_top, pad_left, x):
     _contiguous(cols, x)
+    shapes.output("col2im", x=x)
     shapes.conv_columns("col2im", x.shape, cols.shape)
-    _col2im(cols, int(stride), int(pad_top), int(pad_left), x)
+    _col2im(cols, *shapes.conv_geometry("col2im", stride, pad_top, pad_left), x)
     return x
 
 
@@ -365,15 +379,20 @@ def maxpool_forward(x, pool, stride, y, argmax):
     _contiguous(x, y, argmax)
     if argmax.dtype != np.int64:
         raise TypeError(f"argmax must be int64, got {argmax.dtype}")
-    shapes.pooling("maxpool_forward", x.shape, int(pool), int(stride), y.shape, argmax.shape)
-    _maxpool_forward(x, int(pool), int(stride), y, argmax)
+    shapes.output("maxpool_forward", y=y)
+    pool, stride = shapes.pool_geometry("maxpool_forward", pool, stride)
+    shapes.pooling("maxpool_forward", x.shape, pool, stride, y.shape, argmax.shape)
+    _maxpool_forward(x, pool, stride, y, argmax)
     return y
 
 
 def maxpool_backward(dy, argmax, pool, stride, dx):
     _contiguous(dy, argmax, dx)
-    shapes.pooling("maxpool_backward", dx.shape, int(pool), int(stride), dy.shape, argmax.shape)
-    _maxpool_backward(dy, argmax, dx)
+    shapes.argmax("maxpool_backward", argmax)
+    shapes.output("maxpool_backward", dx=dx)
+    pool, stride = shapes.pool_geometry("maxpool_backward", pool, stride)
+    shapes.pooling("maxpool_backward", dx.shape, pool, stride, dy.shape, argmax.shape)
+    _maxpool_backward(dy, argmax, pool, stride, dx)
     return dx
 
 
@@ -385,7 +404,15 @@ def _conv3x3_shapes(x, weight_shape, y_shape):
 
 
 def conv3x3_same(x, weight, bias, relu, y):
+    """y = the 3×3 "same" convolution of x (see the reference). ``y`` may be ``x`` itself (of
+    the same shape and dtype), or must not overlap it: each image is read after the one before
+    it is written."""
     _contiguous(x, weight, y)
+    shapes.output("conv3x3_same", y=y)
+    in_place = x.ctypes.data == y.ctypes.data and x.shape == y.shape and x.dtype == y.dtype
+    if not in_place and np.may_share_memory(x, y):
+        raise ValueError("conv3x3_same: y must be x itself or not overlap it (each image is read after the one "
+                         f"before it is written); got x {x.shape} and y {y.shape} sharing memory")
     _conv3x3_shapes(x, weight.shape, y.shape)
     bias = np.empty(0, dtype=y.dtype) if bias is None else np.ascontiguousarray(bias)
     _conv3x3_same(x, weight, bias, bool(relu), y)
@@ -394,6 +421,7 @@ def conv3x3_same(x, weight, bias, relu, y):
 
 def conv3x3_same_weight_grad(x, dy, dw):
     _contiguous(x, dy, dw)
+    shapes.output("conv3x3_same_weight_grad", dw=dw)
     _conv3x3_shapes(x, dw.shape, dy.shape)
     _conv3x3_same_weight_grad(x, dy, dw)
     if np.isnan(dw).any():  # (F·C·9 values: cheap) an Inf or NaN in x or dy; the grid may have made NaNs of Infs

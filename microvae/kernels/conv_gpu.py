@@ -107,35 +107,44 @@ _maxpool_backward = cp.ElementwiseKernel(
 )
 
 
-def _geometry(x_shape, cols_shape, stride, pad_top, pad_left):
+def _geometry(kernel, x_shape, cols_shape, stride, pad_top, pad_left):
     n, c, h, w = x_shape
     _, kh, kw, _, oh, ow = cols_shape
-    return (int(n), int(c), int(h), int(w), int(kh), int(kw), int(oh), int(ow), int(stride), int(pad_top), int(pad_left))
+    return (int(n), int(c), int(h), int(w), int(kh), int(kw), int(oh), int(ow),
+            *shapes.conv_geometry(kernel, stride, pad_top, pad_left))
 
 
 def im2col(x, stride, pad_top, pad_left, cols):
+    shapes.output("im2col", cols=cols)
     shapes.conv_columns("im2col", x.shape, cols.shape)
-    _im2col(x, *_geometry(x.shape, cols.shape, stride, pad_top, pad_left), cols)
+    _im2col(x, *_geometry("im2col", x.shape, cols.shape, stride, pad_top, pad_left), cols)
     return cols
 
 
 def col2im(cols, stride, pad_top, pad_left, x):
+    shapes.output("col2im", x=x)
     shapes.conv_columns("col2im", x.shape, cols.shape)
-    _col2im(cols, *_geometry(x.shape, cols.shape, stride, pad_top, pad_left), x)
+    _col2im(cols, *_geometry("col2im", x.shape, cols.shape, stride, pad_top, pad_left), x)
     return x
 
 
 def maxpool_forward(x, pool, stride, y, argmax):
     if argmax.dtype != cp.int64:
         raise TypeError(f"argmax must be int64, got {argmax.dtype}")
-    shapes.pooling("maxpool_forward", x.shape, int(pool), int(stride), y.shape, argmax.shape)
+    shapes.output("maxpool_forward", y=y)
+    pool, stride = shapes.pool_geometry("maxpool_forward", pool, stride)
+    shapes.pooling("maxpool_forward", x.shape, pool, stride, y.shape, argmax.shape)
     _, _, h, w = x.shape
-    _maxpool_forward(x, int(h), int(w), int(y.shape[2]), int(y.shape[3]), int(pool), int(stride), y, argmax)
+    _maxpool_forward(x, int(h), int(w), int(y.shape[2]), int(y.shape[3]), pool, stride, y, argmax)
     return y
 
 
 def maxpool_backward(dy, argmax, pool, stride, dx):
-    shapes.pooling("maxpool_backward", dx.shape, int(pool), int(stride), dy.shape, argmax.shape)
+    shapes.argmax("maxpool_backward", argmax)
+    shapes.output("maxpool_backward", dx=dx)
+    pool, stride = shapes.pool_geometry("maxpool_backward", pool, stride)
+    shapes.pooling("maxpool_backward", dx.shape, pool, stride, dy.shape, argmax.shape)
+    argmax = argmax.astype(cp.int64, copy=False)  # any integer dtype, as the CPU twins take
     _, _, h, w = dx.shape
-    _maxpool_backward(dy, argmax, int(h), int(w), int(dy.shape[2]), int(dy.shape[3]), int(pool), int(stride), dx)
+    _maxpool_backward(dy, argmax, int(h), int(w), int(dy.shape[2]), int(dy.shape[3]), pool, stride, dx)
     return dx

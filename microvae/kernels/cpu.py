@@ -12,7 +12,7 @@ import math
 import numba as nb
 import numpy as np
 
-from . import numba_threads
+from . import numba_threads, shapes
 
 
 # error_model="numpy": no per-element ZeroDivision checks, so the loops vectorise (7× for Adam).
@@ -265,33 +265,38 @@ def _by_size(threaded, serial, array, *args):
 
 # The loops index without bounds checks (Numba's default), so the wrappers below check every
 # argument's shape against the first's: a short output would otherwise be written past its end.
-def _checked(a, shape=None):
-    """``a``, which must be C-contiguous and, if given, of ``shape``."""
+def _checked(a, shape=None, written: str | None = None):
+    """``a``, which must be C-contiguous and, if given, of ``shape``; if the kernel writes it
+    (``written`` names it), float32 or float64 and writeable (``shapes.output``)."""
     if not a.flags.c_contiguous:
         raise ValueError("kernel arguments must be C-contiguous arrays")
     if shape is not None and a.shape != shape:
         raise ValueError(f"kernel arguments must all have shape {shape}, got one of shape {a.shape}")
+    if written is not None:
+        shapes.output("the kernel", **{written: a})
+    elif a.dtype.kind not in "biuf" or a.dtype == np.float16:  # Numba compiles no float16 arithmetic
+        raise TypeError(f"kernel arguments must hold float32, float64, integers or booleans, got dtype {a.dtype}")
     return a
 
 
-def _flat(a, shape=None):
-    return _checked(a, shape).reshape(-1)
+def _flat(a, shape=None, written: str | None = None):
+    return _checked(a, shape, written).reshape(-1)
 
 
 def relu_forward(x, out):
     """out = max(x, 0); ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _relu_forward(_flat(x), _flat(out, x.shape))
+    _relu_forward(_flat(x), _flat(out, x.shape, "out"))
     return out
 
 
 def relu_backward(dy, y, out):
-    _relu_backward(_flat(dy), _flat(y, dy.shape), _flat(out, dy.shape))
+    _relu_backward(_flat(dy), _flat(y, dy.shape), _flat(out, dy.shape, "out"))
     return out
 
 
-def _rows(a, b, shape=None):
+def _rows(a, b, shape=None, written: str | None = None):
     """``a`` as a C-contiguous (batch, n) array (of ``shape``, if given) with ``b`` a contiguous (n,) one."""
-    _checked(a, shape)
+    _checked(a, shape, written)
     _checked(b)
     if a.ndim != 2 or b.shape != a.shape[1:]:
         raise ValueError(f"expected a (batch, n) array and an (n,) one, got shapes {a.shape} and {b.shape}")
@@ -300,23 +305,24 @@ def _rows(a, b, shape=None):
 
 def bias_relu_forward(x, b, out):
     """out = max(x + b, 0) row by row; ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _bias_relu_forward(_rows(x, b), b, _rows(out, b, x.shape))
+    _bias_relu_forward(_rows(x, b), b, _rows(out, b, x.shape, "out"))
     return out
 
 
 def bias_relu_backward(dy, y, out, db):
+    shapes.output("bias_relu_backward", db=db)
     if dy.ndim == 2 and dy.shape[1] == 1:
         # a single column is contiguous, and NumPy sums it pairwise, not in row order: NumPy
         # sums it here too, so that db still equals the unfused layer's dY.sum(axis=0) exactly
-        relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape))
+        relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape, "out"))
         out.sum(axis=0, out=db)
         return out
-    _bias_relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape), db)
+    _bias_relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape, "out"), db)
     return out
 
 
 def sigmoid(x, out):
-    _sigmoid(_flat(x), _flat(out, x.shape))
+    _sigmoid(_flat(x), _flat(out, x.shape, "out"))
     return out
 
 
@@ -324,9 +330,10 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
     """row_loss[b] = Σ_d softplus(l) − x·l, dlogits = (σ(l) − x)·scale, for (batch, d) arrays."""
     if logits.ndim != 2:
         raise ValueError(f"expected (batch, d) logits, got shape {logits.shape}")
-    for a in (logits, x, dlogits):
-        _checked(a, logits.shape)
-    _checked(row_loss, logits.shape[:1])
+    _checked(logits, logits.shape)
+    _checked(x, logits.shape)
+    _checked(dlogits, logits.shape, "dlogits")
+    _checked(row_loss, logits.shape[:1], "row_loss")
     if logits.dtype == np.float32 and x.dtype == np.float32 and dlogits.dtype == np.float32:
         _by_size(_bernoulli_nll_f32_threads, _bernoulli_nll_f32, logits, x, np.float32(scale), dlogits, row_loss, 0, len(logits))
         return row_loss
@@ -345,7 +352,8 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
     """One Adam step in place, ``param``, ``m`` and ``v`` updated; arrays of one shape, any shape."""
     t = param.dtype.type
     shape = param.shape
-    _by_size(_adam_update_threads, _adam_update, _flat(param), _flat(grad, shape), _flat(m, shape), _flat(v, shape),
+    _by_size(_adam_update_threads, _adam_update, _flat(param, None, "param"), _flat(grad, shape), _flat(m, shape, "m"),
+             _flat(v, shape, "v"),
             t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
 
 
@@ -353,7 +361,8 @@ def sgd_update(param, grad, velocity, lr, momentum):
     """One SGD (momentum) step in place, ``param`` and ``velocity`` updated; arrays of one shape."""
     t = param.dtype.type
     shape = param.shape
-    _by_size(_sgd_update_threads, _sgd_update, _flat(param), _flat(grad, shape), _flat(velocity, shape), t(lr), t(momentum))
+    _by_size(_sgd_update_threads, _sgd_update, _flat(param, None, "param"), _flat(grad, shape), _flat(velocity, shape, "velocity"),
+             t(lr), t(momentum))
 
 
 from .matmul_cpu import *  # noqa: E402,F401,F403

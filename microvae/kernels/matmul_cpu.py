@@ -34,7 +34,16 @@ threads. Serial twins of the drivers run where threads may not
 Falls back to ``numpy.matmul`` (the reference twin) for products of at most ``SMALL``
 multiply-adds (OpenBLAS runs those on the calling thread, and faster than a packing pass),
 for products with M, K or N below ``NARROW``, for dtypes other than float32 and float64, for arrays that are not C-contiguous, and when
-``out`` overlaps an input.
+``out`` overlaps an input or is read-only (NumPy then refuses it by name).
+
+Accuracy: each output element of ``matmul`` and ``matmul_tn`` is one K-long chain of fused
+multiply-adds, so its rounding error grows in proportion to K, where OpenBLAS sums blocks of
+K separately and grows more slowly. Both stay within the worst-case bound 2·K·u·Σ|a||b| that
+the tests hold them to. Measured for ``matmul_tn`` of uniform [0, 1) float32 (K, 64) and
+(K, 32) operands, the largest relative error equalled NumPy's at K = 128, was 3× it at
+K = 784 and 18× at K = 60000 (1.1e-5). In training K is a layer's width (the forward
+product) or the batch size (a weight gradient Xᵀ·dY), a few hundred. ``matmul_nt`` sums in
+vector lanes and stays at NumPy's level.
 """
 
 from __future__ import annotations
@@ -297,7 +306,7 @@ def _work(dtype, size):
 def _ours(a, b, out, m, k, n) -> bool:
     """Whether the compiled kernels take this product (else numpy.matmul does)."""
     return (m * k * n > SMALL and min(m, k, n) >= NARROW and a.dtype == b.dtype == out.dtype and a.dtype in (np.float32, np.float64)
-            and a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous
+            and a.flags.c_contiguous and b.flags.c_contiguous and out.flags.c_contiguous and out.flags.writeable
             and not np.may_share_memory(out, a) and not np.may_share_memory(out, b))
 
 

@@ -4,6 +4,11 @@ Same names, arguments and results as the reference kernels (see there for the ma
 Outputs must be C-contiguous, and inputs that are not are copied: the layers keep their
 sequences time-major so that one step's slice is a contiguous (batch, ·) block. Shapes are
 checked first (``shapes.py``): the loops index without bounds checks.
+
+Precision: Numba types the loops' literals (1.0) as float64, so a float32 step is computed in
+float64 and rounded once, at each store. Results agree with the float32 reference to a few
+ulps (the twin tests hold them to that); where an intermediate product of the reference
+overflows float32 (values near 3e38), the value here may come out finite instead of ±Inf.
 """
 
 from __future__ import annotations
@@ -107,6 +112,7 @@ def _gru_backward(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
 def _out(a, name):
     if not a.flags.c_contiguous:
         raise ValueError(f"kernel output {name!r} must be a C-contiguous array")
+    shapes.output("a recurrent step kernel", **{name: a})
     return a
 
 

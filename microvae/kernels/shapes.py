@@ -1,4 +1,5 @@
-"""Argument shapes of the convolution, pooling and recurrent kernels, checked before they run.
+"""Argument shapes of the convolution, pooling and recurrent kernels, checked before they run
+(with their geometry and the dtypes of what they write).
 
 The compiled twins (Numba on the CPU, CuPy on the GPU) index their arrays without bounds
 checks, so an argument of the wrong shape would read or write past its end without a word,
@@ -10,7 +11,12 @@ these guard direct calls. The Numba elementwise kernels check theirs, and contig
 
 from __future__ import annotations
 
-__all__ = ["elementwise", "rows", "bernoulli", "conv_columns", "pooling", "rnn_step", "gru_step"]
+import numpy as np
+
+from ..checks import check_int
+
+__all__ = ["elementwise", "rows", "bernoulli", "conv_columns", "pooling", "rnn_step", "gru_step",
+           "output", "argmax", "conv_geometry", "pool_geometry"]
 
 
 def _refuse(kernel: str, needs: str, **got):
@@ -79,3 +85,30 @@ def gru_step(kernel: str, mask_shape, wide: dict, narrow: dict, b_hn_shape=None)
         extra = {} if b_hn_shape is None else {"b_hn": b_hn_shape}
         _refuse(kernel, f"{', '.join(wide)} (batch, 3H), {', '.join(narrow)} (batch, H), mask (batch,)"
                 + (" and b_hn (H,)" if b_hn_shape is not None else ""), **wide, **narrow, mask=mask_shape, **extra)
+
+
+def output(kernel: str, **arrays) -> None:
+    """Arrays a kernel writes: float32 or float64 (a compiled loop would truncate its results
+    into an integer array, where the reference refuses), and writeable."""
+    for name, a in arrays.items():
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{kernel} writes {name} in float32 or float64, got an array of dtype {a.dtype}")
+        if not getattr(a.flags, "writeable", True):  # (CuPy arrays have no such flag)
+            raise ValueError(f"{kernel} writes {name}, got a read-only array")
+
+
+def argmax(kernel: str, a) -> None:
+    """A max-pooling argmax: integers (flat positions h·W + w)."""
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{kernel} needs argmax of an integer dtype (positions h·W + w), got {a.dtype}")
+
+
+def conv_geometry(kernel: str, stride, pad_top, pad_left) -> tuple[int, int, int]:
+    """im2col/col2im's stride (≥ 1) and pads (≥ 0), as ints: a fraction is refused, not cut."""
+    return (check_int(f"{kernel}'s stride", stride, 1), check_int(f"{kernel}'s pad_top", pad_top, 0),
+            check_int(f"{kernel}'s pad_left", pad_left, 0))
+
+
+def pool_geometry(kernel: str, pool, stride) -> tuple[int, int]:
+    """Max pooling's window and stride, ints ≥ 1 (a window of 0 would read outside x)."""
+    return check_int(f"{kernel}'s pool", pool, 1), check_int(f"{kernel}'s stride", stride, 1)
