@@ -195,10 +195,21 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     return GradcheckResult(errors, mode, title)
 
 
+def _parameters(layer):
+    """(key, value, grads dict, name) of every parameter of ``layer`` and its sub-layers."""
+    for path, module in layer.named_modules():
+        for name, value in module.params.items():
+            yield (f"{path}.{name}" if path else name), value, module.grads, name
+
+
 def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full", check_input: bool = True) -> GradcheckResult:
     """Check a built float64 layer: f(x, θ) = Σ forward(x) ⊙ R for a fixed random R.
 
     Its gradient is exactly what ``backward(R)`` returns (dx) and writes (parameter grads).
+    The gradients are filled with NaN before each backward pass, so a layer that adds to them
+    instead of overwriting them fails (training never zeroes them). The parameter gradients
+    of ``backward(R, input_grad=False)``, the pass a model's first layer takes, are held to
+    those of ``input_grad=True`` and reported as "<name> (input_grad=False)".
     """
     if getattr(layer, "backend", None) is None:
         raise RuntimeError(f"check_layer needs a built layer: call {type(layer).__name__}(...).build(dtype='float64') first")
@@ -207,23 +218,36 @@ def check_layer(layer, x, *, seed: int = 0, eps: float = 1e-6, mode: str = "full
                         f"{type(layer).__name__}(...).build(dtype='float64')")
     xp = layer.backend.xp
     x = xp.array(x, dtype=np.float64)
+    if x.size == 0:  # every gradient would be empty, and any layer would pass
+        raise ValueError(f"check_layer needs a non-empty batch, got x of shape {tuple(x.shape)}")
+    parameters = list(_parameters(layer))
+
+    def backward(upstream, input_grad):
+        for _, _, grads, name in parameters:
+            grads[name][...] = np.nan
+        return layer.backward(upstream, input_grad=input_grad)
+
     y = layer.forward(x)
     upstream = xp.asarray(np.random.default_rng(check_seed(seed)).standard_normal(tuple(y.shape)))
-    dx = layer.backward(upstream, input_grad=True)
+    dx = backward(upstream, True)
     wrt, analytic = {}, {}
     if check_input:
         wrt["x"], analytic["x"] = x, dx.copy()
-    for path, module in layer.named_modules():
-        for name, value in module.params.items():
-            key = f"{path}.{name}" if path else name
-            wrt[key], analytic[key] = value, module.grads[name].copy()
+    for key, value, grads, name in parameters:
+        wrt[key], analytic[key] = value, grads[name].copy()
     if not wrt:
         raise ValueError(f"{type(layer).__name__} has no parameters, and check_input=False leaves nothing to check")
+    backward(upstream, False)
+    floor = 1e-3 * max(1.0, abs(float((y * upstream).sum())))
+    without_dx = {f"{key} (input_grad=False)": _relative_error(_host(grads[name]).reshape(-1), _host(analytic[key]).reshape(-1), floor)
+                  for key, _, grads, name in parameters}
 
     def f():
         return float((layer.forward(x) * upstream).sum())
 
-    return gradcheck(f, wrt, analytic, eps=eps, mode=mode, seed=seed, title=repr(layer).split("\n")[0])
+    result = gradcheck(f, wrt, analytic, eps=eps, mode=mode, seed=seed, title=repr(layer).split("\n")[0])
+    result.errors.update(without_dx)
+    return result
 
 
 def check_loss(loss_fn, inputs: dict, *, grad_names=None, eps: float = 1e-6, mode: str = "full", seed: int = 0) -> GradcheckResult:
@@ -254,6 +278,7 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
     The reparameterization noise is held fixed (``eps_noise``, drawn from ``seed`` if not
     given), so encoder → sampling → decoder → loss is one deterministic function of θ.
     ``batch`` is what ``model.loss_and_grads`` takes before its noise (x, or x and labels);
+    the gradients are filled with NaN first, so every one must be written, not added to;
     ``eps`` here is the finite-difference step h, as in ``gradcheck``. For the VAEs (every model with ``loss_and_grads``); an AAE's three phases are checked
     with ``gradcheck`` over ``model.phase_loss`` (see tests/test_aae.py).
     """
@@ -266,6 +291,7 @@ def check_model(model, *batch, eps_noise=None, eps: float = 1e-6, mode: str = "f
         raise TypeError("check_model needs a model built with dtype='float64'")
     if eps_noise is None:
         eps_noise = model.fixed_noise(*batch, seed=seed)
+    model.flat.grad[...] = np.nan  # a layer that adds to its gradients, not overwrites them, fails
     model.loss_and_grads(*batch, eps=eps_noise)
     wrt, analytic = {}, {}
     for name, value, grad in model.flat.named():

@@ -1,5 +1,7 @@
 """The gradient checker itself: it passes right gradients and fails wrong ones."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -52,7 +54,7 @@ def test_shape_mismatch_and_missing_gradient():
 def test_report_lists_every_input_and_parameter():
     layer = mv.Dense(3, 2).build(dtype="float64")
     result = mv.check_layer(layer, np.ones((2, 3)))
-    assert set(result.errors) == {"x", "W", "b"}
+    assert set(result.errors) == {"x", "W", "b", "W (input_grad=False)", "b (input_grad=False)"}
     text = str(result)
     assert "W" in text and "ok" in text and result.max_error < 1e-6
     model = mv.VAE(5, (4,), 2, dtype="float64")
@@ -244,7 +246,8 @@ def test_check_layer_catches_a_backward_that_drops_the_upstream_gradient():
 def test_check_layer_checks_the_parameters_of_every_sublayer():
     model = mv.Sequential(mv.Dense(3, 4), mv.Tanh(), mv.Dense(4, 2)).build(dtype="float64", seed=0)
     result = mv.check_layer(model, testing.normal_array((2, 3), 0))
-    assert set(result.errors) == {"x", "0.W", "0.b", "2.W", "2.b"} and result.passed(1e-6)
+    parameters = {"0.W", "0.b", "2.W", "2.b"}
+    assert set(result.errors) == {"x"} | parameters | {f"{p} (input_grad=False)" for p in parameters} and result.passed(1e-6)
 
 
 def test_check_loss_checks_every_gradient_it_returns():
@@ -582,3 +585,57 @@ def test_checks_of_nothing_are_refused_not_passed():
         check_layer(ReLU().build(dtype="float64"), np.ones((2, 3)), check_input=False)
     with pytest.raises(ValueError, match="gradcheck needs at least one array in wrt"):
         gradcheck(lambda: 1.0, {}, {})
+
+
+class _AddsToItsGradients(mv.Dense):
+    """A Dense layer written with another library's habit: += into its gradients."""
+
+    def backward(self, dy, input_grad=True):
+        dy = self._upstream(dy)
+        self.grads["W"] += self._x.T @ dy
+        self.grads["b"] += dy.sum(axis=0)
+        return dy @ self.params["W"].T if input_grad else None
+
+
+class _WrongWithoutInputGrad(mv.Dense):
+    """Right with input_grad=True; halves dW on the path a model's first layer takes."""
+
+    def backward(self, dy, input_grad=True):
+        dx = super().backward(dy, input_grad=input_grad)
+        if not input_grad:
+            self.grads["W"] *= 0.5
+        return dx
+
+
+def test_check_layer_fails_a_layer_that_adds_to_its_gradients():
+    """Training never zeroes the gradients: backward must overwrite them. The check ran one
+    backward pass on a fresh layer, whose gradients were 0, so += passed (and trained with
+    t·g at step t)."""
+    x = testing.normal_array((3, 4), 0)
+    assert mv.check_layer(mv.Dense(4, 2).build(dtype="float64", seed=0), x).passed(1e-6)
+    result = mv.check_layer(_AddsToItsGradients(4, 2).build(dtype="float64", seed=0), x)
+    assert not result.passed(1e-6) and math.isnan(result.errors["W"]) and math.isnan(result.errors["b"])
+
+
+def test_check_layer_holds_the_pass_without_an_input_gradient_to_the_other():
+    """A model calls its first layer with input_grad=False, on another code path (Conv2D: a
+    weight-gradient-only kernel). A layer wrong only there passed check_layer."""
+    x = testing.normal_array((3, 4), 0)
+    result = mv.check_layer(_WrongWithoutInputGrad(4, 2).build(dtype="float64", seed=0), x)
+    assert result.errors["W"] < 1e-8 and result.errors["W (input_grad=False)"] > 0.1 and not result.passed(1e-6)
+    assert result.errors["b (input_grad=False)"] < 1e-12
+
+
+def test_check_layer_refuses_an_empty_batch():
+    """Every gradient of an empty batch is empty, so any layer, right or wrong, passed."""
+    with pytest.raises(ValueError, match=r"non-empty batch, got x of shape \(0, 4\)"):
+        mv.check_layer(_AddsToItsGradients(4, 2).build(dtype="float64"), np.zeros((0, 4)))
+
+
+def test_check_model_fails_a_model_whose_layer_adds_to_its_gradients():
+    data = np.random.default_rng(0).random((4, 3))
+    good = mv.VAE(3, (4,), 2, dtype="float64", seed=0)
+    assert mv.check_model(good, data).passed(1e-6)
+    bad = mv.VAE(3, (4,), 2, dtype="float64", seed=0, encoder=mv.Sequential(_AddsToItsGradients(3, 4), mv.ReLU()))
+    result = mv.check_model(bad, data)
+    assert not result.passed(1e-6) and math.isnan(result.max_error)
