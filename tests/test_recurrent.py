@@ -330,3 +330,50 @@ def test_calling_the_layer_is_forward_with_its_initial_state_and_mask(cls):
 def test_repr_names_input_then_hidden_size():
     # the repr is how errors name the layer (and how a model's repr reads): RNN(input_size, hidden_size)
     assert repr(RNN(3, 5)) == "RNN(3, 5)" and repr(GRU(7, 2)) == "GRU(7, 2)"
+
+
+@settings(max_examples=20)
+@given(st.integers(2, 4), st.integers(2, 5), st.integers(1, 3), st.integers(1, 4), st.sampled_from([np.nan, np.inf, -np.inf, 1e300]),
+       st.integers(0, 2**31))
+@pytest.mark.parametrize("cls", [RNN, GRU])
+def test_whatever_the_padding_holds_it_adds_nothing_to_the_gradients(cls, B, T, I, H, pad, seed):
+    """Padded steps get no gradient, but dW_x = Σ_t x_tᵀ·da_t multiplied their x by da = 0:
+    NaN or Inf in the padding (a "missing" marker) made dW_x NaN while H and dx looked right,
+    and one optimizer step later every output was NaN."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, I))
+    mask = np.ones((B, T))
+    mask[0, 1:] = 0  # the first sequence is one step long
+    dH = rng.standard_normal((B, T, H))
+    layer = cls(I, H).build(dtype="float64", seed=0)
+    results = []
+    for fill in (0.0, pad):
+        H_out = layer.forward(np.where(mask[..., None] == 1, x, fill), mask=mask)
+        dx = layer.backward(dH)
+        results.append((H_out, dx, {k: v.copy() for k, v in layer.grads.items()}))
+    (H0, dx0, g0), (H1, dx1, g1) = results
+    np.testing.assert_array_equal(H1, H0)
+    np.testing.assert_array_equal(dx1, dx0)
+    for name in g0:
+        np.testing.assert_array_equal(g1[name], g0[name], err_msg=name)
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU])
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1), (3, 4)])
+def test_the_caller_may_change_x_and_H_after_forward_at_any_shape(cls, B, T):
+    """At B = 1 or T = 1 the transposes were no-copy views: the returned H was the backward's
+    state cache and the cached x was the caller's array, so H *= 0.5 or x += 1 between
+    forward and backward changed the gradients (at B, T > 1 they did not)."""
+    rng = np.random.default_rng(0)
+    x, dH = rng.standard_normal((B, T, 2)), rng.standard_normal((B, T, 3))
+    layer = cls(2, 3).build(dtype="float64", seed=0)
+    layer.forward(x.copy())
+    layer.backward(dH)
+    expected = {k: v.copy() for k, v in layer.grads.items()}
+    mine = x.copy()
+    H_out = layer.forward(mine)
+    H_out *= 0.5
+    mine += 1.0
+    layer.backward(dH)
+    for name in expected:
+        np.testing.assert_array_equal(layer.grads[name], expected[name], err_msg=name)

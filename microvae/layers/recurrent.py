@@ -15,7 +15,8 @@ API (the same for both)::
 padded step (mask 0) carries the state through unchanged, h_t = h_{t−1} exactly, so the
 state at the last real step is carried to the end: ``H[:, -1]`` *is* each sequence's last
 (mask-aware) hidden state, and a gradient put there reaches the last real step. Padded
-steps get no gradient: dx_t = 0 there, and they add nothing to the parameter gradients.
+steps get no gradient: dx_t = 0 there, and they add nothing to the parameter gradients,
+whatever values (NaN included) the padding holds.
 
 **Backpropagation through time.** With δ_t the total gradient reaching h_t, i.e. the
 upstream dH_t plus what flows back from step t+1 (δ_{T+1} = 0), each step's kernel turns
@@ -90,7 +91,9 @@ class _Recurrent(Layer):
         B, T = int(x.shape[0]), int(x.shape[1])
         if B < 1 or T < 1:
             raise ValueError(f"{name} needs at least one sequence and one time step, got x of shape {tuple(x.shape)}")
-        xt = xp.ascontiguousarray(x.transpose(1, 0, 2))
+        # always a copy (ascontiguousarray shares x when B or T is 1): the cache must not
+        # change with the caller's array, and padding is zeroed in it below
+        xt = xp.array(x.transpose(1, 0, 2), order="C")
         if h0 is None:
             h0 = xp.zeros((B, self.hidden_size), dtype=dtype)
         else:
@@ -109,6 +112,9 @@ class _Recurrent(Layer):
             if not bool(((mask == 0) | (mask == 1)).all()):
                 raise ValueError(f"{name}: mask must contain only 0 and 1")
             mt = xp.ascontiguousarray(xp.asarray(mask, dtype=dtype).T)
+            # padded steps get no gradient, but dW_x = Σ_t x_tᵀ·da_t still multiplies their x by
+            # da = 0: padding that holds NaN or Inf (a "missing" marker) would make dW_x NaN
+            xt[mt == 0] = 0
         return xt, h0, mt
 
     def _check_dH(self, dH):
@@ -187,7 +193,7 @@ class RNN(_Recurrent):
             a = gx[t] + hs[t] @ W_h
             k.rnn_tanh_forward_step(a, hs[t], mt[t], hs[t + 1])
         self._cache = {"T": T, "B": B, "xt": xt, "hs": hs, "mt": mt}
-        return xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+        return xp.array(hs[1:].transpose(1, 0, 2), order="C")  # a copy at any B and T: hs is the backward's cache
 
     def backward(self, dH, input_grad: bool = True):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
@@ -274,7 +280,7 @@ class GRU(_Recurrent):
         for t in range(T):
             k.gru_forward_step(gx[t], hs[t] @ W_h, b_hn, hs[t], mt[t], hs[t + 1], gates[t], hn[t])
         self._cache = {"T": T, "B": B, "xt": xt, "hs": hs, "mt": mt, "gates": gates, "hn": hn}
-        return xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+        return xp.array(hs[1:].transpose(1, 0, 2), order="C")  # a copy at any B and T: hs is the backward's cache
 
     def backward(self, dH, input_grad: bool = True):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
