@@ -78,6 +78,10 @@ class Optimizer:
 
     def step(self) -> None:
         """Clip the gradient (if ``clip_norm``), count the step and update every parameter."""
+        if self.flat.replaced:
+            raise RuntimeError(f"{type(self).__name__}.step: the layer these parameters belong to was built again, and its "
+                               "parameters now live in a new buffer that this optimizer does not update; make a new "
+                               "optimizer for layer.flat")
         if self.clip_norm is not None:
             clip_grad_norm(self.flat.grad, self.clip_norm)
         self.t += 1
@@ -117,7 +121,7 @@ class Adam(Optimizer):
     def __init__(self, flat, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)
         # an ordered pair: a set or a dict would give its two betas in an order of its own
-        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
+        if not isinstance(betas, (tuple, list, np.ndarray)) or np.ndim(betas) != 1 or len(betas) != 2:  # (a 0-d array has no len)
             raise TypeError(f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {betas!r}")
         b1, b2 = (check_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):

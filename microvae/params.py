@@ -31,7 +31,11 @@ class FlatParameters:
     ----------
     data, grad : 1-D arrays of ``size`` elements on the backend
     layout : list of (qualified_name, offset, shape), e.g. ("encoder.0.W", 0, (784, 512))
+    replaced : True once ``root.build()`` ran again and moved the views to a new buffer (an
+        optimizer made for this one then refuses to step, rather than update nothing)
     """
+
+    replaced = False  # set when the tree is built again: its views then live in a new buffer
 
     def __init__(self, root, backend):
         self.backend = backend
@@ -43,6 +47,11 @@ class FlatParameters:
         _check_not_in_another_tree(root)
         entries = []
         for path, module in root.named_modules():
+            previous = module.__dict__.get("_buffer")  # the buffer that held this module's parameters before
+            previous = previous() if previous is not None else None
+            if previous is not None:  # an optimizer of it would update nothing: it now refuses to step
+                previous.replaced = True
+            module._buffer = weakref.ref(self)
             module.backend = backend
             # a new buffer: the last forward pass's caches belong to the old one
             for cache in ("_out_shape", "_cache"):
@@ -161,8 +170,14 @@ class ParameterSlice(FlatParameters):
         end = picked[-1][1] + math.prod(picked[-1][2])
         if end - start != sum(math.prod(shape) for _, _, shape in picked):
             raise ValueError(f"the parameters of {'/'.join(prefixes)} are not adjacent in the flat buffer")
+        self._parent = parent
         self.backend = parent.backend
         self.size = end - start
         self.data = parent.data[start:end]
         self.grad = parent.grad[start:end]
         self.layout = [(name, offset - start, shape) for name, offset, shape in picked]
+
+    @property
+    def replaced(self) -> bool:
+        """Whether the buffer this slice is a view of was replaced (see ``FlatParameters``)."""
+        return self._parent.replaced

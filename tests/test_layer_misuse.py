@@ -526,3 +526,79 @@ def test_bias_is_true_or_false(make):
         with pytest.raises(TypeError, match="bias must be True or False"):
             make(value)
     assert make(False).get_config()["bias"] is False
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
+@pytest.mark.parametrize("how", ["rebuilt", "joined another tree", "a group of it"])
+def test_an_optimizer_of_a_replaced_buffer_refuses_to_step(optimizer, how):
+    """build() again moves every parameter view to a new buffer. An optimizer made before kept
+    stepping the old one: step() raised nothing, and the parameters never moved."""
+    import microvae as mv
+
+    net = Sequential(Dense(3, 4), ReLU(), Dense(4, 1)).build(dtype="float64", seed=0)
+    flat = net.flat.subset("0") if how == "a group of it" else net.flat
+    opt = getattr(mv, optimizer)(flat, lr=0.1)
+    opt.step()  # steps while its buffer is the layer's
+    if how == "joined another tree":
+        first = net.layers[0]
+        del net, flat
+        Sequential(first).build(dtype="float64")
+    else:
+        net.build(dtype="float64", seed=1)
+    with pytest.raises(RuntimeError, match=r"built again.*make a new optimizer for layer\.flat"):
+        opt.step()
+    assert opt.t == 1
+    if how == "rebuilt":
+        fresh = getattr(mv, optimizer)(net.flat, lr=0.1)
+        net.flat.grad[...] = 1.0
+        before = net.flat.data.copy()
+        fresh.step()
+        assert (net.flat.data != before).all()
+
+
+@pytest.mark.parametrize("copier", ["deepcopy", "copy", "pickle"])
+@pytest.mark.parametrize("what", ["layer", "model"])
+def test_a_built_layer_or_model_refuses_to_be_copied_and_says_what_to_do(copier, what):
+    """Copying failed with "cannot pickle 'module' object" (the backend holds numpy), and a copy
+    that worked would have cut the parameter views loose from the flat buffer. A built one is
+    refused with the way to copy it; the way it names works; an unbuilt layer copies as before."""
+    import copy
+    import pickle
+
+    import microvae as mv
+
+    do = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": pickle.dumps}[copier]
+    x = np.random.default_rng(0).random((3, 4))
+    if what == "layer":
+        original = Dense(4, 2).build(seed=1)
+        with pytest.raises(TypeError, match=r"a built Dense cannot be copied or pickled.*Dense\.from_config"):
+            do(original)
+        new = Dense.from_config(original.get_config()).build()
+    else:
+        original = mv.VAE(4, (3,), 2, seed=1)
+        with pytest.raises(TypeError, match=r"a built VAE cannot be copied or pickled.*model\.save\(path\).*VAE\(\*\*model\.config\)"):
+            do(original)
+        new = mv.VAE(**original.config)
+    new.flat.data[...] = original.flat.data
+    if what == "layer":
+        np.testing.assert_array_equal(new.forward(x), original.forward(x))
+    else:
+        np.testing.assert_array_equal(new.reconstruct(x), original.reconstruct(x))
+    unbuilt = Dense(4, 2)
+    assert do(unbuilt) is not None
+
+
+def test_an_empty_sequential_is_the_identity_and_checks_its_input_as_any_layer():
+    """It handed back whatever it was given ("abc" included) and took any dy."""
+    empty = Sequential().build(dtype="float64")
+    with pytest.raises(TypeError):
+        empty.forward("abc")
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        empty.backward(np.ones((2, 3)))
+    x = np.arange(6).reshape(2, 3)
+    y = empty.forward(x)
+    assert y.dtype == np.float64 and (y == x).all()
+    with pytest.raises(ValueError, match=r"expects dy of shape \(2, 3\)"):
+        empty.backward(np.ones((3, 2)))
+    np.testing.assert_array_equal(empty.backward(np.full((2, 3), 2.0)), 2.0)
+    assert empty.backward(np.ones((2, 3)), input_grad=False) is None

@@ -143,6 +143,14 @@ def test_bad_hyperparameters_are_rejected(make, message):
         make(_flat(np.zeros(2)))
 
 
+@pytest.mark.parametrize("betas", [np.array(0.9), np.array([[0.9, 0.999]]), 0.9])
+def test_betas_that_are_no_pair_get_the_betas_message(betas):
+    """A 0-d array failed with a bare "len() of unsized object"."""
+    with pytest.raises(TypeError, match=r"betas must be a pair \(beta1, beta2\)"):
+        mv.Adam(_flat(np.zeros(2)), betas=betas)
+    assert mv.Adam(_flat(np.zeros(2)), betas=np.array([0.8, 0.99])).beta1 == 0.8
+
+
 def test_unknown_optimizer_name():
     from microvae.optim import get_optimizer
 

@@ -9,7 +9,11 @@
   the layer's dtype (``backend.dtype``): other inputs are converted (``_input``, ``_upstream``);
   complex and object arrays are refused rather than cast.
 
-A layer instance is used once per forward pass; its cache holds one pass.
+A layer instance is used once per forward pass; its cache holds one pass. The cache keeps
+references, not copies: a layer's input (Dense, the convolutions) and the output it returned
+(the activations, anything with a fused ReLU) are read again by ``backward``, so change
+neither in place between the two (a data loader refilling its batch buffer, ``h -= 0.5``).
+Flatten and Reshape return views of x and of dy. The recurrent layers copy both.
 
 Parameters are declared, not allocated: ``parameter_specs()`` names each parameter's shape
 and initialiser, and ``FlatParameters`` allocates them as views into one flat buffer.
@@ -93,6 +97,22 @@ class Module:
         self.backend = None
         self.flat = None
         self._tree = None  # weak reference to the root whose FlatParameters bound this module (see params.py)
+        self._buffer = None  # weak reference to that FlatParameters
+
+    def __reduce_ex__(self, protocol):
+        """Unbuilt, a module copies and pickles as any object. Built, it refuses: its parameters
+        are views into one flat buffer, which a copy would cut loose from its optimizer (and a
+        pickle would be an executable file, which microvae never writes)."""
+        if self.backend is None:
+            return super().__reduce_ex__(protocol)
+        name = type(self).__name__
+        if hasattr(self, "save"):  # a model
+            how = (f"save and load it (model.save(path); microvae.load(path)), or make a new one from its config and "
+                   f"copy the values: new = {name}(**model.config); new.flat.data[...] = model.flat.data")
+        else:
+            how = (f"make a new one from its config and copy the values: new = {name}.from_config(layer.get_config())"
+                   ".build(...); new.flat.data[...] = layer.flat.data")
+        raise TypeError(f"a built {name} cannot be copied or pickled (its parameters are views into one flat buffer): {how}")
 
     def parameter_specs(self) -> dict:
         """{name: (shape, initializer(backend, shape) -> array)}; empty for parameter-free layers."""

@@ -39,11 +39,16 @@ class Sequential(Layer):
         return cls(*[layer_from_spec(spec) for spec in config["layers"]])
 
     def forward(self, x):
+        if not self.layers:  # the identity, which checks and converts its input as any layer does
+            return self._output(self._input(x))
         for layer in self.layers:
             x = layer.forward(x)
         return x
 
     def backward(self, dy, input_grad: bool = True):
+        if not self.layers:
+            dy = self._upstream(dy)
+            return dy if input_grad else None
         for i in range(len(self.layers) - 1, -1, -1):
             dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
         return dy
