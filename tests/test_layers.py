@@ -222,6 +222,17 @@ def test_sequential_refuses_one_layer_object_at_two_positions():
     mv.Sequential(mv.Dense(3, 4), mv.ReLU(), mv.Dense(4, 4), mv.ReLU())  # new objects: fine
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_leaky_relu_with_slope_zero_is_relu_at_infinities_too(dtype):
+    """a·x with a = 0 made −∞ into NaN (0·(−∞)), where ReLU gives 0; and an infinite dy
+    at x ≤ 0 a NaN gradient."""
+    x = np.array([[-np.inf, -1.0, 0.0, 2.0, np.inf]])
+    leaky, relu = mv.LeakyReLU(0.0).build(dtype=dtype), mv.ReLU().build(dtype=dtype)
+    np.testing.assert_array_equal(leaky.forward(x), relu.forward(x))
+    dy = np.array([[np.inf, -np.inf, 1.0, 1.0, 1.0]])
+    np.testing.assert_array_equal(leaky.backward(dy), relu.backward(dy))
+
+
 def test_leaky_relu_values_and_subgradient_at_zero():
     """dx = a·dy for x ≤ 0, at 0 too (as ReLU's subgradient there is 0): the gradient checks keep
     their inputs off the kink, so this pins it."""

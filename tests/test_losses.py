@@ -466,3 +466,31 @@ def test_bernoulli_losses_of_examples_with_no_pixels_are_zero(loss):
     # min() of nothing was NumPy's "zero-size array to reduction operation minimum"
     per_example, grad = loss(np.zeros((2, 0)), np.zeros((2, 0)))
     assert per_example.tolist() == [0.0, 0.0] and not np.signbit(per_example).any() and grad.shape == (2, 0)
+
+
+@given(shape=testing.matrix_shapes(6, 6), data=st.data(), logvar_p=st.floats(-170, -88))
+def test_kl_gaussians_in_float32_is_zero_for_q_equal_to_a_narrow_p(shape, data, logvar_p):
+    """e^{−lv_p} overflows float32 below lv_p ≈ −88, and (μ_q − μ_p)²·e^{−lv_p} was 0·Inf: the KL
+    of q = p (0) and its gradients came out NaN. The term is now the square of (μ_q − μ_p)·e^{−lv_p/2}."""
+    mu = data.draw(testing.float_arrays(shape, -3, 3)).astype(np.float32)
+    logvar = np.full(shape, logvar_p, np.float32)
+    kl, *grads = losses.kl_gaussians(mu, logvar, mu.copy(), logvar.copy())
+    np.testing.assert_array_equal(kl, 0.0)
+    for grad in grads:
+        np.testing.assert_array_equal(grad, 0.0)
+
+
+@pytest.mark.parametrize("loss", ["kl_normal", "kl_gaussians"])
+@pytest.mark.parametrize("first", [np.float32, np.float64])
+def test_kl_gradients_come_in_their_inputs_dtypes(loss, first):
+    """A float32 input beside a float64 one gave float64 gradients for both (the batch factor
+    took μ's dtype): a float32 logvar's gradient came out float64."""
+    second = np.float64 if first == np.float32 else np.float32
+    rng = np.random.default_rng(0)
+    mu, logvar = rng.standard_normal((3, 2)).astype(first), rng.standard_normal((3, 2)).astype(second)
+    if loss == "kl_normal":
+        _, dmu, dlogvar = losses.kl_normal(mu, logvar)
+        assert (dmu.dtype, dlogvar.dtype) == (first, second)
+    else:
+        _, dmu_q, dlogvar_q, dmu_p, dlogvar_p = losses.kl_gaussians(mu, logvar, logvar.copy(), mu.copy())
+        assert (dmu_q.dtype, dlogvar_q.dtype, dmu_p.dtype, dlogvar_p.dtype) == (first, second, second, first)

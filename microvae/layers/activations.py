@@ -52,6 +52,8 @@ class LeakyReLU(Layer):
         x = self._input(x)  # an integer x would make a·x integer too (a ReLU)
         xp = self.backend.xp
         self._positive = x > 0
+        if self.negative_slope == 0:  # a ReLU: 0·(−∞) would be NaN where ReLU gives 0
+            return self._output(xp.where(self._positive, x, x.dtype.type(0)))
         return self._output(xp.where(self._positive, x, x * x.dtype.type(self.negative_slope)))
 
     def backward(self, dy, input_grad: bool = True):
@@ -59,6 +61,8 @@ class LeakyReLU(Layer):
         if not input_grad:
             return None
         xp = self.backend.xp
+        if self.negative_slope == 0:  # as ReLU's: an infinite dy at x ≤ 0 gives 0, not 0·Inf
+            return xp.where(self._positive, dy, dy.dtype.type(0))
         return xp.where(self._positive, dy, dy * dy.dtype.type(self.negative_slope))
 
     def __repr__(self):
