@@ -15,7 +15,7 @@ import os
 import stat
 import uuid
 
-__all__ = ["write_atomically", "names_a_folder"]
+__all__ = ["write_atomically", "names_a_folder", "refuse_write_protected", "keep_mode"]
 
 
 def write_atomically(path, write) -> str:
@@ -33,10 +33,7 @@ def write_atomically(path, write) -> str:
         raise IsADirectoryError(errno.EISDIR, "not a file name (it is empty, or ends in a separator, '.' or '..')", path)
     target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
     folder = os.path.dirname(target)
-    # the rename needs only the folder's write permission: without this, a file kept
-    # write-protected would be replaced where open(path, "wb") refuses it
-    if os.path.isfile(target) and not os.access(target, os.W_OK):
-        raise PermissionError(errno.EACCES, "the file is write-protected", path)
+    refuse_write_protected(target, path)
     _make_folder(folder, path)
     # The temporary name keeps at most 64 bytes of the target's, so that it stays within the
     # file system's 255-byte limit whenever the target's own name does.
@@ -51,7 +48,7 @@ def write_atomically(path, write) -> str:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
-            _keep_mode(target, f.fileno())
+            keep_mode(target, f.fileno())
             os.fsync(f.fileno())
         try:
             os.replace(tmp, target)
@@ -88,15 +85,25 @@ def _sync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def _keep_mode(path: str, fd: int) -> None:
-    """Give the new file an existing target's permissions: a plain overwrite keeps them, and
-    the rename must not turn a private (0600) checkpoint into a readable one."""
+def refuse_write_protected(target: str, path=None) -> None:
+    """A PermissionError naming ``path`` (default ``target``) if ``target`` is an existing file
+    this process may not write (``chmod a-w``, to keep a checkpoint), as ``open(path, "wb")``
+    refuses it. For anyone who renames a file over ``target``: the rename needs only the
+    folder's write permission, and without this check would replace the file."""
+    if os.path.isfile(target) and not os.access(target, os.W_OK):
+        raise PermissionError(errno.EACCES, "the file is write-protected", target if path is None else path)
+
+
+def keep_mode(path: str, new) -> None:
+    """Give the new file (a descriptor, or the path of a file about to be renamed over ``path``)
+    an existing ``path``'s permissions: a plain overwrite keeps them, and the rename must not
+    turn a private (0600) checkpoint into a readable one."""
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         return
     if hasattr(os, "fchmod"):  # (not on Windows, where the mode bits barely apply)
-        os.fchmod(fd, mode)
+        os.chmod(new, mode)  # (a descriptor too, as fchmod)
 
 
 def _make_folder(folder: str, path: str) -> None:

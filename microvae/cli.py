@@ -415,7 +415,9 @@ class _RunFolder:
 
     The three files are written beside their targets under hidden names first, and replace them
     only once all three are written: a full disk or a Ctrl-C while they are written leaves the
-    folder as the last epoch (or the earlier run) left it, not a new model beside old history."""
+    folder as the last epoch (or the earlier run) left it, not a new model beside old history.
+    As with every file microvae writes (write_atomically), a replaced file keeps its permissions
+    (a private 0600 checkpoint stays private) and a write-protected one (chmod a-w) is refused."""
 
     FILES = ("model.npz", "history.json", "history.csv")  # written every epoch, in this order
 
@@ -424,12 +426,18 @@ class _RunFolder:
         self.epochs, self.removed = 0, []
 
     def on_epoch_end(self, model, epoch, record):
+        from .atomic import keep_mode, refuse_write_protected
+
         targets = [os.path.realpath(path) for path in self.written()]  # a link is written through, as save() does
+        for target, path in zip(targets, self.written()):  # (checked each epoch: chmod a-w may come mid-run)
+            refuse_write_protected(target, path)
         staged = [os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.next") for path in targets]
         try:
             model.save(staged[0], info=self.info)
             model.history.to_json(staged[1])
             model.history.to_csv(staged[2])
+            for path, target in zip(staged, targets):  # new files, 0666 less the umask: take the targets' modes
+                keep_mode(target, path)
         except BaseException:
             for path in staged:
                 if os.path.exists(path):
@@ -478,6 +486,8 @@ def _remove_empty(folders: list) -> None:
 
 def cmd_train(args) -> int:
     """``microvae train``: build, fit, save the checkpoint and history, draw the pictures."""
+    from .atomic import refuse_write_protected
+
     if args.model not in MODELS:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
     entry = MODELS[args.model]
@@ -499,6 +509,8 @@ def cmd_train(args) -> int:
     if earlier and not args.overwrite:  # a trained model is not replaced unasked
         raise CLIError(f"--out {args.out} already holds a run ({', '.join(earlier)}); choose another --out, "
                        "or pass --overwrite to replace it")
+    for name in earlier:  # refused now, not after the first epoch's training (or, for a picture, the last's)
+        refuse_write_protected(os.path.realpath(os.path.join(args.out, name)), os.path.join(args.out, name))
     made = _writable_folder(args.out)
     run = None
     try:
