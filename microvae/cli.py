@@ -297,8 +297,8 @@ def _sequence_pictures(model, data, out, args):
         plot.plot_reconstructions(x.reshape(len(x), -1), recon.reshape(len(x), -1), n=8, image_shape=shape, path=paths[0])
         plot.plot_samples(samples.reshape(8, -1), nrow=8, image_shape=shape, path=paths[1], title="free-running samples")
     elif data["kind"] == "piano-rolls":
-        plot.plot_piano_roll(np.concatenate([x[:4], recon[:4]]), n=8, path=paths[0])
-        plot.plot_piano_roll(samples, n=8, path=paths[1])
+        plot.plot_piano_roll(x[:4], n=4, rolls_rec=recon[:4], path=paths[0], title="test rolls and their reconstructions")
+        plot.plot_piano_roll(samples, n=8, path=paths[1], title="free-running samples")
     else:
         plot.plot_sequences(x, recon, n=4, path=paths[0], title="data (solid) and reconstructions (dashed)")
         plot.plot_sequences(samples, n=4, path=paths[1], title="free-running samples")

@@ -183,9 +183,7 @@ def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{what} is empty")
-    if np.isnan(arr).any():  # imshow draws NaN as a full pixel (grey) or as the white padding (colour)
-        raise ValueError(f"{what} contain NaN ({int(np.isnan(arr).sum())} values): a picture would show them as "
-                         "ordinary pixels (a model whose output is NaN has diverged)")
+    _refuse_nan(arr, what, "ordinary pixels")  # imshow draws NaN as a full pixel (grey) or as the white padding (colour)
     if arr.size == 0:  # n items of no pixels: an empty grid, or a zero-sized figure
         raise ValueError(f"{what}: the items have no pixels (shape {arr.shape})")
     n = arr.shape[0]
@@ -232,6 +230,14 @@ def _as_images(images, image_shape=None, what: str = "images") -> np.ndarray:
         f"{what}: expected a batch shaped (n, D), (n, H, W), (n, C, H, W) or "
         f"(n, H, W, C) with C = 1 or 3, got shape {arr.shape}"
     )
+
+
+def _refuse_nan(arr: np.ndarray, what: str, drawn_as: str) -> None:
+    """ValueError if ``arr`` holds NaN, which a picture draws as ``drawn_as``: as if the values
+    were data, where NaN output means that the model has diverged."""
+    if np.isnan(arr).any():
+        raise ValueError(f"{what} contain NaN ({int(np.isnan(arr).sum())} values): a picture would show them as "
+                         f"{drawn_as} (a model whose output is NaN has diverged)")
 
 
 def _check_same_kind(named) -> None:
@@ -1036,6 +1042,8 @@ def _as_sequences(x, what: str) -> np.ndarray:
         raise ValueError(
             f"{what} must be shaped (n, T, F) or (n, T), none of them 0, got {np.shape(x)}"
         )
+    # a curve leaves NaN out and a heatmap draws it as a blank cell, without a word
+    _refuse_nan(arr, what, "gaps in the curves or blank cells")
     return arr
 
 
@@ -1109,34 +1117,56 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
     return _finish(fig, path)
 
 
-def plot_piano_roll(rolls, n: int = 4, path=None):
-    """Show up to ``n`` piano rolls ``(n, T, P)`` as images.
-
-    Time runs along x and pitch along y (low pitches at the bottom); active
-    notes are dark.  Values are drawn on a 0..1 scale, so probabilities
-    (e.g. decoder outputs) can be shown as well as binary rolls.  A single
-    roll ``(T, P)`` is accepted.
-    """
-    n = _check_count("n", n)
-    check_real_array(rolls, "plot_piano_roll", None, "rolls")  # strings failed in NumPy's cast
+def _as_rolls(rolls, what: str) -> np.ndarray:
+    check_real_array(rolls, "plot_piano_roll", None, what)  # strings failed in NumPy's cast
     arr = np.asarray(rolls, dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3 or 0 in arr.shape:  # no steps or no pitches drew empty axes
         raise ValueError(
-            f"rolls must be shaped (n, T, P) or (T, P), none of them 0, got {np.shape(rolls)}"
+            f"{what} must be shaped (n, T, P) or (T, P), none of them 0, got {np.shape(rolls)}"
         )
+    _refuse_nan(arr, what, "blank cells, as if no note were played")
+    return arr
+
+
+def plot_piano_roll(rolls, n: int = 4, path=None, rolls_rec=None, title=None):
+    """Show up to ``n`` piano rolls ``(n, T, P)`` as images.
+
+    Time runs along x and pitch along y (low pitches at the bottom); active
+    notes are dark.  Values are drawn on a 0..1 scale, so probabilities
+    (e.g. decoder outputs) can be shown as well as binary rolls.  A single
+    roll ``(T, P)`` is accepted.  With ``rolls_rec`` (reconstructions, shaped
+    as ``rolls``) each roll is drawn beside its reconstruction, the columns
+    titled "original" and "reconstruction", on one scale.  ``title`` goes
+    above the figure.
+    """
+    n = _check_count("n", n)
+    arr = _as_rolls(rolls, "rolls")
+    rec = None
+    if rolls_rec is not None:
+        rec = _as_rolls(rolls_rec, "rolls_rec")
+        if rec.shape != arr.shape:
+            raise ValueError(f"rolls and rolls_rec must have the same shape, got {arr.shape} and {rec.shape}")
     k = min(n, len(arr))
-    vmin, vmax = _display_range(arr[:k])
-    fig = _new_figure((7.0, 1.9 * k + 0.5))
+    vmin, vmax = _display_range(arr[:k], *(() if rec is None else (rec[:k],)))
+    ncols = 1 if rec is None else 2
+    fig = _new_figure((7.0 if rec is None else 11.0, 1.9 * k + 0.5 + 0.3 * bool(title)))
     for i in range(k):
-        ax = fig.add_subplot(k, 1, i + 1)
-        ax.imshow(arr[i].T, aspect="auto", origin="lower", cmap="gray_r",
-                  vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_ylabel(f"roll {i}\npitch")
-        if i == k - 1:
-            ax.set_xlabel("time step")
-        else:
-            ax.tick_params(labelbottom=False)
+        panels = [("original", arr[i])] + ([] if rec is None else [("reconstruction", rec[i])])
+        for j, (name, data) in enumerate(panels):
+            ax = fig.add_subplot(k, ncols, i * ncols + j + 1)
+            ax.imshow(data.T, aspect="auto", origin="lower", cmap="gray_r",
+                      vmin=vmin, vmax=vmax, interpolation="nearest")
+            if i == 0 and rec is not None:  # alone, the rolls may be samples: nothing is called "original"
+                ax.set_title(name)
+            if j == 0:
+                ax.set_ylabel(f"roll {i}\npitch")
+            if i == k - 1:
+                ax.set_xlabel("time step")
+            else:
+                ax.tick_params(labelbottom=False)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig, path)

@@ -782,9 +782,8 @@ def test_train_records_how_sample_draws_its_sequences(data, draw_as, length, tmp
     assert main(["train", "--model", "vrae", "--data", data, "--limit", "20", "--epochs", "1", "--rnn-hidden", "4",
                  "--out", str(tmp_path), "--verbose", "0"]) == 0
     assert read_info(tmp_path / "model.npz") == {"data": data, "draw_as": draw_as, "length": length}
-    args, _ = drawn["plot_piano_roll" if draw_as == "piano-roll" else "plot_sequences"][0]  # reconstructions.png
-    # piano rolls: the test rolls (2 of the 20), then their reconstructions
-    x, x_rec = np.split(args[0], 2) if draw_as == "piano-roll" else args[:2]
+    args, kwargs = drawn["plot_piano_roll" if draw_as == "piano-roll" else "plot_sequences"][0]  # reconstructions.png
+    x, x_rec = (args[0], kwargs["rolls_rec"]) if draw_as == "piano-roll" else args[:2]  # (2 test rolls of the 20)
     assert x.shape == x_rec.shape and not np.allclose(x, x_rec)
 
 
@@ -1453,3 +1452,21 @@ def test_a_write_protected_run_file_is_refused_as_save_refuses_it(tmp_path, monk
     assert "holds this run's first 1 epoch(s)" in err
     assert mv.load(out / "model.npz").epochs_trained == 1
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "history.json", "model.npz"]  # nothing staged left
+
+
+def test_a_piano_roll_runs_reconstructions_say_which_rolls_are_data(tmp_path, monkeypatch):
+    """reconstructions.png was one column of "roll 0" .. "roll 7", the test rolls then their
+    reconstructions, with nothing to tell them apart (and with 2 test rolls, 0-1 were data and
+    2-3 reconstructions)."""
+    from microvae import plot
+
+    figures, draw = [], plot.plot_piano_roll
+    monkeypatch.setattr(plot, "plot_piano_roll", lambda *a, **k: figures.append(draw(*a, **k)) or figures[-1])
+    assert main(["train", "--model", "vrae", "--data", "piano-rolls", "--limit", "20", "--epochs", "1", "--rnn-hidden", "4",
+                 "--out", str(tmp_path), "--verbose", "0"]) == 0
+    reconstructions, samples = figures
+    assert [ax.get_title() for ax in reconstructions.axes] == ["original", "reconstruction", "", ""]
+    assert [ax.get_ylabel() for ax in reconstructions.axes] == ["roll 0\npitch", "", "roll 1\npitch", ""]
+    assert reconstructions._suptitle.get_text() == "test rolls and their reconstructions"
+    assert samples._suptitle.get_text() == "free-running samples" and len(samples.axes) == 8
+    assert "original" not in [ax.get_title() for ax in samples.axes]

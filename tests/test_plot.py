@@ -1299,3 +1299,39 @@ def test_loss_curves_name_a_value_that_is_no_number():
     with pytest.raises(TypeError, match=r"history\['loss'\] must hold numbers .*found 'abc'"):
         mplot.plot_loss_curves({"loss": [1.0, "abc"]})
     mplot.plot_loss_curves({"loss": [1.0, None, 0.5]})  # None is a missing value
+
+
+def test_sequences_and_rolls_holding_nan_are_refused(rng):
+    """Only images were checked: a NaN roll drew blank, exactly as silence, and a NaN sequence
+    as an empty panel, so a diverged VRAE's outputs looked like data."""
+    rolls = np.zeros((2, 8, 6))
+    rolls[0] = np.nan
+    with pytest.raises(ValueError, match=r"rolls contain NaN \(48 values\): a picture would show them as blank cells, as if no note"):
+        mplot.plot_piano_roll(rolls, n=2)
+    with pytest.raises(ValueError, match=r"rolls_rec contain NaN"):
+        mplot.plot_piano_roll(np.zeros((2, 8, 6)), rolls_rec=rolls)
+    for feats in (1, 9):  # curves and heatmaps
+        seqs = rng.random((2, 8, feats))
+        seqs[0, 3] = np.nan
+        with pytest.raises(ValueError, match=rf"x contain NaN \({feats} values\)"):
+            mplot.plot_sequences(seqs)
+        with pytest.raises(ValueError, match=r"x_rec contain NaN"):
+            mplot.plot_sequences(rng.random((2, 8, feats)), seqs)
+
+
+def test_plot_piano_roll_draws_each_roll_beside_its_reconstruction_and_says_which_is_which(rng):
+    """Rolls and reconstructions could only be concatenated into one column of "roll 0" ..
+    "roll 7", with nothing to tell which were the reconstructions (the CLI's reconstructions.png)."""
+    rolls, rec = (rng.random((3, 16, 8)) > 0.8).astype(float), rng.random((3, 16, 8))
+    fig = mplot.plot_piano_roll(rolls, n=2, rolls_rec=rec, title="test rolls and their reconstructions")
+    assert len(fig.axes) == 4 and [ax.get_title() for ax in fig.axes[:2]] == ["original", "reconstruction"]
+    np.testing.assert_array_equal(shown_image(fig, 0), rolls[0].T)
+    np.testing.assert_array_equal(shown_image(fig, 3), rec[1].T)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["roll 0\npitch", "", "roll 1\npitch", ""]
+    assert {ax.images[0].get_clim() for ax in fig.axes} == {(0.0, 1.0)}
+    assert fig._suptitle.get_text() == "test rolls and their reconstructions"
+    alone = mplot.plot_piano_roll(rolls, n=2)  # samples, say: nothing is called "original"
+    assert [ax.get_title() for ax in alone.axes] == ["", ""] and alone._suptitle is None
+    with pytest.raises(ValueError, match="rolls and rolls_rec must have the same shape"):
+        mplot.plot_piano_roll(rolls, rolls_rec=rec[:2])
+
