@@ -752,6 +752,7 @@ def plot_samples_by_class(images_per_class, image_shape=None, path=None,
     shapes = {r.shape[1:] for r in rows}
     if len(shapes) != 1:
         raise ValueError(f"all classes must share one image shape, got {shapes}")
+    class_names = _check_class_names(class_names)
     if class_names is None:
         names = [f"class {i}" for i in range(len(rows))]
     elif isinstance(class_names, Mapping):  # as plot_latent_scatter takes it: {label: name}
@@ -807,6 +808,17 @@ def _axis_labels(ax, d: int):
     ax.set_ylabel(f"z[1]{suffix}")
 
 
+def _check_class_names(class_names):
+    """``class_names`` as given: None, a dict from label to name, or a sequence of names indexed
+    by label. Anything else is a TypeError: an int failed in len(), and a string's characters
+    were taken as the names."""
+    if class_names is None or isinstance(class_names, Mapping) or (is_sequence(class_names)
+                                                                   and hasattr(class_names, "__len__")):
+        return class_names
+    raise TypeError(f"class_names must be a sequence of names indexed by label (e.g. ['cat', 'dog']) or a dict "
+                    f"from label to name, got {class_names!r}")
+
+
 def _class_name(class_names, value) -> str:
     if class_names is None:
         return str(value)
@@ -819,7 +831,10 @@ def _class_name(class_names, value) -> str:
 
 def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
     """Scatter z[:, :2] coloured by ``labels``; legend or colorbar."""
+    class_names = _check_class_names(class_names)
     lab = np.asarray(labels)
+    if lab.dtype.kind == "c":  # the cast to float for the colours dropped the imaginary part, with only a warning
+        raise TypeError(f"labels must be real numbers or names (str), got dtype {lab.dtype}")
     if lab.ndim == 2 and lab.shape[1] == 1:  # a column of labels: argmax of one column made every label 0
         lab = lab[:, 0]
     elif lab.ndim == 2:  # one-hot / probabilities -> class index
@@ -859,8 +874,10 @@ def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
 
 
 def _integer_locator():
+    """Integer ticks only: with the default min_n_ticks=2, a view holding one integer (one
+    epoch's point) fell back to ticks 0.945, 0.960, ..."""
     from matplotlib.ticker import MaxNLocator
-    return MaxNLocator(integer=True)
+    return MaxNLocator(integer=True, min_n_ticks=1)
 
 
 def _colormap(name: str):
@@ -936,8 +953,10 @@ def _history_columns(history) -> dict[str, list]:
     if callable(getattr(history, "as_dict", None)):  # microvae.training.History (model.history)
         history = history.as_dict()
     if isinstance(history, Mapping):
-        cols = {str(k): list(np.ravel(np.asarray(v, dtype=object)))
-                for k, v in history.items()}
+        # a 2-D value keeps its rows (flattened, they were drawn as extra epochs); _to_float
+        # refuses a row where a curve is drawn, and a column that is not drawn may hold lists
+        cols = {str(k): list(a) if a.ndim else [a.item()]
+                for k, a in ((k, np.asarray(v, dtype=object)) for k, v in history.items())}
     elif isinstance(history, Sequence) and not isinstance(history, (str, bytes)):
         rows = list(history)
         if not all(isinstance(r, Mapping) for r in rows):
@@ -967,6 +986,8 @@ def _to_float(values, key: str) -> np.ndarray:
     """A history column as floats, None as NaN (skipped); anything else but a number is named."""
     out = []
     for v in values:
+        if np.ndim(v) > 0:  # a list per epoch (kl_per_dim, say) has no one point to draw
+            raise ValueError(f"history[{key!r}] must hold one number per epoch, found {np.asarray(v).tolist()!r}")
         if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)):
             raise TypeError(f"history[{key!r}] must hold numbers (or None for a missing value), found {v!r}")
         out.append(np.nan if v is None else float(v))
@@ -982,7 +1003,9 @@ def plot_loss_curves(history, path=None):
     ``loss``, ``recon``, ``kl``, ``disc``, ``gen`` and their ``val_`` versions; ``train_``
     prefixes are accepted too) or a list of per-epoch dicts.  An ``epoch`` entry, when
     present and of matching length, is used for the x axis; missing values
-    (``None``) are skipped.  A panel is drawn only if it has something to
+    (``None``) are skipped; a curve's other values are one number per epoch
+    (a list in their place is a ValueError; keys that are not drawn, such as a
+    callback's lists, may hold anything).  A panel is drawn only if it has something to
     show, and is titled by what it shows.  An adversarial history (``disc`` or
     ``gen``: an AAE's, whose ``loss`` is its ``recon``) gets no total-loss panel.
     """

@@ -1335,3 +1335,52 @@ def test_plot_piano_roll_draws_each_roll_beside_its_reconstruction_and_says_whic
     with pytest.raises(ValueError, match="rolls and rolls_rec must have the same shape"):
         mplot.plot_piano_roll(rolls, rolls_rec=rec[:2])
 
+
+def test_a_one_epoch_history_gets_integer_epoch_ticks():
+    """One epoch's point left a view with a single integer in it, and the epoch axis was ticked
+    0.945, 0.960, ..., 1.065 (the CLI's loss_curves.png after --epochs 1)."""
+    for history in ({"loss": [3.0], "val_loss": [2.5]}, {"loss": [3.0, 2.0]}, {"loss": list(np.linspace(5, 1, 40))}):
+        fig = mplot.plot_loss_curves(history)
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+        assert all(float(t.get_text().replace("\N{MINUS SIGN}", "-")).is_integer() for t in ax.get_xticklabels() if t.get_text())
+
+
+@pytest.mark.parametrize("class_names", [5, "cd", {1, 0}])
+def test_class_names_that_are_no_names_by_label_are_refused_by_name(class_names):
+    """An int failed with "object of type 'int' has no len()", and a string was split into its
+    characters: the legend said 'c', 'd'."""
+    z = np.random.default_rng(0).standard_normal((6, 2))
+    with pytest.raises(TypeError, match="class_names must be a sequence of names indexed by label .* or a dict"):
+        mplot.plot_latent_scatter(z, [0, 1, 0, 1, 0, 1], class_names=class_names)
+    with pytest.raises(TypeError, match="class_names must be"):
+        mplot.plot_latent_vs_prior(z, z, labels=[0, 1, 0, 1, 0, 1], class_names=class_names)
+    with pytest.raises(TypeError, match="class_names must be"):
+        mplot.plot_samples_by_class(np.zeros((2, 3, 16)), class_names=class_names)
+    _, legend = _scatter_colours(mplot.plot_latent_scatter(z, [0, 1, 0, 1, 0, 1], class_names=np.array(["c", "d"])))
+    assert legend == ["c", "d"]
+
+
+def test_complex_labels_are_refused_not_cast_to_their_real_part():
+    """The scatter's colours dropped the imaginary part, with only NumPy's ComplexWarning."""
+    z = np.random.default_rng(0).standard_normal((6, 2))
+    labels = np.arange(6) + 1j * np.arange(6)
+    with pytest.raises(TypeError, match="labels must be real numbers or names .*, got dtype complex128"):
+        mplot.plot_latent_scatter(z, labels)
+    with pytest.raises(TypeError, match="labels must be real numbers"):
+        mplot.plot_latent_vs_prior(z, z, labels=labels)
+
+
+def test_a_loss_value_that_is_not_one_number_per_epoch_is_refused_by_name():
+    """A 2-D value per key was flattened: [[1, 2], [3, 4]] was drawn as 4 epochs."""
+    with pytest.raises(ValueError, match=r"history\['loss'\] must hold one number per epoch, found \[1.0, 2.0\]"):
+        mplot.plot_loss_curves({"loss": [[1.0, 2.0], [3.0, 4.0]]})
+    with pytest.raises(ValueError, match=r"history\['val_kl'\] must hold one number per epoch"):
+        mplot.plot_loss_curves([{"kl": 1.0, "val_kl": [1.0]}])
+    from microvae.training import History  # a list per epoch in a column that is not drawn is fine
+    fig = mplot.plot_loss_curves(History([{"epoch": 1, "loss": 2.0, "kl_per_dim": [0.1, 0.2]},
+                                          {"epoch": 2, "loss": 1.5, "kl_per_dim": [0.1, 0.3]}]))
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [1.0, 2.0]
