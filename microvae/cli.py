@@ -578,30 +578,55 @@ def cmd_sample(args) -> int:
         allowed = (f"a prior component in [0, {model.num_classes - 1}] (or -1 for any)" if mixture
                    else f"a class in [0, {model.num_classes - 1}]")
         raise CLIError(f"--label must be {allowed} for this {type(model).__name__}, got {args.label}")
-    if mixture and args.label is not None:
-        samples = model.sample(args.n, y=np.full(args.n, args.label), seed=args.seed)
-        plot.plot_samples(samples, nrow=int(np.ceil(np.sqrt(args.n))), image_shape=image_shape, path=args.out)
-    elif conditional:
-        labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
-        plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
-                          image_shape=image_shape, path=args.out)
-    elif getattr(model, "is_sequence_model", False):
-        length = args.length or _info_hint(info, "length", _is_positive_int, "a positive integer") or 32
-        sequences = model.sample(args.n, length, seed=args.seed)
-        draw_as = (args.draw_as or _info_hint(info, "draw_as", lambda v: v in SEQUENCE_DRAWINGS, f"one of {SEQUENCE_DRAWINGS}")
-                   or ("piano-roll" if sequences.shape[2] > 4 else "curves"))
-        if draw_as == "image-rows":  # each sequence is an image, one step per row
-            plot.plot_samples(sequences.reshape(len(sequences), -1), nrow=int(np.ceil(np.sqrt(args.n))),
-                              image_shape=sequences.shape[1:], path=args.out)
-        elif draw_as == "piano-roll":
-            plot.plot_piano_roll(sequences, n=min(args.n, 8), path=args.out)
+    sizes = "-n"  # what to make smaller where the samples do not fit in memory
+    try:
+        if mixture and args.label is not None:
+            samples = model.sample(args.n, y=np.full(args.n, args.label), seed=args.seed)
+            plot.plot_samples(samples, nrow=int(np.ceil(np.sqrt(args.n))), image_shape=image_shape, path=args.out)
+        elif conditional:
+            labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % model.num_classes
+            plot.plot_samples(model.sample(args.n, labels, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
+                              image_shape=image_shape, path=args.out)
+        elif getattr(model, "is_sequence_model", False):
+            recorded = None if args.length else _info_hint(info, "length", _is_positive_int, "a positive integer")
+            length = args.length or recorded or 32
+            sizes = "-n or --length" + (f" (the length, {length} steps, is the checkpoint's info['length'])"
+                                        if recorded else "")
+            sequences = model.sample(args.n, length, seed=args.seed)
+            draw_as = (args.draw_as or _info_hint(info, "draw_as", lambda v: v in SEQUENCE_DRAWINGS, f"one of {SEQUENCE_DRAWINGS}")
+                       or ("piano-roll" if sequences.shape[2] > plot.MAX_CURVE_FEATURES else "curves"))
+            if draw_as == "image-rows":  # each sequence is an image, one step per row
+                plot.plot_samples(sequences.reshape(len(sequences), -1), nrow=int(np.ceil(np.sqrt(args.n))),
+                                  image_shape=sequences.shape[1:], path=args.out)
+            elif draw_as == "piano-roll":
+                plot.plot_piano_roll(sequences, n=min(args.n, 8), path=args.out)
+            else:
+                if sequences.shape[2] > plot.MAX_CURVE_FEATURES:  # plot_sequences draws heatmaps: say so
+                    print(f"microvae: --draw-as curves: these sequences have {sequences.shape[2]} features, more than "
+                          f"the {plot.MAX_CURVE_FEATURES} drawn as lines; each sequence is drawn as a feature-by-time "
+                          "heatmap instead", file=sys.stderr)
+                plot.plot_sequences(sequences, n=min(args.n, 8), path=args.out)
         else:
-            plot.plot_sequences(sequences, n=min(args.n, 8), path=args.out)
-    else:
-        plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
-                          image_shape=image_shape, path=args.out)
+            plot.plot_samples(model.sample(args.n, seed=args.seed), nrow=int(np.ceil(np.sqrt(args.n))),
+                              image_shape=image_shape, path=args.out)
+    except (MemoryError, ValueError) as exc:
+        message = _too_large(exc, sizes)  # main's hint names train's options
+        if message is None:
+            raise
+        raise CLIError(message) from None
     print(f"wrote {args.out}")
     return 0
+
+
+def _too_large(exc, sizes: str):
+    """The message for an array too large for memory (a MemoryError) or to have a shape at all
+    (NumPy's ValueError), suggesting a smaller ``sizes`` (the command's options); None for
+    any other error."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc}); try a smaller {sizes}"
+    if isinstance(exc, ValueError) and str(exc) == "Maximum allowed dimension exceeded":
+        return f"{exc}; try a smaller {sizes}"
+    return None
 
 
 def _info_hint(info: dict, key: str, valid, expected: str):
@@ -756,8 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steps per sequence (recurrent models; default: the training sequences' length "
                              "if `microvae train` wrote the checkpoint, else 32)")
     sample.add_argument("--draw-as", default=None, choices=SEQUENCE_DRAWINGS,
-                        help="how to draw a recurrent model's sequences (default: as its training data, if `microvae "
-                             "train` wrote the checkpoint; else piano-roll for more than 4 features, curves otherwise)")
+                        help="how to draw a recurrent model's sequences; curves draws up to 4 features as lines, more "
+                             "as feature-by-time heatmaps (default: as its training data, if `microvae train` wrote the "
+                             "checkpoint; else piano-roll for more than 4 features, curves otherwise)")
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the samples (default: %(default)s)")
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
     sample.set_defaults(func=cmd_sample)
@@ -777,6 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRAIN_SIZES = "--limit, --batch-size or model"  # what train can make smaller where an array is too large
+
+
 def main(argv=None) -> int:
     """Run the command line on ``argv`` (default: sys.argv); return the exit status."""
     parser = build_parser()
@@ -791,16 +820,17 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (CLIError, ValueError, TypeError, CheckpointError, BackendUnavailable, TrainingDiverged, ImportError) as exc:
-        # NumPy's words for an array too large to have a shape at all, which a MemoryError's hint fits too
-        hint = "; try a smaller --limit, --batch-size or model" if str(exc) == "Maximum allowed dimension exceeded" else ""
-        print(f"microvae: error: {exc}{hint}", file=sys.stderr)
+        # NumPy's words for an array too large to have a shape at all get a MemoryError's hint (sample gives its own)
+        message = _too_large(exc, TRAIN_SIZES) if args.command == "train" else None
+        print(f"microvae: error: {message or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a missing checkpoint, an unwritable --out, a full disk, ...
         what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"microvae: error: {what}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # e.g. a --limit of generated data beyond the machine's memory
-        print(f"microvae: error: out of memory ({exc}); try a smaller --limit, --batch-size or model", file=sys.stderr)
+        hint = _too_large(exc, TRAIN_SIZES) if args.command == "train" else None  # (sample gives its own)
+        print(f"microvae: error: {hint or f'out of memory ({exc})'}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("microvae: interrupted", file=sys.stderr)

@@ -1056,6 +1056,9 @@ def plot_loss_curves(history, path=None):
 # sequences
 # --------------------------------------------------------------------------
 
+MAX_CURVE_FEATURES = 4  # plot_sequences draws up to this many features as lines, more as heatmaps
+
+
 def _as_sequences(x, what: str) -> np.ndarray:
     check_real_array(x, "plot_sequences", None, what)  # strings failed in NumPy's cast
     arr = np.asarray(x, dtype=np.float64)
@@ -1091,7 +1094,7 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
             )
     k = min(n, len(seqs))
     _, t_len, feats = seqs.shape
-    if feats <= 4:
+    if feats <= MAX_CURVE_FEATURES:
         fig = _new_figure((7.0, 1.8 * k + 0.6))
         colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
         t = np.arange(t_len)
@@ -1135,7 +1138,7 @@ def plot_sequences(x, x_rec=None, n: int = 4, path=None, title=None):
         fig.colorbar(im, ax=fig.axes)
     if title:
         fig.suptitle(title)
-    if feats <= 4:
+    if feats <= MAX_CURVE_FEATURES:
         fig.tight_layout()
     return _finish(fig, path)
 

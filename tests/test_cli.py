@@ -1470,3 +1470,46 @@ def test_a_piano_roll_runs_reconstructions_say_which_rolls_are_data(tmp_path, mo
     assert reconstructions._suptitle.get_text() == "test rolls and their reconstructions"
     assert samples._suptitle.get_text() == "free-running samples" and len(samples.axes) == 8
     assert "original" not in [ax.get_title() for ax in samples.axes]
+
+
+def test_sample_names_its_own_options_when_the_samples_are_too_large(tmp_path, monkeypatch, capsys):
+    """sample's size errors said "try a smaller --limit, --batch-size or model", options of train
+    that sample does not have, and did not say that the length came from the checkpoint's info."""
+    mv.VAE(16, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    out = ["--out", str(tmp_path / "s.png")]
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "99999999999999999999", *out]) == 2
+    assert capsys.readouterr().err == "microvae: error: Maximum allowed dimension exceeded; try a smaller -n\n"
+    mv.VRAE(6, 8, 4, seed=0).save(tmp_path / "v.npz", info={"length": 10 ** 9})
+    lengths = []
+
+    def too_large(self, n, length, seed=None):  # (allocating the 89 GiB asked for may not fail at once everywhere)
+        lengths.append(length)
+        raise MemoryError("Unable to allocate 89.4 GiB")
+
+    monkeypatch.setattr(mv.VRAE, "sample", too_large)
+    assert main(["sample", str(tmp_path / "v.npz"), "-n", "4", *out]) == 2
+    assert capsys.readouterr().err == ("microvae: error: out of memory (Unable to allocate 89.4 GiB); try a smaller -n or "
+                                       "--length (the length, 1000000000 steps, is the checkpoint's info['length'])\n")
+    assert main(["sample", str(tmp_path / "v.npz"), "-n", "4", "--length", "999999999", *out]) == 2
+    assert capsys.readouterr().err.endswith("; try a smaller -n or --length\n")
+    assert lengths == [10 ** 9, 999999999] and not (tmp_path / "s.png").exists()
+
+
+def test_sample_says_that_curves_of_more_than_4_features_are_drawn_as_heatmaps(tmp_path, monkeypatch, capsys):
+    """--draw-as curves drew a 6-feature model's samples as feature-by-time heatmaps, and neither
+    the help nor the command said so."""
+    import argparse
+
+    from microvae.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    help_text = next(a.help for a in subparsers.choices["sample"]._actions if "--draw-as" in a.option_strings)
+    assert "curves draws up to 4 features as lines, more as feature-by-time heatmaps" in help_text
+    drawn = _drawn(monkeypatch, "plot_sequences")
+    for features in (6, 4):
+        mv.VRAE(features, 8, 4, seed=0).save(tmp_path / "v.npz")
+        assert main(["sample", str(tmp_path / "v.npz"), "--draw-as", "curves", "-n", "3", "--out", str(tmp_path / "s.png")]) == 0
+        assert drawn[-1][0][0].shape == (3, 32, features)
+        err = capsys.readouterr().err
+        assert (err == "microvae: --draw-as curves: these sequences have 6 features, more than the 4 drawn as lines; each "
+                       "sequence is drawn as a feature-by-time heatmap instead\n") if features == 6 else err == ""
