@@ -321,6 +321,8 @@ def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "sl
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods:
         raise ValueError("methods must name at least one of 'linear' and 'slerp', got none")
+    # checked here as interpolate checks it: steps=3.0 was then refused by plot_samples as "nrow"
+    steps = check_int("steps", steps, 2)
     rows = [np.asarray(interpolate(model, x_a, x_b, steps, m, y=y), dtype=np.float64) for m in methods]
     from . import plot
 

@@ -631,6 +631,19 @@ def test_plot_interpolations_takes_one_method_by_name():
     assert [label.get_text() for label in fig.axes[0].get_yticklabels()] == ["slerp"]
 
 
+def test_plot_interpolations_takes_the_steps_interpolate_takes_and_names_them():
+    """steps=3.0, which interpolate takes, failed after every path was decoded, with "nrow must be
+    a positive integer, got 3.0", an argument the caller never passed."""
+    pytest.importorskip("matplotlib")
+    x, model = _tiny(np.random.default_rng(7)), mv.VAE(16, (8,), 2, seed=0)
+    fig = app.plot_interpolations(model, x[0], x[1], steps=3.0, image_shape=(4, 4))
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(),
+                                  app.plot_interpolations(model, x[0], x[1], steps=3, image_shape=(4, 4)).axes[0].images[0].get_array())
+    for steps in (2.5, 1):
+        with pytest.raises(ValueError, match="steps must be"):
+            app.plot_interpolations(model, x[0], x[1], steps=steps, image_shape=(4, 4))
+
+
 def test_clip_takes_numpys_booleans_too():
     x = np.random.default_rng(8).standard_normal((5, 6)) * 3
     np.testing.assert_array_equal(app.add_noise(x, clip=np.bool_(True)), app.add_noise(x, clip=True))
