@@ -99,7 +99,8 @@ class History:
     def to_json(self, path) -> None:
         """Write the records as a JSON list, atomically (an existing file is replaced whole or kept).
         NumPy scalars (a value a callback added) are written as numbers; NaN and ±Inf, which
-        JSON cannot hold, as null (Python's own NaN token would break other JSON readers)."""
+        JSON cannot hold, as null, inside lists and dicts too (Python's own NaN token would break
+        other JSON readers)."""
         records = [{key: _finite_or_none(value) for key, value in record.items()} for record in self.epochs]
         # allow_nan=False: a non-finite value that slipped past the line above fails here, before the file is touched
         text = json.dumps(records, indent=2, default=_json_value, allow_nan=False)
@@ -120,9 +121,14 @@ class History:
 
 
 def _finite_or_none(value):
-    """A record's value for JSON: a non-finite float (Python's or NumPy's) becomes None."""
+    """A record's value for JSON: a non-finite float (Python's or NumPy's) becomes None, also
+    inside a list, tuple or dict (a callback's per-dimension KL, say, where it failed in json)."""
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return None
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
     return value
 
 

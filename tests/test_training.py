@@ -1117,6 +1117,19 @@ def test_history_to_json_writes_non_finite_values_as_null(tmp_path):
     assert records[0]["test_elbo"] != records[0]["test_elbo"]  # the history itself keeps its NaN
 
 
+def test_history_to_json_writes_non_finite_values_inside_lists_as_null_too(tmp_path):
+    """Only top-level values were looked at: a NaN in a list (a callback's per-dimension KL)
+    failed with json's "Out of range float values are not JSON compliant", naming neither the
+    key nor the record, where model.save stores the same history."""
+    path = tmp_path / "h.json"
+    records = [{"epoch": 1, "loss": 1.0, "kl_per_dim": [0.1, float("nan")],
+                "per_class": {"a": (np.float32("inf"), 2.0), "b": [[-np.inf]]}}]
+    mv.History(records).to_json(path)
+    strict = json.loads(path.read_text(), parse_constant=lambda token: pytest.fail(f"non-standard JSON token {token}"))
+    assert strict == [{"epoch": 1, "loss": 1.0, "kl_per_dim": [0.1, None], "per_class": {"a": [None, 2.0], "b": [[None]]}}]
+    assert math.isnan(records[0]["kl_per_dim"][1])  # the history itself keeps its NaN
+
+
 def test_a_callback_class_or_a_callback_listed_twice_is_refused_before_training(x):
     model = _model()
     before = model.flat.data.copy()
