@@ -529,7 +529,8 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
     probability under a standard normal: the points are the normal inverse
     CDF of probabilities evenly spaced between ``Phi(-span)`` and
     ``Phi(span)``, so they crowd near 0 where the prior has its mass.
-    One point is the centre, 0, with either spacing.
+    The points are symmetric about 0; for an odd ``n`` the middle one is 0
+    (an even ``n`` has no point at 0), with either spacing.
     """
     if spacing not in ("linear", "quantile"):
         raise ValueError(
@@ -556,7 +557,7 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
 
 def plot_latent_grid(model_or_decode, n: int = 15, span: float = 3.0,
                      image_shape=None, path=None, spacing: str = "linear", y=None):
-    """Decode a regular ``n x n`` grid of 2-D latent codes into one picture.
+    """Decode an ``n x n`` grid of 2-D latent codes into one picture.
 
     ``model_or_decode`` is either a model with ``.decode`` (whose
     ``latent_dim``, if present, must be 2; ``y``: the class to decode with, for

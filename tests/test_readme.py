@@ -1022,7 +1022,7 @@ def test_implementation_names_in_the_measurements_exist(document):
 def test_install_claims_match_pyproject():
     """"It depends on NumPy, Numba and tqdm only; matplotlib (pictures) and CuPy (GPU) are optional
     extras", the ``pip install -e ".[extra]"`` lines, and the ``microvae`` command they install."""
-    import tomllib
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python's standard library from 3.11")
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     shown("It depends on NumPy, Numba and tqdm only; matplotlib (pictures) and CuPy (GPU) are optional extras")
@@ -1041,6 +1041,9 @@ def test_install_claims_match_pyproject():
     assert "matplotlib" in names(extras["dev"])  # "matplotlib is installed (dev extra)": the tests draw pictures
     module, _, function = project["project"]["scripts"]["microvae"].partition(":")
     assert getattr(importlib.import_module(module), function) is cli.main
+    shown("MIT: see `LICENSE`")  # an SPDX string, and the file it ships (the TOML table is deprecated)
+    assert project["project"]["license"] == "MIT" and project["project"]["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
 
 
 # 5. files the README points to ------------------------------------------------------------------
