@@ -1454,6 +1454,29 @@ def test_a_write_protected_run_file_is_refused_as_save_refuses_it(tmp_path, monk
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "history.json", "model.npz"]  # nothing staged left
 
 
+def test_a_write_protected_run_file_is_named_as_given_through_a_link(tmp_path, monkeypatch, capsys):
+    """The refusal names the path the user gave (--out through a symbolic link), not the
+    link's target, as a plain open(path, "wb") would name it."""
+    real, link = tmp_path / "real", tmp_path / "link"
+    base = ["train", "--limit", "20", "--hidden", "8", "--verbose", "0", "--epochs", "1"]
+    assert main([*base, "--out", str(real)]) == 0
+    link.symlink_to(real, target_is_directory=True)
+    target, real_access = os.path.realpath(real / "model.npz"), os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if mode == os.W_OK and os.fspath(p) == target
+                        else real_access(p, mode, **kw))
+    _fails_cleanly([*base, "--out", str(link), "--overwrite"], capsys,
+                   f"microvae: error: the file is write-protected: {link / 'model.npz'}\n")
+
+
+@pytest.mark.parametrize("features, drawing", [(4, "plot_sequences"), (5, "plot_piano_roll")])
+def test_sample_draws_a_model_from_python_as_curves_up_to_four_features(tmp_path, monkeypatch, features, drawing):
+    """Without the training run's info, sample draws up to 4 features as curves, more as a piano roll."""
+    mv.VRAE(features, 8, 4, seed=0).save(tmp_path / "v.npz")
+    drawn = _drawn(monkeypatch, drawing)
+    assert main(["sample", str(tmp_path / "v.npz"), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0
+    assert len(drawn) == 1 and drawn[0][0][0].shape == (2, 32, features)
+
+
 def test_a_piano_roll_runs_reconstructions_say_which_rolls_are_data(tmp_path, monkeypatch):
     """reconstructions.png was one column of "roll 0" .. "roll 7", the test rolls then their
     reconstructions, with nothing to tell them apart (and with 2 test rolls, 0-1 were data and

@@ -465,6 +465,41 @@ def test_direct_3x3_kernels_refuse_mismatched_shapes(x, weight, y):
     assert np.isnan(dw).all()  # refused before anything was written
 
 
+@pytest.mark.parametrize("kernel", ["conv3x3_same", "conv3x3_same_weight_grad"])
+def test_direct_3x3_kernels_refuse_an_integer_output(kernel):
+    """Their loops truncated the float results into an int64 y or dw, where the reference refuses."""
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 4))
+    if kernel == "conv3x3_same":
+        out = np.full((1, 1, 4, 4), 7, np.int64)
+        call = lambda: cpu.conv3x3_same(x, np.ones((1, 1, 3, 3)), None, False, out)  # noqa: E731
+    else:
+        out = np.full((1, 1, 3, 3), 7, np.int64)
+        call = lambda: cpu.conv3x3_same_weight_grad(x, x.copy(), out)  # noqa: E731
+    with pytest.raises(TypeError, match=f"^{kernel} writes (y|dw) in float32 or float64, got an array of dtype int64$"):
+        call()
+    np.testing.assert_array_equal(out, 7)
+
+
+@pytest.mark.parametrize("y_kind", ["more channels", "float64 over float32"])
+def test_conv3x3_same_refuses_a_y_that_starts_at_x_but_is_not_x(y_kind):
+    """In place means y is x: the same start, shape and dtype. A y at x's address with more
+    channels (or wider elements) overwrites image 1 before it is read."""
+    rng = np.random.default_rng(0)
+    dtype = np.float32 if y_kind == "float64 over float32" else np.float64
+    buffer = np.zeros(2 * 2 * 16 * 2, np.float64)
+    x = buffer.view(dtype)[: 2 * 1 * 16].reshape(2, 1, 4, 4)
+    x[...] = rng.standard_normal(x.shape)
+    if y_kind == "more channels":
+        weight, y = rng.standard_normal((2, 1, 3, 3)), buffer[: 2 * 2 * 16].reshape(2, 2, 4, 4)
+    else:
+        weight, y = rng.standard_normal((1, 1, 3, 3)).astype(dtype), buffer[: 2 * 16].reshape(2, 1, 4, 4)
+    assert y.ctypes.data == x.ctypes.data
+    before = buffer.copy()
+    with pytest.raises(ValueError, match="y must be x itself or not overlap it"):
+        cpu.conv3x3_same(x, weight, None, False, y)
+    np.testing.assert_array_equal(buffer, before)
+
+
 def test_conv3x3_same_refuses_an_output_that_partly_overlaps_its_input():
     """Image n is read after y[n − 1] is written: a y that starts inside x (y[0] is x[1]) gave
     wrong results without a word. y that is x itself works, and still runs."""

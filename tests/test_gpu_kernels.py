@@ -410,6 +410,17 @@ CONV_OUTPUTS = {  # kernel: (arguments, given the output's dtype; the output's p
 }
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_maxpool_backward_refuses_an_argmax_of_floats(device):
+    """Positions are integers: Numba's loop met a float argmax with its TypingError, and CUDA's
+    int64 cast would truncate 2.7 to 2."""
+    dev = _Device(device)
+    dx = dev.put(np.full((1, 1, 4, 4), 7.0))
+    with pytest.raises(TypeError, match=r"^maxpool_backward needs argmax of an integer dtype .*, got float64$"):
+        dev.kernels.maxpool_backward(dev.put(np.ones((1, 1, 2, 2))), dev.put(np.zeros((1, 1, 2, 2))), 2, 2, dx)
+    np.testing.assert_array_equal(dev.get(dx), 7.0)
+
+
 @pytest.mark.parametrize("kernel", CONV_OUTPUTS)
 @pytest.mark.parametrize("device", DEVICES)
 def test_conv_and_pool_kernels_refuse_an_integer_output(device, kernel):

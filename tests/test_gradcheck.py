@@ -626,6 +626,23 @@ def test_check_layer_holds_the_pass_without_an_input_gradient_to_the_other():
     assert result.errors["b (input_grad=False)"] < 1e-12
 
 
+class _StaleBiasWithoutInputGrad(mv.Dense):
+    """Writes dW but leaves the bias gradient as it was on the input_grad=False path."""
+
+    def backward(self, dy, input_grad=True):
+        if input_grad:
+            return super().backward(dy, input_grad=True)
+        dy = self._upstream(dy)
+        self.grads["W"][...] = self._x.T @ dy
+        return None
+
+
+def test_check_layer_fills_the_gradients_before_the_pass_without_an_input_gradient_too():
+    """Left from the other pass, a bias gradient that this path never writes looked right."""
+    result = mv.check_layer(_StaleBiasWithoutInputGrad(4, 2).build(dtype="float64", seed=0), testing.normal_array((3, 4), 0))
+    assert result.errors["b"] < 1e-8 and math.isnan(result.errors["b (input_grad=False)"]) and not result.passed(1e-6)
+
+
 def test_check_layer_refuses_an_empty_batch():
     """Every gradient of an empty batch is empty, so any layer, right or wrong, passed."""
     with pytest.raises(ValueError, match=r"non-empty batch, got x of shape \(0, 4\)"):

@@ -416,14 +416,24 @@ def test_kernels_refuse_an_output_they_cannot_write_and_write_nothing(kernel, ou
     np.testing.assert_array_equal(target, before)
 
 
-@pytest.mark.parametrize("written", ["db", "row_loss"])
-def test_the_second_outputs_are_checked_too(written):
+@pytest.mark.parametrize("written", ["db", "row_loss", "m", "v", "velocity"])
+def test_the_other_outputs_are_checked_too(written):
+    """Every array a kernel writes, not only the one in _kernel_calls' out position: an int64
+    Adam m or v, or SGD velocity, ran and stayed 0."""
     x = np.linspace(-2.7, 2.7, 12).reshape(4, 3)
+    bad = np.zeros(3 if written == "db" else 4 if written == "row_loss" else (4, 3), np.int64)
+    param = x.copy()
     with pytest.raises(TypeError, match=f"writes {written} in float32 or float64, got an array of dtype int64"):
         if written == "db":
-            cpu.bias_relu_backward(x, x, np.empty_like(x), np.zeros(3, np.int64))
+            cpu.bias_relu_backward(x, x, np.empty_like(x), bad)
+        elif written == "row_loss":
+            cpu.bernoulli_nll_logits(x, np.full_like(x, 0.5), 0.25, np.empty_like(x), bad)
+        elif written == "velocity":
+            cpu.sgd_update(param, x, bad, 0.1, 0.9)
         else:
-            cpu.bernoulli_nll_logits(x, np.full_like(x, 0.5), 0.25, np.empty_like(x), np.zeros(4, np.int64))
+            m, v = (bad, np.zeros_like(x)) if written == "m" else (np.zeros_like(x), bad)
+            cpu.adam_update(param, x, m, v, 0.9, 0.999, 1e-3, 1e-8)
+    np.testing.assert_array_equal(param, x)
 
 
 def test_a_float16_input_is_refused_by_name():

@@ -1330,6 +1330,9 @@ def test_plot_piano_roll_draws_each_roll_beside_its_reconstruction_and_says_whic
     assert [ax.get_ylabel() for ax in fig.axes] == ["roll 0\npitch", "", "roll 1\npitch", ""]
     assert {ax.images[0].get_clim() for ax in fig.axes} == {(0.0, 1.0)}
     assert fig._suptitle.get_text() == "test rolls and their reconstructions"
+    # one scale over both columns: reconstructions above the rolls' range are not clipped
+    low = mplot.plot_piano_roll(rolls * 0.25, n=2, rolls_rec=rec * 2.0)
+    assert len({ax.images[0].get_clim() for ax in low.axes}) == 1 and low.axes[1].images[0].get_clim()[1] >= 2.0 * rec[:2].max()
     alone = mplot.plot_piano_roll(rolls, n=2)  # samples, say: nothing is called "original"
     assert [ax.get_title() for ax in alone.axes] == ["", ""] and alone._suptitle is None
     with pytest.raises(ValueError, match="rolls and rolls_rec must have the same shape"):
@@ -1349,7 +1352,7 @@ def test_a_one_epoch_history_gets_integer_epoch_ticks():
         assert all(float(t.get_text().replace("\N{MINUS SIGN}", "-")).is_integer() for t in ax.get_xticklabels() if t.get_text())
 
 
-@pytest.mark.parametrize("class_names", [5, "cd", {1, 0}])
+@pytest.mark.parametrize("class_names", [5, "cd", {1, 0}, iter(["c", "d"])], ids=["int", "str", "set", "iterator"])
 def test_class_names_that_are_no_names_by_label_are_refused_by_name(class_names):
     """An int failed with "object of type 'int' has no len()", and a string was split into its
     characters: the legend said 'c', 'd'."""
@@ -1384,3 +1387,12 @@ def test_a_loss_value_that_is_not_one_number_per_epoch_is_refused_by_name():
     fig = mplot.plot_loss_curves(History([{"epoch": 1, "loss": 2.0, "kl_per_dim": [0.1, 0.2]},
                                           {"epoch": 2, "loss": 1.5, "kl_per_dim": [0.1, 0.3]}]))
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("features, lines", [(4, True), (5, False)])
+def test_plot_sequences_draws_up_to_four_features_as_lines(features, lines):
+    """MAX_CURVE_FEATURES is the boundary: 4 features are curves, 5 a feature-by-time heatmap."""
+    x = np.random.default_rng(0).standard_normal((2, 6, features))
+    fig = mplot.plot_sequences(x, n=1)
+    ax = fig.axes[0]
+    assert (len(ax.lines) == features and not ax.images) if lines else (ax.images and not ax.lines)
