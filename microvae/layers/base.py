@@ -105,14 +105,13 @@ class Module:
         pickle would be an executable file, which microvae never writes)."""
         if self.backend is None:
             return super().__reduce_ex__(protocol)
+        raise TypeError(f"a built {type(self).__name__} cannot be copied or pickled (its parameters are views into one "
+                        f"flat buffer): {self._how_to_copy()}")
+
+    def _how_to_copy(self) -> str:
         name = type(self).__name__
-        if hasattr(self, "save"):  # a model
-            how = (f"save and load it (model.save(path); microvae.load(path)), or make a new one from its config and "
-                   f"copy the values: new = {name}(**model.config); new.flat.data[...] = model.flat.data")
-        else:
-            how = (f"make a new one from its config and copy the values: new = {name}.from_config(layer.get_config())"
-                   ".build(...); new.flat.data[...] = layer.flat.data")
-        raise TypeError(f"a built {name} cannot be copied or pickled (its parameters are views into one flat buffer): {how}")
+        return (f"make a new one from its config and copy the values: new = {name}.from_config(layer.get_config())"
+                ".build(...); new.flat.data[...] = layer.flat.data")
 
     def parameter_specs(self) -> dict:
         """{name: (shape, initializer(backend, shape) -> array)}; empty for parameter-free layers."""

@@ -306,6 +306,10 @@ class Model(Module):
         return {key: value / n for key, value in totals.items()}
 
     # persistence ----------------------------------------------------------------
+    def _how_to_copy(self) -> str:  # (Module.__reduce_ex__'s advice, for a model)
+        return (f"save and load it (model.save(path); microvae.load(path)), or make a new one from its config and "
+                f"copy the values: new = {type(self).__name__}(**model.config); new.flat.data[...] = model.flat.data")
+
     def save(self, path, include_optimizer: bool = True, info: dict | None = None) -> None:
         """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``); ``info``, a
         dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``) and
