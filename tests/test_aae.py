@@ -91,8 +91,11 @@ def _tiny(encoder_type, prior, likelihood="bernoulli", seed=1):
 
 def _check_phase(model, phase, x, y, eps, real):
     """Gradient check of one phase's loss (fixed ε and prior draws) w.r.t. the group it updates,
-    and that the phase writes no gradient into the parts it does not update."""
+    and that the phase writes no gradient into the parts it does not update. The group's
+    gradients are NaN before the phase, as check_model fills them: a phase that added to them
+    instead of overwriting them (training never zeroes them) would fail."""
     model.flat.grad.fill(0)
+    model.parameter_groups()[PHASE_GROUPS[phase]].grad[...] = np.nan
     model.phase_loss(phase, x, y, eps=eps, prior_samples=real)
     wrt, analytic = {}, {}
     for name, value, grad in model.parameter_groups()[PHASE_GROUPS[phase]].named():
