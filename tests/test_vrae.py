@@ -431,6 +431,48 @@ def test_input_dropout_only_acts_during_fit():
     assert mv.check_model(small, xs).passed(1e-6)
 
 
+
+@settings(max_examples=8)
+@given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]),
+       likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), p=st.sampled_from([0.3, 0.5, 0.8]),
+       n=st.integers(1, 3), segments=st.integers(1, 3), F=st.integers(1, 3), masked=st.booleans(), seed=st.integers(0, 2**31))
+def test_whole_objective_gradient_in_training_mode_with_a_fixed_dropout_mask(kind, cell, likelihood, p, n, segments, F, masked,
+                                                                               seed):
+    """The objective as fit computes it (``_training`` on, inputs dropped): with the dropout
+    mask held fixed, as ε is, it is one deterministic function of θ, and its analytic gradient
+    must agree with finite differences too. (The check above runs outside fit, where nothing
+    is dropped.)"""
+    rng = np.random.default_rng(seed)
+    options = dict(hidden_size=3, latent_dim=2, cell=cell, likelihood=likelihood, beta=0.7, input_dropout=p, dtype="float64",
+                   seed=seed % 1000)
+    model = VRAE(F, **options) if kind == "flat" else HierarchicalVRAE(F, segment_length=2, conductor_size=2, **options)
+    random_biases(model, seed)
+    T = 2 * segments
+    x = rng.random((n, T, F))
+    batch = (x, ragged_mask(rng.integers(1, T + 1, size=n), T)) if masked else (x,)
+    masks, draw = {}, model.backend.uniform
+
+    def the_same_mask(shape, *args, **kwargs):  # one draw per shape, handed out at every evaluation
+        if shape not in masks:
+            masks[shape] = draw(shape, *args, **kwargs)
+        return masks[shape]
+
+    model.backend.uniform = the_same_mask
+    model._training = True
+    eps = model.fixed_noise(*batch, seed=0)
+    terms = model.loss_and_grads(*batch, eps=eps)
+    (drawn,) = masks.values()
+    assume(bool((drawn[:, 1:] < p).any()))  # some teacher-forced input was dropped
+    model._training = False
+    assert model.loss(*batch, eps=eps).loss != terms.loss  # ... and that changed the objective
+    model._training = True
+    # as in the checks over shapes above: tensors whose whole gradient is below the rounding of
+    # the differenced loss cannot be checked to 1e-6 relative
+    assume(all(not g.any() or np.abs(g).max() > 1e-3 * abs(terms.loss) for _, _, g in model.flat.named()))
+    result = check_model(model, *batch, eps_noise=eps)
+    assert len(masks) == 1, "the objective drew a second kind of noise besides the dropout mask"
+    assert result.passed(1e-6), result.table()
+
 def test_input_dropout_is_saved_and_validated(tmp_path):
     model = mv.VRAE(2, hidden_size=3, latent_dim=2, input_dropout=0.25)
     model.save(tmp_path / "v.npz")
