@@ -1080,18 +1080,22 @@ def test_the_recurrent_checks_use_ragged_masks(monkeypatch):
 
 def test_the_model_checks_build_what_their_titles_say(monkeypatch):
     """β=4 with a capacity and a learned variance, a CVAE with a learned prior, a masked VRAE; full
-    mode unless the title says directional; parameters at a random point."""
+    mode unless the title says directional (then directional and sampled); parameters at a random point."""
     from microvae.selfcheck import run_checks
 
     seen = _spy_on_the_self_check(monkeypatch)
     titles = [name for _, name, _ in run_checks(groups="model") if not name.startswith("AAE")]  # AAE: gradcheck
     calls = [(args, kwargs) for kind, args, kwargs in seen if kind == "check_model"]
-    assert len(calls) == len(titles)  # one check_model each, in the order run
+    # one check_model each, in the order run; two for the ConvVAE: along directions, then sampled
+    conv = next(i for i, title in enumerate(titles) if title.startswith("ConvVAE"))
+    assert len(calls) == len(titles) + 1 and calls[conv][0][0] is calls[conv + 1][0][0]  # the same model
+    assert [calls[conv][1]["mode"], calls[conv + 1][1]["mode"]] == ["directional", "sampled"]
+    del calls[conv + 1]
     checked = dict(zip(titles, calls))
     for title, (args, kwargs) in checked.items():
         model = args[0]
         assert type(model).__name__ == title.split()[0].replace("β-VAE", "VAE"), title
-        assert kwargs.get("mode", "full") == ("directional" if "directional" in title else "full"), title
+        assert kwargs.get("mode", "full") in (("directional", "sampled") if "directional" in title else ("full",)), title
         assert np.all(model.flat.data != 0), title
     by_name = {title.split()[0]: args for title, (args, _) in checked.items()
                if "warming up" not in title and "clamped high" not in title}

@@ -30,9 +30,11 @@ def images(n, shape, seed=0):
        capacity=st.sampled_from([None, 0.5, 40.0]), warmup=st.sampled_from([0, 10]), fuse_relu=st.booleans(),
        latent=st.integers(1, 3), n=st.integers(1, 2), seed=st.integers(0, 2**31))
 def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, capacity, warmup, fuse_relu, latent, n, seed):
-    """Every tensor along random directions (the model has 2·10⁴-2·10⁵ parameters), and every
+    """Every tensor along random directions (the model has 2·10⁴-2·10⁵ parameters), every
     element of the tensors with at most 300 (all biases, the first convolution's and the last
-    layers' weights, the dense layers around the latent code) element by element. The strided
+    layers' weights, the dense layers around the latent code) element by element, and in the
+    larger ones the 8 elements of largest gradient and 8 random others ("sampled" mode: a
+    directional check alone lets a small error spread over a large tensor through). The strided
     variant also on odd sizes, where the decoder mirrors them with output_padding. With ReLUs
     inside the convolutions or as layers of their own, and a capacity target (C below and above
     the KL) and warm-ups of β and C, checked part-way through (step 4 of 10)."""
@@ -57,11 +59,18 @@ def test_conv_vae_objective_gradients(variant_and_shape, likelihood, beta, capac
     assert len(result.errors) == len(model.flat.layout)
 
     model.loss_and_grads(x, eps=eps)
-    small = {name: (value, grad.copy()) for name, value, grad in model.flat.named() if value.size <= 300}
+    tensors = {name: (value, grad.copy()) for name, value, grad in model.flat.named()}
+    small = {name: pair for name, pair in tensors.items() if pair[0].size <= 300}
     full = gradcheck(lambda: model.loss(x, eps=eps).loss, {k: v for k, (v, _) in small.items()},
                      {k: g for k, (_, g) in small.items()}, title="ConvVAE small tensors")
     assert full.passed(1e-6), full.table()
     assert any(name.endswith(".W") for name in full.errors) and any(name.endswith(".b") for name in full.errors)
+    large = {name: pair for name, pair in tensors.items() if pair[0].size > 300}
+    sampled = gradcheck(lambda: model.loss(x, eps=eps).loss, {k: v for k, (v, _) in large.items()},
+                        {k: g for k, (_, g) in large.items()}, mode="sampled", samples=8, seed=seed % 1000,
+                        title="ConvVAE large tensors")
+    assert sampled.passed(1e-6), sampled.table()
+    assert len(small) + len(large) == len(model.flat.layout)
 
 
 # ---------------------------------------------------------------------------------------------

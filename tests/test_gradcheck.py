@@ -12,7 +12,7 @@ from microvae import testing
 from microvae.verify import gradcheck, numeric_gradient
 
 
-@given(n=st.integers(1, 12), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
+@given(n=st.integers(1, 12), seed=testing.seeds(), mode=st.sampled_from(["full", "directional", "sampled"]))
 def test_right_gradient_passes_and_wrong_one_fails(n, seed, mode):
     a = testing.normal_array(n, seed)
     w = testing.normal_array(n, seed + 1)
@@ -89,7 +89,7 @@ def test_check_model_refuses_a_model_without_a_vae_objective():
         mv.check_model(aae, np.full((2, 5), 0.5))
 
 
-@pytest.mark.parametrize("mode,per_item", [("full", 5), ("directional", 3)])
+@pytest.mark.parametrize("mode,per_item", [("full", 5), ("directional", 3), ("sampled", 5)])
 def test_each_element_or_direction_costs_four_evaluations(mode, per_item):
     """The module doc's cost: the fourth-order stencil takes four evaluations per element (full)
     or per direction (directional), plus one for the scale floor."""
@@ -153,7 +153,7 @@ def test_passed_table_and_max_error_use_the_tolerance_given():
 
 @given(n=st.integers(1, 12), seed=testing.seeds(), g_scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]),
        w_scale=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]), offset=st.sampled_from([0.0, -1e4, 1e4]),
-       mode=st.sampled_from(["full", "directional"]))
+       mode=st.sampled_from(["full", "directional", "sampled"]))
 def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale, offset, mode):
     """For a linear f = c + Σ w·a every stencil is exact, so the reported error must be the module
     doc's measure up to rounding: full mode max|g − w| / max(max|g|, max|w|, floor); directional
@@ -175,7 +175,7 @@ def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale,
     # f is rounded to its own ulp: the stencil (coefficients summing to 1.5 in absolute value,
     # over h) turns that into an error in the numeric derivative that no implementation avoids
     rounding = 4 * np.finfo(np.float64).eps * (abs(offset) + float(np.sum(np.abs(w * a0))) + 1.0) / h
-    if mode == "full":
+    if mode in ("full", "sampled"):  # (sampled: n ≤ 12 is at most 2·16, so every element)
         denominator = max(np.max(np.abs(g)), np.max(np.abs(w)), floor)
         expected = np.max(np.abs(g - w)) / denominator
     else:
@@ -190,7 +190,7 @@ def test_the_reported_error_is_the_documented_measure(n, seed, g_scale, w_scale,
     assert result.errors["a"] == pytest.approx(expected, rel=1e-6, abs=rounding / denominator)
 
 
-@given(n=st.integers(1, 6), seed=testing.seeds(), mode=st.sampled_from(["full", "directional"]))
+@given(n=st.integers(1, 6), seed=testing.seeds(), mode=st.sampled_from(["full", "directional", "sampled"]))
 def test_the_stencil_is_fourth_order(n, seed, mode):
     """The stencil's truncation error is −h⁴·f⁽⁵⁾/30: none at all on a quartic, even with a step
     of 0.1, where central (h²) or one-sided (h) differences are off by about 1e-2 to 1e-1."""
@@ -319,7 +319,7 @@ def test_the_logvar_clamp_helpers_place_each_column_where_asked():
         assert not clear(too_near), too_near
 
 
-@pytest.mark.parametrize("mode", ["full", "directional"])
+@pytest.mark.parametrize("mode", ["full", "directional", "sampled"])
 def test_a_nan_or_infinite_gradient_or_function_fails_in_either_mode(mode):
     """Python's max(0.0, nan) is 0.0: the directional worst-so-far dropped every NaN, so an
     analytic gradient of NaN or ∞, or an f that is NaN beside θ, reported 0 and passed."""
@@ -341,7 +341,7 @@ def test_a_nan_or_infinite_gradient_or_function_fails_in_either_mode(mode):
     assert len(calls) == 13 and np.isnan(result.errors["a"]) and not result.passed(1e-6)
 
 
-@pytest.mark.parametrize("mode", ["full", "directional"])
+@pytest.mark.parametrize("mode", ["full", "directional", "sampled"])
 @pytest.mark.parametrize("view", ["transposed", "strided", "fortran"])
 def test_non_contiguous_arrays_are_perturbed_where_fn_reads_them(mode, view):
     """reshape(-1) of a non-contiguous view is a copy: perturbing that copy left fn unchanged,
@@ -378,7 +378,7 @@ def test_an_infinite_error_fails_even_against_an_infinite_tolerance():
     assert mv.verify.GradcheckResult({"a": 1e300}, "full").passed(math.inf)
 
 
-@given(error=st.floats(1e-12, 1.0), mode=st.sampled_from(["full", "directional"]))
+@given(error=st.floats(1e-12, 1.0), mode=st.sampled_from(["full", "directional", "sampled"]))
 def test_the_table_and_passed_agree_on_an_error_equal_to_the_tolerance(error, mode):
     """An error exactly at the tolerance passes; the table must say ok where ``passed`` does."""
     result = mv.verify.GradcheckResult({"a": error}, mode)
@@ -387,7 +387,7 @@ def test_the_table_and_passed_agree_on_an_error_equal_to_the_tolerance(error, mo
     assert result.table(error * (1 - 1e-9)).split()[-1] == "FAIL" and not result.passed(error * (1 - 1e-9))
 
 
-@pytest.mark.parametrize("mode", ["full", "directional"])
+@pytest.mark.parametrize("mode", ["full", "directional", "sampled"])
 def test_an_empty_tensor_has_error_zero_beside_a_checked_one(mode):
     """A tensor with no elements has nothing to get wrong: its error is 0 (not 1 or NaN), and the
     check of the tensors beside it still decides the verdict."""
@@ -446,7 +446,7 @@ def _steps_seen(arrays):
     return record, seen
 
 
-@pytest.mark.parametrize("mode", ["full", "directional"])
+@pytest.mark.parametrize("mode", ["full", "directional", "sampled"])
 def test_check_loss_uses_the_mode_and_the_step_it_is_given(mode):
     from microvae import losses
 
@@ -460,7 +460,7 @@ def test_check_loss_uses_the_mode_and_the_step_it_is_given(mode):
     result = mv.check_loss(kl, {"mu": mu, "logvar": logvar}, mode=mode, eps=1e-3)
     assert result.mode == mode and result.passed(1e-6)
     moves = [d for d in seen if np.any(d)]
-    per_tensor = 4 if mode == "full" else 3  # elements, or the default three directions
+    per_tensor = 3 if mode == "directional" else 4  # the default three directions, or every element
     assert len(moves) == 2 * 4 * per_tensor
     np.testing.assert_allclose(sorted(np.linalg.norm(d) for d in moves),
                                [1e-3] * (4 * per_tensor) + [2e-3] * (4 * per_tensor), rtol=1e-6)
@@ -656,3 +656,96 @@ def test_check_model_fails_a_model_whose_layer_adds_to_its_gradients():
     bad = mv.VAE(3, (4,), 2, dtype="float64", seed=0, encoder=mv.Sequential(_AddsToItsGradients(3, 4), mv.ReLU()))
     result = mv.check_model(bad, data)
     assert not result.passed(1e-6) and math.isnan(result.max_error)
+
+
+# sampled mode: a small error spread over a large tensor, at the promised scale ---------------------
+def _spread_error_case(n, seed):
+    a, w = testing.normal_array(n, seed), testing.normal_array(n, seed + 1)
+
+    def f():
+        return float(np.sum(w * np.sin(a)))
+
+    return f, a, w * np.cos(a)
+
+
+def test_sampled_mode_catches_a_small_error_spread_over_a_large_tensor_where_directions_do_not():
+    """Every element 1e-5 too large (10× the 1e-6 promise): along a random direction of a tensor of
+    5000 elements that is about 1e-5/√5000 of ‖g‖₂, under 1e-6, so directional checks pass it;
+    the sampled check differences the largest elements and sees 1e-5."""
+    f, a, right = _spread_error_case(5000, 0)
+    wrong = right * (1 + 1e-5)
+    assert gradcheck(f, {"a": a}, {"a": right}, mode="sampled").passed(1e-6)
+    sampled = gradcheck(f, {"a": a}, {"a": wrong}, mode="sampled")
+    assert not sampled.passed(1e-6) and sampled.errors["a"] == pytest.approx(1e-5, rel=0.05)
+    assert gradcheck(f, {"a": a}, {"a": wrong}, mode="directional", seed=0).passed(1e-6)  # what sampled mode is for
+
+
+@given(seed=testing.seeds(), samples=st.integers(1, 6))
+def test_sampled_mode_differences_the_largest_elements_and_random_others(seed, samples):
+    """The elements perturbed: the ``samples`` of largest |analytic| (so an error in the largest
+    component never escapes) and ``samples`` distinct others; the seed picks the others; the
+    reported error is the full mode's measure over them, against the whole tensor's max |g|."""
+    n = 40
+    rng = np.random.default_rng(seed)
+    a, w = rng.standard_normal(n), rng.standard_normal(n)
+    g = w + 1e-3 * rng.standard_normal(n)  # analytic: off by 1e-3 scale everywhere, f linear (exact stencil)
+    h = 1e-3
+
+    def touched(seed_):
+        record, seen = _steps_seen([a])
+
+        def f():
+            record()
+            return float(np.sum(w * a))
+
+        result = gradcheck(f, {"a": a}, {"a": g}, eps=h, mode="sampled", samples=samples, seed=seed_)
+        return sorted({int(np.flatnonzero(d)[0]) for d in seen if np.any(d)}), result, seen
+
+    chosen, result, seen = touched(seed)
+    assert all(np.count_nonzero(d) <= 1 for d in seen)  # one element at a time
+    assert len(chosen) == 2 * samples and len(seen) == 1 + 4 * 2 * samples
+    largest = set(np.argsort(np.abs(g))[-samples:].tolist())
+    assert largest <= set(chosen)
+    floor = 1e-3 * max(1.0, abs(float(np.sum(w * a))))
+    expected = np.max(np.abs(g - w)[chosen]) / max(np.max(np.abs(g)), np.max(np.abs(w[chosen])), floor)
+    assert result.errors["a"] == pytest.approx(expected, rel=1e-6)
+    assert touched(seed)[0] == chosen
+    others = {tuple(sorted(set(touched(s)[0]) - largest)) for s in range(seed % 1000, seed % 1000 + 4)}
+    assert len(others) > 1  # the seed, not a fixed rule, picks the random ones
+
+
+def test_sampled_mode_checks_every_element_of_a_small_tensor_and_a_wrong_one_anywhere():
+    f, a, right = _spread_error_case(10, 3)
+    for i in range(10):
+        wrong = right.copy()
+        wrong[i] += 1e-3 * np.max(np.abs(right))
+        assert not gradcheck(f, {"a": a}, {"a": wrong}, mode="sampled", samples=5).passed(1e-6), i
+    f, a, right = _spread_error_case(200, 4)
+    wrong = right.copy()
+    wrong[np.argmax(np.abs(right))] *= 1.01  # the largest component is always among those checked
+    for seed in range(3):
+        assert not gradcheck(f, {"a": a}, {"a": wrong}, mode="sampled", samples=2, seed=seed).passed(1e-6)
+
+
+@pytest.mark.parametrize("samples", [0, -2, 1.5, True, "3"])
+def test_samples_must_be_a_positive_integer(samples):
+    """Zero samples would compare nothing and pass any gradient."""
+    a = np.ones(3)
+    with pytest.raises((TypeError, ValueError), match="samples must be a positive integer"):
+        gradcheck(lambda: float((a**2).sum()), {"a": a}, {"a": 5 * a}, mode="sampled", samples=samples)
+    model = mv.VAE(4, (3,), 2, dtype="float64")
+    with pytest.raises((TypeError, ValueError), match="samples must be a positive integer"):
+        mv.check_model(model, np.full((2, 4), 0.5), mode="sampled", samples=samples)
+
+
+def test_check_model_passes_samples_on():
+    model = mv.VAE(6, (40,), 2, dtype="float64", seed=0)
+    x = np.random.default_rng(0).random((3, 6))
+    calls = []
+    loss = model.loss
+    model.loss = lambda *a, **k: calls.append(1) or loss(*a, **k)
+    result = mv.check_model(model, x, mode="sampled", samples=3)
+    assert result.mode == "sampled" and result.passed(1e-6)
+    # one evaluation for the floor, then 4 per element: 2·3 of each tensor larger than 6, all of the others
+    sizes = [value.size for _, value, _ in model.flat.named()]
+    assert len(calls) == 1 + 4 * sum(min(size, 6) for size in sizes)

@@ -59,11 +59,14 @@ def test_whole_objective_gradient_with_logvar_outside_the_clamp(clamped, config_
     assert result.passed(1e-6), f"{config} {sides}\n{result}"
 
 
-def test_whole_objective_gradient_directional_on_default_size():
+def test_whole_objective_gradient_directional_and_sampled_on_default_size():
+    """The textbook size (1.07 million parameters) along random directions, and element by
+    element at each tensor's 16 largest gradients and 16 random others."""
     model = mv.VAE(dtype="float64", seed=0)
     x = np.random.default_rng(0).uniform(0, 1, (4, 784))
-    result = mv.check_model(model, x, mode="directional")
-    assert result.passed(1e-6), f"\n{result}"
+    for mode in ("directional", "sampled"):
+        result = mv.check_model(model, x, mode=mode)
+        assert result.passed(1e-6), f"\n{result}"
 
 
 class _StdIsExpLogvar(Reparameterization):
