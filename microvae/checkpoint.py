@@ -205,7 +205,12 @@ def _read(path: str, keys=None) -> dict:
     """The file's entries (those named in ``keys`` that it has, if given: an archive's members
     are read one by one, so read_info need not read the parameters)."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
+        raise FileNotFoundError(f"no checkpoint at {path!r}{_neighbour_hint(path)}")
+    if os.path.isdir(path):  # microvae train's run folder, most likely: the checkpoint is inside it
+        inside = os.path.join(path, "model.npz")
+        hint = f"; it holds {inside!r}: load that" if os.path.isfile(inside) else ""
+        raise IsADirectoryError(f"{path!r} is a folder, not a checkpoint file{hint} (microvae train writes model.npz "
+                                "into its --out folder)")
     # our own file object: np.load given a name leaves its file open when a damaged zip fails to open
     with open(path, "rb") as f:
         head = f.read(6)
@@ -223,6 +228,12 @@ def _read(path: str, keys=None) -> dict:
     # a .npy file: np.load gives one bare array, not an archive of named entries
     raise CheckpointError(path, f"not a microvae checkpoint: it holds a single {loaded.dtype} array of shape "
                                 f"{loaded.shape} (an .npy file); expected an .npz archive written by model.save()")
+
+
+def _neighbour_hint(path: str) -> str:
+    """"; ... exists" when the name with ".npz" added or removed is a file: save() appends no suffix."""
+    other = path[: -len(".npz")] if path.endswith(".npz") else path + ".npz"
+    return f"; {other!r} exists (save() writes the name it is given, adding no '.npz')" if os.path.isfile(other) else ""
 
 
 def _member(npz, key: str, path: str) -> np.ndarray:
@@ -361,8 +372,9 @@ def load(path, backend=None):
     ``backend`` overrides the device ("numpy" or "cupy"); a ``Backend`` object brings its own
     dtype and generator, as in a model's constructor (a float64 checkpoint loaded onto a
     float32 Backend is rounded to float32, and its seed is not used). Raises CheckpointError, naming the
-    file and what was expected, for a corrupt, truncated, foreign or inconsistent file, and
-    FileNotFoundError if there is none.
+    file and what was expected, for a corrupt, truncated, foreign or inconsistent file,
+    FileNotFoundError if there is none and IsADirectoryError for a folder (a run folder's
+    checkpoint is its model.npz).
     """
     from .backend import _kernel_kind, get_backend
     from .models.base import MODEL_TYPES

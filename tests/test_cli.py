@@ -209,6 +209,11 @@ def test_corrupt_checkpoint_is_a_clear_message(tmp_path, capsys):
     _fails_cleanly(["sample", str(tmp_path / "none.npz")], capsys, "no checkpoint")
 
 
+def test_sample_given_the_run_folder_points_to_its_model_file(trained_run, capsys, tmp_path):
+    _fails_cleanly(["sample", str(trained_run), "--out", str(tmp_path / "x.png")], capsys,
+                   f"is a folder, not a checkpoint file; it holds {str(trained_run / 'model.npz')!r}: load that")
+
+
 def test_label_on_unconditional_model(trained_run, capsys, tmp_path):
     _fails_cleanly(["sample", str(trained_run / "model.npz"), "--label", "1", "--out", str(tmp_path / "x.png")], capsys,
                    "conditional")

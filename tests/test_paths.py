@@ -118,3 +118,25 @@ def test_write_idx_refuses_a_masked_array_and_writes_nothing(tmp_path):
     assert not (tmp_path / "m.idx").exists()
     write_idx(tmp_path / "m.idx", masked.filled(255))
     assert read_idx(tmp_path / "m.idx").tolist() == [255, 1, 2, 3, 4, 5]
+
+
+def test_a_folder_given_as_a_checkpoint_is_named_with_the_model_file_inside_it(tmp_path):
+    """microvae train writes its checkpoint into a run folder: loading the folder names the file."""
+    with pytest.raises(IsADirectoryError, match=r"is a folder, not a checkpoint file \(microvae train"):
+        mv.load(tmp_path)  # an empty folder: no file to point to
+    _model().save(tmp_path / "model.npz")
+    for call in (mv.load, read_info):
+        with pytest.raises(IsADirectoryError, match=r"is a folder.*; it holds '.*model\.npz': load that"):
+            call(tmp_path)
+
+
+@pytest.mark.parametrize("saved,asked", [("m", "m.npz"), ("m.npz", "m")])
+def test_a_missing_checkpoint_names_the_file_with_or_without_npz_beside_it(tmp_path, saved, asked):
+    """save() writes the name it is given; a load that adds or drops '.npz' is told where the file is."""
+    model = _model()
+    model.save(tmp_path / saved)
+    with pytest.raises(FileNotFoundError, match=rf"no checkpoint at '.*{asked}'; '.*{saved}' exists \(save\(\) writes the name"):
+        mv.load(tmp_path / asked)
+    assert np.array_equal(mv.load(tmp_path / saved).flat.data, model.flat.data)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at '.*other\.npz'$"):
+        mv.load(tmp_path / "other.npz")

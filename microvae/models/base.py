@@ -311,7 +311,8 @@ class Model(Module):
                 f"copy the values: new = {type(self).__name__}(**model.config); new.flat.data[...] = model.flat.data")
 
     def save(self, path, include_optimizer: bool = True, info: dict | None = None) -> None:
-        """Write one ``.npz`` checkpoint atomically (see ``microvae.checkpoint``); ``info``, a
+        """Write one ``.npz`` checkpoint atomically at ``path``, the name as given (no ".npz" is
+        appended; see ``microvae.checkpoint``); ``info``, a
         dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``) and
         kept in ``model.info``; left out, ``model.info`` is written again."""
         from ..checkpoint import save
