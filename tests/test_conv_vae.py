@@ -311,3 +311,20 @@ def test_repr_shows_the_settings():
     text = repr(model)
     assert text.startswith("ConvVAE(input_shape=(1, 8, 8), latent_dim=3, beta=2.5, variant='strided', likelihood='gaussian', "
                            f"parameters={model.num_parameters}, backend="), text
+
+
+@pytest.mark.parametrize("variant", ["pooling", "strided"])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (28, 28, 4), (64, 48, 3)])
+def test_a_channels_last_input_shape_is_refused_with_the_channels_first_one(variant, shape):
+    """(28, 28, 1) would be 28 channels of 28×1 images, and the strided variant trained on it
+    without a word; the error names the shape meant and the transpose for the data."""
+    height, width, channels = shape
+    with pytest.raises(ValueError, match=rf"looks like \(height, width, channels\): use \({channels}, {height}, {width}\) "
+                                         r"and pass channels-last images as x.transpose\(0, 3, 1, 2\)"):
+        ConvVAE(shape, variant=variant)
+    ConvVAE((channels, height, width), variant="strided")  # the shape meant builds
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (8, 8, 8), (4, 8, 4), (8, 4, 4), (1, 1, 2), (16, 8, 5)])
+def test_channels_first_shapes_near_the_channels_last_rule_build(shape):
+    ConvVAE(shape, variant="strided")

@@ -123,6 +123,10 @@ class ConvVAE(VAE):
         if len(shape) != 3 or min(shape) < 1:
             raise ValueError(f"input_shape must be three positive ints (channels, height, width), got {input_shape!r}")
         channels, height, width = shape
+        if width in (1, 3, 4) and channels >= 8 and height >= 8:  # (28, 28, 1), (32, 32, 3): no input has 28 channels of width 1
+            raise ValueError(f"input_shape is (channels, height, width); {shape} would be {channels} channels of {height}×{width} "
+                             f"images, which looks like (height, width, channels): use {(width, channels, height)} and pass "
+                             "channels-last images as x.transpose(0, 3, 1, 2)")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if variant == "pooling" and (height % 4 or width % 4):
