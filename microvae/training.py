@@ -462,6 +462,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         if not any(callable(getattr(cb, hook, None)) for hook in _HOOKS):
             raise TypeError(f"callbacks: {cb!r} is not a callback; a callback subclasses microvae.Callback or has "
                             f"at least one of the methods {', '.join(_HOOKS)}")
+        _check_hook_signatures(cb)
     if optimizer is None:
         optimizer = model._current_optimizer()
     if isinstance(optimizer, str) and optimizer_options:  # before the data: fit(x, labels=y) lands here
@@ -550,6 +551,29 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
 
 
 _HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
+
+
+_HOOK_ARGUMENTS = {"on_train_begin": ("model",), "on_epoch_end": ("model", "epoch", "record"), "on_train_end": ("model",)}
+
+
+def _check_hook_signatures(callback) -> None:
+    """Before training: each hook takes what fit passes it. A Keras-style on_epoch_end(epoch, logs)
+    would fail only after the first epoch, with Python's bare count of positional arguments."""
+    import inspect
+
+    for name, arguments in _HOOK_ARGUMENTS.items():
+        hook = getattr(callback, name, None)
+        if hook is None:
+            continue
+        try:
+            signature = inspect.signature(hook)
+        except (TypeError, ValueError):  # a builtin or C callable: no signature to check against
+            continue
+        try:
+            signature.bind(*arguments)
+        except TypeError:
+            raise TypeError(f"callbacks: {type(callback).__name__}.{name}{signature} cannot take fit's arguments; fit calls "
+                            f"{name}({', '.join(arguments)}) (see microvae.Callback)") from None
 
 
 def _call_hook(callback, name: str, *args):

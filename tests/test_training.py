@@ -1235,3 +1235,29 @@ def test_fit_with_no_epochs_leaves_an_unseeded_models_generator_alone():
     assert model.backend.rng.bit_generator.state == state and model.train_seed is None
     model.fit(x, epochs=1, verbose=0)  # a real run still draws its seed there
     assert model.train_seed is not None and model.backend.rng.bit_generator.state != state
+
+
+@pytest.mark.parametrize("hooks,named", [
+    ({"on_epoch_end": lambda self, epoch, logs=None: None}, r"on_epoch_end\(epoch, logs=None\).*fit calls on_epoch_end\(model, epoch, record\)"),
+    ({"on_train_begin": lambda self: None}, r"on_train_begin\(\).*fit calls on_train_begin\(model\)"),
+    ({"on_train_end": lambda self, model, logs: None}, r"on_train_end\(model, logs\).*fit calls on_train_end\(model\)"),
+])
+def test_a_callback_whose_hooks_cannot_take_fits_arguments_is_refused_before_training(hooks, named):
+    """A Keras-style on_epoch_end(epoch, logs) failed after the first epoch with Python's bare
+    "takes from 2 to 3 positional arguments but 4 were given"; now before any step, naming the call."""
+    callback = type("Keras", (), hooks)()
+    model = mv.VAE(6, (4,), 2, seed=0)
+    before = model.flat.data.copy()
+    with pytest.raises(TypeError, match=named):
+        model.fit(np.random.default_rng(0).random((8, 6)), epochs=1, batch_size=4, verbose=0, callbacks=[callback])
+    assert model.epochs_trained == 0 and np.array_equal(model.flat.data, before)
+
+
+def test_hooks_taking_any_arguments_or_microvaes_own_signature_are_accepted():
+    seen = []
+    flexible = type("Flexible", (), {"on_epoch_end": lambda self, *args, **kwargs: seen.append(args)})()
+    plain = type("Plain", (), {"on_train_begin": lambda self, model: seen.append("begin"),
+                               "on_epoch_end": lambda self, model, epoch, record=None: seen.append(epoch)})()
+    mv.VAE(6, (4,), 2, seed=0).fit(np.random.default_rng(0).random((8, 6)), epochs=2, batch_size=4, verbose=0,
+                                   callbacks=[flexible, plain])
+    assert "begin" in seen and 1 in seen and 2 in seen and sum(isinstance(s, tuple) and len(s) == 3 for s in seen) == 2
