@@ -131,8 +131,8 @@ def _import_cupy():
         import cupy
     except ImportError as exc:  # pragma: no cover - depends on machine
         raise BackendUnavailable(
-            "backend='cupy' needs CuPy and an NVIDIA GPU: pip install 'microvae[gpu]' "
-            "(or use backend='numpy')"
+            "backend='cupy' needs CuPy and an NVIDIA GPU: pip install cupy-cuda12x (the CuPy build for your CUDA; "
+            "in a microvae checkout, pip install -e '.[gpu]') or use backend='numpy'"
         ) from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()

@@ -1,6 +1,6 @@
 """Plotting helpers for microvae models (optional: needs matplotlib).
 
-Install the extra with ``pip install 'microvae[plot]'``.  Importing this
+Install matplotlib, or the plot extra from a checkout: ``pip install -e '.[plot]'``.  Importing this
 module never imports matplotlib; it is loaded lazily the first time a figure
 is drawn, so the rest of the library works without it.
 
@@ -72,7 +72,8 @@ __all__ = [
     "plot_latent_vs_prior",
 ]
 
-_MISSING_MPL = "microvae.plot needs matplotlib: pip install 'microvae[plot]'"
+_MISSING_MPL = ("microvae.plot needs matplotlib: pip install matplotlib (in a microvae checkout, "
+                "pip install -e '.[plot]' installs it as the plot extra)")
 _DPI = 100
 # Labels with at most this many distinct integer values get a legend;
 # anything else is treated as continuous and gets a colorbar.

@@ -1,6 +1,6 @@
 """Hypothesis strategies for property-testing layers, losses and models.
 
-Needs hypothesis (``pip install 'microvae[dev]'``). Example::
+Needs hypothesis (``pip install hypothesis``, or ``pip install -e '.[dev]'`` in a checkout). Example::
 
     from hypothesis import given
     from microvae import check_layer, testing
@@ -19,7 +19,8 @@ try:
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError("microvae.testing needs hypothesis: pip install 'microvae[dev]'") from exc
+    raise ImportError("microvae.testing needs hypothesis: pip install hypothesis (in a microvae checkout, "
+                      "pip install -e '.[dev]' installs it with the other test tools)") from exc
 
 from .layers import Dense, LeakyReLU, ReLU, Sequential, Sigmoid, Tanh
 

@@ -212,3 +212,22 @@ def test_a_backends_seed_and_name_are_checked_as_everywhere_in_microvae():
     for name in ("", 0, False):
         with pytest.raises(ValueError, match=rf"backend must be 'numpy' or 'cupy', got {name!r}$"):
             mv.get_backend(name)
+
+
+def test_without_cupy_the_error_says_what_to_install_from_pypi_and_from_a_checkout(monkeypatch):
+    """'pip install microvae[gpu]' would ask the package index for a distribution that need not be this project."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy raises ImportError
+    with pytest.raises(mv.BackendUnavailable, match=r"pip install cupy-cuda12x .*pip install -e '\.\[gpu\]'\) or use backend='numpy'"):
+        mv.get_backend("cupy")
+
+
+def test_without_hypothesis_microvae_testing_says_what_to_install(monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
+    monkeypatch.delitem(sys.modules, "microvae.testing", raising=False)
+    with pytest.raises(ImportError, match=r"needs hypothesis: pip install hypothesis \(in a microvae checkout, pip install -e '\.\[dev\]'"):
+        importlib.import_module("microvae.testing")

@@ -950,7 +950,7 @@ def test_missing_matplotlib_gives_clear_import_error(monkeypatch):
         if name == "matplotlib" or name.startswith("matplotlib."):
             monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"pip install 'microvae\[plot\]'"):
+    with pytest.raises(ImportError, match=r"needs matplotlib: pip install matplotlib \(in a microvae checkout, pip install -e '\.\[plot\]'"):
         mplot._pyplot()
     with pytest.raises(ImportError, match="needs matplotlib"):
         mplot.plot_samples(np.zeros((1, 4)))

@@ -336,6 +336,11 @@ def test_bad_constructor_arguments():
         mv.VAE(latent_dim=0)
     with pytest.raises(TypeError, match="unconditional"):
         mv.VAE(10, (6,), 2).fit(np.zeros((4, 10)), np.zeros(4), epochs=1, verbose=0)
+    # Keras habits: fit(x, x) (autoencoder targets) and fit(x, 5) (epochs) get y explained
+    for second in (np.zeros((4, 10)), 5):
+        with pytest.raises(TypeError, match=r"second positional argument is y, the labels: pass epochs and other settings by "
+                                            r"keyword, fit\(x, epochs=5\)"):
+            mv.VAE(10, (6,), 2).fit(np.zeros((4, 10)), second, verbose=0)
 
 
 def test_stable_for_extreme_logvar_and_logits():

@@ -264,7 +264,9 @@ class VAE(Model):
 
     def _prepare_data(self, x, y=None):
         if y is not None:
-            raise TypeError(f"{type(self).__name__} is unconditional and takes no labels; use microvae.CVAE for labels")
+            raise TypeError(f"{type(self).__name__} is unconditional and takes no labels, but got y (fit's and evaluate's "
+                            f"second positional argument is y, the labels: pass epochs and other settings by keyword, "
+                            f"fit(x, epochs=5); validation data as validation_data=x_val); use microvae.CVAE for labels")
         return (self._data(x),)
 
     def _data(self, x, what="x"):
