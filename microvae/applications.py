@@ -159,6 +159,11 @@ class DenoisingReport(NamedTuple):
     gain: float
     psnr_clean_reconstruction: float  # how well the model reconstructs the clean images (a ceiling of sorts)
 
+    def __repr__(self) -> str:  # the figures first; the two image arrays by shape, not a screenful of pixels
+        return (f"DenoisingReport(gain={self.gain:.3f}, psnr_noisy={self.psnr_noisy:.3f}, psnr_denoised={self.psnr_denoised:.3f}, "
+                f"psnr_clean_reconstruction={self.psnr_clean_reconstruction:.3f}, noisy=<array {self.noisy.shape}>, "
+                f"denoised=<array {self.denoised.shape}>)")
+
 
 def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, y=None,
                      data_range: float | None = None) -> DenoisingReport:
@@ -195,7 +200,10 @@ def _real_steps(model, x, mask):
 
 
 def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=None, title=None):
-    """Three rows: clean images, their corrupted versions, and the model's reconstructions."""
+    """Three rows of the first ``n`` images: ``clean`` ones, their corrupted versions ``noisy``
+    and the model's reconstructions of those, ``denoised``: arrays, not a model (e.g. the
+    report's: ``r = denoising_report(model, x); plot_denoising(x, r.noisy, r.denoised)``,
+    or ``x``, ``add_noise(x, ...)`` and ``denoise(model, noisy)``)."""
     from . import plot
 
     n = plot._check_count("n", n)

@@ -469,6 +469,8 @@ def plot_reconstructions(x, x_rec, n: int = 10, image_shape=None, path=None,
     ``x_rec`` must both be grey or both colour.
     """
     n = _check_count("n", n)
+    check_real_array(x, "plot_reconstructions", None, "x")  # a model given for x is named as one
+    check_real_array(x_rec, "plot_reconstructions", None, "x_rec")
     x_arr = np.asarray(x)
     rec_arr = np.asarray(x_rec)
     if x_arr.ndim == 0 or rec_arr.ndim == 0 or len(x_arr) != len(rec_arr):
@@ -794,7 +796,9 @@ def _as_codes(z, what: str) -> np.ndarray:
     check_real_array(z, "plot", None, what)
     arr = np.asarray(z, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] == 0:
-        raise ValueError(f"{what} must be a non-empty (n, d) array, got shape {arr.shape}")
+        pair = ("; model.encode returns the pair (μ, logvar): pass its first element, model.encode(x)[0]"
+                if isinstance(z, tuple) and len(z) == 2 else "")
+        raise ValueError(f"{what} must be a non-empty (n, d) array, got shape {arr.shape}{pair}")
     if not np.isfinite(arr).all():
         raise ValueError(f"{what} contains NaN or Inf; the codes to scatter must be finite")
     if arr.shape[1] < 2:

@@ -1396,3 +1396,37 @@ def test_plot_sequences_draws_up_to_four_features_as_lines(features, lines):
     fig = mplot.plot_sequences(x, n=1)
     ax = fig.axes[0]
     assert (len(ax.lines) == features and not ax.images) if lines else (ax.images and not ax.lines)
+
+
+def test_a_model_given_where_arrays_are_expected_is_named_as_one():
+    """plot_samples(model) said "got dtype object", plot_reconstructions(model, x) "got a scalar":
+    some plot functions take the model and others arrays, so the mix-up is easy."""
+    import microvae as mv
+    from microvae import applications
+
+    model = mv.VAE(784, (8,), 2, seed=0)
+    x, y = np.random.default_rng(0).random((12, 784)), np.arange(12) % 3
+    advice = r"got a VAE object; pass arrays, e.g. model.sample\(64\) or model.encode\(x\)\[0\]"
+    for call in (lambda: mplot.plot_samples(model), lambda: mplot.plot_latent_scatter(model, y),
+                 lambda: mplot.plot_reconstructions(model, x), lambda: mplot.plot_reconstructions(x, model),
+                 lambda: applications.plot_denoising(model, x, x)):
+        with pytest.raises(TypeError, match=advice):
+            call()
+    with pytest.raises(TypeError, match=r"got a dict object$"):  # no model advice for what is no model
+        mplot.plot_samples({"images": x})
+    with pytest.raises(ValueError, match=r"got shape \(2, 12, 2\); model.encode returns the pair \(μ, logvar\): pass its first "
+                                         r"element, model.encode\(x\)\[0\]"):
+        mplot.plot_latent_scatter(model.encode(x), y)
+    mplot.plot_latent_scatter(model.encode(x)[0], y)  # as advised
+
+
+def test_a_denoising_report_prints_its_figures_not_its_pixels():
+    import microvae as mv
+    from microvae import applications
+
+    model = mv.VAE(6, (4,), 2, seed=0)
+    report = applications.denoising_report(model, np.random.default_rng(0).random((5, 6)))
+    text = repr(report)
+    assert text.startswith(f"DenoisingReport(gain={report.gain:.3f}, psnr_noisy={report.psnr_noisy:.3f}, ")
+    assert "noisy=<array (5, 6)>" in text and "denoised=<array (5, 6)>" in text and len(text) < 300
+    assert report[4] == report.gain and report._fields[:2] == ("noisy", "denoised")  # still the same tuple
