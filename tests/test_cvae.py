@@ -197,7 +197,7 @@ def test_encode_decode_reconstruct_sample_elbo_shapes():
     elbo = model.elbo(x, y, n_samples=3)
     assert elbo.shape == (5,) and np.all(np.isfinite(elbo)) and np.all(elbo < 0)
     assert set(model.evaluate(x, y)) == {"loss", "recon", "kl"}
-    with pytest.raises(ValueError, match=r"labels has 2 labels for 3 examples"):
+    with pytest.raises(ValueError, match=r"y has 2 labels for 3 examples"):
         model.sample(3, [0, 1])
     with pytest.raises(ValueError, match="n must be a positive int"):
         model.sample(0, 1)
@@ -505,7 +505,7 @@ def test_repr_names_the_conditioning_settings():
 
 def test_one_boolean_label_for_all_is_named_as_a_boolean():
     model = CVAE(12, 3, (8,), 2, seed=0)
-    with pytest.raises(ValueError, match=r"labels must be integer class indices in \[0, 2\], got the boolean True"):
+    with pytest.raises(ValueError, match=r"y must be integer class indices in \[0, 2\], got the boolean True"):
         model.sample(3, True)  # was "got a boolean array"
 
 
@@ -518,3 +518,15 @@ def test_prior_moments_come_in_the_models_dtype_whatever_the_prior(dtype, learne
     assert mu.dtype == logvar.dtype == np.dtype(dtype) and mu.shape == logvar.shape == (2, 2)
     if not learned_prior:
         assert not mu.any() and not logvar.any()
+
+
+def test_sample_takes_its_classes_as_y_like_every_other_method_and_labels_as_its_former_name():
+    """CVAE.sample(n, labels) was the one method to call them labels: sample(10, y=3) failed."""
+    model = CVAE(12, 3, (8,), 2, seed=0)
+    by_y = model.sample(4, y=[0, 1, 2, 1], seed=5)
+    np.testing.assert_array_equal(model.sample(4, [0, 1, 2, 1], seed=5), by_y)
+    np.testing.assert_array_equal(model.sample(4, labels=[0, 1, 2, 1], seed=5), by_y)
+    with pytest.raises(TypeError, match=r"takes the classes once: y \(or labels, its former name\), not both"):
+        model.sample(4, y=1, labels=1)
+    with pytest.raises(TypeError, match=r"CVAE.sample needs y, the class of each sample .*model.sample\(n, y\)"):
+        model.sample(4)

@@ -227,14 +227,22 @@ class CVAE(VAE):
             return zeros, zeros.copy()
         return self._by_rows(self._prior_moments, onehot)
 
-    def sample(self, n: int, labels, seed: int | None = None):
+    def sample(self, n: int, y=None, seed: int | None = None, *, labels=None):
         """n images of the requested classes: z ~ p(z | y), then the decoder mean of p(x | z, y).
 
-        ``labels``: one int (every sample of that class) or n class indices / one-hot rows.
-        ``seed`` fixes the draw (else the model's generator is used).
+        ``y``: one int (every sample of that class) or n class indices / one-hot rows, as in
+        ``fit``, ``encode`` and ``decode`` (``labels=`` is the same argument under its former
+        name). ``seed`` fixes the draw (else the model's generator is used).
         """
+        if labels is not None:
+            if y is not None:
+                raise TypeError("CVAE.sample takes the classes once: y (or labels, its former name), not both")
+            y = labels
+        if y is None:
+            raise TypeError(f"CVAE.sample needs y, the class of each sample (one int, or n = {n!r} class indices or "
+                            f"one-hot rows): model.sample(n, y)")
         n, seed = check_int("n", n, 1), check_seed(seed)
-        onehot = self._labels(labels, n, "labels")
+        onehot = self._labels(y, n, "y")
         if seed is not None:
             eps = self.backend.asarray(np.random.default_rng(seed).standard_normal((n, self.latent_dim)))
         else:
