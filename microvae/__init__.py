@@ -2,10 +2,20 @@
 
 Quick tour::
 
+    import numpy as np
     import microvae
-    model = microvae.VAE(input_dim=784, latent_dim=2)     # textbook MLP VAE
+    rng = np.random.default_rng(0)
+    x_batch = rng.random((64, 784))                        # 64 "images" in [0, 1]; real ones: see below
+    model = microvae.VAE(input_dim=784, latent_dim=2)      # textbook MLP VAE
     terms = model.loss_and_grads(x_batch)                  # loss, recon, kl; grads in model.flat.grad
+    x_small = rng.random((4, 16))                          # a small VAE's data, for a float64 gradient check
     print(microvae.check_model(microvae.VAE(16, (8,), 2, dtype="float64"), x_small))
+
+Fashion-MNIST (downloaded once, then cached)::
+
+    from microvae.datasets import load_fashion_mnist
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist()   # (60000, 784) in [0, 1]
+    x_batch = x_train[:64]
 """
 
 __version__ = "0.1.0"

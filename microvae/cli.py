@@ -702,6 +702,7 @@ def _gradcheck_explain(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``microvae`` command's parser, with its train, sample and gradcheck subcommands."""
     from . import __version__
+    from .likelihoods import LIKELIHOOD_NAMES
 
     parser = argparse.ArgumentParser(prog="microvae", description="Variational autoencoders with hand-written gradients.")
     parser.add_argument("--version", action="version", version=f"microvae {__version__}")
@@ -744,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="(vrae, hvrae) probability of hiding each teacher-forced input during training (default: 0)")
     train.add_argument("--segment-length", type=_positive_int, default=None,
                        help="(hvrae) steps per segment, dividing the length (default: the largest divisor up to 8)")
-    train.add_argument("--likelihood", default=None, choices=("bernoulli", "gaussian", "gaussian-learned"),
+    train.add_argument("--likelihood", default=None, choices=LIKELIHOOD_NAMES,
                        help="(all models) p(x|z): bernoulli for data in [0, 1]; gaussian, unit variance (a squared "
                             "error); gaussian-learned, a variance per value that the decoder outputs (default: "
                             "bernoulli; gaussian-learned for vrae/hvrae on sinusoids)")

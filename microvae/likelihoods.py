@@ -148,6 +148,11 @@ class Gaussian:
         return f"Gaussian(logvar={self.logvar!r})"
 
 
+# the names get_likelihood takes (each one's config() gives it back); a fixed variance other
+# than 1 is a dict or a Gaussian object
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "gaussian-learned")
+
+
 def get_likelihood(spec):
     """'bernoulli', 'gaussian' (unit variance), 'gaussian-learned', a dict such as
     ``{"name": "gaussian", "logvar": -2.0}`` (what ``config()`` gives), or a likelihood object."""
@@ -167,4 +172,5 @@ def get_likelihood(spec):
         return Gaussian(0.0)
     if spec == "gaussian-learned":
         return Gaussian("learned")
-    raise ValueError(f"likelihood must be 'bernoulli', 'gaussian', 'gaussian-learned', a dict or a likelihood object, got {spec!r}")
+    names = ", ".join(map(repr, LIKELIHOOD_NAMES))
+    raise ValueError(f"likelihood must be {names}, a dict or a likelihood object, got {spec!r}")

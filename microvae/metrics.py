@@ -11,23 +11,26 @@ L_1 is the ELBO, L_k rises with k and tends to log p(x) as k → ∞. The log we
 normalising constants (log 2π terms of p(z) and q(z|x), the likelihood's own constants), so
 the mean of the k = 1 estimate is the ELBO exactly, and ``elbo`` below agrees with it.
 
-Models are duck-typed: anything with ``_prepare_data(x)`` (and ``_prepare_data(x, y)`` for a
-conditional model: the data checked and as backend arrays, the second being the condition),
-``_encode(x, condition) -> (μ, logvar)``, ``_decode(z, condition) -> out``, ``likelihood``
-(with ``nll(out, x, kernels) -> (per_example, _)``, and ``mean(out, kernels)`` for
-``reconstruction_error`` of a likelihood other than Bernoulli), ``latent_dim`` and ``backend``
-works; ``elbo`` also needs ``_kl(μ, logvar, condition) -> (per_example, ...)``, the KL term of
-the model's prior (tests/test_metrics.py builds such a model from these alone). A model with
-``_nll_at(z, x, condition)`` computes −log p(x | z) with it: a VRAE's decoder reads the batch
-(and its likelihood the mask) cached by ``_encode``, and ``_nll_at`` re-caches the rows it is
-given, so the k·n repeated rows of a k-sample bound are decoded against k·n repeated sequences.
-A model without ``_encode`` (an AAE: no KL term, and with its default deterministic encoder no
-posterior variance either) has no ELBO: its
-likelihood bounds raise a TypeError, and ``reconstruction_error`` (``anomaly_scores`` with
-``method="recon"``) uses its public ``reconstruct``. The prior is N(0, I),
-unless the model has a learned prior (``model.prior`` set and ``model._prior_moments(condition)``
-giving its mean and log-variance). A microvae model's CPU convolutions run on its threads
-here, as in its own inference methods (``model._parallel_chunks()``, ``microvae.threads``).
+**Which models.** The model metrics take a model and its data as ``fit`` does (``y``: the
+labels of a CVAE, the mask of a VRAE or HierarchicalVRAE):
+
+- ``elbo``, ``iwae_bound``, ``importance_log_weights``: VAE, ConvVAE, CVAE (with its labels;
+  its learned prior p(z|y) if it has one), VRAE and HierarchicalVRAE (with the mask, summed
+  over the real steps). Not an AAE: it has no KL term (and with its default deterministic
+  encoder no posterior variance), so no ELBO; these raise a TypeError for it.
+- ``reconstruction_error``: all six; an AAE's x̂ is its public ``reconstruct``.
+- ``anomaly_scores``: all six with ``method="recon"``; ``"elbo"`` and ``"iwae"`` as above.
+- ``roc_auc``, ``roc_curve`` take scores and labels; ``log_mean_exp``, ``discretize``,
+  ``entropy``, ``mutual_information``, ``mutual_information_matrix`` and
+  ``mutual_information_gap`` take arrays (codes from ``model.encode``, say): no model.
+
+The prior is N(0, I), or a CVAE's learned p(z|y). A ConvVAE's CPU convolutions run on
+microvae's threads here, as in its own inference methods (``microvae.threads``).
+
+(The protocol, for a model of one's own: ``_prepare_data``, ``_encode``, ``_decode``,
+``likelihood``, ``latent_dim``, ``backend``, and ``_kl`` for ``elbo``; optionally ``_nll_at``
+(a VRAE re-caches the rows it decodes), ``prior`` with ``_prior_moments``, ``reconstruct``.
+See the helpers below and tests/test_metrics.py.)
 
 **Anomaly detection.** ``anomaly_scores`` gives higher scores to less likely inputs;
 ``roc_auc`` is the rank (Mann–Whitney) form of the area under the ROC curve, with tied scores

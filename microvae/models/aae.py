@@ -122,6 +122,26 @@ class AAE(Model):
 
     The history records ``loss`` (= ``recon``), ``recon``, ``disc`` and ``gen`` per epoch.
     ``prior_distance(x)`` measures how close the codes of x are to the prior.
+
+    Parameters
+    ----------
+    input_dim : values per example, an int >= 1 (default 784)
+    hidden : the encoder's hidden sizes, ints >= 1, mirrored by the decoder; default (512, 256),
+        () for none
+    latent_dim : the dimension of z, an int >= 1 (default 2; >= 2 with the mixture prior)
+    encoder_type : "deterministic" (default) or "gaussian", as above
+    prior : "gaussian" (default, N(0, I)) or "mixture", as above
+    num_classes : K, the mixture's components and the number of label classes, an int >= 1
+        (default 10; >= 2 with the mixture prior, unused with the Gaussian one)
+    disc_hidden : the discriminator's hidden sizes, ints >= 1; default (256, 256), () for none
+    likelihood : p(x|z), as in ``VAE``: "bernoulli" (default), "gaussian", "gaussian-learned",
+        a dict {"name": "gaussian", "logvar": v} or a likelihood object
+    mixture_radius : r, a positive finite number (default 4.0)
+    mixture_std : s, a positive finite number (default 0.5); both are checked and stored with
+        either prior, and used by the mixture
+    fuse_relu : True (default) or False: each ReLU runs inside the Dense layer before it, in
+        all three networks (as in ``VAE``)
+    backend, dtype, seed : as in ``VAE`` (seed an int >= 0, default 0, or None for fresh entropy)
     """
 
     metric_names = ("loss", "recon", "disc", "gen")

@@ -99,6 +99,18 @@ class ConvVAE(VAE):
     The function, the parameters and their initial values are the same either way; only
     the layer list, and so the parameters' names, differ. Checkpoints written before this
     option existed have separate ReLU layers and load with ``fuse_relu=False``.
+
+    Parameters
+    ----------
+    input_shape : (C, H, W), three ints >= 1 (default (1, 28, 28)); with ``variant="pooling"``
+        H and W divisible by 4
+    latent_dim : the dimension of z, an int >= 1 (default 2)
+    beta : β, a finite number >= 0 (default 1.0)
+    variant : "pooling" (default) or "strided", the two architectures above
+    likelihood, beta_warmup, capacity, capacity_warmup, backend, dtype, seed : as in ``VAE``
+        (likelihood "bernoulli", "gaussian", "gaussian-learned", a dict or an object, per pixel;
+        seed an int >= 0, default 0, or None for fresh entropy)
+    fuse_relu : True (default) or False, as above
     """
 
     def __init__(

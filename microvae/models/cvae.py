@@ -42,6 +42,22 @@ class CVAE(VAE):
     The objective, its backward pass, β warm-up and capacity come from ``VAE``: this class
     only overrides its hooks (``_encode``, ``_decode``, ``_kl`` and their backward passes).
     ``fuse_relu`` is as in ``VAE``: every ReLU of these networks runs inside its Dense layer.
+
+    Parameters
+    ----------
+    input_dim : values per example, an int >= 1 (default 784)
+    num_classes : K, the number of classes, an int >= 1 (default 10)
+    hidden : hidden sizes, ints >= 1, as in ``VAE`` (default (512, 256)); at least one with
+        ``condition_at="hidden"``
+    latent_dim : the dimension of z, an int >= 1 (default 2)
+    beta : β, a finite number >= 0 (default 1.0)
+    condition_at : where the encoder sees the label: "input" (default) or "hidden"
+    learned_prior : False (default) for N(0, I), True for the learned prior p(z|y)
+    prior_hidden : the learned prior network's hidden width, an int >= 1 (default 64;
+        used only with ``learned_prior=True``)
+    likelihood, beta_warmup, capacity, capacity_warmup, fuse_relu, backend, dtype, seed : as in ``VAE``
+        (likelihood "bernoulli", "gaussian", "gaussian-learned", a dict or an object; seed an
+        int >= 0, default 0, or None for fresh entropy)
     """
 
     needs_labels = True  # fit, encode, decode and sample all take labels

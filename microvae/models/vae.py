@@ -70,6 +70,32 @@ class VAE(Model):
     their initial values are the same either way; only the layer list, and so the
     parameters' names, differ. Checkpoints written before this option existed have separate
     ReLU layers and load with ``fuse_relu=False``.
+
+    Parameters
+    ----------
+    input_dim : values per example, an int >= 1 (default 784: 28×28 images, flattened)
+    hidden : the default encoder's hidden sizes, ints >= 1, mirrored by the default decoder;
+        default (512, 256), () for none. A network passed in does not use them
+    latent_dim : the dimension of z, an int >= 1 (default 2)
+    beta : β, the KL term's weight, a finite number >= 0 (default 1.0: the plain VAE)
+    likelihood : p(x|z), one of
+        "bernoulli" (default): data in [0, 1], the decoder outputs logits;
+        "gaussian": unit variance, −log p(x|z) = ½‖x − μ‖² + const;
+        "gaussian-learned": a variance per value, the decoder outputs μ ‖ logvar (2·input_dim);
+        {"name": "gaussian", "logvar": v}: a fixed variance e^v, v in [−30, 20] (``LOGVAR_RANGE``);
+        or a ``Bernoulli()`` / ``Gaussian(logvar)`` object (``microvae.likelihoods``)
+    encoder, decoder : a ``Layer`` such as a ``Sequential``, its layer spec (a dict), or None
+        (default) for the MLP built from ``hidden``; sizes are checked when the model is built
+    beta_warmup : steps over which β rises linearly from 0, an int >= 0 (default 0: none)
+    capacity : the capacity target C in nats, a finite number >= 0, or None (default: no target, β·KL)
+    capacity_warmup : steps over which C rises linearly from 0, an int >= 0 (default 0);
+        nonzero only with a ``capacity``
+    fuse_relu : True (default) or False, as above; only the networks built from ``hidden``
+    backend : "numpy" (default), "cupy", None for ``$MICROVAE_BACKEND`` (else "numpy"),
+        or a ``Backend`` object, whose own dtype and generator are then used (see ``Model``)
+    dtype : "float32" (default) or "float64", in any spelling NumPy reads (np.float64, "f8")
+    seed : seeds the initial parameters and the model's generator: an int >= 0 (default 0),
+        or None for fresh entropy from the OS (another initialisation each time)
     """
 
     def __init__(

@@ -144,7 +144,21 @@ class VRAE(VAE):
     **Generation** (``decode``, ``sample``, ``reconstruct``) runs the decoder free: the
     input at step t is its own previous output mean (probabilities for Bernoulli).
 
-    Masks: see the module docstring (``fit(x, mask)``).
+    Masks: see the module docstring (``fit(x, mask)``). Unlike ``VAE``, there is no capacity
+    target (``capacity`` stays None) and no ``fuse_relu`` option: the networks are recurrent.
+
+    Parameters
+    ----------
+    input_size : F, features per step, an int >= 1 (no default)
+    hidden_size : the encoder's and decoder's state size, an int >= 1 (default 64)
+    latent_dim : the dimension of z, an int >= 1 (default 8)
+    cell : "gru" (default, ``GRU``) or "rnn" (``RNN``, tanh), for both networks
+    likelihood : p(x_t | z, x_{<t}) per step, as in ``VAE``: "bernoulli" (default),
+        "gaussian", "gaussian-learned", a dict {"name": "gaussian", "logvar": v} or an object
+    beta : β, a finite number >= 0 (default 1.0)
+    beta_warmup : steps over which β rises linearly from 0, an int >= 0 (default 0)
+    input_dropout : p, a number in [0, 1) (default 0.0: no dropout)
+    backend, dtype, seed : as in ``VAE`` (seed an int >= 0, default 0, or None for fresh entropy)
     """
 
     is_sequence_model = True  # samples are (n, length, features); the CLI draws them as sequences
@@ -425,6 +439,18 @@ class HierarchicalVRAE(VRAE):
     Generation runs free, segment after segment (the input of a step is the previous output mean);
     a ``length`` that is not a multiple of ``segment_length`` generates whole segments and keeps
     the first ``length`` steps (training data must be whole segments).
+
+    Parameters
+    ----------
+    input_size : F, features per step, an int >= 1 (no default)
+    segment_length : S, steps per segment, an int >= 1 (default 16); the data's T must be a multiple
+    hidden_size : the encoder's and the lower decoder's state size, an int >= 1 (default 64)
+    conductor_size : the conductor's state size (of each c_u), an int >= 1 (default 64)
+    latent_dim : the dimension of z, an int >= 1 (default 8)
+    cell : "gru" (default) or "rnn", for all three networks
+    likelihood, beta, beta_warmup, input_dropout, backend, dtype, seed : as in ``VRAE``
+        (likelihood per step: "bernoulli", "gaussian", "gaussian-learned", a dict or an object;
+        seed an int >= 0, default 0, or None for fresh entropy)
     """
 
     def __init__(
