@@ -140,3 +140,29 @@ def test_a_gaussians_variance_is_fixed_once_built_so_the_config_cannot_go_stale(
     x = RNG.random((3, 6))
     eps = RNG.standard_normal((3, 2))
     assert model.loss(x, eps=eps).recon == mv.VAE(6, (5,), 2, likelihood=mv.Gaussian(-2)).loss(x, eps=eps).recon
+
+
+def test_a_models_repr_shows_the_settings_given_that_it_does_not_show_by_default():
+    """`microvae train` prints the model's repr: a β warm-up, a capacity target, the AAE's number of
+    mixture components or a VRAE's input dropout given on the command line were missing from it."""
+    cases = [
+        (mv.VAE(8, (4,), 2, beta=4, beta_warmup=1000, capacity=25), ["beta_warmup=1000", "capacity=25.0"]),
+        (mv.AAE(8, (4,), 2, prior="mixture", num_classes=3), ["num_classes=3"]),
+        (mv.VRAE(3, input_dropout=0.3), ["input_dropout=0.3"]),
+        (mv.HierarchicalVRAE(3, segment_length=2, input_dropout=0.5), ["segment_length=2", "input_dropout=0.5"]),
+        (mv.CVAE(6, 3, (4,), 2, learned_prior=True, prior_hidden=8), ["prior_hidden=8"]),
+        (mv.ConvVAE((1, 8, 8), fuse_relu=False), ["fuse_relu=False"]),
+    ]
+    for model, shown in cases:
+        text = repr(model)
+        head, tail = text.split(", parameters=")
+        assert all(f", {item}" in head for item in shown), text
+        assert tail.startswith(f"{model.num_parameters}, backend=") and text.count("segment_length=") <= 1, text
+    plain = repr(mv.VAE(8, (4,), 2))
+    assert plain == ("VAE(input_dim=8, hidden=(4,), latent_dim=2, beta=1.0, likelihood='bernoulli', parameters=108, "
+                     f"backend={mv.VAE(8, (4,), 2).backend!r})")  # defaults, the dtype and the seed add nothing
+    model = mv.VAE(8, (4,), 2)
+    model.beta_warmup = 50  # a live setting's value in use
+    assert ", beta_warmup=50, parameters=" in repr(model)
+    custom = mv.VAE(8, latent_dim=2, encoder=mv.Sequential([mv.Dense(8, 4)]))
+    assert "encoder=" not in repr(custom)  # a network given as a spec would fill the line

@@ -447,5 +447,6 @@ class AAE(Model):
         return prior_distance(codes, self.sample_prior(n_prior or len(codes), seed=seed))
 
     def __repr__(self):
-        return (f"AAE(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, encoder_type={self.encoder_type!r}, "
-                f"prior={self.prior!r}, disc_hidden={self.disc_hidden}, parameters={self.num_parameters}, backend={self.backend!r})")
+        return self._repr_with_settings(
+            f"AAE(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, encoder_type={self.encoder_type!r}, "
+            f"prior={self.prior!r}, disc_hidden={self.disc_hidden}, parameters={self.num_parameters}, backend={self.backend!r})")

@@ -67,6 +67,28 @@ class Model(Module):
         """The likelihood as this model's objective uses it (the VRAEs wrap a per-step one)."""
         return likelihood
 
+    def _repr_with_settings(self, text: str) -> str:
+        """``text``, a repr ending in "parameters=..., backend=...)", with the constructor settings
+        it does not show that differ from their defaults put in before "parameters=": the CLI
+        prints this line, where a β warm-up or a capacity left out could not be confirmed."""
+        import inspect
+        import re
+
+        try:
+            parameters = inspect.signature(type(self)).parameters.items()
+        except (TypeError, ValueError):
+            return text
+        defaults = {key: p.default for key, p in parameters if p.default is not inspect.Parameter.empty}
+        extras = []
+        for key, value in self.config.items():
+            if key in ("dtype", "seed") or key not in defaults or isinstance(value, dict) or re.search(rf"[(, ]{key}=", text):
+                continue  # (the backend shows dtype; a network given as a spec would fill the screen)
+            default = defaults[key]
+            if value == default or (isinstance(value, list) and isinstance(default, tuple) and tuple(value) == default):
+                continue
+            extras.append(f", {key}={value!r}")
+        return text.replace(", parameters=", "".join(extras) + ", parameters=", 1)
+
     @classmethod
     def config_from_checkpoint(cls, config: dict) -> dict:
         """Constructor arguments for a checkpoint's stored config: where an option was added

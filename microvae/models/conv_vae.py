@@ -164,6 +164,7 @@ class ConvVAE(VAE):
     _builds_own_networks = True
 
     def __repr__(self):
-        return (f"ConvVAE(input_shape={self.input_shape}, latent_dim={self.latent_dim}, beta={self.beta}, "
-                f"variant={self.variant!r}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, "
-                f"backend={self.backend!r})")
+        return self._repr_with_settings(
+            f"ConvVAE(input_shape={self.input_shape}, latent_dim={self.latent_dim}, beta={self.beta}, "
+            f"variant={self.variant!r}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, "
+            f"backend={self.backend!r})")

@@ -278,7 +278,8 @@ class CVAE(VAE):
         return self._elbo(*self._prepare_data(x, y), n_samples)
 
     def __repr__(self):
-        return (f"CVAE(input_dim={self.input_dim}, num_classes={self.num_classes}, hidden={self.hidden}, "
-                f"latent_dim={self.latent_dim}, beta={self.beta}, condition_at={self.condition_at!r}, "
-                f"learned_prior={self.learned_prior}, likelihood={self.likelihood.config()!r}, "
-                f"parameters={self.num_parameters}, backend={self.backend!r})")
+        return self._repr_with_settings(
+            f"CVAE(input_dim={self.input_dim}, num_classes={self.num_classes}, hidden={self.hidden}, "
+            f"latent_dim={self.latent_dim}, beta={self.beta}, condition_at={self.condition_at!r}, "
+            f"learned_prior={self.learned_prior}, likelihood={self.likelihood.config()!r}, "
+            f"parameters={self.num_parameters}, backend={self.backend!r})")

@@ -369,5 +369,6 @@ class VAE(Model):
         return self.likelihood.nll(self._decode(z, condition), x, self.backend.kernels)[0]
 
     def __repr__(self):
-        return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, "
-                f"beta={self.beta}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, backend={self.backend!r})")
+        return self._repr_with_settings(
+            f"{type(self).__name__}(input_dim={self.input_dim}, hidden={self.hidden}, latent_dim={self.latent_dim}, "
+            f"beta={self.beta}, likelihood={self.likelihood.config()!r}, parameters={self.num_parameters}, backend={self.backend!r})")

@@ -400,6 +400,9 @@ class VRAE(VAE):
         return super()._nll_at(z, x, mask)
 
     def __repr__(self):
+        return self._repr_with_settings(self._plain_repr())
+
+    def _plain_repr(self) -> str:
         return (f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size}, latent_dim={self.latent_dim}, "
                 f"cell={self.cell!r}, likelihood={self.likelihood.config()!r}, beta={self.beta}, parameters={self.num_parameters}, "
                 f"backend={self.backend!r})")
@@ -545,6 +548,6 @@ class HierarchicalVRAE(VRAE):
                 out[:, u * S + k] = step_input
         return out[:, :length]
 
-    def __repr__(self):
-        return super().__repr__().replace(f"hidden_size={self.hidden_size},",
+    def _plain_repr(self) -> str:
+        return super()._plain_repr().replace(f"hidden_size={self.hidden_size},",
                                           f"segment_length={self.segment_length}, hidden_size={self.hidden_size}, conductor_size={self.conductor_size},")
