@@ -166,3 +166,38 @@ def test_a_models_repr_shows_the_settings_given_that_it_does_not_show_by_default
     assert ", beta_warmup=50, parameters=" in repr(model)
     custom = mv.VAE(8, latent_dim=2, encoder=mv.Sequential([mv.Dense(8, 4)]))
     assert "encoder=" not in repr(custom)  # a network given as a spec would fill the line
+
+
+ARCHITECTURE = [
+    (lambda: mv.VAE(8, (4,), 2), ["input_dim", "hidden", "latent_dim", "input_shape"]),
+    (lambda: mv.CVAE(6, 3, (4,), 2), ["num_classes", "condition_at", "learned_prior", "prior_hidden", "latent_dim"]),
+    (lambda: mv.ConvVAE((1, 8, 8)), ["variant", "input_shape", "latent_dim"]),
+    (lambda: mv.AAE(6, (4,), 2), ["input_dim", "hidden", "latent_dim", "disc_hidden", "input_shape", "encoder_type", "prior",
+                                  "num_classes"]),
+    (lambda: mv.VRAE(3), ["input_size", "hidden_size", "cell", "latent_dim"]),
+    (lambda: mv.HierarchicalVRAE(3, segment_length=2), ["segment_length", "conductor_size", "hidden_size", "latent_dim"]),
+]
+
+
+@pytest.mark.parametrize("make, names", ARCHITECTURE, ids=lambda v: v if isinstance(v, list) else "")
+def test_the_architecture_is_read_only_once_built_and_the_refusal_says_how_to_change_it(make, names):
+    """model.latent_dim = 5 was taken: decode then wanted 5 columns, the layers 2, and fit blamed the encoder.
+    The settings the objective reads (beta, ...) stay assignable (tests above)."""
+    model = make()
+    kind = type(model).__name__
+    for name in names:
+        before = getattr(model, name)
+        with pytest.raises(AttributeError, match=rf"^{kind}\.{name} is fixed once the model is built \(its layers were made "
+                                                 rf"from it\); (make a new model from its config: {kind}\(\*\*\{{\*\*model\.config, "
+                                                 rf"'{name}': \.\.\.\}}\)|it follows from the constructor's arguments)"):
+            setattr(model, name, 5)
+        assert getattr(model, name) == before
+    model.beta = 2.0  # a setting, not the architecture
+    assert model.beta == 2.0
+
+
+def test_a_new_model_from_the_config_as_the_refusal_advises_builds_the_other_architecture():
+    model = mv.VAE(8, (4,), 2)
+    other = mv.VAE(**{**model.config, "latent_dim": 5})
+    assert other.latent_dim == 5 and other.decode(np.zeros((2, 5))).shape == (2, 8)
+    assert mv.ConvVAE((1, 8, 8)).input_shape == (1, 8, 8) and mv.VAE(8, (4,), 2).input_shape == (8,)

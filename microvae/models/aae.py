@@ -15,7 +15,7 @@ from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
 from . import settings
 from .base import Model
-from .settings import Setting
+from .settings import Fixed, Setting
 from .vae import mlp
 
 __all__ = ["AAE", "prior_distance"]
@@ -210,6 +210,9 @@ class AAE(Model):
     likelihood = Setting(settings.likelihood)
     mixture_radius = Setting(settings.positive("mixture_radius"))
     mixture_std = Setting(settings.positive("mixture_std"))
+    # the architecture: set by the constructor, read-only after
+    input_dim, latent_dim, hidden, disc_hidden, input_shape = Fixed(), Fixed(), Fixed(), Fixed(), Fixed()
+    encoder_type, prior, num_classes = Fixed(), Fixed(), Fixed()
 
     options_added_later = {"fuse_relu": False}  # checkpoints from before it have separate ReLU layers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..checks import check_bool, check_int
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
+from .settings import Fixed
 from .vae import VAE
 
 __all__ = ["ConvVAE"]
@@ -113,6 +114,8 @@ class ConvVAE(VAE):
     fuse_relu : True (default) or False, as above
     """
 
+    variant = Fixed()  # the architecture (input_shape, latent_dim: VAE's)
+
     def __init__(
         self,
         input_shape=(1, 28, 28),
@@ -148,13 +151,13 @@ class ConvVAE(VAE):
         latent_dim = check_int("latent_dim", latent_dim, 1)
         lik = get_likelihood(likelihood)
         self.variant = variant
+        self.input_shape = shape
         fuse_relu = check_bool("fuse_relu", fuse_relu)
         encoder = conv_encoder(channels, height, width, latent_dim, variant, fuse_relu)
         decoder = conv_decoder(lik.output_dim(channels), height, width, latent_dim, variant, fuse_relu)
         super().__init__(input_dim=channels * height * width, hidden=(), latent_dim=latent_dim, beta=beta,
                          likelihood=lik, encoder=encoder, decoder=decoder, beta_warmup=beta_warmup, capacity=capacity,
                          capacity_warmup=capacity_warmup, backend=backend, dtype=dtype, seed=seed)
-        self.input_shape = shape
         self.config = dict(
             input_shape=list(shape), latent_dim=latent_dim, beta=self.beta, variant=variant,
             likelihood=self.likelihood.config(), beta_warmup=self.beta_warmup, capacity=self.capacity,

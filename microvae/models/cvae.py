@@ -10,6 +10,7 @@ from ..layers import Sequential
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
 from .base import LossTerms
+from .settings import Fixed
 from .vae import VAE, dense_relu, mlp
 
 __all__ = ["CVAE"]
@@ -61,6 +62,7 @@ class CVAE(VAE):
     """
 
     needs_labels = True  # fit, encode, decode and sample all take labels
+    num_classes, condition_at, learned_prior, prior_hidden = Fixed(), Fixed(), Fixed(), Fixed()  # the architecture
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ import math
 from ..checks import check_int, check_number
 from ..likelihoods import get_likelihood
 
-__all__ = ["Setting", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
+__all__ = ["Setting", "Fixed", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
 
 
 class Setting:
@@ -48,6 +48,34 @@ class Setting:
         model.__dict__[self.name] = kept
         if config is not None:
             config[self.name] = stored
+
+
+class Fixed:
+    """A structural attribute (a size, an architecture choice), set once by the constructor. The
+    layers were built from it, so a later assignment would describe another network than the
+    one the model holds (``model.latent_dim = 5`` was taken, and then each method's error
+    contradicted the next); it is refused, saying how to make the other model."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        try:
+            return model.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(model).__name__} has no {self.name!r}") from None
+
+    def __set__(self, model, value):
+        if self.name in model.__dict__:
+            kind = type(model).__name__
+            if self.name in (model.__dict__.get("config") or {}):
+                how = f"make a new model from its config: {kind}(**{{**model.config, {self.name!r}: ...}})"
+            else:
+                how = f"it follows from the constructor's arguments: make a new {kind} (see model.config)"
+            raise AttributeError(f"{kind}.{self.name} is fixed once the model is built (its layers were made from it); {how}")
+        model.__dict__[self.name] = value
 
 
 def beta(model, value):

@@ -13,7 +13,7 @@ from ..params import release
 from ..reparam import Reparameterization
 from . import settings
 from .base import LossTerms, Model
-from .settings import Setting
+from .settings import Fixed, Setting
 
 
 
@@ -133,7 +133,8 @@ class VAE(Model):
         self.capacity, self.capacity_warmup = capacity, capacity_warmup
         self.likelihood = likelihood
         self.input_dim, self.latent_dim, self.hidden = input_dim, latent_dim, hidden
-        self.input_shape = (input_dim,)
+        if "input_shape" not in self.__dict__:  # (a ConvVAE sets its image shape first)
+            self.input_shape = (input_dim,)
         fuse_relu = check_bool("fuse_relu", fuse_relu)
         self.encoder = encoder if encoder is not None else mlp((input_dim, *hidden, 2 * latent_dim), fuse_relu=fuse_relu)
         self.decoder = (decoder if decoder is not None
@@ -161,6 +162,8 @@ class VAE(Model):
     capacity = Setting(settings.capacity)
     capacity_warmup = Setting(settings.capacity_warmup)
     likelihood = Setting(settings.likelihood)
+    # the architecture: set by the constructor, read-only after
+    input_dim, latent_dim, hidden, input_shape = Fixed(), Fixed(), Fixed(), Fixed()
 
     _builds_own_networks = False  # True in subclasses that pass their own encoder and decoder
 

@@ -23,7 +23,7 @@ from ..likelihoods import clamp_logvar
 from ..reparam import Reparameterization
 from . import settings
 from .base import Model
-from .settings import Setting
+from .settings import Fixed, Setting
 from .vae import VAE
 
 __all__ = ["VRAE", "HierarchicalVRAE", "SequenceLikelihood", "pad_sequences"]
@@ -206,6 +206,7 @@ class VRAE(VAE):
         self._x = None
 
     input_dropout = Setting(settings.input_dropout)
+    input_size, hidden_size, cell = Fixed(), Fixed(), Fixed()  # the architecture (latent_dim: VAE's)
 
     def _wrap_likelihood(self, likelihood):
         return SequenceLikelihood(likelihood)
@@ -455,6 +456,8 @@ class HierarchicalVRAE(VRAE):
         (likelihood per step: "bernoulli", "gaussian", "gaussian-learned", a dict or an object;
         seed an int >= 0, default 0, or None for fresh entropy)
     """
+
+    segment_length, conductor_size = Fixed(), Fixed()  # the architecture
 
     def __init__(
         self,
