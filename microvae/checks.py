@@ -146,8 +146,9 @@ def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     Cheap enough for every forward and backward pass: the message is built only on failure."""
     dtype = getattr(x, "dtype", None)
     where = owner if method is None else f"{owner}.{method}"
-    if dtype is None and not isinstance(x, (list, tuple)) and not np.isscalar(x):
-        # a model where arrays were expected (plot.plot_samples(model)): "dtype object" would not say so
+    if dtype is None and not (np.isscalar(x) or any(hasattr(x, a) for a in ("__len__", "__iter__", "__array__"))):
+        # an object that is no array-like at all, such as a model where arrays were expected
+        # (plot.plot_samples(model)): "got dtype object" would not say so
         hint = "; pass arrays, e.g. model.sample(64) or model.encode(x)[0]" if hasattr(x, "encode") else ""
         raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got a {type(x).__name__} "
                         f"object{hint}")
