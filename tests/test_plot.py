@@ -1412,8 +1412,10 @@ def test_a_model_given_where_arrays_are_expected_is_named_as_one():
                  lambda: applications.plot_denoising(model, x, x)):
         with pytest.raises(TypeError, match=advice):
             call()
-    with pytest.raises(TypeError, match=r"got a dict object$"):  # no model advice for what is no model
-        mplot.plot_samples({"images": x})
+    import types
+
+    with pytest.raises(TypeError, match=r"got a SimpleNamespace object$"):  # no model advice for what is no model
+        mplot.plot_samples(types.SimpleNamespace(images=x))
     with pytest.raises(ValueError, match=r"got shape \(2, 12, 2\); model.encode returns the pair \(μ, logvar\): pass its first "
                                          r"element, model.encode\(x\)\[0\]"):
         mplot.plot_latent_scatter(model.encode(x), y)
