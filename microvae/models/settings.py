@@ -21,12 +21,9 @@ from ..likelihoods import get_likelihood
 __all__ = ["Setting", "Fixed", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
 
 
-class Setting:
-    """A model attribute whose every assignment goes through ``check(model, value)``, which
-    returns (the value to keep, its JSON form for ``model.config``) or raises."""
-
-    def __init__(self, check):
-        self.check = check
+class _Attribute:
+    """A model attribute kept in the instance's ``__dict__`` under its own name; subclasses
+    decide what an assignment may do."""
 
     def __set_name__(self, owner, name):
         self.name = name
@@ -37,7 +34,15 @@ class Setting:
         try:
             return model.__dict__[self.name]
         except KeyError:
-            raise AttributeError(f"{type(model).__name__} has no {self.name!r} yet") from None
+            raise AttributeError(f"{type(model).__name__} has no {self.name!r}") from None  # (or not yet, mid-constructor)
+
+
+class Setting(_Attribute):
+    """A model attribute whose every assignment goes through ``check(model, value)``, which
+    returns (the value to keep, its JSON form for ``model.config``) or raises."""
+
+    def __init__(self, check):
+        self.check = check
 
     def __set__(self, model, value):
         config = model.__dict__.get("config")  # None while the constructor runs
@@ -50,22 +55,11 @@ class Setting:
             config[self.name] = stored
 
 
-class Fixed:
+class Fixed(_Attribute):
     """A structural attribute (a size, an architecture choice), set once by the constructor. The
     layers were built from it, so a later assignment would describe another network than the
     one the model holds (``model.latent_dim = 5`` was taken, and then each method's error
     contradicted the next); it is refused, saying how to make the other model."""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, model, owner=None):
-        if model is None:
-            return self
-        try:
-            return model.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"{type(model).__name__} has no {self.name!r}") from None
 
     def __set__(self, model, value):
         if self.name in model.__dict__:
