@@ -11,7 +11,7 @@ Quick tour::
     x_small = rng.random((4, 16))                          # a small VAE's data, for a float64 gradient check
     print(microvae.check_model(microvae.VAE(16, (8,), 2, dtype="float64"), x_small))
 
-Fashion-MNIST (downloaded once, then cached)::
+Fashion-MNIST (read from Debian's dataset-fashion-mnist where installed, else downloaded once and cached)::
 
     from microvae.datasets import load_fashion_mnist
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist()   # (60000, 784) in [0, 1]
