@@ -87,17 +87,23 @@ def test_cvae_objective_gradients_with_logvar_outside_the_clamps(head, clamped, 
 
 @pytest.mark.parametrize("condition_at", ["input", "hidden"])
 @pytest.mark.parametrize("learned_prior", [False, True])
-def test_cvae_gradients_with_warmup_and_capacity(condition_at, learned_prior):
-    """β warm-up and a capacity target come from VAE's objective, and stay correct here."""
-    model = tiny_cvae(condition_at=condition_at, learned_prior=learned_prior, beta=2.0, beta_warmup=10,
-                      capacity=0.5, capacity_warmup=4, seed=3)
-    model.flat.data[...] += np.random.default_rng(3).normal(0.0, 0.1, model.flat.size)
-    model.step = 5
-    x, y = tiny_batch(4, seed=3)
+@settings(max_examples=6)
+@given(beta=st.sampled_from([0.5, 2.0]), beta_warmup=st.integers(1, 12), capacity=st.sampled_from([0.05, 0.5, 5.0, 40.0]),
+       capacity_warmup=st.integers(0, 12), step=st.integers(1, 16), n=st.integers(1, 5), seed=st.integers(0, 2**31))
+def test_cvae_gradients_with_warmup_and_capacity(condition_at, learned_prior, beta, beta_warmup, capacity, capacity_warmup,
+                                                 step, n, seed):
+    """β warm-up and a capacity target come from VAE's objective, and stay correct here: drawn
+    part-way through or past either ramp, with C below and above the batch's KL."""
+    model = tiny_cvae(condition_at=condition_at, learned_prior=learned_prior, beta=beta, beta_warmup=beta_warmup,
+                      capacity=capacity, capacity_warmup=capacity_warmup, seed=seed % 1000)
+    model.flat.data[...] += np.random.default_rng(seed).normal(0.0, 0.1, model.flat.size)
+    model.step = step
+    x, y = tiny_batch(n, seed=seed % 1000)
+    eps = model.fixed_noise(x, y, seed=seed % 997)
     with kink_margins() as margins:
-        model.loss(x, y, eps=model.fixed_noise(x, y, seed=1))
-    assert min(margins) > 1e-3
-    result = check_model(model, x, y, seed=1, eps=1e-5)
+        model.loss(x, y, eps=eps)
+    assume(min(margins) > 1e-3)
+    result = check_model(model, x, y, eps_noise=eps, eps=1e-5)
     assert result.passed(1e-6), result.table()
 
 
