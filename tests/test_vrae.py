@@ -761,3 +761,16 @@ def test_pad_sequences_refuses_a_value_beyond_the_padded_dtype():
     x, _ = pad_sequences([s.astype(np.float64) for s in seqs], value=1e39)  # float64 holds it
     assert x.dtype == np.float64 and x[1, 2, 0] == 1e39
     assert pad_sequences(seqs, value=-3e38)[0][1, 2, 0] == np.float32(-3e38)
+
+
+@pytest.mark.parametrize("sequences, found", [
+    ([], "got none"),
+    ([np.zeros(5), np.zeros(7)], r"sequences\[0\] has shape \(5,\); a sequence of single values needs a feature axis: s\[:, None\]"),
+    ([np.zeros((3, 2)), np.zeros((0, 2))], r"sequences\[1\] has no steps"),
+    ([np.zeros((3, 2)), np.zeros((3, 1))], r"the sequences have F = \[1, 2\]"),
+    ([np.zeros((2, 2)), np.zeros((2, 2, 2))], r"sequences\[1\] has shape \(2, 2, 2\)$"),
+])
+def test_pad_sequences_says_which_sequence_is_wrong_and_how(sequences, found):
+    """One message served an empty list, 1-D sequences, an empty sequence and mixed widths alike."""
+    with pytest.raises(ValueError, match=r"needs a non-empty list of non-empty \(T_i, F\) arrays with one F; " + found):
+        pad_sequences(sequences)

@@ -45,7 +45,18 @@ def pad_sequences(sequences, length: int | None = None, value: float = 0.0):
     bool sequences (piano rolls, say) do not widen it to float64."""
     seqs = [np.asarray(s) for s in sequences]
     if not seqs or any(s.ndim != 2 or len(s) == 0 for s in seqs) or len({s.shape[1] for s in seqs}) != 1:
-        raise ValueError("pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F")
+        # which of the three it is: the one message for all of them left the caller guessing
+        if not seqs:
+            found = "got none"
+        elif any(s.ndim != 2 for s in seqs):
+            i = next(i for i, s in enumerate(seqs) if s.ndim != 2)
+            found = (f"sequences[{i}] has shape {seqs[i].shape}"
+                     + ("; a sequence of single values needs a feature axis: s[:, None]" if seqs[i].ndim == 1 else ""))
+        elif any(len(s) == 0 for s in seqs):
+            found = f"sequences[{next(i for i, s in enumerate(seqs) if len(s) == 0)}] has no steps"
+        else:
+            found = f"the sequences have F = {sorted({s.shape[1] for s in seqs})}"
+        raise ValueError(f"pad_sequences needs a non-empty list of non-empty (T_i, F) arrays with one F; {found}")
     for i, s in enumerate(seqs):  # strings failed in NumPy's copy; complex numbers padded into a complex x
         check_real_array(s, "pad_sequences", None, f"sequences[{i}]")
     length = check_int("length", length, 1, none_ok=True)  # int() would cut 2.7 to 2 steps without a word
