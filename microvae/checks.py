@@ -145,17 +145,19 @@ def check_real_array(x, owner: str, method: str | None, name: str) -> None:
     warning, and an object array would turn None into NaN.
     Cheap enough for every forward and backward pass: the message is built only on failure."""
     dtype = getattr(x, "dtype", None)
-    where = owner if method is None else f"{owner}.{method}"
     if dtype is None and not (np.isscalar(x) or any(hasattr(x, a) for a in ("__len__", "__iter__", "__array__"))):
         # an object that is no array-like at all, such as a model where arrays were expected
         # (plot.plot_samples(model)): "got dtype object" would not say so
         hint = "; pass arrays, e.g. model.sample(64) or model.encode(x)[0]" if hasattr(x, "encode") else ""
-        raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got a {type(x).__name__} "
-                        f"object{hint}")
-    if dtype is None:  # a list or tuple: NumPy infers its dtype as asarray would
-        dtype = as_array(x, name, "give an array, or lists of equal lengths").dtype
-    if dtype.kind not in "biuf":
-        raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got dtype {dtype}")
+        found = f"a {type(x).__name__} object{hint}"
+    else:
+        if dtype is None:  # a list or tuple: NumPy infers its dtype as asarray would
+            dtype = as_array(x, name, "give an array, or lists of equal lengths").dtype
+        if dtype.kind in "biuf":
+            return
+        found = f"dtype {dtype}"
+    where = owner if method is None else f"{owner}.{method}"
+    raise TypeError(f"{where} expects real numbers (bool, integer or float) for {name}, got {found}")
 
 
 def sorted_unique(values: np.ndarray, name: str, why: str, **unique_options):

@@ -550,10 +550,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     return model.history
 
 
-_HOOKS = ("on_train_begin", "on_epoch_end", "on_train_end")
-
-
+# each hook, and what fit calls it with
 _HOOK_ARGUMENTS = {"on_train_begin": ("model",), "on_epoch_end": ("model", "epoch", "record"), "on_train_end": ("model",)}
+_HOOKS = tuple(_HOOK_ARGUMENTS)
 
 
 def _check_hook_signatures(callback) -> None:

@@ -161,8 +161,8 @@ def _sampled_error(fn, array, grad, samples, eps, floor, rng) -> float:
         others = np.setdiff1d(np.arange(size), largest, assume_unique=True)
         chosen = np.concatenate([largest, rng.choice(others, samples, replace=False)])
     numeric = np.array([_partial(fn, array, np.unravel_index(int(i), grad.shape), eps) for i in chosen])
-    diff = float(np.max(np.abs(grad.reshape(-1)[chosen] - numeric)))
-    return diff / max(float(magnitude.max()), float(np.max(np.abs(numeric))), floor)
+    # the whole tensor's max |grad| joins the floor: the denominator is then the full mode's
+    return _relative_error(grad.reshape(-1)[chosen], numeric, max(floor, float(magnitude.max())))
 
 
 def _check_writable(array, name):
