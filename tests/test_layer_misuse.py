@@ -150,6 +150,22 @@ def test_backward_names_a_dy_that_is_no_array(kind):
             layer.backward(dy)
 
 
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_takes_input_grad_as_a_bool_only(kind):
+    """input_grad="no" was truthy and computed dx; 0 and None skipped it as if False."""
+    layer, shape = _layer(kind)
+    x = _x(shape)
+    dy = _x(layer.forward(x).shape, seed=2)
+    grads_before = layer.flat.grad.copy()
+    for bad in ("no", "False", 0, 1, None, [False]):
+        with pytest.raises(TypeError, match=rf"input_grad must be True or False, got {re.escape(repr(bad))}"):
+            layer.backward(dy, input_grad=bad)
+    np.testing.assert_array_equal(layer.flat.grad, grads_before)  # refused before anything was written
+    assert layer.backward(dy, input_grad=np.bool_(False)) is None
+    dx = layer.backward(dy, input_grad=np.bool_(True))
+    assert dx.shape == x.shape
+
 def test_conv2d_geometry_comes_from_the_forward_pass_not_dy():
     """Conv2D(1, 2, 3, stride=2) on 9×9 gives 5×5; a 3×3 dy returned dX and dW before."""
     conv = Conv2D(1, 2, 3, stride=2).build(dtype="float64")

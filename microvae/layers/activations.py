@@ -7,7 +7,7 @@ merely broadcasts against the cache would give a gradient of the wrong shape.
 
 from __future__ import annotations
 
-from ..checks import check_number
+from ..checks import check_bool, check_number
 from .base import Layer
 
 
@@ -25,6 +25,7 @@ class ReLU(Layer):
         return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         # checked first: the kernel loops over dy.size reading y with no bounds check
         dy = self._upstream(dy, contiguous=True)
         if not input_grad:
@@ -57,6 +58,7 @@ class LeakyReLU(Layer):
         return self._output(xp.where(self._positive, x, x * x.dtype.type(self.negative_slope)))
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         dy = self._upstream(dy)
         if not input_grad:
             return None
@@ -80,6 +82,7 @@ class Sigmoid(Layer):
         return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         dy = self._upstream(dy)
         if not input_grad:
             return None
@@ -96,6 +99,7 @@ class Tanh(Layer):
         return self._output(self._y)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         dy = self._upstream(dy)
         if not input_grad:
             return None

@@ -548,6 +548,7 @@ class Conv2D(_ConvBase):
         return self._output(self._keep_output(y))
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         # checked first: the route and the geometry below are read from dY's shape
         dy = self._upstream(dy, contiguous=True)
         xp = self.backend.xp

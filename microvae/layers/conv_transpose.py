@@ -28,6 +28,7 @@ that size, so it mirrors a Conv2D that took an image of that size to the input's
 
 from __future__ import annotations
 
+from ..checks import check_bool
 from ..threads import chunk_workers, map_chunks
 from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _direct_3x3,
                    _image_chunks, _pair, _store_nchw, _upstream, _worker_scratch, conv3x3_backward, conv_geometry,
@@ -107,6 +108,7 @@ class Conv2DTranspose(_ConvBase):
 
     def backward(self, dy, input_grad: bool = True):
         """One pass over the batch: each chunk's columns of dY serve both dX and dW."""
+        input_grad = check_bool("input_grad", input_grad)
         # checked first: the route and the columns' geometry below are read from dY's shape
         dy = self._upstream(dy, contiguous=True)
         xp, x = self.backend.xp, self._x

@@ -76,6 +76,7 @@ class Dense(Layer):
         return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         # checked against Y's shape: NumPy's own errors would not name the layer
         dy = self._upstream(dy, contiguous=True)
         xp, kernels = self.backend.xp, self.backend.kernels

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..checks import check_int
+from ..checks import check_bool, check_int
 from .base import Layer
 
 __all__ = ["MaxPool2D"]
@@ -53,6 +53,7 @@ class MaxPool2D(Layer):
         return self._output(y)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         # checked first: the kernel runs over dY's positions reading the cached argmax at
         # each, with no bounds checks, so a dY of another shape reads out of bounds
         dy = self._upstream(dy, contiguous=True)

@@ -37,7 +37,7 @@ Sequences are stored time-major inside the layer so each step is a contiguous bl
 
 from __future__ import annotations
 
-from ..checks import check_array_like, check_int, check_real_array
+from ..checks import check_array_like, check_bool, check_int, check_real_array
 from .base import Layer, glorot_uniform, zeros
 
 __all__ = ["RNN", "GRU"]
@@ -198,6 +198,7 @@ class RNN(_Recurrent):
     def backward(self, dH, input_grad: bool = True):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
         parameter gradients and sets ``self.dh0``."""
+        input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
             raise RuntimeError("RNN.backward called before forward (since it was last built)")
         dHt = self._check_dH(dH)
@@ -285,6 +286,7 @@ class GRU(_Recurrent):
     def backward(self, dH, input_grad: bool = True):
         """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
         parameter gradients and sets ``self.dh0``."""
+        input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
             raise RuntimeError("GRU.backward called before forward (since it was last built)")
         dHt = self._check_dH(dH)

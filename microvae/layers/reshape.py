@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ..checks import check_int, is_unordered
+from ..checks import check_bool, check_int, is_unordered
 from .base import Layer
 
 __all__ = ["Flatten", "Reshape"]
@@ -22,6 +22,7 @@ class Flatten(Layer):
         return self._output(x.reshape(x.shape[0], math.prod(x.shape[1:])))  # (-1 cannot be inferred for a batch of 0)
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         # the shape checked, not just the size: a dY of another layout would be reshaped silently
         dy = self._upstream(dy)
         return dy.reshape(self._x_shape) if input_grad else None
@@ -57,6 +58,7 @@ class Reshape(Layer):
         return self._output(x.reshape((x.shape[0],) + self.shape))
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         dy = self._upstream(dy)  # as in Flatten
         return dy.reshape(self._x_shape) if input_grad else None
 

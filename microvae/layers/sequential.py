@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..checks import check_bool
 from .base import Layer, layer_from_spec, layer_to_spec, repeated_module
 
 
@@ -46,6 +47,7 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy, input_grad: bool = True):
+        input_grad = check_bool("input_grad", input_grad)
         if not self.layers:
             dy = self._upstream(dy)
             return dy if input_grad else None
