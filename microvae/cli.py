@@ -31,15 +31,16 @@ class CLIError(Exception):
 
 
 class ModelEntry:
-    """How the CLI builds, trains and pictures one kind of model. ``min_test``: how many test
-    examples its pictures need (an interpolation needs two)."""
+    """How the CLI builds, trains and pictures one kind of model. ``uses_labels(model)``: whether
+    it trains on the data's labels; ``min_test``: how many test examples its pictures need (an
+    interpolation needs two)."""
 
-    def __init__(self, build, pictures, uses_labels=lambda args: False, sequences=False, min_test=1):
+    def __init__(self, build, pictures, uses_labels=lambda model: False, sequences=False, min_test=1):
         self.build, self.pictures, self.uses_labels, self.sequences = build, pictures, uses_labels, sequences
         self.min_test = min_test
 
 
-def register_model(name: str, build, pictures, uses_labels=lambda args: False, sequences=False, min_test=1):
+def register_model(name: str, build, pictures, uses_labels=lambda model: False, sequences=False, min_test=1):
     """Make ``--model name`` available to ``microvae train`` (see ModelEntry for the arguments)."""
     MODELS[name] = ModelEntry(build, pictures, uses_labels, sequences, min_test)
 
@@ -220,7 +221,7 @@ def _build_convvae(args, data):
     return ConvVAE(input_shape=data["x_train"].shape[1:], **model_keywords(args), backend=args.backend, seed=args.seed)
 
 
-register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda args: True)
+register_model("cvae", _build_cvae, _cvae_pictures, uses_labels=lambda model: True)
 register_model("convvae", _build_convvae, _vae_pictures, min_test=2)
 
 
@@ -252,7 +253,7 @@ def _aae_pictures(model, data, out, args):
     return paths
 
 
-register_model("aae", _build_aae, _aae_pictures, uses_labels=lambda args: args.prior == "mixture")
+register_model("aae", _build_aae, _aae_pictures, uses_labels=lambda model: model.prior == "mixture")
 
 
 # the recurrent models ---------------------------------------------------------------------------
@@ -386,15 +387,87 @@ def _probability(text):
 SEQUENCE_DRAWINGS = ("image-rows", "piano-roll", "curves")
 
 
+# What `microvae train` records in model.npz's info besides how its data looks: the run's
+# settings, which --resume reads back (and refuses on its command line, with the model's options)
+RUN_SETTINGS = ("model", "data", "limit", "seed", "batch_size")
+_MODEL_CLASSES = {"vae": "VAE", "cvae": "CVAE", "convvae": "ConvVAE", "aae": "AAE", "vrae": "VRAE", "hvrae": "HierarchicalVRAE"}
+
+
 def _run_info(args, data) -> dict:
-    """What `microvae sample` needs to draw the model as its training data looked."""
-    info = {"data": args.data}
+    """What `microvae sample` needs to draw the model as its training data looked, and what
+    `microvae train --resume` needs to continue the run (RUN_SETTINGS)."""
+    info = {name: getattr(args, name) for name in RUN_SETTINGS}
     if MODELS[args.model].sequences:
         kind = {"piano-rolls": "piano-roll", "sinusoids": "curves"}.get(data["kind"], data["kind"])
         info.update(draw_as=kind, length=int(data["x_train"].shape[1]))
     else:
         info["image_shape"] = list(data["image_shape"])
     return info
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_seed(value) -> bool:
+    return type(value) is int and value >= 0  # (not a bool)
+
+
+# what each recorded setting may be: a checkpoint's info is any JSON that model.save() was given
+_RUN_SETTING_CHECKS = {
+    "model": (lambda v: isinstance(v, str) and v in MODELS, f"one of {', '.join(MODELS)}"),
+    "data": (lambda v: isinstance(v, str) and v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "limit": (lambda v: v is None or _is_positive_int(v), "null or a positive integer"),
+    "seed": (_is_seed, "an integer >= 0"),
+    "batch_size": (_is_positive_int, "a positive integer"),
+}
+
+
+def _resume_settings(args) -> dict:
+    """For --resume: the info of the run in --out, once nothing on the command line contradicts
+    it; sets args' RUN_SETTINGS to the run's."""
+    from .checkpoint import read_info
+
+    given = [name for name in RUN_SETTINGS if name in getattr(args, "given", ())]  # (each has a default)
+    given += [name for name in MODEL_OPTIONS if _is_given(getattr(args, name))]
+    given = [f"--{name.replace('_', '-')}" for name in given]
+    if given:
+        raise CLIError(f"--resume continues the run in --out with the model, data, seed and batch size it was trained with "
+                       f"(its model.npz records them); leave out {', '.join(given)}, or start a new run in another --out")
+    if args.overwrite:
+        raise CLIError("--resume continues the run in --out and --overwrite replaces it; give one of them")
+    path = os.path.join(args.out, "model.npz")
+    if not os.path.exists(path):
+        raise CLIError(f"--resume: {args.out} holds no run to continue (no model.npz); start one with "
+                       f"microvae train --out {args.out}")
+    info = read_info(path)
+    missing = [name for name in RUN_SETTINGS if name not in info]
+    if missing:
+        raise CLIError(f"--resume: {path} does not record how it was trained (its info lacks {', '.join(missing)}): "
+                       "model.save() or an earlier microvae train wrote it; continue it from Python with "
+                       "microvae.load(path).fit(x, epochs=...)")
+    for name, (valid, expected) in _RUN_SETTING_CHECKS.items():
+        if not valid(info[name]):
+            raise CLIError(f"--resume: {path}'s info has {name}={info[name]!r}, not {expected}")
+        setattr(args, name, info[name])
+    return info
+
+
+def _resumed_model(args):
+    """The model in --out's model.npz, with its optimizer state, checked against the run's info."""
+    from .backend import _backend_name
+    from .checkpoint import load
+
+    path = os.path.join(args.out, "model.npz")
+    model = load(path, backend=_backend_name(args.backend))
+    expected = _MODEL_CLASSES.get(args.model)
+    if expected is not None and type(model).__name__ != expected:
+        raise CLIError(f"--resume: {path} holds a {type(model).__name__}, but its info says model={args.model!r} "
+                       f"(a {expected})")
+    if not model.epochs_trained or not model.optimizers:
+        raise CLIError(f"--resume: {path} holds no optimizer state to continue from (it was saved with "
+                       "include_optimizer=False, or before any training)")
+    return model
 
 
 # every file `train` may write into --out: a run's own and, for --overwrite, an earlier run's
@@ -423,7 +496,7 @@ class _RunFolder:
 
     def __init__(self, out: str, earlier: list, info: dict):
         self.out, self.earlier, self.info = out, earlier, info
-        self.epochs, self.removed = 0, []
+        self.epochs, self.last_epoch, self.removed = 0, None, []  # epochs written, the last one's number
 
     def on_epoch_end(self, model, epoch, record):
         from .atomic import keep_mode, refuse_write_protected
@@ -445,7 +518,7 @@ class _RunFolder:
             raise
         for path, target in zip(staged, targets):  # renames: no space needed, nothing left to fail on
             os.replace(path, target)
-        self.epochs += 1
+        self.epochs, self.last_epoch = self.epochs + 1, epoch
         if self.epochs == 1:
             for name in self.earlier:
                 path = os.path.join(self.out, name)
@@ -485,20 +558,22 @@ def _remove_empty(folders: list) -> None:
 
 
 def cmd_train(args) -> int:
-    """``microvae train``: build, fit, save the checkpoint and history, draw the pictures."""
+    """``microvae train``: build a model (with --resume, load the run in --out), fit it while
+    writing the checkpoint and history every epoch, then draw the pictures."""
     from .atomic import refuse_write_protected
 
-    if args.model not in MODELS:
-        raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
-    entry = MODELS[args.model]
-    check_model_options(args)
-    check_limit(args.limit, args.data, entry.min_test)
     if not args.out:  # os.makedirs("") said only "[Errno 2] No such file or directory: ''"
         raise CLIError("--out is empty; give the folder to write model.npz, history.json/csv and the pictures into, "
                        "e.g. --out runs/vae")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise CLIError(f"--out {args.out} is an existing file; --out names the folder to write model.npz, "
                        "history.json/csv and the pictures into")
+    info = _resume_settings(args) if args.resume else None
+    if args.model not in MODELS:
+        raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
+    entry = MODELS[args.model]
+    check_model_options(args)
+    check_limit(args.limit, args.data, entry.min_test)
     earlier = _earlier_run(args.out)
     # a folder where a run's file goes would fail the first epoch's renames half way, after
     # model.npz was replaced, and the error would name a hidden staging file
@@ -506,32 +581,44 @@ def cmd_train(args) -> int:
     if folders:
         raise CLIError(f"--out {args.out} holds a folder where the run writes a file ({', '.join(folders)}); "
                        "move it, or choose another --out")
-    if earlier and not args.overwrite:  # a trained model is not replaced unasked
+    if earlier and not (args.overwrite or args.resume):  # a trained model is not replaced unasked
         raise CLIError(f"--out {args.out} already holds a run ({', '.join(earlier)}); choose another --out, "
-                       "or pass --overwrite to replace it")
+                       "pass --resume to train it on, or --overwrite to replace it")
     for name in earlier:  # refused now, not after the first epoch's training (or, for a picture, the last's)
         refuse_write_protected(os.path.realpath(os.path.join(args.out, name)), os.path.join(args.out, name))
     made = _writable_folder(args.out)
     run = None
     try:
         data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
-        model = entry.build(args, data)
-        run = _RunFolder(args.out, earlier, _run_info(args, data))
-        print(f"microvae: training {model!r}\n  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
-        fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, verbose=args.verbose,
-                        clip_norm=args.clip_norm, callbacks=[run])
+        if args.resume:
+            model = _resumed_model(args)
+            print(f"microvae: resuming {model!r}\n  after epoch {model.epochs_trained}", flush=True)
+        else:
+            model = entry.build(args, data)
+            info = _run_info(args, data)
+            print(f"microvae: training {model!r}", flush=True)
+        run = _RunFolder(args.out, earlier, info)
+        print(f"  on {args.data}: {len(data['x_train'])} train / {len(data['x_test'])} test examples", flush=True)
+        fit_args = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, clip_norm=args.clip_norm,
+                        verbose=args.verbose, callbacks=[run])
+        if args.resume:  # fit continues the run's seed, and its lr and clip_norm where they are left out
+            given = getattr(args, "given", ())
+            fit_args.update(seed=None, lr=args.lr if "lr" in given else None)
+            if "clip_norm" not in given:
+                del fit_args["clip_norm"]
         # On the way to divergence NumPy would print overflow/NaN warnings over the progress bar; fit
         # checks every batch's loss and each epoch's parameters for non-finite values and its
         # TrainingDiverged names the epoch and batch, which the warnings' line numbers do not.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if entry.uses_labels(args):
+            if entry.uses_labels(model):
                 model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
             else:
                 model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
     except BaseException:
         if run is not None and run.epochs:
-            print(f"microvae: {args.out} holds this run's first {run.epochs} epoch(s): model.npz and history.json/csv, "
-                  "no pictures", file=sys.stderr)
+            print(f"microvae: {args.out} holds this run through epoch {run.last_epoch}: model.npz and "
+                  f"history.json/csv, no pictures; microvae train --resume --out {args.out} trains it on",
+                  file=sys.stderr)
         else:
             _remove_empty(made)  # nothing was written: no empty folder left behind, --out's parents included
         raise
@@ -543,7 +630,7 @@ def cmd_train(args) -> int:
     print("wrote:\n  " + "\n  ".join(written))
     stale = [path for path in run.removed if path not in written]  # pictures this run does not draw (a latent grid)
     if stale:
-        print("removed, from the run it replaced:\n  " + "\n  ".join(stale))
+        print(f"removed, from the run {'before' if args.resume else 'it replaced'}:\n  " + "\n  ".join(stale))
     return 0
 
 
@@ -641,10 +728,6 @@ def _info_hint(info: dict, key: str, valid, expected: str):
     return None
 
 
-def _is_positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def _is_image_shape(value, model) -> bool:
     """An (H, W), (C, H, W) or (H, W, C) the pictures can draw (C = 1 or 3) with the model's size."""
     return (isinstance(value, (list, tuple)) and len(value) in (2, 3) and all(map(_is_positive_int, value))
@@ -699,6 +782,15 @@ def _gradcheck_explain(args) -> int:
     return 0 if all(np.isfinite(t.error) and t.error <= args.tol for t in terms) else 1
 
 
+class _Given(argparse.Action):
+    """Stores the option's value, as the default action does, and adds its name to
+    ``args.given``: --resume refuses the run's own settings, even when given at their defaults."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = (*getattr(namespace, "given", ()), self.dest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``microvae`` command's parser, with its train, sample and gradcheck subcommands."""
     from . import __version__
@@ -712,14 +804,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Train a model; writes model.npz, history.json/csv and PNG pictures into --out. "
                                        "Options marked (model) belong to the models named; left out, they take that "
                                        "model class's own default, as in Python.")
-    train.add_argument("--model", default="vae", help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
-    train.add_argument("--data", default="sprites", choices=DATASETS,
+    train.add_argument("--model", default="vae", action=_Given, help=f"one of: {', '.join(MODELS)} (default: %(default)s)")
+    train.add_argument("--data", default="sprites", action=_Given, choices=DATASETS,
                        help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae, "
                             "which model sinusoids with a Gaussian likelihood of learned variance; "
                             "mnist and fashion-mnist are read from $MICROVAE_DATA, /usr/share/datasets or ~/.cache/microvae, "
                             "and downloaded into ~/.cache/microvae if absent, unless $MICROVAE_OFFLINE is set to anything but 0)")
-    train.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training set (default: %(default)s)")
-    train.add_argument("--batch-size", type=_positive_int, default=128, help="examples per step (default: %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=10,
+                       help="passes over the training set; with --resume, more of them (default: %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=128, action=_Given,
+                       help="examples per step (default: %(default)s)")
     train.add_argument("--latent-dim", type=_positive_int, default=None,
                        help="size of z (default: the model's: 2, and 8 for vrae/hvrae)")
     train.add_argument("--hidden", type=_hidden, default=None,
@@ -749,11 +843,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="(all models) p(x|z): bernoulli for data in [0, 1]; gaussian, unit variance (a squared "
                             "error); gaussian-learned, a variance per value that the decoder outputs (default: "
                             "bernoulli; gaussian-learned for vrae/hvrae on sinusoids)")
-    train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
-    train.add_argument("--clip-norm", type=_positive_float, default=None,
-                       help="rescale each step's gradient to at most this global L2 norm (default: no clipping)")
-    train.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the model, the data order and generated data (default: %(default)s)")
-    train.add_argument("--limit", type=_positive_int, default=None,
+    train.add_argument("--lr", type=_positive_float, default=1e-3, action=_Given,
+                       help="Adam's learning rate (default: %(default)s; with --resume, the run's)")
+    train.add_argument("--clip-norm", type=_positive_float, default=None, action=_Given,
+                       help="rescale each step's gradient to at most this global L2 norm (default: no clipping; "
+                            "with --resume, the run's)")
+    train.add_argument("--seed", type=_non_negative_int, default=0, action=_Given,
+                       help="seeds the model, the data order and generated data (default: %(default)s)")
+    train.add_argument("--limit", type=_positive_int, default=None, action=_Given,
                        help="use fewer examples: sprites, sinusoids, piano-rolls: N in all, a tenth held out for "
                             "testing; mnist, fashion-mnist: the first N training and max(N/6, 100) test examples")
     train.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
@@ -761,10 +858,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output folder, created if missing; one that holds a run is refused (default: %(default)s)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out: its checkpoint, history and pictures")
+    train.add_argument("--resume", action="store_true",
+                       help="train the run in --out on for --epochs more epochs, from its model.npz (optimizer state "
+                            "included), with the model, data, seed and batch size it recorded; its history grows "
+                            "and its pictures are drawn again")
     train.add_argument("--verbose", type=_integer, default=1, choices=(0, 1, 2),
                        help="0: no progress bar or epoch lines (what was trained and written is still said), 1: progress bar and "
                             "a summary per epoch, 2: the summary only (default: %(default)s)")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, given=())
 
     sample = sub.add_parser("sample", help="draw samples from a saved model into a PNG")
     sample.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")

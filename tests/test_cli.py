@@ -179,7 +179,7 @@ def test_train_help_gives_every_default():
 
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for action in subparsers.choices["train"]._actions:
-        if action.option_strings and action.dest not in ("help", "learned_prior", "limit", "backend", "overwrite"):
+        if action.option_strings and action.dest not in ("help", "learned_prior", "limit", "backend", "overwrite", "resume"):
             assert "(default:" in (action.help or ""), action.option_strings
 
 
@@ -352,7 +352,8 @@ def test_sample_draws_a_recurrent_model_as_its_training_data(tmp_path, monkeypat
 
     assert main(["train", "--model", "vrae", "--data", "sprites", "--limit", "40", "--epochs", "1", "--rnn-hidden", "8",
                  "--out", str(tmp_path), "--verbose", "0"]) == 0
-    assert checkpoint.read_info(tmp_path / "model.npz") == {"data": "sprites", "draw_as": "image-rows", "length": 32}
+    assert checkpoint.read_info(tmp_path / "model.npz") == {"model": "vrae", "data": "sprites", "limit": 40, "seed": 0,
+                                                            "batch_size": 128, "draw_as": "image-rows", "length": 32}
     drawn = []
     for name in ("plot_samples", "plot_piano_roll", "plot_sequences"):
         monkeypatch.setattr(plot, name, lambda *a, _name=name, **k: drawn.append((_name, a[0].shape, k.get("image_shape"))))
@@ -652,12 +653,14 @@ def test_an_overwrite_interrupted_later_leaves_its_own_epochs_not_a_mix_of_two_r
     capsys.readouterr()
     _interrupt_at_step(monkeypatch, 2)
     assert main([*base, "--latent-dim", "3", "--overwrite"]) == 130
-    assert "holds this run's first 1 epoch(s): model.npz and history.json/csv, no pictures" in capsys.readouterr().err
+    assert (f"holds this run through epoch 1: model.npz and history.json/csv, no pictures; microvae train --resume "
+            f"--out {out} trains it on") in capsys.readouterr().err
     assert {p.name for p in out.iterdir()} == {"model.npz", "history.json", "history.csv"}
     model = mv.load(out / "model.npz")
     assert model.latent_dim == 3 and model.epochs_trained == 1
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
-    assert read_info(out / "model.npz") == {"data": "sprites", "image_shape": [32, 32]}
+    assert read_info(out / "model.npz") == {"model": "vae", "data": "sprites", "limit": 20, "seed": 0, "batch_size": 128,
+                                            "image_shape": [32, 32]}
 
 
 def test_an_unwritable_out_is_refused_before_any_data_is_loaded(tmp_path, monkeypatch, capsys):
@@ -786,7 +789,8 @@ def test_train_records_how_sample_draws_its_sequences(data, draw_as, length, tmp
     drawn = {name: _drawn(monkeypatch, name) for name in ("plot_piano_roll", "plot_sequences")}
     assert main(["train", "--model", "vrae", "--data", data, "--limit", "20", "--epochs", "1", "--rnn-hidden", "4",
                  "--out", str(tmp_path), "--verbose", "0"]) == 0
-    assert read_info(tmp_path / "model.npz") == {"data": data, "draw_as": draw_as, "length": length}
+    assert read_info(tmp_path / "model.npz") == {"model": "vrae", "data": data, "limit": 20, "seed": 0, "batch_size": 128,
+                                                 "draw_as": draw_as, "length": length}
     args, kwargs = drawn["plot_piano_roll" if draw_as == "piano-roll" else "plot_sequences"][0]  # reconstructions.png
     x, x_rec = (args[0], kwargs["rolls_rec"]) if draw_as == "piano-roll" else args[:2]  # (2 test rolls of the 20)
     assert x.shape == x_rec.shape and not np.allclose(x, x_rec)
@@ -805,13 +809,32 @@ def test_train_without_matplotlib_writes_the_run_and_skips_the_pictures(tmp_path
     _fails_cleanly(["sample", str(tmp_path / "model.npz"), "--out", str(tmp_path / "s.png")], capsys, "needs matplotlib")
 
 
-def test_train_defaults_are_what_readme_says_the_first_command_does():
+def test_train_defaults_are_what_readme_says_the_first_command_does(tmp_path, monkeypatch):
     """README: `microvae train --out runs/first` trains the textbook VAE on the sprites for 10
     epochs; its Command line section shows --epochs 10 --batch-size 128 --lr 1e-3 --seed 0."""
-    from microvae.cli import build_parser
 
-    args = build_parser().parse_args(["train", "--out", "runs/first"])
-    assert (args.model, args.data, args.epochs, args.batch_size, args.lr, args.seed) == ("vae", "sprites", 10, 128, 1e-3, 0)
+    from microvae import cli
+    from microvae.models import VAE
+
+    seen = {}
+    load_data = cli.load_data
+
+    def small_data(name, limit, seed, **kwargs):
+        seen["data"] = (name, limit, seed)
+        return load_data(name, 40, seed, **kwargs)
+
+    def no_training(model, *args, **kwargs):
+        seen["model"], seen["fit"] = model, kwargs
+        return model.history
+
+    monkeypatch.setattr(cli, "load_data", small_data)
+    monkeypatch.setattr(VAE, "fit", no_training)
+    monkeypatch.setattr(cli.MODELS["vae"], "pictures", lambda *args: [])
+    assert main(["train", "--out", str(tmp_path), "--verbose", "0"]) == 0
+    assert seen["data"] == ("sprites", None, 0) and type(seen["model"]) is VAE and seen["model"].hidden == (512, 256)
+    fit = seen["fit"]
+    assert (fit["epochs"], fit["batch_size"], fit["seed"], fit["clip_norm"]) == (10, 128, 0, None)
+    assert fit["lr"] == 1e-3
 
 
 def test_a_vrae_on_image_rows_draws_its_own_samples(tmp_path, monkeypatch):
@@ -1329,7 +1352,7 @@ def test_a_later_epoch_that_cannot_be_written_leaves_the_run_at_the_epoch_before
     monkeypatch.setattr(training.History, "to_csv", full_disk_in_epoch_2)
     out = tmp_path / "run"
     assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--out", str(out), "--verbose", "0"]) == 2
-    assert "holds this run's first 1 epoch(s)" in capsys.readouterr().err  # true now: the model too is epoch 1's
+    assert "holds this run through epoch 1" in capsys.readouterr().err  # true now: the model too is epoch 1's
     assert mv.load(out / "model.npz").epochs_trained == 1
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1]
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "history.json", "model.npz"]
@@ -1458,7 +1481,7 @@ def test_a_write_protected_run_file_is_refused_as_save_refuses_it(tmp_path, monk
     assert main([*base, "--epochs", "3", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert f"microvae: error: the file is write-protected: {out / 'history.csv'}" in err
-    assert "holds this run's first 1 epoch(s)" in err
+    assert "holds this run through epoch 1" in err
     assert mv.load(out / "model.npz").epochs_trained == 1
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "history.json", "model.npz"]  # nothing staged left
 
@@ -1545,3 +1568,142 @@ def test_sample_says_that_curves_of_more_than_4_features_are_drawn_as_heatmaps(t
         err = capsys.readouterr().err
         assert (err == "microvae: --draw-as curves: these sequences have 6 features, more than the 4 drawn as lines; each "
                        "sequence is drawn as a feature-by-time heatmap instead\n") if features == 6 else err == ""
+
+
+# --resume: training a run on ------------------------------------------------------------------
+def _run_files(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def _history_without_times(out):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in json.loads((out / "history.json").read_text())]
+
+
+@pytest.mark.parametrize("options", [
+    ["--hidden", "8"],
+    ["--model", "cvae", "--hidden", "8", "--lr", "2e-3"],
+    ["--model", "aae", "--prior", "mixture", "--hidden", "8", "--clip-norm", "1"],
+    ["--model", "vrae", "--rnn-hidden", "4", "--batch-size", "16"],
+], ids=["vae", "cvae-lr", "aae-mixture-clip", "vrae"])
+def test_resume_trains_on_exactly_as_one_longer_run(options, tmp_path, capsys):
+    """Two epochs, then --resume for one more: the parameters, optimizer state and history of
+    three epochs in one run, with the run's own data, seed, batch size and optimizer settings."""
+    common = ["train", "--limit", "60", "--seed", "3", *options, "--verbose", "0"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*common, "--epochs", "3", "--out", str(straight)]) == 0
+    assert main([*common, "--epochs", "2", "--out", str(resumed)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "1", "--out", str(resumed), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "microvae: resuming" in out and "after epoch 2" in out
+    a, b = mv.load(straight / "model.npz"), mv.load(resumed / "model.npz")
+    assert a.epochs_trained == b.epochs_trained == 3 and a.step == b.step
+    np.testing.assert_array_equal(a.flat.data, b.flat.data)
+    assert a.optimizers.keys() == b.optimizers.keys()
+    for group in a.optimizers:
+        state_a, state_b = a.optimizers[group].state_arrays(), b.optimizers[group].state_arrays()
+        assert state_a.keys() == state_b.keys() and a.optimizers[group].t == b.optimizers[group].t
+        for key, value in state_a.items():
+            np.testing.assert_array_equal(value, state_b[key])
+    assert a.optimizer_spec == b.optimizer_spec
+    assert _history_without_times(straight) == _history_without_times(resumed)
+    assert (straight / "history.csv").read_text().splitlines()[0] == (resumed / "history.csv").read_text().splitlines()[0]
+    from microvae.checkpoint import read_info
+
+    assert read_info(straight / "model.npz") == read_info(resumed / "model.npz")
+    assert sorted(p.name for p in straight.iterdir()) == sorted(p.name for p in resumed.iterdir())  # pictures drawn again
+
+
+def test_resume_takes_a_new_lr_or_clip_norm_and_keeps_the_run_s_otherwise(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "40", "--hidden", "8", "--epochs", "1", "--lr", "2e-3", "--clip-norm", "3",
+                 "--out", str(out), "--verbose", "0"]) == 0
+    assert main(["train", "--resume", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    optimizer = mv.load(out / "model.npz").optimizers["model"]
+    assert (optimizer.lr, optimizer.clip_norm) == (2e-3, 3.0)
+    assert main(["train", "--resume", "--epochs", "1", "--lr", "5e-4", "--out", str(out), "--verbose", "0"]) == 0
+    model = mv.load(out / "model.npz")
+    assert (model.optimizers["model"].lr, model.optimizers["model"].clip_norm, model.epochs_trained) == (5e-4, 3.0, 3)
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("option", [["--hidden", "8"], ["--model", "vae"], ["--data", "sprites"], ["--seed", "0"],
+                                    ["--limit", "40"], ["--batch-size", "128"], ["--latent-dim", "2"], ["--beta", "0"]])
+def test_resume_refuses_options_that_the_run_recorded_or_built_its_model_with(option, tmp_path, capsys, trained_run):
+    before = _run_files(trained_run)
+    _fails_cleanly(["train", "--resume", *option, "--out", str(trained_run)], capsys,
+                   f"--resume continues the run in --out with the model, data, seed and batch size it was trained with "
+                   f"(its model.npz records them); leave out {option[0]}, or start a new run in another --out")
+    assert _run_files(trained_run) == before
+
+
+def test_resume_with_overwrite_is_refused(capsys, trained_run):
+    before = _run_files(trained_run)
+    _fails_cleanly(["train", "--resume", "--overwrite", "--out", str(trained_run)], capsys,
+                   "--resume continues the run in --out and --overwrite replaces it; give one of them")
+    assert _run_files(trained_run) == before
+
+
+def test_resume_of_a_folder_without_a_run_says_so_and_makes_no_folder(tmp_path, capsys):
+    out = tmp_path / "none" / "run"
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys,
+                   f"--resume: {out} holds no run to continue (no model.npz); start one with microvae train --out {out}")
+    assert not (tmp_path / "none").exists()
+
+
+def test_a_run_in_out_still_names_resume_and_overwrite(capsys, trained_run):
+    _fails_cleanly(["train", "--out", str(trained_run)], capsys,
+                   "choose another --out, pass --resume to train it on, or --overwrite to replace it")
+
+
+@pytest.mark.parametrize("info, message", [
+    (None, "does not record how it was trained (its info lacks model, data, limit, seed, batch_size): model.save() or "
+           "an earlier microvae train wrote it; continue it from Python with microvae.load(path).fit(x, epochs=...)"),
+    ({"data": "sprites", "image_shape": [4, 4]}, "its info lacks model, limit, seed, batch_size"),
+    ({"model": "gan", "data": "sprites", "limit": 40, "seed": 0, "batch_size": 8}, "'s info has model='gan', not one of vae, "),
+    ({"model": "vae", "data": ["sprites"], "limit": 40, "seed": 0, "batch_size": 8}, "'s info has data=['sprites'], not one of "),
+    ({"model": "vae", "data": "sprites", "limit": 0, "seed": 0, "batch_size": 8}, "limit=0, not null or a positive integer"),
+    ({"model": "vae", "data": "sprites", "limit": 40, "seed": -1, "batch_size": 8}, "seed=-1, not an integer >= 0"),
+    ({"model": "vae", "data": "sprites", "limit": 40, "seed": False, "batch_size": 8}, "seed=False, not an integer >= 0"),
+    ({"model": "vae", "data": "sprites", "limit": 40, "seed": 0, "batch_size": 2.0}, "batch_size=2.0, not a positive integer"),
+    ({"model": "cvae", "data": "sprites", "limit": 40, "seed": 0, "batch_size": 8},
+     "holds a VAE, but its info says model='cvae' (a CVAE)"),
+])
+def test_resume_refuses_a_checkpoint_that_does_not_record_its_run(info, message, tmp_path, capsys):
+    """A checkpoint written by model.save(), or with an info that is not a run's: nothing is
+    trained and the file is left as it was."""
+    out = tmp_path / "run"
+    out.mkdir()
+    model = mv.VAE(1024, (4,), 2, seed=0)
+    model.fit(np.random.default_rng(0).random((16, 1024)).round(), epochs=1, batch_size=8, verbose=0)
+    model.save(out / "model.npz", info=info)
+    before = _run_files(out)
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys, message)
+    assert _run_files(out) == before
+
+
+def test_resume_refuses_a_checkpoint_without_optimizer_state(tmp_path, capsys, trained_run):
+    out = tmp_path / "run"
+    out.mkdir()
+    from microvae.checkpoint import read_info
+
+    mv.load(trained_run / "model.npz").save(out / "model.npz", include_optimizer=False, info=read_info(trained_run / "model.npz"))
+    before = _run_files(out)
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys,
+                   "holds no optimizer state to continue from (it was saved with include_optimizer=False, or before any training)")
+    assert _run_files(out) == before
+
+
+def test_an_interrupted_resume_counts_the_run_s_epochs_and_keeps_its_history(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "2", "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    _interrupt_at_step(monkeypatch, 2)  # 18 training examples: one step an epoch
+    assert main(["train", "--resume", "--epochs", "3", "--out", str(out), "--verbose", "0"]) == 130
+    assert (f"holds this run through epoch 3: model.npz and history.json/csv, no pictures; microvae train --resume "
+            f"--out {out} trains it on") in capsys.readouterr().err
+    assert mv.load(out / "model.npz").epochs_trained == 3
+    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
+    monkeypatch.undo()
+    assert main(["train", "--resume", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    assert mv.load(out / "model.npz").epochs_trained == 4 and (out / "samples.png").exists()
