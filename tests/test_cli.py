@@ -1584,7 +1584,8 @@ def _history_without_times(out):
     ["--model", "cvae", "--hidden", "8", "--lr", "2e-3"],
     ["--model", "aae", "--prior", "mixture", "--hidden", "8", "--clip-norm", "1"],
     ["--model", "vrae", "--rnn-hidden", "4", "--batch-size", "16"],
-], ids=["vae", "cvae-lr", "aae-mixture-clip", "vrae"])
+    ["--model", "convvae", "--variant", "strided"],
+], ids=["vae", "cvae-lr", "aae-mixture-clip", "vrae", "convvae"])
 def test_resume_trains_on_exactly_as_one_longer_run(options, tmp_path, capsys):
     """Two epochs, then --resume for one more: the parameters, optimizer state and history of
     three epochs in one run, with the run's own data, seed, batch size and optimizer settings."""
