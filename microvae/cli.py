@@ -1,7 +1,9 @@
-"""The ``microvae`` command line: train, sample, gradcheck.
+"""The ``microvae`` command line: train, sample, evaluate, gradcheck.
 
     microvae train --model vae --data sprites --epochs 10 --out runs/vae
+    microvae train --resume --out runs/vae --epochs 5
     microvae sample runs/vae/model.npz -n 64 --out samples.png
+    microvae evaluate runs/vae/model.npz
     microvae gradcheck
 
 Bad arguments, a missing dataset or an unwritable output path print a short message, without
@@ -705,6 +707,65 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _evaluation_data(args, model, info: dict):
+    """(name, the data dict) of the test set ``evaluate`` measures on: --data and --limit where
+    given, else what `microvae train` recorded; generated data (sprites, sequences) with the run's
+    seed, as train split it."""
+    recorded = {}
+    for name in ("data", "limit", "seed"):
+        if name in info:
+            valid, expected = _RUN_SETTING_CHECKS[name]
+            if not valid(info[name]):
+                raise CLIError(f"{args.checkpoint}'s info has {name}={info[name]!r}, not {expected}; pass --data (and --limit)")
+            recorded[name] = info[name]
+    if args.data is None and "data" not in recorded:
+        raise CLIError(f"{args.checkpoint} does not record the data it was trained on (model.save() or an earlier "
+                       f"microvae train wrote it); pass --data, one of {', '.join(DATASETS)}")
+    name = args.data or recorded["data"]
+    same = name == recorded.get("data")
+    limit = args.limit if args.limit is not None else recorded.get("limit") if same else None
+    seed = recorded.get("seed", 0) if same else 0
+    sequences = getattr(model, "is_sequence_model", False)
+    if name in SEQUENCE_DATASETS and not sequences:
+        raise CLIError(f"--data {name} is sequence data; this checkpoint holds a {type(model).__name__}, an image model")
+    data = load_data(name, limit, seed, flatten=type(model).__name__ != "ConvVAE", sequences=sequences)
+    if len(data["x_test"]) == 0:
+        raise CLIError(f"--limit {limit} leaves no test examples of {name}; give a larger --limit")
+    return name, data
+
+
+def cmd_evaluate(args) -> int:
+    """``microvae evaluate``: a checkpoint's figures on its test set, in nats per example: the
+    training objective's terms, and (models with a KL term) the ELBO and the IWAE bound."""
+    from . import metrics
+    from .backend import _backend_name
+    from .checkpoint import load, read_info
+
+    model = load(args.checkpoint, backend=_backend_name(args.backend))
+    name, data = _evaluation_data(args, model, read_info(args.checkpoint))
+    cli_name = next((key for key, cls in _MODEL_CLASSES.items() if cls == type(model).__name__), None)
+    labels = data["y_test"] if cli_name is not None and MODELS[cli_name].uses_labels(model) else None
+    x = data["x_test"]
+    try:  # first, as it is quick: it also checks that the data fits the model
+        terms = model.evaluate(x, labels, batch_size=args.batch_size, seed=args.seed)
+    except ValueError as exc:
+        raise CLIError(f"the test set of {name} does not fit this {type(model).__name__}: {exc}") from None
+    examples = f"{len(x)} example{'s' if len(x) != 1 else ''}"
+    print(f"microvae: evaluating {model!r}\n  after {model.epochs_trained} epoch(s), on the test set of {name} ({examples}; "
+          f"nats per example; noise seeded by --seed {args.seed})", flush=True)
+    print("  " + "  ".join(f"{key} {value:.4f}" for key, value in terms.items()) + "   (the training objective's terms)")
+    if cli_name == "aae":  # metrics refuse it by name; say why here
+        print("  no ELBO or IWAE bound: an AAE has no KL term (its codes are matched to the prior adversarially)")
+        return 0
+    with np.errstate(over="ignore", under="ignore"):
+        elbo = metrics.elbo(model, x, n_samples=args.samples, y=labels, batch_size=args.batch_size, seed=args.seed)
+        bound = metrics.iwae_bound(model, x, k=args.k, y=labels, batch_size=args.batch_size, seed=args.seed)
+    draws = f"{args.samples} sample{'s' if args.samples > 1 else ''} of z per example"
+    print(f"  ELBO {float(np.mean(elbo)):.4f}   ({draws})")
+    print(f"  IWAE bound {float(np.mean(bound)):.4f}   (k = {args.k}; log p(x) ≥ it ≥ the ELBO in expectation)")
+    return 0
+
+
 def _too_large(exc, sizes: str):
     """The message for an array too large for memory (a MemoryError) or to have a shape at all
     (NumPy's ValueError), suggesting a smaller ``sizes`` (the command's options); None for
@@ -792,7 +853,7 @@ class _Given(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``microvae`` command's parser, with its train, sample and gradcheck subcommands."""
+    """The ``microvae`` command's parser, with its train, sample, evaluate and gradcheck subcommands."""
     from . import __version__
     from .likelihoods import LIKELIHOOD_NAMES
 
@@ -889,6 +950,26 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the samples (default: %(default)s)")
     sample.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
     sample.set_defaults(func=cmd_sample)
+
+    evaluate = sub.add_parser("evaluate", help="a saved model's ELBO, IWAE bound and loss terms on its test set",
+                              description="Prints, in nats per example on the test set, the training objective's terms "
+                                          "(model.evaluate), the ELBO and the importance-weighted bound of "
+                                          "microvae.metrics (not for an AAE, which has no KL term).")
+    evaluate.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")
+    evaluate.add_argument("--data", default=None, choices=DATASETS,
+                          help="the dataset whose test set to use (default: the one `microvae train` recorded, with its "
+                               "--limit and seed; required for a checkpoint that records none)")
+    evaluate.add_argument("--limit", type=_positive_int, default=None,
+                          help="as for train: fewer examples (default: the recorded run's, with its data)")
+    evaluate.add_argument("--k", type=_positive_int, default=50,
+                          help="importance samples per example for the IWAE bound (default: %(default)s)")
+    evaluate.add_argument("--samples", type=_positive_int, default=1,
+                          help="samples of z per example for the ELBO (default: %(default)s)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=100,
+                          help="examples per pass; the IWAE bound's passes hold k times as many (default: %(default)s)")
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the estimates' noise (default: %(default)s)")
+    evaluate.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     check = sub.add_parser("gradcheck", help="check every analytic gradient against finite differences",
                            description="Prints the max relative error of the sampling's and the losses' values against "

@@ -24,7 +24,8 @@ def _png(path):
     assert matplotlib.image.imread(str(path)).ndim == 3
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sample", "--help"], ["gradcheck", "--help"]])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sample", "--help"], ["evaluate", "--help"],
+                                  ["gradcheck", "--help"]])
 def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -1708,3 +1709,107 @@ def test_an_interrupted_resume_counts_the_run_s_epochs_and_keeps_its_history(tmp
     monkeypatch.undo()
     assert main(["train", "--resume", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
     assert mv.load(out / "model.npz").epochs_trained == 4 and (out / "samples.png").exists()
+
+
+# evaluate ---------------------------------------------------------------------------------------
+def _evaluated(argv, capsys):
+    assert main(["evaluate", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    figures = {}
+    for line in lines[2:]:
+        words = line.split()
+        if words[0] == "ELBO":
+            figures["elbo"] = float(words[1])
+        elif words[:2] == ["IWAE", "bound"]:
+            figures["iwae"] = float(words[2])
+        elif words[0] != "no":
+            pairs = line.split("   (")[0].split()
+            figures.update({key: float(value) for key, value in zip(pairs[::2], pairs[1::2])})
+    return lines, figures
+
+
+def test_evaluate_prints_the_figures_metrics_gives_on_the_run_s_own_test_set(trained_run, capsys):
+    """The test split is the one train made (sprites: its seed and --limit, a tenth held out)."""
+    import microvae.metrics as M
+    from microvae.cli import load_data
+
+    lines, figures = _evaluated([str(trained_run / "model.npz"), "--k", "7", "--samples", "2", "--seed", "4"], capsys)
+    assert "after 2 epoch(s), on the test set of sprites (60 examples; nats per example; noise seeded by --seed 4)" in lines[1]
+    model = mv.load(trained_run / "model.npz")
+    x = load_data("sprites", 600, 0)["x_test"]
+    expected = model.evaluate(x, seed=4, batch_size=100)
+    assert figures.keys() == {"loss", "recon", "kl", "elbo", "iwae"}
+    for key in ("loss", "recon", "kl"):
+        assert figures[key] == pytest.approx(expected[key], abs=1e-4)
+    assert figures["elbo"] == pytest.approx(float(M.elbo(model, x, n_samples=2, seed=4).mean()), abs=1e-4)
+    assert figures["iwae"] == pytest.approx(float(M.iwae_bound(model, x, k=7, seed=4).mean()), abs=1e-4)
+    assert "(2 samples of z per example)" in lines[3] and "(k = 7;" in lines[4]
+
+
+def test_evaluate_passes_a_cvae_its_labels_and_takes_the_run_s_seed_for_generated_data(tmp_path, capsys):
+    import microvae.metrics as M
+    from microvae.cli import load_data
+
+    out = tmp_path / "cvae"
+    assert main(["train", "--model", "cvae", "--hidden", "8", "--limit", "50", "--seed", "2", "--epochs", "1",
+                 "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    _, figures = _evaluated([str(out / "model.npz"), "--k", "3"], capsys)
+    data = load_data("sprites", 50, 2)
+    model = mv.load(out / "model.npz")
+    assert figures["iwae"] == pytest.approx(float(M.iwae_bound(model, data["x_test"], k=3, y=data["y_test"]).mean()), abs=1e-4)
+    assert figures["loss"] == pytest.approx(model.evaluate(data["x_test"], data["y_test"], seed=0)["loss"], abs=1e-4)
+
+
+def test_evaluate_an_aae_gives_its_terms_and_says_why_there_is_no_elbo(tmp_path, capsys):
+    out = tmp_path / "aae"
+    assert main(["train", "--model", "aae", "--prior", "mixture", "--hidden", "8", "--limit", "50", "--epochs", "1",
+                 "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    lines, figures = _evaluated([str(out / "model.npz")], capsys)
+    assert figures.keys() == {"loss", "recon", "disc", "gen"}
+    assert lines[-1] == "  no ELBO or IWAE bound: an AAE has no KL term (its codes are matched to the prior adversarially)"
+
+
+def test_evaluate_a_sequence_model(tmp_path, capsys):
+    import microvae.metrics as M
+    from microvae.cli import load_data
+
+    out = tmp_path / "vrae"
+    assert main(["train", "--model", "vrae", "--data", "sinusoids", "--rnn-hidden", "4", "--limit", "30", "--epochs", "1",
+                 "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    _, figures = _evaluated([str(out / "model.npz"), "--k", "2"], capsys)
+    x = load_data("sinusoids", 30, 0, sequences=True)["x_test"]
+    assert figures["elbo"] == pytest.approx(float(M.elbo(mv.load(out / "model.npz"), x).mean()), abs=1e-4)
+
+
+def test_evaluate_needs_data_for_a_checkpoint_that_records_none(tmp_path, capsys):
+    model = mv.VAE(1024, (4,), 2, seed=0)
+    model.save(tmp_path / "m.npz")
+    _fails_cleanly(["evaluate", str(tmp_path / "m.npz")], capsys,
+                   "does not record the data it was trained on (model.save() or an earlier microvae train wrote it); "
+                   "pass --data, one of sprites, ")
+    lines, _ = _evaluated([str(tmp_path / "m.npz"), "--data", "sprites", "--limit", "40", "--k", "2"], capsys)
+    assert "after 0 epoch(s), on the test set of sprites (4 examples;" in lines[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "sinusoids"], "--data sinusoids is sequence data; this checkpoint holds a VAE, an image model"),
+    (["--data", "fashion-mnist", "--limit", "10"],
+     "error: the test set of fashion-mnist does not fit this VAE: x must have shape (batch, 1024), got (100, 784)"),
+])
+def test_evaluate_refuses_data_the_model_cannot_take(argv, message, trained_run, capsys):
+    assert main(["evaluate", str(trained_run / "model.npz"), *argv]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and "Traceback" not in captured.err and not captured.out  # refused before the header
+
+
+def test_evaluate_counts_one_example_as_one(trained_run, capsys):
+    lines, _ = _evaluated([str(trained_run / "model.npz"), "--limit", "10", "--k", "2"], capsys)
+    assert "on the test set of sprites (1 example; nats" in lines[1]
+
+
+def test_evaluate_refuses_a_recorded_run_it_cannot_read(tmp_path, capsys):
+    mv.VAE(1024, (4,), 2, seed=0).save(tmp_path / "m.npz", info={"data": "cifar"})
+    _fails_cleanly(["evaluate", str(tmp_path / "m.npz")], capsys, "'s info has data='cifar', not one of sprites, ")
