@@ -1728,6 +1728,13 @@ def _evaluated(argv, capsys):
     return lines, figures
 
 
+def _trained(folder, capsys, *options):
+    """A one-epoch run of a small model in ``folder``, the output it printed cleared."""
+    assert main(["train", *options, "--epochs", "1", "--out", str(folder), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    return folder / "model.npz"
+
+
 def test_evaluate_prints_the_figures_metrics_gives_on_the_run_s_own_test_set(trained_run, capsys):
     """The test split is the one train made (sprites: its seed and --limit, a tenth held out)."""
     import microvae.metrics as M
@@ -1750,23 +1757,17 @@ def test_evaluate_passes_a_cvae_its_labels_and_takes_the_run_s_seed_for_generate
     import microvae.metrics as M
     from microvae.cli import load_data
 
-    out = tmp_path / "cvae"
-    assert main(["train", "--model", "cvae", "--hidden", "8", "--limit", "50", "--seed", "2", "--epochs", "1",
-                 "--out", str(out), "--verbose", "0"]) == 0
-    capsys.readouterr()
-    _, figures = _evaluated([str(out / "model.npz"), "--k", "3"], capsys)
+    checkpoint = _trained(tmp_path, capsys, "--model", "cvae", "--hidden", "8", "--limit", "50", "--seed", "2")
+    _, figures = _evaluated([str(checkpoint), "--k", "3"], capsys)
     data = load_data("sprites", 50, 2)
-    model = mv.load(out / "model.npz")
+    model = mv.load(checkpoint)
     assert figures["iwae"] == pytest.approx(float(M.iwae_bound(model, data["x_test"], k=3, y=data["y_test"]).mean()), abs=1e-4)
     assert figures["loss"] == pytest.approx(model.evaluate(data["x_test"], data["y_test"], seed=0)["loss"], abs=1e-4)
 
 
 def test_evaluate_an_aae_gives_its_terms_and_says_why_there_is_no_elbo(tmp_path, capsys):
-    out = tmp_path / "aae"
-    assert main(["train", "--model", "aae", "--prior", "mixture", "--hidden", "8", "--limit", "50", "--epochs", "1",
-                 "--out", str(out), "--verbose", "0"]) == 0
-    capsys.readouterr()
-    lines, figures = _evaluated([str(out / "model.npz")], capsys)
+    checkpoint = _trained(tmp_path, capsys, "--model", "aae", "--prior", "mixture", "--hidden", "8", "--limit", "50")
+    lines, figures = _evaluated([str(checkpoint)], capsys)
     assert figures.keys() == {"loss", "recon", "disc", "gen"}
     assert lines[-1] == "  no ELBO or IWAE bound: an AAE has no KL term (its codes are matched to the prior adversarially)"
 
@@ -1775,13 +1776,10 @@ def test_evaluate_a_sequence_model(tmp_path, capsys):
     import microvae.metrics as M
     from microvae.cli import load_data
 
-    out = tmp_path / "vrae"
-    assert main(["train", "--model", "vrae", "--data", "sinusoids", "--rnn-hidden", "4", "--limit", "30", "--epochs", "1",
-                 "--out", str(out), "--verbose", "0"]) == 0
-    capsys.readouterr()
-    _, figures = _evaluated([str(out / "model.npz"), "--k", "2"], capsys)
+    checkpoint = _trained(tmp_path, capsys, "--model", "vrae", "--data", "sinusoids", "--rnn-hidden", "4", "--limit", "30")
+    _, figures = _evaluated([str(checkpoint), "--k", "2"], capsys)
     x = load_data("sinusoids", 30, 0, sequences=True)["x_test"]
-    assert figures["elbo"] == pytest.approx(float(M.elbo(mv.load(out / "model.npz"), x).mean()), abs=1e-4)
+    assert figures["elbo"] == pytest.approx(float(M.elbo(mv.load(checkpoint), x).mean()), abs=1e-4)
 
 
 def test_evaluate_needs_data_for_a_checkpoint_that_records_none(tmp_path, capsys):
