@@ -16,8 +16,10 @@ missing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -440,8 +442,13 @@ def _resume_settings(args) -> dict:
         raise CLIError("--resume continues the run in --out and --overwrite replaces it; give one of them")
     path = os.path.join(args.out, "model.npz")
     if not os.path.exists(path):
+        others = _earlier_run(args.out)
+        if others:  # a plain train would refuse this folder: say what will work
+            raise CLIError(f"--resume: {args.out} holds a run's {', '.join(others)} but not its model.npz, so there is "
+                           f"nothing to train on; start a new run there with microvae train --overwrite --out "
+                           f"{shlex.quote(args.out)}, or in another --out")
         raise CLIError(f"--resume: {args.out} holds no run to continue (no model.npz); start one with "
-                       f"microvae train --out {args.out}")
+                       f"microvae train --out {shlex.quote(args.out)}")
     info = read_info(path)
     missing = [name for name in RUN_SETTINGS if name not in info]
     if missing:
@@ -559,6 +566,33 @@ def _remove_empty(folders: list) -> None:
         os.rmdir(folder)
 
 
+@contextlib.contextmanager
+def _recorded_settings(args, errors=CLIError):
+    """With --resume, an error of the kind ``errors`` from the run's own settings (its data
+    refused, or not fitting the model) names them as the checkpoint's info records them, since
+    the command line cannot change them."""
+    try:
+        yield
+    except errors as exc:
+        if not args.resume:
+            raise
+        recorded = ", ".join(f"{name}={getattr(args, name)!r}" for name in RUN_SETTINGS)
+        raise CLIError(f"--resume: the settings model.npz's info records ({recorded}) do not make a run of this "
+                       f"checkpoint: {exc}") from None
+
+
+def _say_if_the_optimizer_restarts(model, fit_args) -> None:
+    """--resume with an --lr or --clip-norm other than the run's: fit starts a new optimizer run
+    (fresh moments and step count), as it does for any changed setting; say so."""
+    optimizer = next(iter(model.optimizers.values()))
+    changed = [f"--{name.replace('_', '-')} {fit_args[name]:g} (the run's: {'none' if old is None else f'{old:g}'})"
+               for name, old in (("lr", optimizer.lr), ("clip_norm", optimizer.clip_norm))
+               if fit_args.get(name) is not None and fit_args[name] != old]
+    if changed:
+        print(f"microvae: {' and '.join(changed)}: a changed optimizer setting starts a new optimizer run, with fresh "
+              f"moments and step count, as model.fit does", flush=True)
+
+
 def cmd_train(args) -> int:
     """``microvae train``: build a model (with --resume, load the run in --out), fit it while
     writing the checkpoint and history every epoch, then draw the pictures."""
@@ -575,7 +609,8 @@ def cmd_train(args) -> int:
         raise CLIError(f"unknown model {args.model!r}; choose from {', '.join(sorted(MODELS))}")
     entry = MODELS[args.model]
     check_model_options(args)
-    check_limit(args.limit, args.data, entry.min_test)
+    with _recorded_settings(args):
+        check_limit(args.limit, args.data, entry.min_test)
     earlier = _earlier_run(args.out)
     # a folder where a run's file goes would fail the first epoch's renames half way, after
     # model.npz was replaced, and the error would name a hidden staging file
@@ -591,7 +626,8 @@ def cmd_train(args) -> int:
     made = _writable_folder(args.out)
     run = None
     try:
-        data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
+        with _recorded_settings(args):
+            data = load_data(args.data, args.limit, args.seed, flatten=args.model != "convvae", sequences=entry.sequences)
         if args.resume:
             model = _resumed_model(args)
             print(f"microvae: resuming {model!r}\n  after epoch {model.epochs_trained}", flush=True)
@@ -608,18 +644,23 @@ def cmd_train(args) -> int:
             fit_args.update(seed=None, lr=args.lr if "lr" in given else None)
             if "clip_norm" not in given:
                 del fit_args["clip_norm"]
+            _say_if_the_optimizer_restarts(model, fit_args)
         # On the way to divergence NumPy would print overflow/NaN warnings over the progress bar; fit
         # checks every batch's loss and each epoch's parameters for non-finite values and its
         # TrainingDiverged names the epoch and batch, which the warnings' line numbers do not.
+        arrays = (data["x_train"], data["y_train"]) if entry.uses_labels(model) else (data["x_train"],)
+        if args.resume:
+            with _recorded_settings(args, (ValueError, TypeError)):  # the recorded data must fit the loaded model
+                model._prepare_data(*(a[:1] for a in arrays))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if entry.uses_labels(model):
-                model.fit(data["x_train"], data["y_train"], validation_data=(data["x_test"], data["y_test"]), **fit_args)
+                model.fit(*arrays, validation_data=(data["x_test"], data["y_test"]), **fit_args)
             else:
-                model.fit(data["x_train"], validation_data=data["x_test"], **fit_args)
+                model.fit(*arrays, validation_data=data["x_test"], **fit_args)
     except BaseException:
         if run is not None and run.epochs:
             print(f"microvae: {args.out} holds this run through epoch {run.last_epoch}: model.npz and "
-                  f"history.json/csv, no pictures; microvae train --resume --out {args.out} trains it on",
+                  f"history.json/csv, no pictures; microvae train --resume --out {shlex.quote(args.out)} trains it on",
                   file=sys.stderr)
         else:
             _remove_empty(made)  # nothing was written: no empty folder left behind, --out's parents included
@@ -710,21 +751,24 @@ def cmd_sample(args) -> int:
 def _evaluation_data(args, model, info: dict):
     """(name, the data dict) of the test set ``evaluate`` measures on: --data and --limit where
     given, else what `microvae train` recorded; generated data (sprites, sequences) with the run's
-    seed, as train split it."""
-    recorded = {}
-    for name in ("data", "limit", "seed"):
-        if name in info:
-            valid, expected = _RUN_SETTING_CHECKS[name]
-            if not valid(info[name]):
-                raise CLIError(f"{args.checkpoint}'s info has {name}={info[name]!r}, not {expected}; pass --data (and --limit)")
-            recorded[name] = info[name]
-    if args.data is None and "data" not in recorded:
+    seed, as train split it (seed 0 for data the checkpoint does not record). A recorded value
+    is read, and checked, only where it is used."""
+
+    def recorded(name, instead):
+        valid, expected = _RUN_SETTING_CHECKS[name]
+        if not valid(info[name]):
+            raise CLIError(f"{args.checkpoint}'s info has {name}={info[name]!r}, not {expected}{instead}")
+        return info[name]
+
+    if args.data is None and "data" not in info:
         raise CLIError(f"{args.checkpoint} does not record the data it was trained on (model.save() or an earlier "
                        f"microvae train wrote it); pass --data, one of {', '.join(DATASETS)}")
-    name = args.data or recorded["data"]
-    same = name == recorded.get("data")
-    limit = args.limit if args.limit is not None else recorded.get("limit") if same else None
-    seed = recorded.get("seed", 0) if same else 0
+    name = args.data or recorded("data", "; pass --data to choose the data")
+    same = "data" in info and info["data"] == name  # the recorded run's data: its split
+    limit = args.limit
+    if limit is None and same and "limit" in info:
+        limit = recorded("limit", "; pass --limit")
+    seed = recorded("seed", " (it seeded the generated data that train split)") if same and "seed" in info else 0
     sequences = getattr(model, "is_sequence_model", False)
     if name in SEQUENCE_DATASETS and not sequences:
         raise CLIError(f"--data {name} is sequence data; this checkpoint holds a {type(model).__name__}, an image model")
@@ -747,33 +791,40 @@ def cmd_evaluate(args) -> int:
     labels = data["y_test"] if cli_name is not None and MODELS[cli_name].uses_labels(model) else None
     x = data["x_test"]
     try:  # first, as it is quick: it also checks that the data fits the model
-        terms = model.evaluate(x, labels, batch_size=args.batch_size, seed=args.seed)
+        with np.errstate(all="ignore"):  # a non-finite figure is said below, once, not as NumPy's warnings
+            terms = model.evaluate(x, labels, batch_size=args.batch_size, seed=args.seed)
     except ValueError as exc:
         raise CLIError(f"the test set of {name} does not fit this {type(model).__name__}: {exc}") from None
     examples = f"{len(x)} example{'s' if len(x) != 1 else ''}"
     print(f"microvae: evaluating {model!r}\n  after {model.epochs_trained} epoch(s), on the test set of {name} ({examples}; "
           f"nats per example; noise seeded by --seed {args.seed})", flush=True)
     print("  " + "  ".join(f"{key} {value:.4f}" for key, value in terms.items()) + "   (the training objective's terms)")
+    figures = list(terms.values())
     if cli_name == "aae":  # metrics refuse it by name; say why here
         print("  no ELBO or IWAE bound: an AAE has no KL term (its codes are matched to the prior adversarially)")
-        return 0
-    with np.errstate(over="ignore", under="ignore"):
-        elbo = metrics.elbo(model, x, n_samples=args.samples, y=labels, batch_size=args.batch_size, seed=args.seed)
-        bound = metrics.iwae_bound(model, x, k=args.k, y=labels, batch_size=args.batch_size, seed=args.seed)
-    draws = f"{args.samples} sample{'s' if args.samples > 1 else ''} of z per example"
-    print(f"  ELBO {float(np.mean(elbo)):.4f}   ({draws})")
-    print(f"  IWAE bound {float(np.mean(bound)):.4f}   (k = {args.k}; log p(x) ≥ it ≥ the ELBO in expectation)")
+    else:
+        with np.errstate(all="ignore"):
+            elbo = metrics.elbo(model, x, n_samples=args.samples, y=labels, batch_size=args.batch_size, seed=args.seed)
+            bound = metrics.iwae_bound(model, x, k=args.k, y=labels, batch_size=args.batch_size, seed=args.seed)
+            figures += [float(np.mean(elbo)), float(np.mean(bound))]
+        draws = f"{args.samples} sample{'s' if args.samples > 1 else ''} of z per example"
+        print(f"  ELBO {figures[-2]:.4f}   ({draws})")
+        print(f"  IWAE bound {figures[-1]:.4f}   (k = {args.k}; log p(x) ≥ it ≥ the ELBO in expectation)")
+    if not np.isfinite(figures).all():
+        print("microvae: some figures are not finite: the model's outputs or likelihoods overflow on some test "
+              "examples (are its parameters finite and of a sensible size?)", file=sys.stderr)
     return 0
 
 
-def _too_large(exc, sizes: str):
+def _too_large(exc, sizes: str | None):
     """The message for an array too large for memory (a MemoryError) or to have a shape at all
-    (NumPy's ValueError), suggesting a smaller ``sizes`` (the command's options); None for
-    any other error."""
+    (NumPy's ValueError), suggesting a smaller ``sizes`` (the command's options) if given; None
+    for any other error."""
+    advice = f"; try a smaller {sizes}" if sizes else ""
     if isinstance(exc, MemoryError):
-        return f"out of memory ({exc}); try a smaller {sizes}"
+        return f"out of memory{f' ({exc})' if str(exc) else ''}{advice}"
     if isinstance(exc, ValueError) and str(exc) == "Maximum allowed dimension exceeded":
-        return f"{exc}; try a smaller {sizes}"
+        return f"{exc}{advice}"
     return None
 
 
@@ -916,13 +967,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "testing; mnist, fashion-mnist: the first N training and max(N/6, 100) test examples")
     train.add_argument("--backend", default=None, choices=("numpy", "cupy"), help="default: $MICROVAE_BACKEND or numpy")
     train.add_argument("--out", default="runs/latest",
-                       help="output folder, created if missing; one that holds a run is refused (default: %(default)s)")
+                       help="output folder, created if missing; one that holds a run is refused, unless --resume or "
+                            "--overwrite is given (default: %(default)s)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in --out: its checkpoint, history and pictures")
     train.add_argument("--resume", action="store_true",
                        help="train the run in --out on for --epochs more epochs, from its model.npz (optimizer state "
-                            "included), with the model, data, seed and batch size it recorded; its history grows "
-                            "and its pictures are drawn again")
+                            "included), with the model, data, --limit, seed and batch size it recorded; its history "
+                            "grows and its pictures are drawn again. An --lr or --clip-norm other than the run's "
+                            "starts the optimizer afresh, as model.fit does")
     train.add_argument("--verbose", type=_integer, default=1, choices=(0, 1, 2),
                        help="0: no progress bar or epoch lines (what was trained and written is still said), 1: progress bar and "
                             "a summary per epoch, 2: the summary only (default: %(default)s)")
@@ -958,7 +1011,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", help="a model.npz written by `microvae train` or model.save()")
     evaluate.add_argument("--data", default=None, choices=DATASETS,
                           help="the dataset whose test set to use (default: the one `microvae train` recorded, with its "
-                               "--limit and seed; required for a checkpoint that records none)")
+                               "--limit and seed; required for a checkpoint that records none). Data the checkpoint "
+                               "does not record is taken whole, or as --limit says, and generated with seed 0")
     evaluate.add_argument("--limit", type=_positive_int, default=None,
                           help="as for train: fewer examples (default: the recorded run's, with its data)")
     evaluate.add_argument("--k", type=_positive_int, default=50,
@@ -989,6 +1043,14 @@ def build_parser() -> argparse.ArgumentParser:
 TRAIN_SIZES = "--limit, --batch-size or model"  # what train can make smaller where an array is too large
 
 
+def _sizes(args) -> str | None:
+    """What the command run can make smaller where an array is too large (sample gives its own
+    advice; a resumed run's sizes are recorded in its checkpoint, not options)."""
+    if args.command == "train":
+        return None if args.resume else TRAIN_SIZES
+    return "--k, --samples or --batch-size" if args.command == "evaluate" else None
+
+
 def main(argv=None) -> int:
     """Run the command line on ``argv`` (default: sys.argv); return the exit status."""
     parser = build_parser()
@@ -1004,7 +1066,7 @@ def main(argv=None) -> int:
         return args.func(args)
     except (CLIError, ValueError, TypeError, CheckpointError, BackendUnavailable, TrainingDiverged, ImportError) as exc:
         # NumPy's words for an array too large to have a shape at all get a MemoryError's hint (sample gives its own)
-        message = _too_large(exc, TRAIN_SIZES) if args.command == "train" else None
+        message = _too_large(exc, _sizes(args)) if args.command != "sample" else None
         print(f"microvae: error: {message or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a missing checkpoint, an unwritable --out, a full disk, ...
@@ -1012,8 +1074,7 @@ def main(argv=None) -> int:
         print(f"microvae: error: {what}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # e.g. a --limit of generated data beyond the machine's memory
-        hint = _too_large(exc, TRAIN_SIZES) if args.command == "train" else None  # (sample gives its own)
-        print(f"microvae: error: {hint or f'out of memory ({exc})'}", file=sys.stderr)
+        print(f"microvae: error: {_too_large(exc, _sizes(args))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("microvae: interrupted", file=sys.stderr)

@@ -1811,3 +1811,121 @@ def test_evaluate_counts_one_example_as_one(trained_run, capsys):
 def test_evaluate_refuses_a_recorded_run_it_cannot_read(tmp_path, capsys):
     mv.VAE(1024, (4,), 2, seed=0).save(tmp_path / "m.npz", info={"data": "cifar"})
     _fails_cleanly(["evaluate", str(tmp_path / "m.npz")], capsys, "'s info has data='cifar', not one of sprites, ")
+
+
+# the review of --resume and evaluate (audit of cd9deca) -------------------------------------------
+def test_resume_with_a_changed_lr_says_the_optimizer_starts_afresh_and_it_does(tmp_path, capsys):
+    """fit's rule: a changed setting starts a new optimizer run. The CLI text had promised to
+    "change the run's" setting, and the moments were dropped without a word."""
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--verbose", "0"]
+    assert main(["train", "--limit", "40", "--hidden", "8", "--epochs", "2", "--batch-size", "12", *common]) == 0
+    assert mv.load(out / "model.npz").optimizers["model"].t == 6  # 36 training examples: 3 steps an epoch
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "1", "--lr", "1e-3", *common]) == 0  # the run's own: continued
+    assert "new optimizer run" not in capsys.readouterr().out
+    assert mv.load(out / "model.npz").optimizers["model"].t == 9
+    assert main(["train", "--resume", "--epochs", "1", "--lr", "5e-4", "--clip-norm", "2", *common]) == 0
+    assert ("microvae: --lr 0.0005 (the run's: 0.001) and --clip-norm 2 (the run's: none): a changed optimizer setting "
+            "starts a new optimizer run, with fresh moments and step count, as model.fit does") in capsys.readouterr().out
+    model = mv.load(out / "model.npz")
+    assert model.optimizers["model"].t == 3 and model.step == 12  # the optimizer's steps start again; the model's do not
+
+
+def test_resume_of_a_folder_with_a_run_s_files_but_no_checkpoint_points_to_overwrite(tmp_path, capsys, trained_run):
+    out = tmp_path / "kept history"
+    out.mkdir()
+    for name in ("history.json", "history.csv", "samples.png"):
+        shutil.copy(trained_run / name, out / name)
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys,
+                   f"--resume: {out} holds a run's history.json, history.csv, samples.png but not its model.npz, so there "
+                   f"is nothing to train on; start a new run there with microvae train --overwrite --out '{out}', or in "
+                   "another --out")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"limit": 5}, "--limit 5 is too small for --data sprites"),
+    ({"data": "sinusoids"}, "--data sinusoids is sequence data"),
+    ({"data": "fashion-mnist", "limit": 40}, "x must have shape (batch, 1024), got (1, 784)"),
+])
+def test_resume_names_the_recorded_settings_when_they_do_not_make_a_run(edit, message, tmp_path, capsys, trained_run):
+    """Only an edited info gets here; the advice inside names options --resume refuses, so the
+    message says first that the checkpoint's info is what is wrong."""
+    from microvae.checkpoint import read_info
+
+    out = tmp_path / "run"
+    out.mkdir()
+    info = {**read_info(trained_run / "model.npz"), **edit}
+    mv.load(trained_run / "model.npz").save(out / "model.npz", info=info)
+    before = _run_files(out)
+    recorded = ", ".join(f"{name}={info[name]!r}" for name in ("model", "data", "limit", "seed", "batch_size"))
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys,
+                   f"--resume: the settings model.npz's info records ({recorded}) do not make a run of this checkpoint: "
+                   f"{message}")
+    assert _run_files(out) == before
+
+
+def test_the_resume_command_in_the_interrupted_message_is_quoted_for_the_shell(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    out = tmp_path / "a run" / "no. 1"
+    _interrupt_at_step(monkeypatch, 2)
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--out", str(out), "--verbose", "0"]) == 130
+    err = capsys.readouterr().err
+    command = err.split("; ")[1].split(" trains it on")[0]
+    assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out)]
+
+
+def _saved_with_info(model, folder, **info):
+    folder.mkdir(exist_ok=True)
+    model.save(folder / "model.npz", info=info)
+    return str(folder / "model.npz")
+
+
+@pytest.mark.parametrize("info, argv, works", [
+    ({"data": "sprites", "limit": "600", "seed": 0}, ["--limit", "600"], True),  # a bad recorded limit, given anew
+    ({"data": "cifar", "limit": 600, "seed": 0}, ["--data", "sprites", "--limit", "600"], True),
+    ({"data": "sprites", "limit": 600, "seed": -5}, ["--data", "mnist"], False),  # (the test set has no mnist)
+    ({"data": "sprites", "limit": 600, "seed": -5}, ["--limit", "600"], False),
+])
+def test_evaluate_reads_a_recorded_value_only_where_it_uses_it(info, argv, works, tmp_path, capsys, trained_run):
+    """The recorded data, limit and seed were all checked first: "pass --data (and --limit)"
+    then failed the same way."""
+    checkpoint = _saved_with_info(mv.load(trained_run / "model.npz"), tmp_path / "run", **info)
+    if works:
+        lines, _ = _evaluated([checkpoint, "--k", "2"] + argv, capsys)
+        assert "on the test set of sprites (60 examples;" in lines[1]
+    elif "mnist" in argv:  # the bad seed is not read for other data: what fails is the missing dataset, not the seed
+        assert main(["evaluate", checkpoint, *argv]) == 2
+        assert "seed=-5" not in capsys.readouterr().err
+    else:
+        _fails_cleanly(["evaluate", checkpoint, *argv], capsys,
+                       "'s info has seed=-5, not an integer >= 0 (it seeded the generated data that train split)")
+
+
+def test_evaluate_out_of_memory_names_its_own_options_and_a_resume_names_none(tmp_path, monkeypatch, capsys, trained_run):
+    import microvae.metrics as M
+    from microvae.models.base import Model
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(M, "iwae_bound", no_memory)
+    _fails_cleanly(["evaluate", str(trained_run / "model.npz")], capsys,
+                   "microvae: error: out of memory; try a smaller --k, --samples or --batch-size")
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    monkeypatch.setattr(Model, "_train_batch", no_memory)
+    _fails_cleanly(["train", "--resume", "--out", str(out)], capsys, "microvae: error: out of memory\n")
+
+
+def test_evaluate_says_once_why_figures_are_not_finite(tmp_path, capsys):
+    model = mv.VAE(1024, (4,), 2, likelihood="gaussian", seed=0)
+    model.flat.data[:] = 1e18
+    checkpoint = _saved_with_info(model, tmp_path / "huge", data="sprites", limit=40, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's RuntimeWarnings would fail here
+        assert main(["evaluate", checkpoint, "--k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("microvae: some figures are not finite: the model's outputs or likelihoods overflow on some test "
+                   "examples (are its parameters finite and of a sensible size?)\n")
