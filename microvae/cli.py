@@ -436,8 +436,9 @@ def _resume_settings(args) -> dict:
     given += [name for name in MODEL_OPTIONS if _is_given(getattr(args, name))]
     given = [f"--{name.replace('_', '-')}" for name in given]
     if given:
-        raise CLIError(f"--resume continues the run in --out with the model, data, seed and batch size it was trained with "
-                       f"(its model.npz records them); leave out {', '.join(given)}, or start a new run in another --out")
+        raise CLIError(f"--resume continues the run in --out with the model, data, --limit, seed and batch size it was "
+                       f"trained with (its model.npz records them); leave out {', '.join(given)}, or start a new run in "
+                       "another --out")
     if args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite replaces it; give one of them")
     path = os.path.join(args.out, "model.npz")

@@ -1634,7 +1634,7 @@ def test_resume_takes_a_new_lr_or_clip_norm_and_keeps_the_run_s_otherwise(tmp_pa
 def test_resume_refuses_options_that_the_run_recorded_or_built_its_model_with(option, tmp_path, capsys, trained_run):
     before = _run_files(trained_run)
     _fails_cleanly(["train", "--resume", *option, "--out", str(trained_run)], capsys,
-                   f"--resume continues the run in --out with the model, data, seed and batch size it was trained with "
+                   f"--resume continues the run in --out with the model, data, --limit, seed and batch size it was trained with "
                    f"(its model.npz records them); leave out {option[0]}, or start a new run in another --out")
     assert _run_files(trained_run) == before
 
