@@ -18,7 +18,6 @@ reductions), device memory, and a NumPy function CuPy lacks or treats differentl
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import microvae as mv
 from _cuda_emulation import leaves
