@@ -649,15 +649,13 @@ def cmd_train(args) -> int:
         # On the way to divergence NumPy would print overflow/NaN warnings over the progress bar; fit
         # checks every batch's loss and each epoch's parameters for non-finite values and its
         # TrainingDiverged names the epoch and batch, which the warnings' line numbers do not.
-        arrays = (data["x_train"], data["y_train"]) if entry.uses_labels(model) else (data["x_train"],)
+        labelled = entry.uses_labels(model)
+        arrays = (data["x_train"], data["y_train"]) if labelled else (data["x_train"],)
         if args.resume:
             with _recorded_settings(args, (ValueError, TypeError)):  # the recorded data must fit the loaded model
                 model._prepare_data(*(a[:1] for a in arrays))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if entry.uses_labels(model):
-                model.fit(*arrays, validation_data=(data["x_test"], data["y_test"]), **fit_args)
-            else:
-                model.fit(*arrays, validation_data=data["x_test"], **fit_args)
+            model.fit(*arrays, validation_data=(data["x_test"], data["y_test"]) if labelled else data["x_test"], **fit_args)
     except BaseException:
         if run is not None and run.epochs:
             print(f"microvae: {args.out} holds this run through epoch {run.last_epoch}: model.npz and "
