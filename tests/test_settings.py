@@ -201,3 +201,75 @@ def test_a_new_model_from_the_config_as_the_refusal_advises_builds_the_other_arc
     other = mv.VAE(**{**model.config, "latent_dim": 5})
     assert other.latent_dim == 5 and other.decode(np.zeros((2, 5))).shape == (2, 8)
     assert mv.ConvVAE((1, 8, 8)).input_shape == (1, 8, 8) and mv.VAE(8, (4,), 2).input_shape == (8,)
+
+
+@pytest.mark.parametrize("make", [make for make, _ in ARCHITECTURE], ids=[names[0] + "-model" for _, names in ARCHITECTURE])
+def test_a_built_models_networks_cannot_be_swapped_for_others_that_would_not_train(make):
+    """model.encoder = other.encoder was taken: the forward pass then ran the other network while
+    the optimizer updated the old one's values in model.flat, and fit trained no encoder at all."""
+    model, other = make(), make()
+    kind = type(model).__name__
+    children = model.children()
+    assert children  # every model kind has networks to protect
+    for name, child in children.items():
+        with pytest.raises(AttributeError, match=rf"^{kind}\.{name} is fixed once the model is built: model\.flat holds its "
+                                                 rf"parameters .* would not train; (pass it to the constructor: "
+                                                 rf"{kind}\(\.\.\., {name}=network\)|make a new {kind})$"):
+            setattr(model, name, getattr(other, name))
+        assert getattr(model, name) is child
+    for name, advice in (("backend", r"to move the model, save it and load it: microvae\.load\(path, backend=\.\.\.\)"),
+                         ("flat", r"model\.flat\.data\[\.\.\.\] = values writes new values into it")):
+        kept = getattr(model, name)
+        with pytest.raises(AttributeError, match=rf"^{kind}\.{name} is fixed once the model is built \(.*\); {advice}$"):
+            setattr(model, name, getattr(other, name))
+        assert getattr(model, name) is kept
+
+
+def test_a_vae_whose_encoder_swap_was_refused_trains_its_own_encoder_and_leaves_the_other_alone():
+    x = RNG.random((32, 8))
+    model, other = mv.VAE(8, (4,), 2, seed=0), mv.VAE(8, (4,), 2, seed=1)
+    with pytest.raises(AttributeError):
+        model.encoder = other.encoder
+    first_weights = model.encoder.named_modules()
+    path, first = next((path, layer) for path, layer in first_weights if "W" in layer.params)
+    weights, others = first.params["W"].copy(), other.flat.data.copy()
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    assert not np.array_equal(first.params["W"], weights), path
+    assert np.array_equal(other.flat.data, others)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_models_dtype_is_fixed_once_built_and_the_advised_copy_converts_it(dtype):
+    """model.dtype = 'float64' was taken and changed nothing: the parameters stayed float32."""
+    model = mv.VAE(8, (4,), 2, dtype=dtype)
+    assert model.backend.dtype == np.dtype(dtype) and model.flat.data.dtype == np.dtype(dtype)
+    other_dtype = "float64" if dtype == "float32" else "float32"
+    with pytest.raises(AttributeError, match=rf"^VAE\.dtype is fixed once the model is built \(its parameters are {dtype} "
+                                             rf"arrays: model\.backend\.dtype\); make a new model from its config and copy the values: new = "
+                                             rf"VAE\(\*\*\{{\*\*model\.config, 'dtype': \.\.\.\}}\); "
+                                             rf"new\.flat\.data\[\.\.\.\] = model\.flat\.data$"):
+        model.dtype = other_dtype
+    assert "dtype" not in vars(model) and model.flat.data.dtype == np.dtype(dtype) and model.config["dtype"] == dtype
+    new = mv.VAE(**{**model.config, "dtype": other_dtype})
+    new.flat.data[...] = model.flat.data
+    assert new.flat.data.dtype == np.dtype(other_dtype)
+    x = RNG.random((3, 8))
+    np.testing.assert_allclose(new.decode(new.encode(x)[0]), model.decode(model.encode(x)[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_seed_and_fuse_relu_are_fixed_once_built_and_say_what_to_use_instead():
+    """Both were taken as new attributes that nothing read: the parameters had been drawn, and
+    the layers built, from the constructor's values."""
+    model = mv.VAE(8, (4,), 2, seed=3)
+    with pytest.raises(AttributeError, match=r"^VAE\.seed is fixed once the model is built: config\['seed'\] is the seed "
+                                             r"its initial parameters were drawn with; fit\(\.\.\., seed=n\) seeds .*"
+                                             r"model\.backend\.seed\(n\) reseeds the model's generator$"):
+        model.seed = 4
+    with pytest.raises(AttributeError, match=r"^VAE\.fuse_relu is fixed once the model is built \(its layers were made from "
+                                             r"it\); make a new model from its config: VAE\(\*\*\{\*\*model\.config, "
+                                             r"'fuse_relu': \.\.\.\}\)$"):
+        model.fuse_relu = False
+    assert "seed" not in vars(model) and "fuse_relu" not in vars(model)
+    assert model.config["seed"] == 3 and model.config["fuse_relu"] is True
+    model.step, model.info = 7, {"note": "kept"}  # the state a run keeps is not fixed
+    assert model.step == 7 and model.info == {"note": "kept"}

@@ -14,6 +14,7 @@ from ..layers.base import Module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
+from .settings import Fixed, Setting
 
 DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd') when lr is left out
 
@@ -118,6 +119,39 @@ class Model(Module):
         name = type(self).__name__
         raise TypeError(f"{name}.build() is for layers used on their own; a model builds its parameters when it is "
                         f"constructed: pass backend=, dtype= and seed= to {name}(...)")
+
+    def __setattr__(self, name, value):
+        # Once built (``_setup`` has stored the config), the parts the parameters were made from
+        # stay: an assignment used to be taken and then silently ignored, or worse, a network put
+        # in a child's place ran while the optimizer updated the old one's values.
+        if "config" in self.__dict__:
+            refusal = self._refused_assignment(name)
+            if refusal:
+                raise AttributeError(refusal)
+        super().__setattr__(name, value)
+
+    def _refused_assignment(self, name: str) -> str | None:
+        """Why ``model.<name> = ...`` is refused on a built model, or None when it may be set
+        (the training settings and ``Fixed`` sizes check themselves: ``models/settings.py``)."""
+        kind = type(self).__name__
+        fixed = f"{kind}.{name} is fixed once the model is built"
+        if isinstance(self.__dict__.get(name), Module):
+            how = f"pass it to the constructor: {kind}(..., {name}=network)" if name in self.config else f"make a new {kind}"
+            return (f"{fixed}: model.flat holds its parameters and the optimizers update them there, so a network put "
+                    f"in its place would not train; {how}")
+        if name == "backend":
+            return f"{fixed} (its parameters live there); to move the model, save it and load it: microvae.load(path, backend=...)"
+        if name == "flat":
+            return f"{fixed} (the optimizers update it); model.flat.data[...] = values writes new values into it"
+        if name not in self.config or isinstance(getattr(type(self), name, None), (Setting, Fixed)):
+            return None
+        if name == "seed":
+            return (f"{fixed}: config['seed'] is the seed its initial parameters were drawn with; fit(..., seed=n) seeds "
+                    f"a training run's shuffling and noise, and model.backend.seed(n) reseeds the model's generator")
+        if name == "dtype":
+            return (f"{fixed} (its parameters are {self.backend.dtype.name} arrays: model.backend.dtype); make a new model from its config and copy "
+                    f"the values: new = {kind}(**{{**model.config, 'dtype': ...}}); new.flat.data[...] = model.flat.data")
+        return f"{fixed} (its layers were made from it); make a new model from its config: {kind}(**{{**model.config, {name!r}: ...}})"
 
     @property
     def num_parameters(self) -> int:
