@@ -15,7 +15,38 @@ import weakref
 
 from .layers.base import repeated_module
 
-__all__ = ["FlatParameters", "ParameterSlice"]
+__all__ = ["FlatParameters", "ParameterSlice", "BoundViews"]
+
+
+class BoundViews(dict):
+    """A built layer's ``params`` (or ``grads``): {name: view into its model's flat buffer}.
+
+    Putting another array under a name would cut that parameter loose from the buffer that
+    the optimizer updates and checkpoints store: the layer would compute with values nothing
+    trains or saves. So the mapping refuses it, and says to write into the view instead
+    (``layer.params["W"][...] = values``). Copies of it (``dict(...)``, ``copy.copy``) are
+    plain dicts."""
+
+    def __init__(self, kind: str, views: dict):
+        super().__init__(views)
+        self.kind = kind  # "params" or "grads"
+
+    def __setitem__(self, name, value):
+        if name in self and value is dict.__getitem__(self, name):
+            return  # params["W"] += step: NumPy updated the view in place, and Python stores it back
+        raise TypeError(f"{self.kind}[{name!r}] of a built layer is a view into its flat buffer (model.flat, or layer.flat "
+                        f"for a layer built on its own), which the optimizer updates and checkpoints store; write the values into it: {self.kind}[{name!r}][...] = values "
+                        f"(another array put in its place would be neither trained nor saved)")
+
+    def _refuse(self, *args, **kwargs):
+        """Refused: the names of a built layer's views are fixed (see the class docstring)."""
+        raise TypeError(f"a built layer's {self.kind} are views into its flat buffer: their names are fixed, and "
+                        f"values are written into them ({self.kind}['W'][...] = values)")
+
+    __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
+
+    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make a plain dict
+        return dict, (dict(self),)
 
 
 class FlatParameters:
@@ -65,15 +96,17 @@ class FlatParameters:
         self.data = backend.zeros(self.size)
         self.grad = backend.zeros(self.size)
         self.layout = []
-        offset = 0
+        offset, views = 0, {}  # id(module) -> (module, {name: parameter view}, {name: gradient view})
         for qualified, module, name, shape, init in entries:
             n = math.prod(shape)
             view = self.data[offset : offset + n].reshape(shape)
             view[...] = init(backend, shape)
-            module.params[name] = view
-            module.grads[name] = self.grad[offset : offset + n].reshape(shape)
+            _, params, grads = views.setdefault(id(module), (module, {}, {}))
+            params[name], grads[name] = view, self.grad[offset : offset + n].reshape(shape)
             self.layout.append((qualified, offset, shape))
             offset += n
+        for module, params, grads in views.values():
+            module.params, module.grads = BoundViews("params", params), BoundViews("grads", grads)
 
     def zero_grad(self) -> None:
         """Set every gradient entry, and so every layer's gradient view, to 0. (A layer's

@@ -618,3 +618,56 @@ def test_an_empty_sequential_is_the_identity_and_checks_its_input_as_any_layer()
         empty.backward(np.ones((3, 2)))
     np.testing.assert_array_equal(empty.backward(np.full((2, 3), 2.0)), 2.0)
     assert empty.backward(np.ones((2, 3)), input_grad=False) is None
+
+
+PARAMETRIC = [name for name in CASES if CASES[name][0]().parameter_specs()]
+
+
+@pytest.mark.parametrize("name", PARAMETRIC)
+def test_a_built_layers_parameters_take_new_values_only_written_into_their_views(name):
+    """layer.params["W"] = array was taken: the layer computed with the new array while the
+    optimizer updated, and checkpoints saved, the view it replaced (so it never trained)."""
+    make, shape = CASES[name]
+    layer = make().build(dtype="float64", seed=0)
+    rng = np.random.default_rng(1)
+    for kind in ("params", "grads"):
+        views = getattr(layer, kind)
+        for key, view in list(views.items()):
+            refusal = (rf"^{kind}\['{key}'\] of a built layer is a view into its flat buffer \(.*\), which the optimizer "
+                       rf"updates and checkpoints store; write the values into it: {kind}\['{key}'\]\[\.\.\.\] = values ")
+            with pytest.raises(TypeError, match=refusal):
+                views[key] = np.zeros(view.shape)
+            for misuse in (lambda: views.pop(key), lambda: views.update({key: 0}), lambda: views.setdefault("other", 0),
+                           lambda: views.clear(), lambda: views.popitem(), lambda: views.__delitem__(key),
+                           lambda: views.__ior__({key: 0})):
+                with pytest.raises(TypeError, match=rf"^a built layer's {kind} are views into its flat buffer"):
+                    misuse()
+            assert views[key] is view and len(views) == len(layer.parameter_specs())
+    # the way the refusal advises: the values land in the flat buffer, and the layer computes with them
+    key, view = next(iter(layer.params.items()))
+    values = rng.standard_normal(view.shape)
+    layer.params[key][...] = values
+    np.testing.assert_array_equal(layer.flat.data[: values.size], values.ravel())
+    layer.forward(rng.standard_normal(shape))
+    copied = dict(layer.params)
+    copied[key] = None  # a copy is the caller's own dict
+    assert layer.params[key] is view
+
+
+def test_a_layer_built_again_gets_new_views_and_the_refusal_still_holds():
+    layer = Dense(3, 2).build(seed=0)
+    first = layer.params["W"]
+    layer.build(seed=1)
+    assert layer.params["W"] is not first and np.shares_memory(layer.params["W"], layer.flat.data)
+    with pytest.raises(TypeError, match=r"^params\['W'\] of a built layer"):
+        layer.params["W"] = first
+
+
+def test_an_in_place_update_through_the_mapping_is_still_taken():
+    """params["W"] += step updates the view in place, and Python then stores the same view back."""
+    layer = Dense(3, 2).build(dtype="float64", seed=0)
+    view, before = layer.params["W"], layer.flat.data.copy()
+    layer.params["W"] += 1.0
+    layer.grads["W"] *= 0.5
+    assert layer.params["W"] is view
+    np.testing.assert_array_equal(layer.flat.data[:6], before[:6] + 1.0)

@@ -16,7 +16,9 @@ neither in place between the two (a data loader refilling its batch buffer, ``h 
 Flatten and Reshape return views of x and of dy. The recurrent layers copy both.
 
 Parameters are declared, not allocated: ``parameter_specs()`` names each parameter's shape
-and initialiser, and ``FlatParameters`` allocates them as views into one flat buffer.
+and initialiser, and ``FlatParameters`` allocates them as views into one flat buffer. Once
+built, ``params`` and ``grads`` take new values written into those views
+(``params["W"][...] = values``) and refuse another array in a view's place (``BoundViews``).
 """
 
 from __future__ import annotations
