@@ -157,6 +157,7 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     unrebuildable = _unrebuildable_model(model)
     if unrebuildable:
         raise TypeError(f"not saving {path!r}: {unrebuildable}")
+    model._check_layers_bound()  # model.flat would not hold the values the model computes with
     be = model.backend
     groups = model.parameter_groups()
     arrays = {

@@ -35,8 +35,9 @@ class BoundViews(dict):
         if name in self and value is dict.__getitem__(self, name):
             return  # params["W"] += step: NumPy updated the view in place, and Python stores it back
         raise TypeError(f"{self.kind}[{name!r}] of a built layer is a view into its flat buffer (model.flat, or layer.flat "
-                        f"for a layer built on its own), which the optimizer updates and checkpoints store; write the values into it: {self.kind}[{name!r}][...] = values "
-                        f"(another array put in its place would be neither trained nor saved)")
+                        f"for a layer built on its own), which the optimizer updates and checkpoints store; write the "
+                        f"values into it: {self.kind}[{name!r}][...] = values (another array put in its place would be "
+                        f"neither trained nor saved)")
 
     def _refuse(self, *args, **kwargs):
         """Refused: the names of a built layer's views are fixed (see the class docstring)."""

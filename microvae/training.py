@@ -463,6 +463,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
             raise TypeError(f"callbacks: {cb!r} is not a callback; a callback subclasses microvae.Callback or has "
                             f"at least one of the methods {', '.join(_HOOKS)}")
         _check_hook_signatures(cb)
+    model._check_layers_bound()
     if optimizer is None:
         optimizer = model._current_optimizer()
     if isinstance(optimizer, str) and optimizer_options:  # before the data: fit(x, labels=y) lands here

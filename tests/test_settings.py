@@ -5,6 +5,7 @@ values: a KL-annealing callback's checkpoint stored β = 0 while the model train
 and the resumed run went back to β = 0 without a word."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -245,7 +246,8 @@ def test_a_models_dtype_is_fixed_once_built_and_the_advised_copy_converts_it(dty
     assert model.backend.dtype == np.dtype(dtype) and model.flat.data.dtype == np.dtype(dtype)
     other_dtype = "float64" if dtype == "float32" else "float32"
     with pytest.raises(AttributeError, match=rf"^VAE\.dtype is fixed once the model is built \(its parameters are {dtype} "
-                                             rf"arrays: model\.backend\.dtype\); make a new model from its config and copy the values: new = "
+                                             rf"arrays: model\.backend\.dtype\); make a new model from its config and copy "
+                                             rf"the values: new = "
                                              rf"VAE\(\*\*\{{\*\*model\.config, 'dtype': \.\.\.\}}\); "
                                              rf"new\.flat\.data\[\.\.\.\] = model\.flat\.data$"):
         model.dtype = other_dtype
@@ -273,3 +275,40 @@ def test_seed_and_fuse_relu_are_fixed_once_built_and_say_what_to_use_instead():
     assert model.config["seed"] == 3 and model.config["fuse_relu"] is True
     model.step, model.info = 7, {"note": "kept"}  # the state a run keeps is not fixed
     assert model.step == 7 and model.info == {"note": "kept"}
+
+
+# a batch for each model of WITH_SEQUENTIALS, by class name
+BATCHES = {
+    "VAE": lambda rng: (images(rng, 8, 8),),
+    "CVAE": lambda rng: (images(rng, 8, 6), np.arange(8) % 3),
+    "ConvVAE": lambda rng: (images(rng, 4, 64),),
+    "AAE": lambda rng: (images(rng, 8, 6),),
+}
+
+
+WITH_SEQUENTIALS = ARCHITECTURE[:4]  # the recurrent models hold their layers as attributes (refused above)
+
+
+@pytest.mark.parametrize("make", [make for make, _ in WITH_SEQUENTIALS], ids=[names[0] + "-model" for _, names in WITH_SEQUENTIALS])
+def test_a_layer_put_into_a_built_models_network_is_refused_by_fit_and_save(make, tmp_path):
+    """model.encoder.layers[0] = another_layer was taken: the model computed with the new layer
+    while Adam updated, and save wrote, the values of the one it replaced."""
+    model = make()
+    kind = type(model).__name__
+    # the first layer with parameters inside a Sequential
+    path, sequential, index = next((path, module, i) for path, module in model.named_modules()
+                                   if isinstance(module, mv.Sequential) for i, layer in enumerate(module.layers)
+                                   if layer.parameter_specs())
+    where = f"{path}.{index}" if path else str(index)
+    sequential.layers[index] = dict(make().named_modules())[where]  # same shape, another model's values
+    saved = tmp_path / "model.npz"
+    make().save(saved)
+    on_disk, flat = saved.read_bytes(), model.flat.data.copy()
+    refusal = (rf"^{re.escape(where)} \({type(sequential.layers[index]).__name__}\) is not one of the layers this {kind} "
+               rf"was built with: it was put in later, so its values are not in model\.flat, which the optimizer updates")
+    with pytest.raises(RuntimeError, match=refusal):
+        model.save(saved)
+    assert saved.read_bytes() == on_disk
+    with pytest.raises(RuntimeError, match=refusal):
+        model.fit(*BATCHES[kind](np.random.default_rng(0)), epochs=1, verbose=0)
+    assert np.array_equal(model.flat.data, flat) and model.step == 0

@@ -149,9 +149,25 @@ class Model(Module):
             return (f"{fixed}: config['seed'] is the seed its initial parameters were drawn with; fit(..., seed=n) seeds "
                     f"a training run's shuffling and noise, and model.backend.seed(n) reseeds the model's generator")
         if name == "dtype":
-            return (f"{fixed} (its parameters are {self.backend.dtype.name} arrays: model.backend.dtype); make a new model from its config and copy "
-                    f"the values: new = {kind}(**{{**model.config, 'dtype': ...}}); new.flat.data[...] = model.flat.data")
-        return f"{fixed} (its layers were made from it); make a new model from its config: {kind}(**{{**model.config, {name!r}: ...}})"
+            return (f"{fixed} (its parameters are {self.backend.dtype.name} arrays: model.backend.dtype); make a new "
+                    f"model from its config and copy the values: new = {kind}(**{{**model.config, 'dtype': ...}}); "
+                    f"new.flat.data[...] = model.flat.data")
+        return (f"{fixed} (its layers were made from it); make a new model from its config: "
+                f"{kind}(**{{**model.config, {name!r}: ...}})")
+
+    def _check_layers_bound(self) -> None:
+        """Refuse a layer put into the model's networks after it was built (into a Sequential's
+        ``layers``): its values are not in ``model.flat``, so the optimizer would never update
+        them, and a checkpoint would not hold them. (A standalone Sequential is built again after
+        such a change; a model cannot be.)"""
+        for path, module in self.named_modules():
+            buffer = module.__dict__.get("_buffer")
+            if module.parameter_specs() and (buffer is None or buffer() is not self.flat):
+                kind = type(self).__name__
+                raise RuntimeError(f"{path} ({type(module).__name__}) is not one of the layers this {kind} was built with: it "
+                                   f"was put in later, so its values are not in model.flat, which the optimizer updates and "
+                                   f"checkpoints store; make a new {kind} with the network you want, or write new values "
+                                   f"into the layer that was there (layer.params['W'][...] = values)")
 
     @property
     def num_parameters(self) -> int:
