@@ -124,8 +124,9 @@ class Model(Module):
         # Once built (``_setup`` has stored the config), the parts the parameters were made from
         # stay: an assignment used to be taken and then silently ignored, or worse, a network put
         # in a child's place ran while the optimizer updated the old one's values.
-        if "config" in self.__dict__:
-            refusal = self._refused_assignment(name)
+        state = self.__dict__
+        if "config" in state and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module)):
+            refusal = self._refused_assignment(name)  # (the step counter and the caches skip this: a few per step)
             if refusal:
                 raise AttributeError(refusal)
         super().__setattr__(name, value)

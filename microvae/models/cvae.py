@@ -174,6 +174,7 @@ class CVAE(VAE):
     # the objective: VAE's, with the label as its condition -------------------------------
     def loss_and_grads(self, x, y, eps=None) -> LossTerms:
         """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``."""
+        self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, y, eps=None) -> LossTerms:

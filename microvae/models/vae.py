@@ -206,6 +206,7 @@ class VAE(Model):
 
         ``eps`` (batch, latent_dim) fixes the reparameterization noise; by default it is drawn.
         """
+        self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, eps=None) -> LossTerms:
