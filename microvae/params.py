@@ -13,41 +13,9 @@ import gc
 import math
 import weakref
 
-from .layers.base import repeated_module
+from .layers.base import BoundViews, repeated_module
 
 __all__ = ["FlatParameters", "ParameterSlice", "BoundViews"]
-
-
-class BoundViews(dict):
-    """A built layer's ``params`` (or ``grads``): {name: view into its model's flat buffer}.
-
-    Putting another array under a name would cut that parameter loose from the buffer that
-    the optimizer updates and checkpoints store: the layer would compute with values nothing
-    trains or saves. So the mapping refuses it, and says to write into the view instead
-    (``layer.params["W"][...] = values``). Copies of it (``dict(...)``, ``copy.copy``) are
-    plain dicts."""
-
-    def __init__(self, kind: str, views: dict):
-        super().__init__(views)
-        self.kind = kind  # "params" or "grads"
-
-    def __setitem__(self, name, value):
-        if name in self and value is dict.__getitem__(self, name):
-            return  # params["W"] += step: NumPy updated the view in place, and Python stores it back
-        raise TypeError(f"{self.kind}[{name!r}] of a built layer is a view into its flat buffer (model.flat, or layer.flat "
-                        f"for a layer built on its own), which the optimizer updates and checkpoints store; write the "
-                        f"values into it: {self.kind}[{name!r}][...] = values (another array put in its place would be "
-                        f"neither trained nor saved)")
-
-    def _refuse(self, *args, **kwargs):
-        """Refused: the names of a built layer's views are fixed (see the class docstring)."""
-        raise TypeError(f"a built layer's {self.kind} are views into its flat buffer: their names are fixed, and "
-                        f"values are written into them ({self.kind}['W'][...] = values)")
-
-    __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
-
-    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make a plain dict
-        return dict, (dict(self),)
 
 
 class FlatParameters:
@@ -68,6 +36,17 @@ class FlatParameters:
     """
 
     replaced = False  # set when the tree is built again: its views then live in a new buffer
+
+    def __setattr__(self, name, value):
+        # flat.data = other_array was taken: the layers went on computing with the views of the
+        # old buffer while the optimizer updated, and checkpoints stored, the new one
+        if name in ("backend", "size", "data", "grad", "layout") and name in self.__dict__ and value is not self.__dict__[name]:
+            # (the same object comes back from flat.grad *= 2: NumPy scaled it in place)
+            advice = f"write the values into it: flat.{name}[...] = values" if name in ("data", "grad") else "build a new model"
+            raise AttributeError(f"{type(self).__name__}.{name} is fixed once allocated: the layers' params and grads are "
+                                 f"views into data and grad, so anything put in its place would not be what the model "
+                                 f"computes with; {advice}")
+        super().__setattr__(name, value)
 
     def __init__(self, root, backend):
         self.backend = backend

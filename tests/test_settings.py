@@ -304,8 +304,8 @@ def test_a_layer_put_into_a_built_models_network_is_refused_by_fit_and_save(make
     saved = tmp_path / "model.npz"
     make().save(saved)
     on_disk, flat = saved.read_bytes(), model.flat.data.copy()
-    refusal = (rf"^{re.escape(where)} \({type(sequential.layers[index]).__name__}\) is not one of the layers this {kind} "
-               rf"was built with: it was put in later, so its values are not in model\.flat, which the optimizer updates")
+    refusal = (rf"^the networks of this {kind} changed after it was built: a {type(sequential.layers[index]).__name__} was "
+               rf"put in at {re.escape(where)}\. model\.flat holds the values of the layers it was built with")
     with pytest.raises(RuntimeError, match=refusal):
         model.save(saved)
     assert saved.read_bytes() == on_disk
@@ -316,3 +316,57 @@ def test_a_layer_put_into_a_built_models_network_is_refused_by_fit_and_save(make
         with pytest.raises(RuntimeError, match=refusal):
             model.loss_and_grads(*batch)
     assert np.array_equal(model.flat.data, flat) and model.step == 0 and not model.flat.grad.any()
+
+
+# (change to a built VAE's networks, built with separate ReLU layers, what the refusal says)
+CHANGES = [
+    (lambda m: m.decoder.layers.__delitem__(1), r"the ReLU at decoder\.1 was taken out"),
+    (lambda m: m.decoder.layers.insert(1, mv.Tanh().build()), r"a Tanh was put in at decoder\.1"),
+    (lambda m: m.decoder.layers.append(mv.Tanh()), r"a Tanh was put in at decoder\.3"),
+    (lambda m: m.decoder.layers.__setitem__(1, m.encoder.layers[1]), r"one ReLU object is at encoder\.1 and at decoder\.1"),
+    (lambda m: m.decoder.layers.reverse(), r"the Dense built at decoder\.2 was moved to decoder\.0"),
+]
+
+
+@pytest.mark.parametrize("change, what", CHANGES, ids=["removed", "inserted", "appended", "shared", "reordered"])
+def test_a_built_models_networks_changed_in_any_way_are_refused_by_name(change, what, tmp_path):
+    """Only a layer with parameters put in was refused: a ReLU taken out trained and saved (and
+    loaded back as the network built), and one ReLU at two places gave wrong encoder gradients."""
+    x = RNG.random((16, 8))
+    model = mv.VAE(8, (6,), 2, fuse_relu=False, dtype="float64")
+    change(model)
+    flat = model.flat.data.copy()
+    refusal = rf"^the networks of this VAE changed after it was built: {what}\. model\.flat holds"
+    for call in (lambda: model.fit(x, epochs=1, verbose=0), lambda: model.loss_and_grads(x),
+                 lambda: model.save(tmp_path / "model.npz")):
+        with pytest.raises(RuntimeError, match=refusal):
+            call()
+    assert np.array_equal(model.flat.data, flat) and not (tmp_path / "model.npz").exists()
+
+
+def test_a_models_flat_buffers_and_its_layers_view_dicts_cannot_be_replaced():
+    """model.flat.data = values and layer.params = {...} were taken: the layers computed with
+    the old views while the optimizer updated (and save wrote) the new arrays."""
+    model = mv.VAE(8, (4,), 2)
+    kept = model.flat.data, model.flat.grad
+    for name in ("data", "grad"):
+        with pytest.raises(AttributeError, match=rf"^FlatParameters\.{name} is fixed once allocated: the layers' params "
+                                                 rf"and grads are views into data and grad, .*; write the values into it: "
+                                                 rf"flat\.{name}\[\.\.\.\] = values$"):
+            setattr(model.flat, name, getattr(model.flat, name).copy())
+    for name, other in (("size", model.flat.size + 1), ("layout", list(model.flat.layout)), ("backend", object())):
+        with pytest.raises(AttributeError, match=rf"^FlatParameters\.{name} is fixed once allocated: .*; build a new model$"):
+            setattr(model.flat, name, other)
+    assert model.flat.data is kept[0] and model.flat.grad is kept[1]
+    dense = model.encoder.layers[0]
+    for name in ("params", "grads"):
+        views = getattr(dense, name)
+        with pytest.raises(AttributeError, match=rf"^a built Dense's {name} are views into its flat buffer, .*; write the "
+                                                 rf"values into the views: {name}\['W'\]\[\.\.\.\] = values$"):
+            setattr(dense, name, {key: value.copy() for key, value in views.items()})
+        assert getattr(dense, name) is views
+    model.flat.grad *= 2  # in place: the same array comes back
+    model.encoder.layers[0].params["W"] -= 0.0
+    model.flat.data[...] = 0.5  # the way the refusals advise
+    assert (dense.params["W"] == 0.5).all()
+    assert mv.Dense(3, 2).params == {}  # unbuilt: an empty plain dict, as before

@@ -90,8 +90,66 @@ def zeros(backend, shape):
 INITIALIZERS = {"he": he_normal, "glorot": glorot_uniform}
 
 
+class BoundViews(dict):
+    """A built layer's ``params`` (or ``grads``): {name: view into its model's flat buffer}.
+
+    Putting another array under a name would cut that parameter loose from the buffer that
+    the optimizer updates and checkpoints store: the layer would compute with values nothing
+    trains or saves. So the mapping refuses it, and says to write into the view instead
+    (``layer.params["W"][...] = values``). Copies of it (``dict(...)``, ``copy.copy``) are
+    plain dicts."""
+
+    def __init__(self, kind: str, views: dict):
+        super().__init__(views)
+        self.kind = kind  # "params" or "grads"
+
+    def __setitem__(self, name, value):
+        if name in self and value is dict.__getitem__(self, name):
+            return  # params["W"] += step: NumPy updated the view in place, and Python stores it back
+        raise TypeError(f"{self.kind}[{name!r}] of a built layer is a view into its flat buffer (model.flat, or layer.flat "
+                        f"for a layer built on its own), which the optimizer updates and checkpoints store; write the "
+                        f"values into it: {self.kind}[{name!r}][...] = values (another array put in its place would be "
+                        f"neither trained nor saved)")
+
+    def _refuse(self, *args, **kwargs):
+        """Refused: the names of a built layer's views are fixed (see the class docstring)."""
+        raise TypeError(f"a built layer's {self.kind} are views into its flat buffer: their names are fixed, and "
+                        f"values are written into them ({self.kind}['W'][...] = values)")
+
+    __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
+
+    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make a plain dict
+        return dict, (dict(self),)
+
+
+class _Views:
+    """``Module.params`` / ``Module.grads``: a plain dict until the module is built, then the
+    ``BoundViews`` that ``FlatParameters`` puts there; replacing that whole mapping
+    (``layer.params = {...}``) is refused as replacing one of its views is."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, module, owner=None):
+        if module is None:
+            return self
+        try:
+            return module.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(module).__name__} has no {self.name!r} yet (Module.__init__ was not called)") from None
+
+    def __set__(self, module, value):
+        if isinstance(module.__dict__.get(self.name), BoundViews) and not isinstance(value, BoundViews):
+            raise AttributeError(f"a built {type(module).__name__}'s {self.name} are views into its flat buffer, which the "
+                                 f"optimizer updates and checkpoints store; a new dict in their place would be neither "
+                                 f"trained nor saved; write the values into the views: {self.name}['W'][...] = values")
+        module.__dict__[self.name] = value
+
+
 class Module:
     """A node in a tree of parameterised parts (layers, and the models built from them)."""
+
+    params, grads = _Views(), _Views()
 
     def __init__(self):
         self.params: dict = {}

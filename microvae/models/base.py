@@ -10,7 +10,7 @@ import numpy as np
 
 from ..backend import Backend, array_module, get_backend
 from ..checks import as_array, check_int, check_seed
-from ..layers.base import Module
+from ..layers.base import Module, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
@@ -99,6 +99,7 @@ class Model(Module):
     def _setup(self, backend, dtype, seed, config: dict):
         self.backend = get_backend(backend, dtype=dtype, seed=check_seed(seed))
         self.flat = FlatParameters(self, self.backend)
+        self._built_modules = tuple(self.named_modules())  # (path, module) as built: see _check_layers_bound
         if isinstance(backend, Backend):  # its dtype and generator, not the model's arguments (see the class doc)
             config = {**config, "dtype": self.backend.dtype.name, "seed": None}
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
@@ -157,18 +158,33 @@ class Model(Module):
                 f"{kind}(**{{**model.config, {name!r}: ...}})")
 
     def _check_layers_bound(self) -> None:
-        """Refuse a layer put into the model's networks after it was built (into a Sequential's
-        ``layers``): its values are not in ``model.flat``, so the optimizer would never update
-        them, and a checkpoint would not hold them. (A standalone Sequential is built again after
-        such a change; a model cannot be.)"""
-        for path, module in self.named_modules():
-            buffer = module.__dict__.get("_buffer")
-            if module.parameter_specs() and (buffer is None or buffer() is not self.flat):
-                kind = type(self).__name__
-                raise RuntimeError(f"{path} ({type(module).__name__}) is not one of the layers this {kind} was built with: it "
-                                   f"was put in later, so its values are not in model.flat, which the optimizer updates and "
-                                   f"checkpoints store; make a new {kind} with the network you want, or write new values "
-                                   f"into the layer that was there (layer.params['W'][...] = values)")
+        """Refuse networks changed after the model was built: a layer put into, taken out of or
+        moved within a Sequential's ``layers``. ``model.flat`` holds the values of the layers it
+        was built with, so the optimizer would not update a new one, a checkpoint would rebuild
+        the networks as built, and one layer object at two places mixes its two passes' caches.
+        (A standalone Sequential is built again after such a change; a model cannot be.)"""
+        built, now = self.__dict__["_built_modules"], tuple(self.named_modules())
+        if len(built) == len(now) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(built, now)):
+            return
+        was = {id(module): path for path, module in built}
+        repeat = repeated_module(now)
+        added = next(((path, module) for path, module in now if id(module) not in was), None)
+        kept = {id(module) for _, module in now}
+        removed = next(((path, module) for path, module in built if id(module) not in kept), None)
+        if repeat is not None:
+            what = f"one {type(repeat[2]).__name__} object is at {repeat[0]} and at {repeat[1]}"
+        elif added is not None:
+            what = f"a {type(added[1]).__name__} was put in at {added[0]}"
+        elif removed is not None:
+            what = f"the {type(removed[1]).__name__} at {removed[0]} was taken out"
+        else:
+            path, module = next((path, module) for path, module in now if was[id(module)] != path)
+            what = f"the {type(module).__name__} built at {was[id(module)]} was moved to {path}"
+        kind = type(self).__name__
+        raise RuntimeError(f"the networks of this {kind} changed after it was built: {what}. model.flat holds the values of the "
+                           f"layers it was built with (the ones the optimizer updates and checkpoints store); make a new "
+                           f"{kind} with the network you want, or write new values into its layers "
+                           f"(layer.params['W'][...] = values)")
 
     @property
     def num_parameters(self) -> int:
