@@ -171,10 +171,15 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     training = {"step": model.step, "epochs_trained": model.epochs_trained, "train_seed": model.train_seed,
                 "history": model.history.epochs, "optimizer": None}
     if include_optimizer and model.optimizers:
-        name, lr, options = model.optimizer_spec
+        name, lr, options = model.optimizer_spec  # the settings in use (a schedule may have changed optimizer.lr)
         if not isinstance(name, str):
             raise TypeError("only optimizers created by name ('adam', 'sgd') can be checkpointed; save the model "
                             "without its optimizer state with include_optimizer=False")
+        differ = model._optimizer_groups_differ()
+        if differ:  # the format holds one lr and one set of options for every group
+            raise ValueError(f"not saving {path!r}: the parameter groups' optimizers have different settings "
+                             f"({', '.join(f'{group}: lr={lr!r}, {options}' for group, (lr, options) in differ.items())}), "
+                             f"and a checkpoint stores one set; give them the same, or save with include_optimizer=False")
         training["optimizer"] = {"name": name, "lr": lr, "options": dict(options),
                                  "t": {group: opt.t for group, opt in model.optimizers.items()}}
         for group, opt in model.optimizers.items():
@@ -423,13 +428,13 @@ def load(path, backend=None):
     model.history = History(training.get("history", []))
     model.info = _info(data, path)
     if training.get("optimizer") is not None:
-        model.optimizers, model.optimizer_spec = _load_optimizers(training["optimizer"], groups, data, model.backend, path)
+        model.optimizers, model._optimizer_key = _load_optimizers(training["optimizer"], groups, data, model.backend, path)
     return model
 
 
 def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
-    """({group: optimizer}, optimizer_spec) rebuilt from the stored settings and moments."""
-    from .optim import get_optimizer, run_settings
+    """({group: optimizer}, the optimizer's name) rebuilt from the stored settings and moments."""
+    from .optim import get_optimizer
 
     expected = "{name, lr, options: {...}, t: {group: steps taken}}"
     if not (isinstance(opt, dict) and isinstance(opt.get("name"), str) and isinstance(opt.get("options"), dict)
@@ -450,6 +455,4 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
             value[...] = backend.asarray(_stored_array(data, f"optim/{group}/{key}", value, path, f"optimizer state {group}/{key}",
                                                        nonnegative=_second_moment(optimizer, key)))
         optimizers[group] = optimizer
-    # in the form fit compares (JSON gave Adam's betas back as a list), so fitting on with the
-    # same settings keeps these moments instead of starting afresh
-    return optimizers, (opt["name"], float(opt["lr"]), run_settings(opt["name"], opt["options"]))
+    return optimizers, opt["name"]

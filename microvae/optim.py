@@ -58,23 +58,76 @@ def _described(value) -> str:
     return f"{type(value).__name__} of dtype {dtype}" if dtype is not None else type(value).__name__
 
 
+def _learning_rate(lr) -> float:
+    if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
+        raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
+    return float(lr)
+
+
+def _clip_norm(clip_norm):
+    if clip_norm is not None and not (check_number("clip_norm", clip_norm, "a positive number or None") > 0
+                                      and math.isfinite(clip_norm)):
+        raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
+    return clip_norm
+
+
+def _unit_interval(name: str):
+    def check(value) -> float:
+        if not 0 <= check_number(name, value, "a number in [0, 1)") < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+        return float(value)
+    return check
+
+
+def _positive_finite(name: str):
+    def check(value) -> float:
+        if not (check_number(name, value, "a positive number") > 0 and math.isfinite(value)):  # eps = inf freezes every update
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+        return float(value)
+    return check
+
+
+# Each setting's check, run by the constructors and by every later assignment: a schedule
+# that sets optimizer.lr between epochs gets the constructor's refusal of lr = -1
+_SETTING_CHECKS = {"lr": _learning_rate, "clip_norm": _clip_norm, "momentum": _unit_interval("momentum"),
+                   "beta1": _unit_interval("beta1"), "beta2": _unit_interval("beta2"), "eps": _positive_finite("eps")}
+
+
 class Optimizer:
     """Base of the optimizers: one update of the whole flat buffer per ``step()``, after an
-    optional clip of the global gradient norm; ``t`` counts the steps taken."""
+    optional clip of the global gradient norm; ``t`` counts the steps taken.
+
+    The settings (``lr``, ``clip_norm``; SGD's ``momentum``; Adam's ``beta1``, ``beta2``,
+    ``eps``) may change between steps, as a learning-rate schedule in a callback changes
+    ``lr``: each assignment is checked as the constructor checks it, and ``settings()``, which
+    a model's ``optimizer_spec`` and its checkpoints read, gives the values in use. ``flat``,
+    the buffer it updates, is fixed."""
 
     def __init__(self, flat, lr: float, clip_norm: float | None):
         if not isinstance(flat, FlatParameters):  # an array or None failed on a missing .backend
             raise TypeError(f"{type(self).__name__}: flat must be a model's flat parameter buffer (a FlatParameters, "
                             f"e.g. model.flat or a group of model.parameter_groups()), got {_described(flat)}")
-        if not (check_number("lr", lr, "a positive number (the learning rate)") > 0 and math.isfinite(lr)):
-            raise ValueError(f"learning rate must be a positive number, got lr={lr!r}")
-        # checked here, not at the first step, so that fit refuses it before it becomes the run's setting
-        if clip_norm is not None and not (check_number("clip_norm", clip_norm, "a positive number or None") > 0
-                                          and math.isfinite(clip_norm)):
-            raise ValueError(f"clip_norm must be a positive finite number or None, got {clip_norm!r}")
-        self.flat, self.lr, self.clip_norm = flat, float(lr), clip_norm
+        # clip_norm is checked here, not at the first step, so that fit refuses it before it becomes the run's setting
+        self.lr, self.clip_norm = lr, clip_norm
+        self.flat = flat
         self.kernels = flat.backend.kernels
         self.t = 0
+
+    def __setattr__(self, name, value):
+        check = _SETTING_CHECKS.get(name)
+        if check is not None:
+            value = check(value)
+        elif name == "flat" and "flat" in self.__dict__ and value is not self.flat:
+            raise AttributeError(f"{type(self).__name__}.flat is fixed: its moments belong to those parameters; make a new "
+                                 f"optimizer for the other buffer")
+        super().__setattr__(name, value)
+
+    def settings(self) -> tuple:
+        """(lr, {option: value}) in use, the options as the constructor takes them."""
+        return self.lr, {"clip_norm": self.clip_norm, **self._options()}
+
+    def _options(self) -> dict:
+        return {}
 
     def step(self) -> None:
         """Clip the gradient (if ``clip_norm``), count the step and update every parameter."""
@@ -97,10 +150,11 @@ class SGD(Optimizer):
 
     def __init__(self, flat, lr: float = 1e-2, momentum: float = 0.0, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)
-        if not 0 <= check_number("momentum", momentum, "a number in [0, 1)") < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = momentum
         self.velocity = flat.backend.zeros(flat.size)
+
+    def _options(self):
+        return {"momentum": self.momentum}
 
     def _update(self):
         self.kernels.sgd_update(self.flat.data, self.flat.grad, self.velocity, self.lr, self.momentum)
@@ -126,11 +180,12 @@ class Adam(Optimizer):
         b1, b2 = (check_number("betas", b, "a pair (beta1, beta2) of numbers in [0, 1)") for b in betas)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
-        if not (check_number("eps", eps, "a positive number") > 0 and math.isfinite(eps)):  # eps = inf freezes every update
-            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-        self.beta1, self.beta2, self.eps = float(b1), float(b2), float(eps)
+        self.beta1, self.beta2, self.eps = b1, b2, eps
         self.m = flat.backend.zeros(flat.size)
         self.v = flat.backend.zeros(flat.size)
+
+    def _options(self):
+        return {"betas": (self.beta1, self.beta2), "eps": self.eps}
 
     def _update(self):
         lr_t, eps_t = adam_bias_corrected_rates(self.lr, self.beta1, self.beta2, self.eps, self.t)

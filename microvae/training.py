@@ -316,7 +316,7 @@ def _restore(model, optimizers, snapshot) -> None:
             value[...] = state[key]
     model.step = snapshot["step"]
     if snapshot["run_before"] is not None:
-        model.optimizers, model.optimizer_spec, model.train_seed = snapshot["run_before"]
+        model.optimizers, model._optimizer_key, model.train_seed = snapshot["run_before"]
 
 
 def _non_finite(metrics: dict) -> str:
@@ -503,7 +503,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     # convolutions share their image chunks out among microvae's threads, BLAS on one thread;
     # entered before the run changes, so that a bad thread setting changes nothing
     with model._parallel_chunks():
-        run_before = (model.optimizers, model.optimizer_spec, model.train_seed)  # what a first epoch that fails goes back to
+        run_before = (model.optimizers, model._optimizer_key, model.train_seed)  # what a first epoch that fails goes back to
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
             seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
@@ -539,7 +539,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                         print(f"stopped after epoch {epoch} by {', '.join(type(cb).__name__ for cb in stopped_by)}", flush=True)
                     break
             if epochs == 0:  # the arguments were checked; with no epoch run, the current run stays as it was
-                model.optimizers, model.optimizer_spec, model.train_seed = run_before
+                model.optimizers, model._optimizer_key, model.train_seed = run_before
         finally:
             model._fitting = False
     for cb in callbacks:

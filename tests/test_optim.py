@@ -1,6 +1,7 @@
 """Optimizers on flat buffers, against textbook implementations written out here."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -266,3 +267,86 @@ def test_adam_takes_its_betas_as_an_ordered_pair(betas):
     with pytest.raises(TypeError, match=r"betas must be a pair \(beta1, beta2\)"):
         model.fit(x, epochs=1, batch_size=4, verbose=0, betas=betas)
     model.fit(x, epochs=1, batch_size=4, verbose=0, betas=[0.8, 0.99])  # a list is ordered
+
+
+# settings changed on a live optimizer (a learning-rate schedule) ------------------------------
+LIVE_CHANGES = [
+    (mv.Adam, "lr", -1.0, ValueError, r"^learning rate must be a positive number, got lr=-1\.0$"),
+    (mv.Adam, "lr", "0.1", TypeError, r"^lr must be a positive number \(the learning rate\), got '0\.1'$"),
+    (mv.SGD, "lr", float("inf"), ValueError, r"^learning rate must be a positive number"),
+    (mv.Adam, "clip_norm", 0.0, ValueError, r"^clip_norm must be a positive finite number or None, got 0\.0$"),
+    (mv.SGD, "momentum", 1.0, ValueError, r"^momentum must be in \[0, 1\), got 1\.0$"),
+    (mv.Adam, "beta1", -0.1, ValueError, r"^beta1 must be in \[0, 1\), got -0\.1$"),
+    (mv.Adam, "beta2", 1.0, ValueError, r"^beta2 must be in \[0, 1\), got 1\.0$"),
+    (mv.Adam, "eps", float("inf"), ValueError, r"^eps must be a positive finite number, got inf$"),
+]
+
+
+@pytest.mark.parametrize("make, name, value, error, message", LIVE_CHANGES, ids=[f"{c[0].__name__}-{c[1]}" for c in LIVE_CHANGES])
+def test_a_setting_assigned_on_a_live_optimizer_is_checked_as_the_constructor_checks_it(make, name, value, error, message):
+    """opt.lr = -1 was taken, and training went uphill (the loss from 8.3 to 4.9e8 in three epochs)."""
+    opt = make(_flat(np.zeros(3)), clip_norm=5.0)
+    before = getattr(opt, name)
+    with pytest.raises(error, match=message):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def test_an_optimizers_buffer_is_fixed_and_its_settings_are_the_values_in_use():
+    flat, other = _flat(np.zeros(3)), _flat(np.zeros(3))
+    adam, sgd = mv.Adam(flat, lr=0.01, betas=(0.8, 0.99)), mv.SGD(flat, lr=0.1, momentum=0.5, clip_norm=2.0)
+    with pytest.raises(AttributeError, match=r"^Adam\.flat is fixed: its moments belong to those parameters; make a new "
+                                             r"optimizer for the other buffer$"):
+        adam.flat = other
+    assert adam.flat is flat
+    adam.lr, adam.beta1, sgd.momentum, sgd.clip_norm = 0.002, 0.5, 0.9, None
+    assert adam.settings() == (0.002, {"clip_norm": None, "betas": (0.5, 0.99), "eps": 1e-8})
+    assert sgd.settings() == (0.1, {"clip_norm": None, "momentum": 0.9})
+
+
+def _images(n=64, size=8):
+    return np.random.default_rng(0).random((n, size))
+
+
+def test_a_learning_rate_set_on_the_live_optimizer_is_the_runs_in_fit_and_in_its_checkpoint(tmp_path):
+    """A schedule's opt.lr = 1e-5 trained at 1e-5, but model.optimizer_spec kept 1e-3: the
+    checkpoint stored 1e-3 (a resumed run went back to it), and fit(lr=1e-5), the rate in use,
+    started a new run with fresh moments."""
+    x = _images()
+    model = mv.VAE(8, (6,), 2)
+    model.fit(x, epochs=1, batch_size=16, verbose=0, clip_norm=5.0)
+    run = model.optimizers["model"]
+    run.lr, run.clip_norm = 1e-5, 2.0
+    assert model.optimizer_spec == ("adam", 1e-5, (("clip_norm", 2.0),))
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-5)  # the settings in use: the same run goes on
+    assert model.optimizers["model"] is run and run.t == 8 and run.clip_norm == 2.0
+    model.save(tmp_path / "model.npz")
+    loaded = mv.load(tmp_path / "model.npz")
+    assert loaded.optimizer_spec == ("adam", 1e-5, (("clip_norm", 2.0),)) and loaded.optimizers["model"].t == 8
+    loaded.fit(x, epochs=1, batch_size=16, verbose=0)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    np.testing.assert_array_equal(loaded.flat.data, model.flat.data)  # the resumed run is the same run
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3)  # another rate: a new run, as before
+    assert model.optimizers["model"] is not run and model.optimizers["model"].t == 4
+
+
+def test_an_aae_whose_groups_were_given_different_rates_is_saved_only_without_its_optimizer(tmp_path):
+    """A checkpoint holds one lr for every group; it would have stored the first group's for all."""
+    x = _images(32, 6)
+    model = mv.AAE(6, (4,), 2)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    groups = dict(model.optimizers)
+    next(iter(groups.values())).lr = 1e-4
+    path = tmp_path / "aae.npz"
+    with pytest.raises(ValueError, match=rf"^not saving {re.escape(repr(str(path)))}: the parameter groups' optimizers have "
+                                         r"different settings \(.*lr=0\.0001.*\), and a checkpoint stores one set; give them "
+                                         r"the same, or save with include_optimizer=False$"):
+        model.save(path)
+    assert not path.exists()
+    model.save(path, include_optimizer=False)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)  # settings left out: the run goes on, rates and all
+    assert model.optimizers == groups and next(iter(groups.values())).lr == 1e-4
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3)  # one rate for all: a new run
+    assert all(opt.lr == 1e-3 and opt.t == 2 for opt in model.optimizers.values())
+    model.save(path)
+    assert mv.load(path).optimizer_spec == ("adam", 1e-3, ())

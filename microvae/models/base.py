@@ -108,7 +108,7 @@ class Model(Module):
         self.epochs_trained = 0
         self.train_seed = None
         self.optimizers: dict = {}
-        self.optimizer_spec = None
+        self._optimizer_key = None  # the optimizers' name, or id() of an Optimizer instance (see optimizer_spec)
         from ..training import History
 
         self.history = History()
@@ -345,11 +345,29 @@ class Model(Module):
             finally:
                 backend.rng = own
 
+    @property
+    def optimizer_spec(self):
+        """(name, lr, options) of the current optimizer run, None before the first ``fit``: read
+        from the optimizers themselves, so a callback that sets ``optimizer.lr`` changes it, and
+        a checkpoint stores the settings in use. (The name is ``id()`` of an Optimizer instance
+        given to fit; options at the named optimizer's defaults are left out, see
+        ``optim.run_settings``.) Where an AAE's groups were given different settings, the first
+        group's."""
+        if not self.optimizers:
+            return None
+        lr, options = next(iter(self.optimizers.values())).settings()
+        return self._optimizer_key, lr, run_settings(self._optimizer_key, options)
+
+    def _optimizer_groups_differ(self) -> dict:
+        """{group: (lr, options)} where the groups' optimizers have different settings, else {}."""
+        settings = {group: opt.settings() for group, opt in self.optimizers.items()}
+        return settings if len({repr(value) for value in settings.values()}) > 1 else {}
+
     def _current_optimizer(self):
         """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""
         if not self.optimizers:
             return "adam"
-        name = self.optimizer_spec[0]
+        name = self._optimizer_key
         return name if isinstance(name, str) else next(iter(self.optimizers.values()))  # an instance (one group)
 
     def _get_optimizers(self, name, lr, options) -> dict:
@@ -369,15 +387,18 @@ class Model(Module):
                 raise TypeError(f"optimizer options ({', '.join(sorted(options))}) go to the Optimizer's constructor when "
                                 f"an instance is given (e.g. microvae.Adam(model.flat, lr, clip_norm=5.0)), not to fit")
         key = name if isinstance(name, str) else id(name)
+        live = self.optimizer_spec  # the settings in use, read from the optimizers
+        same_optimizer = live is not None and live[0] == key
+        if same_optimizer and lr is None and not options:
+            return self.optimizers  # continue the same run (moments and step count kept), whatever its settings now
         # settings left out continue the current run's (fit again, or on a loaded checkpoint, with the same optimizer)
-        current = self.optimizer_spec if self.optimizers and self.optimizer_spec[0] == key else (key, DEFAULT_LR, ())
+        current = live if same_optimizer else (key, DEFAULT_LR, ())
         lr = current[1] if lr is None else lr
         options = {**dict(current[2]), **options}
-        spec = (key, float(lr), run_settings(key, options))
-        if self.optimizers and spec == self.optimizer_spec:
-            return self.optimizers  # continue the same run (moments and step count kept)
+        if same_optimizer and (key, float(lr), run_settings(key, options)) == live and not self._optimizer_groups_differ():
+            return self.optimizers
         self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
-        self.optimizer_spec = spec
+        self._optimizer_key = key
         return self.optimizers
 
     def _train_batch(self, batch, optimizers) -> dict:
