@@ -13,6 +13,8 @@ import gc
 import math
 import weakref
 
+import numpy as np
+
 from .layers.base import BoundViews, repeated_module
 
 __all__ = ["FlatParameters", "ParameterSlice", "BoundViews"]
@@ -22,7 +24,10 @@ class FlatParameters:
     """Allocate one buffer for the parameters of ``root`` (a layer tree) and bind views.
 
     Parameters are initialised in place, in the deterministic order of the tree walk,
-    from ``backend.rng`` (so the same seed gives the same initial model). A module belongs
+    from ``backend.rng`` (so the same seed gives the same initial model). A module built
+    before, in a tree that is gone (the encoder of a loaded model that was then dropped),
+    keeps its values, converted to this buffer's dtype and device; its draws are still made,
+    so the other modules get the values the seed gives them. A module belongs
     to one tree: a module that another live tree built before still holds is refused
     (rebinding it would leave that tree's buffer driving nothing); rebuilding the same
     root is fine.
@@ -56,12 +61,17 @@ class FlatParameters:
             raise ValueError(f"the same {module!r} object is at {first or 'the root'} and at {second} of this model; "
                              "give each place a layer of its own")
         _check_not_in_another_tree(root)
-        entries = []
+        entries, kept = [], {}
         for path, module in root.named_modules():
             previous = module.__dict__.get("_buffer")  # the buffer that held this module's parameters before
             previous = previous() if previous is not None else None
             if previous is not None:  # an optimizer of it would update nothing: it now refuses to step
                 previous.replaced = True
+            tree = module.__dict__.get("_tree")
+            if isinstance(module.params, BoundViews) and (tree is None or tree() is not root):
+                # built in a tree that is gone (a loaded model's encoder, passed to a new one):
+                # its values are kept, where they used to be overwritten by a fresh initialisation
+                kept[id(module)] = dict(module.params)
             module._buffer = weakref.ref(self)
             module.backend = backend
             # a new buffer: the last forward pass's caches belong to the old one
@@ -80,7 +90,10 @@ class FlatParameters:
         for qualified, module, name, shape, init in entries:
             n = math.prod(shape)
             view = self.data[offset : offset + n].reshape(shape)
-            view[...] = init(backend, shape)
+            view[...] = init(backend, shape)  # drawn even where kept: the new layers get the values a seed gives them
+            values = kept.get(id(module), {}).get(name)
+            if values is not None and tuple(values.shape) == shape:
+                view[...] = backend.to_device(values if isinstance(values, np.ndarray) else values.get())
             _, params, grads = views.setdefault(id(module), (module, {}, {}))
             params[name], grads[name] = view, self.grad[offset : offset + n].reshape(shape)
             self.layout.append((qualified, offset, shape))
@@ -145,7 +158,7 @@ def _check_not_in_another_tree(root) -> None:
     one), leaving the other tree's buffer, optimizers and checkpoint loads driving
     nothing, without a word. Rebuilding the same root (a model's constructor, a second
     ``build()``) is fine: every module moves to the new buffer together. A tree that is
-    gone, or that no longer holds the module, loses nothing.
+    gone, or that no longer holds the module, loses nothing: the module's values come along.
     """
     clash = _held_elsewhere(root)
     if clash is not None:

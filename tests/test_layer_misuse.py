@@ -671,3 +671,38 @@ def test_an_in_place_update_through_the_mapping_is_still_taken():
     layer.grads["W"] *= 0.5
     assert layer.params["W"] is view
     np.testing.assert_array_equal(layer.flat.data[:6], before[:6] + 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_trained_network_of_a_model_now_gone_keeps_its_values_in_a_new_model(dtype, tmp_path):
+    """VAE(encoder=microvae.load(path).encoder) took the network and gave it fresh initial
+    values: "fine-tuning" trained from scratch. Its values now come along (in the new model's
+    dtype), and every new layer still gets the values its seed gives it."""
+    import microvae as mv
+
+    x = np.random.default_rng(0).random((64, 8))
+    source = mv.VAE(8, (6,), 2, seed=1)
+    source.fit(x, epochs=2, batch_size=16, verbose=0)
+    source.save(tmp_path / "source.npz")
+    trained = {path: dict(layer.params) for path, layer in source.encoder.named_modules() if layer.params}
+    trained = {path: {name: value.copy() for name, value in views.items()} for path, views in trained.items()}
+    del source
+    model = mv.VAE(8, (6,), 2, encoder=mv.load(tmp_path / "source.npz").encoder, dtype=dtype, seed=0)
+    fresh = mv.VAE(8, (6,), 2, dtype=dtype, seed=0)
+    layers = dict(model.encoder.named_modules())
+    for path, views in trained.items():
+        for name, value in views.items():
+            np.testing.assert_array_equal(layers[path].params[name], value.astype(dtype))
+            assert np.shares_memory(layers[path].params[name], model.flat.data)
+    np.testing.assert_array_equal(model.decoder.layers[0].params["W"], fresh.decoder.layers[0].params["W"])
+    model.fit(x, epochs=1, batch_size=16, verbose=0)  # and it trains on from there
+    assert not np.array_equal(layers["0"].params["W"], trained["0"]["W"].astype(dtype))
+
+
+def test_a_layer_built_again_in_its_own_tree_is_initialised_afresh():
+    """Keeping values is for a layer coming from a tree that is gone; build() on the same root draws anew."""
+    layer = Dense(3, 2).build(seed=0)
+    first = layer.params["W"].copy()
+    layer.build(seed=1)
+    assert not np.array_equal(layer.params["W"], first)
+    np.testing.assert_array_equal(layer.params["W"], Dense(3, 2).build(seed=1).params["W"])
