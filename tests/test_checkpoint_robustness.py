@@ -193,7 +193,7 @@ def test_numpy_values_in_layer_specs_and_training_state(tmp_path):
 
 def test_an_unstorable_config_value_is_named_and_nothing_is_written(tmp_path):
     model = mv.VAE(16, (8,), 2)
-    model.config["seed"] = np.random.SeedSequence(0)
+    dict.__setitem__(model.config, "seed", np.random.SeedSequence(0))  # (past model.config's read-only guard)
     with pytest.raises(TypeError, match="a SeedSequence cannot be stored in a checkpoint"):
         model.save(tmp_path / "x.npz")
     assert list(tmp_path.iterdir()) == []

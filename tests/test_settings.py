@@ -370,3 +370,38 @@ def test_a_models_flat_buffers_and_its_layers_view_dicts_cannot_be_replaced():
     model.flat.data[...] = 0.5  # the way the refusals advise
     assert (dense.params["W"] == 0.5).all()
     assert mv.Dense(3, 2).params == {}  # unbuilt: an empty plain dict, as before
+
+
+@pytest.mark.parametrize("make", [make for make, _ in ARCHITECTURE], ids=[names[0] + "-model" for _, names in ARCHITECTURE])
+def test_a_models_config_is_read_only_and_follows_the_settings_set_on_the_model(make, tmp_path):
+    """config["beta"] = 4 was saved and loaded back as β = 4 while the live model trained on
+    with its own β; config["latent_dim"] = 3 wrote a checkpoint that did not load."""
+    import copy
+    import json
+
+    model = make()
+    config, before = model.config, dict(model.config)
+    key = "latent_dim"
+    for misuse in (lambda: config.__setitem__(key, 3), lambda: config.__delitem__(key), lambda: config.update({key: 3}),
+                   lambda: config.setdefault("other", 1), lambda: config.pop(key), lambda: config.popitem(),
+                   lambda: config.clear(), lambda: config.__ior__({key: 3})):
+        with pytest.raises(TypeError, match=r"^model\.config is read-only: it records the model as built and the "
+                                            r"settings in use, which checkpoints store; "):
+            misuse()
+    assert model.config == before and json.loads(json.dumps(model.config)) == before
+    for copied in (dict(config), config.copy(), copy.copy(config), copy.deepcopy(config), {**config}):
+        assert type(copied) is dict and copied == before
+        copied[key] = 3  # a copy is the caller's own
+    assert model.config[key] == before[key]
+    model.save(tmp_path / "model.npz")
+    assert mv.load(tmp_path / "model.npz").config == before
+
+
+def test_a_setting_set_on_the_model_still_lands_in_its_read_only_config():
+    model = mv.VAE(8, (4,), 2)
+    with pytest.raises(TypeError, match=r"set a training setting on the model \(model\.beta = \.\.\.\), or make a new model "
+                                        r"from it: ModelClass\(\*\*\{\*\*model\.config, 'beta': \.\.\.\}\)$"):
+        model.config["beta"] = 4.0
+    model.beta = 4.0
+    assert model.config["beta"] == 4.0 and model.beta == 4.0
+    assert mv.VAE(**{**model.config, "latent_dim": 3}).latent_dim == 3  # the advised new model

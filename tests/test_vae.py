@@ -427,7 +427,7 @@ def test_a_capacity_warmup_without_a_capacity_is_refused(make, tmp_path):
                                          r"capacity=C \(nats\) too, or leave capacity_warmup at 0"):
         make(capacity_warmup=5)
     model = make()
-    model.config["capacity_warmup"] = 5  # as such a model's config was saved
+    dict.__setitem__(model.config, "capacity_warmup", 5)  # as such a model's config was saved (past the read-only guard)
     model.save(tmp_path / "m.npz")
     loaded = mv.load(tmp_path / "m.npz")
     assert loaded.capacity is None and loaded.capacity_warmup == 0

@@ -14,7 +14,7 @@ from ..layers.base import Module, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
-from .settings import Fixed, Setting
+from .settings import Fixed, ModelConfig, Setting
 
 DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd') when lr is left out
 
@@ -126,7 +126,9 @@ class Model(Module):
         # stay: an assignment used to be taken and then silently ignored, or worse, a network put
         # in a child's place ran while the optimizer updated the old one's values.
         state = self.__dict__
-        if "config" in state and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module)):
+        if name == "config":  # set by _setup, and by subclasses that add arguments of their own
+            value = ModelConfig(value)
+        elif "config" in state and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module)):
             refusal = self._refused_assignment(name)  # (the step counter and the caches skip this: a few per step)
             if refusal:
                 raise AttributeError(refusal)

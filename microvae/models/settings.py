@@ -18,7 +18,36 @@ import math
 from ..checks import check_int, check_number
 from ..likelihoods import get_likelihood
 
-__all__ = ["Setting", "Fixed", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
+__all__ = ["ModelConfig", "Setting", "Fixed", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
+
+
+class ModelConfig(dict):
+    """``model.config``: the constructor's arguments with the training settings in use, as JSON
+    values; what a checkpoint stores and ``load`` rebuilds from. Read-only: ``config["beta"] = 4``
+    was saved (and loaded back as β = 4) while the live model went on with its own β, and
+    ``config["latent_dim"] = 3`` wrote a checkpoint that would not load. Settings are set on
+    the model (``model.beta = 4``, written here); an architecture is a new model
+    (``VAE(**{**model.config, "latent_dim": 3})``). Copies (``dict(...)``, ``{**...}``,
+    ``copy.copy``) are plain dicts."""
+
+    def __setitem__(self, key, value):
+        raise TypeError(f"model.config is read-only: it records the model as built and the settings in use, which "
+                        f"checkpoints store; set a training setting on the model (model.{key} = ...), or make a new "
+                        f"model from it: ModelClass(**{{**model.config, {key!r}: ...}})")
+
+    def _refuse(self, *args, **kwargs):
+        """Refused: ``model.config`` is read-only (see the class docstring)."""
+        raise TypeError("model.config is read-only: it records the model as built and the settings in use, which "
+                        "checkpoints store; copy it for a new model: ModelClass(**{**model.config, key: ...})")
+
+    __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
+
+    def copy(self) -> dict:
+        """A plain, writable dict of the same entries."""
+        return dict(self)
+
+    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make a plain dict
+        return dict, (dict(self),)
 
 
 class _Attribute:
@@ -52,7 +81,7 @@ class Setting(_Attribute):
         kept, stored = self.check(model, value)
         model.__dict__[self.name] = kept
         if config is not None:
-            config[self.name] = stored
+            dict.__setitem__(config, self.name, stored)  # (read-only to everyone else: ModelConfig)
 
 
 class Fixed(_Attribute):
