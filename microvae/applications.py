@@ -53,7 +53,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
 
     ``clip``: None (the default) clips the Gaussian-noised values to [0, 1] only when x
     already lies in [0, 1] (images and probabilities stay valid data), and leaves real-valued
-    data unclipped; True always clips to [0, 1]; False never does.
+    data unclipped; True always clips to [0, 1]; False never does. The other kinds take no ``clip``.
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
@@ -64,6 +64,9 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
         raise ValueError(f"level must be a fraction in [0, 1] (of the pixels hit) for {kind!r} noise, got {level!r}")
     if clip is not None and not isinstance(clip, (bool, np.bool_)):
         raise ValueError(f"clip must be True, False or None (clip only data already in [0, 1]), got {clip!r}")
+    if clip is not None and kind != "gaussian":  # it was taken and ignored
+        raise ValueError(f"clip is for gaussian noise: {kind!r} noise sets pixels to values of the data's own range, "
+                         f"with nothing to clip; leave clip out")
     x = np.asarray(x)
     check_real_array(x, "add_noise", None, "x")  # an object array turned None into NaN, strings failed in the cast
     dtype = x.dtype if x.dtype.kind == "f" else np.float32

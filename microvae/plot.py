@@ -901,6 +901,8 @@ def plot_latent_scatter(z, labels=None, path=None, class_names=None,
     continuous and get a colorbar.  One-hot labels are accepted.  When ``d >
     2`` the first two dimensions are plotted and the axis labels say so.
     """
+    if labels is None and class_names is not None:  # they name classes of labels; they were ignored
+        raise ValueError("class_names names the classes of labels, and no labels were given: pass labels= as well")
     codes = _as_codes(z, "z")
     fig = _new_figure((6.0, 5.0))
     ax = fig.add_subplot(1, 1, 1)
@@ -924,6 +926,8 @@ def plot_latent_vs_prior(codes, prior_samples, path=None, labels=None,
     the aggregate posterior match the prior: the grey cloud is the prior,
     the coloured points are the codes (optionally coloured by ``labels``).
     """
+    if labels is None and class_names is not None:  # they name classes of labels; they were ignored
+        raise ValueError("class_names names the classes of labels, and no labels were given: pass labels= as well")
     c = _as_codes(codes, "codes")
     p = _as_codes(prior_samples, "prior_samples")
     if c.shape[1] != p.shape[1]:  # their first two dimensions would be drawn as if they were one space

@@ -542,9 +542,22 @@ def test_gaussian_noise_takes_any_standard_deviation_above_one(level, seed):
 @pytest.mark.parametrize("kind", app.NOISE_KINDS)
 @pytest.mark.parametrize("clip", [None, True, False])
 def test_noise_on_an_empty_batch_is_an_empty_batch(kind, clip):
+    if kind != "gaussian" and clip is not None:
+        clip = None  # (refused for these kinds: the test below)
     for x in (np.zeros((0, 5)), np.zeros((0, 5), np.float32)):
         out = app.add_noise(x, kind, 0.5, clip=clip)
         assert out.shape == (0, 5) and out.dtype == x.dtype
+
+
+@pytest.mark.parametrize("kind", [kind for kind in app.NOISE_KINDS if kind != "gaussian"])
+@pytest.mark.parametrize("clip", [True, False])
+def test_clip_is_refused_for_noise_that_has_nothing_to_clip(kind, clip):
+    """add_noise(x, "salt_pepper", 0.3, clip=True) was taken and ignored: values stayed in [-2, 3]."""
+    x = np.linspace(-2, 3, 12).reshape(3, 4)
+    with pytest.raises(ValueError, match=rf"^clip is for gaussian noise: '{kind}' noise sets pixels to values of the "
+                                         rf"data's own range, with nothing to clip; leave clip out$"):
+        app.add_noise(x, kind, 0.3, clip=clip)
+    assert app.add_noise(x, kind, 0.3).min() >= -2
 
 
 def test_psnr_refuses_empty_inputs_and_shapes_that_merely_broadcast():

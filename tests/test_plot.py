@@ -1367,6 +1367,18 @@ def test_class_names_that_are_no_names_by_label_are_refused_by_name(class_names)
     assert legend == ["c", "d"]
 
 
+def test_class_names_without_labels_are_refused_not_ignored():
+    """plot_latent_scatter(z, class_names=[...]) drew one colour and no legend, without a word."""
+    z = np.random.default_rng(0).standard_normal((6, 2))
+    message = r"^class_names names the classes of labels, and no labels were given: pass labels= as well$"
+    with pytest.raises(ValueError, match=message):
+        mplot.plot_latent_scatter(z, class_names=["a", "b"])
+    with pytest.raises(ValueError, match=message):
+        mplot.plot_latent_vs_prior(z, z, class_names=["a", "b"])
+    _, legend = _scatter_colours(mplot.plot_latent_scatter(z, [0, 1, 0, 1, 0, 1], class_names=["a", "b"]))
+    assert legend == ["a", "b"]
+
+
 def test_complex_labels_are_refused_not_cast_to_their_real_part():
     """The scatter's colours dropped the imaginary part, with only NumPy's ComplexWarning."""
     z = np.random.default_rng(0).standard_normal((6, 2))
