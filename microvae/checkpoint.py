@@ -138,6 +138,10 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     given, so a run resumed and checkpointed again (``ModelCheckpoint``) keeps it. ``{}``
     writes none.
 
+    ``include_optimizer`` stores the state of ``fit``'s optimizer run (``model.optimizers``):
+    an Optimizer made for a loop of your own, and never given to ``fit``, is not the model's,
+    and is not stored.
+
     Refuses (ValueError, nothing written) parameters, optimizer state or training state that
     ``load`` would reject: NaN, Inf, negative second moments; a history value fit records
     (``loss``, ``val_loss``, ...) that is not a number; a step, epoch count or seed below 0.

@@ -446,3 +446,22 @@ def test_fixed_noise_takes_a_list_batch_and_is_repeatable():
     eps = model.fixed_noise([[0.5] * 12] * 3, seed=4)
     assert eps.shape == (3, 2) and eps.dtype == np.float64
     np.testing.assert_array_equal(eps, model.fixed_noise(np.zeros((3, 12)), seed=4))
+
+
+def test_a_loop_of_ones_own_counts_the_warm_up_steps_as_loss_and_grads_documents(tmp_path):
+    """loss_and_grads leaves model.step alone (fit counts its steps), so a hand-written loop with a
+    β warm-up stayed at β = 0 unless it counted; its own optimizer is not the model's to save."""
+    x = np.random.default_rng(0).random((8, 6))
+    model = mv.VAE(6, (4,), 2, beta_warmup=4, seed=0)
+    optimizer = mv.Adam(model.flat, lr=1e-3)
+    for _ in range(2):
+        model.loss_and_grads(x)
+        optimizer.step()
+    assert model.step == 0 and model.current_beta() == 0.0
+    for _ in range(2):
+        model.loss_and_grads(x)
+        optimizer.step()
+        model.step += 1
+    assert model.step == 2 and model.current_beta() == 0.5
+    model.save(tmp_path / "model.npz")
+    assert mv.load(tmp_path / "model.npz").optimizers == {}

@@ -173,7 +173,11 @@ class CVAE(VAE):
 
     # the objective: VAE's, with the label as its condition -------------------------------
     def loss_and_grads(self, x, y, eps=None) -> LossTerms:
-        """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``."""
+        """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``.
+
+        It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
+        counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
+        """
         self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
 

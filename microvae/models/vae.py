@@ -207,6 +207,9 @@ class VAE(Model):
         """Loss terms of a batch, with dL/dθ left in ``self.flat.grad`` (one forward/backward sweep).
 
         ``eps`` (batch, latent_dim) fixes the reparameterization noise; by default it is drawn.
+
+        It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
+        counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
         """
         self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=True)

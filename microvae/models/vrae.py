@@ -368,7 +368,11 @@ class VRAE(VAE):
 
     # the objective with a mask -------------------------------------------------------------
     def loss_and_grads(self, x, mask=None, eps=None):
-        """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``."""
+        """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``.
+
+        It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
+        counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
+        """
         self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
         x, mask = self._batch(x, mask)
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=True)
