@@ -140,7 +140,8 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
 
     ``include_optimizer`` stores the state of ``fit``'s optimizer run (``model.optimizers``):
     an Optimizer made for a loop of your own, and never given to ``fit``, is not the model's,
-    and is not stored.
+    and is not stored. ``include_optimizer=False`` leaves the whole run out, its settings
+    too: ``fit`` on the loaded model starts a new run (Adam at lr 1e-3 unless given others).
 
     Refuses (ValueError, nothing written) parameters, optimizer state or training state that
     ``load`` would reject: NaN, Inf, negative second moments; a history value fit records

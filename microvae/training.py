@@ -223,6 +223,19 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, min_delta: float = 0.0, restore_best: bool = True,
                  mode: str = "min"):
+        self.monitor, self.patience, self.min_delta, self.restore_best, self.mode = self._checked(
+            monitor, patience, min_delta, restore_best, mode)
+        self.best = self._worst()
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self.restored_epoch = None
+        self._wait = 0
+        self._best_params = None
+        self._last_epoch = None
+
+    @staticmethod
+    def _checked(monitor, patience, min_delta, restore_best, mode) -> tuple:
+        """The settings as the constructor takes them, or the error naming the one that is wrong."""
         patience = check_int("patience", patience, 0)
         min_delta = check_number("min_delta", min_delta, "a finite number >= 0")
         if not (math.isfinite(min_delta) and min_delta >= 0):  # NaN: no epoch would ever count as an improvement
@@ -232,17 +245,12 @@ class EarlyStopping(Callback):
             raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
         if mode not in ("min", "max"):  # "auto" guessing from the name would get a custom metric wrong
             raise ValueError(f"mode must be 'min' (lower is better) or 'max' (higher is better), got {mode!r}")
-        self.monitor, self.patience, self.min_delta, self.restore_best = monitor, patience, min_delta, restore_best
-        self.mode = mode
-        self.best = self._worst()
-        self.best_epoch = None
-        self.stopped_epoch = None
-        self.restored_epoch = None
-        self._wait = 0
-        self._best_params = None
-        self._last_epoch = None
+        return monitor, patience, min_delta, restore_best, mode
 
     def _check_run(self, recorded, optimizer):
+        # checked again: an attribute set since construction (es.mode = "maximum") was taken as it came
+        self.monitor, self.patience, self.min_delta, self.restore_best, self.mode = self._checked(
+            self.monitor, self.patience, self.min_delta, self.restore_best, self.mode)
         if self.monitor not in recorded:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run will not record (it records "
                              f"{list(recorded)}); pass validation_data or monitor='loss' (a metric of your own: "

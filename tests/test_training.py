@@ -1261,3 +1261,40 @@ def test_hooks_taking_any_arguments_or_microvaes_own_signature_are_accepted():
     mv.VAE(6, (4,), 2, seed=0).fit(np.random.default_rng(0).random((8, 6)), epochs=2, batch_size=4, verbose=0,
                                    callbacks=[flexible, plain])
     assert "begin" in seen and 1 in seen and 2 in seen and sum(isinstance(s, tuple) and len(s) == 3 for s in seen) == 2
+
+
+# attributes changed after construction -------------------------------------------------------------
+ES_CHANGES = [("mode", "maximum", ValueError, r"^mode must be 'min' \(lower is better\) or 'max' \(higher is better\), got 'maximum'$"),
+              ("patience", -1, ValueError, r"^patience must be an integer >= 0, got -1$"),
+              ("restore_best", "no", TypeError, r"^restore_best must be True or False, got 'no'$"),
+              ("min_delta", float("nan"), ValueError, r"^min_delta must be a finite number >= 0, got nan$"),
+              ("monitor", 3, TypeError, r"^monitor must be the name of a recorded metric")]
+
+
+@pytest.mark.parametrize("name, value, error, message", ES_CHANGES, ids=[c[0] for c in ES_CHANGES])
+def test_an_early_stopping_setting_changed_after_construction_is_checked_when_fit_starts(name, value, error, message):
+    """es.mode = "maximum" was taken as "max", es.restore_best = "no" restored, es.patience = -1 ran."""
+    x = np.random.default_rng(0).random((16, 6))
+    model = mv.VAE(6, (4,), 2)
+    stopper = mv.EarlyStopping(monitor="loss")
+    setattr(stopper, name, value)
+    flat = model.flat.data.copy()
+    with pytest.raises(error, match=message):
+        model.fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[stopper])
+    assert model.step == 0 and np.array_equal(model.flat.data, flat)
+    setattr(stopper, name, getattr(mv.EarlyStopping(monitor="loss"), name))
+    stopper.patience = 2.0  # an integral float is taken as the constructor takes it
+    model.fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[stopper])
+    assert stopper.patience == 2 and type(stopper.patience) is int
+
+
+@pytest.mark.parametrize("name", ["step", "epochs_trained"])
+@pytest.mark.parametrize("value, error", [(-50, ValueError), (2.5, ValueError), ("3", TypeError), (True, TypeError)])
+def test_a_models_step_and_epoch_counts_are_checked_as_they_are_set(name, value, error):
+    """model.step = -50 trained an epoch at a negative β (β·step/warm-up); save refused it only afterwards."""
+    model = mv.VAE(6, (4,), 2, beta_warmup=100)
+    with pytest.raises(error, match=rf"^{name} must be an integer >= 0, got {re.escape(repr(value))}$"):
+        setattr(model, name, value)
+    assert getattr(model, name) == 0
+    setattr(model, name, 3.0)
+    assert getattr(model, name) == 3 and type(getattr(model, name)) is int

@@ -128,6 +128,8 @@ class Model(Module):
         state = self.__dict__
         if name == "config":  # set by _setup, and by subclasses that add arguments of their own
             value = ModelConfig(value)
+        elif name in ("step", "epochs_trained"):  # the warm-ups and the epochs' seeds read them: -50 trained at β < 0
+            value = check_int(name, value, 0)
         elif "config" in state and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module)):
             refusal = self._refused_assignment(name)  # (the step counter and the caches skip this: a few per step)
             if refusal:
