@@ -405,3 +405,32 @@ def test_a_setting_set_on_the_model_still_lands_in_its_read_only_config():
     model.beta = 4.0
     assert model.config["beta"] == 4.0 and model.beta == 4.0
     assert mv.VAE(**{**model.config, "latent_dim": 3}).latent_dim == 3  # the advised new model
+
+
+# (a change to one layer's settings on a built model, what the refusal names)
+LAYER_SETTING_CHANGES = [
+    (lambda: mv.VAE(8, (6,), 2), lambda m: setattr(m.encoder.layers[0], "activation", None),
+     r"encoder\.0 \(Dense\) now has activation=None \(built with 'relu'\)"),
+    (lambda: mv.VAE(8, latent_dim=2, encoder=mv.Sequential(mv.Dense(8, 6), mv.LeakyReLU(0.2), mv.Dense(6, 4))),
+     lambda m: setattr(m.encoder.layers[1], "negative_slope", 0.0),
+     r"encoder\.1 \(LeakyReLU\) now has negative_slope=0\.0 \(built with 0\.2\)"),
+    (lambda: mv.ConvVAE((1, 8, 8), latent_dim=2), lambda m: setattr(m.encoder.layers[0], "stride", 2),
+     r"encoder\.0 \(Conv2D\) now has stride=2 \(built with 1\)"),
+]
+
+
+@pytest.mark.parametrize("make, change, what", LAYER_SETTING_CHANGES, ids=["dense-activation", "leaky-slope", "conv-stride"])
+def test_a_layer_setting_changed_on_a_built_model_is_refused_by_fit_and_save(make, change, what, tmp_path):
+    """dense.activation = None was taken: the model ran linear, while its checkpoint loaded back
+    with the ReLU it was built with (another function)."""
+    model = make()
+    change(model)
+    flat = model.flat.data.copy()
+    refusal = (rf"^the networks of this {type(model).__name__} changed after it was built: {what}\. Checkpoints rebuild "
+               rf"the layers as built; make a new {type(model).__name__} with the network you want$")
+    x = np.random.default_rng(0).random((4, model.input_dim))
+    with pytest.raises(RuntimeError, match=refusal):
+        model.fit(x, epochs=1, batch_size=4, verbose=0)
+    with pytest.raises(RuntimeError, match=refusal):
+        model.save(tmp_path / "model.npz")
+    assert np.array_equal(model.flat.data, flat) and model.step == 0 and not (tmp_path / "model.npz").exists()

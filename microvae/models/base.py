@@ -10,7 +10,7 @@ import numpy as np
 
 from ..backend import Backend, array_module, get_backend
 from ..checks import as_array, check_int, check_seed
-from ..layers.base import Module, repeated_module
+from ..layers.base import Module, layer_to_spec, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
@@ -23,6 +23,13 @@ MODEL_TYPES: dict = {}
 
 def _built_in(cls) -> bool:
     return cls.__module__.split(".")[0] == "microvae"
+
+
+def _layer_configs(modules) -> dict:
+    """{path: layer spec} of the built-in leaf layers among ``(path, module)`` pairs (a layer of
+    one's own may have no config, or one that does not compare with ==)."""
+    return {path: layer_to_spec(module) for path, module in modules
+            if not module.children() and _built_in(type(module))}
 
 
 class LossTerms(NamedTuple):
@@ -100,6 +107,7 @@ class Model(Module):
         self.backend = get_backend(backend, dtype=dtype, seed=check_seed(seed))
         self.flat = FlatParameters(self, self.backend)
         self._built_modules = tuple(self.named_modules())  # (path, module) as built: see _check_layers_bound
+        self._built_configs = _layer_configs(self._built_modules)
         if isinstance(backend, Backend):  # its dtype and generator, not the model's arguments (see the class doc)
             config = {**config, "dtype": self.backend.dtype.name, "seed": None}
         self.config = config  # JSON-friendly constructor arguments, for checkpoints
@@ -161,7 +169,7 @@ class Model(Module):
         return (f"{fixed} (its layers were made from it); make a new model from its config: "
                 f"{kind}(**{{**model.config, {name!r}: ...}})")
 
-    def _check_layers_bound(self) -> None:
+    def _check_layers_bound(self, configs: bool = True) -> None:
         """Refuse networks changed after the model was built: a layer put into, taken out of or
         moved within a Sequential's ``layers``. ``model.flat`` holds the values of the layers it
         was built with, so the optimizer would not update a new one, a checkpoint would rebuild
@@ -169,6 +177,8 @@ class Model(Module):
         (A standalone Sequential is built again after such a change; a model cannot be.)"""
         built, now = self.__dict__["_built_modules"], tuple(self.named_modules())
         if len(built) == len(now) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(built, now)):
+            if configs:
+                self._check_layer_configs(now)
             return
         was = {id(module): path for path, module in built}
         repeat = repeated_module(now)
@@ -189,6 +199,21 @@ class Model(Module):
                            f"layers it was built with (the ones the optimizer updates and checkpoints store); make a new "
                            f"{kind} with the network you want, or write new values into its layers "
                            f"(layer.params['W'][...] = values)")
+
+    def _check_layer_configs(self, modules) -> None:
+        """Refuse a layer whose settings were assigned after the model was built (``dense.activation
+        = None``, ``leaky.negative_slope = 0``): the model computed with them while ``model.config``
+        and checkpoints kept the layers as built, so a saved model loaded as another function."""
+        for path, config in _layer_configs(modules).items():
+            before = self.__dict__["_built_configs"].get(path)
+            if before is not None and config != before:
+                changed = ", ".join(f"{key}={config['config'].get(key)!r} (built with {before['config'].get(key)!r})"
+                                    for key in sorted(set(config["config"]) | set(before["config"]))
+                                    if config["config"].get(key) != before["config"].get(key))
+                kind = type(self).__name__
+                raise RuntimeError(f"the networks of this {kind} changed after it was built: {path} ({config['type']}) now has "
+                                   f"{changed}. Checkpoints rebuild the layers as built; make a new {kind} with the "
+                                   f"network you want")
 
     @property
     def num_parameters(self) -> int:

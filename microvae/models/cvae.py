@@ -178,7 +178,7 @@ class CVAE(VAE):
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
         """
-        self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
+        self._check_layers_bound(configs=False)  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, y, eps=None) -> LossTerms:

@@ -373,7 +373,7 @@ class VRAE(VAE):
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
         """
-        self._check_layers_bound()  # gradients of a layer put in later would land outside self.flat.grad
+        self._check_layers_bound(configs=False)  # gradients of a layer put in later would land outside self.flat.grad
         x, mask = self._batch(x, mask)
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=True)
 
