@@ -81,7 +81,8 @@ def test_a_setting_assigned_on_a_live_model_is_in_its_config_and_its_checkpoint(
     model = build()
     setattr(model, name, value)
     assert model.config[name] == stored
-    assert type(model.config[name]) is type(stored)  # plain JSON: a NumPy float in the config failed json.dumps
+    kept = model.config[name]  # plain JSON: a NumPy float in the config failed json.dumps (a dict or list: read-only)
+    assert isinstance(kept, type(stored)) if isinstance(stored, (dict, list)) else type(kept) is type(stored)
     model.save(tmp_path / "m.npz")
     loaded = mv.load(tmp_path / "m.npz")
     assert loaded.config == model.config
@@ -405,6 +406,38 @@ def test_a_setting_set_on_the_model_still_lands_in_its_read_only_config():
     model.beta = 4.0
     assert model.config["beta"] == 4.0 and model.beta == 4.0
     assert mv.VAE(**{**model.config, "latent_dim": 3}).latent_dim == 3  # the advised new model
+
+
+
+NESTED_EDITS = [
+    (lambda: mv.VAE(8, (6, 4), 2), lambda c: c["hidden"].append(64)),
+    (lambda: mv.VAE(8, (6, 4), 2), lambda c: c["hidden"].__setitem__(0, 64)),
+    (lambda: mv.VAE(8, (6, 4), 2), lambda c: c["hidden"].__iadd__([64])),
+    (lambda: mv.ConvVAE((1, 8, 8), latent_dim=2), lambda c: c["input_shape"].reverse()),
+    (lambda: mv.VAE(8, latent_dim=2, encoder=mv.Sequential(mv.Dense(8, 6), mv.ReLU(), mv.Dense(6, 4))),
+     lambda c: c["encoder"]["config"]["layers"][0]["config"].__setitem__("activation", "relu")),
+    (lambda: mv.VAE(8, latent_dim=2, encoder=mv.Sequential(mv.Dense(8, 6), mv.ReLU(), mv.Dense(6, 4))),
+     lambda c: c["encoder"]["config"]["layers"].pop()),
+]
+
+
+@pytest.mark.parametrize("make, edit", NESTED_EDITS, ids=["append", "setitem", "iadd", "reverse", "spec-dict", "spec-list"])
+def test_the_lists_and_dicts_inside_a_models_config_are_read_only_too(make, edit, tmp_path):
+    """config["hidden"].append(64) was taken: the checkpoint then described a network the
+    parameters did not fit, and load refused the file."""
+    import copy
+
+    model = make()
+    before = copy.deepcopy(model.config)
+    with pytest.raises(TypeError, match=r"^model\.config is read-only, its lists and dicts too \(.*\); edit a copy for a "
+                                        r"new model: config = model\.config\.copy\(\), then ModelClass\(\*\*config\)$"):
+        edit(model.config)
+    assert model.config == before
+    model.save(tmp_path / "model.npz")
+    assert mv.load(tmp_path / "model.npz").config == before
+    for copied in (model.config.copy(), copy.deepcopy(model.config)):  # the advised copy is writable all the way down
+        edit(copied)
+        assert copied != before and model.config == before
 
 
 # (a change to one layer's settings on a built model, what the refusal names)

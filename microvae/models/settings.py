@@ -23,12 +23,16 @@ __all__ = ["ModelConfig", "Setting", "Fixed", "beta", "warmup", "capacity", "cap
 
 class ModelConfig(dict):
     """``model.config``: the constructor's arguments with the training settings in use, as JSON
-    values; what a checkpoint stores and ``load`` rebuilds from. Read-only: ``config["beta"] = 4``
-    was saved (and loaded back as β = 4) while the live model went on with its own β, and
-    ``config["latent_dim"] = 3`` wrote a checkpoint that would not load. Settings are set on
-    the model (``model.beta = 4``, written here); an architecture is a new model
-    (``VAE(**{**model.config, "latent_dim": 3})``). Copies (``dict(...)``, ``{**...}``,
-    ``copy.copy``) are plain dicts."""
+    values; what a checkpoint stores and ``load`` rebuilds from. Read-only, its lists and dicts
+    too: ``config["beta"] = 4`` was saved (and loaded back as β = 4) while the live model went
+    on with its own β, and ``config["latent_dim"] = 3`` or ``config["hidden"].append(64)``
+    wrote a checkpoint that would not load. Settings are set on the model (``model.beta = 4``,
+    written here); an architecture is a new model (``VAE(**{**model.config, "latent_dim": 3})``).
+    ``copy()``, ``copy.deepcopy`` and pickle give plain, writable dicts and lists all the way
+    down; ``dict(...)`` and ``{**...}`` copy the top level only."""
+
+    def __init__(self, config=()):
+        super().__init__({key: _read_only(value) for key, value in dict(config).items()})
 
     def __setitem__(self, key, value):
         raise TypeError(f"model.config is read-only: it records the model as built and the settings in use, which "
@@ -43,11 +47,58 @@ class ModelConfig(dict):
     __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
 
     def copy(self) -> dict:
-        """A plain, writable dict of the same entries."""
-        return dict(self)
+        """A plain, writable copy of the same entries, nested lists and dicts included."""
+        return _writable(self)
 
-    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make a plain dict
-        return dict, (dict(self),)
+    def __reduce__(self):  # copy.copy, copy.deepcopy and pickle make plain dicts and lists
+        return dict, (_writable(self),)
+
+
+def _refuse_nested(self, *args, **kwargs):
+    raise TypeError("model.config is read-only, its lists and dicts too (a checkpoint stores them, and the layers "
+                    "were built from them); edit a copy for a new model: config = model.config.copy(), then "
+                    "ModelClass(**config)")
+
+
+class _ReadOnlyList(list):
+    """A list inside ``model.config`` (``hidden``, ``input_shape``, a layer spec's ``layers``)."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse_nested
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse_nested
+
+    def __reduce__(self):
+        return list, (_writable(self),)
+
+
+class _ReadOnlyDict(dict):
+    """A dict inside ``model.config`` (a network's layer spec)."""
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse_nested
+
+    def __reduce__(self):
+        return dict, (_writable(self),)
+
+
+def _read_only(value):
+    """``value`` with its lists and dicts, at any depth, made read-only."""
+    if isinstance(value, list):
+        return _ReadOnlyList(_read_only(item) for item in value)
+    if type(value) is tuple:
+        return tuple(_read_only(item) for item in value)
+    if isinstance(value, dict):
+        return _ReadOnlyDict({key: _read_only(item) for key, item in value.items()})
+    return value
+
+
+def _writable(value):
+    """A plain copy of ``value``'s lists and dicts, at any depth."""
+    if isinstance(value, list):
+        return [_writable(item) for item in value]
+    if type(value) is tuple:
+        return tuple(_writable(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _writable(item) for key, item in value.items()}
+    return value
 
 
 class _Attribute:
@@ -81,7 +132,7 @@ class Setting(_Attribute):
         kept, stored = self.check(model, value)
         model.__dict__[self.name] = kept
         if config is not None:
-            dict.__setitem__(config, self.name, stored)  # (read-only to everyone else: ModelConfig)
+            dict.__setitem__(config, self.name, _read_only(stored))  # (read-only to everyone else: ModelConfig)
 
 
 class Fixed(_Attribute):
