@@ -12,6 +12,8 @@ import pytest
 
 import microvae as mv
 from _model_zoo import images, sequences
+from microvae.models.base import Model
+from microvae.models.settings import Setting
 
 RNG = np.random.default_rng(0)
 
@@ -400,8 +402,8 @@ def test_a_models_config_is_read_only_and_follows_the_settings_set_on_the_model(
 
 def test_a_setting_set_on_the_model_still_lands_in_its_read_only_config():
     model = mv.VAE(8, (4,), 2)
-    with pytest.raises(TypeError, match=r"set a training setting on the model \(model\.beta = \.\.\.\), or make a new model "
-                                        r"from it: ModelClass\(\*\*\{\*\*model\.config, 'beta': \.\.\.\}\)$"):
+    with pytest.raises(TypeError, match=r"^model\.config is read-only: .*; set beta on the model: model\.beta = \.\.\. "
+                                        r"\(checked, and written here\)$"):
         model.config["beta"] = 4.0
     model.beta = 4.0
     assert model.config["beta"] == 4.0 and model.beta == 4.0
@@ -467,3 +469,126 @@ def test_a_layer_setting_changed_on_a_built_model_is_refused_by_fit_and_save(mak
     with pytest.raises(RuntimeError, match=refusal):
         model.save(tmp_path / "model.npz")
     assert np.array_equal(model.flat.data, flat) and model.step == 0 and not (tmp_path / "model.npz").exists()
+
+
+@pytest.mark.parametrize("key", ["latent_dim", "seed", "brand_new"])
+def test_the_config_refusal_for_what_is_not_a_live_setting_names_the_models_class(key):
+    """It advised model.latent_dim = ... (itself refused) and a placeholder ModelClass."""
+    model = mv.CVAE(8, 3, (4,), 2)
+    with pytest.raises(TypeError, match=rf"^model\.config is read-only: .*; {key!r} is not a setting to change on a live "
+                                        rf"model: make a new model from a copy: CVAE\(\*\*\{{\*\*model\.config, {key!r}: "
+                                        rf"\.\.\.\}}\)$"):
+        model.config[key] = 3
+    with pytest.raises(TypeError, match=r"a training setting is set on the model \(model\.beta = \.\.\.\), and a copy "
+                                        r"makes a new model: CVAE\(\*\*\{\*\*model\.config, key: \.\.\.\}\)$"):
+        model.config.update(beta=2.0)
+
+
+class _GammaVAE(mv.VAE):
+    """A subclass with a constructor argument of its own, set as the save() refusal advises."""
+
+    def __init__(self, *args, gamma=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = {**self.config, "gamma": gamma}
+        self.gamma = gamma
+
+
+class _GammaFirstVAE(mv.VAE):
+    def __init__(self, *args, gamma=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gamma = gamma
+        self.config = {**self.config, "gamma": gamma}
+
+
+class _CheckedGammaVAE(mv.VAE):
+    """Declared as a Setting: assignments are checked and written into the config."""
+
+    gamma = Setting(lambda model, value: (float(value), float(value)))
+
+    def __init__(self, *args, gamma=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = {**self.config, "gamma": gamma}
+        self.gamma = gamma
+
+
+class _CyclicBetaVAE(mv.VAE):
+    """beta as a property of the subclass's own (a cyclical schedule, say)."""
+
+    @property
+    def beta(self):
+        return self.__dict__["beta"]
+
+    @beta.setter
+    def beta(self, value):
+        mv.VAE.beta.__set__(self, value)
+
+
+@pytest.mark.parametrize("cls", [_GammaVAE, _GammaFirstVAE, _CheckedGammaVAE])
+def test_a_subclass_sets_and_changes_a_setting_of_its_own(cls, tmp_path):
+    """Once built, every config key without a Setting or Fixed was refused, in the subclass's own
+    __init__ too ("GammaVAE.gamma is fixed once the model is built (its layers were made from it)")."""
+    model = cls(8, (4,), 2, gamma=2.0)
+    model.gamma = 3.0  # a schedule of its own, in a callback
+    assert model.gamma == 3.0
+    model.save(tmp_path / "m.npz")
+    loaded = mv.load(tmp_path / "m.npz")
+    assert type(loaded) is cls
+    assert loaded.gamma == (3.0 if cls is _CheckedGammaVAE else 2.0)  # only a Setting writes the config
+    with pytest.raises(AttributeError, match=rf"^{cls.__name__}\.latent_dim is fixed once the model is built"):
+        model.latent_dim = 3  # what the library built from still is fixed
+    with pytest.raises(AttributeError, match=rf"^{cls.__name__}\.fuse_relu is fixed once the model is built"):
+        model.fuse_relu = False
+
+
+def test_a_subclass_property_over_a_setting_is_its_own_to_set():
+    model = _CyclicBetaVAE(8, (4,), 2)
+    model.beta = 2.0
+    assert model.beta == 2.0 and model.config["beta"] == 2.0
+
+
+class _AutoEncoderOfOwn(Model):
+    """A Model of one's own, written to Model's contract, with a setting set after _setup."""
+
+    def __init__(self, input_dim=6, code=2, noise=0.1, backend="numpy", dtype="float32", seed=0):
+        super().__init__()
+        self.net = mv.Sequential(mv.Dense(input_dim, code), mv.Dense(code, input_dim))
+        self._setup(backend, dtype, seed, dict(input_dim=input_dim, code=code, noise=noise, dtype=dtype, seed=seed))
+        self.noise = noise
+
+    def children(self):
+        return {"net": self.net}
+
+
+def test_a_model_of_ones_own_sets_its_own_attributes_after_setup():
+    model = _AutoEncoderOfOwn()
+    model.noise = 0.2
+    assert model.noise == 0.2
+    with pytest.raises(AttributeError, match=r"^_AutoEncoderOfOwn\.net is fixed once the model is built: model\.flat holds "
+                                             r"its parameters"):
+        model.net = mv.Sequential(mv.Dense(6, 2), mv.Dense(2, 6))
+
+
+def test_a_helper_module_outside_the_built_networks_may_be_replaced_and_the_same_object_set_again():
+    """A parameter-free helper that is no child of the model was refused with "model.flat holds
+    its parameters"; setting an attribute to the object it already holds changes nothing."""
+    model = mv.VAE(8, (4,), 2)
+    model.post = mv.Sigmoid()
+    model.post = mv.Sigmoid()
+    encoder, flat, backend = model.encoder, model.flat, model.backend
+    model.encoder, model.flat, model.backend = encoder, flat, backend
+    assert model.encoder is encoder and model.flat is flat and model.backend is backend
+    with pytest.raises(AttributeError, match=r"^VAE\.encoder is fixed once the model is built"):
+        model.encoder = mv.VAE(8, (4,), 2).encoder
+
+
+def test_optimizer_spec_is_read_only_and_says_how_to_start_a_new_run():
+    model = mv.VAE(8, (4,), 2)
+    model.fit(np.random.default_rng(0).random((16, 8)), epochs=1, batch_size=8, verbose=0)
+    with pytest.raises(AttributeError, match=r"^model\.optimizer_spec is read from the optimizers in use .*; fit\(\.\.\., "
+                                             r"optimizer=\.\.\., lr=\.\.\.\) with other settings starts a new run, as does "
+                                             r"fit after model\.optimizers = \{\}$"):
+        model.optimizer_spec = None
+    run = model.optimizers["model"]
+    model.optimizers = {}
+    model.fit(np.random.default_rng(0).random((16, 8)), epochs=1, batch_size=8, verbose=0)
+    assert model.optimizers["model"] is not run and model.optimizers["model"].t == 2

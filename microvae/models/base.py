@@ -53,6 +53,15 @@ class Model(Module):
     ``seed`` are then not used (a bad one is still refused): ``config`` records the backend's
     dtype and seed=None (the parameters came from the backend's generator as it stood, not
     from a seed).
+
+    A subclass with constructor arguments of its own sets ``self.config`` to all of them at
+    the end of its ``__init__`` (``{**self.config, "gamma": gamma}``), so that ``load``
+    rebuilds it. A setting of its own that may change on a live model is best declared on the
+    class as ``gamma = microvae.models.settings.Setting(check)``, ``check(model, value)``
+    returning (the value to keep, its JSON form): each assignment is then checked and written
+    into ``config``, and checkpoints store the value in use; a plain attribute is the
+    subclass's to manage. Once built, the networks, ``backend``, ``flat``, the sizes, ``dtype``,
+    ``seed`` and ``fuse_relu`` are fixed (``_refused_assignment``).
     """
 
     metric_names = ("loss", "recon", "kl")  # what _train_batch and _evaluate_arrays report: the history's keys
@@ -135,21 +144,28 @@ class Model(Module):
         # in a child's place ran while the optimizer updated the old one's values.
         state = self.__dict__
         if name == "config":  # set by _setup, and by subclasses that add arguments of their own
-            value = ModelConfig(value)
+            value = ModelConfig(value, type(self))
         elif name in ("step", "epochs_trained"):  # the warm-ups and the epochs' seeds read them: -50 trained at β < 0
             value = check_int(name, value, 0)
-        elif "config" in state and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module)):
+        elif ("config" in state and value is not state.get(name, self)  # (the same object again changes nothing)
+              and (name in state["config"] or name in ("backend", "flat") or isinstance(state.get(name), Module))):
             refusal = self._refused_assignment(name)  # (the step counter and the caches skip this: a few per step)
             if refusal:
                 raise AttributeError(refusal)
         super().__setattr__(name, value)
 
     def _refused_assignment(self, name: str) -> str | None:
-        """Why ``model.<name> = ...`` is refused on a built model, or None when it may be set
-        (the training settings and ``Fixed`` sizes check themselves: ``models/settings.py``)."""
+        """Why ``model.<name> = ...`` is refused on a built model, or None when it may be set.
+
+        Refused: a network of the built tree, ``backend``, ``flat``, and the config's ``dtype``,
+        ``seed`` and ``fuse_relu``. The training settings and the ``Fixed`` sizes check
+        themselves (``models/settings.py``), as does a property of a subclass; any other
+        attribute, a subclass's own setting included, is the subclass's to manage (declared
+        as a ``Setting``, its assignments are checked and written into ``model.config``)."""
         kind = type(self).__name__
         fixed = f"{kind}.{name} is fixed once the model is built"
-        if isinstance(self.__dict__.get(name), Module):
+        current = self.__dict__.get(name)
+        if isinstance(current, Module) and any(module is current for _, module in self.__dict__["_built_modules"]):
             how = f"pass it to the constructor: {kind}(..., {name}=network)" if name in self.config else f"make a new {kind}"
             return (f"{fixed}: model.flat holds its parameters and the optimizers update them there, so a network put "
                     f"in its place would not train; {how}")
@@ -157,7 +173,7 @@ class Model(Module):
             return f"{fixed} (its parameters live there); to move the model, save it and load it: microvae.load(path, backend=...)"
         if name == "flat":
             return f"{fixed} (the optimizers update it); model.flat.data[...] = values writes new values into it"
-        if name not in self.config or isinstance(getattr(type(self), name, None), (Setting, Fixed)):
+        if name not in self.config or hasattr(getattr(type(self), name, None), "__set__"):
             return None
         if name == "seed":
             return (f"{fixed}: config['seed'] is the seed its initial parameters were drawn with; fit(..., seed=n) seeds "
@@ -166,8 +182,10 @@ class Model(Module):
             return (f"{fixed} (its parameters are {self.backend.dtype.name} arrays: model.backend.dtype); make a new "
                     f"model from its config and copy the values: new = {kind}(**{{**model.config, 'dtype': ...}}); "
                     f"new.flat.data[...] = model.flat.data")
-        return (f"{fixed} (its layers were made from it); make a new model from its config: "
-                f"{kind}(**{{**model.config, {name!r}: ...}})")
+        if name == "fuse_relu":
+            return (f"{fixed} (its layers were made from it); make a new model from its config: "
+                    f"{kind}(**{{**model.config, {name!r}: ...}})")
+        return None
 
     def _check_layers_bound(self, configs: bool = True) -> None:
         """Refuse networks changed after the model was built: a layer put into, taken out of or
@@ -386,6 +404,12 @@ class Model(Module):
             return None
         lr, options = next(iter(self.optimizers.values())).settings()
         return self._optimizer_key, lr, run_settings(self._optimizer_key, options)
+
+    @optimizer_spec.setter
+    def optimizer_spec(self, value):
+        raise AttributeError("model.optimizer_spec is read from the optimizers in use (model.optimizers) and cannot be "
+                             "set; fit(..., optimizer=..., lr=...) with other settings starts a new run, as does "
+                             "fit after model.optimizers = {}")
 
     def _optimizer_groups_differ(self) -> dict:
         """{group: (lr, options)} where the groups' optimizers have different settings, else {}."""

@@ -29,20 +29,29 @@ class ModelConfig(dict):
     wrote a checkpoint that would not load. Settings are set on the model (``model.beta = 4``,
     written here); an architecture is a new model (``VAE(**{**model.config, "latent_dim": 3})``).
     ``copy()``, ``copy.deepcopy`` and pickle give plain, writable dicts and lists all the way
-    down; ``dict(...)`` and ``{**...}`` copy the top level only."""
+    down; ``dict(...)`` and ``{**...}`` copy the top level only. (``yaml.safe_dump`` takes exact
+    dicts and lists only: give it ``model.config.copy()``.)"""
 
-    def __init__(self, config=()):
+    def __init__(self, config=(), model_class=None):
         super().__init__({key: _read_only(value) for key, value in dict(config).items()})
+        self.model_class = model_class  # for the refusals' advice
+
+    _READ_ONLY = "model.config is read-only: it records the model as built and the settings in use, which checkpoints store"
 
     def __setitem__(self, key, value):
-        raise TypeError(f"model.config is read-only: it records the model as built and the settings in use, which "
-                        f"checkpoints store; set a training setting on the model (model.{key} = ...), or make a new "
-                        f"model from it: ModelClass(**{{**model.config, {key!r}: ...}})")
+        if isinstance(getattr(self.model_class, key, None), Setting):
+            raise TypeError(f"{self._READ_ONLY}; set {key} on the model: model.{key} = ... (checked, and written here)")
+        raise TypeError(f"{self._READ_ONLY}; {key!r} is not a setting to change on a live model: make a new model from "
+                        f"a copy: {self._kind}(**{{**model.config, {key!r}: ...}})")
 
     def _refuse(self, *args, **kwargs):
         """Refused: ``model.config`` is read-only (see the class docstring)."""
-        raise TypeError("model.config is read-only: it records the model as built and the settings in use, which "
-                        "checkpoints store; copy it for a new model: ModelClass(**{**model.config, key: ...})")
+        raise TypeError(f"{self._READ_ONLY}; a training setting is set on the model (model.beta = ...), and a copy makes "
+                        f"a new model: {self._kind}(**{{**model.config, key: ...}})")
+
+    @property
+    def _kind(self) -> str:
+        return getattr(self.model_class, "__name__", "ModelClass")
 
     __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
 
