@@ -142,6 +142,8 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
     an Optimizer made for a loop of your own, and never given to ``fit``, is not the model's,
     and is not stored. ``include_optimizer=False`` leaves the whole run out, its settings
     too: ``fit`` on the loaded model starts a new run (Adam at lr 1e-3 unless given others).
+    Parameter groups whose optimizers were given different settings (an AAE's discriminator
+    at a rate of its own) keep each group's.
 
     Refuses (ValueError, nothing written) parameters, optimizer state or training state that
     ``load`` would reject: NaN, Inf, negative second moments; a history value fit records
@@ -180,13 +182,15 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
         if not isinstance(name, str):
             raise TypeError("only optimizers created by name ('adam', 'sgd') can be checkpointed; save the model "
                             "without its optimizer state with include_optimizer=False")
-        differ = model._optimizer_groups_differ()
-        if differ:  # the format holds one lr and one set of options for every group
-            raise ValueError(f"not saving {path!r}: the parameter groups' optimizers have different settings "
-                             f"({', '.join(f'{group}: lr={lr!r}, {options}' for group, (lr, options) in differ.items())}), "
-                             f"and a checkpoint stores one set; give them the same, or save with include_optimizer=False")
         training["optimizer"] = {"name": name, "lr": lr, "options": dict(options),
                                  "t": {group: opt.t for group, opt in model.optimizers.items()}}
+        differ = model._optimizer_groups_differ()
+        if differ:  # an AAE's discriminator at a rate of its own, say: each group's settings, as in use
+            from .optim import run_settings
+
+            training["optimizer"]["group_settings"] = {
+                group: {"lr": group_lr, "options": dict(run_settings(name, group_options))}
+                for group, (group_lr, group_options) in differ.items()}
         for group, opt in model.optimizers.items():
             for key, value in opt.state_arrays().items():
                 arrays[f"optim/{group}/{key}"] = _checked_for_saving(
@@ -441,19 +445,25 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
     """({group: optimizer}, the optimizer's name) rebuilt from the stored settings and moments."""
     from .optim import get_optimizer
 
-    expected = "{name, lr, options: {...}, t: {group: steps taken}}"
+    expected = ("{name, lr, options: {...}, t: {group: steps taken}, and where the groups' settings differ "
+                "group_settings: {group: {lr, options: {...}}}}")
     if not (isinstance(opt, dict) and isinstance(opt.get("name"), str) and isinstance(opt.get("options"), dict)
-            and isinstance(opt.get("t"), dict)):
+            and isinstance(opt.get("t"), dict) and isinstance(opt.get("group_settings", {}), dict)):
         raise CheckpointError(path, f"malformed optimizer state: expected {expected}, got {opt!r}")
     optimizers = {}
     for group, flat in groups.items():
         t = opt["t"].get(group)
         if not _is_count(t):
             raise CheckpointError(path, f"malformed optimizer state: t[{group!r}] is {t!r}; expected an integer >= 0")
+        settings = opt["group_settings"].get(group) if "group_settings" in opt else opt
+        if not (isinstance(settings, dict) and isinstance(settings.get("options"), dict)):
+            raise CheckpointError(path, f"malformed optimizer state: group_settings[{group!r}] is {settings!r}; expected "
+                                        f"{{lr, options: {{...}}}}")
+        lr, options = settings.get("lr"), settings["options"]
         try:
-            optimizer = get_optimizer(opt["name"], flat, opt.get("lr"), **opt["options"])
+            optimizer = get_optimizer(opt["name"], flat, lr, **options)
         except (TypeError, ValueError) as exc:
-            raise CheckpointError(path, f"optimizer {opt['name']!r} with lr={opt.get('lr')!r} and options {opt['options']!r} "
+            raise CheckpointError(path, f"optimizer {opt['name']!r} with lr={lr!r} and options {options!r} "
                                         f"cannot be rebuilt (expected 'adam' or 'sgd' with their options): {exc}") from exc
         optimizer.t = t
         for key, value in optimizer.state_arrays().items():

@@ -265,6 +265,10 @@ MALFORMED = {
     "optimizer-bad-option": (_optimizer(options={"betas": [0.9]}), "cannot be rebuilt"),
     "optimizer-bad-lr": (_optimizer(lr="fast"), "cannot be rebuilt"),
     "optimizer-zero-lr": (_optimizer(lr=0), "cannot be rebuilt"),
+    "optimizer-group-settings-a-list": (_optimizer(group_settings=[{"lr": 0.1}]), "malformed optimizer state: expected .*group_settings"),
+    "optimizer-group-settings-no-group": (_optimizer(group_settings={}), "group_settings\\['model'\\] is None"),
+    "optimizer-group-settings-no-options": (_optimizer(group_settings={"model": {"lr": 0.1}}), "group_settings\\['model'\\] is"),
+    "optimizer-group-settings-bad-lr": (_optimizer(group_settings={"model": {"lr": -1, "options": {}}}), "lr=-1 .* cannot be rebuilt"),
 }
 
 
