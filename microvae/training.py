@@ -248,9 +248,13 @@ class EarlyStopping(Callback):
         return monitor, patience, min_delta, restore_best, mode
 
     def _check_run(self, recorded, optimizer):
-        # checked again: an attribute set since construction (es.mode = "maximum") was taken as it came
-        self.monitor, self.patience, self.min_delta, self.restore_best, self.mode = self._checked(
-            self.monitor, self.patience, self.min_delta, self.restore_best, self.mode)
+        # checked again: an attribute set since construction (es.mode = "maximum") was taken as it came;
+        # a subclass that compares values its own way (its own _improves and _worst) owns its mode
+        own_comparison = type(self)._improves is not EarlyStopping._improves or type(self)._worst is not EarlyStopping._worst
+        self.monitor, self.patience, self.min_delta, self.restore_best, mode = self._checked(
+            self.monitor, self.patience, self.min_delta, self.restore_best, "min" if own_comparison else self.mode)
+        if not own_comparison:
+            self.mode = mode
         if self.monitor not in recorded:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this run will not record (it records "
                              f"{list(recorded)}); pass validation_data or monitor='loss' (a metric of your own: "

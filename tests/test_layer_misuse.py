@@ -699,6 +699,28 @@ def test_a_trained_network_of_a_model_now_gone_keeps_its_values_in_a_new_model(d
     assert not np.array_equal(layers["0"].params["W"], trained["0"]["W"].astype(dtype))
 
 
+def test_a_seed_sweep_over_one_network_object_gets_each_seeds_values_from_fresh_copies():
+    """A network object reused after its model is gone keeps its values (fine-tuning), so a
+    sweep passes fresh copies, as the VAE docstring and README advise: each seed then gives
+    the values a network made from scratch gets."""
+    import gc
+
+    import microvae as mv
+
+    network = mv.Sequential(mv.Dense(8, 6), mv.ReLU(), mv.Dense(6, 4))
+    model = None
+    for seed in range(3):
+        del model
+        gc.collect()
+        model = mv.VAE(8, latent_dim=2, encoder=mv.Sequential.from_config(network.get_config()), seed=seed)
+        scratch = mv.VAE(8, latent_dim=2, encoder=mv.Sequential(mv.Dense(8, 6), mv.ReLU(), mv.Dense(6, 4)), seed=seed)
+        np.testing.assert_array_equal(model.flat.data, scratch.flat.data)
+    kept = mv.VAE(8, latent_dim=2, encoder=network, seed=0).flat.data.copy()
+    gc.collect()
+    again = mv.VAE(8, latent_dim=2, encoder=network, seed=1)  # the object itself: its values come along
+    np.testing.assert_array_equal(again.encoder.layers[0].params["W"], kept[: 8 * 6].reshape(8, 6))
+
+
 def test_a_layer_built_again_in_its_own_tree_is_initialised_afresh():
     """Keeping values is for a layer coming from a tree that is gone; build() on the same root draws anew."""
     layer = Dense(3, 2).build(seed=0)

@@ -12,6 +12,7 @@ import pytest
 
 import microvae as mv
 from _model_zoo import images, sequences
+from microvae.layers.base import Layer
 from microvae.models.base import Model
 from microvae.models.settings import Setting
 
@@ -345,6 +346,41 @@ def test_a_built_models_networks_changed_in_any_way_are_refused_by_name(change, 
         with pytest.raises(RuntimeError, match=refusal):
             call()
     assert np.array_equal(model.flat.data, flat) and not (tmp_path / "model.npz").exists()
+
+
+class _TanhOnFirstCall(Layer):
+    """A layer of one's own that makes its parameter-free child on its first forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = None
+
+    def children(self):
+        return {} if self.act is None else {"act": self.act}
+
+    def forward(self, x):
+        if self.act is None:
+            self.act = mv.Tanh()
+            self.act.backend = self.backend
+        return self._output(self.act.forward(x))
+
+    def backward(self, dy, input_grad=True):
+        return self.act.backward(dy, input_grad=input_grad)
+
+
+def test_a_parameter_free_child_a_layer_of_ones_own_makes_later_is_not_a_changed_network(tmp_path):
+    """It holds nothing of model.flat, and its parent rebuilds from its own config; the second
+    fit was refused ("a Tanh was put in at encoder.1.act"). In a library container it still is."""
+    x = RNG.random((16, 8))
+    model = mv.VAE(8, latent_dim=2, encoder=mv.Sequential(mv.Dense(8, 4), _TanhOnFirstCall()))
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    assert isinstance(model.encoder.layers[1].act, mv.Tanh)
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "model.npz")
+    model.encoder.layers.append(mv.Tanh())
+    with pytest.raises(RuntimeError, match=r"^the networks of this VAE changed after it was built: a Tanh was put in at "
+                                           r"encoder\.2\. "):
+        model.fit(x, epochs=1, batch_size=8, verbose=0)
 
 
 def test_a_models_flat_buffers_and_its_layers_view_dicts_cannot_be_replaced():

@@ -1288,6 +1288,31 @@ def test_an_early_stopping_setting_changed_after_construction_is_checked_when_fi
     assert stopper.patience == 2 and type(stopper.patience) is int
 
 
+def test_an_early_stopping_subclass_that_compares_its_own_way_keeps_a_mode_of_its_own():
+    """Re-checking mode when fit starts refused a subclass's own mode ("auto", with its own
+    _improves and _worst); the other settings are still checked."""
+
+    class AutoStopping(mv.EarlyStopping):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.mode = "auto"
+            self.best = self._worst()
+
+        def _worst(self):
+            return -math.inf if self.monitor.endswith("acc") else math.inf
+
+        def _improves(self, value):
+            return value < self.best - self.min_delta
+
+    x = np.random.default_rng(0).random((16, 6))
+    stopper = AutoStopping(monitor="loss", patience=1)
+    mv.VAE(6, (4,), 2).fit(x, epochs=2, batch_size=8, verbose=0, callbacks=[stopper])
+    assert stopper.mode == "auto" and stopper.best_epoch is not None
+    stopper.patience = -1
+    with pytest.raises(ValueError, match=r"^patience must be an integer >= 0, got -1$"):
+        mv.VAE(6, (4,), 2).fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[stopper])
+
+
 @pytest.mark.parametrize("name", ["step", "epochs_trained"])
 @pytest.mark.parametrize("value, error", [(-50, ValueError), (2.5, ValueError), ("3", TypeError), (True, TypeError)])
 def test_a_models_step_and_epoch_counts_are_checked_as_they_are_set(name, value, error):

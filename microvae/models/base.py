@@ -32,6 +32,19 @@ def _layer_configs(modules) -> dict:
             if not module.children() and _built_in(type(module))}
 
 
+def _same_modules(built, now) -> bool:
+    return len(built) == len(now) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(built, now))
+
+
+def _composed_by_library(modules) -> tuple:
+    """``(path, module)`` pairs less the parameter-free modules inside a module of one's own
+    (a layer that makes its Tanh on its first call): such a module holds nothing of
+    ``model.flat``, and checkpoints rebuild its parent from the parent's own config."""
+    by_path = dict(modules)
+    return tuple((path, module) for path, module in modules
+                 if not path or module.parameter_specs() or _built_in(type(by_path[path.rpartition(".")[0]])))
+
+
 class LossTerms(NamedTuple):
     """Batch-mean loss and its parts, in nats per example (Python floats)."""
 
@@ -194,7 +207,9 @@ class Model(Module):
         the networks as built, and one layer object at two places mixes its two passes' caches.
         (A standalone Sequential is built again after such a change; a model cannot be.)"""
         built, now = self.__dict__["_built_modules"], tuple(self.named_modules())
-        if len(built) == len(now) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(built, now)):
+        if not _same_modules(built, now):
+            built, now = _composed_by_library(built), _composed_by_library(now)
+        if _same_modules(built, now):
             if configs:
                 self._check_layer_configs(now)
             return

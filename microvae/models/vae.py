@@ -87,7 +87,8 @@ class VAE(Model):
     encoder, decoder : a ``Layer`` such as a ``Sequential``, its layer spec (a dict), or None
         (default) for the MLP built from ``hidden``; sizes are checked when the model is built.
         A network that was part of a model now gone (``microvae.load(path).encoder``) keeps
-        its trained values; one that a live model still holds is refused
+        its trained values (``seed`` draws the other layers' only; for fresh ones pass
+        ``Sequential.from_config(network.get_config())``); one that a live model still holds is refused
     beta_warmup : steps over which β rises linearly from 0, an int >= 0 (default 0: none)
     capacity : the capacity target C in nats, a finite number >= 0, or None (default: no target, β·KL)
     capacity_warmup : steps over which C rises linearly from 0, an int >= 0 (default 0);
