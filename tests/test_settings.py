@@ -473,7 +473,14 @@ def test_the_lists_and_dicts_inside_a_models_config_are_read_only_too(make, edit
     assert model.config == before
     model.save(tmp_path / "model.npz")
     assert mv.load(tmp_path / "model.npz").config == before
+    def exact_types(value):  # what PyYAML's safe_dump takes: no subclass of dict or list anywhere
+        if isinstance(value, (dict, list)):
+            items = value.values() if isinstance(value, dict) else value
+            return type(value) in (dict, list) and all(exact_types(item) for item in items)
+        return True
+
     for copied in (model.config.copy(), copy.deepcopy(model.config)):  # the advised copy is writable all the way down
+        assert exact_types(copied)
         edit(copied)
         assert copied != before and model.config == before
 
