@@ -14,7 +14,7 @@ from ..layers.base import Module, layer_to_spec, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
-from .settings import Fixed, ModelConfig, Setting
+from .settings import ModelConfig
 
 DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd') when lr is left out
 
