@@ -598,6 +598,7 @@ def cmd_train(args) -> int:
     """``microvae train``: build a model (with --resume, load the run in --out), fit it while
     writing the checkpoint and history every epoch, then draw the pictures."""
     from .atomic import refuse_write_protected
+    from .training import TrainingDiverged
 
     if not args.out:  # os.makedirs("") said only "[Errno 2] No such file or directory: ''"
         raise CLIError("--out is empty; give the folder to write model.npz, history.json/csv and the pictures into, "
@@ -656,11 +657,17 @@ def cmd_train(args) -> int:
                 model._prepare_data(*(a[:1] for a in arrays))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             model.fit(*arrays, validation_data=(data["x_test"], data["y_test"]) if labelled else data["x_test"], **fit_args)
-    except BaseException:
+    except BaseException as exc:
         if run is not None and run.epochs:
+            command = f"microvae train --resume --out {shlex.quote(args.out)}"
+            if isinstance(exc, TrainingDiverged):  # the same learning rate would diverge again
+                spec = model.optimizer_spec
+                command += f" --lr {(spec[1] if spec else args.lr) / 10:g}"
+                how = "trains it on at a tenth of the learning rate that diverged"
+            else:
+                how = "trains it on"
             print(f"microvae: {args.out} holds this run through epoch {run.last_epoch}: model.npz and "
-                  f"history.json/csv, no pictures; microvae train --resume --out {shlex.quote(args.out)} trains it on",
-                  file=sys.stderr)
+                  f"history.json/csv, no pictures; {command} {how}", file=sys.stderr)
         else:
             _remove_empty(made)  # nothing was written: no empty folder left behind, --out's parents included
         raise

@@ -1876,6 +1876,43 @@ def test_the_resume_command_in_the_interrupted_message_is_quoted_for_the_shell(t
     assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out)]
 
 
+def test_after_a_divergence_the_resume_command_lowers_the_learning_rate(tmp_path, monkeypatch, capsys):
+    """The same learning rate would diverge again: the command printed after a divergence
+    takes a tenth of it, and runs."""
+    import shlex
+
+    from microvae.models.base import Model
+
+    calls, train_batch = [], Model._train_batch
+
+    def diverging(self, *args):  # the second step's loss is NaN: fit rolls that epoch back and raises
+        calls.append(1)
+        metrics = train_batch(self, *args)
+        return {**metrics, "loss": float("nan")} if len(calls) == 2 else metrics
+
+    monkeypatch.setattr(Model, "_train_batch", diverging)
+    out = tmp_path / "run"
+    argv = ["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--lr", "0.003", "--out", str(out), "--verbose", "0"]
+    assert main(argv) == 2  # 18 training examples: one step an epoch
+    err = capsys.readouterr().err
+    assert "training diverged at epoch 2, batch 1" in err
+    assert f"holds this run through epoch 1: model.npz and history.json/csv, no pictures; " in err
+    command = err.split("no pictures; ")[1].split(" trains it on at a tenth of the learning rate that diverged")[0]
+    assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out), "--lr", "0.0003"]
+    monkeypatch.undo()
+    assert main(shlex.split(command)[1:] + ["--epochs", "1", "--verbose", "0"]) == 0
+    model = mv.load(out / "model.npz")
+    assert model.epochs_trained == 2 and model.optimizer_spec[1] == pytest.approx(0.0003)
+
+
+def test_an_interruption_that_is_not_a_divergence_keeps_the_learning_rate(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _interrupt_at_step(monkeypatch, 2)
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--out", str(out), "--verbose", "0"]) == 130
+    line = next(line for line in capsys.readouterr().err.splitlines() if "holds this run" in line)
+    assert line.endswith(f"no pictures; microvae train --resume --out {out} trains it on")
+
+
 def _saved_with_info(model, folder, **info):
     folder.mkdir(exist_ok=True)
     model.save(folder / "model.npz", info=info)
