@@ -175,6 +175,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
+    _room_for(backend, x, k, batch_size)
     streams = _noise_streams(check_seed(seed), k)
     n = len(x)
     out = np.empty((n, k))
@@ -195,6 +196,15 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
             log_w = -xp.asarray(nll, dtype=xp.float64) + _log_prior(model, z64, c_rep) - log_q
             out[start : start + b] = backend.to_numpy(log_w.reshape(k, b)).T
     return out
+
+
+def _room_for(backend, x, samples: int, batch_size: int) -> None:
+    """Fail at once (NumPy's MemoryError names the size) where one batch's inputs, repeated for
+    every draw, cannot be held: spawning the draws' noise streams comes first, and for
+    k = 10**8 that alone ran for minutes before the first batch failed."""
+    rows = min(batch_size, len(x))
+    if rows:
+        backend.xp.empty((samples * rows,) + tuple(x.shape[1:]), dtype=x.dtype)
 
 
 def _noise_streams(seed, samples: int):
@@ -240,6 +250,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend, xp, latent = model.backend, model.backend.xp, int(model.latent_dim)
+    _room_for(backend, x, n_samples, batch_size)
     streams = _noise_streams(check_seed(seed), n_samples)
     out = np.empty(len(x))
     with _model_threads(model):

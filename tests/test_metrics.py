@@ -186,6 +186,25 @@ def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
         metrics.iwae_bound(model, x[:3], y=np.zeros(3))
 
 
+@pytest.mark.parametrize("bound", ["iwae_bound", "elbo"])
+def test_a_draw_count_beyond_memory_fails_before_the_noise_streams_are_spawned(sprite_vae, monkeypatch, bound):
+    """k = 10**12 repeats each example 10**12 times: NumPy's MemoryError (or its ValueError for a
+    size past the address space) at once, not after minutes of spawning 10**12 noise streams."""
+    model, x = sprite_vae
+
+    def spawned(*args):
+        raise AssertionError("the noise streams were spawned before the memory was checked")
+
+    monkeypatch.setattr(metrics, "_noise_streams", spawned)
+    draws = {"iwae_bound": "k", "elbo": "n_samples"}[bound]
+    with pytest.raises(MemoryError, match="Unable to allocate"):
+        getattr(metrics, bound)(model, x[:3], **{draws: 10**12})
+    with pytest.raises(ValueError, match="array is too big"):
+        getattr(metrics, bound)(model, x[:3], **{draws: 10**17})
+    with pytest.raises(AssertionError, match="spawned"):  # a count that fits goes on to the streams
+        getattr(metrics, bound)(model, x[:3], **{draws: 2})
+
+
 # ---------------------------------------------------------------------------------------------
 # recurrent models: the k draws of a bound are k·n repeated rows, each decoded with its own sequence
 
