@@ -585,10 +585,19 @@ def _recorded_settings(args, errors=CLIError):
 def _say_if_the_optimizer_restarts(model, fit_args) -> None:
     """--resume with an --lr or --clip-norm other than the run's: fit starts a new optimizer run
     (fresh moments and step count), as it does for any changed setting; say so."""
-    optimizer = next(iter(model.optimizers.values()))
-    changed = [f"--{name.replace('_', '-')} {fit_args[name]:g} (the run's: {'none' if old is None else f'{old:g}'})"
-               for name, old in (("lr", optimizer.lr), ("clip_norm", optimizer.clip_norm))
-               if fit_args.get(name) is not None and fit_args[name] != old]
+    def shown(value):
+        return "none" if value is None else f"{value:g}"
+
+    changed = []
+    for name in ("lr", "clip_norm"):
+        given = fit_args.get(name)
+        runs = {group: getattr(optimizer, name) for group, optimizer in model.optimizers.items()}
+        if given is None or all(value == given for value in runs.values()):
+            continue
+        # an AAE's groups may run at settings of their own: the option sets every group's
+        run = (shown(next(iter(runs.values()))) if len(set(runs.values())) == 1
+               else ", ".join(f"{group} {shown(value)}" for group, value in runs.items()))
+        changed.append(f"--{name.replace('_', '-')} {given:g} (the run's: {run})")
     if changed:
         print(f"microvae: {' and '.join(changed)}: a changed optimizer setting starts a new optimizer run, with fresh "
               f"moments and step count, as model.fit does", flush=True)
@@ -661,8 +670,8 @@ def cmd_train(args) -> int:
         if run is not None and run.epochs:
             command = f"microvae train --resume --out {shlex.quote(args.out)}"
             if isinstance(exc, TrainingDiverged):  # the same learning rate would diverge again
-                spec = model.optimizer_spec
-                command += f" --lr {(spec[1] if spec else args.lr) / 10:g}"
+                rates = [optimizer.lr for optimizer in model.optimizers.values()] or [args.lr]
+                command += f" --lr {min(rates) / 10:g}"  # --lr sets every group's: a tenth of the lowest
                 how = "trains it on at a tenth of the learning rate that diverged"
             else:
                 how = "trains it on"

@@ -1832,6 +1832,29 @@ def test_resume_with_a_changed_lr_says_the_optimizer_starts_afresh_and_it_does(t
     assert model.optimizers["model"].t == 3 and model.step == 12  # the optimizer's steps start again; the model's do not
 
 
+def test_resume_of_an_aae_whose_discriminator_runs_at_its_own_rate_names_each_group_s(tmp_path, capsys):
+    """--lr set to the first group's rate used to pass for the run's own, while fit gave the
+    discriminator that rate and restarted every group without a word."""
+    from microvae.checkpoint import read_info
+
+    out = tmp_path / "run"
+    common = ["--out", str(out), "--verbose", "0"]
+    assert main(["train", "--model", "aae", "--limit", "40", "--hidden", "8", "--epochs", "1", "--batch-size", "12", *common]) == 0
+    model = mv.load(out / "model.npz")
+    model.optimizers["discriminator"].lr = 4e-4
+    model.save(out / "model.npz", info=read_info(out / "model.npz"))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "1", *common]) == 0  # no --lr: each group's run goes on
+    assert "new optimizer run" not in capsys.readouterr().out
+    model = mv.load(out / "model.npz")
+    assert model.optimizers["discriminator"].lr == 4e-4 and all(opt.t == 6 for opt in model.optimizers.values())
+    assert main(["train", "--resume", "--epochs", "1", "--lr", "1e-3", *common]) == 0
+    assert ("microvae: --lr 0.001 (the run's: autoencoder 0.001, discriminator 0.0004, generator 0.001): a changed "
+            "optimizer setting starts a new optimizer run") in capsys.readouterr().out
+    model = mv.load(out / "model.npz")
+    assert all(opt.lr == 1e-3 and opt.t == 3 for opt in model.optimizers.values())
+
+
 def test_resume_of_a_folder_with_a_run_s_files_but_no_checkpoint_points_to_overwrite(tmp_path, capsys, trained_run):
     out = tmp_path / "kept history"
     out.mkdir()

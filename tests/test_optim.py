@@ -351,7 +351,37 @@ def test_an_aae_whose_groups_were_given_different_settings_keeps_each_groups_in_
     loaded.fit(x, epochs=1, batch_size=16, verbose=0)  # settings left out: each group's run goes on
     model.fit(x, epochs=1, batch_size=16, verbose=0)
     np.testing.assert_array_equal(loaded.flat.data, model.flat.data)
-    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3)  # one rate for all: a new run
-    assert all(opt.lr == 1e-3 and opt.clip_norm is None and opt.t == 2 for opt in model.optimizers.values())
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3)  # one rate for all: a new run; options left out go on
+    assert all(opt.lr == 1e-3 and opt.t == 2 for opt in model.optimizers.values())
+    assert {group: opt.clip_norm for group, opt in model.optimizers.items()} == {
+        "autoencoder": None, "discriminator": 1.0, "generator": None}
     model.save(tmp_path / "same.npz")
-    assert mv.load(tmp_path / "same.npz").optimizer_spec == ("adam", 1e-3, ())
+    again = mv.load(tmp_path / "same.npz")
+    assert again.optimizer_spec == ("adam", 1e-3, ()) and again.optimizers["discriminator"].clip_norm == 1.0
+
+
+@pytest.mark.parametrize("loaded", [False, True])
+def test_an_aae_group_at_its_own_rate_keeps_it_when_fit_is_given_other_settings(tmp_path, loaded):
+    """fit(clip_norm=None) names the run it continues, and a setting given applies to every
+    group while the others continue each group's own: the discriminator's own rate used to be
+    dropped for the first group's, and clip_norm=None restarted every group."""
+    x = _images(32, 6)
+    model = mv.AAE(6, (4,), 2)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    model.optimizers["discriminator"].lr = 4e-4
+    if loaded:
+        model.save(tmp_path / "aae.npz")
+        model = mv.load(tmp_path / "aae.npz")
+    runs = dict(model.optimizers)
+    model.fit(x, epochs=1, batch_size=16, verbose=0, clip_norm=None)  # the same run: continued
+    assert all(model.optimizers[group] is runs[group] and runs[group].t == 4 for group in runs)
+    assert model.optimizers["discriminator"].lr == 4e-4 and model.optimizers["generator"].lr == 1e-3
+    model.fit(x, epochs=1, batch_size=16, verbose=0, clip_norm=5.0)  # another setting: a new run, each group's lr kept
+    assert {group: (opt.lr, opt.clip_norm, opt.t) for group, opt in model.optimizers.items()} == {
+        "autoencoder": (1e-3, 5.0, 2), "discriminator": (4e-4, 5.0, 2), "generator": (1e-3, 5.0, 2)}
+    runs = dict(model.optimizers)
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3, clip_norm=5.0)  # not every group's lr: a new run
+    assert all(opt.lr == 1e-3 and opt.t == 2 and opt is not runs[group] for group, opt in model.optimizers.items())
+    runs = dict(model.optimizers)
+    model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3, clip_norm=5.0)  # every group's settings: continued
+    assert all(opt is runs[group] and opt.t == 4 for group, opt in model.optimizers.items())

@@ -53,6 +53,12 @@ class LossTerms(NamedTuple):
     kl: float
 
 
+def _run_of(key, optimizer) -> tuple:
+    """(lr, run_settings) of an optimizer in use: what fit compares to tell one run from another."""
+    lr, options = optimizer.settings()
+    return float(lr), run_settings(key, options)
+
+
 class Model(Module):
     """Base class of the models. Subclasses build their parts, then call ``_setup``.
 
@@ -369,7 +375,9 @@ class Model(Module):
         lr 1e-3, the optimizer's defaults), and so do options given at the optimizer's own
         default (``clip_norm=None``); a changed setting starts the optimizer afresh. An
         Optimizer instance brings its own settings, so ``lr`` and the options must then be left out;
-        a model with several parameter groups (the AAE) takes its optimizer by name only.
+        a model with several parameter groups (the AAE) takes its optimizer by name only, and
+        compares group by group: a setting given applies to every group, one left out stays each
+        group's own (a discriminator given a rate of its own keeps it).
         A NaN or Inf loss raises ``TrainingDiverged`` and rolls the model back to the start of
         that epoch, as does any other way an epoch fails to finish (Ctrl-C, an error); in the
         call's first epoch that includes the optimizer run and seed it had before the call, so
@@ -455,17 +463,21 @@ class Model(Module):
                 raise TypeError(f"optimizer options ({', '.join(sorted(options))}) go to the Optimizer's constructor when "
                                 f"an instance is given (e.g. microvae.Adam(model.flat, lr, clip_norm=5.0)), not to fit")
         key = name if isinstance(name, str) else id(name)
-        live = self.optimizer_spec  # the settings in use, read from the optimizers
-        same_optimizer = live is not None and live[0] == key
+        same_optimizer = bool(self.optimizers) and self._optimizer_key == key
         if same_optimizer and lr is None and not options:
             return self.optimizers  # continue the same run (moments and step count kept), whatever its settings now
-        # settings left out continue the current run's (fit again, or on a loaded checkpoint, with the same optimizer)
-        current = live if same_optimizer else (key, DEFAULT_LR, ())
-        lr = current[1] if lr is None else lr
-        options = {**dict(current[2]), **options}
-        if same_optimizer and (key, float(lr), run_settings(key, options)) == live and not self._optimizer_groups_differ():
+        # Settings left out continue the current run's (fit again, or on a loaded checkpoint, with
+        # the same optimizer), group by group: an AAE's discriminator may run at a rate of its own,
+        # and fit(clip_norm=None) must neither restart it nor hand it the other groups' lr.
+        live = {group: _run_of(key, opt) for group, opt in self.optimizers.items()} if same_optimizer else {}
+        wanted = {}
+        for group in self.parameter_groups():
+            group_lr, group_options = live.get(group, (DEFAULT_LR, ()))
+            wanted[group] = (group_lr if lr is None else lr, run_settings(key, {**dict(group_options), **options}))
+        if same_optimizer and wanted == live:
             return self.optimizers
-        self.optimizers = {group: get_optimizer(name, flat, lr, **options) for group, flat in self.parameter_groups().items()}
+        self.optimizers = {group: get_optimizer(name, flat, wanted[group][0], **dict(wanted[group][1]))
+                           for group, flat in self.parameter_groups().items()}
         self._optimizer_key = key
         return self.optimizers
 
