@@ -383,6 +383,64 @@ def test_a_parameter_free_child_a_layer_of_ones_own_makes_later_is_not_a_changed
         model.fit(x, epochs=1, batch_size=8, verbose=0)
 
 
+class _DenseThen(Layer):
+    """A layer of one's own: a Dense, then a parameter-free activation it holds as a child."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        self.dense, self.act = mv.Dense(n_in, n_out), mv.LeakyReLU(0.2)
+
+    def get_config(self):
+        return {"n_in": self.n_in, "n_out": self.n_out}
+
+    def children(self):
+        return {"dense": self.dense, "act": self.act}
+
+    def forward(self, x):
+        return self.act.forward(self.dense.forward(x))
+
+    def backward(self, dy, input_grad=True):
+        return self.dense.backward(self.act.backward(dy), input_grad=input_grad)
+
+
+def test_another_parameter_free_child_put_in_place_of_one_a_layer_of_ones_own_was_built_with_is_refused(tmp_path):
+    """Only a child made later is let through: a LeakyReLU(0) put in place of the LeakyReLU(0.2)
+    passed fit and save, and the checkpoint loaded as the function built, not the one trained."""
+    x = RNG.random((16, 8))
+    model = mv.VAE(8, latent_dim=2, encoder=mv.Sequential(_DenseThen(8, 4), mv.Dense(4, 4)))
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    flat = model.flat.data.copy()
+    other = mv.LeakyReLU(0.0)
+    other.backend = model.backend
+    model.encoder.layers[0].act = other
+    for call in (lambda: model.fit(x, epochs=1, batch_size=8, verbose=0), lambda: model.save(tmp_path / "model.npz")):
+        with pytest.raises(RuntimeError, match=r"^the networks of this VAE changed after it was built: a LeakyReLU was put "
+                                               r"in at encoder\.0\.act\. "):
+            call()
+    assert np.array_equal(model.flat.data, flat) and not (tmp_path / "model.npz").exists()
+    model = mv.VAE(8, latent_dim=2, encoder=mv.Sequential(_DenseThen(8, 4), mv.Dense(4, 4)))
+    model.encoder.layers[0].act.negative_slope = 0.0  # the same child, a setting changed: refused as before
+    with pytest.raises(RuntimeError, match=r"encoder\.0\.act \(LeakyReLU\) now has negative_slope=0\.0 \(built with 0\.2\)"):
+        model.fit(x, epochs=1, batch_size=8, verbose=0)
+
+
+def test_a_subclass_of_a_built_in_layer_that_keeps_its_config_has_its_settings_checked(tmp_path):
+    """MyDense(Dense) has Dense's get_config, so checkpoints rebuild it from that: an activation
+    set to None later trained a linear layer that loaded with its ReLU."""
+
+    class MyDense(mv.Dense):
+        pass
+
+    x = RNG.random((16, 8))
+    model = mv.VAE(8, latent_dim=2, encoder=mv.Sequential(MyDense(8, 4, activation="relu"), mv.Dense(4, 4)))
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    model.encoder.layers[0].activation = None
+    with pytest.raises(RuntimeError, match=r"encoder\.0 \(MyDense\) now has activation=None \(built with 'relu'\)"):
+        model.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()
+
+
 def test_a_models_flat_buffers_and_its_layers_view_dicts_cannot_be_replaced():
     """model.flat.data = values and layer.params = {...} were taken: the layers computed with
     the old views while the optimizer updated (and save wrote) the new arrays."""

@@ -26,23 +26,27 @@ def _built_in(cls) -> bool:
 
 
 def _layer_configs(modules) -> dict:
-    """{path: layer spec} of the built-in leaf layers among ``(path, module)`` pairs (a layer of
-    one's own may have no config, or one that does not compare with ==)."""
+    """{path: layer spec} of the leaf layers among ``(path, module)`` pairs whose config comes
+    from a built-in class's ``get_config`` (a subclass of Dense that keeps Dense's included): a
+    layer of one's own may have no config, or one that does not compare with ==."""
     return {path: layer_to_spec(module) for path, module in modules
-            if not module.children() and _built_in(type(module))}
+            if not module.children() and _built_in(next(cls for cls in type(module).__mro__ if "get_config" in vars(cls)))}
 
 
 def _same_modules(built, now) -> bool:
     return len(built) == len(now) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(built, now))
 
 
-def _composed_by_library(modules) -> tuple:
+def _composed_by_library(modules, other) -> tuple:
     """``(path, module)`` pairs less the parameter-free modules inside a module of one's own
-    (a layer that makes its Tanh on its first call): such a module holds nothing of
-    ``model.flat``, and checkpoints rebuild its parent from the parent's own config."""
-    by_path = dict(modules)
+    that have no counterpart at their path in ``other`` (a layer that makes its Tanh on its
+    first call): such a module holds nothing of ``model.flat``, and checkpoints rebuild its
+    parent from the parent's own config. One at a path on both sides stays, so another object
+    put in its place is still a changed network."""
+    by_path, other_paths = dict(modules), {path for path, _ in other}
     return tuple((path, module) for path, module in modules
-                 if not path or module.parameter_specs() or _built_in(type(by_path[path.rpartition(".")[0]])))
+                 if not path or path in other_paths or module.parameter_specs()
+                 or _built_in(type(by_path[path.rpartition(".")[0]])))
 
 
 class LossTerms(NamedTuple):
@@ -214,7 +218,7 @@ class Model(Module):
         (A standalone Sequential is built again after such a change; a model cannot be.)"""
         built, now = self.__dict__["_built_modules"], tuple(self.named_modules())
         if not _same_modules(built, now):
-            built, now = _composed_by_library(built), _composed_by_library(now)
+            built, now = _composed_by_library(built, now), _composed_by_library(now, built)
         if _same_modules(built, now):
             if configs:
                 self._check_layer_configs(now)
