@@ -111,8 +111,9 @@ def _unrebuildable_model(model) -> str:
         return (f"another model class is registered under the name {cls.__name__!r} "
                 f"({registered.__module__}.{registered.__qualname__}), and load() would build that one; "
                 "give your class a name of its own")
-    advice = ("; a subclass with constructor arguments of its own sets self.config to all of them (JSON values) "
-              "at the end of its __init__")
+    advice = ("; a subclass with constructor arguments of its own sets self.config in its __init__, after "
+              "super().__init__, to the arguments its constructor takes (JSON values), e.g. "
+              "self.config = {**self.config, 'gamma': gamma}")
     config = cls.config_from_checkpoint(model.config)
     signature = inspect.signature(cls)
     try:
@@ -124,7 +125,7 @@ def _unrebuildable_model(model) -> str:
     if missing:
         return (f"{cls.__name__}'s constructor takes {', '.join(missing)}, which its config does not hold, "
                 f"so load() would build it with the defaults{advice}")
-    return ""
+    return model._config_out_of_step()
 
 
 def save(model, path, include_optimizer: bool = True, info: dict | None = None) -> None:

@@ -90,7 +90,7 @@ class _PlainVAEForCheckpointTest(mv.VAE):
 
 @pytest.mark.parametrize("build, message", [
     (lambda: _WideVAEForCheckpointTest(8, width=5), r"_WideVAEForCheckpointTest's constructor does not take its config \(.*'fuse_relu'\); "
-                                                   r"a subclass with constructor arguments of its own sets self.config"),
+                                                   r"a subclass with constructor arguments of its own sets self.config in its __init__, after super"),
     (lambda: _ScaledVAEForCheckpointTest(8, (4,), 2, scale=3.0), r"_ScaledVAEForCheckpointTest's constructor takes scale, which its "
                                                                  r"config does not hold, so load\(\) would build it with the defaults"),
 ])

@@ -526,7 +526,7 @@ def test_the_lists_and_dicts_inside_a_models_config_are_read_only_too(make, edit
     model = make()
     before = copy.deepcopy(model.config)
     with pytest.raises(TypeError, match=r"^model\.config is read-only, its lists and dicts too \(.*\); edit a copy for a "
-                                        r"new model: config = model\.config\.copy\(\), then ModelClass\(\*\*config\)$"):
+                                        r"new model: config = model\.config\.copy\(\), then type\(model\)\(\*\*config\)$"):
         edit(model.config)
     assert model.config == before
     model.save(tmp_path / "model.npz")
@@ -572,7 +572,7 @@ def test_a_layer_setting_changed_on_a_built_model_is_refused_by_fit_and_save(mak
     assert np.array_equal(model.flat.data, flat) and model.step == 0 and not (tmp_path / "model.npz").exists()
 
 
-@pytest.mark.parametrize("key", ["latent_dim", "seed", "brand_new"])
+@pytest.mark.parametrize("key", ["latent_dim", "seed"])
 def test_the_config_refusal_for_what_is_not_a_live_setting_names_the_models_class(key):
     """It advised model.latent_dim = ... (itself refused) and a placeholder ModelClass."""
     model = mv.CVAE(8, 3, (4,), 2)
@@ -580,9 +580,62 @@ def test_the_config_refusal_for_what_is_not_a_live_setting_names_the_models_clas
                                         rf"model: make a new model from a copy: CVAE\(\*\*\{{\*\*model\.config, {key!r}: "
                                         rf"\.\.\.\}}\)$"):
         model.config[key] = 3
-    with pytest.raises(TypeError, match=r"a training setting is set on the model \(model\.beta = \.\.\.\), and a copy "
-                                        r"makes a new model: CVAE\(\*\*\{\*\*model\.config, key: \.\.\.\}\)$"):
+    with pytest.raises(TypeError, match=r"a training setting is set on the model \(model\.<setting> = \.\.\.\), and a "
+                                        r"copy makes a new model: CVAE\(\*\*\{\*\*model\.config, key: \.\.\.\}\)$"):
         model.config.update(beta=2.0)
+
+
+@pytest.mark.parametrize("model, key", [(lambda: mv.CVAE(8, 3, (4,), 2), "brand_new"), (lambda: mv.VRAE(3, 4, 2), "capacity"),
+                                        (lambda: mv.AAE(6, (4,), 2), "beta")])
+def test_the_config_refusal_of_a_key_the_model_does_not_take_says_so(model, key):
+    """It advised model.capacity = ... on a VRAE (refused: it takes no capacity) and a new AAE
+    with a beta (which its constructor refuses)."""
+    model = model()
+    with pytest.raises(TypeError, match=rf"^model\.config is read-only: .*; {type(model).__name__} takes no {key!r} option "
+                                        rf"\(its config holds input_"):
+        model.config[key] = 2
+
+
+def test_a_config_assigned_whole_that_gives_a_setting_or_a_size_another_value_is_refused_by_save(tmp_path):
+    """model.config = {**model.config, "beta": 4} was saved as the run's β while the model ran
+    with its own, and "latent_dim": 3 wrote a checkpoint that did not load."""
+    x = RNG.random((16, 8))
+    model = mv.VAE(8, (4,), 2)
+    model.fit(x, epochs=1, batch_size=8, verbose=0)
+    built = model.config.copy()
+    model.config = {**built, "beta": 4.0}
+    with pytest.raises(TypeError, match=r"model\.config holds beta=4\.0, but the model runs with beta=1\.0: a config "
+                                        r"assigned whole \(model\.config = \.\.\.\) sets no setting; set model\.beta = "):
+        model.save(tmp_path / "model.npz")
+    model.config = {**built, "latent_dim": 3}
+    with pytest.raises(TypeError, match=r"model\.config holds latent_dim=3, but the model was built with latent_dim=2: .* "
+                                        r"make a new one from a copy: VAE\(\*\*\{\*\*model\.config, 'latent_dim': \.\.\.\}\)$"):
+        model.save(tmp_path / "model.npz")
+    assert not (tmp_path / "model.npz").exists()
+    model.config = {**built, "hidden": (4,)}  # the same value in another JSON form: saved
+    model.beta = 2.0
+    model.save(tmp_path / "model.npz")
+    assert mv.load(tmp_path / "model.npz").beta == 2.0
+
+
+def test_a_setting_a_subclass_declares_before_its_config_holds_it_says_to_add_it_first():
+    """The docstring had said to set the config "at the end", and following it gave "takes no
+    'gamma' option", which the subclass plainly did."""
+
+    class LateGammaVAE(mv.VAE):
+        gamma = Setting(lambda model, value: (float(value), float(value)))
+
+        def __init__(self, *args, gamma=1.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.gamma = gamma
+            self.config = {**self.config, "gamma": gamma}
+
+    with pytest.raises(AttributeError, match=r"^LateGammaVAE\.gamma is a Setting, written into model\.config, which holds "
+                                             r"no 'gamma' yet: add it first \(self\.config = \{\*\*self\.config, 'gamma': "
+                                             r"\.\.\.\}\), then assign self\.gamma$"):
+        LateGammaVAE(8, (4,), 2, gamma=2.0)
+    with pytest.raises(AttributeError, match=r"^VRAE takes no 'capacity' option"):  # a built-in class's own: as before
+        mv.VRAE(3, 4, 2).capacity = 1.0
 
 
 class _GammaVAE(mv.VAE):

@@ -14,7 +14,7 @@ from ..layers.base import Module, layer_to_spec, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
 from ..threads import parallel_chunks
-from .settings import ModelConfig
+from .settings import Fixed, ModelConfig, Setting
 
 DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd') when lr is left out
 
@@ -57,6 +57,15 @@ class LossTerms(NamedTuple):
     kl: float
 
 
+def _as_lists(value):
+    """``value`` with its tuples as lists, at any depth: how a config's JSON form compares."""
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_lists(item) for key, item in value.items()}
+    return value
+
+
 def _run_of(key, optimizer) -> tuple:
     """(lr, run_settings) of an optimizer in use: what fit compares to tell one run from another."""
     lr, options = optimizer.settings()
@@ -77,14 +86,17 @@ class Model(Module):
     dtype and seed=None (the parameters came from the backend's generator as it stood, not
     from a seed).
 
-    A subclass with constructor arguments of its own sets ``self.config`` to all of them at
-    the end of its ``__init__`` (``{**self.config, "gamma": gamma}``), so that ``load``
-    rebuilds it. A setting of its own that may change on a live model is best declared on the
-    class as ``gamma = microvae.models.settings.Setting(check)``, ``check(model, value)``
-    returning (the value to keep, its JSON form): each assignment is then checked and written
-    into ``config``, and checkpoints store the value in use; a plain attribute is the
-    subclass's to manage. Once built, the networks, ``backend``, ``flat``, the sizes, ``dtype``,
-    ``seed`` and ``fuse_relu`` are fixed (``_refused_assignment``).
+    A subclass with constructor arguments of its own adds them to ``self.config`` in its
+    ``__init__``, after ``super().__init__`` (``self.config = {**self.config, "gamma": gamma}``),
+    so that ``load`` rebuilds it. A setting of its own that may change on a live model is best
+    declared on the class as ``gamma = microvae.models.settings.Setting(check)``,
+    ``check(model, value)`` returning (the value to keep, its JSON form); the key goes into
+    ``self.config`` first, then ``self.gamma = gamma`` is assigned: each assignment is then
+    checked and written into ``config``, and checkpoints store the value in use. A plain
+    attribute is the subclass's to manage. Once built, the networks, ``backend``, ``flat``, the
+    sizes, ``dtype``, ``seed`` and ``fuse_relu`` are fixed (``_refused_assignment``), and a
+    config assigned whole that gives a setting or a size another value than the model's own is
+    refused by ``save`` (``_config_out_of_step``).
     """
 
     metric_names = ("loss", "recon", "kl")  # what _train_batch and _evaluate_arrays report: the history's keys
@@ -209,6 +221,31 @@ class Model(Module):
             return (f"{fixed} (its layers were made from it); make a new model from its config: "
                     f"{kind}(**{{**model.config, {name!r}: ...}})")
         return None
+
+    def _config_out_of_step(self) -> str:
+        """Why ``model.config`` no longer describes the model ("" when it does). Assigning a
+        setting writes it into the config, but a config assigned whole after the model was built
+        (``model.config = {**model.config, "beta": 4}``) sets no setting and rebuilds no layer:
+        checkpoints would store another β than the model ran with, or a size that no longer
+        matches its parameters."""
+        kind = type(self).__name__
+        for key, stored in self.config.items():
+            attribute = getattr(type(self), key, None)
+            if not isinstance(attribute, (Setting, Fixed)) or key not in self.__dict__:
+                continue
+            live = self.__dict__[key]
+            if isinstance(attribute, Setting):
+                live = attribute.check(self, live)[1]
+            if _as_lists(live) == _as_lists(stored):
+                continue
+            if isinstance(attribute, Setting):
+                return (f"model.config holds {key}={stored!r}, but the model runs with {key}={live!r}: a config "
+                        f"assigned whole (model.config = ...) sets no setting; set model.{key} = ... instead (checked, "
+                        f"and written into model.config)")
+            return (f"model.config holds {key}={stored!r}, but the model was built with {key}={live!r}: a config "
+                    f"assigned whole (model.config = ...) rebuilds no layer, so load would build another model; make a "
+                    f"new one from a copy: {kind}(**{{**model.config, {key!r}: ...}})")
+        return ""
 
     def _check_layers_bound(self, configs: bool = True) -> None:
         """Refuse networks changed after the model was built: a layer put into, taken out of or

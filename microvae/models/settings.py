@@ -39,6 +39,9 @@ class ModelConfig(dict):
     _READ_ONLY = "model.config is read-only: it records the model as built and the settings in use, which checkpoints store"
 
     def __setitem__(self, key, value):
+        if key not in self:
+            raise TypeError(f"{self._READ_ONLY}; {self._kind} takes no {key!r} option (its config holds "
+                            f"{', '.join(map(str, self))})")
         if isinstance(getattr(self.model_class, key, None), Setting):
             raise TypeError(f"{self._READ_ONLY}; set {key} on the model: model.{key} = ... (checked, and written here)")
         raise TypeError(f"{self._READ_ONLY}; {key!r} is not a setting to change on a live model: make a new model from "
@@ -46,8 +49,8 @@ class ModelConfig(dict):
 
     def _refuse(self, *args, **kwargs):
         """Refused: ``model.config`` is read-only (see the class docstring)."""
-        raise TypeError(f"{self._READ_ONLY}; a training setting is set on the model (model.beta = ...), and a copy makes "
-                        f"a new model: {self._kind}(**{{**model.config, key: ...}})")
+        raise TypeError(f"{self._READ_ONLY}; a training setting is set on the model (model.<setting> = ...), and a copy "
+                        f"makes a new model: {self._kind}(**{{**model.config, key: ...}})")
 
     @property
     def _kind(self) -> str:
@@ -66,7 +69,7 @@ class ModelConfig(dict):
 def _refuse_nested(self, *args, **kwargs):
     raise TypeError("model.config is read-only, its lists and dicts too (a checkpoint stores them, and the layers "
                     "were built from them); edit a copy for a new model: config = model.config.copy(), then "
-                    "ModelClass(**config)")
+                    "type(model)(**config)")
 
 
 class _ReadOnlyList(list):
@@ -115,7 +118,7 @@ class _Attribute:
     decide what an assignment may do."""
 
     def __set_name__(self, owner, name):
-        self.name = name
+        self.name, self.owner = name, owner
 
     def __get__(self, model, owner=None):
         if model is None:
@@ -136,6 +139,10 @@ class Setting(_Attribute):
     def __set__(self, model, value):
         config = model.__dict__.get("config")  # None while the constructor runs
         if config is not None and self.name not in config:
+            if self.owner.__module__.split(".")[0] != "microvae":  # declared by a class of one's own
+                raise AttributeError(f"{type(model).__name__}.{self.name} is a Setting, written into model.config, which "
+                                     f"holds no {self.name!r} yet: add it first (self.config = {{**self.config, "
+                                     f"{self.name!r}: ...}}), then assign self.{self.name}")
             raise AttributeError(f"{type(model).__name__} takes no {self.name!r} option and keeps "
                                  f"{self.name}={model.__dict__.get(self.name)!r}: its checkpoints could not store another")
         kept, stored = self.check(model, value)
