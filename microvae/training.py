@@ -249,8 +249,9 @@ class EarlyStopping(Callback):
 
     def _check_run(self, recorded, optimizer):
         # checked again: an attribute set since construction (es.mode = "maximum") was taken as it came;
-        # a subclass that compares values its own way (its own _improves and _worst) owns its mode
-        own_comparison = type(self)._improves is not EarlyStopping._improves or type(self)._worst is not EarlyStopping._worst
+        # a subclass that compares values its own way (its own _improves and _worst) owns its mode;
+        # while either of the two is the base one, that one reads mode, so mode is checked
+        own_comparison = type(self)._improves is not EarlyStopping._improves and type(self)._worst is not EarlyStopping._worst
         self.monitor, self.patience, self.min_delta, self.restore_best, mode = self._checked(
             self.monitor, self.patience, self.min_delta, self.restore_best, "min" if own_comparison else self.mode)
         if not own_comparison:

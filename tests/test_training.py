@@ -1313,6 +1313,22 @@ def test_an_early_stopping_subclass_that_compares_its_own_way_keeps_a_mode_of_it
         mv.VAE(6, (4,), 2).fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[stopper])
 
 
+def test_an_early_stopping_subclass_that_keeps_one_of_the_base_comparisons_has_its_mode_checked():
+    """With only _worst of its own, the base _improves still reads mode: "minimum" was taken and
+    tracked the loss as higher-is-better."""
+
+    class Threshold(mv.EarlyStopping):
+        def _worst(self):
+            return 1e9 if self.mode == "min" else -1e9
+
+    x = np.random.default_rng(0).random((16, 6))
+    stopper = Threshold(monitor="loss", patience=0)
+    stopper.mode = "minimum"
+    with pytest.raises(ValueError, match=r"^mode must be 'min' \(lower is better\) or 'max' \(higher is better\), got "
+                                         r"'minimum'$"):
+        mv.VAE(6, (4,), 2).fit(x, epochs=1, batch_size=8, verbose=0, callbacks=[stopper])
+
+
 @pytest.mark.parametrize("name", ["step", "epochs_trained"])
 @pytest.mark.parametrize("value, error", [(-50, ValueError), (2.5, ValueError), ("3", TypeError), (True, TypeError)])
 def test_a_models_step_and_epoch_counts_are_checked_as_they_are_set(name, value, error):
