@@ -1919,7 +1919,7 @@ def test_after_a_divergence_the_resume_command_lowers_the_learning_rate(tmp_path
     assert main(argv) == 2  # 18 training examples: one step an epoch
     err = capsys.readouterr().err
     assert "training diverged at epoch 2, batch 1" in err
-    assert f"holds this run through epoch 1: model.npz and history.json/csv, no pictures; " in err
+    assert "holds this run through epoch 1: model.npz and history.json/csv, no pictures; " in err
     command = err.split("no pictures; ")[1].split(" trains it on at a tenth of the learning rate that diverged")[0]
     assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out), "--lr", "0.0003"]
     monkeypatch.undo()

@@ -1,7 +1,6 @@
 """Optimizers on flat buffers, against textbook implementations written out here."""
 
 import math
-import re
 
 import numpy as np
 import pytest
