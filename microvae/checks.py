@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import names_a_folder
 
 __all__ = ["check_int", "check_seed", "check_number", "check_bool", "check_dtype", "check_sizes", "as_path", "check_file_path",
-           "check_array_like", "check_real_array", "is_choice", "is_unordered", "is_sequence"]
+           "check_array_like", "check_real_array", "is_choice", "is_unordered", "is_sequence", "is_built_in"]
 
 
 def check_int(name: str, value, minimum: int | None = None, none_ok: bool = False):
@@ -82,6 +82,11 @@ def is_unordered(value) -> bool:
     ({256, 512} iterates in hash order), so it is refused wherever the order of items matters
     (layer sizes, a (height, width) pair, a shape)."""
     return isinstance(value, (collections.abc.Set, collections.abc.Mapping))
+
+
+def is_built_in(cls) -> bool:
+    """Whether ``cls`` is one of microvae's own classes (not a user's, nor a subclass defined outside)."""
+    return cls.__module__.split(".")[0] == "microvae"
 
 
 def is_sequence(value) -> bool:

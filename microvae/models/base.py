@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import Backend, array_module, get_backend
-from ..checks import as_array, check_int, check_seed
+from ..checks import as_array, check_int, check_seed, is_built_in
 from ..layers.base import Module, layer_to_spec, repeated_module
 from ..optim import get_optimizer, run_settings
 from ..params import FlatParameters
@@ -21,16 +21,12 @@ DEFAULT_LR = 1e-3  # fit's learning rate for a named optimizer ('adam' or 'sgd')
 MODEL_TYPES: dict = {}
 
 
-def _built_in(cls) -> bool:
-    return cls.__module__.split(".")[0] == "microvae"
-
-
 def _layer_configs(modules) -> dict:
     """{path: layer spec} of the leaf layers among ``(path, module)`` pairs whose config comes
     from a built-in class's ``get_config`` (a subclass of Dense that keeps Dense's included): a
     layer of one's own may have no config, or one that does not compare with ==."""
     return {path: layer_to_spec(module) for path, module in modules
-            if not module.children() and _built_in(next(cls for cls in type(module).__mro__ if "get_config" in vars(cls)))}
+            if not module.children() and is_built_in(next(cls for cls in type(module).__mro__ if "get_config" in vars(cls)))}
 
 
 def _same_modules(built, now) -> bool:
@@ -46,7 +42,7 @@ def _composed_by_library(modules, other) -> tuple:
     by_path, other_paths = dict(modules), {path for path, _ in other}
     return tuple((path, module) for path, module in modules
                  if not path or path in other_paths or module.parameter_specs()
-                 or _built_in(type(by_path[path.rpartition(".")[0]])))
+                 or is_built_in(type(by_path[path.rpartition(".")[0]])))
 
 
 class LossTerms(NamedTuple):
@@ -107,7 +103,7 @@ class Model(Module):
         # one (ConvVAE) must not take the built-in's place: its checkpoints would no longer load.
         # (save() refuses to write a model that load would not rebuild as it is.)
         registered = MODEL_TYPES.get(cls.__name__)
-        if registered is None or not _built_in(registered) or _built_in(cls):
+        if registered is None or not is_built_in(registered) or is_built_in(cls):
             MODEL_TYPES[cls.__name__] = cls
 
     # Constructor options added after checkpoints were first written, each with the value that
@@ -466,8 +462,7 @@ class Model(Module):
         group's."""
         if not self.optimizers:
             return None
-        lr, options = next(iter(self.optimizers.values())).settings()
-        return self._optimizer_key, lr, run_settings(self._optimizer_key, options)
+        return (self._optimizer_key, *_run_of(self._optimizer_key, next(iter(self.optimizers.values()))))
 
     @optimizer_spec.setter
     def optimizer_spec(self, value):
@@ -511,14 +506,14 @@ class Model(Module):
         # the same optimizer), group by group: an AAE's discriminator may run at a rate of its own,
         # and fit(clip_norm=None) must neither restart it nor hand it the other groups' lr.
         live = {group: _run_of(key, opt) for group, opt in self.optimizers.items()} if same_optimizer else {}
-        wanted = {}
-        for group in self.parameter_groups():
+        groups, wanted = self.parameter_groups(), {}
+        for group in groups:
             group_lr, group_options = live.get(group, (DEFAULT_LR, ()))
             wanted[group] = (group_lr if lr is None else lr, run_settings(key, {**dict(group_options), **options}))
         if same_optimizer and wanted == live:
             return self.optimizers
         self.optimizers = {group: get_optimizer(name, flat, wanted[group][0], **dict(wanted[group][1]))
-                           for group, flat in self.parameter_groups().items()}
+                           for group, flat in groups.items()}
         self._optimizer_key = key
         return self.optimizers
 

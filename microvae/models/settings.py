@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, is_built_in
 from ..likelihoods import get_likelihood
 
 __all__ = ["ModelConfig", "Setting", "Fixed", "beta", "warmup", "capacity", "capacity_warmup", "likelihood", "input_dropout", "positive"]
@@ -139,7 +139,7 @@ class Setting(_Attribute):
     def __set__(self, model, value):
         config = model.__dict__.get("config")  # None while the constructor runs
         if config is not None and self.name not in config:
-            if self.owner.__module__.split(".")[0] != "microvae":  # declared by a class of one's own
+            if not is_built_in(self.owner):  # declared by a class of one's own
                 raise AttributeError(f"{type(model).__name__}.{self.name} is a Setting, written into model.config, which "
                                      f"holds no {self.name!r} yet: add it first (self.config = {{**self.config, "
                                      f"{self.name!r}: ...}}), then assign self.{self.name}")
