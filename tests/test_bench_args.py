@@ -6,7 +6,6 @@ by stand-ins (a test that reaches a real worker by mistake fails at once), excep
 run of the BLAS floor on 300 images (about a second).
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,26 +13,17 @@ import types
 
 import numpy as np
 import pytest
+from _absent import make_absent
+from _bench import BENCH, ROOT, load_bench
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "bench")
 SCRIPTS = ("bench_vae", "bench_convvae", "bench_memory", "bench_startup")
 CRASH = "worker exited with 1: Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom"
-
-
-def _load(name):
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture()
 def scripts(monkeypatch):
     """The four scripts, loaded fresh, with every way of starting a worker refused."""
-    modules = {name: _load(name) for name in SCRIPTS}
+    modules = {name: load_bench(name) for name in SCRIPTS}
     common = modules["bench_vae"].C
 
     def no_worker(*args, **kwargs):
@@ -165,7 +155,7 @@ def test_convvae_same_window_reaches_the_workers_and_check_gradients_needs_pytor
     module.main(["--frameworks", "torch"])
     assert seen == [["--latent", "2", "--same-window"], ["--latent", "2"]]
     capsys.readouterr()
-    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails, as where it is not installed
+    make_absent(monkeypatch, "torch")  # import torch fails, as where it is not installed
     with pytest.raises(SystemExit) as stop:
         module.main(["--check-gradients"])
     assert stop.value.code == 2 and "--check-gradients needs PyTorch" in capsys.readouterr().out
@@ -266,9 +256,7 @@ def test_bench_startup_exits_non_zero_when_a_step_run_fails(scripts, monkeypatch
 
 
 def test_run_worker_crash_becomes_an_error_and_a_one_line_exit(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_common_args_test", os.path.join(BENCH, "_common.py"))
-    C = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(C)
+    C = load_bench("_common")
     script = tmp_path / "crash.py"
     script.write_text("import sys\nprint('noise', file=sys.stderr)\nraise ValueError('boom')\n")
     res = C.run_worker(str(script), [], threads=1, pin=False)
@@ -497,7 +485,7 @@ def test_the_kernel_report_says_whether_convolution_chunks_use_threads(monkeypat
     with convolutions (a dense VAE keeps BLAS's threads; a GPU runs each convolution in one pass)."""
     import microvae as mv
 
-    C = _load("bench_vae").C
+    C = load_bench("bench_vae").C
     monkeypatch.setenv("MICROVAE_NUM_THREADS", "3")
     conv = C.microvae_report(mv.ConvVAE(input_shape=(1, 8, 8), latent_dim=2))["chunk_threads"]
     assert conv.startswith("3 (convolution chunks while training")

@@ -4,22 +4,14 @@ One real run with few repeats (a few seconds): every figure is there and positiv
 count and hidden layers are the size's, and the printed bounds are the report's arithmetic,
 which is also checked on fixed figures."""
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "bench", "probe_fusion_bound.py")
+from _bench import BENCH, ROOT, load_bench
 
-
-def _load():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    spec = importlib.util.spec_from_file_location("probe_fusion_bound_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = os.path.join(BENCH, "probe_fusion_bound.py")
 
 
 def test_a_real_run_reports_every_kernel_at_both_sizes(tmp_path):
@@ -42,7 +34,7 @@ def test_a_real_run_reports_every_kernel_at_both_sizes(tmp_path):
 
 
 def test_the_report_adds_up_on_fixed_figures(capsys):
-    module = _load()
+    module = load_bench("probe_fusion_bound")
     module.print_report({"products_us": 1000.0, "adam_us": 60.0, "loss_us": 20.0, "bias_relu_forward_us": 5.0, "bias_relu_backward_us": 15.0, "params": 1234,
                          "hidden_layers": [400, 400], "report": {}, "threads": {}}, "examples")
     out = capsys.readouterr().out

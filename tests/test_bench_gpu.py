@@ -11,24 +11,14 @@ import types
 import numpy as np
 import pytest
 
+from _absent import make_absent
+from _bench import BENCH, load_bench
 from _cuda_emulation import installed, needs_compiler
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "bench")
-
-
-def _script(name):
-    """bench/<name>.py, imported as a module (its neighbours importable, as when it runs)."""
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _bench_gpu():
-    return _script("bench_gpu")
+    return load_bench("bench_gpu")
 
 
 def _cupy_importable():
@@ -57,6 +47,7 @@ def test_model_and_framework_lists_are_checked(capsys):
 
 def test_pytorch_without_cuda_is_skipped_with_the_reason(monkeypatch):
     bench = _bench_gpu()
+    make_absent(monkeypatch, "torch")  # its submodules too, where PyTorch is installed
     monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False)))
     result = bench.run_torch("vae", types.SimpleNamespace(seed=0, limit=10, epochs=1))
     assert result == {"skipped": "PyTorch has no CUDA device here (torch.cuda.is_available() is False)"}
@@ -64,7 +55,7 @@ def test_pytorch_without_cuda_is_skipped_with_the_reason(monkeypatch):
 
 @needs_compiler
 def test_the_microvae_side_runs_on_the_emulated_gpu_and_prints_its_table(monkeypatch, capsys, tmp_path):
-    monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: microvae's figures alone
+    make_absent(monkeypatch, "torch")  # PyTorch absent: microvae's figures alone
     bench = _bench_gpu()
     with installed():
         assert bench.main(["--epochs", "2", "--limit", "130", "--json", str(tmp_path / "gpu.json")]) == 0
@@ -92,8 +83,8 @@ def test_the_profile_without_cupy_says_why_and_exits_2():
 
 @needs_compiler
 def test_the_profile_runs_on_the_emulated_gpu_and_prints_both_times_and_the_hosts_functions(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "torch", None)  # PyTorch absent: no kernel trace, said so
-    profile = _script("profile_gpu")
+    make_absent(monkeypatch, "torch")  # PyTorch absent: no kernel trace, said so
+    profile = load_bench("profile_gpu")
     with installed():
         assert profile.main(["--models", "vae", "--steps", "2", "--top", "5"]) == 0
     out = capsys.readouterr().out

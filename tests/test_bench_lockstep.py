@@ -4,7 +4,6 @@ The benchmarks themselves are not run here; a stand-in worker script records whe
 its epochs starts and ends, so the test can check that no two workers' epochs overlap.
 """
 
-import importlib.util
 import io
 import json
 import os
@@ -14,15 +13,12 @@ import types
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+from _bench import BENCH, load_bench
 
 
 @pytest.fixture()
 def common():
-    spec = importlib.util.spec_from_file_location("bench_common_under_test", os.path.join(BENCH, "_common.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("_common")
 
 
 def test_epoch_turns_without_lockstep_is_a_plain_range(common, monkeypatch, capsys):

@@ -6,7 +6,6 @@ checked because the probe's figures compare them with BLAS, and a wrong product 
 those figures meaningless.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,19 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "bench")
+from _bench import BENCH, ROOT, load_bench
+
 SCRIPT = os.path.join(BENCH, "probe_tiled_products.py")
 
 
 @pytest.fixture(scope="module")
 def probe():
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location("probe_tiled_products_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("probe_tiled_products")
 
 
 @pytest.fixture(scope="module")

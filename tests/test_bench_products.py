@@ -5,7 +5,6 @@ Nothing here is timed and no speed is asserted: the report is checked with stand
 that answer fixed figures; the one real run (NumPy alone, two repeats) takes about a second.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "bench")
+from _bench import BENCH, ROOT, load_bench
+
 CRASH = "worker exited with 1: Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: boom"
 # (in, out) of every Dense layer, written out here rather than taken from bench_vae.py
 LAYERS = {"textbook": [(784, 512), (512, 256), (256, 4), (2, 256), (256, 512), (512, 784)],
@@ -24,11 +23,7 @@ LAYERS = {"textbook": [(784, 512), (512, 256), (256, 4), (2, 256), (256, 512), (
 @pytest.fixture()
 def bench(monkeypatch):
     """bench_products.py, loaded fresh, with starting a real worker refused."""
-    if BENCH not in sys.path:
-        sys.path.insert(0, BENCH)
-    spec = importlib.util.spec_from_file_location("bench_products_under_test", os.path.join(BENCH, "bench_products.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("bench_products")
 
     def no_worker(*args, **kwargs):
         raise AssertionError("a benchmark worker was started")

@@ -4,7 +4,6 @@ One real run on 1024 images (a few seconds): every piece is timed as often as th
 says it runs, the pieces fit inside the step, and the printed ratio is the step over its
 products. The report's arithmetic is checked on fixed figures."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "bench", "profile_step.py")
+from _bench import BENCH, ROOT, load_bench
 
-
-def _load():
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    spec = importlib.util.spec_from_file_location("profile_step_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = os.path.join(BENCH, "profile_step.py")
 
 
 @pytest.mark.parametrize("size, layers", [("examples", 4), ("textbook", 6)])
@@ -42,7 +34,7 @@ def test_a_real_run_times_each_piece_as_often_as_the_model_runs_it(tmp_path, siz
                    "reparam_backward", "kl_normal", "clamp_logvar"):
         assert calls[single] == 1, (single, calls)
     step = pieces["loop"]["us"]
-    module = _load()
+    module = load_bench("profile_step")
     outside = sum(p["us"] for label, p in pieces.items() if label != "loop" and label not in module.NESTED)
     assert 0 < outside < pieces["step"]["us"] < step  # the gather and the checks lie outside _train_batch
     assert pieces["bernoulli_nll_logits"]["us"] < pieces["likelihood"]["us"]
@@ -55,7 +47,7 @@ def test_a_real_run_times_each_piece_as_often_as_the_model_runs_it(tmp_path, siz
 
 
 def test_the_report_adds_up_on_fixed_figures(capsys):
-    module = _load()
+    module = load_bench("profile_step")
     us = {label: 10.0 for label, _ in module.PIECES}
     us.update(loop=1000.0, step=950.0, matmul=300.0, matmul_tn=250.0, matmul_nt=150.0)
     res = {"pieces": {label: {"us": v, "calls": 1.0} for label, v in us.items()}, "step_over_products": [1.4, 1.5],
@@ -75,7 +67,7 @@ def test_the_report_adds_up_on_fixed_figures(capsys):
 @pytest.mark.parametrize("argv, option", [(["--epochs", "0"], "--epochs"), (["--limit", "0"], "--limit"),
                                           (["--threads", "0"], "--threads"), (["--size", "huge"], "--size")])
 def test_out_of_range_options_are_refused(argv, option, capsys):
-    module = _load()
+    module = load_bench("profile_step")
     with pytest.raises(SystemExit) as exc:
         module.main(argv)
     assert exc.value.code == 2 and option in capsys.readouterr().err

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _absent import make_absent
 
 import microvae as mv
 from microvae.cli import main
@@ -800,10 +801,7 @@ def test_train_records_how_sample_draws_its_sequences(data, draw_as, length, tmp
 def test_train_without_matplotlib_writes_the_run_and_skips_the_pictures(tmp_path, monkeypatch, capsys):
     """matplotlib is optional: train still writes the model and its history (status 0), and
     sample fails with a short message."""
-    for name in list(sys.modules):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    make_absent(monkeypatch, "matplotlib")
     assert main(["train", "--limit", "20", "--epochs", "1", "--hidden", "8", "--out", str(tmp_path), "--verbose", "0"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "history.json", "model.npz"]
     assert "microvae: pictures skipped: microvae.plot needs matplotlib" in capsys.readouterr().err

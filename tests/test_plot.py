@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from _absent import make_absent
 
 pytest.importorskip("matplotlib")
 
@@ -946,10 +947,7 @@ def test_plot_piano_roll(tmp_path, rng):
 # --------------------------------------------------------------------------
 
 def test_missing_matplotlib_gives_clear_import_error(monkeypatch):
-    for name in list(sys.modules):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    make_absent(monkeypatch, "matplotlib")
     with pytest.raises(ImportError, match=r"needs matplotlib: pip install matplotlib \(in a microvae checkout, pip install -e '\.\[plot\]'"):
         mplot._pyplot()
     with pytest.raises(ImportError, match="needs matplotlib"):
