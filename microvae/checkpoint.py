@@ -187,11 +187,8 @@ def save(model, path, include_optimizer: bool = True, info: dict | None = None) 
                                  "t": {group: opt.t for group, opt in model.optimizers.items()}}
         differ = model._optimizer_groups_differ()
         if differ:  # an AAE's discriminator at a rate of its own, say: each group's settings, as in use
-            from .optim import run_settings
-
-            training["optimizer"]["group_settings"] = {
-                group: {"lr": group_lr, "options": dict(run_settings(name, group_options))}
-                for group, (group_lr, group_options) in differ.items()}
+            training["optimizer"]["group_settings"] = {group: {"lr": group_lr, "options": dict(group_options)}
+                                                       for group, (group_lr, group_options) in differ.items()}
         for group, opt in model.optimizers.items():
             for key, value in opt.state_arrays().items():
                 arrays[f"optim/{group}/{key}"] = _checked_for_saving(

@@ -471,9 +471,10 @@ class Model(Module):
                              "fit after model.optimizers = {}")
 
     def _optimizer_groups_differ(self) -> dict:
-        """{group: (lr, options)} where the groups' optimizers have different settings, else {}."""
-        settings = {group: opt.settings() for group, opt in self.optimizers.items()}
-        return settings if len({repr(value) for value in settings.values()}) > 1 else {}
+        """{group: (lr, run_settings)} where the groups' optimizers run at different settings, else {}:
+        compared as fit compares runs (``_run_of``)."""
+        runs = {group: _run_of(self._optimizer_key, opt) for group, opt in self.optimizers.items()}
+        return runs if len(set(runs.values())) > 1 else {}
 
     def _current_optimizer(self):
         """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""
