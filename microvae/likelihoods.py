@@ -11,7 +11,7 @@ import numbers
 
 from .backend import array_module
 from .losses import bernoulli_nll, gaussian_nll
-from .losses._checks import outside_unit_interval
+from .losses._checks import found_range, outside_unit_interval
 
 # Every learned log-variance (the encoder's, a learned prior's, a Gaussian decoder's) is
 # clamped to this range, with zero gradient outside it: e^{-logvar} overflows float32 below
@@ -56,7 +56,7 @@ class Bernoulli:
         if found is not None:
             lo, hi = found
             raise ValueError(
-                f"{what} must lie in [0, 1] for a Bernoulli likelihood (found values in [{lo:g}, {hi:g}]); "
+                f"{what} must lie in [0, 1] for a Bernoulli likelihood ({found_range(lo, hi)}); "
                 "scale the data, or use likelihood='gaussian'"
             )
 

@@ -423,6 +423,30 @@ def test_the_bernoulli_losses_refuse_targets_outside_the_unit_interval(name, bad
     assert np.all(np.isfinite(losses.bernoulli_nll(np.full((2, 3), 0.5), np.clip(np.nan_to_num(x), 0, 1))[0]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_target_just_past_one_is_shown_as_past_one_with_a_hint_to_clip(dtype):
+    """The range was written with :g, six digits: float32's 1.0000001 (or float64's 1 + 2⁻⁵²,
+    the overshoot a rescaling leaves) showed as "found values in [0, 1]", an error that
+    contradicted itself. Every function that checks the range says so the same way."""
+    above = np.nextafter(dtype(1), dtype(2))
+    x = np.full((2, 3), 0.5, dtype=dtype)
+    x[1, 2] = above
+    shown = re.escape(f"found values in [0.5, {float(above)!r}], at most {float(above) - 1:.2g} outside [0, 1], as "
+                      "rounding leaves: np.clip to [0, 1] puts such values back")
+    for check in (lambda: losses.bernoulli_nll(np.zeros((2, 3), dtype), x),
+                  lambda: losses.bce_probabilities(np.full((2, 3), 0.5, dtype), x),
+                  lambda: losses.bce_probabilities(x, np.zeros((2, 3), dtype)),
+                  lambda: mv.VAE(3, (2,), 1, dtype=dtype).fit(x, epochs=1, verbose=0)):
+        with pytest.raises(ValueError, match=shown):
+            check()
+    x[1, 2] = -np.finfo(dtype).tiny  # just below 0: shown in full too, with the hint
+    with pytest.raises(ValueError, match=re.escape(f"found values in [{-float(np.finfo(dtype).tiny):g}, 0.5], at most")):
+        losses.bernoulli_nll(np.zeros((2, 3), dtype), x)
+    x[1, 2] = 1.5  # far outside: no hint, the data needs scaling, not clipping
+    with pytest.raises(ValueError, match=r"found values in \[0\.5, 1\.5\]\); scale the data"):
+        losses.bernoulli_nll(np.zeros((2, 3), dtype), x)
+
+
 def test_a_model_checks_its_data_once_and_its_loss_then_skips_the_range_pass(monkeypatch):
     """The Bernoulli likelihood calls bernoulli_nll with check_range=False: fit checked the data."""
     from microvae.losses import bernoulli

@@ -48,11 +48,27 @@ def outside_unit_interval(x):
     return None if 0.0 <= lo and hi <= 1.0 else (lo, hi)
 
 
+def found_range(lo: float, hi: float) -> str:
+    """"found values in [lo, hi]" for a range check's message, each bound written to as many
+    digits as it takes to tell it from 0 and 1 (``:g`` wrote float32's 1.0000001 as "1", an
+    error that contradicted itself), and a hint to clip when rounding is all that put the data
+    outside [0, 1]. NaN bounds are written as nan."""
+    def written(value: float) -> str:
+        short = f"{value:g}"
+        return repr(value) if short in ("0", "-0", "1") and value not in (0.0, 1.0) else short
+
+    text = f"found values in [{written(lo)}, {written(hi)}]"
+    beyond = max(0.0 - lo, hi - 1.0)  # NaN compares false: no hint then
+    if 0.0 < beyond <= 1e-6:
+        text += f", at most {beyond:.2g} outside [0, 1], as rounding leaves: np.clip to [0, 1] puts such values back"
+    return text
+
+
 def bernoulli_targets(what: str, x) -> None:
     """ValueError unless every value of ``x`` lies in [0, 1] (NaN does not): outside it
     softplus(l) − x·l is no log-likelihood, and 0–255 pixels gave a loss of −761 per pixel."""
     found = outside_unit_interval(x)
     if found is not None:
         lo, hi = found
-        raise ValueError(f"{what}: x must lie in [0, 1], the pixels' probabilities of being on (found values in "
-                         f"[{lo:g}, {hi:g}]); scale the data, or use gaussian_nll for real-valued data")
+        raise ValueError(f"{what}: x must lie in [0, 1], the pixels' probabilities of being on ({found_range(lo, hi)}); "
+                         "scale the data, or use gaussian_nll for real-valued data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend import array_module, kernels_for
 from ..checks import check_number
-from ._checks import bernoulli_targets, native, outside_unit_interval, rows, same_shape
+from ._checks import bernoulli_targets, found_range, native, outside_unit_interval, rows, same_shape
 
 
 def bernoulli_nll(logits, x, check_range: bool = True, kernels=None):
@@ -54,8 +54,8 @@ def bce_probabilities(p, x, eps: float = 1e-7):
     bernoulli_targets("bce_probabilities", x)
     found = outside_unit_interval(p)
     if found is not None:
-        raise ValueError(f"bce_probabilities: p must hold probabilities in [0, 1] (found values in [{found[0]:g}, "
-                         f"{found[1]:g}]); for logits use bernoulli_nll")
+        raise ValueError(f"bce_probabilities: p must hold probabilities in [0, 1] ({found_range(*found)}); "
+                         "for logits use bernoulli_nll")
     xp = array_module(p)
     batch = p.shape[0]
     # in float64: in float32, 1 − 1e-7 rounds to 1 − 1.19e-7, a saturated pixel's cost 1 % off
