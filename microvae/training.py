@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import os
 import sys
 import time
@@ -270,6 +271,18 @@ class EarlyStopping(Callback):
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
+    def _monitored_number(self, value, epoch: int):
+        """``value`` if it is a real number (NaN too: it never improves), a 0-d NumPy or CuPy array's
+        as a number (what ``xp.mean`` returns), else a TypeError naming the monitored metric:
+        None or a string met the comparison as "'<' not supported between instances of ...",
+        which named neither this callback nor the metric."""
+        if getattr(value, "shape", None) == () and getattr(getattr(value, "dtype", None), "kind", "") in "iuf":
+            value = value.item()
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(f"EarlyStopping monitors {self.monitor!r}, which must be a number every epoch; epoch {epoch}'s "
+                            f"record has {self.monitor}={value!r}")
+        return value
+
     def on_train_begin(self, model):
         self.best, self.best_epoch, self.stopped_epoch, self._wait, self._best_params = self._worst(), None, None, 0, None
         self._last_epoch = self.restored_epoch = None
@@ -279,6 +292,8 @@ class EarlyStopping(Callback):
             raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which this run does not record "
                            f"(recorded: {sorted(record)}); pass validation_data or monitor='loss'")
         value = record[self.monitor]
+        if type(self)._improves is EarlyStopping._improves:  # (a subclass comparing its own way takes its own values)
+            value = self._monitored_number(value, epoch)
         self._last_epoch = epoch
         if self._improves(value):
             self.best, self.best_epoch, self._wait = value, epoch, 0

@@ -614,6 +614,32 @@ def test_early_stopping_in_max_mode_keeps_the_highest_value():
     assert _drive(nan_stopper, [0.5, math.nan, 0.9], _model()) == 2 and nan_stopper.best_epoch == 1
 
 
+@pytest.mark.parametrize("value", [None, "high", True, [0.5], np.ones(2)])
+def test_early_stopping_names_its_metric_when_a_callback_records_no_number(data, value):
+    """A metric of one's own recorded as None or a string met the comparison as "'<' not
+    supported between instances of 'NoneType' and 'float'", naming neither EarlyStopping nor
+    the metric; True compared as 1."""
+
+    class Odd(Callback):
+        records = ("acc",)
+
+        def on_epoch_end(self, model, epoch, record):
+            record["acc"] = value
+
+    x, _ = data
+    with pytest.raises(TypeError, match=rf"^EarlyStopping monitors 'acc', which must be a number every epoch; epoch 1's "
+                                        rf"record has acc={re.escape(repr(value))}$"):
+        _model().fit(x, epochs=2, batch_size=100, verbose=0, callbacks=[Odd(), mv.EarlyStopping(monitor="acc", mode="max")])
+
+
+def test_early_stopping_takes_numpy_scalars_and_0d_arrays_as_numbers():
+    """What np.mean or a CuPy reduction returns for a metric of one's own: a NumPy scalar, or a
+    0-d array, compared as its number."""
+    stopper = mv.EarlyStopping(patience=0, mode="max")
+    assert _drive(stopper, [np.float32(0.5), np.asarray(0.7), np.int64(0), np.asarray(0.9)], _model()) == 3
+    assert (stopper.best, stopper.best_epoch) == (0.7, 2) and type(stopper.best) is float
+
+
 @pytest.mark.parametrize("mode", ["auto", "MAX", None, "lower"])
 def test_early_stopping_refuses_a_mode_other_than_min_or_max(mode):
     with pytest.raises(ValueError, match="mode must be 'min' .* or 'max'"):
