@@ -291,11 +291,8 @@ def image_grid(images, nrow: int, image_shape=None, pad: int = 1,
     ``r * (H + pad) + pad`` by ``c * (W + pad) + pad`` pixels.  Unused cells
     in the last row are filled with ``pad_value``.
     """
-    if isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer)) or nrow < 1:
-        raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
-    if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or pad < 0:
-        raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
-    return _tile(_as_images(images, image_shape), int(nrow), int(pad), pad_value)
+    nrow, pad = _check_count("nrow", nrow), check_int("pad", pad, 0)
+    return _tile(_as_images(images, image_shape), nrow, pad, pad_value)
 
 
 def _cell_centers(count: int, size: int, pad: int) -> list[float]:
@@ -346,9 +343,9 @@ def _show_grid(ax, grid, vmin, vmax):
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """A count (n, steps, nrow) as ``check_int`` takes every count in microvae: an integer, or a
+    float without a fraction (steps=3.0 was refused here but taken by ``interpolate``)."""
+    return check_int(name, value, 1)
 
 
 def _as_batch_of_one(x, model=None) -> np.ndarray:

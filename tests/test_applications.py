@@ -2,6 +2,8 @@
 
 import math
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -295,11 +297,13 @@ def test_psnr_takes_the_range_of_data_outside_the_unit_interval_by_default():
     assert app.psnr(images, noisy, data_range=1.0) == pytest.approx(10 * math.log10(1 / 3))
 
 
-@pytest.mark.parametrize("n", [0, -1, 2.5, True])
-def test_plot_denoising_refuses_a_count_that_is_not_positive(n):
+@pytest.mark.parametrize("n, error", [(0, ValueError), (-1, ValueError), (2.5, ValueError), (True, TypeError),
+                                      ("2", TypeError)])
+def test_plot_denoising_refuses_a_count_that_is_not_positive(n, error):
+    """A wrong type is a TypeError and a wrong value a ValueError, as for every count (check_int)."""
     pytest.importorskip("matplotlib")
     x = np.random.default_rng(0).random((4, 16))
-    with pytest.raises(ValueError, match=rf"n must be a positive integer, got {n!r}"):
+    with pytest.raises(error, match=rf"^n must be a positive integer, got {re.escape(repr(n))}$"):
         app.plot_denoising(x, x, x, n=n)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import os
+import re
 import struct
 
 import numpy as np
@@ -230,10 +231,24 @@ def test_limit_takes_first_examples_of_each_split(isolated):
     assert len(x_train) == 7 and len(x_test) == 5  # fewer than limit available
 
 
-@pytest.mark.parametrize("limit", [0, -1, 2.5, True, "3"])
-def test_limit_validation(isolated, limit):
-    with pytest.raises(ValueError, match="limit"):
+@pytest.mark.parametrize("limit, error", [(0, ValueError), (-1, ValueError), (2.5, ValueError), (True, TypeError),
+                                          ("3", TypeError)])
+def test_limit_validation(isolated, limit, error):
+    """A wrong type is a TypeError and a wrong value a ValueError, as for every count (check_int)."""
+    with pytest.raises(error, match=rf"^limit must be None or a positive integer, got {re.escape(repr(limit))}$"):
         ds.load_fashion_mnist(root=isolated["tmp"], download=False, limit=limit)
+
+
+@pytest.mark.parametrize("limit", [2.0, np.float64(2.0), np.int32(2)])
+def test_limit_takes_a_float_without_a_fraction_as_every_count_does(isolated, limit):
+    """limit=10.0 was refused here, while sample(10.0), make_sprites(n=10.0) and fit's counts took it."""
+    root = write_fake_dataset(isolated["tmp"] / "root", n_train=8, n_test=5)
+    as_float = ds.load_fashion_mnist(root=root, download=False, limit=limit)
+    as_int = ds.load_fashion_mnist(root=root, download=False, limit=2)
+    for a, b in zip(as_float, as_int):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert len(as_float[0][0]) == 2
 
 
 @pytest.mark.parametrize("load", [ds.load_fashion_mnist, ds.load_mnist])

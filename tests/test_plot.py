@@ -1442,3 +1442,46 @@ def test_a_denoising_report_prints_its_figures_not_its_pixels():
     assert text.startswith(f"DenoisingReport(gain={report.gain:.3f}, psnr_noisy={report.psnr_noisy:.3f}, ")
     assert "noisy=<array (5, 6)>" in text and "denoised=<array (5, 6)>" in text and len(text) < 300
     assert report[4] == report.gain and report._fields[:2] == ("noisy", "denoised")  # still the same tuple
+
+
+def _count_calls(rng, model):
+    """Each plot function that takes a count, called with the count given as ``value``."""
+    x = rng.random((4, D))
+    sequences, rolls = rng.random((3, 5, 2)), (rng.random((3, 8, 6)) > 0.5).astype(np.float64)
+    return {
+        "image_grid nrow": lambda v: mplot.image_grid(x, nrow=v),
+        "image_grid pad": lambda v: mplot.image_grid(x, nrow=2, pad=v),
+        "plot_reconstructions n": lambda v: mplot.plot_reconstructions(x, x[::-1], n=v),
+        "plot_samples nrow": lambda v: mplot.plot_samples(x, nrow=v),
+        "plot_latent_grid n": lambda v: mplot.plot_latent_grid(model, n=v),
+        "plot_interpolation steps": lambda v: mplot.plot_interpolation(model, x[0], x[1], steps=v),
+        "plot_traversal steps": lambda v: mplot.plot_traversal(model, x[0], dims=[0], steps=v),
+        "plot_sequences n": lambda v: mplot.plot_sequences(sequences, n=v),
+        "plot_piano_roll n": lambda v: mplot.plot_piano_roll(rolls, n=v),
+    }
+
+
+@pytest.mark.parametrize("which", list(_count_calls(np.random.default_rng(0), FakeModel())))
+def test_every_count_takes_a_float_without_a_fraction_and_refuses_other_types(rng, model, which):
+    """plot_interpolation(steps=3.0) and image_grid(nrow=2.0) were refused, with a ValueError
+    for a type, while interpolate, sample and fit take 3.0 (check_int, microvae's one rule for
+    counts): a float without a fraction draws what its integer draws; True and "3" are
+    TypeErrors, 2.5 a ValueError."""
+    call = _count_calls(rng, model)[which]
+    name = which.split()[1]
+    as_int = call(3)
+    as_float = call(3.0)
+    as_numpy = call(np.float64(3.0))
+    if isinstance(as_int, np.ndarray):  # image_grid returns the grid itself
+        np.testing.assert_array_equal(as_float, as_int)
+        np.testing.assert_array_equal(as_numpy, as_int)
+    else:
+        for fig in (as_float, as_numpy):
+            assert len(fig.axes) == len(as_int.axes)
+            for drawn, expected in zip(fig.axes, as_int.axes):
+                assert len(drawn.images) == len(expected.images)
+                for a, b in zip(drawn.images, expected.images):
+                    np.testing.assert_array_equal(a.get_array(), b.get_array())
+    for bad, error in ((True, TypeError), ("3", TypeError), (2.5, ValueError)):
+        with pytest.raises(error, match=rf"^{name} must be (a positive integer|an integer >= 0), got {re.escape(repr(bad))}$"):
+            call(bad)

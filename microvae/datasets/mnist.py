@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..checks import as_path, check_bool
+from ..checks import as_path, check_bool, check_int
 from . import download as _download
 from .download import ChecksumError, DatasetNotFoundError
 from .idx import read_idx
@@ -234,8 +234,7 @@ def _read_split(images_path: str, labels_path: str, limit, flatten: bool):
 
 
 def _load(name: str, root, download: bool, flatten: bool, limit):
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit must be None or a positive integer, got {limit!r}")
+    limit = check_int("limit", limit, 1, none_ok=True)
     download, flatten = check_bool("download", download), check_bool("flatten", flatten)  # download="no" would download
     source = _SOURCES[name]
     candidates = _candidate_dirs(source, root)
