@@ -412,7 +412,8 @@ def load(path, backend=None):
         config["backend"] = backend
     try:
         model = cls(**cls.config_from_checkpoint(config))
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+    # RecursionError: a layer spec nested hundreds deep parses as JSON but not as a model
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, MemoryError, RecursionError) as exc:
         raise CheckpointError(path, f"its config does not build a {cls.__name__} (expected the constructor "
                                     f"arguments model.save() stored): {exc}") from exc
 

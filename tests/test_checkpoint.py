@@ -470,3 +470,24 @@ def test_read_info_reads_only_the_marker_version_and_info(trained, monkeypatch):
     monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", spy)
     assert checkpoint.read_info(path) == {"data": "sprites"}
     assert set(read) == {"format", "format_version", "info"}  # (the marker is read first, then again with the info)
+
+
+def test_a_layer_spec_nested_too_deep_to_build_is_a_checkpoint_error(tmp_path):
+    """A foreign file whose encoder spec wraps one Sequential in hundreds of others parses as
+    JSON, but building it ran out of Python's recursion: a bare RecursionError with no file
+    name, where every other config that builds no model is a CheckpointError."""
+    from microvae.layers import Dense, Sequential
+
+    path = tmp_path / "custom.npz"
+    mv.VAE(4, latent_dim=1, encoder=Sequential(Dense(4, 2))).save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["model"]))
+    spec = meta["config"]["encoder"]
+    for _ in range(200):  # 600 levels of JSON, which parse; each Sequential built takes more frames than that
+        spec = {"type": "Sequential", "config": {"layers": [spec]}}
+    meta["config"]["encoder"] = spec
+    deep = tmp_path / "deep.npz"
+    _rewrite(path, deep, model=np.array(json.dumps(meta)))
+    with pytest.raises(mv.CheckpointError, match=r"deep\.npz.*its config does not build a VAE .*recursion"):
+        mv.load(deep)
+    assert mv.load(path).config == mv.VAE(4, latent_dim=1, encoder=Sequential(Dense(4, 2))).config  # the saved file is intact
