@@ -107,6 +107,29 @@ def test_cvae_gradients_with_warmup_and_capacity(condition_at, learned_prior, be
     assert result.passed(1e-6), result.table()
 
 
+@pytest.mark.parametrize("condition_at", ["input", "hidden"])
+@pytest.mark.parametrize("learned_prior", [False, True])
+@settings(max_examples=4)
+@given(beta=st.sampled_from([0.5, 2.0]), beta_warmup=st.integers(2, 12), fraction=st.floats(0.0, 1.0), n=st.integers(1, 5),
+       seed=st.integers(0, 2**31))
+def test_cvae_gradients_part_way_through_a_beta_warmup_without_a_capacity(condition_at, learned_prior, beta, beta_warmup,
+                                                                         fraction, n, seed):
+    """The check above always sets a capacity target: without one the KL's slope is β(t) =
+    β·step/warmup, a branch of its own (kl_weighting), here always strictly inside the ramp."""
+    model = tiny_cvae(condition_at=condition_at, learned_prior=learned_prior, beta=beta, beta_warmup=beta_warmup,
+                      seed=seed % 1000)
+    model.flat.data[...] += np.random.default_rng(seed).normal(0.0, 0.1, model.flat.size)
+    model.step = min(beta_warmup - 1, max(1, round(fraction * beta_warmup)))
+    assert 0 < model.current_beta() < beta
+    x, y = tiny_batch(n, seed=seed % 1000)
+    eps = model.fixed_noise(x, y, seed=seed % 997)
+    with kink_margins() as margins:
+        model.loss(x, y, eps=eps)
+    assume(min(margins) > 1e-3)
+    result = check_model(model, x, y, eps_noise=eps, eps=1e-5)
+    assert result.passed(1e-6), result.table()
+
+
 def test_label_gradients_are_discarded_and_labels_are_not_parameters():
     model = tiny_cvae(condition_at="hidden", learned_prior=True)
     x, y = tiny_batch()

@@ -41,6 +41,50 @@ def test_whole_objective_gradient(config_and_batch, seed, step):
     assert result.passed(1e-6), f"{config}\n{result}"
 
 
+def _part_way_through_a_beta_warmup(config, warmup, fraction):
+    """A VAE of ``config`` with no capacity target, β > 0 warming up over ``warmup`` steps, at a
+    step strictly inside the ramp (0 < β(t) < β), where the KL's slope is β·step/warmup."""
+    model = mv.VAE(**{**config, "beta": max(config["beta"], 0.25), "capacity": None, "capacity_warmup": 0,
+                      "beta_warmup": warmup})
+    model.step = min(warmup - 1, max(1, round(fraction * warmup)))
+    assert 0 < model.current_beta() < model.beta
+    return model
+
+
+@settings(max_examples=10)
+@given(config_and_batch=testing.vae_configs(), seed=testing.seeds(), warmup=st.integers(2, 20), fraction=st.floats(0.0, 1.0))
+def test_whole_objective_gradient_part_way_through_a_beta_warmup_without_a_capacity(config_and_batch, seed, warmup, fraction):
+    """The main check reaches this case only when its draws happen to: CI's fixed examples held
+    none part-way through a β warm-up without a capacity target, and a KL slope of the full β
+    there (the mutation the next test makes) passed every model's check."""
+    config, batch = config_and_batch
+    model = _part_way_through_a_beta_warmup(config, warmup, fraction)
+    _randomize(model, seed % 1000)
+    x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
+    eps = model.fixed_noise(x, seed=seed % 1000)
+    with kink_margins() as margins:
+        model.loss(x, eps=eps)
+    assume(not margins or (min(margins) > 1e-4 and margins.dead == 0))
+    result = mv.check_model(model, x, eps_noise=eps)
+    assert result.passed(1e-6), f"{config} step {model.step} of {warmup}\n{result}"
+
+
+def test_the_warmup_check_catches_a_kl_slope_of_the_full_beta(monkeypatch):
+    """The check above is no formality: with the loss's β·KL taken at β(t) but its slope at the
+    full β, the encoder's gradients are off by (β − β(t))·dKL, and it fails."""
+    config = dict(input_dim=6, hidden=(5,), latent_dim=2, beta=2.0, likelihood="bernoulli", capacity=None, beta_warmup=10,
+                  capacity_warmup=0, fuse_relu=True, dtype="float64", seed=3)
+    model = _part_way_through_a_beta_warmup(config, 10, 0.3)
+    _randomize(model, 3)
+    x = _data_for("bernoulli", (4, 6), 3)
+    eps = model.fixed_noise(x, seed=3)
+    assert mv.check_model(model, x, eps_noise=eps).passed(1e-6)
+    monkeypatch.setattr(mv.VAE, "kl_weighting", lambda self, kl_mean: (self.current_beta() * kl_mean, self.beta))
+    result = mv.check_model(model, x, eps_noise=eps)
+    assert not result.passed(1e-3), f"the full-β slope went unnoticed:\n{result}"
+    assert result.errors["encoder.0.W"] > 1e-3 and result.errors["decoder.1.W"] < 1e-6  # the KL reaches the encoder only
+
+
 @pytest.mark.parametrize("clamped", testing.CLAMPED_SIDES, ids="+".join)
 @settings(max_examples=5)
 @given(config_and_batch=testing.vae_configs(), drawn=testing.logvar_side_lists(), seed=testing.seeds())

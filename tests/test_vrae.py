@@ -117,6 +117,28 @@ def test_whole_objective_gradient_with_logvar_outside_the_clamp(clamped, kind, c
     assert result.passed(1e-6), result.table()
 
 
+@settings(max_examples=4)
+@given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
+       F=st.integers(1, 3), H=st.integers(1, 4), latent=st.integers(1, 3), warmup=st.integers(2, 12),
+       fraction=st.floats(0.0, 1.0), seed=st.integers(0, 2**31))
+def test_whole_objective_gradient_part_way_through_a_beta_warmup(kind, cell, n, F, H, latent, warmup, fraction, seed):
+    """The checks above run at β(t) = β: here always strictly inside a β warm-up, where the KL's
+    slope is β·step/warmup (a slope of the full β passed them)."""
+    rng = np.random.default_rng(seed)
+    model = _model(kind, F, H, latent, cell, "bernoulli", 1.5, seed % 1000)
+    model.beta_warmup = warmup
+    model.step = min(warmup - 1, max(1, round(fraction * warmup)))
+    assert 0 < model.current_beta() < model.beta
+    random_biases(model, seed)
+    x = rng.random((n, 4, F))
+    batch = (x, ragged_mask(rng.integers(1, 5, size=n), 4))
+    terms = model.loss_and_grads(*batch, eps=model.fixed_noise(*batch, seed=0))
+    # as in the check over shapes: a tensor whose whole gradient is below ~1e-3·|L| is beyond the differences' resolution
+    assume(all(not g.any() or np.abs(g).max() > 1e-3 * abs(terms.loss) for _, _, g in model.flat.named()))
+    result = check_model(model, *batch)
+    assert result.passed(1e-6), result.table()
+
+
 # --- masks and teacher forcing -------------------------------------------------------------------------
 
 
