@@ -29,8 +29,13 @@ def test_whole_objective_gradient(config_and_batch, seed, step):
     """``step``: optimizer steps taken, so that a warm-up of β or C is checked part-way too."""
     config, batch = config_and_batch
     model = mv.VAE(**config)
-    _randomize(model, seed % 1000)
     model.step = step
+    _check_whole_objective(model, config, batch, seed)
+
+
+def _check_whole_objective(model, config, batch, seed):
+    """``model`` (of ``config``) from a random point, on a batch of ``batch``, against finite differences."""
+    _randomize(model, seed % 1000)
     x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
     eps = model.fixed_noise(x, seed=seed % 1000)
     with kink_margins() as margins:
@@ -38,7 +43,7 @@ def test_whole_objective_gradient(config_and_batch, seed, step):
     # clear of every ReLU kink, and no ReLU layer off for the whole batch (zero against zero)
     assume(not margins or (min(margins) > 1e-4 and margins.dead == 0))
     result = mv.check_model(model, x, eps_noise=eps)
-    assert result.passed(1e-6), f"{config}\n{result}"
+    assert result.passed(1e-6), f"{config} at step {model.step}\n{result}"
 
 
 def _part_way_through_a_beta_warmup(config, warmup, fraction):
@@ -58,15 +63,7 @@ def test_whole_objective_gradient_part_way_through_a_beta_warmup_without_a_capac
     none part-way through a β warm-up without a capacity target, and a KL slope of the full β
     there (the mutation the next test makes) passed every model's check."""
     config, batch = config_and_batch
-    model = _part_way_through_a_beta_warmup(config, warmup, fraction)
-    _randomize(model, seed % 1000)
-    x = _data_for(config["likelihood"], (batch, config["input_dim"]), seed)
-    eps = model.fixed_noise(x, seed=seed % 1000)
-    with kink_margins() as margins:
-        model.loss(x, eps=eps)
-    assume(not margins or (min(margins) > 1e-4 and margins.dead == 0))
-    result = mv.check_model(model, x, eps_noise=eps)
-    assert result.passed(1e-6), f"{config} step {model.step} of {warmup}\n{result}"
+    _check_whole_objective(_part_way_through_a_beta_warmup(config, warmup, fraction), config, batch, seed)
 
 
 def test_the_warmup_check_catches_a_kl_slope_of_the_full_beta(monkeypatch):
