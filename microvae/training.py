@@ -276,7 +276,7 @@ class EarlyStopping(Callback):
         as a number (what ``xp.mean`` returns), else a TypeError naming the monitored metric:
         None or a string met the comparison as "'<' not supported between instances of ...",
         which named neither this callback nor the metric."""
-        if getattr(value, "shape", None) == () and getattr(getattr(value, "dtype", None), "kind", "") in "iuf":
+        if getattr(value, "shape", None) == () and getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u", "f"):
             value = value.item()
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"EarlyStopping monitors {self.monitor!r}, which must be a number every epoch; epoch {epoch}'s "

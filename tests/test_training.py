@@ -614,7 +614,18 @@ def test_early_stopping_in_max_mode_keeps_the_highest_value():
     assert _drive(nan_stopper, [0.5, math.nan, 0.9], _model()) == 2 and nan_stopper.best_epoch == 1
 
 
-@pytest.mark.parametrize("value", [None, "high", True, [0.5], np.ones(2)])
+class _ShapedLikeAScalar:
+    """Has a 0-d shape but no dtype: not an array, so not read as a number (nor its .item() called)."""
+    shape = ()
+
+    def item(self):
+        raise AssertionError("item() was called on a value that is no array")
+
+    def __repr__(self):
+        return "_ShapedLikeAScalar()"
+
+
+@pytest.mark.parametrize("value", [None, "high", True, [0.5], np.ones(2), np.asarray(True), _ShapedLikeAScalar()])
 def test_early_stopping_names_its_metric_when_a_callback_records_no_number(data, value):
     """A metric of one's own recorded as None or a string met the comparison as "'<' not
     supported between instances of 'NoneType' and 'float'", naming neither EarlyStopping nor

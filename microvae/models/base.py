@@ -473,8 +473,12 @@ class Model(Module):
     def _optimizer_groups_differ(self) -> dict:
         """{group: (lr, run_settings)} where the groups' optimizers run at different settings, else {}:
         compared as fit compares runs (``_run_of``)."""
-        runs = {group: _run_of(self._optimizer_key, opt) for group, opt in self.optimizers.items()}
+        runs = self._optimizer_runs()
         return runs if len(set(runs.values())) > 1 else {}
+
+    def _optimizer_runs(self) -> dict:
+        """{group: (lr, run_settings)} of the optimizers in use (``_run_of``)."""
+        return {group: _run_of(self._optimizer_key, opt) for group, opt in self.optimizers.items()}
 
     def _current_optimizer(self):
         """What fit uses when no optimizer is named: the current run's, or 'adam' for a new run."""
@@ -506,7 +510,7 @@ class Model(Module):
         # Settings left out continue the current run's (fit again, or on a loaded checkpoint, with
         # the same optimizer), group by group: an AAE's discriminator may run at a rate of its own,
         # and fit(clip_norm=None) must neither restart it nor hand it the other groups' lr.
-        live = {group: _run_of(key, opt) for group, opt in self.optimizers.items()} if same_optimizer else {}
+        live = self._optimizer_runs() if same_optimizer else {}  # (same_optimizer: key is the run's own)
         groups, wanted = self.parameter_groups(), {}
         for group in groups:
             group_lr, group_options = live.get(group, (DEFAULT_LR, ()))
