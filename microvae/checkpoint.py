@@ -449,6 +449,11 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
     if not (isinstance(opt, dict) and isinstance(opt.get("name"), str) and isinstance(opt.get("options"), dict)
             and isinstance(opt.get("t"), dict) and isinstance(opt.get("group_settings", {}), dict)):
         raise CheckpointError(path, f"malformed optimizer state: expected {expected}, got {opt!r}")
+    for key in ("t", "group_settings"):  # a group this model has not: a file of another model, or edited
+        foreign = [group for group in opt.get(key, {}) if group not in groups]
+        if foreign:
+            raise CheckpointError(path, f"malformed optimizer state: {key} names the group(s) {', '.join(map(repr, foreign))}, "
+                                        f"which this model has not (expected {', '.join(map(repr, groups))})")
     optimizers = {}
     for group, flat in groups.items():
         t = opt["t"].get(group)
@@ -462,8 +467,9 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
         try:
             optimizer = get_optimizer(opt["name"], flat, lr, **options)
         except (TypeError, ValueError) as exc:
-            raise CheckpointError(path, f"optimizer {opt['name']!r} with lr={lr!r} and options {options!r} "
-                                        f"cannot be rebuilt (expected 'adam' or 'sgd' with their options): {exc}") from exc
+            raise CheckpointError(path, f"optimizer {opt['name']!r} of group {group!r} with lr={lr!r} and options "
+                                        f"{options!r} cannot be rebuilt (expected 'adam' or 'sgd' with their options): "
+                                        f"{exc}") from exc
         optimizer.t = t
         for key, value in optimizer.state_arrays().items():
             value[...] = backend.asarray(_stored_array(data, f"optim/{group}/{key}", value, path, f"optimizer state {group}/{key}",

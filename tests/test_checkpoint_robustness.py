@@ -268,7 +268,13 @@ MALFORMED = {
     "optimizer-group-settings-a-list": (_optimizer(group_settings=[{"lr": 0.1}]), "malformed optimizer state: expected .*group_settings"),
     "optimizer-group-settings-no-group": (_optimizer(group_settings={}), "group_settings\\['model'\\] is None"),
     "optimizer-group-settings-no-options": (_optimizer(group_settings={"model": {"lr": 0.1}}), "group_settings\\['model'\\] is"),
-    "optimizer-group-settings-bad-lr": (_optimizer(group_settings={"model": {"lr": -1, "options": {}}}), "lr=-1 .* cannot be rebuilt"),
+    "optimizer-group-settings-bad-lr": (_optimizer(group_settings={"model": {"lr": -1, "options": {}}}),
+                                        "optimizer 'adam' of group 'model' with lr=-1 .* cannot be rebuilt"),
+    "optimizer-group-settings-a-foreign-group": (
+        _optimizer(group_settings={"model": {"lr": 0.1, "options": {}}, "critic": {"lr": 0.1, "options": {}}}),
+        "group_settings names the group\\(s\\) 'critic', which this model has not \\(expected 'model'\\)"),
+    "optimizer-t-of-a-foreign-group": (_optimizer(t={"model": 3, "critic": 3}),
+                                       "t names the group\\(s\\) 'critic', which this model has not"),
 }
 
 
