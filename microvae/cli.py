@@ -667,16 +667,23 @@ def cmd_train(args) -> int:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             model.fit(*arrays, validation_data=(data["x_test"], data["y_test"]) if labelled else data["x_test"], **fit_args)
     except BaseException as exc:
-        if run is not None and run.epochs:
+        # a resumed run stopped in its first epoch leaves the folder as it was: still worth carrying on
+        stopped_at_once = args.resume and run is not None and not run.epochs and isinstance(exc, (TrainingDiverged, KeyboardInterrupt))
+        if run is not None and (run.epochs or stopped_at_once):
             command = f"microvae train --resume --out {shlex.quote(args.out)}"
             if isinstance(exc, TrainingDiverged):  # the same learning rate would diverge again
-                rates = [optimizer.lr for optimizer in model.optimizers.values()] or [args.lr]
+                # fit put the run's optimizers back if no epoch ended; the rate that diverged was --lr's then, if given
+                given_lr = stopped_at_once and "lr" in getattr(args, "given", ())
+                rates = [args.lr] if given_lr else [optimizer.lr for optimizer in model.optimizers.values()] or [args.lr]
                 command += f" --lr {min(rates) / 10:g}"  # --lr sets every group's: a tenth of the lowest
                 how = "trains it on at a tenth of the learning rate that diverged"
             else:
                 how = "trains it on"
-            print(f"microvae: {args.out} holds this run through epoch {run.last_epoch}: model.npz and "
-                  f"history.json/csv, no pictures; {command} {how}", file=sys.stderr)
+            if run.epochs:
+                where = f"holds this run through epoch {run.last_epoch}: model.npz and history.json/csv, no pictures"
+            else:
+                where = f"still holds the run as it was, through epoch {model.epochs_trained}"
+            print(f"microvae: {args.out} {where}; {command} {how}", file=sys.stderr)
         else:
             _remove_empty(made)  # nothing was written: no empty folder left behind, --out's parents included
         raise
@@ -936,7 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dataset (default: the built-in sprites; sinusoids and piano-rolls are for vrae/hvrae, "
                             "which model sinusoids with a Gaussian likelihood of learned variance; "
                             "mnist and fashion-mnist are read from $MICROVAE_DATA, /usr/share/datasets or ~/.cache/microvae, "
-                            "and downloaded into ~/.cache/microvae if absent, unless $MICROVAE_OFFLINE is set to anything but 0)")
+                            "and downloaded into ~/.cache/microvae if absent, unless $MICROVAE_OFFLINE is set to anything but empty or 0)")
     train.add_argument("--epochs", type=_positive_int, default=10,
                        help="passes over the training set; with --resume, more of them (default: %(default)s)")
     train.add_argument("--batch-size", type=_positive_int, default=128, action=_Given,

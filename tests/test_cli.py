@@ -1378,6 +1378,17 @@ def test_sample_reads_microvae_backend_as_its_help_says(tmp_path, monkeypatch, c
     assert len(drawn) == 1
 
 
+def test_evaluate_reads_microvae_backend_as_its_help_says(tmp_path, monkeypatch, capsys):
+    mv.VAE(1024, (4,), 2, seed=0).save(tmp_path / "m.npz")
+    argv = ["evaluate", str(tmp_path / "m.npz"), "--data", "sprites", "--limit", "40", "--k", "2"]
+    monkeypatch.setenv("MICROVAE_BACKEND", "bogus")
+    assert main(argv) == 2
+    assert "backend must be 'numpy' or 'cupy', got 'bogus' (from $MICROVAE_BACKEND)" in capsys.readouterr().err
+    monkeypatch.setenv("MICROVAE_BACKEND", "numpy")
+    assert main(argv) == 0
+    assert "IWAE bound" in capsys.readouterr().out
+
+
 def test_sample_refuses_a_label_beyond_the_cvaes_classes(tmp_path, capsys):
     mv.CVAE(16, 3, (4,), 2, seed=0).save(tmp_path / "c.npz")
     out = ["-n", "4", "--out", str(tmp_path / "s.png")]
@@ -1924,6 +1935,63 @@ def test_after_a_divergence_the_resume_command_lowers_the_learning_rate(tmp_path
     assert main(shlex.split(command)[1:] + ["--epochs", "1", "--verbose", "0"]) == 0
     model = mv.load(out / "model.npz")
     assert model.epochs_trained == 2 and model.optimizer_spec[1] == pytest.approx(0.0003)
+
+
+@pytest.mark.parametrize("lr_given", [False, True])
+def test_a_resumed_run_that_diverges_at_once_still_gets_the_command_to_carry_on(tmp_path, monkeypatch, capsys, lr_given):
+    """A --resume whose first epoch diverges leaves the folder as it was (fit rolls the epoch
+    back, nothing is written): the message says so and gives the command with a tenth of the
+    rate that diverged, --lr's when given, else the run's."""
+    import shlex
+
+    from microvae.models.base import Model
+
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "2", "--lr", "0.003", "--out", str(out),
+                 "--verbose", "0"]) == 0
+    before = _run_files(out)
+    capsys.readouterr()
+    train_batch = Model._train_batch
+    monkeypatch.setattr(Model, "_train_batch", lambda self, *args: {**train_batch(self, *args), "loss": float("nan")})
+    argv = ["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"] + (["--lr", "0.5"] if lr_given else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "training diverged at epoch 3, batch 1" in err
+    assert f"microvae: {out} still holds the run as it was, through epoch 2; " in err
+    command = err.split("through epoch 2; ")[1].split(" trains it on at a tenth of the learning rate that diverged")[0]
+    assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out), "--lr", "0.05" if lr_given else "0.0003"]
+    assert _run_files(out) == before
+    monkeypatch.undo()
+    assert main(shlex.split(command)[1:] + ["--epochs", "1", "--verbose", "0"]) == 0
+    assert mv.load(out / "model.npz").epochs_trained == 3
+
+
+def test_a_resumed_run_interrupted_at_once_keeps_its_learning_rate_in_the_command(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+    _interrupt_at_step(monkeypatch, 1)
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"]) == 130
+    line = next(line for line in capsys.readouterr().err.splitlines() if "holds the run" in line)
+    assert line == f"microvae: {out} still holds the run as it was, through epoch 1; microvae train --resume --out {out} trains it on"
+
+
+def test_a_resumed_run_that_fails_at_once_for_another_reason_gets_no_command(tmp_path, monkeypatch, capsys):
+    """Only a divergence or Ctrl-C is worth the carry-on command; an error in the data or
+    settings would stop it again."""
+    from microvae.models.base import Model
+
+    out = tmp_path / "run"
+    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
+    capsys.readouterr()
+
+    def failing(self, *args):
+        raise RuntimeError("a bug in a batch")
+
+    monkeypatch.setattr(Model, "_train_batch", failing)
+    with pytest.raises(RuntimeError, match="a bug in a batch"):
+        main(["train", "--resume", "--out", str(out), "--epochs", "1", "--verbose", "0"])
+    assert "--resume" not in capsys.readouterr().err
 
 
 def test_an_interruption_that_is_not_a_divergence_keeps_the_learning_rate(tmp_path, monkeypatch, capsys):
