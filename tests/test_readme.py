@@ -608,8 +608,8 @@ def test_backend_claims():
     for name in re.findall(r"`(\w+)`", api_bullet("Models").split(" with ")[0]):
         default = inspect.signature(getattr(mv, name)).parameters["backend"].default
         assert default == "numpy", f"{name}(backend=) defaults to {default!r}, README says \"numpy\""
-    shown("`microvae train` and the sample command read the variable too", bullet)
-    for command in ("train", "sample"):  # None: the variable, else NumPy (tests/test_cli.py runs sample with it)
+    shown("`microvae train`, `sample` and `evaluate` read the variable too", bullet)
+    for command in ("train", "sample", "evaluate"):  # None: the variable, else NumPy (tests/test_cli.py runs sample with it)
         assert _subparser(command)._option_string_actions["--backend"].default is None
 
 

@@ -20,7 +20,7 @@ over, as is a folder holding the *other* dataset (the two use the same file name
 first training labels tell them apart). Only if none of these is
 complete, and ``download=True``, are the missing files downloaded into the
 cache from the dataset's public mirror, MD5-verified (unless ``$MICROVAE_OFFLINE``
-is set: then nothing is fetched and the error says so).
+is set to anything but empty or 0: then nothing is fetched and the error says so).
 """
 
 from __future__ import annotations
