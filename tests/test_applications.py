@@ -166,6 +166,16 @@ def test_slerp_of_equal_parallel_or_opposite_codes_is_the_straight_line():
         np.testing.assert_allclose(app.slerp(a, b, t), (1 - t[:, None]) * a + t[:, None] * b, atol=1e-12)
 
 
+def test_slerp_of_nearly_opposite_codes_stays_on_the_circle():
+    """Only codes parallel to within rounding take the straight line: 0.005 rad short of
+    opposite, the midpoint still has the codes' norm (the line's has 0.0025)."""
+    angle = math.pi - 0.005
+    a, b = np.array([1.0, 0.0]), np.array([math.cos(angle), math.sin(angle)])
+    path = app.slerp(a, b, np.linspace(0, 1, 5))
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.arctan2(path[:, 1], path[:, 0]), np.linspace(0, angle, 5), atol=1e-12)
+
+
 _NOT_REAL = {"object": np.array([[0.1, None]], dtype=object), "complex128": np.array([[0.1 + 1j, 0.2]]),
              "<U3": np.array([["0.1", "0.2"]])}
 

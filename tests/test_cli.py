@@ -160,6 +160,8 @@ def test_bad_arguments_exit_non_zero(capsys):
     (["train", "--epochs", "abc"], "--epochs: must be a positive integer, got 'abc'"),
     (["train", "--beta-warmup", "-5"], "--beta-warmup: must be an integer >= 0, got -5"),
     (["train", "--input-dropout", "1.5"], "--input-dropout: must be a number in [0, 1), got 1.5"),
+    (["train", "--input-dropout", "1"], "--input-dropout: must be a number in [0, 1), got 1"),
+    (["train", "--input-dropout", "-0.1"], "--input-dropout: must be a number in [0, 1), got -0.1"),
     (["train", "--lr", "inf"], "--lr: must be a finite positive number, got inf"),
     (["train", "--beta", "nan"], "--beta: must be a finite number >= 0, got nan"),
     (["train", "--seed", "x"], "--seed: must be an integer >= 0, got 'x'"),
@@ -2027,6 +2029,65 @@ def test_evaluate_reads_a_recorded_value_only_where_it_uses_it(info, argv, works
     else:
         _fails_cleanly(["evaluate", checkpoint, *argv], capsys,
                        "'s info has seed=-5, not an integer >= 0 (it seeded the generated data that train split)")
+
+
+def test_evaluate_takes_the_recorded_limit_and_seed_only_for_the_recorded_data(tmp_path, monkeypatch, capsys, trained_run):
+    """They describe the recorded run's split: other data (MNIST for a Fashion-MNIST run, say,
+    the one pair of datasets that share a shape) is evaluated on its whole test set."""
+    import microvae.cli as cli
+
+    calls, load_data = [], cli.load_data
+
+    def recorded(name, limit, seed, **options):
+        calls.append((name, limit, seed))
+        return load_data(name, 40, seed, **options)  # small, whatever was asked
+
+    monkeypatch.setattr(cli, "load_data", recorded)
+    model = mv.load(trained_run / "model.npz")
+    for data, expected in (("fashion-mnist", ("sprites", None, 0)), ("sprites", ("sprites", 600, 3))):
+        checkpoint = _saved_with_info(model, tmp_path / data, data=data, limit=600, seed=3)
+        _evaluated([checkpoint, "--data", "sprites", "--k", "2"], capsys)
+        assert calls.pop() == expected
+
+
+def test_evaluate_refuses_data_that_leaves_no_test_examples(tmp_path, monkeypatch, capsys, trained_run):
+    """No built-in dataset leaves none (a tenth is held out, MNIST keeps at least 100), but the
+    guard names the cause if one ever does, rather than a mean over nothing."""
+    import microvae.cli as cli
+
+    load_data = cli.load_data
+
+    def no_test_set(*args, **options):
+        data = load_data(*args, **options)
+        return {**data, "x_test": data["x_test"][:0], "y_test": data["y_test"][:0]}
+
+    monkeypatch.setattr(cli, "load_data", no_test_set)
+    _fails_cleanly(["evaluate", str(trained_run / "model.npz"), "--limit", "40"], capsys,
+                   "--limit 40 leaves no test examples of sprites; give a larger --limit")
+
+
+def test_after_a_divergence_the_command_takes_a_tenth_of_the_lowest_groups_rate(tmp_path, monkeypatch, capsys):
+    """--lr sets every group's rate: for an AAE whose discriminator has a rate of its own, a
+    tenth of the lowest, so that no group carries on at a rate that diverged."""
+    import shlex
+
+    out = tmp_path / "run"
+    checkpoint = _trained(out, capsys, "--model", "aae", "--hidden", "8", "--limit", "20")
+    model = mv.load(checkpoint)
+    model.optimizers["discriminator"].lr = 2e-4  # the others keep Adam's 1e-3
+    model.save(checkpoint)
+    calls, train_batch = [], mv.AAE._train_batch
+
+    def diverging(self, *args):  # one step an epoch: the resumed run's second epoch diverges
+        calls.append(1)
+        metrics = train_batch(self, *args)
+        return {**metrics, "loss": float("nan")} if len(calls) == 2 else metrics
+
+    monkeypatch.setattr(mv.AAE, "_train_batch", diverging)
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"]) == 2
+    err = capsys.readouterr().err
+    command = err.split("no pictures; ")[1].split(" trains it on at a tenth")[0]
+    assert shlex.split(command) == ["microvae", "train", "--resume", "--out", str(out), "--lr", "2e-05"]
 
 
 def test_evaluate_out_of_memory_names_its_own_options_and_a_resume_names_none(tmp_path, monkeypatch, capsys, trained_run):

@@ -727,6 +727,9 @@ def test_sprites_factor_ranges_when_sampled():
     assert values["rotation"].max() < 2 * np.pi
     assert np.all(np.diff(values["pos_x"]) > 0)
     assert values["pos_x"].min() > 0.2 * 32 and values["pos_x"].max() < 32 - 0.2 * 32
+    # each factor's values are an array of its own: editing one leaves the others as they were
+    arrays = list(values.values())
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
 
 
 def test_sprites_stay_inside_the_frame(sprite_grid):
