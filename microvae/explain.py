@@ -137,6 +137,8 @@ def explain_gradients(seed: int = 0, h: float = 1e-6) -> list:
     dW3 = dec1.grads["W"].copy()
     dmu_rec, dlogvar_rec = sampler.backward(dz)
     dmu, dlogvar = dmu_rec + beta * dmu_kl, dlogvar_rec + beta * dlogvar_kl
+    # (a model also zeroes dlogvar where its logvar clamp held the value, as VAE._encode_backward
+    # does; this tiny VAE's logvar stays well inside the clamp, so there is nothing to mask)
     dh1 = enc2.backward(np.concatenate([dmu, dlogvar], axis=1))
     dW2 = enc2.grads["W"].copy()
     da1 = enc_relu.backward(dh1)

@@ -20,8 +20,9 @@ with W₂ = W reshaped to (F, C·KH·KW) and Y, dY seen as (F, N·OH·OW):
 whose columns fit in cache (``CHUNK_BYTES``), in scratch buffers kept between steps;
 dW₂ is summed over the chunks. While a model trains or runs inference on the CPU, the
 chunks are shared out among microvae's threads (``microvae.threads``), each with its own
-scratch buffers. With stride 1, dX is also a convolution of dY with the flipped kernel,
-and those columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below
+scratch buffers. With stride 1, dX is also a convolution of dY with the flipped kernel;
+where F ≤ C (columns of dY no larger than col2im's) dX is formed that way, and those
+columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below
 are shared with ``Conv2DTranspose``, whose forward pass *is* this layer's input gradient.
 
 **The direct route.** On the CPU, a 3×3 convolution with stride 1 and "same" padding (one
@@ -131,7 +132,7 @@ def _store_nchw(layer, y2, out, bias, relu=False):
         layer.backend.kernels.relu_forward(out, out)
 
 
-def _upstream(layer, dy, relu_out, s, e, worker):
+def _dy_chunk_through_relu(layer, dy, relu_out, s, e, worker):
     """dY of images [s, e), through a fused ReLU whose output was ``relu_out`` (dY·[Y > 0],
     into a scratch buffer), or as it is when ``relu_out`` is None."""
     if relu_out is None:
@@ -213,7 +214,7 @@ def conv3x3_backward(layer, dy, x, dx_weight, grad_w, grad_b=None, relu_out=None
     dx = xp.empty((n, dx_weight.shape[0], *dy.shape[2:]), dtype=dy.dtype) if input_grad else None
 
     def chunk(s, e, worker):
-        dy_chunk = _upstream(layer, dy, relu_out, s, e, worker)
+        dy_chunk = _dy_chunk_through_relu(layer, dy, relu_out, s, e, worker)
         if transposed:
             kernels.conv3x3_same_weight_grad(dy_chunk, x[s:e], sums.part(worker))
         else:
@@ -275,7 +276,7 @@ def conv_weight_grad(layer, dy, x, stride, pads, out, bias_out=None, relu_out=No
 
     def chunk(s, e, worker):
         cols = _columns(layer, "cols", x[s:e], (kh, kw), stride, pads, out_hw, worker)
-        dy2 = _channels_first(_upstream(layer, dy, relu_out, s, e, worker),
+        dy2 = _channels_first(_dy_chunk_through_relu(layer, dy, relu_out, s, e, worker),
                               _worker_scratch(layer, "dy_channels_first", worker, (f, cols.shape[1]), dy.dtype))
         acc.add(dy2, cols, worker)
         if bias_sums is not None:
@@ -312,7 +313,7 @@ def conv_backward_unit_stride(layer, dy, x, weight, pads, grad_w, grad_b=None, r
     dx = xp.empty((n, c, h * w), dtype=dy.dtype)
 
     def chunk(s, e, worker):
-        dy_chunk = _upstream(layer, dy, relu_out, s, e, worker)
+        dy_chunk = _dy_chunk_through_relu(layer, dy, relu_out, s, e, worker)
         cols = _columns(layer, "grad_cols", dy_chunk, (kh, kw), 1, (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w), worker)
         x2 = _channels_first(x[s:e], _worker_scratch(layer, "x_channels_first", worker, (c, cols.shape[1]), dy.dtype))
         xp.matmul(cols, x2.T, out=acc.part(worker))
@@ -373,9 +374,11 @@ class _ChunkSums:
 
 
 class WeightGradAccumulator:
-    """Σ over chunks of dY₂·colsᵀ, written into ``out`` (F, C, KH, KW) by ``finish()``.
+    """Σ over chunks of left·colsᵀ, written into ``out`` (F, C, KH, KW) by ``finish()``:
+    ``left`` is dY₂ for Conv2D (dW₂ = dY·colsᵀ) and X₂ for Conv2DTranspose (dW₂ = X₂·colsᵀ,
+    cols from dY).
 
-    Formed as cols·dY₂ᵀ (transposed at the end) when cols has more rows than dY₂: BLAS
+    Formed as cols·leftᵀ (transposed at the end) when cols has more rows than ``left``: BLAS
     splits the work along the rows of its left operand, and F (16, 32) are too few.
     """
 
@@ -384,12 +387,12 @@ class WeightGradAccumulator:
         self.xp, self.out, self.transposed = layer.backend.xp, out, ckk > f
         self.sums = _ChunkSums(layer, (ckk, f) if self.transposed else (f, ckk), out.dtype, workers)
 
-    def add(self, dy2, cols, worker=0):
-        """Add one chunk's dY₂·colsᵀ into ``worker``'s partial sum."""
+    def add(self, left, cols, worker=0):
+        """Add one chunk's left·colsᵀ into ``worker``'s partial sum."""
         if self.transposed:
-            self.xp.matmul(cols, dy2.T, out=self.sums.part(worker))
+            self.xp.matmul(cols, left.T, out=self.sums.part(worker))
         else:
-            self.xp.matmul(dy2, cols.T, out=self.sums.part(worker))
+            self.xp.matmul(left, cols.T, out=self.sums.part(worker))
         self.sums.add_part(worker)
 
     def finish(self):
@@ -418,7 +421,8 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None, relu=Fa
         flipped = _flipped_3x3(xp, weight)
 
         def direct_chunk(s, e, worker):
-            layer.backend.kernels.conv3x3_same(_upstream(layer, dy, relu_out, s, e, worker), flipped, bias, relu, dx[s:e])
+            dy_chunk = _dy_chunk_through_relu(layer, dy, relu_out, s, e, worker)
+            layer.backend.kernels.conv3x3_same(dy_chunk, flipped, bias, relu, dx[s:e])
 
         map_chunks(_direct_chunks(layer, n), direct_chunk)
         return dx
@@ -427,7 +431,7 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None, relu=Fa
         dx = xp.empty((n, c, h * w), dtype=dy.dtype)
 
         def flipped_chunk(s, e, worker):
-            cols = _columns(layer, "grad_cols", _upstream(layer, dy, relu_out, s, e, worker), (kh, kw), 1,
+            cols = _columns(layer, "grad_cols", _dy_chunk_through_relu(layer, dy, relu_out, s, e, worker), (kh, kw), 1,
                             (kh - 1 - pads[0], kw - 1 - pads[1]), (h, w), worker)
             dx2 = _worker_scratch(layer, "conv_out", worker, (c, cols.shape[1]), dy.dtype)
             xp.matmul(flipped, cols, out=dx2)
@@ -439,7 +443,7 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None, relu=Fa
     dx = xp.empty(x_shape, dtype=dy.dtype)
 
     def col2im_chunk(s, e, worker):
-        dy2 = _channels_first(_upstream(layer, dy, relu_out, s, e, worker),
+        dy2 = _channels_first(_dy_chunk_through_relu(layer, dy, relu_out, s, e, worker),
                               _worker_scratch(layer, "dy_channels_first", worker, (f, (e - s) * oh * ow), dy.dtype))
         dcols = _worker_scratch(layer, "grad_cols", worker, (c * kh * kw, dy2.shape[1]), dy.dtype)
         xp.matmul(w2t, dy2, out=dcols)

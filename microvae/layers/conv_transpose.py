@@ -31,8 +31,8 @@ from __future__ import annotations
 from ..checks import check_bool
 from ..threads import chunk_workers, map_chunks
 from .conv import (WeightGradAccumulator, _bias_grad_sums, _channels_first, _columns, _ConvBase, _direct_3x3,
-                   _image_chunks, _pair, _store_nchw, _upstream, _worker_scratch, conv3x3_backward, conv_geometry,
-                   conv_input_grad)
+                   _dy_chunk_through_relu, _image_chunks, _pair, _store_nchw, _worker_scratch, conv3x3_backward,
+                   conv_geometry, conv_input_grad)
 
 __all__ = ["Conv2DTranspose"]
 
@@ -126,7 +126,7 @@ class Conv2DTranspose(_ConvBase):
         dx = xp.empty((n, c_in, h * w), dtype=dy.dtype) if input_grad else None
 
         def chunk(s, e, worker):
-            dy_chunk = _upstream(self, dy, self._y, s, e, worker)                # dY·[Y > 0] with a fused ReLU
+            dy_chunk = _dy_chunk_through_relu(self, dy, self._y, s, e, worker)              # dY·[Y > 0] with a fused ReLU
             cols = _columns(self, "cols", dy_chunk, (kh, kw), self.stride, self._pads_hw, (h, w), worker)
             x2 = _channels_first(x[s:e], _worker_scratch(self, "x_channels_first", worker, (c_in, cols.shape[1]), dy.dtype))
             acc.add(x2, cols, worker)                                # dW₂ += X₂·colsᵀ

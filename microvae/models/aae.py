@@ -86,7 +86,8 @@ class AAE(Model):
     z = E(x)) or Gaussian (``encoder_type="gaussian"``: z = μ(x) + σ(x)·ε, the
     reparameterization; it has no KL term: only the adversarial game shapes its spread).
     The decoder maps z to logits (Bernoulli) or means (Gaussian) as in ``VAE``. The
-    discriminator is an MLP from a code to one logit, D(z) = P(z came from the prior).
+    discriminator is an MLP from a code to one logit D(z):
+    sigmoid(D(z)) is the probability it gives z of being a draw from the prior.
 
     **Priors.** ``prior="gaussian"``: N(0, I). ``prior="mixture"``: an equal mixture of
     ``num_classes`` Gaussians N(μ_k, s²I), s = ``mixture_std``, with means on a circle of
@@ -104,8 +105,8 @@ class AAE(Model):
     **Training step** (``_train_batch``), on a batch x with prior draws z' ~ p(z):
 
         1. reconstruction:  L_rec = −log p(x | z),  z from the encoder;  updates encoder + decoder
-        2. discriminator:   L_D = −log D(z') − log(1 − D(z)),  z held fixed;  updates D
-        3. generator:       L_G = −log D(z)  (non-saturating);  updates the encoder
+        2. discriminator:   L_D = −log sigmoid(D(z')) − log(1 − sigmoid(D(z))),  z fixed;  updates D
+        3. generator:       L_G = −log sigmoid(D(z))  (non-saturating);  updates the encoder
 
     All three are nats per example, averaged over the batch (GAN losses from logits via
     softplus, ``microvae.losses.adversarial``).

@@ -73,7 +73,8 @@ class Model(Module):
 
     A subclass provides ``_prepare_data(*arrays)`` (check a dataset once, move it to the
     device) and ``_objective(*batch, eps=..., compute_grads=...)``; models with several networks
-    also override ``parameter_groups``, ``_get_optimizers`` and ``_train_batch``.
+    also override ``parameter_groups`` (one optimizer each, made by ``_get_optimizers``) and
+    ``_train_batch``.
 
     Every model takes ``backend`` ("numpy", "cupy", None for ``$MICROVAE_BACKEND``, or a
     ``Backend``), ``dtype`` and ``seed`` (initial parameters and the model's generator). A

@@ -232,7 +232,8 @@ class VAE(Model):
         terms = LossTerms(recon_mean + kl_term, recon_mean, kl_mean)
         if not compute_grads:
             return terms
-        # backward: dout → decoder.backward → dz → (dμ, dlogvar) + β·dKL → encoder.backward
+        # backward: dout → decoder.backward → dz → (dμ, dlogvar) + kl_slope·dKL → encoder.backward
+        # (kl_slope: β(t), or β·sign(KL̄ − C) with a capacity; a learned prior takes its share in _kl_backward)
         dz = self._decode_backward(dout)
         dmu, dlogvar = self.sampler.backward(dz)
         self._encode_backward(dmu + kl_slope * dmu_kl, dlogvar + kl_slope * dlogvar_kl)

@@ -292,7 +292,7 @@ class VRAE(VAE):
     def _encode(self, x, condition=None):
         """q(z|x) from the encoder's state at each sequence's last real step (``condition`` is the mask)."""
         self._x = x
-        self.likelihood.mask = condition
+        self.likelihood.mask = condition  # the padded steps' terms: nll (in _objective) sums the real steps only
         states = self.encoder.forward(x, mask=condition)
         h = self.to_latent.forward(self.backend.xp.ascontiguousarray(states[:, -1]))  # padded steps carry the last real state
         mu, raw_logvar = h[:, : self.latent_dim], h[:, self.latent_dim :]
