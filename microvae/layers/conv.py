@@ -48,11 +48,11 @@ import numbers
 from ..checks import check_bool, check_int, is_choice, is_unordered
 from ..threads import chunk_workers, map_chunks
 from .base import INITIALIZERS, Layer, zeros
+from .dense import ACTIVATIONS
 
 __all__ = ["Conv2D", "conv_geometry", "conv_forward", "conv_input_grad", "conv_weight_grad", "PADDINGS"]
 
 PADDINGS = ("same", "valid")
-ACTIVATIONS = (None, "relu")
 
 
 def _pair(value, what, minimum=1):
@@ -556,10 +556,13 @@ class Conv2D(_ConvBase):
         # checked first: the route and the geometry below are read from dY's shape
         dy = self._upstream(dy, contiguous=True)
         xp = self.backend.xp
+        # Three routes to the same numbers; the third is the textbook im2col derivation.
+        # 1. 3×3 "same", stride 1, CPU: dW[f, c] = Σ_n dY[f] ⋆ X[c], dX[c] = Σ_f W′[c, f] ⋆ dY[f], no columns
         if _direct_3x3(self, self.kernel_size, self.stride, self._pads_hw, self._x_shape[2:], dy.shape[2:]):
             flipped = _flipped_3x3(xp, self.params["W"]) if input_grad else None
             return conv3x3_backward(self, dy, self._x, flipped, self.grads["W"], self.grads.get("b"), relu_out=self._y,
                                     input_grad=input_grad)
+        # 2. stride 1 with F ≤ C: the columns of dY give dX = W′₂·cols(dY) and dW₂ too
         if input_grad and _input_grad_from_dy_columns(self.stride, self.out_channels, self.in_channels):
             return conv_backward_unit_stride(self, dy, self._x, self.params["W"], self._pads_hw, self.grads["W"],
                                              self.grads.get("b"), relu_out=self._y)
@@ -568,6 +571,7 @@ class Conv2D(_ConvBase):
             # both passes below start from dY·[Y > 0]: form it once, not once in each
             dy = self.backend.kernels.relu_backward(dy, relu_out, xp.empty_like(dy))
             relu_out = None
+        # 3. otherwise: dW₂ = dY·colsᵀ and db = Σ dY, then dX = col2im(W₂ᵀ·dY)
         conv_weight_grad(self, dy, self._x, self.stride, self._pads_hw, self.grads["W"], self.grads.get("b"), relu_out=relu_out)
         if not input_grad:
             return None

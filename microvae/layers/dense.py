@@ -6,7 +6,7 @@ from ..checks import check_bool, check_int, is_choice
 from .base import INITIALIZERS, Layer, zeros
 
 
-ACTIVATIONS = (None, "relu")
+ACTIVATIONS = (None, "relu")  # what a Dense or a convolution may fuse in
 
 
 class Dense(Layer):
