@@ -245,6 +245,8 @@ class VRAE(VAE):
         return self.readout.forward(states.reshape(n * T, self.hidden_size)).reshape(n, T, -1)
 
     def _decode_backward(self, dout):
+        """dz. z reaches the loss only through the first state h₀ = tanh(z·W_s + b_s):
+        dout → readout → BPTT through the decoder (its inputs are data) → dh₀ → tanh′ → dz."""
         n, T = dout.shape[0], dout.shape[1]
         dstates = self.readout.backward(dout.reshape(n * T, -1)).reshape(n, T, self.hidden_size)
         self.decoder.backward(dstates, input_grad=False)
