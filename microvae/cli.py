@@ -672,9 +672,10 @@ def cmd_train(args) -> int:
         if run is not None and (run.epochs or stopped_at_once):
             command = f"microvae train --resume --out {shlex.quote(args.out)}"
             if isinstance(exc, TrainingDiverged):  # the same learning rate would diverge again
-                # fit put the run's optimizers back if no epoch ended; the rate that diverged was --lr's then, if given
-                given_lr = stopped_at_once and "lr" in getattr(args, "given", ())
-                rates = [args.lr] if given_lr else [optimizer.lr for optimizer in model.optimizers.values()] or [args.lr]
+                # with no epoch ended fit has put the run's optimizers back: the rate that diverged is the one
+                # fit was given, if any (fit_args is set: only fit raises TrainingDiverged)
+                given_lr = fit_args.get("lr") if stopped_at_once else None
+                rates = [given_lr] if given_lr is not None else [opt.lr for opt in model.optimizers.values()] or [args.lr]
                 command += f" --lr {min(rates) / 10:g}"  # --lr sets every group's: a tenth of the lowest
                 how = "trains it on at a tenth of the learning rate that diverged"
             else:

@@ -634,6 +634,23 @@ def _interrupt_at_step(monkeypatch, step):
     monkeypatch.setattr(Model, "_train_batch", counted)
 
 
+def _diverge_at_step(monkeypatch, step=None, model_class=None):
+    """A NaN loss in the given training step (counted from 1; None: every step) of
+    ``model_class`` (default: the models whose step is Model's): fit rolls that epoch back
+    and raises TrainingDiverged."""
+    from microvae.models.base import Model
+
+    model_class = model_class or Model
+    calls, train_batch = [], model_class._train_batch
+
+    def diverging(self, *args):
+        calls.append(1)
+        metrics = train_batch(self, *args)
+        return {**metrics, "loss": float("nan")} if step is None or len(calls) == step else metrics
+
+    monkeypatch.setattr(model_class, "_train_batch", diverging)
+
+
 def test_an_overwrite_interrupted_before_its_first_epoch_leaves_the_earlier_run_whole(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     base = ["train", "--limit", "20", "--epochs", "3", "--hidden", "8", "--out", str(out), "--verbose", "0"]
@@ -1915,16 +1932,7 @@ def test_after_a_divergence_the_resume_command_lowers_the_learning_rate(tmp_path
     takes a tenth of it, and runs."""
     import shlex
 
-    from microvae.models.base import Model
-
-    calls, train_batch = [], Model._train_batch
-
-    def diverging(self, *args):  # the second step's loss is NaN: fit rolls that epoch back and raises
-        calls.append(1)
-        metrics = train_batch(self, *args)
-        return {**metrics, "loss": float("nan")} if len(calls) == 2 else metrics
-
-    monkeypatch.setattr(Model, "_train_batch", diverging)
+    _diverge_at_step(monkeypatch, 2)
     out = tmp_path / "run"
     argv = ["train", "--limit", "20", "--hidden", "8", "--epochs", "3", "--lr", "0.003", "--out", str(out), "--verbose", "0"]
     assert main(argv) == 2  # 18 training examples: one step an epoch
@@ -1946,15 +1954,12 @@ def test_a_resumed_run_that_diverges_at_once_still_gets_the_command_to_carry_on(
     rate that diverged, --lr's when given, else the run's."""
     import shlex
 
-    from microvae.models.base import Model
-
     out = tmp_path / "run"
     assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "2", "--lr", "0.003", "--out", str(out),
                  "--verbose", "0"]) == 0
     before = _run_files(out)
     capsys.readouterr()
-    train_batch = Model._train_batch
-    monkeypatch.setattr(Model, "_train_batch", lambda self, *args: {**train_batch(self, *args), "loss": float("nan")})
+    _diverge_at_step(monkeypatch)
     argv = ["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"] + (["--lr", "0.5"] if lr_given else [])
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -1970,8 +1975,7 @@ def test_a_resumed_run_that_diverges_at_once_still_gets_the_command_to_carry_on(
 
 def test_a_resumed_run_interrupted_at_once_keeps_its_learning_rate_in_the_command(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
-    capsys.readouterr()
+    _trained(out, capsys, "--limit", "20", "--hidden", "8")
     _interrupt_at_step(monkeypatch, 1)
     assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"]) == 130
     line = next(line for line in capsys.readouterr().err.splitlines() if "holds the run" in line)
@@ -1984,8 +1988,7 @@ def test_a_resumed_run_that_fails_at_once_for_another_reason_gets_no_command(tmp
     from microvae.models.base import Model
 
     out = tmp_path / "run"
-    assert main(["train", "--limit", "20", "--hidden", "8", "--epochs", "1", "--out", str(out), "--verbose", "0"]) == 0
-    capsys.readouterr()
+    _trained(out, capsys, "--limit", "20", "--hidden", "8")
 
     def failing(self, *args):
         raise RuntimeError("a bug in a batch")
@@ -2076,14 +2079,7 @@ def test_after_a_divergence_the_command_takes_a_tenth_of_the_lowest_groups_rate(
     model = mv.load(checkpoint)
     model.optimizers["discriminator"].lr = 2e-4  # the others keep Adam's 1e-3
     model.save(checkpoint)
-    calls, train_batch = [], mv.AAE._train_batch
-
-    def diverging(self, *args):  # one step an epoch: the resumed run's second epoch diverges
-        calls.append(1)
-        metrics = train_batch(self, *args)
-        return {**metrics, "loss": float("nan")} if len(calls) == 2 else metrics
-
-    monkeypatch.setattr(mv.AAE, "_train_batch", diverging)
+    _diverge_at_step(monkeypatch, 2, mv.AAE)  # one step an epoch: the resumed run's second epoch diverges
     assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--verbose", "0"]) == 2
     err = capsys.readouterr().err
     command = err.split("no pictures; ")[1].split(" trains it on at a tenth")[0]
