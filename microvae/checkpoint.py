@@ -475,4 +475,13 @@ def _load_optimizers(opt, groups: dict, data: dict, backend, path: str):
             value[...] = backend.asarray(_stored_array(data, f"optim/{group}/{key}", value, path, f"optimizer state {group}/{key}",
                                                        nonnegative=_second_moment(optimizer, key)))
         optimizers[group] = optimizer
+    if "group_settings" in opt:
+        # save writes the first group's settings at the top level too (what a reader from before
+        # group_settings uses for every group): an edit of one but not the other would be ignored
+        first = next(iter(groups))
+        stored = {key: opt.get(key) for key in ("lr", "options")}
+        if stored != {key: opt["group_settings"][first][key] for key in ("lr", "options")}:
+            raise CheckpointError(path, f"malformed optimizer state: the top-level lr={stored['lr']!r}, options="
+                                        f"{stored['options']!r} must be those of the first group, group_settings"
+                                        f"[{first!r}] = {opt['group_settings'][first]!r}")
     return optimizers, opt["name"]

@@ -315,6 +315,29 @@ def test_missing_entries(trained, tmp_path, drop, message):
         mv.load(tmp_path / "d.npz")
 
 
+@pytest.mark.parametrize("edit", [{"lr": 0.05}, {"options": {"clip_norm": 1.0}}, {"lr": None}])
+def test_top_level_optimizer_settings_that_disagree_with_group_settings_are_refused(tmp_path, edit):
+    """With groups at rates of their own, the top level still holds the first group's settings
+    (what a reader from before group_settings uses for every group). An edit of it alone would
+    be ignored by load, so the file is refused; the unedited one loads with each group's rate."""
+    model = mv.AAE(16, (8,), 2, seed=0)
+    model.fit(X, epochs=1, batch_size=16, verbose=0)
+    model.optimizers["discriminator"].lr = 4e-4
+    path = tmp_path / "aae.npz"
+    model.save(path)
+    stored = _entry(path, "training")["optimizer"]
+    assert "group_settings" in stored and (stored["lr"], stored["options"]) == (1e-3, {})
+    assert {group: opt.lr for group, opt in mv.load(path).optimizers.items()} == {
+        "autoencoder": 1e-3, "discriminator": 4e-4, "generator": 1e-3}
+    bad = tmp_path / "edited.npz"
+    _rewrite(path, bad, **_optimizer(**edit)(path))
+    before = bad.read_bytes()
+    with pytest.raises(mv.CheckpointError, match=r"top-level lr=.* must be those of the first group, "
+                                                 r"group_settings\['autoencoder'\] = \{'lr': 0.001, 'options': \{\}\}"):
+        mv.load(bad)
+    assert bad.read_bytes() == before
+
+
 def test_a_checkpoint_without_training_state_loads_as_an_untrained_run(trained, tmp_path):
     """The training entry is optional: without it the parameters load, with no history, no
     steps and no optimizer run (a later fit starts a new one)."""
