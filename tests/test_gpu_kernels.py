@@ -289,6 +289,11 @@ WRONG_SHAPES = {
     "rnn backward, h of another width": ("rnn_tanh_backward_step", [(4, 3), (4, 2), (4,), (4, 3), (4, 3)], [3, 4]),
     "gru forward, b_hn of another H": ("gru_forward_step", [(2, 12), (2, 12), (1,), (2, 4), (2,), (2, 4), (2, 12), (2, 4)], [5, 6, 7]),
     "gru backward, gates not 3H wide": ("gru_backward_step", [(2, 4), (2, 4), (2,), (2, 8), (2, 4), (2, 12), (2, 4), (2, 4)], [5, 6, 7]),
+    # an input in every other position the compiled loops index by the batch or the width
+    "rnn forward, h_prev of another width": ("rnn_tanh_forward_step", [(4, 3), (4, 2), (4,), (4, 3)], [3]),
+    "gru forward, gh not 3H wide": ("gru_forward_step", [(2, 12), (2, 8), (4,), (2, 4), (2,), (2, 4), (2, 12), (2, 4)], [5, 6, 7]),
+    "gru forward, mask of another batch": ("gru_forward_step", [(2, 12), (2, 12), (4,), (2, 4), (1,), (2, 4), (2, 12), (2, 4)], [5, 6, 7]),
+    "gru backward, hn of another batch": ("gru_backward_step", [(2, 4), (2, 4), (2,), (2, 12), (1, 4), (2, 12), (2, 4), (2, 4)], [5, 6, 7]),
 }
 
 # The elementwise kernels: CuPy broadcast an input of (3,) or (1, 3) against (4, 3) ones without
@@ -318,6 +323,21 @@ def test_kernels_refuse_arguments_of_the_wrong_shape_and_write_nothing(device, c
 @pytest.mark.parametrize("device", [d for d in DEVICES if d.values[0] != "cpu"])  # the Numba twins: tests/test_kernels.py
 def test_gpu_elementwise_kernels_refuse_arguments_of_the_wrong_shape_and_write_nothing(device, case):
     _refused_and_nothing_written(device, *ELEMENTWISE_WRONG_SHAPES[case])
+
+
+@pytest.mark.parametrize("kernel", ["adam_update", "sgd_update"])
+@pytest.mark.parametrize("device", [d for d in DEVICES if d.values[0] != "cpu"])  # the Numba twins: tests/test_kernels.py
+def test_gpu_optimizer_updates_refuse_a_gradient_of_another_dtype_by_name(device, kernel):
+    """As the Numba and reference twins do (they compute in the parameters' dtype): CuPy's
+    one-type kernels refused it too, in words that named no kernel."""
+    dev = _Device(device)
+    param = dev.put(np.linspace(-1, 1, 12, dtype=np.float32))
+    grad = dev.put(np.linspace(0.5, -0.5, 12))  # float64
+    state = [dev.put(np.zeros(12, np.float32)) for _ in range(2 if kernel == "adam_update" else 1)]
+    args = (0.9, 0.999, 1e-3, 1e-8) if kernel == "adam_update" else (0.1, 0.9)
+    with pytest.raises(TypeError, match=f"{kernel} needs param, grad, .* of one dtype; got param float32, grad float64"):
+        getattr(dev.kernels, kernel)(param, grad, *state, *args)
+    np.testing.assert_array_equal(dev.get(param), np.linspace(-1, 1, 12, dtype=np.float32))
 
 
 def _refused_and_nothing_written(device, name, spec, outputs):

@@ -250,18 +250,24 @@ def test_fused_bernoulli_kernel_takes_the_float32_pass_only_for_float32(monkeypa
     assert calls == [np.float32]
 
 
-@given(rows=st.integers(1, 70), cols=st.integers(1, 900), seed=st.integers(0, 1000))
-def test_threaded_bernoulli_kernel_equals_the_serial_one_bit_for_bit(rows, cols, seed):
-    """Blocks of rows, each through the serial loop: the same bits (a short last block included)."""
+@given(rows=st.integers(1, 70), cols=st.integers(1, 900), seed=st.integers(0, 1000), data=st.data())
+@example(rows=70, cols=33, seed=0, data=None)
+def test_threaded_bernoulli_kernel_equals_the_serial_one_bit_for_bit(rows, cols, seed, data):
+    """Blocks of rows, each through the serial loop: the same bits (a short last block included),
+    over rows first..last only (the wrapper passes 0..rows: a driver ignoring ``first`` passed)."""
+    first, last = (3, 40) if data is None else sorted(data.draw(st.lists(st.integers(0, rows), min_size=2, max_size=2)))
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal((rows, cols)) * 6).astype(np.float32)
     x = rng.random((rows, cols)).astype(np.float32)
     results = []
     for kernel in (cpu._bernoulli_nll_f32_threads, cpu._bernoulli_nll_f32):
         d, row = np.full_like(logits, np.nan), np.full(rows, np.nan)
-        kernel(logits, x, np.float32(0.25), d, row, 0, rows)
+        kernel(logits, x, np.float32(0.25), d, row, first, last)
         results.append((d, row))
-    assert np.isfinite(results[0][0]).all() and np.isfinite(results[0][1]).all()
+    d, row = results[0]
+    assert np.isfinite(d[first:last]).all() and np.isfinite(row[first:last]).all()
+    assert np.isnan(d[:first]).all() and np.isnan(d[last:]).all()  # rows outside untouched
+    assert np.isnan(row[:first]).all() and np.isnan(row[last:]).all()
     for threaded, serial in zip(*results):
         np.testing.assert_array_equal(threaded, serial)
 
@@ -379,18 +385,124 @@ def _kernel_calls(x, out):
     }
 
 
-@pytest.mark.parametrize("kernel", sorted(_kernel_calls(np.ones((4, 3)), np.ones((4, 3)))))
-def test_kernels_refuse_an_argument_of_another_shape_and_write_nothing(kernel):
-    """The Numba loops index without bounds checks: a short output, or one shaped otherwise,
-    would be written past its end (or read past its input's) instead of being refused."""
-    x = np.ones((4, 3))
-    for shape in [(2, 3), (3, 4), (12,)]:
-        buffer = np.full(40, 7.0)
-        out = buffer[:int(np.prod(shape))].reshape(shape)
-        with pytest.raises(ValueError, match=r"must all have shape|a \(batch, n\) array and an \(n,\) one"):
-            _kernel_calls(x, out)[kernel]()
-        np.testing.assert_array_equal(buffer, 7.0)
-    _kernel_calls(x, np.empty_like(x))[kernel]()  # the right shape runs
+# (argument, shape) of each kernel, in order; the scalars are filled in by _ARGUMENT_CALLS
+_ARGUMENTS = {
+    "relu_forward": [("x", (4, 3)), ("out", (4, 3))],
+    "relu_backward": [("dy", (4, 3)), ("y", (4, 3)), ("out", (4, 3))],
+    "sigmoid": [("x", (4, 3)), ("out", (4, 3))],
+    "bias_relu_forward": [("x", (4, 3)), ("b", (3,)), ("out", (4, 3))],
+    "bias_relu_backward": [("dy", (4, 3)), ("y", (4, 3)), ("out", (4, 3)), ("db", (3,))],
+    "bernoulli_nll_logits": [("logits", (4, 3)), ("x", (4, 3)), ("dlogits", (4, 3)), ("row_loss", (4,))],
+    "adam_update": [("param", (4, 3)), ("grad", (4, 3)), ("m", (4, 3)), ("v", (4, 3))],
+    "sgd_update": [("param", (4, 3)), ("grad", (4, 3)), ("velocity", (4, 3))],
+}
+_ARGUMENT_CALLS = {
+    "bernoulli_nll_logits": lambda logits, x, dlogits, row_loss: cpu.bernoulli_nll_logits(logits, x, 0.25, dlogits, row_loss),
+    "adam_update": lambda param, grad, m, v: cpu.adam_update(param, grad, m, v, 0.9, 0.999, 1e-3, 1e-8),
+    "sgd_update": lambda param, grad, velocity: cpu.sgd_update(param, grad, velocity, 0.1, 0.9),
+}
+
+
+@pytest.mark.parametrize("kernel, position", [(k, i) for k, spec in _ARGUMENTS.items() for i in range(len(spec))],
+                         ids=[f"{k}-{name}" for k, spec in _ARGUMENTS.items() for name, _ in spec])
+def test_kernels_refuse_any_argument_of_another_shape_and_write_nothing(kernel, position):
+    """The Numba loops index without bounds checks: a short argument, or one shaped otherwise,
+    input or output, would be read or written past its end instead of being refused. Each
+    array lives at the start of a buffer of 7s twice its size, so a stray write shows, and
+    stays inside memory the test owns."""
+    call = _ARGUMENT_CALLS.get(kernel, getattr(cpu, kernel))
+    spec = _ARGUMENTS[kernel]
+    shape = spec[position][1]
+    wrong_shapes = [(2, 3), (3, 4), (12,), (5, 3)] if len(shape) == 2 else [(shape[0] - 1,), (shape[0] + 1,), (1, shape[0])]
+    for wrong in wrong_shapes:
+        buffers = [np.full(32, 7.0) for _ in spec]
+        args = [buffer[:int(np.prod(s))].reshape(s)
+                for buffer, s in zip(buffers, (wrong if i == position else s for i, (_, s) in enumerate(spec)))]
+        with pytest.raises(ValueError, match=r"must all have shape|a \(batch, n\) array and an \(n,\) one|"
+                                             r"expected \(batch, d\) logits"):
+            call(*args)
+        for buffer in buffers:
+            np.testing.assert_array_equal(buffer, 7.0, err_msg=f"{spec[position][0]} of shape {wrong}")
+    call(*[np.full(s, 0.5) for _, s in spec])  # the right shapes run
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bernoulli_refuses_one_dimensional_logits_by_name(dtype):
+    """(Numba's type inference failed on them, naming nothing.)"""
+    with pytest.raises(ValueError, match=r"expected \(batch, d\) logits, got shape \(4,\)"):
+        cpu.bernoulli_nll_logits(np.zeros(4, dtype), np.zeros(4, dtype), 1.0, np.empty(4, dtype), np.empty(4))
+
+
+_IN_PLACE_CALLS = {  # the kernels whose out may be x itself
+    "relu_forward": cpu.relu_forward,
+    "bias_relu_forward": lambda x, out: cpu.bias_relu_forward(x, np.full(x.shape[1], 0.25, x.dtype), out),
+    "sigmoid": cpu.sigmoid,
+}
+_REFERENCE_CALLS = {
+    "relu_forward": reference.relu_forward,
+    "bias_relu_forward": lambda x, out: reference.bias_relu_forward(x, np.full(x.shape[1], 0.25, x.dtype), out),
+    "sigmoid": reference.sigmoid,
+}
+
+
+@pytest.mark.parametrize("kernel", sorted(_IN_PLACE_CALLS))
+def test_in_place_kernels_take_x_itself_even_through_another_view(kernel):
+    """out may be x itself: the same object, or another view of the same memory, shape and
+    dtype (the convolution layers pass dx[s:e] twice)."""
+    x = np.linspace(-3, 3, 24).reshape(4, 6)
+    want = _REFERENCE_CALLS[kernel](x, np.empty_like(x))
+    for view in (lambda a: a, lambda a: a[:]):
+        a = x.copy()
+        assert _IN_PLACE_CALLS[kernel](a, view(a)) is not None
+        np.testing.assert_array_equal(a, want)
+
+
+def _overlaps():
+    """(x, out) pairs that share memory but are not x itself: x at out's address in another
+    dtype, and out starting one element (or one row) further along."""
+    raw = np.zeros(96, np.uint8)
+    x64 = raw.view(np.float64).reshape(2, 6)
+    x64[...] = np.linspace(-3, 3, 12).reshape(2, 6)
+    cells = np.linspace(-3, 3, 30)
+    return {
+        "another dtype": (x64, raw.view(np.float32)[:12].reshape(2, 6)),
+        "one element along": (cells[:24].reshape(4, 6), cells[1:25].reshape(4, 6)),
+        "one row along": (cells[:24].reshape(4, 6), cells[6:30].reshape(4, 6)),
+        "one row back": (cells[6:30].reshape(4, 6), cells[:24].reshape(4, 6)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_overlaps()))
+@pytest.mark.parametrize("kernel", sorted(_IN_PLACE_CALLS))
+def test_in_place_kernels_refuse_an_out_that_overlaps_x_otherwise_and_write_nothing(kernel, case):
+    """The loops read each value just before writing its position: right in place, wrong for
+    an out that starts elsewhere in x's memory (or at x's address in another dtype), where
+    the reference is right (NumPy buffers overlaps). relu_forward read float64 bits as float32
+    ones ([0, 0, 0, 2.06, 0, 2.19] for [0, 2.5, 3.5, 4.5, 0, 6.5]); sigmoid shifted its results."""
+    x, out = _overlaps()[case]
+    memory = (x.base if x.base is not None else x).copy()
+    with pytest.raises(ValueError, match=rf"{kernel}: out must be x itself \(in place\) or not overlap it; got x "):
+        _IN_PLACE_CALLS[kernel](x, out)
+    np.testing.assert_array_equal(x.base if x.base is not None else x, memory)
+
+
+@pytest.mark.parametrize("kernel", ["adam_update", "sgd_update"])
+@pytest.mark.parametrize("module", [cpu, reference], ids=["numba", "reference"])
+@pytest.mark.parametrize("odd", ["grad", "state"])
+def test_optimizer_updates_refuse_arrays_of_mixed_dtypes_and_write_nothing(kernel, module, odd):
+    """They compute in the parameters' dtype: a float64 gradient for float32 parameters ran
+    unrounded in the Numba loop and rounded in the reference (SGD differed in 133 of 1000
+    parameters). Both now refuse, as CuPy's one-type kernels do."""
+    param = np.linspace(-1, 1, 12, dtype=np.float32)
+    grad = np.linspace(0.5, -0.5, 12, dtype=np.float64 if odd == "grad" else np.float32)
+    state = [np.zeros(12, np.float64 if odd == "state" and i == 0 else np.float32) for i in range(2 if kernel == "adam_update" else 1)]
+    before = [a.copy() for a in (param, *state)]
+    args = (0.9, 0.999, 1e-3, 1e-8) if kernel == "adam_update" else (0.1, 0.9)
+    with pytest.raises(TypeError, match=f"{kernel} needs param, grad, .* of one dtype; got param float32, grad "
+                                        f"{grad.dtype}"):
+        getattr(module, kernel)(param, grad, *state, *args)
+    for a, was in zip((param, *state), before):
+        np.testing.assert_array_equal(a, was)
 
 
 def _read_only(a):

@@ -285,7 +285,9 @@ def _flat(a, shape=None, written: str | None = None):
 
 def relu_forward(x, out):
     """out = max(x, 0); ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _relu_forward(_flat(x), _flat(out, x.shape, "out"))
+    flat_x, flat_out = _flat(x), _flat(out, x.shape, "out")
+    shapes.itself_or_apart("relu_forward", x, out)
+    _relu_forward(flat_x, flat_out)
     return out
 
 
@@ -305,7 +307,9 @@ def _rows(a, b, shape=None, written: str | None = None):
 
 def bias_relu_forward(x, b, out):
     """out = max(x + b, 0) row by row; ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _bias_relu_forward(_rows(x, b), b, _rows(out, b, x.shape, "out"))
+    _rows(x, b), _rows(out, b, x.shape, "out")
+    shapes.itself_or_apart("bias_relu_forward", x, out)
+    _bias_relu_forward(x, b, out)
     return out
 
 
@@ -322,7 +326,10 @@ def bias_relu_backward(dy, y, out, db):
 
 
 def sigmoid(x, out):
-    _sigmoid(_flat(x), _flat(out, x.shape, "out"))
+    """out = 1 / (1 + e^{−x}); ``out`` may be ``x`` itself (in place), or must not overlap it."""
+    flat_x, flat_out = _flat(x), _flat(out, x.shape, "out")
+    shapes.itself_or_apart("sigmoid", x, out)
+    _sigmoid(flat_x, flat_out)
     return out
 
 
@@ -349,20 +356,21 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
-    """One Adam step in place, ``param``, ``m`` and ``v`` updated; arrays of one shape, any shape."""
-    t = param.dtype.type
+    """One Adam step in place, ``param``, ``m`` and ``v`` updated; arrays of one shape and one dtype, any shape."""
     shape = param.shape
-    _by_size(_adam_update_threads, _adam_update, _flat(param, None, "param"), _flat(grad, shape), _flat(m, shape, "m"),
-             _flat(v, shape, "v"),
-            t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
+    arrays = _flat(param, None, "param"), _flat(grad, shape), _flat(m, shape, "m"), _flat(v, shape, "v")
+    shapes.one_dtype("adam_update", param=param, grad=grad, m=m, v=v)
+    t = param.dtype.type
+    _by_size(_adam_update_threads, _adam_update, *arrays, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
-    """One SGD (momentum) step in place, ``param`` and ``velocity`` updated; arrays of one shape."""
-    t = param.dtype.type
+    """One SGD (momentum) step in place, ``param`` and ``velocity`` updated; arrays of one shape and one dtype."""
     shape = param.shape
-    _by_size(_sgd_update_threads, _sgd_update, _flat(param, None, "param"), _flat(grad, shape), _flat(velocity, shape, "velocity"),
-             t(lr), t(momentum))
+    arrays = _flat(param, None, "param"), _flat(grad, shape), _flat(velocity, shape, "velocity")
+    shapes.one_dtype("sgd_update", param=param, grad=grad, velocity=velocity)
+    t = param.dtype.type
+    _by_size(_sgd_update_threads, _sgd_update, *arrays, t(lr), t(momentum))
 
 
 from .matmul_cpu import *  # noqa: E402,F401,F403

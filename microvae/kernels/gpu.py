@@ -93,12 +93,14 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
     shapes.elementwise("adam_update", param=param.shape, grad=grad.shape, m=m.shape, v=v.shape)
+    shapes.one_dtype("adam_update", param=param, grad=grad, m=m, v=v)
     t = param.dtype.type  # c1 = 1 − β₁ and c2 = 1 − β₂ rounded once, as on the CPU
     _adam(grad, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t), param, m, v)
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
     shapes.elementwise("sgd_update", param=param.shape, grad=grad.shape, velocity=velocity.shape)
+    shapes.one_dtype("sgd_update", param=param, grad=grad, velocity=velocity)
     t = param.dtype.type
     _sgd(grad, t(lr), t(momentum), param, velocity)
 

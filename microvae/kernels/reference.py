@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from . import shapes
+
 
 def _xp(a):
     try:
@@ -90,8 +92,10 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 
     m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  θ ← θ − lr_t · m / (√v + eps_t)
 
-    Arithmetic is in the buffers' dtype (Python scalars are weak under NumPy ≥ 2).
+    Arithmetic is in the buffers' dtype (Python scalars are weak under NumPy ≥ 2), which all
+    four share.
     """
+    shapes.one_dtype("adam_update", param=param, grad=grad, m=m, v=v)
     xp = _xp(param)
     t = param.dtype.type
     m *= t(beta1)
@@ -102,7 +106,8 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 
 
 def sgd_update(param, grad, velocity, lr, momentum):
-    """SGD with (heavy-ball) momentum, in place:  u ← μu + g;  θ ← θ − lr·u."""
+    """SGD with (heavy-ball) momentum, in place:  u ← μu + g;  θ ← θ − lr·u (one dtype)."""
+    shapes.one_dtype("sgd_update", param=param, grad=grad, velocity=velocity)
     t = param.dtype.type
     velocity *= t(momentum)
     velocity += grad

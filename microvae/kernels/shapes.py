@@ -1,5 +1,6 @@
 """Argument shapes of the convolution, pooling and recurrent kernels, checked before they run
-(with their geometry and the dtypes of what they write).
+(with their geometry and the dtypes of what they write), and the elementwise kernels' rules on
+dtypes and overlapping arrays.
 
 The compiled twins (Numba on the CPU, CuPy on the GPU) index their arrays without bounds
 checks, so an argument of the wrong shape would read or write past its end without a word,
@@ -16,7 +17,7 @@ import numpy as np
 from ..checks import check_int
 
 __all__ = ["elementwise", "rows", "bernoulli", "conv_columns", "pooling", "rnn_step", "gru_step",
-           "output", "argmax", "conv_geometry", "pool_geometry"]
+           "output", "one_dtype", "itself_or_apart", "argmax", "conv_geometry", "pool_geometry"]
 
 
 def _refuse(kernel: str, needs: str, **got):
@@ -95,6 +96,30 @@ def output(kernel: str, **arrays) -> None:
             raise TypeError(f"{kernel} writes {name} in float32 or float64, got an array of dtype {a.dtype}")
         if not getattr(a.flags, "writeable", True):  # (CuPy arrays have no such flag)
             raise ValueError(f"{kernel} writes {name}, got a read-only array")
+
+
+def one_dtype(kernel: str, **arrays) -> None:
+    """The optimizer updates' arrays share one dtype, the one they compute in: a float64
+    gradient for float32 parameters would be used unrounded by a compiled loop and rounded by
+    the reference (and CuPy's kernels, with one type T, refuse it in their own words)."""
+    dtypes = {name: a.dtype for name, a in arrays.items()}
+    if len(set(dtypes.values())) != 1:
+        raise TypeError(f"{kernel} needs {', '.join(dtypes)} of one dtype; got "
+                        + ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items()))
+
+
+def itself_or_apart(kernel: str, x, out) -> None:
+    """``out`` is ``x`` itself (in place: the same memory, shape and dtype, if not the same
+    object) or shares no memory with it (NumPy arrays). A compiled elementwise loop reads each
+    value just before it writes that position, which is right in those two cases; an ``out``
+    that starts further along in x's memory, or at x's address in another dtype, has values
+    read after they were written, where the reference (NumPy buffers overlaps) is right. Any
+    other overlap is refused too: nothing the layers do needs it."""
+    if out is x or not np.may_share_memory(x, out):
+        return
+    if (x.ctypes.data, x.shape, x.dtype) != (out.ctypes.data, out.shape, out.dtype):
+        raise ValueError(f"{kernel}: out must be x itself (in place) or not overlap it; got x {x.shape} {x.dtype} and "
+                         f"out {out.shape} {out.dtype} sharing memory")
 
 
 def argmax(kernel: str, a) -> None:
