@@ -246,7 +246,10 @@ def test_conv3x3_same_matches_reference(p):
 def test_conv3x3_same_weight_grad_matches_reference(p):
     x, _, _, dy = _direct_arrays(p)
     expected = reference.conv3x3_same_weight_grad(x, dy, np.full((p["f"], p["c"], 3, 3), np.nan, p["dtype"]))
-    got = cpu.conv3x3_same_weight_grad(x, dy, np.full(expected.shape, np.nan, p["dtype"]))
+    # dw pre-filled with a finite value: a NaN there sends the wrapper to its by-definition
+    # fallback, which zeroes dw itself, so a kernel that left dw unzeroed passed; the Conv2D
+    # layer hands it a scratch buffer holding the previous chunk's term
+    got = cpu.conv3x3_same_weight_grad(x, dy, np.full(expected.shape, 7.0, p["dtype"]))
     np.testing.assert_allclose(got, expected, **_tolerance(p, p["n"] * p["h"] * p["w"]))
 
 
@@ -531,3 +534,27 @@ def test_an_output_with_no_windows_along_an_axis_is_empty_and_its_adjoint_zero(k
     y, argmax = np.full((2, 1, *out), np.nan), np.zeros((2, 1, *out), np.int64)
     assert k.maxpool_forward(x, 2, stride, y, argmax).shape == (2, 1, *out)
     np.testing.assert_array_equal(k.maxpool_backward(y, argmax, 2, stride, np.full(x.shape, np.nan)), np.zeros(x.shape))
+
+
+@pytest.mark.parametrize("k", [reference, cpu], ids=["reference", "cpu"])
+@pytest.mark.parametrize("x_shape, pool, stride, out_hw", [((2, 1, 4, 1), 3, 1, (2, 0)), ((2, 1, 1, 1), 3, 1, (0, 0)),
+                                                          ((1, 2, 1, 6), 4, 2, (0, 2))])
+def test_maxpool_of_an_image_smaller_than_its_window_is_empty_and_its_adjoint_zero(k, x_shape, pool, stride, out_hw):
+    """An axis shorter than the window has no windows (the test above: a 5×5 image, 2×2 windows,
+    never reaches the shape check's "or no windows at all" case)."""
+    x = np.random.default_rng(0).random(x_shape)
+    y, argmax = np.full((*x_shape[:2], *out_hw), np.nan), np.zeros((*x_shape[:2], *out_hw), np.int64)
+    assert k.maxpool_forward(x, pool, stride, y, argmax).shape == (*x_shape[:2], *out_hw)
+    np.testing.assert_array_equal(k.maxpool_backward(y, argmax, pool, stride, np.full(x_shape, np.nan)), np.zeros(x_shape))
+
+
+@pytest.mark.parametrize("argmax_dtype", [np.uint8, np.uint32, np.uint64, np.int32])
+def test_maxpool_backward_takes_an_argmax_of_any_integer_dtype(argmax_dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 2, 4, 6))
+    y, argmax = np.empty((2, 2, 2, 3)), np.empty((2, 2, 2, 3), np.int64)
+    reference.maxpool_forward(x, 2, 2, y, argmax)
+    dy = rng.standard_normal(y.shape)
+    want = reference.maxpool_backward(dy, argmax, 2, 2, np.full(x.shape, np.nan))
+    for k in (reference, cpu):
+        np.testing.assert_array_equal(k.maxpool_backward(dy, argmax.astype(argmax_dtype), 2, 2, np.full(x.shape, np.nan)), want)
