@@ -42,6 +42,23 @@ def test_only_none_reads_the_kernels_variable(monkeypatch, kernels):
     assert mv.Backend("numpy", kernels=None).kernel_kind == "reference"
 
 
+def test_an_empty_kernels_variable_means_the_compiled_kernels(monkeypatch):
+    """MICROVAE_KERNELS set but empty (`MICROVAE_KERNELS= python ...`) is unset, as an empty
+    MICROVAE_BACKEND is, not a refused kernel kind ''."""
+    monkeypatch.setenv("MICROVAE_KERNELS", "")
+    assert mv.Backend("numpy").kernel_kind == "compiled"
+    assert mv.Dense(2, 3).build().backend.kernel_kind == "compiled"
+
+
+def test_a_float32_normal_draw_is_the_float64_draw_rounded_at_any_scale():
+    """Drawn in float64, scaled, then cast once: a seed gives the same numbers in float32 as in
+    float64, rounded, scale included (He initialisation passes one)."""
+    a = mv.get_backend("numpy", dtype="float32", seed=3).normal((2000,), scale=0.37)
+    b = mv.get_backend("numpy", dtype="float64", seed=3).normal((2000,), scale=0.37)
+    assert a.dtype == np.float32
+    np.testing.assert_array_equal(a, b.astype(np.float32))
+
+
 def test_kernels_for_honours_the_reference_kernels_variable(monkeypatch):
     from microvae.backend import kernels_for
     from microvae.kernels import reference

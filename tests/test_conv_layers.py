@@ -392,6 +392,12 @@ def test_flatten_takes_an_empty_batch():
     assert y.shape == (0, 18) and layer.backward(y).shape == (0, 2, 3, 3)
 
 
+@pytest.mark.parametrize("x", [np.float64(3.0), np.array(3.0)])
+def test_flatten_refuses_a_scalar_naming_what_it_expects(x):
+    with pytest.raises(ValueError, match=r"^Flatten expects a batch \(batch, \.\.\.\), got a scalar of shape \(\)$"):
+        Flatten().build().forward(x)
+
+
 @settings(max_examples=15)
 @given(shape=st.lists(st.integers(1, 4), min_size=2, max_size=4), seed=st.integers(0, 1000))
 def test_flatten_and_reshape_gradients(shape, seed):

@@ -424,6 +424,20 @@ def test_check_loss_skips_a_gradient_of_none_and_checks_the_rest():
     assert not mv.check_loss(lambda **kw: loss(**kw, right=False), inputs).passed(1e-3)
 
 
+def test_check_loss_keeps_the_gradients_it_was_given_before_perturbing():
+    """A correct loss that writes its gradients into buffers it reuses (as the kernels write into
+    out=) had its second input's gradient read only after the first input's finite differences
+    had overwritten it: check_loss copies them first. A bilinear loss: the stencil is exact."""
+    buffers = np.empty(4), np.empty(4)
+
+    def loss(a, b):  # mean(a·b): d/da = b/n, d/db = a/n, into the same two buffers each call
+        return a * b, np.multiply(b, 1.0 / a.size, out=buffers[0]), np.multiply(a, 1.0 / a.size, out=buffers[1])
+
+    a, b = np.array([0.5, -1.0, 1.5, 2.0]), np.array([1.0, 2.0, -0.5, 0.25])
+    result = mv.check_loss(loss, {"a": a, "b": b}, eps=1e-3)
+    assert result.passed(1e-8), result
+
+
 def test_check_loss_refuses_more_gradients_than_names():
     """zip() would drop the extra gradient unchecked."""
     from microvae import losses
@@ -555,6 +569,27 @@ def test_the_dense_relu_self_check_has_units_on_and_off_for_every_seed(monkeypat
         pre = x @ layer.params["W"] + layer.params["b"]
         assert (pre > 0).any() and (pre < 0).any() and np.abs(pre).min() > 0.05
     assert len(drawn) == 300
+
+
+def test_the_aae_self_check_fails_a_phase_that_adds_to_its_gradients(monkeypatch):
+    """It fills each group's gradients with NaN before a phase: a phase that added its
+    gradients to what the buffer held, instead of writing them, passed on a just-zeroed buffer."""
+    from microvae import selfcheck
+    from microvae.models import AAE
+
+    check = selfcheck.CHECKS[("model", "AAE (Gaussian encoder, mixture prior): all three phases")]
+    assert check(np.random.default_rng(0)).passed(1e-6)
+    real = AAE.phase_loss
+
+    def adding(self, phase, *args, compute_grads=True, **kwargs):
+        before = self.flat.grad.copy()
+        out = real(self, phase, *args, compute_grads=compute_grads, **kwargs)
+        if compute_grads:
+            self.flat.grad[...] += before
+        return out
+
+    monkeypatch.setattr(AAE, "phase_loss", adding)
+    assert not check(np.random.default_rng(0)).passed(1e-6)
 
 
 # --------------------------------------------------------------------------- an audit of the checkers (6109c8b and after)

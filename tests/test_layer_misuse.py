@@ -604,6 +604,24 @@ def test_a_built_layer_or_model_refuses_to_be_copied_and_says_what_to_do(copier,
     assert do(unbuilt) is not None
 
 
+@pytest.mark.parametrize("copier", ["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize("kind", ["params", "grads"])
+def test_copies_of_a_built_layers_views_are_plain_writable_dicts(copier, kind):
+    """layer.params and layer.grads refuse item assignment, but a copy of one (copy, deepcopy,
+    pickle) is a plain dict of the values, cut loose from the layer, not a TypeError."""
+    import copy
+    import pickle
+
+    do = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda d: pickle.loads(pickle.dumps(d))}[copier]
+    layer = Dense(3, 2).build(dtype="float64")
+    views = getattr(layer, kind)
+    copied = do(views)
+    assert type(copied) is dict and set(copied) == {"W", "b"}
+    np.testing.assert_array_equal(copied["W"], views["W"])
+    copied["W"] = 0
+    assert isinstance(getattr(layer, kind)["W"], np.ndarray)
+
+
 def test_an_empty_sequential_is_the_identity_and_checks_its_input_as_any_layer():
     """It handed back whatever it was given ("abc" included) and took any dy."""
     empty = Sequential().build(dtype="float64")
@@ -728,3 +746,19 @@ def test_a_layer_built_again_in_its_own_tree_is_initialised_afresh():
     layer.build(seed=1)
     assert not np.array_equal(layer.params["W"], first)
     np.testing.assert_array_equal(layer.params["W"], Dense(3, 2).build(seed=1).params["W"])
+
+
+def test_a_module_whose_parameter_shapes_changed_gets_fresh_values_not_its_old_ones():
+    """A layer of a tree that is gone keeps its values in the next tree only where their shapes
+    still fit: one whose sizes were changed since is initialised afresh (not refused with a
+    broadcast error, or filled by broadcasting)."""
+    import gc
+
+    dense = Dense(3, 4)
+    tree = Sequential(dense).build(dtype="float64")
+    del tree
+    gc.collect()
+    dense.out_features = 5
+    again = Sequential(dense).build(dtype="float64", seed=0)
+    assert dense.params["W"].shape == (3, 5) and dense.params["b"].shape == (5,)
+    assert again.flat.size == 3 * 5 + 5

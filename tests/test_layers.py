@@ -187,6 +187,14 @@ def test_layer_specs_say_what_is_wrong(spec, error, match):
         layer_from_spec(spec)
 
 
+@pytest.mark.parametrize("spec", ["Dense", None, ["ReLU"], {"type": ["Dense"]}, {"type": {"a": 1}}])
+def test_a_layer_spec_that_is_no_dict_or_names_no_type_is_an_unknown_spec(spec):
+    """A string, a list or an unhashable type name is an unknown layer spec, named with the
+    known types, not "string indices must be integers" or "unhashable type"."""
+    with pytest.raises(ValueError, match=r"^unknown layer spec .*; known types: \[.*'Dense'.*\]$"):
+        layer_from_spec(spec)
+
+
 def test_sequential_rejects_non_layers():
     with pytest.raises(TypeError, match="Sequential takes Layer instances, got str"):
         mv.Sequential(mv.Dense(2, 2), "relu")

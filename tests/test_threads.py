@@ -464,3 +464,28 @@ def test_chunk_sums_add_in_worker_order_and_give_zeros_without_terms():
         np.testing.assert_array_equal(sums.total(), [13.0, -13.0])
     empty = conv_module._ChunkSums(layer, (2,), np.float64, 3)
     np.testing.assert_array_equal(empty.total(), [0.0, 0.0])
+
+
+def test_map_chunks_waits_for_every_worker_even_when_interrupted(monkeypatch):
+    """A Ctrl-C reaching the caller while it waits must not return before the workers finish:
+    a worker still running would write into scratch sums that the next call reuses."""
+    import time
+
+    real_wait, calls, done = threads.wait, [], []
+
+    def interrupted_wait(futures, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real_wait(futures, *args, **kwargs)
+
+    monkeypatch.setattr(threads, "wait", interrupted_wait)
+    monkeypatch.setattr(threads, "_active", 2)
+
+    def body(start, end, worker):
+        time.sleep(0.3)
+        done.append(start)
+
+    with pytest.raises(KeyboardInterrupt):
+        threads.map_chunks([(0, 1), (1, 2)], body)
+    assert sorted(done) == [0, 1]
