@@ -481,7 +481,7 @@ def test_in_place_kernels_refuse_an_out_that_overlaps_x_otherwise_and_write_noth
     ones ([0, 0, 0, 2.06, 0, 2.19] for [0, 2.5, 3.5, 4.5, 0, 6.5]); sigmoid shifted its results."""
     x, out = _overlaps()[case]
     memory = (x.base if x.base is not None else x).copy()
-    with pytest.raises(ValueError, match=rf"{kernel}: out must be x itself \(in place\) or not overlap it; got x "):
+    with pytest.raises(ValueError, match=rf"{kernel}: out must be x itself or not overlap it \(.*\); got x "):
         _IN_PLACE_CALLS[kernel](x, out)
     np.testing.assert_array_equal(x.base if x.base is not None else x, memory)
 

@@ -409,10 +409,7 @@ def conv3x3_same(x, weight, bias, relu, y):
     it is written."""
     _contiguous(x, weight, y)
     shapes.output("conv3x3_same", y=y)
-    in_place = x.ctypes.data == y.ctypes.data and x.shape == y.shape and x.dtype == y.dtype
-    if not in_place and np.may_share_memory(x, y):
-        raise ValueError("conv3x3_same: y must be x itself or not overlap it (each image is read after the one "
-                         f"before it is written); got x {x.shape} and y {y.shape} sharing memory")
+    shapes.itself_or_apart("conv3x3_same", x, y, "y", why="each image is read after the one before it is written")
     _conv3x3_shapes(x, weight.shape, y.shape)
     bias = np.empty(0, dtype=y.dtype) if bias is None else np.ascontiguousarray(bias)
     _conv3x3_same(x, weight, bias, bool(relu), y)

@@ -283,11 +283,16 @@ def _flat(a, shape=None, written: str | None = None):
     return _checked(a, shape, written).reshape(-1)
 
 
+def _in_place_or_apart(kernel: str, x, out):
+    """x and out flattened, checked, for a kernel whose ``out`` may be ``x`` itself."""
+    flat_x, flat_out = _flat(x), _flat(out, x.shape, "out")
+    shapes.itself_or_apart(kernel, x, out)
+    return flat_x, flat_out
+
+
 def relu_forward(x, out):
     """out = max(x, 0); ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    flat_x, flat_out = _flat(x), _flat(out, x.shape, "out")
-    shapes.itself_or_apart("relu_forward", x, out)
-    _relu_forward(flat_x, flat_out)
+    _relu_forward(*_in_place_or_apart("relu_forward", x, out))
     return out
 
 
@@ -307,7 +312,8 @@ def _rows(a, b, shape=None, written: str | None = None):
 
 def bias_relu_forward(x, b, out):
     """out = max(x + b, 0) row by row; ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    _rows(x, b), _rows(out, b, x.shape, "out")
+    _rows(x, b)
+    _rows(out, b, x.shape, "out")
     shapes.itself_or_apart("bias_relu_forward", x, out)
     _bias_relu_forward(x, b, out)
     return out
@@ -327,9 +333,7 @@ def bias_relu_backward(dy, y, out, db):
 
 def sigmoid(x, out):
     """out = 1 / (1 + e^{−x}); ``out`` may be ``x`` itself (in place), or must not overlap it."""
-    flat_x, flat_out = _flat(x), _flat(out, x.shape, "out")
-    shapes.itself_or_apart("sigmoid", x, out)
-    _sigmoid(flat_x, flat_out)
+    _sigmoid(*_in_place_or_apart("sigmoid", x, out))
     return out
 
 

@@ -108,18 +108,19 @@ def one_dtype(kernel: str, **arrays) -> None:
                         + ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items()))
 
 
-def itself_or_apart(kernel: str, x, out) -> None:
+def itself_or_apart(kernel: str, x, out, name: str = "out",
+                    why: str = "each value is read just before its position is written") -> None:
     """``out`` is ``x`` itself (in place: the same memory, shape and dtype, if not the same
-    object) or shares no memory with it (NumPy arrays). A compiled elementwise loop reads each
-    value just before it writes that position, which is right in those two cases; an ``out``
+    object) or shares no memory with it (NumPy arrays). A compiled loop that reads each value
+    (image) of x just before it writes that position is right in those two cases; an ``out``
     that starts further along in x's memory, or at x's address in another dtype, has values
     read after they were written, where the reference (NumPy buffers overlaps) is right. Any
     other overlap is refused too: nothing the layers do needs it."""
     if out is x or not np.may_share_memory(x, out):
         return
     if (x.ctypes.data, x.shape, x.dtype) != (out.ctypes.data, out.shape, out.dtype):
-        raise ValueError(f"{kernel}: out must be x itself (in place) or not overlap it; got x {x.shape} {x.dtype} and "
-                         f"out {out.shape} {out.dtype} sharing memory")
+        raise ValueError(f"{kernel}: {name} must be x itself or not overlap it ({why}); got x {x.shape} {x.dtype} "
+                         f"and {name} {out.shape} {out.dtype} sharing memory")
 
 
 def argmax(kernel: str, a) -> None:
