@@ -70,7 +70,7 @@ class FlatParameters:
             tree = module.__dict__.get("_tree")
             if isinstance(module.params, BoundViews) and (tree is None or tree() is not root):
                 # built in a tree that is gone (a loaded model's encoder, passed to a new one):
-                # its values are kept, where they used to be overwritten by a fresh initialisation
+                # its trained values are kept, not replaced by a fresh initialisation
                 kept[id(module)] = dict(module.params)
             module._buffer = weakref.ref(self)
             module.backend = backend

@@ -64,7 +64,8 @@ def layer_from_spec(spec: dict):
 
 
 def he_normal(fan_in, fan_out):
-    """He et al. (2015): N(0, 2/fan_in), for layers followed by ReLU."""
+    """He et al. (2015): N(0, 2/fan_in), for layers followed by ReLU. ``fan_out`` is unused;
+    it is taken so that every entry of ``INITIALIZERS`` is called the same way."""
 
     def init(backend, shape):
         return backend.normal(shape, scale=math.sqrt(2.0 / fan_in))

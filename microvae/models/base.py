@@ -172,8 +172,8 @@ class Model(Module):
 
     def __setattr__(self, name, value):
         # Once built (``_setup`` has stored the config), the parts the parameters were made from
-        # stay: an assignment used to be taken and then silently ignored, or worse, a network put
-        # in a child's place ran while the optimizer updated the old one's values.
+        # stay: an assignment taken there would be silently ignored, or worse, a network put in
+        # a child's place would run while the optimizer updated the old one's values.
         state = self.__dict__
         if name == "config":  # set by _setup, and by subclasses that add arguments of their own
             value = ModelConfig(value, type(self))
