@@ -517,6 +517,28 @@ def test_conv3x3_same_refuses_an_output_that_partly_overlaps_its_input():
     np.testing.assert_allclose(cpu.conv3x3_same(buffer, weight, None, False, buffer), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", ["y over weight", "y over bias", "dw over x", "dw over dy"])
+def test_conv3x3_kernels_refuse_an_output_over_their_other_arguments_and_write_nothing(case):
+    """As every kernel does (tests/test_gpu_kernels.py): y may be x itself, but it shares no
+    memory with the weight or the bias, and the weight gradient none with x or dy."""
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((1, 1, 4, 4)), rng.standard_normal((1, 2, 4, 4))
+    weight, bias = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)
+    written, over = case.split(" over ")
+    host = {"weight": weight, "bias": bias, "x": x, "dy": dy}[over]
+    buffer = np.concatenate([host.ravel(), rng.standard_normal(40)])
+    host = buffer[: host.size].reshape(host.shape)
+    out = buffer[1:1 + (32 if written == "y" else 18)].reshape((1, 2, 4, 4) if written == "y" else (2, 1, 3, 3))
+    arrays = {"weight": weight, "bias": bias, "x": x, "dy": dy, over: host}
+    before = buffer.copy()
+    with pytest.raises(ValueError, match=rf"writes {written}, which must not share memory with {over}; got "):
+        if written == "y":
+            cpu.conv3x3_same(arrays["x"], arrays["weight"], arrays["bias"], True, out)
+        else:
+            cpu.conv3x3_same_weight_grad(arrays["x"], arrays["dy"], out)
+    np.testing.assert_array_equal(buffer, before)
+
+
 @pytest.mark.parametrize("k", [reference, cpu], ids=["reference", "cpu"])
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("empty_axis", [4, 5])

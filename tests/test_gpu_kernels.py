@@ -10,6 +10,7 @@ fails. (tests/test_kernels.py, test_conv_kernels.py and test_rnn_kernels.py hold
 kernels to more cases: extreme values, tie-breaking, fast paths, contiguity errors.)
 """
 
+import inspect
 import re
 
 import numpy as np
@@ -338,6 +339,107 @@ def test_gpu_optimizer_updates_refuse_a_gradient_of_another_dtype_by_name(device
     with pytest.raises(TypeError, match=f"{kernel} needs param, grad, .* of one dtype; got param float32, grad float64"):
         getattr(dev.kernels, kernel)(param, grad, *state, *args)
     np.testing.assert_array_equal(dev.get(param), np.linspace(-1, 1, 12, dtype=np.float32))
+
+
+# Every kernel with its arguments apart: (arguments, positions of the outputs), shapes as in
+# WRONG_SHAPES, all float64 but argmax (int64), so that any two may share one buffer.
+APART = {
+    "relu_forward": ([(4, 3), (4, 3)], [1]),
+    "relu_backward": ([(4, 3), (4, 3), (4, 3)], [2]),
+    "bias_relu_forward": ([(4, 3), (3,), (4, 3)], [2]),
+    "bias_relu_backward": ([(4, 3), (4, 3), (4, 3), (3,)], [2, 3]),
+    "sigmoid": ([(4, 3), (4, 3)], [1]),
+    "bernoulli_nll_logits": ([(4, 3), (4, 3), 0.25, (4, 3), (4,)], [3, 4]),
+    "adam_update": ([(4, 3), (4, 3), (4, 3), (4, 3), 0.9, 0.999, 1e-3, 1e-8], [0, 2, 3]),
+    "sgd_update": ([(4, 3), (4, 3), (4, 3), 0.1, 0.9], [0, 2]),
+    "im2col": ([(2, 1, 4, 4), 1, 1, 1, (1, 3, 3, 2, 4, 4)], [4]),
+    "col2im": ([(1, 3, 3, 2, 4, 4), 1, 1, 1, (2, 1, 4, 4)], [4]),
+    "maxpool_forward": ([(1, 1, 4, 4), 2, 2, (1, 1, 2, 2), ((1, 1, 2, 2), I64)], [3, 4]),
+    "maxpool_backward": ([(1, 1, 2, 2), ((1, 1, 2, 2), I64), 2, 2, (1, 1, 4, 4)], [4]),
+    "rnn_tanh_forward_step": ([(4, 3), (4, 3), (4,), (4, 3)], [3]),
+    "rnn_tanh_backward_step": ([(4, 3), (4, 3), (4,), (4, 3), (4, 3)], [3, 4]),
+    "gru_forward_step": ([(2, 12), (2, 12), (4,), (2, 4), (2,), (2, 4), (2, 12), (2, 4)], [5, 6, 7]),
+    "gru_backward_step": ([(2, 4), (2, 4), (2,), (2, 12), (2, 4), (2, 12), (2, 4), (2, 4)], [5, 6, 7]),
+}
+
+
+def test_the_overlap_table_covers_every_kernel():
+    assert set(APART) == set(KERNEL_NAMES)
+
+
+def _overlapping_arguments(dev, spec, written, other):
+    """The arguments of ``spec``, each in a buffer of its own, but ``written`` one element (8
+    bytes) further along the buffer that holds ``other``; and the buffers (device arrays)."""
+    def shape_dtype(item):
+        return item if len(item) == 2 and isinstance(item[1], str) else (item, "float64")
+
+    rng = np.random.default_rng(1)
+    nbytes = {k: 8 * int(np.prod(shape_dtype(item)[0])) for k, item in enumerate(spec) if isinstance(item, tuple)}
+    buffers = {k: rng.integers(0, 2**62, size=n // 8 + 1, dtype=np.int64).view(np.uint8) for k, n in nbytes.items() if k != written}
+    for k, buffer in buffers.items():  # floats in [0, 1) where they are read as floats (no NaN, no Inf)
+        if shape_dtype(spec[k])[1] == "float64":
+            buffer.view(np.float64)[:] = rng.random(buffer.size // 8)
+    buffers[other] = np.concatenate([buffers[other], np.zeros(nbytes[written], np.uint8)])
+    device = {k: dev.put(b) for k, b in buffers.items()}
+    args = []
+    for k, item in enumerate(spec):
+        if not isinstance(item, tuple):
+            args.append(item)
+            continue
+        shape, dtype = shape_dtype(item)
+        start = 8 if k == written else 0
+        args.append(device[other if k == written else k][start:start + nbytes[k]].view(dtype).reshape(shape))
+    return args, device
+
+
+@pytest.mark.parametrize("kernel", sorted(APART))
+@pytest.mark.parametrize("device", DEVICES)
+def test_kernels_refuse_an_output_that_overlaps_another_argument_and_write_nothing(device, kernel):
+    """Each output, one element along the memory of each other array argument (input or
+    output), is refused by name before anything is written: the compiled loops read and write
+    in an order of their own (a GPU in none), so their results would depend on it, where the
+    reference, NumPy buffering the overlap, is right. The Numba ReLU backward, given an out
+    one element along dy, gave other values than the reference. (Where an out may be x itself,
+    relu_forward's and the like, that is tested in tests/test_kernels.py.)"""
+    dev = _Device(device)
+    spec, outputs = APART[kernel]
+    names = list(inspect.signature(getattr(reference, kernel)).parameters)
+    arrays = [k for k, item in enumerate(spec) if isinstance(item, tuple)]
+    for written in outputs:
+        for other in (k for k in arrays if k != written):
+            args, buffers = _overlapping_arguments(dev, spec, written, other)
+            before = {k: dev.get(b).copy() for k, b in buffers.items()}
+            pairs = [(written, other)] + ([(other, written)] if other in outputs else [])  # two outputs: either may be named first
+            pattern = "|".join(rf"{kernel} writes {names[a]}, which must not share memory with {names[b]}; got "
+                               rf"|{kernel}: {names[a]} must be {names[b]} itself or not overlap it" for a, b in pairs)
+            with pytest.raises(ValueError, match=pattern):
+                getattr(dev.kernels, kernel)(*args)
+            for k, b in buffers.items():
+                np.testing.assert_array_equal(dev.get(b), before[k], err_msg=f"{names[written]} over {names[other]}")
+
+
+_IN_PLACE = {  # the kernels whose out may be x itself, with their other arguments
+    "relu_forward": lambda x: (), "sigmoid": lambda x: (), "bias_relu_forward": lambda x: (np.full(x.shape[1], 0.25),)}
+
+
+@pytest.mark.parametrize("kernel", sorted(_IN_PLACE))
+@pytest.mark.parametrize("device", [d for d in DEVICES if d.values[0] != "cpu"])  # the Numba twins: tests/test_kernels.py
+def test_gpu_in_place_kernels_take_x_itself_and_refuse_its_transpose(device, kernel):
+    """out may be x itself, the same object or another view of x's elements (each thread
+    reads its own element before writing it), but not x's transpose: the same memory, shape
+    and dtype, laid out otherwise, so that a thread writes an element another one reads."""
+    dev = _Device(device)
+    x = np.linspace(-3, 3, 36).reshape(6, 6)
+    extra = _IN_PLACE[kernel](x)
+    want = getattr(reference, kernel)(x.copy(), *extra, np.empty_like(x))
+    for view in (lambda a: a, lambda a: a[:]):
+        a = dev.put(x)
+        getattr(dev.kernels, kernel)(a, *(dev.put(e) for e in extra), view(a))
+        np.testing.assert_allclose(dev.get(a), want, rtol=1e-15)
+    a = dev.put(x)
+    with pytest.raises(ValueError, match=rf"{kernel}: out must be x itself or not overlap it \(.*\); got x "):
+        getattr(dev.kernels, kernel)(a, *(dev.put(e) for e in extra), a.T)
+    np.testing.assert_array_equal(dev.get(a), x)
 
 
 def _refused_and_nothing_written(device, name, spec, outputs):

@@ -27,6 +27,7 @@ def rnn_gpu(monkeypatch):
     fake = types.ModuleType("cupy")
     fake.ElementwiseKernel = _Kernel
     fake.ascontiguousarray = np.ascontiguousarray
+    fake.may_share_memory = np.may_share_memory  # (the wrappers' overlap check)
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.delitem(sys.modules, "microvae.kernels.rnn_gpu", raising=False)
     _Kernel.calls = []

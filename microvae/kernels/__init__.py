@@ -6,6 +6,12 @@
 
 Every kernel writes into caller-provided output arrays so training steps can reuse
 preallocated workspaces. Tests hold each compiled kernel equal to its reference twin.
+
+An output shares no memory with any other argument, except that ``relu_forward``,
+``bias_relu_forward``, ``sigmoid`` (and the CPU's ``conv3x3_same``) may write x itself, in
+place. The compiled twins refuse any other overlap by name before writing anything (their
+loops and threads would read values already overwritten); the reference, NumPy buffering
+overlaps, takes it.
 """
 
 CORE_KERNELS = ("relu_forward", "relu_backward", "bias_relu_forward", "bias_relu_backward", "sigmoid", "bernoulli_nll_logits", "adam_update", "sgd_update")

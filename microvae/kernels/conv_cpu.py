@@ -363,6 +363,7 @@ def im2col(x, stride, pad_top, pad_left, cols):
     _contiguous(x, cols)
     shapes.output("im2col", cols=cols)
     shapes.conv_columns("im2col", x.shape, cols.shape)
+    shapes.apart("im2col", dict(cols=cols), dict(x=x))
     _im2col(x, *shapes.conv_geometry("im2col", stride, pad_top, pad_left), cols)
     return cols
 
@@ -371,6 +372,7 @@ def col2im(cols, stride, pad_top, pad_left, x):
     _contiguous(cols, x)
     shapes.output("col2im", x=x)
     shapes.conv_columns("col2im", x.shape, cols.shape)
+    shapes.apart("col2im", dict(x=x), dict(cols=cols))
     _col2im(cols, *shapes.conv_geometry("col2im", stride, pad_top, pad_left), x)
     return x
 
@@ -382,6 +384,7 @@ def maxpool_forward(x, pool, stride, y, argmax):
     shapes.output("maxpool_forward", y=y)
     pool, stride = shapes.pool_geometry("maxpool_forward", pool, stride)
     shapes.pooling("maxpool_forward", x.shape, pool, stride, y.shape, argmax.shape)
+    shapes.apart("maxpool_forward", dict(y=y, argmax=argmax), dict(x=x))
     _maxpool_forward(x, pool, stride, y, argmax)
     return y
 
@@ -392,6 +395,7 @@ def maxpool_backward(dy, argmax, pool, stride, dx):
     shapes.output("maxpool_backward", dx=dx)
     pool, stride = shapes.pool_geometry("maxpool_backward", pool, stride)
     shapes.pooling("maxpool_backward", dx.shape, pool, stride, dy.shape, argmax.shape)
+    shapes.apart("maxpool_backward", dict(dx=dx), dict(dy=dy, argmax=argmax))
     _maxpool_backward(dy, argmax, pool, stride, dx)
     return dx
 
@@ -411,6 +415,7 @@ def conv3x3_same(x, weight, bias, relu, y):
     shapes.output("conv3x3_same", y=y)
     shapes.itself_or_apart("conv3x3_same", x, y, "y", why="each image is read after the one before it is written")
     _conv3x3_shapes(x, weight.shape, y.shape)
+    shapes.apart("conv3x3_same", dict(y=y), dict(weight=weight) if bias is None else dict(weight=weight, bias=bias))
     bias = np.empty(0, dtype=y.dtype) if bias is None else np.ascontiguousarray(bias)
     _conv3x3_same(x, weight, bias, bool(relu), y)
     return y
@@ -420,6 +425,7 @@ def conv3x3_same_weight_grad(x, dy, dw):
     _contiguous(x, dy, dw)
     shapes.output("conv3x3_same_weight_grad", dw=dw)
     _conv3x3_shapes(x, dw.shape, dy.shape)
+    shapes.apart("conv3x3_same_weight_grad", dict(dw=dw), dict(x=x, dy=dy))
     _conv3x3_same_weight_grad(x, dy, dw)
     if np.isnan(dw).any():  # (F·C·9 values: cheap) an Inf or NaN in x or dy; the grid may have made NaNs of Infs
         _conv3x3_same_weight_grad_by_definition(x, dy, dw)

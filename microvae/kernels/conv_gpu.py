@@ -117,6 +117,7 @@ def _geometry(kernel, x_shape, cols_shape, stride, pad_top, pad_left):
 def im2col(x, stride, pad_top, pad_left, cols):
     shapes.output("im2col", cols=cols)
     shapes.conv_columns("im2col", x.shape, cols.shape)
+    shapes.apart("im2col", dict(cols=cols), dict(x=x), xp=cp)
     _im2col(x, *_geometry("im2col", x.shape, cols.shape, stride, pad_top, pad_left), cols)
     return cols
 
@@ -124,6 +125,7 @@ def im2col(x, stride, pad_top, pad_left, cols):
 def col2im(cols, stride, pad_top, pad_left, x):
     shapes.output("col2im", x=x)
     shapes.conv_columns("col2im", x.shape, cols.shape)
+    shapes.apart("col2im", dict(x=x), dict(cols=cols), xp=cp)
     _col2im(cols, *_geometry("col2im", x.shape, cols.shape, stride, pad_top, pad_left), x)
     return x
 
@@ -134,6 +136,7 @@ def maxpool_forward(x, pool, stride, y, argmax):
     shapes.output("maxpool_forward", y=y)
     pool, stride = shapes.pool_geometry("maxpool_forward", pool, stride)
     shapes.pooling("maxpool_forward", x.shape, pool, stride, y.shape, argmax.shape)
+    shapes.apart("maxpool_forward", dict(y=y, argmax=argmax), dict(x=x), xp=cp)
     _, _, h, w = x.shape
     _maxpool_forward(x, int(h), int(w), int(y.shape[2]), int(y.shape[3]), pool, stride, y, argmax)
     return y
@@ -144,6 +147,7 @@ def maxpool_backward(dy, argmax, pool, stride, dx):
     shapes.output("maxpool_backward", dx=dx)
     pool, stride = shapes.pool_geometry("maxpool_backward", pool, stride)
     shapes.pooling("maxpool_backward", dx.shape, pool, stride, dy.shape, argmax.shape)
+    shapes.apart("maxpool_backward", dict(dx=dx), dict(dy=dy, argmax=argmax), xp=cp)
     argmax = argmax.astype(cp.int64, copy=False)  # any integer dtype, as the CPU twins take
     _, _, h, w = dx.shape
     _maxpool_backward(dy, argmax, int(h), int(w), int(dy.shape[2]), int(dy.shape[3]), pool, stride, dx)

@@ -297,7 +297,9 @@ def relu_forward(x, out):
 
 
 def relu_backward(dy, y, out):
-    _relu_backward(_flat(dy), _flat(y, dy.shape), _flat(out, dy.shape, "out"))
+    arrays = _flat(dy), _flat(y, dy.shape), _flat(out, dy.shape, "out")
+    shapes.apart("relu_backward", dict(out=out), dict(dy=dy, y=y))
+    _relu_backward(*arrays)
     return out
 
 
@@ -315,19 +317,22 @@ def bias_relu_forward(x, b, out):
     _rows(x, b)
     _rows(out, b, x.shape, "out")
     shapes.itself_or_apart("bias_relu_forward", x, out)
+    shapes.apart("bias_relu_forward", dict(out=out), dict(b=b))
     _bias_relu_forward(x, b, out)
     return out
 
 
 def bias_relu_backward(dy, y, out, db):
     shapes.output("bias_relu_backward", db=db)
-    if dy.ndim == 2 and dy.shape[1] == 1:
+    arrays = _rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape, "out")
+    shapes.apart("bias_relu_backward", dict(out=out, db=db), dict(dy=dy, y=y))
+    if dy.shape[1] == 1:
         # a single column is contiguous, and NumPy sums it pairwise, not in row order: NumPy
         # sums it here too, so that db still equals the unfused layer's dY.sum(axis=0) exactly
-        relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape, "out"))
+        relu_backward(*arrays)
         out.sum(axis=0, out=db)
         return out
-    _bias_relu_backward(_rows(dy, db), _rows(y, db, dy.shape), _rows(out, db, dy.shape, "out"), db)
+    _bias_relu_backward(*arrays, db)
     return out
 
 
@@ -345,6 +350,7 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
     _checked(x, logits.shape)
     _checked(dlogits, logits.shape, "dlogits")
     _checked(row_loss, logits.shape[:1], "row_loss")
+    shapes.apart("bernoulli_nll_logits", dict(dlogits=dlogits, row_loss=row_loss), dict(logits=logits, x=x))
     if logits.dtype == np.float32 and x.dtype == np.float32 and dlogits.dtype == np.float32:
         _by_size(_bernoulli_nll_f32_threads, _bernoulli_nll_f32, logits, x, np.float32(scale), dlogits, row_loss, 0, len(logits))
         return row_loss
@@ -364,6 +370,7 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
     shape = param.shape
     arrays = _flat(param, None, "param"), _flat(grad, shape), _flat(m, shape, "m"), _flat(v, shape, "v")
     shapes.one_dtype("adam_update", param=param, grad=grad, m=m, v=v)
+    shapes.apart("adam_update", dict(param=param, m=m, v=v), dict(grad=grad))
     t = param.dtype.type
     _by_size(_adam_update_threads, _adam_update, *arrays, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t))
 
@@ -373,6 +380,7 @@ def sgd_update(param, grad, velocity, lr, momentum):
     shape = param.shape
     arrays = _flat(param, None, "param"), _flat(grad, shape), _flat(velocity, shape, "velocity")
     shapes.one_dtype("sgd_update", param=param, grad=grad, velocity=velocity)
+    shapes.apart("sgd_update", dict(param=param, velocity=velocity), dict(grad=grad))
     t = param.dtype.type
     _by_size(_sgd_update_threads, _sgd_update, *arrays, t(lr), t(momentum))
 

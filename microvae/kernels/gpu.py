@@ -54,24 +54,29 @@ _sgd = cp.ElementwiseKernel(
 
 def relu_forward(x, out):
     shapes.elementwise("relu_forward", x=x.shape, out=out.shape)
+    shapes.itself_or_apart("relu_forward", x, out, why="each thread reads its own element before writing it", xp=cp)
     _relu_forward(x, out)
     return out
 
 
 def relu_backward(dy, y, out):
     shapes.elementwise("relu_backward", dy=dy.shape, y=y.shape, out=out.shape)
+    shapes.apart("relu_backward", dict(out=out), dict(dy=dy, y=y), xp=cp)
     _relu_backward(dy, y, out)
     return out
 
 
 def bias_relu_forward(x, b, out):
     shapes.rows("bias_relu_forward", "b", b.shape, x=x.shape, out=out.shape)
+    shapes.itself_or_apart("bias_relu_forward", x, out, why="each thread reads its own element before writing it", xp=cp)
+    shapes.apart("bias_relu_forward", dict(out=out), dict(b=b), xp=cp)
     _bias_relu_forward(x, b, out)  # b broadcasts over the rows
     return out
 
 
 def bias_relu_backward(dy, y, out, db):
     shapes.rows("bias_relu_backward", "db", db.shape, dy=dy.shape, y=y.shape, out=out.shape)
+    shapes.apart("bias_relu_backward", dict(out=out, db=db), dict(dy=dy, y=y), xp=cp)
     _relu_backward(dy, y, out)
     out.sum(axis=0, out=db)
     return out
@@ -79,12 +84,14 @@ def bias_relu_backward(dy, y, out, db):
 
 def sigmoid(x, out):
     shapes.elementwise("sigmoid", x=x.shape, out=out.shape)
+    shapes.itself_or_apart("sigmoid", x, out, why="each thread reads its own element before writing it", xp=cp)
     _sigmoid(x, out)
     return out
 
 
 def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
     shapes.bernoulli(logits.shape, x.shape, dlogits.shape, row_loss.shape)
+    shapes.apart("bernoulli_nll_logits", dict(dlogits=dlogits, row_loss=row_loss), dict(logits=logits, x=x), xp=cp)
     elementwise_loss = cp.empty(logits.shape, dtype=cp.float64)
     _bernoulli(logits, x, float(scale), dlogits, elementwise_loss)
     row_loss[...] = elementwise_loss.sum(axis=1)
@@ -94,6 +101,7 @@ def bernoulli_nll_logits(logits, x, scale, dlogits, row_loss):
 def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
     shapes.elementwise("adam_update", param=param.shape, grad=grad.shape, m=m.shape, v=v.shape)
     shapes.one_dtype("adam_update", param=param, grad=grad, m=m, v=v)
+    shapes.apart("adam_update", dict(param=param, m=m, v=v), dict(grad=grad), xp=cp)
     t = param.dtype.type  # c1 = 1 − β₁ and c2 = 1 − β₂ rounded once, as on the CPU
     _adam(grad, t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2), t(lr_t), t(eps_t), param, m, v)
 
@@ -101,6 +109,7 @@ def adam_update(param, grad, m, v, beta1, beta2, lr_t, eps_t):
 def sgd_update(param, grad, velocity, lr, momentum):
     shapes.elementwise("sgd_update", param=param.shape, grad=grad.shape, velocity=velocity.shape)
     shapes.one_dtype("sgd_update", param=param, grad=grad, velocity=velocity)
+    shapes.apart("sgd_update", dict(param=param, velocity=velocity), dict(grad=grad), xp=cp)
     t = param.dtype.type
     _sgd(grad, t(lr), t(momentum), param, velocity)
 

@@ -108,17 +108,20 @@ def _mask(mask, like):
 
 def rnn_tanh_forward_step(a, h_prev, mask, h):
     shapes.rnn_step("rnn_tanh_forward_step", mask.shape, a=a.shape, h_prev=h_prev.shape, h=h.shape)
+    shapes.apart("rnn_tanh_forward_step", dict(h=h), dict(a=a, h_prev=h_prev, mask=mask), xp=cp)
     _rnn_forward(a, h_prev, _mask(mask, h), h.shape[1], _contiguous(h, "h"))
 
 
 def rnn_tanh_backward_step(dh, h, mask, da, dh_prev):
     shapes.rnn_step("rnn_tanh_backward_step", mask.shape, dh=dh.shape, h=h.shape, da=da.shape, dh_prev=dh_prev.shape)
+    shapes.apart("rnn_tanh_backward_step", dict(da=da, dh_prev=dh_prev), dict(dh=dh, h=h, mask=mask), xp=cp)
     _rnn_backward(dh, h, _mask(mask, h), h.shape[1], _contiguous(da, "da"), _contiguous(dh_prev, "dh_prev"))
 
 
 def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
     shapes.gru_step("gru_forward_step", mask.shape, dict(gx=gx.shape, gh=gh.shape, gates=gates.shape),
                     dict(h_prev=h_prev.shape, h=h.shape, hn=hn.shape), b_hn.shape)
+    shapes.apart("gru_forward_step", dict(h=h, gates=gates, hn=hn), dict(gx=gx, gh=gh, b_hn=b_hn, h_prev=h_prev, mask=mask), xp=cp)
     H = h.shape[1]
     _gru_forward(_in(gx), _in(gh), _in(b_hn), _in(h_prev), _mask(mask, h), H, _contiguous(h, "h"), _contiguous(gates, "gates"),
                  _contiguous(hn, "hn"))
@@ -127,6 +130,7 @@ def gru_forward_step(gx, gh, b_hn, h_prev, mask, h, gates, hn):
 def gru_backward_step(dh, h_prev, mask, gates, hn, dgx, dhn, dh_prev):
     shapes.gru_step("gru_backward_step", mask.shape, dict(gates=gates.shape, dgx=dgx.shape),
                     dict(dh=dh.shape, h_prev=h_prev.shape, hn=hn.shape, dhn=dhn.shape, dh_prev=dh_prev.shape))
+    shapes.apart("gru_backward_step", dict(dgx=dgx, dhn=dhn, dh_prev=dh_prev), dict(dh=dh, h_prev=h_prev, mask=mask, gates=gates, hn=hn), xp=cp)
     H = dh.shape[1]
     _gru_backward(_in(dh), _in(h_prev), _mask(mask, dh_prev), _in(gates), _in(hn), H, _contiguous(dgx, "dgx"), _contiguous(dhn, "dhn"),
                   _contiguous(dh_prev, "dh_prev"))

@@ -1,6 +1,6 @@
 """Argument shapes of the convolution, pooling and recurrent kernels, checked before they run
-(with their geometry and the dtypes of what they write), and the elementwise kernels' rules on
-dtypes and overlapping arrays.
+(with their geometry and the dtypes of what they write), the optimizer updates' rule on
+dtypes, and every kernel's rule on overlapping arrays.
 
 The compiled twins (Numba on the CPU, CuPy on the GPU) index their arrays without bounds
 checks, so an argument of the wrong shape would read or write past its end without a word,
@@ -17,7 +17,7 @@ import numpy as np
 from ..checks import check_int
 
 __all__ = ["elementwise", "rows", "bernoulli", "conv_columns", "pooling", "rnn_step", "gru_step",
-           "output", "one_dtype", "itself_or_apart", "argmax", "conv_geometry", "pool_geometry"]
+           "output", "one_dtype", "apart", "itself_or_apart", "argmax", "conv_geometry", "pool_geometry"]
 
 
 def _refuse(kernel: str, needs: str, **got):
@@ -108,17 +108,40 @@ def one_dtype(kernel: str, **arrays) -> None:
                         + ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items()))
 
 
+def apart(kernel: str, outputs: dict, inputs: dict, xp=np) -> None:
+    """No output shares memory with any other argument, input or output. The compiled loops
+    read and write through the arrays' memory in an order of their own (a GPU's threads in
+    none), so with an overlap their results would depend on that order, where the reference
+    (NumPy buffers overlaps) is right. An output that may be x itself is checked by
+    ``itself_or_apart`` instead, and its other arguments here. ``xp``: the arrays' module."""
+    earlier = dict(inputs)
+    for name, out in outputs.items():
+        for other_name, other in earlier.items():
+            if xp.may_share_memory(out, other):
+                raise ValueError(f"{kernel} writes {name}, which must not share memory with {other_name}; got {name} "
+                                 f"{tuple(out.shape)} {out.dtype} and {other_name} {tuple(other.shape)} {other.dtype} overlapping")
+        earlier[name] = out
+
+
+def _placement(a) -> tuple:
+    """Where a's elements lie: its first one's address (NumPy's array interface, or CuPy's CUDA
+    one), its shape, dtype and strides (a stride along an axis of length 1 is never taken)."""
+    interface = getattr(a, "__cuda_array_interface__", None) or a.__array_interface__
+    return interface["data"][0], a.shape, a.dtype, tuple(s for s, n in zip(a.strides, a.shape) if n > 1)
+
+
 def itself_or_apart(kernel: str, x, out, name: str = "out",
-                    why: str = "each value is read just before its position is written") -> None:
-    """``out`` is ``x`` itself (in place: the same memory, shape and dtype, if not the same
-    object) or shares no memory with it (NumPy arrays). A compiled loop that reads each value
-    (image) of x just before it writes that position is right in those two cases; an ``out``
+                    why: str = "each value is read just before its position is written", xp=np) -> None:
+    """``out`` is ``x`` itself (in place: the same memory, shape, dtype and strides, if not the
+    same object) or shares no memory with it (``xp``: the arrays' module). A compiled loop that
+    reads each value (image) of x just before it writes that position is right in those two
+    cases, and so is a GPU thread that reads and writes its own element; an ``out``
     that starts further along in x's memory, or at x's address in another dtype, has values
     read after they were written, where the reference (NumPy buffers overlaps) is right. Any
     other overlap is refused too: nothing the layers do needs it."""
-    if out is x or not np.may_share_memory(x, out):
+    if out is x or not xp.may_share_memory(x, out):
         return
-    if (x.ctypes.data, x.shape, x.dtype) != (out.ctypes.data, out.shape, out.dtype):
+    if _placement(x) != _placement(out):
         raise ValueError(f"{kernel}: {name} must be x itself or not overlap it ({why}); got x {x.shape} {x.dtype} "
                          f"and {name} {out.shape} {out.dtype} sharing memory")
 
