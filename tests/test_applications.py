@@ -3,6 +3,7 @@
 import math
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -118,6 +119,34 @@ def test_psnr_known_values():
         app.psnr(clean, clean, data_range=0)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e160, 1e200])
+@pytest.mark.parametrize("per_example", [False, True])
+def test_psnr_does_not_depend_on_the_datas_scale(scale, per_example):
+    """PSNR is a ratio of the range to the error: data, error and range scaled together give
+    the same dB. It squared the range (an OverflowError past 1.3e154, for a range passed in or
+    taken from the data) and the error (+inf for inputs that differ, once the squares vanished)."""
+    rng = np.random.default_rng(0)
+    clean = rng.random((3, 8))
+    other = clean + rng.standard_normal((3, 8)) * 0.01
+    want = app.psnr(clean, other, data_range=2.0, per_example=per_example)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = app.psnr(clean * scale, other * scale, data_range=2.0 * scale, per_example=per_example)
+        by_default = app.psnr(clean * scale, other * scale, per_example=per_example)  # the data's span
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    span = clean.max() - clean.min()  # the default range: the data's span, or 1 for data inside [0, 1]
+    default = 1 / scale if scale < 1 else span
+    np.testing.assert_allclose(by_default, app.psnr(clean, other, data_range=default, per_example=per_example), rtol=1e-12)
+    assert np.isfinite(by_default).all()
+
+
+def test_psnr_refuses_data_whose_span_overflows_unless_given_a_range():
+    clean, other = np.array([[-1e308, 1e308]]), np.array([[-1e308, 9e307]])
+    with pytest.raises(ValueError, match=r"the clean data's max − min overflows float64; pass data_range"):
+        app.psnr(clean, other)
+    assert app.psnr(clean, other, data_range=1e308) == pytest.approx(10 * math.log10(200), rel=1e-12)  # d = (0, 0.1)
+
+
 # ---------------------------------------------------------------------------------------------
 # a briefly trained model
 
@@ -174,6 +203,18 @@ def test_slerp_of_nearly_opposite_codes_stays_on_the_circle():
     path = app.slerp(a, b, np.linspace(0, 1, 5))
     np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, rtol=1e-12)
     np.testing.assert_allclose(np.arctan2(path[:, 1], path[:, 0]), np.linspace(0, angle, 5), atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-170, 1e-3, 1e160, 1e300])
+def test_slerp_of_codes_of_any_finite_scale_is_the_scaled_path(scale):
+    """The angle comes from unit vectors made without squaring the codes' values: ‖z‖ squared
+    them, so codes past 1e154 gave NaN (Inf/Inf) and codes below 1e-154 the straight line (a
+    norm of 0), where the path is the unit-scale one, scaled."""
+    a, b, t = np.array([1.0, 0.0, 0.5]), np.array([1.0, 1.0, -0.25]), np.linspace(0, 1, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = app.slerp(a * scale, b * scale, t)
+    np.testing.assert_allclose(path / scale, app.slerp(a, b, t), rtol=1e-13)
 
 
 _NOT_REAL = {"object": np.array([[0.1, None]], dtype=object), "complex128": np.array([[0.1 + 1j, 0.2]]),
