@@ -224,17 +224,32 @@ def test_losses_refuse_what_is_not_a_float32_or_float64_array_by_name(name, bad)
 
 
 @pytest.mark.parametrize("name", ["bernoulli_nll", "bce_probabilities", "gaussian_nll", "mse"])
-@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int32, np.float16])
 def test_data_may_be_integers_or_bools(name, dtype):
-    """0/1 pixels stored as integers or bools are data; the result is that of the float copy."""
+    """0/1 pixels stored as integers, bools or float16 are data (the models take all of them);
+    the result is that of the float copy. float16 was refused as no "array of numbers"."""
     x = np.random.default_rng(0).integers(0, 2, (3, 4))
     prediction = np.random.default_rng(1).uniform(0.1, 0.9, (3, 4))
     ints = _PREDICTION_LOSSES[name](prediction, x.astype(dtype))
     floats = _PREDICTION_LOSSES[name](prediction, x.astype(np.float64))
     for a, b in zip(ints, floats):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(TypeError, match="x must be an array of numbers, got dtype <U1"):
+    with pytest.raises(TypeError, match=r"x must be an array of real numbers \(bool, integer, float16, float32 or float64\), got dtype <U1"):
         losses.bernoulli_nll(prediction, np.full((3, 4), "1"))
+
+
+@pytest.mark.parametrize("name, position", [(name, position) for name in sorted(_PREDICTION_LOSSES) for position in (0, 1)]
+                         + [("generator_loss", 0)])
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_losses_refuse_an_np_matrix_by_name(name, position):
+    """An np.matrix's * is a matrix product: kl_normal, mse and gaussian_nll gave other values,
+    as (n, 1) matrices, and kl_gaussians and a learned-variance gaussian_nll wrong gradients,
+    without a word. Each loss refuses one in any position, naming it."""
+    call = (lambda a, b: losses.generator_loss(a)) if name == "generator_loss" else _PREDICTION_LOSSES[name]
+    arrays = [np.random.default_rng(0).uniform(0.1, 0.9, (3, 3)) for _ in range(2)]
+    arrays[position] = np.asmatrix(arrays[position])
+    with pytest.raises(TypeError, match=r": \w+ is an np\.matrix, whose \* is a matrix product; pass np\.asarray\(\w+\)"):
+        call(*arrays)
 
 
 @pytest.mark.parametrize("name", sorted(_PREDICTION_LOSSES) + ["generator_loss"])

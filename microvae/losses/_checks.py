@@ -1,18 +1,25 @@
 """Type and shape checks shared by the losses (cheap: no pass over the data), and the one
 range check the Bernoulli losses make, which a model that checked its data once skips."""
 
+import numpy as np
+
 from ..backend import array_module
+
 
 def array_of(what: str, name: str, array, data: bool = False) -> None:
     """``array`` must be a float32/float64 array (what a gradient is taken for), or with
-    ``data`` an array of any numbers (data may be integers or bools: 0/1 pixels)."""
+    ``data`` an array of any real numbers (data may be float16, integers or bools: 0/1
+    pixels; the losses read it in the prediction's dtype). An ``np.matrix`` is refused: its
+    ``*`` is a matrix product, and the losses' elementwise products would silently be that."""
     dtype = getattr(array, "dtype", None)
     if dtype is None or not hasattr(array, "shape"):
         raise TypeError(f"{what}: {name} must be a NumPy or CuPy array, got {type(array).__name__}")
+    if isinstance(array, np.matrix):
+        raise TypeError(f"{what}: {name} is an np.matrix, whose * is a matrix product; pass np.asarray({name})")
     # kind and itemsize, not dtype.name: NumPy builds that string in Python, a few µs a call,
     # and every training step checks four arrays here
-    if not ((dtype.kind == "f" and dtype.itemsize in (4, 8)) or (data and dtype.kind in "biu")):
-        expected = "an array of numbers" if data else "a float32 or float64 array"
+    if not ((dtype.kind == "f" and dtype.itemsize in (4, 8)) or (data and (dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize == 2)))):
+        expected = "an array of real numbers (bool, integer, float16, float32 or float64)" if data else "a float32 or float64 array"
         raise TypeError(f"{what}: {name} must be {expected}, got dtype {dtype}")
 
 
