@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .backend import array_module
+from .backend import array_module, kernels_for
 from .losses import bernoulli_nll, gaussian_nll
 from .losses._checks import found_range, outside_unit_interval
 
@@ -42,12 +42,16 @@ class Bernoulli:
         entered the model (``validate``), so the loss does not check its range again on every batch."""
         return bernoulli_nll(out, x, check_range=False, kernels=kernels)
 
-    def mean(self, out, kernels):
-        """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``)."""
-        if out.dtype.kind != "f":  # integer logits: their σ would be truncated to the integers 0 and 1
-            out = out.astype(array_module(out).float64)
-        p = array_module(out).empty_like(out)
-        kernels.sigmoid(out, p)
+    def mean(self, out, kernels=None):
+        """The pixels' means σ(logits), through the backend's ``kernels`` (``backend.kernels``;
+        default: those of the logits' device, as ``nll``'s). Logits of any layout come in as a
+        C-contiguous copy in native byte order; integer and float16 ones in float64 (the
+        kernels compute in float32 or float64, and an integer σ would be truncated to 0 or 1)."""
+        xp = array_module(out)
+        dtype = out.dtype.newbyteorder("=") if out.dtype.kind == "f" and out.dtype.itemsize in (4, 8) else xp.float64
+        out = xp.ascontiguousarray(out, dtype=dtype)
+        p = xp.empty_like(out)
+        (kernels or kernels_for(out)).sigmoid(out, p)
         return p
 
     def validate(self, x, what: str = "x") -> None:

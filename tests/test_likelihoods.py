@@ -137,6 +137,26 @@ def test_bernoulli_mean_of_integer_logits_is_a_probability():
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([[0.0, 3.0, -2.0]]))))
 
 
+def test_bernoulli_mean_takes_logits_of_any_layout_and_its_own_kernels_by_default():
+    """As ``nll`` does: Fortran-ordered, strided, reversed and big-endian logits gave the
+    compiled kernels' contiguity and dtype errors (naming an "out" the caller never passed),
+    and ``kernels`` had no default; float16 ones come out in float64, as integers do."""
+    from microvae.likelihoods import Bernoulli
+
+    backend = get_backend("numpy", dtype="float32")
+    logits = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    want = Bernoulli().mean(logits, backend.kernels)
+    for form in (np.asfortranarray(logits), logits[::-1][::-1].copy()[::-1][::-1], np.repeat(logits, 2, axis=1)[:, ::2],
+                 logits.astype(">f4"), np.ascontiguousarray(logits[::-1])[::-1]):
+        got = Bernoulli().mean(form, backend.kernels)
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(Bernoulli().mean(logits), want)
+    half = Bernoulli().mean(logits.astype(np.float16))
+    assert half.dtype == np.float64
+    np.testing.assert_allclose(half, 1 / (1 + np.exp(-logits.astype(np.float16).astype(np.float64))), rtol=1e-15)
+
+
 @pytest.mark.parametrize("width", [3, 5, 9, 11])
 def test_learned_gaussian_names_a_wrongly_sized_output(width):
     """The output must be μ ‖ logvar for x of width 5: (4, 10). The error used to name the
