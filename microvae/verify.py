@@ -115,6 +115,12 @@ def _check_step(eps) -> float:
     return step
 
 
+def _is_float64(array) -> bool:
+    """float64 in either byte order: a big-endian array is perturbed in place all the same."""
+    dtype = getattr(array, "dtype", None)
+    return dtype is not None and dtype.kind == "f" and dtype.itemsize == 8
+
+
 def numeric_gradient(fn, array, eps: float = 1e-6):
     """d fn() / d array, element by element, by the fourth-order central stencil.
 
@@ -123,7 +129,7 @@ def numeric_gradient(fn, array, eps: float = 1e-6):
     the step h. Returns a float64 NumPy array of its shape.
     """
     eps = _check_step(eps)
-    if getattr(array, "dtype", None) != np.float64:  # steps of 1e-6 truncate to 0 in an int array, round in float32
+    if not _is_float64(array):  # steps of 1e-6 truncate to 0 in an int array, round in float32
         raise TypeError(f"numeric_gradient perturbs array in place by steps of eps, so it must be a float64 array, "
                         f"got {getattr(array, 'dtype', type(array).__name__)}")
     _check_writable(array, "array")
@@ -199,7 +205,7 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     floor = 1e-3 * max(1.0, abs(float(fn())))
     errors = {}
     for name, array in wrt.items():
-        if array.dtype != np.float64:
+        if not _is_float64(array):
             raise TypeError(f"gradcheck needs float64 arrays for a meaningful check; {name!r} is {array.dtype}")
         if name not in analytic or analytic[name] is None:
             raise ValueError(f"no analytic gradient given for {name!r}")

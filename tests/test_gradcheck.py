@@ -33,6 +33,17 @@ def test_inputs_are_restored_after_the_check():
     np.testing.assert_array_equal(a, [1.0, 2.0, 3.0])
 
 
+def test_big_endian_float64_is_checked_as_native_float64_is():
+    """float64 in either byte order is float64: it was refused as "needs float64 arrays"."""
+    rng = np.random.default_rng(0)
+    logits, x = rng.standard_normal((3, 4)), (rng.random((3, 4)) > 0.5).astype(float)
+    native = mv.check_loss(mv.losses.bernoulli_nll, {"logits": logits, "x": x}, grad_names=["logits"])
+    swapped = logits.astype(">f8")
+    big = mv.check_loss(mv.losses.bernoulli_nll, {"logits": swapped, "x": x}, grad_names=["logits"])
+    assert big.errors == native.errors and big.passed()
+    np.testing.assert_array_equal(swapped, logits)  # restored after the check
+
+
 def test_float32_is_refused():
     a = np.ones(3, dtype=np.float32)
     with pytest.raises(TypeError, match="float64"):
