@@ -73,11 +73,13 @@ class Backend:
         ``seed`` is None (fresh entropy) or an integer >= 0, as everywhere in microvae."""
         self.rng = np.random.default_rng(check_seed(seed))
 
-    def normal(self, shape, scale=1.0):
-        """Standard normal draws (times ``scale``) in this backend's dtype, on its device.
+    def normal(self, shape, scale=1.0, rng=None):
+        """Standard normal draws (times ``scale``) in this backend's dtype, on its device, from
+        ``rng`` (a NumPy Generator: a seeded stream of the caller's) or the backend's own.
 
         Drawn in float64 and cast, so a seed gives the same numbers in float32 and float64."""
-        return self.to_device((self.rng.standard_normal(shape) * scale).astype(self.dtype, copy=False))
+        rng = self.rng if rng is None else rng
+        return self.to_device((rng.standard_normal(shape) * scale).astype(self.dtype, copy=False))
 
     def uniform(self, shape, low=0.0, high=1.0):
         """Draws from U[low, high) of ``shape``, in the backend's dtype, on its device. (Drawn in

@@ -11,7 +11,7 @@ import numbers
 
 from .backend import array_module, kernels_for
 from .losses import bernoulli_nll, gaussian_nll
-from .losses._checks import found_range, outside_unit_interval
+from .losses._checks import found_range, native, outside_unit_interval
 
 # Every learned log-variance (the encoder's, a learned prior's, a Gaussian decoder's) is
 # clamped to this range, with zero gradient outside it: e^{-logvar} overflows float32 below
@@ -48,7 +48,7 @@ class Bernoulli:
         C-contiguous copy in native byte order; integer and float16 ones in float64 (the
         kernels compute in float32 or float64, and an integer σ would be truncated to 0 or 1)."""
         xp = array_module(out)
-        dtype = out.dtype.newbyteorder("=") if out.dtype.kind == "f" and out.dtype.itemsize in (4, 8) else xp.float64
+        dtype = native(out.dtype) if out.dtype.kind == "f" and out.dtype.itemsize in (4, 8) else xp.float64
         out = xp.ascontiguousarray(out, dtype=dtype)
         p = xp.empty_like(out)
         (kernels or kernels_for(out)).sigmoid(out, p)

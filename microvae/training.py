@@ -408,7 +408,8 @@ def _train_epoch(model, arrays, val_arrays, order, optimizers, epoch: int, batch
         warnings.warn(f"the encoder's logvar of latent dimension(s) {stuck} lay beyond LOGVAR_RANGE [{lo:g}, {hi:g}] for "
                       "every example of an epoch's last batch: the clamp passes no gradient there, so training cannot "
                       "bring it back (a learning rate far too large puts it there, or inputs of a large scale from the "
-                      "first step); lower the learning rate, or rescale the inputs, and train again", RuntimeWarning, stacklevel=_stacklevel_outside_package())
+                      "first step); lower the learning rate, or rescale the inputs, and train again",
+                      RuntimeWarning, stacklevel=_stacklevel_outside_package())
     # a finite loss is computed before the step: an overflowing gradient can still leave NaN
     # parameters, which callbacks (checkpoints) must never see. One pass per epoch, not per step.
     if not all(bool(xp.isfinite(flat.data).all()) for flat in model.parameter_groups().values()):

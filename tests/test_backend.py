@@ -59,6 +59,14 @@ def test_a_float32_normal_draw_is_the_float64_draw_rounded_at_any_scale():
     np.testing.assert_array_equal(a, b.astype(np.float32))
 
 
+def test_a_normal_draw_from_a_callers_generator_leaves_the_backends_own_stream_alone():
+    """The AAE draws its seeded prior samples so: the caller's stream, rounded as above."""
+    backend = mv.get_backend("numpy", dtype="float32", seed=3)
+    drawn = backend.normal((50,), rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(drawn, np.random.default_rng(7).standard_normal(50).astype(np.float32))
+    np.testing.assert_array_equal(backend.normal((50,)), mv.get_backend("numpy", dtype="float32", seed=3).normal((50,)))
+
+
 def test_kernels_for_honours_the_reference_kernels_variable(monkeypatch):
     from microvae.backend import kernels_for
     from microvae.kernels import reference

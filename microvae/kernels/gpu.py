@@ -52,9 +52,13 @@ _sgd = cp.ElementwiseKernel(
 )
 
 
+# why an out that is x itself is right on the GPU (itself_or_apart's message gives it)
+_IN_PLACE = "each thread reads its own element before writing it"
+
+
 def relu_forward(x, out):
     shapes.elementwise("relu_forward", x=x.shape, out=out.shape)
-    shapes.itself_or_apart("relu_forward", x, out, why="each thread reads its own element before writing it", xp=cp)
+    shapes.itself_or_apart("relu_forward", x, out, why=_IN_PLACE, xp=cp)
     _relu_forward(x, out)
     return out
 
@@ -68,7 +72,7 @@ def relu_backward(dy, y, out):
 
 def bias_relu_forward(x, b, out):
     shapes.rows("bias_relu_forward", "b", b.shape, x=x.shape, out=out.shape)
-    shapes.itself_or_apart("bias_relu_forward", x, out, why="each thread reads its own element before writing it", xp=cp)
+    shapes.itself_or_apart("bias_relu_forward", x, out, why=_IN_PLACE, xp=cp)
     shapes.apart("bias_relu_forward", dict(out=out), dict(b=b), xp=cp)
     _bias_relu_forward(x, b, out)  # b broadcasts over the rows
     return out
@@ -84,7 +88,7 @@ def bias_relu_backward(dy, y, out, db):
 
 def sigmoid(x, out):
     shapes.elementwise("sigmoid", x=x.shape, out=out.shape)
-    shapes.itself_or_apart("sigmoid", x, out, why="each thread reads its own element before writing it", xp=cp)
+    shapes.itself_or_apart("sigmoid", x, out, why=_IN_PLACE, xp=cp)
     _sigmoid(x, out)
     return out
 

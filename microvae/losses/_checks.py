@@ -18,7 +18,8 @@ def array_of(what: str, name: str, array, data: bool = False) -> None:
         raise TypeError(f"{what}: {name} is an np.matrix, whose * is a matrix product; pass np.asarray({name})")
     # kind and itemsize, not dtype.name: NumPy builds that string in Python, a few µs a call,
     # and every training step checks four arrays here
-    if not ((dtype.kind == "f" and dtype.itemsize in (4, 8)) or (data and (dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize == 2)))):
+    float_sizes = (2, 4, 8) if data else (4, 8)
+    if not ((dtype.kind == "f" and dtype.itemsize in float_sizes) or (data and dtype.kind in "biu")):
         expected = "an array of real numbers (bool, integer, float16, float32 or float64)" if data else "a float32 or float64 array"
         raise TypeError(f"{what}: {name} must be {expected}, got dtype {dtype}")
 

@@ -243,8 +243,7 @@ class AAE(Model):
         """n prior draws on the backend; with the mixture and labels, draw i comes from component labels[i] (if >= 0)."""
         be, xp = self.backend, self.backend.xp
         rng = be.rng if rng is None else rng  # a NumPy generator: drawn on the host, as Backend draws
-        # drawn in float64 and rounded, as Backend.normal does: a seed gives the same draws in float32
-        noise = be.to_device(rng.standard_normal((n, self.latent_dim)).astype(be.dtype, copy=False))
+        noise = be.normal((n, self.latent_dim), rng=rng)
         if self.prior == "gaussian":
             return noise
         components = be.to_device(rng.integers(0, self.num_classes, size=n))
@@ -447,8 +446,7 @@ class AAE(Model):
         else:
             be = self.backend
             rng = be.rng if seed is None else np.random.default_rng((seed, 1))  # not the prior draws' stream
-            codes = self._by_rows(lambda xb: self._codes(xb, be.to_device(rng.standard_normal((len(xb), self.latent_dim))
-                                                                          .astype(be.dtype, copy=False))), data)
+            codes = self._by_rows(lambda xb: self._codes(xb, be.normal((len(xb), self.latent_dim), rng=rng)), data)
         return prior_distance(codes, self.sample_prior(n_prior or len(codes), seed=seed))
 
     def __repr__(self):
