@@ -133,9 +133,10 @@ class Gaussian:
         per_example, dmean, dlogvar = gaussian_nll(out[:, :d], x, logvar)
         return per_example, xp.concatenate([dmean, dlogvar * inside], axis=1)
 
-    def mean(self, out, kernels):
-        """The means μ (the first half of ``out`` with a learned variance); ``kernels`` unused."""
-        return out[:, : out.shape[1] // 2] if self.learned else out
+    def mean(self, out, kernels=None):
+        """The means μ (the first half of ``out`` with a learned variance), a new array, as
+        ``Bernoulli.mean``'s is: never ``out`` or a view of it; ``kernels`` unused."""
+        return (out[:, : out.shape[1] // 2] if self.learned else out).copy()
 
     def validate(self, x, what: str = "x") -> None:
         """Any real values are valid (NaN and Inf are refused where data enters a model)."""

@@ -31,10 +31,12 @@ class Reparameterization:
 
     def forward(self, mu, logvar, eps=None):
         """Return z, in the backend's dtype (as are μ, logvar and ε). Pass ``eps`` (same shape as
-        mu) to fix the noise; otherwise it is drawn from the backend's seeded generator."""
+        mu) to fix the noise; otherwise it is drawn from the backend's seeded generator. A given
+        ``eps`` is copied: backward uses the noise z was made with, whatever the caller's
+        array holds by then."""
         mu, logvar = self._real(mu, "mu"), self._real(logvar, "logvar")
         if eps is not None:
-            eps = self._real(eps, "eps")
+            eps = self._real(eps, "eps").copy()
         if mu.shape != logvar.shape:
             raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}")
         if eps is None:

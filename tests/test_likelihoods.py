@@ -137,6 +137,20 @@ def test_bernoulli_mean_of_integer_logits_is_a_probability():
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-np.array([[0.0, 3.0, -2.0]]))))
 
 
+@pytest.mark.parametrize("spec", ["gaussian", "gaussian-learned", {"name": "gaussian", "logvar": -1.0}])
+def test_gaussian_mean_is_a_new_array_never_the_decoder_output_or_a_view_of_it(spec):
+    """As Bernoulli.mean's: it returned ``out`` itself (or its first half), so that editing the
+    means edited the decoder's output; ``kernels`` may be left out, as Bernoulli's."""
+    likelihood = get_likelihood(spec)
+    out = np.random.default_rng(0).standard_normal((3, 8))
+    before = out.copy()
+    mean = likelihood.mean(out)
+    np.testing.assert_array_equal(mean, out[:, :4] if likelihood.learned else out)
+    assert not np.shares_memory(mean, out)
+    mean[...] = 7.0
+    np.testing.assert_array_equal(out, before)
+
+
 def test_bernoulli_mean_takes_logits_of_any_layout_and_its_own_kernels_by_default():
     """As ``nll`` does: Fortran-ordered, strided, reversed and big-endian logits gave the
     compiled kernels' contiguity and dtype errors (naming an "out" the caller never passed),

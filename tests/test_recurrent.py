@@ -368,6 +368,28 @@ def test_whatever_the_padding_holds_it_adds_nothing_to_the_gradients(cls, B, T, 
 
 @pytest.mark.parametrize("cls", [RNN, GRU])
 @pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1), (3, 4)])
+def test_the_caller_may_change_its_mask_after_forward_at_any_shape(cls, B, T):
+    """As x: at B = 1 or T = 1 the mask's transpose was already contiguous, so the layer kept
+    the caller's array, and mask[:] = 0 between forward and backward changed dx and every
+    gradient (at B, T > 1 it did not)."""
+    rng = np.random.default_rng(0)
+    x, dH = rng.standard_normal((B, T, 2)), rng.standard_normal((B, T, 3))
+    mask = np.ones((B, T))
+    mask[0, -1] = 0 if T > 1 else 1
+    layer = cls(2, 3).build(dtype="float64", seed=0)
+    layer.forward(x, mask=mask.copy())
+    expected_dx = layer.backward(dH).copy()
+    expected = {k: v.copy() for k, v in layer.grads.items()}
+    mine = mask.copy()
+    layer.forward(x, mask=mine)
+    mine[:] = 1 - mine
+    np.testing.assert_array_equal(layer.backward(dH), expected_dx)
+    for name in expected:
+        np.testing.assert_array_equal(layer.grads[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("cls", [RNN, GRU])
+@pytest.mark.parametrize("B, T", [(1, 4), (3, 1), (1, 1), (3, 4)])
 def test_the_caller_may_change_x_and_H_after_forward_at_any_shape(cls, B, T):
     """At B = 1 or T = 1 the transposes were no-copy views: the returned H was the backward's
     state cache and the cached x was the caller's array, so H *= 0.5 or x += 1 between

@@ -46,6 +46,24 @@ def test_given_eps_is_used_exactly():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_backward_uses_the_given_eps_even_if_the_caller_changes_it_after_forward(dtype):
+    """ε was kept by reference (no copy when already in the backend's dtype): eps[:] = 0
+    between forward and backward made dlogvar 0."""
+    sampler = mv.Reparameterization(mv.get_backend(dtype=dtype))
+    rng = np.random.default_rng(0)
+    mu, logvar, dz = (rng.standard_normal((3, 2)).astype(dtype) for _ in range(3))
+    eps = rng.standard_normal((3, 2)).astype(dtype)
+    sampler.forward(mu, logvar, eps.copy())
+    _, expected = sampler.backward(dz)
+    mine = eps.copy()
+    sampler.forward(mu, logvar, mine)
+    mine[:] = 0
+    _, dlogvar = sampler.backward(dz)
+    np.testing.assert_array_equal(dlogvar, expected)
+    assert np.abs(expected).min() > 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_z_comes_in_the_backends_dtype_whatever_the_inputs(dtype):
     sampler = mv.Reparameterization(mv.get_backend(dtype=dtype))
     mu, logvar, eps = np.zeros((2, 3), "f8"), np.zeros((2, 3), "f4"), [[1.0, 2.0, 3.0]] * 2

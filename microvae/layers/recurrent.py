@@ -111,7 +111,7 @@ class _Recurrent(Layer):
                 raise ValueError(f"{name}: mask must have shape (batch, time) = {(B, T)}, got {tuple(mask.shape)}")
             if not bool(((mask == 0) | (mask == 1)).all()):
                 raise ValueError(f"{name}: mask must contain only 0 and 1")
-            mt = xp.ascontiguousarray(xp.asarray(mask, dtype=dtype).T)
+            mt = xp.array(xp.asarray(mask, dtype=dtype).T, order="C")  # a copy, as xt above, at every shape
             # padded steps get no gradient, but dW_x = Σ_t x_tᵀ·da_t still multiplies their x by
             # da = 0: padding that holds NaN or Inf (a "missing" marker) would make dW_x NaN
             xt[mt == 0] = 0
