@@ -636,6 +636,8 @@ def test_an_empty_sequential_is_the_identity_and_checks_its_input_as_any_layer()
         empty.backward(np.ones((3, 2)))
     np.testing.assert_array_equal(empty.backward(np.full((2, 3), 2.0)), 2.0)
     assert empty.backward(np.ones((2, 3)), input_grad=False) is None
+    x, dy = np.ones((2, 3)), np.full((2, 3), 2.0)  # in its dtype: x and dy themselves, as layers/base.py says
+    assert empty.forward(x) is x and empty.backward(dy) is dy
 
 
 PARAMETRIC = [name for name in CASES if CASES[name][0]().parameter_specs()]

@@ -13,7 +13,8 @@ A layer instance is used once per forward pass; its cache holds one pass. The ca
 references, not copies: a layer's input (Dense, the convolutions) and the output it returned
 (the activations, anything with a fused ReLU) are read again by ``backward``, so change
 neither in place between the two (a data loader refilling its batch buffer, ``h -= 0.5``).
-Flatten and Reshape return views of x and of dy. The recurrent layers copy both.
+Flatten and Reshape return views of x and of dy, and an empty Sequential x and dy themselves
+(in the layer's dtype). The recurrent layers copy their inputs and mask.
 
 Parameters are declared, not allocated: ``parameter_specs()`` names each parameter's shape
 and initialiser, and ``FlatParameters`` allocates them as views into one flat buffer. Once
