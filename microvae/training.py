@@ -156,7 +156,11 @@ class Callback:
     records: tuple = ()
 
     def on_train_begin(self, model) -> None:
-        """Called once by every ``fit`` call, before its first epoch."""
+        """Called once by every ``fit`` call, before its first epoch, with the run set up:
+        ``model.optimizers`` are the ones it trains with (a hook may set their ``lr``), and
+        ``model.train_seed`` is drawn already, so an unseeded ``sample()`` here changes nothing
+        the run does. A hook that raises leaves the model's run (optimizers, seed, generator) as
+        it was before the call."""
 
     def _check_run(self, recorded: list, optimizer) -> None:
         """Raise now, before fit changes anything, for a run this callback would fail in an epoch's time
@@ -520,8 +524,6 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     if getattr(model, "_fitting", False):  # from a callback: the outer loop's epoch numbers would repeat
         raise RuntimeError(f"{type(model).__name__}.fit was called while this model's fit is running (from a callback?); "
                            "train it after that fit returns")
-    for cb in callbacks:
-        _call_hook(cb, "on_train_begin", model)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a hard dependency
@@ -536,11 +538,21 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
             seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
+        generator_before = model.backend.rng.bit_generator.state
         if seed is None and epochs:  # no seed (seed=None, or a Backend object): from the model's own generator,
             seed = int(model.backend.rng.integers(0, 2**63 - 1))  # kept below; epochs=0 draws none, and changes nothing
         model.train_seed = None if seed is None else int(seed)
-        model._fitting = True
+        model._fitting = True  # from here to on_train_end: a fit called by a hook is refused
         try:
+            # after the seed is drawn: a hook's unseeded sample() would otherwise change the run;
+            # the hooks see the run's optimizers, and one that raises leaves the model as it was
+            try:
+                for cb in callbacks:
+                    _call_hook(cb, "on_train_begin", model)
+            except BaseException:
+                model.optimizers, model._optimizer_key, model.train_seed = run_before
+                model.backend.rng.bit_generator.state = generator_before
+                raise
             for epoch in range(first, last + 1):
                 started = time.perf_counter()
                 model.backend.seed(epoch_seed(model.train_seed, epoch, 1))
@@ -569,14 +581,14 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                     break
             if epochs == 0:  # the arguments were checked; with no epoch run, the current run stays as it was
                 model.optimizers, model._optimizer_key, model.train_seed = run_before
+            for cb in callbacks:
+                _call_hook(cb, "on_train_end", model)
+                # the model is no longer the last epoch's: say so, beside "stopped after epoch ..."
+                if verbose and isinstance(cb, EarlyStopping) and cb.restored_epoch is not None:
+                    print(f"restored the parameters of epoch {cb.restored_epoch}, the best by {cb.monitor} ({cb.best:.4f}); "
+                          f"epochs_trained stays {model.epochs_trained}", flush=True)
         finally:
             model._fitting = False
-    for cb in callbacks:
-        _call_hook(cb, "on_train_end", model)
-        # the model is no longer the last epoch's: say so, beside "stopped after epoch ..."
-        if verbose and isinstance(cb, EarlyStopping) and cb.restored_epoch is not None:
-            print(f"restored the parameters of epoch {cb.restored_epoch}, the best by {cb.monitor} ({cb.best:.4f}); "
-                  f"epochs_trained stays {model.epochs_trained}", flush=True)
     return model.history
 
 

@@ -490,6 +490,78 @@ def test_a_fit_that_fails_before_training_changes_no_setting(data):
     assert model.optimizers["model"] is run and model.optimizer_spec == spec and model.train_seed == seed
 
 
+def test_on_train_begin_sees_the_run_and_its_draws_change_nothing_the_run_does(data):
+    """The hooks ran before the training seed was drawn: for a model without a seed, a
+    callback whose on_train_begin called sample() changed the whole run. They now run with
+    the run set up: its seed drawn and its optimizers (at fit's lr) in model.optimizers."""
+    x, _ = data
+
+    class Peek(Callback):
+        def on_train_begin(self, model):
+            model.sample(4)
+            self.lr = model.optimizers["model"].lr
+
+    runs = []
+    for callbacks in ([], [Peek()]):
+        model = mv.VAE(16, (12,), 2, backend=mv.Backend("numpy", dtype="float32", seed=3))
+        model.fit(x, epochs=2, batch_size=32, verbose=0, lr=2e-3, callbacks=callbacks)
+        runs.append(model)
+    assert runs[1].train_seed == runs[0].train_seed
+    np.testing.assert_array_equal(runs[1].flat.data, runs[0].flat.data)
+    assert callbacks[0].lr == 2e-3
+
+
+def test_a_failing_on_train_begin_leaves_the_generator_so_the_next_fit_is_the_same_run(data):
+    x, _ = data
+
+    class FailsAtBegin(Callback):
+        def on_train_begin(self, model):
+            raise OSError("no room for the log")
+
+    plain = mv.VAE(16, (12,), 2, backend=mv.Backend("numpy", dtype="float32", seed=3))
+    plain.fit(x, epochs=1, batch_size=32, verbose=0)
+    retried = mv.VAE(16, (12,), 2, backend=mv.Backend("numpy", dtype="float32", seed=3))
+    with pytest.raises(OSError, match="no room"):
+        retried.fit(x, epochs=1, batch_size=32, verbose=0, callbacks=[FailsAtBegin()])
+    assert retried.train_seed is None and retried.optimizers == {}
+    retried.fit(x, epochs=1, batch_size=32, verbose=0)
+    assert retried.train_seed == plain.train_seed
+    np.testing.assert_array_equal(retried.flat.data, plain.flat.data)
+
+
+@pytest.mark.parametrize("hook", ["on_train_begin", "on_train_end"])
+def test_fit_from_the_begin_or_end_hook_is_refused_too(data, hook):
+    """Only on_epoch_end's was refused: from on_train_begin a whole nested fit ran first."""
+    x, _ = data
+    model = _model()
+    nested = type("Nested", (Callback,), {hook: lambda self, model: model.fit(x, epochs=1, batch_size=64, verbose=0)})
+    with pytest.raises(RuntimeError, match="fit was called while this model's fit is running"):
+        model.fit(x, epochs=2, batch_size=64, verbose=0, callbacks=[nested()])
+    assert model.history["epoch"] == ([] if hook == "on_train_begin" else [1, 2])
+    model.fit(x, epochs=1, batch_size=64, verbose=0)  # and it trains afterwards
+    assert model.epochs_trained == (1 if hook == "on_train_begin" else 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fit_reads_data_in_the_models_dtype_where_they_are_and_others_from_a_copy(data, dtype):
+    """As fit's docstring says: a float32 model reads float32 data in place (no copy of the
+    training set), so a change made by a callback reaches later epochs; float64 data were
+    converted once, so it does not."""
+    x = data[0].astype(dtype)
+
+    class Flip(Callback):
+        def on_epoch_end(self, model, epoch, record):
+            x[:] = 1 - x
+
+    runs = []
+    for callbacks in ([], [Flip()]):
+        model = _model()
+        model.fit(x.copy() if not callbacks else x, epochs=2, batch_size=32, verbose=0, callbacks=callbacks)
+        runs.append(model.history["loss"])
+    assert runs[0][0] == runs[1][0]
+    assert (runs[0][1] != runs[1][1]) == (dtype == np.float32)
+
+
 def test_fit_from_inside_the_same_models_fit_is_refused(data):
     """It trained, then the outer loop went on with its own epoch numbers: history [1, 2, 2, 3]."""
     x, _ = data

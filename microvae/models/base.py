@@ -422,6 +422,11 @@ class Model(Module):
         new settings that fail leave the old run to continue. ``epochs=0`` checks the
         arguments and changes nothing (the current run, its settings and seed stay). ``fit``
         cannot be called from within the same model's ``fit`` (a callback).
+        The data are checked once, when ``fit`` starts, and then read batch by batch: an array
+        already in the model's dtype, C order and device (a float32 model's float32 images) is
+        read where it is, not copied; any other is converted once, into a copy. So a callback
+        that changes ``x`` in place changes later epochs' data in the first case only, unchecked;
+        to train on new data, call ``fit`` again with it.
         """
         from ..training import fit
 
