@@ -122,6 +122,14 @@ class Optimizer:
                                  f"optimizer for the other buffer")
         super().__setattr__(name, value)
 
+    def __reduce_ex__(self, protocol):
+        """It refuses copy and pickle, as a built model does: copy.copy shared the moments and
+        the buffer it updates but not the step count ``t``, so a "snapshot" went on moving."""
+        raise TypeError(f"an optimizer ({type(self).__name__}) cannot be copied or pickled: its state belongs to the "
+                        f"parameters it updates. Keep it with model.save(path) (the optimizer is included) and "
+                        f"microvae.load(path), or copy its arrays and step count: "
+                        f"{{k: a.copy() for k, a in opt.state_arrays().items()}}, opt.t")
+
     def settings(self) -> tuple:
         """(lr, {option: value}) in use, the options as the constructor takes them."""
         return self.lr, {"clip_norm": self.clip_norm, **self._options()}

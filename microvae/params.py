@@ -42,6 +42,12 @@ class FlatParameters:
 
     replaced = False  # set when the tree is built again: its views then live in a new buffer
 
+    def __reduce_ex__(self, protocol):
+        """Refused, as for a built model (deepcopy and pickle failed on the backend's module):
+        the layers' params and grads are views into this buffer, not into a copy."""
+        raise TypeError(f"a {type(self).__name__} cannot be copied or pickled: the layers' params and grads are views "
+                        f"into it, not into a copy; copy its values instead: flat.data.copy(), flat.grad.copy()")
+
     def __setattr__(self, name, value):
         # flat.data = other_array was taken: the layers went on computing with the views of the
         # old buffer while the optimizer updated, and checkpoints stored, the new one
