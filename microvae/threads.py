@@ -6,7 +6,8 @@ little on such products, and after each call OpenBLAS's workers spin for about 0
 which keeps the other cores busy, so the rest of the loop runs on one core. So while a
 CPU model with convolutions trains (``fit``) or runs its inference methods (``encode``,
 ``elbo``, ...: ``Model._by_rows``), it enters ``parallel_chunks()``: OpenBLAS is set to one
-thread, and the chunk loops run on microvae's threads instead (``map_chunks``).
+thread, and the chunk loops run on microvae's threads instead (``map_chunks``). A training
+loop of one's own enters it around the loop to compute ``fit``'s bits.
 Worker w takes chunks w, w + T, w + 2T, ... (a fixed assignment) with scratch buffers of
 its own, and per-worker weight-gradient sums are added in worker order, so a run gives
 the same numbers every time for a given thread count. Both settings belong to the process,

@@ -277,6 +277,37 @@ def test_inference_in_row_blocks_gives_the_same_results(variant):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("variant", ["pooling", "strided"])
+def test_a_loop_of_ones_own_inside_parallel_chunks_gives_fits_bits(variant, monkeypatch):
+    """As loss_and_grads' docstring says: outside the chunk threads it runs each convolution in
+    one chunk, and a loop of one's own differed from fit in the last bits (gradients by up to
+    4.8e-7; the weight gradients' sums are added in another order); inside
+    ``parallel_chunks()`` it is fit, bit for bit. (Seeded as fit seeds each epoch.)"""
+    from microvae.threads import parallel_chunks
+    from microvae.training import epoch_seed
+
+    monkeypatch.setenv("MICROVAE_NUM_THREADS", "2")
+    x = (np.random.default_rng(0).random((16, 1, 8, 8)) < 0.5).astype(np.float32)
+    fitted = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, seed=2)
+    fitted.fit(x, epochs=2, batch_size=8, shuffle=False, seed=7, verbose=0)
+
+    def own_loop():
+        model = ConvVAE(input_shape=(1, 8, 8), latent_dim=2, variant=variant, seed=2)
+        opt = microvae.Adam(model.flat)
+        for epoch in (1, 2):
+            model.backend.seed(epoch_seed(7, epoch, 1))
+            for start in range(0, len(x), 8):
+                model.loss_and_grads(x[start:start + 8])
+                opt.step()
+                model.step += 1
+        return model.flat.data
+
+    with parallel_chunks():
+        np.testing.assert_array_equal(own_loop(), fitted.flat.data)
+    if microvae.threads.blas_threads() is not None:  # (without an OpenBLAS to set, fit runs one chunk too)
+        assert not np.array_equal(own_loop(), fitted.flat.data)  # why the docstring says so
+
+
 # ---------------------------------------------------------------------------------------------
 # from a mutation review: the layers' settings, the config's dtype and the repr
 

@@ -211,6 +211,11 @@ class VAE(Model):
 
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
+        With convolutions on the CPU it runs them in the calling thread, where ``fit`` shares
+        their image chunks out among microvae's threads and so adds the weight gradients' sums
+        in another order: a loop of your own gives ``fit``'s bits inside
+        ``with microvae.threads.parallel_chunks():`` (entered once, around the loop: each entry
+        resets BLAS's thread count, which costs milliseconds).
         """
         self._check_layers_bound(configs=False)  # gradients of a layer put in later would land outside self.flat.grad
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=True)
