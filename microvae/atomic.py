@@ -26,7 +26,8 @@ def write_atomically(path, write) -> str:
     file's, or for a new file 0o666 less the umask, an existing file this process may not
     write (``chmod a-w``, to keep a checkpoint) is a PermissionError, and a path that names a
     folder (ending in a separator, "." or "..") is an IsADirectoryError. An error names
-    ``path``, not the temporary file. Returns ``path`` as a string.
+    ``path``, not the temporary file (a full disk too, which names no file of its own), and
+    after one the folders made for it are removed again. Returns ``path`` as a string.
     """
     path = os.fsdecode(os.fspath(path))  # a bytes path too: the temporary name is built as a str
     if names_a_folder(path):  # realpath drops a final "/" or "/.": "a.idx/" would replace the file a.idx
@@ -34,7 +35,24 @@ def write_atomically(path, write) -> str:
     target = os.path.realpath(path)  # the rename would otherwise replace a link with a file
     folder = os.path.dirname(target)
     refuse_write_protected(target, path)
-    _make_folder(folder, path)
+    made = _make_folder(folder, path)
+    try:
+        _write_and_rename(path, target, folder, write)
+    except BaseException:
+        for made_folder in made:  # deepest first; one that another writer filled stays
+            with contextlib.suppress(OSError):
+                os.rmdir(made_folder)
+        raise
+    _sync_folder(folder)
+    return path
+
+
+# errors of writing the bytes themselves, which name no file: fit's pictures, say, failing on a
+# full disk said only "[Errno 28] No space left on device"
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _write_and_rename(path: str, target: str, folder: str, write) -> None:
     # The temporary name keeps at most 64 bytes of the target's, so that it stays within the
     # file system's 255-byte limit whenever the target's own name does.
     stem = os.path.basename(target).encode("utf-8", "surrogateescape")[:64].decode("utf-8", "ignore")
@@ -56,12 +74,12 @@ def write_atomically(path, write) -> str:
             if exc.errno is None:  # no errno to rebuild the error from: keep it as it is
                 raise
             raise OSError(exc.errno, exc.strerror, path) from None
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRNOS:
+            raise OSError(exc.errno, exc.strerror, path) from exc
         raise
-    _sync_folder(folder)
-    return path
 
 
 def names_a_folder(path: str) -> bool:
@@ -106,7 +124,12 @@ def keep_mode(path: str, new) -> None:
         os.chmod(new, mode)  # (a descriptor too, as fchmod)
 
 
-def _make_folder(folder: str, path: str) -> None:
+def _make_folder(folder: str, path: str) -> list:
+    """Make ``folder`` and its missing parents; returns those it made, deepest first."""
+    missing, probe = [], folder
+    while probe and not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        missing.append(probe)
+        probe = os.path.dirname(probe)
     try:
         os.makedirs(folder, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -118,3 +141,4 @@ def _make_folder(folder: str, path: str) -> None:
             raise NotADirectoryError(f"cannot write {path!r}: {blocker!r} is a symbolic link that leads nowhere "
                                      "(broken, or a loop), not a folder") from None
         raise NotADirectoryError(f"cannot write {path!r}: {blocker!r} is a file, not a folder") from None
+    return missing

@@ -165,6 +165,29 @@ def test_an_unwritable_folder_is_reported_with_the_target_name(tmp_path, monkeyp
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_a_full_disk_is_reported_with_the_target_name_and_the_folders_made_for_it_removed(tmp_path, monkeypatch, where):
+    """ENOSPC (or EIO) from the write or the fsync names no file: fit's pictures failing on a
+    full disk said only "[Errno 28] No space left on device", and the folders made for the
+    file stayed behind, empty. Other errors pass as they are."""
+    import errno
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "fsync":
+        monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "runs" / "one" / "model.npz"
+    with pytest.raises(OSError) as info:
+        write_atomically(target, full if where == "write" else (lambda f: f.write(b"x")))
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(ValueError, match="not an OSError"):  # a folder that was there stays
+        write_atomically(target, lambda f: (_ for _ in ()).throw(ValueError("not an OSError")))
+    assert os.listdir(tmp_path) == ["runs"] and os.listdir(tmp_path / "runs") == []
+
+
 def test_every_writer_goes_through_it(tmp_path):
     """Checkpoints and histories into folders that do not exist yet, under a long name."""
     model = mv.VAE(4, (3,), 2)

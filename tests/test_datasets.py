@@ -529,7 +529,7 @@ def test_download_file_is_atomic_on_write_failure(tmp_path, monkeypatch):
     dest = tmp_path / "sub" / "file.gz"
     with pytest.raises(OSError, match="disk full"):
         download_mod.download_file("http://x/file.gz", dest, hashlib.md5(data).hexdigest(), quiet=True)
-    assert list((tmp_path / "sub").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # no temporary file, and not the folder made for it
 
 
 def test_download_file_writes_to_temp_then_renames(tmp_path, monkeypatch):
