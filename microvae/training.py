@@ -328,8 +328,8 @@ def _declared_records(callback) -> list:
 
 def _snapshot(model, optimizers, run_before=None) -> dict:
     """The parameters and optimizer state at the start of an epoch, for ``_restore``; in a fit
-    call's first epoch also the run it found (optimizers, settings, seed), which fit may have
-    replaced with a new one for new settings."""
+    call's first epoch also the run it found (``_run_of``), which fit may have replaced with a
+    new one for new settings."""
     return {"params": {name: flat.data.copy() for name, flat in model.parameter_groups().items()},
             "optim": {group: (opt.t, {k: v.copy() for k, v in opt.state_arrays().items()}) for group, opt in optimizers.items()},
             "step": model.step, "run_before": run_before}
@@ -338,8 +338,8 @@ def _snapshot(model, optimizers, run_before=None) -> dict:
 def _restore(model, optimizers, snapshot) -> None:
     """Undo a diverged epoch: parameters, optimizer moments (NaN after a NaN gradient) and step
     counts. In a fit call's first epoch the model also gets back the run it had before the call:
-    its optimizers, whose moments new settings did not touch, its settings and its seed, so that
-    a later fit() does not continue the settings of a call that failed."""
+    its optimizers, whose moments new settings did not touch, its settings, its seed and its
+    generator, so that a later fit() does not continue the settings of a call that failed."""
     for name, flat in model.parameter_groups().items():
         flat.data[...] = snapshot["params"][name]
     for group, opt in optimizers.items():
@@ -348,7 +348,18 @@ def _restore(model, optimizers, snapshot) -> None:
             value[...] = state[key]
     model.step = snapshot["step"]
     if snapshot["run_before"] is not None:
-        model.optimizers, model._optimizer_key, model.train_seed = snapshot["run_before"]
+        _return_to(model, snapshot["run_before"])
+
+
+def _run_of(model) -> tuple:
+    """What a fit call that fails before its first epoch ends goes back to: the optimizers, their
+    settings' key, the seed, and the generator a seedless model draws its seed from (so that
+    the call made again trains the run the failed one would have)."""
+    return model.optimizers, model._optimizer_key, model.train_seed, model.backend.rng.bit_generator.state
+
+
+def _return_to(model, run) -> None:
+    model.optimizers, model._optimizer_key, model.train_seed, model.backend.rng.bit_generator.state = run
 
 
 def _non_finite(metrics: dict) -> str:
@@ -534,11 +545,10 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     # convolutions share their image chunks out among microvae's threads, BLAS on one thread;
     # entered before the run changes, so that a bad thread setting changes nothing
     with model._parallel_chunks():
-        run_before = (model.optimizers, model._optimizer_key, model.train_seed)  # what a first epoch that fails goes back to
+        run_before = _run_of(model)  # what a first epoch that fails goes back to
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:
             seed = model.train_seed if model.train_seed is not None else model.config.get("seed")
-        generator_before = model.backend.rng.bit_generator.state
         if seed is None and epochs:  # no seed (seed=None, or a Backend object): from the model's own generator,
             seed = int(model.backend.rng.integers(0, 2**63 - 1))  # kept below; epochs=0 draws none, and changes nothing
         model.train_seed = None if seed is None else int(seed)
@@ -550,8 +560,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                 for cb in callbacks:
                     _call_hook(cb, "on_train_begin", model)
             except BaseException:
-                model.optimizers, model._optimizer_key, model.train_seed = run_before
-                model.backend.rng.bit_generator.state = generator_before
+                _return_to(model, run_before)
                 raise
             for epoch in range(first, last + 1):
                 started = time.perf_counter()
@@ -580,7 +589,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
                         print(f"stopped after epoch {epoch} by {', '.join(type(cb).__name__ for cb in stopped_by)}", flush=True)
                     break
             if epochs == 0:  # the arguments were checked; with no epoch run, the current run stays as it was
-                model.optimizers, model._optimizer_key, model.train_seed = run_before
+                _return_to(model, run_before)
             for cb in callbacks:
                 _call_hook(cb, "on_train_end", model)
                 # the model is no longer the last epoch's: say so, beside "stopped after epoch ..."

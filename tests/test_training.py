@@ -235,6 +235,35 @@ def test_divergence_under_new_settings_gives_back_the_run_before(data):
     np.testing.assert_array_equal(model.flat.data, never.flat.data)
 
 
+def test_a_seedless_model_whose_first_epoch_fails_trains_the_same_run_when_fit_again(data):
+    """The rollback gave back the seed but not the generator it is drawn from, which the draw
+    and the epoch's own seeding had moved on: fit again after a Ctrl-C in the first batch, a
+    model without a seed trained another run than it would have."""
+    x, _ = data
+
+    def seedless():
+        return mv.VAE(16, (12,), 2, backend=mv.Backend("numpy", dtype="float32", seed=123))
+
+    straight = seedless()
+    straight.fit(x, epochs=1, batch_size=32, verbose=0)
+    model = seedless()
+
+    class Interrupt(Callback):
+        def on_train_begin(self, model):
+            model._train_batch = self.stop
+
+        def stop(self, *args):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, epochs=1, batch_size=32, verbose=0, callbacks=[Interrupt()])
+    del model._train_batch
+    assert model.train_seed is None and model.epochs_trained == 0
+    model.fit(x, epochs=1, batch_size=32, verbose=0)
+    assert model.train_seed == straight.train_seed
+    np.testing.assert_array_equal(model.flat.data, straight.flat.data)
+
+
 def test_divergence_in_a_new_models_first_fit_leaves_no_run(data):
     x, _ = data
     model = _model(likelihood="gaussian-learned")
