@@ -114,6 +114,41 @@ def test_whole_objective_gradient_directional_and_sampled_on_default_size():
         assert result.passed(1e-6), f"\n{result}"
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian-learned"])
+def test_whole_objective_gradient_through_microvaes_own_compiled_products(likelihood, monkeypatch):
+    """Every other model check runs batches under 16, where each product goes to numpy.matmul
+    (the compiled kernels take m·k·n > 262144 with every side >= 16): here a batch of 32 sends
+    them through kernels/matmul_cpu.py, counted, in float64; along random directions and at
+    each tensor's largest and random elements. A weight-gradient product off by 1e-4 fails."""
+    from microvae.kernels import cpu, matmul_cpu
+
+    calls = []
+    product = matmul_cpu._product
+    monkeypatch.setattr(matmul_cpu, "_product", lambda *args: (calls.append(args[-3]), product(*args))[1])
+    backend = mv.Backend("numpy", dtype="float64", kernels="compiled", seed=0)  # whatever $MICROVAE_KERNELS says
+    model = mv.VAE(input_dim=160, hidden=(96,), latent_dim=3, likelihood=likelihood, backend=backend)
+    model.flat.data[...] = testing.normal_array(model.flat.size, 1, scale=0.3)
+    rng = np.random.default_rng(0)
+    x = _data_for(likelihood, (32, 160), 0) if likelihood == "bernoulli" else rng.standard_normal((32, 160))
+    eps = model.fixed_noise(x, seed=1)
+    with kink_margins() as margins:
+        model.loss(x, eps=eps)
+    assert min(margins) > 1e-4 and margins.dead == 0
+    for mode in ("directional", "sampled"):
+        calls.clear()
+        result = mv.check_model(model, x, eps_noise=eps, mode=mode)
+        assert result.passed(1e-6), f"{mode}\n{result}"
+        assert len(calls) > 100  # the forward products and the backward ones, each pass
+    weight_gradient = cpu.matmul_tn
+
+    def off_by_1e4(a, b, out):  # dW = Xᵀ·dY, written into out as the layers pass it
+        weight_gradient(a, b, out)
+        out *= 1 + 1e-4
+
+    monkeypatch.setattr(cpu, "matmul_tn", off_by_1e4)
+    assert not mv.check_model(model, x, eps_noise=eps, mode="directional").passed(1e-6)
+
+
 class _StdIsExpLogvar(Reparameterization):
     """The classic bug: sampling with σ = exp(logvar) while backward assumes exp(½·logvar)."""
 
