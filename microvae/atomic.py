@@ -39,9 +39,7 @@ def write_atomically(path, write) -> str:
     try:
         _write_and_rename(path, target, folder, write)
     except BaseException:
-        for made_folder in made:  # deepest first; one that another writer filled stays
-            with contextlib.suppress(OSError):
-                os.rmdir(made_folder)
+        _remove_empty(made)
         raise
     _sync_folder(folder)
     return path
@@ -124,6 +122,13 @@ def keep_mode(path: str, new) -> None:
         os.chmod(new, mode)  # (a descriptor too, as fchmod)
 
 
+def _remove_empty(folders) -> None:
+    """Remove the folders given, deepest first; one that another writer filled, or that was never made, stays."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
 def _make_folder(folder: str, path: str) -> list:
     """Make ``folder`` and its missing parents; returns those it made, deepest first."""
     missing, probe = [], folder
@@ -131,7 +136,11 @@ def _make_folder(folder: str, path: str) -> list:
         missing.append(probe)
         probe = os.path.dirname(probe)
     try:
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except BaseException:
+            _remove_empty(missing)  # a failure part-way (a full disk, say) keeps none of those it made
+            raise
     except (FileExistsError, NotADirectoryError):
         # os.makedirs names only the folder it could not make; name the file in the way
         blocker = folder

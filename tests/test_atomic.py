@@ -188,6 +188,26 @@ def test_a_full_disk_is_reported_with_the_target_name_and_the_folders_made_for_i
     assert os.listdir(tmp_path) == ["runs"] and os.listdir(tmp_path / "runs") == []
 
 
+
+def test_a_folder_that_cannot_be_made_part_way_takes_the_ones_made_before_it_away(tmp_path, monkeypatch):
+    """os.makedirs failing at the third level (a full disk) left the two it had made, empty;
+    a folder that was already there stays."""
+    import errno
+
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        if os.path.basename(path) == "three":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    (tmp_path / "there").mkdir()
+    with pytest.raises(OSError, match="No space left on device") as info:
+        write_atomically(tmp_path / "there" / "one" / "two" / "three" / "m.npz", lambda f: f.write(b"x"))
+    assert info.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == ["there"] and os.listdir(tmp_path / "there") == []
+
 def test_every_writer_goes_through_it(tmp_path):
     """Checkpoints and histories into folders that do not exist yet, under a long name."""
     model = mv.VAE(4, (3,), 2)
