@@ -127,6 +127,20 @@ class Backend:
     def __repr__(self) -> str:
         return f"Backend({self.name!r}, dtype={self.dtype.name!r}, kernels={self.kernel_kind!r})"
 
+    def __reduce__(self):
+        """copy.copy, copy.deepcopy and pickle make a Backend of the same name, dtype and kernels
+        whose generator starts where this one stands and then goes its own way (deepcopy and
+        pickle failed on the array module; a shallow copy shared the generator)."""
+        return _rebuilt_backend, (self.name, self.dtype.name, self.kernel_kind, self.rng.bit_generator.state)
+
+
+def _rebuilt_backend(name: str, dtype: str, kernels: str, generator_state: dict) -> Backend:
+    backend = Backend(name, dtype=dtype, seed=None, kernels=kernels)
+    bit_generator = getattr(np.random, generator_state["bit_generator"])()  # PCG64, or whichever was put in its place
+    bit_generator.state = generator_state
+    backend.rng = np.random.Generator(bit_generator)
+    return backend
+
 
 def _import_cupy():
     try:

@@ -256,3 +256,26 @@ def test_without_hypothesis_microvae_testing_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "microvae.testing", raising=False)
     with pytest.raises(ImportError, match=r"needs hypothesis: pip install hypothesis \(in a microvae checkout, pip install -e '\.\[dev\]'"):
         importlib.import_module("microvae.testing")
+
+
+@pytest.mark.parametrize("copier", ["copy", "deepcopy", "pickle"])
+@pytest.mark.parametrize("bit_generator", ["PCG64", "MT19937"])
+def test_a_backend_copies_and_pickles_with_its_generator_where_it_stands(copier, bit_generator):
+    """deepcopy and pickle failed with "cannot pickle 'module' object" (the backend holds numpy),
+    and copy.copy shared the generator, so drawing from the copy moved the original's stream.
+    A copy now has the same name, dtype and kernels, and a generator of its own that starts
+    where the original's stands, whichever bit generator was put in it."""
+    import copy
+    import pickle
+
+    do = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": lambda b: pickle.loads(pickle.dumps(b))}[copier]
+    original = mv.Backend("numpy", dtype="float64", seed=3, kernels="reference")
+    original.rng = np.random.Generator(getattr(np.random, bit_generator)(3))
+    original.normal(5)  # a stream part-way through
+    twin = do(original)
+    assert repr(twin) == repr(original) and twin.kernels is original.kernels and twin.rng is not original.rng
+    assert type(twin.rng.bit_generator).__name__ == bit_generator
+    drawn = twin.normal((2, 3))
+    np.testing.assert_array_equal(original.normal((2, 3)), drawn)  # the copy's draw left the original where it was
+    np.testing.assert_array_equal(do(mv.Backend("numpy", dtype="float32", seed=1)).uniform(4),
+                                  mv.Backend("numpy", dtype="float32", seed=1).uniform(4))
