@@ -30,6 +30,15 @@ it differences the ``samples`` elements of largest |analytic| and ``samples`` ot
 at random (every element of a tensor of at most 2·``samples``), and judges them as the full
 mode does, against the whole tensor's max |analytic|. Directional and sampled checks of one
 large tensor complement each other; neither alone is the full check.
+
+**Kinks.** A ReLU input or a max-pool tie sitting exactly at its kink (zero pixels of an
+image meeting a freshly built layer's zero biases put whole windows there) has no derivative,
+and a finite difference across it gives half the slope: a FAIL that says nothing about the
+code. Where a tensor's error exceeds 1e-7, the check also measures, along one random unit
+vector v, the jump in slope g(h) = [f(θ + hv) − 2f(θ) + f(θ − hv)]/h at steps h and 2h. A kink
+at θ makes it the same at both (relative to the gradient's scale, above 1e-5); a smooth f
+doubles it. Such tensors are listed in ``result.kinks`` and marked "at a kink" in the table,
+which says what to do: check again at a point off the kink.
 """
 
 from __future__ import annotations
@@ -49,10 +58,11 @@ _TINY = 1e-30
 class GradcheckResult:
     """Per-name relative errors of one check. ``passed(tol)`` and a printable table."""
 
-    def __init__(self, errors: dict, mode: str, title: str = ""):
+    def __init__(self, errors: dict, mode: str, title: str = "", kinks: dict | None = None):
         self.errors = dict(errors)
         self.mode = mode
         self.title = title
+        self.kinks = dict(kinks or {})  # name → the jump in slope at θ, relative to the gradient's scale
 
     @property
     def max_error(self) -> float:
@@ -70,7 +80,13 @@ class GradcheckResult:
         """One line per name: its relative error and ok or FAIL against ``tol``."""
         width = max([len(k) for k in self.errors] + [8])
         head = f"{self.title} ({self.mode})\n" if self.title else ""
-        lines = [f"  {name:<{width}}  {err:9.2e}  {'ok' if err <= tol else 'FAIL'}" for name, err in self.errors.items()]
+        lines = [f"  {name:<{width}}  {err:9.2e}  {'ok' if err <= tol else 'FAIL'}"
+                 + ("  at a kink" if name in self.kinks and not err <= tol else "") for name, err in self.errors.items()]
+        if any(name in self.kinks and not err <= tol for name, err in self.errors.items()):
+            lines.append("  at a kink: f has no derivative at this point (a ReLU input or a max-pool tie exactly at its kink, "
+                         "often zero inputs meeting zero biases), so finite differences there prove nothing either way; "
+                         "check again off the kink: other inputs, or biases that are not all zero "
+                         "(layer.params['b'][...] = small random values, in a model's layers too)")
         return head + "\n".join(lines)
 
     __str__ = table
@@ -171,6 +187,33 @@ def _sampled_error(fn, array, grad, samples, eps, floor, rng) -> float:
     return _relative_error(grad.reshape(-1)[chosen], numeric, max(floor, float(magnitude.max())))
 
 
+_KINK_PROBE_ABOVE = 1e-7  # a tensor's error above which the check looks for a kink (a tenth of the usual tolerance)
+_KINK_JUMP = 1e-5         # a jump in slope, relative to the gradient's scale, that a smooth f does not show at h = 1e-6
+
+
+def _kink_jump(fn, array, scale, eps, rng):
+    """The jump in slope of f along a random unit vector at θ, relative to ``scale``, if f has
+    a kink there (the same jump at steps h and 2h), else None. ``array`` is restored."""
+    xp = array_module(array)
+    saved = array.copy()
+    v = rng.standard_normal(array.size)
+    v = xp.asarray((v / max(np.linalg.norm(v), _TINY)).reshape(tuple(array.shape)))
+
+    def at(t):
+        array[...] = saved + t * v
+        return float(fn())
+
+    try:
+        middle = at(0.0)
+        jumps = [(at(step) - 2.0 * middle + at(-step)) / step / scale for step in (eps, 2.0 * eps)]
+    finally:
+        array[...] = saved
+    near, far = jumps
+    if abs(near) > _KINK_JUMP and abs(far - near) <= 0.25 * abs(near):  # a smooth f gives far = 2·near
+        return abs(near)
+    return None
+
+
 def _check_writable(array, name):
     """A read-only array cannot be perturbed; say so rather than let NumPy's error name nothing."""
     flags = getattr(array, "flags", None)
@@ -203,7 +246,8 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     if not wrt:  # as with 0 directions: a check of nothing would pass
         raise ValueError("gradcheck needs at least one array in wrt to check; got none")
     floor = 1e-3 * max(1.0, abs(float(fn())))
-    errors = {}
+    errors, kinks = {}, {}
+    kink_rng = np.random.default_rng([check_seed(seed), 1])  # its own stream: the checks' draws stay as they were
     for name, array in wrt.items():
         if not _is_float64(array):
             raise TypeError(f"gradcheck needs float64 arrays for a meaningful check; {name!r} is {array.dtype}")
@@ -237,7 +281,11 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
                 array[...] = saved
                 per_direction.append(abs(float(grad.reshape(-1) @ v) - numeric) / norm)
             errors[name] = float(np.max(per_direction))  # NaN if any is (max(0.0, nan) is 0.0)
-    return GradcheckResult(errors, mode, title)
+        if errors[name] > _KINK_PROBE_ABOVE:
+            jump = _kink_jump(fn, array, max(float(np.linalg.norm(grad)), floor), eps, kink_rng)
+            if jump is not None:
+                kinks[name] = jump
+    return GradcheckResult(errors, mode, title, kinks)
 
 
 def _parameters(layer):
