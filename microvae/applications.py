@@ -20,11 +20,12 @@ draws (high-dimensional Gaussian mass lies near a sphere, not at its centre).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_bool, check_int, check_number, check_real_array, check_seed
+from .checks import check_bool, check_int, check_number, check_real_array, check_seed, is_choice
 
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
@@ -55,7 +56,7 @@ def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 
     already lies in [0, 1] (images and probabilities stay valid data), and leaves real-valued
     data unclipped; True always clips to [0, 1]; False never does. The other kinds take no ``clip``.
     """
-    if kind not in NOISE_KINDS:
+    if not is_choice(kind, NOISE_KINDS):
         raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
     level = check_number("level", level, "a number")
     if kind == "gaussian" and not (math.isfinite(level) and level >= 0):
@@ -328,7 +329,7 @@ def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None
     Returns decoded images of shape (steps, *image) (the decoder mean); for a sequence
     model, sequences as long as x_a, generated freely from each code.
     """
-    if method not in ("linear", "slerp"):
+    if not is_choice(method, ("linear", "slerp")):
         raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
     steps = check_int("steps", steps, 2)
     z_a, z_b = _code(model, x_a, y, "x_a"), _code(model, x_b, y, "x_b")
@@ -365,8 +366,13 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     ``y``: for a conditional model, the class label (an int) of x, used for every decoding."""
     relative = check_bool("relative", relative)  # "no" would move the code
     z0 = _code(model, x, y)
-    if isinstance(dim, (bool, np.bool_)) or not (isinstance(dim, (int, np.integer)) and 0 <= dim < len(z0)):
-        raise ValueError(f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}")
+    # as check_int takes an integer: a whole float too; a bool or a string is a TypeError
+    wanted = f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}"
+    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Real):
+        raise TypeError(wanted)
+    if not (math.isfinite(dim) and dim == int(dim) and 0 <= dim < len(z0)):
+        raise ValueError(wanted)
+    dim = int(dim)
     check_real_array(values, "traverse", None, "values")  # the cast below would drop an imaginary part
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():

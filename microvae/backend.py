@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .checks import check_dtype, check_seed
+from .checks import check_dtype, check_seed, is_choice
 
 __all__ = ["Backend", "BackendUnavailable", "get_backend", "array_module", "kernels_for"]
 
@@ -46,7 +46,7 @@ class Backend:
     """
 
     def __init__(self, name: str = "numpy", dtype="float32", seed: int | None = 0, kernels: str | None = None):
-        if name not in ("numpy", "cupy"):
+        if not is_choice(name, ("numpy", "cupy")):
             raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r}")
         self.name = name
         self.dtype = np.dtype(_DTYPES[check_dtype(dtype)])  # any spelling NumPy reads: "f8", "double", np.float64
@@ -193,7 +193,7 @@ def _kernel_kind(kernels: str | None) -> str:
     from_env = kernels is None and bool(os.environ.get("MICROVAE_KERNELS"))
     if kernels is None:  # only None reads the variable: kernels="" or False is refused below
         kernels = os.environ.get("MICROVAE_KERNELS") or "compiled"
-    if kernels not in ("compiled", "reference"):
+    if not is_choice(kernels, ("compiled", "reference")):
         where = " (from $MICROVAE_KERNELS)" if from_env else ""
         raise ValueError(f"kernels must be 'compiled' or 'reference', got {kernels!r}{where}")
     return kernels

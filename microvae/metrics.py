@@ -47,12 +47,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 
 import numpy as np
 
 from .backend import array_module
-from .checks import as_array, check_bool, check_real_array, check_seed, sorted_unique
+from .checks import as_array, check_bool, check_int, check_real_array, check_seed, is_choice, sorted_unique
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -148,11 +147,27 @@ def _model_threads(model):
     return enter() if enter is not None else contextlib.nullcontext()
 
 
+_LABELS_BY_KEYWORD = "; a model's labels or mask go in y= (these functions take x, then their options, then y)"
+
+
+def _after_x(name, value) -> str:
+    """The hint for an array where an option belongs: metrics.elbo(cvae, x, y) handed the
+    labels to n_samples (a model's own methods take them right after x)."""
+    if not (hasattr(value, "shape") or isinstance(value, (list, tuple))):
+        return ""
+    try:
+        numeric = np.asarray(value).dtype.kind in "biuf" and np.ndim(value) >= 1
+    except ValueError:  # a ragged list
+        numeric = False
+    return _LABELS_BY_KEYWORD if numeric else ""
+
+
 def _check_positive(name, value):
-    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or int(value) != value or value < 1):  # a string, None or inf included, with the same ValueError
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """A count, checked as every count in microvae is (a TypeError for what is not a number)."""
+    try:
+        return check_int(name, value, 1)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{exc}{_after_x(name, value)}") from None
 
 
 def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
@@ -282,8 +297,8 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     from .losses import bce_probabilities, bernoulli_nll, mse
     from .losses._checks import outside_unit_interval
 
-    if kind not in ("bce", "mse"):
-        raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}")
+    if not is_choice(kind, ("bce", "mse")):
+        raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}{_after_x('kind', kind)}")
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend = model.backend
@@ -332,8 +347,8 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
     Every method works through x in blocks of ``batch_size`` examples. A model without an
     ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
     """
-    if method not in ("elbo", "recon", "iwae"):
-        raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}")
+    if not is_choice(method, ("elbo", "recon", "iwae")):
+        raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}{_after_x('method', method)}")
     if method != "recon" and kind != "bce":
         raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
     # checked whichever method uses them, so that a typo is not ignored until the method changes

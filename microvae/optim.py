@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .checks import check_number
+from .checks import check_number, is_choice
 from .kernels.reference import adam_bias_corrected_rates
 from .params import FlatParameters
 
@@ -236,7 +236,7 @@ def run_settings(name, options: dict) -> tuple:
 def _options_of(name: str) -> dict:
     """{option: default} of the named optimizer's constructor, beyond the buffer and lr ({} for
     an unknown name: get_optimizer names the valid choices)."""
-    if name not in OPTIMIZERS:
+    if not is_choice(name, OPTIMIZERS):
         return {}
     parameters = inspect.signature(OPTIMIZERS[name].__init__).parameters.values()
     return {p.name: p.default for p in parameters if p.name not in ("self", "flat", "lr")}

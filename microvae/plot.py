@@ -55,7 +55,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import check_file_path, check_int, check_number, check_real_array, is_sequence, sorted_unique
+from .checks import check_file_path, check_int, check_number, check_real_array, is_choice, is_sequence, sorted_unique
 
 __all__ = [
     "image_grid",
@@ -532,7 +532,7 @@ def _latent_axis(n: int, span: float, spacing: str) -> np.ndarray:
     The points are symmetric about 0; for an odd ``n`` the middle one is 0
     (an even ``n`` has no point at 0), with either spacing.
     """
-    if spacing not in ("linear", "quantile"):
+    if not is_choice(spacing, ("linear", "quantile")):
         raise ValueError(
             f"spacing must be 'linear' or 'quantile', got {spacing!r}"
         )

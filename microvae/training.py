@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from .atomic import write_atomically
-from .checks import as_path, check_bool, check_file_path, check_int, check_number, check_seed, is_sequence
+from .checks import as_path, check_bool, check_file_path, check_int, check_number, check_seed, is_choice, is_sequence
 from .likelihoods import LOGVAR_RANGE
 from .optim import check_option_names
 
@@ -248,7 +248,7 @@ class EarlyStopping(Callback):
         restore_best = check_bool("restore_best", restore_best)
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be the name of a recorded metric, e.g. 'val_loss', got {monitor!r}")
-        if mode not in ("min", "max"):  # "auto" guessing from the name would get a custom metric wrong
+        if not is_choice(mode, ("min", "max")):  # "auto" guessing from the name would get a custom metric wrong
             raise ValueError(f"mode must be 'min' (lower is better) or 'max' (higher is better), got {mode!r}")
         return monitor, patience, min_delta, restore_best, mode
 
@@ -491,7 +491,7 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     seed = check_seed(seed)
     if lr is not None:
         check_number("lr", lr, "a positive number (the learning rate)")
-    if verbose not in (0, 1, 2):  # (True and False are 1 and 0)
+    if not is_choice(verbose, (0, 1, 2)):  # (True and False are 1 and 0)
         raise ValueError(f"verbose must be 0 (silent), 1 (progress bar and a line per epoch) or 2 (a line per epoch), got {verbose!r}")
     shuffle = check_bool("shuffle", shuffle)  # shuffle="no" would shuffle
     # one callback not in a list, a string, or a set (whose hooks would run in hash order)

@@ -48,7 +48,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .checks import check_int, check_seed
+from .checks import check_int, check_seed, is_choice
 
 __all__ = ["GradcheckResult", "gradcheck", "numeric_gradient", "check_layer", "check_loss", "check_model"]
 
@@ -238,7 +238,7 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
     relative errors.
     """
     eps = _check_step(eps)
-    if mode not in ("full", "directional", "sampled"):
+    if not is_choice(mode, ("full", "directional", "sampled")):
         raise ValueError(f"mode must be 'full', 'directional' or 'sampled', got {mode!r}")
     directions = check_int("directions", directions, 1)  # 0 directions would compare nothing and pass
     samples = check_int("samples", samples, 1)

@@ -291,8 +291,11 @@ def test_traverse_sets_or_moves_one_latent_dimension(sprites_and_model):
     np.testing.assert_allclose(app.traverse(model, x[0], 2, values, relative=True), model.decode(z), atol=1e-6)
     with pytest.raises(ValueError, match="dim"):
         app.traverse(model, x[0], dim=4, values=values)
-    with pytest.raises(ValueError, match="dim must be an integer"):
+    with pytest.raises(TypeError, match="dim must be an integer"):  # a bool or a string, as for every count
         app.traverse(model, x[0], dim=True, values=values)
+    with pytest.raises(TypeError, match=r"dim must be an integer in \[0, 3\], got '1'"):
+        app.traverse(model, x[0], dim="1", values=values)
+    np.testing.assert_array_equal(app.traverse(model, x[0], dim=2.0, values=values), images)  # a whole float, as steps=3.0
     with pytest.raises(ValueError, match="values"):
         app.traverse(model, x[0], dim=0, values=[])
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import microvae as mv
+import microvae.applications
+import microvae.metrics
 from microvae.checks import check_sizes, is_choice, is_sequence, is_unordered
 from microvae.datasets import make_sinusoids, make_sprites
 
@@ -72,14 +74,36 @@ def test_layer_sizes_refuse_a_set(hidden):
         mv.AAE(16, (8,), 2, disc_hidden=hidden)
 
 
+def _vae_and_rows():
+    return mv.VAE(6, (4,), 2, dtype="float64"), np.random.default_rng(0).random((3, 6))
+
+
 @pytest.mark.parametrize("make, name", [
     (lambda v: mv.Dense(3, 2, init=v), "init"),
     (lambda v: mv.Conv2D(1, 2, 3, init=v), "init"),
     (lambda v: mv.VRAE(3, hidden_size=4, latent_dim=2, cell=v), "cell"),
+    (lambda v: mv.Dense(3, 2, activation=v), "activation"),
+    (lambda v: mv.Conv2D(1, 2, 3, padding=v), "padding"),
+    (lambda v: mv.Conv2D(1, 2, 3, activation=v), "activation"),
+    (lambda v: mv.ConvVAE((1, 4, 4), variant=v), "variant"),
+    (lambda v: mv.CVAE(6, 3, (4,), 2, condition_at=v), "condition_at"),
+    (lambda v: mv.AAE(6, (4,), 2, prior=v), "prior"),
+    (lambda v: mv.AAE(6, (4,), 2, encoder_type=v), "encoder_type"),
+    (lambda v: mv.AAE(6, (4,), 2).phase_loss(v, np.full((2, 6), 0.5)), "phase"),
+    (lambda v: mv.EarlyStopping(mode=v), "mode"),
+    (lambda v: mv.Backend(v), "backend"),
+    (lambda v: mv.Backend("numpy", kernels=v), "kernels"),
+    (lambda v: mv.VAE(6, (4,), 2).fit(np.full((4, 6), 0.5), epochs=1, optimizer=v, verbose=0), "optimizer"),
+    (lambda v: mv.gradcheck(lambda: 0.0, {"a": np.zeros(2)}, {"a": np.zeros(2)}, mode=v), "mode"),
+    (lambda v: mv.applications.add_noise(np.full((2, 3), 0.5), kind=v), "kind"),
+    (lambda v: mv.applications.interpolate(*_vae_and_rows()[:1], _vae_and_rows()[1][0], _vae_and_rows()[1][1], 3, v), "method"),
+    (lambda v: mv.metrics.reconstruction_error(*_vae_and_rows(), kind=v), "kind"),
+    (lambda v: mv.metrics.anomaly_scores(*_vae_and_rows(), method=v), "method"),
 ])
-@pytest.mark.parametrize("value", [["he"], np.array(["gru"])], ids=["list", "array"])
+@pytest.mark.parametrize("value", [["he"], np.array(["gru"]), np.array(["relu", "same"])], ids=["list", "array", "two"])
 def test_a_choice_given_as_a_list_is_named(make, name, value):
-    with pytest.raises(ValueError, match=f"{name} must be "):
+    """An array of two names gave NumPy's "truth value of an array ... is ambiguous", naming no argument."""
+    with pytest.raises(TypeError if name == "optimizer" else ValueError, match=f"{name} must be "):  # (an Optimizer, or a name)
         make(value)
 
 

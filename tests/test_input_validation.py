@@ -742,3 +742,42 @@ def test_a_numpy_matrix_is_taken_as_the_array_it_holds():
     data = np.random.default_rng(0).random((6, 16))
     model = mv.ConvVAE((1, 4, 4), 2, variant="strided")
     np.testing.assert_array_equal(model.encode(np.matrix(data))[0], model.encode(data)[0])
+
+
+@pytest.mark.parametrize("build, x", [(_vae, np.full((3, 16), 0.5)), (_aae, np.full((3, 16), 0.5)),
+                                      (_vrae, _sequences(3)), (lambda: mv.HierarchicalVRAE(3, segment_length=5, hidden_size=4, conductor_size=4, latent_dim=2), _sequences(3))],
+                         ids=["VAE", "AAE", "VRAE", "HVRAE"])
+def test_fixed_noise_refuses_a_seed_given_by_position(build, x):
+    """fixed_noise(x, 7) drew seed 0's noise, the 7 taken as part of the batch and ignored; a
+    seed goes by keyword, and the rest of a batch (a VRAE's mask) is still passed through."""
+    model = build()
+    for extra in (7, "garbage", 2.5):
+        with pytest.raises(TypeError, match=rf"fixed_noise takes the batch positionally and the seed by keyword: "
+                                            rf"fixed_noise\(x, seed={extra!r}\); got {extra!r} after x"):
+            model.fixed_noise(x, extra)
+    np.testing.assert_array_equal(model.fixed_noise(x, seed=7), np.random.default_rng(7).standard_normal((3, 2)))
+    np.testing.assert_array_equal(model.fixed_noise(x, np.ones(x.shape[:2]), seed=7), model.fixed_noise(x, seed=7))
+
+
+def test_a_cvaes_fixed_noise_checks_the_labels_it_is_given():
+    """CVAE.fixed_noise(x, y, seed) took any y, "garbage" included, unchecked."""
+    model, x = _cvae(), np.full((4, 16), 0.5)
+    with pytest.raises(ValueError, match="must hold integer class labels"):
+        model.fixed_noise(x, "garbage")
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\]"):
+        model.fixed_noise(x, 7)
+    with pytest.raises(ValueError, match="3 labels for 4 examples"):
+        model.fixed_noise(x, [0, 1, 2])
+    np.testing.assert_array_equal(model.fixed_noise(x, [0, 1, 2, 0], 5), np.random.default_rng(5).standard_normal((4, 2)))
+    np.testing.assert_array_equal(model.fixed_noise(x, 1, seed=5), model.fixed_noise(x, seed=5))
+
+
+@pytest.mark.parametrize("hierarchical", [False, True])
+@pytest.mark.parametrize("bad", [None, {"a": 1}])
+def test_a_sequence_model_refuses_what_is_no_array_with_a_type_error_as_the_others_do(hierarchical, bad):
+    """VAE, CVAE, ConvVAE and AAE said "x must be an array ..., got NoneType" (a TypeError);
+    the VRAEs "x must be a batch of sequences ..., got ()" (a ValueError)."""
+    model = mv.HierarchicalVRAE(3, segment_length=5, hidden_size=4, conductor_size=4, latent_dim=2) if hierarchical else _vrae()
+    for call in (model.encode, model.reconstruct, lambda v: model.fit(v, epochs=1, verbose=0)):
+        with pytest.raises(TypeError, match=rf"x must be an array of shape \(batch, time, 3\), got {type(bad).__name__}$"):
+            call(bad)

@@ -174,8 +174,11 @@ def test_unseeded_bounds_read_the_models_generator_example_by_example():
 def test_iwae_and_elbo_reject_bad_arguments(sprite_vae):
     model, x = sprite_vae
     for bad in (0, -1, 2.5, True, None, "5", math.inf):
-        with pytest.raises(ValueError, match=rf"k must be a positive integer, got {re.escape(repr(bad))}"):
+        # what is not a number is a TypeError, as for the models' own counts (model.elbo, evaluate)
+        error = TypeError if bad is True or bad is None or isinstance(bad, str) else ValueError
+        with pytest.raises(error, match=rf"k must be a positive integer, got {re.escape(repr(bad))}$"):
             metrics.iwae_bound(model, x[:3], k=bad)
+    assert metrics.iwae_bound(model, x[:3], k=2.0).shape == (3,)  # a whole float, as everywhere
     with pytest.raises(ValueError, match="n_samples"):
         metrics.elbo(model, x[:3], n_samples=0)
     with pytest.raises(ValueError, match="shape"):
@@ -893,3 +896,19 @@ def test_a_duck_typed_model_with_the_documented_attributes_is_enough(likelihood)
     np.testing.assert_array_equal(metrics.iwae_bound(duck, x, k=3, seed=1), metrics.iwae_bound(model, x, k=3, seed=1))
     for kind in ("bce", "mse"):
         np.testing.assert_array_equal(metrics.reconstruction_error(duck, x, kind), metrics.reconstruction_error(model, x, kind))
+
+
+@pytest.mark.parametrize("call", ["elbo", "iwae_bound", "reconstruction_error", "anomaly_scores"])
+def test_labels_handed_to_an_option_by_position_are_pointed_to_y(call):
+    """A model takes its labels right after x (cvae.elbo(x, y)); metrics.elbo(cvae, x, y) handed
+    them to n_samples (and kind, method, k): the error names the option and says where labels go.
+    A list of names given as kind gets no such hint."""
+    cvae = mv.CVAE(6, 3, (4,), 2, dtype="float64")
+    x, y = np.random.default_rng(0).random((5, 6)), np.array([0, 1, 2, 0, 1])
+    option = {"elbo": "n_samples", "iwae_bound": "k", "reconstruction_error": "kind", "anomaly_scores": "method"}[call]
+    error = ValueError if option in ("kind", "method") else TypeError
+    with pytest.raises(error, match=rf"^{option} must be .*, got array\(\[0, 1, 2, 0, 1\]\); a model's labels or mask go in y="):
+        getattr(metrics, call)(cvae, x, y)
+    assert getattr(metrics, call)(cvae, x, y=y).shape == (5,)
+    with pytest.raises(ValueError, match=r"kind must be 'bce' or 'mse', got \['bce'\]$"):
+        metrics.reconstruction_error(cvae, x, kind=["bce"], y=y)

@@ -470,11 +470,11 @@ class _ConvBase(Layer):
         self.out_channels = check_int("out_channels", out_channels, 1)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = check_int("stride", stride, 1)
-        if padding not in PADDINGS:
+        if not is_choice(padding, PADDINGS):
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         if not is_choice(init, INITIALIZERS):
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
-        if activation not in ACTIVATIONS:
+        if not is_choice(activation, ACTIVATIONS):
             raise ValueError(f"activation must be one of {ACTIVATIONS} (a ReLU fused into the layer, or none), got {activation!r}")
         self.padding, self.init, self.use_bias, self.activation = padding, init, check_bool("bias", bias), activation
         self._y = None  # the output, kept for the fused ReLU's backward pass

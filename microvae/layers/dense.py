@@ -40,7 +40,7 @@ class Dense(Layer):
             raise ValueError(f"init must be one of {sorted(INITIALIZERS)}, got {init!r}")
         self.init = init
         self.use_bias = check_bool("bias", bias)
-        if activation not in ACTIVATIONS:
+        if not is_choice(activation, ACTIVATIONS):
             raise ValueError(f"activation must be one of {ACTIVATIONS} (a ReLU fused into the layer, or none), got {activation!r}")
         self.activation = activation
         self._x = self._y = None

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_dtype, check_int, check_real_array, check_seed, check_sizes
+from ..checks import check_bool, check_dtype, check_int, check_real_array, check_seed, check_sizes, is_choice
 from ..likelihoods import clamp_logvar
 from ..losses import discriminator_loss, generator_loss
 from ..reparam import Reparameterization
@@ -170,9 +170,9 @@ class AAE(Model):
         hidden, disc_hidden = check_sizes("hidden", hidden), check_sizes("disc_hidden", disc_hidden)
         if input_dim < 1 or latent_dim < 1 or any(h < 1 for h in hidden + disc_hidden):
             raise ValueError(f"sizes must be positive: input_dim={input_dim}, hidden={hidden}, latent_dim={latent_dim}, disc_hidden={disc_hidden}")
-        if encoder_type not in ("deterministic", "gaussian"):
+        if not is_choice(encoder_type, ("deterministic", "gaussian")):
             raise ValueError(f"encoder_type must be 'deterministic' or 'gaussian', got {encoder_type!r}")
-        if prior not in ("gaussian", "mixture"):
+        if not is_choice(prior, ("gaussian", "mixture")):
             raise ValueError(f"prior must be 'gaussian' or 'mixture', got {prior!r}")
         if num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
@@ -321,7 +321,7 @@ class AAE(Model):
         examples (default: drawn); only phase "disc" has real examples, and the other two
         ignore them, so that one set of arguments serves a loop over the three phases.
         """
-        if phase not in ("recon", "disc", "gen"):
+        if not is_choice(phase, ("recon", "disc", "gen")):
             raise ValueError(f"phase must be 'recon', 'disc' or 'gen', got {phase!r}")
         if eps is not None and self.encoder_type == "deterministic":
             raise ValueError("eps fixes a Gaussian encoder's noise; this AAE's encoder is deterministic "

@@ -356,7 +356,15 @@ class Model(Module):
 
     def fixed_noise(self, x, *rest, seed: int = 0):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64):
-        shape (len(x), latent_dim)."""
+        shape (len(x), latent_dim), from ``seed`` (keyword only).
+
+        ``rest`` is the rest of the batch, as ``loss_and_grads`` takes it after x (a VRAE's
+        mask), so that ``check_model(model, *batch)`` can pass the whole batch on; ε depends
+        on len(x) alone."""
+        for extra in rest:
+            if extra is not None and np.ndim(extra) == 0:  # fixed_noise(x, 7) drew seed 0's noise, the 7 ignored
+                raise TypeError(f"{type(self).__name__}.fixed_noise takes the batch positionally and the seed by keyword: "
+                                f"fixed_noise(x, seed={extra!r}); got {extra!r} after x, which is not part of a batch")
         shape = getattr(x, "shape", None)
         if shape is None:  # a list of examples; a number or a string has no batch
             shape = np.shape(as_array(x, "x", "give a batch of examples of one shape"))

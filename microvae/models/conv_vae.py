@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..checks import check_bool, check_int
+from ..checks import check_bool, check_int, is_choice
 from ..layers import Conv2D, Conv2DTranspose, Dense, Flatten, MaxPool2D, ReLU, Reshape, Sequential
 from ..likelihoods import get_likelihood
 from .settings import Fixed
@@ -142,7 +142,7 @@ class ConvVAE(VAE):
             raise ValueError(f"input_shape is (channels, height, width); {shape} would be {channels} channels of {height}×{width} "
                              f"images, which looks like (height, width, channels): use {(width, channels, height)} and pass "
                              "channels-last images as x.transpose(0, 3, 1, 2)")
-        if variant not in VARIANTS:
+        if not is_choice(variant, VARIANTS):
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if variant == "pooling" and (height % 4 or width % 4):
             raise ValueError(f"the pooling ConvVAE halves the image twice, so height and width must be divisible by 4; "

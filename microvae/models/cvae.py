@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import array_module
-from ..checks import check_bool, check_int, check_seed, check_sizes
+from ..checks import check_bool, check_int, check_seed, check_sizes, is_choice
 from ..layers import Sequential
 from ..likelihoods import clamp_logvar, get_likelihood
 from ..losses import kl_gaussians, kl_normal
@@ -84,7 +84,7 @@ class CVAE(VAE):
         seed: int | None = 0,
     ):
         num_classes = check_int("num_classes", num_classes, 1)
-        if condition_at not in CONDITION_POINTS:
+        if not is_choice(condition_at, CONDITION_POINTS):
             raise ValueError(f"condition_at must be one of {CONDITION_POINTS}, got {condition_at!r}")
         hidden = check_sizes("hidden", hidden)
         if condition_at == "hidden" and not hidden:
@@ -168,8 +168,12 @@ class CVAE(VAE):
         return x, self._labels(y, len(x))
 
     def fixed_noise(self, x, y=None, seed: int = 0):
-        """A reproducible draw of ε (n, latent_dim) for the batch (x, y), for gradient checks."""
-        return super().fixed_noise(x, seed=seed)
+        """A reproducible draw of ε (n, latent_dim) for the batch (x, y), for gradient checks,
+        from ``seed``; ε depends on len(x) alone, and ``y``, if given, is checked as labels of x."""
+        noise = super().fixed_noise(x, seed=seed)
+        if y is not None:
+            self._labels(y, len(noise))
+        return noise
 
     # the objective: VAE's, with the label as its condition -------------------------------
     def loss_and_grads(self, x, y, eps=None) -> LossTerms:
