@@ -757,6 +757,12 @@ def test_reprs_show_the_constructor_arguments():
     assert repr(Conv2D(1, 4, (3, 2), stride=2, padding="valid")) == "Conv2D(1, 4, (3, 2), stride=2, padding='valid')"
     assert repr(Conv2DTranspose(2, 3, (1, 3))) == "Conv2DTranspose(2, 3, (1, 3), stride=1, padding='same')"
     assert repr(Conv2D(1, 4, (3, 3))) == "Conv2D(1, 4, 3, stride=1, padding='same')"
+    # bias and init were left out, so layers of different configs printed alike
+    assert repr(Conv2D(1, 2, 3, bias=False, init="glorot")) == "Conv2D(1, 2, 3, stride=1, padding='same', bias=False, init='glorot')"
+    assert (repr(Conv2DTranspose(2, 3, 3, stride=2, init="glorot", activation="relu", output_padding=1))
+            == "Conv2DTranspose(2, 3, 3, stride=2, padding='same', init='glorot', activation='relu', output_padding=1)")
+    for layer in (Conv2D(1, 2, 3, bias=False), Conv2DTranspose(2, 3, (1, 3), stride=2, init="glorot", output_padding=(0, 1))):
+        assert repr(type(layer).from_config(layer.get_config())) == repr(layer)
     assert repr(MaxPool2D(3, stride=2)) == "MaxPool2D(3, stride=2)"
     assert repr(MaxPool2D(2)) == "MaxPool2D(2, stride=2)"
     assert repr(Reshape((3, 4))) == "Reshape((3, 4))"

@@ -498,8 +498,12 @@ class _ConvBase(Layer):
 
     def __repr__(self):
         k = self.kernel_size[0] if self.kernel_size[0] == self.kernel_size[1] else self.kernel_size
+        # the settings left at their defaults are not shown; those changed are, so that two
+        # layers of different configs never print alike
+        changed = ("" if self.use_bias else ", bias=False") + ("" if self.init == "he" else f", init={self.init!r}")
         fused = f", activation={self.activation!r}" if self.activation else ""
-        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, padding={self.padding!r}{fused})"
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, "
+                f"padding={self.padding!r}{changed}{fused})")
 
     def _keep_output(self, y):
         """Keep Y for a fused ReLU's backward pass (dY·[Y > 0]); return it."""
