@@ -799,3 +799,20 @@ def test_pad_sequences_says_which_sequence_is_wrong_and_how(sequences, found):
     """One message served an empty list, 1-D sequences, an empty sequence and mixed widths alike."""
     with pytest.raises(ValueError, match=r"needs a non-empty list of non-empty \(T_i, F\) arrays with one F; " + found):
         pad_sequences(sequences)
+
+
+def test_a_vraes_fit_shows_and_takes_fits_arguments_in_fits_order():
+    """VRAE.fit(x, mask=None, **kwargs) hid fit's arguments from help() and refused them by
+    position: vrae.fit(x, mask, 1) failed where vae.fit(x, None, 1) trains one epoch."""
+    import inspect
+
+    model = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    ours, base = inspect.signature(mv.VRAE.fit).parameters, inspect.signature(mv.VAE.fit).parameters
+    assert list(ours)[:3] == ["self", "x", "mask"] and list(ours)[3:] == list(base)[3:]
+    assert all(ours[name].default == base[name].default for name in list(base)[3:])
+    x, mask = np.full((4, 5, 3), 0.5), np.ones((4, 5))
+    model.fit(x, mask, 1, 2, None, 1e-2, "sgd", False, 3, None, 0)
+    twin = mv.VRAE(3, hidden_size=4, latent_dim=2, seed=0)
+    twin.fit(x, mask=mask, epochs=1, batch_size=2, lr=1e-2, optimizer="sgd", shuffle=False, seed=3, verbose=0)
+    assert model.step == twin.step == 2 and model.train_seed == twin.train_seed == 3
+    np.testing.assert_array_equal(model.flat.data, twin.flat.data)

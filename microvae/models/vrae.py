@@ -359,12 +359,16 @@ class VRAE(VAE):
         return batch[0], (batch[1] if len(batch) > 1 else None)
 
     # training and evaluation, with the mask as the second argument --------------------------
-    def fit(self, x, mask=None, **kwargs):
+    def fit(self, x, mask=None, epochs=10, batch_size=128, validation_data=None, lr=None, optimizer=None,
+            shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
         """``Model.fit`` on sequences x (n, T, F), ``mask`` (n, T) of 0/1 marking the real steps
-        (default: all); ``validation_data`` is x or a tuple (x, mask)."""
-        if "y" in kwargs:  # Model.fit's name for its second argument
+        (default: all); ``validation_data`` is x or a tuple (x, mask). The other arguments, in
+        the same order, are ``Model.fit``'s (help(microvae.VAE.fit))."""
+        if "y" in optimizer_options:  # Model.fit's name for its second argument
             raise TypeError(f"{type(self).__name__}.fit takes the mask as its second argument or as mask=, not y=")
-        return super().fit(x, mask, **kwargs)
+        return super().fit(x, mask, epochs=epochs, batch_size=batch_size, validation_data=validation_data, lr=lr,
+                           optimizer=optimizer, shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
+                           **optimizer_options)
 
     def evaluate(self, x, mask=None, batch_size=512, seed=None) -> dict:
         """``Model.evaluate`` on sequences x (n, T, F) with their ``mask`` (n, T)."""
