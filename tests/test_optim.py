@@ -386,3 +386,12 @@ def test_an_aae_group_at_its_own_rate_keeps_it_when_fit_is_given_other_settings(
     runs = dict(model.optimizers)
     model.fit(x, epochs=1, batch_size=16, verbose=0, lr=1e-3, clip_norm=5.0)  # every group's settings: continued
     assert all(opt is runs[group] and opt.t == 4 for group, opt in model.optimizers.items())
+
+
+def test_fit_gives_a_named_sgd_fits_learning_rate_not_sgds_own_default():
+    """As fit's docstring says: lr left out is 1e-3 for either name; SGD(flat) alone is 1e-2."""
+    x = np.full((4, 4), 0.5)
+    model = mv.VAE(4, (3,), 2)
+    model.fit(x, epochs=1, optimizer="sgd", verbose=0)
+    assert isinstance(model.optimizers["model"], mv.SGD) and model.optimizers["model"].lr == 1e-3
+    assert mv.SGD(model.flat).lr == 1e-2 and "even 'sgd', whose own default" in mv.VAE.fit.__doc__

@@ -418,7 +418,8 @@ class Model(Module):
         ``optimizer`` is 'adam', 'sgd' or an Optimizer built on ``model.flat``; ``lr`` is a named
         optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
         ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
-        lr 1e-3, the optimizer's defaults), and so do options given at the optimizer's own
+        lr 1e-3 whichever optimizer is named, even 'sgd', whose own default, ``SGD(flat)``,
+        is 1e-2; the optimizer's defaults for its other options), and so do options given at the optimizer's own
         default (``clip_norm=None``); a changed setting starts the optimizer afresh. An
         Optimizer instance brings its own settings, so ``lr`` and the options must then be left out;
         a model with several parameter groups (the AAE) takes its optimizer by name only, and
