@@ -407,3 +407,18 @@ def test_the_caller_may_change_x_and_H_after_forward_at_any_shape(cls, B, T):
     layer.backward(dH)
     for name in expected:
         np.testing.assert_array_equal(layer.grads[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("cell", ["RNN", "GRU"])
+def test_a_recurrent_layers_backward_takes_dy_by_name_as_every_layer_does(cell):
+    """RNN.backward and GRU.backward named their gradient dH: backward(dy=...) was a TypeError."""
+    import inspect
+
+    layer = getattr(microvae, cell)(3, 4).build(dtype="float64", seed=0)
+    assert list(inspect.signature(layer.backward).parameters) == list(inspect.signature(microvae.Dense(2, 2).backward).parameters)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    dy = np.random.default_rng(1).standard_normal((2, 5, 4))
+    layer.forward(x)
+    by_position = layer.backward(dy)
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(dy=dy, input_grad=True), by_position)

@@ -195,13 +195,13 @@ class RNN(_Recurrent):
         self._cache = {"T": T, "B": B, "xt": xt, "hs": hs, "mt": mt}
         return xp.array(hs[1:].transpose(1, 0, 2), order="C")  # a copy at any B and T: hs is the backward's cache
 
-    def backward(self, dH, input_grad: bool = True):
-        """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
-        parameter gradients and sets ``self.dh0``."""
+    def backward(self, dy, input_grad: bool = True):
+        """dy = dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
+        parameter gradients and sets ``self.dh0``. (``dy``, as every layer names it.)"""
         input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
             raise RuntimeError("RNN.backward called before forward (since it was last built)")
-        dHt = self._check_dH(dH)
+        dHt = self._check_dH(dy)
         xp, k = self.backend.xp, self.backend.kernels
         c = self._cache
         T, B, H, hs, mt = c["T"], c["B"], self.hidden_size, c["hs"], c["mt"]
@@ -283,13 +283,13 @@ class GRU(_Recurrent):
         self._cache = {"T": T, "B": B, "xt": xt, "hs": hs, "mt": mt, "gates": gates, "hn": hn}
         return xp.array(hs[1:].transpose(1, 0, 2), order="C")  # a copy at any B and T: hs is the backward's cache
 
-    def backward(self, dH, input_grad: bool = True):
-        """dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
-        parameter gradients and sets ``self.dh0``."""
+    def backward(self, dy, input_grad: bool = True):
+        """dy = dH (B, T, hidden) -> dx (B, T, input) (None if not input_grad); writes the
+        parameter gradients and sets ``self.dh0``. (``dy``, as every layer names it.)"""
         input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
             raise RuntimeError("GRU.backward called before forward (since it was last built)")
-        dHt = self._check_dH(dH)
+        dHt = self._check_dH(dy)
         xp, k, dtype = self.backend.xp, self.backend.kernels, self.backend.dtype
         c = self._cache
         T, B, H, hs, mt = c["T"], c["B"], self.hidden_size, c["hs"], c["mt"]
