@@ -404,7 +404,7 @@ def test_bce_probabilities_refuses_p_outside_the_unit_interval(p):
     """Logits passed for p were clipped to [eps, 1 − eps] in silence: a loss of 0.916 for a true
     0.640 and zero gradients. p at 0 and 1 exactly is a probability, and is taken."""
     x = np.array([[0.0, 1.0, 1.0]])
-    with pytest.raises(ValueError, match=r"bce_probabilities: p must hold probabilities in \[0, 1\] \(found values in .*use bernoulli_nll"):
+    with pytest.raises(ValueError, match=r"bce_probabilities: p must hold probabilities in \[0, 1\] \(found (values in .*|NaN\)); for logits use bernoulli_nll"):
         losses.bce_probabilities(np.array(p), x)
     assert np.isfinite(losses.bce_probabilities(np.array([[0.0, 1.0, 0.5]]), x)[0]).all()
 
@@ -428,12 +428,13 @@ def test_bce_gradient_at_the_clip_edges_is_the_derivative_from_inside(x):
 
 
 @pytest.mark.parametrize("name", ["bernoulli_nll", "bce_probabilities"])
-@pytest.mark.parametrize("bad, shown", [(255.0, "[0, 255]"), (-0.5, "[-0.5, 0]"), (np.nan, "[nan, nan]")])
+@pytest.mark.parametrize("bad, shown", [(255.0, "values in [0, 255]"), (-0.5, "values in [-0.5, 0]"), (np.nan, "NaN)")])
 def test_the_bernoulli_losses_refuse_targets_outside_the_unit_interval(name, bad, shown):
-    """0–255 pixels gave bernoulli_nll a loss of −761 a pixel and a gradient of −254, silently."""
+    """0–255 pixels gave bernoulli_nll a loss of −761 a pixel and a gradient of −254, silently.
+    One NaN was reported as "found values in [nan, nan]", as though every value were NaN."""
     x = np.zeros((2, 3))
     x[1, 2] = bad
-    with pytest.raises(ValueError, match=rf"{name}: x must lie in \[0, 1\].*found values in {re.escape(shown)}"):
+    with pytest.raises(ValueError, match=rf"{name}: x must lie in \[0, 1\].*found {re.escape(shown)}"):
         getattr(losses, name)(np.full((2, 3), 0.5), x)
     assert np.all(np.isfinite(losses.bernoulli_nll(np.full((2, 3), 0.5), np.clip(np.nan_to_num(x), 0, 1))[0]))
 
@@ -533,3 +534,11 @@ def test_kl_gradients_come_in_their_inputs_dtypes(loss, first):
     else:
         _, dmu_q, dlogvar_q, dmu_p, dlogvar_p = losses.kl_gaussians(mu, logvar, logvar.copy(), mu.copy())
         assert (dmu_q.dtype, dlogvar_q.dtype, dmu_p.dtype, dlogvar_p.dtype) == (first, second, second, first)
+
+
+def test_mse_names_its_arguments_as_its_signature_does():
+    """mse(prediction, x) named its second argument "target", which no caller can pass."""
+    with pytest.raises(TypeError, match=r"^mse: x must be a NumPy or CuPy array, got list$"):
+        losses.mse(np.zeros((2, 3)), [[0.0] * 3] * 2)
+    with pytest.raises(ValueError, match=r"^mse: prediction and x must have the same shape, got \(2, 3\) and \(2, 2\)$"):
+        losses.mse(np.zeros((2, 3)), np.zeros((2, 2)))

@@ -24,7 +24,7 @@ def array_of(what: str, name: str, array, data: bool = False) -> None:
         raise TypeError(f"{what}: {name} must be {expected}, got dtype {dtype}")
 
 
-def same_shape(what: str, a, b, names=("prediction", "target"), b_is_data: bool = True) -> None:
+def same_shape(what: str, a, b, names, b_is_data: bool = True) -> None:
     """``a`` a float array and ``b`` data (or floats too, if not ``b_is_data``; see ``array_of``),
     both of one non-empty batch shape."""
     array_of(what, names[0], a)
@@ -60,7 +60,11 @@ def found_range(lo: float, hi: float) -> str:
     """"found values in [lo, hi]" for a range check's message, each bound written to as many
     digits as it takes to tell it from 0 and 1 (``:g`` wrote float32's 1.0000001 as "1", an
     error that contradicted itself), and a hint to clip when rounding is all that put the data
-    outside [0, 1]. NaN bounds are written as nan."""
+    outside [0, 1]. A NaN anywhere makes both bounds NaN: then "found NaN" ("[nan, nan]" read
+    as though every value were NaN)."""
+    if lo != lo or hi != hi:
+        return "found NaN"
+
     def written(value: float) -> str:
         short = f"{value:g}"
         return repr(value) if short in ("0", "-0", "1") and value not in (0.0, 1.0) else short

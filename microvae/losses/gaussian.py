@@ -77,7 +77,7 @@ def mse(prediction, x):
     Equals 2·gaussian_nll with unit variance, minus a constant. Returns ``(per_example, dprediction)``,
     dprediction in prediction's dtype whatever x's.
     """
-    same_shape("mse", prediction, x)
+    same_shape("mse", prediction, x, ("prediction", "x"))
     xp = array_module(prediction)
     diff = prediction - x
     per_example = rows(diff * diff).sum(axis=1, dtype=xp.float64)
