@@ -764,3 +764,16 @@ def test_one_label_for_all_that_is_no_integer_is_named_by_its_value(y, shown):
     with pytest.raises(ValueError, match=rf"y must hold integer labels \(one label for all, here\), got {shown} of dtype"):
         model.sample(3, y=y)
     assert model.sample(3, y=2).shape == (3, 12)
+
+
+@pytest.mark.parametrize("bad", ["a", np.array([["x", "y"]]), np.array([[1j, 0]])])
+def test_phase_loss_refuses_noise_that_is_not_real_numbers_as_the_vaes_do(bad):
+    """eps="a" gave "eps must be a non-empty batch of shape (batch, 2), got ()" (a ValueError);
+    the VAEs' loss says what eps must hold, with a TypeError."""
+    model = AAE(6, (4,), 2, encoder_type="gaussian", dtype="float64")
+    x = np.full((1, 6), 0.5)
+    with pytest.raises(TypeError, match=r"^eps must be an array of real numbers, the reparameterization noise of shape \(batch, 2\)"):
+        model.phase_loss("recon", x, eps=bad)
+    with pytest.raises(TypeError, match=r"^eps must be an array of real numbers"):
+        microvae.VAE(6, (4,), 2, dtype="float64").loss(x, eps=bad)
+    assert np.isfinite(model.phase_loss("recon", x, eps=[[0.5, -0.5]]))
