@@ -99,7 +99,10 @@ def _check_labels(model, y):
         if y is None:
             raise TypeError(f"{name} is conditional: pass y, the class labels of the examples")
     elif y is not None and not getattr(model, "is_sequence_model", False):
-        raise TypeError(f"y is for a conditional model (such as a CVAE); {name} is unconditional and takes no labels")
+        shapes_prior = getattr(model, "prior", None) == "mixture"  # an AAE's labels pick prior components in fit
+        kind = "reconstructs without labels (they choose its mixture prior's components, in fit)" if shapes_prior else \
+            "is unconditional and takes no labels"
+        raise TypeError(f"y is for a conditional model (such as a CVAE); {name} {kind}: leave y out")
 
 
 def denoise(model, x_noisy, y=None):

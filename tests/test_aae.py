@@ -371,7 +371,7 @@ def test_bad_input_is_rejected_clearly():
         model.encode(np.full((2, 6), np.nan))
     with pytest.raises(TypeError, match="prior='mixture'"):
         model.fit(x, np.zeros(4, dtype=int), verbose=0)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 2\]"):
         mixture.fit(x, np.array([0, 1, 3, 0]), verbose=0)
     with pytest.raises(ValueError, match=r"y must be 4 integer labels \(or one label for all, or one-hot rows of shape \(4, 3\)\)"):
         mixture.fit(x, np.zeros((4, 1), dtype=int), verbose=0)
@@ -609,7 +609,7 @@ def test_mixture_labels_below_minus_one_are_rejected():
     x = np.random.default_rng(0).random((4, 6))
     for call in (lambda: model.fit(x, np.array([0, -2, 1, 0]), verbose=0), lambda: model.sample_prior(2, y=[-2, 0]),
                  lambda: model.phase_loss("disc", x, [0, 1, -3, 2])):
-        with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\] \(or -1 for unlabelled\)"):
+        with pytest.raises(ValueError, match=r"y must lie in \[0, 2\] \(or -1 for unlabelled\)"):
             call()
 
 

@@ -546,8 +546,12 @@ def test_a_conditional_model_encodes_and_decodes_with_its_label():
     vae = mv.VAE(16, (8,), 2, seed=0)
     for call in (lambda: app.interpolate(vae, x[0], x[1], y=1), lambda: app.traverse(vae, x[0], 0, [1.0], y=1),
                  lambda: app.denoise(vae, x, y=[0, 1, 2, 0])):
-        with pytest.raises(TypeError, match="VAE is unconditional"):
+        with pytest.raises(TypeError, match="VAE is unconditional and takes no"):
             call()
+    # a mixture AAE takes y in fit, where it picks prior components: not "unconditional" then
+    aae = mv.AAE(16, (8,), 2, disc_hidden=(4,), prior="mixture", num_classes=3, seed=0)
+    with pytest.raises(TypeError, match=r"AAE reconstructs without labels \(they choose its mixture prior's components, in fit\): leave y out"):
+        app.denoise(aae, x, y=[0, 1, 2, 0])
 
 
 def test_conditional_pictures_take_the_label(tmp_path):

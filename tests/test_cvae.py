@@ -262,10 +262,22 @@ def test_prior_moments_take_one_label_as_a_batch_of_one():
         np.testing.assert_array_equal(mu_p, model.prior_moments([2])[0])
 
 
-@pytest.mark.parametrize("bad, message", [([], "labels must be a non-empty batch"), (7, r"labels must be class indices in \[0, 2\]")])
+@pytest.mark.parametrize("bad, message", [([], "y must be a non-empty batch"), (7, r"y must be class indices in \[0, 2\]")])
 def test_prior_moments_errors_name_its_own_argument(bad, message):
     with pytest.raises(ValueError, match=message):
         tiny_cvae(learned_prior=True).prior_moments(bad)
+
+
+def test_prior_moments_take_the_labels_as_y_as_every_method_does():
+    """prior_moments(labels) was the one method whose classes were not y: prior_moments(y=1) was
+    a TypeError. labels= stays as its former name, as in sample."""
+    model = tiny_cvae(learned_prior=True)
+    np.testing.assert_array_equal(model.prior_moments(y=[0, 2])[0], model.prior_moments([0, 2])[0])
+    np.testing.assert_array_equal(model.prior_moments(labels=[0, 2])[1], model.prior_moments([0, 2])[1])
+    with pytest.raises(TypeError, match="takes the classes once"):
+        model.prior_moments(1, labels=1)
+    with pytest.raises(TypeError, match="needs y"):
+        model.prior_moments()
 
 
 def test_learned_prior_kl_is_kl_between_posterior_and_conditional_prior():

@@ -401,7 +401,7 @@ class AAE(Model):
         elif not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"y must hold integer labels, got dtype {y.dtype}")
         if y.size and (y.min() < -1 or y.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes - 1}] (or -1 for unlabelled), found [{int(y.min())}, {int(y.max())}]")
+            raise ValueError(f"y must lie in [0, {self.num_classes - 1}] (or -1 for unlabelled), found [{int(y.min())}, {int(y.max())}]")
         return self.backend.asarray(y, dtype=np.int64)
 
     # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ------------

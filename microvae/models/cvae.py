@@ -245,10 +245,17 @@ class CVAE(VAE):
         """Decode the posterior mean: decode(μ(x, y), y)."""
         return self._by_rows(lambda xb, cb: self._decoded_mean(self._encode(xb, cb)[0], cb), *self._prepare_data(x, y))
 
-    def prior_moments(self, labels):
-        """(μ_p, logvar_p) of the prior p(z | y) for the given labels (class indices, one-hot rows,
-        or one int), as NumPy arrays of shape (n, latent_dim) (zeros for N(0, I))."""
-        onehot = self._labels(labels, 1 if getattr(labels, "ndim", np.ndim(labels)) == 0 else None, "labels")
+    def prior_moments(self, y=None, *, labels=None):
+        """(μ_p, logvar_p) of the prior p(z | y) for the labels ``y`` (class indices, one-hot
+        rows, or one int), as NumPy arrays of shape (n, latent_dim) (zeros for N(0, I)).
+        ``labels=`` is the same argument under its former name, as in ``sample``."""
+        if labels is not None:
+            if y is not None:
+                raise TypeError("CVAE.prior_moments takes the classes once: y (or labels, its former name), not both")
+            y = labels
+        if y is None:
+            raise TypeError("CVAE.prior_moments needs y, the classes (one int, class indices or one-hot rows)")
+        onehot = self._labels(y, 1 if getattr(y, "ndim", np.ndim(y)) == 0 else None, "y")
         if self.prior is None:  # in the backend's dtype, as a learned prior's moments are
             zeros = np.zeros((len(onehot), self.latent_dim), dtype=self.backend.dtype)
             return zeros, zeros.copy()
