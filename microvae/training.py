@@ -179,7 +179,10 @@ class ModelCheckpoint(Callback):
     """Save the model (and its optimizer state, for exact resumption) every ``every`` epochs.
 
     ``path`` may contain ``{epoch}``. Writes are atomic, so an interrupted or diverged run
-    never damages the last good checkpoint.
+    never damages the last good checkpoint. ``include_optimizer=False`` stores the model
+    without its optimizer run (``fit`` on the loaded model starts a new one; see
+    ``microvae.checkpoint.save``); it is needed when ``fit`` was given an Optimizer instance,
+    whose state a checkpoint stores only for an optimizer named ('adam' or 'sgd').
     """
 
     def __init__(self, path, every: int = 1, include_optimizer: bool = True):

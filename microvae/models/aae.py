@@ -320,6 +320,9 @@ class AAE(Model):
         none, and refuses it), ``prior_samples`` (n, latent_dim) the discriminator's real
         examples (default: drawn); only phase "disc" has real examples, and the other two
         ignore them, so that one set of arguments serves a loop over the three phases.
+        ``y``: with the mixture prior, the labels that pick each prior draw's component (as in
+        ``fit``; −1 for unlabelled). ``compute_grads=False`` computes the loss alone and
+        leaves the gradient buffers as they were.
         """
         if not is_choice(phase, ("recon", "disc", "gen")):
             raise ValueError(f"phase must be 'recon', 'disc' or 'gen', got {phase!r}")
@@ -425,14 +428,16 @@ class AAE(Model):
         return self.likelihood.mean(self.decoder.forward(z), self.backend.kernels)
 
     def sample_prior(self, n: int, y=None, seed: int | None = None):
-        """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component."""
+        """n draws from the prior (NumPy); with the mixture, ``y`` picks each draw's component.
+        ``seed`` fixes the draws (default None: the model's own generator, which moves on)."""
         n, seed = check_int("n", n, 1), check_seed(seed)
         labels = None if y is None else self._labels(y, n)
         rng = None if seed is None else np.random.default_rng(seed)
         return self.backend.to_numpy(self._draw_prior(n, labels, rng)).copy()
 
     def sample(self, n: int, y=None, seed: int | None = None):
-        """Decoder means at n prior draws (components chosen by ``y`` for the mixture)."""
+        """Decoder means at n prior draws (components chosen by ``y`` for the mixture); ``seed``
+        as in ``sample_prior``."""
         return self.decode(self.sample_prior(n, y=y, seed=seed))
 
     def prior_distance(self, x, seed: int = 0, n_prior: int | None = None) -> dict:

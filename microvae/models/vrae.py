@@ -371,7 +371,9 @@ class VRAE(VAE):
                            **optimizer_options)
 
     def evaluate(self, x, mask=None, batch_size=512, seed=None) -> dict:
-        """``Model.evaluate`` on sequences x (n, T, F) with their ``mask`` (n, T)."""
+        """``Model.evaluate`` on sequences x (n, T, F) with their ``mask`` (n, T) of 0/1 marking
+        the real steps (default: all), ``batch_size`` sequences at a time; ``seed`` fixes the
+        noise, as in ``Model.evaluate`` (None: the model's generator, which moves on)."""
         return super().evaluate(x, mask, batch_size=batch_size, seed=seed)
 
     # the objective with a mask -------------------------------------------------------------
@@ -386,13 +388,15 @@ class VRAE(VAE):
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, mask=None, eps=None):
-        """Loss terms of a batch, forward pass only."""
+        """Loss terms of a batch (n, T, F) with its ``mask`` (n, T) (default: all steps real),
+        forward pass only; ``eps`` (n, latent_dim) fixes the reparameterization noise."""
         x, mask = self._batch(x, mask)
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=False)
 
     # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x, mask=None):
-        """(μ, logvar) of q(z|x), each (n, latent_dim)."""
+        """(μ, logvar) of q(z|x), each (n, latent_dim), for sequences x (n, T, F) with their
+        ``mask`` (n, T) (default: all steps real; the padding after a sequence's end is not read)."""
         return self._by_rows(self._encode, *self._batch(x, mask))
 
     def decode(self, z, length: int):
