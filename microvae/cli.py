@@ -215,7 +215,7 @@ def _cvae_pictures(model, data, out, args):
         paths.append(os.path.join(out, "latent_scatter.png"))
         mu, _ = model.encode(x[:2000], y[:2000])
         plot.plot_latent_scatter(mu, y[:2000], class_names=data.get("class_names"), path=paths[-1],
-                                 title="q(z|x,y) means: the label is given, so z need not encode it")
+                                 title="q(z|x,y) means by class (the encoder is given the label too)")
     return paths
 
 

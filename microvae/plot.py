@@ -832,8 +832,14 @@ def _class_name(class_names, value) -> str:
     return str(value)
 
 
-def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
-    """Scatter z[:, :2] coloured by ``labels``; legend or colorbar."""
+# tab10's grey (class 7) and tab20's two greys, as classes drawn over the grey prior cloud of
+# plot_latent_vs_prior: there they take colours of their own (Sneaker codes looked like prior draws)
+_GREYS_REPLACED = {"tab10": {7: "black"}, "tab20": {14: "black", 15: "#8c6d31"}}
+
+
+def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha, grey_taken=False):
+    """Scatter z[:, :2] coloured by ``labels``; legend or colorbar. ``grey_taken``: no class
+    is drawn in grey (another layer of the picture is)."""
     class_names = _check_class_names(class_names)
     lab = np.asarray(labels)
     if lab.dtype.kind == "c":  # the cast to float for the colours dropped the imaginary part, with only a warning
@@ -859,14 +865,16 @@ def _scatter_labelled(fig, ax, z, labels, class_names, size, alpha):
              or (lab.dtype.kind == "f" and np.all(np.mod(lab, 1) == 0)))
     )
     if discrete:
-        cmap = _colormap("tab10" if len(uniq) <= 10 else "tab20")
+        palette = "tab10" if len(uniq) <= 10 else "tab20"
+        cmap = _colormap(palette)
+        replaced = _GREYS_REPLACED[palette] if grey_taken else {}
         for k, u in enumerate(uniq):
             sel = lab == u
             value = u.item() if hasattr(u, "item") else u
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             ax.scatter(z[sel, 0], z[sel, 1], s=size, alpha=alpha,
-                       color=cmap(k % cmap.N), label=_class_name(class_names, value),
+                       color=replaced.get(k % cmap.N, cmap(k % cmap.N)), label=_class_name(class_names, value),
                        edgecolors="none")
         ax.legend(markerscale=max(1.0, 20.0 / size), fontsize=8,
                   loc="best", framealpha=0.8)
@@ -939,7 +947,7 @@ def plot_latent_vs_prior(codes, prior_samples, path=None, labels=None,
                    edgecolors="none", label="encoded codes")
         ax.legend(markerscale=2.5, fontsize=8, loc="best", framealpha=0.8)
     else:
-        _scatter_labelled(fig, ax, c, labels, class_names, 8.0, 0.7)
+        _scatter_labelled(fig, ax, c, labels, class_names, 8.0, 0.7, grey_taken=True)
     _axis_labels(ax, max(c.shape[1], p.shape[1]))
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title if title else "encoded codes vs prior")

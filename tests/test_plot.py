@@ -1485,3 +1485,22 @@ def test_every_count_takes_a_float_without_a_fraction_and_refuses_other_types(rn
     for bad, error in ((True, TypeError), ("3", TypeError), (2.5, ValueError)):
         with pytest.raises(error, match=rf"^{name} must be (a positive integer|an integer >= 0), got {re.escape(repr(bad))}$"):
             call(bad)
+
+
+@pytest.mark.parametrize("classes", [10, 20])
+def test_no_class_is_drawn_in_the_prior_clouds_grey(rng, classes):
+    """With ten classes, tab10 drew class 7 (Fashion-MNIST's Sneaker) in #7f7f7f, the prior
+    cloud's grey: its codes could not be told from prior draws. Over the prior no class is
+    grey; the latent scatter, with no prior drawn, keeps tab10's colours."""
+    from matplotlib.colors import to_rgb
+
+    codes, labels = rng.normal(size=(40 * classes, 2)), np.repeat(np.arange(classes), 40)
+    fig = mplot.plot_latent_vs_prior(codes, rng.normal(size=(100, 2)), labels=labels)
+    collections = fig.axes[0].collections
+    prior, classes_drawn = to_rgb(collections[0].get_facecolor()[0][:3]), collections[1:]
+    assert len(classes_drawn) == classes and prior == pytest.approx((0.5, 0.5, 0.5), abs=0.01)
+    colours = [to_rgb(c.get_facecolor()[0][:3]) for c in classes_drawn]
+    assert all(max(rgb) - min(rgb) > 0.05 or max(rgb) < 0.2 for rgb in colours)  # none a mid or light grey
+    assert len(set(colours)) == classes
+    plain = mplot.plot_latent_scatter(codes[:400], labels[:400])
+    assert to_rgb(plain.axes[0].collections[7].get_facecolor()[0][:3]) == pytest.approx(to_rgb("tab:gray"))
