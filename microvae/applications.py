@@ -46,6 +46,9 @@ def _in_unit_interval(x) -> bool:
 def add_noise(x, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, clip: bool | None = None):
     """A corrupted copy of ``x`` (same shape and float dtype), usually images with values in [0, 1].
 
+    ``kind`` is one of ``NOISE_KINDS``; ``seed`` (default 0) makes the noise repeatable, None
+    draws it from fresh entropy:
+
     - ``"gaussian"``: x + level·N(0, 1) per pixel (``level`` is the std), clipped to [0, 1]
       as ``clip`` says;
     - ``"salt_pepper"``: a fraction ``level`` of the pixels set to 0 or 1 (equally likely),
@@ -126,7 +129,8 @@ def _data_range(clean) -> float:
 
 
 def psnr(clean, other, data_range: float | None = None, per_example: bool = False):
-    """Peak signal-to-noise ratio in dB:  10·log10(data_range² / MSE).
+    """Peak signal-to-noise ratio in dB:  10·log10(data_range² / MSE), of ``other`` (a noisy
+    or reconstructed copy) against ``clean``, two arrays of the same shape.
 
     By default one number for the whole batch (MSE over every value); with ``per_example``
     an array with one PSNR per row of a batch (n, ...). Identical inputs give +inf.
@@ -183,6 +187,8 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
                      data_range: float | None = None) -> DenoisingReport:
     """Corrupt ``clean``, reconstruct it with the model, and compare PSNRs against the clean images.
 
+    The noise is ``add_noise(clean, kind, level, seed)``'s: ``kind``, ``level`` and ``seed``
+    as there (default Gaussian noise of std 0.3, seed 0).
     The reconstructions have the shape of ``clean`` (see ``denoise``). PSNRs use ``data_range``;
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
     real-valued data's PSNRs meaningless).
@@ -217,7 +223,9 @@ def plot_denoising(clean, noisy, denoised, n: int = 8, image_shape=None, path=No
     """Three rows of the first ``n`` images: ``clean`` ones, their corrupted versions ``noisy``
     and the model's reconstructions of those, ``denoised``: arrays, not a model (e.g. the
     report's: ``r = denoising_report(model, x); plot_denoising(x, r.noisy, r.denoised)``,
-    or ``x``, ``add_noise(x, ...)`` and ``denoise(model, noisy)``)."""
+    or ``x``, ``add_noise(x, ...)`` and ``denoise(model, noisy)``). ``image_shape`` tells how
+    flat rows are images, as in ``microvae.plot``; ``title`` goes above the grid; with a
+    ``path`` the figure is also saved there. Returns the figure."""
     from . import plot
 
     n = plot._check_count("n", n)
@@ -344,8 +352,10 @@ def interpolate(model, x_a, x_b, steps: int = 10, method: str = "linear", y=None
 def plot_interpolations(model, x_a, x_b, steps: int = 10, methods=("linear", "slerp"), image_shape=None, path=None,
                         y=None):
     """One row per method: the decoded path from x_a to x_b (for a single linear path with the
-    inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row). ``y``: the
-    class label of a conditional model, as in ``interpolate``."""
+    inputs at its ends, ``microvae.plot.plot_interpolation`` draws the same row). ``methods``:
+    "linear", "slerp" or a list of them (default both); ``steps`` codes per row, ends included
+    (an int >= 2); ``y``: the class label of a conditional model, as in ``interpolate``.
+    ``image_shape`` and ``path`` as in ``microvae.plot``. Returns the figure."""
     if getattr(model, "is_sequence_model", False):  # the decoded paths would be drawn as grey (T, F) images
         raise TypeError(f"plot_interpolations draws images; {type(model).__name__} generates sequences: use "
                         "interpolate, and microvae.plot.plot_sequences or plot_piano_roll to draw them")
@@ -387,9 +397,10 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
 
 
 def plot_traversal(model, x, dims=None, steps: int = 9, span: float = 3.0, image_shape=None, path=None, y=None):
-    """The traversal figure of ``microvae.plot.plot_traversal`` (one row per dimension,
-    offsets in [−span, span] around μ(x); ``y``: a conditional model's class label);
-    re-exported here next to ``traverse``."""
+    """The traversal figure of ``microvae.plot.plot_traversal``, re-exported here next to
+    ``traverse``: one row per dimension of ``dims`` (None, the default: all, at most the
+    first 10), each decoding ``steps`` offsets in [−span, span] around μ(x); ``y``: a
+    conditional model's class label; ``image_shape`` and ``path`` as in ``microvae.plot``."""
     from . import plot
 
     return plot.plot_traversal(model, x, dims=dims, steps=steps, span=span, image_shape=image_shape, path=path, y=y)

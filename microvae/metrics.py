@@ -70,6 +70,8 @@ def log_mean_exp(a, axis=None, keepdims: bool = False):
     [0, 1] (it may underflow to 0), and the largest is 1, so the sum lies between 1 and the
     number of terms: it never overflows and never underflows to 0.
     All −inf along the axis gives −inf; a +inf gives +inf; NaN propagates.
+    ``a``: real numbers (ints are taken as float64); ``axis``: None (default) for all of
+    them, or an axis or tuple of axes; ``keepdims=True`` keeps the reduced axes, of length 1.
     """
     check_real_array(a, "log_mean_exp", None, "a")  # the cast below would drop an imaginary part
     keepdims = check_bool("keepdims", keepdims)
@@ -150,7 +152,7 @@ def _model_threads(model):
 _LABELS_BY_KEYWORD = "; a model's labels or mask go in y= (these functions take x, then their options, then y)"
 
 
-def _after_x(name, value) -> str:
+def _after_x(value) -> str:
     """The hint for an array where an option belongs: metrics.elbo(cvae, x, y) handed the
     labels to n_samples (a model's own methods take them right after x)."""
     if not (hasattr(value, "shape") or isinstance(value, (list, tuple))):
@@ -167,13 +169,14 @@ def _check_positive(name, value):
     try:
         return check_int(name, value, 1)
     except (TypeError, ValueError) as exc:
-        raise type(exc)(f"{exc}{_after_x(name, value)}") from None
+        raise type(exc)(f"{exc}{_after_x(value)}") from None
 
 
 def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
     """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for k draws z_i ~ q(z|x) per example.
 
-    Returns a float64 array of shape (n, k). ``seed`` fixes the draws (None: the model's own
+    Returns a float64 array of shape (n, k). ``y``: a CVAE's labels or a VRAE's mask, as for
+    ``fit`` (None for the others). ``seed`` fixes the draws (None: the model's own
     generator). Examples are processed ``batch_size`` at a time (k·batch_size decoder rows);
     each example's draws depend on the seed and its position in ``x``, not on ``batch_size``,
     and with a seed the first k draws are those of any larger k.
@@ -245,7 +248,8 @@ def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int |
     computed with ``log_mean_exp`` over the log weights of ``importance_log_weights``: one draw
     of the estimate whose mean is the bound L_k of the module doc. k = 1 is a one-sample
     estimate of the ELBO; L_k = E[L̂_k] never decreases with k.
-    ``y``: labels for a conditional model. Returns a float64 array of shape (n,).
+    ``y``: a CVAE's labels or a VRAE's mask; ``batch_size`` and ``seed`` (default 0; None:
+    the model's generator) as for ``importance_log_weights``. Returns a float64 array of shape (n,).
     """
     return log_mean_exp(importance_log_weights(model, x, k=k, y=y, batch_size=batch_size, seed=seed), axis=1)
 
@@ -255,7 +259,8 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
 
         ELBO(x) = (1/S) Σ_s log p(x | z_s) − KL(q(z|x) ‖ p(z)),   z_s ~ q(z|x)
 
-    (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
+    with S = ``n_samples`` draws of z per example (default 1) and ``y`` a CVAE's labels or a
+    VRAE's mask (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
     ``seed`` (default 0), example by example, so the numbers are repeatable whatever the
     ``batch_size``, but are not those of ``model.elbo``, which draws from the model's own
     generator over all rows at once. Both are estimates of the same bound.
@@ -293,12 +298,13 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     computed from the clipped x̂. Labels ``y`` are checked as for ``fit`` but play no part there.
     For a VRAE, x̂ is the teacher-forced decoder output (each step predicted from the true
     steps before it, as in training) and only the real steps (``y``: the mask) count.
+    Examples are reconstructed ``batch_size`` at a time (default 500), which bounds the memory in use.
     """
     from .losses import bce_probabilities, bernoulli_nll, mse
     from .losses._checks import outside_unit_interval
 
     if not is_choice(kind, ("bce", "mse")):
-        raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}{_after_x('kind', kind)}")
+        raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}{_after_x(kind)}")
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
     backend = model.backend
@@ -344,11 +350,13 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
     ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the
     ``reconstruction_error`` of x from its posterior mean (``kind`` "bce", which needs data in
     [0, 1] unless the model is Bernoulli, or "mse"), ``"iwae"`` → −L_k(x) (``k`` samples).
+    ``y``: a CVAE's labels or a VRAE's mask, as for ``fit``. ``seed`` (default 0; None: the
+    model's generator) fixes the draws of "elbo" and "iwae"; "recon" takes none.
     Every method works through x in blocks of ``batch_size`` examples. A model without an
     ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
     """
     if not is_choice(method, ("elbo", "recon", "iwae")):
-        raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}{_after_x('method', method)}")
+        raise ValueError(f"method must be 'elbo', 'recon' or 'iwae', got {method!r}{_after_x(method)}")
     if method != "recon" and kind != "bce":
         raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
     # checked whichever method uses them, so that a typo is not ignored until the method changes
@@ -406,6 +414,7 @@ def roc_auc(scores, labels) -> float:
         AUC = (Σ_{positives} rank − n₊(n₊ + 1)/2) / (n₊ · n₋)
 
     with ranks ascending by score and tied scores sharing their average rank.
+    ``scores``: one real number per example, higher for more likely positives (NaN refused);
     ``labels``: 1/True for positives (anomalies), 0/False for negatives.
     """
     scores, labels = _scores_and_labels(scores, labels, "roc_auc")
@@ -416,7 +425,8 @@ def roc_auc(scores, labels) -> float:
 
 
 def roc_curve(scores, labels):
-    """(fpr, tpr, thresholds) of the rule "positive if score ≥ threshold".
+    """(fpr, tpr, thresholds) of the rule "positive if score ≥ threshold", for ``scores`` and
+    ``labels`` as in ``roc_auc`` (one each per example; labels 1/True for positives).
 
     ``thresholds`` are the distinct scores in decreasing order, preceded by +inf (nothing
     flagged), so the curve runs from (0, 0) to (1, 1). That leading +inf stands for "nothing
@@ -519,8 +529,9 @@ def _mutual_information(a, b) -> float:
 
 
 def mutual_information_matrix(codes, factors, n_bins: int = 20):
-    """M[j, f] = I(discretised code j; factor f) in nats, shape (d, n_factors). The factors are
-    discrete labels (integers, booleans, strings, or floats holding whole numbers)."""
+    """M[j, f] = I(discretised code j; factor f) in nats, shape (d, n_factors). ``codes`` (n, d)
+    are cut into ``n_bins`` bins per column by ``discretize``; ``factors`` (n,) or (n, n_factors)
+    are discrete labels (integers, booleans, strings, or floats holding whole numbers)."""
     bins = discretize(codes, n_bins)
     factors = as_array(factors, "factors", "give one row of labels per example")
     if factors.ndim == 1:
@@ -543,7 +554,9 @@ def mutual_information_gap(codes, factors, n_bins: int = 20, return_per_factor: 
 
     where j(1), j(2) are the code dimensions with the largest and second-largest mutual
     information with factor v_k. Near 1: each factor is captured by one dimension alone;
-    near 0: no dimension stands out. Constant factors (H = 0) are left out. With
+    near 0: no dimension stands out. Constant factors (H = 0) are left out. The codes are
+    discretised into ``n_bins`` equal-width bins per dimension (default 20), as by
+    ``mutual_information_matrix``. With
     ``return_per_factor`` it returns (MIG, per-factor gaps, the MI matrix).
     """
     check_real_array(codes, "mutual_information_gap", None, "codes")  # the cast below would drop an imaginary part

@@ -156,8 +156,9 @@ class Optimizer:
 class SGD(Optimizer):
     """u ← μ·u + g, then θ ← θ − lr·u  (heavy-ball momentum μ; μ = 0 is plain SGD).
 
-    ``momentum`` is μ in [0, 1); ``clip_norm``, if given, first scales g down to that global
-    L2 norm (as ``clip_grad_norm``)."""
+    ``flat`` is the buffer it updates (``model.flat``, or a group of ``model.parameter_groups()``);
+    ``lr`` the learning rate (default 1e-2); ``momentum`` is μ in [0, 1); ``clip_norm``, if
+    given, first scales g down to that global L2 norm (as ``clip_grad_norm``)."""
 
     def __init__(self, flat, lr: float = 1e-2, momentum: float = 0.0, clip_norm: float | None = None):
         super().__init__(flat, lr, clip_norm)
@@ -180,10 +181,11 @@ class Adam(Optimizer):
         m ← β₁m + (1−β₁)g,   v ← β₂v + (1−β₂)g²,   θ ← θ − lr·m̂/(√v̂ + ε)
         m̂ = m/(1−β₁ᵗ),  v̂ = v/(1−β₂ᵗ)
 
-    One fused kernel pass over the flat buffers per step. ``betas`` is the pair (β₁, β₂),
-    each in [0, 1) (settable afterwards as ``beta1`` and ``beta2``); ``eps`` is ε, which keeps
-    the step finite where v̂ is 0; ``clip_norm``, if given, first scales g down to that global
-    L2 norm (as ``clip_grad_norm``).
+    One fused kernel pass over the flat buffers per step. ``flat`` is the buffer it updates
+    (``model.flat``, or a group of ``model.parameter_groups()``); ``lr`` the learning rate
+    (default 1e-3); ``betas`` is the pair (β₁, β₂), each in [0, 1) (settable afterwards as
+    ``beta1`` and ``beta2``); ``eps`` is ε, which keeps the step finite where v̂ is 0;
+    ``clip_norm``, if given, first scales g down to that global L2 norm (as ``clip_grad_norm``).
     """
 
     def __init__(self, flat, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, clip_norm: float | None = None):

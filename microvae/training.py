@@ -172,7 +172,8 @@ class Callback:
         kept in the history and its files); return True to stop training."""
 
     def on_train_end(self, model) -> None:
-        """Called once when ``fit`` ends, stopped early or not (not when it raises)."""
+        """Called once when ``fit`` ends, stopped early or not (not when it raises), with the
+        ``model`` trained."""
 
 
 class ModelCheckpoint(Callback):

@@ -184,7 +184,8 @@ class Module:
         return {}
 
     def named_modules(self, prefix: str = ""):
-        """Yield (dotted_path, layer) for this layer and all its descendants, depth first."""
+        """Yield (dotted_path, layer) for this layer and all its descendants, depth first; the
+        paths start with ``prefix`` (default "": this layer's own path is "")."""
         yield prefix, self
         for name, child in self.children().items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)

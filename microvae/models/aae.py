@@ -312,7 +312,7 @@ class AAE(Model):
         return float(per_example.mean())
 
     def phase_loss(self, phase, x, y=None, *, eps=None, prior_samples=None, compute_grads=True) -> float:
-        """One training phase's loss on a batch (no optimizer step), for inspection and gradient checks.
+        """One training phase's loss on a batch ``x`` (no optimizer step), for inspection and gradient checks.
 
         ``phase`` is "recon" (gradients written for the encoder and decoder groups), "disc"
         (discriminator group) or "gen" (encoder group; D's gradient buffer is used as scratch).

@@ -165,7 +165,9 @@ class Model(Module):
     def build(self, backend=None, dtype="float32", seed=None):
         """Refused: a model builds its parameters when constructed. Building them again would give
         it a new buffer while its parameter groups, optimizers and config kept the old one (an
-        AAE then trained nothing, and a VAE saved as float64 loaded as float32)."""
+        AAE then trained nothing, and a VAE saved as float64 loaded as float32). ``backend``,
+        ``dtype`` and ``seed`` are ``Module.build``'s, taken only to refuse them by name: they
+        go to the model's constructor."""
         name = type(self).__name__
         raise TypeError(f"{name}.build() is for layers used on their own; a model builds its parameters when it is "
                         f"constructed: pass backend=, dtype= and seed= to {name}(...)")
@@ -405,6 +407,13 @@ class Model(Module):
             shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
         """Train for ``epochs`` more epochs; returns the model's History (all epochs so far).
 
+        ``x`` is the training data and ``y`` its labels where the model takes them (a CVAE's
+        classes, a mixture-prior AAE's components; None for the others). Each optimizer step
+        takes ``batch_size`` examples (default 128; an epoch's last batch may be smaller), in
+        an order drawn afresh each epoch, or in the data's own order with ``shuffle=False``.
+        ``callbacks``: a list of ``Callback`` objects (``EarlyStopping``, ``ModelCheckpoint``),
+        whose hooks run in list order.
+
         Per epoch the history records the model's ``metric_names`` on the training data
         (nats per example: ``loss``, ``recon``, ``kl`` for the VAEs; ``loss``, ``recon``,
         ``disc``, ``gen`` for the AAE), their ``val_`` versions if ``validation_data`` (x, or a
@@ -416,8 +425,8 @@ class Model(Module):
         in use is ``model.train_seed``, and calling ``fit`` again, or on a loaded checkpoint,
         continues the same run.
         ``optimizer`` is 'adam', 'sgd' or an Optimizer built on ``model.flat``; ``lr`` is a named
-        optimizer's learning rate and extra keywords are its options (e.g. ``clip_norm=5.0``,
-        ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
+        optimizer's learning rate and extra keywords (``optimizer_options``) are its options
+        (e.g. ``clip_norm=5.0``, ``momentum=0.9``). Settings left out continue the current run's (a new run: 'adam',
         lr 1e-3 whichever optimizer is named, even 'sgd', whose own default, ``SGD(flat)``,
         is 1e-2; the optimizer's defaults for its other options), and so do options given at the optimizer's own
         default (``clip_norm=None``); a changed setting starts the optimizer afresh. An
@@ -445,7 +454,9 @@ class Model(Module):
                    optimizer_options=optimizer_options)
 
     def evaluate(self, x, y=None, batch_size=512, seed=None) -> dict:
-        """Mean loss terms over a dataset (forward passes only), e.g. {"loss", "recon", "kl"}.
+        """Mean loss terms over a dataset ``x`` (with its labels ``y``, as for ``fit``), e.g.
+        {"loss", "recon", "kl"}, from forward passes over ``batch_size`` examples at a time
+        (default 512).
 
         A one-sample Monte-Carlo estimate: each example's ε (and an AAE's prior draws) come
         from ``seed`` when it is given (the same figures on every call, and the model's own
@@ -560,7 +571,10 @@ class Model(Module):
         """Write one ``.npz`` checkpoint atomically at ``path``, the name as given (no ".npz" is
         appended; see ``microvae.checkpoint``); ``info``, a
         dict of JSON values, is stored beside the model (``microvae.checkpoint.read_info``) and
-        kept in ``model.info``; left out, ``model.info`` is written again."""
+        kept in ``model.info``; left out, ``model.info`` is written again.
+        ``include_optimizer`` (default True) stores ``fit``'s optimizer run too, so that ``fit``
+        on the loaded model continues it; False leaves it out (a new run then starts), as it
+        must for an Optimizer instance given to ``fit``, whose state is not stored (TypeError)."""
         from ..checkpoint import save
 
         save(self, path, include_optimizer=include_optimizer, info=info)

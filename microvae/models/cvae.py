@@ -177,7 +177,9 @@ class CVAE(VAE):
 
     # the objective: VAE's, with the label as its condition -------------------------------
     def loss_and_grads(self, x, y, eps=None) -> LossTerms:
-        """Loss terms of a labelled batch, with dL/dθ left in ``self.flat.grad``.
+        """Loss terms of a labelled batch (``x``, its labels ``y``), with dL/dθ left in
+        ``self.flat.grad``; ``eps`` (batch, latent_dim) fixes the reparameterization noise
+        (default: drawn from the model's generator).
 
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
@@ -186,7 +188,8 @@ class CVAE(VAE):
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, y, eps=None) -> LossTerms:
-        """Loss terms of a labelled batch, forward pass only."""
+        """Loss terms of a labelled batch (``x``, its labels ``y``), forward pass only; ``eps`` as
+        in ``loss_and_grads``."""
         return self._objective(*self._prepare_data(x, y), eps=self._eps(eps), compute_grads=False)
 
     def _encode(self, x, condition=None):
@@ -231,7 +234,8 @@ class CVAE(VAE):
 
     # using a trained model (NumPy in, NumPy out; in row blocks, see Model.INFERENCE_BATCH) ----------
     def encode(self, x, y):
-        """(μ, logvar) of q(z | x, y), as NumPy arrays of shape (n, latent_dim)."""
+        """(μ, logvar) of q(z | x, y), as NumPy arrays of shape (n, latent_dim); ``y``: the labels
+        of ``x``, as in ``decode``."""
         return self._by_rows(self._encode, *self._prepare_data(x, y))
 
     def decode(self, z, y):
@@ -242,7 +246,7 @@ class CVAE(VAE):
         return self._by_rows(self._decoded_mean, z, self._labels(y, len(z)))
 
     def reconstruct(self, x, y):
-        """Decode the posterior mean: decode(μ(x, y), y)."""
+        """Decode the posterior mean: decode(μ(x, y), y), for ``x`` and its labels ``y`` (as in ``decode``)."""
         return self._by_rows(lambda xb, cb: self._decoded_mean(self._encode(xb, cb)[0], cb), *self._prepare_data(x, y))
 
     def prior_moments(self, y=None, *, labels=None):
@@ -292,7 +296,8 @@ class CVAE(VAE):
 
     def elbo(self, x, y, n_samples: int = 1):
         """Per-example conditional ELBO, log p(x | y) ≥ E_q[log p(x | z, y)] − KL(q(z|x,y) ‖ p(z|y)),
-        in nats, with ``n_samples`` draws of z (β plays no part)."""
+        in nats, of ``x`` with its labels ``y`` (as in ``decode``), with ``n_samples`` draws of z
+        (β plays no part)."""
         return self._elbo(*self._prepare_data(x, y), n_samples)
 
     def __repr__(self):

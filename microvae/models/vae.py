@@ -205,9 +205,10 @@ class VAE(Model):
 
     # the objective ----------------------------------------------------------------
     def loss_and_grads(self, x, eps=None) -> LossTerms:
-        """Loss terms of a batch, with dL/dθ left in ``self.flat.grad`` (one forward/backward sweep).
+        """Loss terms of a batch ``x``, with dL/dθ left in ``self.flat.grad`` (one forward/backward sweep).
 
-        ``eps`` (batch, latent_dim) fixes the reparameterization noise; by default it is drawn.
+        ``eps`` (batch, latent_dim) fixes the reparameterization noise; by default it is drawn
+        from the model's generator.
 
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
@@ -221,7 +222,7 @@ class VAE(Model):
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, eps=None) -> LossTerms:
-        """Loss terms of a batch, forward pass only."""
+        """Loss terms of a batch ``x``, forward pass only; ``eps`` as in ``loss_and_grads``."""
         return self._objective(self._data(x), eps=self._eps(eps), compute_grads=False)
 
     def _objective(self, x, condition=None, eps=None, compute_grads=True) -> LossTerms:
@@ -246,7 +247,8 @@ class VAE(Model):
         return terms
 
     def kl_weighting(self, kl_mean: float):
-        """(KL term of the loss, its derivative w.r.t. the batch-mean KL) at the current step.
+        """(KL term of the loss, its derivative w.r.t. the batch-mean KL) at the current step,
+        for ``kl_mean``, the batch-mean KL in nats.
 
         β·KL, or with a capacity target C: β·|KL − C| (derivative β·sign(KL − C)).
         """

@@ -362,8 +362,10 @@ class VRAE(VAE):
     def fit(self, x, mask=None, epochs=10, batch_size=128, validation_data=None, lr=None, optimizer=None,
             shuffle=True, seed=None, callbacks=None, verbose=1, **optimizer_options):
         """``Model.fit`` on sequences x (n, T, F), ``mask`` (n, T) of 0/1 marking the real steps
-        (default: all); ``validation_data`` is x or a tuple (x, mask). The other arguments, in
-        the same order, are ``Model.fit``'s (help(microvae.VAE.fit))."""
+        (default: all); ``validation_data`` is x or a tuple (x, mask). The other arguments,
+        ``epochs``, ``batch_size`` (in sequences), ``lr``, ``optimizer``, ``shuffle``, ``seed``,
+        ``callbacks``, ``verbose`` and the optimizer's options as keywords (``optimizer_options``),
+        are ``Model.fit``'s, in the same order (help(microvae.VAE.fit))."""
         if "y" in optimizer_options:  # Model.fit's name for its second argument
             raise TypeError(f"{type(self).__name__}.fit takes the mask as its second argument or as mask=, not y=")
         return super().fit(x, mask, epochs=epochs, batch_size=batch_size, validation_data=validation_data, lr=lr,
@@ -378,7 +380,9 @@ class VRAE(VAE):
 
     # the objective with a mask -------------------------------------------------------------
     def loss_and_grads(self, x, mask=None, eps=None):
-        """Loss terms of a batch (n, T, F), with dL/dθ left in ``self.flat.grad``.
+        """Loss terms of a batch ``x`` (n, T, F) with its ``mask`` (n, T) (default: all steps
+        real), with dL/dθ left in ``self.flat.grad``; ``eps`` (n, latent_dim) fixes the
+        reparameterization noise (default: drawn from the model's generator).
 
         It leaves ``model.step``, which the β and capacity warm-ups count, as it is: ``fit``
         counts its steps; a loop of your own adds ``model.step += 1`` after each optimizer step.
@@ -388,7 +392,7 @@ class VRAE(VAE):
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=True)
 
     def loss(self, x, mask=None, eps=None):
-        """Loss terms of a batch (n, T, F) with its ``mask`` (n, T) (default: all steps real),
+        """Loss terms of a batch ``x`` (n, T, F) with its ``mask`` (n, T) (default: all steps real),
         forward pass only; ``eps`` (n, latent_dim) fixes the reparameterization noise."""
         x, mask = self._batch(x, mask)
         return self._objective(x, mask, eps=self._eps(eps), compute_grads=False)
@@ -406,7 +410,8 @@ class VRAE(VAE):
         return self._by_rows(lambda zb: self._generate(zb, length), z)
 
     def reconstruct(self, x, mask=None):
-        """decode(μ(x), T), free-running, with padded steps set to 0: (n, T, F)."""
+        """decode(μ(x), T), free-running, with padded steps set to 0: (n, T, F), for sequences x
+        (n, T, F) with their ``mask`` (n, T) (default: all steps real)."""
         def rows(xb, mb):
             out = self._generate(self._encode(xb, mb)[0], xb.shape[1])
             return out if mb is None else out * mb[:, :, None]
@@ -421,7 +426,9 @@ class VRAE(VAE):
         return self.decode(z, length)
 
     def elbo(self, x, mask=None, n_samples: int = 1):
-        """Per-sequence evidence lower bound (teacher-forced likelihood), ``n_samples`` draws of z."""
+        """Per-sequence evidence lower bound of sequences ``x`` (n, T, F) in nats (teacher-forced
+        likelihood, summed over the real steps that ``mask`` (n, T) marks; default: all), with
+        ``n_samples`` draws of z (as ``VAE.elbo``)."""
         return self._elbo(*self._batch(x, mask), n_samples)
 
     def _nll_at(self, z, x, mask=None):
