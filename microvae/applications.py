@@ -20,7 +20,6 @@ draws (high-dimensional Gaussian mass lies near a sphere, not at its centre).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -379,13 +378,13 @@ def traverse(model, x, dim: int, values, relative: bool = False, y=None):
     ``y``: for a conditional model, the class label (an int) of x, used for every decoding."""
     relative = check_bool("relative", relative)  # "no" would move the code
     z0 = _code(model, x, y)
-    # as check_int takes an integer: a whole float too; a bool or a string is a TypeError
     wanted = f"dim must be an integer in [0, {len(z0) - 1}], got {dim!r}"
-    if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, numbers.Real):
-        raise TypeError(wanted)
-    if not (math.isfinite(dim) and dim == int(dim) and 0 <= dim < len(z0)):
+    try:  # as every count: a whole float is taken, a bool or a string is a TypeError
+        dim = check_int("dim", dim, 0)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(wanted) from None
+    if dim >= len(z0):
         raise ValueError(wanted)
-    dim = int(dim)
     check_real_array(values, "traverse", None, "values")  # the cast below would drop an imaginary part
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():

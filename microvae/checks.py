@@ -123,15 +123,20 @@ def check_file_path(name: str, path, example: str = "model.npz") -> str:
     return path
 
 
-def as_array(value, name: str, remedy: str):
+def as_array(value, name: str, remedy: str, shape: str | None = None):
     """``np.asarray(value)``, with a ragged list (rows or sequences of different lengths) named
-    as ``name`` and followed by ``remedy``, instead of NumPy's "inhomogeneous shape"."""
+    as ``name`` and followed by ``remedy``, instead of NumPy's "inhomogeneous shape". Given the
+    ``shape`` expected (its text, e.g. "(batch, 784)"), what is no array at all (None, a dict:
+    NumPy's 0-d object array) is a TypeError saying so, not "a batch of shape ()"."""
     try:
-        return np.asarray(value)
+        array = np.asarray(value)
     except ValueError as exc:
         if "inhomogeneous" not in str(exc):
             raise
         raise ValueError(f"{name} is a ragged list (its rows have different lengths); {remedy}") from None
+    if shape is not None and array.dtype == object and array.ndim == 0:
+        raise TypeError(f"{name} must be an array of shape {shape}, got {type(value).__name__}")
+    return array
 
 
 def check_array_like(value, where: str, name: str | None = None) -> None:

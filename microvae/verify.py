@@ -80,9 +80,10 @@ class GradcheckResult:
         """One line per name: its relative error and ok or FAIL against ``tol``."""
         width = max([len(k) for k in self.errors] + [8])
         head = f"{self.title} ({self.mode})\n" if self.title else ""
-        lines = [f"  {name:<{width}}  {err:9.2e}  {'ok' if err <= tol else 'FAIL'}"
-                 + ("  at a kink" if name in self.kinks and not err <= tol else "") for name, err in self.errors.items()]
-        if any(name in self.kinks and not err <= tol for name, err in self.errors.items()):
+        at_kinks = {name for name, err in self.errors.items() if name in self.kinks and not err <= tol}
+        lines = [f"  {name:<{width}}  {err:9.2e}  {'ok' if err <= tol else 'FAIL'}" + ("  at a kink" if name in at_kinks else "")
+                 for name, err in self.errors.items()]
+        if at_kinks:
             lines.append("  at a kink: f has no derivative at this point (a ReLU input or a max-pool tie exactly at its kink, "
                          "often zero inputs meeting zero biases), so finite differences there prove nothing either way; "
                          "check again off the kink: other inputs, or biases that are not all zero "
@@ -191,18 +192,25 @@ _KINK_PROBE_ABOVE = 1e-7  # a tensor's error above which the check looks for a k
 _KINK_JUMP = 1e-5         # a jump in slope, relative to the gradient's scale, that a smooth f does not show at h = 1e-6
 
 
+def _random_line(fn, array, saved, rng):
+    """(g, v): a random unit vector v of ``array``'s shape and g(t) = f(saved + t·v), which
+    leaves ``array`` at saved + t·v (the caller puts ``saved`` back)."""
+    v = rng.standard_normal(array.size)
+    v /= max(np.linalg.norm(v), _TINY)
+    v_dev = array_module(array).asarray(v.reshape(tuple(array.shape)))
+
+    def at(t):
+        array[...] = saved + t * v_dev
+        return float(fn())
+
+    return at, v
+
+
 def _kink_jump(fn, array, scale, eps, rng):
     """The jump in slope of f along a random unit vector at θ, relative to ``scale``, if f has
     a kink there (the same jump at steps h and 2h), else None. ``array`` is restored."""
-    xp = array_module(array)
     saved = array.copy()
-    v = rng.standard_normal(array.size)
-    v = xp.asarray((v / max(np.linalg.norm(v), _TINY)).reshape(tuple(array.shape)))
-
-    def at(t):
-        array[...] = saved + t * v
-        return float(fn())
-
+    at, _ = _random_line(fn, array, saved, rng)
     try:
         middle = at(0.0)
         jumps = [(at(step) - 2.0 * middle + at(-step)) / step / scale for step in (eps, 2.0 * eps)]
@@ -264,19 +272,11 @@ def gradcheck(fn, wrt: dict, analytic: dict, *, eps: float = 1e-6, mode: str = "
         elif mode == "sampled":
             errors[name] = _sampled_error(fn, array, grad, samples, eps, floor, rng)
         else:
-            xp = array_module(array)
             saved = array.copy()
             per_direction = []
             norm = max(float(np.linalg.norm(grad)), floor)
             for _ in range(directions):
-                v = rng.standard_normal(array.size)
-                v /= max(np.linalg.norm(v), _TINY)
-                v_dev = xp.asarray(v.reshape(tuple(array.shape)))
-
-                def at(t):
-                    array[...] = saved + t * v_dev
-                    return float(fn())
-
+                at, v = _random_line(fn, array, saved, rng)
                 numeric = _derivative(at, eps)
                 array[...] = saved
                 per_direction.append(abs(float(grad.reshape(-1) @ v) - numeric) / norm)

@@ -309,11 +309,8 @@ class Model(Module):
         xp = self.backend.xp
         expected = tuple(feature_shape if feature_shape is not None else self.input_shape)
         if not isinstance(x, (np.ndarray, xp.ndarray)):  # lists, and array-likes (torch tensors, data frames)
-            given = x
-            x = as_array(x, what, f"give {what} as an array of shape (batch, {', '.join(map(str, expected))})")
-            if x.dtype == object and x.ndim == 0:  # None, a dict, a generator: not "a batch of shape ()"
-                raise TypeError(f"{what} must be an array of shape (batch, {', '.join(map(str, expected))}), "
-                                f"got {type(given).__name__}")
+            shape = f"(batch, {', '.join(map(str, expected))})"
+            x = as_array(x, what, f"give {what} as an array of shape {shape}", shape)
         elif isinstance(x, np.matrix):  # always 2-D: it could not be reshaped to images
             x = np.asarray(x)
         if x.ndim < 1 or x.shape[0] == 0:

@@ -253,12 +253,7 @@ class CVAE(VAE):
         """(μ_p, logvar_p) of the prior p(z | y) for the labels ``y`` (class indices, one-hot
         rows, or one int), as NumPy arrays of shape (n, latent_dim) (zeros for N(0, I)).
         ``labels=`` is the same argument under its former name, as in ``sample``."""
-        if labels is not None:
-            if y is not None:
-                raise TypeError("CVAE.prior_moments takes the classes once: y (or labels, its former name), not both")
-            y = labels
-        if y is None:
-            raise TypeError("CVAE.prior_moments needs y, the classes (one int, class indices or one-hot rows)")
+        y = _classes("prior_moments", y, labels, "the classes (one int, class indices or one-hot rows)")
         onehot = self._labels(y, 1 if getattr(y, "ndim", np.ndim(y)) == 0 else None, "y")
         if self.prior is None:  # in the backend's dtype, as a learned prior's moments are
             zeros = np.zeros((len(onehot), self.latent_dim), dtype=self.backend.dtype)
@@ -272,13 +267,8 @@ class CVAE(VAE):
         ``fit``, ``encode`` and ``decode`` (``labels=`` is the same argument under its former
         name). ``seed`` fixes the draw (else the model's generator is used).
         """
-        if labels is not None:
-            if y is not None:
-                raise TypeError("CVAE.sample takes the classes once: y (or labels, its former name), not both")
-            y = labels
-        if y is None:
-            raise TypeError(f"CVAE.sample needs y, the class of each sample (one int, or n = {n!r} class indices or "
-                            f"one-hot rows): model.sample(n, y)")
+        y = _classes("sample", y, labels, f"the class of each sample (one int, or n = {n!r} class indices or one-hot "
+                                          f"rows): model.sample(n, y)")
         n, seed = check_int("n", n, 1), check_seed(seed)
         onehot = self._labels(y, n, "y")
         if seed is not None:
@@ -306,3 +296,14 @@ class CVAE(VAE):
             f"latent_dim={self.latent_dim}, beta={self.beta}, condition_at={self.condition_at!r}, "
             f"learned_prior={self.learned_prior}, likelihood={self.likelihood.config()!r}, "
             f"parameters={self.num_parameters}, backend={self.backend!r})")
+
+
+def _classes(method: str, y, labels, what: str):
+    """``y``, or ``labels``, its former name (given once); a TypeError saying ``what`` y is if neither."""
+    if labels is not None:
+        if y is not None:
+            raise TypeError(f"CVAE.{method} takes the classes once: y (or labels, its former name), not both")
+        y = labels
+    if y is None:
+        raise TypeError(f"CVAE.{method} needs y, {what}")
+    return y

@@ -326,9 +326,7 @@ class VRAE(VAE):
 
     def _data(self, x, what="x", check_range=True):
         if not hasattr(x, "shape"):
-            given, x = x, as_array(x, what, _PAD)
-            if x.dtype == object and x.ndim == 0:  # None, a dict: not "a batch of shape ()", as the other models say
-                raise TypeError(f"{what} must be an array of shape (batch, time, {self.input_size}), got {type(given).__name__}")
+            x = as_array(x, what, _PAD, f"(batch, time, {self.input_size})")
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[1] < 1:
             raise ValueError(f"{what} must be a batch of sequences of shape (batch, time, {self.input_size}), got {tuple(x.shape)}")
         x = self._as_batch(x, what, (x.shape[1], self.input_size))
