@@ -262,8 +262,8 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     with S = ``n_samples`` draws of z per example (default 1) and ``y`` a CVAE's labels or a
     VRAE's mask (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
     ``seed`` (default 0), example by example, so the numbers are repeatable whatever the
-    ``batch_size``, but are not those of ``model.elbo``, which draws from the model's own
-    generator over all rows at once. Both are estimates of the same bound.
+    ``batch_size``, but are not those of ``model.elbo``, which draws one (n, latent_dim) ε for
+    all rows at once (from its ``seed``, else the model's generator). Both are estimates of the same bound.
     """
     encode = _posterior(model, "the ELBO")
     n_samples = _check_positive("n_samples", n_samples)

@@ -243,6 +243,25 @@ def test_a_seeded_evaluate_repeats_itself_and_leaves_the_models_generator_alone(
         model.evaluate(*data, seed=-1)
 
 
+@pytest.mark.parametrize("make", [_vae, _cvae, _vrae])
+def test_a_seeded_elbo_repeats_itself_and_leaves_the_models_generator_alone(x, make):
+    model = make()
+    data = {"VRAE": (_sequences(),), "CVAE": (x, np.arange(len(x)) % 3)}.get(type(model).__name__, (x,))
+    twin = make()
+    first = model.elbo(*data, n_samples=2, seed=3)
+    np.testing.assert_array_equal(model.elbo(*data, n_samples=2, seed=3), first)
+    assert not np.array_equal(model.elbo(*data, n_samples=2, seed=4), first)
+    np.testing.assert_array_equal(model.backend.rng.random(5), twin.backend.rng.random(5))
+    # seeded, ε is what the model's own generator would draw when started from that seed
+    twin.backend.rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(twin.elbo(*data, n_samples=2), first)
+    unseeded = model.elbo(*data)
+    assert not np.array_equal(model.elbo(*data), unseeded)
+    for seed, error in ((-1, ValueError), ("3", TypeError)):
+        with pytest.raises(error, match=r"seed must be None or an integer >= 0"):
+            model.elbo(*data, seed=seed)
+
+
 @pytest.mark.parametrize("call,match", [
     (lambda x: _vae().fit(x, epoch=3, verbose=0), r"fit\(\) got unexpected keyword argument\(s\) epoch: fit passes its extra "
                                                   r"keywords to the optimizer, and 'adam' takes betas, eps, clip_norm$"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import reprlib
 from typing import NamedTuple
@@ -464,16 +465,23 @@ class Model(Module):
         seed = check_seed(seed)
         data = (x,) if y is None else (x, y)
         arrays = self._prepare_data(*data)
-        with self._parallel_chunks():  # as fit's validation pass runs (a model with convolutions)
-            if seed is None:
-                return self._evaluate_arrays(arrays, batch_size=batch_size)
-            backend = self.backend
-            own = backend.rng
-            backend.rng = np.random.default_rng(seed)
-            try:
-                return self._evaluate_arrays(arrays, batch_size=batch_size)
-            finally:
-                backend.rng = own
+        with self._parallel_chunks(), self._draws_from(seed):  # as fit's validation pass runs (a model with convolutions)
+            return self._evaluate_arrays(arrays, batch_size=batch_size)
+
+    @contextlib.contextmanager
+    def _draws_from(self, seed):
+        """Within: the backend draws from a new generator seeded by ``seed`` (checked), and the
+        model's own is put back untouched after; ``seed=None``: from the model's own, which moves on."""
+        if seed is None:
+            yield
+            return
+        backend = self.backend
+        own = backend.rng
+        backend.rng = np.random.default_rng(seed)
+        try:
+            yield
+        finally:
+            backend.rng = own
 
     @property
     def optimizer_spec(self):

@@ -284,11 +284,11 @@ class CVAE(VAE):
 
         return self._by_rows(rows, onehot, eps)
 
-    def elbo(self, x, y, n_samples: int = 1):
+    def elbo(self, x, y, n_samples: int = 1, seed: int | None = None):
         """Per-example conditional ELBO, log p(x | y) ≥ E_q[log p(x | z, y)] − KL(q(z|x,y) ‖ p(z|y)),
         in nats, of ``x`` with its labels ``y`` (as in ``decode``), with ``n_samples`` draws of z
-        (β plays no part)."""
-        return self._elbo(*self._prepare_data(x, y), n_samples)
+        (β plays no part), ε seeded by ``seed`` as in ``VAE.elbo``."""
+        return self._elbo(*self._prepare_data(x, y), n_samples, seed)
 
     def __repr__(self):
         return self._repr_with_settings(

@@ -351,15 +351,17 @@ class VAE(Model):
         z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)) if seed is not None else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z)
 
-    def elbo(self, x, n_samples: int = 1):
+    def elbo(self, x, n_samples: int = 1, seed: int | None = None):
         """Per-example evidence lower bound log p(x) ≥ E_q[log p(x|z)] − KL(q‖p), in nats,
-        estimated with ``n_samples`` draws of z (β plays no part: this is the true bound)."""
-        return self._elbo(self._data(x), None, n_samples)
+        estimated with ``n_samples`` draws of z (β plays no part: this is the true bound).
+        ε comes from ``seed`` when it is given (the same figures on every call, the model's own
+        generator untouched), else from the model's generator, which moves on."""
+        return self._elbo(self._data(x), None, n_samples, seed)
 
     def _decoded_mean(self, z, condition=None):
         return self.likelihood.mean(self._decode(z, condition), self.backend.kernels)
 
-    def _elbo(self, x, condition, n_samples):
+    def _elbo(self, x, condition, n_samples, seed=None):
         """The ELBO of checked data (condition: labels, a mask or None), in row blocks.
 
         Draw k's ε is one (n, latent_dim) array, taken for all rows before its blocks are
@@ -368,7 +370,7 @@ class VAE(Model):
         draw, would give the rows other noise once n_samples > 1); in float32 the products of
         blocks of another size may still round differently, in the last bits. Between draws only
         (μ, logvar) of all rows are kept, not activations or an (n_samples, n, latent_dim) ε."""
-        n_samples = check_int("n_samples", n_samples, 1)  # every model's elbo comes here
+        n_samples, seed = check_int("n_samples", n_samples, 1), check_seed(seed)  # every model's elbo comes here
         def posterior(xb, cb):
             mu, logvar = self._encode(xb, cb)
             return mu, logvar, self._kl(mu, logvar, cb)[0]
@@ -376,10 +378,11 @@ class VAE(Model):
         mu, logvar, kl = self._by_rows(posterior, x, condition)
         mu, logvar = self.backend.asarray(mu), self.backend.asarray(logvar)
         recon = 0.0
-        for _ in range(n_samples):
-            eps = self.backend.normal(mu.shape)
-            recon = recon + self._by_rows(lambda xb, cb, mb, lb, eb: self._nll_at(self.sampler.forward(mb, lb, eb), xb, cb),
-                                          x, condition, mu, logvar, eps)
+        with self._draws_from(seed):
+            for _ in range(n_samples):
+                eps = self.backend.normal(mu.shape)
+                recon = recon + self._by_rows(lambda xb, cb, mb, lb, eb: self._nll_at(self.sampler.forward(mb, lb, eb), xb, cb),
+                                              x, condition, mu, logvar, eps)
         return -(recon / n_samples) - kl
 
     def _nll_at(self, z, x, condition=None):

@@ -423,11 +423,11 @@ class VRAE(VAE):
             else self.backend.to_numpy(self.backend.normal((n, self.latent_dim)))
         return self.decode(z, length)
 
-    def elbo(self, x, mask=None, n_samples: int = 1):
+    def elbo(self, x, mask=None, n_samples: int = 1, seed: int | None = None):
         """Per-sequence evidence lower bound of sequences ``x`` (n, T, F) in nats (teacher-forced
         likelihood, summed over the real steps that ``mask`` (n, T) marks; default: all), with
-        ``n_samples`` draws of z (as ``VAE.elbo``)."""
-        return self._elbo(*self._batch(x, mask), n_samples)
+        ``n_samples`` draws of z, ε seeded by ``seed`` (as ``VAE.elbo``)."""
+        return self._elbo(*self._batch(x, mask), n_samples, seed)
 
     def _nll_at(self, z, x, mask=None):
         self._x, self.likelihood.mask = x, mask  # as _encode caches them, for this block: teacher forcing and the masked sum read them
