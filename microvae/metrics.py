@@ -67,8 +67,8 @@ def log_mean_exp(a, axis=None, keepdims: bool = False):
     """log( mean(exp(a), axis) ), computed without overflow or underflow.
 
     With m = max(a) along ``axis``:  m + log(mean(exp(a − m))). Every term exp(a − m) is in
-    [0, 1] (it may underflow to 0), and the largest is 1, so the sum lies between 1 and the
-    number of terms: it never overflows and never underflows to 0.
+    [0, 1] (it may underflow to 0), and the largest is 1, so their sum lies between 1 and the
+    number of terms n, and their mean between 1/n and 1: it never overflows and never underflows to 0.
     All −inf along the axis gives −inf; a +inf gives +inf; NaN propagates.
     ``a``: real numbers (ints are taken as float64); ``axis``: None (default) for all of
     them, or an axis or tuple of axes; ``keepdims=True`` keeps the reduced axes, of length 1.
@@ -182,7 +182,8 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     and with a seed the first k draws are those of any larger k.
 
         log q(z|x) = −½ Σ_j [ log 2π + logvar_j + ε_j² ]      (z = μ + e^{½logvar}·ε)
-        log p(z)   = −½ Σ_j [ log 2π + z_j² ]
+        log p(z)   = −½ Σ_j [ log 2π + z_j² ]                  (N(0, I))
+                   = −½ Σ_j [ log 2π + lv_j + (z_j − m_j)²·e^{−lv_j} ]   (a CVAE's learned p(z|y) = N(m, e^{lv}))
         log p(x|z) = −nll(decoder(z), x)                       (e.g. −bernoulli_nll per example)
 
     All three are taken at the z the decoder is given, rounded to the model's dtype (for
@@ -349,7 +350,7 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
 
     ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the
     ``reconstruction_error`` of x from its posterior mean (``kind`` "bce", which needs data in
-    [0, 1] unless the model is Bernoulli, or "mse"), ``"iwae"`` → −L_k(x) (``k`` samples).
+    [0, 1] unless the model is Bernoulli, or "mse"), ``"iwae"`` → −L̂_k(x) (one draw of the ``k``-sample estimate).
     ``y``: a CVAE's labels or a VRAE's mask, as for ``fit``. ``seed`` (default 0; None: the
     model's generator) fixes the draws of "elbo" and "iwae"; "recon" takes none.
     Every method works through x in blocks of ``batch_size`` examples. A model without an

@@ -66,21 +66,21 @@ def _reparam_value(rng):
     return GradcheckResult({"z": value_error(z, mu + np.exp(0.5 * logvar) * eps)}, "formula", "reparameterization")
 
 
-@register("forward", "bernoulli_nll: Σ softplus(l) − x·l")
+@register("forward", "bernoulli_nll: Σ [softplus(l) − x·l]")
 def _bernoulli_value(rng):
     logits, x = rng.standard_normal((4, 6)) * 3, rng.uniform(0, 1, (4, 6))
     per_example = losses.bernoulli_nll(logits, x)[0]
     return GradcheckResult({"loss": value_error(per_example, (_softplus(logits) - x * logits).sum(axis=1))}, "formula")
 
 
-@register("forward", "bce_probabilities: −Σ x·log p + (1 − x)·log(1 − p)")
+@register("forward", "bce_probabilities: −Σ [x·log p + (1 − x)·log(1 − p)]")
 def _bce_value(rng):
     p, x = rng.uniform(0.05, 0.95, (4, 6)), rng.uniform(0, 1, (4, 6))
     formula = -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
     return GradcheckResult({"loss": value_error(losses.bce_probabilities(p, x)[0], formula)}, "formula")
 
 
-@register("forward", "gaussian_nll: ½·Σ log 2π + logvar + (x − μ)²·e^−logvar")
+@register("forward", "gaussian_nll: ½·Σ [log 2π + logvar + (x − μ)²·e^−logvar]")
 def _gaussian_value(rng):
     mean, x, logvar = (rng.standard_normal((4, 6)) for _ in range(3))
     formula = 0.5 * (np.log(2 * np.pi) + logvar + (x - mean) ** 2 * np.exp(-logvar)).sum(axis=1)
@@ -96,14 +96,14 @@ def _mse_value(rng):
                            "formula")
 
 
-@register("forward", "kl_normal: ½·Σ μ² + e^logvar − 1 − logvar")
+@register("forward", "kl_normal: ½·Σ [μ² + e^logvar − 1 − logvar]")
 def _kl_value(rng):
     mu, logvar = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
     formula = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(axis=1)
     return GradcheckResult({"kl": value_error(losses.kl_normal(mu, logvar)[0], formula)}, "formula")
 
 
-@register("forward", "kl_gaussians: ½·Σ lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1")
+@register("forward", "kl_gaussians: ½·Σ [lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1]")
 def _kl2_value(rng):
     mu_q, lv_q, mu_p, lv_p = (rng.standard_normal((4, 3)) for _ in range(4))
     formula = 0.5 * (lv_p - lv_q + (np.exp(lv_q) + (mu_q - mu_p) ** 2) * np.exp(-lv_p) - 1).sum(axis=1)
@@ -121,7 +121,7 @@ def _gan_value(rng):
 @register("forward", "VAE objective (β=4) by a plain NumPy forward pass")
 def _vae_value(rng):
     """x → relu(x·W + b) → … → [μ ‖ logvar] → z = μ + exp(½·logvar)·ε → … → logits, then
-    mean over the batch of Σ softplus(l) − x·l + β·½·Σ (μ² + e^logvar − 1 − logvar): the
+    mean over the batch of Σ [softplus(l) − x·l] + β·½·Σ (μ² + e^logvar − 1 − logvar): the
     model's loss, recon and KL must be these numbers."""
     from .models import VAE
 

@@ -1251,12 +1251,12 @@ def _scaled_per_example(function, factor):
 
 
 @pytest.mark.parametrize("function,title", [
-    ("bernoulli_nll", "bernoulli_nll: Σ softplus(l) − x·l"),
-    ("bce_probabilities", "bce_probabilities: −Σ x·log p + (1 − x)·log(1 − p)"),
-    ("gaussian_nll", "gaussian_nll: ½·Σ log 2π + logvar + (x − μ)²·e^−logvar"),
+    ("bernoulli_nll", "bernoulli_nll: Σ [softplus(l) − x·l]"),
+    ("bce_probabilities", "bce_probabilities: −Σ [x·log p + (1 − x)·log(1 − p)]"),
+    ("gaussian_nll", "gaussian_nll: ½·Σ [log 2π + logvar + (x − μ)²·e^−logvar]"),
     ("mse", "mse: Σ (prediction − x)²"),
-    ("kl_normal", "kl_normal: ½·Σ μ² + e^logvar − 1 − logvar"),
-    ("kl_gaussians", "kl_gaussians: ½·Σ lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1"),
+    ("kl_normal", "kl_normal: ½·Σ [μ² + e^logvar − 1 − logvar]"),
+    ("kl_gaussians", "kl_gaussians: ½·Σ [lv_p − lv_q + (e^lv_q + Δμ²)·e^−lv_p − 1]"),
     ("discriminator_loss", "GAN losses: softplus(−r) + softplus(f); softplus(−f)"),
     ("generator_loss", "GAN losses: softplus(−r) + softplus(f); softplus(−f)"),
 ])
@@ -1289,7 +1289,7 @@ def test_the_vae_objective_check_catches_a_kl_without_its_minus_one(monkeypatch)
     monkeypatch.setattr(vae, "kl_normal", without_minus_one)
     results = {(group, name): result for group, name, result in run_checks()}
     failed = {name for (group, name), result in results.items() if not result.passed(1e-6)}
-    assert failed == {"kl_normal: ½·Σ μ² + e^logvar − 1 − logvar", "VAE objective (β=4) by a plain NumPy forward pass"}
+    assert failed == {"kl_normal: ½·Σ [μ² + e^logvar − 1 − logvar]", "VAE objective (β=4) by a plain NumPy forward pass"}
     assert results[("forward", "VAE objective (β=4) by a plain NumPy forward pass")].errors["recon"] <= 1e-12
 
 

@@ -21,7 +21,7 @@ whose columns fit in cache (``CHUNK_BYTES``), in scratch buffers kept between st
 dW₂ is summed over the chunks. While a model trains or runs inference on the CPU, the
 chunks are shared out among microvae's threads (``microvae.threads``), each with its own
 scratch buffers. With stride 1, dX is also a convolution of dY with the flipped kernel;
-where F ≤ C (columns of dY no larger than col2im's) dX is formed that way, and those
+where F ≤ C (fewer rows of columns of dY than col2im's) dX is formed that way, and those
 columns of dY give dW₂ too (``conv_backward_unit_stride``). The helpers below
 are shared with ``Conv2DTranspose``, whose forward pass *is* this layer's input gradient.
 
@@ -408,8 +408,10 @@ def conv_input_grad(layer, dy, weight, stride, pads, x_shape, bias=None, relu=Fa
 
     With stride 1 the same dX is also a convolution of dY with the flipped, transposed
     kernel W′[c, f, i, j] = W[f, c, KH−1−i, KW−1−j] and padding (KH−1−top, KW−1−left).
-    That route writes F·KH·KW rows of columns and reads them once, where col2im's writes
-    C·KH·KW rows and reads them again; it is taken when F ≤ C (the columns are no larger).
+    That route writes F·KH·KW rows of columns, one column per input position, and reads them
+    once, where col2im's writes C·KH·KW rows, one column per output position, and reads them
+    again; it is taken when F ≤ C (fewer rows; with "valid" padding each row is longer, as
+    there are more input positions than output ones).
     """
     xp, kernels = layer.backend.xp, layer.backend.kernels
     dy = xp.ascontiguousarray(dy)

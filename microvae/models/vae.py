@@ -50,8 +50,8 @@ class VAE(Model):
     With a capacity target C (Burgess et al., 2018) the KL term becomes β·|KL̄ − C|, where
     KL̄ is the batch's mean KL (the whole dataset's in ``evaluate``), not a mean of
     per-example β·|KL_i − C|: the target is for the average code, as in the paper. So with a
-    capacity the history's training ``loss`` (the mean of the steps' objectives, each on its
-    batch's KL̄) is not comparable with ``val_loss`` and ``evaluate`` (on the whole set's
+    capacity the history's training ``loss`` (the mean of the steps' objectives weighted by
+    their batch sizes, each on its batch's KL̄) is not comparable with ``val_loss`` and ``evaluate`` (on the whole set's
     KL̄): it is larger for smaller batches, whose KL̄ scatter more about C. Compare
     ``recon`` and ``kl``, which are plain means either way.
     β can warm up linearly from 0 over ``beta_warmup`` optimizer steps, and C from 0 over
