@@ -142,7 +142,7 @@ class VRAE(VAE):
 
     **Objective** (VAE's, minimised; nats per sequence, averaged over the batch):
 
-        L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + σ·ε
+        L = Σ_t mask_t · (−log p(x_t | z, x_{<t})) + β · KL(q(z|x) ‖ N(0, I)),   z = μ + exp(½·logvar)·ε
 
     β can warm up linearly over ``beta_warmup`` steps (KL annealing, Bowman et al. 2016).
     ``input_dropout`` p: during ``fit`` each teacher-forced input x_{t−1} is zeroed with
