@@ -34,11 +34,14 @@ def tiny_batch(n=5, d=6, k=3, seed=0):
 @settings(max_examples=40)
 @given(condition_at=st.sampled_from(["input", "hidden"]), learned_prior=st.booleans(),
        beta=st.sampled_from([0.0, 0.5, 1.0, 2.5]), hidden=st.sampled_from([(8,), (8, 6), (6, 5, 4)]),
-       latent=st.integers(1, 3), k=st.integers(2, 4), n=st.integers(1, 5), one_hot=st.booleans(),
-       likelihood=st.sampled_from(["bernoulli", "bernoulli", "gaussian", "gaussian-learned"]), seed=st.integers(0, 2**31))
-def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, latent, k, n, one_hot, likelihood, seed):
+       latent=st.integers(1, 3), k=st.integers(2, 4), n=st.integers(1, 5), one_hot=st.booleans(), fuse_relu=st.booleans(),
+       likelihood=st.sampled_from(["bernoulli", "bernoulli", "gaussian", "gaussian-learned", {"name": "gaussian", "logvar": -0.7}]),
+       seed=st.integers(0, 2**31))
+def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, latent, k, n, one_hot, fuse_relu, likelihood, seed):
+    # with β = 0 a learned prior's gradient is zero on both sides, and its check compares nothing
+    beta = beta or (0.5 if learned_prior else 0.0)
     model = tiny_cvae(num_classes=k, hidden=hidden, latent_dim=latent, beta=beta, condition_at=condition_at,
-                      learned_prior=learned_prior, likelihood=likelihood, seed=seed % 1000)
+                      learned_prior=learned_prior, likelihood=likelihood, fuse_relu=fuse_relu, seed=seed % 1000)
     rng = np.random.default_rng(seed)
     model.flat.data[...] += rng.normal(0.0, 0.1, model.flat.size)  # b ≠ 0: no pre-activation sits exactly on a kink
     x, y = tiny_batch(n, 6, k, seed)
@@ -46,7 +49,8 @@ def test_cvae_objective_gradients(condition_at, learned_prior, beta, hidden, lat
     eps = model.fixed_noise(x, labels, seed=seed % 1000)
     with kink_margins() as margins:
         model.loss(x, labels, eps=eps)
-    assume(min(margins) > 1e-3)  # finite differences across a ReLU kink are meaningless
+    # finite differences across a ReLU kink are meaningless; a layer off for the whole batch compares 0 with 0
+    assume(min(margins) > 1e-3 and margins.dead == 0)
     # FD step 1e-5: a deep narrow net with β = 0 can have gradients ~1e-4 against a loss ~5, where
     # the round-off of a 1e-6 step (~1e-16·5/1e-6) alone would be ~1e-6 of the gradient's scale
     result = check_model(model, x, labels, eps_noise=eps, eps=1e-5)
@@ -82,6 +86,39 @@ def test_cvae_objective_gradients_with_logvar_outside_the_clamps(head, clamped, 
         model.loss(x, y, eps=eps)
     assume(min(margins) > 1e-3 and testing.clear_of_the_clamp(layer, latent, sides))
     result = check_model(model, x, y, eps_noise=eps, eps=1e-5)  # step 1e-5 as in the main check above
+    assert result.passed(1e-6), result.table()
+
+
+@pytest.mark.parametrize("side", ["low", "high"])
+@settings(max_examples=8)
+@given(condition_at=st.sampled_from(["input", "hidden"]), beta=st.sampled_from([0.5, 1.0, 2.5]), latent=st.integers(2, 3),
+       k=st.integers(2, 4), n=st.integers(1, 5), likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]),
+       seed=st.integers(0, 2**31))
+def test_the_clamp_masks_are_checked_where_no_clamped_column_swamps_the_loss(side, condition_at, beta, latent, k, n,
+                                                                          likelihood, seed):
+    """The check above floors each tensor's scale at 1e-3·|loss| (finite differences of a loss L
+    round off by ~1e-16·L/h), and a clamped column inflates L: its KL holds e^30 with a prior
+    logvar_p clamped at −30, e^20 with q's logvar clamped at +20. There the in-range columns'
+    gradients sat below the floor, and a mask that dropped them went unseen. Here column 0 is
+    clamped on the same side in q and in the prior, with μ = μ_p = 0 in it, so that its KL,
+    ½·[lv_p − lv_q + (e^lv_q + (μ − μ_p)²)·e^−lv_p − 1], is 0 at the clamp edges: the loss stays
+    O(1) and every tensor is checked at its own scale."""
+    model = tiny_cvae(num_classes=k, hidden=(7, 5), latent_dim=latent, beta=beta, condition_at=condition_at,
+                      learned_prior=True, likelihood=likelihood, seed=seed % 1000)
+    model.flat.data[...] += np.random.default_rng(seed).normal(0.0, 0.1, model.flat.size)
+    sides = [side] + ["inside"] * (latent - 1)
+    x, y = tiny_batch(n, 6, k, seed)
+    eps = model.fixed_noise(x, y, seed=seed % 1000)
+    for head in (model.encoder.layers[-1], model.prior.layers[-1]):
+        head.params["W"][:, 0] = head.params["b"][0] = 0.0  # μ's column 0: exactly 0 in q and in p
+        scaled = testing.push_logvar_outside(head.params["b"][latent:], sides, eps)
+    eps = scaled  # σ·ε stays O(1) in the clamped column (the prior's logvar_p does not scale z)
+    with kink_margins() as margins:
+        terms = model.loss(x, y, eps=eps)
+    assume(min(margins) > 1e-3 and margins.dead == 0)
+    assume(all(testing.clear_of_the_clamp(head, latent, sides) for head in (model.encoder.layers[-1], model.prior.layers[-1])))
+    assert abs(terms.loss) < 1e3  # not swamped: the check below is held to every tensor's own scale
+    result = check_model(model, x, y, eps_noise=eps)
     assert result.passed(1e-6), result.table()
 
 
