@@ -120,17 +120,17 @@ def _check_phase(model, phase, x, y, eps, real):
 @settings(max_examples=5)
 @given(input_dim=st.integers(1, 7), hidden=st.lists(st.integers(1, 6), min_size=1, max_size=2), latent=st.integers(1, 4),
        disc_hidden=st.lists(st.integers(1, 5), min_size=1, max_size=2), n=st.integers(1, 5), k=st.integers(2, 4),
-       likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]), seed=st.integers(0, 2**31),
-       fuse_relu=st.booleans())
+       likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned", {"name": "gaussian", "logvar": -0.7}]), seed=st.integers(0, 2**31),
+       fuse_relu=st.booleans(), labelled=st.booleans())
 def test_each_phase_gradient_wrt_the_parameters_it_updates(encoder_type, prior, input_dim, hidden, latent, disc_hidden, n, k,
-                                                           likelihood, seed, fuse_relu):
+                                                           likelihood, seed, fuse_relu, labelled):
     assume(prior == "gaussian" or latent >= 2)  # the mixture's circle needs two dimensions
     model = _random_biases(AAE(input_dim=input_dim, hidden=hidden, latent_dim=latent, encoder_type=encoder_type, prior=prior,
                                num_classes=k, disc_hidden=disc_hidden, likelihood=likelihood, fuse_relu=fuse_relu,
                                dtype="float64", seed=seed % 1000), seed)
     rng = np.random.default_rng(seed)
     x = rng.random((n, input_dim))
-    y = rng.integers(-1, k, n) if prior == "mixture" else None
+    y = rng.integers(-1, k, n) if prior == "mixture" and labelled else None  # a mixture prior without labels too
     eps = rng.standard_normal((n, latent)) if encoder_type == "gaussian" else None  # (a deterministic encoder has no noise)
     real = rng.standard_normal((n, latent))
     with kink_margins() as margins:

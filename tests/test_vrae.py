@@ -67,11 +67,14 @@ def _model(kind, F, H, latent, cell, likelihood, beta, seed, segment_length=2, c
 
 
 # Over likelihoods and β too: the Gaussian likelihoods and β ≠ 1 were otherwise checked at one shape
-# only. The likelihood is a parameter, not drawn, so that each gets 5 examples (drawn, the "ci"
-# profile's 15 examples held one gaussian-learned).
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned"])
-@settings(max_examples=5)
-@given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
+# only. The likelihood, the model and the cell are parameters, not drawn, so that each pairing
+# gets its examples (drawn, the "ci" profile's 15 examples held one gaussian-learned, and one
+# flat GRU, at T = 1).
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-learned", {"name": "gaussian", "logvar": -0.7}], ids=str)
+@pytest.mark.parametrize("kind", ["flat", "hierarchical"])
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+@settings(max_examples=4)
+@given(n=st.integers(1, 3),
        segments=st.integers(1, 3), segment_length=st.integers(1, 4), conductor_size=st.integers(1, 4), F=st.integers(1, 3),
        H=st.integers(1, 4), latent=st.integers(1, 3), masked=st.booleans(), beta=testing.betas(), seed=st.integers(0, 2**31))
 def test_whole_objective_gradient_over_shapes(likelihood, kind, cell, n, segments, segment_length, conductor_size, F, H, latent,
@@ -113,6 +116,31 @@ def test_whole_objective_gradient_with_logvar_outside_the_clamp(clamped, kind, c
     # No small-gradient filter as above: with β > 0 a column clamped high puts β·e^20/2 into the
     # loss L, and check_model judges each tensor against max(|its gradient|, 1e-3·|L|), far above
     # the ~1e-10·|L| rounding of the differences (hundreds of random draws passed unfiltered).
+    result = check_model(model, *batch, eps_noise=eps)
+    assert result.passed(1e-6), result.table()
+
+
+@settings(max_examples=8)
+@given(kind=st.sampled_from(["flat", "hierarchical"]), cell=st.sampled_from(["gru", "rnn"]), n=st.integers(1, 3),
+       F=st.integers(1, 3), H=st.integers(1, 4), latent=st.integers(2, 3), drawn=testing.logvar_side_lists(),
+       masked=st.booleans(), likelihood=st.sampled_from(["bernoulli", "gaussian", "gaussian-learned"]),
+       seed=st.integers(0, 2**31))
+def test_a_column_clamped_high_is_checked_at_beta_0_where_its_kl_would_swamp_the_loss(kind, cell, n, F, H, latent, drawn,
+                                                                                       masked, likelihood, seed):
+    """With β > 0 a column clamped at +20 puts β·e^20/2 into L, and the check above then holds
+    the in-range columns only to 1e-3·|L|: a mask that dropped every dlogvar once any column
+    was clamped high passed it. At β = 0 (ε scaled so that σ·ε stays O(1)) L stays O(1), and
+    the mask is checked at each tensor's own scale, through the reconstruction's dlogvar."""
+    rng = np.random.default_rng(seed)
+    sides = testing.logvar_sides(("high",), drawn[:latent], rng)
+    assume("inside" in sides)
+    model = random_biases(_model(kind, F, H, latent, cell, likelihood, 0.0, seed % 1000), seed)
+    x = rng.random((n, 4, F))
+    batch = (x, ragged_mask(rng.integers(1, 5, size=n), 4)) if masked else (x,)
+    eps = testing.push_logvar_outside(model.to_latent.params["b"][latent:], sides, model.fixed_noise(*batch, seed=0))
+    terms = model.loss(*batch, eps=eps)
+    assume(testing.clear_of_the_clamp(model.to_latent, latent, sides))
+    assert abs(terms.loss) < 1e3
     result = check_model(model, *batch, eps_noise=eps)
     assert result.passed(1e-6), result.table()
 
