@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_bool, check_int, check_number, check_real_array, check_seed, is_choice
+from .checks import check_bool, check_int, check_number, check_real_array, check_seed, is_choice, labels_or_mask
 
 __all__ = [
     "NOISE_KINDS", "add_noise", "denoise", "psnr", "DenoisingReport", "denoising_report", "plot_denoising",
@@ -107,10 +107,11 @@ def _check_labels(model, y):
         raise TypeError(f"y is for a conditional model (such as a CVAE); {name} {kind}: leave y out")
 
 
-def denoise(model, x_noisy, y=None):
+def denoise(model, x_noisy, y=None, *, mask=None):
     """The model's reconstruction of ``x_noisy``: decode(μ(x_noisy)) (labels ``y`` for a
-    conditional model, or a sequence model's mask), in the shape of ``x_noisy`` (a ConvVAE
-    given flat rows returns flat rows)."""
+    conditional model, or a sequence model's mask, as ``y`` or ``mask=``), in the shape of
+    ``x_noisy`` (a ConvVAE given flat rows returns flat rows)."""
+    y = labels_or_mask(model, y, mask)
     _check_labels(model, y)
     x_noisy = np.asarray(x_noisy)
     out = np.asarray(model.reconstruct(x_noisy) if y is None else model.reconstruct(x_noisy, y))
@@ -183,7 +184,7 @@ class DenoisingReport(NamedTuple):
 
 
 def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, seed: int | None = 0, y=None,
-                     data_range: float | None = None) -> DenoisingReport:
+                     data_range: float | None = None, *, mask=None) -> DenoisingReport:
     """Corrupt ``clean``, reconstruct it with the model, and compare PSNRs against the clean images.
 
     The noise is ``add_noise(clean, kind, level, seed)``'s: ``kind``, ``level`` and ``seed``
@@ -192,9 +193,10 @@ def denoising_report(model, clean, kind: str = "gaussian", level: float = 0.3, s
     by default 1 for data in [0, 1], else the clean data's max − min (a range of 1 would make
     real-valued data's PSNRs meaningless).
 
-    A sequence model's mask (``y``) marks the real steps: only they are corrupted, set the
+    A sequence model's mask (``y``, or ``mask=``) marks the real steps: only they are corrupted, set the
     default range and count in the PSNRs. The padding stays as it was in ``noisy``; the model
     reconstructs it as 0, which would otherwise count as denoising it."""
+    y = labels_or_mask(model, y, mask)
     reconstructed = denoise(model, clean, y)  # first: bad data is reported as the caller's clean input, not its noisy copy
     clean = np.asarray(clean)
     real = _real_steps(model, clean, y)

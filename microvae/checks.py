@@ -139,6 +139,20 @@ def as_array(value, name: str, remedy: str, shape: str | None = None):
     return array
 
 
+def labels_or_mask(model, y, mask):
+    """The array that follows x, given as ``y`` or, for a sequence model, by the models' own
+    name ``mask=``: the metrics and applications take either, never both."""
+    if mask is None:
+        return y
+    name = type(model).__name__
+    if not getattr(model, "is_sequence_model", False):
+        takes = "its class labels as y=" if getattr(model, "needs_labels", False) else "no second array"
+        raise TypeError(f"mask= is a sequence model's (VRAE, HierarchicalVRAE) mask of real steps; {name} takes {takes}")
+    if y is not None:
+        raise TypeError(f"{name}: pass the mask once, as mask= or as y=, not both")
+    return mask
+
+
 def check_array_like(value, where: str, name: str | None = None) -> None:
     """TypeError naming ``where`` (e.g. "Dense.backward") and the argument ``name`` unless
     ``value`` is an array or a (nested) list or tuple: ``asarray(None)`` is a 0-d object array,

@@ -12,7 +12,8 @@ normalising constants (log 2π terms of p(z) and q(z|x), the likelihood's own co
 the mean of the k = 1 estimate is the ELBO exactly, and ``elbo`` below agrees with it.
 
 **Which models.** The model metrics take a model and its data as ``fit`` does (``y``: the
-labels of a CVAE, the mask of a VRAE or HierarchicalVRAE):
+labels of a CVAE, the mask of a VRAE or HierarchicalVRAE, which may be given as ``mask=``
+instead, the name the models use):
 
 - ``elbo``, ``iwae_bound``, ``importance_log_weights``: VAE, ConvVAE, CVAE (with its labels;
   its learned prior p(z|y) if it has one), VRAE and HierarchicalVRAE (with the mask, summed
@@ -51,7 +52,7 @@ import math
 import numpy as np
 
 from .backend import array_module
-from .checks import as_array, check_bool, check_int, check_real_array, check_seed, is_choice, sorted_unique
+from .checks import as_array, check_bool, check_int, check_real_array, check_seed, is_choice, labels_or_mask, sorted_unique
 
 __all__ = [
     "log_mean_exp", "importance_log_weights", "iwae_bound", "elbo", "reconstruction_error",
@@ -172,11 +173,11 @@ def _check_positive(name, value):
         raise type(exc)(f"{exc}{_after_x(value)}") from None
 
 
-def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
+def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0, *, mask=None):
     """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for k draws z_i ~ q(z|x) per example.
 
     Returns a float64 array of shape (n, k). ``y``: a CVAE's labels or a VRAE's mask, as for
-    ``fit`` (None for the others). ``seed`` fixes the draws (None: the model's own
+    ``fit`` (None for the others); a VRAE's ``mask`` may be given by that name instead. ``seed`` fixes the draws (None: the model's own
     generator). Examples are processed ``batch_size`` at a time (k·batch_size decoder rows);
     each example's draws depend on the seed and its position in ``x``, not on ``batch_size``,
     and with a seed the first k draws are those of any larger k.
@@ -190,6 +191,7 @@ def importance_log_weights(model, x, k: int = 50, y=None, batch_size: int = 100,
     float32, ε is recomputed from that z in float64), so each weight belongs to one point.
     """
     encode = _posterior(model, "the importance-weighted bound")
+    y = labels_or_mask(model, y, mask)
     k = _check_positive("k", k)
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
@@ -241,7 +243,7 @@ def _noise(streams, backend, samples: int, rows: int, latent: int):
     return np.stack([stream.standard_normal((rows, latent)) for stream in streams])
 
 
-def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0):
+def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int | None = 0, *, mask=None):
     """Importance-weighted lower bound on log p(x) with ``k`` samples, per example, in nats.
 
         L̂_k(x) = log (1/k) Σ_{i=1..k} p(x, z_i) / q(z_i | x),    z_i ~ q(z | x)
@@ -249,24 +251,25 @@ def iwae_bound(model, x, k: int = 50, y=None, batch_size: int = 100, seed: int |
     computed with ``log_mean_exp`` over the log weights of ``importance_log_weights``: one draw
     of the estimate whose mean is the bound L_k of the module doc. k = 1 is a one-sample
     estimate of the ELBO; L_k = E[L̂_k] never decreases with k.
-    ``y``: a CVAE's labels or a VRAE's mask; ``batch_size`` and ``seed`` (default 0; None:
+    ``y``: a CVAE's labels or a VRAE's mask (or ``mask=``); ``batch_size`` and ``seed`` (default 0; None:
     the model's generator) as for ``importance_log_weights``. Returns a float64 array of shape (n,).
     """
-    return log_mean_exp(importance_log_weights(model, x, k=k, y=y, batch_size=batch_size, seed=seed), axis=1)
+    return log_mean_exp(importance_log_weights(model, x, k=k, y=y, batch_size=batch_size, seed=seed, mask=mask), axis=1)
 
 
-def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int | None = 0):
+def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int | None = 0, *, mask=None):
     """The evidence lower bound per example, in nats, with the KL term in closed form:
 
         ELBO(x) = (1/S) Σ_s log p(x | z_s) − KL(q(z|x) ‖ p(z)),   z_s ~ q(z|x)
 
     with S = ``n_samples`` draws of z per example (default 1) and ``y`` a CVAE's labels or a
-    VRAE's mask (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
+    VRAE's mask (or ``mask=``) (β plays no part: this is the true bound). Seeded like ``iwae_bound``: ε comes from
     ``seed`` (default 0), example by example, so the numbers are repeatable whatever the
     ``batch_size``, but are not those of ``model.elbo``, which draws one (n, latent_dim) ε for
     all rows at once (from its ``seed``, else the model's generator). Both are estimates of the same bound.
     """
     encode = _posterior(model, "the ELBO")
+    y = labels_or_mask(model, y, mask)
     n_samples = _check_positive("n_samples", n_samples)
     batch_size = _check_positive("batch_size", batch_size)
     x, condition = _inputs(model, x, y)
@@ -287,7 +290,7 @@ def elbo(model, x, n_samples: int = 1, y=None, batch_size: int = 100, seed: int 
     return out
 
 
-def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 500):
+def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 500, *, mask=None):
     """Per-example error between x and its reconstruction x̂ = mean of p(x | μ(x)), summed over pixels.
 
     ``kind="bce"``: −Σ_d [x·log x̂ + (1 − x)·log(1 − x̂)], computed from the decoder's logits
@@ -298,7 +301,7 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     x̂ = ``model.reconstruct(x)`` (the decoder mean at the code E(x)), so its BCE is always
     computed from the clipped x̂. Labels ``y`` are checked as for ``fit`` but play no part there.
     For a VRAE, x̂ is the teacher-forced decoder output (each step predicted from the true
-    steps before it, as in training) and only the real steps (``y``: the mask) count.
+    steps before it, as in training) and only the real steps (``y``, or ``mask=``: the mask) count.
     Examples are reconstructed ``batch_size`` at a time (default 500), which bounds the memory in use.
     """
     from .losses import bce_probabilities, bernoulli_nll, mse
@@ -307,7 +310,7 @@ def reconstruction_error(model, x, kind: str = "bce", y=None, batch_size: int = 
     if not is_choice(kind, ("bce", "mse")):
         raise ValueError(f"kind must be 'bce' or 'mse', got {kind!r}{_after_x(kind)}")
     batch_size = _check_positive("batch_size", batch_size)
-    x, condition = _inputs(model, x, y)
+    x, condition = _inputs(model, x, labels_or_mask(model, y, mask))
     backend = model.backend
     encode = getattr(model, "_encode", None)  # None: an AAE, reconstructed by model.reconstruct
     sequences = getattr(model, "is_sequence_model", False)  # y is then the mask of real steps
@@ -345,13 +348,13 @@ def _summed(error, a, b, mask):
 
 
 def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_samples: int = 1, seed: int | None = 0,
-                   batch_size: int = 100, kind: str = "bce"):
+                   batch_size: int = 100, kind: str = "bce", *, mask=None):
     """Per-example anomaly scores: higher means less like the training data.
 
     ``method``: ``"elbo"`` → −ELBO(x) (``n_samples`` draws), ``"recon"`` → the
     ``reconstruction_error`` of x from its posterior mean (``kind`` "bce", which needs data in
     [0, 1] unless the model is Bernoulli, or "mse"), ``"iwae"`` → −L̂_k(x) (one draw of the ``k``-sample estimate).
-    ``y``: a CVAE's labels or a VRAE's mask, as for ``fit``. ``seed`` (default 0; None: the
+    ``y``: a CVAE's labels or a VRAE's mask, as for ``fit`` (or ``mask=``). ``seed`` (default 0; None: the
     model's generator) fixes the draws of "elbo" and "iwae"; "recon" takes none.
     Every method works through x in blocks of ``batch_size`` examples. A model without an
     ELBO (an AAE) has only ``"recon"``; the others raise a TypeError.
@@ -362,6 +365,7 @@ def anomaly_scores(model, x, method: str = "elbo", y=None, k: int = 50, n_sample
         raise ValueError(f"kind={kind!r} applies to method='recon' only, got method={method!r}")
     # checked whichever method uses them, so that a typo is not ignored until the method changes
     k, n_samples, seed = _check_positive("k", k), _check_positive("n_samples", n_samples), check_seed(seed)
+    y = labels_or_mask(model, y, mask)
     if method == "elbo":
         return -elbo(model, x, n_samples=n_samples, y=y, batch_size=batch_size, seed=seed)
     if method == "recon":

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import microvae as mv
+from microvae import applications as A
 from microvae import metrics
 from microvae.datasets import make_sprites
 from microvae.layers import Dense, Sequential
@@ -283,6 +284,34 @@ def test_default_anomaly_scores_of_recurrent_models(name):
         assert scores.shape == (len(x),) and np.isfinite(scores).all(), method
     iwae = metrics.iwae_bound(model, x, y=mask)
     assert np.all(iwae >= metrics.elbo(model, x, n_samples=50, y=mask) - 1.0)  # L_50 is above the ELBO, up to noise
+
+
+_TAKE_A_MASK = {
+    "importance_log_weights": lambda model, x, **a: metrics.importance_log_weights(model, x, k=2, **a),
+    "iwae_bound": lambda model, x, **a: metrics.iwae_bound(model, x, k=2, **a),
+    "elbo": lambda model, x, **a: metrics.elbo(model, x, **a),
+    "reconstruction_error": lambda model, x, **a: metrics.reconstruction_error(model, x, **a),
+    "anomaly_scores": lambda model, x, **a: metrics.anomaly_scores(model, x, method="iwae", k=2, **a),
+    "denoise": lambda model, x, **a: A.denoise(model, x, **a),
+    "denoising_report": lambda model, x, **a: A.denoising_report(model, x, **a).denoised,
+}
+
+
+@pytest.mark.parametrize("function", sorted(_TAKE_A_MASK))
+def test_a_sequence_models_mask_goes_in_by_the_models_own_name_too(function):
+    """The models take a VRAE's mask as mask=; the metrics and applications take it so as well as y=."""
+    call, model = _TAKE_A_MASK[function], _RECURRENT["vrae"]()
+    x, mask = _ragged_sequences()
+    np.testing.assert_array_equal(call(model, x, mask=mask), call(model, x, y=mask))
+    assert not np.array_equal(call(model, x, mask=mask), call(model, x))  # the mask is used: the padding counts without it
+    with pytest.raises(TypeError, match=r"VRAE: pass the mask once, as mask= or as y=, not both"):
+        call(model, x, y=mask, mask=mask)
+    vae, cvae = mv.VAE(6, (5,), 2, seed=0), mv.CVAE(6, 3, (5,), 2, seed=0)
+    images = np.random.default_rng(0).uniform(0, 1, (4, 6))
+    with pytest.raises(TypeError, match=r"mask= is a sequence model's .*; VAE takes no second array"):
+        call(vae, images, mask=np.ones((4, 6)))
+    with pytest.raises(TypeError, match=r"mask= is a sequence model's .*; CVAE takes its class labels as y="):
+        call(cvae, images, mask=np.ones((4, 6)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -804,8 +804,8 @@ def test_evaluation_claims(tiny):
     shown("(`y`: the class, for a CVAE; an AAE's codes work too)", text)
     assert A.traverse(aae, x[0], 0, np.linspace(-2, 2, 5)).shape == (5, x.shape[1])
     shown("`denoising_report` (the PSNR gain; `data_range` 1 for [0, 1] data, else the data's span; given a sequence "
-          "model's mask as `y`, it corrupts and measures only the real steps)", text)
-    assert "data_range" in inspect.signature(A.denoising_report).parameters
+          "model's mask as `y` or `mask=`, it corrupts and measures only the real steps)", text)
+    assert {"data_range", "mask"} <= set(inspect.signature(A.denoising_report).parameters)
     shown("`psnr` (`data_range` as `denoising_report` chooses it, unless given)", text)
     assert inspect.signature(A.psnr).parameters["data_range"].default is None
     assert A.psnr(x * 5, x * 5 + 0.1) == pytest.approx(A.psnr(x * 5, x * 5 + 0.1, data_range=float(np.ptp(x * 5))))
