@@ -144,9 +144,10 @@ def _nll(model, z, x, condition):
 
 
 def _model_threads(model):
-    """The model's CPU thread context (a ConvVAE's convolution chunks on microvae's threads,
-    as in its own inference methods); a no-op for a duck-typed model without one."""
-    enter = getattr(model, "_parallel_chunks", None)
+    """The model's context for a run over batches (a ConvVAE's convolution chunks on
+    microvae's threads, and the layers' caches dropped after, as in its own inference
+    methods); a no-op for a duck-typed model without one."""
+    enter = getattr(model, "_over_batches", None)
     return enter() if enter is not None else contextlib.nullcontext()
 
 

@@ -547,8 +547,9 @@ def fit(model, data: tuple, *, epochs=10, batch_size=128, validation_data=None, 
     first = model.epochs_trained + 1
     last = model.epochs_trained + epochs
     # convolutions share their image chunks out among microvae's threads, BLAS on one thread;
-    # entered before the run changes, so that a bad thread setting changes nothing
-    with model._parallel_chunks():
+    # entered before the run changes, so that a bad thread setting changes nothing; on the way
+    # out the layers drop their last pass's caches
+    with model._over_batches():
         run_before = _run_of(model)  # what a first epoch that fails goes back to
         optimizers = model._get_optimizers(optimizer, lr, optimizer_options or {})
         if seed is None:

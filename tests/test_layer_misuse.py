@@ -203,7 +203,7 @@ def test_backward_after_a_rebuild_needs_a_forward_of_its_own(kind):
     layer, shape = _layer(kind)
     y = layer.forward(_x(shape))
     layer.build(dtype="float32", seed=1)
-    with pytest.raises(RuntimeError, match=r"backward called before forward \(since it was last built\)"):
+    with pytest.raises(RuntimeError, match=r"backward called before forward \(since it was last built, or forget\(\)\)"):
         layer.backward(np.ones(y.shape))
 
 

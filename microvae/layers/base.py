@@ -9,7 +9,9 @@
   the layer's dtype (``backend.dtype``): other inputs are converted (``_input``, ``_upstream``);
   complex and object arrays are refused rather than cast.
 
-A layer instance is used once per forward pass; its cache holds one pass. The cache keeps
+A layer instance is used once per forward pass; its cache holds one pass, until the next
+pass or ``forget()`` (which a model's inference methods, ``evaluate`` and ``fit`` call on the
+way out, as no backward pass follows them: no batch's activations stay held). The cache keeps
 references, not copies: a layer's input (Dense, the convolutions) and the output it returned
 (the activations, anything with a fused ReLU) are read again by ``backward``, so change
 neither in place between the two (a data loader refilling its batch buffer, ``h -= 0.5``).
@@ -215,6 +217,21 @@ class Layer(Module):
     # that raised leaves the previous one's shape and caches together.
     _out_shape = None
 
+    # what forward keeps for backward, by the names the layers use; ``forget`` drops it
+    _FORWARD_CACHE = ("_x", "_y", "_positive", "_argmax", "_cache")
+
+    def forget(self):
+        """Drop what the last forward pass kept for backward (its input, output, masks, argmax),
+        here and in any sublayer. Models call it after inference and at the end of ``fit``:
+        the caches of a ConvVAE's last 512-row ``evaluate`` block held 113 MiB. backward then
+        raises as before any forward pass; parameters and scratch buffers stay."""
+        for _, module in self.named_modules():
+            for name in getattr(module, "_FORWARD_CACHE", ()):
+                if module.__dict__.get(name) is not None:
+                    setattr(module, name, None)
+            if "_out_shape" in module.__dict__:
+                del module._out_shape  # back to the class's None: no pass to go back through
+
     def _require_built(self):
         if self.backend is None:
             missing = "parameters" if self.parameter_specs() else "backend"  # (ReLU has no parameters to wait for)
@@ -249,7 +266,7 @@ class Layer(Module):
         gradients without a word, and one that merely broadcasts would pass silently.
         """
         if self._out_shape is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built)")
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward (since it was last built, or forget())")
         check_array_like(dy, f"{type(self).__name__}.backward", "dy")
         if not hasattr(dy, "shape"):  # a nested list, as forward takes one
             dy = self.backend.xp.asarray(dy)

@@ -200,7 +200,7 @@ class RNN(_Recurrent):
         parameter gradients and sets ``self.dh0``. (``dy``, as every layer names it.)"""
         input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
-            raise RuntimeError("RNN.backward called before forward (since it was last built)")
+            raise RuntimeError("RNN.backward called before forward (since it was last built, or forget())")
         dHt = self._check_dH(dy)
         xp, k = self.backend.xp, self.backend.kernels
         c = self._cache
@@ -288,7 +288,7 @@ class GRU(_Recurrent):
         parameter gradients and sets ``self.dh0``. (``dy``, as every layer names it.)"""
         input_grad = check_bool("input_grad", input_grad)
         if self._cache is None:
-            raise RuntimeError("GRU.backward called before forward (since it was last built)")
+            raise RuntimeError("GRU.backward called before forward (since it was last built, or forget())")
         dHt = self._check_dH(dy)
         xp, k, dtype = self.backend.xp, self.backend.kernels, self.backend.dtype
         c = self._cache

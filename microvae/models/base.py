@@ -388,12 +388,28 @@ class Model(Module):
         """``microvae.threads.parallel_chunks``, switched on when ``_uses_chunk_threads()``."""
         return parallel_chunks(enabled=self._uses_chunk_threads())
 
+    @contextlib.contextmanager
+    def _over_batches(self):
+        """Around a run over many batches with no backward pass after it (inference,
+        ``evaluate``, the metrics, and ``fit`` as a whole): the convolutions' chunks on
+        microvae's threads (``_parallel_chunks``), and on the way out, however it ends, every
+        layer's cache of its last forward pass dropped (``Layer.forget``)."""
+        try:
+            with self._parallel_chunks():
+                yield
+        finally:
+            self._forget_passes()
+
+    def _forget_passes(self):
+        for network in self.children().values():
+            network.forget()
+
     def _by_rows(self, fn, *arrays):
         """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length;
         a None, e.g. an absent mask, goes to every call as None), its outputs (one array or a
         tuple of them) moved to NumPy and concatenated."""
         n, step = len(arrays[0]), self.INFERENCE_BATCH
-        with self._parallel_chunks():
+        with self._over_batches():
             parts = [fn(*(None if a is None else a[s : s + step] for a in arrays)) for s in range(0, n, step)]
         to_numpy = self.backend.to_numpy
         if isinstance(parts[0], tuple):
@@ -465,7 +481,7 @@ class Model(Module):
         seed = check_seed(seed)
         data = (x,) if y is None else (x, y)
         arrays = self._prepare_data(*data)
-        with self._parallel_chunks(), self._draws_from(seed):  # as fit's validation pass runs (a model with convolutions)
+        with self._over_batches(), self._draws_from(seed):  # as fit's validation pass runs (a model with convolutions)
             return self._evaluate_arrays(arrays, batch_size=batch_size)
 
     @contextlib.contextmanager
