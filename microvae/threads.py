@@ -11,8 +11,13 @@ loop of one's own enters it around the loop to compute ``fit``'s bits.
 Worker w takes chunks w, w + T, w + 2T, ... (a fixed assignment) with scratch buffers of
 its own, and per-worker weight-gradient sums are added in worker order, so a run gives
 the same numbers every time for a given thread count. Both settings belong to the process,
-not to a model: train or run one model with convolutions at a time per process (two in two
-Python threads would change them under each other, and that guarantee would not hold).
+not to a model: train or run one model with convolutions at a time per process. A second
+Python thread that enters ``parallel_chunks`` while another is inside is refused (a
+RuntimeError: the two would change the settings under each other), and chunk loops that a
+second thread runs outside it stay in that thread. A model without convolutions beside it,
+in another thread, runs correctly, but its NumPy products then have one BLAS thread, whose
+float32 sums may differ in the last bits from a run alone.
+A forked child starts a pool of its own: the parent's pool threads are not copied by fork.
 
 Threads: ``MICROVAE_NUM_THREADS`` if set, else the CPUs this process may run on. Every
 OpenBLAS loaded in the process is set to one thread (SciPy's too, which Numba can load
@@ -37,7 +42,21 @@ _libraries: dict = {}  # path → (get_num_threads, set_num_threads), or None if
 _pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 _active = 1  # workers for chunk loops right now (1: run them in the calling thread)
+_owner = None  # the thread inside parallel_chunks while _active > 1
+_enter_lock = threading.Lock()
 _inside = threading.local()  # .worker is set in a pool thread: a chunk loop there runs serially
+
+
+def _after_fork_in_child():
+    """fork copies the pool object but only the forking thread: work submitted to the copy
+    would wait forever, so the child makes a pool of its own (and locks of its own, which a
+    thread of the parent may have held at the fork)."""
+    global _pool, _pool_size, _pool_lock, _enter_lock
+    _pool, _pool_size, _pool_lock, _enter_lock = None, 0, threading.Lock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _openblas_paths():
@@ -156,26 +175,36 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     Numba kernels once, when the first one large enough to use threads asks whether it may
     (kernels/numba_threads.py): a bad value stops the first model that would start a thread
     (an MLP of a few hundred units too), while one that starts none trains whatever it holds."""
-    global _active
+    global _active, _owner
     if threads is not None:
         threads = check_int("threads", threads, 1)
     n = (chunk_threads() if threads is None else threads) if enabled else 1
-    before = _blas_thread_counts() if n > 1 else []
-    if not before or _active > 1:  # off, one thread, no OpenBLAS found, or already inside
-        yield _active
-        return
-    set_blas_threads(1)
-    _active = n
-    try:
-        yield n
+    me, before = threading.get_ident(), []
+    try:  # from before anything is set: a Ctrl-C at any point restores what was set
+        with _enter_lock:  # two threads' checks and settings, one after the other
+            if n > 1 and _active > 1 and _owner != me:
+                raise RuntimeError(
+                    "a model with convolutions is already running on microvae's chunk threads in another Python thread; "
+                    "the chunk threads and BLAS's thread count belong to the process: run one such model at a time "
+                    "(or in processes of their own), or set MICROVAE_NUM_THREADS=1 to keep every model's chunks in its "
+                    "own thread")
+            before = _blas_thread_counts() if n > 1 and _active == 1 else []
+            if before:  # (else: off, one thread, no OpenBLAS found, or already inside in this thread)
+                _active, _owner = n, me
+                set_blas_threads(1)
+        yield n if before else _active
     finally:
-        _active = 1
-        _restore_blas_thread_counts(before)
+        if before:
+            with _enter_lock:
+                _active, _owner = 1, None
+                _restore_blas_thread_counts(before)
 
 
 def chunk_workers(chunks) -> int:
     """How many workers ``map_chunks`` will use for these chunks (1: the calling thread)."""
     if getattr(_inside, "worker", False):  # already on a worker: never wait on the pool from it
+        return 1
+    if _owner is not None and _owner != threading.get_ident():  # the chunk threads are another thread's
         return 1
     return max(1, min(_active, len(chunks)))
 

@@ -145,3 +145,41 @@ def test_the_product_kernels_dispatch_through_numba_threads(monkeypatch):
     a, b = np.ones((128, 784), np.float32), np.ones((784, 512), np.float32)
     matmul_cpu.matmul(a, b, np.empty((128, 512), np.float32))
     assert calls == ["serial"]
+
+
+def test_the_first_threaded_call_runs_alone_and_a_layer_that_takes_one_caller_goes_serial(monkeypatch):
+    """Numba's threading layer is known only after a first parallel loop; Numba's workqueue
+    aborts the process when two threads call into it at once, so two Python threads' first
+    calls (two models trained side by side from the start) must not both reach it: the first
+    runs alone, and under workqueue every call after it is serial."""
+    import threading
+    import time
+
+    monkeypatch.setitem(numba_threads._state, "threads", True)
+    monkeypatch.setitem(numba_threads._state, "layer_checked", False)
+    monkeypatch.setattr(numba_threads.nb, "threading_layer", lambda: "workqueue")
+    inside, most, calls = [0], [0], []
+    lock = threading.Lock()
+
+    def threaded():
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)  # long enough for the other thread to arrive while this one runs
+        with lock:
+            inside[0] -= 1
+        calls.append("threaded")
+
+    start = threading.Barrier(2)
+
+    def caller():
+        start.wait()
+        numba_threads.run(threaded, lambda: calls.append("serial"))
+
+    workers = [threading.Thread(target=caller) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert most[0] == 1 and sorted(calls) == ["serial", "threaded"], (most, calls)
+    assert numba_threads._state == {"threads": False, "layer_checked": True}

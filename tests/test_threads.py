@@ -489,3 +489,67 @@ def test_map_chunks_waits_for_every_worker_even_when_interrupted(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         threads.map_chunks([(0, 1), (1, 2)], body)
     assert sorted(done) == [0, 1]
+
+
+@needs_openblas
+def test_a_second_python_thread_entering_parallel_chunks_is_refused(monkeypatch):
+    """The chunk threads and BLAS's thread count belong to the process: a second thread that
+    entered while another is inside would change them under it (two ConvVAEs in two threads
+    gave other parameters, silently). It is refused; its own chunk loops outside stay in it."""
+    inside, leave, seen = threading.Event(), threading.Event(), {}
+
+    def first():
+        with threads.parallel_chunks(threads=2):
+            with threads.parallel_chunks(threads=2) as nested:  # nesting in the same thread is fine
+                seen["nested"] = nested
+            inside.set()
+            leave.wait(30)
+
+    owner = threading.Thread(target=first)
+    owner.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(RuntimeError, match="already running on microvae's chunk threads in another Python thread"):
+            with threads.parallel_chunks(threads=2):
+                pass
+        assert threads.chunk_workers([(0, 1), (1, 2)]) == 1  # another thread's chunk loop: in its own thread
+        with threads.parallel_chunks(enabled=False) as workers:  # a model without convolutions: nothing to refuse
+            seen["off"] = workers
+    finally:
+        leave.set()
+        owner.join(30)
+    assert seen["nested"] == 2
+    with threads.parallel_chunks(threads=2) as workers:  # once the first has left, a second thread may enter
+        assert workers == 2 and threads.chunk_workers([(0, 1), (1, 2)]) == 2
+    assert threads._active == 1 and threads._owner is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_forked_child_runs_a_conv_model_after_the_parent_did():
+    """fork copies the chunk pool but not its threads: a child's first convolution waited
+    forever on the parent's pool. The child makes a pool of its own."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import faulthandler, os, sys
+        import numpy as np
+        import microvae as mv
+        x = (np.random.default_rng(0).random((16, 1, 8, 8)) > 0.5).astype(np.float32)
+        model = mv.ConvVAE((1, 8, 8), latent_dim=2, seed=0)
+        model.fit(x, epochs=1, batch_size=8, verbose=0)  # the parent's pool and its threads
+        assert mv.threads._pool is not None
+        mu = model.encode(x)[0]
+        pid = os.fork()
+        if pid == 0:
+            faulthandler.dump_traceback_later(60, exit=True)  # a hang ends the child with its stacks
+            same = np.array_equal(model.encode(x)[0], mu)
+            model.fit(x, epochs=1, batch_size=8, verbose=0)
+            os._exit(0 if same else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    env = dict(os.environ, MICROVAE_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr

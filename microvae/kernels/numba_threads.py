@@ -8,7 +8,8 @@ calls one of the two. The serial twin runs:
 - in a forked child: GNU OpenMP, Numba's usual threading layer, aborts a forked child that
   starts a parallel loop;
 - under a threading layer other than ``omp`` or ``tbb`` (Numba's ``workqueue`` cannot take two
-  callers at once); this is known only after a first parallel loop, which ``run`` checks once;
+  callers at once: it aborts the process); this is known only after a first parallel loop,
+  which ``run`` makes alone (two Python threads' first calls at once would both reach it);
 - on a microvae worker thread, and inside ``threads.parallel_chunks`` (a model with
   convolutions: its chunk loops have the cores, and OpenMP's threads spinning beside them made
   a ConvVAE epoch 1.3× as long);
@@ -21,6 +22,7 @@ threads; a bad ``MICROVAE_NUM_THREADS`` is that call's ValueError.
 from __future__ import annotations
 
 import os
+import threading
 
 import numba as nb
 
@@ -29,6 +31,7 @@ __all__ = ["use_threads", "run"]
 # threads: None until decided in this process, then True or False; layer_checked: whether
 # Numba's threading layer has been looked at (it is known only after a first parallel loop)
 _state = {"threads": None, "layer_checked": False}
+_first_call = threading.Lock()
 
 
 def _after_fork_in_child():
@@ -55,11 +58,15 @@ def use_threads() -> bool:
 def run(threaded, serial, *args):
     """``threaded(*args)`` where threads may be used, else ``serial(*args)``. After the first
     threaded call, only a threading layer that takes concurrent callers stays threaded."""
-    if not use_threads():
+    if not _state["layer_checked"] and use_threads():
+        with _first_call:
+            if not _state["layer_checked"]:
+                threaded(*args)
+                if nb.threading_layer() not in ("omp", "tbb"):
+                    _state["threads"] = False  # decided before another thread may see layer_checked
+                _state["layer_checked"] = True
+                return
+    if use_threads():
+        threaded(*args)
+    else:
         serial(*args)
-        return
-    threaded(*args)
-    if not _state["layer_checked"]:
-        _state["layer_checked"] = True
-        if nb.threading_layer() not in ("omp", "tbb"):
-            _state["threads"] = False
