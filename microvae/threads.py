@@ -171,7 +171,10 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     """Within: every loaded OpenBLAS on one thread, chunk loops on ``threads`` workers
     (default ``chunk_threads()``); both restored on exit. Does nothing when ``enabled`` is False,
     when there is one thread, or when the BLAS thread count cannot be set. Yields the
-    number of workers. ``MICROVAE_NUM_THREADS`` is read here only when enabled, and by the
+    number of workers. Entered again inside one (in the same thread: a model's evaluate within
+    its fit), it keeps the outer one's workers and settings, whatever its own arguments; in
+    another thread, while one is inside, an enabled one is refused (RuntimeError).
+    ``MICROVAE_NUM_THREADS`` is read here only when enabled, and by the
     Numba kernels once, when the first one large enough to use threads asks whether it may
     (kernels/numba_threads.py): a bad value stops the first model that would start a thread
     (an MLP of a few hundred units too), while one that starts none trains whatever it holds."""
