@@ -23,6 +23,10 @@ class Reparameterization:
         self.backend = backend
         self._eps = self._std = None
 
+    def forget(self):
+        """Drop the ε and σ the last forward pass kept for backward (as ``Layer.forget``)."""
+        self._eps = self._std = None
+
     def _real(self, array, name: str, method: str = "forward"):
         """``array`` in the backend's dtype (no copy when it already is); TypeError for complex
         or object arrays, which the cast would quietly make real (or NaN)."""

@@ -10,17 +10,35 @@ from _model_zoo import API, LAYERS, randomize
 from microvae import applications, metrics
 
 
+def _arrays_in(owner) -> dict:
+    """{name: bytes} of the arrays ``owner`` holds in its own attributes (directly, or in a
+    tuple, list or dict), whatever their names: parameters, gradients (a recurrent layer's
+    dh0 among them, read after backward as grads are) and scratch buffers aside."""
+    out = {}
+    for name, value in vars(owner).items():
+        if name in ("params", "grads", "dh0", "_scratch_store"):
+            continue
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else [value]
+        sizes = [v.nbytes for v in values if isinstance(v, np.ndarray)]
+        if sizes:
+            out[name] = sum(sizes)
+    return out
+
+
 def held(model) -> dict:
-    """{path.name: bytes} of the forward caches the model's layers still hold."""
+    """{where: bytes} of the arrays of a forward pass that the model still holds: in its layers
+    (and their record of the last pass's shape), and at the model's own level (its own
+    attributes, its sampler's and its likelihood's), found by what they are, not by name."""
     out = {}
     for network in model.children().values():
         for path, module in network.named_modules():
-            for name in getattr(module, "_FORWARD_CACHE", ()):
-                value = module.__dict__.get(name)
-                if value is not None:
-                    out[f"{path}.{name}"] = sum(getattr(v, "nbytes", 0) for v in (value.values() if isinstance(value, dict) else [value]))
+            out.update({f"{path}.{name}": size for name, size in _arrays_in(module).items()})
             if module.__dict__.get("_out_shape") is not None:
                 out[f"{path}._out_shape"] = 0
+    for part in ("model", "sampler", "likelihood"):
+        owner = model if part == "model" else model.__dict__.get(part)
+        if owner is not None and not isinstance(owner, (str, dict)):
+            out.update({f"{part}.{name}": size for name, size in _arrays_in(owner).items()})
     return out
 
 

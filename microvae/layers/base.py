@@ -224,7 +224,9 @@ class Layer(Module):
         """Drop what the last forward pass kept for backward (its input, output, masks, argmax),
         here and in any sublayer. Models call it after inference and at the end of ``fit``:
         the caches of a ConvVAE's last 512-row ``evaluate`` block held 113 MiB. backward then
-        raises as before any forward pass; parameters and scratch buffers stay."""
+        raises as before any forward pass; parameters and scratch buffers stay. The names
+        cleared are ``_FORWARD_CACHE``'s: a layer of one's own keeps its cache under them (or
+        extends the tuple), and nothing it needs after inference."""
         for _, module in self.named_modules():
             for name in getattr(module, "_FORWARD_CACHE", ()):
                 if module.__dict__.get(name) is not None:

@@ -400,9 +400,21 @@ class Model(Module):
         finally:
             self._forget_passes()
 
+    # what the objective's forward pass keeps at the model's level for its backward pass (the
+    # logvar clamps' masks, a learned prior's gradients, a VRAE's batch): dropped with the layers'
+    _FORWARD_CACHE = ("_logvar_inside", "_prior_logvar_inside", "_prior_grads", "_x")
+
     def _forget_passes(self):
         for network in self.children().values():
             network.forget()
+        for name in self._FORWARD_CACHE:
+            if self.__dict__.get(name) is not None:
+                setattr(self, name, None)
+        sampler = self.__dict__.get("sampler")
+        if sampler is not None:
+            sampler.forget()
+        if getattr(getattr(self, "likelihood", None), "mask", None) is not None:
+            self.likelihood.mask = None  # a sequence model's padding mask for the masked sum
 
     def _by_rows(self, fn, *arrays):
         """fn applied to consecutive row blocks of ``arrays`` (backend arrays of equal length;
@@ -486,8 +498,9 @@ class Model(Module):
 
     @contextlib.contextmanager
     def _draws_from(self, seed):
-        """Within: the backend draws from a new generator seeded by ``seed`` (checked), and the
-        model's own is put back untouched after; ``seed=None``: from the model's own, which moves on."""
+        """Within: the backend draws from a new generator seeded by ``seed`` (an int its callers
+        have checked), and the model's own is put back untouched after; ``seed=None``: from the
+        model's own, which moves on."""
         if seed is None:
             yield
             return
