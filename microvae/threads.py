@@ -43,6 +43,7 @@ _pool, _pool_size = None, 0
 _pool_lock = threading.Lock()
 _active = 1  # workers for chunk loops right now (1: run them in the calling thread)
 _owner = None  # the thread inside parallel_chunks while _active > 1
+_owner_blas = []  # the BLAS thread counts that thread put back on leaving
 _enter_lock = threading.Lock()
 _inside = threading.local()  # .worker is set in a pool thread: a chunk loop there runs serially
 
@@ -50,9 +51,14 @@ _inside = threading.local()  # .worker is set in a pool thread: a chunk loop the
 def _after_fork_in_child():
     """fork copies the pool object but only the forking thread: work submitted to the copy
     would wait forever, so the child makes a pool of its own (and locks of its own, which a
-    thread of the parent may have held at the fork)."""
-    global _pool, _pool_size, _pool_lock, _enter_lock
+    thread of the parent may have held at the fork). Where another thread of the parent was
+    inside ``parallel_chunks``, that thread is not in the child and will never leave it: the
+    child puts BLAS's thread counts back and starts outside."""
+    global _pool, _pool_size, _pool_lock, _enter_lock, _active, _owner, _owner_blas
     _pool, _pool_size, _pool_lock, _enter_lock = None, 0, threading.Lock(), threading.Lock()
+    if _owner is not None and _owner != threading.get_ident():
+        _restore_blas_thread_counts(_owner_blas)
+        _active, _owner, _owner_blas = 1, None, []
 
 
 if hasattr(os, "register_at_fork"):
@@ -178,7 +184,7 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
     Numba kernels once, when the first one large enough to use threads asks whether it may
     (kernels/numba_threads.py): a bad value stops the first model that would start a thread
     (an MLP of a few hundred units too), while one that starts none trains whatever it holds."""
-    global _active, _owner
+    global _active, _owner, _owner_blas
     if threads is not None:
         threads = check_int("threads", threads, 1)
     n = (chunk_threads() if threads is None else threads) if enabled else 1
@@ -193,13 +199,13 @@ def parallel_chunks(enabled: bool = True, threads: int | None = None):
                     "own thread")
             before = _blas_thread_counts() if n > 1 and _active == 1 else []
             if before:  # (else: off, one thread, no OpenBLAS found, or already inside in this thread)
-                _active, _owner = n, me
+                _active, _owner, _owner_blas = n, me, before
                 set_blas_threads(1)
-        yield n if before else _active
+        yield n if before else 1 if _owner not in (None, me) else _active  # what chunk_workers will allow
     finally:
         if before:
             with _enter_lock:
-                _active, _owner = 1, None
+                _active, _owner, _owner_blas = 1, None, []
                 _restore_blas_thread_counts(before)
 
 

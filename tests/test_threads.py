@@ -518,12 +518,13 @@ def test_a_second_python_thread_entering_parallel_chunks_is_refused(monkeypatch)
     finally:
         leave.set()
         owner.join(30)
-    assert seen["nested"] == 2
+    assert seen["nested"] == 2 and seen["off"] == 1  # its chunk loops run in it, as chunk_workers says
     with threads.parallel_chunks(threads=2) as workers:  # once the first has left, a second thread may enter
         assert workers == 2 and threads.chunk_workers([(0, 1), (1, 2)]) == 2
     assert threads._active == 1 and threads._owner is None
 
 
+@needs_openblas  # without it parallel_chunks changes nothing and makes no pool
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
 def test_a_forked_child_runs_a_conv_model_after_the_parent_did():
     """fork copies the chunk pool but not its threads: a child's first convolution waited
@@ -548,6 +549,50 @@ def test_a_forked_child_runs_a_conv_model_after_the_parent_did():
             model.fit(x, epochs=1, batch_size=8, verbose=0)
             os._exit(0 if same else 3)
         _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    env = dict(os.environ, MICROVAE_NUM_THREADS="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_openblas
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork here")
+def test_a_child_forked_while_another_thread_is_inside_parallel_chunks_starts_outside():
+    """That thread is not in the child (fork copies the forking thread only) and would never
+    leave: the child refused every model with convolutions as "already running in another
+    thread", with BLAS left on one thread. It starts outside, with BLAS's counts put back."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import faulthandler, os, sys, threading
+        import numpy as np
+        import microvae as mv
+        from microvae import threads
+        threads.set_blas_threads(2)
+        inside, leave = threading.Event(), threading.Event()
+        def owner():
+            with threads.parallel_chunks(threads=2):
+                inside.set()
+                leave.wait(60)
+        worker = threading.Thread(target=owner)
+        worker.start()
+        assert inside.wait(60) and threads.blas_threads() == 1 and threads._active == 2
+        pid = os.fork()
+        if pid == 0:
+            faulthandler.dump_traceback_later(60, exit=True)
+            ok = threads._active == 1 and threads._owner is None and threads.blas_threads() == 2
+            x = (np.random.default_rng(0).random((4, 1, 8, 8)) > 0.5).astype(np.float32)
+            model = mv.ConvVAE((1, 8, 8), latent_dim=2, seed=0)
+            with threads.parallel_chunks(threads=2) as workers:  # refused before
+                ok = ok and workers == 2
+            model.fit(x, epochs=1, batch_size=2, verbose=0)
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        leave.set()
+        worker.join(60)
         sys.exit(os.waitstatus_to_exitcode(status))
     """)
     env = dict(os.environ, MICROVAE_NUM_THREADS="2")
