@@ -332,10 +332,7 @@ class AAE(Model):
         batch = self._prepare_data(x, y)
         x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
         if eps is not None:
-            dtype = eps.dtype if hasattr(eps, "dtype") else np.asarray(eps).dtype
-            if dtype.kind not in "biuf":  # as the VAEs say it ("got ()" for a string named no type)
-                raise TypeError(f"eps must be an array of real numbers, the reparameterization noise of shape "
-                                f"(batch, {self.latent_dim}), got dtype {dtype}")
+            self._check_noise_dtype(eps)  # as the VAEs check it ("got ()" for a string named no type)
             eps = self._as_batch(eps, "eps", (self.latent_dim,))
         if phase == "recon":
             return self._reconstruction_phase(x, eps, compute_grads)

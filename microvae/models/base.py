@@ -354,6 +354,14 @@ class Model(Module):
             message += f". A single example needs a batch axis: {what}[None]"
         return message
 
+    def _check_noise_dtype(self, eps) -> None:
+        """A TypeError for reparameterization noise ``eps`` that is not real numbers: a string
+        failed in a cast that named nothing, and a complex one would lose its imaginary part."""
+        dtype = eps.dtype if hasattr(eps, "dtype") else np.asarray(eps).dtype
+        if dtype.kind not in "biuf":
+            raise TypeError(f"eps must be an array of real numbers, the reparameterization noise of shape "
+                            f"(batch, {self.latent_dim}), got dtype {dtype}")
+
     def fixed_noise(self, x, *rest, seed: int = 0):
         """A reproducible draw of the reparameterization noise ε for this batch (NumPy, float64):
         shape (len(x), latent_dim), from ``seed`` (keyword only).

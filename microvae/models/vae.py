@@ -323,10 +323,7 @@ class VAE(Model):
         """A given ε on the device, checked: NaN noise would make every loss and gradient NaN."""
         if eps is None:
             return None
-        dtype = eps.dtype if hasattr(eps, "dtype") else np.asarray(eps).dtype
-        if dtype.kind not in "biuf":  # a string fails in a cast that names nothing; a complex one loses its imaginary part
-            raise TypeError(f"eps must be an array of real numbers, the reparameterization noise of shape "
-                            f"(batch, latent_dim), got dtype {dtype}")
+        self._check_noise_dtype(eps)
         eps = self.backend.asarray(eps)
         if not bool(self.backend.xp.isfinite(eps).all()):
             raise ValueError("eps contains NaN or Inf; the reparameterization noise must be finite")
